@@ -1,0 +1,1 @@
+//! Raw C ABI of NVIDIA cuFile (filled by the cuFile backend issue).

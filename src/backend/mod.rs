@@ -1,0 +1,127 @@
+//! The backend trait: the one road every transfer takes.
+//!
+//! A [`Backend`] is chosen by name at run time. It says whether it can run here
+//! ([`Backend::probe`]) and, per worker thread, prepares a [`Worker`] outside the timed region:
+//! buffers in the memory the backend targets ([`MemoryKind`]), rings, streams, registrations.
+//! The harness then times only [`Worker::transfer`], and uses [`Worker::fill`] /
+//! [`Worker::inspect`] (untimed) to put the pattern into the destination before a write and
+//! to check it after a read, wherever that memory lives (a device backend copies through the
+//! host for these). Backends know nothing about reports or the CLI.
+//!
+//! Planned implementations: `host` (io_uring into host memory), `posix` (pread/pwrite),
+//! `bounce` (io_uring into pinned host memory, then async copies to the GPU) and `gds`
+//! (cuFile straight into GPU memory).
+
+use std::sync::Arc;
+
+use serde::Serialize;
+
+use crate::error::Result;
+use crate::io::buffer::{HugePages, PageBacking};
+use crate::io::file::DataFile;
+use crate::options::Op;
+use crate::plan::Request;
+use crate::stats::LatencyRecorder;
+
+pub mod host;
+mod host_memory;
+pub mod posix;
+
+/// Where a backend's destination buffer lives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MemoryKind {
+    /// Ordinary (pageable) host memory.
+    Host,
+    /// Page-locked host memory that a GPU can DMA from.
+    PinnedHost,
+    /// GPU memory.
+    Device,
+}
+
+/// Whether a backend can run on this machine.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Availability {
+    Available,
+    /// Cannot run; the reason says why and how to fix it.
+    Unavailable(String),
+}
+
+/// What a worker needs to prepare itself.
+#[derive(Debug, Clone)]
+pub struct WorkerSetup {
+    pub tid: usize,
+    pub op: Op,
+    pub file: Arc<DataFile>,
+    /// Bytes in the thread's range: the destination buffer's length.
+    pub range_len: u64,
+    pub block_size: u64,
+    pub queue_depth: u32,
+    pub fixed_buffers: bool,
+    pub huge_pages: HugePages,
+}
+
+/// A transfer path, chosen by name.
+pub trait Backend: Send + Sync {
+    /// The name used on the command line and in reports.
+    fn name(&self) -> &'static str;
+    /// One line on what the backend does.
+    fn summary(&self) -> &'static str;
+    /// Where its destination buffers live.
+    fn memory(&self) -> MemoryKind;
+    /// Whether it can run here, and if not, why.
+    fn probe(&self) -> Availability;
+    /// Allocates and registers everything one worker thread needs (untimed).
+    fn prepare(&self, setup: &WorkerSetup) -> Result<Box<dyn Worker>>;
+}
+
+/// One thread's prepared context.
+pub trait Worker: Send {
+    /// How the worker runs, for the report (e.g. `io_uring, fixed buffers+files`).
+    fn mode(&self) -> String;
+    /// The page backing of the I/O memory the worker allocated, when it is host memory.
+    fn buffer_pages(&self) -> Option<PageBacking>;
+    /// Lets `f` write the destination buffer's bytes (untimed; used before writes).
+    fn fill(&mut self, f: &mut dyn FnMut(&mut [u8])) -> Result<()>;
+    /// Lets `f` read the destination buffer's bytes (untimed; used to verify reads).
+    fn inspect(&mut self, f: &mut dyn FnMut(&[u8]) -> Result<()>) -> Result<()>;
+    /// Moves every request between the file and the buffer: the timed part. Every request's
+    /// result is checked; one latency per request is recorded in `latencies`.
+    fn transfer(
+        &mut self,
+        op: Op,
+        requests: &[Request],
+        latencies: &mut LatencyRecorder,
+    ) -> Result<()>;
+}
+
+/// Every backend gdswap knows, available here or not.
+pub fn all() -> Vec<Arc<dyn Backend>> {
+    vec![Arc::new(host::HostBackend), Arc::new(posix::PosixBackend)]
+}
+
+/// Names of all backends, for help texts.
+pub fn names() -> Vec<&'static str> {
+    all().iter().map(|b| b.name()).collect()
+}
+
+/// The backend called `name`.
+pub fn by_name(name: &str) -> Option<Arc<dyn Backend>> {
+    all().into_iter().find(|b| b.name() == name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backends_are_found_by_name() {
+        assert_eq!(names(), ["host", "posix"]);
+        for n in names() {
+            assert_eq!(by_name(n).unwrap().name(), n);
+        }
+        assert!(by_name("nope").is_none());
+        assert_eq!(by_name("posix").unwrap().probe(), Availability::Available);
+        assert_eq!(by_name("host").unwrap().memory(), MemoryKind::Host);
+    }
+}

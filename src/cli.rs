@@ -1,0 +1,252 @@
+//! The command line: parse, run, print, exit. The only module that prints or picks an exit
+//! status; everything it calls returns values.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::backend::{self, Availability};
+use crate::error::Error;
+use crate::harness;
+use crate::io::buffer::HugePages;
+use crate::options::{default_data_dir, Op, RunOptions, Target};
+use crate::report::{self, RunReport};
+use crate::size::{parse_size, SIZE_RULE};
+
+const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (",
+    env!("GDSWAP_GIT_COMMIT"),
+    ")"
+);
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "gdswap",
+    version = VERSION,
+    about = "Move tensors between NVMe files and GPU/host memory, and measure how well each path does it",
+    after_help = "Run `gdswap run --help` for the transfer benchmark's options."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Move data between files and memory through one backend, and report bandwidth, latency
+    /// percentiles and CPU cost.
+    Run(RunArgs),
+    /// List the backends and whether each can run on this machine.
+    Backends,
+}
+
+fn after_run_help() -> String {
+    format!(
+        "{SIZE_RULE}.\n\
+         Data: with neither --file nor --dir, files go to the default data directory \
+         $GDSWAP_DATA_DIR, or ./gdswap-data when it is unset (one file per thread, gdswap.<tid>.dat, \
+         created and filled with a verifiable pattern on first use).\n\
+         --size is the total per loop, split between threads in whole blocks.\n\
+         Exit status: 0 success, 1 the run failed (the message says why), 2 bad usage."
+    )
+}
+
+#[derive(Args, Debug)]
+#[command(after_help = after_run_help())]
+struct RunArgs {
+    /// Transfer path.
+    #[arg(long, default_value = "host", value_parser = clap::builder::PossibleValuesParser::new(backend::names()))]
+    backend: String,
+    /// Direction: read from the file into memory, or write memory to the file.
+    #[arg(long, value_enum, default_value_t = Op::Read)]
+    op: Op,
+    /// One file shared by all threads, each its own contiguous range (reads: must exist).
+    #[arg(long, conflicts_with = "dir", value_name = "PATH")]
+    file: Option<PathBuf>,
+    /// A directory with one file per thread, gdswap.<tid>.dat, created as needed.
+    #[arg(long, value_name = "DIR")]
+    dir: Option<PathBuf>,
+    /// Total bytes per loop, all threads together.
+    #[arg(long, default_value = "1G", value_parser = parse_size)]
+    size: u64,
+    /// Bytes per request.
+    #[arg(long, default_value = "1M", value_parser = parse_size)]
+    block_size: u64,
+    /// Requests in flight per thread (host backend).
+    #[arg(long, default_value_t = 8)]
+    queue_depth: u32,
+    /// Worker threads.
+    #[arg(long, default_value_t = 1)]
+    threads: usize,
+    /// Measured loops.
+    #[arg(long, default_value_t = 3)]
+    loops: u32,
+    /// Unmeasured loops before the measured ones.
+    #[arg(long, default_value_t = 1)]
+    warmup: u32,
+    /// Shuffle the block order (seeded by --seed; the same seed gives the same order).
+    #[arg(long)]
+    random: bool,
+    /// Seed of the data pattern and of --random.
+    #[arg(long, default_value_t = 0x5eed)]
+    seed: u64,
+    /// Check every byte: reads check what landed in memory, writes read the file back.
+    #[arg(long)]
+    verify: bool,
+    /// Go through the page cache instead of O_DIRECT (measures memory, not the device).
+    #[arg(long)]
+    buffered: bool,
+    /// Drop the page cache before each measured loop (needs root).
+    #[arg(long)]
+    drop_caches: bool,
+    /// Register buffers and files with io_uring (counts against RLIMIT_MEMLOCK unless root).
+    #[arg(long)]
+    fixed_buffers: bool,
+    /// Page backing of I/O buffers: auto = hugetlb if reserved, else THP, else 4 KiB pages.
+    #[arg(long, value_enum, default_value_t = HugePages::Auto)]
+    huge_pages: HugePages,
+    /// Write the full result as JSON to FILE (- for stdout).
+    #[arg(long, value_name = "FILE")]
+    json: Option<PathBuf>,
+    /// Write the result as one CSV row with a header to FILE (- for stdout).
+    #[arg(long, value_name = "FILE")]
+    csv: Option<PathBuf>,
+}
+
+impl RunArgs {
+    fn options(&self) -> RunOptions {
+        let target = match (&self.file, &self.dir) {
+            (Some(f), _) => Target::File(f.clone()),
+            (None, Some(d)) => Target::Dir(d.clone()),
+            (None, None) => Target::Dir(default_data_dir()),
+        };
+        RunOptions {
+            backend: self.backend.clone(),
+            op: self.op,
+            target,
+            size: self.size,
+            block_size: self.block_size,
+            queue_depth: self.queue_depth,
+            threads: self.threads,
+            loops: self.loops,
+            warmup: self.warmup,
+            random: self.random,
+            seed: self.seed,
+            verify: self.verify,
+            direct: !self.buffered,
+            drop_caches: self.drop_caches,
+            fixed_buffers: self.fixed_buffers,
+            huge_pages: self.huge_pages,
+        }
+    }
+}
+
+/// Entry point of the `gdswap` binary.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Run(args) => run(&args),
+        Command::Backends => {
+            backends();
+            Ok(())
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("gdswap: error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn backends() {
+    for b in backend::all() {
+        let state = match b.probe() {
+            Availability::Available => "available".to_string(),
+            Availability::Unavailable(why) => format!("unavailable: {why}"),
+        };
+        println!("{:<8} {:<60} {state}", b.name(), b.summary());
+    }
+}
+
+/// An export destination, opened before the run so a bad path fails before any work.
+enum Sink {
+    Stdout,
+    File(PathBuf, std::fs::File),
+}
+
+impl Sink {
+    fn open(path: &Path, flag: &'static str) -> Result<Sink, Error> {
+        if path == Path::new("-") {
+            return Ok(Sink::Stdout);
+        }
+        std::fs::File::create(path)
+            .map(|f| Sink::File(path.to_path_buf(), f))
+            .map_err(|e| Error::invalid(flag, format!("cannot create {}: {e}", path.display())))
+    }
+
+    fn write(self, text: &str) -> Result<(), Error> {
+        match self {
+            Sink::Stdout => {
+                print!("{text}");
+                Ok(())
+            }
+            Sink::File(path, mut f) => f
+                .write_all(text.as_bytes())
+                .and_then(|_| f.sync_all())
+                .map_err(|e| Error::file(crate::error::FileOp::Write, path, e)),
+        }
+    }
+}
+
+fn run(args: &RunArgs) -> Result<(), Error> {
+    let opts = args.options();
+    opts.validate()?;
+    let json = args
+        .json
+        .as_deref()
+        .map(|p| Sink::open(p, "--json"))
+        .transpose()?;
+    let csv = args
+        .csv
+        .as_deref()
+        .map(|p| Sink::open(p, "--csv"))
+        .transpose()?;
+    let stdout_taken = matches!(json, Some(Sink::Stdout)) || matches!(csv, Some(Sink::Stdout));
+
+    let measurements = harness::run(&opts)?;
+    let data_path = match &opts.target {
+        Target::File(p) | Target::Dir(p) => p.clone(),
+    };
+    let report = RunReport::new(
+        &opts,
+        &measurements,
+        crate::env::collect(&data_path),
+        report::now_utc(),
+    );
+
+    let text = format!(
+        "{}\n{}",
+        report::human::summary_line(&report),
+        report::human::table(&report)
+    );
+    if stdout_taken {
+        eprint!("{text}");
+    } else {
+        print!("{text}");
+    }
+    for w in &report.warnings {
+        eprintln!("warning: {}\n  hint: {}", w.message, w.hint);
+    }
+    if let Some(sink) = json {
+        sink.write(&report::json::to_json(std::slice::from_ref(&report)))?;
+    }
+    if let Some(sink) = csv {
+        sink.write(&report::csv::to_csv(std::slice::from_ref(&report)))?;
+    }
+    Ok(())
+}

@@ -1,0 +1,226 @@
+//! Setting up a run's data files before any thread starts: open them, learn the O_DIRECT
+//! alignment, check lengths, space, memory and memlock, and decide which files need the
+//! pattern written first. Every refusal here happens before a byte is written.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use crate::error::{Error, FileOp, Result};
+use crate::io::file::{Access, DataFile};
+use crate::io::sys;
+use crate::options::{Op, RunOptions, Target};
+use crate::pattern;
+use crate::plan::{self, ThreadPlan};
+use crate::size::Bytes;
+
+/// Files and plans of a run, ready for the workers.
+pub struct PreparedFiles {
+    pub plans: Vec<ThreadPlan>,
+    /// One handle per thread (threads sharing `--file` each open it themselves).
+    pub files: Vec<Arc<DataFile>>,
+    /// Per thread: the file must be filled with the pattern before the run (managed read files
+    /// that are missing, short, or hold other data).
+    pub needs_pattern: Vec<bool>,
+    /// O_DIRECT alignment in bytes (1 when buffered).
+    pub align: u64,
+}
+
+pub fn prepare(opts: &RunOptions) -> Result<PreparedFiles> {
+    if let Target::Dir(dir) = &opts.target {
+        std::fs::create_dir_all(dir).map_err(|e| Error::file(FileOp::Create, dir, e))?;
+    }
+    let access = match (&opts.target, opts.op) {
+        (Target::File(_), Op::Read) => Access::Read,
+        _ => Access::Write,
+    };
+    let first_path = plan::thread_path(&opts.target, 0);
+    let first = DataFile::open(&first_path, access, opts.direct)?;
+    let align = first.dio_align();
+    if opts.block_size % align != 0 {
+        return Err(Error::invalid(
+            "--block-size",
+            format!(
+                "{} is not a multiple of {}, the O_DIRECT alignment of {}; use a multiple of it, or --buffered",
+                Bytes(opts.block_size),
+                Bytes(align),
+                first_path.display()
+            ),
+        ));
+    }
+    let plans = plan::plan(opts, align);
+    let mut files = vec![Arc::new(first)];
+    for p in &plans[1..] {
+        files.push(Arc::new(DataFile::open(&p.path, access, opts.direct)?));
+    }
+
+    let mut needs_pattern = vec![false; plans.len()];
+    match (&opts.target, opts.op) {
+        (Target::File(path), Op::Read) => {
+            let needed = plan::needed_len(&plans, path);
+            let actual = files[0].len()?;
+            if actual < needed {
+                return Err(Error::FileTooSmall {
+                    path: path.clone(),
+                    actual,
+                    needed,
+                });
+            }
+        }
+        (Target::Dir(dir), Op::Read) => {
+            for (i, (p, f)) in plans.iter().zip(&files).enumerate() {
+                needs_pattern[i] = !holds_pattern(f, p.len, opts.seed)?;
+            }
+            let to_write: u64 = plans
+                .iter()
+                .zip(&needs_pattern)
+                .filter(|(_, n)| **n)
+                .map(|(p, _)| p.len)
+                .sum();
+            check_space(dir, to_write)?;
+        }
+        (target, Op::Write) => {
+            let dir = match target {
+                Target::Dir(d) => d.clone(),
+                Target::File(f) => f
+                    .parent()
+                    .filter(|p| !p.as_os_str().is_empty())
+                    .unwrap_or(Path::new("."))
+                    .to_path_buf(),
+            };
+            let mut to_allocate = 0;
+            for (p, f) in plans.iter().zip(&files) {
+                to_allocate += p.len.saturating_sub(allocated_bytes(f)?);
+            }
+            if let Target::File(_) = target {
+                to_allocate = opts.size.saturating_sub(allocated_bytes(&files[0])?);
+            }
+            check_space(&dir, to_allocate)?;
+            // Exact lengths: a write never leaves stale bytes past the end of what it wrote.
+            match target {
+                Target::File(_) => files[0].set_len(opts.size)?,
+                Target::Dir(_) => {
+                    for (p, f) in plans.iter().zip(&files) {
+                        f.set_len(p.len)?;
+                    }
+                }
+            }
+        }
+    }
+    check_memory(opts, &plans)?;
+    Ok(PreparedFiles {
+        plans,
+        files,
+        needs_pattern,
+        align,
+    })
+}
+
+/// Cheap check that a managed file holds the pattern for `len` bytes with `seed`: its length
+/// and the headers of its first and last granules. (`--verify` checks every byte.)
+fn holds_pattern(f: &DataFile, len: u64, seed: u64) -> Result<bool> {
+    if f.len()? < len {
+        return Ok(false);
+    }
+    let granule = pattern::GRANULE as u64;
+    let last = (len - 1) / granule * granule;
+    for off in [0, last] {
+        let n = (len - off).min(64) as usize;
+        let mut head = [0u8; 64];
+        f.read_exact_at(&mut head[..n], off)?;
+        if n < 32 {
+            // A granule shorter than its header: compare the bytes themselves.
+            let mut want = [0u8; 64];
+            pattern::fill(&mut want[..n], off, seed);
+            if want[..n] != head[..n] {
+                return Ok(false);
+            }
+        } else if pattern::header_seed(&head[..n], off) != Some(seed) {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
+/// Writes the pattern for `[0, len)` into a managed file, durably, and drops it from the page
+/// cache so the timed reads come from the device.
+pub fn write_pattern(f: &DataFile, len: u64, seed: u64) -> Result<()> {
+    const CHUNK: u64 = 8 << 20;
+    let mut buf = vec![0u8; CHUNK.min(len) as usize];
+    let mut off = 0;
+    while off < len {
+        let n = CHUNK.min(len - off) as usize;
+        pattern::fill(&mut buf[..n], off, seed);
+        f.write_all_at(&buf[..n], off)?;
+        off += n as u64;
+    }
+    f.set_len(f.len()?.max(len))?;
+    f.sync_data()?;
+    f.forget_cached_pages();
+    Ok(())
+}
+
+fn allocated_bytes(f: &DataFile) -> Result<u64> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(f.path())
+        .map(|m| m.blocks() * 512)
+        .map_err(|e| Error::file(FileOp::Stat, f.path(), e))
+}
+
+fn check_space(dir: &Path, needed: u64) -> Result<()> {
+    if needed == 0 {
+        return Ok(());
+    }
+    let free = free_space(dir).map_err(|e| Error::file(FileOp::Stat, dir, e))?;
+    if free < needed {
+        return Err(Error::Resources(format!(
+            "no space: {} has {} free, the run must write {}; lower --size or free space",
+            dir.display(),
+            Bytes(free),
+            Bytes(needed)
+        )));
+    }
+    Ok(())
+}
+
+fn free_space(dir: &Path) -> std::io::Result<u64> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(dir.as_os_str().as_bytes())?;
+    let mut st = std::mem::MaybeUninit::<libc::statvfs>::zeroed();
+    // SAFETY: `c` is a valid NUL-terminated path and statvfs writes one struct into `st`.
+    if unsafe { libc::statvfs(c.as_ptr(), st.as_mut_ptr()) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: statvfs succeeded and initialised the struct.
+    let st = unsafe { st.assume_init() };
+    Ok(st.f_bavail * st.f_frsize)
+}
+
+fn check_memory(opts: &RunOptions, plans: &[ThreadPlan]) -> Result<()> {
+    let total: u64 = plans.iter().map(|p| p.len).sum();
+    if let Some(avail) = sys::mem_available() {
+        if total > avail / 10 * 9 {
+            return Err(Error::Resources(format!(
+                "--size {}: each thread holds its whole range in memory, {} in all, but only {} is available; lower --size",
+                Bytes(opts.size),
+                Bytes(total),
+                Bytes(avail)
+            )));
+        }
+    }
+    if opts.fixed_buffers && !sys::has_cap_ipc_lock() {
+        let limit = sys::memlock_limit();
+        if total > limit {
+            return Err(Error::Memlock {
+                what: format!(
+                    "--fixed-buffers registration of {} over {} threads",
+                    Bytes(total),
+                    opts.threads
+                ),
+                needed: total,
+                limit,
+                hint: "run without --fixed-buffers",
+            });
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,199 @@
+//! The library's error type.
+//!
+//! Every error says what was being done, to which path, and where: an I/O error carries the
+//! operation, the file, the offset and the length (as glommio does), so a failed run points at
+//! the request that failed. Limits that need an administrator (memlock, io_uring disabled) get
+//! variants of their own with the fix in the message. Nothing below the CLI prints or exits.
+
+use std::fmt;
+use std::io;
+use std::path::PathBuf;
+
+use crate::size::Bytes;
+
+/// A transfer direction or file operation, for error messages and reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FileOp {
+    Read,
+    Write,
+    Open,
+    Create,
+    Resize,
+    Sync,
+    Stat,
+}
+
+impl fmt::Display for FileOp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            FileOp::Read => "read",
+            FileOp::Write => "write",
+            FileOp::Open => "open",
+            FileOp::Create => "create",
+            FileOp::Resize => "resize",
+            FileOp::Sync => "fdatasync",
+            FileOp::Stat => "stat",
+        })
+    }
+}
+
+impl From<crate::options::Op> for FileOp {
+    fn from(op: crate::options::Op) -> FileOp {
+        match op {
+            crate::options::Op::Read => FileOp::Read,
+            crate::options::Op::Write => FileOp::Write,
+        }
+    }
+}
+
+/// Where a verification found the first wrong byte.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerifyFailure {
+    pub path: PathBuf,
+    /// Offset in the file of the first byte that differs.
+    pub offset: u64,
+    pub expected: u8,
+    pub found: u8,
+    /// What the block header at that place says, decoded, when it could be.
+    pub header_note: String,
+}
+
+impl fmt::Display for VerifyFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} at offset {}: expected byte 0x{:02x}, found 0x{:02x}{}",
+            self.path.display(),
+            self.offset,
+            self.expected,
+            self.found,
+            self.header_note
+        )
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A request failed or came back short where that is an error.
+    #[error("{op} failed: {} at offset {offset} (length {len}): {source}", path.display())]
+    Io {
+        op: FileOp,
+        path: PathBuf,
+        offset: u64,
+        len: u64,
+        #[source]
+        source: io::Error,
+    },
+    /// A whole-file operation failed (open, create, fdatasync, ...).
+    #[error("{op} failed: {}: {source}{hint}", path.display())]
+    File {
+        op: FileOp,
+        path: PathBuf,
+        hint: String,
+        #[source]
+        source: io::Error,
+    },
+    /// A flag has a value gdswap cannot run with. `flag` names it as typed on the command line.
+    #[error("{flag}: {message}")]
+    InvalidOption { flag: &'static str, message: String },
+    /// The file exists but is shorter than the range the run reads.
+    #[error("{}: file holds {} bytes but the run reads up to byte {needed}; lower --size or write the file first (gdswap run --op write --file ...)", path.display(), .actual)]
+    FileTooSmall {
+        path: PathBuf,
+        actual: u64,
+        needed: u64,
+    },
+    /// RLIMIT_MEMLOCK is below what locked or registered memory needs.
+    #[error("memlock limit too low: {what} needs {} locked, RLIMIT_MEMLOCK is {}; raise it (ulimit -l unlimited, or memlock in /etc/security/limits.conf) or {hint}", Bytes(*needed), Bytes(*limit))]
+    Memlock {
+        what: String,
+        needed: u64,
+        limit: u64,
+        hint: &'static str,
+    },
+    /// Not enough memory or disk for what was asked.
+    #[error("{0}")]
+    Resources(String),
+    /// A backend cannot run on this machine; `reason` says why and how to fix it.
+    #[error("backend '{backend}' unavailable: {reason}")]
+    Unavailable { backend: String, reason: String },
+    /// Data read back differs from the pattern.
+    #[error("verify failed: {0}")]
+    Verify(Box<VerifyFailure>),
+    /// Dropping the page cache was asked for and is not permitted.
+    #[error("--drop-caches: cannot write /proc/sys/vm/drop_caches: {0} (needs root; run without --drop-caches, or as root)")]
+    DropCaches(io::Error),
+    /// Another worker failed first; this one stopped at a barrier.
+    #[error("stopped because another worker failed")]
+    Aborted,
+    /// A worker thread panicked: a bug in gdswap.
+    #[error("worker thread {0} panicked (a bug in gdswap; please report it)")]
+    WorkerPanicked(usize),
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    pub fn io(
+        op: FileOp,
+        path: impl Into<PathBuf>,
+        offset: u64,
+        len: u64,
+        source: io::Error,
+    ) -> Self {
+        Error::Io {
+            op,
+            path: path.into(),
+            offset,
+            len,
+            source,
+        }
+    }
+
+    pub fn file(op: FileOp, path: impl Into<PathBuf>, source: io::Error) -> Self {
+        let hint = match source.raw_os_error() {
+            Some(libc::EACCES) | Some(libc::EPERM) | Some(libc::EROFS) => {
+                " (not writable or readable by this user: pick another --dir/--file)".to_string()
+            }
+            Some(libc::ENOENT) => " (no such file: check the path)".to_string(),
+            Some(libc::ENOSPC) => " (no space left on the filesystem: free space or lower --size)".to_string(),
+            Some(libc::EINVAL) if op == FileOp::Open => {
+                " (this filesystem refuses O_DIRECT: use another path, or --buffered to measure the page cache)".to_string()
+            }
+            _ => String::new(),
+        };
+        Error::File {
+            op,
+            path: path.into(),
+            hint,
+            source,
+        }
+    }
+
+    /// The error for a request that moved zero bytes: the end of the file on a read, a device
+    /// that accepted nothing on a write.
+    pub fn nothing_moved(
+        op: crate::options::Op,
+        path: &std::path::Path,
+        offset: u64,
+        remaining: usize,
+    ) -> Self {
+        let source = match op {
+            crate::options::Op::Read => io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "end of file: the file is shorter than the range",
+            ),
+            crate::options::Op::Write => {
+                io::Error::new(io::ErrorKind::WriteZero, "wrote zero bytes")
+            }
+        };
+        Error::io(FileOp::from(op), path, offset, remaining as u64, source)
+    }
+
+    pub fn invalid(flag: &'static str, message: impl Into<String>) -> Self {
+        Error::InvalidOption {
+            flag,
+            message: message.into(),
+        }
+    }
+}

@@ -1,0 +1,434 @@
+//! The threaded pre/main/post harness that drives every backend the same way.
+//!
+//! ```text
+//! coordinator            worker 0..T-1
+//!                        setup: write the pattern into data files that need it
+//! ── barrier ──────────── (setup done)
+//!                        pre: backend.prepare (buffers, rings, registrations); fill for writes
+//! ── barrier ──────────── (pre done)
+//! per loop (warm-up, then measured):
+//! ── barrier ──────────── (ready)
+//! drop caches, sample CPU, start clock
+//! ── barrier ──────────── (go)            time worker.transfer(all requests)
+//! ── barrier ──────────── (done)
+//! stop clock, sample CPU
+//! ── barrier ──────────── (synced)        post: fdatasync (writes), timed separately
+//! ── barrier ──────────── (post done)     verify outside any timed region, release
+//! ```
+//! The coordinator (the calling thread) takes part in every barrier, so it does the per-loop
+//! bookkeeping while all workers wait. If any party fails, it aborts the barrier: everyone
+//! else stops at the next barrier, and the first real error is returned.
+
+use std::path::PathBuf;
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+use crate::backend::{self, Availability, Backend, Worker, WorkerSetup};
+use crate::datafiles::{self, PreparedFiles};
+use crate::error::{Error, Result};
+use crate::io::buffer::PageBacking;
+use crate::io::file::DataFile;
+use crate::io::sys::{self, CpuTime};
+use crate::options::{Op, RunOptions};
+use crate::pattern;
+use crate::plan::ThreadPlan;
+use crate::stats::LatencyRecorder;
+
+/// What one worker thread measured.
+pub struct ThreadMeasurement {
+    pub tid: usize,
+    pub path: PathBuf,
+    pub file_offset: u64,
+    /// Bytes moved per loop.
+    pub bytes_per_loop: u64,
+    pub requests_per_loop: usize,
+    /// Time inside `transfer`, one entry per measured loop.
+    pub loop_times: Vec<Duration>,
+    pub latencies: LatencyRecorder,
+    /// The thread's own CPU time inside measured transfers.
+    pub cpu: CpuTime,
+    pub sync_time: Duration,
+}
+
+/// What the coordinator measured for one measured loop.
+#[derive(Debug, Clone, Copy)]
+pub struct LoopMeasurement {
+    /// Slowest thread's time inside `transfer` (DeepSpeed's "task time").
+    pub task_time: Duration,
+    /// From releasing the workers to the last one finishing, barriers included.
+    pub e2e_time: Duration,
+    /// CPU time of the whole process during the loop.
+    pub cpu: CpuTime,
+}
+
+/// Everything a run measured.
+pub struct Measurements {
+    pub backend: String,
+    pub mode: String,
+    pub pages: Option<PageBacking>,
+    pub align: u64,
+    pub threads: Vec<ThreadMeasurement>,
+    pub loops: Vec<LoopMeasurement>,
+    pub verified: bool,
+}
+
+/// Runs `opts` through its backend.
+pub fn run(opts: &RunOptions) -> Result<Measurements> {
+    opts.validate()?;
+    let backend = backend::by_name(&opts.backend).ok_or_else(|| {
+        Error::invalid(
+            "--backend",
+            format!(
+                "unknown backend '{}'; known: {}",
+                opts.backend,
+                backend::names().join(", ")
+            ),
+        )
+    })?;
+    if let Availability::Unavailable(reason) = backend.probe() {
+        return Err(Error::Unavailable {
+            backend: opts.backend.clone(),
+            reason,
+        });
+    }
+    let prepared = datafiles::prepare(opts)?;
+    execute(opts, backend.as_ref(), prepared)
+}
+
+fn execute(
+    opts: &RunOptions,
+    backend: &dyn Backend,
+    prepared: PreparedFiles,
+) -> Result<Measurements> {
+    let PreparedFiles {
+        plans,
+        files,
+        needs_pattern,
+        align,
+    } = prepared;
+    let barrier = PhaseBarrier::new(plans.len() + 1);
+    let mode = Mutex::new((String::new(), None));
+
+    let (worker_results, coordinator_result) = std::thread::scope(|scope| {
+        let handles: Vec<_> = plans
+            .iter()
+            .zip(&files)
+            .zip(&needs_pattern)
+            .map(|((plan, file), &needs)| {
+                let (barrier, mode) = (&barrier, &mode);
+                scope.spawn(move || {
+                    let _guard = AbortOnPanic(barrier);
+                    let result = worker_thread(opts, backend, plan, file, needs, barrier, mode);
+                    if result.is_err() {
+                        barrier.abort();
+                    }
+                    result
+                })
+            })
+            .collect();
+        let coordinator = coordinate(opts, &barrier);
+        if coordinator.is_err() {
+            barrier.abort();
+        }
+        let workers: Vec<Result<ThreadMeasurement>> = handles
+            .into_iter()
+            .enumerate()
+            .map(|(tid, h)| h.join().unwrap_or(Err(Error::WorkerPanicked(tid))))
+            .collect();
+        (workers, coordinator)
+    });
+
+    // Report the first real failure, not the "stopped because another failed" echoes.
+    let mut first_abort = None;
+    let mut threads = Vec::with_capacity(worker_results.len());
+    for r in worker_results {
+        match r {
+            Ok(t) => threads.push(t),
+            Err(Error::Aborted) => first_abort = Some(Error::Aborted),
+            Err(e) => return Err(e),
+        }
+    }
+    let loops = match coordinator_result {
+        Ok(l) => l,
+        Err(Error::Aborted) => return Err(first_abort.unwrap_or(Error::Aborted)),
+        Err(e) => return Err(e),
+    };
+    if let Some(e) = first_abort {
+        return Err(e);
+    }
+    let (mode, pages) = mode.into_inner().unwrap_or_else(|p| p.into_inner());
+    Ok(Measurements {
+        backend: backend.name().to_string(),
+        mode,
+        pages,
+        align,
+        threads,
+        loops,
+        verified: opts.verify,
+    })
+}
+
+fn coordinate(opts: &RunOptions, barrier: &PhaseBarrier) -> Result<Vec<LoopMeasurement>> {
+    barrier.wait()?; // setup done
+    barrier.wait()?; // pre done
+    let mut loops = Vec::with_capacity(opts.loops as usize);
+    for i in 0..opts.total_loops() {
+        let measured = i >= opts.warmup;
+        barrier.wait()?; // ready
+        if measured && opts.drop_caches {
+            sys::drop_caches().map_err(Error::DropCaches)?;
+        }
+        let cpu0 = CpuTime::process();
+        let t0 = Instant::now();
+        barrier.wait()?; // go
+        barrier.wait()?; // done
+        let e2e_time = t0.elapsed();
+        let cpu = CpuTime::process().since(cpu0);
+        if measured {
+            loops.push(LoopMeasurement {
+                task_time: Duration::ZERO,
+                e2e_time,
+                cpu,
+            });
+        }
+    }
+    barrier.wait()?; // synced
+    barrier.wait()?; // post done
+    Ok(loops)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn worker_thread(
+    opts: &RunOptions,
+    backend: &dyn Backend,
+    plan: &ThreadPlan,
+    file: &Arc<DataFile>,
+    needs_pattern: bool,
+    barrier: &PhaseBarrier,
+    mode: &Mutex<(String, Option<PageBacking>)>,
+) -> Result<ThreadMeasurement> {
+    // Setup.
+    if needs_pattern {
+        datafiles::write_pattern(file, plan.len, opts.seed)?;
+    }
+    barrier.wait()?;
+
+    // Pre: everything the timed loop needs, allocated and registered.
+    let setup = WorkerSetup {
+        tid: plan.tid,
+        op: opts.op,
+        file: Arc::clone(file),
+        range_len: plan.len,
+        block_size: opts.block_size,
+        queue_depth: opts.queue_depth,
+        fixed_buffers: opts.fixed_buffers,
+        huge_pages: opts.huge_pages,
+    };
+    let mut worker = backend.prepare(&setup)?;
+    if plan.tid == 0 {
+        let mut m = mode.lock().unwrap_or_else(|p| p.into_inner());
+        *m = (worker.mode(), worker.buffer_pages());
+    }
+    if opts.op == Op::Write {
+        worker.fill(&mut |buf| pattern::fill(buf, plan.file_offset, opts.seed))?;
+    }
+    barrier.wait()?;
+
+    // Main: warm-up, then measured loops.
+    let mut loop_times = Vec::with_capacity(opts.loops as usize);
+    let mut latencies = LatencyRecorder::new();
+    let mut cpu = CpuTime::default();
+    for i in 0..opts.total_loops() {
+        let measured = i >= opts.warmup;
+        barrier.wait()?; // ready
+        barrier.wait()?; // go
+        let mut scratch = LatencyRecorder::new();
+        let cpu0 = CpuTime::thread();
+        let t0 = Instant::now();
+        let outcome = worker.transfer(
+            opts.op,
+            &plan.requests,
+            if measured {
+                &mut latencies
+            } else {
+                &mut scratch
+            },
+        );
+        let elapsed = t0.elapsed();
+        let spent = CpuTime::thread().since(cpu0);
+        outcome?;
+        if measured {
+            loop_times.push(elapsed);
+            cpu = cpu + spent;
+        }
+        barrier.wait()?; // done
+    }
+
+    // Post: durability (timed on its own), then verification (untimed), then release.
+    let sync_time = if opts.op == Op::Write {
+        file.sync_data()?
+    } else {
+        Duration::ZERO
+    };
+    barrier.wait()?; // synced
+    if opts.verify {
+        verify(opts, plan, file, worker.as_mut())?;
+    }
+    drop(worker);
+    barrier.wait()?; // post done
+
+    Ok(ThreadMeasurement {
+        tid: plan.tid,
+        path: plan.path.clone(),
+        file_offset: plan.file_offset,
+        bytes_per_loop: plan.len,
+        requests_per_loop: plan.requests.len(),
+        loop_times,
+        latencies,
+        cpu,
+        sync_time,
+    })
+}
+
+/// Reads: every byte that landed in the destination is the pattern of its file offset.
+/// Writes: every byte of the range, read back from the file after fdatasync with its cached
+/// pages dropped, is the pattern.
+fn verify(
+    opts: &RunOptions,
+    plan: &ThreadPlan,
+    file: &DataFile,
+    worker: &mut dyn Worker,
+) -> Result<()> {
+    match opts.op {
+        Op::Read => worker.inspect(&mut |buf| {
+            pattern::verify(buf, plan.file_offset, opts.seed, &plan.path).map_err(Error::Verify)
+        }),
+        Op::Write => {
+            file.forget_cached_pages();
+            const CHUNK: u64 = 8 << 20;
+            let mut buf = vec![0u8; CHUNK.min(plan.len) as usize];
+            let mut off = plan.file_offset;
+            while off < plan.end() {
+                let n = CHUNK.min(plan.end() - off) as usize;
+                file.read_exact_at(&mut buf[..n], off)?;
+                pattern::verify(&buf[..n], off, opts.seed, &plan.path).map_err(Error::Verify)?;
+                off += n as u64;
+            }
+            Ok(())
+        }
+    }
+}
+
+/// Task time per loop = the slowest thread's transfer time in that loop.
+pub fn fill_task_times(m: &mut Measurements) {
+    for (i, l) in m.loops.iter_mut().enumerate() {
+        l.task_time = m
+            .threads
+            .iter()
+            .filter_map(|t| t.loop_times.get(i))
+            .copied()
+            .max()
+            .unwrap_or_default();
+    }
+}
+
+/// A reusable barrier that any party can abort, releasing everyone with [`Error::Aborted`].
+struct PhaseBarrier {
+    parties: usize,
+    state: Mutex<BarrierState>,
+    cv: Condvar,
+}
+
+struct BarrierState {
+    arrived: usize,
+    generation: u64,
+    aborted: bool,
+}
+
+impl PhaseBarrier {
+    fn new(parties: usize) -> Self {
+        PhaseBarrier {
+            parties,
+            state: Mutex::new(BarrierState {
+                arrived: 0,
+                generation: 0,
+                aborted: false,
+            }),
+            cv: Condvar::new(),
+        }
+    }
+
+    fn wait(&self) -> Result<()> {
+        let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        if s.aborted {
+            return Err(Error::Aborted);
+        }
+        s.arrived += 1;
+        if s.arrived == self.parties {
+            s.arrived = 0;
+            s.generation += 1;
+            self.cv.notify_all();
+            return Ok(());
+        }
+        let generation = s.generation;
+        while s.generation == generation && !s.aborted {
+            s = self.cv.wait(s).unwrap_or_else(|p| p.into_inner());
+        }
+        if s.generation == generation {
+            Err(Error::Aborted)
+        } else {
+            Ok(())
+        }
+    }
+
+    fn abort(&self) {
+        let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        s.aborted = true;
+        self.cv.notify_all();
+    }
+}
+
+/// Aborts the barrier if the worker thread unwinds, so nobody waits forever for it.
+struct AbortOnPanic<'a>(&'a PhaseBarrier);
+
+impl Drop for AbortOnPanic<'_> {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            self.0.abort();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn barrier_releases_all_parties_each_generation() {
+        let b = PhaseBarrier::new(3);
+        std::thread::scope(|s| {
+            for _ in 0..2 {
+                s.spawn(|| {
+                    for _ in 0..100 {
+                        b.wait().unwrap();
+                    }
+                });
+            }
+            for _ in 0..100 {
+                b.wait().unwrap();
+            }
+        });
+    }
+
+    #[test]
+    fn abort_releases_waiters_with_an_error() {
+        let b = PhaseBarrier::new(3);
+        std::thread::scope(|s| {
+            let h = s.spawn(|| b.wait());
+            std::thread::sleep(Duration::from_millis(20));
+            b.abort();
+            assert!(matches!(h.join().unwrap(), Err(Error::Aborted)));
+            assert!(matches!(b.wait(), Err(Error::Aborted)));
+        });
+    }
+}

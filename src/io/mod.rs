@@ -1,0 +1,8 @@
+//! Host-side I/O primitives: page-aligned (huge-page backed) buffers, data files opened for
+//! O_DIRECT, and the few system calls the harness needs (CPU usage, memory limits, page cache).
+//! Together with `backend::host` (io_uring) this is where the crate's `unsafe` lives.
+
+pub mod buffer;
+pub mod file;
+pub mod sys;
+pub mod uring;

@@ -1,0 +1,162 @@
+//! Process-level system facts and knobs: CPU time, memlock and memory limits, capabilities,
+//! and dropping the page cache.
+
+use std::io;
+use std::time::Duration;
+
+/// User and system CPU time consumed so far.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct CpuTime {
+    pub user: Duration,
+    pub system: Duration,
+}
+
+impl CpuTime {
+    /// CPU time of the whole process (all threads, including io_uring's kernel workers,
+    /// which run as threads of the process).
+    pub fn process() -> CpuTime {
+        rusage(libc::RUSAGE_SELF)
+    }
+
+    /// CPU time of the calling thread only.
+    pub fn thread() -> CpuTime {
+        rusage(libc::RUSAGE_THREAD)
+    }
+
+    pub fn since(self, earlier: CpuTime) -> CpuTime {
+        CpuTime {
+            user: self.user.saturating_sub(earlier.user),
+            system: self.system.saturating_sub(earlier.system),
+        }
+    }
+}
+
+impl std::ops::Add for CpuTime {
+    type Output = CpuTime;
+
+    fn add(self, other: CpuTime) -> CpuTime {
+        CpuTime {
+            user: self.user + other.user,
+            system: self.system + other.system,
+        }
+    }
+}
+
+fn rusage(who: libc::c_int) -> CpuTime {
+    let mut ru = std::mem::MaybeUninit::<libc::rusage>::zeroed();
+    // SAFETY: getrusage writes a whole `rusage` into the pointer we pass; RUSAGE_SELF and
+    // RUSAGE_THREAD are valid `who` values on Linux, so it cannot fail.
+    let ru = unsafe {
+        libc::getrusage(who, ru.as_mut_ptr());
+        ru.assume_init()
+    };
+    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
+    CpuTime {
+        user: tv(ru.ru_utime),
+        system: tv(ru.ru_stime),
+    }
+}
+
+/// The soft RLIMIT_MEMLOCK in bytes (`u64::MAX` when unlimited).
+pub fn memlock_limit() -> u64 {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes one `rlimit` into the valid pointer we pass.
+    let rc = unsafe { libc::getrlimit(libc::RLIMIT_MEMLOCK, &mut lim) };
+    if rc != 0 || lim.rlim_cur == libc::RLIM_INFINITY {
+        u64::MAX
+    } else {
+        lim.rlim_cur
+    }
+}
+
+/// Whether the process may lock memory beyond RLIMIT_MEMLOCK (CAP_IPC_LOCK in its effective
+/// set), in which case io_uring buffer registration and cuMemHostRegister ignore the limit.
+pub fn has_cap_ipc_lock() -> bool {
+    const CAP_IPC_LOCK: u32 = 14;
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("CapEff:"))
+                .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+        })
+        .is_some_and(|caps| caps & (1 << CAP_IPC_LOCK) != 0)
+}
+
+/// The bytes of memory the kernel thinks it can give without swapping (MemAvailable).
+pub fn mem_available() -> Option<u64> {
+    let s = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let kib: u64 = s
+        .lines()
+        .find_map(|l| l.strip_prefix("MemAvailable:"))?
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()?;
+    Some(kib * 1024)
+}
+
+/// Free hugetlb pages of the default huge page size, and that size in bytes.
+pub fn free_hugetlb_pages() -> (u64, u64) {
+    let s = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
+    let field = |name: &str| -> u64 {
+        s.lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap_or(0)
+    };
+    (field("HugePages_Free:"), field("Hugepagesize:") * 1024)
+}
+
+/// Writes back dirty pages and drops the page cache, dentries and inodes (`echo 3`), so the
+/// next read comes from the device. Needs root.
+pub fn drop_caches() -> io::Result<()> {
+    // SAFETY: sync() has no arguments and cannot fail.
+    unsafe { libc::sync() };
+    std::fs::write("/proc/sys/vm/drop_caches", b"3\n")
+}
+
+/// The kernel release string (`uname -r`).
+pub fn kernel_release() -> String {
+    let mut u = std::mem::MaybeUninit::<libc::utsname>::zeroed();
+    // SAFETY: uname fills the whole struct we pass; on success its fields are NUL-terminated.
+    let ok = unsafe { libc::uname(u.as_mut_ptr()) } == 0;
+    if !ok {
+        return "unknown".into();
+    }
+    // SAFETY: uname succeeded, so the struct is initialised and `release` is NUL-terminated.
+    let u = unsafe { u.assume_init() };
+    // SAFETY: `release` is a NUL-terminated C string inside `u`, which outlives the borrow.
+    unsafe { std::ffi::CStr::from_ptr(u.release.as_ptr()) }
+        .to_string_lossy()
+        .into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cpu_time_moves_forward() {
+        let a = CpuTime::process();
+        let mut x = 0u64;
+        for i in 0..20_000_000u64 {
+            x = x.wrapping_mul(31).wrapping_add(i);
+        }
+        std::hint::black_box(x);
+        let b = CpuTime::process();
+        assert!(b.since(a).user + b.since(a).system > Duration::ZERO);
+        assert!(CpuTime::thread().user <= CpuTime::process().user + Duration::from_millis(20));
+    }
+
+    #[test]
+    fn limits_are_readable() {
+        assert!(memlock_limit() > 0);
+        assert!(mem_available().unwrap() > 0);
+        assert!(!kernel_release().is_empty());
+    }
+}

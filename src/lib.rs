@@ -1,0 +1,41 @@
+//! gdswap moves tensors between NVMe files and GPU or host memory, and measures how well each
+//! way of doing it works: bandwidth, latency percentiles and CPU cost, through one harness
+//! that drives every backend the same way so comparisons are fair.
+//!
+//! Layers, lower never importing higher:
+//! - [`cli`]: parse, run, print, exit (the only place that prints);
+//! - [`harness`], [`stats`], [`report`]: threads and barriers, timing, pure figures and exporters;
+//! - [`backend`]: the [`backend::Backend`] trait and one module per backend;
+//! - [`io`], [`datafiles`], [`pattern`], [`plan`]: buffers, files, io_uring, the verifiable
+//!   data pattern and how a run is cut into requests.
+//!
+//! See `docs/architecture.md` for the data flow and the rules.
+
+pub mod backend;
+pub mod cli;
+pub mod datafiles;
+pub mod env;
+pub mod error;
+pub mod harness;
+pub mod io;
+pub mod options;
+pub mod pattern;
+pub mod plan;
+pub mod report;
+pub mod size;
+pub mod stats;
+
+pub use error::{Error, Result};
+
+#[cfg(test)]
+pub(crate) mod testutil {
+    /// A temporary directory on the build's filesystem (not /tmp, which may be a tmpfs
+    /// without O_DIRECT), removed when dropped.
+    pub fn scratch_dir() -> tempfile::TempDir {
+        let base = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("target")
+            .join("unit-tmp");
+        std::fs::create_dir_all(&base).expect("create target/unit-tmp");
+        tempfile::tempdir_in(base).expect("create a scratch directory")
+    }
+}

@@ -1,0 +1,262 @@
+//! Validated options of one run: what the harness executes, independent of the CLI.
+//!
+//! `RunOptions::validate` catches every value that cannot work before any file is touched, and
+//! names the flag in the error. Checks that need the filesystem (O_DIRECT alignment, file
+//! length, free space, memory) happen in the harness's setup, also before any data moves.
+
+use std::path::PathBuf;
+
+use serde::Serialize;
+
+use crate::error::{Error, Result};
+use crate::io::buffer::HugePages;
+use crate::size::Bytes;
+
+/// Direction of a transfer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Op {
+    Read,
+    Write,
+}
+
+impl std::fmt::Display for Op {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Op::Read => "read",
+            Op::Write => "write",
+        })
+    }
+}
+
+/// Where the data lives.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Target {
+    /// One file shared by all threads, each thread its own contiguous range. For reads it must
+    /// exist; for writes it is created, and truncated to `--size`.
+    File(PathBuf),
+    /// A directory holding one file per thread, `gdswap.<tid>.dat`, created (for reads: filled
+    /// with the pattern) as needed.
+    Dir(PathBuf),
+}
+
+/// The default data directory: `$GDSWAP_DATA_DIR`, else `./gdswap-data`.
+pub fn default_data_dir() -> PathBuf {
+    std::env::var_os("GDSWAP_DATA_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("gdswap-data"))
+}
+
+/// Limits beyond which a value is a typo rather than a workload.
+pub const MAX_THREADS: usize = 1024;
+pub const MAX_QUEUE_DEPTH: u32 = 4096;
+pub const MAX_BLOCK_SIZE: u64 = 1 << 30;
+pub const MAX_LOOPS: u32 = 100_000;
+
+/// Everything one run needs.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunOptions {
+    pub backend: String,
+    pub op: Op,
+    pub target: Target,
+    /// Total bytes moved per loop, over all threads.
+    pub size: u64,
+    pub block_size: u64,
+    pub queue_depth: u32,
+    pub threads: usize,
+    pub loops: u32,
+    pub warmup: u32,
+    pub random: bool,
+    pub seed: u64,
+    pub verify: bool,
+    /// O_DIRECT (the default); false measures the page cache on purpose.
+    pub direct: bool,
+    pub drop_caches: bool,
+    pub fixed_buffers: bool,
+    pub huge_pages: HugePages,
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        RunOptions {
+            backend: "host".into(),
+            op: Op::Read,
+            target: Target::Dir(default_data_dir()),
+            size: 1 << 30,
+            block_size: 1 << 20,
+            queue_depth: 8,
+            threads: 1,
+            loops: 3,
+            warmup: 1,
+            random: false,
+            seed: 0x5eed,
+            verify: false,
+            direct: true,
+            drop_caches: false,
+            fixed_buffers: false,
+            huge_pages: HugePages::Auto,
+        }
+    }
+}
+
+impl RunOptions {
+    /// Refuses values that cannot make a meaningful run, naming the flag.
+    pub fn validate(&self) -> Result<()> {
+        if self.threads == 0 || self.threads > MAX_THREADS {
+            return Err(Error::invalid(
+                "--threads",
+                format!("{} is out of range 1..={MAX_THREADS}", self.threads),
+            ));
+        }
+        if self.queue_depth == 0 || self.queue_depth > MAX_QUEUE_DEPTH {
+            return Err(Error::invalid(
+                "--queue-depth",
+                format!("{} is out of range 1..={MAX_QUEUE_DEPTH}", self.queue_depth),
+            ));
+        }
+        if self.block_size == 0 || self.block_size > MAX_BLOCK_SIZE {
+            return Err(Error::invalid(
+                "--block-size",
+                format!(
+                    "{} is out of range 1B..={}",
+                    Bytes(self.block_size),
+                    Bytes(MAX_BLOCK_SIZE)
+                ),
+            ));
+        }
+        if self.size == 0 {
+            return Err(Error::invalid("--size", "must be at least one byte"));
+        }
+        if self.block_size > self.size {
+            return Err(Error::invalid(
+                "--block-size",
+                format!(
+                    "{} is larger than --size {}",
+                    Bytes(self.block_size),
+                    Bytes(self.size)
+                ),
+            ));
+        }
+        if self.loops == 0 || self.loops > MAX_LOOPS {
+            return Err(Error::invalid(
+                "--loops",
+                format!("{} is out of range 1..={MAX_LOOPS}", self.loops),
+            ));
+        }
+        if self.warmup > MAX_LOOPS {
+            return Err(Error::invalid(
+                "--warmup",
+                format!("{} is out of range 0..={MAX_LOOPS}", self.warmup),
+            ));
+        }
+        if (self.threads as u64) > self.size / self.block_size {
+            return Err(Error::invalid(
+                "--threads",
+                format!(
+                    "{} threads cannot share --size {} in blocks of {}: each thread needs at least one block",
+                    self.threads,
+                    Bytes(self.size),
+                    Bytes(self.block_size)
+                ),
+            ));
+        }
+        if self.fixed_buffers && !self.direct {
+            return Err(Error::invalid(
+                "--fixed-buffers",
+                "needs O_DIRECT; drop --buffered",
+            ));
+        }
+        Ok(())
+    }
+
+    /// Number of loops executed in all: warm-up then measured.
+    pub fn total_loops(&self) -> u32 {
+        self.warmup + self.loops
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn flag_of(o: &RunOptions) -> &'static str {
+        match o.validate().unwrap_err() {
+            Error::InvalidOption { flag, .. } => flag,
+            e => panic!("unexpected {e}"),
+        }
+    }
+
+    #[test]
+    fn defaults_are_valid() {
+        RunOptions::default().validate().unwrap();
+    }
+
+    #[test]
+    fn bad_values_name_their_flag() {
+        let d = RunOptions::default;
+        assert_eq!(flag_of(&RunOptions { threads: 0, ..d() }), "--threads");
+        assert_eq!(
+            flag_of(&RunOptions {
+                threads: 5000,
+                ..d()
+            }),
+            "--threads"
+        );
+        assert_eq!(
+            flag_of(&RunOptions {
+                queue_depth: 0,
+                ..d()
+            }),
+            "--queue-depth"
+        );
+        assert_eq!(
+            flag_of(&RunOptions {
+                queue_depth: 100_000,
+                ..d()
+            }),
+            "--queue-depth"
+        );
+        assert_eq!(
+            flag_of(&RunOptions {
+                block_size: 0,
+                ..d()
+            }),
+            "--block-size"
+        );
+        assert_eq!(
+            flag_of(&RunOptions {
+                block_size: 2 << 30,
+                size: 4 << 30,
+                ..d()
+            }),
+            "--block-size"
+        );
+        assert_eq!(
+            flag_of(&RunOptions {
+                block_size: 2 << 20,
+                size: 1 << 20,
+                ..d()
+            }),
+            "--block-size"
+        );
+        assert_eq!(flag_of(&RunOptions { size: 0, ..d() }), "--size");
+        assert_eq!(flag_of(&RunOptions { loops: 0, ..d() }), "--loops");
+        assert_eq!(
+            flag_of(&RunOptions {
+                threads: 8,
+                size: 4 << 20,
+                ..d()
+            }),
+            "--threads"
+        );
+        assert_eq!(
+            flag_of(&RunOptions {
+                fixed_buffers: true,
+                direct: false,
+                ..d()
+            }),
+            "--fixed-buffers"
+        );
+    }
+}

@@ -1,0 +1,145 @@
+//! CSV export: one row per run, flat columns, stable order, for spreadsheets and pandas.
+
+use serde::Serialize;
+
+use super::RunReport;
+
+#[derive(Serialize)]
+struct Row<'a> {
+    schema: &'a str,
+    finished_at: &'a str,
+    backend: &'a str,
+    op: &'a str,
+    threads: usize,
+    block_size_bytes: u64,
+    queue_depth: u32,
+    size_bytes: u64,
+    loops: u32,
+    warmup: u32,
+    random: bool,
+    direct: bool,
+    fixed_buffers: bool,
+    verify: bool,
+    backend_mode: &'a str,
+    buffer_pages: &'a str,
+    bytes: u64,
+    task_time_s: f64,
+    e2e_time_s: f64,
+    bandwidth_gbps: f64,
+    bandwidth_gibps: f64,
+    e2e_bandwidth_gibps: f64,
+    loop_gibps_median: f64,
+    loop_gibps_min: f64,
+    loop_gibps_max: f64,
+    iops: f64,
+    lat_mean_us: f64,
+    lat_p50_us: f64,
+    lat_p90_us: f64,
+    lat_p99_us: f64,
+    lat_p999_us: f64,
+    lat_max_us: f64,
+    cpu_user_s: f64,
+    cpu_system_s: f64,
+    cpu_s_per_gib: f64,
+    sync_time_s: f64,
+    verified: bool,
+    warnings: String,
+    kernel: &'a str,
+    fs_type: &'a str,
+    device: &'a str,
+    cpu_model: &'a str,
+    gdswap_version: &'a str,
+    git_commit: &'a str,
+}
+
+/// The reports as CSV text with a header line.
+pub fn to_csv(reports: &[RunReport]) -> String {
+    let mut w = csv::Writer::from_writer(Vec::new());
+    for r in reports {
+        let s = &r.summary;
+        let e = &r.environment;
+        w.serialize(Row {
+            schema: &r.schema,
+            finished_at: &r.finished_at,
+            backend: &r.params.backend,
+            op: &r.params.op,
+            threads: r.params.threads,
+            block_size_bytes: r.params.block_size_bytes,
+            queue_depth: r.params.queue_depth,
+            size_bytes: r.params.size_bytes,
+            loops: r.params.loops,
+            warmup: r.params.warmup,
+            random: r.params.random,
+            direct: r.params.direct,
+            fixed_buffers: r.params.fixed_buffers,
+            verify: r.params.verify,
+            backend_mode: &r.backend_mode,
+            buffer_pages: &r.buffer_pages,
+            bytes: s.bytes,
+            task_time_s: s.task_time_s,
+            e2e_time_s: s.e2e_time_s,
+            bandwidth_gbps: s.bandwidth_gbps,
+            bandwidth_gibps: s.bandwidth_gibps,
+            e2e_bandwidth_gibps: s.e2e_bandwidth_gibps,
+            loop_gibps_median: s.loop_gibps_median,
+            loop_gibps_min: s.loop_gibps_min,
+            loop_gibps_max: s.loop_gibps_max,
+            iops: s.iops,
+            lat_mean_us: s.latency.mean_us,
+            lat_p50_us: s.latency.p50_us,
+            lat_p90_us: s.latency.p90_us,
+            lat_p99_us: s.latency.p99_us,
+            lat_p999_us: s.latency.p999_us,
+            lat_max_us: s.latency.max_us,
+            cpu_user_s: s.cpu_user_s,
+            cpu_system_s: s.cpu_system_s,
+            cpu_s_per_gib: s.cpu_s_per_gib,
+            sync_time_s: s.sync_time_s,
+            verified: s.verified,
+            warnings: r
+                .warnings
+                .iter()
+                .map(|w| w.code.as_str())
+                .collect::<Vec<_>>()
+                .join(";"),
+            kernel: &e.kernel,
+            fs_type: &e.filesystem.fs_type,
+            device: &e.filesystem.device,
+            cpu_model: &e.cpu_model,
+            gdswap_version: &e.gdswap_version,
+            git_commit: &e.git_commit,
+        })
+        .expect("writing CSV to memory cannot fail");
+    }
+    String::from_utf8(w.into_inner().expect("in-memory writer"))
+        .expect("CSV of UTF-8 fields is UTF-8")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn header_and_quoted_row() {
+        let r = crate::report::tests::sample();
+        let text = to_csv(&[r.clone(), r]);
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 3);
+        assert!(lines[0].starts_with("schema,finished_at,backend,op,threads,block_size_bytes"));
+        assert!(lines[1]
+            .starts_with("gdswap.run.v1,2026-11-24T12:00:00Z,host,read,2,1048576,8,1073741824,"));
+        // The CPU model has a comma and quotes: it must be quoted and escaped.
+        assert!(lines[1].contains("\"CPU, \"\"quoted\"\"\""));
+        let mut rd = csv::Reader::from_reader(text.as_bytes());
+        let headers = rd.headers().unwrap().clone();
+        let row = rd.records().next().unwrap().unwrap();
+        assert_eq!(headers.len(), row.len());
+        let col = |name: &str| {
+            row.get(headers.iter().position(|h| h == name).unwrap())
+                .unwrap()
+                .to_string()
+        };
+        assert_eq!(col("bandwidth_gibps"), "4.0");
+        assert_eq!(col("lat_p99_us"), "3100.0");
+    }
+}

@@ -1,0 +1,176 @@
+//! Text for people: a one-line summary, then a small table. Pure functions of the report;
+//! the CLI decides where they go (stdout) and prints warnings separately (stderr).
+
+use std::fmt::Write as _;
+
+use crate::size::Bytes;
+use crate::stats::Percentiles;
+
+use super::RunReport;
+
+/// Formats a latency in microseconds with a unit that keeps 3-4 significant digits.
+pub fn latency(us: f64) -> String {
+    if us >= 1000.0 {
+        format!("{:.2} ms", us / 1000.0)
+    } else {
+        format!("{us:.0} us")
+    }
+}
+
+/// The one-line summary.
+pub fn summary_line(r: &RunReport) -> String {
+    let p = &r.params;
+    let s = &r.summary;
+    format!(
+        "{} {}: {} thread{}, bs {}, qd {}, size {}, {} loop{}: {:.2} GiB/s ({:.2} GB/s), {:.0} IOPS, lat p50 {} p99 {}, {:.3} CPU-s/GiB{} [{}; {}]",
+        p.backend,
+        p.op,
+        p.threads,
+        if p.threads == 1 { "" } else { "s" },
+        Bytes(p.block_size_bytes),
+        p.queue_depth,
+        Bytes(p.size_bytes),
+        p.loops,
+        if p.loops == 1 { "" } else { "s" },
+        s.bandwidth_gibps,
+        s.bandwidth_gbps,
+        s.iops,
+        latency(s.latency.p50_us),
+        latency(s.latency.p99_us),
+        s.cpu_s_per_gib,
+        if s.verified { ", verified" } else { "" },
+        r.backend_mode,
+        r.buffer_pages,
+    )
+}
+
+fn row(
+    out: &mut String,
+    name: &str,
+    gibps: f64,
+    iops: f64,
+    l: &Percentiles,
+    cpu_per_gib: Option<f64>,
+) {
+    let ms = |us: f64| us / 1000.0;
+    let cpu = cpu_per_gib
+        .map(|c| format!("{c:>10.3}"))
+        .unwrap_or_else(|| format!("{:>10}", "-"));
+    let _ = writeln!(
+        out,
+        "{name:<10} {gibps:>8.2} {:>8.2} {iops:>9.0} {:>8.3} {:>8.3} {:>8.3} {:>9.3} {:>8.3} {cpu}",
+        gibps * (1u64 << 30) as f64 / 1e9,
+        ms(l.p50_us),
+        ms(l.p90_us),
+        ms(l.p99_us),
+        ms(l.p999_us),
+        ms(l.max_us),
+    );
+}
+
+/// The table: the run, each thread, then per-loop bandwidth and timing.
+pub fn table(r: &RunReport) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "{:<10} {:>8} {:>8} {:>9} {:>8} {:>8} {:>8} {:>9} {:>8} {:>10}",
+        "",
+        "GiB/s",
+        "GB/s",
+        "IOPS",
+        "p50 ms",
+        "p90 ms",
+        "p99 ms",
+        "p99.9 ms",
+        "max ms",
+        "CPU-s/GiB"
+    );
+    let s = &r.summary;
+    row(
+        &mut out,
+        "all",
+        s.bandwidth_gibps,
+        s.iops,
+        &s.latency,
+        Some(s.cpu_s_per_gib),
+    );
+    if r.threads.len() > 1 {
+        for t in &r.threads {
+            let gib = t.bytes as f64 / (1u64 << 30) as f64;
+            let cpu = if gib > 0.0 {
+                Some((t.cpu_user_s + t.cpu_system_s) / gib)
+            } else {
+                None
+            };
+            row(
+                &mut out,
+                &format!("thread {}", t.tid),
+                t.bandwidth_gibps,
+                t.iops,
+                &t.latency,
+                cpu,
+            );
+        }
+    }
+    let loops: Vec<String> = r
+        .loops
+        .iter()
+        .map(|l| format!("{:.2}", l.bandwidth_gibps))
+        .collect();
+    let _ = writeln!(
+        out,
+        "loops GiB/s: {} (median {:.2}); task {:.3} s, end-to-end {:.3} s ({:.2} GiB/s); CPU user {:.3} s, system {:.3} s",
+        loops.join(" "),
+        s.loop_gibps_median,
+        s.task_time_s,
+        s.e2e_time_s,
+        s.e2e_bandwidth_gibps,
+        s.cpu_user_s,
+        s.cpu_system_s,
+    );
+    if r.params.op == "write" {
+        let _ = writeln!(
+            out,
+            "fdatasync after the loops: {:.3} s (not in the bandwidth)",
+            s.sync_time_s
+        );
+    }
+    let fs = &r.environment.filesystem;
+    let _ = writeln!(
+        out,
+        "data: {} on {} ({}, {}), O_DIRECT {}",
+        r.params.target.display(),
+        fs.device,
+        fs.fs_type,
+        fs.mount_point,
+        if r.params.direct {
+            format!("alignment {}", Bytes(r.dio_align_bytes))
+        } else {
+            "off".into()
+        },
+    );
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn summary_and_table_of_a_fixed_report() {
+        let r = crate::report::tests::sample();
+        let line = summary_line(&r);
+        assert_eq!(
+            line,
+            "host read: 2 threads, bs 1MiB, qd 8, size 1GiB, 2 loops: 4.00 GiB/s (4.29 GB/s), 4096 IOPS, lat p50 1.80 ms p99 3.10 ms, 0.050 CPU-s/GiB, verified [io_uring defer-taskrun, O_DIRECT; THP 2MiB pages]"
+        );
+        let t = table(&r);
+        assert!(t.lines().next().unwrap().contains("GiB/s"));
+        assert!(t.contains("all            4.00     4.29      4096    1.800    2.500    3.100     4.000    5.000      0.050"), "{t}");
+        assert!(t.contains("thread 0"), "{t}");
+        assert!(t.contains("loops GiB/s: 4.00 4.00 (median 4.00)"), "{t}");
+        assert!(t.contains("alignment 512B"), "{t}");
+        assert_eq!(latency(850.0), "850 us");
+        assert_eq!(latency(1500.0), "1.50 ms");
+    }
+}

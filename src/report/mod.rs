@@ -1,0 +1,419 @@
+//! Results as data: [`RunReport`] is built once from a run's measurements, and every exporter
+//! (human text, JSON, CSV) is a pure function of it. Reports deserialize too, so saved JSON
+//! results can be re-exported and compared later.
+
+pub mod csv;
+pub mod human;
+pub mod json;
+pub mod warning;
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use crate::env::Environment;
+use crate::harness::Measurements;
+use crate::options::{RunOptions, Target};
+use crate::stats::{median, LatencyRecorder, Percentiles};
+
+pub use warning::{Warning, WarningRecord};
+
+/// Identifies the JSON layout; bumped on any incompatible change.
+pub const SCHEMA: &str = "gdswap.run.v1";
+const GIB: f64 = (1u64 << 30) as f64;
+
+/// One run, fully described.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunReport {
+    pub schema: String,
+    /// When the run ended, UTC, ISO 8601.
+    pub finished_at: String,
+    pub environment: Environment,
+    pub params: Params,
+    /// How the backend ran (ring mode, registration, ...).
+    pub backend_mode: String,
+    /// Page backing of the I/O buffers, as obtained.
+    pub buffer_pages: String,
+    pub huge_pages_obtained: bool,
+    pub dio_align_bytes: u64,
+    pub summary: Summary,
+    pub loops: Vec<LoopFigures>,
+    pub threads: Vec<ThreadFigures>,
+    pub warnings: Vec<WarningRecord>,
+}
+
+/// The parameters, as run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Params {
+    pub backend: String,
+    pub op: String,
+    /// `file` or `dir`.
+    pub target_kind: String,
+    pub target: PathBuf,
+    pub size_bytes: u64,
+    pub block_size_bytes: u64,
+    pub queue_depth: u32,
+    pub threads: usize,
+    pub loops: u32,
+    pub warmup: u32,
+    pub random: bool,
+    pub seed: u64,
+    pub verify: bool,
+    pub direct: bool,
+    pub drop_caches: bool,
+    pub fixed_buffers: bool,
+    pub huge_pages: String,
+}
+
+/// Figures over all measured loops.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Summary {
+    /// Bytes moved in the measured loops, all threads.
+    pub bytes: u64,
+    pub requests: u64,
+    /// Sum over loops of the slowest thread's time inside transfers.
+    pub task_time_s: f64,
+    /// Sum over loops of the wall time from release to the last thread done.
+    pub e2e_time_s: f64,
+    /// bytes / task time, in GB/s (1e9 bytes).
+    pub bandwidth_gbps: f64,
+    /// bytes / task time, in GiB/s (2^30 bytes).
+    pub bandwidth_gibps: f64,
+    /// bytes / end-to-end time, in GiB/s.
+    pub e2e_bandwidth_gibps: f64,
+    /// Median over loops of each loop's GiB/s, with the spread.
+    pub loop_gibps_median: f64,
+    pub loop_gibps_min: f64,
+    pub loop_gibps_max: f64,
+    pub iops: f64,
+    pub latency: Percentiles,
+    /// Process CPU time during the measured loops.
+    pub cpu_user_s: f64,
+    pub cpu_system_s: f64,
+    /// (user + system) CPU seconds per GiB moved.
+    pub cpu_s_per_gib: f64,
+    /// Time of the final fdatasync (writes), not included in the bandwidth.
+    pub sync_time_s: f64,
+    pub verified: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LoopFigures {
+    pub index: usize,
+    pub task_time_s: f64,
+    pub e2e_time_s: f64,
+    pub bandwidth_gibps: f64,
+    pub cpu_s: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ThreadFigures {
+    pub tid: usize,
+    pub path: PathBuf,
+    pub file_offset: u64,
+    pub bytes: u64,
+    pub task_time_s: f64,
+    pub bandwidth_gibps: f64,
+    pub iops: f64,
+    pub latency: Percentiles,
+    pub cpu_user_s: f64,
+    pub cpu_system_s: f64,
+    pub sync_time_s: f64,
+}
+
+fn ratio(num: f64, den: f64) -> f64 {
+    if den > 0.0 {
+        num / den
+    } else {
+        0.0
+    }
+}
+
+impl RunReport {
+    /// Computes every figure from raw measurements.
+    pub fn new(
+        opts: &RunOptions,
+        m: &Measurements,
+        environment: Environment,
+        finished_at: String,
+    ) -> RunReport {
+        let loops_n = m.loops.len() as u64;
+        let bytes_per_loop: u64 = m.threads.iter().map(|t| t.bytes_per_loop).sum();
+        let requests_per_loop: u64 = m.threads.iter().map(|t| t.requests_per_loop as u64).sum();
+        let bytes = bytes_per_loop * loops_n;
+        let requests = requests_per_loop * loops_n;
+
+        let loops: Vec<LoopFigures> = m
+            .loops
+            .iter()
+            .enumerate()
+            .map(|(i, l)| {
+                let task = m
+                    .threads
+                    .iter()
+                    .filter_map(|t| t.loop_times.get(i))
+                    .max()
+                    .copied()
+                    .unwrap_or(l.task_time);
+                LoopFigures {
+                    index: i,
+                    task_time_s: task.as_secs_f64(),
+                    e2e_time_s: l.e2e_time.as_secs_f64(),
+                    bandwidth_gibps: ratio(bytes_per_loop as f64 / GIB, task.as_secs_f64()),
+                    cpu_s: (l.cpu.user + l.cpu.system).as_secs_f64(),
+                }
+            })
+            .collect();
+        let task_time_s: f64 = loops.iter().map(|l| l.task_time_s).sum();
+        let e2e_time_s: f64 = loops.iter().map(|l| l.e2e_time_s).sum();
+        let cpu_user_s: f64 = m.loops.iter().map(|l| l.cpu.user.as_secs_f64()).sum();
+        let cpu_system_s: f64 = m.loops.iter().map(|l| l.cpu.system.as_secs_f64()).sum();
+        let per_loop: Vec<f64> = loops.iter().map(|l| l.bandwidth_gibps).collect();
+
+        let mut all = LatencyRecorder::new();
+        for t in &m.threads {
+            all.merge(&t.latencies);
+        }
+        let threads = m
+            .threads
+            .iter()
+            .map(|t| {
+                let task: f64 = t.loop_times.iter().map(|d| d.as_secs_f64()).sum();
+                let tb = t.bytes_per_loop * loops_n;
+                ThreadFigures {
+                    tid: t.tid,
+                    path: t.path.clone(),
+                    file_offset: t.file_offset,
+                    bytes: tb,
+                    task_time_s: task,
+                    bandwidth_gibps: ratio(tb as f64 / GIB, task),
+                    iops: ratio((t.requests_per_loop as u64 * loops_n) as f64, task),
+                    latency: t.latencies.percentiles(),
+                    cpu_user_s: t.cpu.user.as_secs_f64(),
+                    cpu_system_s: t.cpu.system.as_secs_f64(),
+                    sync_time_s: t.sync_time.as_secs_f64(),
+                }
+            })
+            .collect();
+        let sync_time_s = m
+            .threads
+            .iter()
+            .map(|t| t.sync_time.as_secs_f64())
+            .fold(0.0, f64::max);
+
+        let summary = Summary {
+            bytes,
+            requests,
+            task_time_s,
+            e2e_time_s,
+            bandwidth_gbps: ratio(bytes as f64 / 1e9, task_time_s),
+            bandwidth_gibps: ratio(bytes as f64 / GIB, task_time_s),
+            e2e_bandwidth_gibps: ratio(bytes as f64 / GIB, e2e_time_s),
+            loop_gibps_median: median(&per_loop),
+            loop_gibps_min: per_loop.iter().copied().reduce(f64::min).unwrap_or(0.0),
+            loop_gibps_max: per_loop.iter().copied().fold(0.0, f64::max),
+            iops: ratio(requests as f64, task_time_s),
+            latency: all.percentiles(),
+            cpu_user_s,
+            cpu_system_s,
+            cpu_s_per_gib: ratio(cpu_user_s + cpu_system_s, bytes as f64 / GIB),
+            sync_time_s,
+            verified: m.verified,
+        };
+        let (target_kind, target) = match &opts.target {
+            Target::File(p) => ("file", p.clone()),
+            Target::Dir(p) => ("dir", p.clone()),
+        };
+        let params = Params {
+            backend: opts.backend.clone(),
+            op: opts.op.to_string(),
+            target_kind: target_kind.into(),
+            target,
+            size_bytes: opts.size,
+            block_size_bytes: opts.block_size,
+            queue_depth: opts.queue_depth,
+            threads: opts.threads,
+            loops: opts.loops,
+            warmup: opts.warmup,
+            random: opts.random,
+            seed: opts.seed,
+            verify: opts.verify,
+            direct: opts.direct,
+            drop_caches: opts.drop_caches,
+            fixed_buffers: opts.fixed_buffers,
+            huge_pages: format!("{:?}", opts.huge_pages).to_lowercase(),
+        };
+        let mut report = RunReport {
+            schema: SCHEMA.into(),
+            finished_at,
+            environment,
+            params,
+            backend_mode: m.mode.clone(),
+            buffer_pages: m
+                .pages
+                .map(|p| p.to_string())
+                .unwrap_or_else(|| "n/a".into()),
+            huge_pages_obtained: m.pages.is_some_and(|p| p.is_huge()),
+            dio_align_bytes: m.align,
+            summary,
+            loops,
+            threads,
+            warnings: Vec::new(),
+        };
+        report.warnings = warning::assess(&report, m.pages)
+            .iter()
+            .map(Warning::record)
+            .collect();
+        report
+    }
+}
+
+/// Seconds since the Unix epoch as `YYYY-MM-DDTHH:MM:SSZ`.
+pub fn iso8601_utc(secs: u64) -> String {
+    let days = (secs / 86_400) as i64;
+    let rem = secs % 86_400;
+    // Civil-from-days (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem / 60 % 60,
+        rem % 60
+    )
+}
+
+/// Now, as [`iso8601_utc`].
+pub fn now_utc() -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    iso8601_utc(secs)
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    #[test]
+    fn iso_dates() {
+        assert_eq!(iso8601_utc(0), "1970-01-01T00:00:00Z");
+        assert_eq!(iso8601_utc(951_782_400), "2000-02-29T00:00:00Z");
+        assert_eq!(iso8601_utc(1_795_000_000), "2026-11-18T11:06:40Z");
+    }
+
+    /// A fixed report for exporter tests.
+    pub(crate) fn sample() -> RunReport {
+        RunReport {
+            schema: SCHEMA.into(),
+            finished_at: "2026-11-24T12:00:00Z".into(),
+            environment: Environment {
+                gdswap_version: "0.1.0".into(),
+                git_commit: "abc".into(),
+                hostname: "h".into(),
+                kernel: "6.1.0".into(),
+                cpu_model: "CPU, \"quoted\"".into(),
+                cpus: 2,
+                memory_bytes: 1 << 34,
+                filesystem: crate::env::Filesystem {
+                    path: "/data".into(),
+                    fs_type: "ext4".into(),
+                    mount_point: "/".into(),
+                    mount_source: "/dev/vda".into(),
+                    mount_options: "rw".into(),
+                    device: "virtio disk (vda)".into(),
+                },
+            },
+            params: Params {
+                backend: "host".into(),
+                op: "read".into(),
+                target_kind: "dir".into(),
+                target: "/data".into(),
+                size_bytes: 1 << 30,
+                block_size_bytes: 1 << 20,
+                queue_depth: 8,
+                threads: 2,
+                loops: 2,
+                warmup: 1,
+                random: false,
+                seed: 1,
+                verify: true,
+                direct: true,
+                drop_caches: false,
+                fixed_buffers: false,
+                huge_pages: "auto".into(),
+            },
+            backend_mode: "io_uring defer-taskrun, O_DIRECT".into(),
+            buffer_pages: "THP 2MiB pages".into(),
+            huge_pages_obtained: true,
+            dio_align_bytes: 512,
+            summary: Summary {
+                bytes: 2 << 30,
+                requests: 2048,
+                task_time_s: 0.5,
+                e2e_time_s: 0.55,
+                bandwidth_gbps: 4.294967296,
+                bandwidth_gibps: 4.0,
+                e2e_bandwidth_gibps: 3.6363636,
+                loop_gibps_median: 4.0,
+                loop_gibps_min: 3.9,
+                loop_gibps_max: 4.1,
+                iops: 4096.0,
+                latency: Percentiles {
+                    count: 2048,
+                    mean_us: 1900.0,
+                    p50_us: 1800.0,
+                    p90_us: 2500.0,
+                    p99_us: 3100.0,
+                    p999_us: 4000.0,
+                    max_us: 5000.0,
+                },
+                cpu_user_s: 0.01,
+                cpu_system_s: 0.09,
+                cpu_s_per_gib: 0.05,
+                sync_time_s: 0.0,
+                verified: true,
+            },
+            loops: vec![
+                LoopFigures {
+                    index: 0,
+                    task_time_s: 0.25,
+                    e2e_time_s: 0.27,
+                    bandwidth_gibps: 4.0,
+                    cpu_s: 0.05,
+                },
+                LoopFigures {
+                    index: 1,
+                    task_time_s: 0.25,
+                    e2e_time_s: 0.28,
+                    bandwidth_gibps: 4.0,
+                    cpu_s: 0.05,
+                },
+            ],
+            threads: (0..2)
+                .map(|tid| ThreadFigures {
+                    tid,
+                    path: format!("/data/gdswap.{tid}.dat").into(),
+                    file_offset: 0,
+                    bytes: 1 << 30,
+                    task_time_s: 0.5,
+                    bandwidth_gibps: 2.0,
+                    iops: 2048.0,
+                    latency: Percentiles::default(),
+                    cpu_user_s: 0.0,
+                    cpu_system_s: 0.04,
+                    sync_time_s: 0.0,
+                })
+                .collect(),
+            warnings: vec![],
+        }
+    }
+}

@@ -1,0 +1,163 @@
+//! Things a reader of a result should know, each with a hint that says what to do about it.
+
+use serde::{Deserialize, Serialize};
+
+use crate::io::buffer::PageBacking;
+use crate::size::Bytes;
+
+use super::RunReport;
+
+/// A run finishing in less time than this is dominated by start-up and timer noise.
+const SHORT_RUN_S: f64 = 0.2;
+/// Loops differing by more than this fraction of the median make a single figure shaky.
+const SPREAD_LIMIT: f64 = 0.10;
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Warning {
+    /// `--buffered`: the figures measure the page cache, not the device.
+    BufferedIo,
+    /// The I/O buffers did not get huge pages.
+    SmallPages { backing: String },
+    /// The measured loops took too little time to trust.
+    ShortRun { seconds: f64 },
+    /// The loops disagree with each other.
+    LoopSpread { spread_pct: f64 },
+    /// A non-aligned size: the last bytes went through the page cache.
+    UnalignedTail { bytes: u64 },
+    /// Writes without `--verify`: nothing checked that the data arrived intact.
+    WritesUnverified,
+}
+
+/// A warning as it is stored in reports.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WarningRecord {
+    pub code: String,
+    pub message: String,
+    pub hint: String,
+}
+
+impl Warning {
+    pub fn code(&self) -> &'static str {
+        match self {
+            Warning::BufferedIo => "buffered-io",
+            Warning::SmallPages { .. } => "small-pages",
+            Warning::ShortRun { .. } => "short-run",
+            Warning::LoopSpread { .. } => "loop-spread",
+            Warning::UnalignedTail { .. } => "unaligned-tail",
+            Warning::WritesUnverified => "writes-unverified",
+        }
+    }
+
+    pub fn message(&self) -> String {
+        match self {
+            Warning::BufferedIo => "--buffered: these figures measure the page cache, not the device".into(),
+            Warning::SmallPages { backing } => {
+                format!("I/O buffers got {backing}, not huge pages: O_DIRECT is slower and costs more CPU with 4 KiB pages")
+            }
+            Warning::ShortRun { seconds } => format!("the measured loops took only {seconds:.3} s in all"),
+            Warning::LoopSpread { spread_pct } => {
+                format!("loop bandwidths spread over {spread_pct:.0}% of their median")
+            }
+            Warning::UnalignedTail { bytes } => format!(
+                "--size is not a multiple of the O_DIRECT alignment: the last {} went through the page cache",
+                Bytes(*bytes)
+            ),
+            Warning::WritesUnverified => "writes were not read back and checked".into(),
+        }
+    }
+
+    pub fn hint(&self) -> &'static str {
+        match self {
+            Warning::BufferedIo => "drop --buffered to measure the device with O_DIRECT",
+            Warning::SmallPages { .. } => {
+                "enable THP (echo madvise > /sys/kernel/mm/transparent_hugepage/enabled) or reserve hugetlb pages (sysctl vm.nr_hugepages=N)"
+            }
+            Warning::ShortRun { .. } => "raise --size or --loops so the measured part lasts at least a second",
+            Warning::LoopSpread { .. } => "raise --loops, use --drop-caches, or quiet the machine",
+            Warning::UnalignedTail { .. } => "use a --size that is a multiple of the alignment to keep every byte on O_DIRECT",
+            Warning::WritesUnverified => "add --verify to read back and check every byte written",
+        }
+    }
+
+    pub fn record(&self) -> WarningRecord {
+        WarningRecord {
+            code: self.code().into(),
+            message: self.message(),
+            hint: self.hint().into(),
+        }
+    }
+}
+
+/// The warnings a finished report deserves.
+pub fn assess(r: &RunReport, pages: Option<PageBacking>) -> Vec<Warning> {
+    let mut out = Vec::new();
+    if !r.params.direct {
+        out.push(Warning::BufferedIo);
+    }
+    if let Some(p) = pages {
+        if r.params.direct && !p.is_huge() {
+            out.push(Warning::SmallPages {
+                backing: p.to_string(),
+            });
+        }
+    }
+    if r.summary.task_time_s < SHORT_RUN_S {
+        out.push(Warning::ShortRun {
+            seconds: r.summary.task_time_s,
+        });
+    }
+    let s = &r.summary;
+    if r.loops.len() > 1 && s.loop_gibps_median > 0.0 {
+        let spread = (s.loop_gibps_max - s.loop_gibps_min) / s.loop_gibps_median;
+        if spread > SPREAD_LIMIT {
+            out.push(Warning::LoopSpread {
+                spread_pct: spread * 100.0,
+            });
+        }
+    }
+    let tail = r.params.size_bytes % r.dio_align_bytes.max(1);
+    if r.params.direct && tail != 0 {
+        out.push(Warning::UnalignedTail { bytes: tail });
+    }
+    if r.params.op == "write" && !r.params.verify {
+        out.push(Warning::WritesUnverified);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sample_report_is_clean_and_each_condition_warns() {
+        let mut r = crate::report::tests::sample();
+        assert!(assess(&r, Some(PageBacking::Hugetlb2M)).is_empty());
+        r.params.direct = false;
+        r.params.op = "write".into();
+        r.params.verify = false;
+        r.params.size_bytes += 100;
+        r.params.direct = true;
+        r.summary.task_time_s = 0.01;
+        r.summary.loop_gibps_min = 2.0;
+        let codes: Vec<_> = assess(&r, Some(PageBacking::Base4K))
+            .iter()
+            .map(|w| w.code())
+            .collect();
+        assert_eq!(
+            codes,
+            [
+                "small-pages",
+                "short-run",
+                "loop-spread",
+                "unaligned-tail",
+                "writes-unverified"
+            ]
+        );
+        r.params.direct = false;
+        assert_eq!(assess(&r, None)[0].code(), "buffered-io");
+        for w in assess(&r, Some(PageBacking::Base4K)) {
+            assert!(!w.message().is_empty() && !w.hint().is_empty());
+        }
+    }
+}

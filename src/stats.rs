@@ -1,0 +1,136 @@
+//! Per-request latency histograms and the figures derived from them.
+//!
+//! Latencies are recorded in nanoseconds into an HDR histogram (3 significant digits, so a
+//! percentile is within 0.1% of the true value) that grows as needed: recording is O(1) and
+//! allocation-free in the timed loop, and per-thread histograms merge exactly.
+
+use std::time::Duration;
+
+use hdrhistogram::Histogram;
+use serde::Serialize;
+
+/// Per-request latencies of one thread (or, merged, of a run).
+#[derive(Clone)]
+pub struct LatencyRecorder {
+    hist: Histogram<u64>,
+}
+
+impl Default for LatencyRecorder {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl LatencyRecorder {
+    pub fn new() -> Self {
+        let mut hist =
+            Histogram::new_with_bounds(1, 60_000_000_000, 3).expect("static bounds are valid");
+        hist.auto(true);
+        LatencyRecorder { hist }
+    }
+
+    /// Records one request's latency (clamped to at least 1 ns).
+    pub fn record(&mut self, latency: Duration) {
+        let ns = u64::try_from(latency.as_nanos()).unwrap_or(u64::MAX).max(1);
+        self.hist.saturating_record(ns);
+    }
+
+    pub fn merge(&mut self, other: &LatencyRecorder) {
+        self.hist
+            .add(&other.hist)
+            .expect("auto-resizing histograms always merge");
+    }
+
+    pub fn count(&self) -> u64 {
+        self.hist.len()
+    }
+
+    /// Latency at quantile `q` (0..=1) in nanoseconds.
+    pub fn quantile_ns(&self, q: f64) -> u64 {
+        self.hist.value_at_quantile(q)
+    }
+
+    pub fn percentiles(&self) -> Percentiles {
+        let us = |ns: u64| ns as f64 / 1000.0;
+        if self.hist.is_empty() {
+            return Percentiles::default();
+        }
+        Percentiles {
+            count: self.hist.len(),
+            mean_us: self.hist.mean() / 1000.0,
+            p50_us: us(self.hist.value_at_quantile(0.50)),
+            p90_us: us(self.hist.value_at_quantile(0.90)),
+            p99_us: us(self.hist.value_at_quantile(0.99)),
+            p999_us: us(self.hist.value_at_quantile(0.999)),
+            max_us: us(self.hist.max()),
+        }
+    }
+}
+
+/// Latency summary in microseconds.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, serde::Deserialize)]
+pub struct Percentiles {
+    pub count: u64,
+    pub mean_us: f64,
+    pub p50_us: f64,
+    pub p90_us: f64,
+    pub p99_us: f64,
+    pub p999_us: f64,
+    pub max_us: f64,
+}
+
+/// Median of a list (the mean of the middle two for even lengths); 0 for an empty list.
+pub fn median(values: &[f64]) -> f64 {
+    if values.is_empty() {
+        return 0.0;
+    }
+    let mut v = values.to_vec();
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentiles_of_a_known_distribution() {
+        let mut r = LatencyRecorder::new();
+        for us in 1..=1000u64 {
+            r.record(Duration::from_micros(us));
+        }
+        let p = r.percentiles();
+        assert_eq!(p.count, 1000);
+        let close = |a: f64, b: f64| (a - b).abs() <= b * 0.002 + 0.001;
+        assert!(close(p.p50_us, 500.0), "{p:?}");
+        assert!(close(p.p90_us, 900.0), "{p:?}");
+        assert!(close(p.p99_us, 990.0), "{p:?}");
+        assert!(close(p.p999_us, 999.0), "{p:?}");
+        assert!(close(p.max_us, 1000.0), "{p:?}");
+        assert!(close(p.mean_us, 500.5), "{p:?}");
+    }
+
+    #[test]
+    fn merging_adds_counts_and_keeps_extremes() {
+        let mut a = LatencyRecorder::new();
+        let mut b = LatencyRecorder::new();
+        a.record(Duration::from_micros(10));
+        b.record(Duration::from_secs(2));
+        a.merge(&b);
+        assert_eq!(a.count(), 2);
+        assert!((a.percentiles().max_us - 2e6).abs() < 2e6 * 0.001);
+        assert_eq!(LatencyRecorder::new().percentiles(), Percentiles::default());
+    }
+
+    #[test]
+    fn median_of_odd_and_even() {
+        assert_eq!(median(&[3.0, 1.0, 2.0]), 2.0);
+        assert_eq!(median(&[4.0, 1.0, 2.0, 3.0]), 2.5);
+        assert_eq!(median(&[]), 0.0);
+    }
+}
