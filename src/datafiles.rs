@@ -29,12 +29,15 @@ pub fn prepare(opts: &RunOptions) -> Result<PreparedFiles> {
     if let Target::Dir(dir) = &opts.target {
         std::fs::create_dir_all(dir).map_err(|e| Error::file(FileOp::Create, dir, e))?;
     }
-    let access = match (&opts.target, opts.op) {
-        (Target::File(_), Op::Read) => Access::Read,
-        _ => Access::Write,
+    // Reads open read-only, except managed files that do not exist yet (created here, filled
+    // with the pattern by their worker). Writes open read-write (read-back for --verify).
+    let access_for = |path: &Path| match (&opts.target, opts.op) {
+        (Target::Dir(_), Op::Read) if !path.exists() => Access::Write,
+        (_, Op::Read) => Access::Read,
+        (_, Op::Write) => Access::Write,
     };
     let first_path = plan::thread_path(&opts.target, 0);
-    let first = DataFile::open(&first_path, access, opts.direct)?;
+    let first = DataFile::open(&first_path, access_for(&first_path), opts.direct)?;
     let align = first.dio_align();
     if opts.block_size % align != 0 {
         return Err(Error::invalid(
@@ -50,7 +53,11 @@ pub fn prepare(opts: &RunOptions) -> Result<PreparedFiles> {
     let plans = plan::plan(opts, align);
     let mut files = vec![Arc::new(first)];
     for p in &plans[1..] {
-        files.push(Arc::new(DataFile::open(&p.path, access, opts.direct)?));
+        files.push(Arc::new(DataFile::open(
+            &p.path,
+            access_for(&p.path),
+            opts.direct,
+        )?));
     }
 
     let mut needs_pattern = vec![false; plans.len()];
@@ -87,13 +94,16 @@ pub fn prepare(opts: &RunOptions) -> Result<PreparedFiles> {
                     .unwrap_or(Path::new("."))
                     .to_path_buf(),
             };
-            let mut to_allocate = 0;
-            for (p, f) in plans.iter().zip(&files) {
-                to_allocate += p.len.saturating_sub(allocated_bytes(f)?);
-            }
-            if let Target::File(_) = target {
-                to_allocate = opts.size.saturating_sub(allocated_bytes(&files[0])?);
-            }
+            let to_allocate = match target {
+                Target::File(_) => opts.size.saturating_sub(allocated_bytes(&files[0])?),
+                Target::Dir(_) => {
+                    let mut sum = 0;
+                    for (p, f) in plans.iter().zip(&files) {
+                        sum += p.len.saturating_sub(allocated_bytes(f)?);
+                    }
+                    sum
+                }
+            };
             check_space(&dir, to_allocate)?;
             // Exact lengths: a write never leaves stale bytes past the end of what it wrote.
             match target {
@@ -141,10 +151,12 @@ fn holds_pattern(f: &DataFile, len: u64, seed: u64) -> Result<bool> {
     Ok(true)
 }
 
-/// Writes the pattern for `[0, len)` into a managed file, durably, and drops it from the page
-/// cache so the timed reads come from the device.
-pub fn write_pattern(f: &DataFile, len: u64, seed: u64) -> Result<()> {
+/// Writes the pattern for `[0, len)` into the managed file at `path` (through a handle of its
+/// own, so the run's handle may be read-only), durably, and drops it from the page cache so
+/// the timed reads come from the device.
+pub fn write_pattern(path: &Path, len: u64, seed: u64) -> Result<()> {
     const CHUNK: u64 = 8 << 20;
+    let f = DataFile::open(path, Access::Write, false)?;
     let mut buf = vec![0u8; CHUNK.min(len) as usize];
     let mut off = 0;
     while off < len {
@@ -153,7 +165,6 @@ pub fn write_pattern(f: &DataFile, len: u64, seed: u64) -> Result<()> {
         f.write_all_at(&buf[..n], off)?;
         off += n as u64;
     }
-    f.set_len(f.len()?.max(len))?;
     f.sync_data()?;
     f.forget_cached_pages();
     Ok(())

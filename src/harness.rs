@@ -50,11 +50,10 @@ pub struct ThreadMeasurement {
     pub sync_time: Duration,
 }
 
-/// What the coordinator measured for one measured loop.
+/// What the coordinator measured for one measured loop. (The loop's task time, the slowest
+/// thread's time inside `transfer`, comes from the threads' `loop_times`.)
 #[derive(Debug, Clone, Copy)]
 pub struct LoopMeasurement {
-    /// Slowest thread's time inside `transfer` (DeepSpeed's "task time").
-    pub task_time: Duration,
     /// From releasing the workers to the last one finishing, barriers included.
     pub e2e_time: Duration,
     /// CPU time of the whole process during the loop.
@@ -90,6 +89,9 @@ pub fn run(opts: &RunOptions) -> Result<Measurements> {
             backend: opts.backend.clone(),
             reason,
         });
+    }
+    if opts.drop_caches {
+        sys::check_drop_caches().map_err(Error::DropCaches)?;
     }
     let prepared = datafiles::prepare(opts)?;
     execute(opts, backend.as_ref(), prepared)
@@ -185,11 +187,7 @@ fn coordinate(opts: &RunOptions, barrier: &PhaseBarrier) -> Result<Vec<LoopMeasu
         let e2e_time = t0.elapsed();
         let cpu = CpuTime::process().since(cpu0);
         if measured {
-            loops.push(LoopMeasurement {
-                task_time: Duration::ZERO,
-                e2e_time,
-                cpu,
-            });
+            loops.push(LoopMeasurement { e2e_time, cpu });
         }
     }
     barrier.wait()?; // synced
@@ -209,7 +207,7 @@ fn worker_thread(
 ) -> Result<ThreadMeasurement> {
     // Setup.
     if needs_pattern {
-        datafiles::write_pattern(file, plan.len, opts.seed)?;
+        datafiles::write_pattern(&plan.path, plan.len, opts.seed)?;
     }
     barrier.wait()?;
 
@@ -316,19 +314,6 @@ fn verify(
             }
             Ok(())
         }
-    }
-}
-
-/// Task time per loop = the slowest thread's transfer time in that loop.
-pub fn fill_task_times(m: &mut Measurements) {
-    for (i, l) in m.loops.iter_mut().enumerate() {
-        l.task_time = m
-            .threads
-            .iter()
-            .filter_map(|t| t.loop_times.get(i))
-            .copied()
-            .max()
-            .unwrap_or_default();
     }
 }
 

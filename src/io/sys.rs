@@ -120,6 +120,15 @@ pub fn drop_caches() -> io::Result<()> {
     std::fs::write("/proc/sys/vm/drop_caches", b"3\n")
 }
 
+/// Whether this process may drop the page cache: opens the control file for writing without
+/// writing to it, so a lack of permission is found before the run starts.
+pub fn check_drop_caches() -> io::Result<()> {
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open("/proc/sys/vm/drop_caches")
+        .map(drop)
+}
+
 /// The kernel release string (`uname -r`).
 pub fn kernel_release() -> String {
     let mut u = std::mem::MaybeUninit::<libc::utsname>::zeroed();

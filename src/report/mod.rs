@@ -154,7 +154,7 @@ impl RunReport {
                     .filter_map(|t| t.loop_times.get(i))
                     .max()
                     .copied()
-                    .unwrap_or(l.task_time);
+                    .unwrap_or_default();
                 LoopFigures {
                     index: i,
                     task_time_s: task.as_secs_f64(),
