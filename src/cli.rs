@@ -173,20 +173,27 @@ fn backends() {
     }
 }
 
-/// An export destination, opened before the run so a bad path fails before any work.
+/// An export destination, checked before the run so a bad path fails before any work, and
+/// written (replacing an existing file) only once the results exist: a failed run never
+/// truncates an earlier result file.
 enum Sink {
     Stdout,
-    File(PathBuf, std::fs::File),
+    File(PathBuf),
 }
 
 impl Sink {
-    fn open(path: &Path, flag: &'static str) -> Result<Sink, Error> {
+    fn check(path: &Path, flag: &'static str) -> Result<Sink, Error> {
         if path == Path::new("-") {
             return Ok(Sink::Stdout);
         }
-        std::fs::File::create(path)
-            .map(|f| Sink::File(path.to_path_buf(), f))
-            .map_err(|e| Error::invalid(flag, format!("cannot create {}: {e}", path.display())))
+        let probe = if path.exists() {
+            std::fs::OpenOptions::new().write(true).open(path).map(drop)
+        } else {
+            std::fs::File::create(path).and_then(|_| std::fs::remove_file(path))
+        };
+        probe
+            .map(|_| Sink::File(path.to_path_buf()))
+            .map_err(|e| Error::invalid(flag, format!("cannot write {}: {e}", path.display())))
     }
 
     fn write(self, text: &str) -> Result<(), Error> {
@@ -195,9 +202,8 @@ impl Sink {
                 print!("{text}");
                 Ok(())
             }
-            Sink::File(path, mut f) => f
-                .write_all(text.as_bytes())
-                .and_then(|_| f.sync_all())
+            Sink::File(path) => std::fs::File::create(&path)
+                .and_then(|mut f| f.write_all(text.as_bytes()).and_then(|_| f.sync_all()))
                 .map_err(|e| Error::file(crate::error::FileOp::Write, path, e)),
         }
     }
@@ -209,12 +215,12 @@ fn run(args: &RunArgs) -> Result<(), Error> {
     let json = args
         .json
         .as_deref()
-        .map(|p| Sink::open(p, "--json"))
+        .map(|p| Sink::check(p, "--json"))
         .transpose()?;
     let csv = args
         .csv
         .as_deref()
-        .map(|p| Sink::open(p, "--csv"))
+        .map(|p| Sink::check(p, "--csv"))
         .transpose()?;
     let stdout_taken = matches!(json, Some(Sink::Stdout)) || matches!(csv, Some(Sink::Stdout));
 

@@ -53,6 +53,8 @@ pub const MAX_THREADS: usize = 1024;
 pub const MAX_QUEUE_DEPTH: u32 = 4096;
 pub const MAX_BLOCK_SIZE: u64 = 1 << 30;
 pub const MAX_LOOPS: u32 = 100_000;
+/// Backends that can register their buffers with io_uring.
+pub const BACKENDS_WITH_FIXED_BUFFERS: &[&str] = &["host"];
 
 /// Everything one run needs.
 #[derive(Debug, Clone, Serialize)]
@@ -158,6 +160,16 @@ impl RunOptions {
                     self.threads,
                     Bytes(self.size),
                     Bytes(self.block_size)
+                ),
+            ));
+        }
+        if self.fixed_buffers && !BACKENDS_WITH_FIXED_BUFFERS.contains(&self.backend.as_str()) {
+            return Err(Error::invalid(
+                "--fixed-buffers",
+                format!(
+                    "the {} backend registers no buffers; it applies to: {}",
+                    self.backend,
+                    BACKENDS_WITH_FIXED_BUFFERS.join(", ")
                 ),
             ));
         }
