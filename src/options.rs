@@ -270,5 +270,11 @@ mod tests {
             }),
             "--fixed-buffers"
         );
+        let posix_fixed = RunOptions {
+            backend: "posix".into(),
+            fixed_buffers: true,
+            ..d()
+        };
+        assert_eq!(flag_of(&posix_fixed), "--fixed-buffers");
     }
 }
