@@ -242,6 +242,17 @@ impl UringEngine {
                 opcode::Write::new(fd, ptr, len32).offset(offset).build()
             }
         };
+        // A tail write goes through the page cache, and usually shares a page with the
+        // O_DIRECT write just before it. If both run at once, the direct write cannot
+        // invalidate the page the buffered write dirtied: the kernel then flags the file with
+        // EIO ("Page cache invalidation failure on direct I/O"), fdatasync fails, and stale
+        // page contents may be written back over the direct write. IO_DRAIN runs the tail
+        // alone: after every earlier request has completed, and before any later one starts.
+        let entry = if tail && op == Op::Write {
+            entry.flags(squeue::Flags::IO_DRAIN)
+        } else {
+            entry
+        };
         entry.user_data(slot as u64)
     }
 
