@@ -51,6 +51,8 @@ pub fn prepare(opts: &RunOptions) -> Result<PreparedFiles> {
         ));
     }
     let plans = plan::plan(opts, align);
+    // Before any file is resized or filled: a refusal must leave existing files as they were.
+    check_memory(opts, &plans)?;
     let mut files = vec![Arc::new(first)];
     for p in &plans[1..] {
         files.push(Arc::new(DataFile::open(
@@ -116,7 +118,6 @@ pub fn prepare(opts: &RunOptions) -> Result<PreparedFiles> {
             }
         }
     }
-    check_memory(opts, &plans)?;
     Ok(PreparedFiles {
         plans,
         files,
