@@ -50,7 +50,7 @@ pub fn prepare(opts: &RunOptions) -> Result<PreparedFiles> {
             ),
         ));
     }
-    let plans = plan::plan(opts, align);
+    let plans = plan::plan(opts, align)?;
     // Before any file is resized or filled: a refusal must leave existing files as they were.
     check_memory(opts, &plans)?;
     let mut files = vec![Arc::new(first)];

@@ -9,7 +9,9 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::error::{Error, Result};
 use crate::options::{RunOptions, Target};
+use crate::size::Bytes;
 
 /// One request: `len` bytes between file offset `file_offset` and byte `buf_offset` of the
 /// thread's buffer.
@@ -49,12 +51,30 @@ pub fn thread_path(target: &Target, tid: usize) -> PathBuf {
     }
 }
 
+/// The page size of the page cache. With O_DIRECT, thread ranges start on page boundaries: a
+/// buffered tail write must never share a page with another thread's O_DIRECT write, which the
+/// kernel cannot keep coherent (it fails fdatasync with EIO: "page cache invalidation failure").
+const PAGE: u64 = 4096;
+
 /// Splits the run into per-thread plans. `align` is the O_DIRECT alignment (1 when buffered).
-pub fn plan(opts: &RunOptions, align: u64) -> Vec<ThreadPlan> {
+pub fn plan(opts: &RunOptions, align: u64) -> Result<Vec<ThreadPlan>> {
     let threads = opts.threads as u64;
     let bs = opts.block_size;
-    let share = (opts.size / threads / bs).max(1) * bs;
-    (0..opts.threads)
+    let unit = if align > 1 { lcm(bs, PAGE) } else { bs };
+    let share = (opts.size / threads / unit).max(1) * unit;
+    if share * (threads - 1) >= opts.size {
+        return Err(Error::invalid(
+            "--threads",
+            format!(
+                "{} threads cannot share --size {}: with O_DIRECT each thread's range is a multiple of {} (block size and 4 KiB page), so at most {} threads fit",
+                opts.threads,
+                Bytes(opts.size),
+                Bytes(unit),
+                opts.size.div_ceil(unit)
+            ),
+        ));
+    }
+    let plans = (0..opts.threads)
         .map(|tid| {
             let t = tid as u64;
             let len = if t + 1 == threads {
@@ -81,7 +101,16 @@ pub fn plan(opts: &RunOptions, align: u64) -> Vec<ThreadPlan> {
                 requests,
             }
         })
-        .collect()
+        .collect();
+    Ok(plans)
+}
+
+fn lcm(a: u64, b: u64) -> u64 {
+    let (mut x, mut y) = (a, b);
+    while y != 0 {
+        (x, y) = (y, x % y);
+    }
+    a / x * b
 }
 
 fn cut(start: u64, len: u64, bs: u64, align: u64) -> Vec<Request> {
@@ -170,7 +199,7 @@ mod tests {
 
     #[test]
     fn shared_file_ranges_are_disjoint_and_complete() {
-        let plans = plan(&opts(10 << 20, 1 << 20, 3, true), 4096);
+        let plans = plan(&opts(10 << 20, 1 << 20, 3, true), 4096).unwrap();
         assert_eq!(plans.iter().map(|p| p.len).sum::<u64>(), 10 << 20);
         assert_eq!(plans[0].file_offset, 0);
         assert_eq!(plans[1].file_offset, plans[0].end());
@@ -182,7 +211,7 @@ mod tests {
 
     #[test]
     fn per_thread_files_start_at_zero() {
-        let plans = plan(&opts(8 << 20, 1 << 20, 2, false), 4096);
+        let plans = plan(&opts(8 << 20, 1 << 20, 2, false), 4096).unwrap();
         assert!(plans.iter().all(|p| p.file_offset == 0 && p.len == 4 << 20));
         assert_eq!(plans[1].path, Path::new("d/gdswap.1.dat"));
     }
@@ -190,30 +219,49 @@ mod tests {
     #[test]
     fn unaligned_size_gets_an_exact_tail_request() {
         let size = (2 << 20) + 4097;
-        let plans = plan(&opts(size, 1 << 20, 1, true), 4096);
+        let plans = plan(&opts(size, 1 << 20, 1, true), 4096).unwrap();
         let reqs = &plans[0].requests;
         covers_exactly(&plans[0]);
         assert_eq!(reqs.iter().filter(|r| r.tail).count(), 1);
         let tail = reqs.iter().find(|r| r.tail).unwrap();
         assert_eq!((tail.file_offset, tail.len), ((2 << 20) + 4096, 1));
         // Buffered runs need no tail.
-        let plans = plan(&opts(size, 1 << 20, 1, true), 1);
+        let plans = plan(&opts(size, 1 << 20, 1, true), 1).unwrap();
         assert!(plans[0].requests.iter().all(|r| !r.tail));
+    }
+
+    #[test]
+    fn direct_thread_ranges_start_on_pages() {
+        let plans = plan(&opts(64 << 10, 512, 3, true), 512).unwrap();
+        assert!(plans.iter().all(|p| p.file_offset % 4096 == 0));
+        plans.iter().for_each(covers_exactly);
+        // Buffered runs split in whole blocks only.
+        let plans = plan(&opts(64 << 10, 512, 3, true), 1).unwrap();
+        assert_eq!(plans[1].file_offset, 21 * 1024);
+        // Too small to give each thread a page of its own.
+        let e = plan(&opts(1124, 512, 2, true), 512)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("--threads: 2 threads cannot share --size 1124B"),
+            "{e}"
+        );
+        assert_eq!(lcm(1536, 4096), 12288);
     }
 
     #[test]
     fn random_order_is_a_seeded_permutation() {
         let mut o = opts(64 << 20, 1 << 20, 1, true);
         o.random = true;
-        let a = plan(&o, 4096);
-        let b = plan(&o, 4096);
+        let a = plan(&o, 4096).unwrap();
+        let b = plan(&o, 4096).unwrap();
         assert_eq!(a[0].requests, b[0].requests);
         assert_ne!(
             a[0].requests,
-            plan(&opts(64 << 20, 1 << 20, 1, true), 4096)[0].requests
+            plan(&opts(64 << 20, 1 << 20, 1, true), 4096).unwrap()[0].requests
         );
         covers_exactly(&a[0]);
         o.seed += 1;
-        assert_ne!(plan(&o, 4096)[0].requests, a[0].requests);
+        assert_ne!(plan(&o, 4096).unwrap()[0].requests, a[0].requests);
     }
 }

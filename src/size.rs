@@ -32,6 +32,9 @@ pub fn parse_size(input: &str) -> Result<u64, SizeError> {
         return Err(err("it does not start with a whole number"));
     }
     let value: u64 = number.parse().map_err(|_| err("the number is too large"))?;
+    if suffix.starts_with('.') {
+        return Err(err("fractions are not accepted (write 1536K, not 1.5M)"));
+    }
     let multiplier: u64 = match suffix.to_ascii_lowercase().as_str() {
         "" | "b" => 1,
         "k" | "kib" => 1 << 10,
@@ -105,6 +108,14 @@ mod tests {
             let e = parse_size(bad).unwrap_err();
             assert!(e.to_string().contains("is not a size"), "{bad}: {e}");
         }
+    }
+
+    #[test]
+    fn fractions_say_so() {
+        assert!(parse_size("1.5M")
+            .unwrap_err()
+            .to_string()
+            .contains("fractions are not accepted"));
     }
 
     #[test]

@@ -137,7 +137,11 @@ fn fixed_buffers_with_buffered() {
 fn fractional_size_is_a_usage_error() {
     usage_error(
         args("1.5M", "64K"),
-        &["invalid value '1.5M' for '--size <SIZE>'", "is not a size"],
+        &[
+            "invalid value '1.5M' for '--size <SIZE>'",
+            "is not a size",
+            "fractions are not accepted",
+        ],
     );
 }
 
