@@ -1,47 +1,17 @@
-//! The command line: parse, run, print, exit. The only module that prints or picks an exit
-//! status; everything it calls returns values.
+//! `gdswap run`: one workload through one backend, printed and exported.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::ExitCode;
 
-use clap::{Args, Parser, Subcommand};
+use clap::Args;
 
-use crate::backend::{self, Availability};
+use crate::backend;
 use crate::error::Error;
 use crate::harness;
 use crate::io::buffer::HugePages;
 use crate::options::{default_data_dir, Op, RunOptions, Target};
 use crate::report::{self, RunReport};
 use crate::size::{parse_size, SIZE_RULE};
-
-const VERSION: &str = concat!(
-    env!("CARGO_PKG_VERSION"),
-    " (",
-    env!("GDSWAP_GIT_COMMIT"),
-    ")"
-);
-
-#[derive(Parser, Debug)]
-#[command(
-    name = "gdswap",
-    version = VERSION,
-    about = "Move tensors between NVMe files and GPU/host memory, and measure how well each path does it",
-    after_help = "Run `gdswap run --help` for the transfer benchmark's options."
-)]
-struct Cli {
-    #[command(subcommand)]
-    command: Command,
-}
-
-#[derive(Subcommand, Debug)]
-enum Command {
-    /// Move data between files and memory through one backend, and report bandwidth, latency
-    /// percentiles and CPU cost.
-    Run(RunArgs),
-    /// List the backends and whether each can run on this machine.
-    Backends,
-}
 
 fn after_run_help() -> String {
     format!(
@@ -56,7 +26,7 @@ fn after_run_help() -> String {
 
 #[derive(Args, Debug)]
 #[command(after_help = after_run_help())]
-struct RunArgs {
+pub struct RunArgs {
     /// Transfer path.
     #[arg(long, default_value = "host", value_parser = clap::builder::PossibleValuesParser::new(backend::names()))]
     backend: String,
@@ -117,7 +87,7 @@ struct RunArgs {
 }
 
 impl RunArgs {
-    fn options(&self) -> RunOptions {
+    pub fn options(&self) -> RunOptions {
         let target = match (&self.file, &self.dir) {
             (Some(f), _) => Target::File(f.clone()),
             (None, Some(d)) => Target::Dir(d.clone()),
@@ -144,45 +114,16 @@ impl RunArgs {
     }
 }
 
-/// Entry point of the `gdswap` binary.
-pub fn main() -> ExitCode {
-    let cli = Cli::parse();
-    let result = match cli.command {
-        Command::Run(args) => run(&args),
-        Command::Backends => {
-            backends();
-            Ok(())
-        }
-    };
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("gdswap: error: {e}");
-            ExitCode::FAILURE
-        }
-    }
-}
-
-fn backends() {
-    for b in backend::all() {
-        let state = match b.probe() {
-            Availability::Available => "available".to_string(),
-            Availability::Unavailable(why) => format!("unavailable: {why}"),
-        };
-        println!("{:<8} {:<60} {state}", b.name(), b.summary());
-    }
-}
-
 /// An export destination, checked before the run so a bad path fails before any work, and
 /// written (replacing an existing file) only once the results exist: a failed run never
 /// truncates an earlier result file.
-enum Sink {
+pub enum Sink {
     Stdout,
     File(PathBuf),
 }
 
 impl Sink {
-    fn check(path: &Path, flag: &'static str) -> Result<Sink, Error> {
+    pub fn check(path: &Path, flag: &'static str) -> Result<Sink, Error> {
         if path == Path::new("-") {
             return Ok(Sink::Stdout);
         }
@@ -196,7 +137,7 @@ impl Sink {
             .map_err(|e| Error::invalid(flag, format!("cannot write {}: {e}", path.display())))
     }
 
-    fn write(self, text: &str) -> Result<(), Error> {
+    pub fn write(self, text: &str) -> Result<(), Error> {
         match self {
             Sink::Stdout => {
                 print!("{text}");
@@ -209,7 +150,7 @@ impl Sink {
     }
 }
 
-fn run(args: &RunArgs) -> Result<(), Error> {
+pub fn run(args: &RunArgs) -> Result<(), Error> {
     let opts = args.options();
     opts.validate()?;
     let json = args

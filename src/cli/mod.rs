@@ -1,0 +1,70 @@
+//! The command line: parse, run, print, exit. The only module that prints or picks an exit
+//! status; everything it calls returns values.
+
+//!
+//! One file per subcommand: `run.rs` (`gdswap run`); `backends` is small enough to live here.
+
+mod run;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::backend::{self, Availability};
+
+const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (",
+    env!("GDSWAP_GIT_COMMIT"),
+    ")"
+);
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "gdswap",
+    version = VERSION,
+    about = "Move tensors between NVMe files and GPU/host memory, and measure how well each path does it",
+    after_help = "Run `gdswap run --help` for the transfer benchmark's options."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Move data between files and memory through one backend, and report bandwidth, latency
+    /// percentiles and CPU cost.
+    Run(run::RunArgs),
+    /// List the backends and whether each can run on this machine.
+    Backends,
+}
+
+/// Entry point of the `gdswap` binary.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Run(args) => run::run(&args),
+        Command::Backends => {
+            backends();
+            Ok(())
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("gdswap: error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn backends() {
+    for b in backend::all() {
+        let state = match b.probe() {
+            Availability::Available => "available".to_string(),
+            Availability::Unavailable(why) => format!("unavailable: {why}"),
+        };
+        println!("{:<8} {:<60} {state}", b.name(), b.summary());
+    }
+}
