@@ -273,7 +273,7 @@ run() {
 fio_cmd() { # OP JSON
     local rw=$1 json=$2
     FIO_CMD=(fio --output-format=json "--output=$json" --ioengine=io_uring --direct=1 --bs=1M
-        --iodepth=8 "--rw=$rw" --numjobs=1 "--filename=$DATA_FILE" "--size=$SIZE_BYTES"
+        --iodepth=8 --lat_percentiles=1 "--rw=$rw" --numjobs=1 "--filename=$DATA_FILE" "--size=$SIZE_BYTES"
         "${FIO_MEM[@]}" "${FIO_EXTRA_ARGS[@]}"
         --name=warmup --loops=1 --name=measured --stonewall --loops=3)
 }

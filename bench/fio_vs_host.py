@@ -77,7 +77,9 @@ def fio_figures(path, op):
     runtime_ms = float(job["job_runtime"])
     cpu_s = (float(job["usr_cpu"]) + float(job["sys_cpu"])) / 100.0 * runtime_ms / 1000.0
     gib = io_bytes / GIB
-    clat = side.get("clat_ns", {}).get("percentile", {})
+    # Total latency (submission to completion, fio's `lat`, which `--lat_percentiles=1` gives
+    # percentiles for), the same span gdswap measures per request.
+    lat = side.get("lat_ns", {}).get("percentile", {})
     return {
         "tool": "fio",
         "fio_version": doc.get("fio version", "unknown"),
@@ -92,8 +94,8 @@ def fio_figures(path, op):
         "cpu_s": cpu_s,
         "cpu_s_per_gib": cpu_s / gib if gib > 0 else None,
         "iops": float(side.get("iops", 0.0)),
-        "clat_p50_us": clat.get("50.000000", 0) / 1000.0 if clat else None,
-        "clat_p99_us": clat.get("99.000000", 0) / 1000.0 if clat else None,
+        "lat_p50_us": lat.get("50.000000", 0) / 1000.0 if lat else None,
+        "lat_p99_us": lat.get("99.000000", 0) / 1000.0 if lat else None,
         "mem": (doc.get("global options") or {}).get("mem", "malloc (default)"),
     }
 

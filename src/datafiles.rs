@@ -6,6 +6,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use crate::error::{Error, FileOp, Result};
+use crate::io::buffer::HugePages;
 use crate::io::file::{Access, DataFile};
 use crate::io::sys;
 use crate::options::{Op, RunOptions, Target};
@@ -23,6 +24,33 @@ pub struct PreparedFiles {
     pub needs_pattern: Vec<bool>,
     /// O_DIRECT alignment in bytes (1 when buffered).
     pub align: u64,
+}
+
+impl PreparedFiles {
+    /// The last step before the timed loops, run once every worker has prepared (so a worker
+    /// that cannot allocate or register its buffers fails before any file changes). For writes:
+    /// set every file to its exact length (a write never leaves stale bytes past its end) and,
+    /// with `--verify`, zero the ranges about to be written, so that the read-back can only
+    /// pass on data this run wrote, never on what an earlier run left there.
+    pub fn before_loops(&self, opts: &RunOptions) -> Result<()> {
+        if opts.op != Op::Write {
+            return Ok(());
+        }
+        match &opts.target {
+            Target::File(_) => self.files[0].set_len(opts.size)?,
+            Target::Dir(_) => {
+                for (p, f) in self.plans.iter().zip(&self.files) {
+                    f.set_len(p.len)?;
+                }
+            }
+        }
+        if opts.verify {
+            for (p, f) in self.plans.iter().zip(&self.files) {
+                f.zero_range(p.file_offset, p.len)?;
+            }
+        }
+        Ok(())
+    }
 }
 
 pub fn prepare(opts: &RunOptions) -> Result<PreparedFiles> {
@@ -50,9 +78,10 @@ pub fn prepare(opts: &RunOptions) -> Result<PreparedFiles> {
             ),
         ));
     }
+    // Before the request lists are built (their size follows --size) and before any file is
+    // resized or filled: a refusal must leave existing files as they were.
+    check_memory(opts, &plan::ranges(opts, align)?)?;
     let plans = plan::plan(opts, align)?;
-    // Before any file is resized or filled: a refusal must leave existing files as they were.
-    check_memory(opts, &plans)?;
     let mut files = vec![Arc::new(first)];
     for p in &plans[1..] {
         files.push(Arc::new(DataFile::open(
@@ -77,7 +106,7 @@ pub fn prepare(opts: &RunOptions) -> Result<PreparedFiles> {
         }
         (Target::Dir(dir), Op::Read) => {
             for (i, (p, f)) in plans.iter().zip(&files).enumerate() {
-                needs_pattern[i] = !holds_pattern(f, p.len, opts.seed)?;
+                needs_pattern[i] = !holds_pattern(f, p.len, p.seed)?;
             }
             let to_write: u64 = plans
                 .iter()
@@ -107,15 +136,6 @@ pub fn prepare(opts: &RunOptions) -> Result<PreparedFiles> {
                 }
             };
             check_space(&dir, to_allocate)?;
-            // Exact lengths: a write never leaves stale bytes past the end of what it wrote.
-            match target {
-                Target::File(_) => files[0].set_len(opts.size)?,
-                Target::Dir(_) => {
-                    for (p, f) in plans.iter().zip(&files) {
-                        f.set_len(p.len)?;
-                    }
-                }
-            }
         }
     }
     Ok(PreparedFiles {
@@ -129,7 +149,9 @@ pub fn prepare(opts: &RunOptions) -> Result<PreparedFiles> {
 /// Cheap check that a managed file holds the pattern for `len` bytes with `seed`: its length
 /// and the headers of its first and last granules. (`--verify` checks every byte.)
 fn holds_pattern(f: &DataFile, len: u64, seed: u64) -> Result<bool> {
-    if f.len()? < len {
+    // A file with holes (an interrupted write) reads back zeroes without touching the device,
+    // which would inflate a read benchmark: it must be rewritten.
+    if f.len()? < len || allocated_bytes(f)? < len {
         return Ok(false);
     }
     let granule = pattern::GRANULE as u64;
@@ -207,8 +229,18 @@ fn free_space(dir: &Path) -> std::io::Result<u64> {
     Ok(st.f_bavail * st.f_frsize)
 }
 
-fn check_memory(opts: &RunOptions, plans: &[ThreadPlan]) -> Result<()> {
-    let total: u64 = plans.iter().map(|p| p.len).sum();
+/// Host memory and (with `--fixed-buffers`) locked memory the buffers of `ranges` need, as
+/// they will be mapped: each rounded up to 2 MiB when huge pages may back it.
+fn check_memory(opts: &RunOptions, ranges: &[(u64, u64)]) -> Result<()> {
+    let granule = if opts.huge_pages == HugePages::Off {
+        4096
+    } else {
+        2 << 20
+    };
+    let total: u64 = ranges
+        .iter()
+        .map(|&(_, len)| len.next_multiple_of(granule))
+        .sum();
     if let Some(avail) = sys::mem_available() {
         if total > avail / 10 * 9 {
             return Err(Error::Resources(format!(

@@ -48,6 +48,9 @@ pub struct ThreadMeasurement {
     /// The thread's own CPU time inside measured transfers.
     pub cpu: CpuTime,
     pub sync_time: Duration,
+    /// How this thread's worker ran, and the page backing its buffers got.
+    pub mode: String,
+    pub pages: Option<PageBacking>,
 }
 
 /// What the coordinator measured for one measured loop. (The loop's task time, the slowest
@@ -102,33 +105,45 @@ fn execute(
     backend: &dyn Backend,
     prepared: PreparedFiles,
 ) -> Result<Measurements> {
-    let PreparedFiles {
-        plans,
-        files,
-        needs_pattern,
-        align,
-    } = prepared;
-    let barrier = PhaseBarrier::new(plans.len() + 1);
-    let mode = Mutex::new((String::new(), None));
+    let barrier = PhaseBarrier::new(prepared.plans.len() + 1);
 
     let (worker_results, coordinator_result) = std::thread::scope(|scope| {
-        let handles: Vec<_> = plans
+        let mut handles = Vec::with_capacity(prepared.plans.len());
+        let mut spawn_error = None;
+        for ((plan, file), &needs) in prepared
+            .plans
             .iter()
-            .zip(&files)
-            .zip(&needs_pattern)
-            .map(|((plan, file), &needs)| {
-                let (barrier, mode) = (&barrier, &mode);
-                scope.spawn(move || {
+            .zip(&prepared.files)
+            .zip(&prepared.needs_pattern)
+        {
+            let barrier = &barrier;
+            let spawned = std::thread::Builder::new()
+                .name(format!("gdswap-worker-{}", plan.tid))
+                .spawn_scoped(scope, move || {
                     let _guard = AbortOnPanic(barrier);
-                    let result = worker_thread(opts, backend, plan, file, needs, barrier, mode);
+                    let result = worker_thread(opts, backend, plan, file, needs, barrier);
                     if result.is_err() {
                         barrier.abort();
                     }
                     result
-                })
-            })
-            .collect();
-        let coordinator = coordinate(opts, &barrier);
+                });
+            match spawned {
+                Ok(h) => handles.push(h),
+                Err(e) => {
+                    // Threads already started wait at the first barrier: release them.
+                    barrier.abort();
+                    spawn_error = Some(Error::Resources(format!(
+                        "--threads {}: cannot start worker thread {}: {e}",
+                        opts.threads, plan.tid
+                    )));
+                    break;
+                }
+            }
+        }
+        let coordinator = match spawn_error {
+            Some(e) => Err(e),
+            None => coordinate(opts, &prepared, &barrier),
+        };
         if coordinator.is_err() {
             barrier.abort();
         }
@@ -141,38 +156,41 @@ fn execute(
     });
 
     // Report the first real failure, not the "stopped because another failed" echoes.
-    let mut first_abort = None;
     let mut threads = Vec::with_capacity(worker_results.len());
     for r in worker_results {
         match r {
             Ok(t) => threads.push(t),
-            Err(Error::Aborted) => first_abort = Some(Error::Aborted),
+            Err(Error::Aborted) => {}
             Err(e) => return Err(e),
         }
     }
-    let loops = match coordinator_result {
-        Ok(l) => l,
-        Err(Error::Aborted) => return Err(first_abort.unwrap_or(Error::Aborted)),
-        Err(e) => return Err(e),
-    };
-    if let Some(e) = first_abort {
-        return Err(e);
-    }
-    let (mode, pages) = mode.into_inner().unwrap_or_else(|p| p.into_inner());
+    let loops = coordinator_result?;
+    // The run's mode is thread 0's; its page backing is the worst any thread got, so a thread
+    // that fell back to small pages is never hidden behind one that did not.
+    let mode = threads.first().map(|t| t.mode.clone()).unwrap_or_default();
+    let pages = threads
+        .iter()
+        .filter_map(|t| t.pages)
+        .min_by_key(|p| p.huge_bytes_ratio_permille());
     Ok(Measurements {
         backend: backend.name().to_string(),
         mode,
         pages,
-        align,
+        align: prepared.align,
         threads,
         loops,
         verified: opts.verify,
     })
 }
 
-fn coordinate(opts: &RunOptions, barrier: &PhaseBarrier) -> Result<Vec<LoopMeasurement>> {
+fn coordinate(
+    opts: &RunOptions,
+    prepared: &PreparedFiles,
+    barrier: &PhaseBarrier,
+) -> Result<Vec<LoopMeasurement>> {
     barrier.wait()?; // setup done
     barrier.wait()?; // pre done
+    prepared.before_loops(opts)?;
     let mut loops = Vec::with_capacity(opts.loops as usize);
     for i in 0..opts.total_loops() {
         let measured = i >= opts.warmup;
@@ -195,7 +213,11 @@ fn coordinate(opts: &RunOptions, barrier: &PhaseBarrier) -> Result<Vec<LoopMeasu
     Ok(loops)
 }
 
-#[allow(clippy::too_many_arguments)]
+/// A byte value the pattern cannot produce everywhere: the destination is filled with it
+/// before the last measured read loop, so `--verify` checks what that loop delivered rather
+/// than what a warm-up loop left behind.
+const POISON: u8 = 0xa5;
+
 fn worker_thread(
     opts: &RunOptions,
     backend: &dyn Backend,
@@ -203,11 +225,10 @@ fn worker_thread(
     file: &Arc<DataFile>,
     needs_pattern: bool,
     barrier: &PhaseBarrier,
-    mode: &Mutex<(String, Option<PageBacking>)>,
 ) -> Result<ThreadMeasurement> {
     // Setup.
     if needs_pattern {
-        datafiles::write_pattern(&plan.path, plan.len, opts.seed)?;
+        datafiles::write_pattern(&plan.path, plan.len, plan.seed)?;
     }
     barrier.wait()?;
 
@@ -223,12 +244,8 @@ fn worker_thread(
         huge_pages: opts.huge_pages,
     };
     let mut worker = backend.prepare(&setup)?;
-    if plan.tid == 0 {
-        let mut m = mode.lock().unwrap_or_else(|p| p.into_inner());
-        *m = (worker.mode(), worker.buffer_pages());
-    }
     if opts.op == Op::Write {
-        worker.fill(&mut |buf| pattern::fill(buf, plan.file_offset, opts.seed))?;
+        worker.fill(&mut |buf| pattern::fill(buf, plan.file_offset, plan.seed))?;
     }
     barrier.wait()?;
 
@@ -238,6 +255,9 @@ fn worker_thread(
     let mut cpu = CpuTime::default();
     for i in 0..opts.total_loops() {
         let measured = i >= opts.warmup;
+        if opts.verify && opts.op == Op::Read && i + 1 == opts.total_loops() {
+            worker.fill(&mut |buf| buf.fill(POISON))?;
+        }
         barrier.wait()?; // ready
         barrier.wait()?; // go
         let mut scratch = LatencyRecorder::new();
@@ -270,8 +290,9 @@ fn worker_thread(
     };
     barrier.wait()?; // synced
     if opts.verify {
-        verify(opts, plan, file, worker.as_mut())?;
+        verify(opts.op, plan, file, worker.as_mut())?;
     }
+    let (mode, pages) = (worker.mode(), worker.buffer_pages());
     drop(worker);
     barrier.wait()?; // post done
 
@@ -285,21 +306,18 @@ fn worker_thread(
         latencies,
         cpu,
         sync_time,
+        mode,
+        pages,
     })
 }
 
 /// Reads: every byte that landed in the destination is the pattern of its file offset.
 /// Writes: every byte of the range, read back from the file after fdatasync with its cached
 /// pages dropped, is the pattern.
-fn verify(
-    opts: &RunOptions,
-    plan: &ThreadPlan,
-    file: &DataFile,
-    worker: &mut dyn Worker,
-) -> Result<()> {
-    match opts.op {
+fn verify(op: Op, plan: &ThreadPlan, file: &DataFile, worker: &mut dyn Worker) -> Result<()> {
+    match op {
         Op::Read => worker.inspect(&mut |buf| {
-            pattern::verify(buf, plan.file_offset, opts.seed, &plan.path).map_err(Error::Verify)
+            pattern::verify(buf, plan.file_offset, plan.seed, &plan.path).map_err(Error::Verify)
         }),
         Op::Write => {
             file.forget_cached_pages();
@@ -309,7 +327,7 @@ fn verify(
             while off < plan.end() {
                 let n = CHUNK.min(plan.end() - off) as usize;
                 file.read_exact_at(&mut buf[..n], off)?;
-                pattern::verify(&buf[..n], off, opts.seed, &plan.path).map_err(Error::Verify)?;
+                pattern::verify(&buf[..n], off, plan.seed, &plan.path).map_err(Error::Verify)?;
                 off += n as u64;
             }
             Ok(())
@@ -387,6 +405,125 @@ impl Drop for AbortOnPanic<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::backend::MemoryKind;
+    use crate::io::buffer::HostBuffer;
+    use crate::options::Target;
+
+    /// A backend that moves data only in its first `moving_calls` transfers and does nothing
+    /// afterwards: `--verify` must catch it.
+    struct Lazy {
+        moving_calls: usize,
+    }
+
+    struct LazyWorker {
+        buf: HostBuffer,
+        file: Arc<DataFile>,
+        calls: usize,
+        moving_calls: usize,
+    }
+
+    impl Backend for Lazy {
+        fn name(&self) -> &'static str {
+            "first-loop-only"
+        }
+        fn summary(&self) -> &'static str {
+            "test double"
+        }
+        fn memory(&self) -> MemoryKind {
+            MemoryKind::Host
+        }
+        fn probe(&self) -> Availability {
+            Availability::Available
+        }
+        fn prepare(&self, setup: &WorkerSetup) -> Result<Box<dyn Worker>> {
+            Ok(Box::new(LazyWorker {
+                buf: HostBuffer::new(setup.range_len as usize, setup.huge_pages)?,
+                file: Arc::clone(&setup.file),
+                calls: 0,
+                moving_calls: self.moving_calls,
+            }))
+        }
+    }
+
+    impl Worker for LazyWorker {
+        fn mode(&self) -> String {
+            "test".into()
+        }
+        fn buffer_pages(&self) -> Option<PageBacking> {
+            None
+        }
+        fn fill(&mut self, f: &mut dyn FnMut(&mut [u8])) -> Result<()> {
+            f(self.buf.as_mut_slice());
+            Ok(())
+        }
+        fn inspect(&mut self, f: &mut dyn FnMut(&[u8]) -> Result<()>) -> Result<()> {
+            f(self.buf.as_slice())
+        }
+        fn transfer(
+            &mut self,
+            op: Op,
+            requests: &[crate::plan::Request],
+            lat: &mut LatencyRecorder,
+        ) -> Result<()> {
+            self.calls += 1;
+            if self.calls > self.moving_calls {
+                return Ok(());
+            }
+            for r in requests {
+                let range = r.buf_offset..r.buf_offset + r.len;
+                match op {
+                    Op::Read => self
+                        .file
+                        .read_exact_at(&mut self.buf.as_mut_slice()[range], r.file_offset)?,
+                    Op::Write => self
+                        .file
+                        .write_all_at(&self.buf.as_slice()[range], r.file_offset)?,
+                }
+                lat.record(Duration::from_micros(1));
+            }
+            Ok(())
+        }
+    }
+
+    fn lazy_run(op: Op, file: &std::path::Path, warmup: u32, moving_calls: usize) -> Result<()> {
+        let opts = RunOptions {
+            op,
+            target: Target::File(file.to_path_buf()),
+            size: 1 << 20,
+            block_size: 64 << 10,
+            loops: 2,
+            warmup,
+            verify: true,
+            ..RunOptions::default()
+        };
+        execute(&opts, &Lazy { moving_calls }, datafiles::prepare(&opts)?).map(drop)
+    }
+
+    fn expect_verify_failure_at_zero(r: Result<()>) {
+        match r {
+            Err(Error::Verify(v)) => assert_eq!(v.offset, 0),
+            Err(e) => panic!("expected a verify failure, got {e}"),
+            Ok(()) => panic!("expected a verify failure, got success"),
+        }
+    }
+
+    #[test]
+    fn verify_checks_this_runs_data_not_what_was_there() {
+        let dir = crate::testutil::scratch_dir();
+        let f = dir.path().join("data");
+        let seed = RunOptions::default().seed;
+        // The file already holds exactly what the run would write; a writer that writes
+        // nothing must still fail verify, because the range is zeroed before the loops.
+        crate::datafiles::write_pattern(&f, 1 << 20, seed).unwrap();
+        expect_verify_failure_at_zero(lazy_run(Op::Write, &f, 0, 0));
+        // A writer that writes every time passes (the control).
+        crate::datafiles::write_pattern(&f, 1 << 20, seed).unwrap();
+        lazy_run(Op::Write, &f, 1, usize::MAX).unwrap();
+        // Reads: the warm-up loop fills the buffer, the measured loops move nothing; the buffer
+        // is poisoned before the last measured loop, so verify fails at the first byte.
+        expect_verify_failure_at_zero(lazy_run(Op::Read, &f, 1, 1));
+        lazy_run(Op::Read, &f, 1, usize::MAX).unwrap();
+    }
 
     #[test]
     fn barrier_releases_all_parties_each_generation() {

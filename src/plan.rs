@@ -33,6 +33,8 @@ pub struct ThreadPlan {
     pub file_offset: u64,
     /// Bytes in the range (its buffer holds exactly this, plus alignment padding).
     pub len: u64,
+    /// Seed of the data pattern in this thread's file (see [`file_seed`]).
+    pub seed: u64,
     pub requests: Vec<Request>,
 }
 
@@ -56,41 +58,78 @@ pub fn thread_path(target: &Target, tid: usize) -> PathBuf {
 /// kernel cannot keep coherent (it fails fdatasync with EIO: "page cache invalidation failure").
 const PAGE: u64 = 4096;
 
-/// Splits the run into per-thread plans. `align` is the O_DIRECT alignment (1 when buffered).
-pub fn plan(opts: &RunOptions, align: u64) -> Result<Vec<ThreadPlan>> {
+/// Each thread's `(file offset, length)`: whole units of `lcm(block size, page)` (O_DIRECT) or
+/// of the block size (buffered), spread as evenly as possible (the first threads take one unit
+/// more when they do not divide evenly), with the sub-unit remainder on the last thread. Cheap:
+/// no request lists, so it can be checked before anything big is allocated.
+pub fn ranges(opts: &RunOptions, align: u64) -> Result<Vec<(u64, u64)>> {
     let threads = opts.threads as u64;
-    let bs = opts.block_size;
-    let unit = if align > 1 { lcm(bs, PAGE) } else { bs };
-    let share = (opts.size / threads / unit).max(1) * unit;
-    if share * (threads - 1) >= opts.size {
+    let unit = if align > 1 {
+        lcm(opts.block_size, PAGE)
+    } else {
+        opts.block_size
+    };
+    let units = opts.size / unit;
+    let (base, extra) = (units / threads, units % threads);
+    let lens: Vec<u64> = (0..threads)
+        .map(|t| {
+            let whole = (base + u64::from(t < extra)) * unit;
+            if t + 1 == threads {
+                whole + opts.size % unit
+            } else {
+                whole
+            }
+        })
+        .collect();
+    if lens.contains(&0) {
         return Err(Error::invalid(
             "--threads",
             format!(
-                "{} threads cannot share --size {}: with O_DIRECT each thread's range is a multiple of {} (block size and 4 KiB page), so at most {} threads fit",
+                "{} threads cannot share --size {}: each thread's range is a whole number of {} (block size{}), except the last one's, so at most {} threads fit",
                 opts.threads,
                 Bytes(opts.size),
                 Bytes(unit),
-                opts.size.div_ceil(unit)
+                if align > 1 { " and 4 KiB page, for O_DIRECT" } else { "" },
+                units + u64::from(opts.size % unit != 0)
             ),
         ));
     }
-    let plans = (0..opts.threads)
-        .map(|tid| {
-            let t = tid as u64;
-            let len = if t + 1 == threads {
-                opts.size - share * t
-            } else {
-                share
-            };
-            let file_offset = match opts.target {
-                Target::File(_) => share * t,
+    let mut next = 0u64;
+    Ok(lens
+        .into_iter()
+        .map(|len| {
+            let start = next;
+            next += len;
+            let offset = match opts.target {
+                Target::File(_) => start,
                 Target::Dir(_) => 0,
             };
-            let mut requests = cut(file_offset, len, bs, align);
+            (offset, len)
+        })
+        .collect())
+}
+
+/// The pattern seed of a thread's file: `--seed` for a shared `--file`; `--seed + tid` for
+/// per-thread files, so that data landing in another thread's file cannot verify.
+pub fn file_seed(opts: &RunOptions, tid: usize) -> u64 {
+    match opts.target {
+        Target::File(_) => opts.seed,
+        Target::Dir(_) => opts.seed.wrapping_add(tid as u64),
+    }
+}
+
+/// Splits the run into per-thread plans. `align` is the O_DIRECT alignment (1 when buffered).
+pub fn plan(opts: &RunOptions, align: u64) -> Result<Vec<ThreadPlan>> {
+    let plans = ranges(opts, align)?
+        .into_iter()
+        .enumerate()
+        .map(|(tid, (file_offset, len))| {
+            let mut requests = cut(file_offset, len, opts.block_size, align);
             if opts.random {
+                let t = tid as u64;
                 shuffle(
                     &mut requests,
-                    opts.seed ^ (t.wrapping_mul(0x9e37_79b9_7f4a_7c15)),
+                    opts.seed ^ t.wrapping_mul(0x9e37_79b9_7f4a_7c15),
                 );
             }
             ThreadPlan {
@@ -98,6 +137,7 @@ pub fn plan(opts: &RunOptions, align: u64) -> Result<Vec<ThreadPlan>> {
                 path: thread_path(&opts.target, tid),
                 file_offset,
                 len,
+                seed: file_seed(opts, tid),
                 requests,
             }
         })
@@ -204,7 +244,11 @@ mod tests {
         assert_eq!(plans[0].file_offset, 0);
         assert_eq!(plans[1].file_offset, plans[0].end());
         assert_eq!(plans[2].file_offset, plans[1].end());
-        assert_eq!(plans[2].len, 4 << 20);
+        // 10 blocks over 3 threads: 4, 3, 3 (the first thread takes the extra block).
+        assert_eq!(
+            plans.iter().map(|p| p.len >> 20).collect::<Vec<_>>(),
+            [4, 3, 3]
+        );
         plans.iter().for_each(covers_exactly);
         assert_eq!(needed_len(&plans, Path::new("f")), 10 << 20);
     }
@@ -235,9 +279,10 @@ mod tests {
         let plans = plan(&opts(64 << 10, 512, 3, true), 512).unwrap();
         assert!(plans.iter().all(|p| p.file_offset % 4096 == 0));
         plans.iter().for_each(covers_exactly);
-        // Buffered runs split in whole blocks only.
+        // Buffered runs split in whole blocks only: 128 blocks as 43, 43, 42.
         let plans = plan(&opts(64 << 10, 512, 3, true), 1).unwrap();
-        assert_eq!(plans[1].file_offset, 21 * 1024);
+        assert_eq!(plans[1].file_offset, 43 * 512);
+        assert_eq!(plans[2].len, 42 * 512);
         // Too small to give each thread a page of its own.
         let e = plan(&opts(1124, 512, 2, true), 512)
             .unwrap_err()
@@ -247,6 +292,33 @@ mod tests {
             "{e}"
         );
         assert_eq!(lcm(1536, 4096), 12288);
+    }
+
+    #[test]
+    fn uneven_splits_spread_the_extra_blocks() {
+        // 16 blocks of 64 MiB over 12 threads: four threads take two, eight take one; never
+        // one thread with five (which would make the slowest thread's time meaningless).
+        let lens: Vec<u64> = ranges(&opts(1 << 30, 64 << 20, 12, true), 4096)
+            .unwrap()
+            .iter()
+            .map(|&(_, len)| len >> 20)
+            .collect();
+        assert_eq!(lens, [128, 128, 128, 128, 64, 64, 64, 64, 64, 64, 64, 64]);
+        // The sub-block remainder goes to the last thread.
+        let r = ranges(&opts((4 << 20) + 100, 1 << 20, 3, true), 4096).unwrap();
+        assert_eq!(
+            r,
+            [(0, 2 << 20), (2 << 20, 1 << 20), (3 << 20, (1 << 20) + 100)]
+        );
+    }
+
+    #[test]
+    fn per_thread_files_get_their_own_seed() {
+        let d = opts(8 << 20, 1 << 20, 3, false);
+        let seeds: Vec<u64> = plan(&d, 4096).unwrap().iter().map(|p| p.seed).collect();
+        assert_eq!(seeds, [d.seed, d.seed + 1, d.seed + 2]);
+        let f = opts(8 << 20, 1 << 20, 3, true);
+        assert!(plan(&f, 4096).unwrap().iter().all(|p| p.seed == f.seed));
     }
 
     #[test]

@@ -404,3 +404,11 @@ fn a_failed_run_keeps_earlier_result_files() {
     assert_eq!(std::fs::read_to_string(&json).unwrap(), "earlier json\n");
     assert_eq!(std::fs::read_to_string(&csv).unwrap(), "earlier csv\n");
 }
+
+#[test]
+fn json_and_csv_cannot_share_stdout() {
+    refused(
+        with(args("1M", "64K"), argv!["--json", "-", "--csv", "-"]),
+        "--csv: --json and --csv cannot both write to stdout (-); send one of them to a file",
+    );
+}

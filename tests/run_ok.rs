@@ -147,7 +147,7 @@ fn per_thread_files(backend: &str) {
             assert_eq!(t.bytes, SIZE / 2 * u64::from(LOOPS));
             assert_eq!(t.latency.count, SIZE / 2 / BS * u64::from(LOOPS));
             assert_eq!(file_len(&p), SIZE / 2, "{} after {op}", p.display());
-            assert_pattern(&p, 0, SIZE / 2, 5);
+            assert_pattern(&p, 0, SIZE / 2, 5 + tid as u64);
         }
     }
 }
@@ -188,7 +188,7 @@ fn read_of_fresh_dir_creates_pattern_files() {
     let before: Vec<_> = (0..2).map(|t| mtime(&thread_file(&d, t))).collect();
     for t in 0..2 {
         assert_eq!(file_len(&thread_file(&d, t)), SIZE / 2);
-        assert_pattern(&thread_file(&d, t), 0, SIZE / 2, 77);
+        assert_pattern(&thread_file(&d, t), 0, SIZE / 2, 77 + t as u64);
     }
     std::thread::sleep(std::time::Duration::from_millis(20));
     ok(args);
@@ -227,8 +227,8 @@ fn shared_file(backend: &str) {
         let r = read_report(&json);
         assert_sane(&r, size, 1, 2);
         let t = &r.threads;
-        assert_eq!((t[0].file_offset, t[0].bytes), (0, 2 * MIB));
-        assert_eq!((t[1].file_offset, t[1].bytes), (2 * MIB, 3 * MIB));
+        assert_eq!((t[0].file_offset, t[0].bytes), (0, 3 * MIB));
+        assert_eq!((t[1].file_offset, t[1].bytes), (3 * MIB, 2 * MIB));
         assert!(t.iter().all(|t| t.path == f));
         assert_eq!(dir_names(dir.path()), ["r.json", "shared"]);
         assert_eq!(file_len(&f), size);
@@ -284,7 +284,7 @@ fn host_fixed_buffers_write_and_read() {
         );
         for t in 0..2 {
             assert_eq!(file_len(&thread_file(&d, t)), SIZE / 2);
-            assert_pattern(&thread_file(&d, t), 0, SIZE / 2, 21);
+            assert_pattern(&thread_file(&d, t), 0, SIZE / 2, 21 + t as u64);
         }
     }
 }
@@ -362,7 +362,7 @@ fn write_leaves_exact_length(backend: &str) {
     ));
     for t in 0..2 {
         assert_eq!(file_len(&thread_file(&d, t)), SIZE / 2);
-        assert_pattern(&thread_file(&d, t), 0, SIZE / 2, 32);
+        assert_pattern(&thread_file(&d, t), 0, SIZE / 2, 32 + t as u64);
     }
     ok(with(
         run_argv(backend, "read", SIZE, BS, 1),

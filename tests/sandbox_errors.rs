@@ -265,11 +265,12 @@ fn file_size_limit_refuses_fresh_files_before_writing() {
     }
 }
 
-/// Files that already have their lengths (3 MiB and 4 MiB from a 7 MiB two-thread write with
-/// seed 1) rewritten with seed 2 under a 3 MiB file size limit: thread 0's whole file fits and
-/// is written; thread 1's write at 3 MiB fails mid-way, and the error names that file and
-/// offset. What is on disk afterwards is exactly that: file 0 all seed 2, file 1 seed 2 up to
-/// 3 MiB and its old seed-1 bytes after.
+/// Files that already have their lengths (4 MiB and 3 MiB from a 7 MiB two-thread write with
+/// seed 1: per-thread files get seeds 1 and 2) rewritten with seed 2 (seeds 2 and 3) under a
+/// 3 MiB file size limit, without --verify (so nothing is zeroed first): thread 1's whole file
+/// fits and is written; thread 0's write at 3 MiB fails mid-way, and the error names that file
+/// and offset. What is on disk afterwards is exactly that: file 1 all seed 3, file 0 seed 2 up
+/// to 3 MiB and its old seed-1 bytes after.
 #[test]
 fn file_size_limit_fails_a_write_mid_way() {
     for backend in ["host", "posix"] {
@@ -278,38 +279,39 @@ fn file_size_limit_fails_a_write_mid_way() {
         }
         let dir = scratch();
         let d = dir.path().join("data");
-        let seeded = |seed: &str| {
-            with(
-                run_argv(backend, "write", 7 * MIB, MIB, 1),
-                argv!["--dir", &d, "--threads", "2", "--seed", seed, "--verify"],
-            )
+        let seeded = |seed: &str, verify: bool| {
+            let mut extra = argv!["--dir", &d, "--threads", "2", "--seed", seed];
+            if verify {
+                extra.push("--verify".into());
+            }
+            with(run_argv(backend, "write", 7 * MIB, MIB, 1), extra)
         };
-        ok(seeded("1"));
+        ok(seeded("1", true));
         let (f0, f1) = (thread_file(&d, 0), thread_file(&d, 1));
-        assert_eq!((file_len(&f0), file_len(&f1)), (3 * MIB, 4 * MIB));
+        assert_eq!((file_len(&f0), file_len(&f1)), (4 * MIB, 3 * MIB));
 
-        let msg = outcome(&mut fsize_limited(seeded("2"))).expect_error();
+        let msg = outcome(&mut fsize_limited(seeded("2", false))).expect_error();
         assert_eq!(
             msg,
             format!(
                 "write failed: {} at offset {}: File too large (os error 27)",
-                f1.display(),
+                f0.display(),
                 format_args!("{} (length {})", 3 * MIB, MIB)
             ),
             "{backend}"
         );
         assert_eq!(
             (file_len(&f0), file_len(&f1)),
-            (3 * MIB, 4 * MIB),
+            (4 * MIB, 3 * MIB),
             "{backend}"
         );
         assert_pattern(&f0, 0, 3 * MIB, 2);
-        assert_pattern(&f1, 0, 3 * MIB, 2);
-        assert_pattern(&f1, 3 * MIB, MIB, 1);
-        // And gdswap itself agrees: file 0 reads back whole with seed 2.
+        assert_pattern(&f0, 3 * MIB, MIB, 1);
+        assert_pattern(&f1, 0, 3 * MIB, 3);
+        // And gdswap itself agrees: file 1 reads back whole with its seed.
         ok(with(
             run_argv(backend, "read", 3 * MIB, MIB, 1),
-            argv!["--file", &f0, "--seed", "2", "--verify"],
+            argv!["--file", &f1, "--seed", "3", "--verify"],
         ));
     }
 }
@@ -325,7 +327,7 @@ fn memlock_too_low_for_fixed_buffers() {
     let f = d.join("data");
     nobody_file(&f, 4 * MIB, 5);
     for (op, size, threads, total) in [
-        ("write", "1M", "1", "1MiB over 1 threads"),
+        ("write", "1M", "1", "2MiB over 1 threads"),
         ("write", "8M", "2", "8MiB over 2 threads"),
         ("read", "2M", "1", "2MiB over 1 threads"),
     ] {

@@ -124,7 +124,7 @@ fn unaligned_with_threads(backend: &str) {
         assert_eq!(file_len(&thread_file(&d, 0)), MIB);
         assert_eq!(file_len(&thread_file(&d, 1)), MIB + 4097);
         assert_pattern(&thread_file(&d, 0), 0, MIB, 4);
-        assert_pattern(&thread_file(&d, 1), 0, MIB + 4097, 4);
+        assert_pattern(&thread_file(&d, 1), 0, MIB + 4097, 5);
     }
 }
 

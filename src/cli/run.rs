@@ -20,7 +20,8 @@ fn after_run_help() -> String {
          $GDSWAP_DATA_DIR, or ./gdswap-data when it is unset (one file per thread, gdswap.<tid>.dat, \
          created and filled with a verifiable pattern on first use).\n\
          --size is the total per loop, split between threads in whole blocks.\n\
-         Exit status: 0 success, 1 the run failed (the message says why), 2 bad usage."
+         Exit status: 0 success; 1 the run failed or a value was refused (the one-line message \
+         names the flag or path); 2 the command line could not be parsed."
     )
 }
 
@@ -153,6 +154,12 @@ impl Sink {
 pub fn run(args: &RunArgs) -> Result<(), Error> {
     let opts = args.options();
     opts.validate()?;
+    if args.json.as_deref() == Some(Path::new("-")) && args.csv.as_deref() == Some(Path::new("-")) {
+        return Err(Error::invalid(
+            "--csv",
+            "--json and --csv cannot both write to stdout (-); send one of them to a file",
+        ));
+    }
     let json = args
         .json
         .as_deref()

@@ -22,6 +22,8 @@ use crate::error::{Error, Result};
 use crate::size::Bytes;
 
 const HUGE: usize = 2 << 20;
+/// Size of the inaccessible guard page on each side of an anonymous buffer.
+const GUARD: usize = 4096;
 
 /// Which pages to ask for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
@@ -65,6 +67,18 @@ impl fmt::Display for PageBacking {
 }
 
 impl PageBacking {
+    /// Thousandths of the buffer in huge pages, to rank backings from worst to best.
+    pub fn huge_bytes_ratio_permille(&self) -> u64 {
+        match *self {
+            PageBacking::Hugetlb2M => 1000,
+            PageBacking::Thp {
+                huge_bytes,
+                total_bytes,
+            } => huge_bytes * 1000 / total_bytes.max(1),
+            PageBacking::Base4K => 0,
+        }
+    }
+
     /// True when at least nine tenths of the buffer sits in huge pages.
     pub fn is_huge(&self) -> bool {
         match *self {
@@ -83,6 +97,8 @@ pub struct HostBuffer {
     ptr: NonNull<u8>,
     len: usize,
     map_len: usize,
+    /// Bytes of guard page before and after the buffer (0 for hugetlb mappings).
+    guard: usize,
     backing: PageBacking,
 }
 
@@ -104,6 +120,15 @@ impl HostBuffer {
             }
             _ => false,
         };
+        if policy == HugePages::Hugetlb {
+            let (_, size) = crate::io::sys::free_hugetlb_pages();
+            if size != HUGE as u64 {
+                return Err(Error::Resources(format!(
+                    "--huge-pages hugetlb: the default huge page size here is {}, gdswap maps 2MiB hugetlb pages only; use --huge-pages auto or thp",
+                    Bytes(size)
+                )));
+            }
+        }
         if try_hugetlb {
             match Self::map_hugetlb(len) {
                 Ok(b) => return Ok(b),
@@ -128,6 +153,7 @@ impl HostBuffer {
             ptr,
             len,
             map_len,
+            guard: 0,
             backing: PageBacking::Hugetlb2M,
         };
         buf.touch();
@@ -141,8 +167,15 @@ impl HostBuffer {
         } else {
             len.next_multiple_of(page)
         };
-        // Over-map by 2 MiB so a 2 MiB-aligned start exists, then give back the edges.
-        let over = if thp { map_len + HUGE } else { map_len };
+        // Over-map so that a 2 MiB-aligned start exists with a page to spare on each side,
+        // then give back the edges but one page each, kept as PROT_NONE guards. The guards stop
+        // the kernel from merging this mapping with a neighbour, so the AnonHugePages that
+        // /proc/self/smaps reports for it are this buffer's alone (and an overrun faults).
+        let over = if thp {
+            map_len + HUGE + 2 * GUARD
+        } else {
+            map_len + 2 * GUARD
+        };
         let raw = mmap(over, 0).map_err(|e| {
             Error::Resources(format!(
                 "cannot allocate a {} I/O buffer: {e}",
@@ -151,22 +184,28 @@ impl HostBuffer {
         })?;
         let base = raw.as_ptr() as usize;
         let start = if thp {
-            base.next_multiple_of(HUGE)
+            (base + GUARD).next_multiple_of(HUGE)
         } else {
-            base
+            base + GUARD
         };
-        let head = start - base;
-        let tail = over - head - map_len;
-        // SAFETY: [base, base+head) and [start+map_len, base+over) lie inside the mapping we
-        // just made and are not used by anyone; unmapping them cannot fail except for bad
-        // arguments, which these are not.
+        let head = start - GUARD - base;
+        let tail = over - head - 2 * GUARD - map_len;
+        // SAFETY: every range below lies inside the mapping we just made, which nobody else
+        // uses: the excess edges are unmapped, the two pages around the buffer made
+        // inaccessible. Neither call can fail for such arguments.
         unsafe {
             if head > 0 {
                 libc::munmap(base as *mut libc::c_void, head);
             }
             if tail > 0 {
-                libc::munmap((start + map_len) as *mut libc::c_void, tail);
+                libc::munmap((start + map_len + GUARD) as *mut libc::c_void, tail);
             }
+            libc::mprotect((start - GUARD) as *mut libc::c_void, GUARD, libc::PROT_NONE);
+            libc::mprotect(
+                (start + map_len) as *mut libc::c_void,
+                GUARD,
+                libc::PROT_NONE,
+            );
         }
         if thp {
             // SAFETY: [start, start+map_len) is our mapping; MADV_HUGEPAGE only changes how it
@@ -178,6 +217,7 @@ impl HostBuffer {
             ptr,
             len,
             map_len,
+            guard: GUARD,
             backing: PageBacking::Base4K,
         };
         buf.touch();
@@ -244,9 +284,10 @@ impl HostBuffer {
 
 impl Drop for HostBuffer {
     fn drop(&mut self) {
-        // SAFETY: ptr/map_len describe exactly the mapping this value owns; no slice into it
-        // can outlive self.
-        unsafe { libc::munmap(self.ptr.as_ptr() as *mut libc::c_void, self.map_len) };
+        let start = self.ptr.as_ptr() as usize - self.guard;
+        // SAFETY: [start, start + map_len + 2 guards) is exactly the mapping this value owns
+        // (the buffer and its guard pages); no slice into it can outlive self.
+        unsafe { libc::munmap(start as *mut libc::c_void, self.map_len + 2 * self.guard) };
     }
 }
 

@@ -117,6 +117,31 @@ impl DataFile {
             .map_err(|e| Error::file(FileOp::Resize, &self.path, e))
     }
 
+    /// Turns `[offset, offset + len)` into zeroes without writing them: punches a hole (the
+    /// file keeps its length), or, where the filesystem cannot, writes zeroes.
+    pub fn zero_range(&self, offset: u64, len: u64) -> Result<()> {
+        let mode = libc::FALLOC_FL_PUNCH_HOLE | libc::FALLOC_FL_KEEP_SIZE;
+        // SAFETY: fallocate only reads its integer arguments and acts on our own descriptor.
+        let rc =
+            unsafe { libc::fallocate(self.buffered.as_raw_fd(), mode, offset as i64, len as i64) };
+        if rc == 0 {
+            return Ok(());
+        }
+        let e = std::io::Error::last_os_error();
+        if e.raw_os_error() != Some(libc::EOPNOTSUPP) {
+            return Err(Error::file(FileOp::Resize, &self.path, e));
+        }
+        const CHUNK: u64 = 8 << 20;
+        let zeroes = vec![0u8; CHUNK.min(len) as usize];
+        let mut done = 0;
+        while done < len {
+            let n = CHUNK.min(len - done) as usize;
+            self.write_all_at(&zeroes[..n], offset + done)?;
+            done += n as u64;
+        }
+        Ok(())
+    }
+
     /// Makes written data durable (fdatasync) and returns how long it took.
     pub fn sync_data(&self) -> Result<Duration> {
         let t = Instant::now();
@@ -228,6 +253,21 @@ mod tests {
             err.contains("at offset 12") && err.contains("ended early"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn zero_range_clears_exactly_the_range() {
+        let dir = crate::testutil::scratch_dir();
+        let p = dir.path().join("z");
+        let f = DataFile::open(&p, Access::Write, false).unwrap();
+        f.write_all_at(&[7u8; 3 * 4096], 0).unwrap();
+        f.zero_range(4096, 4096).unwrap();
+        let mut b = vec![0u8; 3 * 4096];
+        f.read_exact_at(&mut b, 0).unwrap();
+        assert!(b[..4096].iter().all(|&x| x == 7));
+        assert!(b[4096..8192].iter().all(|&x| x == 0));
+        assert!(b[8192..].iter().all(|&x| x == 7));
+        assert_eq!(f.len().unwrap(), 3 * 4096);
     }
 
     #[test]

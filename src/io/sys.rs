@@ -100,7 +100,8 @@ pub fn mem_available() -> Option<u64> {
     Some(kib * 1024)
 }
 
-/// Free hugetlb pages of the default huge page size, and that size in bytes.
+/// Hugetlb pages of the default huge page size that a new mapping can still get, and that
+/// size in bytes.
 pub fn free_hugetlb_pages() -> (u64, u64) {
     let s = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
     let field = |name: &str| -> u64 {
@@ -109,7 +110,9 @@ pub fn free_hugetlb_pages() -> (u64, u64) {
             .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
             .unwrap_or(0)
     };
-    (field("HugePages_Free:"), field("Hugepagesize:") * 1024)
+    // Free pages include pages reserved by mappings that have not faulted them in yet.
+    let free = field("HugePages_Free:").saturating_sub(field("HugePages_Rsvd:"));
+    (free, field("Hugepagesize:") * 1024)
 }
 
 /// Writes back dirty pages and drops the page cache, dentries and inodes (`echo 3`), so the

@@ -73,6 +73,9 @@ pub struct UringEngine {
     buf: ManuallyDrop<HostBuffer>,
     /// Set when requests may still be in the kernel and could not be drained.
     leak_buffer: bool,
+    /// Requests pushed and not yet completed. Kept in the engine (not in `run`) so that `Drop`
+    /// can wait for them if `run` is left by a panic.
+    in_flight: usize,
     file: Arc<DataFile>,
     queue_depth: u32,
     fixed: Option<Fixed>,
@@ -106,6 +109,7 @@ impl UringEngine {
             ring: ManuallyDrop::new(ring),
             buf: ManuallyDrop::new(buf),
             leak_buffer: false,
+            in_flight: 0,
             file,
             queue_depth,
             fixed: None,
@@ -259,8 +263,8 @@ impl UringEngine {
     fn push(&mut self, entry: &squeue::Entry) {
         // SAFETY: the entry points into self.buf (checked in `entry`), which outlives the
         // operation: `run` drains every in-flight request before it returns (or, if the
-        // kernel refuses to let it, marks the buffer to be leaked), and `Drop` closes the
-        // ring before it frees the buffer. At most queue_depth entries are in flight and the ring
+        // kernel refuses to let it, marks the buffer to be leaked), and `Drop` waits for any
+        // request still counted in flight before it frees the buffer. At most queue_depth entries are in flight and the ring
         // has at least that many slots, so the queue cannot be full.
         let pushed = unsafe { self.ring.submission().push(entry) };
         pushed.expect("submission queue sized to the queue depth");
@@ -277,7 +281,7 @@ impl UringEngine {
         let mut slots = vec![Slot::default(); qd];
         let mut free: Vec<usize> = (0..qd).rev().collect();
         let mut next = 0usize;
-        let mut in_flight = 0usize;
+        debug_assert_eq!(self.in_flight, 0, "a previous run drained its ring");
         let mut first_error: Option<Error> = None;
         let mut completions: Vec<(usize, i32)> = Vec::with_capacity(qd);
         loop {
@@ -292,9 +296,9 @@ impl UringEngine {
                 let e = self.entry(op, r.tail, r.file_offset, r.buf_offset, r.len, slot);
                 self.push(&e);
                 next += 1;
-                in_flight += 1;
+                self.in_flight += 1;
             }
-            if in_flight == 0 {
+            if self.in_flight == 0 {
                 break;
             }
             match self.ring.submit_and_wait(1) {
@@ -310,7 +314,8 @@ impl UringEngine {
                     // into is leaked rather than freed under them.
                     self.leak_buffer = true;
                     return Err(Error::Resources(format!(
-                        "io_uring_enter failed with {in_flight} requests in flight on {}: {e}",
+                        "io_uring_enter failed with {} requests in flight on {}: {e}",
+                        self.in_flight,
                         self.file.path().display()
                     )));
                 }
@@ -346,7 +351,7 @@ impl UringEngine {
                 };
                 if let Some(err) = failure {
                     first_error.get_or_insert(err);
-                    in_flight -= 1;
+                    self.in_flight -= 1;
                     free.push(slot);
                     continue;
                 }
@@ -355,10 +360,10 @@ impl UringEngine {
                     if let Some(t) = s.started {
                         latencies.record(t.elapsed());
                     }
-                    in_flight -= 1;
+                    self.in_flight -= 1;
                     free.push(slot);
                 } else if first_error.is_some() {
-                    in_flight -= 1;
+                    self.in_flight -= 1;
                     free.push(slot);
                 } else {
                     // Short transfer: resubmit the remainder in the same slot.
@@ -384,8 +389,20 @@ impl UringEngine {
 
 impl Drop for UringEngine {
     fn drop(&mut self) {
-        // SAFETY: each field is dropped exactly once, here, and never used again. The ring is
-        // closed first; the buffer is freed only when no request can still be using it.
+        // Closing a ring does not wait for its requests. `run` never returns with requests in
+        // flight, but a panic inside it could: wait for them here, and if the kernel will not
+        // let us, leak the buffer rather than free memory a request may still write.
+        while self.in_flight > 0 && !self.leak_buffer {
+            match self.ring.submit_and_wait(1) {
+                Ok(_) => {}
+                Err(e) if e.raw_os_error() == Some(libc::EINTR) => {}
+                Err(_) => self.leak_buffer = true,
+            }
+            let reaped = self.ring.completion().count();
+            self.in_flight = self.in_flight.saturating_sub(reaped);
+        }
+        // SAFETY: each field is dropped exactly once, here, and never used again. No request is
+        // in flight any more (waited for above), or the buffer is leaked instead of freed.
         unsafe {
             ManuallyDrop::drop(&mut self.ring);
             if !self.leak_buffer {
