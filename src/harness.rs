@@ -66,6 +66,8 @@ pub struct LoopMeasurement {
 /// Everything a run measured.
 pub struct Measurements {
     pub backend: String,
+    /// Where the backend's destination buffers lived.
+    pub memory: crate::backend::MemoryKind,
     pub mode: String,
     pub pages: Option<PageBacking>,
     pub align: u64,
@@ -174,6 +176,7 @@ fn execute(
         .min_by_key(|p| p.huge_bytes_ratio_permille());
     Ok(Measurements {
         backend: backend.name().to_string(),
+        memory: backend.memory(),
         mode,
         pages,
         align: prepared.align,
@@ -293,7 +296,7 @@ fn worker_thread(
         verify(opts.op, plan, file, worker.as_mut())?;
     }
     let (mode, pages) = (worker.mode(), worker.buffer_pages());
-    drop(worker);
+    worker.release()?;
     barrier.wait()?; // post done
 
     Ok(ThreadMeasurement {

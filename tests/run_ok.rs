@@ -58,6 +58,7 @@ fn write_then_read(backend: &str) {
                 r.backend_mode
             );
             assert!(r.dio_align_bytes.is_power_of_two() && r.dio_align_bytes >= 512);
+            assert_eq!(r.destination, "host");
             // The human summary goes to stdout when no export takes it.
             let first = out.stdout.lines().next().unwrap_or_default();
             assert!(

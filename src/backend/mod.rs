@@ -85,6 +85,11 @@ pub trait Worker: Send {
     fn fill(&mut self, f: &mut dyn FnMut(&mut [u8])) -> Result<()>;
     /// Lets `f` read the destination buffer's bytes (untimed; used to verify reads).
     fn inspect(&mut self, f: &mut dyn FnMut(&[u8]) -> Result<()>) -> Result<()>;
+    /// Releases what `prepare` acquired, reporting failures (a deregistration or free that
+    /// fails is an error of the run, not something to ignore in `Drop`). Untimed.
+    fn release(self: Box<Self>) -> Result<()> {
+        Ok(())
+    }
     /// Moves every request between the file and the buffer: the timed part. Every request's
     /// result is checked; one latency per request is recorded in `latencies`.
     fn transfer(

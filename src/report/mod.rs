@@ -32,6 +32,9 @@ pub struct RunReport {
     pub params: Params,
     /// How the backend ran (ring mode, registration, ...).
     pub backend_mode: String,
+    /// Where the destination buffers lived: `host`, `pinned_host` or `device`.
+    #[serde(default)]
+    pub destination: String,
     /// Page backing of the I/O buffers, as obtained.
     pub buffer_pages: String,
     pub huge_pages_obtained: bool,
@@ -249,6 +252,10 @@ impl RunReport {
             environment,
             params,
             backend_mode: m.mode.clone(),
+            destination: serde_json::to_value(m.memory)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_string))
+                .unwrap_or_default(),
             buffer_pages: m
                 .pages
                 .map(|p| p.to_string())
@@ -352,6 +359,7 @@ pub(crate) mod tests {
                 huge_pages: "auto".into(),
             },
             backend_mode: "io_uring defer-taskrun, O_DIRECT".into(),
+            destination: "host".into(),
             buffer_pages: "THP 2MiB pages".into(),
             huge_pages_obtained: true,
             dio_align_bytes: 512,
