@@ -1,10 +1,13 @@
 //! Results as data: [`RunReport`] is built once from a run's measurements, and every exporter
-//! (human text, JSON, CSV) is a pure function of it. Reports deserialize too, so saved JSON
-//! results can be re-exported and compared later.
+//! (human text, JSON, CSV, Markdown) is a pure function of it. Reports deserialize too, so saved
+//! JSON results can be re-exported and compared later. [`comparison`] holds the result of
+//! `gdswap compare` (several contenders, interleaved rounds) and its exporters.
 
+pub mod comparison;
 pub mod csv;
 pub mod human;
 pub mod json;
+pub mod markdown;
 pub mod warning;
 
 use std::path::PathBuf;
