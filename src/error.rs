@@ -139,6 +139,9 @@ pub enum Error {
     /// A peer tool (fio, gdsio) failed, or printed something gdswap cannot read.
     #[error("peer {tool}: {message}")]
     Peer { tool: String, message: String },
+    /// Stopped on request (Ctrl-C) between two measurements.
+    #[error("interrupted")]
+    Interrupted,
     /// A saved results or config file gdswap cannot use; the message names the flag that read it.
     #[error("{flag} {}: {message}", path.display())]
     BadFile {

@@ -13,6 +13,7 @@
 
 pub mod backend;
 pub mod cli;
+pub mod compare;
 pub mod datafiles;
 pub mod env;
 pub mod error;
@@ -20,6 +21,7 @@ pub mod harness;
 pub mod io;
 pub mod options;
 pub mod pattern;
+pub mod peer;
 pub mod plan;
 pub mod report;
 pub mod size;

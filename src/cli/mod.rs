@@ -2,8 +2,10 @@
 //! status; everything it calls returns values.
 
 //!
-//! One file per subcommand: `run.rs` (`gdswap run`); `backends` is small enough to live here.
+//! One file per subcommand: `run.rs` (`gdswap run`), `compare.rs` (`gdswap compare`);
+//! `backends` is small enough to live here.
 
+mod compare;
 mod run;
 
 use std::process::ExitCode;
@@ -36,6 +38,9 @@ enum Command {
     /// Move data between files and memory through one backend, and report bandwidth, latency
     /// percentiles and CPU cost.
     Run(run::RunArgs),
+    /// Run one workload through every backend and peer tool, interleaved in rounds, and compare
+    /// them side by side.
+    Compare(compare::CompareArgs),
     /// List the backends and whether each can run on this machine.
     Backends,
 }
@@ -45,6 +50,7 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Run(args) => run::run(&args),
+        Command::Compare(args) => compare::run(&args),
         Command::Backends => {
             backends();
             Ok(())

@@ -87,6 +87,11 @@ pub struct RunArgs {
 }
 
 impl RunArgs {
+    /// The `--json` and `--csv` destinations, for subcommands that flatten these options.
+    pub fn export_paths(&self) -> (Option<&Path>, Option<&Path>) {
+        (self.json.as_deref(), self.csv.as_deref())
+    }
+
     pub fn options(&self) -> RunOptions {
         let target = match (&self.file, &self.dir) {
             (Some(f), _) => Target::File(f.clone()),

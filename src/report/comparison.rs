@@ -61,8 +61,9 @@ pub struct Measured {
     /// How it ran (ring mode, buffers; for peers the tool, version and options).
     pub mode: String,
     pub rounds: Vec<RoundFigures>,
-    /// Warning codes its runs raised (e.g. `small-pages`), each once.
-    pub notes: Vec<String>,
+    /// Warnings its runs raised (e.g. `small-pages`), each code once, the message prefixed
+    /// with the contender's name.
+    pub run_warnings: Vec<WarningRecord>,
 }
 
 /// Median, minimum and maximum of a list of figures.
@@ -102,13 +103,14 @@ pub struct ContenderResult {
     pub kind: ContenderKind,
     pub mode: String,
     pub rounds: Vec<RoundFigures>,
+    /// Codes of the warnings its runs raised.
+    pub notes: Vec<String>,
     /// GiB/s over rounds.
     pub bandwidth_gibps: Spread,
     /// Medians over rounds.
     pub latency_p50_us: f64,
     pub latency_p99_us: f64,
     pub cpu_s_per_gib: f64,
-    pub notes: Vec<String>,
 }
 
 /// A contender against the first one, round by round.
@@ -185,6 +187,10 @@ impl Comparison {
         measured: Vec<Measured>,
         skipped: Vec<Skipped>,
     ) -> Comparison {
+        let run_warnings: Vec<WarningRecord> = measured
+            .iter()
+            .flat_map(|m| m.run_warnings.iter().cloned())
+            .collect();
         let contenders: Vec<ContenderResult> = measured
             .into_iter()
             .map(|m| {
@@ -199,7 +205,7 @@ impl Comparison {
                     kind: m.kind,
                     mode: m.mode,
                     rounds: m.rounds,
-                    notes: m.notes,
+                    notes: m.run_warnings.iter().map(|w| w.code.clone()).collect(),
                 }
             })
             .collect();
@@ -221,7 +227,9 @@ impl Comparison {
                 .collect(),
             None => Vec::new(),
         };
-        let warnings = contenders.iter().flat_map(spread_warnings).collect();
+        let mut warnings: Vec<WarningRecord> =
+            contenders.iter().flat_map(spread_warnings).collect();
+        warnings.extend(run_warnings);
         Comparison {
             schema: COMPARE_SCHEMA.into(),
             finished_at,
@@ -451,7 +459,7 @@ pub(crate) mod tests {
             kind,
             mode: format!("{name} mode"),
             rounds: rounds(bw),
-            notes: vec![],
+            run_warnings: vec![],
         };
         Comparison::new(
             CompareParams {
