@@ -18,7 +18,8 @@
 //! Nothing here prints: progress goes to a callback, results come back as a
 //! [`Comparison`]. A stop flag (set by the CLI on Ctrl-C) is checked between runs.
 
-use std::path::PathBuf;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::backend::{self, Availability};
@@ -30,6 +31,8 @@ use crate::report::comparison::{
     CompareParams, Comparison, ContenderKind, Measured, RoundFigures, Skipped,
 };
 use crate::report::{self, RunReport, WarningRecord};
+use crate::size::Bytes;
+use crate::tuning::{Config, Tuning};
 
 /// Most rounds a comparison takes (beyond this, a typo).
 pub const MAX_ROUNDS: u32 = 1000;
@@ -59,6 +62,49 @@ pub struct CompareSpec {
     pub contenders: Vec<Contender>,
     pub rounds: u32,
     pub skipped: Vec<Skipped>,
+    /// Per-backend settings from a config file (`--config`); empty when every backend runs
+    /// the base workload.
+    pub tuning: BTreeMap<String, Tuning>,
+}
+
+impl CompareSpec {
+    /// The run options of a backend contender: the workload, with its tuned settings if any.
+    pub fn options_for(&self, backend: &str) -> RunOptions {
+        let mut o = RunOptions {
+            backend: backend.to_string(),
+            ..self.base.clone()
+        };
+        if let Some(t) = self.tuning.get(backend) {
+            t.apply(&mut o);
+        }
+        o
+    }
+}
+
+/// Gives every backend of `spec` its own settings from `config` (read from `path` by
+/// `--config`): each must have an entry. The reference (first) backend's settings become the
+/// workload's, which peers run and the comparison records.
+pub fn with_config(mut spec: CompareSpec, config: &Config, path: &Path) -> Result<CompareSpec> {
+    for c in &spec.contenders {
+        if let Contender::Backend(name) = c {
+            let t = config.for_backend(name, path, "--config")?;
+            spec.tuning.insert(name.clone(), t.clone());
+        }
+    }
+    if let Some(Contender::Backend(first)) = spec.contenders.first() {
+        spec.tuning[first.as_str()].apply(&mut spec.base);
+    }
+    for c in &spec.contenders {
+        if let Contender::Backend(name) = c {
+            spec.options_for(name)
+                .validate()
+                .map_err(|e| Error::Within {
+                    context: format!("{name} with the settings of --config {}", path.display()),
+                    source: Box::new(e),
+                })?;
+        }
+    }
+    Ok(spec)
 }
 
 /// Resolves the contenders. `backends`: names in order, or `None` for every backend available
@@ -178,6 +224,7 @@ pub fn resolve(
         contenders,
         rounds,
         skipped,
+        tuning: BTreeMap::new(),
     })
 }
 
@@ -263,14 +310,20 @@ pub fn compare(
             };
             let figures = match c {
                 Contender::Backend(name) => {
-                    let opts = RunOptions {
-                        backend: name.clone(),
-                        ..spec.base.clone()
-                    };
+                    let opts = spec.options_for(name);
                     let meas = harness::run(&opts).map_err(within)?;
                     let r = RunReport::new(&opts, &meas, env.clone(), report::now_utc());
                     if m.mode.is_empty() {
-                        m.mode = format!("{}; {}", r.backend_mode, r.buffer_pages);
+                        let tuned = match spec.tuning.get(name) {
+                            Some(t) => format!(
+                                "tuned by --config: bs {}, qd {}, {} thread(s); ",
+                                Bytes(t.block_size),
+                                t.queue_depth,
+                                t.threads
+                            ),
+                            None => String::new(),
+                        };
+                        m.mode = format!("{tuned}{}; {}", r.backend_mode, r.buffer_pages);
                     }
                     add_warnings(&mut m.run_warnings, name, &r.warnings);
                     figures_of(round, &r)

@@ -26,6 +26,8 @@ pub mod plan;
 pub mod report;
 pub mod size;
 pub mod stats;
+pub mod sweep;
+pub mod tuning;
 
 pub use error::{Error, Result};
 

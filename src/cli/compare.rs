@@ -14,6 +14,7 @@ use crate::error::Error;
 use crate::report::comparison;
 use crate::report::markdown;
 use crate::size::SIZE_RULE;
+use crate::tuning::Config;
 
 use super::run::{RunArgs, Sink};
 
@@ -72,7 +73,21 @@ pub struct CompareArgs {
 
 pub fn run(args: &CompareArgs) -> Result<(), Error> {
     let base = args.run.options();
-    let spec = compare::resolve(base, args.backends.as_deref(), &args.peers, args.rounds)?;
+    let config = args
+        .run
+        .config_path()
+        .map(|p| Config::load(p, "--config").map(|c| (c, p)))
+        .transpose()?;
+    // With --config and no --backends: the backends the config has settings for.
+    let backends = match (&args.backends, &config) {
+        (Some(b), _) => Some(b.clone()),
+        (None, Some((c, _))) => Some(c.backends.keys().cloned().collect()),
+        (None, None) => None,
+    };
+    let mut spec = compare::resolve(base, backends.as_deref(), &args.peers, args.rounds)?;
+    if let Some((c, p)) = &config {
+        spec = compare::with_config(spec, c, p)?;
+    }
     let (json, csv) = args.run.export_paths();
     let json = json.map(|p| Sink::check(p, "--json")).transpose()?;
     let csv = csv.map(|p| Sink::check(p, "--csv")).transpose()?;

@@ -2,11 +2,13 @@
 //! status; everything it calls returns values.
 
 //!
-//! One file per subcommand: `run.rs` (`gdswap run`), `compare.rs` (`gdswap compare`);
+//! One file per subcommand: `run.rs` (`gdswap run`), `compare.rs` (`gdswap compare`),
+//! `sweep.rs` (`gdswap sweep`);
 //! `backends` is small enough to live here.
 
 mod compare;
 mod run;
+mod sweep;
 
 use std::process::ExitCode;
 
@@ -41,6 +43,9 @@ enum Command {
     /// Run one workload through every backend and peer tool, interleaved in rounds, and compare
     /// them side by side.
     Compare(compare::CompareArgs),
+    /// Measure a grid of block sizes, queue depths and threads like `compare`, and find the best
+    /// settings per backend (written as a config file and a DeepSpeed "aio" block).
+    Sweep(sweep::SweepArgs),
     /// List the backends and whether each can run on this machine.
     Backends,
 }
@@ -51,6 +56,7 @@ pub fn main() -> ExitCode {
     let result = match cli.command {
         Command::Run(args) => run::run(&args),
         Command::Compare(args) => compare::run(&args),
+        Command::Sweep(args) => sweep::run(&args),
         Command::Backends => {
             backends();
             Ok(())

@@ -216,6 +216,108 @@ pub fn comparison(c: &Comparison) -> String {
     out
 }
 
+/// A sweep: one row per point (GiB/s median and range per contender), then the best settings
+/// per backend. `points` are comparisons at different settings of one fixed workload.
+pub fn sweep(points: &[Comparison], best: &crate::tuning::Config) -> String {
+    let mut out = String::new();
+    let Some(first) = points.first() else {
+        return "## gdswap sweep\n\nNo point measured.\n".into();
+    };
+    let p = &first.params;
+    let _ = writeln!(
+        out,
+        "## gdswap sweep: size {}, {} loop(s) + {} warm-up per run, {} round(s) per point{}\n",
+        Bytes(p.size_bytes),
+        p.loops,
+        p.warmup,
+        p.rounds,
+        if p.random { ", random offsets" } else { "" }
+    );
+    let mut names: Vec<(String, super::comparison::ContenderKind)> = Vec::new();
+    for c in points {
+        for k in &c.contenders {
+            if !names.iter().any(|(n, _)| *n == k.name) {
+                names.push((k.name.clone(), k.kind));
+            }
+        }
+    }
+    let _ = write!(out, "| op | block size | queue depth | threads |");
+    for (n, kind) in &names {
+        let peer = if *kind == super::comparison::ContenderKind::Peer {
+            " (peer)"
+        } else {
+            ""
+        };
+        let _ = write!(out, " {}{peer} GiB/s (min-max) |", cell(n));
+    }
+    let _ = write!(out, "\n|---|---:|---:|---:|");
+    for _ in &names {
+        out.push_str("---:|");
+    }
+    out.push('\n');
+    for c in points {
+        let q = &c.params;
+        let _ = write!(
+            out,
+            "| {} | {} | {} | {} |",
+            cell(&q.op),
+            Bytes(q.block_size_bytes),
+            q.queue_depth,
+            q.threads
+        );
+        for (n, _) in &names {
+            match c.contenders.iter().find(|k| k.name == *n) {
+                Some(k) => {
+                    let b = &k.bandwidth_gibps;
+                    let _ = write!(out, " {:.2} ({:.2}-{:.2}) |", b.median, b.min, b.max);
+                }
+                None => out.push_str(" - |"),
+            }
+        }
+        out.push('\n');
+    }
+    let _ = writeln!(
+        out,
+        "\n### Best settings (metric: {})\n",
+        cell(&best.metric)
+    );
+    if best.backends.is_empty() {
+        let _ = writeln!(
+            out,
+            "No backend was measured in every direction the metric needs."
+        );
+    } else {
+        let _ = writeln!(
+            out,
+            "| backend | block size | queue depth | threads | read GiB/s | write GiB/s | score GiB/s |"
+        );
+        let _ = writeln!(out, "|---|---:|---:|---:|---:|---:|---:|");
+        let f = |v: Option<f64>| v.map(|v| format!("{v:.2}")).unwrap_or_else(|| "-".into());
+        for (name, t) in &best.backends {
+            let _ = writeln!(
+                out,
+                "| {} | {} | {} | {} | {} | {} | {:.2} |",
+                cell(name),
+                Bytes(t.block_size),
+                t.queue_depth,
+                t.threads,
+                f(t.read_gibps),
+                f(t.write_gibps),
+                t.score_gibps
+            );
+        }
+        if best.metric == "both" {
+            let _ = writeln!(
+                out,
+                "\nScore for `both`: the harmonic mean 2rw/(r+w) of median read and write GiB/s at the same settings (the settings that move a tensor out and back in fastest)."
+            );
+        }
+    }
+    out.push('\n');
+    environment(&mut out, &first.environment);
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -275,6 +377,56 @@ mod tests {
         assert!(md.contains("- **warning** fio: the first round (3.00 GiB/s)"));
         assert!(md.contains("| contender | round 1 | round 2 | round 3 |"));
         assert!(md.contains("| fio | 3.00 | 4.00 | 4.10 |"));
+    }
+
+    #[test]
+    fn sweep_table_has_a_row_per_point_and_the_best_settings() {
+        let mut a = crate::report::comparison::tests::sample();
+        let mut b = a.clone();
+        b.params.block_size_bytes = 8 << 20;
+        b.params.queue_depth = 32;
+        b.contenders.truncate(1);
+        a.params.threads = 2;
+        let best = crate::tuning::Config {
+            schema: crate::tuning::CONFIG_SCHEMA.into(),
+            metric: "both".into(),
+            backends: [(
+                "host".to_string(),
+                crate::tuning::Tuning {
+                    block_size: 1 << 20,
+                    queue_depth: 8,
+                    threads: 2,
+                    read_gibps: Some(4.0),
+                    write_gibps: Some(2.0),
+                    score_gibps: 8.0 / 3.0,
+                },
+            )]
+            .into(),
+        };
+        let md = sweep(&[a, b], &best);
+        let lines: Vec<&str> = md.lines().collect();
+        assert_eq!(
+            lines[0],
+            "## gdswap sweep: size 1GiB, 3 loop(s) + 1 warm-up per run, 3 round(s) per point"
+        );
+        assert_eq!(
+            lines[2],
+            "| op | block size | queue depth | threads | host GiB/s (min-max) | posix GiB/s (min-max) | fio (peer) GiB/s (min-max) |"
+        );
+        assert_eq!(
+            lines[4],
+            "| read | 1MiB | 8 | 2 | 4.00 (3.90-4.10) | 1.10 (1.00-1.20) | 4.00 (3.00-4.10) |"
+        );
+        assert_eq!(
+            lines[5],
+            "| read | 8MiB | 32 | 1 | 4.00 (3.90-4.10) | - | - |"
+        );
+        assert!(
+            md.contains("| host | 1MiB | 8 | 2 | 4.00 | 2.00 | 2.67 |"),
+            "{md}"
+        );
+        assert!(md.contains("harmonic mean"), "{md}");
+        assert!(sweep(&[], &best).contains("No point measured"));
     }
 
     #[test]
