@@ -343,6 +343,7 @@ pub fn compare(
                         latency_p50_us: f.latency_p50_us,
                         latency_p99_us: f.latency_p99_us,
                         cpu_s_per_gib: f.cpu_s_per_gib,
+                        latency_cdf_us: f.latency_cdf_us,
                     }
                 }
             };
@@ -371,6 +372,7 @@ fn figures_of(round: u32, r: &RunReport) -> RoundFigures {
         latency_p50_us: r.summary.latency.p50_us,
         latency_p99_us: r.summary.latency.p99_us,
         cpu_s_per_gib: r.summary.cpu_s_per_gib,
+        latency_cdf_us: r.summary.latency_cdf_us.clone(),
     }
 }
 

@@ -23,6 +23,7 @@ pub mod options;
 pub mod pattern;
 pub mod peer;
 pub mod plan;
+pub mod rebuild;
 pub mod report;
 pub mod size;
 pub mod stats;

@@ -27,13 +27,14 @@ use crate::io::buffer::HugePages;
 use crate::options::{Op, RunOptions};
 use crate::plan;
 use crate::size::Bytes;
+use crate::stats::CDF_QUANTILES;
 
 /// The peer tools gdswap knows.
 pub const PEERS: &[&str] = &["fio", "gdsio"];
 /// Where the GDS tools install gdsio when it is not in PATH.
 pub const GDSIO_DEFAULT: &str = "/usr/local/cuda/gds/tools/gdsio";
-/// Latency quantiles asked of fio (percent).
-const FIO_PERCENTILES: &str = "50:90:99:99.9";
+/// Latency quantiles asked of fio, in percent: the interior of [`CDF_QUANTILES`].
+const FIO_PERCENTILES: &str = "1:5:10:20:30:40:50:60:70:80:90:95:99:99.9:99.99";
 const HUGE_PAGE: u64 = 2 << 20;
 
 /// An executable called `name` in `PATH`, if any.
@@ -227,6 +228,9 @@ pub struct FioFigures {
     pub latency_p50_us: f64,
     pub latency_p99_us: f64,
     pub cpu_s_per_gib: f64,
+    /// `[quantile, us]`: min, fio's percentiles, max (made non-decreasing: fio's lowest
+    /// percentile, read off its histogram buckets, can sit just below the exact minimum).
+    pub latency_cdf_us: Vec<[f64; 2]>,
 }
 
 /// Reads fio's JSON output (notes before the document are skipped) for direction `op`.
@@ -272,6 +276,24 @@ pub fn parse_fio(text: &str, op: Op) -> std::result::Result<FioFigures, String> 
     if io_bytes == 0 {
         return Err(format!("moved no bytes in its '{op}' figures"));
     }
+    let lat = if side["lat_ns"]["min"].is_null() {
+        &side["clat_ns"]
+    } else {
+        &side["lat_ns"]
+    };
+    let mut cdf = Vec::new();
+    if let (Some(min), Some(max)) = (lat["min"].as_f64(), lat["max"].as_f64()) {
+        cdf.push([0.0, min / 1000.0]);
+        for &q in &CDF_QUANTILES[1..CDF_QUANTILES.len() - 1] {
+            if let Some(v) = pct_value(lat, q) {
+                cdf.push([q, v / 1000.0]);
+            }
+        }
+        cdf.push([1.0, max / 1000.0]);
+        for i in (0..cdf.len() - 1).rev() {
+            cdf[i][1] = cdf[i][1].min(cdf[i + 1][1]);
+        }
+    }
     Ok(FioFigures {
         version: doc["fio version"].as_str().unwrap_or("fio").to_string(),
         io_bytes,
@@ -279,7 +301,13 @@ pub fn parse_fio(text: &str, op: Op) -> std::result::Result<FioFigures, String> 
         latency_p50_us: pct("50.000000"),
         latency_p99_us: pct("99.000000"),
         cpu_s_per_gib: if gib > 0.0 { cpu_s / gib } else { 0.0 },
+        latency_cdf_us: cdf,
     })
+}
+
+/// fio's percentile `q` (0..1) of a latency block, keyed as fio writes it (`"99.900000"`).
+fn pct_value(lat: &serde_json::Value, q: f64) -> Option<f64> {
+    lat["percentile"][format!("{:.6}", q * 100.0).as_str()].as_f64()
 }
 
 /// Runs fio `exe` with `args` and reads its figures. A failure names fio and its first error
@@ -321,12 +349,24 @@ mod tests {
         let f = parse_fio(SAMPLE, Op::Read).unwrap();
         assert_eq!(f.version, "fio-3.33");
         assert_eq!(f.io_bytes, 16 << 20);
-        assert!((f.bandwidth_gibps - 508_400_484.0 / (1u64 << 30) as f64).abs() < 1e-9);
-        // lat_ns, not clat_ns: 11468800 ns.
-        assert!((f.latency_p50_us - 11_468.8).abs() < 1e-9);
-        assert!((f.latency_p99_us - 16_580.608).abs() < 1e-9);
-        let cpu_s = (3.703704 + 3.703704) / 100.0 * 0.054;
+        assert!((f.bandwidth_gibps - 1_198_372_571.0 / (1u64 << 30) as f64).abs() < 1e-9);
+        // lat_ns (submission to completion), not clat_ns.
+        assert!((f.latency_p50_us - 4_685.824).abs() < 1e-9);
+        assert!((f.latency_p99_us - 7_241.728).abs() < 1e-9);
+        let cpu_s = (4.166667 + 8.333333) / 100.0 * 0.024;
         assert!((f.cpu_s_per_gib - cpu_s / (16.0 / 1024.0)).abs() < 1e-9);
+        // The CDF: min, the 15 percentiles asked for, max; non-decreasing (fio's 1st
+        // percentile, 2637.824 us, is below its exact minimum, 2648.675 us).
+        let q: Vec<f64> = f.latency_cdf_us.iter().map(|p| p[0]).collect();
+        assert_eq!(q, CDF_QUANTILES);
+        assert_eq!(f.latency_cdf_us[0], [0.0, 2637.824]);
+        assert_eq!(f.latency_cdf_us[16], [1.0, 7219.058]);
+        assert!(f.latency_cdf_us.windows(2).all(|w| w[0][1] <= w[1][1]));
+        let asked: Vec<String> = CDF_QUANTILES[1..16]
+            .iter()
+            .map(|q| format!("{}", (q * 1e4).round() / 100.0))
+            .collect();
+        assert_eq!(asked.join(":"), FIO_PERCENTILES);
         // A note before the document is skipped; the write side of a read run moved nothing.
         assert!(parse_fio(&format!("note: x\n{SAMPLE}"), Op::Read).is_ok());
         assert!(parse_fio(SAMPLE, Op::Write)
@@ -362,7 +402,8 @@ mod tests {
         assert_eq!(
             line,
             "--output-format=json --ioengine=io_uring --direct=1 --bs=1048576 --iodepth=4 --rw=read \
-             --group_reporting --lat_percentiles=1 --percentile_list=50:90:99:99.9 --filename=/d/f \
+             --group_reporting --lat_percentiles=1 \
+             --percentile_list=1:5:10:20:30:40:50:60:70:80:90:95:99:99.9:99.99 --filename=/d/f \
              --size=4194304 --numjobs=2 --offset_increment=4194304 --name=warmup --loops=1 \
              --name=measured --stonewall --loops=2"
         );

@@ -69,6 +69,9 @@ pub struct CompareArgs {
     /// Write the comparison as Markdown to FILE (- for stdout).
     #[arg(long, value_name = "FILE")]
     markdown: Option<PathBuf>,
+    /// Write the latency CDF of every contender as an SVG plot to FILE.
+    #[arg(long, value_name = "FILE")]
+    svg: Option<PathBuf>,
 }
 
 pub fn run(args: &CompareArgs) -> Result<(), Error> {
@@ -96,7 +99,12 @@ pub fn run(args: &CompareArgs) -> Result<(), Error> {
         .as_deref()
         .map(|p| Sink::check(p, "--markdown"))
         .transpose()?;
-    let stdout_taken = [&json, &csv, &md]
+    let svg = args
+        .svg
+        .as_deref()
+        .map(|p| Sink::check(p, "--svg"))
+        .transpose()?;
+    let stdout_taken = [&json, &csv, &md, &svg]
         .iter()
         .any(|s| matches!(s, Some(Sink::Stdout)));
 
@@ -140,6 +148,12 @@ pub fn run(args: &CompareArgs) -> Result<(), Error> {
     }
     if let Some(sink) = md {
         sink.write(&markdown::comparison(&result))?;
+    }
+    if let Some(sink) = svg {
+        match crate::report::svg::latency_cdf(&result) {
+            Some(text) => sink.write(&text)?,
+            None => eprintln!("note: no latency figures to plot; --svg not written"),
+        }
     }
     Ok(())
 }

@@ -3,10 +3,12 @@
 
 //!
 //! One file per subcommand: `run.rs` (`gdswap run`), `compare.rs` (`gdswap compare`),
-//! `sweep.rs` (`gdswap sweep`);
+//! `sweep.rs` (`gdswap sweep`),
+//! `report.rs` (`gdswap report`);
 //! `backends` is small enough to live here.
 
 mod compare;
+mod report;
 mod run;
 mod sweep;
 
@@ -46,6 +48,9 @@ enum Command {
     /// Measure a grid of block sizes, queue depths and threads like `compare`, and find the best
     /// settings per backend (written as a config file and a DeepSpeed "aio" block).
     Sweep(sweep::SweepArgs),
+    /// Turn saved JSON results (run, compare, a sweep's points.jsonl) back into a Markdown
+    /// report and SVG plots.
+    Report(report::ReportArgs),
     /// List the backends and whether each can run on this machine.
     Backends,
 }
@@ -57,6 +62,7 @@ pub fn main() -> ExitCode {
         Command::Run(args) => run::run(&args),
         Command::Compare(args) => compare::run(&args),
         Command::Sweep(args) => sweep::run(&args),
+        Command::Report(args) => report::run(&args),
         Command::Backends => {
             backends();
             Ok(())

@@ -17,7 +17,6 @@ use crate::compare::Progress;
 use crate::error::{Error, FileOp};
 use crate::io::buffer::HugePages;
 use crate::options::{default_data_dir, RunOptions, Target};
-use crate::report::markdown;
 use crate::size::{parse_size, Bytes, SIZE_RULE};
 use crate::sweep::{self, Metric, PointLog, SweepEvent, SweepSpec};
 
@@ -28,7 +27,7 @@ fn after_sweep_help() -> String {
          Files in --out: points.jsonl (one JSON comparison per line, appended as each point is \
          measured), points.csv (the same, one row per contender), best.json (the best settings per \
          backend: read by `gdswap run --config` and `gdswap compare --config`), aio.json (a DeepSpeed \
-         \"aio\" block from the host backend's best settings), sweep.md (the table).\n\
+         \"aio\" block from the host backend's best settings), sweep.md (the table) and the SVG plots it links (bandwidth vs block size per backend, one line per queue depth; latency CDFs at the best settings).\n\
          --metric both ranks by the harmonic mean 2rw/(r+w) of read and write GiB/s (the settings \
          that move a tensor out and back in fastest).\n\
          Ctrl-C stops after the run in progress, keeping every measured point; --resume continues.\n\
@@ -275,7 +274,11 @@ pub fn run(args: &SweepArgs) -> Result<(), Error> {
         write_file(&aio_path, &text)?;
     }
     let md_path = args.out.join(sweep::REPORT_MD);
-    write_file(&md_path, &markdown::sweep(&points, &best))?;
+    let (md, plots) = crate::rebuild::sweep_outputs(&points, &best, spec.metric, "");
+    write_file(&md_path, &md)?;
+    for (name, text) in &plots {
+        write_file(&args.out.join(name), text)?;
+    }
 
     println!(
         "best settings by {} ({} points):",
@@ -302,11 +305,12 @@ pub fn run(args: &SweepArgs) -> Result<(), Error> {
         );
     }
     println!(
-        "wrote {} and {} (points), {} (config for run/compare --config), {}{}",
+        "wrote {} and {} (points), {} (config for run/compare --config), {} and {} plot(s){}",
         jsonl.display(),
         log.csv_path().display(),
         best_path.display(),
         md_path.display(),
+        plots.len(),
         if aio.is_some() {
             format!(", {} (DeepSpeed aio block)", aio_path.display())
         } else {

@@ -51,6 +51,9 @@ pub struct RoundFigures {
     pub latency_p50_us: f64,
     pub latency_p99_us: f64,
     pub cpu_s_per_gib: f64,
+    /// The round's latency CDF, `[quantile, us]` (see [`crate::stats::CDF_QUANTILES`]).
+    #[serde(default)]
+    pub latency_cdf_us: Vec<[f64; 2]>,
 }
 
 /// One contender as measured: what the orchestration hands to [`Comparison::new`].
@@ -111,6 +114,9 @@ pub struct ContenderResult {
     pub latency_p50_us: f64,
     pub latency_p99_us: f64,
     pub cpu_s_per_gib: f64,
+    /// At each quantile, the median over rounds of the rounds' latencies.
+    #[serde(default)]
+    pub latency_cdf_us: Vec<[f64; 2]>,
 }
 
 /// A contender against the first one, round by round.
@@ -170,6 +176,31 @@ pub struct Comparison {
     pub warnings: Vec<WarningRecord>,
 }
 
+/// Per quantile, the median over rounds (rounds whose CDF has other quantiles are left out).
+fn median_cdf(rounds: &[RoundFigures]) -> Vec<[f64; 2]> {
+    let Some(first) = rounds.iter().find(|r| !r.latency_cdf_us.is_empty()) else {
+        return Vec::new();
+    };
+    let quantiles: Vec<f64> = first.latency_cdf_us.iter().map(|p| p[0]).collect();
+    let same: Vec<&RoundFigures> = rounds
+        .iter()
+        .filter(|r| {
+            r.latency_cdf_us
+                .iter()
+                .map(|p| p[0])
+                .eq(quantiles.iter().copied())
+        })
+        .collect();
+    quantiles
+        .iter()
+        .enumerate()
+        .map(|(i, &q)| {
+            let v: Vec<f64> = same.iter().map(|r| r.latency_cdf_us[i][1]).collect();
+            [q, median(&v)]
+        })
+        .collect()
+}
+
 fn ratios_of(num: &[RoundFigures], den: &[RoundFigures], f: fn(&RoundFigures) -> f64) -> Vec<f64> {
     num.iter()
         .zip(den)
@@ -201,6 +232,7 @@ impl Comparison {
                     latency_p50_us: median(&col(|r| r.latency_p50_us)),
                     latency_p99_us: median(&col(|r| r.latency_p99_us)),
                     cpu_s_per_gib: median(&col(|r| r.cpu_s_per_gib)),
+                    latency_cdf_us: median_cdf(&m.rounds),
                     name: m.name,
                     kind: m.kind,
                     mode: m.mode,
@@ -447,6 +479,11 @@ pub(crate) mod tests {
                 latency_p50_us: 1000.0 + i as f64,
                 latency_p99_us: 2000.0 + i as f64,
                 cpu_s_per_gib: 0.02 * b,
+                latency_cdf_us: vec![
+                    [0.0, 500.0 + i as f64],
+                    [0.5, 1000.0 + i as f64],
+                    [1.0, 3000.0 * (i + 1) as f64],
+                ],
             })
             .collect()
     }
@@ -518,6 +555,11 @@ pub(crate) mod tests {
             }
         );
         assert_eq!(host.latency_p50_us, 1001.0);
+        // The CDF: per quantile, the median of the rounds.
+        assert_eq!(
+            host.latency_cdf_us,
+            vec![[0.0, 501.0], [0.5, 1001.0], [1.0, 6000.0]]
+        );
     }
 
     #[test]

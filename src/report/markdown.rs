@@ -318,6 +318,18 @@ pub fn sweep(points: &[Comparison], best: &crate::tuning::Config) -> String {
     out
 }
 
+/// Markdown images for plot files that sit next to the Markdown file.
+pub fn plots(files: &[String]) -> String {
+    if files.is_empty() {
+        return String::new();
+    }
+    let mut out = String::from("\n### Plots\n\n");
+    for f in files {
+        let _ = writeln!(out, "![{}]({})\n", cell(f), f.replace(' ', "%20"));
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -427,6 +439,15 @@ mod tests {
         );
         assert!(md.contains("harmonic mean"), "{md}");
         assert!(sweep(&[], &best).contains("No point measured"));
+    }
+
+    #[test]
+    fn plots_are_linked_images() {
+        assert_eq!(plots(&[]), "");
+        assert_eq!(
+            plots(&["a.svg".into(), "b c.svg".into()]),
+            "\n### Plots\n\n![a.svg](a.svg)\n\n![b c.svg](b%20c.svg)\n\n"
+        );
     }
 
     #[test]
