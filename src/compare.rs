@@ -332,7 +332,13 @@ pub fn compare(
                     let ranges = peer::fio_ranges(&spec.base).map_err(within)?;
                     let (free, page) = crate::io::sys::free_hugetlb_pages();
                     let huge = peer::fio_use_huge_pages(&spec.base, free, page);
-                    let (args, mode) = peer::fio_args(&spec.base, &ranges, huge);
+                    let (args, mut mode) = peer::fio_args(&spec.base, &ranges, huge);
+                    if spec.base.drop_caches {
+                        // gdswap drops the page cache before each measured loop; fio gets the
+                        // same start before each run.
+                        crate::io::sys::drop_caches().map_err(|e| within(Error::DropCaches(e)))?;
+                        mode.push_str(", page cache dropped before the run");
+                    }
                     let f = peer::run_fio(exe, &args, spec.base.op).map_err(within)?;
                     if m.mode.is_empty() {
                         m.mode = format!("{} {mode}", f.version);

@@ -55,12 +55,12 @@ pub struct CompareArgs {
     #[arg(long, value_delimiter = ',', value_name = "LIST")]
     backends: Option<Vec<String>>,
     /// Peer tools measured on the same files and ranges: fio, gdsio, or none. A tool that is
-    /// not installed is noted and skipped.
+    /// not installed (gdsio: not driven by this build) is noted and skipped.
     #[arg(
         long,
         value_delimiter = ',',
         value_name = "LIST",
-        default_value = "fio"
+        default_value = "fio,gdsio"
     )]
     peers: Vec<String>,
     /// Rounds: each contender runs once per round.
