@@ -124,18 +124,40 @@ pub fn resolve(
     }
     let mut contenders = Vec::new();
     let mut skipped = Vec::new();
+    let mut unfit: Option<Error> = None;
     match backends {
         None => {
+            // By default, a backend that cannot run here, or cannot take this workload (say
+            // --fixed-buffers on posix), is skipped with the reason; a named one is an error.
             for b in backend::all() {
-                match b.probe() {
-                    Availability::Available => {
+                let fit = RunOptions {
+                    backend: b.name().to_string(),
+                    ..base.clone()
+                }
+                .validate();
+                match (b.probe(), fit) {
+                    (Availability::Available, Ok(())) => {
                         contenders.push(Contender::Backend(b.name().to_string()))
                     }
-                    Availability::Unavailable(reason) => skipped.push(Skipped {
+                    (Availability::Unavailable(reason), _) => skipped.push(Skipped {
                         name: b.name().to_string(),
                         kind: ContenderKind::Backend,
                         reason,
                     }),
+                    (_, Err(e)) => {
+                        skipped.push(Skipped {
+                            name: b.name().to_string(),
+                            kind: ContenderKind::Backend,
+                            reason: e.to_string(),
+                        });
+                        unfit.get_or_insert(e);
+                    }
+                }
+            }
+            // No backend takes the workload: the workload is wrong, say so as such.
+            if contenders.is_empty() {
+                if let Some(e) = unfit {
+                    return Err(e);
                 }
             }
         }
@@ -279,7 +301,9 @@ pub fn compare(
     let data_path = match &spec.base.target {
         Target::File(p) | Target::Dir(p) => p.clone(),
     };
-    let env = crate::env::collect(&data_path);
+    // Collected again after each backend run: before the first one, a default data directory
+    // may not exist yet, and the filesystem would be that of its parent.
+    let mut env = crate::env::collect(&data_path);
     let mut measured: Vec<Measured> = spec
         .contenders
         .iter()
@@ -312,6 +336,7 @@ pub fn compare(
                 Contender::Backend(name) => {
                     let opts = spec.options_for(name);
                     let meas = harness::run(&opts).map_err(within)?;
+                    env = crate::env::collect(&data_path);
                     let r = RunReport::new(&opts, &meas, env.clone(), report::now_utc());
                     if m.mode.is_empty() {
                         let tuned = match spec.tuning.get(name) {
@@ -430,6 +455,12 @@ mod tests {
             "--peers"
         );
         assert_eq!(flag(resolve(base.clone(), None, &[], 0)), "--rounds");
+        // A workload no backend can take is an error about the workload.
+        let no_threads = RunOptions {
+            threads: 0,
+            ..base.clone()
+        };
+        assert_eq!(flag(resolve(no_threads, None, &[], 1)), "--threads");
         // gdsio is never run by this build: always skipped, with the reason.
         let spec = resolve(base.clone(), Some(&s(&["posix"])), &s(&["gdsio"]), 1).unwrap();
         assert_eq!(spec.skipped[0].name, "gdsio");
@@ -439,8 +470,19 @@ mod tests {
             fixed_buffers: true,
             ..base
         };
-        let e = resolve(fixed, Some(&s(&["posix"])), &[], 1).unwrap_err();
+        let e = resolve(fixed.clone(), Some(&s(&["posix"])), &[], 1).unwrap_err();
         assert!(e.to_string().starts_with("posix: --fixed-buffers:"), "{e}");
+        // By default such a backend is skipped with the reason instead.
+        let spec = resolve(fixed, None, &s(&["none"]), 1).unwrap();
+        assert!(!spec
+            .contenders
+            .contains(&Contender::Backend("posix".into())));
+        let posix = spec.skipped.iter().find(|k| k.name == "posix").unwrap();
+        assert!(
+            posix.reason.starts_with("--fixed-buffers:"),
+            "{}",
+            posix.reason
+        );
     }
 
     #[test]
