@@ -318,10 +318,16 @@ pub fn compare(
             run_warnings: Vec::new(),
         })
         .collect();
+    // A peer that fails is dropped (and listed as skipped, with why) rather than failing the
+    // comparison: the backends' measurements are the point, the peer is a reference.
+    let mut peer_failed: Vec<Option<String>> = vec![None; spec.contenders.len()];
     for round in 1..=spec.rounds {
-        for (c, m) in spec.contenders.iter().zip(measured.iter_mut()) {
+        for (i, (c, m)) in spec.contenders.iter().zip(measured.iter_mut()).enumerate() {
             if stop.load(Ordering::SeqCst) {
                 return Err(Error::Interrupted);
+            }
+            if peer_failed[i].is_some() {
+                continue;
             }
             progress(Progress::Starting {
                 round,
@@ -364,7 +370,13 @@ pub fn compare(
                         crate::io::sys::drop_caches().map_err(|e| within(Error::DropCaches(e)))?;
                         mode.push_str(", page cache dropped before the run");
                     }
-                    let f = peer::run_fio(exe, &args, spec.base.op).map_err(within)?;
+                    let f = match peer::run_fio(exe, &args, spec.base.op) {
+                        Ok(f) => f,
+                        Err(e) => {
+                            peer_failed[i] = Some(format!("failed in round {round}: {e}"));
+                            continue;
+                        }
+                    };
                     if m.mode.is_empty() {
                         m.mode = format!("{} {mode}", f.version);
                     }
@@ -387,12 +399,24 @@ pub fn compare(
             m.rounds.push(figures);
         }
     }
+    let mut skipped = spec.skipped.clone();
+    let mut kept = Vec::new();
+    for (m, failed) in measured.into_iter().zip(peer_failed) {
+        match failed {
+            Some(reason) => skipped.push(Skipped {
+                name: m.name,
+                kind: m.kind,
+                reason,
+            }),
+            None => kept.push(m),
+        }
+    }
     Ok(Comparison::new(
         params_of(spec),
         env,
         report::now_utc(),
-        measured,
-        spec.skipped.clone(),
+        kept,
+        skipped,
     ))
 }
 

@@ -289,3 +289,51 @@ fn bad_flags_are_one_line_errors_naming_the_flag() {
         "a refused comparison created its data directory"
     );
 }
+
+#[test]
+fn a_failing_peer_is_dropped_with_the_reason() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = scratch();
+    let bin = dir.path().join("bin");
+    std::fs::create_dir(&bin).unwrap();
+    let fake = bin.join("fio");
+    std::fs::write(
+        &fake,
+        "#!/bin/sh\necho 'fio: engine io_uring not loadable' >&2\nexit 1\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let json = dir.path().join("c.json");
+    let mut cmd = gdswap(with(
+        compare_argv(2),
+        argv![
+            "--backends",
+            "posix",
+            "--peers",
+            "fio",
+            "--dir",
+            dir.path().join("d"),
+            "--json",
+            &json
+        ],
+    ));
+    cmd.env("PATH", &bin);
+    let out = outcome(&mut cmd).expect_ok();
+    assert!(
+        out.stderr.contains(
+            "warning: peer fio dropped from the comparison: failed in round 1: peer fio: exited with exit status: 1: fio: engine io_uring not loadable"
+        ),
+        "{}",
+        out.stderr
+    );
+    let c = read_comparison(&json);
+    let names: Vec<&str> = c.contenders.iter().map(|k| k.name.as_str()).collect();
+    assert_eq!(names, ["posix"]);
+    assert_eq!(
+        c.contenders[0].rounds.len(),
+        2,
+        "the backend kept all its rounds"
+    );
+    assert_eq!(c.skipped.len(), 1);
+    assert!(c.skipped[0].reason.starts_with("failed in round 1: "));
+}

@@ -131,6 +131,12 @@ pub fn run(args: &CompareArgs) -> Result<(), Error> {
         }
     })?;
 
+    for s in result.skipped.iter().skip(spec.skipped.len()) {
+        eprintln!(
+            "warning: {} {} dropped from the comparison: {}",
+            s.kind, s.name, s.reason
+        );
+    }
     let text = comparison::human(&result);
     if stdout_taken {
         eprint!("{text}");
