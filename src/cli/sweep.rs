@@ -220,7 +220,7 @@ pub fn run(args: &SweepArgs) -> Result<(), Error> {
         },
     );
     bar.set_style(
-        ProgressStyle::with_template("{bar:30} {pos}/{len} runs, ETA {eta} {msg}")
+        ProgressStyle::with_template("{bar:30} {pos}/{len} runs, ETA {eta} {wide_msg}")
             .expect("static template"),
     );
     let total = resolved.len();
