@@ -136,6 +136,11 @@ pub fn fio_args(opts: &RunOptions, ranges: &[FioRange], huge: bool) -> (Vec<Stri
     if opts.random {
         a.push(format!("--randseed={}", opts.seed));
     }
+    if !opts.direct {
+        // gdswap --buffered reads through the page cache as it is (it drops it only with
+        // --drop-caches); fio would otherwise drop the file's cached pages first.
+        a.push("--invalidate=0".into());
+    }
     if opts.fixed_buffers {
         a.push("--fixedbufs=1".into());
         a.push("--registerfiles=1".into());
@@ -412,6 +417,10 @@ mod tests {
             "{mode}"
         );
         assert!(mode.contains("malloc"), "{mode}");
+        let buffered = RunOptions { direct: false, ..o };
+        let (a, mode) = fio_args(&buffered, &fio_ranges(&buffered).unwrap(), false);
+        assert!(a.contains(&"--direct=0".to_string()) && a.contains(&"--invalidate=0".to_string()));
+        assert!(mode.starts_with("io_uring, buffered,"), "{mode}");
     }
 
     #[test]

@@ -246,6 +246,16 @@ fn bad_flags_are_one_line_errors_naming_the_flag() {
     assert!(e.starts_with("--backends: 'posix' is listed twice"), "{e}");
     let e = fail(with(base(), argv!["--peers", "iozone"]));
     assert!(e.starts_with("--peers: unknown peer 'iozone'"), "{e}");
+    let e = fail(with(
+        base(),
+        argv!["--markdown", dir.path().join("no/such/dir/c.md")],
+    ));
+    assert!(e.starts_with("--markdown: cannot write "), "{e}");
+    let e = fail(with(
+        base(),
+        argv!["--svg", dir.path().join("no/such/dir/c.svg")],
+    ));
+    assert!(e.starts_with("--svg: cannot write "), "{e}");
     let e = fail(argv!["compare", "--rounds", "0", "--dir", &d]);
     assert!(e.starts_with("--rounds: 0 is out of range"), "{e}");
     let e = fail(with(
