@@ -126,7 +126,14 @@ pub fn rebuild(inputs: &[Input]) -> (String, Vec<(String, String)>) {
             String::new()
         };
         match input {
-            Input::Runs(r) => md.push_str(&markdown::runs(r)),
+            Input::Runs(r) => {
+                md.push_str(&markdown::runs(r));
+                if let Some(text) = svg::runs_latency_cdf(r) {
+                    let name = format!("{prefix}latency-cdf-runs.svg");
+                    md.push_str(&markdown::plots(std::slice::from_ref(&name)));
+                    files.push((name, text));
+                }
+            }
             Input::Comparison(c) => {
                 md.push_str(&markdown::comparison(c));
                 if let Some(text) = svg::latency_cdf(c) {
@@ -213,6 +220,7 @@ mod tests {
                 "2-latency-cdf-host-best-write.svg",
                 "2-latency-cdf-posix-best-read.svg",
                 "2-latency-cdf-posix-best-write.svg",
+                "3-latency-cdf-runs.svg",
             ]
         );
         for n in &names {

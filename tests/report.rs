@@ -88,6 +88,7 @@ fn saved_results_become_markdown_and_plots_again() {
         "2-latency-cdf.svg",
         "3-bandwidth-posix-read-1t.svg",
         "3-latency-cdf-posix-best-read.svg",
+        "1-latency-cdf-runs.svg",
     ] {
         let text = std::fs::read_to_string(out.join(f)).unwrap_or_else(|e| panic!("{f}: {e}"));
         assert!(text.starts_with("<svg") && text.ends_with("</svg>\n"));

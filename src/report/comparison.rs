@@ -624,6 +624,28 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn results_saved_before_latency_cdfs_still_read() {
+        fn strip(v: &mut serde_json::Value) {
+            match v {
+                serde_json::Value::Object(m) => {
+                    m.remove("latency_cdf_us");
+                    m.values_mut().for_each(strip);
+                }
+                serde_json::Value::Array(a) => a.iter_mut().for_each(strip),
+                _ => {}
+            }
+        }
+        let mut c = serde_json::to_value(sample()).unwrap();
+        strip(&mut c);
+        let back = from_json(&c.to_string()).unwrap();
+        assert!(back.contenders.iter().all(|k| k.latency_cdf_us.is_empty()));
+        let mut r = serde_json::to_value(crate::report::tests::sample()).unwrap();
+        strip(&mut r);
+        let back = crate::report::json::from_json(&r.to_string()).unwrap();
+        assert!(back[0].summary.latency_cdf_us.is_empty());
+    }
+
+    #[test]
     fn human_table_of_a_fixed_comparison() {
         let t = human(&sample());
         let lines: Vec<&str> = t.lines().collect();

@@ -11,6 +11,7 @@ use std::fmt::Write as _;
 use crate::size::Bytes;
 
 use super::comparison::{Comparison, ContenderKind};
+use super::RunReport;
 
 const W: f64 = 760.0;
 const H: f64 = 440.0;
@@ -279,21 +280,61 @@ pub fn latency_cdf(c: &Comparison) -> Option<String> {
                 ContenderKind::Peer => format!("{} (peer)", k.name),
                 ContenderKind::Backend => k.name.clone(),
             },
-            points: k
-                .latency_cdf_us
-                .iter()
-                .map(|p| (p[1].max(0.001), p[0]))
-                .collect(),
+            points: cdf_points(&k.latency_cdf_us),
             dashed: k.kind == ContenderKind::Peer,
         })
         .collect();
+    let p = &c.params;
+    cdf_chart(
+        &format!(
+            "latency CDF: {} bs {}, qd {}, {} thread{}",
+            p.op,
+            Bytes(p.block_size_bytes),
+            p.queue_depth,
+            p.threads,
+            if p.threads == 1 { "" } else { "s" }
+        ),
+        "fraction of requests (median of rounds)",
+        &series,
+    )
+}
+
+/// The latency CDF of each run report, one line per run. `None` when none has a CDF.
+pub fn runs_latency_cdf(reports: &[RunReport]) -> Option<String> {
+    let series: Vec<Series> = reports
+        .iter()
+        .filter(|r| !r.summary.latency_cdf_us.is_empty())
+        .map(|r| {
+            let p = &r.params;
+            Series {
+                label: format!(
+                    "{} {} bs {} qd {} t {}",
+                    p.backend,
+                    p.op,
+                    Bytes(p.block_size_bytes),
+                    p.queue_depth,
+                    p.threads
+                ),
+                points: cdf_points(&r.summary.latency_cdf_us),
+                dashed: false,
+            }
+        })
+        .collect();
+    cdf_chart("latency CDF per run", "fraction of requests", &series)
+}
+
+fn cdf_points(cdf: &[[f64; 2]]) -> Vec<(f64, f64)> {
+    cdf.iter().map(|p| (p[1].max(0.001), p[0])).collect()
+}
+
+/// A CDF chart: log latency axis with decade ticks (and 2, 5 within a short range).
+fn cdf_chart(title: &str, y_label: &str, series: &[Series]) -> Option<String> {
     if series.is_empty() {
         return None;
     }
     let all = series.iter().flat_map(|s| s.points.iter().map(|p| p.0));
     let (lo, hi) = all.fold((f64::INFINITY, 0.0f64), |(a, b), x| (a.min(x), b.max(x)));
     let (lo, hi) = (lo / 1.3, hi.max(lo * 1.01) * 1.3);
-    // Decades, and 2 and 5 within them when the range spans less than two decades.
     let steps: &[f64] = if hi / lo < 100.0 {
         &[1.0, 2.0, 5.0]
     } else {
@@ -310,26 +351,18 @@ pub fn latency_cdf(c: &Comparison) -> Option<String> {
         }
         decade *= 10.0;
     }
-    let p = &c.params;
     Some(chart(
-        &format!(
-            "latency CDF: {} bs {}, qd {}, {} thread{}",
-            p.op,
-            Bytes(p.block_size_bytes),
-            p.queue_depth,
-            p.threads,
-            if p.threads == 1 { "" } else { "s" }
-        ),
+        title,
         &LogAxis {
             min: lo,
             max: hi,
             ticks,
         },
         "per-request latency (log scale)",
-        "fraction of requests (median of rounds)",
+        y_label,
         1.0,
         fraction_label,
-        &series,
+        series,
     ))
 }
 
@@ -447,6 +480,21 @@ mod tests {
             k.latency_cdf_us.clear();
         }
         assert!(latency_cdf(&old).is_none());
+    }
+
+    #[test]
+    fn runs_cdf_has_a_line_per_run_with_a_cdf() {
+        let r = crate::report::tests::sample();
+        let mut old = r.clone();
+        old.summary.latency_cdf_us.clear();
+        let svg = runs_latency_cdf(&[r.clone(), old.clone(), r]).unwrap();
+        assert_eq!(svg.matches("<polyline").count(), 2);
+        assert!(
+            svg.contains("<title>host read bs 1MiB qd 8 t 2</title>"),
+            "{svg}"
+        );
+        assert!(svg.contains(">latency CDF per run</text>"));
+        assert!(runs_latency_cdf(&[old]).is_none());
     }
 
     #[test]
