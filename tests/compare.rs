@@ -347,3 +347,47 @@ fn a_failing_peer_is_dropped_with_the_reason() {
     assert_eq!(c.skipped.len(), 1);
     assert!(c.skipped[0].reason.starts_with("failed in round 1: "));
 }
+
+#[test]
+fn defaults_use_every_backend_the_default_data_dir_and_note_gdsio() {
+    require_host_backend!();
+    let dir = scratch();
+    let data = dir.path().join("data");
+    let json = dir.path().join("c.json");
+    let run = || {
+        let mut cmd = gdswap(with(compare_argv(1), argv!["--json", &json]));
+        cmd.env("GDSWAP_DATA_DIR", &data);
+        outcome(&mut cmd).expect_ok()
+    };
+    let out = run();
+    let c = read_comparison(&json);
+    let names: Vec<&str> = c.contenders.iter().map(|k| k.name.as_str()).collect();
+    let fio = gdswap::peer::find_in_path("fio").is_some();
+    let want: &[&str] = if fio {
+        &["host", "posix", "fio"]
+    } else {
+        &["host", "posix"]
+    };
+    assert_eq!(names, want, "{}", out.stderr);
+    assert_eq!(c.params.target, data);
+    assert!(
+        c.skipped.iter().any(|s| s.name == "gdsio"),
+        "{:?}",
+        c.skipped
+    );
+    assert!(
+        out.stderr.contains("note: skipping peer gdsio: "),
+        "{}",
+        out.stderr
+    );
+    // The data file is created once, then reused as it is.
+    let file = data.join("gdswap.0.dat");
+    assert_eq!(file_len(&file), SIZE);
+    let created = std::fs::metadata(&file).unwrap().modified().unwrap();
+    run();
+    assert_eq!(
+        std::fs::metadata(&file).unwrap().modified().unwrap(),
+        created
+    );
+    assert_pattern(&file, 0, SIZE, 0x5eed);
+}
