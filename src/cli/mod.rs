@@ -3,9 +3,8 @@
 
 //!
 //! One file per subcommand: `run.rs` (`gdswap run`), `compare.rs` (`gdswap compare`),
-//! `sweep.rs` (`gdswap sweep`),
-//! `report.rs` (`gdswap report`);
-//! `backends` is small enough to live here.
+//! `sweep.rs` (`gdswap sweep`), `report.rs` (`gdswap report`); `backends` is small enough to
+//! live here.
 
 mod compare;
 mod report;
