@@ -129,6 +129,26 @@ pub enum Error {
     /// A worker thread panicked: a bug in gdswap.
     #[error("worker thread {0} panicked (a bug in gdswap; please report it)")]
     WorkerPanicked(usize),
+    /// An error inside one step of a larger job (a compare round, a sweep point), saying which.
+    #[error("{context}: {source}")]
+    Within {
+        context: String,
+        #[source]
+        source: Box<Error>,
+    },
+    /// A peer tool (fio, gdsio) failed, or printed something gdswap cannot read.
+    #[error("peer {tool}: {message}")]
+    Peer { tool: String, message: String },
+    /// Stopped on request (Ctrl-C) between two measurements.
+    #[error("interrupted")]
+    Interrupted,
+    /// A saved results or config file gdswap cannot use; the message names the flag that read it.
+    #[error("{flag} {}: {message}", path.display())]
+    BadFile {
+        flag: &'static str,
+        path: PathBuf,
+        message: String,
+    },
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

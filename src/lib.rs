@@ -13,6 +13,7 @@
 
 pub mod backend;
 pub mod cli;
+pub mod compare;
 pub mod datafiles;
 pub mod env;
 pub mod error;
@@ -20,10 +21,14 @@ pub mod harness;
 pub mod io;
 pub mod options;
 pub mod pattern;
+pub mod peer;
 pub mod plan;
+pub mod rebuild;
 pub mod report;
 pub mod size;
 pub mod stats;
+pub mod sweep;
+pub mod tuning;
 
 pub use error::{Error, Result};
 

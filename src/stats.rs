@@ -67,6 +67,32 @@ impl LatencyRecorder {
     }
 }
 
+/// The quantiles of a latency CDF, as recorded in reports (min and max included) and plotted.
+pub const CDF_QUANTILES: [f64; 17] = [
+    0.0, 0.01, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99, 0.999, 0.9999, 1.0,
+];
+
+impl LatencyRecorder {
+    /// `[quantile, latency in us]` at each of [`CDF_QUANTILES`]; empty when nothing was
+    /// recorded.
+    pub fn cdf_us(&self) -> Vec<[f64; 2]> {
+        if self.hist.is_empty() {
+            return Vec::new();
+        }
+        CDF_QUANTILES
+            .iter()
+            .map(|&q| {
+                let ns = match q {
+                    0.0 => self.hist.min(),
+                    1.0 => self.hist.max(),
+                    _ => self.hist.value_at_quantile(q),
+                };
+                [q, ns as f64 / 1000.0]
+            })
+            .collect()
+    }
+}
+
 /// Latency summary in microseconds.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, serde::Deserialize)]
 pub struct Percentiles {
@@ -125,6 +151,21 @@ mod tests {
         assert_eq!(a.count(), 2);
         assert!((a.percentiles().max_us - 2e6).abs() < 2e6 * 0.001);
         assert_eq!(LatencyRecorder::new().percentiles(), Percentiles::default());
+    }
+
+    #[test]
+    fn cdf_at_fixed_quantiles() {
+        let mut r = LatencyRecorder::new();
+        assert!(r.cdf_us().is_empty());
+        for us in 1..=1000u64 {
+            r.record(Duration::from_micros(us));
+        }
+        let cdf = r.cdf_us();
+        assert_eq!(cdf.len(), CDF_QUANTILES.len());
+        assert_eq!(cdf[0], [0.0, 1.0]);
+        assert!((cdf[7][1] - 500.0).abs() <= 1.0, "{cdf:?}");
+        assert!((cdf[16][1] - 1000.0).abs() <= 1.0, "{cdf:?}");
+        assert!(cdf.windows(2).all(|w| w[0][1] <= w[1][1]));
     }
 
     #[test]

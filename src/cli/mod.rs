@@ -2,9 +2,14 @@
 //! status; everything it calls returns values.
 
 //!
-//! One file per subcommand: `run.rs` (`gdswap run`); `backends` is small enough to live here.
+//! One file per subcommand: `run.rs` (`gdswap run`), `compare.rs` (`gdswap compare`),
+//! `sweep.rs` (`gdswap sweep`), `report.rs` (`gdswap report`); `backends` is small enough to
+//! live here.
 
+mod compare;
+mod report;
 mod run;
+mod sweep;
 
 use std::process::ExitCode;
 
@@ -36,6 +41,15 @@ enum Command {
     /// Move data between files and memory through one backend, and report bandwidth, latency
     /// percentiles and CPU cost.
     Run(run::RunArgs),
+    /// Run one workload through every backend and peer tool, interleaved in rounds, and compare
+    /// them side by side.
+    Compare(compare::CompareArgs),
+    /// Measure a grid of block sizes, queue depths and threads like `compare`, and find the best
+    /// settings per backend (written as a config file and a DeepSpeed "aio" block).
+    Sweep(sweep::SweepArgs),
+    /// Turn saved JSON results (run, compare, a sweep's points.jsonl) back into a Markdown
+    /// report and SVG plots.
+    Report(report::ReportArgs),
     /// List the backends and whether each can run on this machine.
     Backends,
 }
@@ -45,6 +59,9 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Run(args) => run::run(&args),
+        Command::Compare(args) => compare::run(&args),
+        Command::Sweep(args) => sweep::run(&args),
+        Command::Report(args) => report::run(&args),
         Command::Backends => {
             backends();
             Ok(())

@@ -79,6 +79,10 @@ pub struct RunArgs {
     /// Page backing of I/O buffers: auto = hugetlb if reserved, else THP, else 4 KiB pages.
     #[arg(long, value_enum, default_value_t = HugePages::Auto)]
     huge_pages: HugePages,
+    /// Take --block-size, --queue-depth and --threads from a config file written by
+    /// `gdswap sweep` (its best.json): the settings of the backend that runs.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["block_size", "queue_depth", "threads"])]
+    config: Option<PathBuf>,
     /// Write the full result as JSON to FILE (- for stdout).
     #[arg(long, value_name = "FILE")]
     json: Option<PathBuf>,
@@ -88,6 +92,16 @@ pub struct RunArgs {
 }
 
 impl RunArgs {
+    /// The `--json` and `--csv` destinations, for subcommands that flatten these options.
+    pub fn export_paths(&self) -> (Option<&Path>, Option<&Path>) {
+        (self.json.as_deref(), self.csv.as_deref())
+    }
+
+    /// The `--config` file, for subcommands that flatten these options.
+    pub fn config_path(&self) -> Option<&Path> {
+        self.config.as_deref()
+    }
+
     pub fn options(&self) -> RunOptions {
         let target = match (&self.file, &self.dir) {
             (Some(f), _) => Target::File(f.clone()),
@@ -152,7 +166,12 @@ impl Sink {
 }
 
 pub fn run(args: &RunArgs) -> Result<(), Error> {
-    let opts = args.options();
+    let mut opts = args.options();
+    if let Some(path) = &args.config {
+        crate::tuning::Config::load(path, "--config")?
+            .for_backend(&opts.backend, path, "--config")?
+            .apply(&mut opts);
+    }
     opts.validate()?;
     if args.json.as_deref() == Some(Path::new("-")) && args.csv.as_deref() == Some(Path::new("-")) {
         return Err(Error::invalid(

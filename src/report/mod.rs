@@ -1,10 +1,14 @@
 //! Results as data: [`RunReport`] is built once from a run's measurements, and every exporter
-//! (human text, JSON, CSV) is a pure function of it. Reports deserialize too, so saved JSON
-//! results can be re-exported and compared later.
+//! (human text, JSON, CSV, Markdown) is a pure function of it. Reports deserialize too, so saved
+//! JSON results can be re-exported and compared later. [`comparison`] holds the result of
+//! `gdswap compare` (several contenders, interleaved rounds) and its exporters.
 
+pub mod comparison;
 pub mod csv;
 pub mod human;
 pub mod json;
+pub mod markdown;
+pub mod svg;
 pub mod warning;
 
 use std::path::PathBuf;
@@ -90,6 +94,10 @@ pub struct Summary {
     pub loop_gibps_max: f64,
     pub iops: f64,
     pub latency: Percentiles,
+    /// The latency CDF, `[quantile, us]` at [`crate::stats::CDF_QUANTILES`] (absent from
+    /// reports written before it existed).
+    #[serde(default)]
+    pub latency_cdf_us: Vec<[f64; 2]>,
     /// Process CPU time during the measured loops.
     pub cpu_user_s: f64,
     pub cpu_system_s: f64,
@@ -217,6 +225,7 @@ impl RunReport {
             loop_gibps_max: per_loop.iter().copied().fold(0.0, f64::max),
             iops: ratio(requests as f64, task_time_s),
             latency: all.percentiles(),
+            latency_cdf_us: all.cdf_us(),
             cpu_user_s,
             cpu_system_s,
             cpu_s_per_gib: ratio(cpu_user_s + cpu_system_s, bytes as f64 / GIB),
@@ -384,6 +393,7 @@ pub(crate) mod tests {
                     p999_us: 4000.0,
                     max_us: 5000.0,
                 },
+                latency_cdf_us: vec![[0.0, 900.0], [0.5, 1800.0], [1.0, 5000.0]],
                 cpu_user_s: 0.01,
                 cpu_system_s: 0.09,
                 cpu_s_per_gib: 0.05,

@@ -1,0 +1,165 @@
+//! `gdswap compare`: one workload through every backend (and peer tools), interleaved in
+//! rounds, printed as one table and exported as JSON, CSV or Markdown.
+//!
+//! The workload options are `gdswap run`'s own (flattened, so both stay in step); `--backend`
+//! is replaced by `--backends LIST`.
+
+use std::path::PathBuf;
+use std::sync::atomic::AtomicBool;
+
+use clap::Args;
+
+use crate::compare::{self, Progress};
+use crate::error::Error;
+use crate::report::comparison;
+use crate::report::markdown;
+use crate::size::SIZE_RULE;
+use crate::tuning::Config;
+
+use super::run::{RunArgs, Sink};
+
+/// Stands for "not given" in the hidden `--backend` of the flattened run options.
+const NO_BACKEND: &str = "-";
+
+fn refuse_backend(s: &str) -> Result<String, String> {
+    if s == NO_BACKEND {
+        Ok(s.to_string())
+    } else {
+        Err("gdswap compare takes --backends LIST (the backends to compare, in order)".into())
+    }
+}
+
+fn after_compare_help() -> String {
+    format!(
+        "Every contender runs the same workload once per round, in order (A B C, A B C, ...); \
+         the first is the reference of the ratios, taken round by round.\n\
+         With no options: every backend available here and fio if installed, on the default data \
+         directory ($GDSWAP_DATA_DIR, else ./gdswap-data; a 1GiB file, created once).\n\
+         The workload options are those of `gdswap run`. {SIZE_RULE}.\n\
+         Exit status: 0 success, 1 the comparison failed (the message says why), 2 bad usage."
+    )
+}
+
+#[derive(Args, Debug)]
+#[command(
+    mut_arg("backend", |a| a.hide(true).default_value(NO_BACKEND).value_parser(refuse_backend)),
+    mut_arg("json", |a| a.help("Write the comparison as JSON to FILE (- for stdout)")),
+    mut_arg("csv", |a| a.help("Write the comparison as CSV, one row per contender, to FILE (- for stdout)")),
+    after_help = after_compare_help()
+)]
+pub struct CompareArgs {
+    #[command(flatten)]
+    run: RunArgs,
+    /// Backends to compare, in order (the first is the reference). Default: every backend that
+    /// can run here; the others are listed as skipped, with the reason.
+    #[arg(long, value_delimiter = ',', value_name = "LIST")]
+    backends: Option<Vec<String>>,
+    /// Peer tools measured on the same files and ranges: fio, gdsio, or none. A tool that is
+    /// not installed (gdsio: not driven by this build) is noted and skipped.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        value_name = "LIST",
+        default_value = "fio,gdsio"
+    )]
+    peers: Vec<String>,
+    /// Rounds: each contender runs once per round.
+    #[arg(long, default_value_t = 5)]
+    rounds: u32,
+    /// Write the comparison as Markdown to FILE (- for stdout).
+    #[arg(long, value_name = "FILE")]
+    markdown: Option<PathBuf>,
+    /// Write the latency CDF of every contender as an SVG plot to FILE.
+    #[arg(long, value_name = "FILE")]
+    svg: Option<PathBuf>,
+}
+
+pub fn run(args: &CompareArgs) -> Result<(), Error> {
+    let base = args.run.options();
+    let config = args
+        .run
+        .config_path()
+        .map(|p| Config::load(p, "--config").map(|c| (c, p)))
+        .transpose()?;
+    // With --config and no --backends: the backends the config has settings for.
+    let backends = match (&args.backends, &config) {
+        (Some(b), _) => Some(b.clone()),
+        (None, Some((c, _))) => Some(c.backends.keys().cloned().collect()),
+        (None, None) => None,
+    };
+    let mut spec = compare::resolve(base, backends.as_deref(), &args.peers, args.rounds)?;
+    if let Some((c, p)) = &config {
+        spec = compare::with_config(spec, c, p)?;
+    }
+    let (json, csv) = args.run.export_paths();
+    let json = json.map(|p| Sink::check(p, "--json")).transpose()?;
+    let csv = csv.map(|p| Sink::check(p, "--csv")).transpose()?;
+    let md = args
+        .markdown
+        .as_deref()
+        .map(|p| Sink::check(p, "--markdown"))
+        .transpose()?;
+    let svg = args
+        .svg
+        .as_deref()
+        .map(|p| Sink::check(p, "--svg"))
+        .transpose()?;
+    let stdout_taken = [&json, &csv, &md, &svg]
+        .iter()
+        .any(|s| matches!(s, Some(Sink::Stdout)));
+
+    for s in &spec.skipped {
+        eprintln!("note: skipping {} {}: {}", s.kind, s.name, s.reason);
+    }
+    let names: Vec<&str> = spec.contenders.iter().map(|c| c.name()).collect();
+    eprintln!(
+        "comparing {} over {} round{}",
+        names.join(", "),
+        spec.rounds,
+        if spec.rounds == 1 { "" } else { "s" }
+    );
+    let stop = AtomicBool::new(false);
+    let result = compare::compare(&spec, &stop, &mut |p| {
+        if let Progress::Measured {
+            round,
+            rounds,
+            name,
+            gibps,
+        } = p
+        {
+            eprintln!("  round {round}/{rounds} {name:<6} {gibps:.2} GiB/s");
+        }
+    })?;
+
+    for s in result.skipped.iter().skip(spec.skipped.len()) {
+        eprintln!(
+            "warning: {} {} dropped from the comparison: {}",
+            s.kind, s.name, s.reason
+        );
+    }
+    let text = comparison::human(&result);
+    if stdout_taken {
+        eprint!("{text}");
+    } else {
+        print!("{text}");
+    }
+    for w in &result.warnings {
+        eprintln!("warning: {}\n  hint: {}", w.message, w.hint);
+    }
+    if let Some(sink) = json {
+        sink.write(&comparison::to_json(&result))?;
+    }
+    if let Some(sink) = csv {
+        sink.write(&comparison::to_csv(&result))?;
+    }
+    if let Some(sink) = md {
+        sink.write(&markdown::comparison(&result))?;
+    }
+    if let Some(sink) = svg {
+        match crate::report::svg::latency_cdf(&result) {
+            Some(text) => sink.write(&text)?,
+            None => eprintln!("note: no latency figures to plot; --svg not written"),
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,666 @@
+//! A comparison: one workload through several contenders (gdswap backends and peer tools such
+//! as fio), measured in interleaved rounds. Pure data and pure figures.
+//!
+//! Why rounds: a machine drifts (page cache, thermal state, other tenants). Running
+//! `A B C, A B C, ...` spreads that drift over every contender alike, and pairing round `r` of
+//! `B` with round `r` of `A` gives ratios that cancel most of it; the median of those pairs, with
+//! its range, is the honest figure. Why here and not in `compare`: exporters (JSON, CSV,
+//! Markdown, text) must know nothing of backends or of how the rounds were measured, only of
+//! this result; `crate::compare` measures, this module computes.
+
+use std::fmt::Write as _;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use crate::env::Environment;
+use crate::size::Bytes;
+use crate::stats::median;
+
+use super::human::latency;
+use super::WarningRecord;
+
+/// Identifies the JSON layout of a comparison; bumped on any incompatible change.
+pub const COMPARE_SCHEMA: &str = "gdswap.compare.v1";
+/// A contender whose rounds spread wider than this fraction of their median gets a warning.
+pub const SPREAD_LIMIT: f64 = 0.10;
+
+/// A gdswap backend, or another tool measured on the same workload.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ContenderKind {
+    Backend,
+    Peer,
+}
+
+impl std::fmt::Display for ContenderKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            ContenderKind::Backend => "backend",
+            ContenderKind::Peer => "peer",
+        })
+    }
+}
+
+/// What one contender measured in one round.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RoundFigures {
+    /// 1-based round number.
+    pub round: u32,
+    pub bandwidth_gibps: f64,
+    pub latency_p50_us: f64,
+    pub latency_p99_us: f64,
+    pub cpu_s_per_gib: f64,
+    /// The round's latency CDF, `[quantile, us]` (see [`crate::stats::CDF_QUANTILES`]).
+    #[serde(default)]
+    pub latency_cdf_us: Vec<[f64; 2]>,
+}
+
+/// One contender as measured: what the orchestration hands to [`Comparison::new`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct Measured {
+    pub name: String,
+    pub kind: ContenderKind,
+    /// How it ran (ring mode, buffers; for peers the tool, version and options).
+    pub mode: String,
+    pub rounds: Vec<RoundFigures>,
+    /// Warnings its runs raised (e.g. `small-pages`), each code once, the message prefixed
+    /// with the contender's name.
+    pub run_warnings: Vec<WarningRecord>,
+}
+
+/// Median, minimum and maximum of a list of figures.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct Spread {
+    pub median: f64,
+    pub min: f64,
+    pub max: f64,
+}
+
+impl Spread {
+    pub fn of(values: &[f64]) -> Spread {
+        if values.is_empty() {
+            return Spread::default();
+        }
+        Spread {
+            median: median(values),
+            min: values.iter().copied().fold(f64::INFINITY, f64::min),
+            max: values.iter().copied().fold(f64::NEG_INFINITY, f64::max),
+        }
+    }
+
+    /// (max - min) / median; 0 when the median is 0.
+    pub fn relative(&self) -> f64 {
+        if self.median > 0.0 {
+            (self.max - self.min) / self.median
+        } else {
+            0.0
+        }
+    }
+}
+
+/// One contender's figures over all rounds.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ContenderResult {
+    pub name: String,
+    pub kind: ContenderKind,
+    pub mode: String,
+    pub rounds: Vec<RoundFigures>,
+    /// Codes of the warnings its runs raised.
+    pub notes: Vec<String>,
+    /// GiB/s over rounds.
+    pub bandwidth_gibps: Spread,
+    /// Medians over rounds.
+    pub latency_p50_us: f64,
+    pub latency_p99_us: f64,
+    pub cpu_s_per_gib: f64,
+    /// At each quantile, the median over rounds of the rounds' latencies.
+    #[serde(default)]
+    pub latency_cdf_us: Vec<[f64; 2]>,
+}
+
+/// A contender against the first one, round by round.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RatioFigures {
+    pub name: String,
+    /// The first contender, the denominator.
+    pub reference: String,
+    /// Bandwidth of `name` / bandwidth of `reference`, per round.
+    pub bandwidth_per_round: Vec<f64>,
+    pub bandwidth: Spread,
+    /// CPU-s/GiB of `name` / CPU-s/GiB of `reference`, per round (rounds where the reference
+    /// used no measurable CPU are left out).
+    pub cpu_s_per_gib_per_round: Vec<f64>,
+    pub cpu_s_per_gib: Spread,
+}
+
+/// A contender that was asked for (or would be by default) and did not run, and why.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Skipped {
+    pub name: String,
+    pub kind: ContenderKind,
+    pub reason: String,
+}
+
+/// The workload every contender ran.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CompareParams {
+    pub op: String,
+    /// `file` or `dir`.
+    pub target_kind: String,
+    pub target: PathBuf,
+    pub size_bytes: u64,
+    pub block_size_bytes: u64,
+    pub queue_depth: u32,
+    pub threads: usize,
+    /// Measured loops per run (each round is one run per contender).
+    pub loops: u32,
+    pub warmup: u32,
+    pub rounds: u32,
+    pub random: bool,
+    pub direct: bool,
+    pub huge_pages: String,
+}
+
+/// A whole comparison.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Comparison {
+    pub schema: String,
+    pub finished_at: String,
+    pub environment: Environment,
+    pub params: CompareParams,
+    pub contenders: Vec<ContenderResult>,
+    /// Every contender after the first against the first.
+    pub ratios: Vec<RatioFigures>,
+    pub skipped: Vec<Skipped>,
+    pub warnings: Vec<WarningRecord>,
+}
+
+/// Per quantile, the median over rounds (rounds whose CDF has other quantiles are left out).
+fn median_cdf(rounds: &[RoundFigures]) -> Vec<[f64; 2]> {
+    let Some(first) = rounds.iter().find(|r| !r.latency_cdf_us.is_empty()) else {
+        return Vec::new();
+    };
+    let quantiles: Vec<f64> = first.latency_cdf_us.iter().map(|p| p[0]).collect();
+    let same: Vec<&RoundFigures> = rounds
+        .iter()
+        .filter(|r| {
+            r.latency_cdf_us
+                .iter()
+                .map(|p| p[0])
+                .eq(quantiles.iter().copied())
+        })
+        .collect();
+    quantiles
+        .iter()
+        .enumerate()
+        .map(|(i, &q)| {
+            let v: Vec<f64> = same.iter().map(|r| r.latency_cdf_us[i][1]).collect();
+            [q, median(&v)]
+        })
+        .collect()
+}
+
+fn ratios_of(num: &[RoundFigures], den: &[RoundFigures], f: fn(&RoundFigures) -> f64) -> Vec<f64> {
+    num.iter()
+        .zip(den)
+        .filter(|(_, d)| f(d) > 0.0)
+        .map(|(n, d)| f(n) / f(d))
+        .collect()
+}
+
+impl Comparison {
+    /// Computes every figure and warning from what was measured.
+    pub fn new(
+        params: CompareParams,
+        environment: Environment,
+        finished_at: String,
+        measured: Vec<Measured>,
+        skipped: Vec<Skipped>,
+    ) -> Comparison {
+        let run_warnings: Vec<WarningRecord> = measured
+            .iter()
+            .flat_map(|m| m.run_warnings.iter().cloned())
+            .collect();
+        let contenders: Vec<ContenderResult> = measured
+            .into_iter()
+            .map(|m| {
+                let col =
+                    |f: fn(&RoundFigures) -> f64| -> Vec<f64> { m.rounds.iter().map(f).collect() };
+                ContenderResult {
+                    bandwidth_gibps: Spread::of(&col(|r| r.bandwidth_gibps)),
+                    latency_p50_us: median(&col(|r| r.latency_p50_us)),
+                    latency_p99_us: median(&col(|r| r.latency_p99_us)),
+                    cpu_s_per_gib: median(&col(|r| r.cpu_s_per_gib)),
+                    latency_cdf_us: median_cdf(&m.rounds),
+                    name: m.name,
+                    kind: m.kind,
+                    mode: m.mode,
+                    rounds: m.rounds,
+                    notes: m.run_warnings.iter().map(|w| w.code.clone()).collect(),
+                }
+            })
+            .collect();
+        let ratios = match contenders.split_first() {
+            Some((first, rest)) => rest
+                .iter()
+                .map(|c| {
+                    let bw = ratios_of(&c.rounds, &first.rounds, |r| r.bandwidth_gibps);
+                    let cpu = ratios_of(&c.rounds, &first.rounds, |r| r.cpu_s_per_gib);
+                    RatioFigures {
+                        name: c.name.clone(),
+                        reference: first.name.clone(),
+                        bandwidth: Spread::of(&bw),
+                        bandwidth_per_round: bw,
+                        cpu_s_per_gib: Spread::of(&cpu),
+                        cpu_s_per_gib_per_round: cpu,
+                    }
+                })
+                .collect(),
+            None => Vec::new(),
+        };
+        let mut warnings: Vec<WarningRecord> =
+            contenders.iter().flat_map(spread_warnings).collect();
+        warnings.extend(run_warnings);
+        Comparison {
+            schema: COMPARE_SCHEMA.into(),
+            finished_at,
+            environment,
+            params,
+            contenders,
+            ratios,
+            skipped,
+            warnings,
+        }
+    }
+}
+
+/// Spread warnings of one contender: rounds spread over [`SPREAD_LIMIT`] of their median, or a
+/// first round that lies outside the range of the others and more than [`SPREAD_LIMIT`] from
+/// their median (a cold cache or a device waking up; needs at least 3 rounds to tell).
+pub fn spread_warnings(c: &ContenderResult) -> Vec<WarningRecord> {
+    let mut out = Vec::new();
+    let bw: Vec<f64> = c.rounds.iter().map(|r| r.bandwidth_gibps).collect();
+    let s = Spread::of(&bw);
+    if bw.len() > 1 && s.relative() > SPREAD_LIMIT {
+        out.push(WarningRecord {
+            code: "round-spread".into(),
+            message: format!(
+                "{}: rounds spread {:.2}-{:.2} GiB/s, {:.0}% of their median {:.2}",
+                c.name,
+                s.min,
+                s.max,
+                s.relative() * 100.0,
+                s.median
+            ),
+            hint: "raise --rounds, use --drop-caches (root), or a bigger --size; quiet the machine"
+                .into(),
+        });
+    }
+    if bw.len() >= 3 {
+        let rest = Spread::of(&bw[1..]);
+        let first = bw[0];
+        let off = (first - rest.median).abs();
+        if (first < rest.min || first > rest.max) && off > SPREAD_LIMIT * rest.median {
+            out.push(WarningRecord {
+                code: "first-round-outlier".into(),
+                message: format!(
+                    "{}: the first round ({:.2} GiB/s) is {:.0}% off the median of the others ({:.2})",
+                    c.name,
+                    first,
+                    off / rest.median.max(f64::MIN_POSITIVE) * 100.0,
+                    rest.median
+                ),
+                hint: "raise --warmup so caches and the device settle before measuring, or add --rounds; use --drop-caches (root) for cold reads".into(),
+            });
+        }
+    }
+    out
+}
+
+/// The comparison as pretty JSON.
+pub fn to_json(c: &Comparison) -> String {
+    let mut s = serde_json::to_string_pretty(c).expect("comparisons hold only serializable data");
+    s.push('\n');
+    s
+}
+
+/// A saved comparison.
+pub fn from_json(text: &str) -> Result<Comparison, serde_json::Error> {
+    serde_json::from_str(text)
+}
+
+/// One CSV row per contender: its figures, and its ratio to the first (1 for the first).
+pub fn to_csv(c: &Comparison) -> String {
+    let mut w = csv::Writer::from_writer(Vec::new());
+    let _ = w.write_record([
+        "schema",
+        "finished_at",
+        "name",
+        "kind",
+        "op",
+        "block_size_bytes",
+        "queue_depth",
+        "threads",
+        "size_bytes",
+        "rounds",
+        "gibps_median",
+        "gibps_min",
+        "gibps_max",
+        "lat_p50_us",
+        "lat_p99_us",
+        "cpu_s_per_gib",
+        "ratio_reference",
+        "ratio_median",
+        "ratio_min",
+        "ratio_max",
+        "cpu_ratio_median",
+        "mode",
+    ]);
+    let p = &c.params;
+    for (i, k) in c.contenders.iter().enumerate() {
+        let (reference, ratio, cpu) = match i.checked_sub(1).and_then(|j| c.ratios.get(j)) {
+            Some(r) => (r.reference.clone(), r.bandwidth, r.cpu_s_per_gib.median),
+            None => (
+                k.name.clone(),
+                Spread {
+                    median: 1.0,
+                    min: 1.0,
+                    max: 1.0,
+                },
+                1.0,
+            ),
+        };
+        let _ = w.write_record([
+            c.schema.clone(),
+            c.finished_at.clone(),
+            k.name.clone(),
+            k.kind.to_string(),
+            p.op.clone(),
+            p.block_size_bytes.to_string(),
+            p.queue_depth.to_string(),
+            p.threads.to_string(),
+            p.size_bytes.to_string(),
+            k.rounds.len().to_string(),
+            k.bandwidth_gibps.median.to_string(),
+            k.bandwidth_gibps.min.to_string(),
+            k.bandwidth_gibps.max.to_string(),
+            k.latency_p50_us.to_string(),
+            k.latency_p99_us.to_string(),
+            k.cpu_s_per_gib.to_string(),
+            reference,
+            ratio.median.to_string(),
+            ratio.min.to_string(),
+            ratio.max.to_string(),
+            cpu.to_string(),
+            k.mode.clone(),
+        ]);
+    }
+    String::from_utf8(w.into_inner().expect("in-memory writer")).expect("UTF-8 fields")
+}
+
+/// The workload in one line: `read, bs 1MiB, qd 8, 1 thread, size 1GiB, ...`.
+pub fn workload_line(p: &CompareParams) -> String {
+    format!(
+        "{}{}, bs {}, qd {}, {} thread{}, size {}, {} loop{} + {} warm-up per run, {} round{} interleaved{}",
+        if p.random { "random " } else { "" },
+        p.op,
+        Bytes(p.block_size_bytes),
+        p.queue_depth,
+        p.threads,
+        if p.threads == 1 { "" } else { "s" },
+        Bytes(p.size_bytes),
+        p.loops,
+        if p.loops == 1 { "" } else { "s" },
+        p.warmup,
+        p.rounds,
+        if p.rounds == 1 { "" } else { "s" },
+        if p.direct { "" } else { ", buffered" },
+    )
+}
+
+/// The comparison as text for a terminal: the workload, one row per contender, skipped ones.
+/// Warnings are left to the caller (they go to stderr).
+pub fn human(c: &Comparison) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "compare {}", workload_line(&c.params));
+    let reference = c.contenders.first().map(|k| k.name.as_str()).unwrap_or("-");
+    let _ = writeln!(
+        out,
+        "{:<8} {:<7} {:>8} {:>13} {:>9} {:>9} {:>9}  {}",
+        "",
+        "",
+        "GiB/s",
+        "min-max",
+        "p50",
+        "p99",
+        "CPU-s/GiB",
+        format_args!("vs {reference}: median (range)")
+    );
+    for (i, k) in c.contenders.iter().enumerate() {
+        let vs = match i.checked_sub(1).and_then(|j| c.ratios.get(j)) {
+            Some(r) => format!(
+                "{:.2}x ({:.2}-{:.2})",
+                r.bandwidth.median, r.bandwidth.min, r.bandwidth.max
+            ),
+            None => "1.00x (reference)".into(),
+        };
+        let _ = writeln!(
+            out,
+            "{:<8} {:<7} {:>8.2} {:>13} {:>9} {:>9} {:>9.3}  {vs}",
+            k.name,
+            k.kind.to_string(),
+            k.bandwidth_gibps.median,
+            format!("{:.2}-{:.2}", k.bandwidth_gibps.min, k.bandwidth_gibps.max),
+            latency(k.latency_p50_us),
+            latency(k.latency_p99_us),
+            k.cpu_s_per_gib,
+        );
+    }
+    for k in &c.contenders {
+        let _ = writeln!(out, "{}: {}", k.name, k.mode);
+    }
+    for s in &c.skipped {
+        let _ = writeln!(out, "skipped {} {}: {}", s.kind, s.name, s.reason);
+    }
+    out
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    pub(crate) fn rounds(bw: &[f64]) -> Vec<RoundFigures> {
+        bw.iter()
+            .enumerate()
+            .map(|(i, &b)| RoundFigures {
+                round: i as u32 + 1,
+                bandwidth_gibps: b,
+                latency_p50_us: 1000.0 + i as f64,
+                latency_p99_us: 2000.0 + i as f64,
+                cpu_s_per_gib: 0.02 * b,
+                latency_cdf_us: vec![
+                    [0.0, 500.0 + i as f64],
+                    [0.5, 1000.0 + i as f64],
+                    [1.0, 3000.0 * (i + 1) as f64],
+                ],
+            })
+            .collect()
+    }
+
+    /// A fixed comparison for exporter tests: host (reference), posix, and fio as a peer.
+    pub(crate) fn sample() -> Comparison {
+        let r = crate::report::tests::sample();
+        let m = |name: &str, kind, bw: &[f64]| Measured {
+            name: name.into(),
+            kind,
+            mode: format!("{name} mode"),
+            rounds: rounds(bw),
+            run_warnings: vec![],
+        };
+        Comparison::new(
+            CompareParams {
+                op: "read".into(),
+                target_kind: "dir".into(),
+                target: "/data".into(),
+                size_bytes: 1 << 30,
+                block_size_bytes: 1 << 20,
+                queue_depth: 8,
+                threads: 1,
+                loops: 3,
+                warmup: 1,
+                rounds: 3,
+                random: false,
+                direct: true,
+                huge_pages: "auto".into(),
+            },
+            r.environment,
+            "2026-11-24T12:00:00Z".into(),
+            vec![
+                m("host", ContenderKind::Backend, &[4.0, 4.1, 3.9]),
+                m("posix", ContenderKind::Backend, &[1.1, 1.0, 1.2]),
+                m("fio", ContenderKind::Peer, &[3.0, 4.0, 4.1]),
+            ],
+            vec![Skipped {
+                name: "gdsio".into(),
+                kind: ContenderKind::Peer,
+                reason: "not installed".into(),
+            }],
+        )
+    }
+
+    #[test]
+    fn ratios_pair_rounds_and_take_the_median() {
+        let c = sample();
+        assert_eq!(c.ratios.len(), 2);
+        let posix = &c.ratios[0];
+        assert_eq!(posix.name, "posix");
+        assert_eq!(posix.reference, "host");
+        let want = [1.1 / 4.0, 1.0 / 4.1, 1.2 / 3.9];
+        for (a, b) in posix.bandwidth_per_round.iter().zip(want) {
+            assert!((a - b).abs() < 1e-12);
+        }
+        assert!((posix.bandwidth.median - 1.1 / 4.0).abs() < 1e-12);
+        assert!((posix.bandwidth.min - 1.0 / 4.1).abs() < 1e-12);
+        assert!((posix.bandwidth.max - 1.2 / 3.9).abs() < 1e-12);
+        // CPU-s/GiB is 0.02 x bandwidth in the sample, so its ratio equals the bandwidth's.
+        assert!((posix.cpu_s_per_gib.median - posix.bandwidth.median).abs() < 1e-12);
+        let host = &c.contenders[0];
+        assert_eq!(
+            host.bandwidth_gibps,
+            Spread {
+                median: 4.0,
+                min: 3.9,
+                max: 4.1
+            }
+        );
+        assert_eq!(host.latency_p50_us, 1001.0);
+        // The CDF: per quantile, the median of the rounds.
+        assert_eq!(
+            host.latency_cdf_us,
+            vec![[0.0, 501.0], [0.5, 1001.0], [1.0, 6000.0]]
+        );
+    }
+
+    #[test]
+    fn spread_and_first_round_warnings() {
+        let c = sample();
+        let codes: Vec<(&str, bool)> = c
+            .warnings
+            .iter()
+            .map(|w| {
+                (
+                    w.code.as_str(),
+                    w.message.starts_with("posix") || w.message.starts_with("fio"),
+                )
+            })
+            .collect();
+        // host spreads 5%: quiet. posix spreads 18% (first round inside the others' range): round-spread. fio: 3.0 then 4.0, 4.1:
+        // spread 27% and a first-round outlier.
+        assert_eq!(
+            codes,
+            [
+                ("round-spread", true),
+                ("round-spread", true),
+                ("first-round-outlier", true)
+            ]
+        );
+        assert!(c.warnings[2]
+            .message
+            .starts_with("fio: the first round (3.00 GiB/s)"));
+        assert!(c.warnings.iter().all(|w| !w.hint.is_empty()));
+        // A first round inside the others' range is no outlier, however far from the median.
+        let k = ContenderResult {
+            rounds: rounds(&[3.0, 2.0, 4.0]),
+            ..c.contenders[0].clone()
+        };
+        assert!(spread_warnings(&k)
+            .iter()
+            .all(|w| w.code != "first-round-outlier"));
+    }
+
+    #[test]
+    fn json_round_trips_and_csv_has_a_row_per_contender() {
+        let c = sample();
+        let back = from_json(&to_json(&c)).unwrap();
+        assert_eq!(back, c);
+        let text = to_csv(&c);
+        let mut rd = csv::Reader::from_reader(text.as_bytes());
+        let headers = rd.headers().unwrap().clone();
+        let rows: Vec<_> = rd.records().map(|r| r.unwrap()).collect();
+        assert_eq!(rows.len(), 3);
+        let col = |row: usize, name: &str| {
+            rows[row]
+                .get(headers.iter().position(|h| h == name).unwrap())
+                .unwrap()
+                .to_string()
+        };
+        assert_eq!(col(0, "name"), "host");
+        assert_eq!(col(0, "ratio_median"), "1");
+        assert_eq!(col(2, "kind"), "peer");
+        assert_eq!(col(2, "gibps_median"), "4");
+        assert_eq!(col(1, "ratio_reference"), "host");
+        assert_eq!(col(1, "ratio_median"), (1.1f64 / 4.0).to_string());
+    }
+
+    #[test]
+    fn results_saved_before_latency_cdfs_still_read() {
+        fn strip(v: &mut serde_json::Value) {
+            match v {
+                serde_json::Value::Object(m) => {
+                    m.remove("latency_cdf_us");
+                    m.values_mut().for_each(strip);
+                }
+                serde_json::Value::Array(a) => a.iter_mut().for_each(strip),
+                _ => {}
+            }
+        }
+        let mut c = serde_json::to_value(sample()).unwrap();
+        strip(&mut c);
+        let back = from_json(&c.to_string()).unwrap();
+        assert!(back.contenders.iter().all(|k| k.latency_cdf_us.is_empty()));
+        let mut r = serde_json::to_value(crate::report::tests::sample()).unwrap();
+        strip(&mut r);
+        let back = crate::report::json::from_json(&r.to_string()).unwrap();
+        assert!(back[0].summary.latency_cdf_us.is_empty());
+    }
+
+    #[test]
+    fn human_table_of_a_fixed_comparison() {
+        let t = human(&sample());
+        let lines: Vec<&str> = t.lines().collect();
+        assert_eq!(
+            lines[0],
+            "compare read, bs 1MiB, qd 8, 1 thread, size 1GiB, 3 loops + 1 warm-up per run, 3 rounds interleaved"
+        );
+        assert!(lines[1].contains("vs host: median (range)"), "{t}");
+        assert_eq!(
+            lines[2],
+            "host     backend     4.00     3.90-4.10   1.00 ms   2.00 ms     0.080  1.00x (reference)"
+        );
+        assert!(lines[3].starts_with("posix    backend     1.10"), "{t}");
+        assert!(lines[3].ends_with("0.28x (0.24-0.31)"), "{t}");
+        assert!(lines[4].starts_with("fio      peer        4.00"), "{t}");
+        assert!(t.contains("skipped peer gdsio: not installed"), "{t}");
+    }
+}
