@@ -13,6 +13,7 @@
 
 pub mod backend;
 pub mod cli;
+pub mod cuda;
 pub mod datafiles;
 pub mod env;
 pub mod error;

@@ -9,7 +9,7 @@ use crate::backend;
 use crate::error::Error;
 use crate::harness;
 use crate::io::buffer::HugePages;
-use crate::options::{default_data_dir, Op, RunOptions, Target};
+use crate::options::{default_data_dir, BounceMode, GpuOptions, Op, RunOptions, Target};
 use crate::report::{self, RunReport};
 use crate::size::{parse_size, SIZE_RULE};
 
@@ -78,6 +78,17 @@ pub struct RunArgs {
     /// Page backing of I/O buffers: auto = hugetlb if reserved, else THP, else 4 KiB pages.
     #[arg(long, value_enum, default_value_t = HugePages::Auto)]
     huge_pages: HugePages,
+    /// CUDA device ordinal (GPU backends).
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    gpu: usize,
+    /// Pinned chunks per thread, each one block (bounce backend; pinned memory per thread is
+    /// K x block size, checked against RLIMIT_MEMLOCK).
+    #[arg(long, default_value_t = 4, value_name = "K")]
+    bounce_buffers: usize,
+    /// bounce backend: overlap disk I/O with copies to the GPU through the ring of chunks, or
+    /// (serial) read the whole range into a pinned staging buffer, then copy it.
+    #[arg(long, value_enum, default_value_t = BounceMode::Pipelined)]
+    bounce_mode: BounceMode,
     /// Write the full result as JSON to FILE (- for stdout).
     #[arg(long, value_name = "FILE")]
     json: Option<PathBuf>,
@@ -110,6 +121,11 @@ impl RunArgs {
             drop_caches: self.drop_caches,
             fixed_buffers: self.fixed_buffers,
             huge_pages: self.huge_pages,
+            gpu: GpuOptions {
+                device: self.gpu,
+                bounce_buffers: self.bounce_buffers,
+                bounce_mode: self.bounce_mode,
+            },
         }
     }
 }

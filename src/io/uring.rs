@@ -13,7 +13,7 @@
 
 use std::mem::ManuallyDrop;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use io_uring::{cqueue, opcode, squeue, types, IoUring};
 
@@ -66,11 +66,99 @@ struct Fixed {
 const FIXED_IO_FD: u32 = 0;
 const FIXED_TAIL_FD: u32 = 1;
 
+/// Memory an engine does its I/O in: a [`HostBuffer`], or a wrapper that owns one (pinned
+/// memory registered with CUDA, for instance). The engine owns it and frees it only when no
+/// request can still use it.
+pub trait IoBuffer: Send {
+    /// The first byte; valid for `capacity()` bytes for as long as the value lives.
+    fn as_mut_ptr(&mut self) -> *mut u8;
+    /// Bytes usable for I/O (the length rounded up to whole pages).
+    fn capacity(&self) -> usize;
+    fn backing(&self) -> PageBacking;
+    fn as_slice(&self) -> &[u8];
+    fn as_mut_slice(&mut self) -> &mut [u8];
+}
+
+impl IoBuffer for HostBuffer {
+    fn as_mut_ptr(&mut self) -> *mut u8 {
+        HostBuffer::as_mut_ptr(self)
+    }
+    fn capacity(&self) -> usize {
+        HostBuffer::capacity(self)
+    }
+    fn backing(&self) -> PageBacking {
+        HostBuffer::backing(self)
+    }
+    fn as_slice(&self) -> &[u8] {
+        HostBuffer::as_slice(self)
+    }
+    fn as_mut_slice(&mut self) -> &mut [u8] {
+        HostBuffer::as_mut_slice(self)
+    }
+}
+
+/// Decides where in the engine's buffer each request does its I/O, and what happens around
+/// it (see [`UringEngine::run_staged`]). The bounce backend's stagers copy between a ring of
+/// pinned chunks and the GPU here.
+///
+/// What the engine promises a stager: `base` is the engine's buffer, valid for its capacity,
+/// and stays allocated until `finish` has returned `Ok` (if `finish` fails, the engine leaks
+/// the buffer rather than free memory that asynchronous work may still use); requests are
+/// acquired in order; the range given out by `acquire` is used by no request of the engine
+/// until that request's `complete` (or, after an error, until `finish`).
+pub trait Stager {
+    /// Buffer offset at which request `index` may do its I/O now, or None when no room is
+    /// ready yet (the engine then waits for completions, or calls [`Stager::wait`]).
+    ///
+    /// # Safety
+    /// `base` must be the engine's buffer, with the guarantees listed on the trait.
+    unsafe fn acquire(
+        &mut self,
+        index: usize,
+        request: &Request,
+        base: *mut u8,
+    ) -> Result<Option<usize>>;
+    /// Request `index` moved all its bytes at `buf_offset`.
+    ///
+    /// # Safety
+    /// As for `acquire`.
+    unsafe fn complete(
+        &mut self,
+        index: usize,
+        request: &Request,
+        buf_offset: usize,
+        base: *mut u8,
+    ) -> Result<()>;
+    /// Nothing is in flight and `acquire` said None: block until it can say Some.
+    fn wait(&mut self) -> Result<()>;
+    /// Called once before `run_staged` returns, on success and after errors alike: returns
+    /// only when the stager's own work on the buffer has ended.
+    fn finish(&mut self) -> Result<()>;
+}
+
+/// The plain placement: every request at its own `buf_offset`, always ready.
+struct InPlace;
+
+impl Stager for InPlace {
+    unsafe fn acquire(&mut self, _: usize, request: &Request, _: *mut u8) -> Result<Option<usize>> {
+        Ok(Some(request.buf_offset))
+    }
+    unsafe fn complete(&mut self, _: usize, _: &Request, _: usize, _: *mut u8) -> Result<()> {
+        Ok(())
+    }
+    fn wait(&mut self) -> Result<()> {
+        Ok(())
+    }
+    fn finish(&mut self) -> Result<()> {
+        Ok(())
+    }
+}
+
 /// One worker's ring, buffer and file.
-pub struct UringEngine {
+pub struct UringEngine<B: IoBuffer = HostBuffer> {
     // Dropped by hand in `Drop`: the ring first, then the buffer (unless leaked).
     ring: ManuallyDrop<IoUring>,
-    buf: ManuallyDrop<HostBuffer>,
+    buf: ManuallyDrop<B>,
     /// Set when requests may still be in the kernel and could not be drained.
     leak_buffer: bool,
     file: Arc<DataFile>,
@@ -82,19 +170,21 @@ pub struct UringEngine {
 #[derive(Clone, Copy, Default)]
 struct Slot {
     request: usize,
+    /// Where the request's bytes start in the buffer.
+    buf_offset: usize,
     done: usize,
     started: Option<Instant>,
 }
 
-impl UringEngine {
+impl<B: IoBuffer> UringEngine<B> {
     /// Makes the ring and, with `fixed`, registers `buf` and the file's descriptors.
     pub fn new(
-        buf: HostBuffer,
+        buf: B,
         file: Arc<DataFile>,
         queue_depth: u32,
         block_size: u64,
         fixed: bool,
-    ) -> Result<UringEngine> {
+    ) -> Result<UringEngine<B>> {
         let (ring, ring_mode) =
             new_ring(queue_depth.next_power_of_two()).map_err(|e| Error::Unavailable {
                 backend: "host".into(),
@@ -190,6 +280,15 @@ impl UringEngine {
         self.buf.as_mut_slice()
     }
 
+    /// The buffer itself (for backends whose buffer type knows more than its bytes).
+    pub fn io_buffer(&self) -> &B {
+        &self.buf
+    }
+
+    pub fn io_buffer_mut(&mut self) -> &mut B {
+        &mut self.buf
+    }
+
     /// The submission entry moving `len` bytes at file offset `offset` to or from buffer
     /// byte `buf_offset`. Building it is safe; pushing it is not.
     fn entry(
@@ -273,6 +372,41 @@ impl UringEngine {
         requests: &[Request],
         latencies: &mut LatencyRecorder,
     ) -> Result<()> {
+        self.run_staged(op, requests, latencies, &mut InPlace)
+            .map(drop)
+    }
+
+    /// Like [`UringEngine::run`], with `stager` choosing where in the buffer each request
+    /// does its I/O and acting on each completion. Returns the time during which at least one
+    /// request was in flight. Never returns with a request in flight, and calls
+    /// `stager.finish()` before returning, on errors too.
+    pub fn run_staged(
+        &mut self,
+        op: Op,
+        requests: &[Request],
+        latencies: &mut LatencyRecorder,
+        stager: &mut dyn Stager,
+    ) -> Result<Duration> {
+        let mut busy = IoBusy::default();
+        let outcome = self.pump(op, requests, latencies, stager, &mut busy);
+        let finished = stager.finish();
+        if finished.is_err() {
+            // The stager could not confirm that its asynchronous work on the buffer ended.
+            self.leak_buffer = true;
+        }
+        outcome?;
+        finished?;
+        Ok(busy.total)
+    }
+
+    fn pump(
+        &mut self,
+        op: Op,
+        requests: &[Request],
+        latencies: &mut LatencyRecorder,
+        stager: &mut dyn Stager,
+        busy: &mut IoBusy,
+    ) -> Result<()> {
         let qd = self.queue_depth as usize;
         let mut slots = vec![Slot::default(); qd];
         let mut free: Vec<usize> = (0..qd).rev().collect();
@@ -280,22 +414,44 @@ impl UringEngine {
         let mut in_flight = 0usize;
         let mut first_error: Option<Error> = None;
         let mut completions: Vec<(usize, i32)> = Vec::with_capacity(qd);
+        let base = self.buf.as_mut_ptr();
         loop {
             while first_error.is_none() && next < requests.len() && !free.is_empty() {
-                let slot = free.pop().expect("checked non-empty");
                 let r = requests[next];
+                // SAFETY: `base` is this engine's buffer, which stays allocated until the
+                // stager's `finish` succeeded (see `run_staged` and `Drop`).
+                let buf_offset = match unsafe { stager.acquire(next, &r, base) } {
+                    Ok(Some(o)) => o,
+                    Ok(None) => break,
+                    Err(e) => {
+                        first_error = Some(e);
+                        break;
+                    }
+                };
+                let slot = free.pop().expect("checked non-empty");
                 slots[slot] = Slot {
                     request: next,
+                    buf_offset,
                     done: 0,
                     started: Some(Instant::now()),
                 };
-                let e = self.entry(op, r.tail, r.file_offset, r.buf_offset, r.len, slot);
+                let e = self.entry(op, r.tail, r.file_offset, buf_offset, r.len, slot);
                 self.push(&e);
                 next += 1;
+                if in_flight == 0 {
+                    busy.start();
+                }
                 in_flight += 1;
             }
             if in_flight == 0 {
-                break;
+                if first_error.is_some() || next >= requests.len() {
+                    break;
+                }
+                // Nothing in flight and no room ready: the stager must make some.
+                if let Err(e) = stager.wait() {
+                    first_error = Some(e);
+                }
+                continue;
             }
             match self.ring.submit_and_wait(1) {
                 Ok(_) => {}
@@ -357,6 +513,13 @@ impl UringEngine {
                     }
                     in_flight -= 1;
                     free.push(slot);
+                    if first_error.is_none() {
+                        // SAFETY: as for `acquire` above.
+                        let done = unsafe { stager.complete(s.request, &r, s.buf_offset, base) };
+                        if let Err(e) = done {
+                            first_error = Some(e);
+                        }
+                    }
                 } else if first_error.is_some() {
                     in_flight -= 1;
                     free.push(slot);
@@ -367,14 +530,18 @@ impl UringEngine {
                         op,
                         r.tail,
                         r.file_offset + done as u64,
-                        r.buf_offset + done,
+                        s.buf_offset + done,
                         r.len - done,
                         slot,
                     );
                     self.push(&e);
                 }
             }
+            if in_flight == 0 {
+                busy.stop();
+            }
         }
+        busy.stop();
         match first_error {
             Some(e) => Err(e),
             None => Ok(()),
@@ -382,7 +549,26 @@ impl UringEngine {
     }
 }
 
-impl Drop for UringEngine {
+/// Time during which at least one request was in flight.
+#[derive(Default)]
+struct IoBusy {
+    since: Option<Instant>,
+    total: Duration,
+}
+
+impl IoBusy {
+    fn start(&mut self) {
+        self.since.get_or_insert_with(Instant::now);
+    }
+
+    fn stop(&mut self) {
+        if let Some(t) = self.since.take() {
+            self.total += t.elapsed();
+        }
+    }
+}
+
+impl<B: IoBuffer> Drop for UringEngine<B> {
     fn drop(&mut self) {
         // SAFETY: each field is dropped exactly once, here, and never used again. The ring is
         // closed first; the buffer is freed only when no request can still be using it.
