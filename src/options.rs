@@ -63,7 +63,8 @@ pub enum BounceMode {
 pub struct GpuOptions {
     /// CUDA device ordinal (`--gpu`).
     pub device: usize,
-    /// Pinned chunks per thread (`--bounce-buffers`), each one block.
+    /// Pinned chunks per thread (`--bounce-buffers`), each one block. The CLI's default is
+    /// the queue depth + 2: enough for a full queue of reads while two chunks are copied.
     pub bounce_buffers: usize,
     pub bounce_mode: BounceMode,
 }
@@ -72,7 +73,7 @@ impl Default for GpuOptions {
     fn default() -> Self {
         GpuOptions {
             device: 0,
-            bounce_buffers: 4,
+            bounce_buffers: 10,
             bounce_mode: BounceMode::Pipelined,
         }
     }

@@ -91,7 +91,8 @@ fn pipelined_read_and_write_verify() {
         ),
         &[],
     );
-    assert_bounce_report(&r, "pipelined, 4 pinned chunks of 256KiB", size, 1);
+    // The default K is the queue depth + 2.
+    assert_bounce_report(&r, "pipelined, 18 pinned chunks of 256KiB", size, 1);
     assert_pattern(&f, 0, size, 77);
 }
 
@@ -432,4 +433,88 @@ fn bad_bounce_flags_name_the_flag() {
     )
     .expect_error();
     assert_eq!(msg, "--bounce-buffers: 0 is out of range 1..=4096");
+}
+
+/// The pinned budget is checked against RLIMIT_MEMLOCK before anything is allocated (the
+/// fake really locks what it registers, so a budget that passes the check must also pin).
+#[test]
+fn memlock_limit_is_checked_up_front() {
+    require_root!("memlock_limit_is_checked_up_front");
+    let dir = scratch_world_readable();
+    let d = dir.path().join("data");
+    std::fs::create_dir(&d).unwrap();
+    chown(&d, NOBODY, NOBODY);
+    let f = d.join("f.dat");
+    make_data_file(&f, 2 * MIB, 3);
+    chown(&f, NOBODY, NOBODY);
+    let run = |extra: Vec<OsString>, limit: u64| {
+        let mut cmd = gdswap(with(
+            bounce("read", 2 * MIB, 256 * KIB),
+            with(argv!["--file", &f, "--seed", "3", "--verify"], extra),
+        ));
+        with_fake_cuda(&mut cmd);
+        as_nobody(&mut cmd);
+        with_rlimit(&mut cmd, libc::RLIMIT_MEMLOCK, limit);
+        outcome(&mut cmd)
+    };
+    const RAISE: &str = "raise it (ulimit -l unlimited, or memlock in /etc/security/limits.conf)";
+    let msg = run(argv!["--bounce-buffers", "3"], 64 * KIB).expect_error();
+    assert_eq!(
+        msg,
+        format!("memlock limit too low: --bounce-buffers 3 x --block-size 256KiB pinned per thread (2MiB mapped), over 1 thread needs 2MiB locked, RLIMIT_MEMLOCK is 64KiB; {RAISE} or lower --bounce-buffers, --block-size or --threads")
+    );
+    let msg = run(
+        argv![
+            "--bounce-mode",
+            "serial",
+            "--threads",
+            "2",
+            "--huge-pages",
+            "off"
+        ],
+        64 * KIB,
+    )
+    .expect_error();
+    assert_eq!(
+        msg,
+        format!("memlock limit too low: --bounce-mode serial (a pinned staging buffer of each thread's range, 1MiB per thread, over 2 threads) needs 2MiB locked, RLIMIT_MEMLOCK is 64KiB; {RAISE} or lower --size, or use --bounce-mode pipelined")
+    );
+    // Exactly enough: the check passes and the pinning succeeds.
+    run(argv!["--bounce-buffers", "3"], 2 * MIB).expect_ok();
+    run(
+        argv!["--bounce-buffers", "3", "--huge-pages", "off"],
+        768 * KIB,
+    )
+    .expect_ok();
+    assert_pattern(&f, 0, 2 * MIB, 3);
+}
+
+/// With copies slowed down, the pipeline hides disk I/O behind copies (some overlap), while
+/// serial mode, by construction, overlaps nothing.
+#[test]
+fn pipelined_mode_overlaps_and_serial_does_not() {
+    let d = scratch();
+    let slow = [("FAKE_CUDA_COPY_GBPS", "1".to_string())];
+    let args = |mode: &str| {
+        with(
+            bounce("read", 8 * MIB, MIB),
+            argv![
+                "--dir",
+                d.path(),
+                "--bounce-mode",
+                mode,
+                "--queue-depth",
+                "4"
+            ],
+        )
+    };
+    let serial = fake_report(args("serial"), &slow);
+    let p = serial.pipeline.unwrap();
+    assert_eq!(p.overlap_s, 0.0, "{p:?}");
+    // 8 MiB at 1 GB/s: each loop's copies take at least 8.4 ms.
+    assert!(p.copy_time_s >= 2.0 * 0.0083, "{p:?}");
+    let piped = fake_report(args("pipelined"), &slow);
+    let p = piped.pipeline.unwrap();
+    assert!(p.overlap_s > 0.0 && p.overlap_fraction > 0.0, "{p:?}");
+    assert!(p.copy_time_s >= 2.0 * 0.0083, "{p:?}");
 }

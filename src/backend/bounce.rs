@@ -29,7 +29,7 @@ use crate::cuda::pinned::{check_memlock, PinnedBuffer};
 use crate::cuda::staging::{ChunkEvents, ReadStager, WriteStager};
 use crate::cuda::stream::Stream;
 use crate::error::{Error, Result};
-use crate::io::buffer::PageBacking;
+use crate::io::buffer::{HugePages, PageBacking};
 use crate::io::uring::{self, IoBuffer, UringEngine};
 use crate::options::{BounceMode, Op, RunOptions};
 use crate::plan::Request;
@@ -40,12 +40,20 @@ use super::{Availability, Backend, MemoryKind, PhaseTimes, Worker, WorkerSetup};
 
 pub struct BounceBackend;
 
-/// Pinned bytes one thread locks: K blocks (pipelined) or its whole range (serial).
+/// Pinned bytes one thread locks: K blocks (pipelined) or its whole range (serial), rounded
+/// up to the pages the buffer is mapped with (2 MiB unless huge pages are off), since all of
+/// the mapping is registered.
 fn pinned_per_thread(opts: &RunOptions, range_len: u64) -> u64 {
-    match opts.gpu.bounce_mode {
+    let bytes = match opts.gpu.bounce_mode {
         BounceMode::Pipelined => opts.gpu.bounce_buffers as u64 * opts.block_size,
         BounceMode::Serial => range_len,
-    }
+    };
+    let page = if opts.huge_pages == HugePages::Off {
+        4096
+    } else {
+        2 << 20
+    };
+    bytes.next_multiple_of(page)
 }
 
 impl Backend for BounceBackend {
@@ -81,9 +89,10 @@ impl Backend for BounceBackend {
         let (what, hint) = match opts.gpu.bounce_mode {
             BounceMode::Pipelined => (
                 format!(
-                    "--bounce-buffers {} x --block-size {} pinned per thread, over {} thread{}",
+                    "--bounce-buffers {} x --block-size {} pinned per thread ({} mapped), over {} thread{}",
                     opts.gpu.bounce_buffers,
                     Bytes(opts.block_size),
+                    Bytes(per_thread),
                     opts.threads,
                     if opts.threads == 1 { "" } else { "s" }
                 ),

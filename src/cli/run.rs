@@ -82,9 +82,10 @@ pub struct RunArgs {
     #[arg(long, default_value_t = 0, value_name = "N")]
     gpu: usize,
     /// Pinned chunks per thread, each one block (bounce backend; pinned memory per thread is
-    /// K x block size, checked against RLIMIT_MEMLOCK).
-    #[arg(long, default_value_t = 4, value_name = "K")]
-    bounce_buffers: usize,
+    /// K x block size, checked against RLIMIT_MEMLOCK). Default: queue depth + 2, so that
+    /// --queue-depth reads stay in flight while two chunks are being copied.
+    #[arg(long, value_name = "K")]
+    bounce_buffers: Option<usize>,
     /// bounce backend: overlap disk I/O with copies to the GPU through the ring of chunks, or
     /// (serial) read the whole range into a pinned staging buffer, then copy it.
     #[arg(long, value_enum, default_value_t = BounceMode::Pipelined)]
@@ -123,7 +124,7 @@ impl RunArgs {
             huge_pages: self.huge_pages,
             gpu: GpuOptions {
                 device: self.gpu,
-                bounce_buffers: self.bounce_buffers,
+                bounce_buffers: self.bounce_buffers.unwrap_or(self.queue_depth as usize + 2),
                 bounce_mode: self.bounce_mode,
             },
         }
