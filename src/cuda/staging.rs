@@ -114,6 +114,15 @@ impl<'a> Ring<'a> {
     }
 }
 
+/// The engine asked to wait with no I/O in flight and no copy queued: a bug in gdswap, made
+/// an error rather than a busy loop.
+fn nothing_to_wait_for() -> Error {
+    Error::Resources(
+        "internal error: the bounce pipeline waited with nothing in flight (please report it)"
+            .into(),
+    )
+}
+
 /// Read side: file -> chunk (io_uring) -> device (async copy).
 pub struct ReadStager<'a> {
     ring: Ring<'a>,
@@ -190,11 +199,12 @@ impl Stager for ReadStager<'_> {
     }
 
     fn wait(&mut self) -> Result<()> {
-        if let Some(&c) = self.copying.front() {
-            self.ring.events[c]
-                .end
-                .synchronize("a copy to the device")?;
-        }
+        let Some(&c) = self.copying.front() else {
+            return Err(nothing_to_wait_for());
+        };
+        self.ring.events[c]
+            .end
+            .synchronize("a copy to the device")?;
         self.reap()
     }
 
@@ -299,12 +309,12 @@ impl Stager for WriteStager<'_> {
     }
 
     fn wait(&mut self) -> Result<()> {
-        if let Some(&(_, c)) = self.staged.front() {
-            self.ring.events[c]
-                .end
-                .synchronize("a copy from the device")?;
-        }
-        Ok(())
+        let Some(&(_, c)) = self.staged.front() else {
+            return Err(nothing_to_wait_for());
+        };
+        self.ring.events[c]
+            .end
+            .synchronize("a copy from the device")
     }
 
     fn finish(&mut self) -> Result<()> {
