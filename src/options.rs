@@ -64,7 +64,8 @@ pub struct GpuOptions {
     /// CUDA device ordinal (`--gpu`).
     pub device: usize,
     /// Pinned chunks per thread (`--bounce-buffers`), each one block. The CLI's default is
-    /// the queue depth + 2: enough for a full queue of reads while two chunks are copied.
+    /// twice the queue depth: a whole queue of reads may complete at once (completions come
+    /// in batches), and the next queue must be readable while those chunks are copied.
     pub bounce_buffers: usize,
     pub bounce_mode: BounceMode,
 }
@@ -73,7 +74,7 @@ impl Default for GpuOptions {
     fn default() -> Self {
         GpuOptions {
             device: 0,
-            bounce_buffers: 10,
+            bounce_buffers: 16,
             bounce_mode: BounceMode::Pipelined,
         }
     }

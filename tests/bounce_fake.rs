@@ -91,8 +91,8 @@ fn pipelined_read_and_write_verify() {
         ),
         &[],
     );
-    // The default K is the queue depth + 2.
-    assert_bounce_report(&r, "pipelined, 18 pinned chunks of 256KiB", size, 1);
+    // The default K is twice the queue depth.
+    assert_bounce_report(&r, "pipelined, 32 pinned chunks of 256KiB", size, 1);
     assert_pattern(&f, 0, size, 77);
 }
 

@@ -82,8 +82,8 @@ pub struct RunArgs {
     #[arg(long, default_value_t = 0, value_name = "N")]
     gpu: usize,
     /// Pinned chunks per thread, each one block (bounce backend; pinned memory per thread is
-    /// K x block size, checked against RLIMIT_MEMLOCK). Default: queue depth + 2, so that
-    /// --queue-depth reads stay in flight while two chunks are being copied.
+    /// K x block size, checked against RLIMIT_MEMLOCK). Default: twice the queue depth, so a
+    /// whole queue of reads can complete at once and be copied while the next queue is read.
     #[arg(long, value_name = "K")]
     bounce_buffers: Option<usize>,
     /// bounce backend: overlap disk I/O with copies to the GPU through the ring of chunks, or
@@ -124,7 +124,7 @@ impl RunArgs {
             huge_pages: self.huge_pages,
             gpu: GpuOptions {
                 device: self.gpu,
-                bounce_buffers: self.bounce_buffers.unwrap_or(self.queue_depth as usize + 2),
+                bounce_buffers: self.bounce_buffers.unwrap_or(2 * self.queue_depth as usize),
                 bounce_mode: self.bounce_mode,
             },
         }

@@ -114,15 +114,6 @@ impl<'a> Ring<'a> {
     }
 }
 
-/// The engine asked to wait with no I/O in flight and no copy queued: a bug in gdswap, made
-/// an error rather than a busy loop.
-fn nothing_to_wait_for() -> Error {
-    Error::Resources(
-        "internal error: the bounce pipeline waited with nothing in flight (please report it)"
-            .into(),
-    )
-}
-
 /// Read side: file -> chunk (io_uring) -> device (async copy).
 pub struct ReadStager<'a> {
     ring: Ring<'a>,
@@ -198,14 +189,15 @@ impl Stager for ReadStager<'_> {
         Ok(())
     }
 
-    fn wait(&mut self) -> Result<()> {
+    fn wait(&mut self) -> Result<bool> {
         let Some(&c) = self.copying.front() else {
-            return Err(nothing_to_wait_for());
+            return Ok(false);
         };
         self.ring.events[c]
             .end
             .synchronize("a copy to the device")?;
-        self.reap()
+        self.reap()?;
+        Ok(true)
     }
 
     fn finish(&mut self) -> Result<()> {
@@ -308,13 +300,14 @@ impl Stager for WriteStager<'_> {
         unsafe { self.stage(base) }
     }
 
-    fn wait(&mut self) -> Result<()> {
+    fn wait(&mut self) -> Result<bool> {
         let Some(&(_, c)) = self.staged.front() else {
-            return Err(nothing_to_wait_for());
+            return Ok(false);
         };
         self.ring.events[c]
             .end
-            .synchronize("a copy from the device")
+            .synchronize("a copy from the device")?;
+        Ok(true)
     }
 
     fn finish(&mut self) -> Result<()> {

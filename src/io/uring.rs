@@ -129,8 +129,10 @@ pub trait Stager {
         buf_offset: usize,
         base: *mut u8,
     ) -> Result<()>;
-    /// Nothing is in flight and `acquire` said None: block until it can say Some.
-    fn wait(&mut self) -> Result<()>;
+    /// `acquire` said None: block until the stager's own pending work (a copy) makes room,
+    /// and return true; return false at once when it has nothing pending (room then comes
+    /// back only with I/O completions).
+    fn wait(&mut self) -> Result<bool>;
     /// Called once before `run_staged` returns, on success and after errors alike: returns
     /// only when the stager's own work on the buffer has ended.
     fn finish(&mut self) -> Result<()>;
@@ -146,8 +148,8 @@ impl Stager for InPlace {
     unsafe fn complete(&mut self, _: usize, _: &Request, _: usize, _: *mut u8) -> Result<()> {
         Ok(())
     }
-    fn wait(&mut self) -> Result<()> {
-        Ok(())
+    fn wait(&mut self) -> Result<bool> {
+        Ok(false)
     }
     fn finish(&mut self) -> Result<()> {
         Ok(())
@@ -399,6 +401,35 @@ impl<B: IoBuffer> UringEngine<B> {
         Ok(busy.total)
     }
 
+    /// Submits what is queued and, with `want` > 0, waits for that many completions.
+    /// Interruptions are retried by the caller's loop; any other failure of io_uring_enter
+    /// leaks the buffer, since requests the kernel already holds cannot be waited for.
+    fn enter(&mut self, want: usize, in_flight: usize) -> Result<()> {
+        let rc = if want == 0 {
+            self.ring.submit()
+        } else {
+            self.ring.submit_and_wait(want)
+        };
+        match rc {
+            Ok(_) => Ok(()),
+            Err(e)
+                if matches!(
+                    e.raw_os_error(),
+                    Some(libc::EINTR) | Some(libc::EBUSY) | Some(libc::EAGAIN)
+                ) =>
+            {
+                Ok(())
+            }
+            Err(e) => {
+                self.leak_buffer = true;
+                Err(Error::Resources(format!(
+                    "io_uring_enter failed with {in_flight} requests in flight on {}: {e}",
+                    self.file.path().display()
+                )))
+            }
+        }
+    }
+
     fn pump(
         &mut self,
         op: Op,
@@ -416,13 +447,17 @@ impl<B: IoBuffer> UringEngine<B> {
         let mut completions: Vec<(usize, i32)> = Vec::with_capacity(qd);
         let base = self.buf.as_mut_ptr();
         loop {
+            let mut blocked = false;
             while first_error.is_none() && next < requests.len() && !free.is_empty() {
                 let r = requests[next];
                 // SAFETY: `base` is this engine's buffer, which stays allocated until the
                 // stager's `finish` succeeded (see `run_staged` and `Drop`).
                 let buf_offset = match unsafe { stager.acquire(next, &r, base) } {
                     Ok(Some(o)) => o,
-                    Ok(None) => break,
+                    Ok(None) => {
+                        blocked = true;
+                        break;
+                    }
                     Err(e) => {
                         first_error = Some(e);
                         break;
@@ -443,34 +478,28 @@ impl<B: IoBuffer> UringEngine<B> {
                 }
                 in_flight += 1;
             }
+            if blocked && first_error.is_none() {
+                // The stager has no room ready. If its own work (a copy) will make some, wait
+                // for that rather than for an I/O completion, so the queue refills as soon as
+                // a chunk frees up; what was queued meanwhile goes to the kernel first.
+                if in_flight > 0 {
+                    self.enter(0, in_flight)?;
+                }
+                match stager.wait() {
+                    Ok(true) => continue,
+                    Ok(false) if in_flight > 0 => {} // room comes back with completions
+                    Ok(false) => {
+                        first_error = Some(Error::Resources(
+                            "internal error: a stager had no room and nothing to wait for (please report it)".into(),
+                        ))
+                    }
+                    Err(e) => first_error = Some(e),
+                }
+            }
             if in_flight == 0 {
-                if first_error.is_some() || next >= requests.len() {
-                    break;
-                }
-                // Nothing in flight and no room ready: the stager must make some.
-                if let Err(e) = stager.wait() {
-                    first_error = Some(e);
-                }
-                continue;
+                break;
             }
-            match self.ring.submit_and_wait(1) {
-                Ok(_) => {}
-                Err(e)
-                    if matches!(
-                        e.raw_os_error(),
-                        Some(libc::EINTR) | Some(libc::EBUSY) | Some(libc::EAGAIN)
-                    ) => {}
-                Err(e) => {
-                    // The kernel refused io_uring_enter itself: requests it already holds may
-                    // still be running and cannot be waited for here, so the buffer they point
-                    // into is leaked rather than freed under them.
-                    self.leak_buffer = true;
-                    return Err(Error::Resources(format!(
-                        "io_uring_enter failed with {in_flight} requests in flight on {}: {e}",
-                        self.file.path().display()
-                    )));
-                }
-            }
+            self.enter(1, in_flight)?;
             completions.clear();
             completions.extend(
                 self.ring
