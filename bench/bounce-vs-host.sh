@@ -22,6 +22,7 @@ PROG=bounce-vs-host
 SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO_ROOT=$(cd "$SCRIPT_DIR/.." && pwd)
 DATE_UTC=$(date -u +%F)
+COMMAND="bench/bounce-vs-host.sh $*"
 
 REAL=0
 SIZE=1G
@@ -107,9 +108,9 @@ for ((round = 0; round < ROUNDS; round++)); do
 done
 rm -f -- "$FILE"
 
-python3 - "$OUT" "$ROUNDS" "$KIND" "${GBPS:-}" "$SIZE" "$LOOPS" "${DROP[*]:-}" <<'PY'
-import glob, json, os, statistics, sys
-out, rounds, kind, gbps, size, loops, drop = sys.argv[1], int(sys.argv[2]), *sys.argv[3:]
+python3 - "$OUT" "$ROUNDS" "$KIND" "${GBPS:-}" "$SIZE" "$LOOPS" "${DROP[*]:-}" "$COMMAND" <<'PY'
+import json, statistics, sys
+out, rounds, kind, gbps, size, loops, drop, command = sys.argv[1], int(sys.argv[2]), *sys.argv[3:]
 def load(p):
     return json.load(open(p))  # one gdswap.run.v1 report
 runs = {c: [load(f"{out}/raw/round{r}-{c}.json") for r in range(rounds)] for c in ("host", "pipelined", "serial")}
@@ -122,7 +123,7 @@ env = runs["host"][0]["environment"]
 goal_pipe = rmed["pipelined"] >= 0.9
 goal_serial = med["serial"] < med["pipelined"]
 verdict = "PASS" if goal_pipe and goal_serial else "FAIL"
-res = {"kind": kind, "copy_gbps": float(gbps) if gbps else None, "size": size, "loops": int(loops),
+res = {"command": command, "kind": kind, "copy_gbps": float(gbps) if gbps else None, "size": size, "loops": int(loops),
        "rounds": rounds, "bandwidth_gibps": bw, "ratio_to_host": ratio, "median_gibps": med,
        "median_ratio_to_host": rmed, "pipelined_overlap_fraction": ovl, "verdict": verdict,
        "backend_mode": {c: rs[0]["backend_mode"] for c, rs in runs.items()}, "environment": env}
@@ -138,7 +139,8 @@ for c in ("host", "pipelined", "serial"):
     lines.append(f"| {c} | " + " | ".join(f"{b:.2f}" for b in bw[c]) + f" | {med[c]:.2f} | {r} |")
 lines += ["", f"Pipelined overlap (fraction of the shorter stage hidden), per round: {', '.join(f'{o:.2f}' for o in ovl)}.", "",
   f"Goal: pipelined >= 0.9x host (median ratio {rmed['pipelined']:.3f}: {'met' if goal_pipe else 'missed'}); serial slower than pipelined ({'yes' if goal_serial else 'no'}). Verdict: **{verdict}**.", "",
-  "Modes:"] + [f"- {c}: `{m}`" for c, m in res["backend_mode"].items()] + ["", "Produced by `bench/bounce-vs-host.sh`; raw gdswap JSON in `raw/`."]
+  "Modes:"] + [f"- {c}: `{m}`" for c, m in res["backend_mode"].items()] + ["",
+  f"Command: `{command}` (from the repository root). Raw gdswap JSON and text output of every run in `raw/`."]
 open(f"{out}/README.md", "w").write("\n".join(lines) + "\n")
 print("\n".join(lines))
 PY
