@@ -609,3 +609,175 @@ impl<B: IoBuffer> Drop for UringEngine<B> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::io::buffer::HugePages;
+    use crate::io::file::Access;
+    use std::collections::VecDeque;
+
+    /// A stager over a ring of `k` chunks whose "copies" to `dest` are deferred: a chunk is
+    /// copied and freed only in `acquire` (when no chunk is free) or in `wait`, as the bounce
+    /// stagers do with events; `fail_at` makes the completion of that request fail.
+    struct CpuRing {
+        chunk: usize,
+        free: Vec<usize>,
+        pending: VecDeque<(usize, Request)>,
+        dest: Vec<u8>,
+        waits: usize,
+        finished: bool,
+        fail_at: Option<usize>,
+    }
+
+    impl CpuRing {
+        fn new(k: usize, chunk: usize, len: usize) -> Self {
+            CpuRing {
+                chunk,
+                free: (0..k).collect(),
+                pending: VecDeque::new(),
+                dest: vec![0; len],
+                waits: 0,
+                finished: false,
+                fail_at: None,
+            }
+        }
+
+        /// Completes the oldest deferred copy.
+        fn copy_oldest(&mut self, base: *mut u8) -> bool {
+            let Some((c, r)) = self.pending.pop_front() else {
+                return false;
+            };
+            // SAFETY: test code: chunk c lies inside the engine's buffer at `base`.
+            let src = unsafe { std::slice::from_raw_parts(base.add(c * self.chunk), r.len) };
+            self.dest[r.buf_offset..r.buf_offset + r.len].copy_from_slice(src);
+            self.free.push(c);
+            true
+        }
+    }
+
+    // The tests keep `base` from the last call to copy in `wait`, which gets none.
+    thread_local! {
+        static BASE: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+    }
+
+    impl Stager for CpuRing {
+        unsafe fn acquire(
+            &mut self,
+            _: usize,
+            r: &Request,
+            base: *mut u8,
+        ) -> Result<Option<usize>> {
+            assert!(r.len <= self.chunk);
+            BASE.with(|b| b.set(base as usize));
+            Ok(self.free.pop().map(|c| c * self.chunk))
+        }
+
+        unsafe fn complete(
+            &mut self,
+            i: usize,
+            r: &Request,
+            off: usize,
+            base: *mut u8,
+        ) -> Result<()> {
+            BASE.with(|b| b.set(base as usize));
+            if self.fail_at == Some(i) {
+                return Err(Error::Resources(format!("injected failure at request {i}")));
+            }
+            self.pending.push_back((off / self.chunk, *r));
+            Ok(())
+        }
+
+        fn wait(&mut self) -> Result<bool> {
+            self.waits += 1;
+            let base = BASE.with(|b| b.get()) as *mut u8;
+            Ok(self.copy_oldest(base))
+        }
+
+        fn finish(&mut self) -> Result<()> {
+            let base = BASE.with(|b| b.get()) as *mut u8;
+            while self.copy_oldest(base) {}
+            self.finished = true;
+            Ok(())
+        }
+    }
+
+    fn data_file(len: usize) -> (tempfile::TempDir, Arc<DataFile>, Vec<u8>) {
+        let dir = crate::testutil::scratch_dir();
+        let path = dir.path().join("f");
+        let data: Vec<u8> = (0..len).map(|i| (i * 7 + i / 4096) as u8).collect();
+        std::fs::write(&path, &data).unwrap();
+        let f = Arc::new(DataFile::open(&path, Access::Read, true).unwrap());
+        (dir, f, data)
+    }
+
+    fn requests(len: usize, bs: usize) -> Vec<Request> {
+        let mut v: Vec<Request> = (0..len.div_ceil(bs))
+            .map(|i| Request {
+                file_offset: (i * bs) as u64,
+                buf_offset: i * bs,
+                len: bs.min(len - i * bs),
+                tail: false,
+            })
+            .collect();
+        v.reverse(); // any order works
+        v
+    }
+
+    #[test]
+    fn staged_reads_through_a_small_ring_land_in_place() {
+        if let Some(why) = unavailable_reason() {
+            eprintln!("note: skipping: {why}");
+            return;
+        }
+        let (_d, f, data) = data_file(64 * 4096);
+        let bs = 16 * 1024;
+        // Fewer chunks than the queue depth, and more: both must move every byte.
+        for (k, qd) in [(2, 8), (12, 4)] {
+            let buf = HostBuffer::new(k * bs, HugePages::Off).unwrap();
+            let mut engine = UringEngine::new(buf, Arc::clone(&f), qd, bs as u64, false).unwrap();
+            let mut ring = CpuRing::new(k, bs, data.len());
+            let reqs = requests(data.len(), bs);
+            let mut lat = LatencyRecorder::new();
+            let busy = engine
+                .run_staged(Op::Read, &reqs, &mut lat, &mut ring)
+                .unwrap();
+            assert!(ring.finished && ring.dest == data, "k {k} qd {qd}");
+            assert_eq!(lat.count(), reqs.len() as u64);
+            assert!(busy > Duration::ZERO);
+            if k < qd as usize {
+                assert!(
+                    ring.waits > 0,
+                    "a 2-chunk ring must have waited on its copies"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn a_stager_error_drains_the_ring_and_still_finishes() {
+        if let Some(why) = unavailable_reason() {
+            eprintln!("note: skipping: {why}");
+            return;
+        }
+        let (_d, f, data) = data_file(32 * 4096);
+        let bs = 8 * 1024;
+        let buf = HostBuffer::new(4 * bs, HugePages::Off).unwrap();
+        let mut engine = UringEngine::new(buf, f, 4, bs as u64, false).unwrap();
+        let mut ring = CpuRing::new(4, bs, data.len());
+        ring.fail_at = Some(5);
+        let reqs = requests(data.len(), bs);
+        let e = engine
+            .run_staged(Op::Read, &reqs, &mut LatencyRecorder::new(), &mut ring)
+            .unwrap_err();
+        assert_eq!(e.to_string(), "injected failure at request 5");
+        assert!(ring.finished, "finish runs after an error too");
+        assert!(!engine.leak_buffer);
+        // The engine is usable again afterwards.
+        let mut ring = CpuRing::new(4, bs, data.len());
+        engine
+            .run_staged(Op::Read, &reqs, &mut LatencyRecorder::new(), &mut ring)
+            .unwrap();
+        assert_eq!(ring.dest, data);
+    }
+}
