@@ -296,6 +296,14 @@ fn injected_faults_give_one_line_errors_and_leave_files_right() {
         out.stdout
     );
 
+    // The driver loads but sees no device.
+    let msg = fake(write_new(), &[("FAKE_CUDA_DEVICES", "0".to_string())]).expect_error();
+    assert_eq!(
+        msg,
+        "backend 'bounce' unavailable: the CUDA driver sees no device (check nvidia-smi and CUDA_VISIBLE_DEVICES)"
+    );
+    assert_pattern(&f, 0, size, 1);
+
     // Context creation fails.
     let msg = fake(write_new(), &[("FAKE_CUDA_FAIL_CTX", "1".to_string())]).expect_error();
     assert_eq!(
