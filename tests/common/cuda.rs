@@ -16,6 +16,7 @@ pub const FAKE_VARS: &[&str] = &[
     "FAKE_CUDA_FAIL_COPY_AFTER_BYTES",
     "FAKE_CUDA_FLIP_DEVICE_BYTE",
     "FAKE_CUDA_COPY_GBPS",
+    "FAKE_CUDA_COPY_NO_DATA",
 ];
 
 /// The directory holding the fake `libcuda.so.1`, compiled on first use.

@@ -26,6 +26,11 @@
  *                                    CUDA_ERROR_ILLEGAL_ADDRESS
  *   FAKE_CUDA_FLIP_DEVICE_BYTE=N     after every host-to-device copy that covers byte N of an
  *                                    allocation, that byte is inverted (planted corruption)
+ * For benchmarks only:
+ *   FAKE_CUDA_COPY_NO_DATA=1         copies take their time (FAKE_CUDA_COPY_GBPS) but move no
+ *                                    bytes: the CPU and memory bandwidth a memcpy would take
+ *                                    from the I/O path, and a GPU's DMA engine would not, are
+ *                                    left out (device data is then wrong: no --verify)
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -69,6 +74,7 @@ static int cfg_fail_ctx, cfg_fail_alloc;
 static double cfg_gbps; /* 0: unlimited */
 static long long cfg_fail_after = -1;
 static long long cfg_flip = -1;
+static int cfg_no_data; /* benchmarks only: copies take their time but move no bytes */
 static long long copied_total; /* under mem_lock */
 
 static long long env_ll(const char *name, long long dflt) {
@@ -161,7 +167,7 @@ static void run_copy(struct stream *s, struct op *o) {
     }
     copied_total += n;
     pthread_mutex_unlock(&mem_lock);
-    memcpy(o->dst, o->src, n);
+    if (!cfg_no_data) memcpy(o->dst, o->src, n);
     if (fail) {
         pthread_mutex_lock(&s->lock);
         s->error = CUDA_ERROR_ILLEGAL_ADDRESS;
@@ -255,6 +261,7 @@ EXPORT CUresult cuInit(unsigned flags) {
     cfg_fail_alloc = (int)env_ll("FAKE_CUDA_FAIL_ALLOC", 0);
     cfg_fail_after = env_ll("FAKE_CUDA_FAIL_COPY_AFTER_BYTES", -1);
     cfg_flip = env_ll("FAKE_CUDA_FLIP_DEVICE_BYTE", -1);
+    cfg_no_data = (int)env_ll("FAKE_CUDA_COPY_NO_DATA", 0);
     const char *g = getenv("FAKE_CUDA_COPY_GBPS");
     cfg_gbps = g ? atof(g) : 0;
     initialized = 1;
