@@ -65,6 +65,8 @@ pub struct LoopMeasurement {
 /// Everything a run measured.
 pub struct Measurements {
     pub backend: String,
+    /// Where the backend's destination buffers live.
+    pub memory: crate::backend::MemoryKind,
     pub mode: String,
     pub pages: Option<PageBacking>,
     pub align: u64,
@@ -164,6 +166,7 @@ fn execute(
     let (mode, pages) = mode.into_inner().unwrap_or_else(|p| p.into_inner());
     Ok(Measurements {
         backend: backend.name().to_string(),
+        memory: backend.memory(),
         mode,
         pages,
         align,

@@ -49,7 +49,7 @@ pub fn default_data_dir() -> PathBuf {
 }
 
 /// How the `bounce` backend stages data between the file and the GPU.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum BounceMode {
     /// Disk reads into a ring of pinned chunks overlap with copies to the device.
@@ -59,7 +59,7 @@ pub enum BounceMode {
 }
 
 /// GPU options (the `bounce` backend; ignored by host backends).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct GpuOptions {
     /// CUDA device ordinal (`--gpu`).
     pub device: usize,

@@ -74,6 +74,9 @@ fn pipelined_read_and_write_verify() {
     );
     assert_bounce_report(&r, "pipelined, 3 pinned chunks of 256KiB", size, 1);
     assert!(r.backend_mode.ends_with("qd 2"), "{}", r.backend_mode);
+    let gpu = r.params.gpu.expect("GPU parameters in the report");
+    assert_eq!((gpu.device, gpu.bounce_buffers), (0, 3));
+    assert_eq!(gpu.bounce_mode, gdswap::options::BounceMode::Pipelined);
 
     let f = d.path().join("w.dat");
     let r = fake_report(

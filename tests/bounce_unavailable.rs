@@ -66,13 +66,21 @@ fn run_bounce_without_libcuda_fails_before_touching_files() {
     );
     assert!(msg.ends_with(REASON_END), "{msg}");
     assert!(!data.exists(), "a refused run created {}", data.display());
-    // The host backend still runs, in the same environment.
+    // The host backend still runs, in the same environment, and its report has none of the
+    // GPU backends' fields (the JSON schema is unchanged for it).
     let out = run_no_cuda(with(
         run_argv("host", "read", MIB, 256 * KIB, 1),
-        argv!["--dir", &data, "--verify"],
+        argv!["--dir", &data, "--verify", "--json", "-"],
     ))
     .expect_ok();
-    assert!(out.stdout.starts_with("host read: "), "{}", out.stdout);
+    assert!(out.stderr.starts_with("host read: "), "{}", out.stderr);
+    let r = report_from_json(&out.stdout);
+    assert!(r.summary.verified && r.pipeline.is_none() && r.params.gpu.is_none());
+    assert!(
+        !out.stdout.contains("\"pipeline\"") && !out.stdout.contains("\"gpu\""),
+        "{}",
+        out.stdout
+    );
 }
 
 #[test]

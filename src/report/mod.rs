@@ -109,6 +109,9 @@ pub struct Params {
     pub drop_caches: bool,
     pub fixed_buffers: bool,
     pub huge_pages: String,
+    /// Device, pinned chunks and mode, for backends that use a GPU; absent otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gpu: Option<crate::options::GpuOptions>,
 }
 
 /// Figures over all measured loops.
@@ -288,6 +291,7 @@ impl RunReport {
             drop_caches: opts.drop_caches,
             fixed_buffers: opts.fixed_buffers,
             huge_pages: format!("{:?}", opts.huge_pages).to_lowercase(),
+            gpu: (m.memory == crate::backend::MemoryKind::Device).then_some(opts.gpu),
         };
         let mut report = RunReport {
             schema: SCHEMA.into(),
@@ -435,6 +439,7 @@ pub(crate) mod tests {
                 drop_caches: false,
                 fixed_buffers: false,
                 huge_pages: "auto".into(),
+                gpu: None,
             },
             backend_mode: "io_uring defer-taskrun, O_DIRECT".into(),
             buffer_pages: "THP 2MiB pages".into(),
