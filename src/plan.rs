@@ -60,8 +60,7 @@ const PAGE: u64 = 4096;
 pub fn plan(opts: &RunOptions, align: u64) -> Result<Vec<ThreadPlan>> {
     let threads = opts.threads as u64;
     let bs = opts.block_size;
-    let unit = if align > 1 { lcm(bs, PAGE) } else { bs };
-    let share = (opts.size / threads / unit).max(1) * unit;
+    let (share, unit) = share_of(opts, align > 1);
     if share * (threads - 1) >= opts.size {
         return Err(Error::invalid(
             "--threads",
@@ -103,6 +102,30 @@ pub fn plan(opts: &RunOptions, align: u64) -> Result<Vec<ThreadPlan>> {
         })
         .collect();
     Ok(plans)
+}
+
+/// Bytes of every thread's range but the last (which takes the remainder), and the unit they
+/// are a multiple of: the block size, and with O_DIRECT also the 4 KiB page.
+fn share_of(opts: &RunOptions, direct: bool) -> (u64, u64) {
+    let bs = opts.block_size;
+    let unit = if direct { lcm(bs, PAGE) } else { bs };
+    ((opts.size / opts.threads as u64 / unit).max(1) * unit, unit)
+}
+
+/// The length of each thread's range, as [`plan`] cuts them (for checks made before the files
+/// are opened; assumes a run that [`plan`] accepts).
+pub fn range_lens(opts: &RunOptions) -> Vec<u64> {
+    let (share, _) = share_of(opts, opts.direct);
+    let t = opts.threads as u64;
+    (0..t)
+        .map(|i| {
+            if i + 1 == t {
+                opts.size.saturating_sub(share * (t - 1))
+            } else {
+                share
+            }
+        })
+        .collect()
 }
 
 fn lcm(a: u64, b: u64) -> u64 {
@@ -207,6 +230,24 @@ mod tests {
         assert_eq!(plans[2].len, 4 << 20);
         plans.iter().for_each(covers_exactly);
         assert_eq!(needed_len(&plans, Path::new("f")), 10 << 20);
+    }
+
+    #[test]
+    fn range_lens_match_the_plan() {
+        for (size, bs, threads, direct) in [
+            (10 << 20, 1 << 20, 3, true),
+            (64 << 10, 512, 3, true),
+            (64 << 10, 512, 3, false),
+            (5, 1, 2, false),
+        ] {
+            let o = RunOptions {
+                direct,
+                ..opts(size, bs, threads, true)
+            };
+            let align = if direct { 512 } else { 1 };
+            let lens: Vec<u64> = plan(&o, align).unwrap().iter().map(|p| p.len).collect();
+            assert_eq!(range_lens(&o), lens, "{size} {bs} {threads}");
+        }
     }
 
     #[test]

@@ -488,8 +488,16 @@ fn memlock_limit_is_checked_up_front() {
     .expect_error();
     assert_eq!(
         msg,
-        format!("memlock limit too low: --bounce-mode serial (a pinned staging buffer of each thread's range, 1MiB per thread, over 2 threads) needs 2MiB locked, RLIMIT_MEMLOCK is 64KiB; {RAISE} or lower --size, or use --bounce-mode pipelined")
+        format!("memlock limit too low: --bounce-mode serial (a pinned staging buffer of each thread's range, up to 1MiB per thread, over 2 threads) needs 2MiB locked, RLIMIT_MEMLOCK is 64KiB; {RAISE} or lower --size, or use --bounce-mode pipelined")
     );
+    // With 2 MiB pages each thread's 1 MiB staging buffer maps (and pins) 2 MiB.
+    let serial2 = || argv!["--bounce-mode", "serial", "--threads", "2"];
+    let msg = run(serial2(), 4 * MIB - 4 * KIB).expect_error();
+    assert!(
+        msg.contains("up to 2MiB per thread, over 2 threads) needs 4MiB locked"),
+        "{msg}"
+    );
+    run(serial2(), 4 * MIB).expect_ok();
     // Exactly enough: the check passes and the pinning succeeds.
     run(argv!["--bounce-buffers", "3"], 2 * MIB).expect_ok();
     run(

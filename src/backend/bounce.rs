@@ -40,20 +40,24 @@ use super::{Availability, Backend, MemoryKind, PhaseTimes, Worker, WorkerSetup};
 
 pub struct BounceBackend;
 
-/// Pinned bytes one thread locks: K blocks (pipelined) or its whole range (serial), rounded
+/// Pinned bytes each thread locks: K blocks (pipelined) or its whole range (serial), rounded
 /// up to the pages the buffer is mapped with (2 MiB unless huge pages are off), since all of
 /// the mapping is registered.
-fn pinned_per_thread(opts: &RunOptions, range_len: u64) -> u64 {
-    let bytes = match opts.gpu.bounce_mode {
-        BounceMode::Pipelined => opts.gpu.bounce_buffers as u64 * opts.block_size,
-        BounceMode::Serial => range_len,
-    };
+fn pinned_per_thread(opts: &RunOptions) -> Vec<u64> {
     let page = if opts.huge_pages == HugePages::Off {
         4096
     } else {
         2 << 20
     };
-    bytes.next_multiple_of(page)
+    let k_blocks = opts.gpu.bounce_buffers as u64 * opts.block_size;
+    crate::plan::range_lens(opts)
+        .into_iter()
+        .map(|range| match opts.gpu.bounce_mode {
+            BounceMode::Pipelined => k_blocks,
+            BounceMode::Serial => range,
+        })
+        .map(|b| b.next_multiple_of(page))
+        .collect()
 }
 
 impl Backend for BounceBackend {
@@ -85,14 +89,16 @@ impl Backend for BounceBackend {
             reason,
         })?;
         check_ordinal(opts.gpu.device, info.devices)?;
-        let per_thread = pinned_per_thread(opts, opts.size.div_ceil(opts.threads as u64));
+        let per_thread = pinned_per_thread(opts);
+        let total: u64 = per_thread.iter().sum();
+        let most = per_thread.iter().copied().max().unwrap_or(0);
         let (what, hint) = match opts.gpu.bounce_mode {
             BounceMode::Pipelined => (
                 format!(
                     "--bounce-buffers {} x --block-size {} pinned per thread ({} mapped), over {} thread{}",
                     opts.gpu.bounce_buffers,
                     Bytes(opts.block_size),
-                    Bytes(per_thread),
+                    Bytes(most),
                     opts.threads,
                     if opts.threads == 1 { "" } else { "s" }
                 ),
@@ -100,15 +106,15 @@ impl Backend for BounceBackend {
             ),
             BounceMode::Serial => (
                 format!(
-                    "--bounce-mode serial (a pinned staging buffer of each thread's range, {} per thread, over {} thread{})",
-                    Bytes(per_thread),
+                    "--bounce-mode serial (a pinned staging buffer of each thread's range, up to {} per thread, over {} thread{})",
+                    Bytes(most),
                     opts.threads,
                     if opts.threads == 1 { "" } else { "s" }
                 ),
                 "lower --size, or use --bounce-mode pipelined",
             ),
         };
-        check_memlock(per_thread * opts.threads as u64, what, hint)
+        check_memlock(total, what, hint)
     }
 
     fn prepare(&self, setup: &WorkerSetup) -> Result<Box<dyn Worker>> {
