@@ -159,6 +159,9 @@ fn random_unaligned_threads_and_fixed_buffers() {
         );
         let r = fake_report(with(args, extra.clone()), &[]);
         assert_eq!(r.threads.len(), 2);
+        // Two chunks under queue depth 8: the report says the chunks limit the queue.
+        let few = r.warnings.iter().any(|w| w.code == "few-bounce-buffers");
+        assert_eq!(few, mode == "pipelined", "{mode}: {:?}", r.warnings);
         assert!(r.params.random && r.summary.verified);
         assert_eq!(file_len(&f), size);
         assert_pattern(&f, 0, size, 9);
