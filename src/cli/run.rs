@@ -45,7 +45,7 @@ pub struct RunArgs {
     /// Bytes per request.
     #[arg(long, default_value = "1M", value_parser = parse_size)]
     block_size: u64,
-    /// Requests in flight per thread (host backend).
+    /// Requests in flight per thread (host and bounce backends).
     #[arg(long, default_value_t = 8)]
     queue_depth: u32,
     /// Worker threads.
