@@ -435,6 +435,37 @@ fn gdswap_libcuda_points_at_a_library() {
     assert!(out.stdout.starts_with("bounce read: "), "{}", out.stdout);
 }
 
+/// GDSWAP_LIBCUDA cannot win over a `libcuda.so` that the loader finds by name first (cudarc
+/// tries that name before `libcuda.so.1`): gdswap says so instead of silently using the other.
+#[test]
+fn gdswap_libcuda_shadowed_by_a_library_on_the_path_is_refused() {
+    let d = scratch();
+    let other = d.path().join("other");
+    std::fs::create_dir(&other).unwrap();
+    std::fs::copy(
+        fake_libcuda_dir().join("libcuda.so.1"),
+        other.join("libcuda.so"),
+    )
+    .unwrap();
+    let wanted = fake_libcuda_dir().join("libcuda.so.1");
+    let mut cmd = gdswap(with(
+        bounce("read", MIB, 256 * KIB),
+        argv!["--dir", d.path()],
+    ));
+    common::cuda::without_cuda(&mut cmd)
+        .env("GDSWAP_LIBCUDA", &wanted)
+        .env("LD_LIBRARY_PATH", &other);
+    let msg = outcome(&mut cmd).expect_error();
+    assert_eq!(
+        msg,
+        format!(
+            "backend 'bounce' unavailable: GDSWAP_LIBCUDA={} was loaded, but the CUDA library found by name first is {} (a libcuda.so on the loader's path): unset GDSWAP_LIBCUDA and put the wanted library's directory first in LD_LIBRARY_PATH",
+            wanted.display(),
+            other.join("libcuda.so").display()
+        )
+    );
+}
+
 #[test]
 fn bad_bounce_flags_name_the_flag() {
     let d = scratch();

@@ -105,3 +105,35 @@ fn gdswap_libcuda_naming_a_missing_file_is_refused() {
         "{msg}"
     );
 }
+
+#[test]
+fn gdswap_libcuda_naming_a_library_without_cuda_is_refused() {
+    let d = scratch();
+    let src = d.path().join("empty.c");
+    std::fs::write(&src, "int gdswap_not_cuda;\n").unwrap();
+    let lib = d.path().join("libnotcuda.so");
+    let st = std::process::Command::new("cc")
+        .args(["-shared", "-fPIC", "-o"])
+        .arg(&lib)
+        .arg(&src)
+        .status()
+        .expect("run cc");
+    assert!(st.success());
+    let mut cmd = gdswap(argv!["backends"]);
+    without_cuda(&mut cmd).env("GDSWAP_LIBCUDA", &lib);
+    let out = outcome(&mut cmd).expect_ok();
+    let line = out
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("bounce "))
+        .unwrap();
+    let want = format!(
+        "unavailable: GDSWAP_LIBCUDA={}: not a CUDA driver library (",
+        lib.display()
+    );
+    assert!(line.contains(&want), "{line}");
+    assert!(
+        line.ends_with("point GDSWAP_LIBCUDA at the NVIDIA driver's libcuda.so.1, or unset it"),
+        "{line}"
+    );
+}
