@@ -194,6 +194,39 @@ fn random_unaligned_threads_and_fixed_buffers() {
     }
 }
 
+/// Through the page cache (`--buffered`) and with three threads on their own files.
+#[test]
+fn buffered_and_per_thread_files() {
+    let d = scratch();
+    let size = 3 * MIB + 4096 + 3;
+    for op in ["write", "read"] {
+        let r = fake_report(
+            with(
+                bounce(op, size, 64 * KIB),
+                argv![
+                    "--dir",
+                    d.path(),
+                    "--threads",
+                    "3",
+                    "--buffered",
+                    "--verify"
+                ],
+            ),
+            &[],
+        );
+        assert_eq!(r.threads.len(), 3);
+        assert!(!r.params.direct && r.summary.verified);
+        assert!(r.backend_mode.contains("buffered"), "{}", r.backend_mode);
+    }
+    let lens: Vec<u64> = (0..3)
+        .map(|t| file_len(&thread_file(d.path(), t)))
+        .collect();
+    assert_eq!(lens.iter().sum::<u64>(), size);
+    for (t, len) in lens.iter().enumerate() {
+        assert_pattern(&thread_file(d.path(), t), 0, *len, 0x5eed);
+    }
+}
+
 /// A byte of device memory inverted by the fake after the copy that filled it: a read's
 /// verify (which copies the device buffer back) and a write's (which reads the file the
 /// device data went to) both name its offset.
