@@ -251,7 +251,8 @@ fn check_memory(opts: &RunOptions, ranges: &[(u64, u64)]) -> Result<()> {
             )));
         }
     }
-    if opts.fixed_buffers && !sys::has_cap_ipc_lock() {
+    // (The bounce backend registers only its pinned chunks; its preflight checks those.)
+    if opts.fixed_buffers && opts.backend != "bounce" && !sys::has_cap_ipc_lock() {
         let limit = sys::memlock_limit();
         if total > limit {
             return Err(Error::Memlock {

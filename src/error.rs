@@ -117,6 +117,9 @@ pub enum Error {
     /// A backend cannot run on this machine; `reason` says why and how to fix it.
     #[error("backend '{backend}' unavailable: {reason}")]
     Unavailable { backend: String, reason: String },
+    /// A CUDA driver call failed; `op` names the call and what it was for.
+    #[error("{op} failed: {message}")]
+    Cuda { op: String, message: String },
     /// Data read back differs from the pattern.
     #[error("verify failed: {0}")]
     Verify(Box<VerifyFailure>),

@@ -23,7 +23,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::backend::{self, Availability, Backend, Worker, WorkerSetup};
+use crate::backend::{self, Availability, Backend, PhaseTimes, Worker, WorkerSetup};
 use crate::datafiles::{self, PreparedFiles};
 use crate::error::{Error, Result};
 use crate::io::buffer::PageBacking;
@@ -51,6 +51,8 @@ pub struct ThreadMeasurement {
     /// How this thread's worker ran, and the page backing its buffers got.
     pub mode: String,
     pub pages: Option<PageBacking>,
+    /// Where the measured transfers' time went (multi-stage backends), summed over loops.
+    pub phases: Option<PhaseTimes>,
 }
 
 /// What the coordinator measured for one measured loop. (The loop's task time, the slowest
@@ -95,6 +97,7 @@ pub fn run(opts: &RunOptions) -> Result<Measurements> {
             reason,
         });
     }
+    backend.preflight(opts)?;
     if opts.drop_caches {
         sys::check_drop_caches().map_err(Error::DropCaches)?;
     }
@@ -245,6 +248,7 @@ fn worker_thread(
         queue_depth: opts.queue_depth,
         fixed_buffers: opts.fixed_buffers,
         huge_pages: opts.huge_pages,
+        gpu: opts.gpu,
     };
     let mut worker = backend.prepare(&setup)?;
     if opts.op == Op::Write {
@@ -256,6 +260,7 @@ fn worker_thread(
     let mut loop_times = Vec::with_capacity(opts.loops as usize);
     let mut latencies = LatencyRecorder::new();
     let mut cpu = CpuTime::default();
+    let mut phases: Option<PhaseTimes> = None;
     for i in 0..opts.total_loops() {
         let measured = i >= opts.warmup;
         if opts.verify && opts.op == Op::Read && i + 1 == opts.total_loops() {
@@ -281,6 +286,9 @@ fn worker_thread(
         if measured {
             loop_times.push(elapsed);
             cpu = cpu + spent;
+            if let Some(p) = worker.phase_times() {
+                phases = Some(phases.unwrap_or_default() + p);
+            }
         }
         barrier.wait()?; // done
     }
@@ -311,6 +319,7 @@ fn worker_thread(
         sync_time,
         mode,
         pages,
+        phases,
     })
 }
 

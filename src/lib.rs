@@ -14,6 +14,7 @@
 pub mod backend;
 pub mod cli;
 pub mod compare;
+pub mod cuda;
 pub mod datafiles;
 pub mod env;
 pub mod error;

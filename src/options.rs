@@ -48,13 +48,46 @@ pub fn default_data_dir() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from("gdswap-data"))
 }
 
+/// How the `bounce` backend stages data between the file and the GPU.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BounceMode {
+    /// Disk reads into a ring of pinned chunks overlap with copies to the device.
+    Pipelined,
+    /// The naive variant: the whole range through a pinned staging buffer, I/O then copies.
+    Serial,
+}
+
+/// GPU options (the `bounce` backend; ignored by host backends).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct GpuOptions {
+    /// CUDA device ordinal (`--gpu`).
+    pub device: usize,
+    /// Pinned chunks per thread (`--bounce-buffers`), each one block. The CLI's default is
+    /// twice the queue depth: a whole queue of reads may complete at once (completions come
+    /// in batches), and the next queue must be readable while those chunks are copied.
+    pub bounce_buffers: usize,
+    pub bounce_mode: BounceMode,
+}
+
+impl Default for GpuOptions {
+    fn default() -> Self {
+        GpuOptions {
+            device: 0,
+            bounce_buffers: 16,
+            bounce_mode: BounceMode::Pipelined,
+        }
+    }
+}
+
 /// Limits beyond which a value is a typo rather than a workload.
 pub const MAX_THREADS: usize = 1024;
 pub const MAX_QUEUE_DEPTH: u32 = 4096;
 pub const MAX_BLOCK_SIZE: u64 = 1 << 30;
 pub const MAX_LOOPS: u32 = 100_000;
+pub const MAX_BOUNCE_BUFFERS: usize = 4096;
 /// Backends that can register their buffers with io_uring.
-pub const BACKENDS_WITH_FIXED_BUFFERS: &[&str] = &["host"];
+pub const BACKENDS_WITH_FIXED_BUFFERS: &[&str] = &["host", "bounce"];
 
 /// Everything one run needs.
 #[derive(Debug, Clone, Serialize)]
@@ -77,6 +110,7 @@ pub struct RunOptions {
     pub drop_caches: bool,
     pub fixed_buffers: bool,
     pub huge_pages: HugePages,
+    pub gpu: GpuOptions,
 }
 
 impl Default for RunOptions {
@@ -98,6 +132,7 @@ impl Default for RunOptions {
             drop_caches: false,
             fixed_buffers: false,
             huge_pages: HugePages::Auto,
+            gpu: GpuOptions::default(),
         }
     }
 }
@@ -171,6 +206,13 @@ impl RunOptions {
                     self.backend,
                     BACKENDS_WITH_FIXED_BUFFERS.join(", ")
                 ),
+            ));
+        }
+        let k = self.gpu.bounce_buffers;
+        if k == 0 || k > MAX_BOUNCE_BUFFERS {
+            return Err(Error::invalid(
+                "--bounce-buffers",
+                format!("{k} is out of range 1..={MAX_BOUNCE_BUFFERS}"),
             ));
         }
         if self.fixed_buffers && !self.direct {
@@ -276,5 +318,13 @@ mod tests {
             ..d()
         };
         assert_eq!(flag_of(&posix_fixed), "--fixed-buffers");
+        let no_chunks = RunOptions {
+            gpu: GpuOptions {
+                bounce_buffers: 0,
+                ..GpuOptions::default()
+            },
+            ..d()
+        };
+        assert_eq!(flag_of(&no_chunks), "--bounce-buffers");
     }
 }

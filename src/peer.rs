@@ -448,13 +448,13 @@ mod tests {
             "{line}"
         );
         assert!(mode.contains("2 jobs, one per thread range") && mode.contains("shmhuge"));
-        // 9 MiB over 2 threads of one file: 4 MiB and 5 MiB, so no numjobs.
+        // 9 MiB over 2 threads of one file: 5 MiB and 4 MiB, so no numjobs.
         let mut o = opts(2, Target::File("/d/f".into()));
         o.size = 9 << 20;
         let (a, _) = fio_args(&o, &fio_ranges(&o).unwrap(), false);
         let line = a.join(" ");
         assert!(!line.contains("numjobs"), "{line}");
-        assert!(line.contains("--name=measured --stonewall --filename=/d/f --offset=0 --size=4194304 --loops=2 --name=measured --filename=/d/f --offset=4194304 --size=5242880 --loops=2"), "{line}");
+        assert!(line.contains("--name=measured --stonewall --filename=/d/f --offset=0 --size=5242880 --loops=2 --name=measured --filename=/d/f --offset=5242880 --size=4194304 --loops=2"), "{line}");
     }
 
     #[test]

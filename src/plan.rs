@@ -109,6 +109,15 @@ pub fn ranges(opts: &RunOptions, align: u64) -> Result<Vec<(u64, u64)>> {
         .collect())
 }
 
+/// The length of each thread's range as [`plan`] cuts them, for checks made before the files
+/// are opened (the O_DIRECT alignment only matters as "on or off" here). Empty when the run
+/// cannot be split, which [`plan`] then refuses with the reason.
+pub fn range_lens(opts: &RunOptions) -> Vec<u64> {
+    ranges(opts, if opts.direct { PAGE } else { 1 })
+        .map(|r| r.into_iter().map(|(_, len)| len).collect())
+        .unwrap_or_default()
+}
+
 /// The pattern seed of a thread's file: `--seed` for a shared `--file`; `--seed + tid` for
 /// per-thread files, so that data landing in another thread's file cannot verify.
 pub fn file_seed(opts: &RunOptions, tid: usize) -> u64 {
@@ -251,6 +260,24 @@ mod tests {
         );
         plans.iter().for_each(covers_exactly);
         assert_eq!(needed_len(&plans, Path::new("f")), 10 << 20);
+    }
+
+    #[test]
+    fn range_lens_match_the_plan() {
+        for (size, bs, threads, direct) in [
+            (10 << 20, 1 << 20, 3, true),
+            (64 << 10, 512, 3, true),
+            (64 << 10, 512, 3, false),
+            (5, 1, 2, false),
+        ] {
+            let o = RunOptions {
+                direct,
+                ..opts(size, bs, threads, true)
+            };
+            let align = if direct { 512 } else { 1 };
+            let lens: Vec<u64> = plan(&o, align).unwrap().iter().map(|p| p.len).collect();
+            assert_eq!(range_lens(&o), lens, "{size} {bs} {threads}");
+        }
     }
 
     #[test]

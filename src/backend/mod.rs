@@ -13,16 +13,18 @@
 //! (cuFile straight into GPU memory).
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use serde::Serialize;
 
 use crate::error::Result;
 use crate::io::buffer::{HugePages, PageBacking};
 use crate::io::file::DataFile;
-use crate::options::Op;
+use crate::options::{GpuOptions, Op, RunOptions};
 use crate::plan::Request;
 use crate::stats::LatencyRecorder;
 
+pub mod bounce;
 pub mod host;
 mod host_memory;
 pub mod posix;
@@ -59,6 +61,32 @@ pub struct WorkerSetup {
     pub queue_depth: u32,
     pub fixed_buffers: bool,
     pub huge_pages: HugePages,
+    /// Device, pinned chunks and staging mode (GPU backends).
+    pub gpu: GpuOptions,
+}
+
+/// Where a transfer's time went, for backends with more than one stage (bounce: disk I/O
+/// and copies to or from the device).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct PhaseTimes {
+    /// Time during which at least one I/O request was in flight.
+    pub io: Duration,
+    /// Time the copies took on the device's copy engine.
+    pub copy: Duration,
+    /// The whole transfer.
+    pub total: Duration,
+}
+
+impl std::ops::Add for PhaseTimes {
+    type Output = PhaseTimes;
+
+    fn add(self, o: PhaseTimes) -> PhaseTimes {
+        PhaseTimes {
+            io: self.io + o.io,
+            copy: self.copy + o.copy,
+            total: self.total + o.total,
+        }
+    }
 }
 
 /// A transfer path, chosen by name.
@@ -71,6 +99,11 @@ pub trait Backend: Send + Sync {
     fn memory(&self) -> MemoryKind;
     /// Whether it can run here, and if not, why.
     fn probe(&self) -> Availability;
+    /// Checks, before any file is touched, what only this backend knows to check in the
+    /// options (a device that exists, a pinned-memory budget within RLIMIT_MEMLOCK).
+    fn preflight(&self, _opts: &RunOptions) -> Result<()> {
+        Ok(())
+    }
     /// Allocates and registers everything one worker thread needs (untimed).
     fn prepare(&self, setup: &WorkerSetup) -> Result<Box<dyn Worker>>;
 }
@@ -90,6 +123,10 @@ pub trait Worker: Send {
     fn release(self: Box<Self>) -> Result<()> {
         Ok(())
     }
+    /// Where the last transfer's time went, for multi-stage backends.
+    fn phase_times(&self) -> Option<PhaseTimes> {
+        None
+    }
     /// Moves every request between the file and the buffer: the timed part. Every request's
     /// result is checked; one latency per request is recorded in `latencies`.
     fn transfer(
@@ -102,7 +139,11 @@ pub trait Worker: Send {
 
 /// Every backend gdswap knows, available here or not.
 pub fn all() -> Vec<Arc<dyn Backend>> {
-    vec![Arc::new(host::HostBackend), Arc::new(posix::PosixBackend)]
+    vec![
+        Arc::new(host::HostBackend),
+        Arc::new(posix::PosixBackend),
+        Arc::new(bounce::BounceBackend),
+    ]
 }
 
 /// Names of all backends, for help texts.
@@ -121,12 +162,13 @@ mod tests {
 
     #[test]
     fn backends_are_found_by_name() {
-        assert_eq!(names(), ["host", "posix"]);
+        assert_eq!(names(), ["host", "posix", "bounce"]);
         for n in names() {
             assert_eq!(by_name(n).unwrap().name(), n);
         }
         assert!(by_name("nope").is_none());
         assert_eq!(by_name("posix").unwrap().probe(), Availability::Available);
         assert_eq!(by_name("host").unwrap().memory(), MemoryKind::Host);
+        assert_eq!(by_name("bounce").unwrap().memory(), MemoryKind::Device);
     }
 }

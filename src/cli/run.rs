@@ -9,7 +9,7 @@ use crate::backend;
 use crate::error::Error;
 use crate::harness;
 use crate::io::buffer::HugePages;
-use crate::options::{default_data_dir, Op, RunOptions, Target};
+use crate::options::{default_data_dir, BounceMode, GpuOptions, Op, RunOptions, Target};
 use crate::report::{self, RunReport};
 use crate::size::{parse_size, SIZE_RULE};
 
@@ -46,7 +46,7 @@ pub struct RunArgs {
     /// Bytes per request.
     #[arg(long, default_value = "1M", value_parser = parse_size)]
     block_size: u64,
-    /// Requests in flight per thread (host backend).
+    /// Requests in flight per thread (host and bounce backends).
     #[arg(long, default_value_t = 8)]
     queue_depth: u32,
     /// Worker threads.
@@ -83,6 +83,18 @@ pub struct RunArgs {
     /// `gdswap sweep` (its best.json): the settings of the backend that runs.
     #[arg(long, value_name = "FILE", conflicts_with_all = ["block_size", "queue_depth", "threads"])]
     config: Option<PathBuf>,
+    /// CUDA device ordinal (GPU backends).
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    gpu: usize,
+    /// Pinned chunks per thread, each one block (bounce backend; pinned memory per thread is
+    /// K x block size, checked against RLIMIT_MEMLOCK). Default: twice the queue depth, so a
+    /// whole queue of reads can complete at once and be copied while the next queue is read.
+    #[arg(long, value_name = "K")]
+    bounce_buffers: Option<usize>,
+    /// bounce backend: overlap disk I/O with copies to the GPU through the ring of chunks, or
+    /// (serial) read the whole range into a pinned staging buffer, then copy it.
+    #[arg(long, value_enum, default_value_t = BounceMode::Pipelined)]
+    bounce_mode: BounceMode,
     /// Write the full result as JSON to FILE (- for stdout).
     #[arg(long, value_name = "FILE")]
     json: Option<PathBuf>,
@@ -125,6 +137,11 @@ impl RunArgs {
             drop_caches: self.drop_caches,
             fixed_buffers: self.fixed_buffers,
             huge_pages: self.huge_pages,
+            gpu: GpuOptions {
+                device: self.gpu,
+                bounce_buffers: self.bounce_buffers.unwrap_or(2 * self.queue_depth as usize),
+                bounce_mode: self.bounce_mode,
+            },
         }
     }
 }

@@ -13,7 +13,7 @@
 
 use std::mem::ManuallyDrop;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use io_uring::{cqueue, opcode, squeue, types, IoUring};
 
@@ -66,15 +66,105 @@ struct Fixed {
 const FIXED_IO_FD: u32 = 0;
 const FIXED_TAIL_FD: u32 = 1;
 
+/// Memory an engine does its I/O in: a [`HostBuffer`], or a wrapper that owns one (pinned
+/// memory registered with CUDA, for instance). The engine owns it and frees it only when no
+/// request can still use it.
+pub trait IoBuffer: Send {
+    /// The first byte; valid for `capacity()` bytes for as long as the value lives.
+    fn as_mut_ptr(&mut self) -> *mut u8;
+    /// Bytes usable for I/O (the length rounded up to whole pages).
+    fn capacity(&self) -> usize;
+    fn backing(&self) -> PageBacking;
+    fn as_slice(&self) -> &[u8];
+    fn as_mut_slice(&mut self) -> &mut [u8];
+}
+
+impl IoBuffer for HostBuffer {
+    fn as_mut_ptr(&mut self) -> *mut u8 {
+        HostBuffer::as_mut_ptr(self)
+    }
+    fn capacity(&self) -> usize {
+        HostBuffer::capacity(self)
+    }
+    fn backing(&self) -> PageBacking {
+        HostBuffer::backing(self)
+    }
+    fn as_slice(&self) -> &[u8] {
+        HostBuffer::as_slice(self)
+    }
+    fn as_mut_slice(&mut self) -> &mut [u8] {
+        HostBuffer::as_mut_slice(self)
+    }
+}
+
+/// Decides where in the engine's buffer each request does its I/O, and what happens around
+/// it (see [`UringEngine::run_staged`]). The bounce backend's stagers copy between a ring of
+/// pinned chunks and the GPU here.
+///
+/// What the engine promises a stager: `base` is the engine's buffer, valid for its capacity,
+/// and stays allocated until `finish` has returned `Ok` (if `finish` fails, the engine leaks
+/// the buffer rather than free memory that asynchronous work may still use); requests are
+/// acquired in order; the range given out by `acquire` is used by no request of the engine
+/// until that request's `complete` (or, after an error, until `finish`).
+pub trait Stager {
+    /// Buffer offset at which request `index` may do its I/O now, or None when no room is
+    /// ready yet (the engine then waits for completions, or calls [`Stager::wait`]).
+    ///
+    /// # Safety
+    /// `base` must be the engine's buffer, with the guarantees listed on the trait.
+    unsafe fn acquire(
+        &mut self,
+        index: usize,
+        request: &Request,
+        base: *mut u8,
+    ) -> Result<Option<usize>>;
+    /// Request `index` moved all its bytes at `buf_offset`.
+    ///
+    /// # Safety
+    /// As for `acquire`.
+    unsafe fn complete(
+        &mut self,
+        index: usize,
+        request: &Request,
+        buf_offset: usize,
+        base: *mut u8,
+    ) -> Result<()>;
+    /// `acquire` said None: block until the stager's own pending work (a copy) makes room,
+    /// and return true; return false at once when it has nothing pending (room then comes
+    /// back only with I/O completions).
+    fn wait(&mut self) -> Result<bool>;
+    /// Called once before `run_staged` returns, on success and after errors alike: returns
+    /// only when the stager's own work on the buffer has ended.
+    fn finish(&mut self) -> Result<()>;
+}
+
+/// The plain placement: every request at its own `buf_offset`, always ready.
+struct InPlace;
+
+impl Stager for InPlace {
+    unsafe fn acquire(&mut self, _: usize, request: &Request, _: *mut u8) -> Result<Option<usize>> {
+        Ok(Some(request.buf_offset))
+    }
+    unsafe fn complete(&mut self, _: usize, _: &Request, _: usize, _: *mut u8) -> Result<()> {
+        Ok(())
+    }
+    fn wait(&mut self) -> Result<bool> {
+        Ok(false)
+    }
+    fn finish(&mut self) -> Result<()> {
+        Ok(())
+    }
+}
+
 /// One worker's ring, buffer and file.
-pub struct UringEngine {
+pub struct UringEngine<B: IoBuffer = HostBuffer> {
     // Dropped by hand in `Drop`: the ring first, then the buffer (unless leaked).
     ring: ManuallyDrop<IoUring>,
-    buf: ManuallyDrop<HostBuffer>,
+    buf: ManuallyDrop<B>,
     /// Set when requests may still be in the kernel and could not be drained.
     leak_buffer: bool,
-    /// Requests pushed and not yet completed. Kept in the engine (not in `run`) so that `Drop`
-    /// can wait for them if `run` is left by a panic.
+    /// Requests pushed and not yet completed. Kept in the engine (not in `pump`) so that `Drop`
+    /// can wait for them if a run is left by a panic.
     in_flight: usize,
     file: Arc<DataFile>,
     queue_depth: u32,
@@ -85,19 +175,21 @@ pub struct UringEngine {
 #[derive(Clone, Copy, Default)]
 struct Slot {
     request: usize,
+    /// Where the request's bytes start in the buffer.
+    buf_offset: usize,
     done: usize,
     started: Option<Instant>,
 }
 
-impl UringEngine {
+impl<B: IoBuffer> UringEngine<B> {
     /// Makes the ring and, with `fixed`, registers `buf` and the file's descriptors.
     pub fn new(
-        buf: HostBuffer,
+        buf: B,
         file: Arc<DataFile>,
         queue_depth: u32,
         block_size: u64,
         fixed: bool,
-    ) -> Result<UringEngine> {
+    ) -> Result<UringEngine<B>> {
         let (ring, ring_mode) =
             new_ring(queue_depth.next_power_of_two()).map_err(|e| Error::Unavailable {
                 backend: "host".into(),
@@ -194,6 +286,15 @@ impl UringEngine {
         self.buf.as_mut_slice()
     }
 
+    /// The buffer itself (for backends whose buffer type knows more than its bytes).
+    pub fn io_buffer(&self) -> &B {
+        &self.buf
+    }
+
+    pub fn io_buffer_mut(&mut self) -> &mut B {
+        &mut self.buf
+    }
+
     /// The submission entry moving `len` bytes at file offset `offset` to or from buffer
     /// byte `buf_offset`. Building it is safe; pushing it is not.
     fn entry(
@@ -262,10 +363,11 @@ impl UringEngine {
 
     fn push(&mut self, entry: &squeue::Entry) {
         // SAFETY: the entry points into self.buf (checked in `entry`), which outlives the
-        // operation: `run` drains every in-flight request before it returns (or, if the
+        // operation: a run drains every in-flight request before it returns (or, if the
         // kernel refuses to let it, marks the buffer to be leaked), and `Drop` waits for any
-        // request still counted in flight before it frees the buffer. At most queue_depth entries are in flight and the ring
-        // has at least that many slots, so the queue cannot be full.
+        // request still counted in flight before it frees the buffer. At most queue_depth
+        // entries are in flight and the ring has at least that many slots, so the queue
+        // cannot be full.
         let pushed = unsafe { self.ring.submission().push(entry) };
         pushed.expect("submission queue sized to the queue depth");
     }
@@ -277,6 +379,71 @@ impl UringEngine {
         requests: &[Request],
         latencies: &mut LatencyRecorder,
     ) -> Result<()> {
+        self.run_staged(op, requests, latencies, &mut InPlace)
+            .map(drop)
+    }
+
+    /// Like [`UringEngine::run`], with `stager` choosing where in the buffer each request
+    /// does its I/O and acting on each completion. Returns the time during which at least one
+    /// request was in flight. Never returns with a request in flight, and calls
+    /// `stager.finish()` before returning, on errors too.
+    pub fn run_staged(
+        &mut self,
+        op: Op,
+        requests: &[Request],
+        latencies: &mut LatencyRecorder,
+        stager: &mut dyn Stager,
+    ) -> Result<Duration> {
+        let mut busy = IoBusy::default();
+        let outcome = self.pump(op, requests, latencies, stager, &mut busy);
+        let finished = stager.finish();
+        if finished.is_err() {
+            // The stager could not confirm that its asynchronous work on the buffer ended.
+            self.leak_buffer = true;
+        }
+        outcome?;
+        finished?;
+        Ok(busy.total)
+    }
+
+    /// Submits what is queued and, with `want` > 0, waits for that many completions.
+    /// Interruptions are retried by the caller's loop; any other failure of io_uring_enter
+    /// leaks the buffer, since requests the kernel already holds cannot be waited for.
+    fn enter(&mut self, want: usize) -> Result<()> {
+        let rc = if want == 0 {
+            self.ring.submit()
+        } else {
+            self.ring.submit_and_wait(want)
+        };
+        match rc {
+            Ok(_) => Ok(()),
+            Err(e)
+                if matches!(
+                    e.raw_os_error(),
+                    Some(libc::EINTR) | Some(libc::EBUSY) | Some(libc::EAGAIN)
+                ) =>
+            {
+                Ok(())
+            }
+            Err(e) => {
+                self.leak_buffer = true;
+                Err(Error::Resources(format!(
+                    "io_uring_enter failed with {} requests in flight on {}: {e}",
+                    self.in_flight,
+                    self.file.path().display()
+                )))
+            }
+        }
+    }
+
+    fn pump(
+        &mut self,
+        op: Op,
+        requests: &[Request],
+        latencies: &mut LatencyRecorder,
+        stager: &mut dyn Stager,
+        busy: &mut IoBusy,
+    ) -> Result<()> {
         let qd = self.queue_depth as usize;
         let mut slots = vec![Slot::default(); qd];
         let mut free: Vec<usize> = (0..qd).rev().collect();
@@ -284,42 +451,61 @@ impl UringEngine {
         debug_assert_eq!(self.in_flight, 0, "a previous run drained its ring");
         let mut first_error: Option<Error> = None;
         let mut completions: Vec<(usize, i32)> = Vec::with_capacity(qd);
+        let base = self.buf.as_mut_ptr();
         loop {
+            let mut blocked = false;
             while first_error.is_none() && next < requests.len() && !free.is_empty() {
-                let slot = free.pop().expect("checked non-empty");
                 let r = requests[next];
+                // SAFETY: `base` is this engine's buffer, which stays allocated until the
+                // stager's `finish` succeeded (see `run_staged` and `Drop`).
+                let buf_offset = match unsafe { stager.acquire(next, &r, base) } {
+                    Ok(Some(o)) => o,
+                    Ok(None) => {
+                        blocked = true;
+                        break;
+                    }
+                    Err(e) => {
+                        first_error = Some(e);
+                        break;
+                    }
+                };
+                let slot = free.pop().expect("checked non-empty");
                 slots[slot] = Slot {
                     request: next,
+                    buf_offset,
                     done: 0,
                     started: Some(Instant::now()),
                 };
-                let e = self.entry(op, r.tail, r.file_offset, r.buf_offset, r.len, slot);
+                let e = self.entry(op, r.tail, r.file_offset, buf_offset, r.len, slot);
                 self.push(&e);
                 next += 1;
+                if self.in_flight == 0 {
+                    busy.start();
+                }
                 self.in_flight += 1;
+            }
+            if blocked && first_error.is_none() {
+                // The stager has no room ready. If its own work (a copy) will make some, wait
+                // for that rather than for an I/O completion, so the queue refills as soon as
+                // a chunk frees up; what was queued meanwhile goes to the kernel first.
+                if self.in_flight > 0 {
+                    self.enter(0)?;
+                }
+                match stager.wait() {
+                    Ok(true) => continue,
+                    Ok(false) if self.in_flight > 0 => {} // room comes back with completions
+                    Ok(false) => {
+                        first_error = Some(Error::Resources(
+                            "internal error: a stager had no room and nothing to wait for (please report it)".into(),
+                        ))
+                    }
+                    Err(e) => first_error = Some(e),
+                }
             }
             if self.in_flight == 0 {
                 break;
             }
-            match self.ring.submit_and_wait(1) {
-                Ok(_) => {}
-                Err(e)
-                    if matches!(
-                        e.raw_os_error(),
-                        Some(libc::EINTR) | Some(libc::EBUSY) | Some(libc::EAGAIN)
-                    ) => {}
-                Err(e) => {
-                    // The kernel refused io_uring_enter itself: requests it already holds may
-                    // still be running and cannot be waited for here, so the buffer they point
-                    // into is leaked rather than freed under them.
-                    self.leak_buffer = true;
-                    return Err(Error::Resources(format!(
-                        "io_uring_enter failed with {} requests in flight on {}: {e}",
-                        self.in_flight,
-                        self.file.path().display()
-                    )));
-                }
-            }
+            self.enter(1)?;
             completions.clear();
             completions.extend(
                 self.ring
@@ -362,6 +548,13 @@ impl UringEngine {
                     }
                     self.in_flight -= 1;
                     free.push(slot);
+                    if first_error.is_none() {
+                        // SAFETY: as for `acquire` above.
+                        let done = unsafe { stager.complete(s.request, &r, s.buf_offset, base) };
+                        if let Err(e) = done {
+                            first_error = Some(e);
+                        }
+                    }
                 } else if first_error.is_some() {
                     self.in_flight -= 1;
                     free.push(slot);
@@ -372,14 +565,18 @@ impl UringEngine {
                         op,
                         r.tail,
                         r.file_offset + done as u64,
-                        r.buf_offset + done,
+                        s.buf_offset + done,
                         r.len - done,
                         slot,
                     );
                     self.push(&e);
                 }
             }
+            if self.in_flight == 0 {
+                busy.stop();
+            }
         }
+        busy.stop();
         match first_error {
             Some(e) => Err(e),
             None => Ok(()),
@@ -387,9 +584,28 @@ impl UringEngine {
     }
 }
 
-impl Drop for UringEngine {
+/// Time during which at least one request was in flight.
+#[derive(Default)]
+struct IoBusy {
+    since: Option<Instant>,
+    total: Duration,
+}
+
+impl IoBusy {
+    fn start(&mut self) {
+        self.since.get_or_insert_with(Instant::now);
+    }
+
+    fn stop(&mut self) {
+        if let Some(t) = self.since.take() {
+            self.total += t.elapsed();
+        }
+    }
+}
+
+impl<B: IoBuffer> Drop for UringEngine<B> {
     fn drop(&mut self) {
-        // Closing a ring does not wait for its requests. `run` never returns with requests in
+        // Closing a ring does not wait for its requests. A run never returns with requests in
         // flight, but a panic inside it could: wait for them here, and if the kernel will not
         // let us, leak the buffer rather than free memory a request may still write.
         while self.in_flight > 0 && !self.leak_buffer {
@@ -409,5 +625,177 @@ impl Drop for UringEngine {
                 ManuallyDrop::drop(&mut self.buf);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::io::buffer::HugePages;
+    use crate::io::file::Access;
+    use std::collections::VecDeque;
+
+    /// A stager over a ring of `k` chunks whose "copies" to `dest` are deferred: a chunk is
+    /// copied and freed only in `acquire` (when no chunk is free) or in `wait`, as the bounce
+    /// stagers do with events; `fail_at` makes the completion of that request fail.
+    struct CpuRing {
+        chunk: usize,
+        free: Vec<usize>,
+        pending: VecDeque<(usize, Request)>,
+        dest: Vec<u8>,
+        waits: usize,
+        finished: bool,
+        fail_at: Option<usize>,
+    }
+
+    impl CpuRing {
+        fn new(k: usize, chunk: usize, len: usize) -> Self {
+            CpuRing {
+                chunk,
+                free: (0..k).collect(),
+                pending: VecDeque::new(),
+                dest: vec![0; len],
+                waits: 0,
+                finished: false,
+                fail_at: None,
+            }
+        }
+
+        /// Completes the oldest deferred copy.
+        fn copy_oldest(&mut self, base: *mut u8) -> bool {
+            let Some((c, r)) = self.pending.pop_front() else {
+                return false;
+            };
+            // SAFETY: test code: chunk c lies inside the engine's buffer at `base`.
+            let src = unsafe { std::slice::from_raw_parts(base.add(c * self.chunk), r.len) };
+            self.dest[r.buf_offset..r.buf_offset + r.len].copy_from_slice(src);
+            self.free.push(c);
+            true
+        }
+    }
+
+    // The tests keep `base` from the last call to copy in `wait`, which gets none.
+    thread_local! {
+        static BASE: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+    }
+
+    impl Stager for CpuRing {
+        unsafe fn acquire(
+            &mut self,
+            _: usize,
+            r: &Request,
+            base: *mut u8,
+        ) -> Result<Option<usize>> {
+            assert!(r.len <= self.chunk);
+            BASE.with(|b| b.set(base as usize));
+            Ok(self.free.pop().map(|c| c * self.chunk))
+        }
+
+        unsafe fn complete(
+            &mut self,
+            i: usize,
+            r: &Request,
+            off: usize,
+            base: *mut u8,
+        ) -> Result<()> {
+            BASE.with(|b| b.set(base as usize));
+            if self.fail_at == Some(i) {
+                return Err(Error::Resources(format!("injected failure at request {i}")));
+            }
+            self.pending.push_back((off / self.chunk, *r));
+            Ok(())
+        }
+
+        fn wait(&mut self) -> Result<bool> {
+            self.waits += 1;
+            let base = BASE.with(|b| b.get()) as *mut u8;
+            Ok(self.copy_oldest(base))
+        }
+
+        fn finish(&mut self) -> Result<()> {
+            let base = BASE.with(|b| b.get()) as *mut u8;
+            while self.copy_oldest(base) {}
+            self.finished = true;
+            Ok(())
+        }
+    }
+
+    fn data_file(len: usize) -> (tempfile::TempDir, Arc<DataFile>, Vec<u8>) {
+        let dir = crate::testutil::scratch_dir();
+        let path = dir.path().join("f");
+        let data: Vec<u8> = (0..len).map(|i| (i * 7 + i / 4096) as u8).collect();
+        std::fs::write(&path, &data).unwrap();
+        let f = Arc::new(DataFile::open(&path, Access::Read, true).unwrap());
+        (dir, f, data)
+    }
+
+    fn requests(len: usize, bs: usize) -> Vec<Request> {
+        let mut v: Vec<Request> = (0..len.div_ceil(bs))
+            .map(|i| Request {
+                file_offset: (i * bs) as u64,
+                buf_offset: i * bs,
+                len: bs.min(len - i * bs),
+                tail: false,
+            })
+            .collect();
+        v.reverse(); // any order works
+        v
+    }
+
+    #[test]
+    fn staged_reads_through_a_small_ring_land_in_place() {
+        if let Some(why) = unavailable_reason() {
+            eprintln!("note: skipping: {why}");
+            return;
+        }
+        let (_d, f, data) = data_file(64 * 4096);
+        let bs = 16 * 1024;
+        // Fewer chunks than the queue depth, and more: both must move every byte.
+        for (k, qd) in [(2, 8), (12, 4)] {
+            let buf = HostBuffer::new(k * bs, HugePages::Off).unwrap();
+            let mut engine = UringEngine::new(buf, Arc::clone(&f), qd, bs as u64, false).unwrap();
+            let mut ring = CpuRing::new(k, bs, data.len());
+            let reqs = requests(data.len(), bs);
+            let mut lat = LatencyRecorder::new();
+            let busy = engine
+                .run_staged(Op::Read, &reqs, &mut lat, &mut ring)
+                .unwrap();
+            assert!(ring.finished && ring.dest == data, "k {k} qd {qd}");
+            assert_eq!(lat.count(), reqs.len() as u64);
+            assert!(busy > Duration::ZERO);
+            if k < qd as usize {
+                assert!(
+                    ring.waits > 0,
+                    "a 2-chunk ring must have waited on its copies"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn a_stager_error_drains_the_ring_and_still_finishes() {
+        if let Some(why) = unavailable_reason() {
+            eprintln!("note: skipping: {why}");
+            return;
+        }
+        let (_d, f, data) = data_file(32 * 4096);
+        let bs = 8 * 1024;
+        let buf = HostBuffer::new(4 * bs, HugePages::Off).unwrap();
+        let mut engine = UringEngine::new(buf, f, 4, bs as u64, false).unwrap();
+        let mut ring = CpuRing::new(4, bs, data.len());
+        ring.fail_at = Some(5);
+        let reqs = requests(data.len(), bs);
+        let e = engine
+            .run_staged(Op::Read, &reqs, &mut LatencyRecorder::new(), &mut ring)
+            .unwrap_err();
+        assert_eq!(e.to_string(), "injected failure at request 5");
+        assert!(ring.finished, "finish runs after an error too");
+        assert!(!engine.leak_buffer);
+        // The engine is usable again afterwards.
+        let mut ring = CpuRing::new(4, bs, data.len());
+        engine
+            .run_staged(Op::Read, &reqs, &mut LatencyRecorder::new(), &mut ring)
+            .unwrap();
+        assert_eq!(ring.dest, data);
     }
 }

@@ -135,6 +135,17 @@ pub fn table(r: &RunReport) -> String {
             s.sync_time_s
         );
     }
+    if let Some(p) = &r.pipeline {
+        let _ = writeln!(
+            out,
+            "pipeline (all threads): I/O {:.3} s, copies {:.3} s, in transfers {:.3} s; overlap {:.3} s ({:.0}% of the shorter stage hidden)",
+            p.io_time_s,
+            p.copy_time_s,
+            p.transfer_time_s,
+            p.overlap_s,
+            100.0 * p.overlap_fraction
+        );
+    }
     let fs = &r.environment.filesystem;
     let _ = writeln!(
         out,
@@ -170,6 +181,20 @@ mod tests {
         assert!(t.contains("thread 0"), "{t}");
         assert!(t.contains("loops GiB/s: 4.00 4.00 (median 4.00)"), "{t}");
         assert!(t.contains("alignment 512B"), "{t}");
+        assert!(!t.contains("pipeline"), "{t}");
+        let mut b = r.clone();
+        b.pipeline = Some(crate::report::PipelineFigures {
+            io_time_s: 0.5,
+            copy_time_s: 0.2,
+            transfer_time_s: 0.55,
+            overlap_s: 0.15,
+            overlap_fraction: 0.75,
+        });
+        assert!(
+            table(&b).contains("pipeline (all threads): I/O 0.500 s, copies 0.200 s, in transfers 0.550 s; overlap 0.150 s (75% of the shorter stage hidden)"),
+            "{}",
+            table(&b)
+        );
         assert_eq!(latency(850.0), "850 us");
         assert_eq!(latency(1500.0), "1.50 ms");
     }

@@ -47,6 +47,52 @@ pub struct RunReport {
     pub loops: Vec<LoopFigures>,
     pub threads: Vec<ThreadFigures>,
     pub warnings: Vec<WarningRecord>,
+    /// Where the time went in multi-stage backends (bounce); absent for the others.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pipeline: Option<PipelineFigures>,
+}
+
+/// I/O, copies and their overlap over the measured loops, summed over threads.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PipelineFigures {
+    /// Time during which some I/O request was in flight.
+    pub io_time_s: f64,
+    /// Time the copies to or from the device took (on the stream).
+    pub copy_time_s: f64,
+    /// Time inside the transfers.
+    pub transfer_time_s: f64,
+    /// I/O and copy time that ran at the same time: max(0, io + copy - transfer).
+    pub overlap_s: f64,
+    /// `overlap_s` over the shorter of I/O and copy time: 1 = the shorter one fully hidden.
+    pub overlap_fraction: f64,
+}
+
+impl PipelineFigures {
+    /// From per-thread phase times (each summed over the measured loops).
+    pub fn from_phases(phases: &[crate::backend::PhaseTimes]) -> Option<PipelineFigures> {
+        if phases.is_empty() {
+            return None;
+        }
+        let (mut io, mut copy, mut total, mut overlap) = (0.0, 0.0, 0.0, 0.0);
+        for p in phases {
+            let (i, c, t) = (
+                p.io.as_secs_f64(),
+                p.copy.as_secs_f64(),
+                p.total.as_secs_f64(),
+            );
+            io += i;
+            copy += c;
+            total += t;
+            overlap += (i + c - t).max(0.0).min(i.min(c));
+        }
+        Some(PipelineFigures {
+            io_time_s: io,
+            copy_time_s: copy,
+            transfer_time_s: total,
+            overlap_s: overlap,
+            overlap_fraction: ratio(overlap, f64::min(io, copy)),
+        })
+    }
 }
 
 /// The parameters, as run.
@@ -70,6 +116,9 @@ pub struct Params {
     pub drop_caches: bool,
     pub fixed_buffers: bool,
     pub huge_pages: String,
+    /// Device, pinned chunks and mode, for backends that use a GPU; absent otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gpu: Option<crate::options::GpuOptions>,
 }
 
 /// Figures over all measured loops.
@@ -254,6 +303,7 @@ impl RunReport {
             drop_caches: opts.drop_caches,
             fixed_buffers: opts.fixed_buffers,
             huge_pages: format!("{:?}", opts.huge_pages).to_lowercase(),
+            gpu: (m.memory == crate::backend::MemoryKind::Device).then_some(opts.gpu),
         };
         let mut report = RunReport {
             schema: SCHEMA.into(),
@@ -275,6 +325,12 @@ impl RunReport {
             loops,
             threads,
             warnings: Vec::new(),
+            pipeline: PipelineFigures::from_phases(
+                &m.threads
+                    .iter()
+                    .filter_map(|t| t.phases)
+                    .collect::<Vec<_>>(),
+            ),
         };
         report.warnings = warning::assess(&report, m.pages)
             .iter()
@@ -318,6 +374,39 @@ pub fn now_utc() -> String {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+
+    #[test]
+    fn pipeline_overlap_is_bounded_by_the_shorter_stage() {
+        use crate::backend::PhaseTimes;
+        use std::time::Duration;
+        let ms = Duration::from_millis;
+        assert_eq!(PipelineFigures::from_phases(&[]), None);
+        // Fully overlapped: I/O 100 ms, copies 40 ms, 100 ms in all.
+        let p = PipelineFigures::from_phases(&[PhaseTimes {
+            io: ms(100),
+            copy: ms(40),
+            total: ms(100),
+        }])
+        .unwrap();
+        assert!((p.overlap_s - 0.04).abs() < 1e-9 && (p.overlap_fraction - 1.0).abs() < 1e-9);
+        // Serial: 100 + 40 = 140 ms, nothing overlapped.
+        let p = PipelineFigures::from_phases(&[PhaseTimes {
+            io: ms(100),
+            copy: ms(40),
+            total: ms(145),
+        }])
+        .unwrap();
+        assert_eq!((p.overlap_s, p.overlap_fraction), (0.0, 0.0));
+        // Two threads, half overlapped each.
+        let half = PhaseTimes {
+            io: ms(100),
+            copy: ms(40),
+            total: ms(120),
+        };
+        let p = PipelineFigures::from_phases(&[half, half]).unwrap();
+        assert!((p.io_time_s - 0.2).abs() < 1e-9 && (p.transfer_time_s - 0.24).abs() < 1e-9);
+        assert!((p.overlap_fraction - 0.5).abs() < 1e-9, "{p:?}");
+    }
 
     #[test]
     fn iso_dates() {
@@ -366,6 +455,7 @@ pub(crate) mod tests {
                 drop_caches: false,
                 fixed_buffers: false,
                 huge_pages: "auto".into(),
+                gpu: None,
             },
             backend_mode: "io_uring defer-taskrun, O_DIRECT".into(),
             destination: "host".into(),
@@ -432,6 +522,7 @@ pub(crate) mod tests {
                 })
                 .collect(),
             warnings: vec![],
+            pipeline: None,
         }
     }
 }

@@ -26,6 +26,9 @@ pub enum Warning {
     UnalignedTail { bytes: u64 },
     /// Writes without `--verify`: nothing checked that the data arrived intact.
     WritesUnverified,
+    /// bounce pipelined with fewer pinned chunks than the queue depth: the chunks, not the
+    /// queue depth, limit the requests in flight.
+    FewBounceBuffers { chunks: usize, queue_depth: u32 },
 }
 
 /// A warning as it is stored in reports.
@@ -45,6 +48,7 @@ impl Warning {
             Warning::LoopSpread { .. } => "loop-spread",
             Warning::UnalignedTail { .. } => "unaligned-tail",
             Warning::WritesUnverified => "writes-unverified",
+            Warning::FewBounceBuffers { .. } => "few-bounce-buffers",
         }
     }
 
@@ -63,6 +67,9 @@ impl Warning {
                 Bytes(*bytes)
             ),
             Warning::WritesUnverified => "writes were not read back and checked".into(),
+            Warning::FewBounceBuffers { chunks, queue_depth } => format!(
+                "--bounce-buffers {chunks} is below --queue-depth {queue_depth}: at most {chunks} requests are in flight, fewer while chunks are being copied"
+            ),
         }
     }
 
@@ -76,6 +83,9 @@ impl Warning {
             Warning::LoopSpread { .. } => "raise --loops, use --drop-caches, or quiet the machine",
             Warning::UnalignedTail { .. } => "use a --size that is a multiple of the alignment to keep every byte on O_DIRECT",
             Warning::WritesUnverified => "add --verify to read back and check every byte written",
+            Warning::FewBounceBuffers { .. } => {
+                "leave --bounce-buffers at its default (twice the queue depth) unless measuring its effect"
+            }
         }
     }
 
@@ -122,6 +132,16 @@ pub fn assess(r: &RunReport, pages: Option<PageBacking>) -> Vec<Warning> {
     if r.params.op == "write" && !r.params.verify {
         out.push(Warning::WritesUnverified);
     }
+    if let Some(g) = &r.params.gpu {
+        if g.bounce_mode == crate::options::BounceMode::Pipelined
+            && g.bounce_buffers < r.params.queue_depth as usize
+        {
+            out.push(Warning::FewBounceBuffers {
+                chunks: g.bounce_buffers,
+                queue_depth: r.params.queue_depth,
+            });
+        }
+    }
     out
 }
 
@@ -153,6 +173,23 @@ mod tests {
                 "unaligned-tail",
                 "writes-unverified"
             ]
+        );
+        r.params.gpu = Some(crate::options::GpuOptions {
+            bounce_buffers: 4,
+            ..Default::default()
+        });
+        let last = assess(&r, Some(PageBacking::Base4K)).pop().unwrap();
+        assert_eq!(last.code(), "few-bounce-buffers");
+        assert_eq!(last.message(), "--bounce-buffers 4 is below --queue-depth 8: at most 4 requests are in flight, fewer while chunks are being copied");
+        r.params.gpu = Some(crate::options::GpuOptions {
+            bounce_buffers: 4,
+            bounce_mode: crate::options::BounceMode::Serial,
+            ..Default::default()
+        });
+        assert_ne!(
+            assess(&r, None).pop().unwrap().code(),
+            "few-bounce-buffers",
+            "serial mode has no chunks"
         );
         r.params.direct = false;
         assert_eq!(assess(&r, None)[0].code(), "buffered-io");

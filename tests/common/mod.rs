@@ -5,6 +5,8 @@
 //! Each test binary uses its own subset of these helpers.
 #![allow(dead_code, unused_macros)]
 
+pub mod cuda;
+
 use std::ffi::OsString;
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::PermissionsExt;

@@ -1,0 +1,318 @@
+//! `bounce`: io_uring O_DIRECT into pinned host memory, then asynchronous copies to the GPU
+//! (and the reverse for writes): the way to reach GPU memory without GPUDirect Storage, and
+//! the baseline GDS is measured against.
+//!
+//! Each worker thread has its own device context, stream, device buffer the size of its range
+//! (as the host backend's buffer: the tensor), and io_uring engine. Two modes:
+//! - `pipelined` (default): a ring of `--bounce-buffers K` pinned chunks of one block each.
+//!   Reads land in free chunks; each completed chunk is copied to its place in the device
+//!   buffer on the stream and reused once its event says the copy finished, so disk reads
+//!   and copies overlap. Writes copy upcoming blocks from the device into free chunks and
+//!   submit each write once its copy's event completed. See `cuda::staging`.
+//! - `serial`: the naive variant, to show what the pipeline buys. Its staging area is one
+//!   pinned buffer the size of the thread's range: a read reads the whole range into it, then
+//!   copies it to the device in one copy; a write copies the whole range out, then writes it.
+//!   (Pinned memory: the range, not K blocks; the memlock check says so.)
+//!
+//! The report gets the time inside I/O (some request in flight), inside copies (the copies'
+//! own durations, from timing events on the stream) and the overlap of the two. `fill` and
+//! `inspect` go through the device (copies through the pinned memory), so `--verify` checks
+//! what reached the device buffer; a write's verify reads back what reached the file.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::cuda::device::{check_ordinal, Device};
+use crate::cuda::device_buffer::DeviceBuffer;
+use crate::cuda::driver;
+use crate::cuda::pinned::{check_memlock, PinnedBuffer};
+use crate::cuda::staging::{ChunkEvents, ReadStager, WriteStager};
+use crate::cuda::stream::Stream;
+use crate::error::{Error, Result};
+use crate::io::buffer::{HugePages, PageBacking};
+use crate::io::uring::{self, IoBuffer, UringEngine};
+use crate::options::{BounceMode, Op, RunOptions};
+use crate::plan::Request;
+use crate::size::Bytes;
+use crate::stats::LatencyRecorder;
+
+use super::{Availability, Backend, MemoryKind, PhaseTimes, Worker, WorkerSetup};
+
+pub struct BounceBackend;
+
+/// Pinned bytes each thread locks: K blocks (pipelined) or its whole range (serial), rounded
+/// up to the pages the buffer is mapped with (2 MiB unless huge pages are off), since all of
+/// the mapping is registered.
+fn pinned_per_thread(opts: &RunOptions) -> Vec<u64> {
+    let page = if opts.huge_pages == HugePages::Off {
+        4096
+    } else {
+        2 << 20
+    };
+    let k_blocks = opts.gpu.bounce_buffers as u64 * opts.block_size;
+    crate::plan::range_lens(opts)
+        .into_iter()
+        .map(|range| match opts.gpu.bounce_mode {
+            BounceMode::Pipelined => k_blocks,
+            BounceMode::Serial => range,
+        })
+        .map(|b| b.next_multiple_of(page))
+        .collect()
+}
+
+impl Backend for BounceBackend {
+    fn name(&self) -> &'static str {
+        "bounce"
+    }
+
+    fn summary(&self) -> &'static str {
+        "io_uring into pinned host chunks, async copies to GPU memory"
+    }
+
+    fn memory(&self) -> MemoryKind {
+        MemoryKind::Device
+    }
+
+    fn probe(&self) -> Availability {
+        if let Some(why) = uring::unavailable_reason() {
+            return Availability::Unavailable(why);
+        }
+        match driver::load() {
+            Ok(_) => Availability::Available,
+            Err(why) => Availability::Unavailable(why),
+        }
+    }
+
+    fn preflight(&self, opts: &RunOptions) -> Result<()> {
+        let info = driver::load().map_err(|reason| Error::Unavailable {
+            backend: self.name().into(),
+            reason,
+        })?;
+        check_ordinal(opts.gpu.device, info.devices)?;
+        let per_thread = pinned_per_thread(opts);
+        let total: u64 = per_thread.iter().sum();
+        let most = per_thread.iter().copied().max().unwrap_or(0);
+        let (what, hint) = match opts.gpu.bounce_mode {
+            BounceMode::Pipelined => (
+                format!(
+                    "--bounce-buffers {} x --block-size {} pinned per thread ({} mapped), over {} thread{}",
+                    opts.gpu.bounce_buffers,
+                    Bytes(opts.block_size),
+                    Bytes(most),
+                    opts.threads,
+                    if opts.threads == 1 { "" } else { "s" }
+                ),
+                "lower --bounce-buffers, --block-size or --threads",
+            ),
+            BounceMode::Serial => (
+                format!(
+                    "--bounce-mode serial (a pinned staging buffer of each thread's range, up to {} per thread, over {} thread{})",
+                    Bytes(most),
+                    opts.threads,
+                    if opts.threads == 1 { "" } else { "s" }
+                ),
+                "lower --size, or use --bounce-mode pipelined",
+            ),
+        };
+        check_memlock(total, what, hint)
+    }
+
+    fn prepare(&self, setup: &WorkerSetup) -> Result<Box<dyn Worker>> {
+        let range_len = usize::try_from(setup.range_len).map_err(|_| {
+            Error::Resources(format!(
+                "a {} range does not fit in memory",
+                Bytes(setup.range_len)
+            ))
+        })?;
+        let chunk = setup.block_size as usize;
+        let mode = setup.gpu.bounce_mode;
+        // Declaration order here is the reverse of the drop order in BounceWorker.
+        let device = Device::open(setup.gpu.device)?;
+        let device_name = device.name()?;
+        let pinned_len = match mode {
+            BounceMode::Pipelined => setup.gpu.bounce_buffers * chunk,
+            BounceMode::Serial => range_len,
+        };
+        let pinned = PinnedBuffer::new(pinned_len, setup.huge_pages)?;
+        let engine = UringEngine::new(
+            pinned,
+            Arc::clone(&setup.file),
+            setup.queue_depth,
+            setup.block_size,
+            setup.fixed_buffers,
+        )?;
+        let buffer = DeviceBuffer::new(range_len, setup.gpu.device)?;
+        let events = match mode {
+            BounceMode::Pipelined => ChunkEvents::new(setup.gpu.bounce_buffers)?,
+            BounceMode::Serial => Vec::new(),
+        };
+        let stream = Stream::new()?;
+        Ok(Box::new(BounceWorker {
+            stream,
+            events,
+            buffer,
+            engine,
+            device,
+            device_name,
+            mode,
+            chunk,
+            chunks: setup.gpu.bounce_buffers,
+            range_len,
+            last: None,
+        }))
+    }
+}
+
+/// One thread's bounce context. Fields drop in declaration order: the stream first (it waits
+/// for queued copies), then events, the device buffer, the engine (its ring, then the pinned
+/// memory), and the context last.
+struct BounceWorker {
+    stream: Stream,
+    events: Vec<ChunkEvents>,
+    buffer: DeviceBuffer,
+    engine: UringEngine<PinnedBuffer>,
+    device: Device,
+    device_name: String,
+    mode: BounceMode,
+    chunk: usize,
+    chunks: usize,
+    range_len: usize,
+    last: Option<PhaseTimes>,
+}
+
+impl BounceWorker {
+    /// Bytes of pinned memory available to stage `fill` and `inspect` copies.
+    fn staging_len(&self) -> usize {
+        self.engine.buffer().len()
+    }
+
+    fn transfer_serial(
+        &mut self,
+        op: Op,
+        requests: &[Request],
+        latencies: &mut LatencyRecorder,
+    ) -> Result<(Duration, Duration)> {
+        let len = self.range_len;
+        match op {
+            Op::Read => {
+                let t = Instant::now();
+                self.engine.run(op, requests, latencies)?;
+                let io = t.elapsed();
+                let t = Instant::now();
+                self.buffer
+                    .upload(0, self.engine.io_buffer(), 0, len, &self.stream)?;
+                Ok((io, t.elapsed()))
+            }
+            Op::Write => {
+                let t = Instant::now();
+                let staging = self.engine.io_buffer_mut();
+                self.buffer.download(0, staging, 0, len, &self.stream)?;
+                let copy = t.elapsed();
+                let t = Instant::now();
+                self.engine.run(op, requests, latencies)?;
+                Ok((t.elapsed(), copy))
+            }
+        }
+    }
+}
+
+impl Worker for BounceWorker {
+    fn mode(&self) -> String {
+        let staging = match self.mode {
+            BounceMode::Pipelined => format!(
+                "bounce pipelined, {} pinned chunks of {}",
+                self.chunks,
+                Bytes(self.chunk as u64)
+            ),
+            BounceMode::Serial => format!(
+                "bounce serial, pinned staging of {}",
+                Bytes(self.range_len as u64)
+            ),
+        };
+        format!(
+            "{staging}, device {} ({}); {}",
+            self.device.ordinal(),
+            self.device_name,
+            self.engine.mode()
+        )
+    }
+
+    fn buffer_pages(&self) -> Option<PageBacking> {
+        Some(self.engine.io_buffer().backing())
+    }
+
+    fn phase_times(&self) -> Option<PhaseTimes> {
+        self.last
+    }
+
+    fn fill(&mut self, f: &mut dyn FnMut(&mut [u8])) -> Result<()> {
+        let mut host = vec![0u8; self.range_len];
+        f(&mut host);
+        let step = self.staging_len();
+        for (i, piece) in host.chunks(step).enumerate() {
+            self.engine.buffer_mut()[..piece.len()].copy_from_slice(piece);
+            self.buffer.upload(
+                i * step,
+                self.engine.io_buffer(),
+                0,
+                piece.len(),
+                &self.stream,
+            )?;
+        }
+        Ok(())
+    }
+
+    fn inspect(&mut self, f: &mut dyn FnMut(&[u8]) -> Result<()>) -> Result<()> {
+        let mut host = vec![0u8; self.range_len];
+        let step = self.staging_len();
+        for (i, piece) in host.chunks_mut(step).enumerate() {
+            let n = piece.len();
+            self.buffer
+                .download(i * step, self.engine.io_buffer_mut(), 0, n, &self.stream)?;
+            piece.copy_from_slice(&self.engine.buffer()[..n]);
+        }
+        f(&host)
+    }
+
+    fn transfer(
+        &mut self,
+        op: Op,
+        requests: &[Request],
+        latencies: &mut LatencyRecorder,
+    ) -> Result<()> {
+        self.last = None;
+        let t = Instant::now();
+        let (io, copy) = match self.mode {
+            BounceMode::Serial => self.transfer_serial(op, requests, latencies)?,
+            BounceMode::Pipelined => match op {
+                Op::Read => {
+                    let mut stager =
+                        ReadStager::new(&self.buffer, &self.stream, &self.events, self.chunk);
+                    let io = self
+                        .engine
+                        .run_staged(op, requests, latencies, &mut stager)?;
+                    (io, Duration::from_secs_f64(stager.copy_time().seconds))
+                }
+                Op::Write => {
+                    let mut stager = WriteStager::new(
+                        &self.buffer,
+                        &self.stream,
+                        &self.events,
+                        self.chunk,
+                        requests,
+                    );
+                    let io = self
+                        .engine
+                        .run_staged(op, requests, latencies, &mut stager)?;
+                    (io, Duration::from_secs_f64(stager.copy_time().seconds))
+                }
+            },
+        };
+        self.last = Some(PhaseTimes {
+            io,
+            copy,
+            total: t.elapsed(),
+        });
+        Ok(())
+    }
+}

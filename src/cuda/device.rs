@@ -1,0 +1,117 @@
+//! A CUDA device and its primary context, current on the thread that opened it.
+//!
+//! gdswap uses the device's primary context (the one the runtime API shares), retained once
+//! per worker and released when the worker is done. A context is current per thread, so each
+//! worker opens its own [`Device`] on its own thread and keeps every driver call on it.
+
+use cudarc::driver::sys;
+
+use crate::error::{Error, Result};
+
+use super::{check, driver};
+
+/// A retained primary context of one device, made current on the opening thread.
+pub struct Device {
+    ordinal: usize,
+    dev: sys::CUdevice,
+    ctx: sys::CUcontext,
+}
+
+// SAFETY: a context handle is usable from any thread (made current there); gdswap opens,
+// uses and releases each Device on one worker thread.
+unsafe impl Send for Device {}
+
+impl Device {
+    /// Opens device `ordinal` (`--gpu`): checks that it exists, retains its primary context
+    /// and makes that context current on this thread.
+    pub fn open(ordinal: usize) -> Result<Device> {
+        let info = driver::load().map_err(|reason| Error::Unavailable {
+            backend: "bounce".into(),
+            reason,
+        })?;
+        check_ordinal(ordinal, info.devices)?;
+        let mut dev: sys::CUdevice = 0;
+        // SAFETY: the driver is loaded and initialised (driver::load); cuDeviceGet writes one
+        // device handle.
+        check(
+            unsafe { sys::cuDeviceGet(&mut dev, ordinal as i32) },
+            || format!("cuDeviceGet (device {ordinal})"),
+        )?;
+        let mut ctx: sys::CUcontext = std::ptr::null_mut();
+        // SAFETY: `dev` is a valid device; cuDevicePrimaryCtxRetain writes one context handle.
+        check(
+            unsafe { sys::cuDevicePrimaryCtxRetain(&mut ctx, dev) },
+            || format!("cuDevicePrimaryCtxRetain (creating the context of device {ordinal})"),
+        )?;
+        let device = Device { ordinal, dev, ctx };
+        device.make_current()?;
+        Ok(device)
+    }
+
+    /// Makes the context current on the calling thread.
+    pub fn make_current(&self) -> Result<()> {
+        // SAFETY: `ctx` is a retained primary context, alive until `self` is dropped.
+        check(unsafe { sys::cuCtxSetCurrent(self.ctx) }, || {
+            format!("cuCtxSetCurrent (device {})", self.ordinal)
+        })
+    }
+
+    pub fn ordinal(&self) -> usize {
+        self.ordinal
+    }
+
+    /// The device's name, e.g. `NVIDIA H100 80GB HBM3`.
+    pub fn name(&self) -> Result<String> {
+        let mut buf = [0 as std::ffi::c_char; 256];
+        // SAFETY: cuDeviceGetName writes at most `len` bytes, NUL-terminated, into `buf`.
+        check(
+            unsafe { sys::cuDeviceGetName(buf.as_mut_ptr(), buf.len() as i32, self.dev) },
+            || format!("cuDeviceGetName (device {})", self.ordinal),
+        )?;
+        buf[buf.len() - 1] = 0;
+        // SAFETY: `buf` is NUL-terminated (forced just above) and outlives the borrow.
+        Ok(unsafe { std::ffi::CStr::from_ptr(buf.as_ptr()) }
+            .to_string_lossy()
+            .into_owned())
+    }
+}
+
+/// The error for a `--gpu` ordinal the driver does not have.
+pub fn check_ordinal(ordinal: usize, devices: usize) -> Result<()> {
+    if ordinal >= devices {
+        return Err(Error::invalid(
+            "--gpu",
+            format!(
+                "device {ordinal} does not exist: the CUDA driver sees {devices} device{} (0..={}); check nvidia-smi and CUDA_VISIBLE_DEVICES",
+                if devices == 1 { "" } else { "s" },
+                devices.saturating_sub(1)
+            ),
+        ));
+    }
+    Ok(())
+}
+
+impl Drop for Device {
+    fn drop(&mut self) {
+        // SAFETY: releases the one reference this value retained. Everything allocated in the
+        // context is owned by values that the owner of this Device drops first.
+        unsafe { sys::cuDevicePrimaryCtxRelease_v2(self.dev) };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn out_of_range_ordinal_names_the_flag_and_the_count() {
+        check_ordinal(0, 1).unwrap();
+        let e = check_ordinal(2, 2).unwrap_err().to_string();
+        assert!(
+            e.starts_with("--gpu: device 2 does not exist: the CUDA driver sees 2 devices (0..=1)"),
+            "{e}"
+        );
+        let e = check_ordinal(1, 1).unwrap_err().to_string();
+        assert!(e.contains("sees 1 device (0..=0)"), "{e}");
+    }
+}

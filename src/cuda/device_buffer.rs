@@ -1,0 +1,164 @@
+//! Device memory: one plain `cuMemAlloc` allocation per worker, the size of its range.
+//!
+//! Plain allocations, not stream-ordered pool memory (`cuMemAllocAsync`, which cudarc's safe
+//! layer picks when the device reports pools) and not managed memory: what gdswap measures is
+//! a copy into ordinary device memory, and GPUDirect Storage registration (the gds backend)
+//! is only known to accept plain allocations.
+//!
+//! Copies are methods of the buffer so the device side is always bounds-checked here. The
+//! host side of an asynchronous copy must stay valid, and unchanged for a host-to-device copy,
+//! until the stream reaches the copy: the callers in [`super::staging`] guarantee that with
+//! events, which is why the asynchronous copies are `unsafe`. The synchronous helpers borrow
+//! their host memory for the whole copy and are safe.
+
+use cudarc::driver::sys;
+
+use crate::error::{Error, Result};
+use crate::size::Bytes;
+
+use super::check;
+use super::pinned::PinnedBuffer;
+use super::stream::Stream;
+
+/// `len` bytes of device memory.
+pub struct DeviceBuffer {
+    ptr: sys::CUdeviceptr,
+    len: usize,
+}
+
+// SAFETY: a device address is plain data; the allocation is freed once, on drop, on the
+// worker thread that owns it.
+unsafe impl Send for DeviceBuffer {}
+
+impl DeviceBuffer {
+    /// Allocates `len` bytes (at least one) in the context current on this thread.
+    pub fn new(len: usize, device: usize) -> Result<DeviceBuffer> {
+        let mut ptr: sys::CUdeviceptr = 0;
+        // SAFETY: writes one device address.
+        check(unsafe { sys::cuMemAlloc_v2(&mut ptr, len.max(1)) }, || {
+            format!(
+                "cuMemAlloc of {} on device {device} (lower --size or --threads)",
+                Bytes(len as u64)
+            )
+        })?;
+        Ok(DeviceBuffer { ptr, len })
+    }
+
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    fn check_range(&self, offset: usize, len: usize) {
+        assert!(
+            offset.checked_add(len).is_some_and(|end| end <= self.len),
+            "device copy [{offset}, +{len}) outside a {}-byte buffer",
+            self.len
+        );
+    }
+
+    /// Queues a copy of `len` bytes from host `src` to device offset `offset` on `stream`.
+    ///
+    /// # Safety
+    /// `src..src+len` must be valid, page-locked host memory that stays allocated and
+    /// unchanged until the stream has reached this copy (an event recorded after it
+    /// completes, or the stream is synchronised).
+    pub unsafe fn upload_async(
+        &self,
+        offset: usize,
+        src: *const u8,
+        len: usize,
+        stream: &Stream,
+    ) -> Result<()> {
+        self.check_range(offset, len);
+        // SAFETY: device range checked above; host range per this function's contract.
+        check(
+            unsafe {
+                sys::cuMemcpyHtoDAsync_v2(
+                    self.ptr + offset as u64,
+                    src as *const std::ffi::c_void,
+                    len,
+                    stream.raw(),
+                )
+            },
+            || format!("cuMemcpyHtoDAsync of {len} bytes to device offset {offset}"),
+        )
+    }
+
+    /// Queues a copy of `len` bytes from device offset `offset` to host `dst` on `stream`.
+    ///
+    /// # Safety
+    /// `dst..dst+len` must be valid, page-locked host memory that stays allocated, and is
+    /// neither read nor written by anyone else, until the stream has reached this copy.
+    pub unsafe fn download_async(
+        &self,
+        offset: usize,
+        dst: *mut u8,
+        len: usize,
+        stream: &Stream,
+    ) -> Result<()> {
+        self.check_range(offset, len);
+        // SAFETY: device range checked above; host range per this function's contract.
+        check(
+            unsafe {
+                sys::cuMemcpyDtoHAsync_v2(
+                    dst as *mut std::ffi::c_void,
+                    self.ptr + offset as u64,
+                    len,
+                    stream.raw(),
+                )
+            },
+            || format!("cuMemcpyDtoHAsync of {len} bytes from device offset {offset}"),
+        )
+    }
+
+    /// Copies `len` bytes at `src_offset` of `pinned` to device offset `offset`, and waits.
+    pub fn upload(
+        &self,
+        offset: usize,
+        pinned: &PinnedBuffer,
+        src_offset: usize,
+        len: usize,
+        stream: &Stream,
+    ) -> Result<()> {
+        let src = pinned.range(src_offset, len)?;
+        // SAFETY: `src` is pinned memory borrowed for this whole call, and the call returns
+        // only after the stream has finished the copy (or failed).
+        unsafe { self.upload_async(offset, src.as_ptr(), len, stream)? };
+        stream.synchronize("waiting for a copy to the device")
+    }
+
+    /// Copies `len` bytes at device offset `offset` into `pinned` at `dst_offset`, and waits.
+    pub fn download(
+        &self,
+        offset: usize,
+        pinned: &mut PinnedBuffer,
+        dst_offset: usize,
+        len: usize,
+        stream: &Stream,
+    ) -> Result<()> {
+        let dst = pinned.range_mut(dst_offset, len)?;
+        // SAFETY: `dst` is pinned memory borrowed mutably for this whole call, and the call
+        // returns only after the stream has finished the copy (or failed).
+        unsafe { self.download_async(offset, dst.as_mut_ptr(), len, stream)? };
+        stream.synchronize("waiting for a copy from the device")
+    }
+}
+
+impl Drop for DeviceBuffer {
+    fn drop(&mut self) {
+        // SAFETY: frees the allocation this value owns, once. Its owner synchronises the
+        // stream (drops it) first, so no queued copy still uses it.
+        unsafe { sys::cuMemFree_v2(self.ptr) };
+    }
+}
+
+/// The error for a pinned range that does not fit its buffer (a bug in gdswap).
+pub(crate) fn range_error(offset: usize, len: usize, capacity: usize) -> Error {
+    Error::Resources(format!(
+        "internal error: pinned range [{offset}, +{len}) outside a {capacity}-byte buffer"
+    ))
+}
