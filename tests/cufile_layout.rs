@@ -1,0 +1,618 @@
+//! The hand-written cuFile ABI (`ffi/`, crate `gdswap-ffi`) against NVIDIA's real `cufile.h`.
+//!
+//! A wrong offset in a `#[repr(C)]` struct compiles, links and runs, and then corrupts memory
+//! on a GPU machine that CI never sees. So this test compiles a C probe with gcc against the
+//! header of the real wheel (see `cufile_wheel/`), which prints `sizeof`/`_Alignof` of every
+//! struct, the offset and size of every field declared in `ffi/`, the value of every enum
+//! constant declared there, and the header's whole error table; then it compares each with what
+//! Rust computes for the same declaration. The header includes `<cuda.h>`, which the wheel does
+//! not ship: a two-line stand-in declares `CUresult` (a C enum) and `CUstream` (a pointer).
+
+mod cufile_wheel;
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::mem::{align_of, size_of, MaybeUninit};
+use std::process::Command;
+
+use gdswap_ffi::*;
+
+/// Size and alignment of a type: (C type, Rust size, Rust align).
+struct TypeCheck {
+    c_type: &'static str,
+    size: usize,
+    align: usize,
+}
+
+/// One field: C type, C member designator (may be nested: `nvfs.major_version`), Rust offset
+/// and size.
+struct FieldCheck {
+    c_type: &'static str,
+    c_field: &'static str,
+    offset: usize,
+    size: usize,
+}
+
+fn pointee_size<T>(_: *const T) -> usize {
+    size_of::<T>()
+}
+
+macro_rules! ty {
+    ($c:literal, $t:ty) => {
+        TypeCheck {
+            c_type: $c,
+            size: size_of::<$t>(),
+            align: align_of::<$t>(),
+        }
+    };
+}
+
+/// The offset and size of a (possibly nested, possibly union) field, computed from a pointer to
+/// an uninitialised value without reading it.
+macro_rules! field {
+    ($c:literal, $t:ty, $cf:literal, $($f:tt)+) => {{
+        let value = MaybeUninit::<$t>::uninit();
+        let base = value.as_ptr();
+        // SAFETY: addr_of! computes a field's address inside `value` without creating a
+        // reference or reading the (uninitialised) memory; union members only name a place.
+        let place = unsafe { std::ptr::addr_of!((*base).$($f)+) };
+        FieldCheck {
+            c_type: $c,
+            c_field: $cf,
+            offset: place as usize - base as usize,
+            size: pointee_size(place),
+        }
+    }};
+}
+
+fn types() -> Vec<TypeCheck> {
+    vec![
+        ty!("CUfileOpError", CUfileOpError),
+        ty!("CUfileError_t", CUfileError_t),
+        ty!("CUfileDrvProps_t", CUfileDrvProps_t),
+        ty!("CUfileDriverStatusFlags_t", CUfileDriverStatusFlags),
+        ty!("CUfileDriverControlFlags_t", CUfileDriverControlFlags),
+        ty!("CUfileFeatureFlags_t", CUfileFeatureFlags),
+        ty!("cufileRDMAInfo_t", cufileRDMAInfo_t),
+        ty!("CUfileFSOps_t", CUfileFSOps_t),
+        ty!("enum CUfileFileHandleType", CUfileFileHandleType),
+        ty!("CUfileDescr_t", CUfileDescr_t),
+        ty!("CUfileHandle_t", CUfileHandle_t),
+        ty!("CUfileOpcode_t", CUfileOpcode),
+        ty!("CUfileStatus_t", CUfileStatus),
+        ty!("CUfileBatchMode_t", CUfileBatchMode),
+        ty!("CUfileIOParams_t", CUfileIOParams_t),
+        ty!("CUfileIOEvents_t", CUfileIOEvents_t),
+        ty!("CUfileBatchHandle_t", CUfileBatchHandle_t),
+        ty!("CUFileSizeTConfigParameter_t", CUFileSizeTConfigParameter),
+        ty!("CUFileBoolConfigParameter_t", CUFileBoolConfigParameter),
+        ty!("CUFileStringConfigParameter_t", CUFileStringConfigParameter),
+        ty!("struct timespec", timespec),
+        ty!("off_t", off_t),
+        ty!("ssize_t", ssize_t),
+        ty!("bool", bool),
+    ]
+}
+
+fn fields() -> Vec<FieldCheck> {
+    vec![
+        field!("CUfileError_t", CUfileError_t, "err", err),
+        field!("CUfileError_t", CUfileError_t, "cu_err", cu_err),
+        field!("CUfileDrvProps_t", CUfileDrvProps_t, "nvfs", nvfs),
+        field!(
+            "CUfileDrvProps_t",
+            CUfileDrvProps_t,
+            "nvfs.major_version",
+            nvfs.major_version
+        ),
+        field!(
+            "CUfileDrvProps_t",
+            CUfileDrvProps_t,
+            "nvfs.minor_version",
+            nvfs.minor_version
+        ),
+        field!(
+            "CUfileDrvProps_t",
+            CUfileDrvProps_t,
+            "nvfs.poll_thresh_size",
+            nvfs.poll_thresh_size
+        ),
+        field!(
+            "CUfileDrvProps_t",
+            CUfileDrvProps_t,
+            "nvfs.max_direct_io_size",
+            nvfs.max_direct_io_size
+        ),
+        field!(
+            "CUfileDrvProps_t",
+            CUfileDrvProps_t,
+            "nvfs.dstatusflags",
+            nvfs.dstatusflags
+        ),
+        field!(
+            "CUfileDrvProps_t",
+            CUfileDrvProps_t,
+            "nvfs.dcontrolflags",
+            nvfs.dcontrolflags
+        ),
+        field!("CUfileDrvProps_t", CUfileDrvProps_t, "fflags", fflags),
+        field!(
+            "CUfileDrvProps_t",
+            CUfileDrvProps_t,
+            "max_device_cache_size",
+            max_device_cache_size
+        ),
+        field!(
+            "CUfileDrvProps_t",
+            CUfileDrvProps_t,
+            "per_buffer_cache_size",
+            per_buffer_cache_size
+        ),
+        field!(
+            "CUfileDrvProps_t",
+            CUfileDrvProps_t,
+            "max_device_pinned_mem_size",
+            max_device_pinned_mem_size
+        ),
+        field!(
+            "CUfileDrvProps_t",
+            CUfileDrvProps_t,
+            "max_batch_io_size",
+            max_batch_io_size
+        ),
+        field!(
+            "CUfileDrvProps_t",
+            CUfileDrvProps_t,
+            "max_batch_io_timeout_msecs",
+            max_batch_io_timeout_msecs
+        ),
+        field!("cufileRDMAInfo_t", cufileRDMAInfo_t, "version", version),
+        field!("cufileRDMAInfo_t", cufileRDMAInfo_t, "desc_len", desc_len),
+        field!("cufileRDMAInfo_t", cufileRDMAInfo_t, "desc_str", desc_str),
+        field!("CUfileFSOps_t", CUfileFSOps_t, "fs_type", fs_type),
+        field!(
+            "CUfileFSOps_t",
+            CUfileFSOps_t,
+            "getRDMADeviceList",
+            getRDMADeviceList
+        ),
+        field!(
+            "CUfileFSOps_t",
+            CUfileFSOps_t,
+            "getRDMADevicePriority",
+            getRDMADevicePriority
+        ),
+        field!("CUfileFSOps_t", CUfileFSOps_t, "read", read),
+        field!("CUfileFSOps_t", CUfileFSOps_t, "write", write),
+        field!("CUfileDescr_t", CUfileDescr_t, "type", type_),
+        field!("CUfileDescr_t", CUfileDescr_t, "handle", handle),
+        field!("CUfileDescr_t", CUfileDescr_t, "handle.fd", handle.fd),
+        field!(
+            "CUfileDescr_t",
+            CUfileDescr_t,
+            "handle.handle",
+            handle.handle
+        ),
+        field!("CUfileDescr_t", CUfileDescr_t, "fs_ops", fs_ops),
+        field!("CUfileIOParams_t", CUfileIOParams_t, "mode", mode),
+        field!("CUfileIOParams_t", CUfileIOParams_t, "u", u),
+        field!("CUfileIOParams_t", CUfileIOParams_t, "u.batch", u.batch),
+        field!(
+            "CUfileIOParams_t",
+            CUfileIOParams_t,
+            "u.batch.devPtr_base",
+            u.batch.devPtr_base
+        ),
+        field!(
+            "CUfileIOParams_t",
+            CUfileIOParams_t,
+            "u.batch.file_offset",
+            u.batch.file_offset
+        ),
+        field!(
+            "CUfileIOParams_t",
+            CUfileIOParams_t,
+            "u.batch.devPtr_offset",
+            u.batch.devPtr_offset
+        ),
+        field!(
+            "CUfileIOParams_t",
+            CUfileIOParams_t,
+            "u.batch.size",
+            u.batch.size
+        ),
+        field!("CUfileIOParams_t", CUfileIOParams_t, "fh", fh),
+        field!("CUfileIOParams_t", CUfileIOParams_t, "opcode", opcode),
+        field!("CUfileIOParams_t", CUfileIOParams_t, "cookie", cookie),
+        field!("CUfileIOEvents_t", CUfileIOEvents_t, "cookie", cookie),
+        field!("CUfileIOEvents_t", CUfileIOEvents_t, "status", status),
+        field!("CUfileIOEvents_t", CUfileIOEvents_t, "ret", ret),
+        field!("struct timespec", timespec, "tv_sec", tv_sec),
+        field!("struct timespec", timespec, "tv_nsec", tv_nsec),
+    ]
+}
+
+/// Enum constants and `#define`s: (C name, Rust value). Constants that only newer headers
+/// have are listed in `newer_than_header` instead, and checked not to clash.
+fn constants() -> Vec<(&'static str, i64)> {
+    use CUFileBoolConfigParameter as B;
+    use CUFileSizeTConfigParameter as S;
+    use CUFileStringConfigParameter as Str;
+    use CUfileDriverControlFlags as C;
+    use CUfileDriverStatusFlags as D;
+    use CUfileFeatureFlags as F;
+    let mut v: Vec<(&'static str, i64)> = vec![
+        ("CUFILEOP_BASE_ERR", CUFILEOP_BASE_ERR.into()),
+        ("CU_FILE_LUSTRE_SUPPORTED", D::LUSTRE_SUPPORTED.0.into()),
+        ("CU_FILE_WEKAFS_SUPPORTED", D::WEKAFS_SUPPORTED.0.into()),
+        ("CU_FILE_NFS_SUPPORTED", D::NFS_SUPPORTED.0.into()),
+        ("CU_FILE_GPFS_SUPPORTED", D::GPFS_SUPPORTED.0.into()),
+        ("CU_FILE_NVME_SUPPORTED", D::NVME_SUPPORTED.0.into()),
+        ("CU_FILE_NVMEOF_SUPPORTED", D::NVMEOF_SUPPORTED.0.into()),
+        ("CU_FILE_SCSI_SUPPORTED", D::SCSI_SUPPORTED.0.into()),
+        (
+            "CU_FILE_SCALEFLUX_CSD_SUPPORTED",
+            D::SCALEFLUX_CSD_SUPPORTED.0.into(),
+        ),
+        ("CU_FILE_NVMESH_SUPPORTED", D::NVMESH_SUPPORTED.0.into()),
+        ("CU_FILE_BEEGFS_SUPPORTED", D::BEEGFS_SUPPORTED.0.into()),
+        ("CU_FILE_NVME_P2P_SUPPORTED", D::NVME_P2P_SUPPORTED.0.into()),
+        ("CU_FILE_SCATEFS_SUPPORTED", D::SCATEFS_SUPPORTED.0.into()),
+        ("CU_FILE_USE_POLL_MODE", C::USE_POLL_MODE.0.into()),
+        ("CU_FILE_ALLOW_COMPAT_MODE", C::ALLOW_COMPAT_MODE.0.into()),
+        (
+            "CU_FILE_DYN_ROUTING_SUPPORTED",
+            F::DYN_ROUTING_SUPPORTED.0.into(),
+        ),
+        ("CU_FILE_BATCH_IO_SUPPORTED", F::BATCH_IO_SUPPORTED.0.into()),
+        ("CU_FILE_STREAMS_SUPPORTED", F::STREAMS_SUPPORTED.0.into()),
+        (
+            "CU_FILE_PARALLEL_IO_SUPPORTED",
+            F::PARALLEL_IO_SUPPORTED.0.into(),
+        ),
+        ("CU_FILE_RDMA_REGISTER", CU_FILE_RDMA_REGISTER.into()),
+        (
+            "CU_FILE_RDMA_RELAXED_ORDERING",
+            CU_FILE_RDMA_RELAXED_ORDERING.into(),
+        ),
+        (
+            "CU_FILE_HANDLE_TYPE_OPAQUE_FD",
+            CUfileFileHandleType::OPAQUE_FD.0.into(),
+        ),
+        (
+            "CU_FILE_HANDLE_TYPE_OPAQUE_WIN32",
+            CUfileFileHandleType::OPAQUE_WIN32.0.into(),
+        ),
+        (
+            "CU_FILE_HANDLE_TYPE_USERSPACE_FS",
+            CUfileFileHandleType::USERSPACE_FS.0.into(),
+        ),
+        ("CUFILE_READ", CUfileOpcode::READ.0.into()),
+        ("CUFILE_WRITE", CUfileOpcode::WRITE.0.into()),
+        ("CUFILE_WAITING", CUfileStatus::WAITING.0.into()),
+        ("CUFILE_PENDING", CUfileStatus::PENDING.0.into()),
+        ("CUFILE_INVALID", CUfileStatus::INVALID.0.into()),
+        ("CUFILE_CANCELED", CUfileStatus::CANCELED.0.into()),
+        ("CUFILE_COMPLETE", CUfileStatus::COMPLETE.0.into()),
+        ("CUFILE_TIMEOUT", CUfileStatus::TIMEOUT.0.into()),
+        ("CUFILE_FAILED", CUfileStatus::FAILED.0.into()),
+        ("CUFILE_BATCH", CUfileBatchMode::BATCH.0.into()),
+        (
+            "CU_FILE_STREAM_FIXED_BUF_OFFSET",
+            CU_FILE_STREAM_FIXED_BUF_OFFSET.into(),
+        ),
+        (
+            "CU_FILE_STREAM_FIXED_FILE_OFFSET",
+            CU_FILE_STREAM_FIXED_FILE_OFFSET.into(),
+        ),
+        (
+            "CU_FILE_STREAM_FIXED_FILE_SIZE",
+            CU_FILE_STREAM_FIXED_FILE_SIZE.into(),
+        ),
+        (
+            "CU_FILE_STREAM_PAGE_ALIGNED_INPUTS",
+            CU_FILE_STREAM_PAGE_ALIGNED_INPUTS.into(),
+        ),
+        ("CUFILE_PARAM_PROFILE_STATS", S::PROFILE_STATS.0.into()),
+        (
+            "CUFILE_PARAM_EXECUTION_MAX_IO_QUEUE_DEPTH",
+            S::EXECUTION_MAX_IO_QUEUE_DEPTH.0.into(),
+        ),
+        (
+            "CUFILE_PARAM_EXECUTION_MAX_IO_THREADS",
+            S::EXECUTION_MAX_IO_THREADS.0.into(),
+        ),
+        (
+            "CUFILE_PARAM_EXECUTION_MIN_IO_THRESHOLD_SIZE_KB",
+            S::EXECUTION_MIN_IO_THRESHOLD_SIZE_KB.0.into(),
+        ),
+        (
+            "CUFILE_PARAM_EXECUTION_MAX_REQUEST_PARALLELISM",
+            S::EXECUTION_MAX_REQUEST_PARALLELISM.0.into(),
+        ),
+        (
+            "CUFILE_PARAM_PROPERTIES_MAX_DIRECT_IO_SIZE_KB",
+            S::PROPERTIES_MAX_DIRECT_IO_SIZE_KB.0.into(),
+        ),
+        (
+            "CUFILE_PARAM_PROPERTIES_MAX_DEVICE_CACHE_SIZE_KB",
+            S::PROPERTIES_MAX_DEVICE_CACHE_SIZE_KB.0.into(),
+        ),
+        (
+            "CUFILE_PARAM_PROPERTIES_PER_BUFFER_CACHE_SIZE_KB",
+            S::PROPERTIES_PER_BUFFER_CACHE_SIZE_KB.0.into(),
+        ),
+        (
+            "CUFILE_PARAM_PROPERTIES_MAX_DEVICE_PINNED_MEM_SIZE_KB",
+            S::PROPERTIES_MAX_DEVICE_PINNED_MEM_SIZE_KB.0.into(),
+        ),
+        (
+            "CUFILE_PARAM_PROPERTIES_IO_BATCHSIZE",
+            S::PROPERTIES_IO_BATCHSIZE.0.into(),
+        ),
+        (
+            "CUFILE_PARAM_POLLTHRESHOLD_SIZE_KB",
+            S::POLLTHRESHOLD_SIZE_KB.0.into(),
+        ),
+        (
+            "CUFILE_PARAM_PROPERTIES_BATCH_IO_TIMEOUT_MS",
+            S::PROPERTIES_BATCH_IO_TIMEOUT_MS.0.into(),
+        ),
+        (
+            "CUFILE_PARAM_PROPERTIES_USE_POLL_MODE",
+            B::PROPERTIES_USE_POLL_MODE.0.into(),
+        ),
+        (
+            "CUFILE_PARAM_PROPERTIES_ALLOW_COMPAT_MODE",
+            B::PROPERTIES_ALLOW_COMPAT_MODE.0.into(),
+        ),
+        (
+            "CUFILE_PARAM_FORCE_COMPAT_MODE",
+            B::FORCE_COMPAT_MODE.0.into(),
+        ),
+        (
+            "CUFILE_PARAM_FS_MISC_API_CHECK_AGGRESSIVE",
+            B::FS_MISC_API_CHECK_AGGRESSIVE.0.into(),
+        ),
+        (
+            "CUFILE_PARAM_EXECUTION_PARALLEL_IO",
+            B::EXECUTION_PARALLEL_IO.0.into(),
+        ),
+        ("CUFILE_PARAM_PROFILE_NVTX", B::PROFILE_NVTX.0.into()),
+        (
+            "CUFILE_PARAM_PROPERTIES_ALLOW_SYSTEM_MEMORY",
+            B::PROPERTIES_ALLOW_SYSTEM_MEMORY.0.into(),
+        ),
+        ("CUFILE_PARAM_USE_PCIP2PDMA", B::USE_PCIP2PDMA.0.into()),
+        ("CUFILE_PARAM_PREFER_IO_URING", B::PREFER_IO_URING.0.into()),
+        (
+            "CUFILE_PARAM_FORCE_ODIRECT_MODE",
+            B::FORCE_ODIRECT_MODE.0.into(),
+        ),
+        (
+            "CUFILE_PARAM_SKIP_TOPOLOGY_DETECTION",
+            B::SKIP_TOPOLOGY_DETECTION.0.into(),
+        ),
+        (
+            "CUFILE_PARAM_STREAM_MEMOPS_BYPASS",
+            B::STREAM_MEMOPS_BYPASS.0.into(),
+        ),
+        ("CUFILE_PARAM_LOGGING_LEVEL", Str::LOGGING_LEVEL.0.into()),
+        (
+            "CUFILE_PARAM_ENV_LOGFILE_PATH",
+            Str::ENV_LOGFILE_PATH.0.into(),
+        ),
+        ("CUFILE_PARAM_LOG_DIR", Str::LOG_DIR.0.into()),
+    ];
+    // Every error code with its C name.
+    for (code, name, _) in CUfileOpError::ALL {
+        if code.0 < 5039 {
+            v.push((name, code.0.into()));
+        }
+    }
+    v
+}
+
+/// Constants of newer headers (1.15 / 1.20) that the pinned 1.14 header lacks: the probe checks
+/// they are indeed absent there (so a newer pin makes this test say to move them up).
+fn newer_than_header() -> Vec<&'static str> {
+    let mut v = vec![
+        "CU_FILE_VIRTIOFS_SUPPORTED",
+        "CU_FILE_PANFS_SUPPORTED",
+        "CU_FILE_P2P_SUPPORTED",
+    ];
+    for (code, name, _) in CUfileOpError::ALL {
+        if code.0 >= 5039 {
+            v.push(name);
+        }
+    }
+    v
+}
+
+const STUB_CUDA_H: &str = "/* Stand-in for cuda.h: only what cufile.h uses. */
+#pragma once
+typedef enum cudaError_enum { CUDA_SUCCESS = 0 } CUresult;
+typedef struct CUstream_st *CUstream;
+";
+
+fn probe_source() -> String {
+    let mut c = String::from(
+        "#define _GNU_SOURCE\n#include <stddef.h>\n#include <stdio.h>\n#include <time.h>\n\
+         #include <sys/types.h>\n#include \"cufile.h\"\nint main(void) {\n",
+    );
+    for t in types() {
+        writeln!(
+            c,
+            "  printf(\"type %s %zu %zu\\n\", \"{0}\", sizeof({0}), _Alignof({0}));",
+            t.c_type
+        )
+        .unwrap();
+    }
+    for f in fields() {
+        writeln!(
+            c,
+            "  printf(\"field %s.%s %zu %zu\\n\", \"{0}\", \"{1}\", offsetof({0}, {1}), sizeof((({0}*)0)->{1}));",
+            f.c_type, f.c_field
+        )
+        .unwrap();
+    }
+    for (name, _) in constants() {
+        writeln!(
+            c,
+            "  printf(\"const {name} %lld\\n\", (long long)({name}));"
+        )
+        .unwrap();
+    }
+    for name in newer_than_header() {
+        writeln!(c, "#ifdef {name}\n  printf(\"present {name}\\n\");\n#endif").unwrap();
+    }
+    // The header's whole error table, through its own X-macro.
+    c.push_str(
+        "#define CUFILE_OP(code, name, string) printf(\"op %d %s\\n\", (int)(code), #name);\n\
+         CUFILEOP_STATUS_ENTRIES\n#undef CUFILE_OP\n  return 0;\n}\n",
+    );
+    c
+}
+
+/// Compiles and runs the probe against the wheel's header; returns its output lines.
+fn run_probe() -> Vec<String> {
+    let wheel = cufile_wheel::wheel();
+    let dir = tempfile::Builder::new()
+        .prefix("cufile-probe-")
+        .tempdir_in(env!("CARGO_TARGET_TMPDIR"))
+        .expect("create a scratch directory for the probe");
+    let stub = dir.path().join("stub");
+    std::fs::create_dir_all(&stub).unwrap();
+    std::fs::write(stub.join("cuda.h"), STUB_CUDA_H).unwrap();
+    let src = dir.path().join("probe.c");
+    std::fs::write(&src, probe_source()).unwrap();
+    let exe = dir.path().join("probe");
+    let out = Command::new("gcc")
+        .args(["-std=gnu11", "-Wall", "-Werror", "-o"])
+        .arg(&exe)
+        .arg("-I")
+        .arg(&stub)
+        .arg("-I")
+        .arg(wheel.include_dir())
+        .arg(&src)
+        .output()
+        .expect("run gcc (the layout test needs a C compiler)");
+    assert!(
+        out.status.success(),
+        "the C probe did not compile against {} (a constant or field named in ffi/ that the \
+         header lacks?):\n{}",
+        wheel.header().display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = Command::new(&exe).output().expect("run the probe");
+    assert!(out.status.success(), "the probe failed: {out:?}");
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn ffi_layouts_and_constants_match_the_real_cufile_h() {
+    let lines = run_probe();
+    let mut c_types = BTreeMap::new();
+    let mut c_fields = BTreeMap::new();
+    let mut c_consts = BTreeMap::new();
+    let mut c_ops = Vec::new();
+    let mut present = Vec::new();
+    for l in &lines {
+        let w: Vec<&str> = l.split(' ').collect();
+        let n = |i: usize| -> i64 { w[i].parse().unwrap_or_else(|_| panic!("bad line {l}")) };
+        match w[0] {
+            // Type names may hold a space ("struct timespec"): the last two words are numbers.
+            "type" => {
+                let k = w.len();
+                c_types.insert(w[1..k - 2].join(" "), (n(k - 2), n(k - 1)));
+            }
+            "field" => {
+                let k = w.len();
+                c_fields.insert(w[1..k - 2].join(" "), (n(k - 2), n(k - 1)));
+            }
+            "const" => {
+                c_consts.insert(w[1].to_string(), n(2));
+            }
+            "op" => c_ops.push((n(1), w[2].to_string())),
+            "present" => present.push(w[1].to_string()),
+            _ => panic!("unexpected probe line: {l}"),
+        }
+    }
+    let mut bad = Vec::new();
+
+    // Everything asked for was printed (a parse slip must not make the checks vacuous).
+    assert_eq!(c_types.len(), types().len());
+    assert_eq!(c_fields.len(), fields().len());
+    assert_eq!(c_consts.len(), constants().len());
+
+    for t in types() {
+        let c = c_types[t.c_type];
+        if c != (t.size as i64, t.align as i64) {
+            bad.push(format!(
+                "{}: C size/align {:?}, Rust {}/{}",
+                t.c_type, c, t.size, t.align
+            ));
+        }
+    }
+    for f in fields() {
+        let key = format!("{}.{}", f.c_type, f.c_field);
+        let c = c_fields[&key];
+        if c != (f.offset as i64, f.size as i64) {
+            bad.push(format!(
+                "{key}: C offset/size {:?}, Rust {}/{}",
+                c, f.offset, f.size
+            ));
+        }
+    }
+    for (name, value) in constants() {
+        if c_consts[name] != value {
+            bad.push(format!("{name}: C {}, Rust {value}", c_consts[name]));
+        }
+    }
+    for name in &present {
+        bad.push(format!(
+            "{name} is in this header: move it from newer_than_header() to constants()"
+        ));
+    }
+
+    // The error table: every code of the header has the same name in ffi/ (the header's last
+    // entry is an end-of-range marker, `CU_FILE_IO_MAX_ERROR`, never returned, whose number
+    // newer versions reuse for real errors), and every code of ffi/ below that marker is in the
+    // header.
+    let (max_code, max_name) = c_ops
+        .last()
+        .cloned()
+        .expect("the header has an error table");
+    assert_eq!(max_name, "CU_FILE_IO_MAX_ERROR");
+    assert!(c_ops.len() > 30, "only {} error codes parsed", c_ops.len());
+    for (code, name) in &c_ops[..c_ops.len() - 1] {
+        let ours = CUfileOpError(*code as u32).name();
+        if ours != Some(name.as_str()) {
+            bad.push(format!("error {code}: header {name}, ffi {ours:?}"));
+        }
+    }
+    for (code, name, _) in CUfileOpError::ALL {
+        if i64::from(code.0) < max_code && !c_ops.iter().any(|(c, _)| *c == i64::from(code.0)) {
+            bad.push(format!("ffi has {name} = {}, the header does not", code.0));
+        }
+    }
+
+    eprintln!(
+        "checked against {}: {} types, {} fields, {} constants, {} error codes",
+        cufile_wheel::wheel().file_name,
+        c_types.len(),
+        c_fields.len(),
+        c_consts.len(),
+        c_ops.len()
+    );
+    assert!(
+        bad.is_empty(),
+        "ffi/ differs from {}:\n{}",
+        cufile_wheel::wheel().header().display(),
+        bad.join("\n")
+    );
+}
