@@ -232,16 +232,16 @@ fn fields() -> Vec<FieldCheck> {
     ]
 }
 
-/// Enum constants and `#define`s: (C name, Rust value). Constants that only newer headers
-/// have are listed in `newer_than_header` instead, and checked not to clash.
-fn constants() -> Vec<(&'static str, i64)> {
+/// Enum constants and `#define`s: (C name, Rust value, the cuFile version whose header first
+/// has it). The error codes are checked through the header's own table instead.
+fn constants() -> Vec<(&'static str, i64, (u32, u32))> {
     use CUFileBoolConfigParameter as B;
     use CUFileSizeTConfigParameter as S;
     use CUFileStringConfigParameter as Str;
     use CUfileDriverControlFlags as C;
     use CUfileDriverStatusFlags as D;
     use CUfileFeatureFlags as F;
-    let mut v: Vec<(&'static str, i64)> = vec![
+    let base: Vec<(&'static str, i64)> = vec![
         ("CUFILEOP_BASE_ERR", CUFILEOP_BASE_ERR.into()),
         ("CU_FILE_LUSTRE_SUPPORTED", D::LUSTRE_SUPPORTED.0.into()),
         ("CU_FILE_WEKAFS_SUPPORTED", D::WEKAFS_SUPPORTED.0.into()),
@@ -404,29 +404,22 @@ fn constants() -> Vec<(&'static str, i64)> {
         ),
         ("CUFILE_PARAM_LOG_DIR", Str::LOG_DIR.0.into()),
     ];
-    // Every error code with its C name.
-    for (code, name, _) in CUfileOpError::ALL {
-        if code.0 < 5039 {
-            v.push((name, code.0.into()));
-        }
-    }
+    let since_1_20: Vec<(&'static str, i64)> = vec![
+        ("CU_FILE_VIRTIOFS_SUPPORTED", D::VIRTIOFS_SUPPORTED.0.into()),
+        ("CU_FILE_PANFS_SUPPORTED", D::PANFS_SUPPORTED.0.into()),
+        ("CU_FILE_P2P_SUPPORTED", F::P2P_SUPPORTED.0.into()),
+    ];
+    let mut v: Vec<_> = base.into_iter().map(|(n, x)| (n, x, (1, 14))).collect();
+    v.extend(since_1_20.into_iter().map(|(n, x)| (n, x, (1, 20))));
     v
 }
 
-/// Constants of newer headers (1.15 / 1.20) that the pinned 1.14 header lacks: the probe checks
-/// they are indeed absent there (so a newer pin makes this test say to move them up).
-fn newer_than_header() -> Vec<&'static str> {
-    let mut v = vec![
-        "CU_FILE_VIRTIOFS_SUPPORTED",
-        "CU_FILE_PANFS_SUPPORTED",
-        "CU_FILE_P2P_SUPPORTED",
-    ];
-    for (code, name, _) in CUfileOpError::ALL {
-        if code.0 >= 5039 {
-            v.push(name);
-        }
-    }
-    v
+/// Whether `ident` occurs in `text` as a whole identifier.
+fn mentions(text: &str, ident: &str) -> bool {
+    let is_ident = |c: char| c.is_ascii_alphanumeric() || c == '_';
+    text.match_indices(ident).any(|(i, _)| {
+        !text[..i].ends_with(is_ident) && !text[i + ident.len()..].starts_with(is_ident)
+    })
 }
 
 const STUB_CUDA_H: &str = "/* Stand-in for cuda.h: only what cufile.h uses. */
@@ -435,7 +428,7 @@ typedef enum cudaError_enum { CUDA_SUCCESS = 0 } CUresult;
 typedef struct CUstream_st *CUstream;
 ";
 
-fn probe_source() -> String {
+fn probe_source(constants: &[(&'static str, i64, (u32, u32))]) -> String {
     let mut c = String::from(
         "#define _GNU_SOURCE\n#include <stddef.h>\n#include <stdio.h>\n#include <time.h>\n\
          #include <sys/types.h>\n#include \"cufile.h\"\nint main(void) {\n",
@@ -456,15 +449,12 @@ fn probe_source() -> String {
         )
         .unwrap();
     }
-    for (name, _) in constants() {
+    for (name, _, _) in constants {
         writeln!(
             c,
             "  printf(\"const {name} %lld\\n\", (long long)({name}));"
         )
         .unwrap();
-    }
-    for name in newer_than_header() {
-        writeln!(c, "#ifdef {name}\n  printf(\"present {name}\\n\");\n#endif").unwrap();
     }
     // The header's whole error table, through its own X-macro.
     c.push_str(
@@ -475,8 +465,10 @@ fn probe_source() -> String {
 }
 
 /// Compiles and runs the probe against the wheel's header; returns its output lines.
-fn run_probe() -> Vec<String> {
-    let wheel = cufile_wheel::wheel();
+fn run_probe(
+    wheel: &cufile_wheel::Wheel,
+    constants: &[(&'static str, i64, (u32, u32))],
+) -> Vec<String> {
     let dir = tempfile::Builder::new()
         .prefix("cufile-probe-")
         .tempdir_in(env!("CARGO_TARGET_TMPDIR"))
@@ -485,7 +477,7 @@ fn run_probe() -> Vec<String> {
     std::fs::create_dir_all(&stub).unwrap();
     std::fs::write(stub.join("cuda.h"), STUB_CUDA_H).unwrap();
     let src = dir.path().join("probe.c");
-    std::fs::write(&src, probe_source()).unwrap();
+    std::fs::write(&src, probe_source(constants)).unwrap();
     let exe = dir.path().join("probe");
     let out = Command::new("gcc")
         .args(["-std=gnu11", "-Wall", "-Werror", "-o"])
@@ -514,13 +506,43 @@ fn run_probe() -> Vec<String> {
 }
 
 #[test]
-fn ffi_layouts_and_constants_match_the_real_cufile_h() {
-    let lines = run_probe();
+fn ffi_matches_the_cufile_1_14_header() {
+    check_against(cufile_wheel::get(cufile_wheel::CU12));
+}
+
+#[test]
+fn ffi_matches_the_cufile_1_20_header() {
+    check_against(cufile_wheel::get(cufile_wheel::CU13));
+}
+
+/// Compares every declaration of `ffi/` that this header has with it; panics with the list of
+/// differences.
+fn check_against(wheel: &cufile_wheel::Wheel) {
+    let header_text = std::fs::read_to_string(wheel.header()).expect("read cufile.h");
+    let version = wheel.version();
+    let mut bad = Vec::new();
+    // Constants of a newer header must be absent from this one (else their `since` is wrong);
+    // the others must be there, and the probe prints them.
+    let mut asked = Vec::new();
+    for (name, value, since) in constants() {
+        if version >= since {
+            asked.push((name, value, since));
+        } else if mentions(&header_text, name) {
+            bad.push(format!(
+                "{name} is in the {version:?} header: its `since` {since:?} is wrong"
+            ));
+        }
+    }
+    assert!(
+        asked.len() > 50,
+        "only {} constants apply to {version:?}",
+        asked.len()
+    );
+    let lines = run_probe(wheel, &asked);
     let mut c_types = BTreeMap::new();
     let mut c_fields = BTreeMap::new();
     let mut c_consts = BTreeMap::new();
     let mut c_ops = Vec::new();
-    let mut present = Vec::new();
     for l in &lines {
         let w: Vec<&str> = l.split(' ').collect();
         let n = |i: usize| -> i64 { w[i].parse().unwrap_or_else(|_| panic!("bad line {l}")) };
@@ -538,16 +560,14 @@ fn ffi_layouts_and_constants_match_the_real_cufile_h() {
                 c_consts.insert(w[1].to_string(), n(2));
             }
             "op" => c_ops.push((n(1), w[2].to_string())),
-            "present" => present.push(w[1].to_string()),
             _ => panic!("unexpected probe line: {l}"),
         }
     }
-    let mut bad = Vec::new();
 
     // Everything asked for was printed (a parse slip must not make the checks vacuous).
     assert_eq!(c_types.len(), types().len());
     assert_eq!(c_fields.len(), fields().len());
-    assert_eq!(c_consts.len(), constants().len());
+    assert_eq!(c_consts.len(), asked.len());
 
     for t in types() {
         let c = c_types[t.c_type];
@@ -568,15 +588,10 @@ fn ffi_layouts_and_constants_match_the_real_cufile_h() {
             ));
         }
     }
-    for (name, value) in constants() {
-        if c_consts[name] != value {
-            bad.push(format!("{name}: C {}, Rust {value}", c_consts[name]));
+    for (name, value, _) in &asked {
+        if c_consts[*name] != *value {
+            bad.push(format!("{name}: C {}, Rust {value}", c_consts[*name]));
         }
-    }
-    for name in &present {
-        bad.push(format!(
-            "{name} is in this header: move it from newer_than_header() to constants()"
-        ));
     }
 
     // The error table: every code of the header has the same name in ffi/ (the header's last
@@ -603,7 +618,7 @@ fn ffi_layouts_and_constants_match_the_real_cufile_h() {
 
     eprintln!(
         "checked against {}: {} types, {} fields, {} constants, {} error codes",
-        cufile_wheel::wheel().file_name,
+        wheel.file_name,
         c_types.len(),
         c_fields.len(),
         c_consts.len(),
@@ -612,7 +627,7 @@ fn ffi_layouts_and_constants_match_the_real_cufile_h() {
     assert!(
         bad.is_empty(),
         "ffi/ differs from {}:\n{}",
-        cufile_wheel::wheel().header().display(),
+        wheel.header().display(),
         bad.join("\n")
     );
 }

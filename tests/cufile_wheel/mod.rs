@@ -1,7 +1,8 @@
 //! NVIDIA's real cuFile, for the tests that check gdswap against it: PyPI's `nvidia-cufile-cu12`
-//! wheel (which holds `include/cufile.h` and `lib/libcufile.so.0`), downloaded by the test
-//! build with pip, unpacked with Python's zipfile, and cached under the target directory
-//! (`CARGO_TARGET_TMPDIR/cufile-wheel/<version>/`), so later runs use it without the network.
+//! wheel (cuFile 1.14 of CUDA 12.9) and `nvidia-cufile` (1.20, CUDA 13), which hold
+//! `include/cufile.h` and `lib/libcufile.so.0`, downloaded by the test build with pip, unpacked
+//! with Python's zipfile, and cached under the target directory
+//! (`CARGO_TARGET_TMPDIR/cufile-wheel/<requirement>/`), so later runs need no network.
 //! NVIDIA's files are never committed.
 //!
 //! If the wheel cannot be had (no pip, no network), the calling test fails with a message that
@@ -10,19 +11,21 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::OnceLock;
+use std::sync::Mutex;
 
-/// The wheel checked against, pinned so the result does not change under our feet. 1.14.1.1 is
-/// cuFile 1.14 of CUDA 12.9, the newest of the `-cu12` line; `GDSWAP_CUFILE_WHEEL` overrides it
-/// (a pip requirement such as `nvidia-cufile-cu12==1.9.1.3`).
-pub const WHEEL_SPEC: &str = "nvidia-cufile-cu12==1.14.1.1";
+/// The wheels checked against, pinned so results do not change under our feet: 1.14.1.1 is
+/// cuFile 1.14 of CUDA 12.9, the newest of the `-cu12` line (the one most GPU machines run);
+/// 1.20.0.107 is cuFile 1.20 of CUDA 13, whose header has the newer constants and error codes.
+pub const CU12: &str = "nvidia-cufile-cu12==1.14.1.1";
+pub const CU13: &str = "nvidia-cufile==1.20.0.107";
 
 /// The unpacked wheel.
 #[derive(Debug)]
 pub struct Wheel {
     /// The wheel's file name (it holds the version).
     pub file_name: String,
-    /// `nvidia/cufile` inside the unpacked wheel.
+    /// The directory holding `include/` and `lib/` inside the unpacked wheel (`nvidia/cufile`
+    /// for CUDA 12, `nvidia/cu13` for CUDA 13).
     pub root: PathBuf,
 }
 
@@ -36,25 +39,37 @@ impl Wheel {
     pub fn library(&self) -> PathBuf {
         self.root.join("lib/libcufile.so.0")
     }
+    /// (major, minor) from the wheel's file name: `nvidia_cufile_cu12-1.14.1.1-...` -> (1, 14).
+    pub fn version(&self) -> (u32, u32) {
+        let v = self.file_name.split('-').nth(1).unwrap_or_default();
+        let mut n = v.split('.').map(|x| x.parse::<u32>().unwrap_or(0));
+        (n.next().unwrap_or(0), n.next().unwrap_or(0))
+    }
 }
 
-/// The wheel, downloaded and unpacked on first use in this process (and cached across runs).
-/// Panics, naming what failed and how to fix it, when it cannot be had.
+/// The CUDA 12 wheel (cuFile 1.14), downloaded and unpacked on first use (and cached across
+/// runs). Panics, naming what failed and how to fix it, when it cannot be had.
 pub fn wheel() -> &'static Wheel {
-    static WHEEL: OnceLock<Wheel> = OnceLock::new();
-    WHEEL.get_or_init(|| fetch().unwrap_or_else(|e| panic!("{e}")))
+    get(CU12)
 }
 
-fn spec() -> String {
-    std::env::var("GDSWAP_CUFILE_WHEEL").unwrap_or_else(|_| WHEEL_SPEC.to_string())
+/// The wheel of pip requirement `spec`, as [`wheel`] does.
+pub fn get(spec: &'static str) -> &'static Wheel {
+    static WHEELS: Mutex<Vec<(&'static str, &'static Wheel)>> = Mutex::new(Vec::new());
+    let mut wheels = WHEELS.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some((_, w)) = wheels.iter().find(|(s, _)| *s == spec) {
+        return w;
+    }
+    let w: &'static Wheel = Box::leak(Box::new(fetch(spec).unwrap_or_else(|e| panic!("{e}"))));
+    wheels.push((spec, w));
+    w
 }
 
 fn cache_dir() -> PathBuf {
     Path::new(env!("CARGO_TARGET_TMPDIR")).join("cufile-wheel")
 }
 
-fn fetch() -> Result<Wheel, String> {
-    let spec = spec();
+fn fetch(spec: &str) -> Result<Wheel, String> {
     // One directory per requirement, so a changed pin never reuses an old download.
     let key: String = spec
         .chars()
@@ -77,7 +92,7 @@ fn fetch() -> Result<Wheel, String> {
         .args(["-m", "pip", "download", "--no-deps", "--only-binary=:all:"])
         .args(["--disable-pip-version-check", "--quiet", "--dest"])
         .arg(&work)
-        .arg(&spec)
+        .arg(spec)
         .output()
         .map_err(|e| {
             format!(
@@ -131,7 +146,7 @@ fn fetch() -> Result<Wheel, String> {
     let _ = std::fs::remove_dir_all(&work);
     unpacked(&done).ok_or_else(|| {
         format!(
-            "the wheel {name} has no nvidia/cufile/include/cufile.h and lib/libcufile.so.0 \
+            "the wheel {name} has no nvidia/*/include/cufile.h and lib/libcufile.so.0 \
              (unpacked in {})",
             done.display()
         )
@@ -141,7 +156,12 @@ fn fetch() -> Result<Wheel, String> {
 /// The wheel unpacked in `dir`, if it is complete.
 fn unpacked(dir: &Path) -> Option<Wheel> {
     let file_name = std::fs::read_to_string(dir.join("WHEEL_FILE_NAME")).ok()?;
-    let root = dir.join("nvidia/cufile");
-    let w = Wheel { file_name, root };
-    (w.header().is_file() && w.library().is_file()).then_some(w)
+    std::fs::read_dir(dir.join("nvidia"))
+        .ok()?
+        .filter_map(|e| e.ok())
+        .map(|e| Wheel {
+            file_name: file_name.clone(),
+            root: e.path(),
+        })
+        .find(|w| w.header().is_file() && w.library().is_file())
 }
