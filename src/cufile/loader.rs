@@ -539,6 +539,72 @@ impl CuFileLib {
     }
 }
 
+/// The names tried for the CUDA driver library, which libcufile itself loads.
+pub const LIBCUDA_NAMES: [&str; 2] = ["libcuda.so.1", "libcuda.so"];
+
+/// What [`probe_libcuda`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LibcudaProbe {
+    /// The file the dynamic linker mapped, when found.
+    pub file: Option<PathBuf>,
+    /// `cuDriverGetVersion`: 1000 * major + 10 * minor of the newest CUDA the driver supports.
+    pub driver_version: Option<i32>,
+    /// Every name tried before the one that loaded (all of them when none did), and why.
+    pub attempts: Vec<Attempt>,
+}
+
+/// Looks for the CUDA driver library (`libcuda.so.1`, then `libcuda.so`) and reads its
+/// version, without initialising CUDA (`cuDriverGetVersion` needs no `cuInit`). Without it,
+/// cuFile cannot open its driver: 1.14 fails with `CU_FILE_NVFS_SETUP_ERROR`, and 1.20 has been
+/// seen to hang in `cuFileDriverOpen`, so callers check this first.
+pub fn probe_libcuda() -> LibcudaProbe {
+    type CuDriverGetVersion =
+        unsafe extern "C" fn(version: *mut std::ffi::c_int) -> std::ffi::c_int;
+    let mut attempts = Vec::new();
+    for name in LIBCUDA_NAMES {
+        // SAFETY: as for libcufile: loading the installed NVIDIA driver library runs its
+        // initialisers, which every CUDA program does; it stays loaded (RTLD_NODELETE).
+        let library =
+            match unsafe { Library::open(Some(name), RTLD_NOW | RTLD_LOCAL | libc::RTLD_NODELETE) }
+            {
+                Ok(l) => l,
+                Err(e) => {
+                    attempts.push(Attempt {
+                        candidate: Candidate {
+                            name: name.into(),
+                            origin: Origin::DefaultName,
+                        },
+                        why: format!("dlopen failed: {}", dl_message(&e)),
+                    });
+                    continue;
+                }
+            };
+        // SAFETY: CuDriverGetVersion is the C declaration `CUresult cuDriverGetVersion(int*)`.
+        let get = unsafe { symbol::<CuDriverGetVersion>(&library, "cuDriverGetVersion") };
+        let mut file = None;
+        let mut driver_version = None;
+        if let Some(get) = get {
+            file = mapped_file(get as *const c_void);
+            let mut v: std::ffi::c_int = 0;
+            // SAFETY: cuDriverGetVersion writes one int through the pointer and needs no
+            // initialised CUDA; `v` lives across the call.
+            if unsafe { get(&mut v) } == 0 {
+                driver_version = Some(v);
+            }
+        }
+        return LibcudaProbe {
+            file: file.or_else(|| Some(PathBuf::from(name))),
+            driver_version,
+            attempts,
+        };
+    }
+    LibcudaProbe {
+        file: None,
+        driver_version: None,
+        attempts,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -562,6 +628,28 @@ mod tests {
             let names: Vec<_> = c.iter().map(|c| c.name.to_str().unwrap()).collect();
             assert_eq!(names, ["libcufile.so.0", "libcufile.so"]);
             assert!(c.iter().all(|c| c.origin == Origin::DefaultName));
+        }
+    }
+
+    #[test]
+    fn libcuda_probe_names_what_it_tried() {
+        let p = probe_libcuda();
+        match &p.file {
+            // A CUDA machine: the attempts before the one that loaded, if any.
+            Some(f) => assert!(!f.as_os_str().is_empty()),
+            None => {
+                let names: Vec<_> = p
+                    .attempts
+                    .iter()
+                    .map(|a| a.candidate.name.clone())
+                    .collect();
+                assert_eq!(names, LIBCUDA_NAMES);
+                assert!(p
+                    .attempts
+                    .iter()
+                    .all(|a| a.why.starts_with("dlopen failed: ")));
+                assert_eq!(p.driver_version, None);
+            }
         }
     }
 
