@@ -6,6 +6,7 @@
 //! - [`cli`]: parse, run, print, exit (the only place that prints);
 //! - [`harness`], [`stats`], [`report`]: threads and barriers, timing, pure figures and exporters;
 //! - [`backend`]: the [`backend::Backend`] trait and one module per backend;
+//! - [`check`]: the node report of `gdswap check` (libraries, data path, verdicts);
 //! - [`cufile`]: NVIDIA cuFile (GPUDirect Storage) loaded at run time, its results decoded;
 //! - [`io`], [`datafiles`], [`pattern`], [`plan`]: buffers, files, io_uring, the verifiable
 //!   data pattern and how a run is cut into requests.
@@ -13,6 +14,7 @@
 //! See `docs/architecture.md` for the data flow and the rules.
 
 pub mod backend;
+pub mod check;
 pub mod cli;
 pub mod cufile;
 pub mod datafiles;

@@ -2,8 +2,10 @@
 //! status; everything it calls returns values.
 
 //!
-//! One file per subcommand: `run.rs` (`gdswap run`); `backends` is small enough to live here.
+//! One file per subcommand: `run.rs` (`gdswap run`), `check.rs` (`gdswap check`); `backends` is
+//! small enough to live here.
 
+mod check;
 mod run;
 
 use std::process::ExitCode;
@@ -38,6 +40,9 @@ enum Command {
     Run(run::RunArgs),
     /// List the backends and whether each can run on this machine.
     Backends,
+    /// Report on this node for GPUDirect Storage: CUDA and cuFile libraries, the data path's
+    /// filesystem, O_DIRECT, device and NUMA node, io_uring, memlock; a verdict per backend.
+    Check(check::CheckArgs),
 }
 
 /// Entry point of the `gdswap` binary.
@@ -45,6 +50,7 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Run(args) => run::run(&args),
+        Command::Check(args) => check::run(&args),
         Command::Backends => {
             backends();
             Ok(())

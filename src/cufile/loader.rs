@@ -480,7 +480,8 @@ fn mapped_file(addr: *const c_void) -> Option<PathBuf> {
     // SAFETY: dli_fname is a NUL-terminated string owned by the linker, valid while the
     // library is loaded (forever, with RTLD_NODELETE); it is copied at once.
     let name = unsafe { CStr::from_ptr(info.dli_fname) };
-    Some(PathBuf::from(OsStr::from_bytes(name.to_bytes())))
+    let file = PathBuf::from(OsStr::from_bytes(name.to_bytes()));
+    Some(file.canonicalize().unwrap_or(file))
 }
 
 impl CuFileLib {
