@@ -123,7 +123,8 @@ fn host_rows_match_the_kernel() {
             .as_str()
             .unwrap()
             .contains("libcuda.so.1 not found"));
-        assert_eq!(verdict(&v, "gds")["gds_path"], "none (no CUDA driver)");
+        assert_eq!(verdict(&v, "gds")["gds_path"], "none");
+        assert_eq!(verdict(&v, "gds")["gds_path_reason"], "no CUDA driver");
         assert_eq!(v["gpus"]["examined"], false);
     }
     // The text: one labelled line each, and the verdicts.

@@ -208,10 +208,11 @@ pub fn render(r: &NodeReport) -> String {
                 "unavailable"
             },
             v.reason,
-            v.gds_path
-                .as_ref()
-                .map(|p| format!("; path: {p}"))
-                .unwrap_or_default()
+            match (v.gds_path, &v.gds_path_reason) {
+                (Some(p), Some(why)) => format!("; path: {p} ({why})"),
+                (Some(p), None) => format!("; path: {p}"),
+                _ => String::new(),
+            }
         );
     }
     s

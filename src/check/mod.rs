@@ -160,10 +160,14 @@ pub struct Verdict {
     pub backend: &'static str,
     pub available: bool,
     pub reason: String,
-    /// For `gds`: the path a transfer on the checked file would take (`gpudirect (nvidia-fs)`,
-    /// `gpudirect (p2pdma)`, `compat (posix via host bounce)`, `unknown`, or `none`).
+    /// For `gds`: the path a transfer on the checked file would take: `gpudirect (nvidia-fs)`,
+    /// `gpudirect (p2pdma)`, `compat (posix via host bounce)`, `unknown`, or `none` (gds
+    /// cannot run at all).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub gds_path: Option<String>,
+    pub gds_path: Option<&'static str>,
+    /// Why that path.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gds_path_reason: Option<String>,
 }
 
 /// Collects every row and the verdicts.
@@ -341,43 +345,33 @@ fn verdicts(r: &NodeReport) -> Vec<Verdict> {
         .iter()
         .map(|&name| {
             let built = backend::by_name(name);
+            let verdict = |available: bool, reason: String| Verdict {
+                backend: name,
+                available,
+                reason,
+                gds_path: None,
+                gds_path_reason: None,
+            };
             let mut v = match (name, &built) {
                 (_, Some(b)) => match b.probe() {
-                    Availability::Available => Verdict {
-                        backend: name,
-                        available: true,
-                        reason: b.summary().to_string(),
-                        gds_path: None,
-                    },
-                    Availability::Unavailable(why) => Verdict {
-                        backend: name,
-                        available: false,
-                        reason: why,
-                        gds_path: None,
-                    },
+                    Availability::Available => verdict(true, b.summary().to_string()),
+                    Availability::Unavailable(why) => verdict(false, why),
                 },
-                (_, None) if !r.libcuda.found => Verdict {
-                    backend: name,
-                    available: false,
-                    reason: "no CUDA driver: libcuda.so.1 not found (install the NVIDIA driver)"
-                        .into(),
-                    gds_path: None,
-                },
-                ("gds", None) if !r.libcufile.found => Verdict {
-                    backend: name,
-                    available: false,
-                    reason: format!(
+                (_, None) if !r.libcuda.found => verdict(
+                    false,
+                    "no CUDA driver: libcuda.so.1 not found (install the NVIDIA driver)".into(),
+                ),
+                ("gds", None) if !r.libcufile.found => verdict(
+                    false,
+                    format!(
                         "libcufile not found: {}",
                         r.libcufile.error.as_deref().unwrap_or("")
                     ),
-                    gds_path: None,
-                },
-                (_, None) => Verdict {
-                    backend: name,
-                    available: false,
-                    reason: format!("the {name} backend is not in this build of gdswap"),
-                    gds_path: None,
-                },
+                ),
+                (_, None) => verdict(
+                    false,
+                    format!("the {name} backend is not in this build of gdswap"),
+                ),
             };
             if v.available {
                 if let Some(d) = &direct {
@@ -386,7 +380,9 @@ fn verdicts(r: &NodeReport) -> Vec<Verdict> {
                 }
             }
             if name == "gds" {
-                v.gds_path = Some(gds_path(r));
+                let (path, why) = gds_path(r);
+                v.gds_path = Some(path);
+                v.gds_path_reason = Some(why);
             }
             v
         })
@@ -394,20 +390,23 @@ fn verdicts(r: &NodeReport) -> Vec<Verdict> {
 }
 
 /// The path a `gds` transfer on the checked file would take, as far as the host rows tell.
-fn gds_path(r: &NodeReport) -> String {
+fn gds_path(r: &NodeReport) -> (&'static str, String) {
     if !r.libcuda.found {
-        return "none (no CUDA driver)".into();
+        return ("none", "no CUDA driver".into());
     }
     if !r.libcufile.found {
-        return "none (no libcufile)".into();
+        return ("none", "no libcufile".into());
     }
     if r.path.gds_filesystem_ok == Some(false) {
-        return format!(
-            "compat (posix via host bounce): {}",
-            r.path.gds_filesystem_note
+        return (
+            "compat (posix via host bounce)",
+            r.path.gds_filesystem_note.clone(),
         );
     }
-    "unknown (needs the cuFile driver properties and a per-file probe on a GPU)".into()
+    (
+        "unknown",
+        "needs the cuFile driver properties and a per-file probe on a GPU".into(),
+    )
 }
 
 impl NodeReport {
@@ -457,7 +456,8 @@ mod tests {
         assert!(gds.gds_path.is_some());
         assert!(r.verdict("posix").unwrap().available == r.path.o_direct.works);
         if !r.libcuda.found {
-            assert_eq!(gds.gds_path.as_deref(), Some("none (no CUDA driver)"));
+            assert_eq!(gds.gds_path, Some("none"));
+            assert_eq!(gds.gds_path_reason.as_deref(), Some("no CUDA driver"));
             assert!(
                 gds.reason.contains("libcuda.so.1 not found"),
                 "{}",
