@@ -6,9 +6,26 @@ use std::fmt::Write;
 use super::{NodeReport, Tried};
 use crate::size::Bytes;
 
+/// `libcuda.so.1: cannot open shared object file: No such file or directory; libcuda.so: same`:
+/// dlerror's repetitions of the name and of the same reason dropped (the JSON has them whole).
 fn tried_list(t: &[Tried]) -> String {
+    let mut last = String::new();
     t.iter()
-        .map(|t| format!("{}: {}", t.name, t.why))
+        .map(|t| {
+            let why = t.why.strip_prefix("dlopen failed: ").unwrap_or(&t.why);
+            let why = why
+                .strip_prefix(t.name.as_str())
+                .and_then(|w| w.strip_prefix(": "))
+                .unwrap_or(why)
+                .to_string();
+            let shown = if why == last {
+                "same".to_string()
+            } else {
+                why.clone()
+            };
+            last = why;
+            format!("{}: {shown}", t.name)
+        })
         .collect::<Vec<_>>()
         .join("; ")
 }
@@ -26,7 +43,7 @@ pub fn render(r: &NodeReport) -> String {
     let cuda = match (&r.libcuda.path, &r.libcuda.driver_cuda_version) {
         (Some(p), Some(v)) => format!("{} (driver supports CUDA {v})", p.display()),
         (Some(p), None) => format!("{} (version unreadable)", p.display()),
-        _ => format!("not found (tried {})", tried_list(&r.libcuda.tried)),
+        _ => format!("not found ({})", tried_list(&r.libcuda.tried)),
     };
     let _ = writeln!(w, "{:<15}{cuda}", "libcuda");
     let cufile = if r.libcufile.found {
@@ -53,7 +70,7 @@ pub fn render(r: &NodeReport) -> String {
             groups.join(", ")
         )
     } else {
-        format!("not found (tried {})", tried_list(&r.libcufile.tried))
+        format!("not found ({})", tried_list(&r.libcufile.tried))
     };
     let _ = writeln!(w, "{:<15}{cufile}", "libcufile");
     let _ = writeln!(w, "{:<15}not examined: {}", "GPUs", r.gpus.reason);
@@ -216,4 +233,27 @@ pub fn render(r: &NodeReport) -> String {
         );
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tried_lists_drop_repetitions() {
+        let t = |name: &str, why: &str| Tried {
+            name: name.into(),
+            why: why.into(),
+        };
+        let list = [
+            t("libcuda.so.1", "dlopen failed: libcuda.so.1: cannot open shared object file: No such file or directory"),
+            t("libcuda.so", "dlopen failed: libcuda.so: cannot open shared object file: No such file or directory"),
+            t("/x/lib.so", "No such file or directory (os error 2)"),
+        ];
+        assert_eq!(
+            tried_list(&list),
+            "libcuda.so.1: cannot open shared object file: No such file or directory; \
+             libcuda.so: same; /x/lib.so: No such file or directory (os error 2)"
+        );
+    }
 }
