@@ -126,6 +126,8 @@ fn host_rows_match_the_kernel() {
         assert_eq!(verdict(&v, "gds")["gds_path"], "none");
         assert_eq!(verdict(&v, "gds")["gds_path_reason"], "no CUDA driver");
         assert_eq!(v["gpus"]["examined"], false);
+        // The driver is not opened without libcuda unless asked to.
+        assert_eq!(v["cufile_driver"]["examined"], false);
     }
     // The text: one labelled line each, and the verdicts.
     for label in [
@@ -290,4 +292,79 @@ fn bad_input_is_one_line_naming_the_flag() {
     assert!(out
         .stdout
         .contains("does not exist (a write run creates it)"));
+}
+
+#[test]
+fn driver_probe_without_a_gpu_fails_clearly_in_a_child() {
+    if gdswap::cufile::loader::probe_libcuda().file.is_some() {
+        eprintln!("note: libcuda present: the no-GPU outcome cannot be checked here");
+        return;
+    }
+    // cuFile 1.14: a decoded 5033, and cuFile's log saying why.
+    let lib = cufile_wheel::get(cufile_wheel::CU12).library();
+    let (dir, out, v) = check_json(argv![
+        "--cufile",
+        &lib,
+        "--open-driver",
+        "--backend",
+        "posix"
+    ]);
+    assert_eq!(out.code, Some(0), "{out:?}");
+    let d = &v["cufile_driver"];
+    assert_eq!(d["examined"], true, "{d}");
+    let plain = &d["plain"]["outcome"];
+    assert_eq!(plain["opened"], false, "{d}");
+    assert!(plain["error"]
+        .as_str()
+        .unwrap()
+        .starts_with("cuFileDriverOpen failed: CU_FILE_NVFS_SETUP_ERROR (5033)"));
+    assert!(
+        d["strict"].is_null(),
+        "no strict probe when the driver does not open: {d}"
+    );
+    let log = d["plain"]["log_tail"].to_string();
+    assert!(log.contains("cuFile initialization failed"), "{log}");
+    assert!(
+        out.stdout.contains(
+            "cuFile driver  open failed: cuFileDriverOpen failed: CU_FILE_NVFS_SETUP_ERROR (5033)"
+        ),
+        "{}",
+        out.stdout
+    );
+    // Nothing left behind: no cufile.log here or in the checked directory.
+    assert!(!Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join("cufile.log")
+        .exists());
+    assert_eq!(
+        std::fs::read_dir(dir.path()).unwrap().count(),
+        1,
+        "only check.json"
+    );
+
+    // cuFile 1.20: fails or (where /proc/modules is missing) spins; either way the check ends
+    // on time with a clear row.
+    let lib = cufile_wheel::get(cufile_wheel::CU13).library();
+    let started = std::time::Instant::now();
+    let (_dir, out, v) = check_json(argv![
+        "--cufile",
+        &lib,
+        "--open-driver",
+        "--driver-timeout",
+        "2",
+        "--backend",
+        "posix"
+    ]);
+    assert_eq!(out.code, Some(0), "{out:?}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(30));
+    let plain = &v["cufile_driver"]["plain"];
+    match plain["outcome"].as_object() {
+        Some(o) => assert_eq!(o["opened"], false, "{plain}"),
+        None => assert!(
+            plain["failure"]
+                .as_str()
+                .unwrap()
+                .starts_with("cuFileDriverOpen did not return within 2 s"),
+            "{plain}"
+        ),
+    }
 }

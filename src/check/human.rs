@@ -30,6 +30,54 @@ fn tried_list(t: &[Tried]) -> String {
         .join("; ")
 }
 
+fn driver_lines(w: &mut String, d: &super::DriverRow) {
+    if !d.examined {
+        let _ = writeln!(
+            w,
+            "{:<15}{}",
+            "cuFile driver",
+            d.reason.as_deref().unwrap_or("not examined")
+        );
+        return;
+    }
+    for (label, probe) in [("cuFile driver", &d.plain), ("  strict probe", &d.strict)] {
+        let Some(c) = probe else { continue };
+        let text = match (&c.outcome, &c.failure) {
+            (Some(o), _) if !o.opened => {
+                format!("open failed: {}", o.error.as_deref().unwrap_or("?"))
+            }
+            (Some(o), _) => match (&o.file_registration, &o.properties) {
+                (Some(reg), _) => format!("{}: {}", reg.file.display(), reg.detail),
+                (None, Some(p)) => format!(
+                    "opened: nvidia-fs {}; supports {}; compat mode {}; poll mode {}; features {}; max direct I/O {} KiB; batch up to {}",
+                    p.nvidia_fs_version.as_deref().unwrap_or("not loaded"),
+                    if p.supported.is_empty() { "nothing".to_string() } else { p.supported.join(", ") },
+                    if p.allow_compat_mode { "allowed" } else { "off" },
+                    if p.use_poll_mode { "on" } else { "off" },
+                    if p.features.is_empty() { "none".to_string() } else { p.features.join(", ") },
+                    p.max_direct_io_kb,
+                    p.max_batch_io_size
+                ),
+                (None, None) => format!("opened; {}", o.error.as_deref().unwrap_or("no properties")),
+            },
+            (None, Some(f)) => f.clone(),
+            (None, None) => "no outcome".into(),
+        };
+        let _ = writeln!(w, "{label:<15}{text}");
+        // cuFile's own words, without its timestamp and pid prefix.
+        let mut shown: Vec<&str> = Vec::new();
+        for l in &c.log_tail {
+            let l = l.split_once("] ").map_or(l.as_str(), |(_, m)| m);
+            if !shown.contains(&l) && shown.len() < 3 {
+                shown.push(l);
+            }
+        }
+        for l in shown {
+            let _ = writeln!(w, "{:<15}cufile.log: {l}", "");
+        }
+    }
+}
+
 /// The whole report.
 pub fn render(r: &NodeReport) -> String {
     let mut s = String::new();
@@ -74,7 +122,7 @@ pub fn render(r: &NodeReport) -> String {
     };
     let _ = writeln!(w, "{:<15}{cufile}", "libcufile");
     let _ = writeln!(w, "{:<15}not examined: {}", "GPUs", r.gpus.reason);
-    let _ = writeln!(w, "{:<15}{}", "cuFile driver", r.cufile_driver.reason);
+    driver_lines(w, &r.cufile_driver);
     let j = &r.cufile_json;
     let _ = writeln!(
         w,

@@ -5,13 +5,16 @@
 //! sits on. This module collects those facts as values ([`NodeReport`], serialisable as JSON with
 //! the schema tag [`SCHEMA`]) and ends with a verdict per backend; the CLI prints them and picks
 //! the exit status. Nothing here needs CUDA: where a row needs the GPU (GPU list, cuFile driver
-//! properties), it says why it was not examined. The cuFile driver is never opened here: without
-//! libcuda it fails (cuFile 1.14) or can hang (1.20), and it may print to stdout.
+//! properties), it says why it was not examined. The cuFile driver is opened only in a child
+//! process with a time limit ([`driver_probe`]), and by default only when libcuda is there:
+//! without it the open fails (cuFile 1.14) or can hang (1.20), and it prints to stdout.
 
+pub mod driver_probe;
 pub mod human;
 pub mod path;
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use serde::Serialize;
 
@@ -32,6 +35,19 @@ pub struct CheckOptions {
     pub path: PathBuf,
     /// A libcufile to examine instead of the default search (else `GDSWAP_CUFILE_PATH`).
     pub cufile: Option<PathBuf>,
+    /// How to open the cuFile driver; `None`: never (the row says so).
+    pub driver_probe: Option<DriverProbeOptions>,
+}
+
+/// Opening the cuFile driver in a child process.
+#[derive(Debug, Clone)]
+pub struct DriverProbeOptions {
+    /// The gdswap binary (it has the hidden `cufile-probe` subcommand).
+    pub exe: PathBuf,
+    /// Open it even without libcuda (to see how the library fails).
+    pub force: bool,
+    /// The child is killed after this long.
+    pub timeout: Duration,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -44,7 +60,7 @@ pub struct NodeReport {
     pub libcuda: LibcudaRow,
     pub libcufile: CuFileRow,
     pub gpus: NotExamined,
-    pub cufile_driver: NotExamined,
+    pub cufile_driver: DriverRow,
     pub cufile_json: CuFileJson,
     pub path: path::PathReport,
     pub io_uring: UringRow,
@@ -117,6 +133,17 @@ pub struct GroupRow {
 pub struct NotExamined {
     pub examined: bool,
     pub reason: String,
+}
+
+/// The cuFile driver, opened in child processes: plainly (properties), then strictly (compat
+/// mode disallowed, the checked file registered).
+#[derive(Debug, Clone, Serialize)]
+pub struct DriverRow {
+    pub examined: bool,
+    /// Why it was not examined.
+    pub reason: Option<String>,
+    pub plain: Option<driver_probe::ChildResult>,
+    pub strict: Option<driver_probe::ChildResult>,
 }
 
 /// The cufile.json cuFile would read.
@@ -192,14 +219,7 @@ pub fn collect(opts: &CheckOptions) -> NodeReport {
             examined: false,
             reason: no_gpu_reason.clone(),
         },
-        cufile_driver: NotExamined {
-            examined: false,
-            reason: if !libcufile.found {
-                "libcufile not found".into()
-            } else {
-                format!("not opened: {no_gpu_reason}")
-            },
-        },
+        cufile_driver: driver_row(opts, &libcufile, &libcuda, &no_gpu_reason),
         libcuda,
         libcufile,
         cufile_json: cufile_json(),
@@ -213,6 +233,46 @@ pub fn collect(opts: &CheckOptions) -> NodeReport {
     };
     report.verdicts = verdicts(&report);
     report
+}
+
+fn driver_row(
+    opts: &CheckOptions,
+    libcufile: &CuFileRow,
+    libcuda: &LibcudaRow,
+    no_gpu_reason: &str,
+) -> DriverRow {
+    let not = |reason: String| DriverRow {
+        examined: false,
+        reason: Some(reason),
+        plain: None,
+        strict: None,
+    };
+    let Some(probe) = &opts.driver_probe else {
+        return not("not opened by this caller".into());
+    };
+    if !libcufile.found {
+        return not("libcufile not found".into());
+    }
+    if !libcuda.found && !probe.force {
+        return not(format!(
+            "not opened: {no_gpu_reason} (--open-driver opens it anyway)"
+        ));
+    }
+    let cufile = opts.cufile.as_deref();
+    let plain = driver_probe::probe_in_child(&probe.exe, cufile, &opts.path, false, probe.timeout);
+    // The strict probe needs the parameter API and a driver that opens at all.
+    let has_params = libcufile
+        .groups
+        .iter()
+        .any(|g| g.name == "parameters" && g.present);
+    let strict = (has_params && plain.outcome.as_ref().is_some_and(|o| o.opened))
+        .then(|| driver_probe::probe_in_child(&probe.exe, cufile, &opts.path, true, probe.timeout));
+    DriverRow {
+        examined: true,
+        reason: None,
+        plain: Some(plain),
+        strict,
+    }
 }
 
 fn cufile_row(explicit: Option<&Path>) -> CuFileRow {
@@ -397,16 +457,60 @@ fn gds_path(r: &NodeReport) -> (&'static str, String) {
     if !r.libcufile.found {
         return ("none", "no libcufile".into());
     }
+    let outcome =
+        |c: &Option<driver_probe::ChildResult>| c.as_ref().and_then(|c| c.outcome.clone());
+    let plain = outcome(&r.cufile_driver.plain);
+    let strict = outcome(&r.cufile_driver.strict);
+    if let Some(p) = &plain {
+        if !p.opened {
+            return (
+                "none",
+                format!(
+                    "the cuFile driver does not open: {}",
+                    p.error.as_deref().unwrap_or("")
+                ),
+            );
+        }
+    }
+    let best = plain
+        .as_ref()
+        .and_then(|p| p.properties.as_ref())
+        .map(|p| p.best_path());
+    if let Some(reg) = strict.as_ref().and_then(|s| s.file_registration.as_ref()) {
+        if reg.not_supported {
+            return (
+                "compat (posix via host bounce)",
+                format!("strict probe: {}", reg.detail),
+            );
+        }
+        if reg.ok {
+            let path = match best {
+                Some(b) if b.starts_with("gpudirect") => b,
+                _ => "gpudirect (nvidia-fs)",
+            };
+            return (path, format!("strict probe: {}", reg.detail));
+        }
+    }
     if r.path.gds_filesystem_ok == Some(false) {
         return (
             "compat (posix via host bounce)",
             r.path.gds_filesystem_note.clone(),
         );
     }
-    (
-        "unknown",
-        "needs the cuFile driver properties and a per-file probe on a GPU".into(),
-    )
+    match best {
+        Some(b) if b.starts_with("gpudirect") => (
+            "unknown",
+            format!("the driver offers {b}, but no per-file probe confirmed it for this path"),
+        ),
+        Some(b) if b.starts_with("compat") => (
+            "compat (posix via host bounce)",
+            "no nvidia-fs and no P2PDMA: only compat mode is left".into(),
+        ),
+        _ => (
+            "unknown",
+            "needs the cuFile driver properties and a per-file probe on a GPU".into(),
+        ),
+    }
 }
 
 impl NodeReport {
@@ -440,7 +544,9 @@ mod tests {
         let r = collect(&CheckOptions {
             path: dir.path().to_path_buf(),
             cufile: Some(dir.path().join("no-libcufile.so")),
+            driver_probe: None,
         });
+        assert!(!r.cufile_driver.examined);
         assert_eq!(r.schema, SCHEMA);
         assert!(!r.libcufile.found);
         assert_eq!(r.libcufile.tried.len(), 1);

@@ -2,11 +2,12 @@
 //! backend; the exit status says whether the requested backends can run.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::Args;
 
 use super::run::Sink;
-use crate::check::{self, CheckOptions, BACKENDS};
+use crate::check::{self, driver_probe, CheckOptions, DriverProbeOptions, BACKENDS};
 use crate::error::Error;
 use crate::options::default_data_dir;
 
@@ -36,6 +37,34 @@ pub struct CheckArgs {
     /// The libcufile to examine (else $GDSWAP_CUFILE_PATH, else libcufile.so.0, libcufile.so).
     #[arg(long, value_name = "PATH")]
     cufile: Option<PathBuf>,
+    /// Open the cuFile driver even without libcuda, to see how it fails (in a child process).
+    #[arg(long)]
+    open_driver: bool,
+    /// Seconds a cuFile driver probe may take before it is killed.
+    #[arg(long, value_name = "SECS", default_value_t = 20,
+          value_parser = clap::value_parser!(u64).range(1..=600))]
+    driver_timeout: u64,
+}
+
+/// The hidden `gdswap cufile-probe`: what `check` runs in a child process to open the cuFile
+/// driver. Prints one line, `GDSWAP-CUFILE-PROBE {json}`, whatever the library prints around it.
+#[derive(Args, Debug)]
+pub struct ProbeArgs {
+    #[arg(long)]
+    path: PathBuf,
+    #[arg(long)]
+    cufile: Option<PathBuf>,
+    /// Disallow compat mode before opening, then register the file.
+    #[arg(long)]
+    strict: bool,
+}
+
+pub fn cufile_probe(args: &ProbeArgs) -> Result<(), Error> {
+    let outcome = driver_probe::probe_here(args.cufile.as_deref(), &args.path, args.strict);
+    let json = serde_json::to_string(&outcome)
+        .map_err(|e| Error::Resources(format!("serialising the probe outcome: {e}")))?;
+    println!("\n{}{json}", driver_probe::MARKER);
+    Ok(())
 }
 
 pub fn run(args: &CheckArgs) -> Result<(), Error> {
@@ -52,9 +81,15 @@ pub fn run(args: &CheckArgs) -> Result<(), Error> {
             PathBuf::from(".")
         }
     });
+    let driver_probe = std::env::current_exe().ok().map(|exe| DriverProbeOptions {
+        exe,
+        force: args.open_driver,
+        timeout: Duration::from_secs(args.driver_timeout),
+    });
     let report = check::collect(&CheckOptions {
         path,
         cufile: args.cufile.clone(),
+        driver_probe,
     });
     let text = check::human::render(&report);
     if matches!(json, Some(Sink::Stdout)) {

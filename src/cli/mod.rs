@@ -43,6 +43,9 @@ enum Command {
     /// Report on this node for GPUDirect Storage: CUDA and cuFile libraries, the data path's
     /// filesystem, O_DIRECT, device and NUMA node, io_uring, memlock; a verdict per backend.
     Check(check::CheckArgs),
+    /// Internal: what `check` runs in a child process to open the cuFile driver.
+    #[command(hide = true)]
+    CufileProbe(check::ProbeArgs),
 }
 
 /// Entry point of the `gdswap` binary.
@@ -51,6 +54,7 @@ pub fn main() -> ExitCode {
     let result = match cli.command {
         Command::Run(args) => run::run(&args),
         Command::Check(args) => check::run(&args),
+        Command::CufileProbe(args) => check::cufile_probe(&args),
         Command::Backends => {
             backends();
             Ok(())

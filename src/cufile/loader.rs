@@ -516,6 +516,22 @@ impl CuFileLib {
         )
     }
 
+    /// `cuFileSetParameterBool` (1.14+; works only before the driver is opened).
+    pub fn set_parameter_bool(
+        &self,
+        param: ffi::CUFileBoolConfigParameter,
+        value: bool,
+    ) -> crate::Result<()> {
+        let api = self.parameters.ok_or_else(|| crate::Error::Unavailable {
+            backend: "gds".into(),
+            reason: self.require("parameters").err().unwrap_or_default(),
+        })?;
+        // SAFETY: cuFileSetParameterBool takes two values and returns a status; the pointer was
+        // resolved from the loaded library, which stays mapped.
+        let status = unsafe { (api.set_bool)(param, value) };
+        super::result::Call::new("cuFileSetParameterBool").check(status)
+    }
+
     /// "needs cuFile >= x.y" when the optional group `name` is absent.
     pub fn require(&self, name: &str) -> Result<(), String> {
         match self.group(name) {

@@ -9,15 +9,15 @@ use gdswap_ffi::{
     has_bit, CUfileDriverControlFlags as Control, CUfileDriverStatusFlags as Status,
     CUfileDrvProps_t, CUfileFeatureFlags as Feature,
 };
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// What the driver properties say, decoded.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DriverProperties {
     /// nvidia-fs version; `None` when nvidia-fs is not loaded (reported as 0.0).
     pub nvidia_fs_version: Option<String>,
     /// Storage the driver supports for direct I/O (`nvme`, `nfs`, ...), from `dstatusflags`.
-    pub supported: Vec<&'static str>,
+    pub supported: Vec<String>,
     /// Bits of `dstatusflags` this build has no name for.
     pub unknown_status_bits: Vec<u32>,
     pub allow_compat_mode: bool,
@@ -25,7 +25,7 @@ pub struct DriverProperties {
     pub poll_threshold_kb: u64,
     pub max_direct_io_kb: u64,
     /// Features of the library (`batch_io`, `streams`, `p2pdma`, ...), from `fflags`.
-    pub features: Vec<&'static str>,
+    pub features: Vec<String>,
     pub max_device_cache_kb: u32,
     pub per_buffer_cache_kb: u32,
     pub max_device_pinned_mem_kb: u32,
@@ -69,7 +69,7 @@ impl DriverProperties {
             supported: STATUS_NAMES
                 .iter()
                 .filter(|(s, _)| has_bit(status, s.0))
-                .map(|(_, n)| *n)
+                .map(|(_, n)| n.to_string())
                 .collect(),
             unknown_status_bits: (0..32)
                 .filter(|b| has_bit(status, *b) && !known(*b))
@@ -81,7 +81,7 @@ impl DriverProperties {
             features: FEATURE_NAMES
                 .iter()
                 .filter(|(f, _)| has_bit(p.fflags, f.0))
-                .map(|(_, n)| *n)
+                .map(|(_, n)| n.to_string())
                 .collect(),
             max_device_cache_kb: p.max_device_cache_size,
             per_buffer_cache_kb: p.per_buffer_cache_size,
@@ -97,7 +97,9 @@ impl DriverProperties {
     pub fn best_path(&self) -> &'static str {
         if self.nvidia_fs_version.is_some() {
             "gpudirect (nvidia-fs)"
-        } else if self.features.contains(&"p2pdma") || self.supported.contains(&"nvme_p2p") {
+        } else if self.features.iter().any(|f| f == "p2pdma")
+            || self.supported.iter().any(|s| s == "nvme_p2p")
+        {
             "gpudirect (p2pdma)"
         } else if self.allow_compat_mode {
             "compat (posix via host bounce)"
