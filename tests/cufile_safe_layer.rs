@@ -34,7 +34,10 @@ impl Knobs {
     fn new() -> Knobs {
         // SAFETY: the fake is already loaded (RTLD_NODELETE) by fake_lib(); this only takes
         // another reference to it.
-        Knobs(unsafe { libloading::Library::new(&cufile_fake::fakes().cufile) }.unwrap())
+        let k = Knobs(unsafe { libloading::Library::new(&cufile_fake::fakes().cufile) }.unwrap());
+        // In this process the library's chatter would only clutter the test output.
+        k.set("FAKE_CUFILE_QUIET", 1);
+        k
     }
     fn set(&self, name: &str, value: i64) {
         let name = CString::new(name).unwrap();

@@ -13,6 +13,7 @@
  *   FAKE_CUFILE_FFLAGS         fflags (default 0b1110)
  *   FAKE_CUFILE_REGISTER_ERR   what cuFileHandleRegister returns when compat mode is disallowed
  *                              (e.g. 5008: the file is not on a GPUDirect path)
+ *   FAKE_CUFILE_QUIET          1: no line on stdout from cuFileDriverOpen
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -27,7 +28,7 @@ static long overrides[16];
 static const char *names[16] = {"FAKE_CUFILE_OPEN_ERR", "FAKE_CUFILE_OPEN_CU_ERR",
                                 "FAKE_CUFILE_NVFS_MAJOR", "FAKE_CUFILE_NVFS_MINOR",
                                 "FAKE_CUFILE_DSTATUS", "FAKE_CUFILE_FFLAGS",
-                                "FAKE_CUFILE_REGISTER_ERR", NULL};
+                                "FAKE_CUFILE_REGISTER_ERR", "FAKE_CUFILE_QUIET", NULL};
 
 static long knob(int i, long dflt) {
     if (overrides_set[i]) return overrides[i];
@@ -62,8 +63,10 @@ CUfileError_t cuFileGetVersion(int *v) { *v = 1140; return status(0, 0); }
 CUfileError_t cuFileDriverOpen(void) {
     long err = knob(0, 0);
     /* The real library talks on stdout: so does the fake, to keep callers honest. */
-    printf("fake cufile: cuFileDriverOpen -> %ld\n", err);
-    fflush(stdout);
+    if (!knob(7, 0)) {
+        printf("fake cufile: cuFileDriverOpen -> %ld\n", err);
+        fflush(stdout);
+    }
     if (err) return status(err, knob(1, 0));
     opens++;
     return status(0, 0);
