@@ -72,6 +72,36 @@ impl Knobs {
 }
 
 #[test]
+fn missing_and_partial_api_groups_are_absent_and_named() {
+    let lib = fake_lib();
+    let stream = lib.group("stream").unwrap();
+    assert!(!stream.present);
+    assert_eq!(
+        stream.missing,
+        [
+            "cuFileWriteAsync",
+            "cuFileStreamRegister",
+            "cuFileStreamDeregister"
+        ],
+        "cuFileReadAsync alone does not make the group"
+    );
+    assert!(lib.stream.is_none() && lib.batch.is_none() && lib.stats.is_none());
+    assert_eq!(lib.group("batch").unwrap().missing.len(), 5);
+    let e = lib.require("stream").unwrap_err();
+    assert!(
+        e.contains("lacks the stream API (cuFileWriteAsync, "),
+        "{e}"
+    );
+    assert!(e.ends_with("needs cuFile >= 1.7"), "{e}");
+    assert!(lib
+        .require("batch")
+        .unwrap_err()
+        .ends_with("needs cuFile >= 1.2"));
+    assert!(lib.require("parameters").is_ok() && lib.require("version").is_ok());
+    assert_eq!(lib.version().unwrap().unwrap().to_string(), "1.14");
+}
+
+#[test]
 fn driver_opens_once_and_the_last_user_closes_it() {
     let _g = serial();
     let lib = fake_lib();

@@ -3,6 +3,8 @@
  * open/close/properties with a use count, the parameter API, handle registration (which checks
  * O_DIRECT like the real one), and buffer registration bookkeeping. Reads and writes are not
  * faked here (the gds backend's fake is separate work): they fail with CU_FILE_INTERNAL_ERROR.
+ * Like an old or partial library, it has no batch or statistics API, and of the stream API only
+ * cuFileReadAsync: the loader must call that group absent and name what is missing.
  *
  * Behaviour is set per process by environment variables (read at each call), or in-process by
  * fake_cufile_set(name, value), which wins over the environment:
@@ -148,3 +150,10 @@ CUfileError_t cuFileSetParameterBool(CUFileBoolConfigParameter_t p, bool v) {
     return status(0, 0);
 }
 CUfileError_t cuFileSetParameterString(CUFileStringConfigParameter_t p, const char *s) { (void)p; (void)s; return status(0, 0); }
+
+/* The one stream-API symbol (a partial group). */
+CUfileError_t cuFileReadAsync(CUfileHandle_t fh, void *b, size_t *n, off_t *fo, off_t *bo,
+                              ssize_t *done, CUstream s) {
+    (void)fh; (void)b; (void)n; (void)fo; (void)bo; (void)done; (void)s;
+    return status(CU_FILE_ASYNC_NOT_SUPPORTED, 0);
+}
