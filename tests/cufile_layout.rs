@@ -232,6 +232,868 @@ fn fields() -> Vec<FieldCheck> {
     ]
 }
 
+/// The statistics structs of the header's version (1.15+; their layout changed in 1.20).
+fn stats_checks(version: (u32, u32)) -> (Vec<TypeCheck>, Vec<FieldCheck>) {
+    let mut fields = vec![
+        field!("CUfileOpCounter_t", CUfileOpCounter_t, "ok", ok),
+        field!("CUfileOpCounter_t", CUfileOpCounter_t, "err", err),
+        field!("CUfilePerGpuStats_t", CUfilePerGpuStats_t, "uuid", uuid),
+        field!(
+            "CUfilePerGpuStats_t",
+            CUfilePerGpuStats_t,
+            "read_bytes",
+            read_bytes
+        ),
+        field!(
+            "CUfilePerGpuStats_t",
+            CUfilePerGpuStats_t,
+            "read_bw_bytes_per_sec",
+            read_bw_bytes_per_sec
+        ),
+        field!(
+            "CUfilePerGpuStats_t",
+            CUfilePerGpuStats_t,
+            "read_utilization",
+            read_utilization
+        ),
+        field!(
+            "CUfilePerGpuStats_t",
+            CUfilePerGpuStats_t,
+            "read_duration_us",
+            read_duration_us
+        ),
+        field!(
+            "CUfilePerGpuStats_t",
+            CUfilePerGpuStats_t,
+            "n_total_reads",
+            n_total_reads
+        ),
+        field!(
+            "CUfilePerGpuStats_t",
+            CUfilePerGpuStats_t,
+            "n_p2p_reads",
+            n_p2p_reads
+        ),
+        field!(
+            "CUfilePerGpuStats_t",
+            CUfilePerGpuStats_t,
+            "n_nvfs_reads",
+            n_nvfs_reads
+        ),
+        field!(
+            "CUfilePerGpuStats_t",
+            CUfilePerGpuStats_t,
+            "n_posix_reads",
+            n_posix_reads
+        ),
+        field!(
+            "CUfilePerGpuStats_t",
+            CUfilePerGpuStats_t,
+            "n_unaligned_reads",
+            n_unaligned_reads
+        ),
+        field!(
+            "CUfilePerGpuStats_t",
+            CUfilePerGpuStats_t,
+            "n_dr_reads",
+            n_dr_reads
+        ),
+        field!(
+            "CUfilePerGpuStats_t",
+            CUfilePerGpuStats_t,
+            "n_sparse_regions",
+            n_sparse_regions
+        ),
+        field!(
+            "CUfilePerGpuStats_t",
+            CUfilePerGpuStats_t,
+            "n_inline_regions",
+            n_inline_regions
+        ),
+        field!(
+            "CUfilePerGpuStats_t",
+            CUfilePerGpuStats_t,
+            "n_reads_err",
+            n_reads_err
+        ),
+        field!(
+            "CUfilePerGpuStats_t",
+            CUfilePerGpuStats_t,
+            "writes_bytes",
+            writes_bytes
+        ),
+        field!(
+            "CUfilePerGpuStats_t",
+            CUfilePerGpuStats_t,
+            "write_bw_bytes_per_sec",
+            write_bw_bytes_per_sec
+        ),
+        field!(
+            "CUfilePerGpuStats_t",
+            CUfilePerGpuStats_t,
+            "write_utilization",
+            write_utilization
+        ),
+        field!(
+            "CUfilePerGpuStats_t",
+            CUfilePerGpuStats_t,
+            "write_duration_us",
+            write_duration_us
+        ),
+        field!(
+            "CUfilePerGpuStats_t",
+            CUfilePerGpuStats_t,
+            "n_total_writes",
+            n_total_writes
+        ),
+        field!(
+            "CUfilePerGpuStats_t",
+            CUfilePerGpuStats_t,
+            "n_p2p_writes",
+            n_p2p_writes
+        ),
+        field!(
+            "CUfilePerGpuStats_t",
+            CUfilePerGpuStats_t,
+            "n_nvfs_writes",
+            n_nvfs_writes
+        ),
+        field!(
+            "CUfilePerGpuStats_t",
+            CUfilePerGpuStats_t,
+            "n_posix_writes",
+            n_posix_writes
+        ),
+        field!(
+            "CUfilePerGpuStats_t",
+            CUfilePerGpuStats_t,
+            "n_unaligned_writes",
+            n_unaligned_writes
+        ),
+        field!(
+            "CUfilePerGpuStats_t",
+            CUfilePerGpuStats_t,
+            "n_dr_writes",
+            n_dr_writes
+        ),
+        field!(
+            "CUfilePerGpuStats_t",
+            CUfilePerGpuStats_t,
+            "n_writes_err",
+            n_writes_err
+        ),
+        field!("CUfilePerGpuStats_t", CUfilePerGpuStats_t, "n_mmap", n_mmap),
+        field!(
+            "CUfilePerGpuStats_t",
+            CUfilePerGpuStats_t,
+            "n_mmap_ok",
+            n_mmap_ok
+        ),
+        field!(
+            "CUfilePerGpuStats_t",
+            CUfilePerGpuStats_t,
+            "n_mmap_err",
+            n_mmap_err
+        ),
+        field!(
+            "CUfilePerGpuStats_t",
+            CUfilePerGpuStats_t,
+            "n_mmap_free",
+            n_mmap_free
+        ),
+        field!(
+            "CUfilePerGpuStats_t",
+            CUfilePerGpuStats_t,
+            "reg_bytes",
+            reg_bytes
+        ),
+    ];
+    let mut types = vec![
+        ty!("CUfileOpCounter_t", CUfileOpCounter_t),
+        ty!("CUfilePerGpuStats_t", CUfilePerGpuStats_t),
+    ];
+    if version < (1, 15) {
+        return (Vec::new(), Vec::new());
+    } else if version < (1, 20) {
+        types.extend([
+            ty!("CUfileStatsLevel1_t", CUfileStatsLevel1_v1_15),
+            ty!("CUfileStatsLevel2_t", CUfileStatsLevel2_v1_15),
+            ty!("CUfileStatsLevel3_t", CUfileStatsLevel3_v1_15),
+        ]);
+        fields.extend([
+            field!(
+                "CUfileStatsLevel1_t",
+                CUfileStatsLevel1_v1_15,
+                "read_ops",
+                read_ops
+            ),
+            field!(
+                "CUfileStatsLevel1_t",
+                CUfileStatsLevel1_v1_15,
+                "write_ops",
+                write_ops
+            ),
+            field!(
+                "CUfileStatsLevel1_t",
+                CUfileStatsLevel1_v1_15,
+                "hdl_register_ops",
+                hdl_register_ops
+            ),
+            field!(
+                "CUfileStatsLevel1_t",
+                CUfileStatsLevel1_v1_15,
+                "hdl_deregister_ops",
+                hdl_deregister_ops
+            ),
+            field!(
+                "CUfileStatsLevel1_t",
+                CUfileStatsLevel1_v1_15,
+                "buf_register_ops",
+                buf_register_ops
+            ),
+            field!(
+                "CUfileStatsLevel1_t",
+                CUfileStatsLevel1_v1_15,
+                "buf_deregister_ops",
+                buf_deregister_ops
+            ),
+            field!(
+                "CUfileStatsLevel1_t",
+                CUfileStatsLevel1_v1_15,
+                "read_bytes",
+                read_bytes
+            ),
+            field!(
+                "CUfileStatsLevel1_t",
+                CUfileStatsLevel1_v1_15,
+                "write_bytes",
+                write_bytes
+            ),
+            field!(
+                "CUfileStatsLevel1_t",
+                CUfileStatsLevel1_v1_15,
+                "read_bw_bytes_per_sec",
+                read_bw_bytes_per_sec
+            ),
+            field!(
+                "CUfileStatsLevel1_t",
+                CUfileStatsLevel1_v1_15,
+                "write_bw_bytes_per_sec",
+                write_bw_bytes_per_sec
+            ),
+            field!(
+                "CUfileStatsLevel1_t",
+                CUfileStatsLevel1_v1_15,
+                "read_lat_avg_us",
+                read_lat_avg_us
+            ),
+            field!(
+                "CUfileStatsLevel1_t",
+                CUfileStatsLevel1_v1_15,
+                "write_lat_avg_us",
+                write_lat_avg_us
+            ),
+            field!(
+                "CUfileStatsLevel1_t",
+                CUfileStatsLevel1_v1_15,
+                "read_ops_per_sec",
+                read_ops_per_sec
+            ),
+            field!(
+                "CUfileStatsLevel1_t",
+                CUfileStatsLevel1_v1_15,
+                "write_ops_per_sec",
+                write_ops_per_sec
+            ),
+            field!(
+                "CUfileStatsLevel1_t",
+                CUfileStatsLevel1_v1_15,
+                "read_lat_sum_us",
+                read_lat_sum_us
+            ),
+            field!(
+                "CUfileStatsLevel1_t",
+                CUfileStatsLevel1_v1_15,
+                "write_lat_sum_us",
+                write_lat_sum_us
+            ),
+            field!(
+                "CUfileStatsLevel1_t",
+                CUfileStatsLevel1_v1_15,
+                "batch_submit_ops",
+                batch_submit_ops
+            ),
+            field!(
+                "CUfileStatsLevel1_t",
+                CUfileStatsLevel1_v1_15,
+                "batch_complete_ops",
+                batch_complete_ops
+            ),
+            field!(
+                "CUfileStatsLevel1_t",
+                CUfileStatsLevel1_v1_15,
+                "batch_setup_ops",
+                batch_setup_ops
+            ),
+            field!(
+                "CUfileStatsLevel1_t",
+                CUfileStatsLevel1_v1_15,
+                "batch_cancel_ops",
+                batch_cancel_ops
+            ),
+            field!(
+                "CUfileStatsLevel1_t",
+                CUfileStatsLevel1_v1_15,
+                "batch_destroy_ops",
+                batch_destroy_ops
+            ),
+            field!(
+                "CUfileStatsLevel1_t",
+                CUfileStatsLevel1_v1_15,
+                "batch_enqueued_ops",
+                batch_enqueued_ops
+            ),
+            field!(
+                "CUfileStatsLevel1_t",
+                CUfileStatsLevel1_v1_15,
+                "batch_posix_enqueued_ops",
+                batch_posix_enqueued_ops
+            ),
+            field!(
+                "CUfileStatsLevel1_t",
+                CUfileStatsLevel1_v1_15,
+                "batch_processed_ops",
+                batch_processed_ops
+            ),
+            field!(
+                "CUfileStatsLevel1_t",
+                CUfileStatsLevel1_v1_15,
+                "batch_posix_processed_ops",
+                batch_posix_processed_ops
+            ),
+            field!(
+                "CUfileStatsLevel1_t",
+                CUfileStatsLevel1_v1_15,
+                "batch_nvfs_submit_ops",
+                batch_nvfs_submit_ops
+            ),
+            field!(
+                "CUfileStatsLevel1_t",
+                CUfileStatsLevel1_v1_15,
+                "batch_p2p_submit_ops",
+                batch_p2p_submit_ops
+            ),
+            field!(
+                "CUfileStatsLevel1_t",
+                CUfileStatsLevel1_v1_15,
+                "batch_aio_submit_ops",
+                batch_aio_submit_ops
+            ),
+            field!(
+                "CUfileStatsLevel1_t",
+                CUfileStatsLevel1_v1_15,
+                "batch_iouring_submit_ops",
+                batch_iouring_submit_ops
+            ),
+            field!(
+                "CUfileStatsLevel1_t",
+                CUfileStatsLevel1_v1_15,
+                "batch_mixed_io_submit_ops",
+                batch_mixed_io_submit_ops
+            ),
+            field!(
+                "CUfileStatsLevel1_t",
+                CUfileStatsLevel1_v1_15,
+                "batch_total_submit_ops",
+                batch_total_submit_ops
+            ),
+            field!(
+                "CUfileStatsLevel1_t",
+                CUfileStatsLevel1_v1_15,
+                "batch_read_bytes",
+                batch_read_bytes
+            ),
+            field!(
+                "CUfileStatsLevel1_t",
+                CUfileStatsLevel1_v1_15,
+                "batch_write_bytes",
+                batch_write_bytes
+            ),
+            field!(
+                "CUfileStatsLevel1_t",
+                CUfileStatsLevel1_v1_15,
+                "batch_read_bw_bytes",
+                batch_read_bw_bytes
+            ),
+            field!(
+                "CUfileStatsLevel1_t",
+                CUfileStatsLevel1_v1_15,
+                "batch_write_bw_bytes",
+                batch_write_bw_bytes
+            ),
+            field!(
+                "CUfileStatsLevel1_t",
+                CUfileStatsLevel1_v1_15,
+                "batch_submit_lat_avg_us",
+                batch_submit_lat_avg_us
+            ),
+            field!(
+                "CUfileStatsLevel1_t",
+                CUfileStatsLevel1_v1_15,
+                "batch_completion_lat_avg_us",
+                batch_completion_lat_avg_us
+            ),
+            field!(
+                "CUfileStatsLevel1_t",
+                CUfileStatsLevel1_v1_15,
+                "batch_submit_ops_per_sec",
+                batch_submit_ops_per_sec
+            ),
+            field!(
+                "CUfileStatsLevel1_t",
+                CUfileStatsLevel1_v1_15,
+                "batch_complete_ops_per_sec",
+                batch_complete_ops_per_sec
+            ),
+            field!(
+                "CUfileStatsLevel1_t",
+                CUfileStatsLevel1_v1_15,
+                "batch_submit_lat_sum_us",
+                batch_submit_lat_sum_us
+            ),
+            field!(
+                "CUfileStatsLevel1_t",
+                CUfileStatsLevel1_v1_15,
+                "batch_completion_lat_sum_us",
+                batch_completion_lat_sum_us
+            ),
+            field!(
+                "CUfileStatsLevel1_t",
+                CUfileStatsLevel1_v1_15,
+                "last_batch_read_bytes",
+                last_batch_read_bytes
+            ),
+            field!(
+                "CUfileStatsLevel1_t",
+                CUfileStatsLevel1_v1_15,
+                "last_batch_write_bytes",
+                last_batch_write_bytes
+            ),
+            field!(
+                "CUfileStatsLevel2_t",
+                CUfileStatsLevel2_v1_15,
+                "basic",
+                basic
+            ),
+            field!(
+                "CUfileStatsLevel2_t",
+                CUfileStatsLevel2_v1_15,
+                "read_size_kb_hist",
+                read_size_kb_hist
+            ),
+            field!(
+                "CUfileStatsLevel2_t",
+                CUfileStatsLevel2_v1_15,
+                "write_size_kb_hist",
+                write_size_kb_hist
+            ),
+            field!(
+                "CUfileStatsLevel3_t",
+                CUfileStatsLevel3_v1_15,
+                "detailed",
+                detailed
+            ),
+            field!(
+                "CUfileStatsLevel3_t",
+                CUfileStatsLevel3_v1_15,
+                "num_gpus",
+                num_gpus
+            ),
+            field!(
+                "CUfileStatsLevel3_t",
+                CUfileStatsLevel3_v1_15,
+                "per_gpu_stats",
+                per_gpu_stats
+            ),
+        ]);
+    } else {
+        types.extend([
+            ty!("CUfileStatsLevel1_t", CUfileStatsLevel1_v1_20),
+            ty!("CUfileStatsLevel2_t", CUfileStatsLevel2_v1_20),
+            ty!("CUfileStatsLevel3_t", CUfileStatsLevel3_v1_20),
+        ]);
+        fields.extend([
+            field!(
+                "CUfileStatsLevel1_t",
+                CUfileStatsLevel1_v1_20,
+                "read_ops",
+                base.read_ops
+            ),
+            field!(
+                "CUfileStatsLevel1_t",
+                CUfileStatsLevel1_v1_20,
+                "write_ops",
+                base.write_ops
+            ),
+            field!(
+                "CUfileStatsLevel1_t",
+                CUfileStatsLevel1_v1_20,
+                "hdl_register_ops",
+                base.hdl_register_ops
+            ),
+            field!(
+                "CUfileStatsLevel1_t",
+                CUfileStatsLevel1_v1_20,
+                "hdl_deregister_ops",
+                base.hdl_deregister_ops
+            ),
+            field!(
+                "CUfileStatsLevel1_t",
+                CUfileStatsLevel1_v1_20,
+                "buf_register_ops",
+                base.buf_register_ops
+            ),
+            field!(
+                "CUfileStatsLevel1_t",
+                CUfileStatsLevel1_v1_20,
+                "buf_deregister_ops",
+                base.buf_deregister_ops
+            ),
+            field!(
+                "CUfileStatsLevel1_t",
+                CUfileStatsLevel1_v1_20,
+                "read_bytes",
+                base.read_bytes
+            ),
+            field!(
+                "CUfileStatsLevel1_t",
+                CUfileStatsLevel1_v1_20,
+                "write_bytes",
+                base.write_bytes
+            ),
+            field!(
+                "CUfileStatsLevel1_t",
+                CUfileStatsLevel1_v1_20,
+                "read_bw_bytes_per_sec",
+                base.read_bw_bytes_per_sec
+            ),
+            field!(
+                "CUfileStatsLevel1_t",
+                CUfileStatsLevel1_v1_20,
+                "write_bw_bytes_per_sec",
+                base.write_bw_bytes_per_sec
+            ),
+            field!(
+                "CUfileStatsLevel1_t",
+                CUfileStatsLevel1_v1_20,
+                "read_lat_avg_us",
+                base.read_lat_avg_us
+            ),
+            field!(
+                "CUfileStatsLevel1_t",
+                CUfileStatsLevel1_v1_20,
+                "write_lat_avg_us",
+                base.write_lat_avg_us
+            ),
+            field!(
+                "CUfileStatsLevel1_t",
+                CUfileStatsLevel1_v1_20,
+                "read_ops_per_sec",
+                base.read_ops_per_sec
+            ),
+            field!(
+                "CUfileStatsLevel1_t",
+                CUfileStatsLevel1_v1_20,
+                "write_ops_per_sec",
+                base.write_ops_per_sec
+            ),
+            field!(
+                "CUfileStatsLevel1_t",
+                CUfileStatsLevel1_v1_20,
+                "read_lat_sum_us",
+                base.read_lat_sum_us
+            ),
+            field!(
+                "CUfileStatsLevel1_t",
+                CUfileStatsLevel1_v1_20,
+                "write_lat_sum_us",
+                base.write_lat_sum_us
+            ),
+            field!(
+                "CUfileStatsLevel1_t",
+                CUfileStatsLevel1_v1_20,
+                "batch_submit_ops",
+                base.batch_submit_ops
+            ),
+            field!(
+                "CUfileStatsLevel1_t",
+                CUfileStatsLevel1_v1_20,
+                "batch_complete_ops",
+                base.batch_complete_ops
+            ),
+            field!(
+                "CUfileStatsLevel1_t",
+                CUfileStatsLevel1_v1_20,
+                "batch_setup_ops",
+                base.batch_setup_ops
+            ),
+            field!(
+                "CUfileStatsLevel1_t",
+                CUfileStatsLevel1_v1_20,
+                "batch_cancel_ops",
+                base.batch_cancel_ops
+            ),
+            field!(
+                "CUfileStatsLevel1_t",
+                CUfileStatsLevel1_v1_20,
+                "batch_destroy_ops",
+                base.batch_destroy_ops
+            ),
+            field!(
+                "CUfileStatsLevel1_t",
+                CUfileStatsLevel1_v1_20,
+                "batch_enqueued_ops",
+                base.batch_enqueued_ops
+            ),
+            field!(
+                "CUfileStatsLevel1_t",
+                CUfileStatsLevel1_v1_20,
+                "batch_posix_enqueued_ops",
+                base.batch_posix_enqueued_ops
+            ),
+            field!(
+                "CUfileStatsLevel1_t",
+                CUfileStatsLevel1_v1_20,
+                "batch_processed_ops",
+                base.batch_processed_ops
+            ),
+            field!(
+                "CUfileStatsLevel1_t",
+                CUfileStatsLevel1_v1_20,
+                "batch_posix_processed_ops",
+                base.batch_posix_processed_ops
+            ),
+            field!(
+                "CUfileStatsLevel1_t",
+                CUfileStatsLevel1_v1_20,
+                "batch_nvfs_submit_ops",
+                base.batch_nvfs_submit_ops
+            ),
+            field!(
+                "CUfileStatsLevel1_t",
+                CUfileStatsLevel1_v1_20,
+                "batch_p2p_submit_ops",
+                base.batch_p2p_submit_ops
+            ),
+            field!(
+                "CUfileStatsLevel1_t",
+                CUfileStatsLevel1_v1_20,
+                "batch_aio_submit_ops",
+                base.batch_aio_submit_ops
+            ),
+            field!(
+                "CUfileStatsLevel1_t",
+                CUfileStatsLevel1_v1_20,
+                "batch_iouring_submit_ops",
+                base.batch_iouring_submit_ops
+            ),
+            field!(
+                "CUfileStatsLevel1_t",
+                CUfileStatsLevel1_v1_20,
+                "batch_mixed_io_submit_ops",
+                base.batch_mixed_io_submit_ops
+            ),
+            field!(
+                "CUfileStatsLevel1_t",
+                CUfileStatsLevel1_v1_20,
+                "batch_total_submit_ops",
+                base.batch_total_submit_ops
+            ),
+            field!(
+                "CUfileStatsLevel1_t",
+                CUfileStatsLevel1_v1_20,
+                "batch_read_bytes",
+                base.batch_read_bytes
+            ),
+            field!(
+                "CUfileStatsLevel1_t",
+                CUfileStatsLevel1_v1_20,
+                "batch_write_bytes",
+                base.batch_write_bytes
+            ),
+            field!(
+                "CUfileStatsLevel1_t",
+                CUfileStatsLevel1_v1_20,
+                "batch_read_bw_bytes",
+                base.batch_read_bw_bytes
+            ),
+            field!(
+                "CUfileStatsLevel1_t",
+                CUfileStatsLevel1_v1_20,
+                "batch_write_bw_bytes",
+                base.batch_write_bw_bytes
+            ),
+            field!(
+                "CUfileStatsLevel1_t",
+                CUfileStatsLevel1_v1_20,
+                "batch_submit_lat_avg_us",
+                base.batch_submit_lat_avg_us
+            ),
+            field!(
+                "CUfileStatsLevel1_t",
+                CUfileStatsLevel1_v1_20,
+                "batch_completion_lat_avg_us",
+                base.batch_completion_lat_avg_us
+            ),
+            field!(
+                "CUfileStatsLevel1_t",
+                CUfileStatsLevel1_v1_20,
+                "batch_submit_ops_per_sec",
+                base.batch_submit_ops_per_sec
+            ),
+            field!(
+                "CUfileStatsLevel1_t",
+                CUfileStatsLevel1_v1_20,
+                "batch_complete_ops_per_sec",
+                base.batch_complete_ops_per_sec
+            ),
+            field!(
+                "CUfileStatsLevel1_t",
+                CUfileStatsLevel1_v1_20,
+                "batch_submit_lat_sum_us",
+                base.batch_submit_lat_sum_us
+            ),
+            field!(
+                "CUfileStatsLevel1_t",
+                CUfileStatsLevel1_v1_20,
+                "batch_completion_lat_sum_us",
+                base.batch_completion_lat_sum_us
+            ),
+            field!(
+                "CUfileStatsLevel1_t",
+                CUfileStatsLevel1_v1_20,
+                "last_batch_read_bytes",
+                base.last_batch_read_bytes
+            ),
+            field!(
+                "CUfileStatsLevel1_t",
+                CUfileStatsLevel1_v1_20,
+                "last_batch_write_bytes",
+                base.last_batch_write_bytes
+            ),
+            field!(
+                "CUfileStatsLevel1_t",
+                CUfileStatsLevel1_v1_20,
+                "readv_ops",
+                readv_ops
+            ),
+            field!(
+                "CUfileStatsLevel1_t",
+                CUfileStatsLevel1_v1_20,
+                "writev_ops",
+                writev_ops
+            ),
+            field!(
+                "CUfileStatsLevel1_t",
+                CUfileStatsLevel1_v1_20,
+                "readv_bytes",
+                readv_bytes
+            ),
+            field!(
+                "CUfileStatsLevel1_t",
+                CUfileStatsLevel1_v1_20,
+                "writev_bytes",
+                writev_bytes
+            ),
+            field!(
+                "CUfileStatsLevel1_t",
+                CUfileStatsLevel1_v1_20,
+                "readv_bw_bytes_per_sec",
+                readv_bw_bytes_per_sec
+            ),
+            field!(
+                "CUfileStatsLevel1_t",
+                CUfileStatsLevel1_v1_20,
+                "writev_bw_bytes_per_sec",
+                writev_bw_bytes_per_sec
+            ),
+            field!(
+                "CUfileStatsLevel1_t",
+                CUfileStatsLevel1_v1_20,
+                "readv_lat_avg_us",
+                readv_lat_avg_us
+            ),
+            field!(
+                "CUfileStatsLevel1_t",
+                CUfileStatsLevel1_v1_20,
+                "writev_lat_avg_us",
+                writev_lat_avg_us
+            ),
+            field!(
+                "CUfileStatsLevel1_t",
+                CUfileStatsLevel1_v1_20,
+                "readv_ops_per_sec",
+                readv_ops_per_sec
+            ),
+            field!(
+                "CUfileStatsLevel1_t",
+                CUfileStatsLevel1_v1_20,
+                "writev_ops_per_sec",
+                writev_ops_per_sec
+            ),
+            field!(
+                "CUfileStatsLevel1_t",
+                CUfileStatsLevel1_v1_20,
+                "readv_lat_sum_us",
+                readv_lat_sum_us
+            ),
+            field!(
+                "CUfileStatsLevel1_t",
+                CUfileStatsLevel1_v1_20,
+                "writev_lat_sum_us",
+                writev_lat_sum_us
+            ),
+            field!(
+                "CUfileStatsLevel2_t",
+                CUfileStatsLevel2_v1_20,
+                "basic",
+                basic
+            ),
+            field!(
+                "CUfileStatsLevel2_t",
+                CUfileStatsLevel2_v1_20,
+                "read_size_kb_hist",
+                read_size_kb_hist
+            ),
+            field!(
+                "CUfileStatsLevel2_t",
+                CUfileStatsLevel2_v1_20,
+                "write_size_kb_hist",
+                write_size_kb_hist
+            ),
+            field!(
+                "CUfileStatsLevel3_t",
+                CUfileStatsLevel3_v1_20,
+                "detailed",
+                detailed
+            ),
+            field!(
+                "CUfileStatsLevel3_t",
+                CUfileStatsLevel3_v1_20,
+                "num_gpus",
+                num_gpus
+            ),
+            field!(
+                "CUfileStatsLevel3_t",
+                CUfileStatsLevel3_v1_20,
+                "per_gpu_stats",
+                per_gpu_stats
+            ),
+        ]);
+    }
+    (types, fields)
+}
+
 /// Enum constants and `#define`s: (C name, Rust value, the cuFile version whose header first
 /// has it). The error codes are checked through the header's own table instead.
 fn constants() -> Vec<(&'static str, i64, (u32, u32))> {
@@ -428,12 +1290,16 @@ typedef enum cudaError_enum { CUDA_SUCCESS = 0 } CUresult;
 typedef struct CUstream_st *CUstream;
 ";
 
-fn probe_source(constants: &[(&'static str, i64, (u32, u32))]) -> String {
+fn probe_source(
+    types: &[TypeCheck],
+    fields: &[FieldCheck],
+    constants: &[(&'static str, i64, (u32, u32))],
+) -> String {
     let mut c = String::from(
         "#define _GNU_SOURCE\n#include <stddef.h>\n#include <stdio.h>\n#include <time.h>\n\
          #include <sys/types.h>\n#include \"cufile.h\"\nint main(void) {\n",
     );
-    for t in types() {
+    for t in types {
         writeln!(
             c,
             "  printf(\"type %s %zu %zu\\n\", \"{0}\", sizeof({0}), _Alignof({0}));",
@@ -441,7 +1307,7 @@ fn probe_source(constants: &[(&'static str, i64, (u32, u32))]) -> String {
         )
         .unwrap();
     }
-    for f in fields() {
+    for f in fields {
         writeln!(
             c,
             "  printf(\"field %s.%s %zu %zu\\n\", \"{0}\", \"{1}\", offsetof({0}, {1}), sizeof((({0}*)0)->{1}));",
@@ -467,6 +1333,8 @@ fn probe_source(constants: &[(&'static str, i64, (u32, u32))]) -> String {
 /// Compiles and runs the probe against the wheel's header; returns its output lines.
 fn run_probe(
     wheel: &cufile_wheel::Wheel,
+    types: &[TypeCheck],
+    fields: &[FieldCheck],
     constants: &[(&'static str, i64, (u32, u32))],
 ) -> Vec<String> {
     let dir = tempfile::Builder::new()
@@ -477,7 +1345,7 @@ fn run_probe(
     std::fs::create_dir_all(&stub).unwrap();
     std::fs::write(stub.join("cuda.h"), STUB_CUDA_H).unwrap();
     let src = dir.path().join("probe.c");
-    std::fs::write(&src, probe_source(constants)).unwrap();
+    std::fs::write(&src, probe_source(types, fields, constants)).unwrap();
     let exe = dir.path().join("probe");
     let out = Command::new("gcc")
         .args(["-std=gnu11", "-Wall", "-Werror", "-o"])
@@ -511,6 +1379,11 @@ fn ffi_matches_the_cufile_1_14_header() {
 }
 
 #[test]
+fn ffi_matches_the_cufile_1_15_header() {
+    check_against(cufile_wheel::get(cufile_wheel::CU13_115));
+}
+
+#[test]
 fn ffi_matches_the_cufile_1_20_header() {
     check_against(cufile_wheel::get(cufile_wheel::CU13));
 }
@@ -538,7 +1411,12 @@ fn check_against(wheel: &cufile_wheel::Wheel) {
         "only {} constants apply to {version:?}",
         asked.len()
     );
-    let lines = run_probe(wheel, &asked);
+    let (stats_types, stats_fields) = stats_checks(version);
+    let mut all_types = types();
+    all_types.extend(stats_types);
+    let mut all_fields = fields();
+    all_fields.extend(stats_fields);
+    let lines = run_probe(wheel, &all_types, &all_fields, &asked);
     let mut c_types = BTreeMap::new();
     let mut c_fields = BTreeMap::new();
     let mut c_consts = BTreeMap::new();
@@ -565,11 +1443,11 @@ fn check_against(wheel: &cufile_wheel::Wheel) {
     }
 
     // Everything asked for was printed (a parse slip must not make the checks vacuous).
-    assert_eq!(c_types.len(), types().len());
-    assert_eq!(c_fields.len(), fields().len());
+    assert_eq!(c_types.len(), all_types.len());
+    assert_eq!(c_fields.len(), all_fields.len());
     assert_eq!(c_consts.len(), asked.len());
 
-    for t in types() {
+    for t in &all_types {
         let c = c_types[t.c_type];
         if c != (t.size as i64, t.align as i64) {
             bad.push(format!(
@@ -578,7 +1456,7 @@ fn check_against(wheel: &cufile_wheel::Wheel) {
             ));
         }
     }
-    for f in fields() {
+    for f in &all_fields {
         let key = format!("{}.{}", f.c_type, f.c_field);
         let c = c_fields[&key];
         if c != (f.offset as i64, f.size as i64) {

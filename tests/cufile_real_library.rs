@@ -80,26 +80,24 @@ fn real_library_loads_and_reports_its_symbol_groups_and_version() {
 }
 
 #[test]
-fn cufile_1_20_has_every_group_statistics_included() {
-    let wheel = cufile_wheel::get(cufile_wheel::CU13);
-    let lib = cufile::load(Some(&wheel.library())).unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(
-        canonical(lib.file.as_deref().unwrap()),
-        canonical(&wheel.library())
-    );
-    for g in lib.groups() {
-        assert!(g.present, "{g:?}");
-    }
-    assert_eq!(lib.groups().len(), 6);
-    assert!(lib.stats.is_some());
-    let version = lib.version().unwrap().unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(
-        version,
-        CuFileVersion {
-            major: 1,
-            minor: 20
+fn cufile_1_15_and_1_20_have_every_group_statistics_included() {
+    // Both are loaded into this process by path: each must resolve into its own file (they
+    // share the SONAME libcufile.so.0).
+    for (spec, minor) in [(cufile_wheel::CU13_115, 15), (cufile_wheel::CU13, 20)] {
+        let wheel = cufile_wheel::get(spec);
+        let lib = cufile::load(Some(&wheel.library())).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            canonical(lib.file.as_deref().unwrap()),
+            canonical(&wheel.library())
+        );
+        for g in lib.groups() {
+            assert!(g.present, "{spec}: {g:?}");
         }
-    );
+        assert_eq!(lib.groups().len(), 6);
+        assert!(lib.stats.is_some());
+        let version = lib.version().unwrap().unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(version, CuFileVersion { major: 1, minor });
+    }
 }
 
 #[test]

@@ -522,6 +522,244 @@ impl CUFileStringConfigParameter {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Statistics structs (1.15+). Their layout changed in 1.20 (vector I/O counters were appended to
+// level 1, which shifts levels 2 and 3): pick the version's types by `cuFileGetVersion`. Both
+// are checked against the real 1.15 and 1.20 headers.
+// ---------------------------------------------------------------------------------------------
+
+/// `CUfileOpCounter_t`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CUfileOpCounter_t {
+    /// Successful operations.
+    pub ok: u64,
+    /// Failed operations.
+    pub err: u64,
+}
+
+/// `CUfileStatsLevel1_t` of cuFile 1.15 (CUDA 13.0).
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CUfileStatsLevel1_v1_15 {
+    /// Read operations
+    pub read_ops: CUfileOpCounter_t,
+    /// Write operations
+    pub write_ops: CUfileOpCounter_t,
+    /// Handle register operations
+    pub hdl_register_ops: CUfileOpCounter_t,
+    /// Handle deregister operations
+    pub hdl_deregister_ops: CUfileOpCounter_t,
+    /// Buffer register operations
+    pub buf_register_ops: CUfileOpCounter_t,
+    /// Buffer deregister operations
+    pub buf_deregister_ops: CUfileOpCounter_t,
+    /// Total bytes read
+    pub read_bytes: u64,
+    /// Total bytes written
+    pub write_bytes: u64,
+    /// Read bandwidth (bytes/sec)
+    pub read_bw_bytes_per_sec: u64,
+    /// Write bandwidth (bytes/sec)
+    pub write_bw_bytes_per_sec: u64,
+    /// Average read latency (microseconds)
+    pub read_lat_avg_us: u64,
+    /// Average write latency (microseconds)
+    pub write_lat_avg_us: u64,
+    /// Read operations per second
+    pub read_ops_per_sec: u64,
+    /// Write operations per second
+    pub write_ops_per_sec: u64,
+    /// Sum of read latencies
+    pub read_lat_sum_us: u64,
+    /// Sum of write latencies
+    pub write_lat_sum_us: u64,
+    /// Batch submit operations
+    pub batch_submit_ops: CUfileOpCounter_t,
+    /// Batch complete operations
+    pub batch_complete_ops: CUfileOpCounter_t,
+    /// Batch setup operations
+    pub batch_setup_ops: CUfileOpCounter_t,
+    /// Batch cancel operations
+    pub batch_cancel_ops: CUfileOpCounter_t,
+    /// Batch destroy operations
+    pub batch_destroy_ops: CUfileOpCounter_t,
+    /// Batch enqueue operations
+    pub batch_enqueued_ops: CUfileOpCounter_t,
+    /// POSIX batch enqueue operations
+    pub batch_posix_enqueued_ops: CUfileOpCounter_t,
+    /// Batch process operations
+    pub batch_processed_ops: CUfileOpCounter_t,
+    /// POSIX batch process operations
+    pub batch_posix_processed_ops: CUfileOpCounter_t,
+    /// NVFS batch submit operations
+    pub batch_nvfs_submit_ops: CUfileOpCounter_t,
+    /// P2P batch submit operations
+    pub batch_p2p_submit_ops: CUfileOpCounter_t,
+    /// AIO batch submit operations
+    pub batch_aio_submit_ops: CUfileOpCounter_t,
+    /// IO_URING batch submit operations
+    pub batch_iouring_submit_ops: CUfileOpCounter_t,
+    /// Mixed IO batch submit operations
+    pub batch_mixed_io_submit_ops: CUfileOpCounter_t,
+    /// Total batch submit operations
+    pub batch_total_submit_ops: CUfileOpCounter_t,
+    /// Total batch read bytes
+    pub batch_read_bytes: u64,
+    /// Total batch write bytes
+    pub batch_write_bytes: u64,
+    /// Batch read bandwidth
+    pub batch_read_bw_bytes: u64,
+    /// Batch write bandwidth
+    pub batch_write_bw_bytes: u64,
+    /// Avg batch submit latency
+    pub batch_submit_lat_avg_us: u64,
+    /// Avg batch completion latency
+    pub batch_completion_lat_avg_us: u64,
+    /// Batch submit operations per second
+    pub batch_submit_ops_per_sec: u64,
+    /// Batch complete operations per second
+    pub batch_complete_ops_per_sec: u64,
+    /// Sum of batch submit latencies
+    pub batch_submit_lat_sum_us: u64,
+    /// Sum of batch completion latencies
+    pub batch_completion_lat_sum_us: u64,
+    /// Last batch read bytes
+    pub last_batch_read_bytes: u64,
+    /// Last batch write bytes
+    pub last_batch_write_bytes: u64,
+}
+
+/// `CUfileStatsLevel1_t` of cuFile 1.20: the 1.15 fields (all `u64`, so embedding them keeps
+/// the flat C offsets), then the vector I/O counters.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CUfileStatsLevel1_v1_20 {
+    pub base: CUfileStatsLevel1_v1_15,
+    /// CuFileReadv operations
+    pub readv_ops: CUfileOpCounter_t,
+    /// CuFileWritev operations
+    pub writev_ops: CUfileOpCounter_t,
+    /// Total bytes read via cuFileReadv
+    pub readv_bytes: u64,
+    /// Total bytes written via cuFileWritev
+    pub writev_bytes: u64,
+    /// CuFileReadv bandwidth (bytes/sec)
+    pub readv_bw_bytes_per_sec: u64,
+    /// CuFileWritev bandwidth (bytes/sec)
+    pub writev_bw_bytes_per_sec: u64,
+    /// Average cuFileReadv latency (microseconds)
+    pub readv_lat_avg_us: u64,
+    /// Average cuFileWritev latency (microseconds)
+    pub writev_lat_avg_us: u64,
+    /// CuFileReadv operations per second
+    pub readv_ops_per_sec: u64,
+    /// CuFileWritev operations per second
+    pub writev_ops_per_sec: u64,
+    /// Sum of cuFileReadv latencies
+    pub readv_lat_sum_us: u64,
+    /// Sum of cuFileWritev latencies
+    pub writev_lat_sum_us: u64,
+}
+
+/// `CUfileStatsLevel2_t` over the level-1 struct of a version.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CUfileStatsLevel2<L1> {
+    pub basic: L1,
+    /// Histogram of read sizes (KiB buckets).
+    pub read_size_kb_hist: [u64; 32],
+    /// Histogram of write sizes (KiB buckets).
+    pub write_size_kb_hist: [u64; 32],
+}
+
+/// `CUFILE_GPU_UUID_LEN`.
+pub const CUFILE_GPU_UUID_LEN: usize = 16;
+/// The length of `CUfileStatsLevel3_t::per_gpu_stats` ("maxGpus" of cufile_stats.h).
+pub const CUFILE_STATS_MAX_GPUS: usize = 16;
+
+/// `CUfilePerGpuStats_t` (the same in 1.15 and 1.20): per GPU, POSIX vs nvidia-fs vs P2PDMA
+/// reads and writes, the per-I/O proof of which path the bytes took.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CUfilePerGpuStats_t {
+    /// GPU UUID.
+    pub uuid: [c_char; CUFILE_GPU_UUID_LEN],
+    /// Total bytes read
+    pub read_bytes: u64,
+    /// Read bandwidth in bytes per second
+    pub read_bw_bytes_per_sec: u64,
+    /// Read utilization percentage
+    pub read_utilization: u64,
+    /// Read operation duration
+    pub read_duration_us: u64,
+    /// Total number of reads
+    pub n_total_reads: u64,
+    /// Number of PCIe P2PDMA reads
+    pub n_p2p_reads: u64,
+    /// Number of nvidia-fs reads
+    pub n_nvfs_reads: u64,
+    /// Number of POSIX reads
+    pub n_posix_reads: u64,
+    /// Number of unaligned reads
+    pub n_unaligned_reads: u64,
+    /// Number of reads using dynamic routing
+    pub n_dr_reads: u64,
+    /// Number of sparse regions
+    pub n_sparse_regions: u64,
+    /// Number of inline regions
+    pub n_inline_regions: u64,
+    /// Number of read errors
+    pub n_reads_err: u64,
+    /// Total bytes written
+    pub writes_bytes: u64,
+    /// Write bandwidth in bytes per secind
+    pub write_bw_bytes_per_sec: u64,
+    /// Write utilization percentage
+    pub write_utilization: u64,
+    /// Write operation duration
+    pub write_duration_us: u64,
+    /// Total number of writes
+    pub n_total_writes: u64,
+    /// Number of PCIe P2PDMA writes
+    pub n_p2p_writes: u64,
+    /// Number of nvidia-fs writes
+    pub n_nvfs_writes: u64,
+    /// Number of POSIX writes
+    pub n_posix_writes: u64,
+    /// Number of unaligned writes
+    pub n_unaligned_writes: u64,
+    /// Number of writes using dynamic routing
+    pub n_dr_writes: u64,
+    /// Number of write errors
+    pub n_writes_err: u64,
+    /// Number of buffer registrations
+    pub n_mmap: u64,
+    /// Successful registrations
+    pub n_mmap_ok: u64,
+    /// Failed registrations
+    pub n_mmap_err: u64,
+    /// Number of buffer deregistrations
+    pub n_mmap_free: u64,
+    /// Total bytes registered
+    pub reg_bytes: u64,
+}
+
+/// `CUfileStatsLevel3_t` over the level-1 struct of a version.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CUfileStatsLevel3<L1> {
+    pub detailed: CUfileStatsLevel2<L1>,
+    /// GPUs with statistics in `per_gpu_stats`.
+    pub num_gpus: u32,
+    pub per_gpu_stats: [CUfilePerGpuStats_t; CUFILE_STATS_MAX_GPUS],
+}
+
+pub type CUfileStatsLevel2_v1_15 = CUfileStatsLevel2<CUfileStatsLevel1_v1_15>;
+pub type CUfileStatsLevel3_v1_15 = CUfileStatsLevel3<CUfileStatsLevel1_v1_15>;
+pub type CUfileStatsLevel2_v1_20 = CUfileStatsLevel2<CUfileStatsLevel1_v1_20>;
+pub type CUfileStatsLevel3_v1_20 = CUfileStatsLevel3<CUfileStatsLevel1_v1_20>;
+
+// ---------------------------------------------------------------------------------------------
 // Function pointer types, one per symbol gdswap resolves
 // ---------------------------------------------------------------------------------------------
 
@@ -635,7 +873,7 @@ pub type PFN_cuFileSetParameterString = unsafe extern "C" fn(
 
 // Statistics (1.15+, CUDA 13). The `CUfileStatsLevel{1,2,3}_t` layouts differ between 1.15
 // and 1.20, so the getters take an untyped pointer here: a caller picks the layout by
-// `cuFileGetVersion` and passes a buffer of that version's size.
+// `cuFileGetVersion` (`CUfileStatsLevel3_v1_15` or `_v1_20`) and passes a pointer to it.
 pub type PFN_cuFileSetStatsLevel = unsafe extern "C" fn(level: c_int) -> CUfileError_t;
 pub type PFN_cuFileGetStatsLevel = unsafe extern "C" fn(level: *mut c_int) -> CUfileError_t;
 pub type PFN_cuFileStatsStart = unsafe extern "C" fn() -> CUfileError_t;
@@ -708,6 +946,17 @@ const _: () = {
     assert!(offset_of!(CUfileIOEvents_t, ret) == 16);
 
     assert!(size_of::<timespec>() == 16);
+
+    assert!(size_of::<CUfileOpCounter_t>() == 16);
+    assert!(size_of::<CUfileStatsLevel1_v1_15>() == 512);
+    assert!(size_of::<CUfileStatsLevel2_v1_15>() == 1024);
+    assert!(size_of::<CUfilePerGpuStats_t>() == 248);
+    assert!(size_of::<CUfileStatsLevel3_v1_15>() == 5000);
+    assert!(size_of::<CUfileStatsLevel1_v1_20>() == 624);
+    assert!(size_of::<CUfileStatsLevel2_v1_20>() == 1136);
+    assert!(size_of::<CUfileStatsLevel3_v1_20>() == 5112);
+    assert!(offset_of!(CUfileStatsLevel3_v1_20, num_gpus) == 1136);
+    assert!(offset_of!(CUfileStatsLevel3_v1_20, per_gpu_stats) == 1144);
 };
 
 #[cfg(test)]

@@ -1,5 +1,5 @@
 //! NVIDIA's real cuFile, for the tests that check gdswap against it: PyPI's `nvidia-cufile-cu12`
-//! wheel (cuFile 1.14 of CUDA 12.9) and `nvidia-cufile` (1.20, CUDA 13), which hold
+//! wheel (cuFile 1.14 of CUDA 12.9) and `nvidia-cufile` (1.15 and 1.20, CUDA 13), which hold
 //! `include/cufile.h` and `lib/libcufile.so.0`, downloaded by the test build with pip, unpacked
 //! with Python's zipfile, and cached under the target directory
 //! (`CARGO_TARGET_TMPDIR/cufile-wheel/<requirement>/`), so later runs need no network.
@@ -18,6 +18,8 @@ use std::sync::Mutex;
 /// 1.20.0.107 is cuFile 1.20 of CUDA 13, whose header has the newer constants and error codes.
 pub const CU12: &str = "nvidia-cufile-cu12==1.14.1.1";
 pub const CU13: &str = "nvidia-cufile==1.20.0.107";
+/// cuFile 1.15 (CUDA 13.0): the first with the statistics API, whose layout 1.20 changed.
+pub const CU13_115: &str = "nvidia-cufile==1.15.1.6";
 
 /// The unpacked wheel.
 #[derive(Debug)]
