@@ -129,6 +129,9 @@ pub enum Error {
     /// Another worker failed first; this one stopped at a barrier.
     #[error("stopped because another worker failed")]
     Aborted,
+    /// A cuFile call failed: the call, file, offset and the code's name and number.
+    #[error(transparent)]
+    CuFile(Box<crate::cufile::CuFileError>),
     /// A worker thread panicked: a bug in gdswap.
     #[error("worker thread {0} panicked (a bug in gdswap; please report it)")]
     WorkerPanicked(usize),

@@ -6,15 +6,19 @@
 //! - [`cli`]: parse, run, print, exit (the only place that prints);
 //! - [`harness`], [`stats`], [`report`]: threads and barriers, timing, pure figures and exporters;
 //! - [`backend`]: the [`backend::Backend`] trait and one module per backend;
+//! - [`check`]: the node report of `gdswap check` (libraries, data path, verdicts);
+//! - [`cufile`]: NVIDIA cuFile (GPUDirect Storage) loaded at run time, its results decoded;
 //! - [`io`], [`datafiles`], [`pattern`], [`plan`]: buffers, files, io_uring, the verifiable
 //!   data pattern and how a run is cut into requests.
 //!
 //! See `docs/architecture.md` for the data flow and the rules.
 
 pub mod backend;
+pub mod check;
 pub mod cli;
 pub mod compare;
 pub mod cuda;
+pub mod cufile;
 pub mod datafiles;
 pub mod env;
 pub mod error;

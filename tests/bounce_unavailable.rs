@@ -137,3 +137,62 @@ fn gdswap_libcuda_naming_a_library_without_cuda_is_refused() {
         "{line}"
     );
 }
+
+/// A libcuda that has only some of the driver functions gdswap calls (a stub, or a driver too
+/// old): cudarc would panic at the first missing one, so gdswap checks them all up front and
+/// reports the backend unavailable with the missing names. Nothing panics.
+#[test]
+fn a_libcuda_missing_functions_is_unavailable_not_a_panic() {
+    let dir = scratch();
+    let src = dir.path().join("stub.c");
+    std::fs::write(
+        &src,
+        "int cuInit(unsigned f) { (void)f; return 0; }\n\
+         int cuDriverGetVersion(int *v) { *v = 12080; return 0; }\n",
+    )
+    .unwrap();
+    let lib = dir.path().join("libcuda.so.1");
+    let status = std::process::Command::new("cc")
+        .args(["-shared", "-fPIC", "-o"])
+        .arg(&lib)
+        .arg(&src)
+        .status()
+        .expect("run cc");
+    assert!(status.success(), "cc failed");
+    std::fs::copy(&lib, dir.path().join("libcuda.so")).unwrap();
+    let stubbed = |args| {
+        let mut cmd = gdswap(args);
+        without_cuda(&mut cmd).env("LD_LIBRARY_PATH", dir.path());
+        outcome(&mut cmd)
+    };
+    let out = stubbed(argv!["backends"]).expect_ok();
+    let line = out
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("bounce "))
+        .unwrap_or_else(|| panic!("no bounce line:\n{}", out.stdout));
+    assert!(
+        line.contains("unavailable: ")
+            && line.contains(
+                "lacks CUDA driver functions gdswap needs: cuDeviceGetCount, cuDeviceGet,"
+            ),
+        "{line}"
+    );
+    let d = dir.path().join("data");
+    let msg = stubbed(argv![
+        "run",
+        "--backend",
+        "bounce",
+        "--size",
+        "1M",
+        "--dir",
+        &d
+    ])
+    .expect_error();
+    assert!(
+        msg.starts_with("backend 'bounce' unavailable: ")
+            && msg.contains("lacks CUDA driver functions"),
+        "{msg}"
+    );
+    assert!(!d.exists(), "a refused run made its data directory");
+}

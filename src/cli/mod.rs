@@ -3,9 +3,10 @@
 
 //!
 //! One file per subcommand: `run.rs` (`gdswap run`), `compare.rs` (`gdswap compare`),
-//! `sweep.rs` (`gdswap sweep`), `report.rs` (`gdswap report`); `backends` is small enough to
-//! live here.
+//! `sweep.rs` (`gdswap sweep`), `report.rs` (`gdswap report`), `check.rs` (`gdswap check`);
+//! `backends` is small enough to live here.
 
+mod check;
 mod compare;
 mod report;
 mod run;
@@ -52,6 +53,12 @@ enum Command {
     Report(report::ReportArgs),
     /// List the backends and whether each can run on this machine.
     Backends,
+    /// Report on this node for GPUDirect Storage: CUDA and cuFile libraries, the data path's
+    /// filesystem, O_DIRECT, device and NUMA node, io_uring, memlock; a verdict per backend.
+    Check(check::CheckArgs),
+    /// Internal: what `check` runs in a child process to open the cuFile driver.
+    #[command(hide = true)]
+    CufileProbe(check::ProbeArgs),
 }
 
 /// Entry point of the `gdswap` binary.
@@ -62,6 +69,8 @@ pub fn main() -> ExitCode {
         Command::Compare(args) => compare::run(&args),
         Command::Sweep(args) => sweep::run(&args),
         Command::Report(args) => report::run(&args),
+        Command::Check(args) => check::run(&args),
+        Command::CufileProbe(args) => check::cufile_probe(&args),
         Command::Backends => {
             backends();
             Ok(())

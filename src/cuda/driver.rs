@@ -20,6 +20,37 @@ use cudarc::driver::sys;
 /// The environment variable naming a libcuda file to load before searching by name.
 pub const LIBCUDA_ENV: &str = "GDSWAP_LIBCUDA";
 
+/// Every driver entry point gdswap calls. cudarc resolves each one at its first call and panics
+/// if the library lacks it, so [`load`] checks them all up front: a library without one of them
+/// (a stub, a foreign fake, a driver too old) makes the GPU backends unavailable, with the
+/// missing names, instead of crashing the run later.
+pub const REQUIRED_SYMBOLS: &[&str] = &[
+    "cuInit",
+    "cuDriverGetVersion",
+    "cuDeviceGetCount",
+    "cuDeviceGet",
+    "cuDeviceGetName",
+    "cuDevicePrimaryCtxRetain",
+    "cuDevicePrimaryCtxRelease_v2",
+    "cuCtxSetCurrent",
+    "cuGetErrorString",
+    "cuMemAlloc_v2",
+    "cuMemFree_v2",
+    "cuMemHostRegister_v2",
+    "cuMemHostUnregister",
+    "cuMemcpyHtoDAsync_v2",
+    "cuMemcpyDtoHAsync_v2",
+    "cuStreamCreate",
+    "cuStreamDestroy_v2",
+    "cuStreamSynchronize",
+    "cuEventCreate",
+    "cuEventDestroy_v2",
+    "cuEventRecord",
+    "cuEventQuery",
+    "cuEventSynchronize",
+    "cuEventElapsedTime",
+];
+
 /// What the driver said when it was initialised.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DriverInfo {
@@ -116,8 +147,27 @@ fn load_once() -> Result<DriverInfo, String> {
             ));
         }
     }
-    // SAFETY: libcuda is present (checked above), so cudarc's lazy loading succeeds; cuInit
-    // takes flags 0 and touches no memory of ours.
+    // SAFETY: a libcuda is present (checked above), so culib() loads instead of panicking;
+    // only symbol addresses are looked up, nothing is called.
+    let lib = unsafe { sys::culib() };
+    let missing: Vec<&str> = REQUIRED_SYMBOLS
+        .iter()
+        .copied()
+        // SAFETY: only the symbol's address is read, never called through this type.
+        .filter(|name| unsafe { lib.get::<*const std::ffi::c_void>(name.as_bytes()) }.is_err())
+        .collect();
+    if !missing.is_empty() {
+        // SAFETY: as above; cuInit is looked up only to name the file in the message.
+        let file = unsafe { lib.get::<*const std::ffi::c_void>(b"cuInit\0") }
+            .map(|s| file_of(*s))
+            .unwrap_or_else(|_| "the libcuda found by name".into());
+        return Err(format!(
+            "{file} lacks CUDA driver functions gdswap needs: {}; it is not a usable NVIDIA driver library (update the driver, or point LD_LIBRARY_PATH/{LIBCUDA_ENV} at the right libcuda.so.1)",
+            missing.join(", ")
+        ));
+    }
+    // SAFETY: libcuda is present and has every function gdswap calls (checked above), so
+    // cudarc's lazy loading succeeds; cuInit takes flags 0 and touches no memory of ours.
     let rc = unsafe { sys::cuInit(0) };
     if rc != sys::CUresult::CUDA_SUCCESS {
         return Err(format!(

@@ -1,0 +1,243 @@
+//! Opening the cuFile driver for `gdswap check`, in a child process with a time limit.
+//!
+//! Why a child: `cuFileDriverOpen` prints to stdout, writes `cufile.log` into the current
+//! directory, and has been seen to spin forever (cuFile 1.20 without `/proc/modules`); a
+//! library fault would also take the whole check down. So the check runs its own binary again
+//! (the hidden `gdswap cufile-probe` subcommand) in a scratch directory with
+//! `CUFILE_LOGFILE_PATH` pointing there, reads one marked JSON line from its stdout, and kills it
+//! when it runs past the limit.
+//!
+//! Two probes: the plain one opens the driver and reads its properties; the strict one first
+//! disallows compat mode (parameter API, cuFile 1.14+), then registers the checked file:
+//! `CU_FILE_IO_NOT_SUPPORTED` (5008) there means this file's I/O would go through compat mode.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+
+use crate::cufile::handle::FileHandle;
+use crate::cufile::{self, Driver, DriverProperties};
+use crate::io::file::{Access, DataFile};
+
+/// The prefix of the child's one line of JSON.
+pub const MARKER: &str = "GDSWAP-CUFILE-PROBE ";
+
+/// What one probe found (serialised by the child, read by the parent).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ProbeOutcome {
+    /// Whether `cuFileDriverOpen` succeeded.
+    pub opened: bool,
+    /// The first error, decoded (names the call and the code).
+    pub error: Option<String>,
+    pub properties: Option<DriverProperties>,
+    /// Strict probe: whether the file registered with compat mode disallowed, and as what.
+    pub file_registration: Option<Registration>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Registration {
+    pub file: PathBuf,
+    pub ok: bool,
+    /// `CU_FILE_IO_NOT_SUPPORTED` (5008): the file is not on a GPUDirect path.
+    pub not_supported: bool,
+    pub detail: String,
+}
+
+fn failed(error: String) -> ProbeOutcome {
+    ProbeOutcome {
+        opened: false,
+        error: Some(error),
+        properties: None,
+        file_registration: None,
+    }
+}
+
+/// Runs one probe in this process (the child's side).
+pub fn probe_here(cufile: Option<&Path>, path: &Path, strict: bool) -> ProbeOutcome {
+    let lib = match cufile::load(cufile) {
+        Ok(l) => Arc::new(l),
+        Err(e) => return failed(e.to_string()),
+    };
+    if strict {
+        if let Err(e) = lib.set_parameter_bool(
+            gdswap_ffi::CUFileBoolConfigParameter::PROPERTIES_ALLOW_COMPAT_MODE,
+            false,
+        ) {
+            return failed(format!("cannot disallow compat mode: {e}"));
+        }
+    }
+    let driver = match Driver::open(&lib) {
+        Ok(d) => d,
+        Err(e) => return failed(e.to_string()),
+    };
+    let (properties, mut error) = match driver.properties() {
+        Ok(p) => (Some(DriverProperties::decode(&p)), None),
+        Err(e) => (None, Some(e.to_string())),
+    };
+    let file_registration = strict.then(|| register(&driver, path));
+    if let Some(r) = file_registration
+        .as_ref()
+        .filter(|r| !r.ok && !r.not_supported)
+    {
+        error.get_or_insert_with(|| r.detail.clone());
+    }
+    ProbeOutcome {
+        opened: true,
+        error,
+        properties,
+        file_registration,
+    }
+}
+
+/// Registers `path` (or a scratch file in it, when it is a directory) with cuFile.
+fn register(driver: &Driver, path: &Path) -> Registration {
+    let scratch = path
+        .is_dir()
+        .then(|| path.join(format!(".gdswap-check-cufile.{}", std::process::id())));
+    let file = scratch.as_deref().unwrap_or(path).to_path_buf();
+    let opened = match &scratch {
+        Some(s) => DataFile::open(s, Access::Write, true),
+        None => DataFile::open(path, Access::Read, true),
+    };
+    let r = match opened {
+        Err(e) => Registration {
+            file: file.clone(),
+            ok: false,
+            not_supported: false,
+            detail: e.to_string(),
+        },
+        Ok(f) => match FileHandle::register(driver, Arc::new(f)) {
+            Ok(_handle) => Registration {
+                file: file.clone(),
+                ok: true,
+                not_supported: false,
+                detail: "registered with compat mode disallowed: a GPUDirect path".into(),
+            },
+            Err(e) => Registration {
+                file: file.clone(),
+                ok: false,
+                not_supported: matches!(&e, crate::Error::CuFile(c)
+                    if c.failure.op_error() == Some(gdswap_ffi::CUfileOpError::IO_NOT_SUPPORTED)),
+                detail: e.to_string(),
+            },
+        },
+    };
+    if let Some(s) = scratch {
+        let _ = std::fs::remove_file(s);
+    }
+    r
+}
+
+/// What the parent got from one child.
+#[derive(Debug, Clone, Serialize)]
+pub struct ChildResult {
+    /// The child's outcome, when it reported one.
+    pub outcome: Option<ProbeOutcome>,
+    /// Why there is no outcome (timeout, crash, no marker line).
+    pub failure: Option<String>,
+    /// The last lines cuFile logged (its `cufile.log`).
+    pub log_tail: Vec<String>,
+}
+
+/// Runs `exe cufile-probe` for `path` with a time limit (the parent's side).
+pub fn probe_in_child(
+    exe: &Path,
+    cufile: Option<&Path>,
+    path: &Path,
+    strict: bool,
+    timeout: Duration,
+) -> ChildResult {
+    let absolute = |p: &Path| std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
+    let dir = std::env::temp_dir().join(format!(
+        "gdswap-cufile-probe.{}.{}",
+        std::process::id(),
+        if strict { "strict" } else { "plain" }
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+    if let Err(e) = std::fs::create_dir_all(&dir) {
+        return ChildResult {
+            outcome: None,
+            failure: Some(format!("cannot create {}: {e}", dir.display())),
+            log_tail: Vec::new(),
+        };
+    }
+    let log = dir.join("cufile.log");
+    let mut cmd = Command::new(exe);
+    cmd.arg("cufile-probe").arg("--path").arg(absolute(path));
+    if let Some(c) = cufile {
+        cmd.arg("--cufile").arg(absolute(c));
+    }
+    if strict {
+        cmd.arg("--strict");
+    }
+    cmd.current_dir(&dir)
+        .env("CUFILE_LOGFILE_PATH", &log)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
+    let result = match cmd.spawn() {
+        Err(e) => ChildResult {
+            outcome: None,
+            failure: Some(format!("cannot run {}: {e}", exe.display())),
+            log_tail: Vec::new(),
+        },
+        Ok(mut child) => {
+            let mut stdout = child.stdout.take();
+            let reader = std::thread::spawn(move || {
+                let mut s = String::new();
+                if let Some(o) = stdout.as_mut() {
+                    let _ = o.read_to_string(&mut s);
+                }
+                s
+            });
+            let deadline = Instant::now() + timeout;
+            let status = loop {
+                match child.try_wait() {
+                    Ok(Some(st)) => break Ok(st),
+                    Ok(None) if Instant::now() >= deadline => {
+                        let _ = child.kill();
+                        let _ = child.wait();
+                        break Err(format!(
+                            "cuFileDriverOpen did not return within {} s: the probe was killed",
+                            timeout.as_secs_f64()
+                        ));
+                    }
+                    Ok(None) => std::thread::sleep(Duration::from_millis(20)),
+                    Err(e) => break Err(format!("waiting for the probe: {e}")),
+                }
+            };
+            let out = reader.join().unwrap_or_default();
+            let outcome = out
+                .lines()
+                .find_map(|l| l.strip_prefix(MARKER))
+                .and_then(|j| serde_json::from_str::<ProbeOutcome>(j).ok());
+            let failure = match (&outcome, status) {
+                (Some(_), _) => None,
+                (None, Err(e)) => Some(e),
+                (None, Ok(st)) => Some(format!("the probe ended ({st}) without reporting")),
+            };
+            ChildResult {
+                outcome,
+                failure,
+                log_tail: Vec::new(),
+            }
+        }
+    };
+    let log_tail = std::fs::read_to_string(&log)
+        .map(|t| {
+            let lines: Vec<String> = t
+                .lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty())
+                .map(str::to_string)
+                .collect();
+            lines[lines.len().saturating_sub(5)..].to_vec()
+        })
+        .unwrap_or_default();
+    let _ = std::fs::remove_dir_all(&dir);
+    ChildResult { log_tail, ..result }
+}

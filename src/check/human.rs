@@ -1,0 +1,307 @@
+//! The check report as text readable at a glance: one labelled line per fact, then a verdict
+//! per backend. Pure: returns a string.
+
+use std::fmt::Write;
+
+use super::{NodeReport, Tried};
+use crate::size::Bytes;
+
+/// `libcuda.so.1: cannot open shared object file: No such file or directory; libcuda.so: same`:
+/// dlerror's repetitions of the name and of the same reason dropped (the JSON has them whole).
+fn tried_list(t: &[Tried]) -> String {
+    let mut last = String::new();
+    t.iter()
+        .map(|t| {
+            let why = t.why.strip_prefix("dlopen failed: ").unwrap_or(&t.why);
+            let why = why
+                .strip_prefix(t.name.as_str())
+                .and_then(|w| w.strip_prefix(": "))
+                .unwrap_or(why)
+                .to_string();
+            let shown = if why == last {
+                "same".to_string()
+            } else {
+                why.clone()
+            };
+            last = why;
+            format!("{}: {shown}", t.name)
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+fn driver_lines(w: &mut String, d: &super::DriverRow) {
+    if !d.examined {
+        let _ = writeln!(
+            w,
+            "{:<15}{}",
+            "cuFile driver",
+            d.reason.as_deref().unwrap_or("not examined")
+        );
+        return;
+    }
+    for (label, probe) in [("cuFile driver", &d.plain), ("  strict probe", &d.strict)] {
+        let Some(c) = probe else { continue };
+        let text = match (&c.outcome, &c.failure) {
+            (Some(o), _) if !o.opened => {
+                format!("open failed: {}", o.error.as_deref().unwrap_or("?"))
+            }
+            (Some(o), _) => match (&o.file_registration, &o.properties) {
+                (Some(reg), _) => format!("{}: {}", reg.file.display(), reg.detail),
+                (None, Some(p)) => format!(
+                    "opened: nvidia-fs {}; supports {}; compat mode {}; poll mode {}; features {}; max direct I/O {} KiB; batch up to {}",
+                    p.nvidia_fs_version.as_deref().unwrap_or("not loaded"),
+                    if p.supported.is_empty() { "nothing".to_string() } else { p.supported.join(", ") },
+                    if p.allow_compat_mode { "allowed" } else { "off" },
+                    if p.use_poll_mode { "on" } else { "off" },
+                    if p.features.is_empty() { "none".to_string() } else { p.features.join(", ") },
+                    p.max_direct_io_kb,
+                    p.max_batch_io_size
+                ),
+                (None, None) => format!("opened; {}", o.error.as_deref().unwrap_or("no properties")),
+            },
+            (None, Some(f)) => f.clone(),
+            (None, None) => "no outcome".into(),
+        };
+        let _ = writeln!(w, "{label:<15}{text}");
+        // cuFile's own words, without its timestamp and pid prefix.
+        let mut shown: Vec<&str> = Vec::new();
+        for l in &c.log_tail {
+            let l = l.split_once("] ").map_or(l.as_str(), |(_, m)| m);
+            if !shown.contains(&l) && shown.len() < 3 {
+                shown.push(l);
+            }
+        }
+        for l in shown {
+            let _ = writeln!(w, "{:<15}cufile.log: {l}", "");
+        }
+    }
+}
+
+/// The whole report.
+pub fn render(r: &NodeReport) -> String {
+    let mut s = String::new();
+    let w = &mut s;
+    let _ = writeln!(
+        w,
+        "gdswap check on {} (kernel {}, gdswap {} {})",
+        r.hostname, r.kernel, r.gdswap_version, r.git_commit
+    );
+    // Libraries.
+    let cuda = match (&r.libcuda.path, &r.libcuda.driver_cuda_version) {
+        (Some(p), Some(v)) => format!("{} (driver supports CUDA {v})", p.display()),
+        (Some(p), None) => format!("{} (version unreadable)", p.display()),
+        _ => format!("not found ({})", tried_list(&r.libcuda.tried)),
+    };
+    let _ = writeln!(w, "{:<15}{cuda}", "libcuda");
+    let cufile = if r.libcufile.found {
+        let groups: Vec<String> = r
+            .libcufile
+            .groups
+            .iter()
+            .map(|g| {
+                if g.present {
+                    g.name.to_string()
+                } else {
+                    format!("no {} (needs >= {})", g.name, g.since)
+                }
+            })
+            .collect();
+        format!(
+            "{} (version {}; {})",
+            r.libcufile
+                .path
+                .as_ref()
+                .map(|p| p.display().to_string())
+                .unwrap_or_default(),
+            r.libcufile.version.as_deref().unwrap_or("unknown"),
+            groups.join(", ")
+        )
+    } else {
+        format!("not found ({})", tried_list(&r.libcufile.tried))
+    };
+    let _ = writeln!(w, "{:<15}{cufile}", "libcufile");
+    let _ = writeln!(w, "{:<15}not examined: {}", "GPUs", r.gpus.reason);
+    driver_lines(w, &r.cufile_driver);
+    let j = &r.cufile_json;
+    let _ = writeln!(
+        w,
+        "{:<15}{}{}: {}",
+        "cufile.json",
+        j.path.display(),
+        if j.from_env {
+            " (CUFILE_ENV_PATH_JSON)"
+        } else {
+            ""
+        },
+        if !j.exists {
+            "absent (cuFile's defaults apply: compat mode allowed)".to_string()
+        } else {
+            match j.allow_compat_mode {
+                Some(true) => "allow_compat_mode true".into(),
+                Some(false) => "allow_compat_mode false (no silent fallback)".into(),
+                None => "present, allow_compat_mode not set (default true)".into(),
+            }
+        }
+    );
+
+    // The data path.
+    let p = &r.path;
+    let fs = &p.filesystem;
+    let _ = writeln!(
+        w,
+        "{:<15}{} ({}, {} on {} mounted at {}, options {})",
+        "path",
+        p.path.display(),
+        p.kind,
+        if fs.fs_type.is_empty() {
+            "unknown filesystem"
+        } else {
+            &fs.fs_type
+        },
+        fs.mount_source,
+        fs.mount_point,
+        fs.mount_options
+    );
+    let _ = writeln!(w, "  {:<13}{}", "for GDS", p.gds_filesystem_note);
+    let _ = writeln!(
+        w,
+        "  {:<13}{}{}",
+        "O_DIRECT",
+        if p.o_direct.works {
+            "works: "
+        } else {
+            "does not work: "
+        },
+        p.o_direct.detail
+    );
+    if let Some(a) = p.o_direct.alignment {
+        let _ = writeln!(w, "  {:<13}{a} B (offsets and lengths)", "DIO align");
+    }
+    match &p.block_device {
+        Some(b) => {
+            let _ = writeln!(
+                w,
+                "  {:<13}{}{} ({}{}), logical block {}, NUMA node {}",
+                "device",
+                b.name,
+                b.partition
+                    .as_ref()
+                    .map(|p| format!(" partition {p}"))
+                    .unwrap_or_default(),
+                b.model.as_deref().unwrap_or("no model"),
+                b.transport
+                    .as_ref()
+                    .map(|t| format!(", {t}"))
+                    .unwrap_or_default(),
+                b.logical_block_size
+                    .map(|l| format!("{l} B"))
+                    .unwrap_or_else(|| "unknown".into()),
+                match b.numa_node {
+                    Some(-1) => "-1 (no affinity reported)".to_string(),
+                    Some(n) => n.to_string(),
+                    None => "unknown".into(),
+                }
+            );
+        }
+        None => {
+            let _ = writeln!(
+                w,
+                "  {:<13}{}",
+                "device",
+                p.block_device_note.as_deref().unwrap_or("unknown")
+            );
+        }
+    }
+
+    // Host facilities.
+    let u = &r.io_uring;
+    if u.works {
+        let ops: Vec<String> = u
+            .opcodes
+            .iter()
+            .map(|o| format!("{}{}", o.name, if o.supported { "" } else { " (no)" }))
+            .collect();
+        let _ = writeln!(
+            w,
+            "{:<15}works ({}); opcodes: {}{}",
+            "io_uring",
+            u.mode.unwrap_or("?"),
+            if ops.is_empty() {
+                "not probed".into()
+            } else {
+                ops.join(" ")
+            },
+            u.error
+                .as_ref()
+                .map(|e| format!(" ({e})"))
+                .unwrap_or_default()
+        );
+    } else {
+        let _ = writeln!(
+            w,
+            "{:<15}does not work: {}",
+            "io_uring",
+            u.error.as_deref().unwrap_or("")
+        );
+    }
+    let _ = writeln!(
+        w,
+        "{:<15}RLIMIT_MEMLOCK {}{}",
+        "memlock",
+        r.memlock
+            .limit_bytes
+            .map(|l| Bytes(l).to_string())
+            .unwrap_or_else(|| "unlimited".into()),
+        if r.memlock.cap_ipc_lock {
+            " (CAP_IPC_LOCK: the limit does not apply)"
+        } else {
+            ""
+        }
+    );
+
+    // Verdicts.
+    let _ = writeln!(w, "\nbackend  verdict");
+    for v in &r.verdicts {
+        let _ = writeln!(
+            w,
+            "{:<8} {}: {}{}",
+            v.backend,
+            if v.available {
+                "available"
+            } else {
+                "unavailable"
+            },
+            v.reason,
+            match (v.gds_path, &v.gds_path_reason) {
+                (Some(p), Some(why)) => format!("; path: {p} ({why})"),
+                (Some(p), None) => format!("; path: {p}"),
+                _ => String::new(),
+            }
+        );
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tried_lists_drop_repetitions() {
+        let t = |name: &str, why: &str| Tried {
+            name: name.into(),
+            why: why.into(),
+        };
+        let list = [
+            t("libcuda.so.1", "dlopen failed: libcuda.so.1: cannot open shared object file: No such file or directory"),
+            t("libcuda.so", "dlopen failed: libcuda.so: cannot open shared object file: No such file or directory"),
+            t("/x/lib.so", "No such file or directory (os error 2)"),
+        ];
+        assert_eq!(
+            tried_list(&list),
+            "libcuda.so.1: cannot open shared object file: No such file or directory; \
+             libcuda.so: same; /x/lib.so: No such file or directory (os error 2)"
+        );
+    }
+}

@@ -1,0 +1,574 @@
+//! `gdswap check`: a node report in the spirit of `gdscheck -p`, for lab qualification.
+//!
+//! Why: a GDS benchmark result means little until one knows which libraries were there, what
+//! the data path is mounted as, whether O_DIRECT works on it and which device and NUMA node it
+//! sits on. This module collects those facts as values ([`NodeReport`], serialisable as JSON with
+//! the schema tag [`SCHEMA`]) and ends with a verdict per backend; the CLI prints them and picks
+//! the exit status. Nothing here needs CUDA: where a row needs the GPU (GPU list, cuFile driver
+//! properties), it says why it was not examined. The cuFile driver is opened only in a child
+//! process with a time limit ([`driver_probe`]), and by default only when libcuda is there:
+//! without it the open fails (cuFile 1.14) or can hang (1.20), and it prints to stdout.
+
+pub mod driver_probe;
+pub mod human;
+pub mod path;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::backend::{self, Availability};
+use crate::cufile::loader::{self, LibcudaProbe};
+use crate::io::{sys, uring};
+
+/// The JSON schema tag of a check report.
+pub const SCHEMA: &str = "gdswap.check.v1";
+
+/// Every backend a verdict is given for, in order.
+pub const BACKENDS: [&str; 4] = ["host", "posix", "bounce", "gds"];
+
+/// What to check.
+#[derive(Debug, Clone)]
+pub struct CheckOptions {
+    /// The data path (file or directory) the rows about filesystems are for.
+    pub path: PathBuf,
+    /// A libcufile to examine instead of the default search (else `GDSWAP_CUFILE_PATH`).
+    pub cufile: Option<PathBuf>,
+    /// How to open the cuFile driver; `None`: never (the row says so).
+    pub driver_probe: Option<DriverProbeOptions>,
+}
+
+/// Opening the cuFile driver in a child process.
+#[derive(Debug, Clone)]
+pub struct DriverProbeOptions {
+    /// The gdswap binary (it has the hidden `cufile-probe` subcommand).
+    pub exe: PathBuf,
+    /// Open it even without libcuda (to see how the library fails).
+    pub force: bool,
+    /// The child is killed after this long.
+    pub timeout: Duration,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct NodeReport {
+    pub schema: &'static str,
+    pub gdswap_version: String,
+    pub git_commit: String,
+    pub hostname: String,
+    pub kernel: String,
+    pub libcuda: LibcudaRow,
+    pub libcufile: CuFileRow,
+    pub gpus: NotExamined,
+    pub cufile_driver: DriverRow,
+    pub cufile_json: CuFileJson,
+    pub path: path::PathReport,
+    pub io_uring: UringRow,
+    pub memlock: MemlockRow,
+    pub verdicts: Vec<Verdict>,
+}
+
+/// One failed attempt to load a library.
+#[derive(Debug, Clone, Serialize)]
+pub struct Tried {
+    pub name: String,
+    pub why: String,
+}
+
+fn tried(attempts: &[loader::Attempt]) -> Vec<Tried> {
+    attempts
+        .iter()
+        .map(|a| Tried {
+            name: Path::new(&a.candidate.name).display().to_string(),
+            why: a.why.clone(),
+        })
+        .collect()
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct LibcudaRow {
+    pub found: bool,
+    pub path: Option<PathBuf>,
+    /// The newest CUDA version the driver supports (`12.4`), from `cuDriverGetVersion`.
+    pub driver_cuda_version: Option<String>,
+    pub tried: Vec<Tried>,
+}
+
+impl LibcudaRow {
+    fn from_probe(p: LibcudaProbe) -> Self {
+        LibcudaRow {
+            found: p.file.is_some(),
+            path: p.file,
+            driver_cuda_version: p
+                .driver_version
+                .map(|v| format!("{}.{}", v / 1000, (v % 1000) / 10)),
+            tried: tried(&p.attempts),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct CuFileRow {
+    pub found: bool,
+    pub path: Option<PathBuf>,
+    /// From `cuFileGetVersion` (`1.14`), when the library has it.
+    pub version: Option<String>,
+    /// Optional API groups: present or not, and since which version.
+    pub groups: Vec<GroupRow>,
+    pub tried: Vec<Tried>,
+    /// The loader's whole message when nothing loaded.
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct GroupRow {
+    pub name: &'static str,
+    pub present: bool,
+    pub since: &'static str,
+    pub missing: Vec<&'static str>,
+}
+
+/// A row that needs the GPU and was not examined, and why.
+#[derive(Debug, Clone, Serialize)]
+pub struct NotExamined {
+    pub examined: bool,
+    pub reason: String,
+}
+
+/// The cuFile driver, opened in child processes: plainly (properties), then strictly (compat
+/// mode disallowed, the checked file registered).
+#[derive(Debug, Clone, Serialize)]
+pub struct DriverRow {
+    pub examined: bool,
+    /// Why it was not examined.
+    pub reason: Option<String>,
+    pub plain: Option<driver_probe::ChildResult>,
+    pub strict: Option<driver_probe::ChildResult>,
+}
+
+/// The cufile.json cuFile would read.
+#[derive(Debug, Clone, Serialize)]
+pub struct CuFileJson {
+    pub path: PathBuf,
+    /// Named by `CUFILE_ENV_PATH_JSON` (else the default `/etc/cufile.json`).
+    pub from_env: bool,
+    pub exists: bool,
+    /// `properties.allow_compat_mode` when the file sets it.
+    pub allow_compat_mode: Option<bool>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct UringRow {
+    pub works: bool,
+    /// `defer-taskrun`, `coop-taskrun` or `default`: the cheapest mode the kernel accepted.
+    pub mode: Option<&'static str>,
+    pub error: Option<String>,
+    /// The opcodes gdswap uses or could use, and whether the kernel supports each.
+    pub opcodes: Vec<OpcodeRow>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct OpcodeRow {
+    pub name: &'static str,
+    pub supported: bool,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct MemlockRow {
+    /// RLIMIT_MEMLOCK (soft) in bytes; `None` when unlimited.
+    pub limit_bytes: Option<u64>,
+    /// CAP_IPC_LOCK in the effective set: the limit does not apply.
+    pub cap_ipc_lock: bool,
+}
+
+/// Whether one backend can run here, and why (not).
+#[derive(Debug, Clone, Serialize)]
+pub struct Verdict {
+    pub backend: &'static str,
+    pub available: bool,
+    pub reason: String,
+    /// For `gds`: the path a transfer on the checked file would take: `gpudirect (nvidia-fs)`,
+    /// `gpudirect (p2pdma)`, `compat (posix via host bounce)`, `unknown`, or `none` (gds
+    /// cannot run at all).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gds_path: Option<&'static str>,
+    /// Why that path.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gds_path_reason: Option<String>,
+}
+
+/// Collects every row and the verdicts.
+pub fn collect(opts: &CheckOptions) -> NodeReport {
+    let env = crate::env::collect(&opts.path);
+    let libcuda = LibcudaRow::from_probe(loader::probe_libcuda());
+    let libcufile = cufile_row(opts.cufile.as_deref());
+    let no_gpu_reason = if libcuda.found {
+        "the CUDA layer is not in this build of gdswap".to_string()
+    } else {
+        "no CUDA driver: libcuda.so.1 not found".to_string()
+    };
+    let path = path::examine(&opts.path);
+    let io_uring = uring_row();
+    let mut report = NodeReport {
+        schema: SCHEMA,
+        gdswap_version: env.gdswap_version,
+        git_commit: env.git_commit,
+        hostname: env.hostname,
+        kernel: env.kernel,
+        gpus: NotExamined {
+            examined: false,
+            reason: no_gpu_reason.clone(),
+        },
+        cufile_driver: driver_row(opts, &libcufile, &libcuda, &no_gpu_reason),
+        libcuda,
+        libcufile,
+        cufile_json: cufile_json(),
+        path,
+        io_uring,
+        memlock: MemlockRow {
+            limit_bytes: Some(sys::memlock_limit()).filter(|l| *l != u64::MAX),
+            cap_ipc_lock: sys::has_cap_ipc_lock(),
+        },
+        verdicts: Vec::new(),
+    };
+    report.verdicts = verdicts(&report);
+    report
+}
+
+fn driver_row(
+    opts: &CheckOptions,
+    libcufile: &CuFileRow,
+    libcuda: &LibcudaRow,
+    no_gpu_reason: &str,
+) -> DriverRow {
+    let not = |reason: String| DriverRow {
+        examined: false,
+        reason: Some(reason),
+        plain: None,
+        strict: None,
+    };
+    let Some(probe) = &opts.driver_probe else {
+        return not("not opened by this caller".into());
+    };
+    if !libcufile.found {
+        return not("libcufile not found".into());
+    }
+    if !libcuda.found && !probe.force {
+        return not(format!(
+            "not opened: {no_gpu_reason} (--open-driver opens it anyway)"
+        ));
+    }
+    let cufile = opts.cufile.as_deref();
+    let plain = driver_probe::probe_in_child(&probe.exe, cufile, &opts.path, false, probe.timeout);
+    // The strict probe needs the parameter API and a driver that opens at all.
+    let has_params = libcufile
+        .groups
+        .iter()
+        .any(|g| g.name == "parameters" && g.present);
+    let strict = (has_params && plain.outcome.as_ref().is_some_and(|o| o.opened))
+        .then(|| driver_probe::probe_in_child(&probe.exe, cufile, &opts.path, true, probe.timeout));
+    DriverRow {
+        examined: true,
+        reason: None,
+        plain: Some(plain),
+        strict,
+    }
+}
+
+fn cufile_row(explicit: Option<&Path>) -> CuFileRow {
+    match loader::load(explicit) {
+        Ok(lib) => CuFileRow {
+            found: true,
+            path: Some(PathBuf::from(lib.describe())),
+            version: match lib.version() {
+                Some(Ok(v)) => Some(v.to_string()),
+                Some(Err(e)) => Some(format!("unreadable: {e}")),
+                None => None,
+            },
+            groups: lib
+                .groups()
+                .iter()
+                .map(|g| GroupRow {
+                    name: g.name,
+                    present: g.present,
+                    since: g.since,
+                    missing: g.missing.clone(),
+                })
+                .collect(),
+            tried: Vec::new(),
+            error: None,
+        },
+        Err(e) => CuFileRow {
+            found: false,
+            path: None,
+            version: None,
+            groups: Vec::new(),
+            tried: tried(&e.attempts),
+            error: Some(e.to_string()),
+        },
+    }
+}
+
+fn cufile_json() -> CuFileJson {
+    let env = std::env::var_os("CUFILE_ENV_PATH_JSON").filter(|v| !v.is_empty());
+    let from_env = env.is_some();
+    let path = env
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/etc/cufile.json"));
+    let text = std::fs::read_to_string(&path).ok();
+    CuFileJson {
+        exists: text.is_some(),
+        allow_compat_mode: text.as_deref().and_then(json_bool("allow_compat_mode")),
+        path,
+        from_env,
+    }
+}
+
+/// The value of `"key": true|false` in a cufile.json, which has `//` comments and so is not
+/// JSON: the first uncommented occurrence wins.
+fn json_bool(key: &'static str) -> impl Fn(&str) -> Option<bool> {
+    move |text: &str| {
+        let quoted = format!("\"{key}\"");
+        text.lines()
+            .map(|l| l.split("//").next().unwrap_or(""))
+            .find_map(|l| {
+                let rest = l.split_once(quoted.as_str())?.1.trim_start();
+                let value = rest.strip_prefix(':')?.trim_start();
+                if value.starts_with("true") {
+                    Some(true)
+                } else if value.starts_with("false") {
+                    Some(false)
+                } else {
+                    None
+                }
+            })
+    }
+}
+
+fn uring_row() -> UringRow {
+    use io_uring::opcode;
+    match uring::new_ring(2) {
+        Err(e) => UringRow {
+            works: false,
+            mode: None,
+            error: Some(uring::unavailable_reason().unwrap_or_else(|| e.to_string())),
+            opcodes: Vec::new(),
+        },
+        Ok((ring, mode)) => {
+            let mut probe = io_uring::Probe::new();
+            let probed = ring.submitter().register_probe(&mut probe);
+            let ops: [(&'static str, u8); 9] = [
+                ("READ", opcode::Read::CODE),
+                ("WRITE", opcode::Write::CODE),
+                ("READV", opcode::Readv::CODE),
+                ("WRITEV", opcode::Writev::CODE),
+                ("READ_FIXED", opcode::ReadFixed::CODE),
+                ("WRITE_FIXED", opcode::WriteFixed::CODE),
+                ("FSYNC", opcode::Fsync::CODE),
+                ("OPENAT", opcode::OpenAt::CODE),
+                ("URING_CMD", opcode::UringCmd16::CODE),
+            ];
+            UringRow {
+                works: true,
+                mode: Some(mode),
+                error: probed
+                    .as_ref()
+                    .err()
+                    .map(|e| format!("IORING_REGISTER_PROBE failed: {e}")),
+                opcodes: if probed.is_ok() {
+                    ops.iter()
+                        .map(|(name, code)| OpcodeRow {
+                            name,
+                            supported: probe.is_supported(*code),
+                        })
+                        .collect()
+                } else {
+                    Vec::new()
+                },
+            }
+        }
+    }
+}
+
+/// A verdict per backend in [`BACKENDS`], from the backends this build has and the rows.
+fn verdicts(r: &NodeReport) -> Vec<Verdict> {
+    let direct = if r.path.o_direct.works || r.path.kind == "missing" {
+        None
+    } else {
+        Some(format!(
+            "O_DIRECT does not work on {}: {} (runs need --buffered, which measures the page cache)",
+            r.path.path.display(),
+            r.path.o_direct.detail
+        ))
+    };
+    BACKENDS
+        .iter()
+        .map(|&name| {
+            let built = backend::by_name(name);
+            let verdict = |available: bool, reason: String| Verdict {
+                backend: name,
+                available,
+                reason,
+                gds_path: None,
+                gds_path_reason: None,
+            };
+            let mut v = match (name, &built) {
+                (_, Some(b)) => match b.probe() {
+                    Availability::Available => verdict(true, b.summary().to_string()),
+                    Availability::Unavailable(why) => verdict(false, why),
+                },
+                (_, None) if !r.libcuda.found => verdict(
+                    false,
+                    "no CUDA driver: libcuda.so.1 not found (install the NVIDIA driver)".into(),
+                ),
+                ("gds", None) if !r.libcufile.found => verdict(
+                    false,
+                    format!(
+                        "libcufile not found: {}",
+                        r.libcufile.error.as_deref().unwrap_or("")
+                    ),
+                ),
+                (_, None) => verdict(
+                    false,
+                    format!("the {name} backend is not in this build of gdswap"),
+                ),
+            };
+            if v.available {
+                if let Some(d) = &direct {
+                    v.available = false;
+                    v.reason = d.clone();
+                }
+            }
+            if name == "gds" {
+                let (path, why) = gds_path(r);
+                v.gds_path = Some(path);
+                v.gds_path_reason = Some(why);
+            }
+            v
+        })
+        .collect()
+}
+
+/// The path a `gds` transfer on the checked file would take, as far as the host rows tell.
+fn gds_path(r: &NodeReport) -> (&'static str, String) {
+    if !r.libcuda.found {
+        return ("none", "no CUDA driver".into());
+    }
+    if !r.libcufile.found {
+        return ("none", "no libcufile".into());
+    }
+    let outcome =
+        |c: &Option<driver_probe::ChildResult>| c.as_ref().and_then(|c| c.outcome.clone());
+    let plain = outcome(&r.cufile_driver.plain);
+    let strict = outcome(&r.cufile_driver.strict);
+    if let Some(p) = &plain {
+        if !p.opened {
+            return (
+                "none",
+                format!(
+                    "the cuFile driver does not open: {}",
+                    p.error.as_deref().unwrap_or("")
+                ),
+            );
+        }
+    }
+    let best = plain
+        .as_ref()
+        .and_then(|p| p.properties.as_ref())
+        .map(|p| p.best_path());
+    if let Some(reg) = strict.as_ref().and_then(|s| s.file_registration.as_ref()) {
+        if reg.not_supported {
+            return (
+                "compat (posix via host bounce)",
+                format!("strict probe: {}", reg.detail),
+            );
+        }
+        if reg.ok {
+            let path = match best {
+                Some(b) if b.starts_with("gpudirect") => b,
+                _ => "gpudirect (nvidia-fs)",
+            };
+            return (path, format!("strict probe: {}", reg.detail));
+        }
+    }
+    if r.path.gds_filesystem_ok == Some(false) {
+        return (
+            "compat (posix via host bounce)",
+            r.path.gds_filesystem_note.clone(),
+        );
+    }
+    match best {
+        Some(b) if b.starts_with("gpudirect") => (
+            "unknown",
+            format!("the driver offers {b}, but no per-file probe confirmed it for this path"),
+        ),
+        Some(b) if b.starts_with("compat") => (
+            "compat (posix via host bounce)",
+            "no nvidia-fs and no P2PDMA: only compat mode is left".into(),
+        ),
+        _ => (
+            "unknown",
+            "needs the cuFile driver properties and a per-file probe on a GPU".into(),
+        ),
+    }
+}
+
+impl NodeReport {
+    /// The verdict of `backend`, if it is one of [`BACKENDS`].
+    pub fn verdict(&self, backend: &str) -> Option<&Verdict> {
+        self.verdicts.iter().find(|v| v.backend == backend)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cufile_json_values_ignore_comments() {
+        let text = r#"{
+            // "allow_compat_mode": false,
+            "properties": {
+                "use_poll_mode" : false,
+                "allow_compat_mode" : true, // on by default
+            }
+        }"#;
+        assert_eq!(json_bool("allow_compat_mode")(text), Some(true));
+        assert_eq!(json_bool("use_poll_mode")(text), Some(false));
+        assert_eq!(json_bool("max_direct_io_size_kb")(text), None);
+    }
+
+    #[test]
+    fn report_on_a_scratch_directory() {
+        let dir = crate::testutil::scratch_dir();
+        let r = collect(&CheckOptions {
+            path: dir.path().to_path_buf(),
+            cufile: Some(dir.path().join("no-libcufile.so")),
+            driver_probe: None,
+        });
+        assert!(!r.cufile_driver.examined);
+        assert_eq!(r.schema, SCHEMA);
+        assert!(!r.libcufile.found);
+        assert_eq!(r.libcufile.tried.len(), 1);
+        assert!(
+            r.libcufile.tried[0].why.contains("No such file"),
+            "{:?}",
+            r.libcufile
+        );
+        let names: Vec<_> = r.verdicts.iter().map(|v| v.backend).collect();
+        assert_eq!(names, BACKENDS);
+        let gds = r.verdict("gds").unwrap();
+        assert!(!gds.available);
+        assert!(gds.gds_path.is_some());
+        assert!(r.verdict("posix").unwrap().available == r.path.o_direct.works);
+        if !r.libcuda.found {
+            assert_eq!(gds.gds_path, Some("none"));
+            assert_eq!(gds.gds_path_reason.as_deref(), Some("no CUDA driver"));
+            assert!(
+                gds.reason.contains("libcuda.so.1 not found"),
+                "{}",
+                gds.reason
+            );
+        }
+    }
+}

@@ -1,0 +1,23 @@
+//! NVIDIA cuFile (GPUDirect Storage) for gdswap: finding and loading the library, and turning
+//! its results into gdswap errors.
+//!
+//! Three layers, so that every `unsafe` call into C sits in one small place:
+//! - `gdswap-ffi` (the `ffi/` crate): the raw C declarations, nothing else;
+//! - [`loader`]: `dlopen` of libcufile at run time, required and optional symbols;
+//! - the safe layer: [`result`] (the one decoder of cuFile's return conventions),
+//!   [`driver`] (the driver opened once, closed when its last user drops it), [`handle`]
+//!   (registered files, deregistered on drop) and [`props`]
+//!   (the driver properties decoded, and the best path they allow).
+//!
+//! `unsafe` in gdswap lives here, in `io/` and in `ffi/`; each block says why it is sound.
+
+pub mod driver;
+pub mod handle;
+pub mod loader;
+pub mod props;
+pub mod result;
+
+pub use driver::Driver;
+pub use loader::{load, CuFileLib, CuFileVersion, LoadError};
+pub use props::DriverProperties;
+pub use result::{CuFileError, Failure};

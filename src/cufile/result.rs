@@ -1,0 +1,438 @@
+//! Turning what cuFile returns into gdswap errors.
+//!
+//! cuFile has three return conventions, and a caller that checks one of them the wrong way
+//! reports success for a failed transfer or a garbage byte count:
+//! - `CUfileError_t` by value (most calls): `err` is a `CUfileOpError` (0 = success); when it is
+//!   5011 (`CU_FILE_CUDA_DRIVER_ERROR`) the CUDA driver's `CUresult` is in `cu_err`;
+//! - `ssize_t` (`cuFileRead`/`cuFileWrite`): bytes done (possibly fewer than asked: the caller
+//!   loops), or -1 with `errno` set, or the negated `CUfileOpError` for other failures;
+//! - `size_t ret` of a batch event (`CUfileIOEvents_t`): bytes done, or a negative error stored
+//!   in an unsigned field, negated `CUfileOpError` or negated errno (there is no errno to read).
+//!
+//! [`decode`] is the one function that reads all three ([`Returned`]) and gives the bytes done
+//! or a [`CuFileError`] carrying the call, the file, the offset and length, and the failure with
+//! the code's C name and number (unknown codes by number: other library versions return codes
+//! this build does not know). A negative value that is neither -1 nor in the cuFile range is not
+//! documented; it is read as a negated errno (the kernel's convention) and said to be unexpected.
+
+use std::fmt;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use gdswap_ffi::{CUfileError_t, CUfileOpError, CUresult, CUFILEOP_BASE_ERR};
+
+use crate::error::{Error, Result};
+
+/// What a cuFile call returned, in one of its conventions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Returned {
+    /// A `CUfileError_t` (success is 0 bytes done).
+    Status(CUfileError_t),
+    /// The `ssize_t` of `cuFileRead`/`cuFileWrite`, with `errno` as read right after the call
+    /// (used only when the value is -1).
+    Bytes { ret: isize, errno: i32 },
+    /// The `ret` of a batch `CUfileIOEvents_t`.
+    Event { ret: usize },
+}
+
+/// Why a cuFile call failed.
+#[derive(Debug)]
+pub enum Failure {
+    /// A `CUfileOpError` code (known or not) other than 5011.
+    Op(CUfileOpError),
+    /// `CU_FILE_CUDA_DRIVER_ERROR` (5011) and the CUDA driver's result (`None` when it came as a
+    /// negative return value, which has no room for it).
+    Cuda(Option<CUresult>),
+    /// -1 with errno, or a negated errno.
+    Os(io::Error),
+    /// -1 with errno 0: the library said it failed without saying why.
+    NoErrno,
+}
+
+impl Failure {
+    /// The `CUfileOpError` behind the failure, if it was one (5011 included).
+    pub fn op_error(&self) -> Option<CUfileOpError> {
+        match self {
+            Failure::Op(e) => Some(*e),
+            Failure::Cuda(_) => Some(CUfileOpError::CUDA_DRIVER_ERROR),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Failure::Op(e) => {
+                write!(f, "{e}")?;
+                if let Some(d) = e.description() {
+                    write!(f, ": {d}")?;
+                }
+                if let Some(h) = hint(*e) {
+                    write!(f, " ({h})")?;
+                }
+                Ok(())
+            }
+            Failure::Cuda(None) => write!(
+                f,
+                "{}: CUDA driver error (its code was not reported)",
+                CUfileOpError::CUDA_DRIVER_ERROR
+            ),
+            Failure::Cuda(Some(r)) => {
+                write!(
+                    f,
+                    "{}: CUDA driver error {}",
+                    CUfileOpError::CUDA_DRIVER_ERROR,
+                    r.0
+                )?;
+                if let Some(name) = cu_result_name(*r) {
+                    write!(f, " ({name})")?;
+                }
+                Ok(())
+            }
+            Failure::Os(e) => write!(f, "{e}"),
+            Failure::NoErrno => f.write_str("returned -1 without setting errno"),
+        }
+    }
+}
+
+/// What to do about the codes users meet most, in a few words.
+fn hint(e: CUfileOpError) -> Option<&'static str> {
+    Some(match e {
+        CUfileOpError::DRIVER_NOT_INITIALIZED => {
+            "nvidia-fs is not loaded and compat mode is off: load nvidia_fs or allow compat mode in cufile.json"
+        }
+        CUfileOpError::IO_NOT_SUPPORTED => {
+            "this file is not on a GPUDirect path (filesystem, mount options or PCIe topology); with compat mode allowed its I/O would go through host memory"
+        }
+        CUfileOpError::NVFS_SETUP_ERROR => {
+            "cuFile could not initialise: no usable CUDA driver (libcuda.so.1) or GPU, or nvidia-fs setup failed; cufile.log says which"
+        }
+        CUfileOpError::PLATFORM_NOT_SUPPORTED | CUfileOpError::DEVICE_NOT_SUPPORTED => {
+            "this platform or GPU cannot do GPUDirect Storage"
+        }
+        CUfileOpError::DIO_NOT_SET | CUfileOpError::INVALID_FILE_OPEN_FLAG => {
+            "the file must be opened with O_DIRECT"
+        }
+        CUfileOpError::CUDA_POINTER_INVALID | CUfileOpError::CUDA_MEMORY_TYPE_INVALID => {
+            "the buffer is not CUDA device memory of the current context"
+        }
+        CUfileOpError::PERMISSION_DENIED => "no permission for the driver or the file",
+        _ => return None,
+    })
+}
+
+/// Names of the CUDA driver results cuFile passes on most often; others print by number.
+fn cu_result_name(r: CUresult) -> Option<&'static str> {
+    Some(match r.0 {
+        0 => "CUDA_SUCCESS",
+        1 => "CUDA_ERROR_INVALID_VALUE",
+        2 => "CUDA_ERROR_OUT_OF_MEMORY",
+        3 => "CUDA_ERROR_NOT_INITIALIZED",
+        4 => "CUDA_ERROR_DEINITIALIZED",
+        35 => "CUDA_ERROR_INSUFFICIENT_DRIVER",
+        100 => "CUDA_ERROR_NO_DEVICE",
+        101 => "CUDA_ERROR_INVALID_DEVICE",
+        201 => "CUDA_ERROR_INVALID_CONTEXT",
+        400 => "CUDA_ERROR_INVALID_HANDLE",
+        700 => "CUDA_ERROR_ILLEGAL_ADDRESS",
+        999 => "CUDA_ERROR_UNKNOWN",
+        _ => return None,
+    })
+}
+
+/// A failed cuFile call: which function, on which file, where, and why.
+#[derive(Debug)]
+pub struct CuFileError {
+    /// The C function (`cuFileRead`).
+    pub call: &'static str,
+    pub path: Option<PathBuf>,
+    pub offset: Option<u64>,
+    pub len: Option<u64>,
+    pub failure: Failure,
+}
+
+impl fmt::Display for CuFileError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} failed", self.call)?;
+        if let Some(p) = &self.path {
+            write!(f, ": {}", p.display())?;
+        }
+        if let Some(o) = self.offset {
+            write!(f, " at offset {o}")?;
+        }
+        if let Some(l) = self.len {
+            write!(f, " (length {l})")?;
+        }
+        write!(f, ": {}", self.failure)
+    }
+}
+
+impl std::error::Error for CuFileError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match &self.failure {
+            Failure::Os(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+/// The context of one call, for the error it may become.
+#[derive(Debug, Clone, Copy)]
+pub struct Call<'a> {
+    pub call: &'static str,
+    pub path: Option<&'a Path>,
+    pub offset: Option<u64>,
+    pub len: Option<u64>,
+}
+
+impl<'a> Call<'a> {
+    /// A call with no file (driver calls, registrations of memory).
+    pub fn new(call: &'static str) -> Self {
+        Call {
+            call,
+            path: None,
+            offset: None,
+            len: None,
+        }
+    }
+
+    /// The file, offset and length a transfer was for.
+    pub fn at(self, path: &'a Path, offset: u64, len: u64) -> Self {
+        Call {
+            path: Some(path),
+            offset: Some(offset),
+            len: Some(len),
+            ..self
+        }
+    }
+
+    /// A call about a file as a whole (handle registration).
+    pub fn on(self, path: &'a Path) -> Self {
+        Call {
+            path: Some(path),
+            ..self
+        }
+    }
+
+    /// `Ok(())` when a `CUfileError_t` says success.
+    pub fn check(self, status: CUfileError_t) -> Result<()> {
+        decode(Returned::Status(status), self).map(|_| ())
+    }
+
+    /// Bytes done by `cuFileRead`/`cuFileWrite`; `errno` as read right after the call.
+    pub fn bytes(self, ret: isize, errno: i32) -> Result<usize> {
+        decode(Returned::Bytes { ret, errno }, self)
+    }
+
+    fn error(self, failure: Failure) -> Error {
+        Error::CuFile(Box::new(CuFileError {
+            call: self.call,
+            path: self.path.map(Path::to_path_buf),
+            offset: self.offset,
+            len: self.len,
+            failure,
+        }))
+    }
+}
+
+/// Decodes any of cuFile's return conventions: the bytes done (0 for a successful status), or
+/// the error with `call`'s context.
+pub fn decode(returned: Returned, call: Call<'_>) -> Result<usize> {
+    let negative = match returned {
+        Returned::Status(s) => {
+            return match s.err {
+                CUfileOpError::SUCCESS => Ok(0),
+                CUfileOpError::CUDA_DRIVER_ERROR => Err(call.error(Failure::Cuda(Some(s.cu_err)))),
+                e => Err(call.error(Failure::Op(e))),
+            };
+        }
+        _ if non_negative(returned) => return Ok(bytes_of(returned)),
+        Returned::Bytes { ret: -1, errno } => {
+            return Err(call.error(if errno == 0 {
+                Failure::NoErrno
+            } else {
+                Failure::Os(io::Error::from_raw_os_error(errno))
+            }));
+        }
+        Returned::Bytes { ret, .. } => ret.unsigned_abs(),
+        Returned::Event { ret } => (ret as isize).unsigned_abs(),
+    };
+    let failure = match u32::try_from(negative) {
+        Ok(code) if code > CUFILEOP_BASE_ERR => match CUfileOpError(code) {
+            CUfileOpError::CUDA_DRIVER_ERROR => Failure::Cuda(None),
+            e => Failure::Op(e),
+        },
+        Ok(errno) if errno < CUFILEOP_BASE_ERR => {
+            Failure::Os(io::Error::from_raw_os_error(errno as i32))
+        }
+        _ => Failure::Os(io::Error::other(format!(
+            "unexpected return value -{negative}"
+        ))),
+    };
+    Err(call.error(failure))
+}
+
+fn non_negative(r: Returned) -> bool {
+    match r {
+        Returned::Bytes { ret, .. } => ret >= 0,
+        Returned::Event { ret } => (ret as isize) >= 0,
+        Returned::Status(_) => false,
+    }
+}
+
+fn bytes_of(r: Returned) -> usize {
+    match r {
+        Returned::Bytes { ret, .. } => ret as usize,
+        Returned::Event { ret } => ret,
+        Returned::Status(_) => 0,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn status(err: u32, cu_err: i32) -> Returned {
+        Returned::Status(CUfileError_t {
+            err: CUfileOpError(err),
+            cu_err: CUresult(cu_err),
+        })
+    }
+
+    fn message(r: Result<usize>) -> String {
+        r.unwrap_err().to_string()
+    }
+
+    fn read_at() -> Call<'static> {
+        Call::new("cuFileRead").at(Path::new("/data/t.bin"), 4096, 1 << 20)
+    }
+
+    #[test]
+    fn success_and_bytes_done() {
+        assert_eq!(
+            decode(status(0, 0), Call::new("cuFileDriverOpen")).unwrap(),
+            0
+        );
+        assert_eq!(read_at().bytes(1 << 20, 0).unwrap(), 1 << 20);
+        // Short counts are returned as they are: the caller continues the transfer.
+        assert_eq!(read_at().bytes(512, 0).unwrap(), 512);
+        assert_eq!(read_at().bytes(0, 0).unwrap(), 0);
+        assert_eq!(
+            decode(Returned::Event { ret: 4096 }, read_at()).unwrap(),
+            4096
+        );
+    }
+
+    #[test]
+    fn status_with_op_error_names_code_and_number() {
+        let m = message(decode(
+            status(5008, 0),
+            Call::new("cuFileHandleRegister").on(Path::new("/data/t.bin")),
+        ));
+        assert!(
+            m.starts_with("cuFileHandleRegister failed: /data/t.bin: CU_FILE_IO_NOT_SUPPORTED (5008): GPUDirect Storage not supported on current file (this file is not on a GPUDirect path"),
+            "{m}"
+        );
+        let m = message(decode(status(5033, 0), Call::new("cuFileDriverOpen")));
+        assert!(
+            m.starts_with("cuFileDriverOpen failed: CU_FILE_NVFS_SETUP_ERROR (5033)"),
+            "{m}"
+        );
+    }
+
+    #[test]
+    fn status_5011_carries_the_cuda_result() {
+        let e = decode(status(5011, 100), Call::new("cuFileBufRegister")).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "cuFileBufRegister failed: CU_FILE_CUDA_DRIVER_ERROR (5011): CUDA driver error 100 (CUDA_ERROR_NO_DEVICE)"
+        );
+        let Error::CuFile(inner) = &e else {
+            panic!("not a cuFile error: {e:?}")
+        };
+        assert!(matches!(inner.failure, Failure::Cuda(Some(CUresult(100)))));
+        assert_eq!(
+            inner.failure.op_error(),
+            Some(CUfileOpError::CUDA_DRIVER_ERROR)
+        );
+        let m = message(decode(status(5011, 12345), Call::new("cuFileBufRegister")));
+        assert!(m.ends_with("CUDA driver error 12345"), "{m}");
+    }
+
+    #[test]
+    fn unknown_codes_print_by_number() {
+        let m = message(decode(status(5099, 0), Call::new("cuFileDriverOpen")));
+        assert_eq!(m, "cuFileDriverOpen failed: unknown cuFile error 5099");
+        let m = message(read_at().bytes(-5032, 0));
+        assert_eq!(
+            m,
+            "cuFileRead failed: /data/t.bin at offset 4096 (length 1048576): unknown cuFile error 5032"
+        );
+    }
+
+    #[test]
+    fn minus_one_reads_errno() {
+        let e = read_at().bytes(-1, libc::EIO).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "cuFileRead failed: /data/t.bin at offset 4096 (length 1048576): {}",
+                io::Error::from_raw_os_error(libc::EIO)
+            )
+        );
+        let Error::CuFile(inner) = &e else { panic!() };
+        assert!(matches!(&inner.failure, Failure::Os(io) if io.raw_os_error() == Some(libc::EIO)));
+        assert!(std::error::Error::source(inner.as_ref()).is_some());
+        let m = message(read_at().bytes(-1, 0));
+        assert!(m.ends_with("returned -1 without setting errno"), "{m}");
+    }
+
+    #[test]
+    fn negative_op_errors_from_read_and_write() {
+        let m = message(
+            Call::new("cuFileWrite")
+                .at(Path::new("/f"), 0, 8)
+                .bytes(-5024, libc::EIO),
+        );
+        assert_eq!(
+            m,
+            "cuFileWrite failed: /f at offset 0 (length 8): CU_FILE_MEMORY_NOT_REGISTERED (5024): device pointer lookup failure"
+        );
+        // errno is not consulted for op errors (it may hold anything).
+        assert!(!m.contains("Input/output"));
+        let m = message(read_at().bytes(-5011, 0));
+        assert!(
+            m.ends_with(
+                "CU_FILE_CUDA_DRIVER_ERROR (5011): CUDA driver error (its code was not reported)"
+            ),
+            "{m}"
+        );
+    }
+
+    #[test]
+    fn batch_event_negative_values() {
+        let ev = |v: isize| Returned::Event { ret: v as usize };
+        let m = message(decode(ev(-5008), read_at()));
+        assert!(m.contains("CU_FILE_IO_NOT_SUPPORTED (5008)"), "{m}");
+        let m = message(decode(ev(-(libc::EIO as isize)), read_at()));
+        assert!(
+            m.ends_with(&io::Error::from_raw_os_error(libc::EIO).to_string()),
+            "{m}"
+        );
+    }
+
+    #[test]
+    fn undocumented_negatives_are_errno_or_unexpected() {
+        let m = message(read_at().bytes(-(libc::ENOSPC as isize), 0));
+        assert!(
+            m.ends_with(&io::Error::from_raw_os_error(libc::ENOSPC).to_string()),
+            "{m}"
+        );
+        // Exactly the base (5000) is no cuFile code, and huge values are no errno.
+        let m = message(read_at().bytes(-5000, 0));
+        assert!(m.ends_with("unexpected return value -5000"), "{m}");
+        let m = message(read_at().bytes(isize::MIN, 0));
+        assert!(m.contains("unexpected return value"), "{m}");
+    }
+}
