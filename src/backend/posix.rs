@@ -50,14 +50,12 @@ struct PosixWorker {
 
 impl Worker for PosixWorker {
     fn mode(&self) -> String {
-        format!(
-            "pread/pwrite, {}",
-            if self.file.is_direct() {
-                "O_DIRECT"
-            } else {
-                "buffered"
-            }
-        )
+        let io = if self.file.is_direct() {
+            "O_DIRECT"
+        } else {
+            "buffered"
+        };
+        format!("pread/pwrite, {io}, one request at a time (qd 1)")
     }
 
     fn buffer_pages(&self) -> Option<PageBacking> {

@@ -111,6 +111,10 @@ pub fn table(r: &RunReport) -> String {
                 cpu,
             );
         }
+        let _ = writeln!(
+            out,
+            "(CPU-s/GiB: 'all' counts the whole process, io_uring kernel workers included; a thread row counts that thread alone)"
+        );
     }
     let loops: Vec<String> = r
         .loops
@@ -179,6 +183,7 @@ mod tests {
         assert!(t.lines().next().unwrap().contains("GiB/s"));
         assert!(t.contains("all            4.00     4.29      4096    1.800    2.500    3.100     4.000    5.000      0.050"), "{t}");
         assert!(t.contains("thread 0"), "{t}");
+        assert!(t.contains("a thread row counts that thread alone"), "{t}");
         assert!(t.contains("loops GiB/s: 4.00 4.00 (median 4.00)"), "{t}");
         assert!(t.contains("alignment 512B"), "{t}");
         assert!(!t.contains("pipeline"), "{t}");
