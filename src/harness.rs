@@ -76,6 +76,8 @@ pub struct Measurements {
     pub threads: Vec<ThreadMeasurement>,
     pub loops: Vec<LoopMeasurement>,
     pub verified: bool,
+    /// gds: the path the bytes took ([`Backend::gds_path`]).
+    pub gds_path: Option<crate::report::GdsPath>,
 }
 
 /// Runs `opts` through its backend.
@@ -102,7 +104,9 @@ pub fn run(opts: &RunOptions) -> Result<Measurements> {
         sys::check_drop_caches().map_err(Error::DropCaches)?;
     }
     let prepared = datafiles::prepare(opts)?;
-    execute(opts, backend.as_ref(), prepared)
+    let mut m = execute(opts, backend.as_ref(), prepared)?;
+    m.gds_path = backend.gds_path();
+    Ok(m)
 }
 
 fn execute(
@@ -186,6 +190,7 @@ fn execute(
         threads,
         loops,
         verified: opts.verify,
+        gds_path: None,
     })
 }
 

@@ -58,7 +58,52 @@ pub enum BounceMode {
     Serial,
 }
 
-/// GPU options (the `bounce` backend; ignored by host backends).
+/// How the `gds` backend calls cuFile (`--gds-api`).
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum, Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum GdsApi {
+    /// cuFileRead/cuFileWrite, one block at a time per thread (parallelism by threads).
+    #[default]
+    Sync,
+    /// cuFileReadAsync/WriteAsync on the thread's CUDA stream, queue depth in flight.
+    Stream,
+    /// cuFileBatchIO: queue-depth entries per submit, every event checked.
+    Batch,
+}
+
+impl std::fmt::Display for GdsApi {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            GdsApi::Sync => "sync",
+            GdsApi::Stream => "stream",
+            GdsApi::Batch => "batch",
+        })
+    }
+}
+
+/// Options of the `gds` backend.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct GdsOptions {
+    pub api: GdsApi,
+    /// Register device buffers with cuFileBufRegister (`--no-register` turns it off).
+    pub register: bool,
+    /// `--require-gpudirect`: a run whose file would go through compat mode is an error.
+    pub require_gpudirect: bool,
+}
+
+impl Default for GdsOptions {
+    fn default() -> Self {
+        GdsOptions {
+            api: GdsApi::Sync,
+            register: true,
+            require_gpudirect: false,
+        }
+    }
+}
+
+/// GPU options (the `bounce` and `gds` backends; ignored by host backends).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct GpuOptions {
     /// CUDA device ordinal (`--gpu`).
@@ -68,6 +113,9 @@ pub struct GpuOptions {
     /// in batches), and the next queue must be readable while those chunks are copied.
     pub bounce_buffers: usize,
     pub bounce_mode: BounceMode,
+    /// The `gds` backend's options; absent for other backends.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gds: Option<GdsOptions>,
 }
 
 impl Default for GpuOptions {
@@ -76,6 +124,7 @@ impl Default for GpuOptions {
             device: 0,
             bounce_buffers: 16,
             bounce_mode: BounceMode::Pipelined,
+            gds: None,
         }
     }
 }

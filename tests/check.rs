@@ -161,7 +161,7 @@ fn host_rows_match_the_kernel() {
 #[test]
 fn exit_status_follows_the_requested_backends() {
     let dir = scratch();
-    // gds is not in this build: never available, so the default (all backends) fails too.
+    // gds is unavailable without a GPU, so the default (all backends) fails too.
     for args in [argv!["--backend", "gds"], argv![]] {
         let mut a = argv!["check", "--path", dir.path()];
         a.extend(args);

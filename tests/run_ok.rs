@@ -497,11 +497,12 @@ fn csv_to_stdout_is_a_header_and_one_row() {
 fn backends_lists_both() {
     let out = ok(argv!["backends"]);
     let lines: Vec<&str> = out.stdout.lines().collect();
-    assert_eq!(lines.len(), 3, "{}", out.stdout);
+    assert_eq!(lines.len(), 4, "{}", out.stdout);
     assert!(lines[0].starts_with("host "));
     assert!(lines[1].starts_with("posix ") && lines[1].ends_with(" available"));
     // Available or not depending on the machine; tests/bounce_*.rs check both cases.
     assert!(lines[2].starts_with("bounce "), "{}", out.stdout);
+    assert!(lines[3].starts_with("gds "), "{}", out.stdout);
 }
 
 /// With neither --file nor --dir, data goes to $GDSWAP_DATA_DIR, else ./gdswap-data.

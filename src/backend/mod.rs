@@ -8,7 +8,7 @@
 //! to check it after a read, wherever that memory lives (a device backend copies through the
 //! host for these). Backends know nothing about reports or the CLI.
 //!
-//! Planned implementations: `host` (io_uring into host memory), `posix` (pread/pwrite),
+//! Implementations: `host` (io_uring into host memory), `posix` (pread/pwrite),
 //! `bounce` (io_uring into pinned host memory, then async copies to the GPU) and `gds`
 //! (cuFile straight into GPU memory).
 
@@ -25,6 +25,7 @@ use crate::plan::Request;
 use crate::stats::LatencyRecorder;
 
 pub mod bounce;
+pub mod gds;
 pub mod host;
 mod host_memory;
 pub mod posix;
@@ -106,6 +107,10 @@ pub trait Backend: Send + Sync {
     }
     /// Allocates and registers everything one worker thread needs (untimed).
     fn prepare(&self, setup: &WorkerSetup) -> Result<Box<dyn Worker>>;
+    /// `gds`: the path the run's bytes took, once the run is done; `None` for the others.
+    fn gds_path(&self) -> Option<crate::report::GdsPath> {
+        None
+    }
 }
 
 /// One thread's prepared context.
@@ -143,6 +148,7 @@ pub fn all() -> Vec<Arc<dyn Backend>> {
         Arc::new(host::HostBackend),
         Arc::new(posix::PosixBackend),
         Arc::new(bounce::BounceBackend),
+        Arc::new(gds::GdsBackend::default()),
     ]
 }
 
@@ -162,7 +168,7 @@ mod tests {
 
     #[test]
     fn backends_are_found_by_name() {
-        assert_eq!(names(), ["host", "posix", "bounce"]);
+        assert_eq!(names(), ["host", "posix", "bounce", "gds"]);
         for n in names() {
             assert_eq!(by_name(n).unwrap().name(), n);
         }
@@ -170,5 +176,6 @@ mod tests {
         assert_eq!(by_name("posix").unwrap().probe(), Availability::Available);
         assert_eq!(by_name("host").unwrap().memory(), MemoryKind::Host);
         assert_eq!(by_name("bounce").unwrap().memory(), MemoryKind::Device);
+        assert_eq!(by_name("gds").unwrap().memory(), MemoryKind::Device);
     }
 }

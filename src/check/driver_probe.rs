@@ -62,7 +62,13 @@ pub fn probe_here(cufile: Option<&Path>, path: &Path, strict: bool) -> ProbeOutc
         Ok(l) => Arc::new(l),
         Err(e) => return failed(e.to_string()),
     };
-    if strict {
+    // Without the parameter API (cuFile < 1.14) a strict probe relies on the parent having
+    // named a cufile.json that disallows compat mode (CUFILE_ENV_PATH_JSON); the properties
+    // then say whether the library honoured it.
+    let by_json = strict
+        && lib.require("parameters").is_err()
+        && std::env::var_os("CUFILE_ENV_PATH_JSON").is_some();
+    if strict && !by_json {
         if let Err(e) = lib.set_parameter_bool(
             gdswap_ffi::CUFileBoolConfigParameter::PROPERTIES_ALLOW_COMPAT_MODE,
             false,
@@ -151,6 +157,20 @@ pub fn probe_in_child(
     strict: bool,
     timeout: Duration,
 ) -> ChildResult {
+    probe_in_child_env(exe, cufile, path, strict, timeout, &[])
+}
+
+/// [`probe_in_child`] with extra environment variables for the child (the `gds` backend
+/// names a cufile.json that disallows compat mode this way when the library has no parameter
+/// API).
+pub fn probe_in_child_env(
+    exe: &Path,
+    cufile: Option<&Path>,
+    path: &Path,
+    strict: bool,
+    timeout: Duration,
+    env: &[(&str, &std::ffi::OsStr)],
+) -> ChildResult {
     let absolute = |p: &Path| std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
     let dir = std::env::temp_dir().join(format!(
         "gdswap-cufile-probe.{}.{}",
@@ -173,6 +193,9 @@ pub fn probe_in_child(
     }
     if strict {
         cmd.arg("--strict");
+    }
+    for (k, v) in env {
+        cmd.env(k, v);
     }
     cmd.current_dir(&dir)
         .env("CUFILE_LOGFILE_PATH", &log)

@@ -413,6 +413,23 @@ fn verdicts(r: &NodeReport) -> Vec<Verdict> {
                 gds_path_reason: None,
             };
             let mut v = match (name, &built) {
+                // gds from the check's own rows: they honour `--cufile`, and libcuda is
+                // looked for before cuFile is touched.
+                ("gds", _) if !r.libcuda.found => verdict(
+                    false,
+                    "no CUDA driver: libcuda.so.1 not found (install the NVIDIA driver)".into(),
+                ),
+                ("gds", _) if !r.libcufile.found => verdict(
+                    false,
+                    format!(
+                        "libcufile not found: {}",
+                        r.libcufile.error.as_deref().unwrap_or("")
+                    ),
+                ),
+                ("gds", Some(b)) => match crate::cuda::driver::load() {
+                    Ok(_) => verdict(true, b.summary().to_string()),
+                    Err(why) => verdict(false, why),
+                },
                 (_, Some(b)) => match b.probe() {
                     Availability::Available => verdict(true, b.summary().to_string()),
                     Availability::Unavailable(why) => verdict(false, why),
@@ -420,13 +437,6 @@ fn verdicts(r: &NodeReport) -> Vec<Verdict> {
                 (_, None) if !r.libcuda.found => verdict(
                     false,
                     "no CUDA driver: libcuda.so.1 not found (install the NVIDIA driver)".into(),
-                ),
-                ("gds", None) if !r.libcufile.found => verdict(
-                    false,
-                    format!(
-                        "libcufile not found: {}",
-                        r.libcufile.error.as_deref().unwrap_or("")
-                    ),
                 ),
                 (_, None) => verdict(
                     false,

@@ -9,7 +9,9 @@ use crate::backend;
 use crate::error::Error;
 use crate::harness;
 use crate::io::buffer::HugePages;
-use crate::options::{default_data_dir, BounceMode, GpuOptions, Op, RunOptions, Target};
+use crate::options::{
+    default_data_dir, BounceMode, GdsApi, GdsOptions, GpuOptions, Op, RunOptions, Target,
+};
 use crate::report::{self, RunReport};
 use crate::size::{parse_size, SIZE_RULE};
 
@@ -95,6 +97,18 @@ pub struct RunArgs {
     /// (serial) read the whole range into a pinned staging buffer, then copy it.
     #[arg(long, value_enum, default_value_t = BounceMode::Pipelined)]
     bounce_mode: BounceMode,
+    /// gds backend: how cuFile is called: sync (cuFileRead/Write per block, parallelism by
+    /// threads), stream (cuFileReadAsync/WriteAsync on a CUDA stream, queue depth in flight)
+    /// or batch (cuFileBatchIO, queue-depth entries per submit). Default: sync.
+    #[arg(long, value_enum, value_name = "API")]
+    gds_api: Option<GdsApi>,
+    /// gds backend: do not register device buffers with cuFileBufRegister (as gdsio -b).
+    #[arg(long)]
+    no_register: bool,
+    /// gds backend: fail when the file's I/O would go through cuFile's compat mode (POSIX
+    /// through host memory) instead of GPUDirect.
+    #[arg(long)]
+    require_gpudirect: bool,
     /// Write the full result as JSON to FILE (- for stdout).
     #[arg(long, value_name = "FILE")]
     json: Option<PathBuf>,
@@ -141,7 +155,34 @@ impl RunArgs {
                 device: self.gpu,
                 bounce_buffers: self.bounce_buffers.unwrap_or(2 * self.queue_depth as usize),
                 bounce_mode: self.bounce_mode,
+                gds: (self.backend == "gds").then(|| GdsOptions {
+                    api: self.gds_api.unwrap_or_default(),
+                    register: !self.no_register,
+                    require_gpudirect: self.require_gpudirect,
+                }),
             },
+        }
+    }
+
+    /// Refuses gds-only flags given to another backend.
+    pub fn check_backend_flags(&self) -> Result<(), Error> {
+        if self.backend == "gds" {
+            return Ok(());
+        }
+        let given = [
+            ("--gds-api", self.gds_api.is_some()),
+            ("--no-register", self.no_register),
+            ("--require-gpudirect", self.require_gpudirect),
+        ];
+        match given.iter().find(|(_, set)| *set) {
+            Some((flag, _)) => Err(Error::invalid(
+                flag,
+                format!(
+                    "applies to the gds backend only, not to --backend {}",
+                    self.backend
+                ),
+            )),
+            None => Ok(()),
         }
     }
 }
@@ -183,6 +224,7 @@ impl Sink {
 }
 
 pub fn run(args: &RunArgs) -> Result<(), Error> {
+    args.check_backend_flags()?;
     let mut opts = args.options();
     if let Some(path) = &args.config {
         crate::tuning::Config::load(path, "--config")?

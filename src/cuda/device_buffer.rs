@@ -48,6 +48,11 @@ impl DeviceBuffer {
         self.len
     }
 
+    /// The device address (for cuFile, which takes it as a `void*`).
+    pub fn device_ptr(&self) -> u64 {
+        self.ptr
+    }
+
     pub fn is_empty(&self) -> bool {
         self.len == 0
     }

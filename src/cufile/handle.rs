@@ -20,6 +20,11 @@ pub struct FileHandle {
     driver: Driver,
 }
 
+// SAFETY: a cuFile handle is an opaque token the library accepts from any thread (GDS
+// applications share one handle between I/O threads); the descriptor and driver user it holds
+// are Send. The gds backend creates, uses and drops each handle on one worker thread.
+unsafe impl Send for FileHandle {}
+
 impl std::fmt::Debug for FileHandle {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("FileHandle")
@@ -56,6 +61,11 @@ impl FileHandle {
 
     pub fn raw(&self) -> CUfileHandle_t {
         self.handle
+    }
+
+    /// The driver user the registration holds.
+    pub fn driver(&self) -> &Driver {
+        &self.driver
     }
 
     pub fn file(&self) -> &Arc<DataFile> {

@@ -6,13 +6,15 @@
 //! - [`loader`]: `dlopen` of libcufile at run time, required and optional symbols;
 //! - the safe layer: [`result`] (the one decoder of cuFile's return conventions),
 //!   [`driver`] (the driver opened once, closed when its last user drops it), [`handle`]
-//!   (registered files, deregistered on drop) and [`props`]
+//!   (registered files, deregistered on drop), [`io`] (registered device buffers and the
+//!   sync, stream and batch transfers of the `gds` backend) and [`props`]
 //!   (the driver properties decoded, and the best path they allow).
 //!
 //! `unsafe` in gdswap lives here, in `io/` and in `ffi/`; each block says why it is sound.
 
 pub mod driver;
 pub mod handle;
+pub mod io;
 pub mod loader;
 pub mod props;
 pub mod result;

@@ -225,6 +225,12 @@ impl<'a> Call<'a> {
         decode(Returned::Bytes { ret, errno }, self)
     }
 
+    /// The error for `failure` in this call's context (for failures no return value holds,
+    /// such as a batch entry's status).
+    pub fn failed(self, failure: Failure) -> Error {
+        self.error(failure)
+    }
+
     fn error(self, failure: Failure) -> Error {
         Error::CuFile(Box::new(CuFileError {
             call: self.call,

@@ -41,7 +41,11 @@ pub fn summary_line(r: &RunReport) -> String {
         if s.verified { ", verified" } else { "" },
         r.backend_mode,
         r.buffer_pages,
-    )
+    ) + &r
+        .gds_path
+        .as_ref()
+        .map(|g| format!(" path: {}", g.path))
+        .unwrap_or_default()
 }
 
 fn row(

@@ -50,6 +50,31 @@ pub struct RunReport {
     /// Where the time went in multi-stage backends (bounce); absent for the others.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pipeline: Option<PipelineFigures>,
+    /// gds: which path the bytes took (GPUDirect or compat mode), and why gdswap says so;
+    /// absent for the other backends.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gds_path: Option<GdsPath>,
+}
+
+/// The path a `gds` run's bytes took, as far as gdswap could tell.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GdsPath {
+    /// `gpudirect (nvidia-fs)`, `gpudirect (p2pdma)`, `compat (posix via host bounce)` or
+    /// `unknown`.
+    pub path: String,
+    /// The evidence: driver properties, the strict per-file probe, or why there was none.
+    pub reason: String,
+}
+
+impl GdsPath {
+    pub const NVIDIA_FS: &'static str = "gpudirect (nvidia-fs)";
+    pub const P2PDMA: &'static str = "gpudirect (p2pdma)";
+    pub const COMPAT: &'static str = "compat (posix via host bounce)";
+    pub const UNKNOWN: &'static str = "unknown";
+
+    pub fn is_compat(&self) -> bool {
+        self.path == Self::COMPAT
+    }
 }
 
 /// I/O, copies and their overlap over the measured loops, summed over threads.
@@ -331,6 +356,7 @@ impl RunReport {
                     .filter_map(|t| t.phases)
                     .collect::<Vec<_>>(),
             ),
+            gds_path: m.gds_path.clone(),
         };
         report.warnings = warning::assess(&report, m.pages)
             .iter()
@@ -523,6 +549,7 @@ pub(crate) mod tests {
                 .collect(),
             warnings: vec![],
             pipeline: None,
+            gds_path: None,
         }
     }
 }

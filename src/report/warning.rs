@@ -29,6 +29,8 @@ pub enum Warning {
     /// bounce pipelined with fewer pinned chunks than the queue depth: the chunks, not the
     /// queue depth, limit the requests in flight.
     FewBounceBuffers { chunks: usize, queue_depth: u32 },
+    /// A gds run whose bytes went through cuFile's compat mode, not GPUDirect.
+    GdsCompat { reason: String },
 }
 
 /// A warning as it is stored in reports.
@@ -49,6 +51,7 @@ impl Warning {
             Warning::UnalignedTail { .. } => "unaligned-tail",
             Warning::WritesUnverified => "writes-unverified",
             Warning::FewBounceBuffers { .. } => "few-bounce-buffers",
+            Warning::GdsCompat { .. } => "gds-compat",
         }
     }
 
@@ -70,6 +73,9 @@ impl Warning {
             Warning::FewBounceBuffers { chunks, queue_depth } => format!(
                 "--bounce-buffers {chunks} is below --queue-depth {queue_depth}: at most {chunks} requests are in flight, fewer while chunks are being copied"
             ),
+            Warning::GdsCompat { reason } => format!(
+                "GDS COMPAT MODE: these bytes did NOT take GPUDirect Storage; cuFile moved them with POSIX I/O through host memory ({reason})"
+            ),
         }
     }
 
@@ -85,6 +91,9 @@ impl Warning {
             Warning::WritesUnverified => "add --verify to read back and check every byte written",
             Warning::FewBounceBuffers { .. } => {
                 "leave --bounce-buffers at its default (twice the queue depth) unless measuring its effect"
+            }
+            Warning::GdsCompat { .. } => {
+                "run gdswap check --path FILE --backend gds to see why (nvidia-fs loaded? filesystem and mount options supported?); --require-gpudirect makes this an error"
             }
         }
     }
@@ -133,7 +142,8 @@ pub fn assess(r: &RunReport, pages: Option<PageBacking>) -> Vec<Warning> {
         out.push(Warning::WritesUnverified);
     }
     if let Some(g) = &r.params.gpu {
-        if g.bounce_mode == crate::options::BounceMode::Pipelined
+        if g.gds.is_none()
+            && g.bounce_mode == crate::options::BounceMode::Pipelined
             && g.bounce_buffers < r.params.queue_depth as usize
         {
             out.push(Warning::FewBounceBuffers {
@@ -141,6 +151,11 @@ pub fn assess(r: &RunReport, pages: Option<PageBacking>) -> Vec<Warning> {
                 queue_depth: r.params.queue_depth,
             });
         }
+    }
+    if let Some(p) = r.gds_path.as_ref().filter(|p| p.is_compat()) {
+        out.push(Warning::GdsCompat {
+            reason: p.reason.clone(),
+        });
     }
     out
 }

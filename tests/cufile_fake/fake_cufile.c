@@ -1,10 +1,18 @@
 /* A fake libcufile for gdswap's tests: the real ABI (compiled against NVIDIA's own cufile.h
- * from the wheel), no GPU. It implements what `gdswap check` and the safe layer call: driver
- * open/close/properties with a use count, the parameter API, handle registration (which checks
- * O_DIRECT like the real one), and buffer registration bookkeeping. Reads and writes are not
- * faked here (the gds backend's fake is separate work): they fail with CU_FILE_INTERNAL_ERROR.
- * Like an old or partial library, it has no batch or statistics API, and of the stream API only
- * cuFileReadAsync: the loader must call that group absent and name what is missing.
+ * from the wheel), no GPU. It implements driver open/close/properties with a use count, the
+ * parameter API, handle registration (which checks O_DIRECT like the real one), buffer
+ * registration, and real reads and writes of the file into the fake libcuda's device memory
+ * (tests/fakes/fake_cuda.c: device addresses are translated with its exported
+ * fake_cuda_device_host, found with dlopen("libcuda.so.1", RTLD_NOLOAD)).
+ *
+ * Two builds of this file:
+ * - default: like an old or partial library, no batch or statistics API, and of the stream API
+ *   only cuFileReadAsync (which fails): the loader must call those groups absent;
+ * - -DFAKE_CUFILE_FULL: also the stream API (its I/O runs on the fake CUDA stream through
+ *   fake_cuda_stream_host_fn, reading its pointer arguments when the stream gets there) and
+ *   the batch API (entries run at submit; their events are handed out by GetStatus).
+ * Compat mode can also be disallowed with CUFILE_ENV_PATH_JSON naming a file that holds
+ * "allow_compat_mode": false (read at cuFileDriverOpen, as the real library does).
  *
  * Behaviour is set per process by environment variables (read at each call), or in-process by
  * fake_cufile_set(name, value), which wins over the environment:
@@ -16,21 +24,37 @@
  *   FAKE_CUFILE_REGISTER_ERR   what cuFileHandleRegister returns when compat mode is disallowed
  *                              (e.g. 5008: the file is not on a GPUDirect path)
  *   FAKE_CUFILE_QUIET          1: no line on stdout from cuFileDriverOpen
+ *   FAKE_CUFILE_BUF_REGISTER_ERR  what cuFileBufRegister returns (e.g. 5036)
+ *   FAKE_CUFILE_IO_MAX         at most this many bytes per read/write/batch entry (short
+ *                              transfers; keep it a multiple of 4096 for O_DIRECT)
+ *   FAKE_CUFILE_IO_FAIL_AT     the N-th I/O (1-based, counted over sync calls, async ops and
+ *                              batch entries, process-wide) fails with FAKE_CUFILE_IO_FAIL_RET:
+ *                              -1 (default: -1 with errno EIO; an async op or batch entry gets
+ *                              -EIO) or a negative value returned as it is (e.g. -5030)
+ *   FAKE_CUFILE_BATCH_FAIL_STATUS the status of a failed batch entry (default 64, FAILED)
  */
 #define _GNU_SOURCE
+#include <dlfcn.h>
 #include <errno.h>
+#include <stdint.h>
+#include <unistd.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <pthread.h>
 #include <string.h>
 #include "cufile.h"
 
-static long overrides_set[16];
-static long overrides[16];
-static const char *names[16] = {"FAKE_CUFILE_OPEN_ERR", "FAKE_CUFILE_OPEN_CU_ERR",
+static long overrides_set[32];
+static long overrides[32];
+static const char *names[32] = {"FAKE_CUFILE_OPEN_ERR", "FAKE_CUFILE_OPEN_CU_ERR",
                                 "FAKE_CUFILE_NVFS_MAJOR", "FAKE_CUFILE_NVFS_MINOR",
                                 "FAKE_CUFILE_DSTATUS", "FAKE_CUFILE_FFLAGS",
-                                "FAKE_CUFILE_REGISTER_ERR", "FAKE_CUFILE_QUIET", NULL};
+                                "FAKE_CUFILE_REGISTER_ERR", "FAKE_CUFILE_QUIET",
+                                "FAKE_CUFILE_BUF_REGISTER_ERR", "FAKE_CUFILE_IO_MAX",
+                                "FAKE_CUFILE_IO_FAIL_AT", "FAKE_CUFILE_IO_FAIL_RET",
+                                "FAKE_CUFILE_BATCH_FAIL_STATUS", NULL};
+enum { K_BUF_REGISTER_ERR = 8, K_IO_MAX, K_IO_FAIL_AT, K_IO_FAIL_RET, K_BATCH_FAIL_STATUS };
 
 static long knob(int i, long dflt) {
     if (overrides_set[i]) return overrides[i];
@@ -53,6 +77,26 @@ static long opens;
 static int compat_allowed = 1;
 static long handles;
 
+/* CUFILE_ENV_PATH_JSON: "allow_compat_mode": false disallows compat mode. */
+static void json_compat(void) {
+    const char *path = getenv("CUFILE_ENV_PATH_JSON");
+    if (!path || !*path) return;
+    FILE *f = fopen(path, "r");
+    if (!f) return;
+    char text[8192];
+    size_t n = fread(text, 1, sizeof text - 1, f);
+    fclose(f);
+    text[n] = 0;
+    const char *k = strstr(text, "\"allow_compat_mode\"");
+    if (!k) return;
+    k = strchr(k, ':');
+    if (!k) return;
+    k++;
+    while (*k == ' ' || *k == '\t' || *k == '\n') k++;
+    if (strncmp(k, "false", 5) == 0) compat_allowed = 0;
+    if (strncmp(k, "true", 4) == 0) compat_allowed = 1;
+}
+
 static CUfileError_t status(long err, long cu) {
     CUfileError_t e;
     e.err = (CUfileOpError)err;
@@ -70,6 +114,7 @@ CUfileError_t cuFileDriverOpen(void) {
         fflush(stdout);
     }
     if (err) return status(err, knob(1, 0));
+    if (opens == 0) json_compat();
     opens++;
     return status(0, 0);
 }
@@ -122,19 +167,105 @@ CUfileError_t cuFileHandleRegister(CUfileHandle_t *fh, CUfileDescr_t *d) {
 
 void cuFileHandleDeregister(CUfileHandle_t fh) { (void)fh; handles--; }
 
-CUfileError_t cuFileBufRegister(const void *p, size_t len, int flags) {
-    (void)p; (void)len; (void)flags;
-    return status(opens ? 0 : CU_FILE_DRIVER_NOT_INITIALIZED, 0);
+/* ---- device memory of the fake libcuda ---- */
+static void *cuda_sym(const char *name) {
+    void *h = dlopen("libcuda.so.1", RTLD_NOW | RTLD_NOLOAD);
+    return h ? dlsym(h, name) : NULL;
 }
-CUfileError_t cuFileBufDeregister(const void *p) { (void)p; return status(0, 0); }
+
+static unsigned char *device_host(const void *d, size_t len) {
+    static void *(*fn)(unsigned long long, size_t);
+    if (!fn) fn = (void *(*)(unsigned long long, size_t))cuda_sym("fake_cuda_device_host");
+    return fn ? fn((unsigned long long)(uintptr_t)d, len) : NULL;
+}
+
+#define MAX_BUFS 1024
+static struct { const unsigned char *p; size_t len; } bufs[MAX_BUFS];
+static pthread_mutex_t bufs_lock = PTHREAD_MUTEX_INITIALIZER;
+static long buf_regs;
+long fake_cufile_buffers(void) { return buf_regs; }
+
+CUfileError_t cuFileBufRegister(const void *p, size_t len, int flags) {
+    (void)flags;
+    if (opens == 0) return status(CU_FILE_DRIVER_NOT_INITIALIZED, 0);
+    long err = knob(K_BUF_REGISTER_ERR, 0);
+    if (err) return status(err, 0);
+    /* The fake libcuda is loaded (the gds backend allocates there) unless a test calls this
+     * in-process without it: then any pointer is accepted, as before. */
+    if (cuda_sym("fake_cuda_device_host") && !device_host(p, len))
+        return status(CU_FILE_CUDA_POINTER_INVALID, 0);
+    pthread_mutex_lock(&bufs_lock);
+    for (int i = 0; i < MAX_BUFS; i++) {
+        if (bufs[i].p == p) { pthread_mutex_unlock(&bufs_lock); return status(CU_FILE_MEMORY_ALREADY_REGISTERED, 0); }
+    }
+    for (int i = 0; i < MAX_BUFS; i++) {
+        if (!bufs[i].p) {
+            bufs[i].p = p;
+            bufs[i].len = len;
+            buf_regs++;
+            pthread_mutex_unlock(&bufs_lock);
+            return status(0, 0);
+        }
+    }
+    pthread_mutex_unlock(&bufs_lock);
+    return status(CU_FILE_INTERNAL_ERROR, 0);
+}
+
+CUfileError_t cuFileBufDeregister(const void *p) {
+    pthread_mutex_lock(&bufs_lock);
+    for (int i = 0; i < MAX_BUFS; i++) {
+        if (bufs[i].p && bufs[i].p == p) {
+            bufs[i].p = NULL;
+            buf_regs--;
+            pthread_mutex_unlock(&bufs_lock);
+            return status(0, 0);
+        }
+    }
+    pthread_mutex_unlock(&bufs_lock);
+    return status(CU_FILE_MEMORY_NOT_REGISTERED, 0);
+}
+
+/* A registered base must cover [base+off, +n): the real library refuses I/O past the
+ * registration (CU_FILE_INVALID_MAPPING_RANGE). Unregistered bases are accepted (cuFile then
+ * stages through its own buffers). */
+static int outside_registration(const void *base, off_t off, size_t n) {
+    int bad = 0;
+    pthread_mutex_lock(&bufs_lock);
+    for (int i = 0; i < MAX_BUFS; i++)
+        if (bufs[i].p && bufs[i].p == base) bad = off < 0 || (size_t)off + n > bufs[i].len;
+    pthread_mutex_unlock(&bufs_lock);
+    return bad;
+}
+
+static long io_calls;
+
+/* One read or write: bytes done, -1 with errno, or -(CUfileOpError). */
+static ssize_t do_io(CUfileHandle_t fh, const void *base, size_t n, off_t fo, off_t bo, int write) {
+    if (opens == 0) return -(ssize_t)CU_FILE_DRIVER_NOT_INITIALIZED;
+    long at = __atomic_add_fetch(&io_calls, 1, __ATOMIC_SEQ_CST);
+    long fail_at = knob(K_IO_FAIL_AT, 0);
+    if (fail_at && at == fail_at) {
+        long r = knob(K_IO_FAIL_RET, -1);
+        if (r == -1) errno = EIO;
+        return r;
+    }
+    if ((long)fh < 1000) return -(ssize_t)CU_FILE_HANDLE_NOT_REGISTERED;
+    int fd = (int)((long)fh - 1000);
+    if (outside_registration(base, bo, n)) return -(ssize_t)CU_FILE_INVALID_MAPPING_RANGE;
+    unsigned char *host = device_host((const unsigned char *)base + bo, n);
+    if (!host) return -(ssize_t)CU_FILE_CUDA_POINTER_INVALID;
+    long max = knob(K_IO_MAX, 0);
+    if (max > 0 && n > (size_t)max) n = (size_t)max;
+    /* O_DIRECT rules apply: unaligned offsets or lengths fail with EINVAL, as the real
+     * library's direct path does (compat mode would bounce them; gdswap never relies on it). */
+    return write ? pwrite(fd, host, n, fo) : pread(fd, host, n, fo);
+}
 
 ssize_t cuFileRead(CUfileHandle_t fh, void *b, size_t n, off_t fo, off_t bo) {
-    (void)fh; (void)b; (void)n; (void)fo; (void)bo;
-    return -(ssize_t)CU_FILE_INTERNAL_ERROR;
+    return do_io(fh, b, n, fo, bo, 0);
 }
 ssize_t cuFileWrite(CUfileHandle_t fh, const void *b, size_t n, off_t fo, off_t bo) {
-    (void)fh; (void)b; (void)n; (void)fo; (void)bo;
-    return -(ssize_t)CU_FILE_INTERNAL_ERROR;
+    return do_io(fh, b, n, fo, bo, 1);
 }
 
 CUfileError_t cuFileGetParameterSizeT(CUFileSizeTConfigParameter_t p, size_t *v) { (void)p; *v = 0; return status(0, 0); }
@@ -151,9 +282,117 @@ CUfileError_t cuFileSetParameterBool(CUFileBoolConfigParameter_t p, bool v) {
 }
 CUfileError_t cuFileSetParameterString(CUFileStringConfigParameter_t p, const char *s) { (void)p; (void)s; return status(0, 0); }
 
+#ifndef FAKE_CUFILE_FULL
 /* The one stream-API symbol (a partial group). */
 CUfileError_t cuFileReadAsync(CUfileHandle_t fh, void *b, size_t *n, off_t *fo, off_t *bo,
                               ssize_t *done, CUstream s) {
     (void)fh; (void)b; (void)n; (void)fo; (void)bo; (void)done; (void)s;
     return status(CU_FILE_ASYNC_NOT_SUPPORTED, 0);
 }
+#else
+/* ---- stream API: the I/O runs on the fake CUDA stream, in order with its copies ---- */
+struct async_op {
+    CUfileHandle_t fh;
+    void *buf;
+    size_t *size_p;
+    off_t *fo_p, *bo_p;
+    ssize_t *done_p;
+    int write;
+};
+
+static void run_async(void *arg) {
+    struct async_op *a = arg;
+    /* The arguments are read now, when the stream gets here: they must still be valid. */
+    ssize_t r = do_io(a->fh, a->buf, *a->size_p, *a->fo_p, *a->bo_p, a->write);
+    *a->done_p = r == -1 ? -(ssize_t)errno : r;
+    free(a);
+}
+
+static CUfileError_t enqueue_io(CUfileHandle_t fh, void *b, size_t *n, off_t *fo, off_t *bo,
+                                ssize_t *done, CUstream s, int write) {
+    static int (*host_fn)(void *, void (*)(void *), void *);
+    if (opens == 0) return status(CU_FILE_DRIVER_NOT_INITIALIZED, 0);
+    if (!n || !fo || !bo || !done) return status(CU_FILE_INVALID_VALUE, 0);
+    if (!host_fn) host_fn = (int (*)(void *, void (*)(void *), void *))cuda_sym("fake_cuda_stream_host_fn");
+    if (!host_fn) return status(CU_FILE_CUDA_DRIVER_ERROR, 1);
+    struct async_op *a = malloc(sizeof *a);
+    if (!a) return status(CU_FILE_INTERNAL_ERROR, 0);
+    *a = (struct async_op){fh, b, n, fo, bo, done, write};
+    int rc = host_fn(s, run_async, a);
+    if (rc) { free(a); return status(CU_FILE_CUDA_DRIVER_ERROR, rc); }
+    return status(0, 0);
+}
+
+CUfileError_t cuFileReadAsync(CUfileHandle_t fh, void *b, size_t *n, off_t *fo, off_t *bo,
+                              ssize_t *done, CUstream s) {
+    return enqueue_io(fh, b, n, fo, bo, done, s, 0);
+}
+CUfileError_t cuFileWriteAsync(CUfileHandle_t fh, void *b, size_t *n, off_t *fo, off_t *bo,
+                               ssize_t *done, CUstream s) {
+    return enqueue_io(fh, b, n, fo, bo, done, s, 1);
+}
+CUfileError_t cuFileStreamRegister(CUstream s, unsigned flags) { (void)s; (void)flags; return status(0, 0); }
+CUfileError_t cuFileStreamDeregister(CUstream s) { (void)s; return status(0, 0); }
+
+/* ---- batch API: entries run at submit, their events wait for GetStatus ---- */
+struct batch {
+    unsigned max, n;
+    CUfileIOEvents_t ev[];
+};
+
+CUfileError_t cuFileBatchIOSetUp(CUfileBatchHandle_t *h, unsigned nr) {
+    if (opens == 0) return status(CU_FILE_DRIVER_NOT_INITIALIZED, 0);
+    if (!h || nr == 0 || nr > 128) return status(CU_FILE_INVALID_VALUE, 0);
+    struct batch *b = calloc(1, sizeof *b + nr * sizeof b->ev[0]);
+    if (!b) return status(CU_FILE_INTERNAL_ERROR, 0);
+    b->max = nr;
+    *h = b;
+    return status(0, 0);
+}
+
+CUfileError_t cuFileBatchIOSubmit(CUfileBatchHandle_t h, unsigned nr, CUfileIOParams_t *p, unsigned flags) {
+    struct batch *b = h;
+    if (!b || !p || flags != 0) return status(CU_FILE_INVALID_VALUE, 0);
+    if (b->n + nr > b->max) return status(CU_FILE_BATCH_FULL, 0);
+    for (unsigned i = 0; i < nr; i++) {
+        if (p[i].mode != CUFILE_BATCH || (p[i].opcode != CUFILE_READ && p[i].opcode != CUFILE_WRITE))
+            return status(CU_FILE_INVALID_VALUE, 0);
+    }
+    for (unsigned i = 0; i < nr; i++) {
+        ssize_t r = do_io(p[i].fh, p[i].u.batch.devPtr_base, p[i].u.batch.size, p[i].u.batch.file_offset,
+                          p[i].u.batch.devPtr_offset, p[i].opcode == CUFILE_WRITE);
+        CUfileIOEvents_t *e = &b->ev[b->n++];
+        e->cookie = p[i].cookie;
+        if (r < 0) {
+            e->status = (CUfileStatus_t)knob(K_BATCH_FAIL_STATUS, CUFILE_FAILED);
+            e->ret = (size_t)(r == -1 ? -(ssize_t)errno : r);
+        } else {
+            e->status = CUFILE_COMPLETE;
+            e->ret = (size_t)r;
+        }
+    }
+    return status(0, 0);
+}
+
+CUfileError_t cuFileBatchIOGetStatus(CUfileBatchHandle_t h, unsigned min_nr, unsigned *nr,
+                                     CUfileIOEvents_t *ev, struct timespec *timeout) {
+    struct batch *b = h;
+    (void)timeout;
+    if (!b || !nr || !ev || min_nr > *nr) return status(CU_FILE_INVALID_VALUE, 0);
+    unsigned k = *nr < b->n ? *nr : b->n;
+    memcpy(ev, b->ev, k * sizeof ev[0]);
+    memmove(b->ev, b->ev + k, (b->n - k) * sizeof ev[0]);
+    b->n -= k;
+    *nr = k;
+    return status(0, 0);
+}
+
+CUfileError_t cuFileBatchIOCancel(CUfileBatchHandle_t h) {
+    struct batch *b = h;
+    if (!b) return status(CU_FILE_INVALID_VALUE, 0);
+    b->n = 0;
+    return status(0, 0);
+}
+
+void cuFileBatchIODestroy(CUfileBatchHandle_t h) { free(h); }
+#endif

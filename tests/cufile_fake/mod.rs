@@ -10,8 +10,10 @@ use std::process::Command;
 use std::sync::OnceLock;
 
 pub struct Fakes {
-    /// The fake libcufile.
+    /// The fake libcufile: no batch API, of the stream API only `cuFileReadAsync`.
     pub cufile: PathBuf,
+    /// The same fake built with `-DFAKE_CUFILE_FULL`: stream and batch APIs too.
+    pub cufile_full: PathBuf,
     /// A directory holding the stand-in `libcuda.so.1` (for LD_LIBRARY_PATH).
     pub libcuda_dir: PathBuf,
 }
@@ -22,14 +24,24 @@ typedef struct CUstream_st *CUstream;
 ";
 
 fn gcc(src: &Path, out: &Path, include: &[&Path]) {
+    gcc_with(src, out, include, &[]);
+}
+
+fn gcc_with(src: &Path, out: &Path, include: &[&Path], defines: &[&str]) {
     let tmp = out.with_extension(format!("tmp.{}", std::process::id()));
     let mut cmd = Command::new("gcc");
-    cmd.args(["-shared", "-fPIC", "-O1", "-Wall", "-Werror", "-o"])
+    cmd.args(["-shared", "-fPIC", "-O1", "-pthread", "-Wall", "-Werror"])
+        .args(defines)
+        .arg("-o")
         .arg(&tmp);
     for i in include {
         cmd.arg("-I").arg(i);
     }
-    let o = cmd.arg(src).output().expect("run gcc to build a test fake");
+    let o = cmd
+        .arg(src)
+        .arg("-ldl")
+        .output()
+        .expect("run gcc to build a test fake");
     assert!(
         o.status.success(),
         "building {} failed:\n{}",
@@ -52,6 +64,13 @@ pub fn fakes() -> &'static Fakes {
         let header_dir = super::cufile_wheel::wheel().include_dir();
         let cufile = dir.join("libcufile-fake.so");
         gcc(&here.join("fake_cufile.c"), &cufile, &[&stub, &header_dir]);
+        let cufile_full = dir.join("libcufile-fake-full.so");
+        gcc_with(
+            &here.join("fake_cufile.c"),
+            &cufile_full,
+            &[&stub, &header_dir],
+            &["-DFAKE_CUFILE_FULL"],
+        );
         gcc(
             &here.join("fake_libcuda.c"),
             &libcuda_dir.join("libcuda.so.1"),
@@ -59,6 +78,7 @@ pub fn fakes() -> &'static Fakes {
         );
         Fakes {
             cufile,
+            cufile_full,
             libcuda_dir,
         }
     })

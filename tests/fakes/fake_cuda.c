@@ -132,9 +132,11 @@ struct event {
     CUresult error;
 };
 
-enum op_kind { OP_COPY, OP_EVENT, OP_STOP };
+enum op_kind { OP_COPY, OP_EVENT, OP_HOSTFN, OP_STOP };
 struct op {
     enum op_kind kind;
+    void (*fn)(void *); /* OP_HOSTFN */
+    void *arg;
     unsigned char *dst;
     const unsigned char *src;
     size_t len;
@@ -197,6 +199,7 @@ static void *stream_worker(void *arg) {
 
         if (o->kind == OP_STOP) { free(o); return NULL; }
         if (o->kind == OP_COPY && err == CUDA_SUCCESS) run_copy(s, o);
+        if (o->kind == OP_HOSTFN && err == CUDA_SUCCESS) o->fn(o->arg);
         if (o->kind == OP_EVENT) {
             pthread_mutex_lock(&s->lock);
             err = s->error;
@@ -557,4 +560,31 @@ EXPORT CUresult cuEventDestroy_v2(void *pe) {
     pthread_mutex_unlock(&ev_lock);
     free(e);
     return CUDA_SUCCESS;
+}
+
+/* ---- for the fake libcufile (tests/cufile_fake/fake_cufile.c), which finds these with
+ * dlopen("libcuda.so.1", RTLD_NOLOAD) + dlsym: no real driver has them ---- */
+
+/* The host memory behind device range [d, d+len), or NULL when it is not inside one
+ * allocation (a host pointer, a freed or overrun range). */
+EXPORT void *fake_cuda_device_host(CUdeviceptr d, size_t len) {
+    pthread_mutex_lock(&mem_lock);
+    struct alloc *a = find_alloc(d, len);
+    void *h = a ? a->host + (d - a->base) : NULL;
+    pthread_mutex_unlock(&mem_lock);
+    return h;
+}
+
+/* Queues fn(arg) on a stream, run in order with its copies by the stream's worker (what
+ * cuLaunchHostFunc does): the fake's cuFileReadAsync/WriteAsync run their I/O this way, so
+ * their arguments are read when the stream gets there, as the real ones are. */
+EXPORT CUresult fake_cuda_stream_host_fn(void *stream, void (*fn)(void *), void *arg) {
+    struct stream *s = stream;
+    if (!s || !fn) return CUDA_ERROR_INVALID_HANDLE;
+    struct op *o = calloc(1, sizeof *o);
+    if (!o) return CUDA_ERROR_OUT_OF_MEMORY;
+    o->kind = OP_HOSTFN;
+    o->fn = fn;
+    o->arg = arg;
+    return enqueue(s, o);
 }

@@ -1,0 +1,675 @@
+//! `gds`: NVMe straight into GPU memory through NVIDIA's cuFile (GPUDirect Storage), and an
+//! honest report of which path the bytes really took.
+//!
+//! Each worker thread has its own device context, stream and device buffer the size of its
+//! range (as `bounce`), registered with `cuFileBufRegister` unless `--no-register` (as
+//! `gdsio -b`), and its file's O_DIRECT descriptor registered with `cuFileHandleRegister`.
+//! `--gds-api` picks how cuFile is called (see [`crate::cufile::io`]):
+//! - `sync`: `cuFileRead`/`cuFileWrite` per request, one at a time per thread (parallelism by
+//!   `--threads`); a request's latency is its call;
+//! - `stream`: windows of `--queue-depth` `cuFileReadAsync`/`WriteAsync` on the thread's CUDA
+//!   stream, then one stream synchronisation; a request's latency runs from the submission of
+//!   its first window to the end of the window that finished it;
+//! - `batch`: one `cuFileBatchIOSetUp` of `--queue-depth` entries per thread, then per window
+//!   a submit and `cuFileBatchIOGetStatus` until every event is in (latency as for `stream`).
+//!
+//! Short transfers are continued (sync: in the call's loop; stream/batch: the rest goes into
+//! the next window) and 0 bytes is an error, never a loop. An API the loaded library lacks is
+//! refused before the run ("needs cuFile >= x.y").
+//!
+//! Unaligned tails: a `--size` that is not a multiple of the O_DIRECT alignment leaves a
+//! last request of a few bytes. cuFile's direct path cannot move it, and its compat mode would
+//! (silently, through its own bounce buffers). gdswap does not rely on that: as `bounce` does,
+//! the tail goes through the file's buffered descriptor and a synchronous copy through a small
+//! pinned staging buffer, and the report's `unaligned-tail` warning says so.
+//!
+//! `fill` and `inspect` copy through the same staging buffer, so `--verify` checks what reached
+//! the device; `--buffered` is refused (cuFile registers O_DIRECT descriptors only).
+//!
+//! Which path: see [`decide`]. Before the run, a strict probe in a child process (the hidden
+//! `gdswap cufile-probe --strict`, with a time limit: cuFile can hang on hosts without a GPU)
+//! disallows compat mode and registers the file; 5008 there means compat. The workers add the
+//! driver properties they read in-process. `--require-gpudirect` turns a compat verdict into
+//! an error before anything is moved.
+
+use std::collections::VecDeque;
+use std::ffi::OsStr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use crate::check::driver_probe::{self, ProbeOutcome};
+use crate::cuda::device::{check_ordinal, Device};
+use crate::cuda::device_buffer::DeviceBuffer;
+use crate::cuda::driver;
+use crate::cuda::pinned::{check_memlock, PinnedBuffer};
+use crate::cuda::stream::Stream;
+use crate::cufile::handle::FileHandle;
+use crate::cufile::io::{self as cfio, Batch, BufRegistration, Piece};
+use crate::cufile::{self, CuFileLib, Driver, DriverProperties};
+use crate::error::{Error, Result};
+use crate::io::buffer::{HugePages, PageBacking};
+use crate::io::file::DataFile;
+use crate::options::{GdsApi, GdsOptions, Op, RunOptions, Target};
+use crate::plan::Request;
+use crate::report::GdsPath;
+use crate::size::Bytes;
+use crate::stats::LatencyRecorder;
+
+use super::{Availability, Backend, MemoryKind, Worker, WorkerSetup};
+
+/// Pinned staging per thread, for `fill`/`inspect` copies and unaligned tails.
+const STAGING: usize = 1 << 20;
+/// How long the strict per-file probe may take.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// The process's libcufile, loaded once (one driver per process, one library for it).
+fn library() -> std::result::Result<Arc<CuFileLib>, String> {
+    static LIB: OnceLock<std::result::Result<Arc<CuFileLib>, String>> = OnceLock::new();
+    LIB.get_or_init(|| cufile::load(None).map(Arc::new).map_err(|e| e.to_string()))
+        .clone()
+}
+
+/// What the strict per-file probe found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Strict {
+    /// The file registered with compat mode disallowed: a direct path.
+    Registered,
+    /// `CU_FILE_IO_NOT_SUPPORTED` (5008) with compat disallowed: compat mode.
+    NotSupported(String),
+    /// No verdict, and why.
+    NotRun(String),
+}
+
+/// The path a `gds` run's bytes took, from the driver properties and the strict probe.
+/// Compat mode is said only on evidence (5008 under the strict probe, no nvidia-fs and no
+/// P2PDMA in the properties, or compat forced); a direct path only when the strict probe
+/// registered the file and the properties name the direct path; anything else is `unknown`.
+pub fn decide(props: Option<&DriverProperties>, strict: &Strict, forced_compat: bool) -> GdsPath {
+    let path = |p: &str, reason: String| GdsPath {
+        path: p.into(),
+        reason,
+    };
+    if forced_compat {
+        return path(
+            GdsPath::COMPAT,
+            "CUFILE_FORCE_COMPAT_MODE is set: cuFile does all I/O in compat mode".into(),
+        );
+    }
+    if let Strict::NotSupported(d) = strict {
+        return path(GdsPath::COMPAT, format!("strict probe: {d}"));
+    }
+    let best = props.map(DriverProperties::best_path);
+    if best == Some(GdsPath::COMPAT) {
+        return path(
+            GdsPath::COMPAT,
+            "driver properties: nvidia-fs not loaded and no PCI P2PDMA".into(),
+        );
+    }
+    match (strict, best) {
+        (Strict::Registered, Some(b)) if b.starts_with("gpudirect") => {
+            let driver = match props.and_then(|p| p.nvidia_fs_version.as_deref()) {
+                Some(v) => format!("nvidia-fs {v}"),
+                None => "kernel P2PDMA".into(),
+            };
+            path(
+                b,
+                format!("strict probe registered the file with compat mode disallowed; driver: {driver}"),
+            )
+        }
+        (Strict::Registered, _) => path(
+            GdsPath::UNKNOWN,
+            "the strict probe registered the file, but the driver properties name no direct path"
+                .into(),
+        ),
+        (Strict::NotRun(why), Some(b)) => path(
+            GdsPath::UNKNOWN,
+            format!("the driver offers {b}, but no per-file probe confirmed it: {why}"),
+        ),
+        (Strict::NotRun(why), None) => path(
+            GdsPath::UNKNOWN,
+            format!("no driver properties and no per-file probe: {why}"),
+        ),
+        (Strict::NotSupported(_), _) => unreachable!("handled above"),
+    }
+}
+
+fn forced_compat() -> bool {
+    std::env::var("CUFILE_FORCE_COMPAT_MODE")
+        .is_ok_and(|v| matches!(v.trim().to_ascii_lowercase().as_str(), "true" | "1"))
+}
+
+#[derive(Default)]
+struct PathState {
+    strict: Option<Strict>,
+    /// Properties from the probe child, then from the first worker (in-process).
+    props: Option<DriverProperties>,
+}
+
+#[derive(Default)]
+pub struct GdsBackend {
+    state: Mutex<PathState>,
+}
+
+impl GdsBackend {
+    fn state(&self) -> std::sync::MutexGuard<'_, PathState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The strict per-file probe, in a child process (never in-process: the real library may
+    /// spin forever without a GPU, and it must not open the driver with compat off here).
+    fn probe_path(&self, opts: &RunOptions, lib: &CuFileLib) -> (Strict, Option<DriverProperties>) {
+        let exe = match std::env::current_exe() {
+            Ok(e) => e,
+            Err(e) => {
+                return (
+                    Strict::NotRun(format!("cannot find the gdswap binary: {e}")),
+                    None,
+                )
+            }
+        };
+        // Only the gdswap binary has the hidden probe subcommand (not a test harness that
+        // calls the library).
+        if exe.file_stem() != Some(OsStr::new("gdswap")) {
+            return (
+                Strict::NotRun("not running as the gdswap binary (no probe subcommand)".into()),
+                None,
+            );
+        }
+        let target = probe_target(&opts.target);
+        let json_dir =
+            std::env::temp_dir().join(format!("gdswap-gds-probe.{}", std::process::id()));
+        let mut env: Vec<(&str, &OsStr)> = Vec::new();
+        let json = json_dir.join("cufile.json");
+        if lib.require("parameters").is_err() {
+            // cuFile < 1.14: compat mode is disallowed through a cufile.json of our own.
+            let written = std::fs::create_dir_all(&json_dir).and_then(|_| {
+                std::fs::write(
+                    &json,
+                    "{ \"properties\": { \"allow_compat_mode\": false } }\n",
+                )
+            });
+            if let Err(e) = written {
+                return (
+                    Strict::NotRun(format!("cannot write {}: {e}", json.display())),
+                    None,
+                );
+            }
+            env.push(("CUFILE_ENV_PATH_JSON", json.as_os_str()));
+        }
+        let child =
+            driver_probe::probe_in_child_env(&exe, None, &target, true, PROBE_TIMEOUT, &env);
+        let _ = std::fs::remove_dir_all(&json_dir);
+        let Some(outcome) = child.outcome else {
+            let why = child.failure.unwrap_or_else(|| "no outcome".into());
+            return (Strict::NotRun(format!("strict probe: {why}")), None);
+        };
+        let props = outcome.properties.clone();
+        (strict_of(&outcome), props)
+    }
+}
+
+/// The file the probe registers: the file when it exists, else the directory it will be
+/// created in (the probe registers a scratch file there).
+fn probe_target(target: &Target) -> PathBuf {
+    let p = match target {
+        Target::File(f) if f.exists() => return f.clone(),
+        Target::File(f) => f.parent().map(Path::to_path_buf).unwrap_or_default(),
+        Target::Dir(d) => d.clone(),
+    };
+    let p = if p.as_os_str().is_empty() {
+        PathBuf::from(".")
+    } else {
+        p
+    };
+    // The directory may not exist yet: the nearest ancestor that does is on the same
+    // filesystem in all but exotic mount layouts.
+    p.ancestors()
+        .find(|a| a.is_dir())
+        .map(Path::to_path_buf)
+        .unwrap_or(p)
+}
+
+fn strict_of(o: &ProbeOutcome) -> Strict {
+    if !o.opened {
+        return Strict::NotRun(format!(
+            "the driver did not open: {}",
+            o.error.as_deref().unwrap_or("no reason given")
+        ));
+    }
+    let Some(r) = &o.file_registration else {
+        return Strict::NotRun("the probe registered no file".into());
+    };
+    // With a cufile.json, the library must have honoured it.
+    if o.properties.as_ref().is_some_and(|p| p.allow_compat_mode) {
+        return Strict::NotRun("compat mode could not be disallowed for the probe".into());
+    }
+    if r.not_supported {
+        Strict::NotSupported(r.detail.clone())
+    } else if r.ok {
+        Strict::Registered
+    } else {
+        Strict::NotRun(r.detail.clone())
+    }
+}
+
+fn unavailable(reason: String) -> Error {
+    Error::Unavailable {
+        backend: "gds".into(),
+        reason,
+    }
+}
+
+impl Backend for GdsBackend {
+    fn name(&self) -> &'static str {
+        "gds"
+    }
+
+    fn summary(&self) -> &'static str {
+        "cuFile (GPUDirect Storage) straight into GPU memory"
+    }
+
+    fn memory(&self) -> MemoryKind {
+        MemoryKind::Device
+    }
+
+    fn probe(&self) -> Availability {
+        // libcuda first: cuFile must never be opened on a host without a CUDA driver.
+        if let Err(why) = driver::load() {
+            return Availability::Unavailable(why);
+        }
+        match library() {
+            Ok(_) => Availability::Available,
+            Err(why) => Availability::Unavailable(why),
+        }
+    }
+
+    fn preflight(&self, opts: &RunOptions) -> Result<()> {
+        let info = driver::load().map_err(unavailable)?;
+        check_ordinal(opts.gpu.device, info.devices)?;
+        let lib = library().map_err(unavailable)?;
+        if !opts.direct {
+            return Err(Error::invalid(
+                "--buffered",
+                "the gds backend needs O_DIRECT (cuFile registers O_DIRECT descriptors); drop --buffered",
+            ));
+        }
+        let gds = opts.gpu.gds.unwrap_or_default();
+        let group = match gds.api {
+            GdsApi::Sync => None,
+            GdsApi::Stream => Some("stream"),
+            GdsApi::Batch => Some("batch"),
+        };
+        if let Some(g) = group {
+            lib.require(g)
+                .map_err(|m| Error::invalid("--gds-api", format!("{}: {m}", gds.api)))?;
+        }
+        check_memlock(
+            STAGING as u64 * opts.threads as u64,
+            format!(
+                "a {} pinned staging buffer per thread over {} thread{}",
+                Bytes(STAGING as u64),
+                opts.threads,
+                if opts.threads == 1 { "" } else { "s" }
+            ),
+            "lower --threads",
+        )?;
+        let (strict, props) = self.probe_path(opts, &lib);
+        let verdict = decide(props.as_ref(), &strict, forced_compat());
+        {
+            let mut s = self.state();
+            s.strict = Some(strict);
+            s.props = props;
+        }
+        if gds.require_gpudirect && verdict.is_compat() {
+            return Err(Error::invalid(
+                "--require-gpudirect",
+                format!(
+                    "this run would go through cuFile's compat mode, not GPUDirect: {}",
+                    verdict.reason
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    fn prepare(&self, setup: &WorkerSetup) -> Result<Box<dyn Worker>> {
+        let range_len = usize::try_from(setup.range_len).map_err(|_| {
+            Error::Resources(format!(
+                "a {} range does not fit in memory",
+                Bytes(setup.range_len)
+            ))
+        })?;
+        let gds = setup.gpu.gds.unwrap_or_default();
+        let lib = library().map_err(unavailable)?;
+        // Declaration order here is the reverse of the drop order in GdsWorker.
+        let device = Device::open(setup.gpu.device)?;
+        let device_name = device.name()?;
+        let driver = Driver::open(&lib)?;
+        let props = DriverProperties::decode(&driver.properties()?);
+        let buffer = DeviceBuffer::new(range_len, setup.gpu.device)?;
+        let staging = PinnedBuffer::new(STAGING.min(range_len.max(4096)), HugePages::Off)?;
+        let stream = Stream::new()?;
+        let handle = FileHandle::register(&driver, Arc::clone(&setup.file))?;
+        let registration = if gds.register {
+            Some(BufRegistration::register(&driver, &buffer)?)
+        } else {
+            None
+        };
+        let batch = match gds.api {
+            GdsApi::Batch => {
+                let most = props.max_batch_io_size;
+                if most > 0 && setup.queue_depth > most {
+                    return Err(Error::invalid(
+                        "--queue-depth",
+                        format!(
+                            "{} is over cuFile's max_batch_io_size {most} for --gds-api batch",
+                            setup.queue_depth
+                        ),
+                    ));
+                }
+                Some(Batch::new(&driver, setup.queue_depth)?)
+            }
+            _ => None,
+        };
+        {
+            let mut s = self.state();
+            // In-process properties are those the run used: they win over the probe's.
+            s.props = Some(props);
+            if gds.require_gpudirect {
+                let v = decide(
+                    s.props.as_ref(),
+                    s.strict
+                        .as_ref()
+                        .unwrap_or(&Strict::NotRun("not probed".into())),
+                    forced_compat(),
+                );
+                if v.is_compat() {
+                    return Err(Error::invalid(
+                        "--require-gpudirect",
+                        format!(
+                            "this run would go through cuFile's compat mode, not GPUDirect: {}",
+                            v.reason
+                        ),
+                    ));
+                }
+            }
+        }
+        Ok(Box::new(GdsWorker {
+            batch,
+            registration,
+            handle,
+            stream,
+            staging,
+            buffer,
+            driver,
+            device,
+            device_name,
+            opts: gds,
+            queue_depth: setup.queue_depth.max(1) as usize,
+            range_len,
+        }))
+    }
+
+    fn gds_path(&self) -> Option<GdsPath> {
+        let s = self.state();
+        let not_probed = Strict::NotRun("not probed".into());
+        Some(decide(
+            s.props.as_ref(),
+            s.strict.as_ref().unwrap_or(&not_probed),
+            forced_compat(),
+        ))
+    }
+}
+
+/// One thread's gds context. Fields drop in declaration order: the batch context, the buffer
+/// registration (before the buffer), the file handle, the stream (it waits for queued
+/// operations), staging and device memory, the driver user, and the context last.
+struct GdsWorker {
+    batch: Option<Batch>,
+    registration: Option<BufRegistration>,
+    handle: FileHandle,
+    stream: Stream,
+    staging: PinnedBuffer,
+    buffer: DeviceBuffer,
+    driver: Driver,
+    device: Device,
+    device_name: String,
+    opts: GdsOptions,
+    queue_depth: usize,
+    range_len: usize,
+}
+
+impl GdsWorker {
+    fn file(&self) -> &Arc<DataFile> {
+        self.handle.file()
+    }
+
+    fn staging_len(&self) -> usize {
+        STAGING.min(self.range_len.max(4096))
+    }
+
+    /// An unaligned tail: through the buffered descriptor and the pinned staging buffer.
+    fn tail(&mut self, op: Op, r: &Request) -> Result<()> {
+        let file = Arc::clone(self.file());
+        match op {
+            Op::Read => {
+                file.read_exact_at(self.staging.range_mut(0, r.len)?, r.file_offset)?;
+                self.buffer
+                    .upload(r.buf_offset, &self.staging, 0, r.len, &self.stream)
+            }
+            Op::Write => {
+                self.buffer
+                    .download(r.buf_offset, &mut self.staging, 0, r.len, &self.stream)?;
+                file.write_all_at(self.staging.range(0, r.len)?, r.file_offset)
+            }
+        }
+    }
+
+    /// Stream or batch: windows of up to the queue depth, short pieces continued.
+    fn windows(
+        &mut self,
+        op: Op,
+        requests: &[&Request],
+        latencies: &mut LatencyRecorder,
+    ) -> Result<()> {
+        let width = match &self.batch {
+            Some(b) => b.capacity().min(self.queue_depth),
+            None => self.queue_depth,
+        };
+        let mut pending: VecDeque<(Piece, Instant)> = VecDeque::new();
+        let mut next = requests.iter();
+        loop {
+            let now = Instant::now();
+            while pending.len() < width {
+                match next.next() {
+                    Some(r) => pending.push_back((
+                        Piece {
+                            file_offset: r.file_offset,
+                            buf_offset: r.buf_offset,
+                            len: r.len,
+                        },
+                        now,
+                    )),
+                    None => break,
+                }
+            }
+            if pending.is_empty() {
+                return Ok(());
+            }
+            let window: Vec<(Piece, Instant)> = pending.drain(..).collect();
+            let pieces: Vec<Piece> = window.iter().map(|(p, _)| *p).collect();
+            let done = match &mut self.batch {
+                Some(b) => b.run(&self.handle, &self.buffer, op, &pieces)?,
+                None => cfio::stream_window(&self.handle, &self.buffer, &self.stream, op, &pieces)?,
+            };
+            let end = Instant::now();
+            for ((p, start), n) in window.into_iter().zip(done) {
+                if n < p.len {
+                    pending.push_back((p.rest(n), start));
+                } else {
+                    latencies.record(end - start);
+                }
+            }
+        }
+    }
+}
+
+impl Worker for GdsWorker {
+    fn mode(&self) -> String {
+        format!(
+            "cuFile {} api, {}, device {} ({}); {}",
+            self.opts.api,
+            if self.registration.is_some() {
+                "registered buffers"
+            } else {
+                "unregistered buffers"
+            },
+            self.device.ordinal(),
+            self.device_name,
+            self.driver.lib().describe()
+        )
+    }
+
+    fn buffer_pages(&self) -> Option<PageBacking> {
+        None
+    }
+
+    fn fill(&mut self, f: &mut dyn FnMut(&mut [u8])) -> Result<()> {
+        let mut host = vec![0u8; self.range_len];
+        f(&mut host);
+        let step = self.staging_len();
+        for (i, piece) in host.chunks(step).enumerate() {
+            self.staging
+                .range_mut(0, piece.len())?
+                .copy_from_slice(piece);
+            self.buffer
+                .upload(i * step, &self.staging, 0, piece.len(), &self.stream)?;
+        }
+        Ok(())
+    }
+
+    fn inspect(&mut self, f: &mut dyn FnMut(&[u8]) -> Result<()>) -> Result<()> {
+        let mut host = vec![0u8; self.range_len];
+        let step = self.staging_len();
+        for (i, piece) in host.chunks_mut(step).enumerate() {
+            let n = piece.len();
+            self.buffer
+                .download(i * step, &mut self.staging, 0, n, &self.stream)?;
+            piece.copy_from_slice(self.staging.range(0, n)?);
+        }
+        f(&host)
+    }
+
+    fn release(self: Box<Self>) -> Result<()> {
+        let mut me = *self;
+        drop(me.batch.take());
+        if let Some(r) = me.registration.take() {
+            r.deregister()?;
+        }
+        Ok(())
+    }
+
+    fn transfer(
+        &mut self,
+        op: Op,
+        requests: &[Request],
+        latencies: &mut LatencyRecorder,
+    ) -> Result<()> {
+        let (tails, direct): (Vec<&Request>, Vec<&Request>) = requests.iter().partition(|r| r.tail);
+        match self.opts.api {
+            GdsApi::Sync => {
+                for r in &direct {
+                    let t = Instant::now();
+                    cfio::transfer_sync(
+                        &self.handle,
+                        &self.buffer,
+                        op,
+                        Piece {
+                            file_offset: r.file_offset,
+                            buf_offset: r.buf_offset,
+                            len: r.len,
+                        },
+                    )?;
+                    latencies.record(t.elapsed());
+                }
+            }
+            GdsApi::Stream | GdsApi::Batch => self.windows(op, &direct, latencies)?,
+        }
+        // Tails after every direct request: a buffered tail write must not race a direct
+        // write of the same page.
+        for r in tails {
+            let t = Instant::now();
+            self.tail(op, r)?;
+            latencies.record(t.elapsed());
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn props(nvfs: bool, p2p: bool, compat: bool) -> DriverProperties {
+        DriverProperties {
+            nvidia_fs_version: nvfs.then(|| "2.17".to_string()),
+            supported: vec!["nvme".into()],
+            unknown_status_bits: vec![],
+            allow_compat_mode: compat,
+            use_poll_mode: false,
+            poll_threshold_kb: 4,
+            max_direct_io_kb: 16384,
+            features: if p2p { vec!["p2pdma".into()] } else { vec![] },
+            max_device_cache_kb: 0,
+            per_buffer_cache_kb: 0,
+            max_device_pinned_mem_kb: 0,
+            max_batch_io_size: 128,
+            max_batch_io_timeout_ms: 5,
+        }
+    }
+
+    #[test]
+    fn path_verdicts() {
+        let nvfs = props(true, false, true);
+        let d = decide(Some(&nvfs), &Strict::Registered, false);
+        assert_eq!(d.path, GdsPath::NVIDIA_FS);
+        assert!(d.reason.contains("nvidia-fs 2.17"), "{}", d.reason);
+        let p2p = props(false, true, true);
+        assert_eq!(
+            decide(Some(&p2p), &Strict::Registered, false).path,
+            GdsPath::P2PDMA
+        );
+        // 5008 under the strict probe is compat, whatever the driver offers.
+        let d = decide(Some(&nvfs), &Strict::NotSupported("5008".into()), false);
+        assert!(d.is_compat() && d.reason.contains("5008"));
+        // No nvidia-fs and no P2PDMA: compat, probe or not.
+        let none = props(false, false, true);
+        assert!(decide(Some(&none), &Strict::NotRun("x".into()), false).is_compat());
+        // A direct path offered but not confirmed for this file: unknown.
+        let d = decide(Some(&nvfs), &Strict::NotRun("timed out".into()), false);
+        assert_eq!(d.path, GdsPath::UNKNOWN);
+        assert!(d.reason.contains("timed out"));
+        assert_eq!(
+            decide(None, &Strict::NotRun("x".into()), false).path,
+            GdsPath::UNKNOWN
+        );
+        assert_eq!(
+            decide(None, &Strict::Registered, false).path,
+            GdsPath::UNKNOWN
+        );
+        // Forced compat wins.
+        assert!(decide(Some(&nvfs), &Strict::Registered, true).is_compat());
+    }
+
+    #[test]
+    fn probe_target_is_the_file_or_an_existing_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("t.bin");
+        assert_eq!(probe_target(&Target::File(f.clone())), dir.path());
+        std::fs::write(&f, b"x").unwrap();
+        assert_eq!(probe_target(&Target::File(f.clone())), f);
+        let deep = dir.path().join("a/b/c");
+        assert_eq!(probe_target(&Target::Dir(deep)), dir.path());
+    }
+}

@@ -1,0 +1,412 @@
+//! The gds backend end to end against the fakes: the fake libcuda (`tests/fakes/fake_cuda.c`)
+//! and the fake libcufile (`tests/cufile_fake/fake_cufile.c`, compiled against NVIDIA's
+//! `cufile.h`), which really reads and writes the file into the fake device memory. Reads and
+//! writes with `--verify` through all three APIs (random order, threads, unaligned sizes, short
+//! transfers), the path report, and every injected fault as one clear line.
+
+#[macro_use]
+mod common;
+mod cufile_fake;
+mod cufile_wheel;
+
+use std::ffi::OsString;
+use std::path::Path;
+
+use common::cuda::with_fake_cuda;
+use common::*;
+use gdswap::report::RunReport;
+
+const KIB: u64 = 1024;
+const MIB: u64 = 1024 * KIB;
+const APIS: [&str; 3] = ["sync", "stream", "batch"];
+
+/// Runs gdswap against the fakes: `full` picks the fake with the stream and batch APIs.
+fn fake_with(args: Vec<OsString>, vars: &[(&str, &str)], full: bool) -> Outcome {
+    let fakes = cufile_fake::fakes();
+    let mut cmd = gdswap(args);
+    with_fake_cuda(&mut cmd);
+    let lib = if full {
+        &fakes.cufile_full
+    } else {
+        &fakes.cufile
+    };
+    cmd.env("GDSWAP_CUFILE_PATH", lib)
+        .env("FAKE_CUFILE_QUIET", "1")
+        .env_remove("CUFILE_ENV_PATH_JSON")
+        .env_remove("CUFILE_FORCE_COMPAT_MODE");
+    for (k, v) in vars {
+        cmd.env(k, v);
+    }
+    outcome(&mut cmd)
+}
+
+fn fake(args: Vec<OsString>, vars: &[(&str, &str)]) -> Outcome {
+    fake_with(args, vars, true)
+}
+
+fn gds(api: &str, op: &str, size: u64, bs: u64) -> Vec<OsString> {
+    with(
+        run_argv("gds", op, size, bs, 1),
+        argv!["--gds-api", api, "--queue-depth", "4"],
+    )
+}
+
+fn report(args: Vec<OsString>, vars: &[(&str, &str)]) -> (RunReport, Outcome) {
+    let out = fake(with(args, argv!["--json", "-"]), vars).expect_ok();
+    (report_from_json(&out.stdout), out)
+}
+
+fn assert_gds(r: &RunReport, api: &str, size: u64, threads: usize) {
+    assert_sane(r, size, 1, threads);
+    assert_eq!(r.params.backend, "gds");
+    assert!(r.summary.verified);
+    assert!(
+        r.backend_mode.starts_with(&format!(
+            "cuFile {api} api, registered buffers, device 0 (Fake CUDA device 0"
+        )),
+        "{}",
+        r.backend_mode
+    );
+    let g = r
+        .params
+        .gpu
+        .and_then(|g| g.gds)
+        .expect("gds options in the report");
+    assert_eq!(g.api.to_string(), api);
+}
+
+#[test]
+fn read_and_write_verify_through_every_api() {
+    let d = scratch();
+    // Unaligned: two threads' ranges of whole blocks, and a 100-byte tail.
+    let size = 2 * MIB + 100;
+    let bs = 64 * KIB;
+    for api in APIS {
+        let f = d.path().join(format!("{api}.dat"));
+        let (r, out) = report(
+            with(
+                gds(api, "write", size, bs),
+                argv![
+                    "--file",
+                    &f,
+                    "--verify",
+                    "--threads",
+                    "2",
+                    "--seed",
+                    "9",
+                    "--random"
+                ],
+            ),
+            &[],
+        );
+        assert_gds(&r, api, size, 2);
+        assert_pattern(&f, 0, size, 9);
+        let p = r.gds_path.as_ref().expect("a gds run reports its path");
+        assert_eq!(p.path, "gpudirect (nvidia-fs)", "{p:?}");
+        assert!(p.reason.contains("nvidia-fs 2.17"), "{p:?}");
+        assert!(!out.stderr.contains("COMPAT"), "{}", out.stderr);
+
+        let (r, out) = report(
+            with(
+                gds(api, "read", size, bs),
+                argv![
+                    "--file",
+                    &f,
+                    "--verify",
+                    "--threads",
+                    "2",
+                    "--seed",
+                    "9",
+                    "--random"
+                ],
+            ),
+            &[],
+        );
+        assert_gds(&r, api, size, 2);
+        assert!(
+            out.stderr.contains("path: gpudirect (nvidia-fs)"),
+            "summary line names the path:\n{}",
+            out.stderr
+        );
+    }
+}
+
+#[test]
+fn short_transfers_are_continued_and_registration_can_be_skipped() {
+    let d = scratch();
+    let size = MIB;
+    let bs = 128 * KIB;
+    let f = d.path().join("t.dat");
+    make_data_file(&f, size, 3);
+    for api in APIS {
+        // Every call moves at most 4 KiB: 32 calls per request, all continued.
+        let (r, _) = report(
+            with(
+                gds(api, "read", size, bs),
+                argv!["--file", &f, "--verify", "--seed", "3"],
+            ),
+            &[("FAKE_CUFILE_IO_MAX", "4096")],
+        );
+        assert_gds(&r, api, size, 1);
+        assert_eq!(r.summary.requests, size / bs);
+    }
+    let (r, _) = report(
+        with(
+            gds("stream", "read", size, bs),
+            argv!["--file", &f, "--verify", "--seed", "3", "--no-register"],
+        ),
+        &[],
+    );
+    assert!(
+        r.backend_mode
+            .starts_with("cuFile stream api, unregistered buffers"),
+        "{}",
+        r.backend_mode
+    );
+}
+
+#[test]
+fn compat_mode_is_reported_and_can_be_refused() {
+    let d = scratch();
+    let size = 512 * KIB;
+    let f = d.path().join("c.dat");
+    make_data_file(&f, size, 4);
+    let args = || {
+        with(
+            gds("sync", "read", size, 64 * KIB),
+            argv!["--file", &f, "--verify", "--seed", "4"],
+        )
+    };
+    // The strict probe (compat disallowed) gets 5008: the file is not on a GPUDirect path.
+    let compat = [("FAKE_CUFILE_REGISTER_ERR", "5008")];
+    let (r, out) = report(args(), &compat);
+    let p = r.gds_path.as_ref().unwrap();
+    assert_eq!(p.path, "compat (posix via host bounce)");
+    assert!(
+        p.reason.contains("CU_FILE_IO_NOT_SUPPORTED (5008)"),
+        "{p:?}"
+    );
+    assert!(
+        out.stderr.contains("warning: GDS COMPAT MODE"),
+        "compat is warned loudly:\n{}",
+        out.stderr
+    );
+    assert!(r.warnings.iter().any(|w| w.code == "gds-compat"));
+    assert!(out.stderr.contains("path: compat (posix via host bounce)"));
+
+    let msg = fake(with(args(), argv!["--require-gpudirect"]), &compat).expect_error();
+    assert!(
+        msg.starts_with("--require-gpudirect: this run would go through cuFile's compat mode, not GPUDirect: strict probe: cuFileHandleRegister failed:"),
+        "{msg}"
+    );
+    // No nvidia-fs and no P2PDMA in the properties: compat, even with a probe that registers.
+    let (r, _) = report(
+        args(),
+        &[
+            ("FAKE_CUFILE_NVFS_MAJOR", "0"),
+            ("FAKE_CUFILE_NVFS_MINOR", "0"),
+            ("FAKE_CUFILE_FFLAGS", "6"),
+        ],
+    );
+    assert!(r.gds_path.unwrap().is_compat());
+    // P2PDMA (1.20's fflags bit 4) without nvidia-fs: direct.
+    let (r, _) = report(
+        args(),
+        &[
+            ("FAKE_CUFILE_NVFS_MAJOR", "0"),
+            ("FAKE_CUFILE_NVFS_MINOR", "0"),
+            ("FAKE_CUFILE_FFLAGS", "22"),
+        ],
+    );
+    assert_eq!(r.gds_path.unwrap().path, "gpudirect (p2pdma)");
+    // Other backends have no path field in their JSON.
+    let out = fake(
+        with(
+            run_argv("bounce", "read", size, 64 * KIB, 1),
+            argv!["--file", &f, "--json", "-"],
+        ),
+        &[],
+    )
+    .expect_ok();
+    assert!(!out.stdout.contains("gds_path"), "{}", out.stdout);
+    assert!(!out.stdout.contains("\"gds\""), "{}", out.stdout);
+}
+
+/// Runs a faulty read (and, for I/O faults, a write) and returns the error lines.
+fn fault(api: &str, f: &Path, size: u64, vars: &[(&str, &str)], op: &str) -> String {
+    let mut args = with(
+        gds(api, op, size, 64 * KIB),
+        argv!["--file", f, "--seed", "5"],
+    );
+    if op == "read" {
+        args = with(args, argv!["--verify"]);
+    }
+    fake(args, vars).expect_error()
+}
+
+#[test]
+fn injected_faults_give_one_line_errors() {
+    let d = scratch();
+    let size = 512 * KIB;
+    let f = d.path().join("f.dat");
+    make_data_file(&f, size, 5);
+    let fp = f.display().to_string();
+
+    let msg = fault(
+        "sync",
+        &f,
+        size,
+        &[("FAKE_CUFILE_OPEN_ERR", "5001")],
+        "read",
+    );
+    assert!(
+        msg.starts_with("cuFileDriverOpen failed: CU_FILE_DRIVER_NOT_INITIALIZED (5001)"),
+        "{msg}"
+    );
+    let msg = fault(
+        "sync",
+        &f,
+        size,
+        &[
+            ("FAKE_CUFILE_OPEN_ERR", "5011"),
+            ("FAKE_CUFILE_OPEN_CU_ERR", "100"),
+        ],
+        "read",
+    );
+    assert_eq!(
+        msg,
+        "cuFileDriverOpen failed: CU_FILE_CUDA_DRIVER_ERROR (5011): CUDA driver error 100 (CUDA_ERROR_NO_DEVICE)"
+    );
+    let msg = fault(
+        "sync",
+        &f,
+        size,
+        &[("FAKE_CUFILE_BUF_REGISTER_ERR", "5036")],
+        "read",
+    );
+    assert!(
+        msg.starts_with("cuFileBufRegister failed: CU_FILE_GPU_MEMORY_PINNING_FAILED (5036)"),
+        "{msg}"
+    );
+
+    for api in APIS {
+        for op in ["read", "write"] {
+            let call = match (api, op) {
+                ("sync", "read") => "cuFileRead",
+                ("sync", _) => "cuFileWrite",
+                ("stream", "read") => "cuFileReadAsync",
+                ("stream", _) => "cuFileWriteAsync",
+                (_, "read") => "cuFileBatchIO read",
+                _ => "cuFileBatchIO write",
+            };
+            // The third I/O fails with EIO (-1 and errno, -EIO in an async op or event).
+            let msg = fault(api, &f, size, &[("FAKE_CUFILE_IO_FAIL_AT", "3")], op);
+            let eio = std::io::Error::from_raw_os_error(libc::EIO).to_string();
+            assert!(
+                msg.starts_with(&format!("{call} failed: {fp} at offset ")) && msg.ends_with(&eio),
+                "{api} {op}: {msg}"
+            );
+            // A negative cuFile code.
+            let msg = fault(
+                api,
+                &f,
+                size,
+                &[
+                    ("FAKE_CUFILE_IO_FAIL_AT", "2"),
+                    ("FAKE_CUFILE_IO_FAIL_RET", "-5030"),
+                ],
+                op,
+            );
+            assert!(
+                msg.starts_with(&format!("{call} failed: {fp} at offset "))
+                    && msg.ends_with("CU_FILE_INTERNAL_ERROR (5030): internal error"),
+                "{api} {op}: {msg}"
+            );
+        }
+    }
+    // A batch entry that ends CANCELED without a negative ret still fails, naming its status.
+    let msg = fault(
+        "batch",
+        &f,
+        size,
+        &[
+            ("FAKE_CUFILE_IO_FAIL_AT", "1"),
+            ("FAKE_CUFILE_IO_FAIL_RET", "-5030"),
+            ("FAKE_CUFILE_BATCH_FAIL_STATUS", "8"),
+        ],
+        "read",
+    );
+    assert!(msg.contains("CU_FILE_INTERNAL_ERROR (5030)"), "{msg}");
+    // The reads failed, the file is unchanged.
+    assert_pattern(&f, 0, size, 5);
+}
+
+#[test]
+fn a_library_without_stream_or_batch_api_is_refused_by_name() {
+    let d = scratch();
+    let f = d.path().join("x.dat");
+    make_data_file(&f, 256 * KIB, 6);
+    let run = |api: &str| {
+        fake_with(
+            with(gds(api, "read", 256 * KIB, 64 * KIB), argv!["--file", &f]),
+            &[],
+            false,
+        )
+    };
+    let msg = run("stream").expect_error();
+    assert!(
+        msg.starts_with("--gds-api: stream: the loaded cuFile (")
+            && msg.ends_with(
+                "lacks the stream API (cuFileWriteAsync, cuFileStreamRegister, cuFileStreamDeregister): needs cuFile >= 1.7"
+            ),
+        "{msg}"
+    );
+    let msg = run("batch").expect_error();
+    assert!(msg.ends_with("needs cuFile >= 1.2"), "{msg}");
+    assert!(msg.contains("cuFileBatchIOSetUp"), "{msg}");
+    // sync needs only the required API.
+    run("sync").expect_ok();
+}
+
+#[test]
+fn bad_input_names_the_flag() {
+    let d = scratch();
+    let f = d.path().join("y.dat");
+    make_data_file(&f, 256 * KIB, 7);
+    let msg = fake(
+        with(
+            run_argv("bounce", "read", 256 * KIB, 64 * KIB, 1),
+            argv!["--file", &f, "--gds-api", "stream"],
+        ),
+        &[],
+    )
+    .expect_error();
+    assert_eq!(
+        msg,
+        "--gds-api: applies to the gds backend only, not to --backend bounce"
+    );
+    let msg = fake(
+        with(
+            gds("sync", "read", 256 * KIB, 64 * KIB),
+            argv!["--file", &f, "--buffered"],
+        ),
+        &[],
+    )
+    .expect_error();
+    assert!(
+        msg.starts_with("--buffered: the gds backend needs O_DIRECT"),
+        "{msg}"
+    );
+    let msg = fake(
+        with(
+            run_argv("gds", "read", 256 * KIB, 64 * KIB, 1),
+            argv!["--file", &f, "--gds-api", "batch", "--queue-depth", "200"],
+        ),
+        &[],
+    )
+    .expect_error();
+    assert_eq!(
+        msg,
+        "--queue-depth: 200 is over cuFile's max_batch_io_size 128 for --gds-api batch"
+    );
+}
