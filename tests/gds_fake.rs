@@ -23,13 +23,18 @@ const APIS: [&str; 3] = ["sync", "stream", "batch"];
 /// Runs gdswap against the fakes: `full` picks the fake with the stream and batch APIs.
 fn fake_with(args: Vec<OsString>, vars: &[(&str, &str)], full: bool) -> Outcome {
     let fakes = cufile_fake::fakes();
-    let mut cmd = gdswap(args);
-    with_fake_cuda(&mut cmd);
     let lib = if full {
         &fakes.cufile_full
     } else {
         &fakes.cufile
     };
+    fake_lib(args, vars, lib)
+}
+
+/// Runs gdswap against the fake libcuda and the libcufile `lib`.
+fn fake_lib(args: Vec<OsString>, vars: &[(&str, &str)], lib: &Path) -> Outcome {
+    let mut cmd = gdswap(args);
+    with_fake_cuda(&mut cmd);
     cmd.env("GDSWAP_CUFILE_PATH", lib)
         .env("FAKE_CUFILE_QUIET", "1")
         .env_remove("CUFILE_ENV_PATH_JSON")
@@ -230,6 +235,38 @@ fn compat_mode_is_reported_and_can_be_refused() {
     .expect_ok();
     assert!(!out.stdout.contains("gds_path"), "{}", out.stdout);
     assert!(!out.stdout.contains("\"gds\""), "{}", out.stdout);
+}
+
+#[test]
+fn without_the_parameter_api_compat_is_disallowed_through_a_cufile_json() {
+    // cuFile < 1.14 has no cuFileSetParameterBool: the strict probe's child gets a
+    // cufile.json with "allow_compat_mode": false through CUFILE_ENV_PATH_JSON.
+    let d = scratch();
+    let size = 256 * KIB;
+    let f = d.path().join("j.dat");
+    make_data_file(&f, size, 8);
+    let lib = &cufile_fake::fakes().cufile_no_params;
+    let run = |vars: &[(&str, &str)]| {
+        let out = fake_lib(
+            with(
+                gds("batch", "read", size, 64 * KIB),
+                argv!["--file", &f, "--verify", "--seed", "8", "--json", "-"],
+            ),
+            vars,
+            lib,
+        )
+        .expect_ok();
+        report_from_json(&out.stdout).gds_path.unwrap()
+    };
+    let p = run(&[]);
+    assert_eq!(p.path, "gpudirect (nvidia-fs)", "{p:?}");
+    assert!(
+        p.reason.starts_with("strict probe registered the file"),
+        "{p:?}"
+    );
+    let p = run(&[("FAKE_CUFILE_REGISTER_ERR", "5008")]);
+    assert!(p.is_compat(), "{p:?}");
+    assert!(p.reason.contains("(5008)"), "{p:?}");
 }
 
 /// Runs a faulty read (and, for I/O faults, a write) and returns the error lines.

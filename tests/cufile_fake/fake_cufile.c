@@ -10,7 +10,9 @@
  *   only cuFileReadAsync (which fails): the loader must call those groups absent;
  * - -DFAKE_CUFILE_FULL: also the stream API (its I/O runs on the fake CUDA stream through
  *   fake_cuda_stream_host_fn, reading its pointer arguments when the stream gets there) and
- *   the batch API (entries run at submit; their events are handed out by GetStatus).
+ *   the batch API (entries run at submit; their events are handed out by GetStatus);
+ * - -DFAKE_CUFILE_FULL -DFAKE_CUFILE_NO_PARAMS: as full, but like cuFile 1.13 without the
+ *   parameter API (compat mode can then only be disallowed through CUFILE_ENV_PATH_JSON).
  * Compat mode can also be disallowed with CUFILE_ENV_PATH_JSON naming a file that holds
  * "allow_compat_mode": false (read at cuFileDriverOpen, as the real library does).
  *
@@ -104,7 +106,11 @@ static CUfileError_t status(long err, long cu) {
     return e;
 }
 
+#ifdef FAKE_CUFILE_NO_PARAMS
+CUfileError_t cuFileGetVersion(int *v) { *v = 1130; return status(0, 0); }
+#else
 CUfileError_t cuFileGetVersion(int *v) { *v = 1140; return status(0, 0); }
+#endif
 
 CUfileError_t cuFileDriverOpen(void) {
     long err = knob(0, 0);
@@ -268,6 +274,7 @@ ssize_t cuFileWrite(CUfileHandle_t fh, const void *b, size_t n, off_t fo, off_t 
     return do_io(fh, b, n, fo, bo, 1);
 }
 
+#ifndef FAKE_CUFILE_NO_PARAMS
 CUfileError_t cuFileGetParameterSizeT(CUFileSizeTConfigParameter_t p, size_t *v) { (void)p; *v = 0; return status(0, 0); }
 CUfileError_t cuFileGetParameterBool(CUFileBoolConfigParameter_t p, bool *v) {
     *v = p == CUFILE_PARAM_PROPERTIES_ALLOW_COMPAT_MODE ? compat_allowed : false;
@@ -281,6 +288,7 @@ CUfileError_t cuFileSetParameterBool(CUFileBoolConfigParameter_t p, bool v) {
     return status(0, 0);
 }
 CUfileError_t cuFileSetParameterString(CUFileStringConfigParameter_t p, const char *s) { (void)p; (void)s; return status(0, 0); }
+#endif
 
 #ifndef FAKE_CUFILE_FULL
 /* The one stream-API symbol (a partial group). */

@@ -14,6 +14,8 @@ pub struct Fakes {
     pub cufile: PathBuf,
     /// The same fake built with `-DFAKE_CUFILE_FULL`: stream and batch APIs too.
     pub cufile_full: PathBuf,
+    /// The full fake without the parameter API (`-DFAKE_CUFILE_NO_PARAMS`), like cuFile 1.13.
+    pub cufile_no_params: PathBuf,
     /// A directory holding the stand-in `libcuda.so.1` (for LD_LIBRARY_PATH).
     pub libcuda_dir: PathBuf,
 }
@@ -71,6 +73,13 @@ pub fn fakes() -> &'static Fakes {
             &[&stub, &header_dir],
             &["-DFAKE_CUFILE_FULL"],
         );
+        let cufile_no_params = dir.join("libcufile-fake-noparams.so");
+        gcc_with(
+            &here.join("fake_cufile.c"),
+            &cufile_no_params,
+            &[&stub, &header_dir],
+            &["-DFAKE_CUFILE_FULL", "-DFAKE_CUFILE_NO_PARAMS"],
+        );
         gcc(
             &here.join("fake_libcuda.c"),
             &libcuda_dir.join("libcuda.so.1"),
@@ -79,6 +88,7 @@ pub fn fakes() -> &'static Fakes {
         Fakes {
             cufile,
             cufile_full,
+            cufile_no_params,
             libcuda_dir,
         }
     })
