@@ -168,6 +168,23 @@ fn short_transfers_are_continued_and_registration_can_be_skipped() {
         "{}",
         r.backend_mode
     );
+    // One file per thread in a directory that does not exist yet (the probe registers a
+    // scratch file in the nearest existing directory).
+    let dir = d.path().join("new/per-thread");
+    let (r, _) = report(
+        with(
+            gds("batch", "write", size, bs),
+            argv!["--dir", &dir, "--verify", "--threads", "2", "--seed", "11"],
+        ),
+        &[("FAKE_CUFILE_IO_MAX", "8192")],
+    );
+    assert_gds(&r, "batch", size, 2);
+    assert_eq!(r.gds_path.unwrap().path, "gpudirect (nvidia-fs)");
+    assert_pattern(&thread_file(&dir, 0), 0, size / 2, 11);
+    assert_pattern(&thread_file(&dir, 1), 0, size / 2, 12);
+    assert_eq!(dir_names(&dir), ["gdswap.0.dat", "gdswap.1.dat"]);
+    // The probe's scratch file is gone.
+    assert_eq!(dir_names(d.path()), ["new", "t.dat"]);
 }
 
 #[test]
