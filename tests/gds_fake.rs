@@ -286,6 +286,38 @@ fn without_the_parameter_api_compat_is_disallowed_through_a_cufile_json() {
     assert!(p.reason.contains("(5008)"), "{p:?}");
 }
 
+#[test]
+fn a_driver_open_that_hangs_in_the_probe_is_never_tried_in_process() {
+    let d = scratch();
+    let f = d.path().join("h.dat");
+    make_data_file(&f, 256 * KIB, 9);
+    let args = || {
+        with(
+            gds("sync", "read", 256 * KIB, 64 * KIB),
+            argv!["--file", &f],
+        )
+    };
+    let t = std::time::Instant::now();
+    let msg = fake(
+        args(),
+        &[
+            ("FAKE_CUFILE_OPEN_HANG", "1"),
+            ("GDSWAP_CUFILE_PROBE_TIMEOUT", "0.5"),
+        ],
+    )
+    .expect_error();
+    assert!(
+        msg.starts_with("backend 'gds' unavailable: cuFileDriverOpen did not return within 0.5 s in a probe process (killed), so it is not opened in this one; GDSWAP_CUFILE_PROBE_TIMEOUT sets the limit"),
+        "{msg}"
+    );
+    assert!(t.elapsed().as_secs() < 10, "{:?}", t.elapsed());
+    let msg = fake(args(), &[("GDSWAP_CUFILE_PROBE_TIMEOUT", "soon")]).expect_error();
+    assert_eq!(
+        msg,
+        "GDSWAP_CUFILE_PROBE_TIMEOUT: 'soon' is not a number of seconds in (0, 3600]"
+    );
+}
+
 /// Runs a faulty read (and, for I/O faults, a write) and returns the error lines.
 fn fault(api: &str, f: &Path, size: u64, vars: &[(&str, &str)], op: &str) -> String {
     let mut args = with(

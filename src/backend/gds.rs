@@ -27,7 +27,8 @@
 //! the device; `--buffered` is refused (cuFile registers O_DIRECT descriptors only).
 //!
 //! Which path: see [`decide`]. Before the run, a strict probe in a child process (the hidden
-//! `gdswap cufile-probe --strict`, with a time limit: cuFile can hang on hosts without a GPU)
+//! `gdswap cufile-probe --strict`, with a time limit: cuFile can hang on hosts without a GPU,
+//! and a probe that hangs makes the run refuse to open the driver in-process at all)
 //! disallows compat mode and registers the file; 5008 there means compat. The workers add the
 //! driver properties they read in-process. `--require-gpudirect` turns a compat verdict into
 //! an error before anything is moved.
@@ -60,8 +61,29 @@ use super::{Availability, Backend, MemoryKind, Worker, WorkerSetup};
 
 /// Pinned staging per thread, for `fill`/`inspect` copies and unaligned tails.
 const STAGING: usize = 1 << 20;
-/// How long the strict per-file probe may take.
+/// How long the strict per-file probe may take, unless [`PROBE_TIMEOUT_ENV`] says otherwise.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(20);
+/// Seconds the strict per-file probe may take.
+pub const PROBE_TIMEOUT_ENV: &str = "GDSWAP_CUFILE_PROBE_TIMEOUT";
+
+fn probe_timeout() -> Result<Duration> {
+    let Some(v) = std::env::var_os(PROBE_TIMEOUT_ENV) else {
+        return Ok(PROBE_TIMEOUT);
+    };
+    v.to_str()
+        .and_then(|s| s.trim().parse::<f64>().ok())
+        .filter(|s| s.is_finite() && *s > 0.0 && *s <= 3600.0)
+        .map(Duration::from_secs_f64)
+        .ok_or_else(|| {
+            Error::invalid(
+                PROBE_TIMEOUT_ENV,
+                format!(
+                    "'{}' is not a number of seconds in (0, 3600]",
+                    v.to_string_lossy()
+                ),
+            )
+        })
+}
 
 /// The process's libcufile, loaded once (one driver per process, one library for it).
 fn library() -> std::result::Result<Arc<CuFileLib>, String> {
@@ -158,23 +180,31 @@ impl GdsBackend {
 
     /// The strict per-file probe, in a child process (never in-process: the real library may
     /// spin forever without a GPU, and it must not open the driver with compat off here).
-    fn probe_path(&self, opts: &RunOptions, lib: &CuFileLib) -> (Strict, Option<DriverProperties>) {
+    ///
+    /// A probe that hangs is killed, and then the run is refused: cuFile would hang in this
+    /// process too.
+    fn probe_path(
+        &self,
+        opts: &RunOptions,
+        lib: &CuFileLib,
+    ) -> Result<(Strict, Option<DriverProperties>)> {
+        let timeout = probe_timeout()?;
         let exe = match std::env::current_exe() {
             Ok(e) => e,
             Err(e) => {
-                return (
+                return Ok((
                     Strict::NotRun(format!("cannot find the gdswap binary: {e}")),
                     None,
-                )
+                ))
             }
         };
         // Only the gdswap binary has the hidden probe subcommand (not a test harness that
         // calls the library).
         if exe.file_stem() != Some(OsStr::new("gdswap")) {
-            return (
+            return Ok((
                 Strict::NotRun("not running as the gdswap binary (no probe subcommand)".into()),
                 None,
-            );
+            ));
         }
         let target = probe_target(&opts.target);
         let json_dir =
@@ -190,22 +220,31 @@ impl GdsBackend {
                 )
             });
             if let Err(e) = written {
-                return (
+                return Ok((
                     Strict::NotRun(format!("cannot write {}: {e}", json.display())),
                     None,
-                );
+                ));
             }
             env.push(("CUFILE_ENV_PATH_JSON", json.as_os_str()));
         }
-        let child =
-            driver_probe::probe_in_child_env(&exe, None, &target, true, PROBE_TIMEOUT, &env);
+        let child = driver_probe::probe_in_child_env(&exe, None, &target, true, timeout, &env);
         let _ = std::fs::remove_dir_all(&json_dir);
+        if child.timed_out {
+            let log = match child.log_tail.last() {
+                Some(l) => format!("; cufile.log ends: {l}"),
+                None => String::new(),
+            };
+            return Err(unavailable(format!(
+                "cuFileDriverOpen did not return within {} s in a probe process (killed), so it is not opened in this one; {PROBE_TIMEOUT_ENV} sets the limit{log}",
+                timeout.as_secs_f64()
+            )));
+        }
         let Some(outcome) = child.outcome else {
             let why = child.failure.unwrap_or_else(|| "no outcome".into());
-            return (Strict::NotRun(format!("strict probe: {why}")), None);
+            return Ok((Strict::NotRun(format!("strict probe: {why}")), None));
         };
         let props = outcome.properties.clone();
-        (strict_of(&outcome), props)
+        Ok((strict_of(&outcome), props))
     }
 }
 
@@ -314,7 +353,7 @@ impl Backend for GdsBackend {
             ),
             "lower --threads",
         )?;
-        let (strict, props) = self.probe_path(opts, &lib);
+        let (strict, props) = self.probe_path(opts, &lib)?;
         let verdict = decide(props.as_ref(), &strict, forced_compat());
         {
             let mut s = self.state();

@@ -147,6 +147,9 @@ pub struct ChildResult {
     pub failure: Option<String>,
     /// The last lines cuFile logged (its `cufile.log`).
     pub log_tail: Vec<String>,
+    /// The child ran past the time limit and was killed.
+    #[serde(skip)]
+    pub timed_out: bool,
 }
 
 /// Runs `exe cufile-probe` for `path` with a time limit (the parent's side).
@@ -183,6 +186,7 @@ pub fn probe_in_child_env(
             outcome: None,
             failure: Some(format!("cannot create {}: {e}", dir.display())),
             log_tail: Vec::new(),
+            timed_out: false,
         };
     }
     let log = dir.join("cufile.log");
@@ -207,6 +211,7 @@ pub fn probe_in_child_env(
             outcome: None,
             failure: Some(format!("cannot run {}: {e}", exe.display())),
             log_tail: Vec::new(),
+            timed_out: false,
         },
         Ok(mut child) => {
             let mut stdout = child.stdout.take();
@@ -218,10 +223,12 @@ pub fn probe_in_child_env(
                 s
             });
             let deadline = Instant::now() + timeout;
+            let mut timed_out = false;
             let status = loop {
                 match child.try_wait() {
                     Ok(Some(st)) => break Ok(st),
                     Ok(None) if Instant::now() >= deadline => {
+                        timed_out = true;
                         let _ = child.kill();
                         let _ = child.wait();
                         break Err(format!(
@@ -247,6 +254,7 @@ pub fn probe_in_child_env(
                 outcome,
                 failure,
                 log_tail: Vec::new(),
+                timed_out,
             }
         }
     };

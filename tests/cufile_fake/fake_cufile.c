@@ -34,6 +34,7 @@
  *                              -1 (default: -1 with errno EIO; an async op or batch entry gets
  *                              -EIO) or a negative value returned as it is (e.g. -5030)
  *   FAKE_CUFILE_BATCH_FAIL_STATUS the status of a failed batch entry (default 64, FAILED)
+ *   FAKE_CUFILE_OPEN_HANG      1: cuFileDriverOpen never returns (as 1.20 was seen to spin)
  */
 #define _GNU_SOURCE
 #include <dlfcn.h>
@@ -55,8 +56,8 @@ static const char *names[32] = {"FAKE_CUFILE_OPEN_ERR", "FAKE_CUFILE_OPEN_CU_ERR
                                 "FAKE_CUFILE_REGISTER_ERR", "FAKE_CUFILE_QUIET",
                                 "FAKE_CUFILE_BUF_REGISTER_ERR", "FAKE_CUFILE_IO_MAX",
                                 "FAKE_CUFILE_IO_FAIL_AT", "FAKE_CUFILE_IO_FAIL_RET",
-                                "FAKE_CUFILE_BATCH_FAIL_STATUS", NULL};
-enum { K_BUF_REGISTER_ERR = 8, K_IO_MAX, K_IO_FAIL_AT, K_IO_FAIL_RET, K_BATCH_FAIL_STATUS };
+                                "FAKE_CUFILE_BATCH_FAIL_STATUS", "FAKE_CUFILE_OPEN_HANG", NULL};
+enum { K_BUF_REGISTER_ERR = 8, K_IO_MAX, K_IO_FAIL_AT, K_IO_FAIL_RET, K_BATCH_FAIL_STATUS, K_OPEN_HANG };
 
 static long knob(int i, long dflt) {
     if (overrides_set[i]) return overrides[i];
@@ -114,6 +115,7 @@ CUfileError_t cuFileGetVersion(int *v) { *v = 1140; return status(0, 0); }
 
 CUfileError_t cuFileDriverOpen(void) {
     long err = knob(0, 0);
+    while (knob(K_OPEN_HANG, 0)) pause();
     /* The real library talks on stdout: so does the fake, to keep callers honest. */
     if (!knob(7, 0)) {
         printf("fake cufile: cuFileDriverOpen -> %ld\n", err);
