@@ -106,6 +106,18 @@ pub fn run(opts: &RunOptions) -> Result<Measurements> {
     let prepared = datafiles::prepare(opts)?;
     let mut m = execute(opts, backend.as_ref(), prepared)?;
     m.gds_path = backend.gds_path();
+    // The path may only be known after the run (cuFile's statistics count each I/O).
+    if let Some(p) = m.gds_path.as_ref().filter(|p| p.is_compat()) {
+        if opts.gpu.gds.is_some_and(|g| g.require_gpudirect) {
+            return Err(Error::invalid(
+                "--require-gpudirect",
+                format!(
+                    "the run went through cuFile's compat mode, not GPUDirect: {}",
+                    p.reason
+                ),
+            ));
+        }
+    }
     Ok(m)
 }
 

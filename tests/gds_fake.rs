@@ -109,6 +109,13 @@ fn read_and_write_verify_through_every_api() {
         let p = r.gds_path.as_ref().expect("a gds run reports its path");
         assert_eq!(p.path, "gpudirect (nvidia-fs)", "{p:?}");
         assert!(p.reason.contains("nvidia-fs 2.17"), "{p:?}");
+        // cuFile's statistics (the full fake is 1.20) counted the I/Os as nvidia-fs ones.
+        assert!(
+            p.reason.starts_with("statistics: ")
+                && p.reason
+                    .contains(" nvidia-fs and 0 P2PDMA I/Os, none through POSIX"),
+            "{p:?}"
+        );
         assert!(!out.stderr.contains("COMPAT"), "{}", out.stderr);
 
         let (r, out) = report(
@@ -241,6 +248,24 @@ fn compat_mode_is_reported_and_can_be_refused() {
         ],
     );
     assert_eq!(r.gds_path.unwrap().path, "gpudirect (p2pdma)");
+    // The probe and the properties say GPUDirect, cuFile's statistics (1.15+) counted every
+    // I/O as POSIX: the counters win, after the run.
+    let posix = [("FAKE_CUFILE_STATS_POSIX", "1")];
+    let (r, out) = report(args(), &posix);
+    let p = r.gds_path.unwrap();
+    assert!(p.is_compat(), "{p:?}");
+    assert!(
+        p.reason.starts_with("statistics: all ")
+            && p.reason
+                .contains(" I/Os went through POSIX; strict probe registered the file"),
+        "{p:?}"
+    );
+    assert!(out.stderr.contains("warning: GDS COMPAT MODE"));
+    let msg = fake(with(args(), argv!["--require-gpudirect"]), &posix).expect_error();
+    assert!(
+        msg.starts_with("--require-gpudirect: the run went through cuFile's compat mode, not GPUDirect: statistics: all "),
+        "{msg}"
+    );
     // Other backends have no path field in their JSON.
     let out = fake(
         with(

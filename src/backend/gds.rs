@@ -26,7 +26,10 @@
 //! `fill` and `inspect` copy through the same staging buffer, so `--verify` checks what reached
 //! the device; `--buffered` is refused (cuFile registers O_DIRECT descriptors only).
 //!
-//! Which path: see [`decide`]. Before the run, a strict probe in a child process (the hidden
+//! Which path: see [`decide`]. cuFile 1.15+'s statistics (level 3, turned on by the first
+//! worker, read by each worker at release while its driver user still holds the driver open)
+//! count per I/O whether it went through nvidia-fs, P2PDMA or POSIX, and overrule the rest.
+//! Before the run, a strict probe in a child process (the hidden
 //! `gdswap cufile-probe --strict`, with a time limit: cuFile can hang on hosts without a GPU,
 //! and a probe that hangs makes the run refuse to open the driver in-process at all)
 //! disallows compat mode and registers the file; 5008 there means compat. The workers add the
@@ -47,6 +50,7 @@ use crate::cuda::pinned::{check_memlock, PinnedBuffer};
 use crate::cuda::stream::Stream;
 use crate::cufile::handle::FileHandle;
 use crate::cufile::io::{self as cfio, Batch, BufRegistration, Piece};
+use crate::cufile::stats::{self, PathCounts};
 use crate::cufile::{self, CuFileLib, Driver, DriverProperties};
 use crate::error::{Error, Result};
 use crate::io::buffer::{HugePages, PageBacking};
@@ -107,7 +111,11 @@ pub enum Strict {
 /// Compat mode is said only on evidence (5008 under the strict probe, no nvidia-fs and no
 /// P2PDMA in the properties, or compat forced); a direct path only when the strict probe
 /// registered the file and the properties name the direct path; anything else is `unknown`.
-pub fn decide(props: Option<&DriverProperties>, strict: &Strict, forced_compat: bool) -> GdsPath {
+pub fn decide_probe(
+    props: Option<&DriverProperties>,
+    strict: &Strict,
+    forced_compat: bool,
+) -> GdsPath {
     let path = |p: &str, reason: String| GdsPath {
         path: p.into(),
         reason,
@@ -156,6 +164,51 @@ pub fn decide(props: Option<&DriverProperties>, strict: &Strict, forced_compat: 
     }
 }
 
+/// [`decide_probe`], overruled by cuFile's statistics (1.15+) when they counted any I/O: they
+/// say per I/O which path it took. Any POSIX I/O makes the verdict compat.
+pub fn decide(
+    props: Option<&DriverProperties>,
+    strict: &Strict,
+    stats: Option<PathCounts>,
+    forced_compat: bool,
+) -> GdsPath {
+    let base = decide_probe(props, strict, forced_compat);
+    let Some(c) = stats.filter(|c| c.total() > 0 && !forced_compat) else {
+        return base;
+    };
+    let (path, what) = if c.posix == 0 {
+        (
+            if c.p2p > c.nvfs {
+                GdsPath::P2PDMA
+            } else {
+                GdsPath::NVIDIA_FS
+            },
+            format!(
+                "statistics: {} nvidia-fs and {} P2PDMA I/Os, none through POSIX",
+                c.nvfs, c.p2p
+            ),
+        )
+    } else if c.nvfs + c.p2p == 0 {
+        (
+            GdsPath::COMPAT,
+            format!("statistics: all {} I/Os went through POSIX", c.posix),
+        )
+    } else {
+        (
+            GdsPath::COMPAT,
+            format!(
+                "statistics: {} of {} I/Os went through POSIX",
+                c.posix,
+                c.total()
+            ),
+        )
+    };
+    GdsPath {
+        path: path.into(),
+        reason: format!("{what}; {}", base.reason),
+    }
+}
+
 fn forced_compat() -> bool {
     std::env::var("CUFILE_FORCE_COMPAT_MODE")
         .is_ok_and(|v| matches!(v.trim().to_ascii_lowercase().as_str(), "true" | "1"))
@@ -166,16 +219,37 @@ struct PathState {
     strict: Option<Strict>,
     /// Properties from the probe child, then from the first worker (in-process).
     props: Option<DriverProperties>,
+    /// Whether statistics collection was turned on (1.15+), and the counts read at release.
+    stats_started: bool,
+    stats: Option<PathCounts>,
+}
+
+impl PathState {
+    fn verdict(&self) -> GdsPath {
+        let not_probed = Strict::NotRun("not probed".into());
+        decide(
+            self.props.as_ref(),
+            self.strict.as_ref().unwrap_or(&not_probed),
+            self.stats,
+            forced_compat(),
+        )
+    }
+}
+
+type SharedState = Arc<Mutex<PathState>>;
+
+fn lock(s: &SharedState) -> std::sync::MutexGuard<'_, PathState> {
+    s.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 #[derive(Default)]
 pub struct GdsBackend {
-    state: Mutex<PathState>,
+    state: SharedState,
 }
 
 impl GdsBackend {
     fn state(&self) -> std::sync::MutexGuard<'_, PathState> {
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
+        lock(&self.state)
     }
 
     /// The strict per-file probe, in a child process (never in-process: the real library may
@@ -354,12 +428,15 @@ impl Backend for GdsBackend {
             "lower --threads",
         )?;
         let (strict, props) = self.probe_path(opts, &lib)?;
-        let verdict = decide(props.as_ref(), &strict, forced_compat());
-        {
+        let verdict = {
             let mut s = self.state();
-            s.strict = Some(strict);
-            s.props = props;
-        }
+            *s = PathState {
+                strict: Some(strict),
+                props,
+                ..PathState::default()
+            };
+            s.verdict()
+        };
         if gds.require_gpudirect && verdict.is_compat() {
             return Err(Error::invalid(
                 "--require-gpudirect",
@@ -415,14 +492,13 @@ impl Backend for GdsBackend {
             let mut s = self.state();
             // In-process properties are those the run used: they win over the probe's.
             s.props = Some(props);
+            // Statistics (1.15+), process-wide: turned on once, by the first worker. A library
+            // without them just gives no per-I/O evidence.
+            if !s.stats_started && lib.stats.is_some() {
+                s.stats_started = stats::start(&driver).is_ok();
+            }
             if gds.require_gpudirect {
-                let v = decide(
-                    s.props.as_ref(),
-                    s.strict
-                        .as_ref()
-                        .unwrap_or(&Strict::NotRun("not probed".into())),
-                    forced_compat(),
-                );
+                let v = s.verdict();
                 if v.is_compat() {
                     return Err(Error::invalid(
                         "--require-gpudirect",
@@ -447,17 +523,12 @@ impl Backend for GdsBackend {
             opts: gds,
             queue_depth: setup.queue_depth.max(1) as usize,
             range_len,
+            state: Arc::clone(&self.state),
         }))
     }
 
     fn gds_path(&self) -> Option<GdsPath> {
-        let s = self.state();
-        let not_probed = Strict::NotRun("not probed".into());
-        Some(decide(
-            s.props.as_ref(),
-            s.strict.as_ref().unwrap_or(&not_probed),
-            forced_compat(),
-        ))
+        Some(self.state().verdict())
     }
 }
 
@@ -477,6 +548,7 @@ struct GdsWorker {
     opts: GdsOptions,
     queue_depth: usize,
     range_len: usize,
+    state: SharedState,
 }
 
 impl GdsWorker {
@@ -602,6 +674,18 @@ impl Worker for GdsWorker {
 
     fn release(self: Box<Self>) -> Result<()> {
         let mut me = *self;
+        // The statistics are process-wide and cumulative, and go with the driver: each
+        // worker reads them before its driver user goes, and the largest count is kept.
+        {
+            let mut s = lock(&me.state);
+            if s.stats_started {
+                if let Ok(c) = stats::read(&me.driver) {
+                    if s.stats.map_or(true, |old| c.total() >= old.total()) {
+                        s.stats = Some(c);
+                    }
+                }
+            }
+        }
         drop(me.batch.take());
         if let Some(r) = me.registration.take() {
             r.deregister()?;
@@ -671,34 +755,64 @@ mod tests {
     #[test]
     fn path_verdicts() {
         let nvfs = props(true, false, true);
-        let d = decide(Some(&nvfs), &Strict::Registered, false);
+        let d = decide_probe(Some(&nvfs), &Strict::Registered, false);
         assert_eq!(d.path, GdsPath::NVIDIA_FS);
         assert!(d.reason.contains("nvidia-fs 2.17"), "{}", d.reason);
         let p2p = props(false, true, true);
         assert_eq!(
-            decide(Some(&p2p), &Strict::Registered, false).path,
+            decide_probe(Some(&p2p), &Strict::Registered, false).path,
             GdsPath::P2PDMA
         );
         // 5008 under the strict probe is compat, whatever the driver offers.
-        let d = decide(Some(&nvfs), &Strict::NotSupported("5008".into()), false);
+        let d = decide_probe(Some(&nvfs), &Strict::NotSupported("5008".into()), false);
         assert!(d.is_compat() && d.reason.contains("5008"));
         // No nvidia-fs and no P2PDMA: compat, probe or not.
         let none = props(false, false, true);
-        assert!(decide(Some(&none), &Strict::NotRun("x".into()), false).is_compat());
+        assert!(decide_probe(Some(&none), &Strict::NotRun("x".into()), false).is_compat());
         // A direct path offered but not confirmed for this file: unknown.
-        let d = decide(Some(&nvfs), &Strict::NotRun("timed out".into()), false);
+        let d = decide_probe(Some(&nvfs), &Strict::NotRun("timed out".into()), false);
         assert_eq!(d.path, GdsPath::UNKNOWN);
         assert!(d.reason.contains("timed out"));
         assert_eq!(
-            decide(None, &Strict::NotRun("x".into()), false).path,
+            decide_probe(None, &Strict::NotRun("x".into()), false).path,
             GdsPath::UNKNOWN
         );
         assert_eq!(
-            decide(None, &Strict::Registered, false).path,
+            decide_probe(None, &Strict::Registered, false).path,
             GdsPath::UNKNOWN
         );
         // Forced compat wins.
-        assert!(decide(Some(&nvfs), &Strict::Registered, true).is_compat());
+        assert!(decide_probe(Some(&nvfs), &Strict::Registered, true).is_compat());
+    }
+
+    #[test]
+    fn statistics_overrule_the_probe() {
+        let nvfs = props(true, false, true);
+        let c = |posix, nvfs, p2p| Some(PathCounts { posix, nvfs, p2p });
+        // The probe said direct, the counters say every I/O went through POSIX.
+        let d = decide(Some(&nvfs), &Strict::Registered, c(10, 0, 0), false);
+        assert!(d.is_compat());
+        assert!(
+            d.reason
+                .starts_with("statistics: all 10 I/Os went through POSIX; strict probe"),
+            "{}",
+            d.reason
+        );
+        let d = decide(Some(&nvfs), &Strict::Registered, c(1, 9, 0), false);
+        assert!(
+            d.is_compat() && d.reason.contains("1 of 10"),
+            "{}",
+            d.reason
+        );
+        // No probe, but every I/O direct.
+        let d = decide(Some(&nvfs), &Strict::NotRun("x".into()), c(0, 8, 0), false);
+        assert_eq!(d.path, GdsPath::NVIDIA_FS);
+        let d = decide(None, &Strict::NotRun("x".into()), c(0, 0, 8), false);
+        assert_eq!(d.path, GdsPath::P2PDMA);
+        // No counted I/O: the probe's verdict stands.
+        let d = decide(Some(&nvfs), &Strict::Registered, c(0, 0, 0), false);
+        assert_eq!(d, decide_probe(Some(&nvfs), &Strict::Registered, false));
+        assert!(decide(Some(&nvfs), &Strict::Registered, c(0, 5, 0), true).is_compat());
     }
 
     #[test]

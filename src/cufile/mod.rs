@@ -7,7 +7,8 @@
 //! - the safe layer: [`result`] (the one decoder of cuFile's return conventions),
 //!   [`driver`] (the driver opened once, closed when its last user drops it), [`handle`]
 //!   (registered files, deregistered on drop), [`io`] (registered device buffers and the
-//!   sync, stream and batch transfers of the `gds` backend) and [`props`]
+//!   sync, stream and batch transfers of the `gds` backend), [`stats`] (1.15+ counters of
+//!   POSIX vs direct I/O) and [`props`]
 //!   (the driver properties decoded, and the best path they allow).
 //!
 //! `unsafe` in gdswap lives here, in `io/` and in `ffi/`; each block says why it is sound.
@@ -18,6 +19,7 @@ pub mod io;
 pub mod loader;
 pub mod props;
 pub mod result;
+pub mod stats;
 
 pub use driver::Driver;
 pub use loader::{load, CuFileLib, CuFileVersion, LoadError};

@@ -35,6 +35,8 @@
  *                              -EIO) or a negative value returned as it is (e.g. -5030)
  *   FAKE_CUFILE_BATCH_FAIL_STATUS the status of a failed batch entry (default 64, FAILED)
  *   FAKE_CUFILE_OPEN_HANG      1: cuFileDriverOpen never returns (as 1.20 was seen to spin)
+ *   FAKE_CUFILE_STATS_POSIX    1: the statistics count every I/O as POSIX (compat), whatever
+ *                              the probe and properties say
  */
 #define _GNU_SOURCE
 #include <dlfcn.h>
@@ -56,8 +58,10 @@ static const char *names[32] = {"FAKE_CUFILE_OPEN_ERR", "FAKE_CUFILE_OPEN_CU_ERR
                                 "FAKE_CUFILE_REGISTER_ERR", "FAKE_CUFILE_QUIET",
                                 "FAKE_CUFILE_BUF_REGISTER_ERR", "FAKE_CUFILE_IO_MAX",
                                 "FAKE_CUFILE_IO_FAIL_AT", "FAKE_CUFILE_IO_FAIL_RET",
-                                "FAKE_CUFILE_BATCH_FAIL_STATUS", "FAKE_CUFILE_OPEN_HANG", NULL};
-enum { K_BUF_REGISTER_ERR = 8, K_IO_MAX, K_IO_FAIL_AT, K_IO_FAIL_RET, K_BATCH_FAIL_STATUS, K_OPEN_HANG };
+                                "FAKE_CUFILE_BATCH_FAIL_STATUS", "FAKE_CUFILE_OPEN_HANG",
+                                "FAKE_CUFILE_STATS_POSIX", NULL};
+enum { K_BUF_REGISTER_ERR = 8, K_IO_MAX, K_IO_FAIL_AT, K_IO_FAIL_RET, K_BATCH_FAIL_STATUS, K_OPEN_HANG,
+       K_STATS_POSIX };
 
 static long knob(int i, long dflt) {
     if (overrides_set[i]) return overrides[i];
@@ -107,8 +111,10 @@ static CUfileError_t status(long err, long cu) {
     return e;
 }
 
-#ifdef FAKE_CUFILE_NO_PARAMS
+#if defined(FAKE_CUFILE_NO_PARAMS)
 CUfileError_t cuFileGetVersion(int *v) { *v = 1130; return status(0, 0); }
+#elif defined(FAKE_CUFILE_FULL)
+CUfileError_t cuFileGetVersion(int *v) { *v = 1200; return status(0, 0); }
 #else
 CUfileError_t cuFileGetVersion(int *v) { *v = 1140; return status(0, 0); }
 #endif
@@ -247,6 +253,23 @@ static int outside_registration(const void *base, off_t off, size_t n) {
 
 static long io_calls;
 
+/* Statistics counters (the full build's 1.20 statistics API reports them): which path each
+ * successful I/O took, as the fake's knobs describe the node: POSIX when the file is not on a
+ * GDS path and compat is allowed (FAKE_CUFILE_REGISTER_ERR set), else nvidia-fs when it is
+ * "loaded", else P2PDMA when fflags has bit 4, else POSIX. */
+static int stats_on;
+static unsigned long long st_reads[3], st_writes[3]; /* posix, nvfs, p2p */
+
+static void count_io(int write) {
+    if (!stats_on) return;
+    int path = 0;
+    if (!knob(K_STATS_POSIX, 0) && !(compat_allowed && knob(6, 0))) {
+        if (knob(2, 2) || knob(3, 17)) path = 1;
+        else if (knob(5, 0xe) & (1 << 4)) path = 2;
+    }
+    __atomic_add_fetch(write ? &st_writes[path] : &st_reads[path], 1, __ATOMIC_SEQ_CST);
+}
+
 /* One read or write: bytes done, -1 with errno, or -(CUfileOpError). */
 static ssize_t do_io(CUfileHandle_t fh, const void *base, size_t n, off_t fo, off_t bo, int write) {
     if (opens == 0) return -(ssize_t)CU_FILE_DRIVER_NOT_INITIALIZED;
@@ -266,7 +289,9 @@ static ssize_t do_io(CUfileHandle_t fh, const void *base, size_t n, off_t fo, of
     if (max > 0 && n > (size_t)max) n = (size_t)max;
     /* O_DIRECT rules apply: unaligned offsets or lengths fail with EINVAL, as the real
      * library's direct path does (compat mode would bounce them; gdswap never relies on it). */
-    return write ? pwrite(fd, host, n, fo) : pread(fd, host, n, fo);
+    ssize_t r = write ? pwrite(fd, host, n, fo) : pread(fd, host, n, fo);
+    if (r > 0) count_io(write);
+    return r;
 }
 
 ssize_t cuFileRead(CUfileHandle_t fh, void *b, size_t n, off_t fo, off_t bo) {
@@ -405,4 +430,64 @@ CUfileError_t cuFileBatchIOCancel(CUfileBatchHandle_t h) {
 }
 
 void cuFileBatchIODestroy(CUfileBatchHandle_t h) { free(h); }
+
+#ifndef FAKE_CUFILE_NO_PARAMS
+/* ---- statistics API (1.15+), in cuFile 1.20's layouts (the 1.14 header compiled against has
+ * no statistics types; gdswap's ffi layouts are checked against the real 1.20 header):
+ * CUfileStatsLevel1_t 624 bytes, Level2 1136, Level3 5112 with num_gpus at 1136 and
+ * per_gpu_stats at 1144; a CUfilePerGpuStats_t is a 16-byte uuid, then u64 counters of which
+ * n_total_reads is the 5th, n_p2p/nvfs/posix_reads the 6th-8th, n_total_writes the 18th and
+ * n_p2p/nvfs/posix_writes the 19th-21st. ---- */
+static int stats_level;
+CUfileError_t cuFileSetStatsLevel(int level) {
+    if (level < 0 || level > 3) return status(CU_FILE_INVALID_VALUE, 0);
+    stats_level = level;
+    return status(0, 0);
+}
+CUfileError_t cuFileGetStatsLevel(int *level) {
+    if (!level) return status(CU_FILE_INVALID_VALUE, 0);
+    *level = stats_level;
+    return status(0, 0);
+}
+CUfileError_t cuFileStatsStart(void) {
+    if (opens == 0) return status(CU_FILE_DRIVER_NOT_INITIALIZED, 0);
+    if (stats_level == 0) return status(CU_FILE_INVALID_VALUE, 0);
+    stats_on = 1;
+    return status(0, 0);
+}
+CUfileError_t cuFileStatsStop(void) { stats_on = 0; return status(0, 0); }
+CUfileError_t cuFileStatsReset(void) {
+    memset(st_reads, 0, sizeof st_reads);
+    memset(st_writes, 0, sizeof st_writes);
+    return status(0, 0);
+}
+CUfileError_t cuFileGetStatsL1(void *s) {
+    if (!s || stats_level < 1) return status(CU_FILE_INVALID_VALUE, 0);
+    memset(s, 0, 624);
+    return status(0, 0);
+}
+CUfileError_t cuFileGetStatsL2(void *s) {
+    if (!s || stats_level < 2) return status(CU_FILE_INVALID_VALUE, 0);
+    memset(s, 0, 1136);
+    return status(0, 0);
+}
+CUfileError_t cuFileGetStatsL3(void *s) {
+    if (!s || stats_level < 3) return status(CU_FILE_INVALID_VALUE, 0);
+    unsigned char *b = s;
+    memset(b, 0, 5112);
+    unsigned one = 1;
+    memcpy(b + 1136, &one, sizeof one);
+    uint64_t g[29] = {0};
+    g[4] = st_reads[0] + st_reads[1] + st_reads[2];
+    g[5] = st_reads[2];
+    g[6] = st_reads[1];
+    g[7] = st_reads[0];
+    g[17] = st_writes[0] + st_writes[1] + st_writes[2];
+    g[18] = st_writes[2];
+    g[19] = st_writes[1];
+    g[20] = st_writes[0];
+    memcpy(b + 1144 + 16, g, sizeof g);
+    return status(0, 0);
+}
+#endif
 #endif
