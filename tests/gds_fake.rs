@@ -261,6 +261,30 @@ fn compat_mode_is_reported_and_can_be_refused() {
         "{p:?}"
     );
     assert!(out.stderr.contains("warning: GDS COMPAT MODE"));
+    // cuFile 1.15's statistics layout (level 1 is shorter, level 3 shifted) is read too.
+    let (r, _) = report(
+        args(),
+        &[
+            ("FAKE_CUFILE_STATS_POSIX", "1"),
+            ("FAKE_CUFILE_VERSION", "1150"),
+        ],
+    );
+    let p = r.gds_path.unwrap();
+    assert!(
+        p.is_compat() && p.reason.starts_with("statistics: all "),
+        "{p:?}"
+    );
+    // A library older than 1.15 with statistics symbols gets none read: the probe decides.
+    let (r, _) = report(
+        args(),
+        &[
+            ("FAKE_CUFILE_STATS_POSIX", "1"),
+            ("FAKE_CUFILE_VERSION", "1140"),
+        ],
+    );
+    let p = r.gds_path.unwrap();
+    assert_eq!(p.path, "gpudirect (nvidia-fs)", "{p:?}");
+    assert!(p.reason.starts_with("strict probe registered"), "{p:?}");
     let msg = fake(with(args(), argv!["--require-gpudirect"]), &posix).expect_error();
     assert!(
         msg.starts_with("--require-gpudirect: the run went through cuFile's compat mode, not GPUDirect: statistics: all "),

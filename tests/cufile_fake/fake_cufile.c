@@ -37,6 +37,8 @@
  *   FAKE_CUFILE_OPEN_HANG      1: cuFileDriverOpen never returns (as 1.20 was seen to spin)
  *   FAKE_CUFILE_STATS_POSIX    1: the statistics count every I/O as POSIX (compat), whatever
  *                              the probe and properties say
+ *   FAKE_CUFILE_VERSION        what the full build's cuFileGetVersion says (default 1200); the
+ *                              statistics are written in 1.15's layout below 1200
  */
 #define _GNU_SOURCE
 #include <dlfcn.h>
@@ -59,9 +61,9 @@ static const char *names[32] = {"FAKE_CUFILE_OPEN_ERR", "FAKE_CUFILE_OPEN_CU_ERR
                                 "FAKE_CUFILE_BUF_REGISTER_ERR", "FAKE_CUFILE_IO_MAX",
                                 "FAKE_CUFILE_IO_FAIL_AT", "FAKE_CUFILE_IO_FAIL_RET",
                                 "FAKE_CUFILE_BATCH_FAIL_STATUS", "FAKE_CUFILE_OPEN_HANG",
-                                "FAKE_CUFILE_STATS_POSIX", NULL};
+                                "FAKE_CUFILE_STATS_POSIX", "FAKE_CUFILE_VERSION", NULL};
 enum { K_BUF_REGISTER_ERR = 8, K_IO_MAX, K_IO_FAIL_AT, K_IO_FAIL_RET, K_BATCH_FAIL_STATUS, K_OPEN_HANG,
-       K_STATS_POSIX };
+       K_STATS_POSIX, K_VERSION };
 
 static long knob(int i, long dflt) {
     if (overrides_set[i]) return overrides[i];
@@ -114,7 +116,9 @@ static CUfileError_t status(long err, long cu) {
 #if defined(FAKE_CUFILE_NO_PARAMS)
 CUfileError_t cuFileGetVersion(int *v) { *v = 1130; return status(0, 0); }
 #elif defined(FAKE_CUFILE_FULL)
-CUfileError_t cuFileGetVersion(int *v) { *v = 1200; return status(0, 0); }
+/* 1.20, or FAKE_CUFILE_VERSION (e.g. 1150: statistics in 1.15's layout; 1140: too old for
+ * the statistics symbols it has). */
+CUfileError_t cuFileGetVersion(int *v) { *v = (int)knob(K_VERSION, 1200); return status(0, 0); }
 #else
 CUfileError_t cuFileGetVersion(int *v) { *v = 1140; return status(0, 0); }
 #endif
@@ -473,10 +477,12 @@ CUfileError_t cuFileGetStatsL2(void *s) {
 }
 CUfileError_t cuFileGetStatsL3(void *s) {
     if (!s || stats_level < 3) return status(CU_FILE_INVALID_VALUE, 0);
+    /* 1.15's level 1 is 112 bytes shorter: level 3 is 5000 bytes, num_gpus at 1024. */
+    size_t shift = knob(K_VERSION, 1200) < 1200 ? 112 : 0;
     unsigned char *b = s;
-    memset(b, 0, 5112);
+    memset(b, 0, 5112 - shift);
     unsigned one = 1;
-    memcpy(b + 1136, &one, sizeof one);
+    memcpy(b + 1136 - shift, &one, sizeof one);
     uint64_t g[29] = {0};
     g[4] = st_reads[0] + st_reads[1] + st_reads[2];
     g[5] = st_reads[2];
@@ -486,7 +492,7 @@ CUfileError_t cuFileGetStatsL3(void *s) {
     g[18] = st_writes[2];
     g[19] = st_writes[1];
     g[20] = st_writes[0];
-    memcpy(b + 1144 + 16, g, sizeof g);
+    memcpy(b + 1144 - shift + 16, g, sizeof g);
     return status(0, 0);
 }
 #endif
