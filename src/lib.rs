@@ -25,6 +25,7 @@ pub mod env;
 pub mod error;
 pub mod harness;
 pub mod io;
+pub mod optim_sim;
 pub mod options;
 pub mod pattern;
 pub mod peer;
