@@ -3,7 +3,8 @@
 //!
 //! The parameters are split into sub-groups; each holds fp32 master weights and Adam's two
 //! moments (three tensors `gN.w`, `gN.m`, `gN.v`). Per sub-group: swap in, a real Adam step
-//! on the host (gradients are generated deterministically per step and element, not read
+//! on the host for every backend (with `bounce` the state passes through device memory on
+//! its way to and from the disk, but no kernel runs on the GPU; gradients are generated deterministically per step and element, not read
 //! from disk), swap out. `serial` waits for each swap; `pipelined` prefetches the next
 //! `buffers - 1` sub-groups and keeps up to `buffers` write-backs in flight while updating.
 //!
@@ -126,8 +127,10 @@ pub struct ModeReport {
     /// Bytes read and written per step (padded, as moved).
     pub read_bytes: u64,
     pub write_bytes: u64,
-    /// Most staging memory the store held at once.
+    /// Most staging memory (host; pinned for a device backend) the store held at once.
     pub peak_staging: u64,
+    /// Most device memory the store's staging held at once (0 for host backends).
+    pub peak_device: u64,
     /// Host tensors the simulator itself held (one sub-group's state).
     pub host_tensors: u64,
     /// Whether the swapped state equals the in-memory steps bit for bit (None: not checked).
@@ -193,7 +196,8 @@ pub fn run_mode(opts: &SimOptions, mode: Mode) -> Result<ModeReport> {
             .map_err(|e| Error::file(crate::error::FileOp::Create, &dir, e))?;
     }
     let max = *sizes.iter().max().expect("at least one group") as u64;
-    let group_bytes = 3 * 4 * max + 3 * 4096;
+    // Three tensors, each padded, plus what a bounce ring or huge-page mapping may add.
+    let group_bytes = 3 * (4 * max + (64 << 10) + (2 << 20));
     let store = SwapStore::open(
         &dir,
         SwapOptions {
@@ -297,6 +301,7 @@ pub fn run_mode(opts: &SimOptions, mode: Mode) -> Result<ModeReport> {
         read_bytes: (after.bytes_read - before.bytes_read) / u64::from(steps),
         write_bytes: (after.bytes_written - before.bytes_written) / u64::from(steps),
         peak_staging: after.staging_peak,
+        peak_device: after.device_peak,
         host_tensors: 3 * 4 * max,
         bit_exact: None,
         mismatch: None,

@@ -107,7 +107,7 @@ pub fn run(args: &OptimSimArgs) -> Result<()> {
             ms(r.compute_time),
             ms(r.io_wait),
             mb(r.peak_staging),
-            "0 (host)",
+            mb(r.peak_device),
             match r.bit_exact {
                 Some(true) => "yes",
                 Some(false) => "NO",

@@ -3,14 +3,16 @@
 //! `bounce`) and kept in a pool, so a steady stream of swaps of the same sizes allocates
 //! nothing.
 //!
-//! The budget counts every staging byte that exists, idle in the pool or in use. Asking for
+//! The budget counts every staging byte of host memory that exists, idle in the pool or in
+//! use: the buffer itself for host backends, the pinned bounce chunks for `bounce` (whose
+//! device memory is counted apart, for reports). Asking for
 //! more than the budget allows, after idle buffers have been given back, is an error right
 //! away: before any I/O, never an out-of-memory later.
 
 use std::sync::mpsc::channel;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use crate::backend::{Backend, Worker, WorkerSetup};
+use crate::backend::{Backend, MemoryKind, Worker, WorkerSetup};
 use crate::error::{Error, Result};
 use crate::io::buffer::HugePages;
 use crate::io::file::DataFile;
@@ -22,6 +24,12 @@ use super::threads::IoThreads;
 
 struct Slot {
     len: u64,
+    /// Bytes per request (the backend's block: a bounce chunk).
+    block: u64,
+    /// Bytes counted against the budget: the host staging memory (the buffer itself for host
+    /// backends; the pinned chunks for a device backend) and the device memory.
+    cost: u64,
+    device: u64,
     /// The I/O thread that prepared the worker, and the only one that may use it.
     thread: usize,
     worker: Box<dyn Worker>,
@@ -31,9 +39,12 @@ struct Slot {
 #[derive(Default)]
 struct Inner {
     idle: Vec<Slot>,
-    /// Bytes of every staging buffer that exists.
+    /// Budgeted bytes of every staging buffer that exists.
     allocated: u64,
     peak: u64,
+    /// Device memory of every staging buffer that exists (device backends).
+    device: u64,
+    device_peak: u64,
 }
 
 /// The pool of staging buffers of one store.
@@ -78,11 +89,45 @@ impl StagingPool {
         lock(&self.inner).allocated
     }
 
+    /// The most device memory staging buffers held at once (0 for host backends).
+    pub fn device_peak(&self) -> u64 {
+        lock(&self.inner).device_peak
+    }
+
+    fn bounce_chunks(&self) -> u64 {
+        (2 * u64::from(self.queue_depth)).max(2)
+    }
+
+    /// Request size, host bytes counted against the budget, and device bytes, for a
+    /// staging buffer of `len` bytes.
+    fn shape(&self, len: u64) -> (u64, u64, u64) {
+        if self.backend.memory() == MemoryKind::Device {
+            // The bounce ring: K pinned chunks of one block, mapped in whole pages. Blocks of
+            // about len / K keep the ring near the tensor's size (a small tensor does not lock
+            // K full blocks) while K requests can still be in flight.
+            let block = len
+                .div_ceil(self.bounce_chunks())
+                .next_multiple_of(4096)
+                .clamp(4096, self.block_size.max(4096))
+                .min(len);
+            let page = if huge_pages(len) == HugePages::Off {
+                4096
+            } else {
+                2 << 20
+            };
+            let pinned = (self.bounce_chunks() * block).next_multiple_of(page);
+            (block, pinned, len)
+        } else {
+            (self.block_size.min(len), len, 0)
+        }
+    }
+
     /// A staging buffer of exactly `len` bytes for tensor `name`, from the pool or newly
     /// prepared by the backend on one of `threads`; an error naming the tensor when the
     /// budget does not allow it.
     pub fn acquire(self: &Arc<Self>, name: &str, len: u64, threads: &IoThreads) -> Result<Staging> {
         let mut evicted = Vec::new();
+        let (block, cost, device) = self.shape(len);
         {
             let mut g = lock(&self.inner);
             if let Some(i) = g.idle.iter().position(|s| s.len == len) {
@@ -93,36 +138,39 @@ impl StagingPool {
                     failed: false,
                 });
             }
-            while g.allocated + len > self.budget && !g.idle.is_empty() {
+            while g.allocated + cost > self.budget && !g.idle.is_empty() {
                 let s = g.idle.remove(0);
-                g.allocated -= s.len;
+                g.allocated -= s.cost;
+                g.device -= s.device;
                 evicted.push(s);
             }
-            if g.allocated + len > self.budget {
+            if g.allocated + cost > self.budget {
                 let in_use = g.allocated;
                 drop(g);
-                release_all(evicted)?;
+                release_on_threads(evicted, threads)?;
                 return Err(Error::Swap {
                     tensor: name.to_string(),
                     message: format!(
                         "needs {} of staging memory, and the store's budget is {} with {} in use by operations in flight; raise the staging budget, or wait for tickets before starting more",
-                        Bytes(len),
+                        Bytes(cost),
                         Bytes(self.budget),
                         Bytes(in_use)
                     ),
                 });
             }
-            g.allocated += len;
+            g.allocated += cost;
             g.peak = g.peak.max(g.allocated);
+            g.device += device;
+            g.device_peak = g.device_peak.max(g.device);
         }
         let thread = threads.pick();
-        let prepared = release_all(evicted).and_then(|()| {
+        let prepared = release_on_threads(evicted, threads).and_then(|()| {
             let (tx, rx) = channel();
             let pool = Arc::clone(self);
             threads.submit(
                 thread,
                 Box::new(move || {
-                    let _ = tx.send(pool.prepare(len));
+                    let _ = tx.send(pool.prepare(len, block));
                 }),
             )?;
             rx.recv().unwrap_or_else(|_| {
@@ -135,6 +183,9 @@ impl StagingPool {
             Ok(worker) => Ok(Staging {
                 slot: Some(Slot {
                     len,
+                    block,
+                    cost,
+                    device,
                     thread,
                     worker,
                     latencies: LatencyRecorder::new(),
@@ -143,7 +194,10 @@ impl StagingPool {
                 failed: false,
             }),
             Err(e) => {
-                lock(&self.inner).allocated -= len;
+                let mut g = lock(&self.inner);
+                g.allocated -= cost;
+                g.device -= device;
+                drop(g);
                 Err(Error::Within {
                     context: format!("staging buffer for tensor '{name}'"),
                     source: Box::new(e),
@@ -152,22 +206,18 @@ impl StagingPool {
         }
     }
 
-    fn prepare(&self, len: u64) -> Result<Box<dyn Worker>> {
+    fn prepare(&self, len: u64, block: u64) -> Result<Box<dyn Worker>> {
         self.backend.prepare(&WorkerSetup {
             tid: 0,
             op: Op::Write,
             file: Arc::clone(&self.file),
             range_len: len,
-            block_size: self.block_size,
+            block_size: block,
             queue_depth: self.queue_depth,
             fixed_buffers: false,
-            huge_pages: if len >= 4 << 20 {
-                HugePages::Thp
-            } else {
-                HugePages::Off
-            },
+            huge_pages: huge_pages(len),
             gpu: GpuOptions {
-                bounce_buffers: (2 * self.queue_depth as usize).max(2),
+                bounce_buffers: self.bounce_chunks() as usize,
                 ..GpuOptions::default()
             },
         })
@@ -178,17 +228,65 @@ impl StagingPool {
     }
 
     fn forget(&self, slot: Slot) {
-        lock(&self.inner).allocated -= slot.len;
+        let mut g = lock(&self.inner);
+        g.allocated -= slot.cost;
+        g.device -= slot.device;
+        drop(g);
         // Its release error has nowhere to go: the transfer's own error is already reported.
         let _ = slot.worker.release();
     }
 }
 
-fn release_all(slots: Vec<Slot>) -> Result<()> {
-    for s in slots {
-        s.worker.release()?;
+fn huge_pages(len: u64) -> HugePages {
+    if len >= 4 << 20 {
+        HugePages::Thp
+    } else {
+        HugePages::Off
     }
-    Ok(())
+}
+
+/// Releases workers, each on the I/O thread that prepared it (a device backend's memory is
+/// freed in the CUDA context current there), waiting for each; the first error.
+fn release_on_threads(slots: Vec<Slot>, threads: &IoThreads) -> Result<()> {
+    let mut first = Ok(());
+    for s in slots {
+        let (tx, rx) = channel();
+        let thread = s.thread;
+        let sent = threads.submit(
+            thread,
+            Box::new(move || {
+                let _ = tx.send(s.worker.release());
+            }),
+        );
+        let r = sent.and_then(|()| {
+            rx.recv().unwrap_or_else(|_| {
+                Err(Error::Resources(
+                    "internal error: a swap I/O thread stopped while releasing a buffer".into(),
+                ))
+            })
+        });
+        if first.is_ok() {
+            first = r;
+        }
+    }
+    first
+}
+
+impl StagingPool {
+    /// Releases every idle staging buffer on its own thread; the first error. Used when the
+    /// store closes, after every job has ended.
+    pub fn release_idle(&self, threads: &IoThreads) -> Result<()> {
+        let idle = {
+            let mut g = lock(&self.inner);
+            let idle = std::mem::take(&mut g.idle);
+            for s in &idle {
+                g.allocated -= s.cost;
+                g.device -= s.device;
+            }
+            idle
+        };
+        release_on_threads(idle, threads)
+    }
 }
 
 /// One staging buffer in use; back to the pool when dropped, unless a transfer through it
@@ -204,6 +302,12 @@ impl Staging {
         self.slot
             .as_mut()
             .expect("a staging buffer holds its slot until dropped")
+    }
+
+    /// Whether `fill` and `inspect` may run on any thread. A device backend's buffer can
+    /// only be reached from its I/O thread (where its CUDA context is current).
+    pub fn host_reachable(&self) -> bool {
+        self.pool.backend.memory() != MemoryKind::Device
     }
 
     /// The I/O thread every transfer through it must run on.
@@ -229,8 +333,9 @@ impl Staging {
     /// Moves the whole buffer to or from the data file at `offset`, through the backend, in
     /// requests of at most `block_size` (every one aligned: the buffer is a multiple of the
     /// O_DIRECT alignment).
-    pub fn transfer(&mut self, op: Op, offset: u64, block_size: u64) -> Result<()> {
+    pub fn transfer(&mut self, op: Op, offset: u64) -> Result<()> {
         let len = self.len();
+        let block_size = self.slot().block;
         let mut requests = Vec::with_capacity(len.div_ceil(block_size) as usize);
         let mut pos = 0u64;
         while pos < len {

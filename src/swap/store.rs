@@ -17,7 +17,7 @@ use super::buffer::HostTensor;
 use super::manifest::{self, Entry, Manifest, DATA_FILE, FORMAT, MANIFEST_TMP};
 use super::staging::{Staging, StagingPool};
 use super::threads::IoThreads;
-use super::ticket::{Kind, ReadOutcome, Ticket};
+use super::ticket::{Kind, ReadData, ReadOutcome, Ticket};
 
 /// How a store is opened.
 #[derive(Debug, Clone)]
@@ -58,6 +58,8 @@ pub struct SwapStats {
     /// Staging bytes that exist now, and the most that existed at once.
     pub staging_now: u64,
     pub staging_peak: u64,
+    /// The most device memory staging held at once (device backends; else 0).
+    pub device_peak: u64,
     pub bytes_written: u64,
     pub bytes_read: u64,
 }
@@ -269,9 +271,22 @@ impl SwapStore {
         SwapStats {
             staging_now: self.shared.staging.allocated(),
             staging_peak: self.shared.staging.peak(),
+            device_peak: self.shared.staging.device_peak(),
             bytes_written: s.bytes_written,
             bytes_read: s.bytes_read,
         }
+    }
+
+    /// Waits for every operation in flight, then frees the staging buffers (each on its own
+    /// I/O thread), reporting a failure to free one. Dropping the store does the same and
+    /// ignores such failures.
+    pub fn close(self) -> Result<()> {
+        self.shutdown()
+    }
+
+    fn shutdown(&self) -> Result<()> {
+        self.threads.barrier();
+        self.shared.staging.release_idle(&self.threads)
     }
 
     /// Bytes of the data file.
@@ -325,15 +340,21 @@ impl SwapStore {
             }
         };
         let src = tensor.as_bytes();
-        let filled = staging.fill(&mut |b: &mut [u8]| {
-            b[..src.len()].copy_from_slice(src);
-            b[src.len()..].fill(0);
-        });
-        if let Err(e) = filled {
-            unclaim(sh);
-            return Err(within(OpKind::SwapOut, name, e));
-        }
         let crc = crc32c::crc32c(src);
+        // Host staging is filled here; a device backend's is filled on its I/O thread, from
+        // a copy (the caller's tensor is not borrowed past this call).
+        let pending = if staging.host_reachable() {
+            if let Err(e) = staging.fill(&mut |b: &mut [u8]| {
+                b[..src.len()].copy_from_slice(src);
+                b[src.len()..].fill(0);
+            }) {
+                unclaim(sh);
+                return Err(within(OpKind::SwapOut, name, e));
+            }
+            None
+        } else {
+            Some(src.to_vec())
+        };
         let offset = {
             let mut s = lock(&sh.state);
             match s.spares.remove(name) {
@@ -362,7 +383,7 @@ impl SwapStore {
         let owned = name.to_string();
         let thread = staging.thread();
         let job = Box::new(move || {
-            let r = write_job(&shared, entry, staging);
+            let r = write_job(&shared, entry, staging, pending);
             release_claim(&shared, &owned, id);
             let _ = tx.send(r.map_err(|e| within(OpKind::SwapOut, &owned, e)));
         });
@@ -513,6 +534,13 @@ impl SwapStore {
     }
 }
 
+impl Drop for SwapStore {
+    fn drop(&mut self) {
+        // Failures to free staging have nowhere to go here; `close` reports them.
+        let _ = self.shutdown();
+    }
+}
+
 fn release_claim(sh: &Shared, name: &str, id: u64) {
     let mut s = lock(&sh.state);
     if s.busy.get(name).is_some_and(|&(_, i)| i == id) {
@@ -532,10 +560,22 @@ fn check_name(name: &str) -> Result<()> {
 }
 
 /// The I/O thread's part of a swap-out: write, make durable, switch the manifest.
-fn write_job(sh: &Shared, entry: Entry, mut staging: Staging) -> Result<()> {
+fn write_job(
+    sh: &Shared,
+    entry: Entry,
+    mut staging: Staging,
+    pending: Option<Vec<u8>>,
+) -> Result<()> {
     let (offset, padded) = (entry.offset, entry.padded_len);
-    let written = staging
-        .transfer(Op::Write, offset, sh.opts.block_size)
+    let filled = match pending {
+        Some(src) => staging.fill(&mut |b: &mut [u8]| {
+            b[..src.len()].copy_from_slice(&src);
+            b[src.len()..].fill(0);
+        }),
+        None => Ok(()),
+    };
+    let written = filled
+        .and_then(|()| staging.transfer(Op::Write, offset))
         .and_then(|()| sh.file.sync_data().map(drop));
     drop(staging);
     if let Err(e) = written {
@@ -606,15 +646,30 @@ fn commit_change(sh: &Shared, name: &str, new: Option<Entry>) -> Result<()> {
 }
 
 /// The I/O thread's part of a swap-in or prefetch: read, verify the checksum.
-fn read_job(sh: &Shared, entry: &Entry, mut staging: Staging) -> Result<Staging> {
-    staging.transfer(Op::Read, entry.offset, sh.opts.block_size)?;
+fn read_job(sh: &Shared, entry: &Entry, mut staging: Staging) -> Result<ReadData> {
+    staging.transfer(Op::Read, entry.offset)?;
     lock(&sh.state).bytes_read += entry.padded_len;
-    if sh.opts.verify {
-        let mut crc = 0;
+    let n = entry.len as usize;
+    let data = if staging.host_reachable() {
+        ReadData::Staged(staging)
+    } else {
+        let mut v = Vec::with_capacity(n);
         staging.inspect(&mut |b: &[u8]| {
-            crc = crc32c::crc32c(&b[..entry.len as usize]);
+            v.extend_from_slice(&b[..n]);
             Ok(())
         })?;
+        ReadData::Copied(v)
+    };
+    let mut data = data;
+    if sh.opts.verify {
+        let mut crc = 0;
+        match &mut data {
+            ReadData::Staged(staging) => staging.inspect(&mut |b: &[u8]| {
+                crc = crc32c::crc32c(&b[..n]);
+                Ok(())
+            })?,
+            ReadData::Copied(v) => crc = crc32c::crc32c(v),
+        }
         if crc != entry.crc32c {
             return Err(swap_err(
                 &entry.name,
@@ -629,5 +684,5 @@ fn read_job(sh: &Shared, entry: &Entry, mut staging: Staging) -> Result<Staging>
             ));
         }
     }
-    Ok(staging)
+    Ok(data)
 }

@@ -47,6 +47,26 @@ impl IoThreads {
         })
     }
 
+    /// Waits until every job queued so far on every thread has ended.
+    pub fn barrier(&self) {
+        let rxs: Vec<_> = (0..self.tx.len())
+            .filter_map(|t| {
+                let (tx, rx) = channel::<()>();
+                self.submit(
+                    t,
+                    Box::new(move || {
+                        let _ = tx.send(());
+                    }),
+                )
+                .ok()
+                .map(|()| rx)
+            })
+            .collect();
+        for rx in rxs {
+            let _ = rx.recv();
+        }
+    }
+
     /// A thread for a new staging buffer, round robin.
     pub fn pick(&self) -> usize {
         self.next.fetch_add(1, Ordering::Relaxed) % self.tx.len()

@@ -7,9 +7,15 @@ use crate::error::{Error, Result};
 use super::buffer::{DType, HostTensor};
 use super::staging::Staging;
 
-/// What a read job sends back: the staging buffer holding the tensor's bytes (checksum
-/// already verified when the store verifies).
-pub(crate) type ReadOutcome = Result<Staging>;
+/// What a read job sends back (checksum already verified when the store verifies): the
+/// staging buffer holding the tensor's bytes, or, for a device backend, a copy of them made
+/// on the I/O thread.
+pub(crate) type ReadOutcome = Result<ReadData>;
+
+pub(crate) enum ReadData {
+    Staged(Staging),
+    Copied(Vec<u8>),
+}
 
 pub(crate) enum Kind<'a> {
     Write(Receiver<Result<()>>),
@@ -103,17 +109,23 @@ impl<'a> Ticket<'a> {
         let outcome = match (got, kind) {
             (Received::Write(r), _) => r,
             (
-                Received::Read(Ok(mut staging)),
+                Received::Read(Ok(data)),
                 Kind::Read {
                     dest, dtype, shape, ..
                 },
             ) => {
                 let out = dest.as_bytes_mut();
                 let n = out.len();
-                let copied = staging.inspect(&mut |b: &[u8]| {
-                    out.copy_from_slice(&b[..n]);
-                    Ok(())
-                });
+                let copied = match data {
+                    ReadData::Staged(mut staging) => staging.inspect(&mut |b: &[u8]| {
+                        out.copy_from_slice(&b[..n]);
+                        Ok(())
+                    }),
+                    ReadData::Copied(v) => {
+                        out.copy_from_slice(&v[..n]);
+                        Ok(())
+                    }
+                };
                 if copied.is_ok() {
                     dest.set_layout(dtype, &shape);
                 }
