@@ -328,8 +328,16 @@ fn unknown_backend_and_bad_names_are_errors() {
         .to_string();
     assert!(err.contains("unknown backend 'nope'"), "{err}");
     let store = SwapStore::open(dir.path(), opts("posix")).unwrap();
+    // One store per directory at a time.
+    let err = SwapStore::open(dir.path(), opts("posix"))
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(err.contains("already open"), "{err}");
     assert!(store.swap_out("", &HostTensor::bytes(1)).is_err());
     assert!(store.swap_out("a\nb", &HostTensor::bytes(1)).is_err());
+    store.close().unwrap();
+    SwapStore::open(dir.path(), opts("posix")).unwrap();
 }
 
 // ---- crash safety ----

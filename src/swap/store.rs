@@ -15,6 +15,9 @@ use crate::size::Bytes;
 use super::alloc::Extents;
 use super::buffer::HostTensor;
 use super::manifest::{self, Entry, Manifest, DATA_FILE, FORMAT, MANIFEST_TMP};
+
+/// The file a store flocks while open.
+const LOCK_FILE: &str = "lock";
 use super::staging::{Staging, StagingPool};
 use super::threads::IoThreads;
 use super::ticket::{Kind, ReadData, ReadOutcome, Ticket};
@@ -120,8 +123,10 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 /// tensor with one in flight is refused with an error naming it.
 pub struct SwapStore {
     shared: Arc<Shared>,
-    // Declared last: dropping the store waits for every queued job.
+    // Dropping the store waits for every queued job.
     threads: IoThreads,
+    /// `dir/lock`, flocked while the store is open: one store per directory at a time.
+    _lock: std::fs::File,
 }
 
 fn swap_err(name: &str, message: impl Into<String>) -> Error {
@@ -165,6 +170,24 @@ impl SwapStore {
             ));
         }
         std::fs::create_dir_all(&dir).map_err(|e| Error::file(FileOp::Create, &dir, e))?;
+        let lock_path = dir.join(LOCK_FILE);
+        let lock_file = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&lock_path)
+            .map_err(|e| Error::file(FileOp::Create, &lock_path, e))?;
+        match crate::io::sys::try_lock_exclusive(&lock_file) {
+            Ok(true) => {}
+            Ok(false) => return Err(Error::BadFile {
+                flag: "swap store",
+                path: dir.clone(),
+                message:
+                    "already open (by this or another process): one store per directory at a time"
+                        .into(),
+            }),
+            Err(e) => return Err(Error::file(FileOp::Open, &lock_path, e)),
+        }
         // A temporary manifest is a commit that did not finish: the old manifest stands.
         match std::fs::remove_file(dir.join(MANIFEST_TMP)) {
             Ok(()) => {}
@@ -238,6 +261,7 @@ impl SwapStore {
                 staging,
             }),
             threads,
+            _lock: lock_file,
         })
     }
 
