@@ -292,6 +292,13 @@ fn a_second_operation_on_a_busy_tensor_is_refused() {
         },
     )
     .unwrap();
+    // A staging buffer of x's size waits in the pool, so x's swap-out needs no round trip
+    // to the I/O thread.
+    store
+        .swap_out("warm", &content(9, 0, 4097))
+        .unwrap()
+        .wait()
+        .unwrap();
     // One I/O thread, busy with a big write: the small one queued behind it is surely still
     // in flight when the second call comes.
     let big = store.swap_out("big", &HostTensor::bytes(32 << 20)).unwrap();
