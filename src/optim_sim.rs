@@ -4,8 +4,9 @@
 //! The parameters are split into sub-groups; each holds fp32 master weights and Adam's two
 //! moments (three tensors `gN.w`, `gN.m`, `gN.v`). Per sub-group: swap in, a real Adam step
 //! on the host for every backend (with `bounce` the state passes through device memory on
-//! its way to and from the disk, but no kernel runs on the GPU; gradients are generated deterministically per step and element, not read
-//! from disk), swap out. `serial` waits for each swap; `pipelined` prefetches the next
+//! its way to and from the disk, but no kernel runs on the GPU), swap out. Gradients are
+//! generated per step and element, or (`grads`) read in as an fp16 tensor `gN.grad` per
+//! sub-group. `serial` waits for each swap; `pipelined` prefetches the next
 //! `buffers - 1` sub-groups and keeps up to `buffers` write-backs in flight while updating.
 //!
 //! After the steps every sub-group is read back and compared bit for bit with the same steps
@@ -78,6 +79,9 @@ pub struct SimOptions {
     pub io_threads: usize,
     /// Check the swapped state against the in-memory steps.
     pub check: bool,
+    /// Also read an fp16 gradient tensor (`gN.grad`) per sub-group each step, instead of
+    /// generating the gradients.
+    pub grads: bool,
 }
 
 /// Adam's hyper-parameters (fixed; the values do not change what is measured).
@@ -100,12 +104,49 @@ fn init_weight(g: u64, i: usize) -> f32 {
     grad(g, u32::MAX, i) * 0.1
 }
 
-/// One Adam step (t counts from 1) over one sub-group, in place.
+/// One Adam step (t counts from 1) over one sub-group, in place, with generated gradients.
 pub fn adam_step(g: u64, t: u32, w: &mut [f32], m: &mut [f32], v: &mut [f32]) {
+    adam(t, w, m, v, |i| grad(g, t, i))
+}
+
+/// The fp16 gradient (bits) of element `i` of sub-group `g`, as stored in `gN.grad`: a
+/// normal number of magnitude in [2^-4, 2^-1).
+pub fn grad_f16(g: u64, i: usize) -> u16 {
+    let mut x = (g << 40) ^ 0x5eed ^ i as u64;
+    x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    x ^= x >> 31;
+    let sign = ((x >> 63) as u16) << 15;
+    let exp = 11 + (x >> 40) as u16 % 3; // 2^-4 .. 2^-2
+    sign | (exp << 10) | (x as u16 & 0x3ff)
+}
+
+/// IEEE 754 half precision to single, exactly (every f16 is an f32).
+pub fn f16_to_f32(h: u16) -> f32 {
+    let sign = u32::from(h & 0x8000) << 16;
+    let exp = u32::from((h >> 10) & 0x1f);
+    let mant = u32::from(h & 0x3ff);
+    match exp {
+        0 => {
+            // Zero or subnormal: mant x 2^-24.
+            let v = mant as f32 * f32::from_bits(0x3380_0000);
+            if sign != 0 {
+                -v
+            } else {
+                v
+            }
+        }
+        0x1f => f32::from_bits(sign | 0x7f80_0000 | (mant << 13)),
+        e => f32::from_bits(sign | ((e + 112) << 23) | (mant << 13)),
+    }
+}
+
+/// One Adam step (t counts from 1) in place, with gradient `grad(i)` for element `i`.
+pub fn adam(t: u32, w: &mut [f32], m: &mut [f32], v: &mut [f32], grad: impl Fn(usize) -> f32) {
     let bc1 = 1.0 - B1.powi(t as i32);
     let bc2 = 1.0 - B2.powi(t as i32);
     for i in 0..w.len() {
-        let gr = grad(g, t, i);
+        let gr = grad(i);
         m[i] = B1 * m[i] + (1.0 - B1) * gr;
         v[i] = B2 * v[i] + (1.0 - B2) * gr * gr;
         let mh = m[i] / bc1;
@@ -156,6 +197,15 @@ struct Group {
 
 fn names(g: u64) -> [String; 3] {
     [format!("g{g}.w"), format!("g{g}.m"), format!("g{g}.v")]
+}
+
+fn grad_name(g: u64) -> String {
+    format!("g{g}.grad")
+}
+
+fn grads_of(g: u64, n: usize) -> Result<HostTensor> {
+    let bits: Vec<u16> = (0..n).map(|i| grad_f16(g, i)).collect();
+    HostTensor::from_slice(DType::F16, &bits)
 }
 
 fn sizes(opts: &SimOptions) -> Vec<usize> {
@@ -214,14 +264,24 @@ pub fn pure_compute(opts: &SimOptions) -> Result<Duration> {
         // Fault the moments' pages in first, as a swap-in would have.
         r.m.as_bytes_mut().fill(0);
         r.v.as_bytes_mut().fill(0);
-        let t = Instant::now();
-        adam_step(
-            g as u64,
-            1,
+        let gr = if opts.grads {
+            Some(grads_of(g as u64, n)?)
+        } else {
+            None
+        };
+        let (w, m, v) = (
             r.w.as_mut_slice::<f32>()?,
             r.m.as_mut_slice::<f32>()?,
             r.v.as_mut_slice::<f32>()?,
         );
+        let t = Instant::now();
+        match &gr {
+            Some(gr) => {
+                let gr = gr.as_slice::<u16>()?;
+                adam(1, w, m, v, |i| f16_to_f32(gr[i]));
+            }
+            None => adam_step(g as u64, 1, w, m, v),
+        }
         total += t.elapsed();
     }
     Ok(total)
@@ -237,7 +297,12 @@ fn run_inner(opts: &SimOptions, mode: Mode, update: bool) -> Result<ModeReport> 
     }
     let max = *sizes.iter().max().expect("at least one group") as u64;
     // Three tensors, each padded, plus what a bounce ring or huge-page mapping may add.
-    let group_bytes = 3 * (4 * max + (64 << 10) + (2 << 20));
+    let group_bytes = 3 * (4 * max + (64 << 10) + (2 << 20))
+        + if opts.grads {
+            2 * max + (64 << 10) + (2 << 20)
+        } else {
+            0
+        };
     let store = SwapStore::open(
         &dir,
         SwapOptions {
@@ -264,7 +329,11 @@ fn run_inner(opts: &SimOptions, mode: Mode, update: bool) -> Result<ModeReport> 
         store.swap_out(&nw, &grp.w)?.wait()?;
         store.swap_out(&nm, &grp.m)?.wait()?;
         store.swap_out(&nv, &grp.v)?.wait()?;
+        if opts.grads {
+            store.swap_out(&grad_name(g), &grads_of(g, n)?)?.wait()?;
+        }
     }
+    let mut cur_grad = HostTensor::zeros(DType::F16, &[max as usize])?;
     let before = store.stats();
     let mut compute = Duration::ZERO;
     let mut waited = Duration::ZERO;
@@ -276,6 +345,7 @@ fn run_inner(opts: &SimOptions, mode: Mode, update: bool) -> Result<ModeReport> 
             let n = sizes[g as usize];
             if cur.w.len() != n * 4 {
                 cur = new_group(n)?;
+                cur_grad = HostTensor::zeros(DType::F16, &[n])?;
             }
             let t0 = Instant::now();
             if mode == Mode::Pipelined {
@@ -293,6 +363,9 @@ fn run_inner(opts: &SimOptions, mode: Mode, update: bool) -> Result<ModeReport> 
                     for name in names(j) {
                         store.prefetch(&name)?;
                     }
+                    if opts.grads {
+                        store.prefetch(&grad_name(j))?;
+                    }
                 }
             }
             let [nw, nm, nv] = names(g);
@@ -302,9 +375,21 @@ fn run_inner(opts: &SimOptions, mode: Mode, update: bool) -> Result<ModeReport> 
             tw.wait()?;
             tm.wait()?;
             tv.wait()?;
+            if opts.grads {
+                store.swap_in(&grad_name(g), &mut cur_grad)?.wait()?;
+            }
             let t1 = Instant::now();
             waited += t1 - t0;
-            if update {
+            if update && opts.grads {
+                let gr = cur_grad.as_slice::<u16>()?;
+                adam(
+                    step,
+                    cur.w.as_mut_slice::<f32>()?,
+                    cur.m.as_mut_slice::<f32>()?,
+                    cur.v.as_mut_slice::<f32>()?,
+                    |i| f16_to_f32(gr[i]),
+                );
+            } else if update {
                 adam_step(
                     g,
                     step,
@@ -349,7 +434,7 @@ fn run_inner(opts: &SimOptions, mode: Mode, update: bool) -> Result<ModeReport> 
         mismatch: None,
     };
     if opts.check {
-        let mismatch = check(&store, &sizes, steps)?;
+        let mismatch = check(&store, &sizes, steps, opts.grads)?;
         report.bit_exact = Some(mismatch.is_none());
         report.mismatch = mismatch;
     }
@@ -374,21 +459,26 @@ fn wait_writes_of(writes: &mut VecDeque<(u64, Ticket<'static>)>, g: u64) -> Resu
 
 /// Reads every sub-group back and compares it, bit for bit, with `steps` Adam steps done in
 /// memory from the same initial state. The first difference, or None.
-fn check(store: &SwapStore, sizes: &[usize], steps: u32) -> Result<Option<String>> {
+fn check(store: &SwapStore, sizes: &[usize], steps: u32, grads: bool) -> Result<Option<String>> {
     for (g, &n) in sizes.iter().enumerate() {
         let g64 = g as u64;
         let mut r = new_group(n)?;
         for (i, w) in r.w.as_mut_slice::<f32>()?.iter_mut().enumerate() {
             *w = init_weight(g64, i);
         }
+        let gr = grads_of(g64, n)?;
+        let gr = gr.as_slice::<u16>()?;
         for t in 1..=steps {
-            adam_step(
-                g64,
-                t,
+            let (w, m, v) = (
                 r.w.as_mut_slice::<f32>()?,
                 r.m.as_mut_slice::<f32>()?,
                 r.v.as_mut_slice::<f32>()?,
             );
+            if grads {
+                adam(t, w, m, v, |i| f16_to_f32(gr[i]));
+            } else {
+                adam_step(g64, t, w, m, v);
+            }
         }
         let mut s = new_group(n)?;
         let [nw, nm, nv] = names(g64);
@@ -427,6 +517,20 @@ mod tests {
     }
 
     #[test]
+    fn half_precision_converts_exactly() {
+        assert_eq!(f16_to_f32(0x3c00), 1.0);
+        assert_eq!(f16_to_f32(0xc000), -2.0);
+        assert_eq!(f16_to_f32(0x3555), 0.333_251_95);
+        assert_eq!(f16_to_f32(0x0001), 5.960_464_5e-8);
+        assert_eq!(f16_to_f32(0x7bff), 65504.0);
+        assert!(f16_to_f32(0x7c00).is_infinite() && f16_to_f32(0x7e00).is_nan());
+        for i in 0..1000 {
+            let v = f16_to_f32(grad_f16(3, i)).abs();
+            assert!((0.0625..0.5).contains(&v), "{v}");
+        }
+    }
+
+    #[test]
     fn adam_moves_weights_against_the_gradient() {
         let (mut w, mut m, mut v) = (vec![0.0f32; 64], vec![0.0f32; 64], vec![0.0f32; 64]);
         adam_step(0, 1, &mut w, &mut m, &mut v);
@@ -449,6 +553,7 @@ mod tests {
             backend: "posix".into(),
             io_threads: 2,
             check: true,
+            grads: false,
         };
         for mode in [Mode::Serial, Mode::Pipelined] {
             let r = run_mode(&opts, mode).unwrap();
@@ -458,6 +563,14 @@ mod tests {
             assert!(r.read_bytes >= 50_001 * 12);
             assert!(r.peak_staging > 0);
         }
+        // With fp16 gradients read in: one more tensor of 2 bytes a parameter read per step.
+        let with_grads = SimOptions {
+            grads: true,
+            ..opts.clone()
+        };
+        let r = run_mode(&with_grads, Mode::Pipelined).unwrap();
+        assert_eq!(r.bit_exact, Some(true), "{:?}", r.mismatch);
+        assert!(r.read_bytes >= r.write_bytes + 50_001 * 2);
         assert!(pure_io(&opts).unwrap() > Duration::ZERO);
         assert!(pure_compute(&opts).unwrap() > Duration::ZERO);
     }

@@ -20,9 +20,11 @@ fn small_run_prints_both_modes_bit_exact() {
         "2",
         "--backend",
         "posix",
+        "--grads",
     ]);
     let s = &out.stdout;
     assert!(s.contains("300000 parameters in 5 sub-groups"), "{s}");
+    assert!(s.contains("fp16 gradients read each step"), "{s}");
     for mode in ["serial", "pipelined"] {
         let line = s
             .lines()

@@ -44,6 +44,10 @@ pub struct OptimSimArgs {
     /// Skip the bit-for-bit check against the same steps done in memory.
     #[arg(long)]
     no_check: bool,
+    /// Also read fp16 gradients (one tensor per sub-group, 2 bytes a parameter) each step,
+    /// instead of generating them.
+    #[arg(long)]
+    grads: bool,
 }
 
 fn gbs(bytes_per_s: f64) -> String {
@@ -68,6 +72,7 @@ pub fn run(args: &OptimSimArgs) -> Result<()> {
         backend: args.backend.clone(),
         io_threads: args.io_threads,
         check: !args.no_check,
+        grads: args.grads,
     };
     validate(&opts)?;
     let modes = if args.mode.is_empty() {
@@ -77,10 +82,11 @@ pub fn run(args: &OptimSimArgs) -> Result<()> {
     };
     let groups = opts.params.div_ceil(opts.sub_group_size);
     println!(
-        "optim-sim: {} parameters in {groups} sub-groups of up to {} (fp32 weights, Adam m and v: {} of state), {} steps, backend {}, Adam on the host",
+        "optim-sim: {} parameters in {groups} sub-groups of up to {} (fp32 weights, Adam m and v: {} of state{}), {} steps, backend {}, Adam on the host",
         opts.params,
         opts.sub_group_size,
         mb(opts.params * 12),
+        if opts.grads { ", fp16 gradients read each step" } else { "" },
         opts.steps,
         opts.backend
     );
