@@ -5,7 +5,12 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::backend::MemoryKind;
+use crate::cuda::device::Device;
+use crate::cuda::pinned::PinnedBuffer;
 use crate::error::{Error, Result};
+use crate::io::buffer::HugePages;
+use crate::io::uring::IoBuffer;
 
 /// Element type of a tensor. f16 and bf16 are viewed as `u16` (their bit patterns).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -41,6 +46,153 @@ impl DType {
             DType::I32 => "i32",
             DType::I64 => "i64",
         }
+    }
+}
+
+/// Host-visible memory the store swaps: its bytes, dtype and shape. Implemented by
+/// [`HostTensor`] (ordinary memory) and [`PinnedTensor`] (page-locked, registered with CUDA).
+pub trait Tensor {
+    fn dtype(&self) -> DType;
+    fn shape(&self) -> &[usize];
+    fn as_bytes(&self) -> &[u8];
+    fn as_bytes_mut(&mut self) -> &mut [u8];
+    /// Where the memory lives.
+    fn memory(&self) -> MemoryKind;
+    /// Takes the dtype and shape a swap-in read from the manifest (same byte length).
+    #[doc(hidden)]
+    fn set_layout(&mut self, dtype: DType, shape: &[usize]);
+
+    /// The elements as `T` (f32 for F32, u16 for F16 and BF16, ...).
+    fn view<T: bytemuck::Pod>(&self) -> Result<&[T]>
+    where
+        Self: Sized,
+    {
+        check_view::<T>(self.dtype(), self.as_bytes().len())?;
+        bytemuck::try_cast_slice(self.as_bytes())
+            .map_err(|e| Error::Resources(format!("typed view of a tensor: {e}")))
+    }
+
+    fn view_mut<T: bytemuck::Pod>(&mut self) -> Result<&mut [T]>
+    where
+        Self: Sized,
+    {
+        check_view::<T>(self.dtype(), self.as_bytes().len())?;
+        bytemuck::try_cast_slice_mut(self.as_bytes_mut())
+            .map_err(|e| Error::Resources(format!("typed view of a tensor: {e}")))
+    }
+}
+
+fn check_view<T>(dtype: DType, len: usize) -> Result<()> {
+    let size = std::mem::size_of::<T>();
+    if size != dtype.size() || len % size != 0 {
+        return Err(Error::Resources(format!(
+            "a {} tensor of {} bytes cannot be viewed as {} ({} bytes each)",
+            dtype.name(),
+            len,
+            std::any::type_name::<T>(),
+            size
+        )));
+    }
+    Ok(())
+}
+
+/// A tensor in page-locked host memory registered with CUDA (`cuMemHostRegister`), which a
+/// GPU can copy from and to directly. Needs a CUDA driver; freed in its device's context.
+pub struct PinnedTensor {
+    dtype: DType,
+    shape: Vec<usize>,
+    len: usize,
+    buf: Option<PinnedBuffer>,
+    device: Device,
+}
+
+impl PinnedTensor {
+    /// A zero-filled pinned tensor, registered in the primary context of GPU `gpu`.
+    pub fn zeros(dtype: DType, shape: &[usize], gpu: usize) -> Result<PinnedTensor> {
+        let len = byte_len(dtype, shape)?;
+        let device = Device::open(gpu)?;
+        let buf = PinnedBuffer::new(len.max(1), HugePages::Off)?;
+        Ok(PinnedTensor {
+            dtype,
+            shape: shape.to_vec(),
+            len,
+            buf: Some(buf),
+            device,
+        })
+    }
+
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+}
+
+impl Tensor for PinnedTensor {
+    fn dtype(&self) -> DType {
+        self.dtype
+    }
+    fn shape(&self) -> &[usize] {
+        &self.shape
+    }
+    fn as_bytes(&self) -> &[u8] {
+        &self.buf.as_ref().expect("held until drop").as_slice()[..self.len]
+    }
+    fn as_bytes_mut(&mut self) -> &mut [u8] {
+        let len = self.len;
+        &mut self.buf.as_mut().expect("held until drop").as_mut_slice()[..len]
+    }
+    fn memory(&self) -> MemoryKind {
+        MemoryKind::PinnedHost
+    }
+    fn set_layout(&mut self, dtype: DType, shape: &[usize]) {
+        self.dtype = dtype;
+        self.shape = shape.to_vec();
+    }
+}
+
+impl Drop for PinnedTensor {
+    fn drop(&mut self) {
+        // cuMemHostUnregister needs the context the memory was registered in.
+        let _ = self.device.make_current();
+        self.buf.take();
+    }
+}
+
+impl std::fmt::Debug for PinnedTensor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "PinnedTensor({} {:?}, {} bytes)",
+            self.dtype.name(),
+            self.shape,
+            self.len
+        )
+    }
+}
+
+impl Tensor for HostTensor {
+    fn dtype(&self) -> DType {
+        self.dtype
+    }
+    fn shape(&self) -> &[usize] {
+        &self.shape
+    }
+    fn as_bytes(&self) -> &[u8] {
+        HostTensor::as_bytes(self)
+    }
+    fn as_bytes_mut(&mut self) -> &mut [u8] {
+        HostTensor::as_bytes_mut(self)
+    }
+    fn memory(&self) -> MemoryKind {
+        MemoryKind::Host
+    }
+    fn set_layout(&mut self, dtype: DType, shape: &[usize]) {
+        debug_assert_eq!(byte_len(dtype, shape).ok(), Some(self.len));
+        self.dtype = dtype;
+        self.shape = shape.to_vec();
     }
 }
 
@@ -127,39 +279,14 @@ impl HostTensor {
         &mut bytemuck::cast_slice_mut(&mut self.words)[..len]
     }
 
-    fn check_view<T>(&self) -> Result<()> {
-        let size = std::mem::size_of::<T>();
-        if size != self.dtype.size() || self.len % size != 0 {
-            return Err(Error::Resources(format!(
-                "a {} tensor of {} bytes cannot be viewed as {} ({} bytes each)",
-                self.dtype.name(),
-                self.len,
-                std::any::type_name::<T>(),
-                size
-            )));
-        }
-        Ok(())
-    }
-
     /// The elements as `T` (f32 for F32, u16 for F16 and BF16, ...): `T`'s size must be the
     /// dtype's.
     pub fn as_slice<T: bytemuck::Pod>(&self) -> Result<&[T]> {
-        self.check_view::<T>()?;
-        bytemuck::try_cast_slice(self.as_bytes())
-            .map_err(|e| Error::Resources(format!("typed view of a tensor: {e}")))
+        self.view()
     }
 
     pub fn as_mut_slice<T: bytemuck::Pod>(&mut self) -> Result<&mut [T]> {
-        self.check_view::<T>()?;
-        bytemuck::try_cast_slice_mut(self.as_bytes_mut())
-            .map_err(|e| Error::Resources(format!("typed view of a tensor: {e}")))
-    }
-
-    /// Takes the dtype and shape a swap-in read from the manifest (same byte length).
-    pub(crate) fn set_layout(&mut self, dtype: DType, shape: &[usize]) {
-        debug_assert_eq!(byte_len(dtype, shape).ok(), Some(self.len));
-        self.dtype = dtype;
-        self.shape = shape.to_vec();
+        self.view_mut()
     }
 }
 

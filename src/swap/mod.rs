@@ -5,9 +5,10 @@
 //!   verification chosen in [`SwapOptions`];
 //! - [`SwapStore::swap_out`] / [`SwapStore::swap_in`] return a [`Ticket`] to poll or wait on;
 //!   [`SwapStore::prefetch`], [`SwapStore::remove`], [`SwapStore::list`];
-//! - tensors are [`HostTensor`]s of any byte length, viewable as typed slices (f32, u16 for
-//!   f16/bf16, ...); on disk each is padded to the O_DIRECT alignment, and exactly its bytes
-//!   come back.
+//! - tensors ([`Tensor`]: [`HostTensor`] in ordinary memory, [`PinnedTensor`] in page-locked
+//!   memory registered with CUDA) have any byte length and are viewable as typed slices (f32,
+//!   u16 for f16/bf16, ...); on disk each is padded to the O_DIRECT alignment, and exactly its
+//!   bytes come back.
 //!
 //! ```
 //! use gdswap::swap::{DType, HostTensor, SwapOptions, SwapStore};
@@ -52,7 +53,7 @@ mod store;
 mod threads;
 mod ticket;
 
-pub use buffer::{DType, HostTensor};
+pub use buffer::{DType, HostTensor, PinnedTensor, Tensor};
 pub use manifest::{Entry, DATA_FILE, MANIFEST};
 pub use store::{SwapOptions, SwapStats, SwapStore};
 pub use ticket::Ticket;

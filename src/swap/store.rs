@@ -13,7 +13,7 @@ use crate::options::Op;
 use crate::size::Bytes;
 
 use super::alloc::Extents;
-use super::buffer::HostTensor;
+use super::buffer::Tensor;
 use super::manifest::{self, Entry, Manifest, DATA_FILE, FORMAT, MANIFEST_TMP};
 
 /// The file a store flocks while open.
@@ -344,10 +344,10 @@ impl SwapStore {
     /// Starts writing `tensor` as the new version of `name`. The version becomes the one a
     /// swap-in returns (and the one a crash leaves) only when the ticket completes with `Ok`;
     /// until then the previous version stays intact on disk.
-    pub fn swap_out(&self, name: &str, tensor: &HostTensor) -> Result<Ticket<'static>> {
+    pub fn swap_out(&self, name: &str, tensor: &dyn Tensor) -> Result<Ticket<'static>> {
         check_name(name)?;
         let sh = &self.shared;
-        let len = tensor.len() as u64;
+        let len = tensor.as_bytes().len() as u64;
         let padded = self.padded(len);
         let id = {
             let mut s = lock(&sh.state);
@@ -423,18 +423,18 @@ impl SwapStore {
     /// Starts reading `name` into `dest`, which must have the tensor's byte length; on
     /// completion `dest` also takes the stored dtype and shape. Uses a prefetch of `name`
     /// when there is one.
-    pub fn swap_in<'a>(&self, name: &str, dest: &'a mut HostTensor) -> Result<Ticket<'a>> {
+    pub fn swap_in<'a>(&self, name: &str, dest: &'a mut dyn Tensor) -> Result<Ticket<'a>> {
         let sh = &self.shared;
         let mut s = lock(&sh.state);
         let check_len = |entry: &Entry| {
-            if dest.len() as u64 == entry.len {
+            if dest.as_bytes().len() as u64 == entry.len {
                 return Ok(());
             }
             Err(swap_err(
                 name,
                 format!(
                     "the destination holds {} bytes, the stored tensor {} ({} {:?})",
-                    dest.len(),
+                    dest.as_bytes().len(),
                     entry.len,
                     entry.dtype.name(),
                     entry.shape

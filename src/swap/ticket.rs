@@ -4,7 +4,7 @@ use std::sync::mpsc::{Receiver, TryRecvError};
 
 use crate::error::{Error, Result};
 
-use super::buffer::{DType, HostTensor};
+use super::buffer::{DType, Tensor};
 use super::staging::Staging;
 
 /// What a read job sends back (checksum already verified when the store verifies): the
@@ -21,7 +21,7 @@ pub(crate) enum Kind<'a> {
     Write(Receiver<Result<()>>),
     Read {
         rx: Receiver<ReadOutcome>,
-        dest: &'a mut HostTensor,
+        dest: &'a mut dyn Tensor,
         dtype: DType,
         shape: Vec<usize>,
     },
