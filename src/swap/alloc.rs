@@ -113,7 +113,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn first_fit_merge_and_shrink() {
+    fn best_fit_merge_and_shrink() {
         let mut e = Extents::default();
         let a = e.alloc(4096);
         let b = e.alloc(8192);
