@@ -148,6 +148,9 @@ pub enum Error {
     /// Stopped on request (Ctrl-C) between two measurements.
     #[error("interrupted")]
     Interrupted,
+    /// A swap store operation on one tensor failed or was refused; the message says why.
+    #[error("tensor '{tensor}': {message}")]
+    Swap { tensor: String, message: String },
     /// A saved results or config file gdswap cannot use; the message names the flag that read it.
     #[error("{flag} {}: {message}", path.display())]
     BadFile {

@@ -6,6 +6,7 @@
 //! - [`cli`]: parse, run, print, exit (the only place that prints);
 //! - [`harness`], [`stats`], [`report`]: threads and barriers, timing, pure figures and exporters;
 //! - [`backend`]: the [`backend::Backend`] trait and one module per backend;
+//! - [`swap`]: the tensor swap store (named tensors, tickets, crash-safe manifest);
 //! - [`check`]: the node report of `gdswap check` (libraries, data path, verdicts);
 //! - [`cufile`]: NVIDIA cuFile (GPUDirect Storage) loaded at run time, its results decoded;
 //! - [`io`], [`datafiles`], [`pattern`], [`plan`]: buffers, files, io_uring, the verifiable
@@ -24,6 +25,7 @@ pub mod env;
 pub mod error;
 pub mod harness;
 pub mod io;
+pub mod optim_sim;
 pub mod options;
 pub mod pattern;
 pub mod peer;
@@ -32,6 +34,7 @@ pub mod rebuild;
 pub mod report;
 pub mod size;
 pub mod stats;
+pub mod swap;
 pub mod sweep;
 pub mod tuning;
 

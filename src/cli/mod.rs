@@ -3,11 +3,13 @@
 
 //!
 //! One file per subcommand: `run.rs` (`gdswap run`), `compare.rs` (`gdswap compare`),
-//! `sweep.rs` (`gdswap sweep`), `report.rs` (`gdswap report`), `check.rs` (`gdswap check`);
+//! `sweep.rs` (`gdswap sweep`), `report.rs` (`gdswap report`), `check.rs` (`gdswap check`),
+//! `optim_sim.rs` (`gdswap optim-sim`);
 //! `backends` is small enough to live here.
 
 mod check;
 mod compare;
+mod optim_sim;
 mod report;
 mod run;
 mod sweep;
@@ -56,6 +58,9 @@ enum Command {
     /// Report on this node for GPUDirect Storage: CUDA and cuFile libraries, the data path's
     /// filesystem, O_DIRECT, device and NUMA node, io_uring, memlock; a verdict per backend.
     Check(check::CheckArgs),
+    /// Simulate a ZeRO-Infinity-style optimizer step with its state swapped to NVMe (serial
+    /// and pipelined), and check the result bit for bit against the same steps in memory.
+    OptimSim(optim_sim::OptimSimArgs),
     /// Internal: what `check` runs in a child process to open the cuFile driver.
     #[command(hide = true)]
     CufileProbe(check::ProbeArgs),
@@ -70,6 +75,7 @@ pub fn main() -> ExitCode {
         Command::Sweep(args) => sweep::run(&args),
         Command::Report(args) => report::run(&args),
         Command::Check(args) => check::run(&args),
+        Command::OptimSim(args) => optim_sim::run(&args),
         Command::CufileProbe(args) => check::cufile_probe(&args),
         Command::Backends => {
             backends();

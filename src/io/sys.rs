@@ -148,6 +148,24 @@ pub fn kernel_release() -> String {
         .into_owned()
 }
 
+/// Takes an exclusive advisory lock (flock) on `file` without waiting: Ok(false) when another
+/// open of the file holds it (in this process or another). The kernel drops the lock when the
+/// file is closed, or when its process dies, even by SIGKILL.
+pub fn try_lock_exclusive(file: &std::fs::File) -> io::Result<bool> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: flock only reads its integer arguments and acts on a descriptor `file` owns.
+    let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+    if rc == 0 {
+        return Ok(true);
+    }
+    let e = io::Error::last_os_error();
+    if e.raw_os_error() == Some(libc::EWOULDBLOCK) {
+        Ok(false)
+    } else {
+        Err(e)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

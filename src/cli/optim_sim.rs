@@ -1,0 +1,160 @@
+//! `gdswap optim-sim`: prints the simulator's table (see `crate::optim_sim`).
+
+use std::path::PathBuf;
+
+use clap::Args;
+
+use crate::error::Result;
+use crate::optim_sim::{
+    parse_count, pure_compute, pure_io, run_mode, validate, Mode, ModeReport, SimOptions,
+};
+
+#[derive(Args, Debug)]
+#[command(
+    after_help = "Counts take decimal suffixes: K = 10^3, M = 10^6, B or G = 10^9, \
+T = 10^12 (2B = two billion parameters; each has 12 bytes of state: fp32 weights and two \
+fp32 moments). Each mode runs on a fresh store in DIR/<mode>, which it leaves there; the \
+pure I/O baseline (the pipelined schedule without the update) in DIR/io-only."
+)]
+pub struct OptimSimArgs {
+    /// Directory for the swap stores (on the NVMe file system to measure).
+    #[arg(long, value_name = "DIR")]
+    dir: PathBuf,
+    /// Parameters of the model (a count: 2B, 500M, 1000000).
+    #[arg(long, value_parser = parse_count, default_value = "100M")]
+    params: u64,
+    /// Parameters per sub-group (a count).
+    #[arg(long, value_parser = parse_count, default_value = "10M")]
+    sub_group_size: u64,
+    /// Optimizer steps to run (the table shows the mean per step).
+    #[arg(long, default_value_t = 3)]
+    steps: u32,
+    /// serial, pipelined, or both (repeatable; default both).
+    #[arg(long, value_enum)]
+    mode: Vec<Mode>,
+    /// Sub-groups in flight each way when pipelined (read ahead and written behind).
+    #[arg(long, default_value_t = 3)]
+    buffers: usize,
+    /// Backend every swap goes through.
+    #[arg(long, default_value = "host")]
+    backend: String,
+    /// The swap store's I/O threads.
+    #[arg(long, default_value_t = 4)]
+    io_threads: usize,
+    /// Skip the bit-for-bit check against the same steps done in memory.
+    #[arg(long)]
+    no_check: bool,
+    /// Also read fp16 gradients (one tensor per sub-group, 2 bytes a parameter) each step,
+    /// instead of generating them.
+    #[arg(long)]
+    grads: bool,
+}
+
+fn gbs(bytes_per_s: f64) -> String {
+    format!("{:.2} GB/s", bytes_per_s / 1e9)
+}
+
+fn mb(bytes: u64) -> String {
+    format!("{:.1} MB", bytes as f64 / 1e6)
+}
+
+fn ms(d: std::time::Duration) -> String {
+    format!("{:.1} ms", d.as_secs_f64() * 1e3)
+}
+
+pub fn run(args: &OptimSimArgs) -> Result<()> {
+    let opts = SimOptions {
+        dir: args.dir.clone(),
+        params: args.params,
+        sub_group_size: args.sub_group_size,
+        steps: args.steps,
+        buffers: args.buffers,
+        backend: args.backend.clone(),
+        io_threads: args.io_threads,
+        check: !args.no_check,
+        grads: args.grads,
+    };
+    validate(&opts)?;
+    let modes = if args.mode.is_empty() {
+        vec![Mode::Serial, Mode::Pipelined]
+    } else {
+        args.mode.clone()
+    };
+    let groups = opts.params.div_ceil(opts.sub_group_size);
+    println!(
+        "optim-sim: {} parameters in {groups} sub-groups of up to {} (fp32 weights, Adam m and v: {} of state{}), {} steps, backend {}, Adam on the host",
+        opts.params,
+        opts.sub_group_size,
+        mb(opts.params * 12),
+        if opts.grads { ", fp16 gradients read each step" } else { "" },
+        opts.steps,
+        opts.backend
+    );
+    let mut reports: Vec<ModeReport> = Vec::new();
+    for m in modes {
+        reports.push(run_mode(&opts, m)?);
+    }
+    println!(
+        "{:<10} {:>11} {:>11} {:>11} {:>11} {:>14} {:>13} {:>12} {:>9}",
+        "mode",
+        "step time",
+        "read",
+        "write",
+        "update",
+        "waited on I/O",
+        "peak staging",
+        "peak device",
+        "bit-exact"
+    );
+    for r in &reports {
+        println!(
+            "{:<10} {:>11} {:>11} {:>11} {:>11} {:>14} {:>13} {:>12} {:>9}",
+            r.mode.name(),
+            ms(r.step_time),
+            gbs(r.read_bw()),
+            gbs(r.write_bw()),
+            ms(r.compute_time),
+            ms(r.io_wait),
+            mb(r.peak_staging),
+            mb(r.peak_device),
+            match r.bit_exact {
+                Some(true) => "yes",
+                Some(false) => "NO",
+                None => "-",
+            }
+        );
+    }
+    if let Some(p) = reports.iter().find(|r| r.mode == Mode::Pipelined) {
+        // Baselines for the same bytes: the pipelined schedule without the update, and the
+        // update without I/O.
+        let io = pure_io(&opts)?;
+        let compute = pure_compute(&opts)?;
+        let bound = io.max(compute);
+        print!(
+            "pure I/O {} (pipelined, no update), pure compute {} (Adam in memory): pipelined step is {:.2}x max(I/O, compute), overlap efficiency {:.0}%",
+            ms(io),
+            ms(compute),
+            p.step_time.as_secs_f64() / bound.as_secs_f64(),
+            100.0 * bound.as_secs_f64() / p.step_time.as_secs_f64(),
+        );
+        match reports.iter().find(|r| r.mode == Mode::Serial) {
+            Some(s) => println!(
+                "; {:.2}x faster than serial",
+                s.step_time.as_secs_f64() / p.step_time.as_secs_f64()
+            ),
+            None => println!(),
+        }
+    }
+    println!(
+        "host memory for tensors: {} (one sub-group)",
+        mb(reports.first().map_or(0, |r| r.host_tensors))
+    );
+    if let Some(r) = reports.iter().find(|r| r.bit_exact == Some(false)) {
+        return Err(crate::error::Error::Resources(format!(
+            "{}: the swapped state differs from the in-memory steps: {}",
+            r.mode.name(),
+            r.mismatch.as_deref().unwrap_or("?")
+        )));
+    }
+    Ok(())
+}

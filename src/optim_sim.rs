@@ -1,0 +1,577 @@
+//! `gdswap optim-sim`: the optimizer step of a model too big for the accelerator's memory,
+//! with its state swapped through a [`SwapStore`].
+//!
+//! The parameters are split into sub-groups; each holds fp32 master weights and Adam's two
+//! moments (three tensors `gN.w`, `gN.m`, `gN.v`). Per sub-group: swap in, a real Adam step
+//! on the host for every backend (with `bounce` the state passes through device memory on
+//! its way to and from the disk, but no kernel runs on the GPU), swap out. Gradients are
+//! generated per step and element, or (`grads`) read in as an fp16 tensor `gN.grad` per
+//! sub-group. `serial` waits for each swap; `pipelined` prefetches the next
+//! `buffers - 1` sub-groups and keeps up to `buffers` write-backs in flight while updating.
+//!
+//! After the steps every sub-group is read back and compared bit for bit with the same steps
+//! done in memory (sub-groups evolve independently, so the reference is rebuilt one
+//! sub-group at a time and needs no more memory than one).
+
+use std::collections::VecDeque;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use crate::error::{Error, Result};
+use crate::swap::{DType, HostTensor, SwapOptions, SwapStore, Ticket};
+
+/// Parses a parameter count: digits with an optional decimal suffix K (10^3), M (10^6),
+/// B or G (10^9), T (10^12), case-insensitive, fractions allowed (`1.5B`). Counts, not
+/// bytes: `2B` is two billion parameters.
+pub fn parse_count(s: &str) -> std::result::Result<u64, String> {
+    let t = s.trim();
+    let (num, mult) = match t.chars().last() {
+        Some(c) if c.is_ascii_alphabetic() => {
+            let m = match c.to_ascii_uppercase() {
+                'K' => 1e3,
+                'M' => 1e6,
+                'B' | 'G' => 1e9,
+                'T' => 1e12,
+                _ => return Err(format!("'{s}': unknown suffix '{c}' (use K, M, B/G or T)")),
+            };
+            (&t[..t.len() - 1], m)
+        }
+        _ => (t, 1.0),
+    };
+    if let Ok(n) = num.parse::<u64>() {
+        if mult == 1.0 && n > 0 {
+            return Ok(n);
+        }
+    }
+    let v: f64 = num
+        .parse()
+        .map_err(|_| format!("'{s}' is not a count (e.g. 2B, 500M, 1000000)"))?;
+    let n = v * mult;
+    if !(1.0..1.8e19).contains(&n) || n.fract() != 0.0 {
+        return Err(format!("'{s}' is not a whole positive count"));
+    }
+    Ok(n as u64)
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Mode {
+    Serial,
+    Pipelined,
+}
+
+impl Mode {
+    pub fn name(self) -> &'static str {
+        match self {
+            Mode::Serial => "serial",
+            Mode::Pipelined => "pipelined",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct SimOptions {
+    pub dir: PathBuf,
+    pub params: u64,
+    pub sub_group_size: u64,
+    pub steps: u32,
+    pub buffers: usize,
+    pub backend: String,
+    pub io_threads: usize,
+    /// Check the swapped state against the in-memory steps.
+    pub check: bool,
+    /// Also read an fp16 gradient tensor (`gN.grad`) per sub-group each step, instead of
+    /// generating the gradients.
+    pub grads: bool,
+}
+
+/// Adam's hyper-parameters (fixed; the values do not change what is measured).
+const LR: f32 = 1e-3;
+const B1: f32 = 0.9;
+const B2: f32 = 0.999;
+const EPS: f32 = 1e-8;
+
+/// The gradient of element `i` of sub-group `g` at step `t`: deterministic, in [-0.5, 0.5).
+fn grad(g: u64, t: u32, i: usize) -> f32 {
+    let mut x = (g << 40) ^ (u64::from(t) << 32) ^ i as u64;
+    x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    x ^= x >> 31;
+    (x >> 40) as f32 / (1u64 << 24) as f32 - 0.5
+}
+
+/// The initial master weight of element `i` of sub-group `g`.
+fn init_weight(g: u64, i: usize) -> f32 {
+    grad(g, u32::MAX, i) * 0.1
+}
+
+/// One Adam step (t counts from 1) over one sub-group, in place, with generated gradients.
+pub fn adam_step(g: u64, t: u32, w: &mut [f32], m: &mut [f32], v: &mut [f32]) {
+    adam(t, w, m, v, |i| grad(g, t, i))
+}
+
+/// The fp16 gradient (bits) of element `i` of sub-group `g`, as stored in `gN.grad`: a
+/// normal number of magnitude in [2^-4, 2^-1).
+pub fn grad_f16(g: u64, i: usize) -> u16 {
+    let mut x = (g << 40) ^ 0x5eed ^ i as u64;
+    x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    x ^= x >> 31;
+    let sign = ((x >> 63) as u16) << 15;
+    let exp = 11 + (x >> 40) as u16 % 3; // 2^-4 .. 2^-2
+    sign | (exp << 10) | (x as u16 & 0x3ff)
+}
+
+/// IEEE 754 half precision to single, exactly (every f16 is an f32).
+pub fn f16_to_f32(h: u16) -> f32 {
+    let sign = u32::from(h & 0x8000) << 16;
+    let exp = u32::from((h >> 10) & 0x1f);
+    let mant = u32::from(h & 0x3ff);
+    match exp {
+        0 => {
+            // Zero or subnormal: mant x 2^-24.
+            let v = mant as f32 * f32::from_bits(0x3380_0000);
+            if sign != 0 {
+                -v
+            } else {
+                v
+            }
+        }
+        0x1f => f32::from_bits(sign | 0x7f80_0000 | (mant << 13)),
+        e => f32::from_bits(sign | ((e + 112) << 23) | (mant << 13)),
+    }
+}
+
+/// One Adam step (t counts from 1) in place, with gradient `grad(i)` for element `i`.
+pub fn adam(t: u32, w: &mut [f32], m: &mut [f32], v: &mut [f32], grad: impl Fn(usize) -> f32) {
+    let bc1 = 1.0 - B1.powi(t as i32);
+    let bc2 = 1.0 - B2.powi(t as i32);
+    for i in 0..w.len() {
+        let gr = grad(i);
+        m[i] = B1 * m[i] + (1.0 - B1) * gr;
+        v[i] = B2 * v[i] + (1.0 - B2) * gr * gr;
+        let mh = m[i] / bc1;
+        let vh = v[i] / bc2;
+        w[i] -= LR * mh / (vh.sqrt() + EPS);
+    }
+}
+
+/// What one mode measured.
+#[derive(Debug, Clone)]
+pub struct ModeReport {
+    pub mode: Mode,
+    /// Mean wall time of one optimizer step (all sub-groups).
+    pub step_time: Duration,
+    /// Mean time per step in Adam itself.
+    pub compute_time: Duration,
+    /// Mean time per step the update waited for swap-ins and write-backs.
+    pub io_wait: Duration,
+    /// Bytes read and written per step (padded, as moved).
+    pub read_bytes: u64,
+    pub write_bytes: u64,
+    /// Most staging memory (host; pinned for a device backend) the store held at once.
+    pub peak_staging: u64,
+    /// Most device memory the store's staging held at once (0 for host backends).
+    pub peak_device: u64,
+    /// Host tensors the simulator itself held (one sub-group's state).
+    pub host_tensors: u64,
+    /// Whether the swapped state equals the in-memory steps bit for bit (None: not checked).
+    pub bit_exact: Option<bool>,
+    /// The first mismatch found, if any.
+    pub mismatch: Option<String>,
+}
+
+impl ModeReport {
+    pub fn read_bw(&self) -> f64 {
+        self.read_bytes as f64 / self.step_time.as_secs_f64()
+    }
+    pub fn write_bw(&self) -> f64 {
+        self.write_bytes as f64 / self.step_time.as_secs_f64()
+    }
+}
+
+struct Group {
+    w: HostTensor,
+    m: HostTensor,
+    v: HostTensor,
+}
+
+fn names(g: u64) -> [String; 3] {
+    [format!("g{g}.w"), format!("g{g}.m"), format!("g{g}.v")]
+}
+
+fn grad_name(g: u64) -> String {
+    format!("g{g}.grad")
+}
+
+fn grads_of(g: u64, n: usize) -> Result<HostTensor> {
+    let bits: Vec<u16> = (0..n).map(|i| grad_f16(g, i)).collect();
+    HostTensor::from_slice(DType::F16, &bits)
+}
+
+fn sizes(opts: &SimOptions) -> Vec<usize> {
+    let n = opts.params.div_ceil(opts.sub_group_size);
+    (0..n)
+        .map(|g| {
+            (opts
+                .sub_group_size
+                .min(opts.params - g * opts.sub_group_size)) as usize
+        })
+        .collect()
+}
+
+/// Checks the options before anything runs.
+pub fn validate(opts: &SimOptions) -> Result<()> {
+    if opts.params == 0 || opts.sub_group_size == 0 {
+        return Err(Error::invalid("--params", "needs at least one parameter"));
+    }
+    if opts.buffers < 2 {
+        return Err(Error::invalid(
+            "--buffers",
+            "pipelining needs at least 2 sub-groups in flight",
+        ));
+    }
+    if opts.steps == 0 {
+        return Err(Error::invalid("--steps", "needs at least one step"));
+    }
+    Ok(())
+}
+
+/// Runs the simulation in `mode` on a fresh store in `opts.dir/<mode>`.
+pub fn run_mode(opts: &SimOptions, mode: Mode) -> Result<ModeReport> {
+    run_inner(opts, mode, true)
+}
+
+/// The pure I/O time of one step: the pipelined schedule with the Adam update left out (so
+/// the same bytes move with the same overlap of reads and writes), on a store in
+/// `opts.dir/io-only`. Returns the mean step time.
+pub fn pure_io(opts: &SimOptions) -> Result<Duration> {
+    let o = SimOptions {
+        check: false,
+        ..opts.clone()
+    };
+    Ok(run_inner(&o, Mode::Pipelined, false)?.step_time)
+}
+
+/// The pure compute time of one step: Adam over every sub-group in memory, no I/O.
+pub fn pure_compute(opts: &SimOptions) -> Result<Duration> {
+    validate(opts)?;
+    let mut total = Duration::ZERO;
+    for (g, &n) in sizes(opts).iter().enumerate() {
+        let mut r = new_group(n)?;
+        for (i, w) in r.w.as_mut_slice::<f32>()?.iter_mut().enumerate() {
+            *w = init_weight(g as u64, i);
+        }
+        // Fault the moments' pages in first, as a swap-in would have.
+        r.m.as_bytes_mut().fill(0);
+        r.v.as_bytes_mut().fill(0);
+        let gr = if opts.grads {
+            Some(grads_of(g as u64, n)?)
+        } else {
+            None
+        };
+        let (w, m, v) = (
+            r.w.as_mut_slice::<f32>()?,
+            r.m.as_mut_slice::<f32>()?,
+            r.v.as_mut_slice::<f32>()?,
+        );
+        let t = Instant::now();
+        match &gr {
+            Some(gr) => {
+                let gr = gr.as_slice::<u16>()?;
+                adam(1, w, m, v, |i| f16_to_f32(gr[i]));
+            }
+            None => adam_step(g as u64, 1, w, m, v),
+        }
+        total += t.elapsed();
+    }
+    Ok(total)
+}
+
+fn run_inner(opts: &SimOptions, mode: Mode, update: bool) -> Result<ModeReport> {
+    validate(opts)?;
+    let sizes = sizes(opts);
+    let dir = opts.dir.join(if update { mode.name() } else { "io-only" });
+    if dir.exists() {
+        std::fs::remove_dir_all(&dir)
+            .map_err(|e| Error::file(crate::error::FileOp::Create, &dir, e))?;
+    }
+    let max = *sizes.iter().max().expect("at least one group") as u64;
+    // Three tensors, each padded, plus what a bounce ring or huge-page mapping may add.
+    let group_bytes = 3 * (4 * max + (64 << 10) + (2 << 20))
+        + if opts.grads {
+            2 * max + (64 << 10) + (2 << 20)
+        } else {
+            0
+        };
+    let store = SwapStore::open(
+        &dir,
+        SwapOptions {
+            backend: opts.backend.clone(),
+            // Reads ahead and writes behind, `buffers` sub-groups each way, plus one.
+            staging_budget: group_bytes * (2 * opts.buffers as u64 + 1),
+            io_threads: opts.io_threads,
+            ..SwapOptions::default()
+        },
+    )?;
+    let mut cur = Group {
+        w: HostTensor::zeros(DType::F32, &[max as usize])?,
+        m: HostTensor::zeros(DType::F32, &[max as usize])?,
+        v: HostTensor::zeros(DType::F32, &[max as usize])?,
+    };
+    // Initial state.
+    for (g, &n) in sizes.iter().enumerate() {
+        let g = g as u64;
+        let mut grp = new_group(n)?;
+        for (i, w) in grp.w.as_mut_slice::<f32>()?.iter_mut().enumerate() {
+            *w = init_weight(g, i);
+        }
+        let [nw, nm, nv] = names(g);
+        store.swap_out(&nw, &grp.w)?.wait()?;
+        store.swap_out(&nm, &grp.m)?.wait()?;
+        store.swap_out(&nv, &grp.v)?.wait()?;
+        if opts.grads {
+            store.swap_out(&grad_name(g), &grads_of(g, n)?)?.wait()?;
+        }
+    }
+    let mut cur_grad = HostTensor::zeros(DType::F16, &[max as usize])?;
+    let before = store.stats();
+    let mut compute = Duration::ZERO;
+    let mut waited = Duration::ZERO;
+    let start = Instant::now();
+    let mut writes: VecDeque<(u64, Ticket<'static>)> = VecDeque::new();
+    let groups = sizes.len() as u64;
+    for step in 1..=opts.steps {
+        for g in 0..groups {
+            let n = sizes[g as usize];
+            if cur.w.len() != n * 4 {
+                cur = new_group(n)?;
+                cur_grad = HostTensor::zeros(DType::F16, &[n])?;
+            }
+            let t0 = Instant::now();
+            if mode == Mode::Pipelined {
+                // Read ahead: this sub-group and the next buffers - 1 (wrapping into the next
+                // step), each once its own write-back is done.
+                let ahead = (opts.buffers as u64 - 1).min(groups - 1);
+                let last_step = step == opts.steps;
+                for k in 0..=ahead {
+                    let j = g + k;
+                    if j >= groups && last_step {
+                        break;
+                    }
+                    let j = j % groups;
+                    wait_writes_of(&mut writes, j)?;
+                    for name in names(j) {
+                        store.prefetch(&name)?;
+                    }
+                    if opts.grads {
+                        store.prefetch(&grad_name(j))?;
+                    }
+                }
+            }
+            let [nw, nm, nv] = names(g);
+            let tw = store.swap_in(&nw, &mut cur.w)?;
+            let tm = store.swap_in(&nm, &mut cur.m)?;
+            let tv = store.swap_in(&nv, &mut cur.v)?;
+            tw.wait()?;
+            tm.wait()?;
+            tv.wait()?;
+            if opts.grads {
+                store.swap_in(&grad_name(g), &mut cur_grad)?.wait()?;
+            }
+            let t1 = Instant::now();
+            waited += t1 - t0;
+            if update && opts.grads {
+                let gr = cur_grad.as_slice::<u16>()?;
+                adam(
+                    step,
+                    cur.w.as_mut_slice::<f32>()?,
+                    cur.m.as_mut_slice::<f32>()?,
+                    cur.v.as_mut_slice::<f32>()?,
+                    |i| f16_to_f32(gr[i]),
+                );
+            } else if update {
+                adam_step(
+                    g,
+                    step,
+                    cur.w.as_mut_slice::<f32>()?,
+                    cur.m.as_mut_slice::<f32>()?,
+                    cur.v.as_mut_slice::<f32>()?,
+                );
+            }
+            let t2 = Instant::now();
+            compute += t2 - t1;
+            writes.push_back((g, store.swap_out(&nw, &cur.w)?));
+            writes.push_back((g, store.swap_out(&nm, &cur.m)?));
+            writes.push_back((g, store.swap_out(&nv, &cur.v)?));
+            let limit = match mode {
+                Mode::Serial => 0,
+                Mode::Pipelined => 3 * opts.buffers,
+            };
+            while writes.len() > limit {
+                let (_, t) = writes.pop_front().expect("non-empty");
+                t.wait()?;
+            }
+            waited += t2.elapsed();
+        }
+    }
+    while let Some((_, t)) = writes.pop_front() {
+        t.wait()?;
+    }
+    let total = start.elapsed();
+    let after = store.stats();
+    let steps = opts.steps;
+    let mut report = ModeReport {
+        mode,
+        step_time: total / steps,
+        compute_time: compute / steps,
+        io_wait: waited / steps,
+        read_bytes: (after.bytes_read - before.bytes_read) / u64::from(steps),
+        write_bytes: (after.bytes_written - before.bytes_written) / u64::from(steps),
+        peak_staging: after.staging_peak,
+        peak_device: after.device_peak,
+        host_tensors: 3 * 4 * max,
+        bit_exact: None,
+        mismatch: None,
+    };
+    if opts.check {
+        let mismatch = check(&store, &sizes, steps, opts.grads)?;
+        report.bit_exact = Some(mismatch.is_none());
+        report.mismatch = mismatch;
+    }
+    Ok(report)
+}
+
+fn new_group(n: usize) -> Result<Group> {
+    Ok(Group {
+        w: HostTensor::zeros(DType::F32, &[n])?,
+        m: HostTensor::zeros(DType::F32, &[n])?,
+        v: HostTensor::zeros(DType::F32, &[n])?,
+    })
+}
+
+fn wait_writes_of(writes: &mut VecDeque<(u64, Ticket<'static>)>, g: u64) -> Result<()> {
+    while writes.iter().any(|(j, _)| *j == g) {
+        let (_, t) = writes.pop_front().expect("non-empty");
+        t.wait()?;
+    }
+    Ok(())
+}
+
+/// Reads every sub-group back and compares it, bit for bit, with `steps` Adam steps done in
+/// memory from the same initial state. The first difference, or None.
+fn check(store: &SwapStore, sizes: &[usize], steps: u32, grads: bool) -> Result<Option<String>> {
+    for (g, &n) in sizes.iter().enumerate() {
+        let g64 = g as u64;
+        let mut r = new_group(n)?;
+        for (i, w) in r.w.as_mut_slice::<f32>()?.iter_mut().enumerate() {
+            *w = init_weight(g64, i);
+        }
+        let gr = grads_of(g64, n)?;
+        let gr = gr.as_slice::<u16>()?;
+        for t in 1..=steps {
+            let (w, m, v) = (
+                r.w.as_mut_slice::<f32>()?,
+                r.m.as_mut_slice::<f32>()?,
+                r.v.as_mut_slice::<f32>()?,
+            );
+            if grads {
+                adam(t, w, m, v, |i| f16_to_f32(gr[i]));
+            } else {
+                adam_step(g64, t, w, m, v);
+            }
+        }
+        let mut s = new_group(n)?;
+        let [nw, nm, nv] = names(g64);
+        store.swap_in(&nw, &mut s.w)?.wait()?;
+        store.swap_in(&nm, &mut s.m)?.wait()?;
+        store.swap_in(&nv, &mut s.v)?.wait()?;
+        for (name, a, b) in [(&nw, &s.w, &r.w), (&nm, &s.m, &r.m), (&nv, &s.v, &r.v)] {
+            let (a, b) = (a.as_slice::<u32>()?, b.as_slice::<u32>()?);
+            if let Some(i) = (0..a.len()).find(|&i| a[i] != b[i]) {
+                return Ok(Some(format!(
+                    "{name}[{i}]: swapped {} != in memory {}",
+                    f32::from_bits(a[i]),
+                    f32::from_bits(b[i])
+                )));
+            }
+        }
+    }
+    Ok(None)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_take_decimal_suffixes() {
+        assert_eq!(parse_count("2B"), Ok(2_000_000_000));
+        assert_eq!(parse_count("1.5m"), Ok(1_500_000));
+        assert_eq!(parse_count("300K"), Ok(300_000));
+        assert_eq!(parse_count("12345"), Ok(12345));
+        assert_eq!(parse_count("1G"), Ok(1_000_000_000));
+        assert!(parse_count("2X").is_err());
+        assert!(parse_count("0").is_err());
+        assert!(parse_count("1.0000001K").is_err());
+        assert!(parse_count("abc").is_err());
+    }
+
+    #[test]
+    fn half_precision_converts_exactly() {
+        assert_eq!(f16_to_f32(0x3c00), 1.0);
+        assert_eq!(f16_to_f32(0xc000), -2.0);
+        assert_eq!(f16_to_f32(0x3555), 0.333_251_95);
+        assert_eq!(f16_to_f32(0x0001), 5.960_464_5e-8);
+        assert_eq!(f16_to_f32(0x7bff), 65504.0);
+        assert!(f16_to_f32(0x7c00).is_infinite() && f16_to_f32(0x7e00).is_nan());
+        for i in 0..1000 {
+            let v = f16_to_f32(grad_f16(3, i)).abs();
+            assert!((0.0625..0.5).contains(&v), "{v}");
+        }
+    }
+
+    #[test]
+    fn adam_moves_weights_against_the_gradient() {
+        let (mut w, mut m, mut v) = (vec![0.0f32; 64], vec![0.0f32; 64], vec![0.0f32; 64]);
+        adam_step(0, 1, &mut w, &mut m, &mut v);
+        for (i, w) in w.iter().enumerate() {
+            let g = grad(0, 1, i);
+            // First step: w = -lr * sign(g) (up to eps).
+            assert!((w + LR * g.signum()).abs() < 1e-5, "{i}: {w} {g}");
+        }
+    }
+
+    #[test]
+    fn swapped_state_equals_in_memory_in_both_modes() {
+        let dir = crate::testutil::scratch_dir();
+        let opts = SimOptions {
+            dir: dir.path().to_path_buf(),
+            params: 50_001,
+            sub_group_size: 8_000,
+            steps: 3,
+            buffers: 3,
+            backend: "posix".into(),
+            io_threads: 2,
+            check: true,
+            grads: false,
+        };
+        for mode in [Mode::Serial, Mode::Pipelined] {
+            let r = run_mode(&opts, mode).unwrap();
+            assert_eq!(r.bit_exact, Some(true), "{mode:?}: {:?}", r.mismatch);
+            // 7 sub-groups of 3 tensors, each read and written once per step.
+            assert_eq!(r.read_bytes, r.write_bytes);
+            assert!(r.read_bytes >= 50_001 * 12);
+            assert!(r.peak_staging > 0);
+        }
+        // With fp16 gradients read in: one more tensor of 2 bytes a parameter read per step.
+        let with_grads = SimOptions {
+            grads: true,
+            ..opts.clone()
+        };
+        let r = run_mode(&with_grads, Mode::Pipelined).unwrap();
+        assert_eq!(r.bit_exact, Some(true), "{:?}", r.mismatch);
+        assert!(r.read_bytes >= r.write_bytes + 50_001 * 2);
+        assert!(pure_io(&opts).unwrap() > Duration::ZERO);
+        assert!(pure_compute(&opts).unwrap() > Duration::ZERO);
+    }
+}

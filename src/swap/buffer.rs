@@ -1,0 +1,310 @@
+//! Host tensors: bytes with a dtype and a shape, viewable as typed slices through `bytemuck`.
+//!
+//! The bytes live in a `Vec<u64>`, so every view up to 8-byte elements (f64) is aligned
+//! without `unsafe`; the byte length is kept apart and may be anything (1 byte, 4097 bytes).
+
+use serde::{Deserialize, Serialize};
+
+use crate::backend::MemoryKind;
+use crate::cuda::device::Device;
+use crate::cuda::pinned::PinnedBuffer;
+use crate::error::{Error, Result};
+use crate::io::buffer::HugePages;
+use crate::io::uring::IoBuffer;
+
+/// Element type of a tensor. f16 and bf16 are viewed as `u16` (their bit patterns).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DType {
+    U8,
+    F16,
+    BF16,
+    F32,
+    F64,
+    I32,
+    I64,
+}
+
+impl DType {
+    /// Bytes per element.
+    pub fn size(self) -> usize {
+        match self {
+            DType::U8 => 1,
+            DType::F16 | DType::BF16 => 2,
+            DType::F32 | DType::I32 => 4,
+            DType::F64 | DType::I64 => 8,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            DType::U8 => "u8",
+            DType::F16 => "f16",
+            DType::BF16 => "bf16",
+            DType::F32 => "f32",
+            DType::F64 => "f64",
+            DType::I32 => "i32",
+            DType::I64 => "i64",
+        }
+    }
+}
+
+/// Host-visible memory the store swaps: its bytes, dtype and shape. Implemented by
+/// [`HostTensor`] (ordinary memory) and [`PinnedTensor`] (page-locked, registered with CUDA).
+pub trait Tensor {
+    fn dtype(&self) -> DType;
+    fn shape(&self) -> &[usize];
+    fn as_bytes(&self) -> &[u8];
+    fn as_bytes_mut(&mut self) -> &mut [u8];
+    /// Where the memory lives.
+    fn memory(&self) -> MemoryKind;
+    /// Takes the dtype and shape a swap-in read from the manifest (same byte length).
+    #[doc(hidden)]
+    fn set_layout(&mut self, dtype: DType, shape: &[usize]);
+
+    /// The elements as `T` (f32 for F32, u16 for F16 and BF16, ...).
+    fn view<T: bytemuck::Pod>(&self) -> Result<&[T]>
+    where
+        Self: Sized,
+    {
+        check_view::<T>(self.dtype(), self.as_bytes().len())?;
+        bytemuck::try_cast_slice(self.as_bytes())
+            .map_err(|e| Error::Resources(format!("typed view of a tensor: {e}")))
+    }
+
+    fn view_mut<T: bytemuck::Pod>(&mut self) -> Result<&mut [T]>
+    where
+        Self: Sized,
+    {
+        check_view::<T>(self.dtype(), self.as_bytes().len())?;
+        bytemuck::try_cast_slice_mut(self.as_bytes_mut())
+            .map_err(|e| Error::Resources(format!("typed view of a tensor: {e}")))
+    }
+}
+
+fn check_view<T>(dtype: DType, len: usize) -> Result<()> {
+    let size = std::mem::size_of::<T>();
+    if size != dtype.size() || len % size != 0 {
+        return Err(Error::Resources(format!(
+            "a {} tensor of {} bytes cannot be viewed as {} ({} bytes each)",
+            dtype.name(),
+            len,
+            std::any::type_name::<T>(),
+            size
+        )));
+    }
+    Ok(())
+}
+
+/// A tensor in page-locked host memory registered with CUDA (`cuMemHostRegister`), which a
+/// GPU can copy from and to directly. Needs a CUDA driver; freed in its device's context.
+pub struct PinnedTensor {
+    dtype: DType,
+    shape: Vec<usize>,
+    len: usize,
+    buf: Option<PinnedBuffer>,
+    device: Device,
+}
+
+impl PinnedTensor {
+    /// A zero-filled pinned tensor, registered in the primary context of GPU `gpu`.
+    pub fn zeros(dtype: DType, shape: &[usize], gpu: usize) -> Result<PinnedTensor> {
+        let len = byte_len(dtype, shape)?;
+        let device = Device::open(gpu)?;
+        let buf = PinnedBuffer::new(len.max(1), HugePages::Off)?;
+        Ok(PinnedTensor {
+            dtype,
+            shape: shape.to_vec(),
+            len,
+            buf: Some(buf),
+            device,
+        })
+    }
+
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+}
+
+impl Tensor for PinnedTensor {
+    fn dtype(&self) -> DType {
+        self.dtype
+    }
+    fn shape(&self) -> &[usize] {
+        &self.shape
+    }
+    fn as_bytes(&self) -> &[u8] {
+        &self.buf.as_ref().expect("held until drop").as_slice()[..self.len]
+    }
+    fn as_bytes_mut(&mut self) -> &mut [u8] {
+        let len = self.len;
+        &mut self.buf.as_mut().expect("held until drop").as_mut_slice()[..len]
+    }
+    fn memory(&self) -> MemoryKind {
+        MemoryKind::PinnedHost
+    }
+    fn set_layout(&mut self, dtype: DType, shape: &[usize]) {
+        self.dtype = dtype;
+        self.shape = shape.to_vec();
+    }
+}
+
+impl Drop for PinnedTensor {
+    fn drop(&mut self) {
+        // cuMemHostUnregister needs the context the memory was registered in.
+        let _ = self.device.make_current();
+        self.buf.take();
+    }
+}
+
+impl std::fmt::Debug for PinnedTensor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "PinnedTensor({} {:?}, {} bytes)",
+            self.dtype.name(),
+            self.shape,
+            self.len
+        )
+    }
+}
+
+impl Tensor for HostTensor {
+    fn dtype(&self) -> DType {
+        self.dtype
+    }
+    fn shape(&self) -> &[usize] {
+        &self.shape
+    }
+    fn as_bytes(&self) -> &[u8] {
+        HostTensor::as_bytes(self)
+    }
+    fn as_bytes_mut(&mut self) -> &mut [u8] {
+        HostTensor::as_bytes_mut(self)
+    }
+    fn memory(&self) -> MemoryKind {
+        MemoryKind::Host
+    }
+    fn set_layout(&mut self, dtype: DType, shape: &[usize]) {
+        debug_assert_eq!(byte_len(dtype, shape).ok(), Some(self.len));
+        self.dtype = dtype;
+        self.shape = shape.to_vec();
+    }
+}
+
+/// A tensor in ordinary host memory.
+#[derive(Clone, PartialEq)]
+pub struct HostTensor {
+    dtype: DType,
+    shape: Vec<usize>,
+    len: usize,
+    words: Vec<u64>,
+}
+
+impl std::fmt::Debug for HostTensor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "HostTensor({} {:?}, {} bytes)",
+            self.dtype.name(),
+            self.shape,
+            self.len
+        )
+    }
+}
+
+fn byte_len(dtype: DType, shape: &[usize]) -> Result<usize> {
+    shape
+        .iter()
+        .try_fold(dtype.size(), |acc, &d| acc.checked_mul(d))
+        .ok_or_else(|| Error::Resources(format!("tensor shape {shape:?} overflows a byte count")))
+}
+
+impl HostTensor {
+    /// A zero-filled tensor of `dtype` and `shape`.
+    pub fn zeros(dtype: DType, shape: &[usize]) -> Result<HostTensor> {
+        let len = byte_len(dtype, shape)?;
+        Ok(HostTensor {
+            dtype,
+            shape: shape.to_vec(),
+            len,
+            words: vec![0; len.div_ceil(8)],
+        })
+    }
+
+    /// A `u8` tensor of exactly `len` zero bytes (any length).
+    pub fn bytes(len: usize) -> HostTensor {
+        HostTensor {
+            dtype: DType::U8,
+            shape: vec![len],
+            len,
+            words: vec![0; len.div_ceil(8)],
+        }
+    }
+
+    /// A tensor holding a copy of `values`, with shape `[values.len()]`.
+    pub fn from_slice<T: bytemuck::Pod>(dtype: DType, values: &[T]) -> Result<HostTensor> {
+        let mut t = HostTensor::zeros(dtype, &[values.len()])?;
+        t.as_mut_slice::<T>()?.copy_from_slice(values);
+        Ok(t)
+    }
+
+    pub fn dtype(&self) -> DType {
+        self.dtype
+    }
+
+    pub fn shape(&self) -> &[usize] {
+        &self.shape
+    }
+
+    /// Byte length.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    pub fn as_bytes(&self) -> &[u8] {
+        &bytemuck::cast_slice(&self.words)[..self.len]
+    }
+
+    pub fn as_bytes_mut(&mut self) -> &mut [u8] {
+        let len = self.len;
+        &mut bytemuck::cast_slice_mut(&mut self.words)[..len]
+    }
+
+    /// The elements as `T` (f32 for F32, u16 for F16 and BF16, ...): `T`'s size must be the
+    /// dtype's.
+    pub fn as_slice<T: bytemuck::Pod>(&self) -> Result<&[T]> {
+        self.view()
+    }
+
+    pub fn as_mut_slice<T: bytemuck::Pod>(&mut self) -> Result<&mut [T]> {
+        self.view_mut()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn typed_views_and_odd_lengths() {
+        let mut t = HostTensor::zeros(DType::F32, &[2, 3]).unwrap();
+        assert_eq!(t.len(), 24);
+        t.as_mut_slice::<f32>().unwrap()[5] = 1.5;
+        assert_eq!(t.as_slice::<f32>().unwrap()[5], 1.5);
+        assert!(t.as_slice::<u16>().is_err());
+        let h = HostTensor::zeros(DType::BF16, &[3]).unwrap();
+        assert_eq!(h.as_slice::<u16>().unwrap().len(), 3);
+        let b = HostTensor::bytes(4097);
+        assert_eq!(b.as_bytes().len(), 4097);
+        assert!(HostTensor::zeros(DType::F64, &[usize::MAX, 2]).is_err());
+    }
+}

@@ -1,0 +1,368 @@
+//! Staging buffers: the memory each swap moves through, prepared by the store's backend
+//! (host memory for `host` and `posix`; device memory with a pinned bounce ring for
+//! `bounce`) and kept in a pool, so a steady stream of swaps of the same sizes allocates
+//! nothing.
+//!
+//! The budget counts every staging byte of host memory that exists, idle in the pool or in
+//! use: the buffer itself for host backends, the pinned bounce chunks for `bounce` (whose
+//! device memory is counted apart, for reports). Asking for
+//! more than the budget allows, after idle buffers have been given back, is an error right
+//! away: before any I/O, never an out-of-memory later.
+
+use std::sync::mpsc::channel;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use crate::backend::{Backend, MemoryKind, Worker, WorkerSetup};
+use crate::error::{Error, Result};
+use crate::io::buffer::HugePages;
+use crate::io::file::DataFile;
+use crate::options::{GpuOptions, Op};
+use crate::size::Bytes;
+use crate::stats::LatencyRecorder;
+
+use super::threads::IoThreads;
+
+struct Slot {
+    len: u64,
+    /// Bytes per request (the backend's block: a bounce chunk).
+    block: u64,
+    /// Bytes counted against the budget: the host staging memory (the buffer itself for host
+    /// backends; the pinned chunks for a device backend) and the device memory.
+    cost: u64,
+    device: u64,
+    /// The I/O thread that prepared the worker, and the only one that may use it.
+    thread: usize,
+    worker: Box<dyn Worker>,
+    latencies: LatencyRecorder,
+}
+
+#[derive(Default)]
+struct Inner {
+    idle: Vec<Slot>,
+    /// Budgeted bytes of every staging buffer that exists.
+    allocated: u64,
+    peak: u64,
+    /// Device memory of every staging buffer that exists (device backends).
+    device: u64,
+    device_peak: u64,
+}
+
+/// The pool of staging buffers of one store.
+pub struct StagingPool {
+    backend: Arc<dyn Backend>,
+    file: Arc<DataFile>,
+    budget: u64,
+    block_size: u64,
+    queue_depth: u32,
+    inner: Mutex<Inner>,
+}
+
+fn lock(m: &Mutex<Inner>) -> MutexGuard<'_, Inner> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl StagingPool {
+    pub fn new(
+        backend: Arc<dyn Backend>,
+        file: Arc<DataFile>,
+        budget: u64,
+        block_size: u64,
+        queue_depth: u32,
+    ) -> StagingPool {
+        StagingPool {
+            backend,
+            file,
+            budget,
+            block_size,
+            queue_depth,
+            inner: Mutex::new(Inner::default()),
+        }
+    }
+
+    /// The most staging bytes that existed at once.
+    pub fn peak(&self) -> u64 {
+        lock(&self.inner).peak
+    }
+
+    /// Staging bytes that exist now (idle or in use).
+    pub fn allocated(&self) -> u64 {
+        lock(&self.inner).allocated
+    }
+
+    /// The most device memory staging buffers held at once (0 for host backends).
+    pub fn device_peak(&self) -> u64 {
+        lock(&self.inner).device_peak
+    }
+
+    fn bounce_chunks(&self) -> u64 {
+        (2 * u64::from(self.queue_depth)).max(2)
+    }
+
+    /// Request size, host bytes counted against the budget, and device bytes, for a
+    /// staging buffer of `len` bytes.
+    fn shape(&self, len: u64) -> (u64, u64, u64) {
+        if self.backend.memory() == MemoryKind::Device {
+            // The bounce ring: K pinned chunks of one block, mapped in whole pages. Blocks of
+            // about len / K keep the ring near the tensor's size (a small tensor does not lock
+            // K full blocks) while K requests can still be in flight.
+            let block = len
+                .div_ceil(self.bounce_chunks())
+                .next_multiple_of(4096)
+                .clamp(4096, self.block_size.max(4096))
+                .min(len);
+            let page = if huge_pages(len) == HugePages::Off {
+                4096
+            } else {
+                2 << 20
+            };
+            let pinned = (self.bounce_chunks() * block).next_multiple_of(page);
+            (block, pinned, len)
+        } else {
+            (self.block_size.min(len), len, 0)
+        }
+    }
+
+    /// A staging buffer of exactly `len` bytes for tensor `name`, from the pool or newly
+    /// prepared by the backend on one of `threads`; an error naming the tensor when the
+    /// budget does not allow it.
+    pub fn acquire(self: &Arc<Self>, name: &str, len: u64, threads: &IoThreads) -> Result<Staging> {
+        let mut evicted = Vec::new();
+        let (block, cost, device) = self.shape(len);
+        {
+            let mut g = lock(&self.inner);
+            if let Some(i) = g.idle.iter().position(|s| s.len == len) {
+                let slot = g.idle.swap_remove(i);
+                return Ok(Staging {
+                    slot: Some(slot),
+                    pool: Arc::clone(self),
+                    failed: false,
+                });
+            }
+            while g.allocated + cost > self.budget && !g.idle.is_empty() {
+                let s = g.idle.remove(0);
+                g.allocated -= s.cost;
+                g.device -= s.device;
+                evicted.push(s);
+            }
+            if g.allocated + cost > self.budget {
+                let in_use = g.allocated;
+                drop(g);
+                release_on_threads(evicted, threads)?;
+                return Err(Error::Swap {
+                    tensor: name.to_string(),
+                    message: format!(
+                        "needs {} of staging memory, and the store's budget is {} with {} in use by operations in flight; raise the staging budget, or wait for tickets before starting more",
+                        Bytes(cost),
+                        Bytes(self.budget),
+                        Bytes(in_use)
+                    ),
+                });
+            }
+            g.allocated += cost;
+            g.peak = g.peak.max(g.allocated);
+            g.device += device;
+            g.device_peak = g.device_peak.max(g.device);
+        }
+        let thread = threads.pick();
+        let prepared = release_on_threads(evicted, threads).and_then(|()| {
+            let (tx, rx) = channel();
+            let pool = Arc::clone(self);
+            threads.submit(
+                thread,
+                Box::new(move || {
+                    let _ = tx.send(pool.prepare(len, block));
+                }),
+            )?;
+            rx.recv().unwrap_or_else(|_| {
+                Err(Error::Resources(
+                    "internal error: a swap I/O thread stopped while preparing a buffer".into(),
+                ))
+            })
+        });
+        match prepared {
+            Ok(worker) => Ok(Staging {
+                slot: Some(Slot {
+                    len,
+                    block,
+                    cost,
+                    device,
+                    thread,
+                    worker,
+                    latencies: LatencyRecorder::new(),
+                }),
+                pool: Arc::clone(self),
+                failed: false,
+            }),
+            Err(e) => {
+                let mut g = lock(&self.inner);
+                g.allocated -= cost;
+                g.device -= device;
+                drop(g);
+                Err(Error::Within {
+                    context: format!("staging buffer for tensor '{name}'"),
+                    source: Box::new(e),
+                })
+            }
+        }
+    }
+
+    fn prepare(&self, len: u64, block: u64) -> Result<Box<dyn Worker>> {
+        self.backend.prepare(&WorkerSetup {
+            tid: 0,
+            op: Op::Write,
+            file: Arc::clone(&self.file),
+            range_len: len,
+            block_size: block,
+            queue_depth: self.queue_depth,
+            fixed_buffers: false,
+            huge_pages: huge_pages(len),
+            gpu: GpuOptions {
+                bounce_buffers: self.bounce_chunks() as usize,
+                ..GpuOptions::default()
+            },
+        })
+    }
+
+    fn give_back(&self, slot: Slot) {
+        lock(&self.inner).idle.push(slot);
+    }
+
+    fn forget(&self, slot: Slot) {
+        let mut g = lock(&self.inner);
+        g.allocated -= slot.cost;
+        g.device -= slot.device;
+        drop(g);
+        // Its release error has nowhere to go: the transfer's own error is already reported.
+        let _ = slot.worker.release();
+    }
+}
+
+fn huge_pages(len: u64) -> HugePages {
+    if len >= 4 << 20 {
+        HugePages::Thp
+    } else {
+        HugePages::Off
+    }
+}
+
+/// Releases workers, each on the I/O thread that prepared it (a device backend's memory is
+/// freed in the CUDA context current there), waiting for each; the first error.
+fn release_on_threads(slots: Vec<Slot>, threads: &IoThreads) -> Result<()> {
+    let mut first = Ok(());
+    for s in slots {
+        let (tx, rx) = channel();
+        let thread = s.thread;
+        let sent = threads.submit(
+            thread,
+            Box::new(move || {
+                let _ = tx.send(s.worker.release());
+            }),
+        );
+        let r = sent.and_then(|()| {
+            rx.recv().unwrap_or_else(|_| {
+                Err(Error::Resources(
+                    "internal error: a swap I/O thread stopped while releasing a buffer".into(),
+                ))
+            })
+        });
+        if first.is_ok() {
+            first = r;
+        }
+    }
+    first
+}
+
+impl StagingPool {
+    /// Releases every idle staging buffer on its own thread; the first error. Used when the
+    /// store closes, after every job has ended.
+    pub fn release_idle(&self, threads: &IoThreads) -> Result<()> {
+        let idle = {
+            let mut g = lock(&self.inner);
+            let idle = std::mem::take(&mut g.idle);
+            for s in &idle {
+                g.allocated -= s.cost;
+                g.device -= s.device;
+            }
+            idle
+        };
+        release_on_threads(idle, threads)
+    }
+}
+
+/// One staging buffer in use; back to the pool when dropped, unless a transfer through it
+/// failed (then it is released: its worker may be in any state).
+pub struct Staging {
+    slot: Option<Slot>,
+    pool: Arc<StagingPool>,
+    failed: bool,
+}
+
+impl Staging {
+    fn slot(&mut self) -> &mut Slot {
+        self.slot
+            .as_mut()
+            .expect("a staging buffer holds its slot until dropped")
+    }
+
+    /// Whether `fill` and `inspect` may run on any thread. A device backend's buffer can
+    /// only be reached from its I/O thread (where its CUDA context is current).
+    pub fn host_reachable(&self) -> bool {
+        self.pool.backend.memory() != MemoryKind::Device
+    }
+
+    /// The I/O thread every transfer through it must run on.
+    pub fn thread(&self) -> usize {
+        self.slot.as_ref().map_or(0, |s| s.thread)
+    }
+
+    /// Its length (the tensor's padded length).
+    fn len(&self) -> u64 {
+        self.slot.as_ref().map_or(0, |s| s.len)
+    }
+
+    /// Lets `f` write the buffer's bytes.
+    pub fn fill(&mut self, f: &mut dyn FnMut(&mut [u8])) -> Result<()> {
+        self.slot().worker.fill(f)
+    }
+
+    /// Lets `f` read the buffer's bytes.
+    pub fn inspect(&mut self, f: &mut dyn FnMut(&[u8]) -> Result<()>) -> Result<()> {
+        self.slot().worker.inspect(f)
+    }
+
+    /// Moves the whole buffer to or from the data file at `offset`, through the backend, in
+    /// requests of at most `block_size` (every one aligned: the buffer is a multiple of the
+    /// O_DIRECT alignment).
+    pub fn transfer(&mut self, op: Op, offset: u64) -> Result<()> {
+        let len = self.len();
+        let block_size = self.slot().block;
+        let mut requests = Vec::with_capacity(len.div_ceil(block_size) as usize);
+        let mut pos = 0u64;
+        while pos < len {
+            let n = block_size.min(len - pos);
+            requests.push(crate::plan::Request {
+                file_offset: offset + pos,
+                buf_offset: pos as usize,
+                len: n as usize,
+                tail: false,
+            });
+            pos += n;
+        }
+        let slot = self.slot();
+        let r = slot.worker.transfer(op, &requests, &mut slot.latencies);
+        self.failed |= r.is_err();
+        r
+    }
+}
+
+impl Drop for Staging {
+    fn drop(&mut self) {
+        if let Some(slot) = self.slot.take() {
+            if self.failed {
+                self.pool.forget(slot);
+            } else {
+                self.pool.give_back(slot);
+            }
+        }
+    }
+}

@@ -1,0 +1,712 @@
+//! The swap store: named tensors in one data file of a directory, a crash-safe manifest, and
+//! swaps that run on the store's I/O threads through the backend chosen at open time.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::{channel, Receiver};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use crate::backend::{self, Availability, Backend};
+use crate::error::{Error, FileOp, Result};
+use crate::io::file::{Access, DataFile};
+use crate::options::Op;
+use crate::size::Bytes;
+
+use super::alloc::Extents;
+use super::buffer::Tensor;
+use super::manifest::{self, Entry, Manifest, DATA_FILE, FORMAT, MANIFEST_TMP};
+
+/// The file a store flocks while open.
+const LOCK_FILE: &str = "lock";
+use super::staging::{Staging, StagingPool};
+use super::threads::IoThreads;
+use super::ticket::{Kind, ReadData, ReadOutcome, Ticket};
+
+/// How a store is opened.
+#[derive(Debug, Clone)]
+pub struct SwapOptions {
+    /// The backend every transfer goes through (`host`, `posix`, `bounce`).
+    pub backend: String,
+    /// Bytes of staging memory (the backend's transfer buffers) the store may hold at once.
+    pub staging_budget: u64,
+    /// Check each swap-in's CRC-32C against the manifest.
+    pub verify: bool,
+    /// O_DIRECT on the data file (off only for filesystems without it, such as tmpfs).
+    pub direct: bool,
+    /// Threads running swaps concurrently.
+    pub io_threads: usize,
+    /// Bytes per I/O request.
+    pub block_size: u64,
+    /// Requests in flight per swap (backends with queues).
+    pub queue_depth: u32,
+}
+
+impl Default for SwapOptions {
+    fn default() -> Self {
+        SwapOptions {
+            backend: "host".into(),
+            staging_budget: 1 << 30,
+            verify: true,
+            direct: true,
+            io_threads: 4,
+            block_size: 1 << 20,
+            queue_depth: 8,
+        }
+    }
+}
+
+/// Counters of a store since it was opened.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SwapStats {
+    /// Staging bytes that exist now, and the most that existed at once.
+    pub staging_now: u64,
+    pub staging_peak: u64,
+    /// The most device memory staging held at once (device backends; else 0).
+    pub device_peak: u64,
+    pub bytes_written: u64,
+    pub bytes_read: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum OpKind {
+    SwapOut,
+    SwapIn,
+    Prefetch,
+    Remove,
+}
+
+impl OpKind {
+    fn name(self) -> &'static str {
+        match self {
+            OpKind::SwapOut => "swap-out",
+            OpKind::SwapIn => "swap-in",
+            OpKind::Prefetch => "prefetch",
+            OpKind::Remove => "remove",
+        }
+    }
+}
+
+struct State {
+    tensors: BTreeMap<String, Entry>,
+    generation: u64,
+    extents: Extents,
+    /// Tensors with an operation in flight: its kind and id (only that id clears it).
+    busy: HashMap<String, (OpKind, u64)>,
+    next_op: u64,
+    /// Each tensor's previous extent (no longer in the manifest), where its next version of
+    /// the same padded size is written.
+    spares: HashMap<String, (u64, u64)>,
+    /// Prefetches, finished or not, waiting for their swap-in.
+    prefetched: HashMap<String, (Entry, Receiver<ReadOutcome>)>,
+    bytes_written: u64,
+    bytes_read: u64,
+}
+
+struct Shared {
+    dir: PathBuf,
+    file: Arc<DataFile>,
+    align: u64,
+    opts: SwapOptions,
+    state: Mutex<State>,
+    /// Held while a manifest is written: commits go one at a time, each with every earlier
+    /// commit in it.
+    commit: Mutex<()>,
+    staging: Arc<StagingPool>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// A directory of swapped-out tensors. `Sync`: share it between threads (`&SwapStore` or
+/// an `Arc`); operations on different tensors run concurrently, and a second operation on a
+/// tensor with one in flight is refused with an error naming it.
+pub struct SwapStore {
+    shared: Arc<Shared>,
+    // Dropping the store waits for every queued job.
+    threads: IoThreads,
+    /// `dir/lock`, flocked while the store is open: one store per directory at a time.
+    _lock: std::fs::File,
+}
+
+fn swap_err(name: &str, message: impl Into<String>) -> Error {
+    Error::Swap {
+        tensor: name.to_string(),
+        message: message.into(),
+    }
+}
+
+fn within(what: OpKind, name: &str, e: Error) -> Error {
+    Error::Within {
+        context: format!("{} of tensor '{name}'", what.name()),
+        source: Box::new(e),
+    }
+}
+
+impl SwapStore {
+    /// Opens (creating if needed) the store in `dir`.
+    pub fn open(dir: impl AsRef<Path>, opts: SwapOptions) -> Result<SwapStore> {
+        let dir = dir.as_ref().to_path_buf();
+        let backend: Arc<dyn Backend> = backend::by_name(&opts.backend).ok_or_else(|| {
+            Error::invalid(
+                "--backend",
+                format!(
+                    "unknown backend '{}'; known: {}",
+                    opts.backend,
+                    backend::names().join(", ")
+                ),
+            )
+        })?;
+        if let Availability::Unavailable(reason) = backend.probe() {
+            return Err(Error::Unavailable {
+                backend: opts.backend.clone(),
+                reason,
+            });
+        }
+        if opts.block_size == 0 || opts.queue_depth == 0 {
+            return Err(Error::invalid(
+                "swap store",
+                "block size and queue depth must be positive",
+            ));
+        }
+        std::fs::create_dir_all(&dir).map_err(|e| Error::file(FileOp::Create, &dir, e))?;
+        let lock_path = dir.join(LOCK_FILE);
+        let lock_file = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&lock_path)
+            .map_err(|e| Error::file(FileOp::Create, &lock_path, e))?;
+        match crate::io::sys::try_lock_exclusive(&lock_file) {
+            Ok(true) => {}
+            Ok(false) => return Err(Error::BadFile {
+                flag: "swap store",
+                path: dir.clone(),
+                message:
+                    "already open (by this or another process): one store per directory at a time"
+                        .into(),
+            }),
+            Err(e) => return Err(Error::file(FileOp::Open, &lock_path, e)),
+        }
+        // A temporary manifest is a commit that did not finish: the old manifest stands.
+        match std::fs::remove_file(dir.join(MANIFEST_TMP)) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(Error::file(FileOp::Create, dir.join(MANIFEST_TMP), e)),
+        }
+        let m = manifest::load(&dir)?;
+        let file = Arc::new(DataFile::open(
+            &dir.join(DATA_FILE),
+            Access::Write,
+            opts.direct,
+        )?);
+        manifest::sync_dir(&dir)?;
+        let align = file.dio_align().max(4096);
+        let file_len = file.len()?;
+        let mut tensors = BTreeMap::new();
+        for e in m.tensors {
+            if e.file != DATA_FILE
+                || e.offset % align != 0
+                || e.padded_len % align != 0
+                || e.len > e.padded_len
+                || e.offset + e.padded_len > file_len
+            {
+                return Err(Error::BadFile {
+                    flag: "swap store",
+                    path: dir.join(manifest::MANIFEST),
+                    message: format!(
+                        "tensor '{}' has an extent the data file cannot hold ({} at offset {}, {} padded, file of {} bytes, alignment {})",
+                        e.name, e.file, e.offset, e.padded_len, file_len, align
+                    ),
+                });
+            }
+            tensors.insert(e.name.clone(), e);
+        }
+        let extents = Extents::from_used(
+            tensors
+                .values()
+                .map(|e| (e.offset, e.padded_len, e.name.clone()))
+                .collect(),
+        )?;
+        // Space past the last tensor was written by swap-outs that never committed.
+        if file_len > extents.end() {
+            file.set_len(extents.end())?;
+        }
+        let staging = Arc::new(StagingPool::new(
+            backend,
+            Arc::clone(&file),
+            opts.staging_budget,
+            opts.block_size,
+            opts.queue_depth,
+        ));
+        let threads = IoThreads::new(opts.io_threads)?;
+        Ok(SwapStore {
+            shared: Arc::new(Shared {
+                dir,
+                file,
+                align,
+                state: Mutex::new(State {
+                    tensors,
+                    generation: m.generation,
+                    extents,
+                    busy: HashMap::new(),
+                    spares: HashMap::new(),
+                    next_op: 0,
+                    prefetched: HashMap::new(),
+                    bytes_written: 0,
+                    bytes_read: 0,
+                }),
+                opts,
+                commit: Mutex::new(()),
+                staging,
+            }),
+            threads,
+            _lock: lock_file,
+        })
+    }
+
+    /// The store's directory.
+    pub fn dir(&self) -> &Path {
+        &self.shared.dir
+    }
+
+    /// The on-disk alignment every tensor is padded to.
+    pub fn alignment(&self) -> u64 {
+        self.shared.align
+    }
+
+    /// The tensors as of the last completed swap-out or remove, by name.
+    pub fn list(&self) -> Vec<Entry> {
+        lock(&self.shared.state).tensors.values().cloned().collect()
+    }
+
+    /// One tensor's record.
+    pub fn info(&self, name: &str) -> Option<Entry> {
+        lock(&self.shared.state).tensors.get(name).cloned()
+    }
+
+    /// The store's generation: bumped by every committed swap-out and remove.
+    pub fn generation(&self) -> u64 {
+        lock(&self.shared.state).generation
+    }
+
+    pub fn stats(&self) -> SwapStats {
+        let s = lock(&self.shared.state);
+        SwapStats {
+            staging_now: self.shared.staging.allocated(),
+            staging_peak: self.shared.staging.peak(),
+            device_peak: self.shared.staging.device_peak(),
+            bytes_written: s.bytes_written,
+            bytes_read: s.bytes_read,
+        }
+    }
+
+    /// Waits for every operation in flight, then frees the staging buffers (each on its own
+    /// I/O thread), reporting a failure to free one. Dropping the store does the same and
+    /// ignores such failures.
+    pub fn close(self) -> Result<()> {
+        self.shutdown()
+    }
+
+    fn shutdown(&self) -> Result<()> {
+        self.threads.barrier();
+        self.shared.staging.release_idle(&self.threads)
+    }
+
+    /// Bytes of the data file.
+    pub fn data_file_len(&self) -> Result<u64> {
+        self.shared.file.len()
+    }
+
+    fn padded(&self, len: u64) -> u64 {
+        len.next_multiple_of(self.shared.align)
+            .max(self.shared.align)
+    }
+
+    /// Marks `name` busy with `kind`, or says what is in flight on it.
+    fn claim(&self, s: &mut State, name: &str, kind: OpKind) -> Result<u64> {
+        if let Some((k, _)) = s.busy.get(name) {
+            return Err(swap_err(
+                name,
+                format!(
+                    "a {} is in flight on this tensor; wait for its ticket before the {}",
+                    k.name(),
+                    kind.name()
+                ),
+            ));
+        }
+        s.next_op += 1;
+        let id = s.next_op;
+        s.busy.insert(name.to_string(), (kind, id));
+        Ok(id)
+    }
+
+    /// Starts writing `tensor` as the new version of `name`. The version becomes the one a
+    /// swap-in returns (and the one a crash leaves) only when the ticket completes with `Ok`;
+    /// until then the previous version stays intact on disk.
+    pub fn swap_out(&self, name: &str, tensor: &dyn Tensor) -> Result<Ticket<'static>> {
+        check_name(name)?;
+        let sh = &self.shared;
+        let len = tensor.as_bytes().len() as u64;
+        let padded = self.padded(len);
+        let id = {
+            let mut s = lock(&sh.state);
+            let id = self.claim(&mut s, name, OpKind::SwapOut)?;
+            s.prefetched.remove(name); // about to be stale
+            id
+        };
+        let unclaim = |sh: &Shared| release_claim(sh, name, id);
+        let mut staging = match sh.staging.acquire(name, padded, &self.threads) {
+            Ok(s) => s,
+            Err(e) => {
+                unclaim(sh);
+                return Err(e);
+            }
+        };
+        let src = tensor.as_bytes();
+        let crc = crc32c::crc32c(src);
+        // Host staging is filled here; a device backend's is filled on its I/O thread, from
+        // a copy (the caller's tensor is not borrowed past this call).
+        let pending = if staging.host_reachable() {
+            if let Err(e) = staging.fill(&mut |b: &mut [u8]| {
+                b[..src.len()].copy_from_slice(src);
+                b[src.len()..].fill(0);
+            }) {
+                unclaim(sh);
+                return Err(within(OpKind::SwapOut, name, e));
+            }
+            None
+        } else {
+            Some(src.to_vec())
+        };
+        let offset = {
+            let mut s = lock(&sh.state);
+            match s.spares.remove(name) {
+                Some((off, l)) if l == padded => off,
+                spare => {
+                    if let Some((off, l)) = spare {
+                        s.extents.free(off, l);
+                    }
+                    s.extents.alloc(padded)
+                }
+            }
+        };
+        let entry = Entry {
+            name: name.to_string(),
+            dtype: tensor.dtype(),
+            shape: tensor.shape().to_vec(),
+            file: DATA_FILE.into(),
+            offset,
+            len,
+            padded_len: padded,
+            crc32c: crc,
+            generation: 0,
+        };
+        let (tx, rx) = channel();
+        let shared = Arc::clone(sh);
+        let owned = name.to_string();
+        let thread = staging.thread();
+        let job = Box::new(move || {
+            let r = write_job(&shared, entry, staging, pending);
+            release_claim(&shared, &owned, id);
+            let _ = tx.send(r.map_err(|e| within(OpKind::SwapOut, &owned, e)));
+        });
+        if let Err(e) = self.threads.submit(thread, job) {
+            // The job (and its staging) was dropped unrun: give back the extent.
+            lock(&sh.state).extents.free(offset, padded);
+            unclaim(sh);
+            return Err(e);
+        }
+        Ok(Ticket::new(name, Kind::Write(rx)))
+    }
+
+    /// Starts reading `name` into `dest`, which must have the tensor's byte length; on
+    /// completion `dest` also takes the stored dtype and shape. Uses a prefetch of `name`
+    /// when there is one.
+    pub fn swap_in<'a>(&self, name: &str, dest: &'a mut dyn Tensor) -> Result<Ticket<'a>> {
+        let sh = &self.shared;
+        let mut s = lock(&sh.state);
+        let check_len = |entry: &Entry| {
+            if dest.as_bytes().len() as u64 == entry.len {
+                return Ok(());
+            }
+            Err(swap_err(
+                name,
+                format!(
+                    "the destination holds {} bytes, the stored tensor {} ({} {:?})",
+                    dest.as_bytes().len(),
+                    entry.len,
+                    entry.dtype.name(),
+                    entry.shape
+                ),
+            ))
+        };
+        if let Some((pe, _)) = s.prefetched.get(name) {
+            check_len(pe)?;
+            let (pe, rx) = s.prefetched.remove(name).expect("just found");
+            return Ok(Ticket::new(
+                name,
+                Kind::Read {
+                    rx,
+                    dest,
+                    dtype: pe.dtype,
+                    shape: pe.shape,
+                },
+            ));
+        }
+        if let Some((k, _)) = s.busy.get(name) {
+            return Err(swap_err(
+                name,
+                format!(
+                    "a {} is in flight on this tensor; wait for its ticket before the swap-in",
+                    k.name()
+                ),
+            ));
+        }
+        let entry = s
+            .tensors
+            .get(name)
+            .cloned()
+            .ok_or_else(|| swap_err(name, "no such tensor in the store"))?;
+        check_len(&entry)?;
+        let id = self.claim(&mut s, name, OpKind::SwapIn)?;
+        drop(s);
+        let rx = self.start_read(name, id, &entry, OpKind::SwapIn)?;
+        Ok(Ticket::new(
+            name,
+            Kind::Read {
+                rx,
+                dest,
+                dtype: entry.dtype,
+                shape: entry.shape,
+            },
+        ))
+    }
+
+    /// Starts reading `name` into a staging buffer, so that a later `swap_in` only copies.
+    /// A swap-out or remove of `name` drops the prefetch.
+    pub fn prefetch(&self, name: &str) -> Result<()> {
+        let sh = &self.shared;
+        let mut s = lock(&sh.state);
+        if s.prefetched.contains_key(name) {
+            return Ok(());
+        }
+        let entry = s
+            .tensors
+            .get(name)
+            .cloned()
+            .ok_or_else(|| swap_err(name, "no such tensor in the store"))?;
+        let id = self.claim(&mut s, name, OpKind::Prefetch)?;
+        drop(s);
+        let rx = self.start_read(name, id, &entry, OpKind::Prefetch)?;
+        lock(&sh.state)
+            .prefetched
+            .insert(name.to_string(), (entry, rx));
+        Ok(())
+    }
+
+    fn start_read(
+        &self,
+        name: &str,
+        id: u64,
+        entry: &Entry,
+        kind: OpKind,
+    ) -> Result<Receiver<ReadOutcome>> {
+        let sh = &self.shared;
+        let staging = match sh.staging.acquire(name, entry.padded_len, &self.threads) {
+            Ok(s) => s,
+            Err(e) => {
+                release_claim(sh, name, id);
+                return Err(e);
+            }
+        };
+        let (tx, rx) = channel();
+        let shared = Arc::clone(sh);
+        let entry = entry.clone();
+        let thread = staging.thread();
+        let job = Box::new(move || {
+            let r = read_job(&shared, &entry, staging);
+            release_claim(&shared, &entry.name, id);
+            let _ = tx.send(r.map_err(|e| within(kind, &entry.name, e)));
+        });
+        if let Err(e) = self.threads.submit(thread, job) {
+            release_claim(sh, name, id);
+            return Err(e);
+        }
+        Ok(rx)
+    }
+
+    /// Removes `name` (durably, before returning); its space is reused.
+    pub fn remove(&self, name: &str) -> Result<()> {
+        let sh = &self.shared;
+        let id = {
+            let mut s = lock(&sh.state);
+            let id = self.claim(&mut s, name, OpKind::Remove)?;
+            if !s.tensors.contains_key(name) {
+                s.busy.remove(name);
+                return Err(swap_err(name, "no such tensor in the store"));
+            }
+            s.prefetched.remove(name);
+            if let Some((off, l)) = s.spares.remove(name) {
+                s.extents.free(off, l);
+            }
+            id
+        };
+        let r = commit_change(sh, name, None);
+        release_claim(sh, name, id);
+        r.map_err(|e| within(OpKind::Remove, name, e))
+    }
+}
+
+impl Drop for SwapStore {
+    fn drop(&mut self) {
+        // Failures to free staging have nowhere to go here; `close` reports them.
+        let _ = self.shutdown();
+    }
+}
+
+fn release_claim(sh: &Shared, name: &str, id: u64) {
+    let mut s = lock(&sh.state);
+    if s.busy.get(name).is_some_and(|&(_, i)| i == id) {
+        s.busy.remove(name);
+    }
+}
+
+/// Names are keys in a JSON manifest: any text, but not empty and not absurdly long.
+fn check_name(name: &str) -> Result<()> {
+    if name.is_empty() || name.len() > 4096 || name.chars().any(char::is_control) {
+        return Err(swap_err(
+            name,
+            "a tensor name must be 1 to 4096 bytes without control characters",
+        ));
+    }
+    Ok(())
+}
+
+/// The I/O thread's part of a swap-out: write, make durable, switch the manifest.
+fn write_job(
+    sh: &Shared,
+    entry: Entry,
+    mut staging: Staging,
+    pending: Option<Vec<u8>>,
+) -> Result<()> {
+    let (offset, padded) = (entry.offset, entry.padded_len);
+    let filled = match pending {
+        Some(src) => staging.fill(&mut |b: &mut [u8]| {
+            b[..src.len()].copy_from_slice(&src);
+            b[src.len()..].fill(0);
+        }),
+        None => Ok(()),
+    };
+    let written = filled
+        .and_then(|()| staging.transfer(Op::Write, offset))
+        .and_then(|()| sh.file.sync_data().map(drop));
+    drop(staging);
+    if let Err(e) = written {
+        // Nothing refers to the new extent: it is free again.
+        lock(&sh.state).extents.free(offset, padded);
+        return Err(e);
+    }
+    let name = entry.name.clone();
+    commit_change(sh, &name, Some(entry))?;
+    lock(&sh.state).bytes_written += padded;
+    Ok(())
+}
+
+/// Replaces (or with `None` removes) `name`'s record and commits the manifest; frees the old
+/// extent only once the manifest that no longer refers to it is durable.
+fn commit_change(sh: &Shared, name: &str, new: Option<Entry>) -> Result<()> {
+    let _commit = lock(&sh.commit);
+    let (old, snapshot) = {
+        let mut s = lock(&sh.state);
+        let generation = s.generation + 1;
+        let old = match new.clone() {
+            Some(mut e) => {
+                e.generation = generation;
+                s.tensors.insert(name.to_string(), e)
+            }
+            None => s.tensors.remove(name),
+        };
+        s.generation = generation;
+        let snapshot = Manifest {
+            format: FORMAT.into(),
+            generation,
+            tensors: s.tensors.values().cloned().collect(),
+        };
+        (old, snapshot)
+    };
+    match manifest::commit(&sh.dir, &snapshot) {
+        Ok(()) => {
+            if let Some(o) = old {
+                let mut s = lock(&sh.state);
+                if new.is_some() {
+                    // Kept for the tensor's next version (see `alloc`).
+                    if let Some((off, l)) =
+                        s.spares.insert(name.to_string(), (o.offset, o.padded_len))
+                    {
+                        s.extents.free(off, l);
+                    }
+                } else {
+                    s.extents.free(o.offset, o.padded_len);
+                }
+            }
+            Ok(())
+        }
+        Err(e) => {
+            // The disk may hold either manifest: keep both extents reserved (the new one is
+            // not freed), and go back to the old record in memory.
+            let mut s = lock(&sh.state);
+            match old {
+                Some(o) => {
+                    s.tensors.insert(name.to_string(), o);
+                }
+                None => {
+                    s.tensors.remove(name);
+                }
+            }
+            Err(e)
+        }
+    }
+}
+
+/// The I/O thread's part of a swap-in or prefetch: read, verify the checksum.
+fn read_job(sh: &Shared, entry: &Entry, mut staging: Staging) -> Result<ReadData> {
+    staging.transfer(Op::Read, entry.offset)?;
+    lock(&sh.state).bytes_read += entry.padded_len;
+    let n = entry.len as usize;
+    let data = if staging.host_reachable() {
+        ReadData::Staged(staging)
+    } else {
+        let mut v = Vec::with_capacity(n);
+        staging.inspect(&mut |b: &[u8]| {
+            v.extend_from_slice(&b[..n]);
+            Ok(())
+        })?;
+        ReadData::Copied(v)
+    };
+    let mut data = data;
+    if sh.opts.verify {
+        let mut crc = 0;
+        match &mut data {
+            ReadData::Staged(staging) => staging.inspect(&mut |b: &[u8]| {
+                crc = crc32c::crc32c(&b[..n]);
+                Ok(())
+            })?,
+            ReadData::Copied(v) => crc = crc32c::crc32c(v),
+        }
+        if crc != entry.crc32c {
+            return Err(swap_err(
+                &entry.name,
+                format!(
+                    "checksum mismatch: the {} read from {} at offset {} have CRC-32C {crc:#010x}, the manifest (generation {}) says {:#010x}; the data on disk is corrupt",
+                    Bytes(entry.len),
+                    sh.dir.join(&entry.file).display(),
+                    entry.offset,
+                    entry.generation,
+                    entry.crc32c
+                ),
+            ));
+        }
+    }
+    Ok(data)
+}
