@@ -78,6 +78,51 @@ fn driver_lines(w: &mut String, d: &super::DriverRow) {
     }
 }
 
+/// `GPUs  2 devices`, then one line per device: name, memory, PCI bus id, NUMA node, and why
+/// for what is unknown.
+fn gpu_lines(w: &mut String, g: &super::GpusRow) {
+    if !g.examined {
+        let reason = g.reason.as_deref().unwrap_or("");
+        let _ = writeln!(w, "{:<15}not examined: {reason}", "GPUs");
+        return;
+    }
+    let n = g.devices.len();
+    let _ = writeln!(
+        w,
+        "{:<15}{n} device{}",
+        "GPUs",
+        if n == 1 { "" } else { "s" }
+    );
+    for d in &g.devices {
+        let why = |field: &str| {
+            d.unavailable
+                .get(field)
+                .map(|w| format!(" ({w})"))
+                .unwrap_or_default()
+        };
+        let name = d
+            .name
+            .clone()
+            .unwrap_or_else(|| format!("name unknown{}", why("name")));
+        let memory = match d.total_memory_bytes {
+            Some(b) => format!("{:.1} GiB", b as f64 / (1u64 << 30) as f64),
+            None => format!("memory unknown{}", why("total_memory_bytes")),
+        };
+        let pci = match &d.pci_bus_id {
+            Some(id) => format!("PCI {id}"),
+            None => format!("PCI bus id unknown{}", why("pci_bus_id")),
+        };
+        let numa = match d.numa_node {
+            Some(-1) => "-1 (no affinity reported)".to_string(),
+            Some(n) => n.to_string(),
+            None if d.pci_bus_id.is_none() => "unknown".to_string(),
+            None => format!("unknown{}", why("numa_node")),
+        };
+        let label = format!("  GPU {}", d.ordinal);
+        let _ = writeln!(w, "{label:<15}{name}: {memory}, {pci}, NUMA node {numa}");
+    }
+}
+
 /// The whole report.
 pub fn render(r: &NodeReport) -> String {
     let mut s = String::new();
@@ -121,7 +166,7 @@ pub fn render(r: &NodeReport) -> String {
         format!("not found ({})", tried_list(&r.libcufile.tried))
     };
     let _ = writeln!(w, "{:<15}{cufile}", "libcufile");
-    let _ = writeln!(w, "{:<15}not examined: {}", "GPUs", r.gpus.reason);
+    gpu_lines(w, &r.gpus);
     driver_lines(w, &r.cufile_driver);
     let j = &r.cufile_json;
     let _ = writeln!(

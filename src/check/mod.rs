@@ -4,8 +4,9 @@
 //! the data path is mounted as, whether O_DIRECT works on it and which device and NUMA node it
 //! sits on. This module collects those facts as values ([`NodeReport`], serialisable as JSON with
 //! the schema tag [`SCHEMA`]) and ends with a verdict per backend; the CLI prints them and picks
-//! the exit status. Nothing here needs CUDA: where a row needs the GPU (GPU list, cuFile driver
-//! properties), it says why it was not examined. The cuFile driver is opened only in a child
+//! the exit status. Nothing here needs CUDA: the GPU list asks the driver (through
+//! [`crate::cuda`], which never panics) only when libcuda loads, and where a row needs the GPU
+//! (GPU list, cuFile driver properties), it says why it was not examined. The cuFile driver is opened only in a child
 //! process with a time limit ([`driver_probe`]), and by default only when libcuda is there:
 //! without it the open fails (cuFile 1.14) or can hang (1.20), and it prints to stdout.
 
@@ -13,6 +14,7 @@ pub mod driver_probe;
 pub mod human;
 pub mod path;
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -59,7 +61,7 @@ pub struct NodeReport {
     pub kernel: String,
     pub libcuda: LibcudaRow,
     pub libcufile: CuFileRow,
-    pub gpus: NotExamined,
+    pub gpus: GpusRow,
     pub cufile_driver: DriverRow,
     pub cufile_json: CuFileJson,
     pub path: path::PathReport,
@@ -128,11 +130,100 @@ pub struct GroupRow {
     pub missing: Vec<&'static str>,
 }
 
-/// A row that needs the GPU and was not examined, and why.
+/// The CUDA devices the driver sees, or why they were not examined.
 #[derive(Debug, Clone, Serialize)]
-pub struct NotExamined {
+pub struct GpusRow {
     pub examined: bool,
-    pub reason: String,
+    /// Why not examined (then `devices` is empty); `null` when examined.
+    pub reason: Option<String>,
+    pub devices: Vec<GpuRow>,
+}
+
+/// One CUDA device. A field the driver or sysfs could not give is `null`, and `unavailable`
+/// says why, by field name.
+#[derive(Debug, Clone, Serialize)]
+pub struct GpuRow {
+    pub ordinal: usize,
+    pub name: Option<String>,
+    pub total_memory_bytes: Option<u64>,
+    /// As the driver writes it (`cuDeviceGetPCIBusId`), e.g. `0000:3B:00.0`.
+    pub pci_bus_id: Option<String>,
+    /// From `/sys/bus/pci/devices/<bus id>/numa_node`; -1: no affinity reported.
+    pub numa_node: Option<i64>,
+    pub unavailable: BTreeMap<&'static str, String>,
+}
+
+fn gpus_row(libcuda: &LibcudaRow, no_gpu_reason: &str) -> GpusRow {
+    let not = |reason: String| GpusRow {
+        examined: false,
+        reason: Some(reason),
+        devices: Vec::new(),
+    };
+    if !libcuda.found {
+        return not(no_gpu_reason.to_string());
+    }
+    match crate::cuda::device::list_devices() {
+        Err(why) => not(why),
+        Ok(list) => GpusRow {
+            examined: true,
+            reason: None,
+            devices: list.into_iter().map(gpu_row).collect(),
+        },
+    }
+}
+
+fn gpu_row(d: crate::cuda::device::DeviceInfo) -> GpuRow {
+    /// The value, or `None` with why noted under the field's name.
+    fn field<T>(
+        unavailable: &mut BTreeMap<&'static str, String>,
+        name: &'static str,
+        r: Result<T, String>,
+    ) -> Option<T> {
+        r.map_err(|why| unavailable.insert(name, why)).ok()
+    }
+    let mut u = BTreeMap::new();
+    let name = field(&mut u, "name", d.name);
+    let total_memory_bytes = field(&mut u, "total_memory_bytes", d.total_memory);
+    let pci_bus_id = field(&mut u, "pci_bus_id", d.pci_bus_id);
+    let numa = match &pci_bus_id {
+        Some(id) => numa_node_of(id),
+        None => Err("unknown: no PCI bus id".to_string()),
+    };
+    let numa_node = field(&mut u, "numa_node", numa);
+    GpuRow {
+        ordinal: d.ordinal,
+        name,
+        total_memory_bytes,
+        pci_bus_id,
+        numa_node,
+        unavailable: u,
+    }
+}
+
+/// The name sysfs gives a PCI device: the driver's bus id lowercased, with a 4-digit domain
+/// (`0000:3B:00.0` and `00000000:3B:00.0` are `0000:3b:00.0`; `3B:00.0` gets domain 0000).
+fn sysfs_pci_name(bus_id: &str) -> String {
+    let id = bus_id.trim().to_ascii_lowercase();
+    let parts: Vec<&str> = id.split(':').collect();
+    match parts.as_slice() {
+        [domain, bus, devfn] => match u32::from_str_radix(domain, 16) {
+            Ok(d) => format!("{d:04x}:{bus}:{devfn}"),
+            Err(_) => id.clone(),
+        },
+        [bus, devfn] => format!("0000:{bus}:{devfn}"),
+        _ => id.clone(),
+    }
+}
+
+fn numa_node_of(bus_id: &str) -> Result<i64, String> {
+    let file = Path::new("/sys/bus/pci/devices")
+        .join(sysfs_pci_name(bus_id))
+        .join("numa_node");
+    let text = std::fs::read_to_string(&file)
+        .map_err(|e| format!("cannot read {}: {e}", file.display()))?;
+    text.trim()
+        .parse()
+        .map_err(|e| format!("{}: {e}: {:?}", file.display(), text.trim()))
 }
 
 /// The cuFile driver, opened in child processes: plainly (properties), then strictly (compat
@@ -202,11 +293,8 @@ pub fn collect(opts: &CheckOptions) -> NodeReport {
     let env = crate::env::collect(&opts.path);
     let libcuda = LibcudaRow::from_probe(loader::probe_libcuda());
     let libcufile = cufile_row(opts.cufile.as_deref());
-    let no_gpu_reason = if libcuda.found {
-        "the CUDA layer is not in this build of gdswap".to_string()
-    } else {
-        "no CUDA driver: libcuda.so.1 not found".to_string()
-    };
+    // The reason of the rows that need libcuda, when it is not found.
+    let no_gpu_reason = "no CUDA driver: libcuda.so.1 not found".to_string();
     let path = path::examine(&opts.path);
     let io_uring = uring_row();
     let mut report = NodeReport {
@@ -215,10 +303,7 @@ pub fn collect(opts: &CheckOptions) -> NodeReport {
         git_commit: env.git_commit,
         hostname: env.hostname,
         kernel: env.kernel,
-        gpus: NotExamined {
-            examined: false,
-            reason: no_gpu_reason.clone(),
-        },
+        gpus: gpus_row(&libcuda, &no_gpu_reason),
         cufile_driver: driver_row(opts, &libcufile, &libcuda, &no_gpu_reason),
         libcuda,
         libcufile,
@@ -533,6 +618,15 @@ impl NodeReport {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sysfs_names_pci_devices_lowercase_with_a_4_digit_domain() {
+        assert_eq!(sysfs_pci_name("0000:3B:00.0"), "0000:3b:00.0");
+        assert_eq!(sysfs_pci_name("00000000:3B:00.0"), "0000:3b:00.0");
+        assert_eq!(sysfs_pci_name("0001:C1:00.0\n"), "0001:c1:00.0");
+        assert_eq!(sysfs_pci_name("3B:00.0"), "0000:3b:00.0");
+        assert_eq!(sysfs_pci_name("nonsense"), "nonsense");
+    }
 
     #[test]
     fn cufile_json_values_ignore_comments() {

@@ -76,6 +76,96 @@ impl Device {
     }
 }
 
+/// One CUDA device as `gdswap check` lists it; each field is the driver's answer, or why
+/// there is none (a call failed, or the libcuda lacks the optional function).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceInfo {
+    pub ordinal: usize,
+    pub name: std::result::Result<String, String>,
+    pub total_memory: std::result::Result<u64, String>,
+    /// As the driver writes it, e.g. `0000:3B:00.0`.
+    pub pci_bus_id: std::result::Result<String, String>,
+}
+
+/// Every device the driver sees, without creating a context; why not when libcuda cannot be
+/// loaded ([`driver::load`]).
+pub fn list_devices() -> std::result::Result<Vec<DeviceInfo>, String> {
+    let info = driver::load()?;
+    Ok((0..info.devices).map(device_info).collect())
+}
+
+fn missing(symbol: &str) -> String {
+    format!("this libcuda has no {symbol}")
+}
+
+fn device_info(ordinal: usize) -> DeviceInfo {
+    let failed = |call: &str, rc: sys::CUresult| format!("{call} failed: {}", super::describe(rc));
+    let mut dev: sys::CUdevice = 0;
+    // SAFETY: the driver is loaded and initialised (list_devices called driver::load);
+    // cuDeviceGet writes one device handle.
+    let rc = unsafe { sys::cuDeviceGet(&mut dev, ordinal as i32) };
+    if rc != sys::CUresult::CUDA_SUCCESS {
+        let why = failed("cuDeviceGet", rc);
+        return DeviceInfo {
+            ordinal,
+            name: Err(why.clone()),
+            total_memory: Err(why.clone()),
+            pci_bus_id: Err(why),
+        };
+    }
+    let mut buf = [0 as std::ffi::c_char; 256];
+    // SAFETY: cuDeviceGetName is in REQUIRED_SYMBOLS (checked by driver::load); it writes at
+    // most `len` bytes, NUL-terminated, into `buf`.
+    let rc = unsafe { sys::cuDeviceGetName(buf.as_mut_ptr(), buf.len() as i32, dev) };
+    let name = if rc == sys::CUresult::CUDA_SUCCESS {
+        Ok(c_string(&buf))
+    } else {
+        Err(failed("cuDeviceGetName", rc))
+    };
+    let total_memory = if driver::has_symbol("cuDeviceTotalMem_v2") {
+        let mut bytes: usize = 0;
+        // SAFETY: the library exports cuDeviceTotalMem_v2 (checked just above), so cudarc's
+        // lookup does not panic; it writes one size_t.
+        let rc = unsafe { sys::cuDeviceTotalMem_v2(&mut bytes, dev) };
+        if rc == sys::CUresult::CUDA_SUCCESS {
+            Ok(bytes as u64)
+        } else {
+            Err(failed("cuDeviceTotalMem_v2", rc))
+        }
+    } else {
+        Err(missing("cuDeviceTotalMem_v2"))
+    };
+    let pci_bus_id = if driver::has_symbol("cuDeviceGetPCIBusId") {
+        let mut buf = [0 as std::ffi::c_char; 64];
+        // SAFETY: the library exports cuDeviceGetPCIBusId (checked just above), so cudarc's
+        // lookup does not panic; it writes at most `len` bytes, NUL-terminated, into `buf`.
+        let rc = unsafe { sys::cuDeviceGetPCIBusId(buf.as_mut_ptr(), buf.len() as i32, dev) };
+        if rc == sys::CUresult::CUDA_SUCCESS {
+            Ok(c_string(&buf))
+        } else {
+            Err(failed("cuDeviceGetPCIBusId", rc))
+        }
+    } else {
+        Err(missing("cuDeviceGetPCIBusId"))
+    };
+    DeviceInfo {
+        ordinal,
+        name,
+        total_memory,
+        pci_bus_id,
+    }
+}
+
+/// The string the driver wrote into `buf`: up to its first NUL (or the whole buffer).
+fn c_string(buf: &[std::ffi::c_char]) -> String {
+    let bytes: Vec<u8> = buf
+        .iter()
+        .take_while(|&&c| c != 0)
+        .map(|&c| c as u8)
+        .collect();
+    String::from_utf8_lossy(&bytes).into_owned()
+}
+
 /// The error for a `--gpu` ordinal the driver does not have.
 pub fn check_ordinal(ordinal: usize, devices: usize) -> Result<()> {
     if ordinal >= devices {

@@ -51,6 +51,21 @@ pub const REQUIRED_SYMBOLS: &[&str] = &[
     "cuEventElapsedTime",
 ];
 
+/// Driver functions only `gdswap check`'s GPU list calls: not in [`REQUIRED_SYMBOLS`] (a run
+/// does not need them), so each is looked up with [`has_symbol`] before it is called.
+pub const OPTIONAL_SYMBOLS: &[&str] = &["cuDeviceTotalMem_v2", "cuDeviceGetPCIBusId"];
+
+/// Whether the libcuda [`load`] loaded exports `name`; false when none loaded. cudarc panics
+/// when it calls a function the library lacks, so call an optional one only when this is true.
+pub fn has_symbol(name: &str) -> bool {
+    if load().is_err() {
+        return false;
+    }
+    // SAFETY: load() succeeded, so a libcuda is present and culib() returns it without
+    // panicking; only the symbol's address is looked up, nothing is called.
+    unsafe { sys::culib().get::<*const std::ffi::c_void>(name.as_bytes()) }.is_ok()
+}
+
 /// What the driver said when it was initialised.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DriverInfo {
@@ -199,4 +214,17 @@ fn load_once() -> Result<DriverInfo, String> {
         devices: count as usize,
         version,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn optional_symbols_are_not_required() {
+        // A run must not need what only `gdswap check` asks for.
+        for name in OPTIONAL_SYMBOLS {
+            assert!(!REQUIRED_SYMBOLS.contains(name), "{name}");
+        }
+    }
 }

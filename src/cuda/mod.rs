@@ -12,7 +12,8 @@
 //!
 //! One file per idea:
 //! - [`driver`]: finding libcuda, `cuInit`, device count (availability, with a reason);
-//! - [`device`]: a device's primary context, made current on the calling thread;
+//! - [`device`]: a device's primary context, made current on the calling thread, and the
+//!   device list of `gdswap check` (optional driver functions looked up before each call);
 //! - [`stream`]: streams and events (completion and timing);
 //! - [`device_buffer`]: plain `cuMemAlloc` device memory and copies to and from it;
 //! - [`pinned`]: page-locked host memory (anonymous huge-page mmap + `cuMemHostRegister`);

@@ -22,28 +22,39 @@ pub const FAKE_VARS: &[&str] = &[
 /// The directory holding the fake `libcuda.so.1`, compiled on first use.
 pub fn fake_libcuda_dir() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
-    DIR.get_or_init(|| {
-        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fakes/fake_cuda.c");
-        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("fake-cuda");
-        std::fs::create_dir_all(&dir).expect("create the fake-cuda directory");
-        // Each test process compiles its own copy and renames it into place, so concurrent
-        // test binaries never see a half-written library.
-        let tmp = dir.join(format!("libcuda.so.1.{}", std::process::id()));
-        let out = Command::new(std::env::var("CC").unwrap_or_else(|_| "cc".into()))
-            .args(["-shared", "-fPIC", "-O2", "-pthread", "-Wall", "-Wextra"])
-            .args(["-fvisibility=hidden", "-Wl,-soname,libcuda.so.1", "-o"])
-            .arg(&tmp)
-            .arg(&src)
-            .output()
-            .expect("run the C compiler (cc) to build the fake libcuda");
-        assert!(
-            out.status.success(),
-            "building the fake libcuda failed:\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        std::fs::rename(&tmp, dir.join("libcuda.so.1")).expect("move the fake libcuda in place");
-        dir
-    })
+    DIR.get_or_init(|| build_fake("fake-cuda", &[]))
+}
+
+/// The directory holding a fake `libcuda.so.1` without the optional device-information
+/// functions (`cuDeviceTotalMem_v2`, `cuDeviceGetPCIBusId`), compiled on first use.
+pub fn fake_libcuda_without_device_info_dir() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| build_fake("fake-cuda-no-device-info", &["-DFAKE_CUDA_NO_DEVICE_INFO"]))
+}
+
+fn build_fake(subdir: &str, defines: &[&str]) -> PathBuf {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fakes/fake_cuda.c");
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(subdir);
+    std::fs::create_dir_all(&dir).expect("create the fake-cuda directory");
+    // Each test process compiles its own copy and renames it into place, so concurrent
+    // test binaries never see a half-written library.
+    let tmp = dir.join(format!("libcuda.so.1.{}", std::process::id()));
+    let out = Command::new(std::env::var("CC").unwrap_or_else(|_| "cc".into()))
+        .args(["-shared", "-fPIC", "-O2", "-pthread", "-Wall", "-Wextra"])
+        .args(["-fvisibility=hidden", "-Wl,-soname,libcuda.so.1"])
+        .args(defines)
+        .arg("-o")
+        .arg(&tmp)
+        .arg(&src)
+        .output()
+        .expect("run the C compiler (cc) to build the fake libcuda");
+    assert!(
+        out.status.success(),
+        "building the fake libcuda failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    std::fs::rename(&tmp, dir.join("libcuda.so.1")).expect("move the fake libcuda in place");
+    dir
 }
 
 /// Points `cmd` at the fake libcuda, with no fault injected (tests add their own variables).

@@ -19,6 +19,7 @@
  * Fault injection (read at cuInit):
  *   FAKE_CUDA_NO_DEVICE=1            cuInit fails with CUDA_ERROR_NO_DEVICE
  *   FAKE_CUDA_DEVICES=N              number of devices (default 1)
+ * Built with -DFAKE_CUDA_NO_DEVICE_INFO: no cuDeviceTotalMem_v2 nor cuDeviceGetPCIBusId.
  *   FAKE_CUDA_FAIL_CTX=1             cuDevicePrimaryCtxRetain fails (context creation)
  *   FAKE_CUDA_FAIL_ALLOC=1           cuMemAlloc fails with CUDA_ERROR_OUT_OF_MEMORY
  *   FAKE_CUDA_FAIL_COPY_AFTER_BYTES=N  the copy that would take the process past N copied
@@ -299,6 +300,26 @@ EXPORT CUresult cuDeviceGetName(char *name, int len, CUdevice d) {
     snprintf(name, (size_t)len, "Fake CUDA device %d (gdswap tests)", d);
     return CUDA_SUCCESS;
 }
+
+/* Optional (gdswap check's GPU list only); built without them when FAKE_CUDA_NO_DEVICE_INFO is
+ * defined, to stand for a libcuda that lacks them. Device d: 80 GiB, PCI bus 0x18 + 0x11 * d. */
+#ifndef FAKE_CUDA_NO_DEVICE_INFO
+EXPORT CUresult cuDeviceTotalMem_v2(size_t *bytes, CUdevice d) {
+    NEED_INIT();
+    if (!bytes) return CUDA_ERROR_INVALID_VALUE;
+    if (d < 0 || d >= cfg_devices) return CUDA_ERROR_INVALID_DEVICE;
+    *bytes = (size_t)80 << 30;
+    return CUDA_SUCCESS;
+}
+
+EXPORT CUresult cuDeviceGetPCIBusId(char *id, int len, CUdevice d) {
+    NEED_INIT();
+    if (!id || len <= 0) return CUDA_ERROR_INVALID_VALUE;
+    if (d < 0 || d >= cfg_devices) return CUDA_ERROR_INVALID_DEVICE;
+    snprintf(id, (size_t)len, "0000:%02X:00.0", 0x18 + 0x11 * d);
+    return CUDA_SUCCESS;
+}
+#endif
 
 EXPORT CUresult cuDevicePrimaryCtxRetain(void **pctx, CUdevice d) {
     NEED_INIT();
