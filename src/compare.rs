@@ -289,6 +289,8 @@ pub fn params_of(spec: &CompareSpec) -> CompareParams {
         random: o.random,
         direct: o.direct,
         huge_pages: format!("{:?}", o.huge_pages).to_lowercase(),
+        bounce_buffers: None,
+        gds_api: None,
     }
 }
 
@@ -347,10 +349,11 @@ pub fn compare(
                     if m.mode.is_empty() {
                         let tuned = match spec.tuning.get(name) {
                             Some(t) => format!(
-                                "tuned by --config: bs {}, qd {}, {} thread(s); ",
+                                "tuned by --config: bs {}, qd {}, {} thread(s){}; ",
                                 Bytes(t.block_size),
                                 t.queue_depth,
-                                t.threads
+                                t.threads,
+                                t.knobs()
                             ),
                             None => String::new(),
                         };

@@ -96,13 +96,7 @@ pub fn sweep_outputs(
         .collect();
     for (backend, t) in &best.backends {
         for op in metric.ops() {
-            let key = sweep::PointKey {
-                block_size: t.block_size,
-                queue_depth: t.queue_depth,
-                threads: t.threads,
-                op: op.to_string(),
-            };
-            if let Some(c) = points.iter().find(|c| sweep::key_of(c) == key) {
+            if let Some(c) = sweep::point_of(points, backend, t, &op.to_string()) {
                 if let Some(text) = svg::latency_cdf(c) {
                     files.push((format!("{prefix}latency-cdf-{backend}-best-{op}.svg"), text));
                 }

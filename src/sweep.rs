@@ -17,6 +17,14 @@
 //!   settings that swap a tensor out and in again fastest. (DeepSpeed's sweep tooling adds read
 //!   and write GB/s instead, which lets a large lead in one direction hide a weak other one.)
 //!
+//! Backend-specific knobs (`--bounce-buffers` for `bounce`, `--gds-api` for `gds`) are grid
+//! dimensions of their own backend only: at each block size x queue depth x threads x direction,
+//! the first value of each list runs with every contender (so the other backends are measured
+//! once, not once per knob value), and each further value runs again with its backend alone. A
+//! point's key (and its `params` in `points.jsonl`) records the knob values it ran with, and
+//! only for the backends that ran (a `bounce`-only point has no `gds_api`); a knob that was not
+//! swept, or a line written before these knobs existed, has none (the backend's default).
+//!
 //! Ties go to the point measured first, which in grid order is the cheaper one (smaller blocks,
 //! lower queue depth, fewer threads). Peers are measured (for reference in the table) but get no
 //! settings.
@@ -26,9 +34,10 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 
+use crate::compare::Contender;
 use crate::compare::{self, Progress};
 use crate::error::{Error, FileOp, Result};
-use crate::options::{Op, RunOptions};
+use crate::options::{GdsApi, GdsOptions, Op, RunOptions};
 use crate::report::comparison::{self, Comparison, ContenderKind};
 use crate::size::Bytes;
 use crate::tuning::{Config, Tuning, CONFIG_SCHEMA};
@@ -73,6 +82,10 @@ pub struct PointKey {
     pub queue_depth: u32,
     pub threads: usize,
     pub op: String,
+    /// `--bounce-buffers` at this point, when swept and `bounce` ran.
+    pub bounce_buffers: Option<usize>,
+    /// `--gds-api` at this point, when swept and `gds` ran.
+    pub gds_api: Option<GdsApi>,
 }
 
 impl std::fmt::Display for PointKey {
@@ -84,7 +97,14 @@ impl std::fmt::Display for PointKey {
             Bytes(self.block_size),
             self.queue_depth,
             self.threads
-        )
+        )?;
+        if let Some(k) = self.bounce_buffers {
+            write!(f, " bounce-buffers {k}")?;
+        }
+        if let Some(api) = self.gds_api {
+            write!(f, " gds-api {api}")?;
+        }
+        Ok(())
     }
 }
 
@@ -95,7 +115,28 @@ pub fn key_of(c: &Comparison) -> PointKey {
         queue_depth: c.params.queue_depth,
         threads: c.params.threads,
         op: c.params.op.clone(),
+        bounce_buffers: c.params.bounce_buffers,
+        gds_api: c.params.gds_api,
     }
+}
+
+/// The point where `backend` ran with the settings `t`, in direction `op`.
+pub fn point_of<'a>(
+    points: &'a [Comparison],
+    backend: &str,
+    t: &Tuning,
+    op: &str,
+) -> Option<&'a Comparison> {
+    points.iter().find(|c| {
+        let k = key_of(c);
+        (k.block_size, k.queue_depth, k.threads) == (t.block_size, t.queue_depth, t.threads)
+            && k.op == op
+            && (t.bounce_buffers.is_none() || k.bounce_buffers == t.bounce_buffers)
+            && (t.gds_api.is_none() || k.gds_api == t.gds_api)
+            && c.contenders
+                .iter()
+                .any(|m| m.name == backend && m.kind == ContenderKind::Backend)
+    })
 }
 
 /// Everything a sweep runs.
@@ -106,6 +147,10 @@ pub struct SweepSpec {
     pub block_sizes: Vec<u64>,
     pub queue_depths: Vec<u32>,
     pub threads: Vec<usize>,
+    /// `--bounce-buffers` values for the `bounce` backend (empty: not swept).
+    pub bounce_buffers: Vec<usize>,
+    /// `--gds-api` values for the `gds` backend (empty: not swept).
+    pub gds_apis: Vec<GdsApi>,
     pub backends: Option<Vec<String>>,
     pub peers: Vec<String>,
     pub rounds: u32,
@@ -113,19 +158,44 @@ pub struct SweepSpec {
 }
 
 impl SweepSpec {
-    /// The grid in measuring order: block size, then queue depth, then threads, then direction.
+    /// The grid in measuring order: block size, then queue depth, then threads, then direction,
+    /// then the backend knobs (see the module docs).
     pub fn grid(&self) -> Vec<PointKey> {
+        self.scoped_grid().into_iter().map(|(k, _)| k).collect()
+    }
+
+    /// The grid, each point with the one backend it is limited to (`None`: every contender).
+    fn scoped_grid(&self) -> Vec<(PointKey, Option<&'static str>)> {
         let mut out = Vec::new();
         for &bs in &self.block_sizes {
             for &qd in &self.queue_depths {
                 for &t in &self.threads {
                     for op in self.metric.ops() {
-                        out.push(PointKey {
+                        let all = PointKey {
                             block_size: bs,
                             queue_depth: qd,
                             threads: t,
                             op: op.to_string(),
-                        });
+                            bounce_buffers: self.bounce_buffers.first().copied(),
+                            gds_api: self.gds_apis.first().copied(),
+                        };
+                        out.push((all.clone(), None));
+                        for &k in self.bounce_buffers.iter().skip(1) {
+                            let key = PointKey {
+                                bounce_buffers: Some(k),
+                                gds_api: None,
+                                ..all.clone()
+                            };
+                            out.push((key, Some("bounce")));
+                        }
+                        for &api in self.gds_apis.iter().skip(1) {
+                            let key = PointKey {
+                                bounce_buffers: None,
+                                gds_api: Some(api),
+                                ..all.clone()
+                            };
+                            out.push((key, Some("gds")));
+                        }
                     }
                 }
             }
@@ -140,6 +210,17 @@ impl SweepSpec {
             queue_depth: k.queue_depth,
             threads: k.threads,
             op: if k.op == "write" { Op::Write } else { Op::Read },
+            gpu: crate::options::GpuOptions {
+                bounce_buffers: k.bounce_buffers.unwrap_or(self.base.gpu.bounce_buffers),
+                gds: k
+                    .gds_api
+                    .map(|api| GdsOptions {
+                        api,
+                        ..self.base.gpu.gds.unwrap_or_default()
+                    })
+                    .or(self.base.gpu.gds),
+                ..self.base.gpu
+            },
             ..self.base.clone()
         }
     }
@@ -156,18 +237,38 @@ impl SweepSpec {
                 return Err(Error::invalid(flag, "the list is empty"));
             }
         }
-        self.grid()
-            .into_iter()
-            .map(|k| {
-                let spec = compare::resolve(
-                    self.options_at(&k),
-                    self.backends.as_deref(),
-                    &self.peers,
-                    self.rounds,
-                )?;
-                Ok((k, spec))
-            })
-            .collect()
+        if self.bounce_buffers.contains(&0) {
+            return Err(Error::invalid("--bounce-buffers", "0 is out of range"));
+        }
+        let mut out = Vec::new();
+        for (mut k, only) in self.scoped_grid() {
+            let mut spec = compare::resolve(
+                self.options_at(&k),
+                self.backends.as_deref(),
+                &self.peers,
+                self.rounds,
+            )?;
+            if let Some(only) = only {
+                spec.contenders
+                    .retain(|c| matches!(c, Contender::Backend(n) if n == only));
+                if spec.contenders.is_empty() {
+                    continue;
+                }
+            }
+            let runs = |name: &str| {
+                spec.contenders
+                    .iter()
+                    .any(|c| matches!(c, Contender::Backend(n) if n == name))
+            };
+            if !runs("bounce") {
+                k.bounce_buffers = None;
+            }
+            if !runs("gds") {
+                k.gds_api = None;
+            }
+            out.push((k, spec));
+        }
+        Ok(out)
     }
 }
 
@@ -410,6 +511,9 @@ pub fn sweep(
                 })
             }
         };
+        let mut result = result;
+        result.params.bounce_buffers = key.bounce_buffers;
+        result.params.gds_api = key.gds_api;
         log.append_point(&result)?;
         end.measured += 1;
         on_event(SweepEvent::Point {
@@ -447,10 +551,13 @@ pub fn best(points: &[Comparison], metric: Metric) -> Config {
         }
     }
     for name in names {
-        let mut seen: Vec<(u64, u32, usize)> = Vec::new();
+        let mut seen: Vec<PointKey> = Vec::new();
         for c in points {
             let k = key_of(c);
-            let settings = (k.block_size, k.queue_depth, k.threads);
+            let settings = PointKey {
+                op: String::new(),
+                ..k.clone()
+            };
             if seen.contains(&settings) {
                 continue;
             }
@@ -489,6 +596,8 @@ pub fn best(points: &[Comparison], metric: Metric) -> Config {
                         read_gibps: r,
                         write_gibps: w,
                         score_gibps: score,
+                        bounce_buffers: k.bounce_buffers.filter(|_| name == "bounce"),
+                        gds_api: k.gds_api.filter(|_| name == "gds"),
                     },
                 );
             }
@@ -551,6 +660,96 @@ mod tests {
     }
 
     #[test]
+    fn knobs_multiply_only_their_backend_and_older_lines_load_without_them() {
+        let m = 1 << 20;
+        let mut spec = SweepSpec {
+            base: RunOptions::default(),
+            block_sizes: vec![m],
+            queue_depths: vec![8],
+            threads: vec![1],
+            bounce_buffers: vec![4, 8],
+            gds_apis: vec![GdsApi::Sync, GdsApi::Batch, GdsApi::Stream],
+            backends: None,
+            peers: vec![],
+            rounds: 1,
+            metric: Metric::Read,
+        };
+        let g: Vec<(String, Option<&str>)> = spec
+            .scoped_grid()
+            .into_iter()
+            .map(|(k, only)| (k.to_string(), only))
+            .collect();
+        assert_eq!(
+            g,
+            [
+                (
+                    "read bs 1MiB qd 8 threads 1 bounce-buffers 4 gds-api sync".to_string(),
+                    None
+                ),
+                (
+                    "read bs 1MiB qd 8 threads 1 bounce-buffers 8".to_string(),
+                    Some("bounce")
+                ),
+                (
+                    "read bs 1MiB qd 8 threads 1 gds-api batch".to_string(),
+                    Some("gds")
+                ),
+                (
+                    "read bs 1MiB qd 8 threads 1 gds-api stream".to_string(),
+                    Some("gds")
+                ),
+            ]
+        );
+        let o = spec.options_at(&spec.grid()[0]);
+        assert_eq!(o.gpu.bounce_buffers, 4);
+        assert_eq!(o.gpu.gds.unwrap().api, GdsApi::Sync);
+        spec.bounce_buffers = vec![0];
+        assert!(spec
+            .resolve_all()
+            .unwrap_err()
+            .to_string()
+            .starts_with("--bounce-buffers"));
+
+        // A line written before the knobs existed loads, with none.
+        let old = serde_json::to_string(&sample_comparison()).unwrap();
+        assert!(
+            !old.contains("bounce_buffers") && !old.contains("gds_api"),
+            "{old}"
+        );
+        let c = comparison::from_json(&old).unwrap();
+        assert_eq!((c.params.bounce_buffers, c.params.gds_api), (None, None));
+
+        // best: gds ran sync with host, then batch alone; batch wins and is recorded for gds
+        // only; host keeps no knob.
+        let mut a = point("read", m, 8, 1, 2.0, 1.0);
+        a.contenders[1].name = "gds".into();
+        a.params.gds_api = Some(GdsApi::Sync);
+        let mut b = a.clone();
+        b.contenders.remove(0);
+        b.contenders[0].bandwidth_gibps.median = 3.0;
+        b.params.gds_api = Some(GdsApi::Batch);
+        let best = best(&[a.clone(), b], Metric::Read);
+        assert_eq!(best.backends["gds"].gds_api, Some(GdsApi::Batch));
+        assert_eq!(best.backends["gds"].score_gibps, 3.0);
+        assert_eq!(best.backends["host"].gds_api, None);
+        assert_eq!(best.aio_block().unwrap()["aio"]["use_gds"], true);
+        let mut o = RunOptions::default();
+        best.backends["gds"].apply(&mut o);
+        assert_eq!(o.gpu.gds.unwrap().api, GdsApi::Batch);
+        assert_eq!(
+            point_of(&[a], "gds", &best.backends["host"], "read").map(key_of),
+            Some(PointKey {
+                block_size: m,
+                queue_depth: 8,
+                threads: 1,
+                op: "read".into(),
+                bounce_buffers: None,
+                gds_api: Some(GdsApi::Sync)
+            })
+        );
+    }
+
+    #[test]
     fn harmonic_mean_prefers_balance_where_the_sum_would_not() {
         let m = 1 << 20;
         // Sum: 10 + 1 = 11 beats 5 + 5 = 10; harmonic: 1.8 loses to 5.
@@ -603,6 +802,8 @@ mod tests {
             block_sizes: vec![1 << 20],
             queue_depths: vec![8],
             threads: vec![1],
+            bounce_buffers: vec![],
+            gds_apis: vec![],
             backends: None,
             peers: vec![],
             rounds: 3,

@@ -8,7 +8,10 @@
 //!   "backends": { "host": { "block_size": 1048576, "queue_depth": 8, "threads": 1,
 //!                           "read_gibps": 2.9, "write_gibps": 6.0, "score_gibps": 3.9 } } }
 //! ```
-//! Only `block_size`, `queue_depth` and `threads` are settings; the figures say why they won.
+//! The settings are `block_size`, `queue_depth` and `threads`, and, when the sweep swept them,
+//! `bounce_buffers` (the `bounce` backend's `--bounce-buffers`) and `gds_api` (the `gds`
+//! backend's `--gds-api`: `sync`, `stream` or `batch`); an absent knob leaves the run's own value.
+//! The figures say why they won.
 //!
 //! The DeepSpeed mapping (the keys `deepspeed.runtime.swap_tensor` reads from `"aio"`):
 //! - `block_size` <- the block size in bytes (DeepSpeed splits each tensor read/write into
@@ -32,7 +35,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::options::RunOptions;
+use crate::options::{GdsApi, GdsOptions, RunOptions};
 
 pub const CONFIG_SCHEMA: &str = "gdswap.config.v1";
 
@@ -49,6 +52,12 @@ pub struct Tuning {
     /// The figure the metric ranked by.
     #[serde(default)]
     pub score_gibps: f64,
+    /// `--bounce-buffers` (the `bounce` backend only; absent: not swept).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bounce_buffers: Option<usize>,
+    /// `--gds-api` (the `gds` backend only; absent: not swept).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gds_api: Option<GdsApi>,
 }
 
 impl Tuning {
@@ -57,6 +66,27 @@ impl Tuning {
         opts.block_size = self.block_size;
         opts.queue_depth = self.queue_depth;
         opts.threads = self.threads;
+        if let Some(k) = self.bounce_buffers {
+            opts.gpu.bounce_buffers = k;
+        }
+        if let Some(api) = self.gds_api {
+            opts.gpu.gds = Some(GdsOptions {
+                api,
+                ..opts.gpu.gds.unwrap_or_default()
+            });
+        }
+    }
+
+    /// The backend-specific knobs, for a display: `""`, or `, bounce-buffers 8, gds-api batch`.
+    pub fn knobs(&self) -> String {
+        let mut s = String::new();
+        if let Some(k) = self.bounce_buffers {
+            s.push_str(&format!(", bounce-buffers {k}"));
+        }
+        if let Some(api) = self.gds_api {
+            s.push_str(&format!(", gds-api {api}"));
+        }
+        s
     }
 }
 
@@ -145,6 +175,8 @@ mod tests {
             read_gibps: Some(2.0),
             write_gibps: None,
             score_gibps: 2.0,
+            bounce_buffers: None,
+            gds_api: None,
         };
         Config {
             schema: CONFIG_SCHEMA.into(),

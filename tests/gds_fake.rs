@@ -545,3 +545,94 @@ fn bad_input_names_the_flag() {
         "--queue-depth: 200 is over cuFile's max_batch_io_size 128 for --gds-api batch"
     );
 }
+
+/// `gdswap sweep --gds-api sync,batch`: the second API runs with gds alone, each point records
+/// its API, best.json the winner's, `run --config` runs with it, and the aio block says
+/// `use_gds: true`.
+#[test]
+fn sweep_over_gds_apis_records_and_applies_the_api() {
+    let d = scratch();
+    let out = d.path().join("sweep");
+    fake(
+        argv![
+            "sweep",
+            "--backends",
+            "gds",
+            "--gds-api",
+            "sync,batch",
+            "--block-size",
+            "64K",
+            "--queue-depth",
+            "4",
+            "--threads",
+            "1",
+            "--size",
+            "1M",
+            "--rounds",
+            "1",
+            "--loops",
+            "1",
+            "--warmup",
+            "0",
+            "--dir",
+            d.path().join("d"),
+            "--out",
+            &out
+        ],
+        &[],
+    )
+    .expect_ok();
+    let pts: Vec<gdswap::report::comparison::Comparison> =
+        std::fs::read_to_string(out.join("points.jsonl"))
+            .unwrap()
+            .lines()
+            .map(|l| gdswap::report::comparison::from_json(l).unwrap())
+            .collect();
+    let apis: Vec<String> = pts
+        .iter()
+        .map(|c| c.params.gds_api.unwrap().to_string())
+        .collect();
+    assert_eq!(apis, ["sync", "batch"]);
+    assert!(pts.iter().all(|c| c.params.bounce_buffers.is_none()));
+    let best: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("best.json")).unwrap()).unwrap();
+    let median =
+        |c: &gdswap::report::comparison::Comparison| c.contenders[0].bandwidth_gibps.median;
+    let want = if median(&pts[1]) > median(&pts[0]) {
+        "batch"
+    } else {
+        "sync"
+    };
+    assert_eq!(best["backends"]["gds"]["gds_api"], want);
+    let aio: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("aio.json")).unwrap()).unwrap();
+    assert_eq!(aio["aio"]["use_gds"], serde_json::Value::Bool(true));
+
+    let (r, _) = report(
+        argv![
+            "run",
+            "--backend",
+            "gds",
+            "--config",
+            out.join("best.json"),
+            "--size",
+            "1M",
+            "--loops",
+            "1",
+            "--warmup",
+            "0",
+            "--dir",
+            d.path().join("d")
+        ],
+        &[],
+    );
+    assert!(
+        r.backend_mode.starts_with(&format!("cuFile {want} api")),
+        "{}",
+        r.backend_mode
+    );
+    assert_eq!(
+        r.params.gpu.and_then(|g| g.gds).unwrap().api.to_string(),
+        want
+    );
+}

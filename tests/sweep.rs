@@ -353,3 +353,133 @@ fn bad_sweeps_are_one_line_errors_naming_the_flag() {
     let o = outcome(&mut gdswap(base(argv!["--metric", "fastest"])));
     assert_eq!(o.code, Some(2));
 }
+
+/// `--bounce-buffers` is a grid dimension of the bounce backend only (against the fake
+/// libcuda): the first value runs with every backend, the second with bounce alone; each point
+/// records its value, best.json records the winner's, `run --config` runs with it, and
+/// `--resume` measures only a newly added value.
+#[test]
+fn sweep_over_bounce_buffers_records_and_applies_the_knob() {
+    require_host_backend!();
+    let dir = scratch();
+    let out = dir.path().join("sweep");
+    let sweep_args = |bb: &str| {
+        argv![
+            "sweep",
+            "--backends",
+            "host,bounce",
+            "--bounce-buffers",
+            bb,
+            "--block-size",
+            "64K",
+            "--queue-depth",
+            "2",
+            "--threads",
+            "1",
+            "--size",
+            "1M",
+            "--rounds",
+            "1",
+            "--loops",
+            "1",
+            "--warmup",
+            "0",
+            "--dir",
+            dir.path().join("d"),
+            "--out",
+            &out
+        ]
+    };
+    let fake = |args| {
+        let mut cmd = gdswap(args);
+        common::cuda::with_fake_cuda(&mut cmd);
+        outcome(&mut cmd)
+    };
+    fake(sweep_args("3,5")).expect_ok();
+    let pts = points(&out.join("points.jsonl"));
+    assert_eq!(pts.len(), 2);
+    let names =
+        |c: &Comparison| -> Vec<String> { c.contenders.iter().map(|k| k.name.clone()).collect() };
+    assert_eq!(names(&pts[0]), ["host", "bounce"]);
+    assert_eq!(pts[0].params.bounce_buffers, Some(3));
+    assert_eq!(names(&pts[1]), ["bounce"]);
+    assert_eq!(pts[1].params.bounce_buffers, Some(5));
+    assert!(pts.iter().all(|c| c.params.gds_api.is_none()));
+    // A bandwidth plot per bounce-buffers value; host's has no suffix.
+    for plot in [
+        "bandwidth-bounce-read-1t-bb3.svg",
+        "bandwidth-bounce-read-1t-bb5.svg",
+        "bandwidth-host-read-1t.svg",
+    ] {
+        assert!(out.join(plot).is_file(), "{plot}");
+    }
+    let md = std::fs::read_to_string(out.join("sweep.md")).unwrap();
+    assert!(md.contains("| backend knobs |"), "{md}");
+    assert!(md.contains("| bounce-buffers 5 |"), "{md}");
+    assert!(md.contains("| bounce (bounce-buffers "), "{md}");
+
+    let best: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("best.json")).unwrap()).unwrap();
+    let median = |c: &Comparison| {
+        c.contenders
+            .iter()
+            .find(|k| k.name == "bounce")
+            .unwrap()
+            .bandwidth_gibps
+            .median
+    };
+    let want = if median(&pts[1]) > median(&pts[0]) {
+        5
+    } else {
+        3
+    };
+    assert_eq!(
+        best["backends"]["bounce"]["bounce_buffers"].as_u64(),
+        Some(want)
+    );
+    assert!(best["backends"]["host"].get("bounce_buffers").is_none());
+    assert!(best["backends"]["bounce"].get("gds_api").is_none());
+
+    // run --config runs bounce with the winning count.
+    let json = dir.path().join("r.json");
+    fake(argv![
+        "run",
+        "--backend",
+        "bounce",
+        "--config",
+        out.join("best.json"),
+        "--size",
+        "1M",
+        "--loops",
+        "1",
+        "--warmup",
+        "0",
+        "--dir",
+        dir.path().join("d"),
+        "--json",
+        &json
+    ])
+    .expect_ok();
+    let r = read_report(&json);
+    assert_eq!(r.params.backend, "bounce");
+    assert_eq!(
+        r.params
+            .gpu
+            .expect("bounce reports its GPU options")
+            .bounce_buffers as u64,
+        want
+    );
+
+    // --resume with a third value measures only that one (bounce alone).
+    let o = fake(with(sweep_args("3,5,7"), argv!["--resume"])).expect_ok();
+    assert!(
+        o.stderr
+            .contains("resuming: 2 of 3 points already measured"),
+        "{}",
+        o.stderr
+    );
+    let pts = points(&out.join("points.jsonl"));
+    assert_eq!(pts.len(), 3);
+    assert_eq!(names(&pts[2]), ["bounce"]);
+    assert_eq!(pts[2].params.bounce_buffers, Some(7));
+}

@@ -82,7 +82,8 @@ pub struct RunArgs {
     #[arg(long, value_enum, default_value_t = HugePages::Auto)]
     huge_pages: HugePages,
     /// Take --block-size, --queue-depth and --threads from a config file written by
-    /// `gdswap sweep` (its best.json): the settings of the backend that runs.
+    /// `gdswap sweep` (its best.json): the settings of the backend that runs (and its
+    /// --bounce-buffers or --gds-api, when the sweep swept them).
     #[arg(long, value_name = "FILE", conflicts_with_all = ["block_size", "queue_depth", "threads"])]
     config: Option<PathBuf>,
     /// CUDA device ordinal (GPU backends).

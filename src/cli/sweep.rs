@@ -16,7 +16,7 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use crate::compare::Progress;
 use crate::error::{Error, FileOp};
 use crate::io::buffer::HugePages;
-use crate::options::{default_data_dir, RunOptions, Target};
+use crate::options::{default_data_dir, GdsApi, RunOptions, Target};
 use crate::size::{parse_size, Bytes, SIZE_RULE};
 use crate::sweep::{self, Metric, PointLog, SweepEvent, SweepSpec};
 
@@ -28,6 +28,8 @@ fn after_sweep_help() -> String {
          measured), points.csv (the same, one row per contender), best.json (the best settings per \
          backend: read by `gdswap run --config` and `gdswap compare --config`), aio.json (a DeepSpeed \
          \"aio\" block from the host backend's best settings), sweep.md (the table) and the SVG plots it links (bandwidth vs block size per backend, one line per queue depth; latency CDFs at the best settings).\n\
+         --bounce-buffers and --gds-api are grid dimensions of their own backend only: the first \
+         value of each runs with every backend, each further value with that backend alone.\n\
          --metric both ranks by the harmonic mean 2rw/(r+w) of read and write GiB/s (the settings \
          that move a tensor out and back in fastest).\n\
          Ctrl-C stops after the run in progress, keeping every measured point; --resume continues.\n\
@@ -48,6 +50,12 @@ pub struct SweepArgs {
     /// Thread counts to try.
     #[arg(long, value_delimiter = ',', value_name = "LIST", default_values = ["1", "2"])]
     threads: Vec<usize>,
+    /// Bounce buffers per thread to try (the bounce backend only; default: its own).
+    #[arg(long, value_delimiter = ',', value_name = "LIST")]
+    bounce_buffers: Vec<usize>,
+    /// cuFile APIs to try (the gds backend only; default: sync).
+    #[arg(long, value_delimiter = ',', value_enum, value_name = "LIST")]
+    gds_api: Vec<GdsApi>,
     /// Backends, in order (default: every backend that can run here).
     #[arg(long, value_delimiter = ',', value_name = "LIST")]
     backends: Option<Vec<String>>,
@@ -126,6 +134,8 @@ impl SweepArgs {
             block_sizes: self.block_size.clone(),
             queue_depths: self.queue_depth.clone(),
             threads: self.threads.clone(),
+            bounce_buffers: self.bounce_buffers.clone(),
+            gds_apis: self.gds_api.clone(),
             backends: self.backends.clone(),
             peers: self.peers.clone(),
             rounds: self.rounds,
@@ -183,10 +193,13 @@ pub fn run(args: &SweepArgs) -> Result<(), Error> {
     }
     let done: std::collections::HashSet<_> = existing.iter().map(sweep::key_of).collect();
     let todo = resolved.iter().filter(|(k, _)| !done.contains(k)).count();
-    let runs_per_point = resolved
-        .first()
-        .map(|(_, s)| s.contenders.len() as u64 * u64::from(s.rounds))
-        .unwrap_or(0);
+    let runs_of = |s: &crate::compare::CompareSpec| s.contenders.len() as u64 * u64::from(s.rounds);
+    let runs_per_point = resolved.first().map(|(_, s)| runs_of(s)).unwrap_or(0);
+    let todo_runs: u64 = resolved
+        .iter()
+        .filter(|(k, _)| !done.contains(k))
+        .map(|(_, s)| runs_of(s))
+        .sum();
     if args.resume {
         eprintln!(
             "resuming: {} of {} points already measured in {}",
@@ -212,7 +225,7 @@ pub fn run(args: &SweepArgs) -> Result<(), Error> {
     }
     let interactive = std::io::stdout().is_terminal() && std::io::stderr().is_terminal();
     let bar = ProgressBar::with_draw_target(
-        Some(todo as u64 * runs_per_point),
+        Some(todo_runs),
         if interactive {
             ProgressDrawTarget::stderr()
         } else {
@@ -287,11 +300,12 @@ pub fn run(args: &SweepArgs) -> Result<(), Error> {
     );
     for (name, t) in &best.backends {
         println!(
-            "{name:<8} bs {}, qd {}, {} thread{}: {:.2} GiB/s{}",
+            "{name:<8} bs {}, qd {}, {} thread{}{}: {:.2} GiB/s{}",
             Bytes(t.block_size),
             t.queue_depth,
             t.threads,
             if t.threads == 1 { "" } else { "s" },
+            t.knobs(),
             t.score_gibps,
             if spec.metric == Metric::Both {
                 format!(

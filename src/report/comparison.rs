@@ -160,6 +160,14 @@ pub struct CompareParams {
     pub random: bool,
     pub direct: bool,
     pub huge_pages: String,
+    /// `gdswap sweep`'s `--bounce-buffers` value at this point, when the sweep set one and the
+    /// `bounce` backend ran (absent: the backend's default; older lines have none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bounce_buffers: Option<usize>,
+    /// `gdswap sweep`'s `--gds-api` value at this point, when the sweep set one and the `gds`
+    /// backend ran (absent: the default, `sync`; older lines have none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gds_api: Option<crate::options::GdsApi>,
 }
 
 /// A whole comparison.
@@ -513,6 +521,8 @@ pub(crate) mod tests {
                 random: false,
                 direct: true,
                 huge_pages: "auto".into(),
+                bounce_buffers: None,
+                gds_api: None,
             },
             r.environment,
             "2026-11-24T12:00:00Z".into(),

@@ -241,7 +241,14 @@ pub fn sweep(points: &[Comparison], best: &crate::tuning::Config) -> String {
             }
         }
     }
+    // A column for the backend knobs, only when the sweep swept one.
+    let knobs = points
+        .iter()
+        .any(|c| c.params.bounce_buffers.is_some() || c.params.gds_api.is_some());
     let _ = write!(out, "| op | block size | queue depth | threads |");
+    if knobs {
+        out.push_str(" backend knobs |");
+    }
     for (n, kind) in &names {
         let peer = if *kind == super::comparison::ContenderKind::Peer {
             " (peer)"
@@ -251,6 +258,9 @@ pub fn sweep(points: &[Comparison], best: &crate::tuning::Config) -> String {
         let _ = write!(out, " {}{peer} GiB/s (min-max) |", cell(n));
     }
     let _ = write!(out, "\n|---|---:|---:|---:|");
+    if knobs {
+        out.push_str("---|");
+    }
     for _ in &names {
         out.push_str("---:|");
     }
@@ -265,6 +275,21 @@ pub fn sweep(points: &[Comparison], best: &crate::tuning::Config) -> String {
             q.queue_depth,
             q.threads
         );
+        if knobs {
+            let mut k: Vec<String> = Vec::new();
+            if let Some(b) = q.bounce_buffers {
+                k.push(format!("bounce-buffers {b}"));
+            }
+            if let Some(a) = q.gds_api {
+                k.push(format!("gds-api {a}"));
+            }
+            let text = if k.is_empty() {
+                "-".into()
+            } else {
+                k.join(", ")
+            };
+            let _ = write!(out, " {} |", cell(&text));
+        }
         for (n, _) in &names {
             match c.contenders.iter().find(|k| k.name == *n) {
                 Some(k) => {
@@ -297,7 +322,10 @@ pub fn sweep(points: &[Comparison], best: &crate::tuning::Config) -> String {
             let _ = writeln!(
                 out,
                 "| {} | {} | {} | {} | {} | {} | {:.2} |",
-                cell(name),
+                cell(&match t.knobs().strip_prefix(", ") {
+                    Some(k) => format!("{name} ({k})"),
+                    None => name.clone(),
+                }),
                 Bytes(t.block_size),
                 t.queue_depth,
                 t.threads,
@@ -411,6 +439,8 @@ mod tests {
                     read_gibps: Some(4.0),
                     write_gibps: Some(2.0),
                     score_gibps: 8.0 / 3.0,
+                    bounce_buffers: None,
+                    gds_api: None,
                 },
             )]
             .into(),

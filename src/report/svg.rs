@@ -368,11 +368,34 @@ fn cdf_chart(title: &str, y_label: &str, series: &[Series]) -> Option<String> {
 
 /// Every bandwidth plot a sweep's points support: one per backend, direction and thread count,
 /// with a file name for each (`bandwidth-host-read-1t.svg`).
+///
+/// A backend knob a sweep swept (`bounce_buffers` for `bounce`, `gds_api` for `gds`) gets a plot
+/// per value, named with a suffix (`-bb8`, `-batch`), so one line never mixes two values.
 pub fn sweep_plots(points: &[Comparison]) -> Vec<(String, String)> {
-    let mut keys: Vec<(String, String, usize)> = Vec::new();
+    let knob = |name: &str, c: &Comparison| -> String {
+        match name {
+            "bounce" => c
+                .params
+                .bounce_buffers
+                .map(|k| format!("-bb{k}"))
+                .unwrap_or_default(),
+            "gds" => c
+                .params
+                .gds_api
+                .map(|a| format!("-{a}"))
+                .unwrap_or_default(),
+            _ => String::new(),
+        }
+    };
+    let mut keys: Vec<(String, String, usize, String)> = Vec::new();
     for c in points {
         for k in &c.contenders {
-            let key = (k.name.clone(), c.params.op.clone(), c.params.threads);
+            let key = (
+                k.name.clone(),
+                c.params.op.clone(),
+                c.params.threads,
+                knob(&k.name, c),
+            );
             if !keys.contains(&key) {
                 keys.push(key);
             }
@@ -380,9 +403,14 @@ pub fn sweep_plots(points: &[Comparison]) -> Vec<(String, String)> {
     }
     keys.sort();
     keys.into_iter()
-        .filter_map(|(name, op, t)| {
-            bandwidth_vs_block_size(points, &name, &op, t)
-                .map(|svg| (format!("bandwidth-{name}-{op}-{t}t.svg"), svg))
+        .filter_map(|(name, op, t, suffix)| {
+            let these: Vec<Comparison> = points
+                .iter()
+                .filter(|c| knob(&name, c) == suffix)
+                .cloned()
+                .collect();
+            bandwidth_vs_block_size(&these, &name, &op, t)
+                .map(|svg| (format!("bandwidth-{name}-{op}-{t}t{suffix}.svg"), svg))
         })
         .collect()
 }
