@@ -237,9 +237,15 @@ fn check_memory(opts: &RunOptions, ranges: &[(u64, u64)]) -> Result<()> {
     } else {
         2 << 20
     };
+    // A ring of reused buffers holds queue depth x block size per thread, whatever the range.
+    let ring = u64::from(opts.queue_depth) * opts.block_size;
     let total: u64 = ranges
         .iter()
-        .map(|&(_, len)| len.next_multiple_of(granule))
+        .map(|&(_, len)| match opts.buffer {
+            crate::options::BufferMode::Full => len,
+            crate::options::BufferMode::Ring => ring,
+        })
+        .map(|len| len.next_multiple_of(granule))
         .sum();
     if let Some(avail) = sys::mem_available() {
         if total > avail / 10 * 9 {

@@ -266,6 +266,7 @@ fn worker_thread(
         fixed_buffers: opts.fixed_buffers,
         huge_pages: opts.huge_pages,
         gpu: opts.gpu,
+        buffer: opts.buffer,
     };
     let mut worker = backend.prepare(&setup)?;
     if opts.op == Op::Write {

@@ -29,6 +29,20 @@ impl std::fmt::Display for Op {
     }
 }
 
+/// Where each thread's transfers land in memory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum BufferMode {
+    /// One buffer the size of the thread's range, as a tensor is: every byte read stays in
+    /// memory (and `--verify` checks all of it).
+    #[default]
+    Full,
+    /// queue depth x block size buffers reused as requests complete, as fio and gdsio do: a
+    /// pure device benchmark with a small memory footprint. Reads only; no `--verify` (the
+    /// data is overwritten as it arrives).
+    Ring,
+}
+
 /// Where the data lives.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -170,6 +184,9 @@ pub struct RunOptions {
     pub drop_caches: bool,
     pub fixed_buffers: bool,
     pub huge_pages: HugePages,
+    /// Where transfers land: the whole range, or a ring of reused buffers.
+    #[serde(default)]
+    pub buffer: BufferMode,
     pub gpu: GpuOptions,
 }
 
@@ -192,6 +209,7 @@ impl Default for RunOptions {
             drop_caches: false,
             fixed_buffers: false,
             huge_pages: HugePages::Auto,
+            buffer: BufferMode::Full,
             gpu: GpuOptions::default(),
         }
     }
@@ -274,6 +292,29 @@ impl RunOptions {
                 "--bounce-buffers",
                 format!("{k} is out of range 1..={MAX_BOUNCE_BUFFERS}"),
             ));
+        }
+        if self.buffer == BufferMode::Ring {
+            if self.backend != "host" {
+                return Err(Error::invalid(
+                    "--buffer",
+                    format!(
+                        "ring: only the host backend reuses buffers (not {})",
+                        self.backend
+                    ),
+                ));
+            }
+            if self.op != Op::Read {
+                return Err(Error::invalid(
+                    "--buffer",
+                    "ring: reads only (a write from reused buffers would leave data that cannot be verified)",
+                ));
+            }
+            if self.verify {
+                return Err(Error::invalid(
+                    "--buffer",
+                    "ring: --verify needs --buffer full (ring buffers are overwritten as data arrives)",
+                ));
+            }
         }
         if self.fixed_buffers && !self.direct {
             return Err(Error::invalid(
@@ -371,6 +412,32 @@ mod tests {
                 ..d()
             }),
             "--fixed-buffers"
+        );
+        let ring = || RunOptions {
+            buffer: BufferMode::Ring,
+            ..d()
+        };
+        ring().validate().unwrap();
+        assert_eq!(
+            flag_of(&RunOptions {
+                backend: "posix".into(),
+                ..ring()
+            }),
+            "--buffer"
+        );
+        assert_eq!(
+            flag_of(&RunOptions {
+                op: Op::Write,
+                ..ring()
+            }),
+            "--buffer"
+        );
+        assert_eq!(
+            flag_of(&RunOptions {
+                verify: true,
+                ..ring()
+            }),
+            "--buffer"
         );
         let posix_fixed = RunOptions {
             backend: "posix".into(),

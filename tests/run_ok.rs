@@ -524,3 +524,50 @@ fn default_data_dir() {
     assert_eq!(dir_names(&local), ["gdswap.0.dat"]);
     assert_pattern(&thread_file(&local, 0), 0, MIB, 0x5eed);
 }
+
+/// `--buffer ring`: reads land in queue depth x block size buffers reused as requests complete
+/// (fio's footprint), every request checked and counted; the mode and the params say so, and
+/// the buffer is that small (the memory check lets a range far bigger than the ring through).
+#[test]
+fn host_ring_buffers_read_the_whole_range() {
+    require_host_backend!();
+    let dir = scratch();
+    let f = dir.path().join("data");
+    let json = dir.path().join("r.json");
+    let size = 8 * MIB;
+    ok(with(
+        run_argv("host", "write", size, 256 * KIB, 1),
+        argv!["--file", &f, "--verify"],
+    ));
+    ok(with(
+        run_argv("host", "read", size, 256 * KIB, 2),
+        argv![
+            "--file",
+            &f,
+            "--buffer",
+            "ring",
+            "--queue-depth",
+            "4",
+            "--json",
+            &json
+        ],
+    ));
+    let r = read_report(&json);
+    assert_sane(&r, size, 2, 1);
+    assert_eq!(r.params.buffer, "ring");
+    assert!(
+        r.backend_mode.contains("ring of 4 reused 256KiB buffers"),
+        "{}",
+        r.backend_mode
+    );
+    assert_eq!(r.summary.requests, 2 * size / (256 * KIB));
+    // Refused where it cannot hold its promise.
+    let msg = fail(with(
+        run_argv("host", "read", size, 256 * KIB, 1),
+        argv!["--file", &f, "--buffer", "ring", "--verify"],
+    ));
+    assert!(
+        msg.starts_with("--buffer: ring: --verify needs --buffer full"),
+        "{msg}"
+    );
+}

@@ -7,8 +7,10 @@
 use std::sync::Arc;
 
 use crate::error::Result;
+use crate::io::buffer::HostBuffer;
 use crate::io::buffer::PageBacking;
-use crate::io::uring::{self, UringEngine};
+use crate::io::uring::{self, ReusedBuffers, UringEngine};
+use crate::options::BufferMode;
 use crate::options::Op;
 use crate::plan::Request;
 use crate::stats::LatencyRecorder;
@@ -38,7 +40,15 @@ impl Backend for HostBackend {
     }
 
     fn prepare(&self, setup: &WorkerSetup) -> Result<Box<dyn Worker>> {
-        let buf = host_memory::allocate(setup)?;
+        let ring = match setup.buffer {
+            BufferMode::Full => None,
+            BufferMode::Ring => Some((setup.queue_depth as usize, setup.block_size as usize)),
+        };
+        let buf = match ring {
+            None => host_memory::allocate(setup)?,
+            // The block size is capped at 1 GiB and the queue depth at 4096 by validation.
+            Some((slots, block)) => HostBuffer::new(slots * block, setup.huge_pages)?,
+        };
         let engine = UringEngine::new(
             buf,
             Arc::clone(&setup.file),
@@ -46,17 +56,26 @@ impl Backend for HostBackend {
             setup.block_size,
             setup.fixed_buffers,
         )?;
-        Ok(Box::new(HostWorker { engine }))
+        Ok(Box::new(HostWorker { engine, ring }))
     }
 }
 
 struct HostWorker {
     engine: UringEngine,
+    /// `--buffer ring`: (regions, bytes each) reused as requests complete.
+    ring: Option<(usize, usize)>,
 }
 
 impl Worker for HostWorker {
     fn mode(&self) -> String {
-        self.engine.mode()
+        match self.ring {
+            None => self.engine.mode(),
+            Some((slots, block)) => format!(
+                "{}, ring of {slots} reused {} buffers",
+                self.engine.mode(),
+                crate::size::Bytes(block as u64)
+            ),
+        }
     }
 
     fn buffer_pages(&self) -> Option<PageBacking> {
@@ -78,6 +97,17 @@ impl Worker for HostWorker {
         requests: &[Request],
         latencies: &mut LatencyRecorder,
     ) -> Result<()> {
-        self.engine.run(op, requests, latencies)
+        match self.ring {
+            None => self.engine.run(op, requests, latencies),
+            Some((slots, block)) => self
+                .engine
+                .run_staged(
+                    op,
+                    requests,
+                    latencies,
+                    &mut ReusedBuffers::new(slots, block),
+                )
+                .map(drop),
+        }
     }
 }

@@ -64,6 +64,8 @@ pub struct WorkerSetup {
     pub huge_pages: HugePages,
     /// Device, pinned chunks and staging mode (GPU backends).
     pub gpu: GpuOptions,
+    /// Where transfers land (host backend: the whole range, or a ring of reused buffers).
+    pub buffer: crate::options::BufferMode,
 }
 
 /// Where a transfer's time went, for backends with more than one stage (bounce: disk I/O

@@ -10,7 +10,8 @@ use crate::error::Error;
 use crate::harness;
 use crate::io::buffer::HugePages;
 use crate::options::{
-    default_data_dir, BounceMode, GdsApi, GdsOptions, GpuOptions, Op, RunOptions, Target,
+    default_data_dir, BounceMode, BufferMode, GdsApi, GdsOptions, GpuOptions, Op, RunOptions,
+    Target,
 };
 use crate::report::{self, RunReport};
 use crate::size::{parse_size, SIZE_RULE};
@@ -81,6 +82,11 @@ pub struct RunArgs {
     /// Page backing of I/O buffers: auto = hugetlb if reserved, else THP, else 4 KiB pages.
     #[arg(long, value_enum, default_value_t = HugePages::Auto)]
     huge_pages: HugePages,
+    /// Where transfers land: full = one buffer the size of the thread's range (a tensor; what
+    /// --verify checks), ring = queue depth x block size buffers reused as requests complete
+    /// (fio's and gdsio's footprint; host backend, reads, no --verify).
+    #[arg(long, value_enum, default_value_t = BufferMode::Full)]
+    buffer: BufferMode,
     /// Take --block-size, --queue-depth and --threads from a config file written by
     /// `gdswap sweep` (its best.json): the settings of the backend that runs (and its
     /// --bounce-buffers or --gds-api, when the sweep swept them).
@@ -152,6 +158,7 @@ impl RunArgs {
             drop_caches: self.drop_caches,
             fixed_buffers: self.fixed_buffers,
             huge_pages: self.huge_pages,
+            buffer: self.buffer,
             gpu: GpuOptions {
                 device: self.gpu,
                 bounce_buffers: self.bounce_buffers.unwrap_or(2 * self.queue_depth as usize),

@@ -138,6 +138,37 @@ pub trait Stager {
     fn finish(&mut self) -> Result<()>;
 }
 
+/// fio-style placement: `slots` regions of `block` bytes, reused as requests complete. A region
+/// is handed out again only after the request in it completed (the engine never has more than
+/// queue depth requests in flight, and there are that many regions).
+pub struct ReusedBuffers {
+    free: Vec<usize>,
+}
+
+impl ReusedBuffers {
+    pub fn new(slots: usize, block: usize) -> ReusedBuffers {
+        ReusedBuffers {
+            free: (0..slots).rev().map(|i| i * block).collect(),
+        }
+    }
+}
+
+impl Stager for ReusedBuffers {
+    unsafe fn acquire(&mut self, _: usize, _: &Request, _: *mut u8) -> Result<Option<usize>> {
+        Ok(self.free.pop())
+    }
+    unsafe fn complete(&mut self, _: usize, _: &Request, offset: usize, _: *mut u8) -> Result<()> {
+        self.free.push(offset);
+        Ok(())
+    }
+    fn wait(&mut self) -> Result<bool> {
+        Ok(false)
+    }
+    fn finish(&mut self) -> Result<()> {
+        Ok(())
+    }
+}
+
 /// The plain placement: every request at its own `buf_offset`, always ready.
 struct InPlace;
 

@@ -141,6 +141,9 @@ pub struct Params {
     pub drop_caches: bool,
     pub fixed_buffers: bool,
     pub huge_pages: String,
+    /// `full` (the thread's whole range in memory) or `ring` (reused buffers).
+    #[serde(default)]
+    pub buffer: String,
     /// Device, pinned chunks and mode, for backends that use a GPU; absent otherwise.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gpu: Option<crate::options::GpuOptions>,
@@ -328,6 +331,7 @@ impl RunReport {
             drop_caches: opts.drop_caches,
             fixed_buffers: opts.fixed_buffers,
             huge_pages: format!("{:?}", opts.huge_pages).to_lowercase(),
+            buffer: format!("{:?}", opts.buffer).to_lowercase(),
             gpu: (m.memory == crate::backend::MemoryKind::Device).then_some(opts.gpu),
         };
         let mut report = RunReport {
@@ -481,6 +485,7 @@ pub(crate) mod tests {
                 drop_caches: false,
                 fixed_buffers: false,
                 huge_pages: "auto".into(),
+                buffer: "full".into(),
                 gpu: None,
             },
             backend_mode: "io_uring defer-taskrun, O_DIRECT".into(),

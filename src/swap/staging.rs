@@ -220,6 +220,7 @@ impl StagingPool {
                 bounce_buffers: self.bounce_chunks() as usize,
                 ..GpuOptions::default()
             },
+            buffer: crate::options::BufferMode::Full,
         })
     }
 
