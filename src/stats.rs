@@ -45,11 +45,6 @@ impl LatencyRecorder {
         self.hist.len()
     }
 
-    /// Latency at quantile `q` (0..=1) in nanoseconds.
-    pub fn quantile_ns(&self, q: f64) -> u64 {
-        self.hist.value_at_quantile(q)
-    }
-
     pub fn percentiles(&self) -> Percentiles {
         let us = |ns: u64| ns as f64 / 1000.0;
         if self.hist.is_empty() {
