@@ -237,6 +237,10 @@ impl Worker for BounceWorker {
         )
     }
 
+    fn device_memory(&self) -> Option<(&DeviceBuffer, &Stream)> {
+        Some((&self.buffer, &self.stream))
+    }
+
     fn buffer_pages(&self) -> Option<PageBacking> {
         Some(self.engine.io_buffer().backing())
     }

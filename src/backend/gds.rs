@@ -65,6 +65,14 @@ use super::{Availability, Backend, MemoryKind, Worker, WorkerSetup};
 
 /// Pinned staging per thread, for `fill`/`inspect` copies and unaligned tails.
 const STAGING: usize = 1 << 20;
+
+/// Bytes of pinned host memory one worker over a range of `range_len` bytes holds (its
+/// staging buffer for tails, `fill` and `inspect`), in whole pages.
+pub fn pinned_bytes(range_len: u64) -> u64 {
+    (STAGING as u64)
+        .min(range_len.max(4096))
+        .next_multiple_of(4096)
+}
 /// How long the strict per-file probe may take, unless [`PROBE_TIMEOUT_ENV`] says otherwise.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(20);
 /// Seconds the strict per-file probe may take.
@@ -640,6 +648,10 @@ impl Worker for GdsWorker {
             self.device_name,
             self.driver.lib().describe()
         )
+    }
+
+    fn device_memory(&self) -> Option<(&DeviceBuffer, &Stream)> {
+        Some((&self.buffer, &self.stream))
     }
 
     fn buffer_pages(&self) -> Option<PageBacking> {

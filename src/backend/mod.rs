@@ -130,6 +130,17 @@ pub trait Worker: Send {
     fn release(self: Box<Self>) -> Result<()> {
         Ok(())
     }
+    /// Device backends: the worker's device buffer and the stream its copies go on (for
+    /// device-to-device copies on the worker's thread, as the swap store makes them for
+    /// device tensors); `None` for host backends.
+    fn device_memory(
+        &self,
+    ) -> Option<(
+        &crate::cuda::device_buffer::DeviceBuffer,
+        &crate::cuda::stream::Stream,
+    )> {
+        None
+    }
     /// Where the last transfer's time went, for multi-stage backends.
     fn phase_times(&self) -> Option<PhaseTimes> {
         None

@@ -120,6 +120,53 @@ impl DeviceBuffer {
         )
     }
 
+    /// Copies `len` bytes at `src_offset` of `src` (another allocation of the same context)
+    /// to offset `offset` of this buffer, and waits.
+    pub fn copy_from(
+        &self,
+        offset: usize,
+        src: &DeviceBuffer,
+        src_offset: usize,
+        len: usize,
+        stream: &Stream,
+    ) -> Result<()> {
+        if len == 0 {
+            return Ok(());
+        }
+        self.check_range(offset, len);
+        src.check_range(src_offset, len);
+        // SAFETY: both ranges are inside live allocations (checked above) borrowed for the
+        // whole call, and the stream is synchronised before returning, so the copy never
+        // outlives them.
+        check(
+            unsafe {
+                sys::cuMemcpyDtoDAsync_v2(
+                    self.ptr + offset as u64,
+                    src.ptr + src_offset as u64,
+                    len,
+                    stream.raw(),
+                )
+            },
+            || format!("cuMemcpyDtoDAsync of {len} bytes to device offset {offset}"),
+        )?;
+        stream.synchronize("waiting for a copy within the device")
+    }
+
+    /// Sets `len` bytes at `offset` to zero, and waits.
+    pub fn zero(&self, offset: usize, len: usize, stream: &Stream) -> Result<()> {
+        if len == 0 {
+            return Ok(());
+        }
+        self.check_range(offset, len);
+        // SAFETY: the range is inside this allocation (checked above), which outlives the
+        // call; the stream is synchronised before returning.
+        check(
+            unsafe { sys::cuMemsetD8Async(self.ptr + offset as u64, 0, len, stream.raw()) },
+            || format!("cuMemsetD8Async of {len} bytes at device offset {offset}"),
+        )?;
+        stream.synchronize("waiting for a device memset")
+    }
+
     /// Copies `len` bytes at `src_offset` of `pinned` to device offset `offset`, and waits.
     pub fn upload(
         &self,
@@ -150,6 +197,44 @@ impl DeviceBuffer {
         // returns only after the stream has finished the copy (or failed).
         unsafe { self.download_async(offset, dst.as_mut_ptr(), len, stream)? };
         stream.synchronize("waiting for a copy from the device")
+    }
+}
+
+/// A device allocation together with the context it was made in (retained), so that it can
+/// be shared between threads and is freed in its own context by whichever thread drops the
+/// last share: the memory of a swap store's device tensors.
+pub struct ContextBuffer {
+    // Dropped in this order, after `Drop::drop` made the context current.
+    buffer: DeviceBuffer,
+    device: super::device::Device,
+}
+
+// SAFETY: the value only hands out `&DeviceBuffer`, whose methods are driver calls (thread
+// safe) on a fixed address; it is freed once, on drop, with its context made current first.
+unsafe impl Sync for ContextBuffer {}
+
+impl ContextBuffer {
+    /// `len` bytes (at least one) on `device`, whose context is made current on this thread.
+    pub fn new(len: usize, device: super::device::Device) -> Result<ContextBuffer> {
+        device.make_current()?;
+        let buffer = DeviceBuffer::new(len, device.ordinal())?;
+        Ok(ContextBuffer { buffer, device })
+    }
+
+    pub fn buffer(&self) -> &DeviceBuffer {
+        &self.buffer
+    }
+
+    pub fn device(&self) -> &super::device::Device {
+        &self.device
+    }
+}
+
+impl Drop for ContextBuffer {
+    fn drop(&mut self) {
+        // cuMemFree needs the allocation's context; a failure leaves the memory to the
+        // context, which is released right after.
+        let _ = self.device.make_current();
     }
 }
 

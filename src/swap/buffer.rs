@@ -49,26 +49,37 @@ impl DType {
     }
 }
 
-/// Host-visible memory the store swaps: its bytes, dtype and shape. Implemented by
-/// [`HostTensor`] (ordinary memory) and [`PinnedTensor`] (page-locked, registered with CUDA).
+/// Memory the store swaps: its dtype, shape and bytes, wherever they live. Implemented by
+/// [`HostTensor`] (ordinary memory), [`PinnedTensor`] (page-locked, registered with CUDA) and
+/// [`DeviceTensor`](super::DeviceTensor) (GPU memory).
 pub trait Tensor {
     fn dtype(&self) -> DType;
     fn shape(&self) -> &[usize];
-    fn as_bytes(&self) -> &[u8];
-    fn as_bytes_mut(&mut self) -> &mut [u8];
+    /// Byte length.
+    fn byte_len(&self) -> usize;
+    /// The bytes, where the CPU can reach them; `None` for device tensors.
+    fn host_bytes(&self) -> Option<&[u8]>;
+    fn host_bytes_mut(&mut self) -> Option<&mut [u8]>;
+    /// Device tensors: their GPU memory, for the store's device-to-device copies.
+    #[doc(hidden)]
+    fn device_memory(&self) -> Option<DeviceSpan> {
+        None
+    }
     /// Where the memory lives.
     fn memory(&self) -> MemoryKind;
     /// Takes the dtype and shape a swap-in read from the manifest (same byte length).
     #[doc(hidden)]
     fn set_layout(&mut self, dtype: DType, shape: &[usize]);
 
-    /// The elements as `T` (f32 for F32, u16 for F16 and BF16, ...).
+    /// The elements as `T` (f32 for F32, u16 for F16 and BF16, ...); an error for a device
+    /// tensor (copy it to the host first: [`DeviceTensor::to_host`](super::DeviceTensor::to_host)).
     fn view<T: bytemuck::Pod>(&self) -> Result<&[T]>
     where
         Self: Sized,
     {
-        check_view::<T>(self.dtype(), self.as_bytes().len())?;
-        bytemuck::try_cast_slice(self.as_bytes())
+        check_view::<T>(self.dtype(), self.byte_len())?;
+        let bytes = self.host_bytes().ok_or_else(not_host)?;
+        bytemuck::try_cast_slice(bytes)
             .map_err(|e| Error::Resources(format!("typed view of a tensor: {e}")))
     }
 
@@ -76,9 +87,33 @@ pub trait Tensor {
     where
         Self: Sized,
     {
-        check_view::<T>(self.dtype(), self.as_bytes().len())?;
-        bytemuck::try_cast_slice_mut(self.as_bytes_mut())
+        check_view::<T>(self.dtype(), self.byte_len())?;
+        let bytes = self.host_bytes_mut().ok_or_else(not_host)?;
+        bytemuck::try_cast_slice_mut(bytes)
             .map_err(|e| Error::Resources(format!("typed view of a tensor: {e}")))
+    }
+}
+
+fn not_host() -> Error {
+    Error::Resources(
+        "a device tensor has no host view: copy it with DeviceTensor::to_host first".into(),
+    )
+}
+
+/// A device tensor's GPU memory as the store sees it: its address, length and device, and a
+/// share of the allocation, so memory a swap is copying to or from stays allocated until the
+/// copy ends even if the tensor is dropped meanwhile. Only [`DeviceTensor`](super::DeviceTensor)
+/// makes one.
+#[derive(Clone)]
+pub struct DeviceSpan {
+    pub(crate) memory: std::sync::Arc<crate::cuda::device_buffer::ContextBuffer>,
+    pub(crate) len: usize,
+}
+
+impl DeviceSpan {
+    /// The GPU the memory is on.
+    pub(crate) fn gpu(&self) -> usize {
+        self.memory.device().ordinal()
     }
 }
 
@@ -130,6 +165,17 @@ impl PinnedTensor {
     }
 }
 
+impl PinnedTensor {
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.buf.as_ref().expect("held until drop").as_slice()[..self.len]
+    }
+
+    pub fn as_bytes_mut(&mut self) -> &mut [u8] {
+        let len = self.len;
+        &mut self.buf.as_mut().expect("held until drop").as_mut_slice()[..len]
+    }
+}
+
 impl Tensor for PinnedTensor {
     fn dtype(&self) -> DType {
         self.dtype
@@ -137,12 +183,14 @@ impl Tensor for PinnedTensor {
     fn shape(&self) -> &[usize] {
         &self.shape
     }
-    fn as_bytes(&self) -> &[u8] {
-        &self.buf.as_ref().expect("held until drop").as_slice()[..self.len]
+    fn byte_len(&self) -> usize {
+        self.len
     }
-    fn as_bytes_mut(&mut self) -> &mut [u8] {
-        let len = self.len;
-        &mut self.buf.as_mut().expect("held until drop").as_mut_slice()[..len]
+    fn host_bytes(&self) -> Option<&[u8]> {
+        Some(self.as_bytes())
+    }
+    fn host_bytes_mut(&mut self) -> Option<&mut [u8]> {
+        Some(self.as_bytes_mut())
     }
     fn memory(&self) -> MemoryKind {
         MemoryKind::PinnedHost
@@ -180,11 +228,14 @@ impl Tensor for HostTensor {
     fn shape(&self) -> &[usize] {
         &self.shape
     }
-    fn as_bytes(&self) -> &[u8] {
-        HostTensor::as_bytes(self)
+    fn byte_len(&self) -> usize {
+        self.len
     }
-    fn as_bytes_mut(&mut self) -> &mut [u8] {
-        HostTensor::as_bytes_mut(self)
+    fn host_bytes(&self) -> Option<&[u8]> {
+        Some(HostTensor::as_bytes(self))
+    }
+    fn host_bytes_mut(&mut self) -> Option<&mut [u8]> {
+        Some(HostTensor::as_bytes_mut(self))
     }
     fn memory(&self) -> MemoryKind {
         MemoryKind::Host
@@ -217,7 +268,7 @@ impl std::fmt::Debug for HostTensor {
     }
 }
 
-fn byte_len(dtype: DType, shape: &[usize]) -> Result<usize> {
+pub(crate) fn byte_len(dtype: DType, shape: &[usize]) -> Result<usize> {
     shape
         .iter()
         .try_fold(dtype.size(), |acc, &d| acc.checked_mul(d))

@@ -47,13 +47,15 @@
 
 mod alloc;
 mod buffer;
+mod device_tensor;
 mod manifest;
 mod staging;
 mod store;
 mod threads;
 mod ticket;
 
-pub use buffer::{DType, HostTensor, PinnedTensor, Tensor};
+pub use buffer::{DType, DeviceSpan, HostTensor, PinnedTensor, Tensor};
+pub use device_tensor::DeviceTensor;
 pub use manifest::{Entry, DATA_FILE, MANIFEST};
 pub use store::{SwapOptions, SwapStats, SwapStore};
 pub use ticket::Ticket;

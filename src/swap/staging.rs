@@ -20,6 +20,7 @@ use crate::options::{GpuOptions, Op};
 use crate::size::Bytes;
 use crate::stats::LatencyRecorder;
 
+use super::buffer::DeviceSpan;
 use super::threads::IoThreads;
 
 struct Slot {
@@ -54,6 +55,8 @@ pub struct StagingPool {
     budget: u64,
     block_size: u64,
     queue_depth: u32,
+    /// The GPU device backends stage on.
+    gpu: usize,
     inner: Mutex<Inner>,
 }
 
@@ -68,6 +71,7 @@ impl StagingPool {
         budget: u64,
         block_size: u64,
         queue_depth: u32,
+        gpu: usize,
     ) -> StagingPool {
         StagingPool {
             backend,
@@ -75,8 +79,18 @@ impl StagingPool {
             budget,
             block_size,
             queue_depth,
+            gpu,
             inner: Mutex::new(Inner::default()),
         }
+    }
+
+    pub fn backend(&self) -> &dyn Backend {
+        self.backend.as_ref()
+    }
+
+    /// Whether staging buffers live in device memory (`bounce`, `gds`).
+    pub fn device_staging(&self) -> bool {
+        self.backend.memory() == MemoryKind::Device
     }
 
     /// The most staging bytes that existed at once.
@@ -101,7 +115,15 @@ impl StagingPool {
     /// Request size, host bytes counted against the budget, and device bytes, for a
     /// staging buffer of `len` bytes.
     fn shape(&self, len: u64) -> (u64, u64, u64) {
-        if self.backend.memory() == MemoryKind::Device {
+        if self.backend.name() == "gds" {
+            // cuFile moves whole blocks straight into the device buffer; the worker's only
+            // pinned memory is its small staging buffer (tails, fill, inspect).
+            (
+                self.block_size.min(len),
+                crate::backend::gds::pinned_bytes(len),
+                len,
+            )
+        } else if self.backend.memory() == MemoryKind::Device {
             // The bounce ring: K pinned chunks of one block, mapped in whole pages. Blocks of
             // about len / K keep the ring near the tensor's size (a small tensor does not lock
             // K full blocks) while K requests can still be in flight.
@@ -217,6 +239,7 @@ impl StagingPool {
             fixed_buffers: false,
             huge_pages: huge_pages(len),
             gpu: GpuOptions {
+                device: self.gpu,
                 bounce_buffers: self.bounce_chunks() as usize,
                 ..GpuOptions::default()
             },
@@ -308,7 +331,7 @@ impl Staging {
     /// Whether `fill` and `inspect` may run on any thread. A device backend's buffer can
     /// only be reached from its I/O thread (where its CUDA context is current).
     pub fn host_reachable(&self) -> bool {
-        self.pool.backend.memory() != MemoryKind::Device
+        !self.pool.device_staging()
     }
 
     /// The I/O thread every transfer through it must run on.
@@ -329,6 +352,41 @@ impl Staging {
     /// Lets `f` read the buffer's bytes.
     pub fn inspect(&mut self, f: &mut dyn FnMut(&[u8]) -> Result<()>) -> Result<()> {
         self.slot().worker.inspect(f)
+    }
+
+    /// Device staging: copies device tensor `span` into the buffer's first bytes and zeroes
+    /// the padding after them (on the I/O thread that owns the buffer, whose context is the
+    /// tensor's).
+    pub fn copy_from_device(&mut self, span: &DeviceSpan) -> Result<()> {
+        let len = self.len() as usize;
+        let r = self.device().and_then(|(buf, stream)| {
+            buf.copy_from(0, span.memory.buffer(), 0, span.len, stream)?;
+            buf.zero(span.len, len - span.len, stream)
+        });
+        self.failed |= r.is_err();
+        r
+    }
+
+    /// Device staging: copies the buffer's first bytes into device tensor `span`.
+    pub fn copy_to_device(&mut self, span: &DeviceSpan) -> Result<()> {
+        let r = self
+            .device()
+            .and_then(|(buf, stream)| span.memory.buffer().copy_from(0, buf, 0, span.len, stream));
+        self.failed |= r.is_err();
+        r
+    }
+
+    fn device(
+        &mut self,
+    ) -> Result<(
+        &crate::cuda::device_buffer::DeviceBuffer,
+        &crate::cuda::stream::Stream,
+    )> {
+        self.slot().worker.device_memory().ok_or_else(|| {
+            Error::Resources(
+                "internal error: a device copy through host staging (please report it)".into(),
+            )
+        })
     }
 
     /// Moves the whole buffer to or from the data file at `offset`, through the backend, in

@@ -13,7 +13,7 @@ use crate::options::Op;
 use crate::size::Bytes;
 
 use super::alloc::Extents;
-use super::buffer::Tensor;
+use super::buffer::{DeviceSpan, Tensor};
 use super::manifest::{self, Entry, Manifest, DATA_FILE, FORMAT, MANIFEST_TMP};
 
 /// The file a store flocks while open.
@@ -22,11 +22,29 @@ use super::staging::{Staging, StagingPool};
 use super::threads::IoThreads;
 use super::ticket::{Kind, ReadData, ReadOutcome, Ticket};
 
+/// Where a swap-out's bytes come from.
+enum Source<'t> {
+    Host(&'t [u8]),
+    Device(DeviceSpan),
+}
+
+/// What a swap-out's I/O thread still has to put into its staging buffer.
+enum Pending {
+    /// Nothing: the staging was filled by `swap_out`.
+    Filled,
+    /// A copy of host bytes, for device staging (filled on its thread).
+    Bytes(Vec<u8>),
+    /// A device tensor, copied device-to-device on the staging's thread (and checksummed).
+    Device(DeviceSpan),
+}
+
 /// How a store is opened.
 #[derive(Debug, Clone)]
 pub struct SwapOptions {
-    /// The backend every transfer goes through (`host`, `posix`, `bounce`).
+    /// The backend every transfer goes through (`host`, `posix`, `bounce`, `gds`).
     pub backend: String,
+    /// The GPU a device backend stages on (`bounce`, `gds`); device tensors must be on it.
+    pub gpu: usize,
     /// Bytes of staging memory (the backend's transfer buffers) the store may hold at once.
     pub staging_budget: u64,
     /// Check each swap-in's CRC-32C against the manifest.
@@ -45,6 +63,7 @@ impl Default for SwapOptions {
     fn default() -> Self {
         SwapOptions {
             backend: "host".into(),
+            gpu: 0,
             staging_budget: 1 << 30,
             verify: true,
             direct: true,
@@ -96,8 +115,9 @@ struct State {
     /// Each tensor's previous extent (no longer in the manifest), where its next version of
     /// the same padded size is written.
     spares: HashMap<String, (u64, u64)>,
-    /// Prefetches, finished or not, waiting for their swap-in.
-    prefetched: HashMap<String, (Entry, Receiver<ReadOutcome>)>,
+    /// Prefetches, finished or not, waiting for their swap-in, with the I/O thread that
+    /// holds their staging.
+    prefetched: HashMap<String, (Entry, Receiver<ReadOutcome>, usize)>,
     bytes_written: u64,
     bytes_read: u64,
 }
@@ -238,6 +258,7 @@ impl SwapStore {
             opts.staging_budget,
             opts.block_size,
             opts.queue_depth,
+            opts.gpu,
         ));
         let threads = IoThreads::new(opts.io_threads)?;
         Ok(SwapStore {
@@ -301,6 +322,36 @@ impl SwapStore {
         }
     }
 
+    /// `gds` stores: the path cuFile's I/O took so far (GPUDirect or compat mode, with the
+    /// evidence); `None` for other backends.
+    pub fn gds_path(&self) -> Option<crate::report::GdsPath> {
+        self.shared.staging.backend().gds_path()
+    }
+
+    /// Device tensors need device staging on the tensor's GPU.
+    fn check_device(&self, name: &str, gpu: usize) -> Result<()> {
+        let opts = &self.shared.opts;
+        if !self.shared.staging.device_staging() {
+            return Err(swap_err(
+                name,
+                format!(
+                    "a device tensor needs a store opened with a device backend (bounce or gds); this one uses {}",
+                    opts.backend
+                ),
+            ));
+        }
+        if gpu != opts.gpu {
+            return Err(swap_err(
+                name,
+                format!(
+                    "the tensor is on GPU {gpu} and the store stages on GPU {} (SwapOptions::gpu)",
+                    opts.gpu
+                ),
+            ));
+        }
+        Ok(())
+    }
+
     /// Waits for every operation in flight, then frees the staging buffers (each on its own
     /// I/O thread), reporting a failure to free one. Dropping the store does the same and
     /// ignores such failures.
@@ -347,7 +398,20 @@ impl SwapStore {
     pub fn swap_out(&self, name: &str, tensor: &dyn Tensor) -> Result<Ticket<'static>> {
         check_name(name)?;
         let sh = &self.shared;
-        let len = tensor.as_bytes().len() as u64;
+        let len = tensor.byte_len() as u64;
+        let source = match (tensor.host_bytes(), tensor.device_memory()) {
+            (Some(b), _) => Source::Host(b),
+            (None, Some(span)) => {
+                self.check_device(name, span.gpu())?;
+                Source::Device(span)
+            }
+            (None, None) => {
+                return Err(swap_err(
+                    name,
+                    "the tensor exposes neither host bytes nor device memory",
+                ))
+            }
+        };
         let padded = self.padded(len);
         let id = {
             let mut s = lock(&sh.state);
@@ -363,21 +427,27 @@ impl SwapStore {
                 return Err(e);
             }
         };
-        let src = tensor.as_bytes();
-        let crc = crc32c::crc32c(src);
         // Host staging is filled here; a device backend's is filled on its I/O thread, from
-        // a copy (the caller's tensor is not borrowed past this call).
-        let pending = if staging.host_reachable() {
-            if let Err(e) = staging.fill(&mut |b: &mut [u8]| {
-                b[..src.len()].copy_from_slice(src);
-                b[src.len()..].fill(0);
-            }) {
-                unclaim(sh);
-                return Err(within(OpKind::SwapOut, name, e));
+        // a copy (the caller's host tensor is not borrowed past this call) or, for a device
+        // tensor, straight from its memory (see `DeviceTensor`).
+        let (crc, pending) = match source {
+            Source::Host(src) => {
+                let crc = crc32c::crc32c(src);
+                if staging.host_reachable() {
+                    if let Err(e) = staging.fill(&mut |b: &mut [u8]| {
+                        b[..src.len()].copy_from_slice(src);
+                        b[src.len()..].fill(0);
+                    }) {
+                        unclaim(sh);
+                        return Err(within(OpKind::SwapOut, name, e));
+                    }
+                    (crc, Pending::Filled)
+                } else {
+                    (crc, Pending::Bytes(src.to_vec()))
+                }
             }
-            None
-        } else {
-            Some(src.to_vec())
+            // Checksummed on the I/O thread, from the copy in staging.
+            Source::Device(span) => (0, Pending::Device(span)),
         };
         let offset = {
             let mut s = lock(&sh.state);
@@ -425,53 +495,60 @@ impl SwapStore {
     /// when there is one.
     pub fn swap_in<'a>(&self, name: &str, dest: &'a mut dyn Tensor) -> Result<Ticket<'a>> {
         let sh = &self.shared;
+        let device_dest = dest.device_memory();
+        if let Some(span) = &device_dest {
+            self.check_device(name, span.gpu())?;
+        } else if dest.host_bytes().is_none() {
+            return Err(swap_err(
+                name,
+                "the destination exposes neither host bytes nor device memory",
+            ));
+        }
         let mut s = lock(&sh.state);
         let check_len = |entry: &Entry| {
-            if dest.as_bytes().len() as u64 == entry.len {
+            if dest.byte_len() as u64 == entry.len {
                 return Ok(());
             }
             Err(swap_err(
                 name,
                 format!(
                     "the destination holds {} bytes, the stored tensor {} ({} {:?})",
-                    dest.as_bytes().len(),
+                    dest.byte_len(),
                     entry.len,
                     entry.dtype.name(),
                     entry.shape
                 ),
             ))
         };
-        if let Some((pe, _)) = s.prefetched.get(name) {
+        let (entry, rx, thread) = if let Some((pe, _, _)) = s.prefetched.get(name) {
             check_len(pe)?;
-            let (pe, rx) = s.prefetched.remove(name).expect("just found");
-            return Ok(Ticket::new(
-                name,
-                Kind::Read {
-                    rx,
-                    dest,
-                    dtype: pe.dtype,
-                    shape: pe.shape,
-                },
-            ));
-        }
-        if let Some((k, _)) = s.busy.get(name) {
-            return Err(swap_err(
-                name,
-                format!(
-                    "a {} is in flight on this tensor; wait for its ticket before the swap-in",
-                    k.name()
-                ),
-            ));
-        }
-        let entry = s
-            .tensors
-            .get(name)
-            .cloned()
-            .ok_or_else(|| swap_err(name, "no such tensor in the store"))?;
-        check_len(&entry)?;
-        let id = self.claim(&mut s, name, OpKind::SwapIn)?;
-        drop(s);
-        let rx = self.start_read(name, id, &entry, OpKind::SwapIn)?;
+            s.prefetched.remove(name).expect("just found")
+        } else {
+            if let Some((k, _)) = s.busy.get(name) {
+                return Err(swap_err(
+                    name,
+                    format!(
+                        "a {} is in flight on this tensor; wait for its ticket before the swap-in",
+                        k.name()
+                    ),
+                ));
+            }
+            let entry = s
+                .tensors
+                .get(name)
+                .cloned()
+                .ok_or_else(|| swap_err(name, "no such tensor in the store"))?;
+            check_len(&entry)?;
+            let id = self.claim(&mut s, name, OpKind::SwapIn)?;
+            drop(s);
+            let (rx, thread) = self.start_read(name, id, &entry, OpKind::SwapIn)?;
+            (entry, rx, thread)
+        };
+        let rx = if sh.staging.device_staging() {
+            self.deliver(&entry, rx, thread, device_dest)?
+        } else {
+            rx
+        };
         Ok(Ticket::new(
             name,
             Kind::Read {
@@ -481,6 +558,55 @@ impl SwapStore {
                 shape: entry.shape,
             },
         ))
+    }
+
+    /// Device staging: a job on the staging's own I/O thread (queued behind the read, so the
+    /// read's outcome is there when it runs) copies the bytes into the device tensor `dest`,
+    /// or, for a host destination, to host memory (unless verification already did).
+    fn deliver(
+        &self,
+        entry: &Entry,
+        read: Receiver<ReadOutcome>,
+        thread: usize,
+        dest: Option<DeviceSpan>,
+    ) -> Result<Receiver<ReadOutcome>> {
+        let (tx, rx) = channel();
+        let (name, n) = (entry.name.clone(), entry.len as usize);
+        let job = Box::new(move || {
+            let outcome = read.recv().unwrap_or_else(|_| {
+                Err(Error::Resources(
+                    "internal error: a swap I/O thread ended without a result (please report it)"
+                        .into(),
+                ))
+            });
+            let delivered = outcome.and_then(|data| match (data, &dest) {
+                (ReadData::OnDevice { mut staging, .. }, Some(span)) => staging
+                    .copy_to_device(span)
+                    .map(|()| ReadData::Delivered)
+                    .map_err(|e| within(OpKind::SwapIn, &name, e)),
+                (ReadData::OnDevice { host: Some(v), .. }, None) => Ok(ReadData::Copied(v)),
+                (
+                    ReadData::OnDevice {
+                        mut staging,
+                        host: None,
+                    },
+                    None,
+                ) => {
+                    let mut v = Vec::with_capacity(n);
+                    staging
+                        .inspect(&mut |b: &[u8]| {
+                            v.extend_from_slice(&b[..n]);
+                            Ok(())
+                        })
+                        .map(|()| ReadData::Copied(v))
+                        .map_err(|e| within(OpKind::SwapIn, &name, e))
+                }
+                (other, _) => Ok(other),
+            });
+            let _ = tx.send(delivered);
+        });
+        self.threads.submit(thread, job)?;
+        Ok(rx)
     }
 
     /// Starts reading `name` into a staging buffer, so that a later `swap_in` only copies.
@@ -498,10 +624,10 @@ impl SwapStore {
             .ok_or_else(|| swap_err(name, "no such tensor in the store"))?;
         let id = self.claim(&mut s, name, OpKind::Prefetch)?;
         drop(s);
-        let rx = self.start_read(name, id, &entry, OpKind::Prefetch)?;
+        let (rx, thread) = self.start_read(name, id, &entry, OpKind::Prefetch)?;
         lock(&sh.state)
             .prefetched
-            .insert(name.to_string(), (entry, rx));
+            .insert(name.to_string(), (entry, rx, thread));
         Ok(())
     }
 
@@ -511,7 +637,7 @@ impl SwapStore {
         id: u64,
         entry: &Entry,
         kind: OpKind,
-    ) -> Result<Receiver<ReadOutcome>> {
+    ) -> Result<(Receiver<ReadOutcome>, usize)> {
         let sh = &self.shared;
         let staging = match sh.staging.acquire(name, entry.padded_len, &self.threads) {
             Ok(s) => s,
@@ -533,7 +659,7 @@ impl SwapStore {
             release_claim(sh, name, id);
             return Err(e);
         }
-        Ok(rx)
+        Ok((rx, thread))
     }
 
     /// Removes `name` (durably, before returning); its space is reused.
@@ -584,19 +710,21 @@ fn check_name(name: &str) -> Result<()> {
 }
 
 /// The I/O thread's part of a swap-out: write, make durable, switch the manifest.
-fn write_job(
-    sh: &Shared,
-    entry: Entry,
-    mut staging: Staging,
-    pending: Option<Vec<u8>>,
-) -> Result<()> {
+fn write_job(sh: &Shared, mut entry: Entry, mut staging: Staging, pending: Pending) -> Result<()> {
     let (offset, padded) = (entry.offset, entry.padded_len);
     let filled = match pending {
-        Some(src) => staging.fill(&mut |b: &mut [u8]| {
+        Pending::Filled => Ok(()),
+        Pending::Bytes(src) => staging.fill(&mut |b: &mut [u8]| {
             b[..src.len()].copy_from_slice(&src);
             b[src.len()..].fill(0);
         }),
-        None => Ok(()),
+        Pending::Device(span) => staging.copy_from_device(&span).and_then(|()| {
+            let n = entry.len as usize;
+            staging.inspect(&mut |b: &[u8]| {
+                entry.crc32c = crc32c::crc32c(&b[..n]);
+                Ok(())
+            })
+        }),
     };
     let written = filled
         .and_then(|()| staging.transfer(Op::Write, offset))
@@ -674,39 +802,49 @@ fn read_job(sh: &Shared, entry: &Entry, mut staging: Staging) -> Result<ReadData
     staging.transfer(Op::Read, entry.offset)?;
     lock(&sh.state).bytes_read += entry.padded_len;
     let n = entry.len as usize;
-    let data = if staging.host_reachable() {
-        ReadData::Staged(staging)
+    if !sh.opts.verify {
+        return Ok(if staging.host_reachable() {
+            ReadData::Staged(staging)
+        } else {
+            ReadData::OnDevice {
+                staging,
+                host: None,
+            }
+        });
+    }
+    // Device staging is checked through a host copy, kept for a host destination.
+    let mut host = None;
+    let mut crc = 0;
+    if staging.host_reachable() {
+        staging.inspect(&mut |b: &[u8]| {
+            crc = crc32c::crc32c(&b[..n]);
+            Ok(())
+        })?;
     } else {
         let mut v = Vec::with_capacity(n);
         staging.inspect(&mut |b: &[u8]| {
             v.extend_from_slice(&b[..n]);
             Ok(())
         })?;
-        ReadData::Copied(v)
-    };
-    let mut data = data;
-    if sh.opts.verify {
-        let mut crc = 0;
-        match &mut data {
-            ReadData::Staged(staging) => staging.inspect(&mut |b: &[u8]| {
-                crc = crc32c::crc32c(&b[..n]);
-                Ok(())
-            })?,
-            ReadData::Copied(v) => crc = crc32c::crc32c(v),
-        }
-        if crc != entry.crc32c {
-            return Err(swap_err(
-                &entry.name,
-                format!(
-                    "checksum mismatch: the {} read from {} at offset {} have CRC-32C {crc:#010x}, the manifest (generation {}) says {:#010x}; the data on disk is corrupt",
-                    Bytes(entry.len),
-                    sh.dir.join(&entry.file).display(),
-                    entry.offset,
-                    entry.generation,
-                    entry.crc32c
-                ),
-            ));
-        }
+        crc = crc32c::crc32c(&v);
+        host = Some(v);
     }
-    Ok(data)
+    if crc != entry.crc32c {
+        return Err(swap_err(
+            &entry.name,
+            format!(
+                "checksum mismatch: the {} read from {} at offset {} have CRC-32C {crc:#010x}, the manifest (generation {}) says {:#010x}; the data on disk is corrupt",
+                Bytes(entry.len),
+                sh.dir.join(&entry.file).display(),
+                entry.offset,
+                entry.generation,
+                entry.crc32c
+            ),
+        ));
+    }
+    Ok(if staging.host_reachable() {
+        ReadData::Staged(staging)
+    } else {
+        ReadData::OnDevice { staging, host }
+    })
 }

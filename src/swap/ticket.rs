@@ -7,14 +7,22 @@ use crate::error::{Error, Result};
 use super::buffer::{DType, Tensor};
 use super::staging::Staging;
 
-/// What a read job sends back (checksum already verified when the store verifies): the
-/// staging buffer holding the tensor's bytes, or, for a device backend, a copy of them made
-/// on the I/O thread.
+/// What a read job sends back (checksum already verified when the store verifies).
 pub(crate) type ReadOutcome = Result<ReadData>;
 
 pub(crate) enum ReadData {
+    /// Host staging holding the tensor's bytes (padded); the ticket copies them out.
     Staged(Staging),
+    /// The tensor's bytes, copied out of device staging on its I/O thread.
     Copied(Vec<u8>),
+    /// Device staging holding the bytes, and the host copy verification made of them:
+    /// delivered by a job on the staging's I/O thread, never seen by a ticket.
+    OnDevice {
+        staging: Staging,
+        host: Option<Vec<u8>>,
+    },
+    /// Already copied into the caller's device tensor on the I/O thread.
+    Delivered,
 }
 
 pub(crate) enum Kind<'a> {
@@ -114,17 +122,21 @@ impl<'a> Ticket<'a> {
                     dest, dtype, shape, ..
                 },
             ) => {
-                let out = dest.as_bytes_mut();
-                let n = out.len();
-                let copied = match data {
-                    ReadData::Staged(mut staging) => staging.inspect(&mut |b: &[u8]| {
-                        out.copy_from_slice(&b[..n]);
-                        Ok(())
-                    }),
-                    ReadData::Copied(v) => {
+                let copied = match (data, dest.host_bytes_mut()) {
+                    (ReadData::Delivered, _) => Ok(()),
+                    (ReadData::Staged(mut staging), Some(out)) => {
+                        let n = out.len();
+                        staging.inspect(&mut |b: &[u8]| {
+                            out.copy_from_slice(&b[..n]);
+                            Ok(())
+                        })
+                    }
+                    (ReadData::Copied(v), Some(out)) => {
+                        let n = out.len();
                         out.copy_from_slice(&v[..n]);
                         Ok(())
                     }
+                    _ => Err(lost()),
                 };
                 if copied.is_ok() {
                     dest.set_layout(dtype, &shape);
@@ -135,6 +147,19 @@ impl<'a> Ticket<'a> {
             (Received::Read(Ok(_)), _) => Err(lost()),
         };
         self.outcome = Some(outcome);
+    }
+}
+
+impl std::fmt::Debug for Ticket<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let what = match (&self.kind, &self.outcome) {
+            (Kind::Write(_), _) => "swap-out in flight",
+            (Kind::Read { .. }, _) => "swap-in in flight",
+            (Kind::Done, Some(Ok(()))) => "done",
+            (Kind::Done, Some(Err(_))) => "failed",
+            (Kind::Done, None) => "result taken",
+        };
+        write!(f, "Ticket({:?}, {what})", self.name)
     }
 }
 

@@ -142,6 +142,7 @@ struct op {
     const unsigned char *src;
     size_t len;
     unsigned char *flip; /* byte to invert after the copy, or NULL */
+    int memset_value; /* with src NULL: the byte the destination is set to */
     struct event *ev;
     unsigned long ev_seq;
     struct op *next;
@@ -170,7 +171,10 @@ static void run_copy(struct stream *s, struct op *o) {
     }
     copied_total += n;
     pthread_mutex_unlock(&mem_lock);
-    if (!cfg_no_data) memcpy(o->dst, o->src, n);
+    if (!cfg_no_data) {
+        if (o->src) memmove(o->dst, o->src, n);
+        else memset(o->dst, o->memset_value, n);
+    }
     if (fail) {
         pthread_mutex_lock(&s->lock);
         s->error = CUDA_ERROR_ILLEGAL_ADDRESS;
@@ -509,6 +513,47 @@ EXPORT CUresult cuMemcpyHtoDAsync_v2(CUdeviceptr d, const void *h, size_t len, v
 
 EXPORT CUresult cuMemcpyDtoHAsync_v2(void *h, CUdeviceptr d, size_t len, void *stream) {
     return copy_async(h, d, len, stream, 0);
+}
+
+/* Device-to-device copies and memsets run on the stream like the other copies (and count
+ * against FAKE_CUDA_FAIL_COPY_AFTER_BYTES). */
+EXPORT CUresult cuMemcpyDtoDAsync_v2(CUdeviceptr dst, CUdeviceptr src, size_t len, void *stream) {
+    NEED_CTX();
+    struct stream *s = stream;
+    if (!s) return CUDA_ERROR_INVALID_HANDLE;
+    if (len == 0) return CUDA_ERROR_INVALID_VALUE;
+    pthread_mutex_lock(&mem_lock);
+    struct alloc *d = find_alloc(dst, len), *a = find_alloc(src, len);
+    unsigned char *dp = d ? d->host + (dst - d->base) : NULL;
+    unsigned char *sp = a ? a->host + (src - a->base) : NULL;
+    pthread_mutex_unlock(&mem_lock);
+    if (!d || !a) { complain("device-to-device copy outside any device allocation"); return CUDA_ERROR_INVALID_VALUE; }
+    struct op *o = calloc(1, sizeof *o);
+    if (!o) return CUDA_ERROR_OUT_OF_MEMORY;
+    o->kind = OP_COPY;
+    o->dst = dp;
+    o->src = sp;
+    o->len = len;
+    return enqueue(s, o);
+}
+
+EXPORT CUresult cuMemsetD8Async(CUdeviceptr dst, unsigned char value, size_t len, void *stream) {
+    NEED_CTX();
+    struct stream *s = stream;
+    if (!s) return CUDA_ERROR_INVALID_HANDLE;
+    pthread_mutex_lock(&mem_lock);
+    struct alloc *d = find_alloc(dst, len);
+    unsigned char *dp = d ? d->host + (dst - d->base) : NULL;
+    pthread_mutex_unlock(&mem_lock);
+    if (!d) { complain("memset outside any device allocation"); return CUDA_ERROR_INVALID_VALUE; }
+    struct op *o = calloc(1, sizeof *o);
+    if (!o) return CUDA_ERROR_OUT_OF_MEMORY;
+    o->kind = OP_COPY;
+    o->dst = dp;
+    o->src = NULL;
+    o->memset_value = value;
+    o->len = len;
+    return enqueue(s, o);
 }
 
 EXPORT CUresult cuEventCreate(void **pe, unsigned flags) {
