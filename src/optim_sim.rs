@@ -76,6 +76,8 @@ pub struct SimOptions {
     pub steps: u32,
     pub buffers: usize,
     pub backend: String,
+    /// The GPU a device backend (`bounce`, `gds`) stages on.
+    pub gpu: usize,
     pub io_threads: usize,
     /// Check the swapped state against the in-memory steps.
     pub check: bool,
@@ -178,6 +180,8 @@ pub struct ModeReport {
     pub bit_exact: Option<bool>,
     /// The first mismatch found, if any.
     pub mismatch: Option<String>,
+    /// `gds`: the path cuFile's I/O took (GPUDirect or compat mode, with the evidence).
+    pub gds_path: Option<crate::report::GdsPath>,
 }
 
 impl ModeReport {
@@ -232,6 +236,12 @@ pub fn validate(opts: &SimOptions) -> Result<()> {
     }
     if opts.steps == 0 {
         return Err(Error::invalid("--steps", "needs at least one step"));
+    }
+    if opts.io_threads == 0 || opts.io_threads > 64 {
+        return Err(Error::invalid(
+            "--io-threads",
+            format!("{} is out of range 1..=64", opts.io_threads),
+        ));
     }
     Ok(())
 }
@@ -307,6 +317,7 @@ fn run_inner(opts: &SimOptions, mode: Mode, update: bool) -> Result<ModeReport> 
         &dir,
         SwapOptions {
             backend: opts.backend.clone(),
+            gpu: opts.gpu,
             // Reads ahead and writes behind, `buffers` sub-groups each way, plus one.
             staging_budget: group_bytes * (2 * opts.buffers as u64 + 1),
             io_threads: opts.io_threads,
@@ -432,7 +443,13 @@ fn run_inner(opts: &SimOptions, mode: Mode, update: bool) -> Result<ModeReport> 
         host_tensors: 3 * 4 * max,
         bit_exact: None,
         mismatch: None,
+        gds_path: None,
     };
+    if store.gds_path().is_some() {
+        // cuFile's statistics are read as staging buffers are released.
+        store.release_idle_staging()?;
+        report.gds_path = store.gds_path();
+    }
     if opts.check {
         let mismatch = check(&store, &sizes, steps, opts.grads)?;
         report.bit_exact = Some(mismatch.is_none());
@@ -552,6 +569,7 @@ mod tests {
             buffers: 3,
             backend: "posix".into(),
             io_threads: 2,
+            gpu: 0,
             check: true,
             grads: false,
         };

@@ -2,6 +2,8 @@
 
 #[macro_use]
 mod common;
+mod cufile_fake;
+mod cufile_wheel;
 
 use common::*;
 
@@ -94,4 +96,74 @@ fn bounce_backend_through_the_fake_libcuda() {
         let device_mb: f64 = cols[cols.len() - 3].parse().unwrap();
         assert!(device_mb >= 0.7, "{line}");
     }
+}
+
+/// The gds backend in the store (host tensors staged in device memory, cuFile I/O), against
+/// the fake libcuda and the fake libcufile: both modes bit-exact.
+#[test]
+fn gds_backend_through_the_fakes() {
+    let run = |vars: &[(&str, &str)]| {
+        let dir = scratch();
+        let mut cmd = gdswap(argv![
+            "optim-sim",
+            "--dir",
+            dir.path(),
+            "--params",
+            "150K",
+            "--sub-group-size",
+            "64K",
+            "--steps",
+            "2",
+            "--backend",
+            "gds",
+            "--io-threads",
+            "2",
+        ]);
+        common::cuda::with_fake_cuda(&mut cmd);
+        cmd.env("GDSWAP_CUFILE_PATH", &cufile_fake::fakes().cufile_full)
+            .env("FAKE_CUFILE_QUIET", "1");
+        for (k, v) in vars {
+            cmd.env(k, v);
+        }
+        let s = outcome(&mut cmd).expect_ok().stdout;
+        assert!(s.contains("backend gds"), "{s}");
+        for mode in ["serial", "pipelined"] {
+            let line = s
+                .lines()
+                .find(|l| l.starts_with(mode))
+                .unwrap_or_else(|| panic!("no {mode} row:\n{s}"));
+            assert!(line.trim_end().ends_with("yes"), "{line}");
+        }
+        s
+    };
+    // cuFile 1.15+ statistics (the full fake reports 1.20) count every I/O as nvidia-fs...
+    let s = run(&[]);
+    assert!(
+        s.contains("pipelined gds path: gpudirect (nvidia-fs)"),
+        "{s}"
+    );
+    // ... or, when the fake counts them as POSIX I/O, compat mode.
+    let s = run(&[("FAKE_CUFILE_STATS_POSIX", "1")]);
+    assert!(
+        s.contains("pipelined gds path: compat (posix via host bounce)"),
+        "{s}"
+    );
+}
+
+#[test]
+fn io_threads_out_of_range_is_an_error() {
+    let dir = scratch();
+    let err = fail(argv![
+        "optim-sim",
+        "--dir",
+        dir.path(),
+        "--params",
+        "10K",
+        "--io-threads",
+        "0"
+    ]);
+    assert!(
+        err.contains("--io-threads") && err.contains("1..=64"),
+        "{err}"
+    );
 }

@@ -38,9 +38,12 @@ pub struct OptimSimArgs {
     /// Backend every swap goes through.
     #[arg(long, default_value = "host")]
     backend: String,
-    /// The swap store's I/O threads.
-    #[arg(long, default_value_t = 4)]
+    /// The swap store's I/O threads (default: the CPUs this process may use, at most 4).
+    #[arg(long, default_value_t = crate::swap::default_io_threads())]
     io_threads: usize,
+    /// The GPU a device backend (bounce, gds) stages on.
+    #[arg(long, default_value_t = 0)]
+    gpu: usize,
     /// Skip the bit-for-bit check against the same steps done in memory.
     #[arg(long)]
     no_check: bool,
@@ -71,6 +74,7 @@ pub fn run(args: &OptimSimArgs) -> Result<()> {
         buffers: args.buffers,
         backend: args.backend.clone(),
         io_threads: args.io_threads,
+        gpu: args.gpu,
         check: !args.no_check,
         grads: args.grads,
     };
@@ -143,6 +147,11 @@ pub fn run(args: &OptimSimArgs) -> Result<()> {
                 s.step_time.as_secs_f64() / p.step_time.as_secs_f64()
             ),
             None => println!(),
+        }
+    }
+    for r in &reports {
+        if let Some(g) = &r.gds_path {
+            println!("{} gds path: {} ({})", r.mode.name(), g.path, g.reason);
         }
     }
     println!(

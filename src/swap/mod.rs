@@ -57,5 +57,5 @@ mod ticket;
 pub use buffer::{DType, DeviceSpan, HostTensor, PinnedTensor, Tensor};
 pub use device_tensor::DeviceTensor;
 pub use manifest::{Entry, DATA_FILE, MANIFEST};
-pub use store::{SwapOptions, SwapStats, SwapStore};
+pub use store::{default_io_threads, SwapOptions, SwapStats, SwapStore};
 pub use ticket::Ticket;

@@ -51,7 +51,10 @@ pub struct SwapOptions {
     pub verify: bool,
     /// O_DIRECT on the data file (off only for filesystems without it, such as tmpfs).
     pub direct: bool,
-    /// Threads running swaps concurrently.
+    /// Threads running swaps concurrently. Default: the CPUs this process may use, at most
+    /// 4 (each swap's copies and checksums take a CPU; more threads than CPUs only compete
+    /// with the caller's compute: on a 2-CPU machine 4 I/O threads slowed a pipelined
+    /// optimizer step by a quarter against 2, see bench-results/*-optim-sim-host).
     pub io_threads: usize,
     /// Bytes per I/O request.
     pub block_size: u64,
@@ -67,11 +70,16 @@ impl Default for SwapOptions {
             staging_budget: 1 << 30,
             verify: true,
             direct: true,
-            io_threads: 4,
+            io_threads: default_io_threads(),
             block_size: 1 << 20,
             queue_depth: 8,
         }
     }
+}
+
+/// The CPUs this process may use (its affinity), at most 4.
+pub fn default_io_threads() -> usize {
+    std::thread::available_parallelism().map_or(2, |n| n.get().min(4))
 }
 
 /// Counters of a store since it was opened.
@@ -322,10 +330,19 @@ impl SwapStore {
         }
     }
 
-    /// `gds` stores: the path cuFile's I/O took so far (GPUDirect or compat mode, with the
-    /// evidence); `None` for other backends.
+    /// `gds` stores: the path cuFile's I/O took (GPUDirect or compat mode, with the
+    /// evidence); `None` for other backends. cuFile's per-I/O statistics (1.15+) are read
+    /// when a staging buffer is released, so call [`SwapStore::release_idle_staging`] first
+    /// for a verdict that counts every I/O so far.
     pub fn gds_path(&self) -> Option<crate::report::GdsPath> {
         self.shared.staging.backend().gds_path()
+    }
+
+    /// Waits for every operation in flight, then frees the idle staging buffers now (each on
+    /// its own I/O thread) instead of keeping them for later swaps: memory back between
+    /// phases of a program. The first failure to free one.
+    pub fn release_idle_staging(&self) -> Result<()> {
+        self.shutdown()
     }
 
     /// Device tensors need device staging on the tensor's GPU.
