@@ -6,9 +6,10 @@
 //! - [`SwapStore::swap_out`] / [`SwapStore::swap_in`] return a [`Ticket`] to poll or wait on;
 //!   [`SwapStore::prefetch`], [`SwapStore::remove`], [`SwapStore::list`];
 //! - tensors ([`Tensor`]: [`HostTensor`] in ordinary memory, [`PinnedTensor`] in page-locked
-//!   memory registered with CUDA) have any byte length and are viewable as typed slices (f32,
-//!   u16 for f16/bf16, ...); on disk each is padded to the O_DIRECT alignment, and exactly its
-//!   bytes come back.
+//!   memory registered with CUDA, both viewable as typed slices (f32, u16 for f16/bf16, ...),
+//!   and [`DeviceTensor`] in GPU memory, swapped device-to-device through the staging of a
+//!   `bounce` or `gds` store) have any byte length; on disk each is padded to the O_DIRECT
+//!   alignment, and exactly its bytes come back.
 //!
 //! ```
 //! use gdswap::swap::{DType, HostTensor, SwapOptions, SwapStore};
