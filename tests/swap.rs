@@ -9,7 +9,7 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use gdswap::swap::{DType, HostTensor, SwapOptions, SwapStore, DATA_FILE};
+use gdswap::swap::{DType, HostTensor, SwapOptions, SwapStore, Tensor, DATA_FILE};
 
 /// `host` (io_uring) where the kernel allows it, else `posix`.
 fn fast() -> &'static str {
@@ -481,4 +481,82 @@ fn killed_mid_swap_out_leaves_last_completed_versions() {
         kills_mid_run >= 10,
         "only {kills_mid_run} of 20 kills came after a completed swap-out"
     );
+}
+
+/// Staged tensors: swapped in and out in the store's own staging buffers, no copies.
+#[test]
+fn staged_tensors_round_trip_without_copies() {
+    for backend in [fast(), "posix"] {
+        let dir = common::scratch();
+        let store = SwapStore::open(dir.path(), opts(backend)).unwrap();
+        for (i, &len) in ODD.iter().enumerate() {
+            let want = content(i as u64, 1, len);
+            let name = format!("s{len}");
+            // Fresh staged tensor, filled in place, swapped out.
+            let mut t = store.staged_zeros(DType::U8, &[len]).unwrap();
+            assert!(t.as_bytes().iter().all(|&b| b == 0));
+            t.as_bytes_mut().copy_from_slice(want.as_bytes());
+            store.swap_out_staged(&name, t).unwrap().wait().unwrap();
+            assert_eq!(
+                store.info(&name).unwrap().crc32c,
+                crc32c::crc32c(want.as_bytes()),
+                "{backend} {len}: checksum computed on the I/O thread"
+            );
+            // Read back through both paths.
+            assert!(read_back(&store, &name).as_bytes() == want.as_bytes());
+            let got = store.swap_in_staged(&name).unwrap().wait().unwrap();
+            assert!(got.as_bytes() == want.as_bytes(), "{backend} {len}");
+            // Changed in place and written back: the new version, and a prefetched read of it.
+            let mut got = got;
+            for b in got.as_bytes_mut() {
+                *b = !*b;
+            }
+            store.swap_out_staged(&name, got).unwrap().wait().unwrap();
+            store.prefetch(&name).unwrap();
+            let mut again = store.swap_in_staged(&name).unwrap();
+            while !again.poll() {}
+            let again = again.wait().unwrap();
+            assert!(again
+                .as_bytes()
+                .iter()
+                .zip(want.as_bytes())
+                .all(|(a, b)| *a == !*b));
+        }
+        // Typed: dtype and shape from the manifest; views in place.
+        let w = HostTensor::from_slice(DType::F32, &[1.0f32, 2.0, 3.0, 4.0, 5.0, 6.0]).unwrap();
+        store.swap_out("w", &w).unwrap().wait().unwrap();
+        let mut t = store.swap_in_staged("w").unwrap().wait().unwrap();
+        assert_eq!(t.shape(), &[6]);
+        t.as_mut_slice::<f32>().unwrap()[5] = 60.0;
+        store.swap_out_staged("w", t).unwrap().wait().unwrap();
+        assert_eq!(
+            read_back(&store, "w").as_slice::<f32>().unwrap(),
+            &[1.0, 2.0, 3.0, 4.0, 5.0, 60.0]
+        );
+    }
+}
+
+#[test]
+fn staged_tensors_count_against_the_budget_and_stay_with_their_store() {
+    let (a, b) = (common::scratch(), common::scratch());
+    let small = SwapOptions {
+        staging_budget: 3 << 20,
+        ..opts(fast())
+    };
+    let store = SwapStore::open(a.path(), small.clone()).unwrap();
+    let held = store.staged_zeros(DType::U8, &[2 << 20]).unwrap();
+    // The budget is 3 MiB and 2 MiB of it is held by the staged tensor.
+    let err = store
+        .staged_zeros(DType::U8, &[2 << 20])
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("staging memory") && err.contains("budget"),
+        "{err}"
+    );
+    let other = SwapStore::open(b.path(), small).unwrap();
+    let err = other.swap_out_staged("x", held).unwrap_err().to_string();
+    assert!(err.contains("belongs to another store"), "{err}");
+    // Dropped by the refusal: its buffer went back to the first store's pool.
+    store.staged_zeros(DType::U8, &[2 << 20]).unwrap();
 }

@@ -82,6 +82,17 @@ impl Worker for HostWorker {
         Some(self.engine.buffer_pages())
     }
 
+    fn host_buffer(&self) -> Option<&[u8]> {
+        self.ring.is_none().then(|| self.engine.buffer())
+    }
+
+    fn host_buffer_mut(&mut self) -> Option<&mut [u8]> {
+        match self.ring {
+            None => Some(self.engine.buffer_mut()),
+            Some(_) => None,
+        }
+    }
+
     fn fill(&mut self, f: &mut dyn FnMut(&mut [u8])) -> Result<()> {
         f(self.engine.buffer_mut());
         Ok(())

@@ -130,6 +130,15 @@ pub trait Worker: Send {
     fn release(self: Box<Self>) -> Result<()> {
         Ok(())
     }
+    /// Host backends whose destination is one buffer of the whole range: that buffer's
+    /// bytes, borrowed (the swap store lends it out as a tensor, so swaps need no copy);
+    /// `None` for others.
+    fn host_buffer(&self) -> Option<&[u8]> {
+        None
+    }
+    fn host_buffer_mut(&mut self) -> Option<&mut [u8]> {
+        None
+    }
     /// Device backends: the worker's device buffer and the stream its copies go on (for
     /// device-to-device copies on the worker's thread, as the swap store makes them for
     /// device tensors); `None` for host backends.

@@ -62,6 +62,14 @@ impl Worker for PosixWorker {
         Some(self.buf.backing())
     }
 
+    fn host_buffer(&self) -> Option<&[u8]> {
+        Some(self.buf.as_slice())
+    }
+
+    fn host_buffer_mut(&mut self) -> Option<&mut [u8]> {
+        Some(self.buf.as_mut_slice())
+    }
+
     fn fill(&mut self, f: &mut dyn FnMut(&mut [u8])) -> Result<()> {
         f(self.buf.as_mut_slice());
         Ok(())

@@ -154,10 +154,12 @@ pub fn run(args: &OptimSimArgs) -> Result<()> {
             println!("{} gds path: {} ({})", r.mode.name(), g.path, g.reason);
         }
     }
-    println!(
-        "host memory for tensors: {} (one sub-group)",
-        mb(reports.first().map_or(0, |r| r.host_tensors))
-    );
+    match reports.first().map_or(0, |r| r.host_tensors) {
+        0 => println!(
+            "tensors: updated in place in the store's staging buffers (counted in peak staging)"
+        ),
+        n => println!("host memory for tensors: {} (one sub-group)", mb(n)),
+    }
     if let Some(r) = reports.iter().find(|r| r.bit_exact == Some(false)) {
         return Err(crate::error::Error::Resources(format!(
             "{}: the swapped state differs from the in-memory steps: {}",

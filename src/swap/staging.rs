@@ -328,6 +328,20 @@ impl Staging {
             .expect("a staging buffer holds its slot until dropped")
     }
 
+    /// Whether it is a buffer of `pool` (and so of that pool's store and data file).
+    pub fn belongs_to(&self, pool: &Arc<StagingPool>) -> bool {
+        Arc::ptr_eq(&self.pool, pool)
+    }
+
+    /// Host staging: the buffer's bytes (its padded length), borrowed.
+    pub fn host_bytes(&self) -> Option<&[u8]> {
+        self.slot.as_ref()?.worker.host_buffer()
+    }
+
+    pub fn host_bytes_mut(&mut self) -> Option<&mut [u8]> {
+        self.slot.as_mut()?.worker.host_buffer_mut()
+    }
+
     /// Whether `fill` and `inspect` may run on any thread. A device backend's buffer can
     /// only be reached from its I/O thread (where its CUDA context is current).
     pub fn host_reachable(&self) -> bool {
@@ -340,7 +354,7 @@ impl Staging {
     }
 
     /// Its length (the tensor's padded length).
-    fn len(&self) -> u64 {
+    pub fn len(&self) -> u64 {
         self.slot.as_ref().map_or(0, |s| s.len)
     }
 

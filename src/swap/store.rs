@@ -18,6 +18,7 @@ use super::manifest::{self, Entry, Manifest, DATA_FILE, FORMAT, MANIFEST_TMP};
 
 /// The file a store flocks while open.
 const LOCK_FILE: &str = "lock";
+use super::staged::{StagedTensor, StagedTicket};
 use super::staging::{Staging, StagingPool};
 use super::threads::IoThreads;
 use super::ticket::{Kind, ReadData, ReadOutcome, Ticket};
@@ -36,6 +37,8 @@ enum Pending {
     Bytes(Vec<u8>),
     /// A device tensor, copied device-to-device on the staging's thread (and checksummed).
     Device(DeviceSpan),
+    /// The staging holds the bytes (a staged tensor): only the checksum is left to compute.
+    Checksum,
 }
 
 /// How a store is opened.
@@ -345,6 +348,12 @@ impl SwapStore {
         self.shutdown()
     }
 
+    /// Whether the store stages in device memory (`bounce`, `gds`: swap `DeviceTensor`s or
+    /// host tensors) rather than host memory (`host`, `posix`: staged tensors too).
+    pub fn stages_in_device_memory(&self) -> bool {
+        self.shared.staging.device_staging()
+    }
+
     /// Device tensors need device staging on the tensor's GPU.
     fn check_device(&self, name: &str, gpu: usize) -> Result<()> {
         let opts = &self.shared.opts;
@@ -466,6 +475,24 @@ impl SwapStore {
             // Checksummed on the I/O thread, from the copy in staging.
             Source::Device(span) => (0, Pending::Device(span)),
         };
+        let layout = (tensor.dtype(), tensor.shape().to_vec(), len);
+        self.submit_write(name, id, layout, crc, staging, pending)
+    }
+
+    /// The common end of a swap-out: claimed as `id`, the bytes in (or headed for)
+    /// `staging`; places the new version in free space (the tensor's spare extent when it
+    /// fits) and queues the write on the staging's I/O thread.
+    fn submit_write(
+        &self,
+        name: &str,
+        id: u64,
+        (dtype, shape, len): (super::DType, Vec<usize>, u64),
+        crc: u32,
+        staging: Staging,
+        pending: Pending,
+    ) -> Result<Ticket<'static>> {
+        let sh = &self.shared;
+        let padded = staging.len();
         let offset = {
             let mut s = lock(&sh.state);
             match s.spares.remove(name) {
@@ -480,8 +507,8 @@ impl SwapStore {
         };
         let entry = Entry {
             name: name.to_string(),
-            dtype: tensor.dtype(),
-            shape: tensor.shape().to_vec(),
+            dtype,
+            shape,
             file: DATA_FILE.into(),
             offset,
             len,
@@ -501,10 +528,125 @@ impl SwapStore {
         if let Err(e) = self.threads.submit(thread, job) {
             // The job (and its staging) was dropped unrun: give back the extent.
             lock(&sh.state).extents.free(offset, padded);
-            unclaim(sh);
+            release_claim(sh, name, id);
             return Err(e);
         }
         Ok(Ticket::new(name, Kind::Write(rx)))
+    }
+
+    /// A zero-filled [`StagedTensor`] of `dtype` and `shape`: one of the store's staging
+    /// buffers (host backends), to fill and swap out with [`SwapStore::swap_out_staged`]
+    /// without a copy. Counts against the staging budget while held.
+    pub fn staged_zeros(&self, dtype: super::DType, shape: &[usize]) -> Result<StagedTensor> {
+        let len = super::buffer::byte_len(dtype, shape)?;
+        self.check_staged("a staged tensor")?;
+        let mut staging = self.shared.staging.acquire(
+            "a staged tensor",
+            self.padded(len as u64),
+            &self.threads,
+        )?;
+        staging
+            .host_bytes_mut()
+            .expect("host staging has host bytes")
+            .fill(0);
+        Ok(StagedTensor::new(staging, dtype, shape.to_vec(), len))
+    }
+
+    /// Host backends only: staged tensors live in host staging memory.
+    fn check_staged(&self, name: &str) -> Result<()> {
+        if self.shared.staging.device_staging() {
+            return Err(swap_err(
+                name,
+                format!(
+                    "staged tensors need a host backend (host, posix); this store uses {}: swap DeviceTensors instead",
+                    self.shared.opts.backend
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Like [`SwapStore::swap_out`], without the copy: writes `tensor`'s own buffer (its
+    /// checksum computed on the I/O thread) and returns the buffer to the pool afterwards.
+    pub fn swap_out_staged(&self, name: &str, mut tensor: StagedTensor) -> Result<Ticket<'static>> {
+        check_name(name)?;
+        if !tensor.staging.belongs_to(&self.shared.staging) {
+            return Err(swap_err(
+                name,
+                "the staged tensor belongs to another store (swap it out there, or copy it)",
+            ));
+        }
+        let id = {
+            let mut s = lock(&self.shared.state);
+            let id = self.claim(&mut s, name, OpKind::SwapOut)?;
+            s.prefetched.remove(name);
+            id
+        };
+        // The padding after the bytes may hold an earlier, longer tensor's tail.
+        let len = tensor.len();
+        tensor.staging.host_bytes_mut().expect("host staging")[len..].fill(0);
+        let layout = (tensor.dtype(), tensor.shape().to_vec(), len as u64);
+        self.submit_write(name, id, layout, 0, tensor.staging, Pending::Checksum)
+    }
+
+    /// Like [`SwapStore::swap_in`], without the copy: the ticket gives the staging buffer the
+    /// read landed in (a prefetch's, when there is one) as a [`StagedTensor`] with the stored
+    /// dtype and shape.
+    pub fn swap_in_staged(&self, name: &str) -> Result<StagedTicket> {
+        self.check_staged(name)?;
+        let (entry, rx, _) = self.read_or_prefetched(name, None)?;
+        Ok(StagedTicket::new(
+            name,
+            rx,
+            entry.dtype,
+            entry.shape,
+            entry.len as usize,
+        ))
+    }
+
+    /// The read of `name`: its prefetch when there is one, else a new read; `want_len` is
+    /// checked against the stored length first.
+    fn read_or_prefetched(
+        &self,
+        name: &str,
+        want_len: Option<usize>,
+    ) -> Result<(Entry, Receiver<ReadOutcome>, usize)> {
+        let mut s = lock(&self.shared.state);
+        let check_len = |entry: &Entry| match want_len {
+            Some(n) if n as u64 != entry.len => Err(swap_err(
+                name,
+                format!(
+                    "the destination holds {n} bytes, the stored tensor {} ({} {:?})",
+                    entry.len,
+                    entry.dtype.name(),
+                    entry.shape
+                ),
+            )),
+            _ => Ok(()),
+        };
+        if let Some((pe, _, _)) = s.prefetched.get(name) {
+            check_len(pe)?;
+            return Ok(s.prefetched.remove(name).expect("just found"));
+        }
+        if let Some((k, _)) = s.busy.get(name) {
+            return Err(swap_err(
+                name,
+                format!(
+                    "a {} is in flight on this tensor; wait for its ticket before the swap-in",
+                    k.name()
+                ),
+            ));
+        }
+        let entry = s
+            .tensors
+            .get(name)
+            .cloned()
+            .ok_or_else(|| swap_err(name, "no such tensor in the store"))?;
+        check_len(&entry)?;
+        let id = self.claim(&mut s, name, OpKind::SwapIn)?;
+        drop(s);
+        let (rx, thread) = self.start_read(name, id, &entry, OpKind::SwapIn)?;
+        Ok((entry, rx, thread))
     }
 
     /// Starts reading `name` into `dest`, which must have the tensor's byte length; on
@@ -521,46 +663,7 @@ impl SwapStore {
                 "the destination exposes neither host bytes nor device memory",
             ));
         }
-        let mut s = lock(&sh.state);
-        let check_len = |entry: &Entry| {
-            if dest.byte_len() as u64 == entry.len {
-                return Ok(());
-            }
-            Err(swap_err(
-                name,
-                format!(
-                    "the destination holds {} bytes, the stored tensor {} ({} {:?})",
-                    dest.byte_len(),
-                    entry.len,
-                    entry.dtype.name(),
-                    entry.shape
-                ),
-            ))
-        };
-        let (entry, rx, thread) = if let Some((pe, _, _)) = s.prefetched.get(name) {
-            check_len(pe)?;
-            s.prefetched.remove(name).expect("just found")
-        } else {
-            if let Some((k, _)) = s.busy.get(name) {
-                return Err(swap_err(
-                    name,
-                    format!(
-                        "a {} is in flight on this tensor; wait for its ticket before the swap-in",
-                        k.name()
-                    ),
-                ));
-            }
-            let entry = s
-                .tensors
-                .get(name)
-                .cloned()
-                .ok_or_else(|| swap_err(name, "no such tensor in the store"))?;
-            check_len(&entry)?;
-            let id = self.claim(&mut s, name, OpKind::SwapIn)?;
-            drop(s);
-            let (rx, thread) = self.start_read(name, id, &entry, OpKind::SwapIn)?;
-            (entry, rx, thread)
-        };
+        let (entry, rx, thread) = self.read_or_prefetched(name, Some(dest.byte_len()))?;
         let rx = if sh.staging.device_staging() {
             self.deliver(&entry, rx, thread, device_dest)?
         } else {
@@ -729,21 +832,27 @@ fn check_name(name: &str) -> Result<()> {
 /// The I/O thread's part of a swap-out: write, make durable, switch the manifest.
 fn write_job(sh: &Shared, mut entry: Entry, mut staging: Staging, pending: Pending) -> Result<()> {
     let (offset, padded) = (entry.offset, entry.padded_len);
+    let pending_checksum = matches!(pending, Pending::Device(_) | Pending::Checksum);
     let filled = match pending {
         Pending::Filled => Ok(()),
         Pending::Bytes(src) => staging.fill(&mut |b: &mut [u8]| {
             b[..src.len()].copy_from_slice(&src);
             b[src.len()..].fill(0);
         }),
-        Pending::Device(span) => staging.copy_from_device(&span).and_then(|()| {
+        Pending::Device(span) => staging.copy_from_device(&span),
+        Pending::Checksum => Ok(()),
+    };
+    let checksummed = match pending_checksum {
+        true => filled.and_then(|()| {
             let n = entry.len as usize;
             staging.inspect(&mut |b: &[u8]| {
                 entry.crc32c = crc32c::crc32c(&b[..n]);
                 Ok(())
             })
         }),
+        false => filled,
     };
-    let written = filled
+    let written = checksummed
         .and_then(|()| staging.transfer(Op::Write, offset))
         .and_then(|()| sh.file.sync_data().map(drop));
     drop(staging);
