@@ -9,6 +9,23 @@
 //! [`StagedTensor`], the caller updates it in place, and [`SwapStore::swap_out_staged`] takes
 //! it back and writes it from there, the checksum computed on the I/O thread.
 //!
+//! ```
+//! use gdswap::swap::{DType, SwapOptions, SwapStore};
+//! # let base = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/doc-tmp");
+//! # std::fs::create_dir_all(&base).unwrap();
+//! # let tmp = tempfile::tempdir_in(base).unwrap();
+//! let store = SwapStore::open(tmp.path(), SwapOptions::default())?;
+//! let mut m = store.staged_zeros(DType::F32, &[1024])?;    // a staging buffer, zeroed
+//! m.as_mut_slice::<f32>()?[0] = 0.5;
+//! store.swap_out_staged("exp_avg", m)?.wait()?;            // written from that buffer
+//!
+//! store.prefetch("exp_avg")?;
+//! let mut m = store.swap_in_staged("exp_avg")?.wait()?;    // the buffer the prefetch read into
+//! for x in m.as_mut_slice::<f32>()? { *x *= 0.9; }         // update in place
+//! store.swap_out_staged("exp_avg", m)?.wait()?;
+//! # Ok::<(), gdswap::Error>(())
+//! ```
+//!
 //! Staged tensors exist for host backends (`host`, `posix`), whose staging is host memory
 //! (huge-page backed from 4 MiB). They count against the store's staging budget while held,
 //! and dropping one returns its buffer to the store's pool.
