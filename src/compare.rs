@@ -21,6 +21,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use crate::backend::{self, Availability};
 use crate::error::{Error, Result};
@@ -37,11 +38,17 @@ use crate::tuning::{Config, Tuning};
 /// Most rounds a comparison takes (beyond this, a typo).
 pub const MAX_ROUNDS: u32 = 1000;
 
-/// A contender, resolved: a backend by name, or a peer tool found on this machine.
+/// A contender, resolved: a backend by name, or a peer tool found on this machine (gdsio:
+/// one contender per transfer type, each run killed after `timeout`).
 #[derive(Debug, Clone, PartialEq)]
 pub enum Contender {
     Backend(String),
     Fio(PathBuf),
+    Gdsio {
+        exe: PathBuf,
+        xfer: peer::GdsioXfer,
+        timeout: Duration,
+    },
 }
 
 impl Contender {
@@ -49,8 +56,58 @@ impl Contender {
         match self {
             Contender::Backend(n) => n,
             Contender::Fio(_) => "fio",
+            Contender::Gdsio { xfer, .. } => xfer.name(),
         }
     }
+
+    pub fn kind(&self) -> ContenderKind {
+        match self {
+            Contender::Backend(_) => ContenderKind::Backend,
+            Contender::Fio(_) | Contender::Gdsio { .. } => ContenderKind::Peer,
+        }
+    }
+}
+
+/// Moves the gdsio contenders that cannot run `spec`'s workload (as `--config` left it) to
+/// the skipped ones, with the reason (once, under `gdsio`).
+fn skip_unfit_gdsio(spec: &mut CompareSpec) -> Result<()> {
+    if !spec
+        .contenders
+        .iter()
+        .any(|c| matches!(c, Contender::Gdsio { .. }))
+    {
+        return Ok(());
+    }
+    match peer::gdsio_file(&spec.base) {
+        Ok(_) => {
+            let timeout = peer::gdsio_timeout(&spec.base)?;
+            for c in &mut spec.contenders {
+                if let Contender::Gdsio { timeout: t, .. } = c {
+                    *t = timeout;
+                }
+            }
+        }
+        Err(reason) => {
+            let dropped: Vec<String> = spec
+                .contenders
+                .iter()
+                .filter(|c| matches!(c, Contender::Gdsio { .. }))
+                .map(|c| c.name().to_string())
+                .collect();
+            spec.contenders
+                .retain(|c| !matches!(c, Contender::Gdsio { .. }));
+            spec.skipped.push(Skipped {
+                name: if dropped.len() == peer::GDSIO_XFERS.len() {
+                    "gdsio".into()
+                } else {
+                    dropped.join(",")
+                },
+                kind: ContenderKind::Peer,
+                reason,
+            });
+        }
+    }
+    Ok(())
 }
 
 /// Everything a comparison runs: the workload, the contenders in order (the first is the
@@ -94,6 +151,8 @@ pub fn with_config(mut spec: CompareSpec, config: &Config, path: &Path) -> Resul
     if let Some(Contender::Backend(first)) = spec.contenders.first() {
         spec.tuning[first.as_str()].apply(&mut spec.base);
     }
+    // Peers run the reference backend's settings, which gdsio may not be able to take.
+    skip_unfit_gdsio(&mut spec)?;
     for c in &spec.contenders {
         if let Contender::Backend(name) = c {
             spec.options_for(name)
@@ -210,12 +269,25 @@ pub fn resolve(
         })?;
     }
     let none = peers.len() == 1 && peers[0] == "none";
-    let mut seen = Vec::new();
+    let mut listed: Vec<&str> = Vec::new();
+    let mut rows_seen: Vec<&str> = Vec::new();
     for p in peers.iter().filter(|_| !none) {
-        if seen.contains(p) {
+        if listed.contains(&p.as_str()) {
             return Err(Error::invalid("--peers", format!("'{p}' is listed twice")));
         }
-        seen.push(p.clone());
+        listed.push(p);
+        // `gdsio` stands for both of its rows.
+        let rows: Vec<&str> = match p.as_str() {
+            "gdsio" => peer::GDSIO_XFERS.iter().map(|x| x.name()).collect(),
+            other => vec![other],
+        };
+        if let Some(r) = rows.iter().find(|r| rows_seen.contains(r)) {
+            return Err(Error::invalid(
+                "--peers",
+                format!("'{r}' is listed twice (gdsio stands for gdsio-gpud and gdsio-cpu-gpu)"),
+            ));
+        }
+        rows_seen.extend(rows);
         match p.as_str() {
             "fio" => match peer::locate_fio() {
                 Ok(exe) => contenders.push(Contender::Fio(exe)),
@@ -225,11 +297,30 @@ pub fn resolve(
                     reason,
                 }),
             },
-            "gdsio" => skipped.push(Skipped {
-                name: "gdsio".into(),
-                kind: ContenderKind::Peer,
-                reason: peer::gdsio_note(),
-            }),
+            "gdsio" | "gdsio-gpud" | "gdsio-cpu-gpu" => {
+                let xfers: Vec<peer::GdsioXfer> = match peer::GdsioXfer::by_name(p) {
+                    Some(x) => vec![x],
+                    None => peer::GDSIO_XFERS.to_vec(),
+                };
+                let fit = peer::locate_gdsio().and_then(|exe| peer::gdsio_file(&base).map(|_| exe));
+                match fit {
+                    Ok(exe) => {
+                        let timeout = peer::gdsio_timeout(&base)?;
+                        for xfer in xfers {
+                            contenders.push(Contender::Gdsio {
+                                exe: exe.clone(),
+                                xfer,
+                                timeout,
+                            });
+                        }
+                    }
+                    Err(reason) => skipped.push(Skipped {
+                        name: p.clone(),
+                        kind: ContenderKind::Peer,
+                        reason,
+                    }),
+                }
+            }
             other => {
                 return Err(Error::invalid(
                     "--peers",
@@ -311,10 +402,7 @@ pub fn compare(
         .iter()
         .map(|c| Measured {
             name: c.name().to_string(),
-            kind: match c {
-                Contender::Backend(_) => ContenderKind::Backend,
-                Contender::Fio(_) => ContenderKind::Peer,
-            },
+            kind: c.kind(),
             mode: String::new(),
             rounds: Vec::new(),
             run_warnings: Vec::new(),
@@ -386,10 +474,77 @@ pub fn compare(
                     RoundFigures {
                         round,
                         bandwidth_gibps: f.bandwidth_gibps,
-                        latency_p50_us: f.latency_p50_us,
-                        latency_p99_us: f.latency_p99_us,
-                        cpu_s_per_gib: f.cpu_s_per_gib,
+                        latency_avg_us: f.latency_avg_us,
+                        latency_p50_us: Some(f.latency_p50_us),
+                        latency_p99_us: Some(f.latency_p99_us),
+                        cpu_s_per_gib: Some(f.cpu_s_per_gib),
                         latency_cdf_us: f.latency_cdf_us,
+                    }
+                }
+                Contender::Gdsio { exe, xfer, timeout } => {
+                    let o = &spec.base;
+                    let file = peer::gdsio_file(o).map_err(|message| {
+                        within(Error::Peer {
+                            tool: "gdsio".into(),
+                            message,
+                        })
+                    })?;
+                    let (args, mode) = peer::gdsio_args(o, &file, *xfer);
+                    // Warm-up runs first (their figures dropped), then one run per measured
+                    // loop, each after a page-cache drop with --drop-caches, as gdswap's loops.
+                    let mut runs = Vec::new();
+                    let mut failed = None;
+                    for run in 0..o.warmup + o.loops {
+                        if stop.load(Ordering::SeqCst) {
+                            return Err(Error::Interrupted);
+                        }
+                        let measured = run >= o.warmup;
+                        if measured && o.drop_caches {
+                            crate::io::sys::drop_caches()
+                                .map_err(|e| within(Error::DropCaches(e)))?;
+                        }
+                        match peer::run_gdsio(exe, &args, o.op, *xfer, o.threads, *timeout) {
+                            Ok(f) if measured => runs.push(f),
+                            Ok(_) => {}
+                            Err(e) => {
+                                failed = Some(e);
+                                break;
+                            }
+                        }
+                    }
+                    let round_figures = match failed {
+                        None => peer::gdsio_round(&runs),
+                        Some(_) => None,
+                    };
+                    let Some((gibps, avg_us)) = round_figures else {
+                        let why = failed.map(|e| e.to_string()).unwrap_or_else(|| {
+                            "peer gdsio: no measured run gave figures".to_string()
+                        });
+                        peer_failed[i] = Some(format!("failed in round {round}: {why}"));
+                        continue;
+                    };
+                    if m.mode.is_empty() {
+                        m.mode = format!(
+                            "{mode}{}; {} {}",
+                            if o.drop_caches {
+                                ", page cache dropped before each measured run"
+                            } else {
+                                ""
+                            },
+                            exe.display(),
+                            args.join(" ")
+                        );
+                    }
+                    // gdsio reports only an average latency and no CPU time: those figures
+                    // are absent, not 0.
+                    RoundFigures {
+                        round,
+                        bandwidth_gibps: gibps,
+                        latency_avg_us: Some(avg_us),
+                        latency_p50_us: None,
+                        latency_p99_us: None,
+                        cpu_s_per_gib: None,
+                        latency_cdf_us: Vec::new(),
                     }
                 }
             };
@@ -427,9 +582,10 @@ fn figures_of(round: u32, r: &RunReport) -> RoundFigures {
     RoundFigures {
         round,
         bandwidth_gibps: r.summary.bandwidth_gibps,
-        latency_p50_us: r.summary.latency.p50_us,
-        latency_p99_us: r.summary.latency.p99_us,
-        cpu_s_per_gib: r.summary.cpu_s_per_gib,
+        latency_avg_us: Some(r.summary.latency.mean_us),
+        latency_p50_us: Some(r.summary.latency.p50_us),
+        latency_p99_us: Some(r.summary.latency.p99_us),
+        cpu_s_per_gib: Some(r.summary.cpu_s_per_gib),
         latency_cdf_us: r.summary.latency_cdf_us.clone(),
     }
 }
@@ -488,10 +644,32 @@ mod tests {
             ..base.clone()
         };
         assert_eq!(flag(resolve(no_threads, None, &[], 1)), "--threads");
-        // gdsio is never run by this build: always skipped, with the reason.
-        let spec = resolve(base.clone(), Some(&s(&["posix"])), &s(&["gdsio"]), 1).unwrap();
-        assert_eq!(spec.skipped[0].name, "gdsio");
-        assert!(!spec.skipped[0].reason.is_empty());
+        // gdsio stands for both of its rows: naming one of them again is listed twice.
+        let e = resolve(
+            base.clone(),
+            Some(&s(&["posix"])),
+            &s(&["gdsio", "gdsio-cpu-gpu"]),
+            1,
+        )
+        .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "--peers: 'gdsio-cpu-gpu' is listed twice (gdsio stands for gdsio-gpud and gdsio-cpu-gpu)"
+        );
+        // A random workload is not run by gdsio (or gdsio is not installed): skipped, with the
+        // reason, under the name asked for.
+        let random = RunOptions {
+            random: true,
+            ..base.clone()
+        };
+        let spec = resolve(random, Some(&s(&["posix"])), &s(&["gdsio-gpud"]), 1).unwrap();
+        assert_eq!(spec.contenders, [Contender::Backend("posix".into())]);
+        assert_eq!(spec.skipped[0].name, "gdsio-gpud");
+        let why = &spec.skipped[0].reason;
+        assert!(
+            why.starts_with("--random: ") || why.starts_with("not installed"),
+            "{why}"
+        );
         // A workload one contender cannot take is refused before anything runs, naming both.
         let fixed = RunOptions {
             fixed_buffers: true,
@@ -510,6 +688,47 @@ mod tests {
             "{}",
             posix.reason
         );
+    }
+
+    #[test]
+    fn gdsio_rows_that_the_configured_workload_does_not_fit_are_skipped() {
+        // As --config can leave the workload: two threads over --dir's per-thread files.
+        let gdsio = |xfer| Contender::Gdsio {
+            exe: "/opt/gdsio".into(),
+            xfer,
+            timeout: Duration::from_secs(1),
+        };
+        let mut spec = CompareSpec {
+            base: RunOptions {
+                threads: 2,
+                target: Target::Dir("/d".into()),
+                ..RunOptions::default()
+            },
+            contenders: vec![
+                Contender::Backend("posix".into()),
+                gdsio(peer::GdsioXfer::Gpud),
+                gdsio(peer::GdsioXfer::CpuGpu),
+            ],
+            rounds: 1,
+            skipped: vec![],
+            tuning: BTreeMap::new(),
+        };
+        skip_unfit_gdsio(&mut spec).unwrap();
+        assert_eq!(spec.contenders, [Contender::Backend("posix".into())]);
+        assert_eq!(spec.skipped.len(), 1);
+        assert_eq!(spec.skipped[0].name, "gdsio");
+        assert!(
+            spec.skipped[0].reason.starts_with("--dir with 2 threads: "),
+            "{}",
+            spec.skipped[0].reason
+        );
+        // A workload that fits keeps the rows, with the time limit of its size.
+        spec.base.threads = 1;
+        spec.contenders.push(gdsio(peer::GdsioXfer::Gpud));
+        skip_unfit_gdsio(&mut spec).unwrap();
+        let want = peer::gdsio_timeout(&spec.base).unwrap();
+        assert_eq!(spec.contenders[1].name(), "gdsio-gpud");
+        assert!(matches!(spec.contenders[1], Contender::Gdsio { timeout, .. } if timeout == want));
     }
 
     #[test]

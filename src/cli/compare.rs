@@ -54,8 +54,9 @@ pub struct CompareArgs {
     /// can run here; the others are listed as skipped, with the reason.
     #[arg(long, value_delimiter = ',', value_name = "LIST")]
     backends: Option<Vec<String>>,
-    /// Peer tools measured on the same files and ranges: fio, gdsio, or none. A tool that is
-    /// not installed (gdsio: not driven by this build) is noted and skipped.
+    /// Peer tools measured on the same files and ranges: fio, gdsio (two rows: gdsio-gpud and
+    /// gdsio-cpu-gpu, which can also be named alone), or none. A tool that is not installed,
+    /// or cannot run the workload alike, is noted and skipped; one that fails is dropped.
     #[arg(
         long,
         value_delimiter = ',',
@@ -119,6 +120,7 @@ pub fn run(args: &CompareArgs) -> Result<(), Error> {
         if spec.rounds == 1 { "" } else { "s" }
     );
     let stop = AtomicBool::new(false);
+    let w = names.iter().map(|n| n.len()).max().unwrap_or(0).max(6);
     let result = compare::compare(&spec, &stop, &mut |p| {
         if let Progress::Measured {
             round,
@@ -127,7 +129,7 @@ pub fn run(args: &CompareArgs) -> Result<(), Error> {
             gibps,
         } = p
         {
-            eprintln!("  round {round}/{rounds} {name:<6} {gibps:.2} GiB/s");
+            eprintln!("  round {round}/{rounds} {name:<w$} {gibps:.2} GiB/s");
         }
     })?;
 

@@ -59,7 +59,8 @@ pub struct SweepArgs {
     /// Backends, in order (default: every backend that can run here).
     #[arg(long, value_delimiter = ',', value_name = "LIST")]
     backends: Option<Vec<String>>,
-    /// Peer tools measured at every point, for reference: fio, gdsio, or none.
+    /// Peer tools measured at every point, for reference: fio, gdsio (gdsio-gpud and
+    /// gdsio-cpu-gpu), or none.
     #[arg(
         long,
         value_delimiter = ',',

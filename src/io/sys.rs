@@ -166,6 +166,26 @@ pub fn try_lock_exclusive(file: &std::fs::File) -> io::Result<bool> {
     }
 }
 
+/// Sends SIGKILL to every process of process group `pgid` (a child spawned as the leader of
+/// its own group), so its children die with it and release the pipes they inherited.
+pub fn kill_process_group(pgid: u32) -> io::Result<()> {
+    let pgid = libc::pid_t::try_from(pgid)
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "process group id too large"))?;
+    if pgid <= 1 {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "refusing to signal process group 0 or 1",
+        ));
+    }
+    // SAFETY: killpg only reads its two integer arguments; pgid > 1 names one process group,
+    // never this process's own group by the 0 shorthand.
+    if unsafe { libc::killpg(pgid, libc::SIGKILL) } == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -42,15 +42,23 @@ impl std::fmt::Display for ContenderKind {
     }
 }
 
-/// What one contender measured in one round.
+/// What one contender measured in one round. A figure the contender does not report is absent
+/// (`None`, left out of the JSON, `-` in tables, an empty CSV field), never 0: gdsio reports
+/// only an average latency, and no CPU time.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RoundFigures {
     /// 1-based round number.
     pub round: u32,
     pub bandwidth_gibps: f64,
-    pub latency_p50_us: f64,
-    pub latency_p99_us: f64,
-    pub cpu_s_per_gib: f64,
+    /// Mean latency of a request (results saved before it was recorded have none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latency_avg_us: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latency_p50_us: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latency_p99_us: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu_s_per_gib: Option<f64>,
     /// The round's latency CDF, `[quantile, us]` (see [`crate::stats::CDF_QUANTILES`]).
     #[serde(default)]
     pub latency_cdf_us: Vec<[f64; 2]>,
@@ -110,10 +118,15 @@ pub struct ContenderResult {
     pub notes: Vec<String>,
     /// GiB/s over rounds.
     pub bandwidth_gibps: Spread,
-    /// Medians over rounds.
-    pub latency_p50_us: f64,
-    pub latency_p99_us: f64,
-    pub cpu_s_per_gib: f64,
+    /// Medians over the rounds that have the figure; absent when none has it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latency_avg_us: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latency_p50_us: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latency_p99_us: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu_s_per_gib: Option<f64>,
     /// At each quantile, the median over rounds of the rounds' latencies.
     #[serde(default)]
     pub latency_cdf_us: Vec<[f64; 2]>,
@@ -129,7 +142,7 @@ pub struct RatioFigures {
     pub bandwidth_per_round: Vec<f64>,
     pub bandwidth: Spread,
     /// CPU-s/GiB of `name` / CPU-s/GiB of `reference`, per round (rounds where the reference
-    /// used no measurable CPU are left out).
+    /// used no measurable CPU, or either has no CPU figure, are left out).
     pub cpu_s_per_gib_per_round: Vec<f64>,
     pub cpu_s_per_gib: Spread,
 }
@@ -209,12 +222,24 @@ fn median_cdf(rounds: &[RoundFigures]) -> Vec<[f64; 2]> {
         .collect()
 }
 
-fn ratios_of(num: &[RoundFigures], den: &[RoundFigures], f: fn(&RoundFigures) -> f64) -> Vec<f64> {
+fn ratios_of(
+    num: &[RoundFigures],
+    den: &[RoundFigures],
+    f: fn(&RoundFigures) -> Option<f64>,
+) -> Vec<f64> {
     num.iter()
         .zip(den)
-        .filter(|(_, d)| f(d) > 0.0)
-        .map(|(n, d)| f(n) / f(d))
+        .filter_map(|(n, d)| match (f(n), f(d)) {
+            (Some(n), Some(d)) if d > 0.0 => Some(n / d),
+            _ => None,
+        })
         .collect()
+}
+
+/// The median of the rounds that have a figure; `None` when none has.
+fn median_present(rounds: &[RoundFigures], f: fn(&RoundFigures) -> Option<f64>) -> Option<f64> {
+    let v: Vec<f64> = rounds.iter().filter_map(f).collect();
+    (!v.is_empty()).then(|| median(&v))
 }
 
 impl Comparison {
@@ -233,13 +258,13 @@ impl Comparison {
         let contenders: Vec<ContenderResult> = measured
             .into_iter()
             .map(|m| {
-                let col =
-                    |f: fn(&RoundFigures) -> f64| -> Vec<f64> { m.rounds.iter().map(f).collect() };
+                let bw: Vec<f64> = m.rounds.iter().map(|r| r.bandwidth_gibps).collect();
                 ContenderResult {
-                    bandwidth_gibps: Spread::of(&col(|r| r.bandwidth_gibps)),
-                    latency_p50_us: median(&col(|r| r.latency_p50_us)),
-                    latency_p99_us: median(&col(|r| r.latency_p99_us)),
-                    cpu_s_per_gib: median(&col(|r| r.cpu_s_per_gib)),
+                    bandwidth_gibps: Spread::of(&bw),
+                    latency_avg_us: median_present(&m.rounds, |r| r.latency_avg_us),
+                    latency_p50_us: median_present(&m.rounds, |r| r.latency_p50_us),
+                    latency_p99_us: median_present(&m.rounds, |r| r.latency_p99_us),
+                    cpu_s_per_gib: median_present(&m.rounds, |r| r.cpu_s_per_gib),
                     latency_cdf_us: median_cdf(&m.rounds),
                     name: m.name,
                     kind: m.kind,
@@ -253,7 +278,7 @@ impl Comparison {
             Some((first, rest)) => rest
                 .iter()
                 .map(|c| {
-                    let bw = ratios_of(&c.rounds, &first.rounds, |r| r.bandwidth_gibps);
+                    let bw = ratios_of(&c.rounds, &first.rounds, |r| Some(r.bandwidth_gibps));
                     let cpu = ratios_of(&c.rounds, &first.rounds, |r| r.cpu_s_per_gib);
                     RatioFigures {
                         name: c.name.clone(),
@@ -355,6 +380,7 @@ pub fn to_csv(c: &Comparison) -> String {
         "gibps_median",
         "gibps_min",
         "gibps_max",
+        "lat_avg_us",
         "lat_p50_us",
         "lat_p99_us",
         "cpu_s_per_gib",
@@ -366,6 +392,8 @@ pub fn to_csv(c: &Comparison) -> String {
         "mode",
     ]);
     let p = &c.params;
+    // A figure the contender does not report is an empty field.
+    let opt = |v: Option<f64>| v.map(|v| v.to_string()).unwrap_or_default();
     for (i, k) in c.contenders.iter().enumerate() {
         let (reference, ratio, cpu) = match i.checked_sub(1).and_then(|j| c.ratios.get(j)) {
             Some(r) => (r.reference.clone(), r.bandwidth, r.cpu_s_per_gib.median),
@@ -393,9 +421,10 @@ pub fn to_csv(c: &Comparison) -> String {
             k.bandwidth_gibps.median.to_string(),
             k.bandwidth_gibps.min.to_string(),
             k.bandwidth_gibps.max.to_string(),
-            k.latency_p50_us.to_string(),
-            k.latency_p99_us.to_string(),
-            k.cpu_s_per_gib.to_string(),
+            opt(k.latency_avg_us),
+            opt(k.latency_p50_us),
+            opt(k.latency_p99_us),
+            opt(k.cpu_s_per_gib),
             reference,
             ratio.median.to_string(),
             ratio.min.to_string(),
@@ -427,19 +456,33 @@ pub fn workload_line(p: &CompareParams) -> String {
     )
 }
 
+/// A latency for a table, `-` when the contender does not report it.
+pub fn latency_or_dash(us: Option<f64>) -> String {
+    us.map(latency).unwrap_or_else(|| "-".into())
+}
+
 /// The comparison as text for a terminal: the workload, one row per contender, skipped ones.
+/// A figure a contender does not report (gdsio: percentiles, CPU) is `-`.
 /// Warnings are left to the caller (they go to stderr).
 pub fn human(c: &Comparison) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "compare {}", workload_line(&c.params));
     let reference = c.contenders.first().map(|k| k.name.as_str()).unwrap_or("-");
+    let w = c
+        .contenders
+        .iter()
+        .map(|k| k.name.len())
+        .max()
+        .unwrap_or(0)
+        .max(8);
     let _ = writeln!(
         out,
-        "{:<8} {:<7} {:>8} {:>13} {:>9} {:>9} {:>9}  {}",
+        "{:<w$} {:<7} {:>8} {:>13} {:>9} {:>9} {:>9} {:>9}  {}",
         "",
         "",
         "GiB/s",
         "min-max",
+        "avg",
         "p50",
         "p99",
         "CPU-s/GiB",
@@ -455,14 +498,17 @@ pub fn human(c: &Comparison) -> String {
         };
         let _ = writeln!(
             out,
-            "{:<8} {:<7} {:>8.2} {:>13} {:>9} {:>9} {:>9.3}  {vs}",
+            "{:<w$} {:<7} {:>8.2} {:>13} {:>9} {:>9} {:>9} {:>9}  {vs}",
             k.name,
             k.kind.to_string(),
             k.bandwidth_gibps.median,
             format!("{:.2}-{:.2}", k.bandwidth_gibps.min, k.bandwidth_gibps.max),
-            latency(k.latency_p50_us),
-            latency(k.latency_p99_us),
-            k.cpu_s_per_gib,
+            latency_or_dash(k.latency_avg_us),
+            latency_or_dash(k.latency_p50_us),
+            latency_or_dash(k.latency_p99_us),
+            k.cpu_s_per_gib
+                .map(|c| format!("{c:.3}"))
+                .unwrap_or_else(|| "-".into()),
         );
     }
     for k in &c.contenders {
@@ -484,9 +530,10 @@ pub(crate) mod tests {
             .map(|(i, &b)| RoundFigures {
                 round: i as u32 + 1,
                 bandwidth_gibps: b,
-                latency_p50_us: 1000.0 + i as f64,
-                latency_p99_us: 2000.0 + i as f64,
-                cpu_s_per_gib: 0.02 * b,
+                latency_avg_us: Some(1100.0 + i as f64),
+                latency_p50_us: Some(1000.0 + i as f64),
+                latency_p99_us: Some(2000.0 + i as f64),
+                cpu_s_per_gib: Some(0.02 * b),
                 latency_cdf_us: vec![
                     [0.0, 500.0 + i as f64],
                     [0.5, 1000.0 + i as f64],
@@ -564,7 +611,8 @@ pub(crate) mod tests {
                 max: 4.1
             }
         );
-        assert_eq!(host.latency_p50_us, 1001.0);
+        assert_eq!(host.latency_p50_us, Some(1001.0));
+        assert_eq!(host.latency_avg_us, Some(1101.0));
         // The CDF: per quantile, the median of the rounds.
         assert_eq!(
             host.latency_cdf_us,
@@ -666,11 +714,109 @@ pub(crate) mod tests {
         assert!(lines[1].contains("vs host: median (range)"), "{t}");
         assert_eq!(
             lines[2],
-            "host     backend     4.00     3.90-4.10   1.00 ms   2.00 ms     0.080  1.00x (reference)"
+            "host     backend     4.00     3.90-4.10   1.10 ms   1.00 ms   2.00 ms     0.080  1.00x (reference)"
         );
         assert!(lines[3].starts_with("posix    backend     1.10"), "{t}");
         assert!(lines[3].ends_with("0.28x (0.24-0.31)"), "{t}");
         assert!(lines[4].starts_with("fio      peer        4.00"), "{t}");
         assert!(t.contains("skipped peer gdsio: not installed"), "{t}");
+    }
+
+    #[test]
+    fn figures_a_peer_does_not_report_are_absent_not_zero() {
+        // host, then gdsio-gpud with only bandwidth and an average latency (as gdsio reports).
+        let mut c = sample();
+        let gdsio: Vec<RoundFigures> = rounds(&[2.0, 2.2, 1.8])
+            .into_iter()
+            .map(|r| RoundFigures {
+                latency_p50_us: None,
+                latency_p99_us: None,
+                cpu_s_per_gib: None,
+                latency_cdf_us: Vec::new(),
+                ..r
+            })
+            .collect();
+        let host = Measured {
+            name: "host".into(),
+            kind: ContenderKind::Backend,
+            mode: "host mode".into(),
+            rounds: rounds(&[4.0, 4.1, 3.9]),
+            run_warnings: vec![],
+        };
+        let peer = Measured {
+            name: "gdsio-gpud".into(),
+            kind: ContenderKind::Peer,
+            mode: "gdsio mode".into(),
+            rounds: gdsio,
+            run_warnings: vec![],
+        };
+        c = Comparison::new(
+            c.params,
+            c.environment,
+            c.finished_at,
+            vec![host, peer],
+            vec![],
+        );
+        let k = &c.contenders[1];
+        assert_eq!(k.latency_avg_us, Some(1101.0));
+        assert_eq!((k.latency_p50_us, k.latency_p99_us), (None, None));
+        assert_eq!(k.cpu_s_per_gib, None);
+        // The bandwidth ratio is there; the CPU ratio has no round to pair.
+        assert_eq!(c.ratios[0].bandwidth_per_round.len(), 3);
+        assert!(c.ratios[0].cpu_s_per_gib_per_round.is_empty());
+        // JSON: the fields are left out, and read back as absent.
+        let json = to_json(&c);
+        let raw: serde_json::Value = serde_json::from_str(&json).unwrap();
+        let peer = &raw["contenders"][1];
+        for key in ["latency_p50_us", "latency_p99_us", "cpu_s_per_gib"] {
+            assert!(peer.get(key).is_none(), "{key} in {peer}");
+            assert!(peer["rounds"][0].get(key).is_none(), "{key} in a round");
+        }
+        assert_eq!(peer["latency_avg_us"], 1101.0);
+        assert_eq!(raw["contenders"][0]["latency_p50_us"], 1001.0);
+        assert_eq!(from_json(&json).unwrap(), c);
+        // Table: `-`, with the name column wide enough; CSV: empty fields.
+        let t = human(&c);
+        let row = t.lines().find(|l| l.starts_with("gdsio-gpud")).unwrap();
+        assert_eq!(
+            row,
+            "gdsio-gpud peer        2.00     1.80-2.20   1.10 ms         -         -         -  0.50x (0.46-0.54)"
+        );
+        assert!(
+            t.lines().nth(2).unwrap().starts_with("host       backend"),
+            "{t}"
+        );
+        let csv = to_csv(&c);
+        let mut rd = csv::Reader::from_reader(csv.as_bytes());
+        let headers = rd.headers().unwrap().clone();
+        let rows: Vec<_> = rd.records().map(|r| r.unwrap()).collect();
+        let col = |name: &str| &rows[1][headers.iter().position(|h| h == name).unwrap()];
+        assert_eq!(col("lat_avg_us"), "1101");
+        assert_eq!((col("lat_p50_us"), col("lat_p99_us")), ("", ""));
+        assert_eq!(col("cpu_s_per_gib"), "");
+        let md = crate::report::markdown::comparison(&c);
+        assert!(
+            md.contains("| gdsio-gpud (peer) | 2.00 | 1.80-2.20 | 1.10 ms | - | - | - | 0.50x |"),
+            "{md}"
+        );
+    }
+
+    #[test]
+    fn results_saved_before_average_latencies_still_read() {
+        let mut c = serde_json::to_value(sample()).unwrap();
+        for k in c["contenders"].as_array_mut().unwrap() {
+            k.as_object_mut().unwrap().remove("latency_avg_us");
+            for r in k["rounds"].as_array_mut().unwrap() {
+                r.as_object_mut().unwrap().remove("latency_avg_us");
+            }
+        }
+        let back = from_json(&c.to_string()).unwrap();
+        assert!(back.contenders.iter().all(|k| k.latency_avg_us.is_none()));
+        assert_eq!(back.contenders[0].latency_p50_us, Some(1001.0));
+        assert!(human(&back)
+            .lines()
+            .nth(2)
+            .unwrap()
+            .contains("4.00     3.90-4.10         -   1.00 ms"));
     }
 }

@@ -10,7 +10,7 @@ use std::fmt::Write as _;
 use crate::env::Environment;
 use crate::size::Bytes;
 
-use super::comparison::{workload_line, Comparison};
+use super::comparison::{latency_or_dash, workload_line, Comparison};
 use super::human::latency;
 use super::{RunReport, WarningRecord};
 
@@ -130,11 +130,11 @@ pub fn comparison(c: &Comparison) -> String {
         .unwrap_or_default();
     let _ = writeln!(
         out,
-        "| contender | GiB/s (median) | GiB/s (min-max) | p50 latency | p99 latency | CPU-s/GiB | vs {} (median) | vs {} (min-max) |",
+        "| contender | GiB/s (median) | GiB/s (min-max) | avg latency | p50 latency | p99 latency | CPU-s/GiB | vs {} (median) | vs {} (min-max) |",
         cell(&reference),
         cell(&reference)
     );
-    let _ = writeln!(out, "|---|---:|---:|---:|---:|---:|---:|---:|");
+    let _ = writeln!(out, "|---|---:|---:|---:|---:|---:|---:|---:|---:|");
     for (i, k) in c.contenders.iter().enumerate() {
         let (vs, range) = match i.checked_sub(1).and_then(|j| c.ratios.get(j)) {
             Some(r) => (
@@ -145,7 +145,7 @@ pub fn comparison(c: &Comparison) -> String {
         };
         let _ = writeln!(
             out,
-            "| {}{} | {:.2} | {:.2}-{:.2} | {} | {} | {:.3} | {vs} | {range} |",
+            "| {}{} | {:.2} | {:.2}-{:.2} | {} | {} | {} | {} | {vs} | {range} |",
             cell(&k.name),
             match k.kind {
                 super::comparison::ContenderKind::Peer => " (peer)",
@@ -154,14 +154,17 @@ pub fn comparison(c: &Comparison) -> String {
             k.bandwidth_gibps.median,
             k.bandwidth_gibps.min,
             k.bandwidth_gibps.max,
-            latency(k.latency_p50_us),
-            latency(k.latency_p99_us),
-            k.cpu_s_per_gib,
+            latency_or_dash(k.latency_avg_us),
+            latency_or_dash(k.latency_p50_us),
+            latency_or_dash(k.latency_p99_us),
+            k.cpu_s_per_gib
+                .map(|c| format!("{c:.3}"))
+                .unwrap_or_else(|| "-".into()),
         );
     }
     let _ = writeln!(
         out,
-        "\nRatios pair round r of each contender with round r of {}; median and range over the rounds. Latencies and CPU-s/GiB are medians over rounds. Finished {}.\n",
+        "\nRatios pair round r of each contender with round r of {}; median and range over the rounds. Latencies and CPU-s/GiB are medians over rounds; `-`: the contender does not report that figure (gdsio gives only an average latency, and no CPU time). Finished {}.\n",
         cell(&reference),
         c.finished_at
     );
@@ -399,15 +402,15 @@ mod tests {
         );
         assert_eq!(
             lines[2],
-            "| contender | GiB/s (median) | GiB/s (min-max) | p50 latency | p99 latency | CPU-s/GiB | vs host (median) | vs host (min-max) |"
+            "| contender | GiB/s (median) | GiB/s (min-max) | avg latency | p50 latency | p99 latency | CPU-s/GiB | vs host (median) | vs host (min-max) |"
         );
         assert_eq!(
             lines[4],
-            "| host | 4.00 | 3.90-4.10 | 1.00 ms | 2.00 ms | 0.080 | 1.00x | reference |"
+            "| host | 4.00 | 3.90-4.10 | 1.10 ms | 1.00 ms | 2.00 ms | 0.080 | 1.00x | reference |"
         );
         assert_eq!(
             lines[5],
-            "| posix | 1.10 | 1.00-1.20 | 1.00 ms | 2.00 ms | 0.022 | 0.28x | 0.24-0.31x |"
+            "| posix | 1.10 | 1.00-1.20 | 1.10 ms | 1.00 ms | 2.00 ms | 0.022 | 0.28x | 0.24-0.31x |"
         );
         assert!(
             lines[6].starts_with("| fio (peer) | 4.00 | 3.00-4.10 |"),
