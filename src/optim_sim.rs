@@ -74,6 +74,9 @@ pub struct SimOptions {
     pub params: u64,
     pub sub_group_size: u64,
     pub steps: u32,
+    /// Steps run before the measured ones (the same Adam steps, untimed): the store's
+    /// staging buffers are allocated and faulted in then, as in a training run's first step.
+    pub warmup_steps: u32,
     pub buffers: usize,
     pub backend: String,
     /// The GPU a device backend (`bounce`, `gds`) stages on.
@@ -353,13 +356,20 @@ fn run_inner(opts: &SimOptions, mode: Mode, update: bool) -> Result<ModeReport> 
             store.swap_out(&grad_name(g), &grads_of(g, n)?)?.wait()?;
         }
     }
-    let before = store.stats();
     let mut compute = Duration::ZERO;
     let mut waited = Duration::ZERO;
-    let start = Instant::now();
+    let mut start = Instant::now();
     let mut writes: VecDeque<(u64, Ticket<'static>)> = VecDeque::new();
     let groups = sizes.len() as u64;
-    for step in 1..=opts.steps {
+    let total_steps = opts.warmup_steps + opts.steps;
+    for step in 1..=total_steps {
+        if step == opts.warmup_steps + 1 {
+            // The measured steps start here (write-backs of the warm-up may still be in
+            // flight, as they would be in a steady run).
+            compute = Duration::ZERO;
+            waited = Duration::ZERO;
+            start = Instant::now();
+        }
         for g in 0..groups {
             let n = sizes[g as usize];
             if !staged && cur.w.len() != n * 4 {
@@ -371,7 +381,7 @@ fn run_inner(opts: &SimOptions, mode: Mode, update: bool) -> Result<ModeReport> 
                 // Read ahead: this sub-group and the next buffers - 1 (wrapping into the next
                 // step), each once its own write-back is done.
                 let ahead = (opts.buffers as u64 - 1).min(groups - 1);
-                let last_step = step == opts.steps;
+                let last_step = step == total_steps;
                 for k in 0..=ahead {
                     let j = g + k;
                     if j >= groups && last_step {
@@ -468,14 +478,24 @@ fn run_inner(opts: &SimOptions, mode: Mode, update: bool) -> Result<ModeReport> 
     }
     let total = start.elapsed();
     let after = store.stats();
+    // Each step reads every tensor once and writes the state back once: counted from the
+    // manifest (padded, as moved), not from the store's counters, which cannot tell a
+    // warm-up step's write-back still in flight from a measured one.
+    let padded = |name: &str| store.info(name).map_or(0, |e| e.padded_len);
+    let write_bytes: u64 = (0..groups).flat_map(names).map(|n| padded(&n)).sum();
+    let read_bytes = write_bytes
+        + match opts.grads {
+            true => (0..groups).map(|g| padded(&grad_name(g))).sum(),
+            false => 0,
+        };
     let steps = opts.steps;
     let mut report = ModeReport {
         mode,
         step_time: total / steps,
         compute_time: compute / steps,
         io_wait: waited / steps,
-        read_bytes: (after.bytes_read - before.bytes_read) / u64::from(steps),
-        write_bytes: (after.bytes_written - before.bytes_written) / u64::from(steps),
+        read_bytes,
+        write_bytes,
         peak_staging: after.staging_peak,
         peak_device: after.device_peak,
         host_tensors: if staged { 0 } else { 3 * 4 * max },
@@ -489,7 +509,7 @@ fn run_inner(opts: &SimOptions, mode: Mode, update: bool) -> Result<ModeReport> 
         report.gds_path = store.gds_path();
     }
     if opts.check {
-        let mismatch = check(&store, &sizes, steps, opts.grads)?;
+        let mismatch = check(&store, &sizes, total_steps, opts.grads)?;
         report.bit_exact = Some(mismatch.is_none());
         report.mismatch = mismatch;
     }
@@ -604,6 +624,7 @@ mod tests {
             params: 50_001,
             sub_group_size: 8_000,
             steps: 3,
+            warmup_steps: 1,
             buffers: 3,
             backend: "posix".into(),
             io_threads: 2,

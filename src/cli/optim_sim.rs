@@ -26,9 +26,12 @@ pub struct OptimSimArgs {
     /// Parameters per sub-group (a count).
     #[arg(long, value_parser = parse_count, default_value = "10M")]
     sub_group_size: u64,
-    /// Optimizer steps to run (the table shows the mean per step).
+    /// Optimizer steps to measure (the table shows the mean per step).
     #[arg(long, default_value_t = 3)]
     steps: u32,
+    /// Steps run first, untimed (the store allocates and faults in its staging buffers then).
+    #[arg(long, default_value_t = 1)]
+    warmup_steps: u32,
     /// serial, pipelined, or both (repeatable; default both).
     #[arg(long, value_enum)]
     mode: Vec<Mode>,
@@ -71,6 +74,7 @@ pub fn run(args: &OptimSimArgs) -> Result<()> {
         params: args.params,
         sub_group_size: args.sub_group_size,
         steps: args.steps,
+        warmup_steps: args.warmup_steps,
         buffers: args.buffers,
         backend: args.backend.clone(),
         io_threads: args.io_threads,
@@ -86,12 +90,13 @@ pub fn run(args: &OptimSimArgs) -> Result<()> {
     };
     let groups = opts.params.div_ceil(opts.sub_group_size);
     println!(
-        "optim-sim: {} parameters in {groups} sub-groups of up to {} (fp32 weights, Adam m and v: {} of state{}), {} steps, backend {}, Adam on the host",
+        "optim-sim: {} parameters in {groups} sub-groups of up to {} (fp32 weights, Adam m and v: {} of state{}), {} steps measured after {} warm-up, backend {}, Adam on the host",
         opts.params,
         opts.sub_group_size,
         mb(opts.params * 12),
         if opts.grads { ", fp16 gradients read each step" } else { "" },
         opts.steps,
+        opts.warmup_steps,
         opts.backend
     );
     let mut reports: Vec<ModeReport> = Vec::new();
