@@ -362,6 +362,19 @@ fn injected_faults_give_one_line_errors_and_leave_files_right() {
         "cuMemAlloc of 2MiB on device 0 (lower --size or --threads) failed: CUDA_ERROR_OUT_OF_MEMORY (2): out of memory"
     );
     assert_pattern(&f, 0, size, 1);
+    // A code no CUDA version defines (cudarc's CUresult enum does not list it: gdswap reads
+    // driver results as plain integers, so this is an error message, not undefined
+    // behaviour).
+    let msg = fake(
+        write_new(),
+        &[("FAKE_CUDA_FAIL_ALLOC", "54321".to_string())],
+    )
+    .expect_error();
+    assert_eq!(
+        msg,
+        "cuMemAlloc of 2MiB on device 0 (lower --size or --threads) failed: CUDA error 54321 (a code this driver does not describe)"
+    );
+    assert_pattern(&f, 0, size, 1);
 
     // A copy to the device fails halfway through the first read loop.
     let fail_at = |n: u64| [("FAKE_CUDA_FAIL_COPY_AFTER_BYTES", n.to_string())];

@@ -8,6 +8,7 @@ use cudarc::driver::sys;
 
 use crate::error::{Error, Result};
 
+use super::api::{self, api};
 use super::{check, driver};
 
 /// A retained primary context of one device, made current on the opening thread.
@@ -34,13 +35,13 @@ impl Device {
         // SAFETY: the driver is loaded and initialised (driver::load); cuDeviceGet writes one
         // device handle.
         check(
-            unsafe { sys::cuDeviceGet(&mut dev, ordinal as i32) },
+            unsafe { (api().cuDeviceGet)(&mut dev, ordinal as i32) },
             || format!("cuDeviceGet (device {ordinal})"),
         )?;
         let mut ctx: sys::CUcontext = std::ptr::null_mut();
         // SAFETY: `dev` is a valid device; cuDevicePrimaryCtxRetain writes one context handle.
         check(
-            unsafe { sys::cuDevicePrimaryCtxRetain(&mut ctx, dev) },
+            unsafe { (api().cuDevicePrimaryCtxRetain)(&mut ctx, dev) },
             || format!("cuDevicePrimaryCtxRetain (creating the context of device {ordinal})"),
         )?;
         let device = Device { ordinal, dev, ctx };
@@ -51,7 +52,7 @@ impl Device {
     /// Makes the context current on the calling thread.
     pub fn make_current(&self) -> Result<()> {
         // SAFETY: `ctx` is a retained primary context, alive until `self` is dropped.
-        check(unsafe { sys::cuCtxSetCurrent(self.ctx) }, || {
+        check(unsafe { (api().cuCtxSetCurrent)(self.ctx) }, || {
             format!("cuCtxSetCurrent (device {})", self.ordinal)
         })
     }
@@ -65,7 +66,7 @@ impl Device {
         let mut buf = [0 as std::ffi::c_char; 256];
         // SAFETY: cuDeviceGetName writes at most `len` bytes, NUL-terminated, into `buf`.
         check(
-            unsafe { sys::cuDeviceGetName(buf.as_mut_ptr(), buf.len() as i32, self.dev) },
+            unsafe { (api().cuDeviceGetName)(buf.as_mut_ptr(), buf.len() as i32, self.dev) },
             || format!("cuDeviceGetName (device {})", self.ordinal),
         )?;
         buf[buf.len() - 1] = 0;
@@ -99,12 +100,12 @@ fn missing(symbol: &str) -> String {
 }
 
 fn device_info(ordinal: usize) -> DeviceInfo {
-    let failed = |call: &str, rc: sys::CUresult| format!("{call} failed: {}", super::describe(rc));
+    let failed = |call: &str, rc: api::Code| format!("{call} failed: {}", super::describe(rc));
     let mut dev: sys::CUdevice = 0;
     // SAFETY: the driver is loaded and initialised (list_devices called driver::load);
     // cuDeviceGet writes one device handle.
-    let rc = unsafe { sys::cuDeviceGet(&mut dev, ordinal as i32) };
-    if rc != sys::CUresult::CUDA_SUCCESS {
+    let rc = unsafe { (api().cuDeviceGet)(&mut dev, ordinal as i32) };
+    if rc != api::CUDA_SUCCESS {
         let why = failed("cuDeviceGet", rc);
         return DeviceInfo {
             ordinal,
@@ -114,20 +115,20 @@ fn device_info(ordinal: usize) -> DeviceInfo {
         };
     }
     let mut buf = [0 as std::ffi::c_char; 256];
-    // SAFETY: cuDeviceGetName is in REQUIRED_SYMBOLS (checked by driver::load); it writes at
+    // SAFETY: cuDeviceGetName is required (resolved by driver::load); it writes at
     // most `len` bytes, NUL-terminated, into `buf`.
-    let rc = unsafe { sys::cuDeviceGetName(buf.as_mut_ptr(), buf.len() as i32, dev) };
-    let name = if rc == sys::CUresult::CUDA_SUCCESS {
+    let rc = unsafe { (api().cuDeviceGetName)(buf.as_mut_ptr(), buf.len() as i32, dev) };
+    let name = if rc == api::CUDA_SUCCESS {
         Ok(c_string(&buf))
     } else {
         Err(failed("cuDeviceGetName", rc))
     };
-    let total_memory = if driver::has_symbol("cuDeviceTotalMem_v2") {
+    let total_memory = if let Some(total_mem) = api().cuDeviceTotalMem_v2 {
         let mut bytes: usize = 0;
-        // SAFETY: the library exports cuDeviceTotalMem_v2 (checked just above), so cudarc's
-        // lookup does not panic; it writes one size_t.
-        let rc = unsafe { sys::cuDeviceTotalMem_v2(&mut bytes, dev) };
-        if rc == sys::CUresult::CUDA_SUCCESS {
+        // SAFETY: the library's cuDeviceTotalMem_v2 (resolved only where it exists) writes
+        // one size_t.
+        let rc = unsafe { total_mem(&mut bytes, dev) };
+        if rc == api::CUDA_SUCCESS {
             Ok(bytes as u64)
         } else {
             Err(failed("cuDeviceTotalMem_v2", rc))
@@ -135,12 +136,12 @@ fn device_info(ordinal: usize) -> DeviceInfo {
     } else {
         Err(missing("cuDeviceTotalMem_v2"))
     };
-    let pci_bus_id = if driver::has_symbol("cuDeviceGetPCIBusId") {
+    let pci_bus_id = if let Some(bus_id) = api().cuDeviceGetPCIBusId {
         let mut buf = [0 as std::ffi::c_char; 64];
-        // SAFETY: the library exports cuDeviceGetPCIBusId (checked just above), so cudarc's
-        // lookup does not panic; it writes at most `len` bytes, NUL-terminated, into `buf`.
-        let rc = unsafe { sys::cuDeviceGetPCIBusId(buf.as_mut_ptr(), buf.len() as i32, dev) };
-        if rc == sys::CUresult::CUDA_SUCCESS {
+        // SAFETY: the library's cuDeviceGetPCIBusId (resolved only where it exists) writes at
+        // most `len` bytes, NUL-terminated, into `buf`.
+        let rc = unsafe { bus_id(buf.as_mut_ptr(), buf.len() as i32, dev) };
+        if rc == api::CUDA_SUCCESS {
             Ok(c_string(&buf))
         } else {
             Err(failed("cuDeviceGetPCIBusId", rc))
@@ -185,7 +186,7 @@ impl Drop for Device {
     fn drop(&mut self) {
         // SAFETY: releases the one reference this value retained. Everything allocated in the
         // context is owned by values that the owner of this Device drops first.
-        unsafe { sys::cuDevicePrimaryCtxRelease_v2(self.dev) };
+        unsafe { (api().cuDevicePrimaryCtxRelease_v2)(self.dev) };
     }
 }
 

@@ -16,6 +16,7 @@ use cudarc::driver::sys;
 use crate::error::{Error, Result};
 use crate::size::Bytes;
 
+use super::api::api;
 use super::check;
 use super::pinned::PinnedBuffer;
 use super::stream::Stream;
@@ -35,12 +36,15 @@ impl DeviceBuffer {
     pub fn new(len: usize, device: usize) -> Result<DeviceBuffer> {
         let mut ptr: sys::CUdeviceptr = 0;
         // SAFETY: writes one device address.
-        check(unsafe { sys::cuMemAlloc_v2(&mut ptr, len.max(1)) }, || {
-            format!(
-                "cuMemAlloc of {} on device {device} (lower --size or --threads)",
-                Bytes(len as u64)
-            )
-        })?;
+        check(
+            unsafe { (api().cuMemAlloc_v2)(&mut ptr, len.max(1)) },
+            || {
+                format!(
+                    "cuMemAlloc of {} on device {device} (lower --size or --threads)",
+                    Bytes(len as u64)
+                )
+            },
+        )?;
         Ok(DeviceBuffer { ptr, len })
     }
 
@@ -82,7 +86,7 @@ impl DeviceBuffer {
         // SAFETY: device range checked above; host range per this function's contract.
         check(
             unsafe {
-                sys::cuMemcpyHtoDAsync_v2(
+                (api().cuMemcpyHtoDAsync_v2)(
                     self.ptr + offset as u64,
                     src as *const std::ffi::c_void,
                     len,
@@ -109,7 +113,7 @@ impl DeviceBuffer {
         // SAFETY: device range checked above; host range per this function's contract.
         check(
             unsafe {
-                sys::cuMemcpyDtoHAsync_v2(
+                (api().cuMemcpyDtoHAsync_v2)(
                     dst as *mut std::ffi::c_void,
                     self.ptr + offset as u64,
                     len,
@@ -140,7 +144,7 @@ impl DeviceBuffer {
         // outlives them.
         check(
             unsafe {
-                sys::cuMemcpyDtoDAsync_v2(
+                (api().cuMemcpyDtoDAsync_v2)(
                     self.ptr + offset as u64,
                     src.ptr + src_offset as u64,
                     len,
@@ -161,7 +165,7 @@ impl DeviceBuffer {
         // SAFETY: the range is inside this allocation (checked above), which outlives the
         // call; the stream is synchronised before returning.
         check(
-            unsafe { sys::cuMemsetD8Async(self.ptr + offset as u64, 0, len, stream.raw()) },
+            unsafe { (api().cuMemsetD8Async)(self.ptr + offset as u64, 0, len, stream.raw()) },
             || format!("cuMemsetD8Async of {len} bytes at device offset {offset}"),
         )?;
         stream.synchronize("waiting for a device memset")
@@ -242,7 +246,7 @@ impl Drop for DeviceBuffer {
     fn drop(&mut self) {
         // SAFETY: frees the allocation this value owns, once. Its owner synchronises the
         // stream (drops it) first, so no queued copy still uses it.
-        unsafe { sys::cuMemFree_v2(self.ptr) };
+        unsafe { (api().cuMemFree_v2)(self.ptr) };
     }
 }
 

@@ -20,53 +20,14 @@ use cudarc::driver::sys;
 /// The environment variable naming a libcuda file to load before searching by name.
 pub const LIBCUDA_ENV: &str = "GDSWAP_LIBCUDA";
 
-/// Every driver entry point gdswap calls. cudarc resolves each one at its first call and panics
-/// if the library lacks it, so [`load`] checks them all up front: a library without one of them
-/// (a stub, a foreign fake, a driver too old) makes the GPU backends unavailable, with the
-/// missing names, instead of crashing the run later.
-pub const REQUIRED_SYMBOLS: &[&str] = &[
-    "cuInit",
-    "cuDriverGetVersion",
-    "cuDeviceGetCount",
-    "cuDeviceGet",
-    "cuDeviceGetName",
-    "cuDevicePrimaryCtxRetain",
-    "cuDevicePrimaryCtxRelease_v2",
-    "cuCtxSetCurrent",
-    "cuGetErrorString",
-    "cuMemAlloc_v2",
-    "cuMemFree_v2",
-    "cuMemHostRegister_v2",
-    "cuMemHostUnregister",
-    "cuMemcpyHtoDAsync_v2",
-    "cuMemcpyDtoHAsync_v2",
-    "cuMemcpyDtoDAsync_v2",
-    "cuMemsetD8Async",
-    "cuStreamCreate",
-    "cuStreamDestroy_v2",
-    "cuStreamSynchronize",
-    "cuEventCreate",
-    "cuEventDestroy_v2",
-    "cuEventRecord",
-    "cuEventQuery",
-    "cuEventSynchronize",
-    "cuEventElapsedTime",
-];
+/// Every driver entry point gdswap calls ([`super::api`] resolves them with `u32` results): a
+/// library without one of them (a stub, a foreign fake, a driver too old) makes the GPU
+/// backends unavailable, with the missing names, instead of failing later.
+pub const REQUIRED_SYMBOLS: &[&str] = super::api::REQUIRED;
 
 /// Driver functions only `gdswap check`'s GPU list calls: not in [`REQUIRED_SYMBOLS`] (a run
-/// does not need them), so each is looked up with [`has_symbol`] before it is called.
-pub const OPTIONAL_SYMBOLS: &[&str] = &["cuDeviceTotalMem_v2", "cuDeviceGetPCIBusId"];
-
-/// Whether the libcuda [`load`] loaded exports `name`; false when none loaded. cudarc panics
-/// when it calls a function the library lacks, so call an optional one only when this is true.
-pub fn has_symbol(name: &str) -> bool {
-    if load().is_err() {
-        return false;
-    }
-    // SAFETY: load() succeeded, so a libcuda is present and culib() returns it without
-    // panicking; only the symbol's address is looked up, nothing is called.
-    unsafe { sys::culib().get::<*const std::ffi::c_void>(name.as_bytes()) }.is_ok()
-}
+/// does not need them); `api()` holds them as `Option`s.
+pub const OPTIONAL_SYMBOLS: &[&str] = super::api::OPTIONAL;
 
 /// What the driver said when it was initialised.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -165,28 +126,23 @@ fn load_once() -> Result<DriverInfo, String> {
         }
     }
     // SAFETY: a libcuda is present (checked above), so culib() loads instead of panicking;
-    // only symbol addresses are looked up, nothing is called.
-    let lib = unsafe { sys::culib() };
-    let missing: Vec<&str> = REQUIRED_SYMBOLS
-        .iter()
-        .copied()
-        // SAFETY: only the symbol's address is read, never called through this type.
-        .filter(|name| unsafe { lib.get::<*const std::ffi::c_void>(name.as_bytes()) }.is_err())
-        .collect();
-    if !missing.is_empty() {
-        // SAFETY: as above; cuInit is looked up only to name the file in the message.
-        let file = unsafe { lib.get::<*const std::ffi::c_void>(b"cuInit\0") }
-            .map(|s| file_of(*s))
-            .unwrap_or_else(|_| "the libcuda found by name".into());
-        return Err(format!(
-            "{file} lacks CUDA driver functions gdswap needs: {}; it is not a usable NVIDIA driver library (update the driver, or point LD_LIBRARY_PATH/{LIBCUDA_ENV} at the right libcuda.so.1)",
-            missing.join(", ")
-        ));
-    }
-    // SAFETY: libcuda is present and has every function gdswap calls (checked above), so
-    // cudarc's lazy loading succeeds; cuInit takes flags 0 and touches no memory of ours.
-    let rc = unsafe { sys::cuInit(0) };
-    if rc != sys::CUresult::CUDA_SUCCESS {
+    // it is the library the CUDA driver API is looked up in.
+    let api = match unsafe { super::api::init() } {
+        Ok(api) => api,
+        Err(missing) => {
+            // SAFETY: as above; cuInit is looked up only to name the file in the message.
+            let file = unsafe { sys::culib().get::<*const std::ffi::c_void>(b"cuInit\0") }
+                .map(|s| file_of(*s))
+                .unwrap_or_else(|_| "the libcuda found by name".into());
+            return Err(format!(
+                "{file} lacks CUDA driver functions gdswap needs: {}; it is not a usable NVIDIA driver library (update the driver, or point LD_LIBRARY_PATH/{LIBCUDA_ENV} at the right libcuda.so.1)",
+                missing.join(", ")
+            ));
+        }
+    };
+    // SAFETY: cuInit takes flags 0 and touches no memory of ours.
+    let rc = unsafe { (api.cuInit)(0) };
+    if rc != super::api::CUDA_SUCCESS {
         return Err(format!(
             "cuInit failed: {} (is the NVIDIA kernel module loaded, and /dev/nvidia* accessible? check nvidia-smi)",
             super::describe(rc)
@@ -194,8 +150,8 @@ fn load_once() -> Result<DriverInfo, String> {
     }
     let mut count: std::ffi::c_int = 0;
     // SAFETY: the driver is initialised; cuDeviceGetCount writes one int.
-    let rc = unsafe { sys::cuDeviceGetCount(&mut count) };
-    if rc != sys::CUresult::CUDA_SUCCESS {
+    let rc = unsafe { (api.cuDeviceGetCount)(&mut count) };
+    if rc != super::api::CUDA_SUCCESS {
         return Err(format!("cuDeviceGetCount failed: {}", super::describe(rc)));
     }
     if count <= 0 {
@@ -205,8 +161,8 @@ fn load_once() -> Result<DriverInfo, String> {
     }
     let mut version: std::ffi::c_int = 0;
     // SAFETY: the driver is initialised; cuDriverGetVersion writes one int.
-    let rc = unsafe { sys::cuDriverGetVersion(&mut version) };
-    if rc != sys::CUresult::CUDA_SUCCESS {
+    let rc = unsafe { (api.cuDriverGetVersion)(&mut version) };
+    if rc != super::api::CUDA_SUCCESS {
         return Err(format!(
             "cuDriverGetVersion failed: {}",
             super::describe(rc)

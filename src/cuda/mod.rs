@@ -11,6 +11,8 @@
 //! first and every other entry point goes through it.
 //!
 //! One file per idea:
+//! - [`api`]: the driver functions gdswap calls, resolved from the loaded libcuda with `u32`
+//!   results (cudarc's `CUresult` enum cannot hold a code it does not list);
 //! - [`driver`]: finding libcuda, `cuInit`, device count (availability, with a reason);
 //! - [`device`]: a device's primary context, made current on the calling thread, and the
 //!   device list of `gdswap check` (optional driver functions looked up before each call);
@@ -24,6 +26,7 @@
 //! what it was for. `unsafe` is confined to this module (and `io`); each block says why it
 //! is sound.
 
+pub mod api;
 pub mod device;
 pub mod device_buffer;
 pub mod driver;
@@ -31,32 +34,36 @@ pub mod pinned;
 pub mod staging;
 pub mod stream;
 
-use cudarc::driver::sys;
-
 use crate::error::{Error, Result};
 
 /// The driver's name and description of a result code, e.g.
-/// `CUDA_ERROR_OUT_OF_MEMORY (2): out of memory`.
-pub fn describe(code: sys::CUresult) -> String {
-    let mut text: *const std::ffi::c_char = std::ptr::null();
-    // SAFETY: cuGetErrorString writes a pointer to a static, NUL-terminated string (or leaves
-    // ours NULL on an unknown code); libcuda is loaded (every caller got here through a
-    // driver call that needed it).
-    let rc = unsafe { sys::cuGetErrorString(code, &mut text) };
-    let what = if rc == sys::CUresult::CUDA_SUCCESS && !text.is_null() {
-        // SAFETY: non-NULL, points to a static C string owned by the driver.
-        unsafe { std::ffi::CStr::from_ptr(text) }
-            .to_string_lossy()
-            .into_owned()
-    } else {
-        "no description".to_string()
+/// `CUDA_ERROR_OUT_OF_MEMORY (2): out of memory`; a code the driver does not know is named
+/// by its number.
+pub fn describe(code: api::Code) -> String {
+    let text = |f: unsafe extern "C" fn(api::Code, *mut *const std::ffi::c_char) -> api::Code| {
+        let mut p: *const std::ffi::c_char = std::ptr::null();
+        // SAFETY: cuGetErrorName/String write a pointer to a static, NUL-terminated string (or
+        // fail on an unknown code and leave ours NULL); the table exists, since every caller
+        // got a code from a driver call.
+        let rc = unsafe { f(code, &mut p) };
+        (rc == api::CUDA_SUCCESS && !p.is_null()).then(|| {
+            // SAFETY: non-NULL, points to a static C string owned by the driver.
+            unsafe { std::ffi::CStr::from_ptr(p) }
+                .to_string_lossy()
+                .into_owned()
+        })
     };
-    format!("{code:?} ({}): {what}", code as u32)
+    let a = api::api();
+    match (text(a.cuGetErrorName), text(a.cuGetErrorString)) {
+        (Some(name), Some(what)) => format!("{name} ({code}): {what}"),
+        (Some(name), None) => format!("{name} ({code})"),
+        _ => format!("CUDA error {code} (a code this driver does not describe)"),
+    }
 }
 
 /// Turns a driver result into `Ok(())` or an error naming `op`.
-pub fn check(code: sys::CUresult, op: impl FnOnce() -> String) -> Result<()> {
-    if code == sys::CUresult::CUDA_SUCCESS {
+pub fn check(code: api::Code, op: impl FnOnce() -> String) -> Result<()> {
+    if code == api::CUDA_SUCCESS {
         Ok(())
     } else {
         Err(Error::Cuda {

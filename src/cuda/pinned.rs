@@ -20,6 +20,7 @@ use crate::io::sys as iosys;
 use crate::io::uring::IoBuffer;
 use crate::size::Bytes;
 
+use super::api::api;
 use super::check;
 use super::device_buffer::range_error;
 
@@ -55,7 +56,7 @@ impl PinnedBuffer {
         // SAFETY: [ptr, ptr+cap) is a live anonymous mapping owned by `buf`, which the
         // PinnedBuffer owns and unregisters before unmapping (see Drop).
         let rc = unsafe {
-            sys::cuMemHostRegister_v2(
+            (api().cuMemHostRegister_v2)(
                 buf.as_mut_ptr() as *mut std::ffi::c_void,
                 cap,
                 sys::CU_MEMHOSTREGISTER_PORTABLE,
@@ -120,6 +121,6 @@ impl Drop for PinnedBuffer {
         // SAFETY: unregisters the range registered in `new`, before `buf` unmaps it. Its
         // owners (the io_uring engine, the bounce worker) drop it only when no I/O and no copy
         // can still use it.
-        unsafe { sys::cuMemHostUnregister(self.buf.as_mut_ptr() as *mut std::ffi::c_void) };
+        unsafe { (api().cuMemHostUnregister)(self.buf.as_mut_ptr() as *mut std::ffi::c_void) };
     }
 }

@@ -9,6 +9,7 @@ use cudarc::driver::sys;
 
 use crate::error::Result;
 
+use super::api::{self, api};
 use super::check;
 
 /// A non-blocking stream of the current context.
@@ -28,7 +29,7 @@ impl Stream {
         // SAFETY: writes one stream handle; flags are CU_STREAM_NON_BLOCKING.
         check(
             unsafe {
-                sys::cuStreamCreate(&mut raw, sys::CUstream_flags::CU_STREAM_NON_BLOCKING as u32)
+                (api().cuStreamCreate)(&mut raw, sys::CUstream_flags::CU_STREAM_NON_BLOCKING as u32)
             },
             || "cuStreamCreate".into(),
         )?;
@@ -43,7 +44,7 @@ impl Stream {
     /// asynchronous error of the stream, if any, is returned here.
     pub fn synchronize(&self, what: &str) -> Result<()> {
         // SAFETY: the stream is alive for the life of self.
-        check(unsafe { sys::cuStreamSynchronize(self.raw) }, || {
+        check(unsafe { (api().cuStreamSynchronize)(self.raw) }, || {
             format!("cuStreamSynchronize ({what})")
         })
     }
@@ -55,8 +56,8 @@ impl Drop for Stream {
         // then destroys the handle, which is never used again. Errors cannot be reported
         // from a destructor; a failed stream has no work left to run.
         unsafe {
-            sys::cuStreamSynchronize(self.raw);
-            sys::cuStreamDestroy_v2(self.raw);
+            (api().cuStreamSynchronize)(self.raw);
+            (api().cuStreamDestroy_v2)(self.raw);
         }
     }
 }
@@ -79,7 +80,7 @@ impl Event {
         };
         let mut raw: sys::CUevent = std::ptr::null_mut();
         // SAFETY: writes one event handle.
-        check(unsafe { sys::cuEventCreate(&mut raw, flags) }, || {
+        check(unsafe { (api().cuEventCreate)(&mut raw, flags) }, || {
             "cuEventCreate".into()
         })?;
         Ok(Event { raw })
@@ -89,7 +90,7 @@ impl Event {
     pub fn record(&self, stream: &Stream) -> Result<()> {
         // SAFETY: both handles are alive; recording only queues a marker.
         check(
-            unsafe { sys::cuEventRecord(self.raw, stream.raw()) },
+            unsafe { (api().cuEventRecord)(self.raw, stream.raw()) },
             || "cuEventRecord".into(),
         )
     }
@@ -98,8 +99,8 @@ impl Event {
     /// asynchronous error of the work before it is returned as an error.
     pub fn is_done(&self, what: &str) -> Result<bool> {
         // SAFETY: the event is alive; cuEventQuery only reads its state.
-        let rc = unsafe { sys::cuEventQuery(self.raw) };
-        if rc == sys::CUresult::CUDA_ERROR_NOT_READY {
+        let rc = unsafe { (api().cuEventQuery)(self.raw) };
+        if rc == api::CUDA_ERROR_NOT_READY {
             return Ok(false);
         }
         check(rc, || format!("cuEventQuery ({what})"))?;
@@ -109,7 +110,7 @@ impl Event {
     /// Blocks until the stream has reached the event.
     pub fn synchronize(&self, what: &str) -> Result<()> {
         // SAFETY: the event is alive.
-        check(unsafe { sys::cuEventSynchronize(self.raw) }, || {
+        check(unsafe { (api().cuEventSynchronize)(self.raw) }, || {
             format!("cuEventSynchronize ({what})")
         })
     }
@@ -119,7 +120,7 @@ impl Event {
         let mut ms = 0f32;
         // SAFETY: both events are alive; writes one float.
         check(
-            unsafe { sys::cuEventElapsedTime(&mut ms, start.raw, self.raw) },
+            unsafe { (api().cuEventElapsedTime)(&mut ms, start.raw, self.raw) },
             || "cuEventElapsedTime".into(),
         )?;
         Ok(ms)
@@ -130,6 +131,6 @@ impl Drop for Event {
     fn drop(&mut self) {
         // SAFETY: the handle is never used again; destroying a pending event is allowed (the
         // driver frees it once reached).
-        unsafe { sys::cuEventDestroy_v2(self.raw) };
+        unsafe { (api().cuEventDestroy_v2)(self.raw) };
     }
 }

@@ -21,7 +21,8 @@
  *   FAKE_CUDA_DEVICES=N              number of devices (default 1)
  * Built with -DFAKE_CUDA_NO_DEVICE_INFO: no cuDeviceTotalMem_v2 nor cuDeviceGetPCIBusId.
  *   FAKE_CUDA_FAIL_CTX=1             cuDevicePrimaryCtxRetain fails (context creation)
- *   FAKE_CUDA_FAIL_ALLOC=1           cuMemAlloc fails with CUDA_ERROR_OUT_OF_MEMORY
+ *   FAKE_CUDA_FAIL_ALLOC=1           cuMemAlloc fails with CUDA_ERROR_OUT_OF_MEMORY (another
+ *                                    value: fails with that code, e.g. one no driver knows)
  *   FAKE_CUDA_FAIL_COPY_AFTER_BYTES=N  the copy that would take the process past N copied
  *                                    bytes copies only up to N, then fails its stream with
  *                                    CUDA_ERROR_ILLEGAL_ADDRESS
@@ -238,27 +239,36 @@ static CUresult enqueue(struct stream *s, struct op *o) {
 }
 
 /* ---- the API ---- */
-EXPORT CUresult cuGetErrorString(CUresult e, const char **s) {
-    const char *m = NULL;
-    switch (e) {
-    case CUDA_SUCCESS: m = "no error"; break;
-    case CUDA_ERROR_INVALID_VALUE: m = "invalid argument"; break;
-    case CUDA_ERROR_OUT_OF_MEMORY: m = "out of memory"; break;
-    case CUDA_ERROR_NOT_INITIALIZED: m = "initialization error"; break;
-    case CUDA_ERROR_NO_DEVICE: m = "no CUDA-capable device is detected"; break;
-    case CUDA_ERROR_INVALID_DEVICE: m = "invalid device ordinal"; break;
-    case CUDA_ERROR_INVALID_CONTEXT: m = "invalid device context"; break;
-    case CUDA_ERROR_INVALID_HANDLE: m = "invalid resource handle"; break;
-    case CUDA_ERROR_NOT_READY: m = "device not ready"; break;
-    case CUDA_ERROR_ILLEGAL_ADDRESS: m = "an illegal memory access was encountered"; break;
-    case CUDA_ERROR_HOST_MEMORY_ALREADY_REGISTERED: m = "part or all of the requested memory range is already mapped"; break;
-    case CUDA_ERROR_HOST_MEMORY_NOT_REGISTERED: m = "pointer does not correspond to a registered memory region"; break;
-    default: break;
-    }
+/* The codes the fake knows, with the real driver's names and descriptions; any other code
+ * (FAKE_CUDA_FAIL_ALLOC=54321, say) is unknown to it, as a newer driver's code would be. */
+static const struct { CUresult code; const char *name, *text; } codes[] = {
+    {CUDA_SUCCESS, "CUDA_SUCCESS", "no error"},
+    {CUDA_ERROR_INVALID_VALUE, "CUDA_ERROR_INVALID_VALUE", "invalid argument"},
+    {CUDA_ERROR_OUT_OF_MEMORY, "CUDA_ERROR_OUT_OF_MEMORY", "out of memory"},
+    {CUDA_ERROR_NOT_INITIALIZED, "CUDA_ERROR_NOT_INITIALIZED", "initialization error"},
+    {CUDA_ERROR_NO_DEVICE, "CUDA_ERROR_NO_DEVICE", "no CUDA-capable device is detected"},
+    {CUDA_ERROR_INVALID_DEVICE, "CUDA_ERROR_INVALID_DEVICE", "invalid device ordinal"},
+    {CUDA_ERROR_INVALID_CONTEXT, "CUDA_ERROR_INVALID_CONTEXT", "invalid device context"},
+    {CUDA_ERROR_INVALID_HANDLE, "CUDA_ERROR_INVALID_HANDLE", "invalid resource handle"},
+    {CUDA_ERROR_NOT_READY, "CUDA_ERROR_NOT_READY", "device not ready"},
+    {CUDA_ERROR_ILLEGAL_ADDRESS, "CUDA_ERROR_ILLEGAL_ADDRESS", "an illegal memory access was encountered"},
+    {CUDA_ERROR_HOST_MEMORY_ALREADY_REGISTERED, "CUDA_ERROR_HOST_MEMORY_ALREADY_REGISTERED", "part or all of the requested memory range is already mapped"},
+    {CUDA_ERROR_HOST_MEMORY_NOT_REGISTERED, "CUDA_ERROR_HOST_MEMORY_NOT_REGISTERED", "pointer does not correspond to a registered memory region"},
+};
+
+static CUresult describe(CUresult e, const char **s, int name) {
     if (!s) return CUDA_ERROR_INVALID_VALUE;
-    *s = m;
-    return m ? CUDA_SUCCESS : CUDA_ERROR_INVALID_VALUE;
+    for (size_t i = 0; i < sizeof codes / sizeof codes[0]; i++)
+        if (codes[i].code == e) {
+            *s = name ? codes[i].name : codes[i].text;
+            return CUDA_SUCCESS;
+        }
+    *s = NULL;
+    return CUDA_ERROR_INVALID_VALUE;
 }
+
+EXPORT CUresult cuGetErrorString(CUresult e, const char **s) { return describe(e, s, 0); }
+EXPORT CUresult cuGetErrorName(CUresult e, const char **s) { return describe(e, s, 1); }
 
 EXPORT CUresult cuInit(unsigned flags) {
     if (flags != 0) return CUDA_ERROR_INVALID_VALUE;
@@ -358,7 +368,8 @@ EXPORT CUresult cuCtxSetCurrent(void *c) {
 EXPORT CUresult cuMemAlloc_v2(CUdeviceptr *dptr, size_t size) {
     NEED_CTX();
     if (!dptr || size == 0) return CUDA_ERROR_INVALID_VALUE;
-    if (cfg_fail_alloc) return CUDA_ERROR_OUT_OF_MEMORY; /* injected */
+    /* injected: 1 = out of memory, any other value is returned as the code */
+    if (cfg_fail_alloc) return cfg_fail_alloc == 1 ? CUDA_ERROR_OUT_OF_MEMORY : cfg_fail_alloc;
     void *host = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (host == MAP_FAILED) return CUDA_ERROR_OUT_OF_MEMORY;
     pthread_mutex_lock(&mem_lock);
