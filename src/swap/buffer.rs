@@ -211,13 +211,7 @@ impl Drop for PinnedTensor {
 
 impl std::fmt::Debug for PinnedTensor {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "PinnedTensor({} {:?}, {} bytes)",
-            self.dtype.name(),
-            self.shape,
-            self.len
-        )
+        debug_tensor(f, "PinnedTensor", self, "")
     }
 }
 
@@ -258,14 +252,25 @@ pub struct HostTensor {
 
 impl std::fmt::Debug for HostTensor {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "HostTensor({} {:?}, {} bytes)",
-            self.dtype.name(),
-            self.shape,
-            self.len
-        )
+        debug_tensor(f, "HostTensor", self, "")
     }
+}
+
+/// How every tensor type prints itself: `HostTensor(f32 [2, 3], 24 bytes)`, with `place`
+/// (where the memory is) after the length.
+pub(crate) fn debug_tensor(
+    f: &mut std::fmt::Formatter<'_>,
+    kind: &str,
+    t: &dyn Tensor,
+    place: &str,
+) -> std::fmt::Result {
+    write!(
+        f,
+        "{kind}({} {:?}, {} bytes{place})",
+        t.dtype().name(),
+        t.shape(),
+        t.byte_len()
+    )
 }
 
 pub(crate) fn byte_len(dtype: DType, shape: &[usize]) -> Result<usize> {

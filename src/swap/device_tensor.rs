@@ -161,13 +161,6 @@ impl Tensor for DeviceTensor {
 
 impl std::fmt::Debug for DeviceTensor {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "DeviceTensor({} {:?}, {} bytes on GPU {})",
-            self.dtype.name(),
-            self.shape,
-            self.len,
-            self.gpu()
-        )
+        super::buffer::debug_tensor(f, "DeviceTensor", self, &format!(" on GPU {}", self.gpu()))
     }
 }

@@ -36,11 +36,11 @@
 use std::sync::mpsc::{Receiver, TryRecvError};
 
 use crate::backend::MemoryKind;
-use crate::error::{Error, Result};
+use crate::error::Result;
 
 use super::buffer::{DType, Tensor};
 use super::staging::Staging;
-use super::ticket::{ReadData, ReadOutcome};
+use super::ticket::{lost, ReadData, ReadOutcome};
 
 /// A tensor held in one of the store's staging buffers (see the module docs).
 pub struct StagedTensor {
@@ -116,13 +116,7 @@ impl Tensor for StagedTensor {
 
 impl std::fmt::Debug for StagedTensor {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "StagedTensor({} {:?}, {} bytes)",
-            self.dtype.name(),
-            self.shape,
-            self.len
-        )
+        super::buffer::debug_tensor(f, "StagedTensor", self, " in staging")
     }
 }
 
@@ -195,10 +189,4 @@ impl std::fmt::Debug for StagedTicket {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "StagedTicket({:?})", self.name)
     }
-}
-
-fn lost() -> Error {
-    Error::Resources(
-        "internal error: a swap I/O thread ended without a result (please report it)".into(),
-    )
 }

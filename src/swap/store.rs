@@ -693,12 +693,7 @@ impl SwapStore {
         let (tx, rx) = channel();
         let (name, n) = (entry.name.clone(), entry.len as usize);
         let job = Box::new(move || {
-            let outcome = read.recv().unwrap_or_else(|_| {
-                Err(Error::Resources(
-                    "internal error: a swap I/O thread ended without a result (please report it)"
-                        .into(),
-                ))
-            });
+            let outcome = read.recv().unwrap_or_else(|_| Err(super::ticket::lost()));
             let delivered = outcome.and_then(|data| match (data, &dest) {
                 (ReadData::OnDevice { mut staging, .. }, Some(span)) => staging
                     .copy_to_device(span)

@@ -47,7 +47,8 @@ pub struct Ticket<'a> {
     outcome: Option<Result<()>>,
 }
 
-fn lost() -> Error {
+/// The error of a job that ended without sending its result (a bug: jobs always send).
+pub(crate) fn lost() -> Error {
     Error::Resources(
         "internal error: a swap I/O thread ended without a result (please report it)".into(),
     )
