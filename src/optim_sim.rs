@@ -186,6 +186,10 @@ pub struct ModeReport {
     pub peak_staging: u64,
     /// Most device memory the store's staging held at once (0 for host backends).
     pub peak_device: u64,
+    /// Bytes the store read and wrote over the whole run (initial state, warm-up and
+    /// measured steps, and the check), from its own counters.
+    pub store_bytes_read: u64,
+    pub store_bytes_written: u64,
     /// Host tensors the simulator itself held (one sub-group's state).
     pub host_tensors: u64,
     /// Whether the swapped state equals the in-memory steps bit for bit (None: not checked).
@@ -248,6 +252,12 @@ pub fn validate(opts: &SimOptions) -> Result<()> {
     }
     if opts.steps == 0 {
         return Err(Error::invalid("--steps", "needs at least one step"));
+    }
+    if opts.warmup_steps.checked_add(opts.steps).is_none() {
+        return Err(Error::invalid(
+            "--warmup-steps",
+            "with --steps, more steps than a u32 counts",
+        ));
     }
     if opts.io_threads == 0 || opts.io_threads > 64 {
         return Err(Error::invalid(
@@ -318,6 +328,8 @@ fn run_inner(opts: &SimOptions, mode: Mode, update: bool) -> Result<ModeReport> 
             .map_err(|e| Error::file(crate::error::FileOp::Create, &dir, e))?;
     }
     let max = *sizes.iter().max().expect("at least one group") as u64;
+    let device_staging = crate::backend::by_name(&opts.backend)
+        .is_some_and(|b| b.memory() == crate::backend::MemoryKind::Device);
     // Three tensors, each padded, plus what a bounce ring or huge-page mapping may add.
     let group_bytes = 3 * (4 * max + (64 << 10) + (2 << 20))
         + if opts.grads {
@@ -330,8 +342,11 @@ fn run_inner(opts: &SimOptions, mode: Mode, update: bool) -> Result<ModeReport> 
         SwapOptions {
             backend: opts.backend.clone(),
             gpu: opts.gpu,
-            // Reads ahead and writes behind, `buffers` sub-groups each way, plus one.
-            staging_budget: group_bytes * (2 * opts.buffers as u64 + 1),
+            // Reads ahead and writes behind, `buffers` sub-groups each way, plus one; device
+            // staging also books the host copies of the host tensors it moves.
+            staging_budget: group_bytes
+                * (2 * opts.buffers as u64 + 1)
+                * if device_staging { 2 } else { 1 },
             io_threads: opts.io_threads,
             ..SwapOptions::default()
         },
@@ -498,6 +513,8 @@ fn run_inner(opts: &SimOptions, mode: Mode, update: bool) -> Result<ModeReport> 
         write_bytes,
         peak_staging: after.staging_peak,
         peak_device: after.device_peak,
+        store_bytes_read: after.bytes_read,
+        store_bytes_written: after.bytes_written,
         host_tensors: if staged { 0 } else { 3 * 4 * max },
         bit_exact: None,
         mismatch: None,
@@ -635,9 +652,18 @@ mod tests {
         for mode in [Mode::Serial, Mode::Pipelined] {
             let r = run_mode(&opts, mode).unwrap();
             assert_eq!(r.bit_exact, Some(true), "{mode:?}: {:?}", r.mismatch);
-            // 7 sub-groups of 3 tensors, each read and written once per step.
+            // 7 sub-groups of 3 tensors, each read and written once per step: the store's own
+            // counters (taken before the check reads everything back) saw exactly that many,
+            // over the warm-up and measured steps, plus the initial state's swap-outs.
             assert_eq!(r.read_bytes, r.write_bytes);
             assert!(r.read_bytes >= 50_001 * 12);
+            let steps = u64::from(opts.warmup_steps + opts.steps);
+            assert_eq!(r.store_bytes_read, steps * r.read_bytes, "{mode:?}");
+            assert_eq!(
+                r.store_bytes_written,
+                (steps + 1) * r.write_bytes,
+                "{mode:?}"
+            );
             assert!(r.peak_staging > 0);
         }
         // With fp16 gradients read in: one more tensor of 2 bytes a parameter read per step.

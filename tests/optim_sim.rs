@@ -167,3 +167,36 @@ fn io_threads_out_of_range_is_an_error() {
         "{err}"
     );
 }
+
+/// A device copy that fails mid-run (the fake's sticky illegal-address error) ends the run
+/// with one line naming the tensor and the CUDA call, not a hang or a panic.
+#[test]
+fn a_failing_device_copy_is_one_line_naming_the_tensor() {
+    let dir = scratch();
+    let mut cmd = gdswap(argv![
+        "optim-sim",
+        "--dir",
+        dir.path(),
+        "--params",
+        "200K",
+        "--sub-group-size",
+        "64K",
+        "--steps",
+        "2",
+        "--backend",
+        "bounce",
+    ]);
+    common::cuda::with_fake_cuda(&mut cmd).env("FAKE_CUDA_FAIL_COPY_AFTER_BYTES", "3000000");
+    // (The header line on stdout comes before the run; the error is the one stderr line.)
+    let out = outcome(&mut cmd);
+    assert_eq!(out.code, Some(1), "{}", out.stderr);
+    let lines: Vec<&str> = out.stderr.lines().collect();
+    assert_eq!(lines.len(), 1, "{}", out.stderr);
+    assert!(
+        lines[0].starts_with("gdswap: error: ")
+            && lines[0].contains("of tensor 'g")
+            && lines[0].contains("CUDA_ERROR_ILLEGAL_ADDRESS (700)"),
+        "{}",
+        lines[0]
+    );
+}

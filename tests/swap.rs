@@ -555,8 +555,34 @@ fn staged_tensors_count_against_the_budget_and_stay_with_their_store() {
         "{err}"
     );
     let other = SwapStore::open(b.path(), small).unwrap();
-    let err = other.swap_out_staged("x", held).unwrap_err().to_string();
-    assert!(err.contains("belongs to another store"), "{err}");
-    // Dropped by the refusal: its buffer went back to the first store's pool.
+    let mut held = held;
+    held.as_bytes_mut()[7] = 42;
+    let refused = other.swap_out_staged("x", held).unwrap_err();
+    assert!(
+        refused.to_string().contains("belongs to another store"),
+        "{refused}"
+    );
+    // Handed back intact, and swapped out where it belongs.
+    let held = *refused.tensor.expect("a refused staged tensor comes back");
+    assert_eq!(held.as_bytes()[7], 42);
+    store.swap_out_staged("x", held).unwrap().wait().unwrap();
+    assert_eq!(read_back(&store, "x").as_bytes()[7], 42);
+    // Its buffer went back to the pool: there is room for another.
     store.staged_zeros(DType::U8, &[2 << 20]).unwrap();
+    // A refusal for a tensor busy with another swap also hands it back.
+    let t = store.staged_zeros(DType::U8, &[4096]).unwrap();
+    let mut big = store.staged_zeros(DType::U8, &[1 << 20]).unwrap();
+    big.as_bytes_mut()[0] = 1;
+    let ticket = store.swap_out_staged("y", big).unwrap();
+    match store.swap_out_staged("y", t) {
+        Err(r) => {
+            assert!(r.to_string().contains("in flight"), "{r}");
+            assert!(r.tensor.is_some());
+        }
+        Ok(t2) => {
+            // The first swap-out was already done: then the second is simply the newer one.
+            t2.wait().unwrap();
+        }
+    }
+    ticket.wait().unwrap();
 }

@@ -174,6 +174,100 @@ fn a_corrupt_block_is_caught_on_the_way_into_a_device_tensor() {
     }
 }
 
+/// A swap-out stores the device tensor as it was when `swap_out` returned, even when its job
+/// is queued behind another and the caller changes the tensor right away.
+#[test]
+fn a_device_swap_out_stores_the_tensor_as_it_was_when_swap_out_returned() {
+    if !fakes() {
+        return;
+    }
+    for backend in ["bounce", "gds"] {
+        let dir = common::scratch();
+        let store = SwapStore::open(
+            dir.path(),
+            SwapOptions {
+                io_threads: 1,
+                ..opts(backend)
+            },
+        )
+        .unwrap();
+        let a = content(2, 100_000);
+        let mut d = DeviceTensor::from_host(&a, 0).unwrap();
+        // A first version, so that the second finds its staging buffer idle in the pool and
+        // needs the I/O thread only for its write job.
+        store.swap_out("a", &d).unwrap().wait().unwrap();
+        // One I/O thread, busy with a big write first.
+        let big = content(1, 16 << 20);
+        let first = store.swap_out("big", &big).unwrap();
+        let ticket = store.swap_out("a", &d).unwrap();
+        d.upload(content(3, 100_000).as_bytes()).unwrap();
+        first.wait().unwrap();
+        ticket.wait().unwrap();
+        let mut h = HostTensor::bytes(100_000);
+        store.swap_in("a", &mut h).unwrap().wait().unwrap();
+        assert!(
+            h.as_bytes() == a.as_bytes(),
+            "{backend}: the version at swap_out"
+        );
+    }
+}
+
+#[test]
+fn device_paths_without_verification_and_the_refusals() {
+    if !fakes() {
+        return;
+    }
+    for backend in ["bounce", "gds"] {
+        let dir = common::scratch();
+        let store = SwapStore::open(
+            dir.path(),
+            SwapOptions {
+                verify: false,
+                ..opts(backend)
+            },
+        )
+        .unwrap();
+        let want = content(4, 8193);
+        store
+            .swap_out("t", &DeviceTensor::from_host(&want, 0).unwrap())
+            .unwrap()
+            .wait()
+            .unwrap();
+        let mut d = DeviceTensor::zeros(DType::U8, &[8193], 0).unwrap();
+        store.swap_in("t", &mut d).unwrap().wait().unwrap();
+        assert!(
+            d.to_host().unwrap().as_bytes() == want.as_bytes(),
+            "{backend}"
+        );
+        store.prefetch("t").unwrap();
+        let mut h = HostTensor::bytes(8193);
+        store.swap_in("t", &mut h).unwrap().wait().unwrap();
+        assert!(h.as_bytes() == want.as_bytes(), "{backend}");
+        // A destination of the wrong length.
+        let mut short = DeviceTensor::zeros(DType::U8, &[8192], 0).unwrap();
+        let err = store.swap_in("t", &mut short).unwrap_err().to_string();
+        assert!(
+            err.contains("'t'") && err.contains("8192 bytes") && err.contains("8193"),
+            "{err}"
+        );
+        // Staged tensors are host staging: refused here.
+        let err = store
+            .staged_zeros(DType::U8, &[10])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("staged tensors need a host backend"), "{err}");
+        let err = store.swap_in_staged("t").unwrap_err().to_string();
+        assert!(err.contains("staged tensors need a host backend"), "{err}");
+        // Every staging buffer is idle now, and released on request.
+        assert!(store.stats().staging_now > 0);
+        store.release_idle_staging().unwrap();
+        assert_eq!(store.stats().staging_now, 0, "{backend}");
+        // A prefetch nobody took is freed with the store (on its own I/O thread).
+        store.prefetch("t").unwrap();
+        store.close().unwrap();
+    }
+}
+
 #[test]
 fn a_tensor_dropped_during_its_swap_out_is_still_stored_whole() {
     if !fakes() {

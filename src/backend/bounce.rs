@@ -181,11 +181,6 @@ struct BounceWorker {
 }
 
 impl BounceWorker {
-    /// Bytes of pinned memory available to stage `fill` and `inspect` copies.
-    fn staging_len(&self) -> usize {
-        self.engine.buffer().len()
-    }
-
     fn transfer_serial(
         &mut self,
         op: Op,
@@ -252,30 +247,26 @@ impl Worker for BounceWorker {
     fn fill(&mut self, f: &mut dyn FnMut(&mut [u8])) -> Result<()> {
         let mut host = vec![0u8; self.range_len];
         f(&mut host);
-        let step = self.staging_len();
-        for (i, piece) in host.chunks(step).enumerate() {
-            self.engine.buffer_mut()[..piece.len()].copy_from_slice(piece);
-            self.buffer.upload(
-                i * step,
-                self.engine.io_buffer(),
-                0,
-                piece.len(),
-                &self.stream,
-            )?;
-        }
-        Ok(())
+        self.fill_pieces(&mut |off, piece| piece.copy_from_slice(&host[off..off + piece.len()]))
     }
 
     fn inspect(&mut self, f: &mut dyn FnMut(&[u8]) -> Result<()>) -> Result<()> {
         let mut host = vec![0u8; self.range_len];
-        let step = self.staging_len();
-        for (i, piece) in host.chunks_mut(step).enumerate() {
-            let n = piece.len();
-            self.buffer
-                .download(i * step, self.engine.io_buffer_mut(), 0, n, &self.stream)?;
-            piece.copy_from_slice(&self.engine.buffer()[..n]);
-        }
+        self.inspect_pieces(&mut |off, piece| {
+            host[off..off + piece.len()].copy_from_slice(piece);
+            Ok(())
+        })?;
         f(&host)
+    }
+
+    fn fill_pieces(&mut self, f: &mut dyn FnMut(usize, &mut [u8])) -> Result<()> {
+        self.buffer
+            .fill_through(self.engine.io_buffer_mut(), &self.stream, f)
+    }
+
+    fn inspect_pieces(&mut self, f: &mut dyn FnMut(usize, &[u8]) -> Result<()>) -> Result<()> {
+        self.buffer
+            .inspect_through(self.engine.io_buffer_mut(), &self.stream, f)
     }
 
     fn transfer(

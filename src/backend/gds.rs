@@ -564,10 +564,6 @@ impl GdsWorker {
         self.handle.file()
     }
 
-    fn staging_len(&self) -> usize {
-        STAGING.min(self.range_len.max(4096))
-    }
-
     /// An unaligned tail: through the buffered descriptor and the pinned staging buffer.
     fn tail(&mut self, op: Op, r: &Request) -> Result<()> {
         let file = Arc::clone(self.file());
@@ -661,27 +657,25 @@ impl Worker for GdsWorker {
     fn fill(&mut self, f: &mut dyn FnMut(&mut [u8])) -> Result<()> {
         let mut host = vec![0u8; self.range_len];
         f(&mut host);
-        let step = self.staging_len();
-        for (i, piece) in host.chunks(step).enumerate() {
-            self.staging
-                .range_mut(0, piece.len())?
-                .copy_from_slice(piece);
-            self.buffer
-                .upload(i * step, &self.staging, 0, piece.len(), &self.stream)?;
-        }
-        Ok(())
+        self.fill_pieces(&mut |off, piece| piece.copy_from_slice(&host[off..off + piece.len()]))
     }
 
     fn inspect(&mut self, f: &mut dyn FnMut(&[u8]) -> Result<()>) -> Result<()> {
         let mut host = vec![0u8; self.range_len];
-        let step = self.staging_len();
-        for (i, piece) in host.chunks_mut(step).enumerate() {
-            let n = piece.len();
-            self.buffer
-                .download(i * step, &mut self.staging, 0, n, &self.stream)?;
-            piece.copy_from_slice(self.staging.range(0, n)?);
-        }
+        self.inspect_pieces(&mut |off, piece| {
+            host[off..off + piece.len()].copy_from_slice(piece);
+            Ok(())
+        })?;
         f(&host)
+    }
+
+    fn fill_pieces(&mut self, f: &mut dyn FnMut(usize, &mut [u8])) -> Result<()> {
+        self.buffer.fill_through(&mut self.staging, &self.stream, f)
+    }
+
+    fn inspect_pieces(&mut self, f: &mut dyn FnMut(usize, &[u8]) -> Result<()>) -> Result<()> {
+        self.buffer
+            .inspect_through(&mut self.staging, &self.stream, f)
     }
 
     fn release(self: Box<Self>) -> Result<()> {

@@ -125,6 +125,16 @@ pub trait Worker: Send {
     fn fill(&mut self, f: &mut dyn FnMut(&mut [u8])) -> Result<()>;
     /// Lets `f` read the destination buffer's bytes (untimed; used to verify reads).
     fn inspect(&mut self, f: &mut dyn FnMut(&[u8]) -> Result<()>) -> Result<()>;
+    /// Like [`Worker::fill`], piece by piece in order: `f(offset, piece)` writes the bytes at
+    /// `offset`. Device backends stage each piece through their pinned memory, so no host
+    /// copy of the whole buffer is made; the default hands over the whole buffer at once.
+    fn fill_pieces(&mut self, f: &mut dyn FnMut(usize, &mut [u8])) -> Result<()> {
+        self.fill(&mut |b| f(0, b))
+    }
+    /// Like [`Worker::inspect`], piece by piece in order: `f(offset, piece)`.
+    fn inspect_pieces(&mut self, f: &mut dyn FnMut(usize, &[u8]) -> Result<()>) -> Result<()> {
+        self.inspect(&mut |b| f(0, b))
+    }
     /// Releases what `prepare` acquired, reporting failures (a deregistration or free that
     /// fails is an error of the run, not something to ignore in `Drop`). Untimed.
     fn release(self: Box<Self>) -> Result<()> {

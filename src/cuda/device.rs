@@ -18,18 +18,20 @@ pub struct Device {
     ctx: sys::CUcontext,
 }
 
-// SAFETY: a context handle is usable from any thread (made current there); gdswap opens,
-// uses and releases each Device on one worker thread.
+// SAFETY: a context handle is usable from any thread (made current there): the driver API is
+// thread safe. A worker opens, uses and releases its Device on its own thread; a device
+// tensor's Device moves with its memory, and whichever thread drops it makes it current
+// first.
 unsafe impl Send for Device {}
 
 impl Device {
     /// Opens device `ordinal` (`--gpu`): checks that it exists, retains its primary context
     /// and makes that context current on this thread.
     pub fn open(ordinal: usize) -> Result<Device> {
-        let info = driver::load().map_err(|reason| Error::Unavailable {
-            backend: "bounce".into(),
-            reason,
-        })?;
+        // Backends report their own unavailability before they get here (their probe); this
+        // is what a direct user (a device or pinned tensor) sees.
+        let info = driver::load()
+            .map_err(|reason| Error::Resources(format!("CUDA unavailable: {reason}")))?;
         check_ordinal(ordinal, info.devices)?;
         let mut dev: sys::CUdevice = 0;
         // SAFETY: the driver is loaded and initialised (driver::load); cuDeviceGet writes one

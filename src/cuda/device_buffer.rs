@@ -14,6 +14,7 @@
 use cudarc::driver::sys;
 
 use crate::error::{Error, Result};
+use crate::io::uring::IoBuffer;
 use crate::size::Bytes;
 
 use super::api::api;
@@ -27,8 +28,9 @@ pub struct DeviceBuffer {
     len: usize,
 }
 
-// SAFETY: a device address is plain data; the allocation is freed once, on drop, on the
-// worker thread that owns it.
+// SAFETY: a device address is plain data; the allocation is freed once, on drop, in its own
+// context (a worker's buffer on the worker's thread; a ContextBuffer's after making its
+// context current, on whichever thread drops it).
 unsafe impl Send for DeviceBuffer {}
 
 impl DeviceBuffer {
@@ -171,6 +173,43 @@ impl DeviceBuffer {
         stream.synchronize("waiting for a device memset")
     }
 
+    /// Fills the whole buffer piece by piece through `pinned` (pieces of its length, in
+    /// order): `f(offset, piece)` writes the bytes for `offset`, then they are copied up.
+    pub fn fill_through(
+        &self,
+        pinned: &mut PinnedBuffer,
+        stream: &Stream,
+        f: &mut dyn FnMut(usize, &mut [u8]),
+    ) -> Result<()> {
+        let step = pinned.as_slice().len().max(1);
+        let mut off = 0;
+        while off < self.len {
+            let n = step.min(self.len - off);
+            f(off, pinned.range_mut(0, n)?);
+            self.upload(off, pinned, 0, n, stream)?;
+            off += n;
+        }
+        Ok(())
+    }
+
+    /// Reads the whole buffer piece by piece through `pinned`: `f(offset, piece)`.
+    pub fn inspect_through(
+        &self,
+        pinned: &mut PinnedBuffer,
+        stream: &Stream,
+        f: &mut dyn FnMut(usize, &[u8]) -> Result<()>,
+    ) -> Result<()> {
+        let step = pinned.as_slice().len().max(1);
+        let mut off = 0;
+        while off < self.len {
+            let n = step.min(self.len - off);
+            self.download(off, pinned, 0, n, stream)?;
+            f(off, pinned.range(0, n)?)?;
+            off += n;
+        }
+        Ok(())
+    }
+
     /// Copies `len` bytes at `src_offset` of `pinned` to device offset `offset`, and waits.
     pub fn upload(
         &self,
@@ -213,8 +252,10 @@ pub struct ContextBuffer {
     device: super::device::Device,
 }
 
-// SAFETY: the value only hands out `&DeviceBuffer`, whose methods are driver calls (thread
-// safe) on a fixed address; it is freed once, on drop, with its context made current first.
+// SAFETY: the value only hands out shared references: `&DeviceBuffer` (its methods are driver
+// calls, which are thread safe, on a fixed address) and `&Device` (whose only method changing
+// anything makes its context current on the calling thread, a per-thread setting); it is
+// freed once, on drop, with its context made current first.
 unsafe impl Sync for ContextBuffer {}
 
 impl ContextBuffer {
@@ -236,8 +277,8 @@ impl ContextBuffer {
 
 impl Drop for ContextBuffer {
     fn drop(&mut self) {
-        // cuMemFree needs the allocation's context; a failure leaves the memory to the
-        // context, which is released right after.
+        // cuMemFree needs the allocation's context; if making it current fails, the memory
+        // stays with the context and goes when its last retain is released.
         let _ = self.device.make_current();
     }
 }

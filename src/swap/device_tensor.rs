@@ -3,14 +3,20 @@
 //! bytes never pass through host memory on their way to or from the staging buffer.
 //!
 //! The memory is one plain `cuMemAlloc` allocation, shared (reference-counted) with the
-//! swaps in flight on it: a swap-out reads the tensor on the store's I/O thread after
-//! `swap_out` returned, and a swap-in writes it there before its ticket completes, so the
-//! allocation stays alive until they end even if the tensor is dropped first. As with any
-//! asynchronous device copy, do not change a tensor while a swap-out of it is in flight
-//! (wait for its ticket): the version stored is the bytes the I/O thread found.
+//! swaps in flight on it, so it stays allocated until they end even if the tensor is dropped
+//! first.
+//!
+//! A swap-out returns once the I/O thread has copied the tensor into the store's device
+//! staging (its job may be queued behind others: `swap_out` waits for that copy), so the
+//! version stored is the tensor as it was when `swap_out` returned, and the tensor may be
+//! changed right after. A swap-in writes the tensor on the I/O thread before its ticket
+//! completes: do not use the tensor until then (a forgotten ticket leaves that write
+//! unordered with later use; the memory stays valid, as it is shared).
 //!
 //! Typed access goes through the host: [`DeviceTensor::to_host`] and
-//! [`DeviceTensor::from_host`] copy through a small pinned staging buffer.
+//! [`DeviceTensor::from_host`] copy through a small pinned staging buffer. Creating, copying
+//! and dropping a device tensor make its GPU's primary context current on the calling
+//! thread (as CUDA's runtime does), without restoring an earlier one.
 
 use std::sync::Arc;
 

@@ -59,6 +59,6 @@ mod ticket;
 pub use buffer::{DType, DeviceSpan, HostTensor, PinnedTensor, Tensor};
 pub use device_tensor::DeviceTensor;
 pub use manifest::{Entry, DATA_FILE, MANIFEST};
-pub use staged::{StagedTensor, StagedTicket};
+pub use staged::{Refused, StagedTensor, StagedTicket};
 pub use store::{default_io_threads, SwapOptions, SwapStats, SwapStore};
 pub use ticket::Ticket;

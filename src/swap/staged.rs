@@ -36,7 +36,7 @@
 use std::sync::mpsc::{Receiver, TryRecvError};
 
 use crate::backend::MemoryKind;
-use crate::error::Result;
+use crate::error::{Error, Result};
 
 use super::buffer::{DType, Tensor};
 use super::staging::Staging;
@@ -117,6 +117,47 @@ impl Tensor for StagedTensor {
 impl std::fmt::Debug for StagedTensor {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         super::buffer::debug_tensor(f, "StagedTensor", self, " in staging")
+    }
+}
+
+/// Why [`SwapStore::swap_out_staged`](super::SwapStore::swap_out_staged) refused a staged
+/// tensor, with the tensor handed back (its contents intact) when it still exists. `?`
+/// converts it into the plain [`Error`].
+pub struct Refused {
+    pub error: Error,
+    /// The tensor, unless the store's I/O threads were gone and it went with the job.
+    pub tensor: Option<Box<StagedTensor>>,
+}
+
+impl Refused {
+    pub(crate) fn lost(error: Error) -> Refused {
+        Refused {
+            error,
+            tensor: None,
+        }
+    }
+}
+
+impl From<Refused> for Error {
+    fn from(r: Refused) -> Error {
+        r.error
+    }
+}
+
+impl std::fmt::Debug for Refused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "Refused({:?}, tensor handed back: {})",
+            self.error,
+            self.tensor.is_some()
+        )
+    }
+}
+
+impl std::fmt::Display for Refused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(&self.error, f)
     }
 }
 

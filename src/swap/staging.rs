@@ -148,9 +148,8 @@ impl StagingPool {
     /// prepared by the backend on one of `threads`; an error naming the tensor when the
     /// budget does not allow it.
     pub fn acquire(self: &Arc<Self>, name: &str, len: u64, threads: &IoThreads) -> Result<Staging> {
-        let mut evicted = Vec::new();
         let (block, cost, device) = self.shape(len);
-        {
+        let evicted = {
             let mut g = lock(&self.inner);
             if let Some(i) = g.idle.iter().position(|s| s.len == len) {
                 let slot = g.idle.swap_remove(i);
@@ -160,31 +159,8 @@ impl StagingPool {
                     failed: false,
                 });
             }
-            while g.allocated + cost > self.budget && !g.idle.is_empty() {
-                let s = g.idle.remove(0);
-                g.allocated -= s.cost;
-                g.device -= s.device;
-                evicted.push(s);
-            }
-            if g.allocated + cost > self.budget {
-                let in_use = g.allocated;
-                drop(g);
-                release_on_threads(evicted, threads)?;
-                return Err(Error::Swap {
-                    tensor: name.to_string(),
-                    message: format!(
-                        "needs {} of staging memory, and the store's budget is {} with {} in use by operations in flight; raise the staging budget, or wait for tickets before starting more",
-                        Bytes(cost),
-                        Bytes(self.budget),
-                        Bytes(in_use)
-                    ),
-                });
-            }
-            g.allocated += cost;
-            g.peak = g.peak.max(g.allocated);
-            g.device += device;
-            g.device_peak = g.device_peak.max(g.device);
-        }
+            self.reserve(g, name, cost, device, threads)?
+        };
         let thread = threads.pick();
         let prepared = release_on_threads(evicted, threads).and_then(|()| {
             let (tx, rx) = channel();
@@ -226,6 +202,57 @@ impl StagingPool {
                 })
             }
         }
+    }
+
+    /// Books `cost` budgeted bytes (and `device` device bytes), giving back idle buffers
+    /// first where the budget needs the room; the evicted buffers, to release on their
+    /// threads. An error naming `name` when even that is not enough.
+    fn reserve(
+        &self,
+        mut g: MutexGuard<'_, Inner>,
+        name: &str,
+        cost: u64,
+        device: u64,
+        threads: &IoThreads,
+    ) -> Result<Vec<Slot>> {
+        let mut evicted = Vec::new();
+        while g.allocated + cost > self.budget && !g.idle.is_empty() {
+            let s = g.idle.remove(0);
+            g.allocated -= s.cost;
+            g.device -= s.device;
+            evicted.push(s);
+        }
+        if g.allocated + cost > self.budget {
+            let in_use = g.allocated;
+            drop(g);
+            release_on_threads(evicted, threads)?;
+            return Err(Error::Swap {
+                tensor: name.to_string(),
+                message: format!(
+                    "needs {} of staging memory, and the store's budget is {} with {} in use by operations in flight; raise the staging budget, or wait for tickets before starting more",
+                    Bytes(cost),
+                    Bytes(self.budget),
+                    Bytes(in_use)
+                ),
+            });
+        }
+        g.allocated += cost;
+        g.peak = g.peak.max(g.allocated);
+        g.device += device;
+        g.device_peak = g.device_peak.max(g.device);
+        Ok(evicted)
+    }
+
+    /// Books `bytes` of host memory a swap through device staging holds besides its staging
+    /// buffer (a host tensor's bytes on their way to or from the device), against the same
+    /// budget, until the returned charge is dropped.
+    pub fn charge(self: &Arc<Self>, name: &str, bytes: u64, threads: &IoThreads) -> Result<Charge> {
+        let evicted = self.reserve(lock(&self.inner), name, bytes, 0, threads)?;
+        release_on_threads(evicted, threads)?;
+        Ok(Charge {
+            pool: Arc::clone(self),
+            bytes,
+        })
     }
 
     fn prepare(&self, len: u64, block: u64) -> Result<Box<dyn Worker>> {
@@ -313,6 +340,18 @@ impl StagingPool {
     }
 }
 
+/// Host bytes booked against a pool's budget by [`StagingPool::charge`], given back on drop.
+pub struct Charge {
+    pool: Arc<StagingPool>,
+    bytes: u64,
+}
+
+impl Drop for Charge {
+    fn drop(&mut self) {
+        lock(&self.pool.inner).allocated -= self.bytes;
+    }
+}
+
 /// One staging buffer in use; back to the pool when dropped, unless a transfer through it
 /// failed (then it is released: its worker may be in any state).
 pub struct Staging {
@@ -360,12 +399,55 @@ impl Staging {
 
     /// Lets `f` write the buffer's bytes.
     pub fn fill(&mut self, f: &mut dyn FnMut(&mut [u8])) -> Result<()> {
-        self.slot().worker.fill(f)
+        let r = self.slot().worker.fill(f);
+        self.failed |= r.is_err();
+        r
     }
 
     /// Lets `f` read the buffer's bytes.
     pub fn inspect(&mut self, f: &mut dyn FnMut(&[u8]) -> Result<()>) -> Result<()> {
-        self.slot().worker.inspect(f)
+        let r = self.slot().worker.inspect(f);
+        self.failed |= r.is_err();
+        r
+    }
+
+    /// Lets `f` write the buffer piece by piece, `f(offset, piece)` (device staging: through
+    /// its pinned memory, no host copy of the whole buffer).
+    pub fn fill_pieces(&mut self, f: &mut dyn FnMut(usize, &mut [u8])) -> Result<()> {
+        let r = self.slot().worker.fill_pieces(f);
+        self.failed |= r.is_err();
+        r
+    }
+
+    /// Lets `f` read the buffer piece by piece, `f(offset, piece)`.
+    pub fn inspect_pieces(&mut self, f: &mut dyn FnMut(usize, &[u8]) -> Result<()>) -> Result<()> {
+        let r = self.slot().worker.inspect_pieces(f);
+        self.failed |= r.is_err();
+        r
+    }
+
+    /// CRC-32C of the buffer's first `len` bytes, read piece by piece.
+    pub fn checksum(&mut self, len: usize) -> Result<u32> {
+        let mut crc = 0;
+        self.inspect_pieces(&mut |off, piece| {
+            if off < len {
+                crc = crc32c::crc32c_append(crc, &piece[..piece.len().min(len - off)]);
+            }
+            Ok(())
+        })?;
+        Ok(crc)
+    }
+
+    /// A host copy of the buffer's first `len` bytes, read piece by piece.
+    pub fn copy_out(&mut self, len: usize) -> Result<Vec<u8>> {
+        let mut v = Vec::with_capacity(len);
+        self.inspect_pieces(&mut |off, piece| {
+            if off < len {
+                v.extend_from_slice(&piece[..piece.len().min(len - off)]);
+            }
+            Ok(())
+        })?;
+        Ok(v)
     }
 
     /// Device staging: copies device tensor `span` into the buffer's first bytes and zeroes

@@ -18,8 +18,8 @@ use super::manifest::{self, Entry, Manifest, DATA_FILE, FORMAT, MANIFEST_TMP};
 
 /// The file a store flocks while open.
 const LOCK_FILE: &str = "lock";
-use super::staged::{StagedTensor, StagedTicket};
-use super::staging::{Staging, StagingPool};
+use super::staged::{Refused, StagedTensor, StagedTicket};
+use super::staging::{Charge, Staging, StagingPool};
 use super::threads::IoThreads;
 use super::ticket::{Kind, ReadData, ReadOutcome, Ticket};
 
@@ -33,10 +33,13 @@ enum Source<'t> {
 enum Pending {
     /// Nothing: the staging was filled by `swap_out`.
     Filled,
-    /// A copy of host bytes, for device staging (filled on its thread).
-    Bytes(Vec<u8>),
-    /// A device tensor, copied device-to-device on the staging's thread (and checksummed).
-    Device(DeviceSpan),
+    /// A copy of host bytes, for device staging (filled on its thread), booked against the
+    /// budget until the job ends.
+    Bytes(Vec<u8>, Charge),
+    /// A device tensor, copied device-to-device on the staging's thread (and checksummed);
+    /// the job signals on the sender once the copy is done, and `swap_out` waits for that, so
+    /// the stored version is the tensor as it was when `swap_out` returned.
+    Device(DeviceSpan, std::sync::mpsc::Sender<()>),
     /// The staging holds the bytes (a staged tensor): only the checksum is left to compute.
     Checksum,
 }
@@ -345,7 +348,7 @@ impl SwapStore {
     /// its own I/O thread) instead of keeping them for later swaps: memory back between
     /// phases of a program. The first failure to free one.
     pub fn release_idle_staging(&self) -> Result<()> {
-        self.shutdown()
+        self.shutdown(false)
     }
 
     /// Whether the store stages in device memory (`bounce`, `gds`: swap `DeviceTensor`s or
@@ -382,11 +385,18 @@ impl SwapStore {
     /// I/O thread), reporting a failure to free one. Dropping the store does the same and
     /// ignores such failures.
     pub fn close(self) -> Result<()> {
-        self.shutdown()
+        self.shutdown(true)
     }
 
-    fn shutdown(&self) -> Result<()> {
+    /// Waits for every job, then frees the idle staging buffers on their own threads; with
+    /// `drop_prefetches`, the prefetches nobody took first (their staging goes back to the
+    /// pool, so a device backend's is freed on its own thread too, never on this one).
+    fn shutdown(&self, drop_prefetches: bool) -> Result<()> {
         self.threads.barrier();
+        if drop_prefetches {
+            let unused = std::mem::take(&mut lock(&self.shared.state).prefetched);
+            drop(unused);
+        }
         self.shared.staging.release_idle(&self.threads)
     }
 
@@ -426,8 +436,12 @@ impl SwapStore {
         let sh = &self.shared;
         let len = tensor.byte_len() as u64;
         let source = match (tensor.host_bytes(), tensor.device_memory()) {
-            (Some(b), _) => Source::Host(b),
+            (Some(b), _) => {
+                check_lengths(name, tensor, b.len())?;
+                Source::Host(b)
+            }
             (None, Some(span)) => {
+                check_lengths(name, tensor, span.len)?;
                 self.check_device(name, span.gpu())?;
                 Source::Device(span)
             }
@@ -453,6 +467,7 @@ impl SwapStore {
                 return Err(e);
             }
         };
+        let mut snapshot = None;
         // Host staging is filled here; a device backend's is filled on its I/O thread, from
         // a copy (the caller's host tensor is not borrowed past this call) or, for a device
         // tensor, straight from its memory (see `DeviceTensor`).
@@ -469,14 +484,31 @@ impl SwapStore {
                     }
                     (crc, Pending::Filled)
                 } else {
-                    (crc, Pending::Bytes(src.to_vec()))
+                    let charge = match sh.staging.charge(name, len, &self.threads) {
+                        Ok(c) => c,
+                        Err(e) => {
+                            unclaim(sh);
+                            return Err(e);
+                        }
+                    };
+                    (crc, Pending::Bytes(src.to_vec(), charge))
                 }
             }
             // Checksummed on the I/O thread, from the copy in staging.
-            Source::Device(span) => (0, Pending::Device(span)),
+            Source::Device(span) => {
+                let (tx, rx) = channel();
+                snapshot = Some(rx);
+                (0, Pending::Device(span, tx))
+            }
         };
         let layout = (tensor.dtype(), tensor.shape().to_vec(), len);
-        self.submit_write(name, id, layout, crc, staging, pending)
+        let ticket = self.submit_write(name, id, layout, crc, staging, pending)?;
+        if let Some(copied) = snapshot {
+            // Returns when the device copy is done or the job ended without one (its error is
+            // the ticket's).
+            let _ = copied.recv();
+        }
+        Ok(ticket)
     }
 
     /// The common end of a swap-out: claimed as `id`, the bytes in (or headed for)
@@ -539,12 +571,12 @@ impl SwapStore {
     /// without a copy. Counts against the staging budget while held.
     pub fn staged_zeros(&self, dtype: super::DType, shape: &[usize]) -> Result<StagedTensor> {
         let len = super::buffer::byte_len(dtype, shape)?;
-        self.check_staged("a staged tensor")?;
-        let mut staging = self.shared.staging.acquire(
-            "a staged tensor",
-            self.padded(len as u64),
-            &self.threads,
-        )?;
+        let what = format!("(new staged {} {shape:?})", dtype.name());
+        self.check_staged(&what)?;
+        let mut staging =
+            self.shared
+                .staging
+                .acquire(&what, self.padded(len as u64), &self.threads)?;
         staging
             .host_bytes_mut()
             .expect("host staging has host bytes")
@@ -568,25 +600,48 @@ impl SwapStore {
 
     /// Like [`SwapStore::swap_out`], without the copy: writes `tensor`'s own buffer (its
     /// checksum computed on the I/O thread) and returns the buffer to the pool afterwards.
-    pub fn swap_out_staged(&self, name: &str, mut tensor: StagedTensor) -> Result<Ticket<'static>> {
-        check_name(name)?;
+    /// A refusal (a bad name, a tensor of another store, an operation in flight on `name`)
+    /// hands the tensor back inside the [`Refused`] error, so its contents are not lost; `?`
+    /// turns that into a plain [`Error`].
+    pub fn swap_out_staged(
+        &self,
+        name: &str,
+        mut tensor: StagedTensor,
+    ) -> std::result::Result<Ticket<'static>, Refused> {
+        let refuse = |error, tensor| {
+            Err(Refused {
+                error,
+                tensor: Some(Box::new(tensor)),
+            })
+        };
+        if let Err(e) = check_name(name) {
+            return refuse(e, tensor);
+        }
         if !tensor.staging.belongs_to(&self.shared.staging) {
-            return Err(swap_err(
+            let e = swap_err(
                 name,
                 "the staged tensor belongs to another store (swap it out there, or copy it)",
-            ));
+            );
+            return refuse(e, tensor);
         }
         let id = {
             let mut s = lock(&self.shared.state);
-            let id = self.claim(&mut s, name, OpKind::SwapOut)?;
-            s.prefetched.remove(name);
-            id
+            match self.claim(&mut s, name, OpKind::SwapOut) {
+                Ok(id) => {
+                    s.prefetched.remove(name);
+                    id
+                }
+                Err(e) => return refuse(e, tensor),
+            }
         };
         // The padding after the bytes may hold an earlier, longer tensor's tail.
         let len = tensor.len();
         tensor.staging.host_bytes_mut().expect("host staging")[len..].fill(0);
         let layout = (tensor.dtype(), tensor.shape().to_vec(), len as u64);
+        // Past this point only a store whose I/O threads are gone can fail, and the job that
+        // owns the buffer is dropped with it.
         self.submit_write(name, id, layout, 0, tensor.staging, Pending::Checksum)
+            .map_err(Refused::lost)
     }
 
     /// Like [`SwapStore::swap_in`], without the copy: the ticket gives the staging buffer the
@@ -655,17 +710,31 @@ impl SwapStore {
     pub fn swap_in<'a>(&self, name: &str, dest: &'a mut dyn Tensor) -> Result<Ticket<'a>> {
         let sh = &self.shared;
         let device_dest = dest.device_memory();
-        if let Some(span) = &device_dest {
-            self.check_device(name, span.gpu())?;
-        } else if dest.host_bytes().is_none() {
-            return Err(swap_err(
-                name,
-                "the destination exposes neither host bytes nor device memory",
-            ));
+        match (&device_dest, dest.host_bytes().map(<[u8]>::len)) {
+            (_, Some(n)) if device_dest.is_none() => check_lengths(name, dest, n)?,
+            (Some(span), _) => {
+                check_lengths(name, dest, span.len)?;
+                self.check_device(name, span.gpu())?;
+            }
+            _ => {
+                return Err(swap_err(
+                    name,
+                    "the destination exposes neither host bytes nor device memory",
+                ))
+            }
         }
+        // A host destination of device staging gets its bytes through a host copy: booked
+        // before anything is read.
+        let charge = match (sh.staging.device_staging(), &device_dest) {
+            (true, None) => Some(
+                sh.staging
+                    .charge(name, dest.byte_len() as u64, &self.threads)?,
+            ),
+            _ => None,
+        };
         let (entry, rx, thread) = self.read_or_prefetched(name, Some(dest.byte_len()))?;
         let rx = if sh.staging.device_staging() {
-            self.deliver(&entry, rx, thread, device_dest)?
+            self.deliver(&entry, rx, thread, device_dest, charge)?
         } else {
             rx
         };
@@ -689,33 +758,21 @@ impl SwapStore {
         read: Receiver<ReadOutcome>,
         thread: usize,
         dest: Option<DeviceSpan>,
+        charge: Option<Charge>,
     ) -> Result<Receiver<ReadOutcome>> {
         let (tx, rx) = channel();
         let (name, n) = (entry.name.clone(), entry.len as usize);
         let job = Box::new(move || {
             let outcome = read.recv().unwrap_or_else(|_| Err(super::ticket::lost()));
             let delivered = outcome.and_then(|data| match (data, &dest) {
-                (ReadData::OnDevice { mut staging, .. }, Some(span)) => staging
+                (ReadData::OnDevice { mut staging }, Some(span)) => staging
                     .copy_to_device(span)
                     .map(|()| ReadData::Delivered)
                     .map_err(|e| within(OpKind::SwapIn, &name, e)),
-                (ReadData::OnDevice { host: Some(v), .. }, None) => Ok(ReadData::Copied(v)),
-                (
-                    ReadData::OnDevice {
-                        mut staging,
-                        host: None,
-                    },
-                    None,
-                ) => {
-                    let mut v = Vec::with_capacity(n);
-                    staging
-                        .inspect(&mut |b: &[u8]| {
-                            v.extend_from_slice(&b[..n]);
-                            Ok(())
-                        })
-                        .map(|()| ReadData::Copied(v))
-                        .map_err(|e| within(OpKind::SwapIn, &name, e))
-                }
+                (ReadData::OnDevice { mut staging }, None) => staging
+                    .copy_out(n)
+                    .map(|v| ReadData::Copied(v, charge))
+                    .map_err(|e| within(OpKind::SwapIn, &name, e)),
                 (other, _) => Ok(other),
             });
             let _ = tx.send(delivered);
@@ -740,9 +797,18 @@ impl SwapStore {
         let id = self.claim(&mut s, name, OpKind::Prefetch)?;
         drop(s);
         let (rx, thread) = self.start_read(name, id, &entry, OpKind::Prefetch)?;
-        lock(&sh.state)
-            .prefetched
-            .insert(name.to_string(), (entry, rx, thread));
+        let mut s = lock(&sh.state);
+        // The read may already have ended and released the tensor: if another operation has
+        // claimed it since (a swap-out, whose new version this read does not hold), or a
+        // newer version was committed, the prefetch is stale and is dropped.
+        let claimed_by_other = s.busy.get(name).is_some_and(|&(_, other)| other != id);
+        let same_version = s
+            .tensors
+            .get(name)
+            .is_some_and(|e| e.generation == entry.generation && e.offset == entry.offset);
+        if !claimed_by_other && same_version {
+            s.prefetched.insert(name.to_string(), (entry, rx, thread));
+        }
         Ok(())
     }
 
@@ -802,7 +868,7 @@ impl SwapStore {
 impl Drop for SwapStore {
     fn drop(&mut self) {
         // Failures to free staging have nowhere to go here; `close` reports them.
-        let _ = self.shutdown();
+        let _ = self.shutdown(true);
     }
 }
 
@@ -811,6 +877,20 @@ fn release_claim(sh: &Shared, name: &str, id: u64) {
     if s.busy.get(name).is_some_and(|&(_, i)| i == id) {
         s.busy.remove(name);
     }
+}
+
+/// A `Tensor` implementation must give its bytes (or device memory) the length it reports.
+fn check_lengths(name: &str, t: &dyn Tensor, memory_len: usize) -> Result<()> {
+    if memory_len == t.byte_len() {
+        return Ok(());
+    }
+    Err(swap_err(
+        name,
+        format!(
+            "the tensor says it holds {} bytes but its memory has {memory_len} (a Tensor implementation whose byte_len and memory disagree)",
+            t.byte_len()
+        ),
+    ))
 }
 
 /// Names are keys in a JSON manifest: any text, but not empty and not absurdly long.
@@ -827,23 +907,27 @@ fn check_name(name: &str) -> Result<()> {
 /// The I/O thread's part of a swap-out: write, make durable, switch the manifest.
 fn write_job(sh: &Shared, mut entry: Entry, mut staging: Staging, pending: Pending) -> Result<()> {
     let (offset, padded) = (entry.offset, entry.padded_len);
-    let pending_checksum = matches!(pending, Pending::Device(_) | Pending::Checksum);
+    let pending_checksum = matches!(pending, Pending::Device(..) | Pending::Checksum);
     let filled = match pending {
         Pending::Filled => Ok(()),
-        Pending::Bytes(src) => staging.fill(&mut |b: &mut [u8]| {
-            b[..src.len()].copy_from_slice(&src);
-            b[src.len()..].fill(0);
+        Pending::Bytes(src, _charge) => staging.fill_pieces(&mut |off, piece| {
+            // The tensor's bytes, then zero padding.
+            let start = off.min(src.len());
+            let n = (src.len() - start).min(piece.len());
+            piece[..n].copy_from_slice(&src[start..start + n]);
+            piece[n..].fill(0);
         }),
-        Pending::Device(span) => staging.copy_from_device(&span),
+        Pending::Device(span, copied) => {
+            let r = staging.copy_from_device(&span);
+            let _ = copied.send(());
+            r
+        }
         Pending::Checksum => Ok(()),
     };
     let checksummed = match pending_checksum {
         true => filled.and_then(|()| {
-            let n = entry.len as usize;
-            staging.inspect(&mut |b: &[u8]| {
-                entry.crc32c = crc32c::crc32c(&b[..n]);
-                Ok(())
-            })
+            entry.crc32c = staging.checksum(entry.len as usize)?;
+            Ok(())
         }),
         false => filled,
     };
@@ -922,50 +1006,26 @@ fn commit_change(sh: &Shared, name: &str, new: Option<Entry>) -> Result<()> {
 fn read_job(sh: &Shared, entry: &Entry, mut staging: Staging) -> Result<ReadData> {
     staging.transfer(Op::Read, entry.offset)?;
     lock(&sh.state).bytes_read += entry.padded_len;
-    let n = entry.len as usize;
-    if !sh.opts.verify {
-        return Ok(if staging.host_reachable() {
-            ReadData::Staged(staging)
-        } else {
-            ReadData::OnDevice {
-                staging,
-                host: None,
-            }
-        });
-    }
-    // Device staging is checked through a host copy, kept for a host destination.
-    let mut host = None;
-    let mut crc = 0;
-    if staging.host_reachable() {
-        staging.inspect(&mut |b: &[u8]| {
-            crc = crc32c::crc32c(&b[..n]);
-            Ok(())
-        })?;
-    } else {
-        let mut v = Vec::with_capacity(n);
-        staging.inspect(&mut |b: &[u8]| {
-            v.extend_from_slice(&b[..n]);
-            Ok(())
-        })?;
-        crc = crc32c::crc32c(&v);
-        host = Some(v);
-    }
-    if crc != entry.crc32c {
-        return Err(swap_err(
-            &entry.name,
-            format!(
-                "checksum mismatch: the {} read from {} at offset {} have CRC-32C {crc:#010x}, the manifest (generation {}) says {:#010x}; the data on disk is corrupt",
-                Bytes(entry.len),
-                sh.dir.join(&entry.file).display(),
-                entry.offset,
-                entry.generation,
-                entry.crc32c
-            ),
-        ));
+    if sh.opts.verify {
+        // Device staging is read back piece by piece through its pinned memory.
+        let crc = staging.checksum(entry.len as usize)?;
+        if crc != entry.crc32c {
+            return Err(swap_err(
+                &entry.name,
+                format!(
+                    "checksum mismatch: the {} read from {} at offset {} have CRC-32C {crc:#010x}, the manifest (generation {}) says {:#010x}; the data on disk is corrupt",
+                    Bytes(entry.len),
+                    sh.dir.join(&entry.file).display(),
+                    entry.offset,
+                    entry.generation,
+                    entry.crc32c
+                ),
+            ));
+        }
     }
     Ok(if staging.host_reachable() {
         ReadData::Staged(staging)
     } else {
-        ReadData::OnDevice { staging, host }
+        ReadData::OnDevice { staging }
     })
 }

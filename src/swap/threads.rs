@@ -1,5 +1,7 @@
 //! The store's I/O threads: each runs the jobs sent to it, one at a time and each to its end
-//! (transfer, fdatasync, manifest commit). No job waits for another, so a fixed number of
+//! (transfer, fdatasync, manifest commit). The one job that waits for another is a swap-in's
+//! delivery out of device staging, and it waits only for the read queued before it on the
+//! same thread (jobs on a thread run in order), which has ended by then: a fixed number of
 //! threads cannot deadlock.
 //!
 //! A job goes to a chosen thread, not to any: an io_uring made with SINGLE_ISSUER (as the
@@ -32,7 +34,9 @@ impl IoThreads {
                     .name(format!("gdswap-swap-{i}"))
                     .spawn(move || {
                         while let Ok(job) = rx.recv() {
-                            job();
+                            // A job that panics (a bug) loses its result, which its ticket
+                            // reports; the thread lives on for the other jobs bound to it.
+                            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(job));
                         }
                     })
                     .map_err(|e| {

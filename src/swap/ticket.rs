@@ -13,14 +13,12 @@ pub(crate) type ReadOutcome = Result<ReadData>;
 pub(crate) enum ReadData {
     /// Host staging holding the tensor's bytes (padded); the ticket copies them out.
     Staged(Staging),
-    /// The tensor's bytes, copied out of device staging on its I/O thread.
-    Copied(Vec<u8>),
-    /// Device staging holding the bytes, and the host copy verification made of them:
-    /// delivered by a job on the staging's I/O thread, never seen by a ticket.
-    OnDevice {
-        staging: Staging,
-        host: Option<Vec<u8>>,
-    },
+    /// The tensor's bytes, copied out of device staging on its I/O thread (booked against
+    /// the staging budget until the ticket has copied them).
+    Copied(Vec<u8>, Option<super::staging::Charge>),
+    /// Device staging holding the bytes: delivered by a job on the staging's I/O thread,
+    /// never seen by a ticket.
+    OnDevice { staging: Staging },
     /// Already copied into the caller's device tensor on the I/O thread.
     Delivered,
 }
@@ -38,7 +36,8 @@ pub(crate) enum Kind<'a> {
 
 /// A swap-out or swap-in in flight. [`Ticket::wait`] blocks until it ends and returns its
 /// result; [`Ticket::poll`] says without blocking whether it has ended. A swap-in's bytes land
-/// in the caller's tensor when the ticket completes (in `poll` or `wait`). Dropping a ticket
+/// in the caller's host tensor when the ticket completes (in `poll` or `wait`); a device
+/// tensor is written on the store's I/O thread before the ticket completes. Dropping a ticket
 /// that has not completed waits for it (its result is then lost: call `wait` to see errors).
 #[must_use = "a ticket's result says whether the swap happened: wait on it"]
 pub struct Ticket<'a> {
@@ -132,7 +131,7 @@ impl<'a> Ticket<'a> {
                             Ok(())
                         })
                     }
-                    (ReadData::Copied(v), Some(out)) => {
+                    (ReadData::Copied(v, _charge), Some(out)) => {
                         let n = out.len();
                         out.copy_from_slice(&v[..n]);
                         Ok(())
