@@ -204,7 +204,7 @@ fn check_space(dir: &Path, needed: u64) -> Result<()> {
     if needed == 0 {
         return Ok(());
     }
-    let free = free_space(dir).map_err(|e| Error::file(FileOp::Stat, dir, e))?;
+    let free = crate::io::sys::free_space(dir).map_err(|e| Error::file(FileOp::Stat, dir, e))?;
     if free < needed {
         return Err(Error::Resources(format!(
             "no space: {} has {} free, the run must write {}; lower --size or free space",
@@ -214,19 +214,6 @@ fn check_space(dir: &Path, needed: u64) -> Result<()> {
         )));
     }
     Ok(())
-}
-
-fn free_space(dir: &Path) -> std::io::Result<u64> {
-    use std::os::unix::ffi::OsStrExt;
-    let c = std::ffi::CString::new(dir.as_os_str().as_bytes())?;
-    let mut st = std::mem::MaybeUninit::<libc::statvfs>::zeroed();
-    // SAFETY: `c` is a valid NUL-terminated path and statvfs writes one struct into `st`.
-    if unsafe { libc::statvfs(c.as_ptr(), st.as_mut_ptr()) } != 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    // SAFETY: statvfs succeeded and initialised the struct.
-    let st = unsafe { st.assume_init() };
-    Ok(st.f_bavail * st.f_frsize)
 }
 
 /// Host memory and (with `--fixed-buffers`) locked memory the buffers of `ranges` need, as

@@ -186,6 +186,20 @@ pub fn kill_process_group(pgid: u32) -> io::Result<()> {
     }
 }
 
+/// Bytes free to an unprivileged writer on the filesystem holding `dir` (statvfs).
+pub fn free_space(dir: &std::path::Path) -> io::Result<u64> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(dir.as_os_str().as_bytes())?;
+    let mut st = std::mem::MaybeUninit::<libc::statvfs>::zeroed();
+    // SAFETY: `c` is a valid NUL-terminated path and statvfs writes one struct into `st`.
+    if unsafe { libc::statvfs(c.as_ptr(), st.as_mut_ptr()) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: statvfs succeeded and initialised the struct.
+    let st = unsafe { st.assume_init() };
+    Ok(st.f_bavail * st.f_frsize)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -58,9 +58,10 @@ pub struct SwapOptions {
     /// O_DIRECT on the data file (off only for filesystems without it, such as tmpfs).
     pub direct: bool,
     /// Threads running swaps concurrently. Default: the CPUs this process may use, at most
-    /// 4 (each swap's copies and checksums take a CPU; more threads than CPUs only compete
-    /// with the caller's compute: on a 2-CPU machine 4 I/O threads slowed a pipelined
-    /// optimizer step by a quarter against 2, see bench-results/*-optim-sim-host).
+    /// 4 (each swap's checksums and copies take a CPU, and more I/O threads than CPUs compete
+    /// with the caller's compute: in one pair of runs on a 2-CPU VM, 4 I/O threads made a
+    /// pipelined optimizer step 1.35x its I/O bound and 2 threads 1.06x, see
+    /// bench-results/2026-11-24-optim-sim-host).
     pub io_threads: usize,
     /// Bytes per I/O request.
     pub block_size: u64,

@@ -39,6 +39,8 @@ pub(crate) enum Kind<'a> {
 /// in the caller's host tensor when the ticket completes (in `poll` or `wait`); a device
 /// tensor is written on the store's I/O thread before the ticket completes. Dropping a ticket
 /// that has not completed waits for it (its result is then lost: call `wait` to see errors).
+/// A ticket leaked with `mem::forget` is memory-safe (the store's jobs own everything they
+/// touch), but the staging its read holds stays booked against the budget for good.
 #[must_use = "a ticket's result says whether the swap happened: wait on it"]
 pub struct Ticket<'a> {
     name: String,
