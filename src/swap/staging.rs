@@ -248,11 +248,13 @@ impl StagingPool {
     /// budget, until the returned charge is dropped.
     pub fn charge(self: &Arc<Self>, name: &str, bytes: u64, threads: &IoThreads) -> Result<Charge> {
         let evicted = self.reserve(lock(&self.inner), name, bytes, 0, threads)?;
-        release_on_threads(evicted, threads)?;
-        Ok(Charge {
+        // Built first, so that an error releasing the evicted buffers unbooks the bytes too.
+        let charge = Charge {
             pool: Arc::clone(self),
             bytes,
-        })
+        };
+        release_on_threads(evicted, threads)?;
+        Ok(charge)
     }
 
     fn prepare(&self, len: u64, block: u64) -> Result<Box<dyn Worker>> {
@@ -513,7 +515,8 @@ impl Staging {
 impl Drop for Staging {
     fn drop(&mut self) {
         if let Some(slot) = self.slot.take() {
-            if self.failed {
+            // Dropped by a job that panicked mid-transfer: its worker may be in any state.
+            if self.failed || std::thread::panicking() {
                 self.pool.forget(slot);
             } else {
                 self.pool.give_back(slot);

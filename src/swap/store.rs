@@ -554,7 +554,16 @@ impl SwapStore {
         let owned = name.to_string();
         let thread = staging.thread();
         let job = Box::new(move || {
-            let r = write_job(&shared, entry, staging, pending);
+            let (offset, padded) = (entry.offset, entry.padded_len);
+            let r =
+                unpanicked(|| write_job(&shared, entry, staging, pending)).unwrap_or_else(|e| {
+                    // A bug: the new extent is free again unless the manifest already took it.
+                    let mut s = lock(&shared.state);
+                    if s.tensors.get(&owned).map(|e| e.offset) != Some(offset) {
+                        s.extents.free(offset, padded);
+                    }
+                    Err(e)
+                });
             release_claim(&shared, &owned, id);
             let _ = tx.send(r.map_err(|e| within(OpKind::SwapOut, &owned, e)));
         });
@@ -833,7 +842,7 @@ impl SwapStore {
         let entry = entry.clone();
         let thread = staging.thread();
         let job = Box::new(move || {
-            let r = read_job(&shared, &entry, staging);
+            let r = unpanicked(|| read_job(&shared, &entry, staging)).unwrap_or_else(Err);
             release_claim(&shared, &entry.name, id);
             let _ = tx.send(r.map_err(|e| within(kind, &entry.name, e)));
         });
@@ -871,6 +880,16 @@ impl Drop for SwapStore {
         // Failures to free staging have nowhere to go here; `close` reports them.
         let _ = self.shutdown(true);
     }
+}
+
+/// Runs `f`, turning a panic (a bug) into an error, so that a job still releases its claim
+/// and reports to its ticket; the staging it held was retired as it unwound.
+fn unpanicked<T>(f: impl FnOnce() -> T) -> std::result::Result<T, Error> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).map_err(|_| {
+        Error::Resources(
+            "internal error: a swap job panicked (please report it); the tensor's last committed version stands".into(),
+        )
+    })
 }
 
 fn release_claim(sh: &Shared, name: &str, id: u64) {
