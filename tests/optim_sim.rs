@@ -63,26 +63,34 @@ fn bad_counts_and_buffers_are_usage_errors() {
     assert!(err.contains("--buffers"), "{err}");
 }
 
-/// The same store API through the bounce backend (device staging, pinned chunks), against
-/// the fake libcuda: both modes bit-exact, device memory reported.
-#[test]
-fn bounce_backend_through_the_fake_libcuda() {
-    let dir = scratch();
+/// `gdswap optim-sim` on a small model (`params` in sub-groups of 64K, 2 steps) through
+/// `backend`, against the fake libcuda; `dir` holds the stores.
+fn sim_on_fake_cuda(dir: &std::path::Path, params: &str, backend: &str) -> std::process::Command {
     let mut cmd = gdswap(argv![
         "optim-sim",
         "--dir",
-        dir.path(),
+        dir,
         "--params",
-        "200K",
+        params,
         "--sub-group-size",
         "64K",
         "--steps",
         "2",
         "--backend",
-        "bounce",
+        backend,
+        "--io-threads",
+        "2",
     ]);
     common::cuda::with_fake_cuda(&mut cmd);
-    let out = outcome(&mut cmd).expect_ok();
+    cmd
+}
+
+/// The same store API through the bounce backend (device staging, pinned chunks), against
+/// the fake libcuda: both modes bit-exact, device memory reported.
+#[test]
+fn bounce_backend_through_the_fake_libcuda() {
+    let dir = scratch();
+    let out = outcome(&mut sim_on_fake_cuda(dir.path(), "200K", "bounce")).expect_ok();
     let s = &out.stdout;
     assert!(s.contains("backend bounce"), "{s}");
     for mode in ["serial", "pipelined"] {
@@ -104,22 +112,7 @@ fn bounce_backend_through_the_fake_libcuda() {
 fn gds_backend_through_the_fakes() {
     let run = |vars: &[(&str, &str)]| {
         let dir = scratch();
-        let mut cmd = gdswap(argv![
-            "optim-sim",
-            "--dir",
-            dir.path(),
-            "--params",
-            "150K",
-            "--sub-group-size",
-            "64K",
-            "--steps",
-            "2",
-            "--backend",
-            "gds",
-            "--io-threads",
-            "2",
-        ]);
-        common::cuda::with_fake_cuda(&mut cmd);
+        let mut cmd = sim_on_fake_cuda(dir.path(), "150K", "gds");
         cmd.env("GDSWAP_CUFILE_PATH", &cufile_fake::fakes().cufile_full)
             .env("FAKE_CUFILE_QUIET", "1");
         for (k, v) in vars {
@@ -173,20 +166,8 @@ fn io_threads_out_of_range_is_an_error() {
 #[test]
 fn a_failing_device_copy_is_one_line_naming_the_tensor() {
     let dir = scratch();
-    let mut cmd = gdswap(argv![
-        "optim-sim",
-        "--dir",
-        dir.path(),
-        "--params",
-        "200K",
-        "--sub-group-size",
-        "64K",
-        "--steps",
-        "2",
-        "--backend",
-        "bounce",
-    ]);
-    common::cuda::with_fake_cuda(&mut cmd).env("FAKE_CUDA_FAIL_COPY_AFTER_BYTES", "3000000");
+    let mut cmd = sim_on_fake_cuda(dir.path(), "200K", "bounce");
+    cmd.env("FAKE_CUDA_FAIL_COPY_AFTER_BYTES", "3000000");
     // (The header line on stdout comes before the run; the error is the one stderr line.)
     let out = outcome(&mut cmd);
     assert_eq!(out.code, Some(1), "{}", out.stderr);

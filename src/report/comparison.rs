@@ -461,6 +461,13 @@ pub fn latency_or_dash(us: Option<f64>) -> String {
     us.map(latency).unwrap_or_else(|| "-".into())
 }
 
+/// CPU-s/GiB with three decimals, or `-` when the contender does not report it.
+pub fn cpu_or_dash(cpu_s_per_gib: Option<f64>) -> String {
+    cpu_s_per_gib
+        .map(|c| format!("{c:.3}"))
+        .unwrap_or_else(|| "-".into())
+}
+
 /// The comparison as text for a terminal: the workload, one row per contender, skipped ones.
 /// A figure a contender does not report (gdsio: percentiles, CPU) is `-`.
 /// Warnings are left to the caller (they go to stderr).
@@ -506,9 +513,7 @@ pub fn human(c: &Comparison) -> String {
             latency_or_dash(k.latency_avg_us),
             latency_or_dash(k.latency_p50_us),
             latency_or_dash(k.latency_p99_us),
-            k.cpu_s_per_gib
-                .map(|c| format!("{c:.3}"))
-                .unwrap_or_else(|| "-".into()),
+            cpu_or_dash(k.cpu_s_per_gib),
         );
     }
     for k in &c.contenders {

@@ -10,7 +10,7 @@ use std::fmt::Write as _;
 use crate::env::Environment;
 use crate::size::Bytes;
 
-use super::comparison::{latency_or_dash, workload_line, Comparison};
+use super::comparison::{cpu_or_dash, latency_or_dash, workload_line, Comparison};
 use super::human::latency;
 use super::{RunReport, WarningRecord};
 
@@ -157,9 +157,7 @@ pub fn comparison(c: &Comparison) -> String {
             latency_or_dash(k.latency_avg_us),
             latency_or_dash(k.latency_p50_us),
             latency_or_dash(k.latency_p99_us),
-            k.cpu_s_per_gib
-                .map(|c| format!("{c:.3}"))
-                .unwrap_or_else(|| "-".into()),
+            cpu_or_dash(k.cpu_s_per_gib),
         );
     }
     let _ = writeln!(
