@@ -1,0 +1,121 @@
+#!/usr/bin/env bash
+# gpu-checks.sh: the checks gdswap needs from a machine with a real GPU, in one run that fits
+# one call of the device tool (well under 10 minutes), its results in at most 8 files under OUT.
+#
+# This project's own machines and CI have no GPU; a session that is lent one runs this once:
+#   here:    cargo build --release && mkdir -p .gpu && strip -o .gpu/gdswap target/release/gdswap
+#            grep -qx '/.gpu/' .git/info/exclude || echo /.gpu/ >> .git/info/exclude
+#   device:  run(command="bash bench/gpu-checks.sh", carry=[".gpu"], timeout_s=590)
+# then reads what came back and commits it to bench-results/<date>-gpu-checks/ (the device has
+# no Rust toolchain, so the binary travels; both machines are x86-64).
+#
+# Steps (each with its own time limit; a failing step is recorded and the others still run):
+#   1. the machine: nvidia-smi, the kernel, the data directory's filesystem, libcufile found
+#   2. gdswap check (libcuda, libcufile, per-backend verdicts, the GDS path)
+#   3. the gds backend with --verify through the sync, stream and batch APIs, write then read
+#   4. gdswap compare of gds, bounce and host (and fio/gdsio where installed), write and read
+#   5. gdswap optim-sim through gds and bounce
+#   6. gdsio's own output, raw, where gdsio exists (to check gdswap's parser against it)
+#
+# Environment: GDSWAP (default .gpu/gdswap, else target/release/gdswap), OUT (default
+# $PWD/gpu-checks-out, or $OUT as the device tool sets it), DATA (default /tmp/gdswap-gpu-data),
+# SIZE (default 4G: the compare's file), GPU (default 0), PARAMS and SUB_GROUP (optim-sim,
+# default 250M in sub-groups of 25M), GDSWAP_CUFILE_PATH (default: the
+# libcufile.so.0 of the image's nvidia-cufile wheel, found under /usr, /opt and Python's paths).
+# Locally, against the test fakes (a dry run of the script itself):
+#   LD_LIBRARY_PATH=target/tmp/fake-cuda GDSWAP_CUFILE_PATH=target/tmp/cufile-fakes/libcufile-fake-full.so \
+#   FAKE_CUFILE_QUIET=1 SIZE=64M PARAMS=20M SUB_GROUP=2M OUT=/tmp/gpu-dry bash bench/gpu-checks.sh
+set -uo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+GDSWAP=${GDSWAP:-}
+if [ -z "$GDSWAP" ]; then
+    if [ -x "$ROOT/.gpu/gdswap" ]; then GDSWAP=$ROOT/.gpu/gdswap; else GDSWAP=$ROOT/target/release/gdswap; fi
+fi
+OUT=${OUT:-$PWD/gpu-checks-out}
+DATA=${DATA:-/tmp/gdswap-gpu-data}
+SIZE=${SIZE:-4G}
+GPU=${GPU:-0}
+PARAMS=${PARAMS:-250M}
+SUB_GROUP=${SUB_GROUP:-25M}
+mkdir -p "$OUT" "$DATA"
+LOG=$OUT/log.txt
+: >"$LOG"
+
+say() { echo "$*" | tee -a "$LOG"; }
+
+# step NAME LIMIT_S CMD...: runs CMD with a time limit, its output into the log, its status noted.
+step() {
+    local name=$1 limit=$2
+    shift 2
+    say ""
+    say "=== $name ($(date -u +%T)): $*"
+    timeout --kill-after=10 "$limit" "$@" >>"$LOG" 2>&1
+    local rc=$?
+    say "=== $name: exit status $rc$([ $rc -eq 124 ] && echo ' (timed out)')"
+    return 0
+}
+
+if [ ! -x "$GDSWAP" ]; then
+    say "gpu-checks: no gdswap binary at $GDSWAP (build it and copy it to .gpu/gdswap first)"
+    exit 1
+fi
+if [ -z "${GDSWAP_CUFILE_PATH:-}" ]; then
+    dirs=(/usr /opt)
+    while IFS= read -r p; do [ -d "$p" ] && dirs+=("$p"); done < <(python3 -c 'import sys; print("\n".join(sys.path))' 2>/dev/null)
+    found=$(find "${dirs[@]}" -name 'libcufile.so.0' 2>/dev/null | head -n 1)
+    [ -n "$found" ] && export GDSWAP_CUFILE_PATH=$found
+fi
+
+say "gpu-checks: $(date -u +%FT%TZ), gdswap $("$GDSWAP" --version 2>&1), git $(git -C "$ROOT" rev-parse --short=12 HEAD 2>/dev/null || echo '?')"
+say "kernel $(uname -r), $(nproc) CPUs; data in $DATA on $(df -T "$DATA" | awk 'NR==2 {print $2" ("$1")"}')"
+say "GDSWAP_CUFILE_PATH=${GDSWAP_CUFILE_PATH:-(not found; the loader tries its default names)}"
+step nvidia-smi 30 nvidia-smi
+step gds-mounts 10 sh -c 'lsmod 2>/dev/null | grep -i nvidia; grep -i nvidia_fs /proc/modules; cat /proc/driver/nvidia-fs/stats 2>&1 | head -20'
+
+# 2. check
+step check 120 "$GDSWAP" check --path "$DATA" --open-driver --json "$OUT/check.json"
+
+# 3. gds APIs, verified (small: this is about correctness on the real library)
+GDS_RUNS=$OUT/gds-runs.jsonl
+: >"$GDS_RUNS"
+for api in sync stream batch; do
+    for op in write read; do
+        step "gds-$api-$op" 120 "$GDSWAP" run --backend gds --gds-api "$api" --op "$op" \
+            --file "$DATA/gds.dat" --size 1G --block-size 1M --queue-depth 8 --threads 2 \
+            --loops 2 --warmup 1 --gpu "$GPU" --verify --json "$OUT/tmp.json"
+        [ -f "$OUT/tmp.json" ] && { tr -d '\n' <"$OUT/tmp.json"; echo; } >>"$GDS_RUNS"
+        rm -f "$OUT/tmp.json"
+    done
+done
+# An unaligned size: the tail goes through the buffered fd, verified.
+step gds-unaligned 120 "$GDSWAP" run --backend gds --op write --file "$DATA/odd.dat" \
+    --size 10000001 --gpu "$GPU" --verify
+step bounce-verify 120 "$GDSWAP" run --backend bounce --op read --file "$DATA/gds.dat" \
+    --size 1G --gpu "$GPU" --verify
+
+# 4. the A/B the project exists for: same file, interleaved rounds (the write creates it)
+for op in write read; do
+    step "compare-$op" 200 "$GDSWAP" compare --backends gds,bounce,host --peers fio,gdsio \
+        --op "$op" --file "$DATA/compare.dat" --size "$SIZE" --rounds 3 --gpu "$GPU" \
+        --json "$OUT/compare-$op.json"
+done
+
+# 5. the swap store on the GPU backends
+for b in gds bounce; do
+    step "optim-sim-$b" 200 "$GDSWAP" optim-sim --dir "$DATA/osim-$b" --backend "$b" --gpu "$GPU" \
+        --params "$PARAMS" --sub-group-size "$SUB_GROUP" --steps 2
+done
+
+# 6. gdsio raw, where the GDS tools exist
+GDSIO=$(command -v gdsio || ls /usr/local/cuda/gds/tools/gdsio 2>/dev/null)
+if [ -n "$GDSIO" ]; then
+    for x in 0 2; do
+        step "gdsio-x$x" 120 sh -c "'$GDSIO' -f '$DATA/compare.dat' -d $GPU -w 4 -s 1G -i 1024K -x $x -I 0 2>&1 | tee -a '$OUT/gdsio.txt'"
+    done
+else
+    say "gdsio: not found (no GDS tools on this machine)"
+fi
+rm -rf "$DATA"
+say ""
+say "gpu-checks: done $(date -u +%T); files: $(ls "$OUT" | tr '\n' ' ')"
