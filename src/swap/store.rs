@@ -719,14 +719,16 @@ impl SwapStore {
     /// when there is one.
     pub fn swap_in<'a>(&self, name: &str, dest: &'a mut dyn Tensor) -> Result<Ticket<'a>> {
         let sh = &self.shared;
-        let device_dest = dest.device_memory();
-        match (&device_dest, dest.host_bytes().map(<[u8]>::len)) {
-            (_, Some(n)) if device_dest.is_none() => check_lengths(name, dest, n)?,
-            (Some(span), _) => {
+        // Host bytes first, as in `swap_out`.
+        let host_len = dest.host_bytes().map(<[u8]>::len);
+        let device_dest = host_len.is_none().then(|| dest.device_memory()).flatten();
+        match (host_len, &device_dest) {
+            (Some(n), _) => check_lengths(name, dest, n)?,
+            (None, Some(span)) => {
                 check_lengths(name, dest, span.len)?;
                 self.check_device(name, span.gpu())?;
             }
-            _ => {
+            (None, None) => {
                 return Err(swap_err(
                     name,
                     "the destination exposes neither host bytes nor device memory",
@@ -761,7 +763,7 @@ impl SwapStore {
 
     /// Device staging: a job on the staging's own I/O thread (queued behind the read, so the
     /// read's outcome is there when it runs) copies the bytes into the device tensor `dest`,
-    /// or, for a host destination, to host memory (unless verification already did).
+    /// or, for a host destination, into host memory booked by `charge`.
     fn deliver(
         &self,
         entry: &Entry,
