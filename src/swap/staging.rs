@@ -1,13 +1,14 @@
 //! Staging buffers: the memory each swap moves through, prepared by the store's backend
 //! (host memory for `host` and `posix`; device memory with a pinned bounce ring for
-//! `bounce`) and kept in a pool, so a steady stream of swaps of the same sizes allocates
-//! nothing.
+//! `bounce`, with a small pinned buffer for `gds`) and kept in a pool, so a steady stream of
+//! swaps of the same sizes allocates nothing.
 //!
 //! The budget counts every staging byte of host memory that exists, idle in the pool or in
-//! use: the buffer itself for host backends, the pinned bounce chunks for `bounce` (whose
-//! device memory is counted apart, for reports). Asking for
-//! more than the budget allows, after idle buffers have been given back, is an error right
-//! away: before any I/O, never an out-of-memory later.
+//! use: the buffer itself for host backends, the pinned memory for device backends (whose
+//! device memory is counted apart, for reports), and, through [`Charge`]s, the host copies
+//! of host tensors on their way through device staging. Asking for more than the budget
+//! allows, after idle buffers have been given back, is an error right away: before any I/O,
+//! never an out-of-memory later.
 
 use std::sync::mpsc::channel;
 use std::sync::{Arc, Mutex, MutexGuard};
