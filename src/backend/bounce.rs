@@ -12,7 +12,8 @@
 //! - `serial`: the naive variant, to show what the pipeline buys. Its staging area is one
 //!   pinned buffer the size of the thread's range: a read reads the whole range into it, then
 //!   copies it to the device in one copy; a write copies the whole range out, then writes it.
-//!   (Pinned memory: the range, not K blocks; the memlock check says so.)
+//!   (Pinned memory: the range, not K blocks; with `--fixed-buffers`, the memlock check
+//!   says so.)
 //!
 //! The report gets the time inside I/O (some request in flight), inside copies (the copies'
 //! own durations, from timing events on the stream) and the overlap of the two. `fill` and
@@ -40,9 +41,9 @@ use super::{Availability, Backend, MemoryKind, PhaseTimes, Worker, WorkerSetup};
 
 pub struct BounceBackend;
 
-/// Pinned bytes each thread locks: K blocks (pipelined) or its whole range (serial), rounded
-/// up to the pages the buffer is mapped with (2 MiB unless huge pages are off), since all of
-/// the mapping is registered.
+/// Pinned bytes each thread registers: K blocks (pipelined) or its whole range (serial),
+/// rounded up to the pages the buffer is mapped with (2 MiB unless huge pages are off), since
+/// all of the mapping is registered (with CUDA, and with io_uring under --fixed-buffers).
 fn pinned_per_thread(opts: &RunOptions) -> Vec<u64> {
     let page = if opts.huge_pages == HugePages::Off {
         4096
@@ -89,29 +90,36 @@ impl Backend for BounceBackend {
             reason,
         })?;
         check_ordinal(opts.gpu.device, info.devices)?;
+        // Pinning (cuMemHostRegister) is not charged to RLIMIT_MEMLOCK: the NVIDIA driver pins
+        // without locked-memory accounting. io_uring's registration of the pinned memory as
+        // fixed buffers is, so the limit applies with --fixed-buffers only.
+        if !opts.fixed_buffers {
+            return Ok(());
+        }
         let per_thread = pinned_per_thread(opts);
         let total: u64 = per_thread.iter().sum();
         let most = per_thread.iter().copied().max().unwrap_or(0);
+        let threads = format!(
+            "over {} thread{}",
+            opts.threads,
+            if opts.threads == 1 { "" } else { "s" }
+        );
         let (what, hint) = match opts.gpu.bounce_mode {
             BounceMode::Pipelined => (
                 format!(
-                    "--bounce-buffers {} x --block-size {} pinned per thread ({} mapped), over {} thread{}",
+                    "--fixed-buffers registration of --bounce-buffers {} x --block-size {} pinned per thread ({} mapped), {threads}",
                     opts.gpu.bounce_buffers,
                     Bytes(opts.block_size),
                     Bytes(most),
-                    opts.threads,
-                    if opts.threads == 1 { "" } else { "s" }
                 ),
-                "lower --bounce-buffers, --block-size or --threads",
+                "run without --fixed-buffers, or lower --bounce-buffers, --block-size or --threads",
             ),
             BounceMode::Serial => (
                 format!(
-                    "--bounce-mode serial (a pinned staging buffer of each thread's range, up to {} per thread, over {} thread{})",
+                    "--fixed-buffers registration of --bounce-mode serial's pinned staging (each thread's range, up to {} per thread, {threads})",
                     Bytes(most),
-                    opts.threads,
-                    if opts.threads == 1 { "" } else { "s" }
                 ),
-                "lower --size, or use --bounce-mode pipelined",
+                "run without --fixed-buffers, or lower --size, or use --bounce-mode pipelined",
             ),
         };
         check_memlock(total, what, hint)

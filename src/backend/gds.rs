@@ -46,7 +46,7 @@ use crate::check::driver_probe::{self, ProbeOutcome};
 use crate::cuda::device::{check_ordinal, Device};
 use crate::cuda::device_buffer::DeviceBuffer;
 use crate::cuda::driver;
-use crate::cuda::pinned::{check_memlock, PinnedBuffer};
+use crate::cuda::pinned::PinnedBuffer;
 use crate::cuda::stream::Stream;
 use crate::cufile::handle::FileHandle;
 use crate::cufile::io::{self as cfio, Batch, BufRegistration, Piece};
@@ -425,16 +425,8 @@ impl Backend for GdsBackend {
             lib.require(g)
                 .map_err(|m| Error::invalid("--gds-api", format!("{}: {m}", gds.api)))?;
         }
-        check_memlock(
-            STAGING as u64 * opts.threads as u64,
-            format!(
-                "a {} pinned staging buffer per thread over {} thread{}",
-                Bytes(STAGING as u64),
-                opts.threads,
-                if opts.threads == 1 { "" } else { "s" }
-            ),
-            "lower --threads",
-        )?;
+        // (The pinned staging buffer is registered with cuMemHostRegister, which RLIMIT_MEMLOCK
+        // does not charge: no memlock check.)
         let (strict, props) = self.probe_path(opts, &lib)?;
         let verdict = {
             let mut s = self.state();

@@ -8,9 +8,11 @@
 //! that memory is write-combined (very slow for the CPU to read, and `--verify` reads it) and
 //! is a driver mapping that io_uring buffer registration refuses on some kernels.
 //!
-//! Locked memory counts against RLIMIT_MEMLOCK when io_uring registers it, and the budget is
-//! explicit (`--bounce-buffers K` x block size per thread), so it is checked up front
-//! ([`check_memlock`]) with the fix in the message.
+//! RLIMIT_MEMLOCK: `cuMemHostRegister` does not count against it (the NVIDIA driver pins the
+//! pages without locked-memory accounting), so pinning alone needs no memlock check. Only
+//! what io_uring registers is charged (`--fixed-buffers`, which registers the pinned chunks
+//! as fixed buffers): that budget is explicit (`--bounce-buffers K` x block size per thread)
+//! and is checked up front ([`check_memlock`]) with the fix in the message.
 
 use cudarc::driver::sys;
 
@@ -24,8 +26,9 @@ use super::api::api;
 use super::check;
 use super::device_buffer::range_error;
 
-/// Refuses, before anything is allocated, a pinned budget above RLIMIT_MEMLOCK (unless the
-/// process has CAP_IPC_LOCK, which lifts the limit).
+/// Refuses, before anything is allocated, a budget of memory gdswap has the kernel charge to
+/// RLIMIT_MEMLOCK (io_uring fixed buffers) above the limit (unless the process has
+/// CAP_IPC_LOCK, which lifts the limit).
 pub fn check_memlock(needed: u64, what: String, hint: &'static str) -> Result<()> {
     if iosys::has_cap_ipc_lock() {
         return Ok(());
@@ -64,7 +67,7 @@ impl PinnedBuffer {
         };
         check(rc, || {
             format!(
-                "cuMemHostRegister of {} of pinned host memory (lower --bounce-buffers or --block-size, or raise the memlock limit)",
+                "cuMemHostRegister of {} of pinned host memory (lower --bounce-buffers or --block-size)",
                 Bytes(cap as u64)
             )
         })?;
