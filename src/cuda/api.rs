@@ -19,6 +19,11 @@ pub type Code = u32;
 pub const CUDA_SUCCESS: Code = 0;
 pub const CUDA_ERROR_NOT_READY: Code = 600;
 
+/// The legacy default stream of the current context, as a stream handle (`CU_STREAM_LEGACY`
+/// in cuda.h): work queued on it waits for all work queued before on the context's blocking
+/// streams, and the other way round.
+pub const CU_STREAM_LEGACY: usize = 0x1;
+
 macro_rules! driver_api {
     (
         required { $($name:ident: fn($($arg:ty),*);)* }
@@ -88,6 +93,9 @@ driver_api! {
         cuDevicePrimaryCtxRetain: fn(*mut CUcontext, CUdevice);
         cuDevicePrimaryCtxRelease_v2: fn(CUdevice);
         cuCtxSetCurrent: fn(CUcontext);
+        cuCtxGetCurrent: fn(*mut CUcontext);
+        cuCtxPushCurrent_v2: fn(CUcontext);
+        cuCtxPopCurrent_v2: fn(*mut CUcontext);
         cuGetErrorString: fn(Code, *mut *const c_char);
         cuGetErrorName: fn(Code, *mut *const c_char);
         cuMemAlloc_v2: fn(*mut CUdeviceptr, usize);
@@ -100,7 +108,7 @@ driver_api! {
         cuMemsetD8Async: fn(CUdeviceptr, c_uchar, usize, CUstream);
         cuStreamCreate: fn(*mut CUstream, c_uint);
         cuStreamDestroy_v2: fn(CUstream);
-        cuStreamSynchronize: fn(CUstream);
+        cuStreamWaitEvent: fn(CUstream, CUevent, c_uint);
         cuEventCreate: fn(*mut CUevent, c_uint);
         cuEventDestroy_v2: fn(CUevent);
         cuEventRecord: fn(CUevent, CUstream);

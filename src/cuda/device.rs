@@ -1,8 +1,17 @@
-//! A CUDA device and its primary context, current on the thread that opened it.
+//! A CUDA device and its primary context.
 //!
-//! gdswap uses the device's primary context (the one the runtime API shares), retained once
-//! per worker and released when the worker is done. A context is current per thread, so each
-//! worker opens its own [`Device`] on its own thread and keeps every driver call on it.
+//! gdswap uses the device's primary context (the one the runtime API shares). A context is
+//! current per thread, as a stack. Two ways to use one:
+//! - gdswap's own threads (a run's workers, the swap store's I/O threads) open a [`Device`]
+//!   with [`Device::open`], which makes its context current there for the thread's life, and
+//!   keep every driver call of that worker on that thread;
+//! - calls made on a caller's thread (device and pinned tensors: creating, copying, dropping
+//!   them; the swap store's ordering of a swap after the caller's GPU work) take a
+//!   [`Device::retain`]ed context and [`Device::enter`] it for the call: pushed onto the
+//!   thread's context stack and popped before returning, so whatever context the caller had
+//!   current (or none) is current again afterwards, on every path out, panics included.
+
+use std::marker::PhantomData;
 
 use cudarc::driver::sys;
 
@@ -11,7 +20,7 @@ use crate::error::{Error, Result};
 use super::api::{self, api};
 use super::{check, driver};
 
-/// A retained primary context of one device, made current on the opening thread.
+/// A retained primary context of one device.
 pub struct Device {
     ordinal: usize,
     dev: sys::CUdevice,
@@ -20,14 +29,22 @@ pub struct Device {
 
 // SAFETY: a context handle is usable from any thread (made current there): the driver API is
 // thread safe. A worker opens, uses and releases its Device on its own thread; a device
-// tensor's Device moves with its memory, and whichever thread drops it makes it current
-// first.
+// tensor's Device moves with its memory, and whichever thread drops it enters it first.
 unsafe impl Send for Device {}
 
 impl Device {
-    /// Opens device `ordinal` (`--gpu`): checks that it exists, retains its primary context
-    /// and makes that context current on this thread.
+    /// Opens device `ordinal` (`--gpu`) for a thread of gdswap's own: retains its primary
+    /// context and makes it current on this thread (replacing the top of the thread's context
+    /// stack, and left there).
     pub fn open(ordinal: usize) -> Result<Device> {
+        let device = Device::retain(ordinal)?;
+        device.make_current()?;
+        Ok(device)
+    }
+
+    /// Retains device `ordinal`'s primary context without making it current anywhere: for
+    /// calls on a caller's thread, each inside [`Device::enter`].
+    pub fn retain(ordinal: usize) -> Result<Device> {
         // Backends report their own unavailability before they get here (their probe); this
         // is what a direct user (a device or pinned tensor) sees.
         let info = driver::load()
@@ -46,16 +63,27 @@ impl Device {
             unsafe { (api().cuDevicePrimaryCtxRetain)(&mut ctx, dev) },
             || format!("cuDevicePrimaryCtxRetain (creating the context of device {ordinal})"),
         )?;
-        let device = Device { ordinal, dev, ctx };
-        device.make_current()?;
-        Ok(device)
+        Ok(Device { ordinal, dev, ctx })
     }
 
-    /// Makes the context current on the calling thread.
+    /// Makes the context current on the calling thread (for gdswap's own threads).
     pub fn make_current(&self) -> Result<()> {
         // SAFETY: `ctx` is a retained primary context, alive until `self` is dropped.
         check(unsafe { (api().cuCtxSetCurrent)(self.ctx) }, || {
             format!("cuCtxSetCurrent (device {})", self.ordinal)
+        })
+    }
+
+    /// Pushes the context onto this thread's context stack until the returned guard is
+    /// dropped (on this thread: the guard cannot be sent), which pops it.
+    pub fn enter(&self) -> Result<Entered<'_>> {
+        // SAFETY: `ctx` is a retained primary context, alive while the guard borrows `self`.
+        check(unsafe { (api().cuCtxPushCurrent_v2)(self.ctx) }, || {
+            format!("cuCtxPushCurrent (device {})", self.ordinal)
+        })?;
+        Ok(Entered {
+            device: self,
+            _same_thread: PhantomData,
         })
     }
 
@@ -182,6 +210,40 @@ pub fn check_ordinal(ordinal: usize, devices: usize) -> Result<()> {
         ));
     }
     Ok(())
+}
+
+/// The context of a [`Device`] pushed on this thread; popped on drop.
+pub struct Entered<'a> {
+    device: &'a Device,
+    /// Pushed on one thread, popped on the same one.
+    _same_thread: PhantomData<*const ()>,
+}
+
+impl Drop for Entered<'_> {
+    fn drop(&mut self) {
+        let mut popped: sys::CUcontext = std::ptr::null_mut();
+        // SAFETY: pops the context `enter` pushed on this thread (the guard is not Send, and
+        // guards drop in reverse order of creation, so it is the top of the stack unless code
+        // in between changed the stack itself); writes one handle.
+        let rc = unsafe { (api().cuCtxPopCurrent_v2)(&mut popped) };
+        debug_assert!(
+            rc != api::CUDA_SUCCESS || popped == self.device.ctx,
+            "the context stack changed under an entered device {}",
+            self.device.ordinal
+        );
+    }
+}
+
+/// The context current on the calling thread (its raw handle as an integer; 0 for none), or
+/// why the driver cannot say: for checks that gdswap leaves a caller's thread as it found it.
+pub fn current_context() -> Result<usize> {
+    driver::load().map_err(|reason| Error::Resources(format!("CUDA unavailable: {reason}")))?;
+    let mut ctx: sys::CUcontext = std::ptr::null_mut();
+    // SAFETY: the driver is loaded and initialised; cuCtxGetCurrent writes one handle.
+    check(unsafe { (api().cuCtxGetCurrent)(&mut ctx) }, || {
+        "cuCtxGetCurrent".into()
+    })?;
+    Ok(ctx as usize)
 }
 
 impl Drop for Device {

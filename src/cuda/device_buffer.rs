@@ -1,5 +1,11 @@
 //! Device memory: one plain `cuMemAlloc` allocation per worker, the size of its range.
 //!
+//! Aligned to [`DEVICE_ALIGN`] (64 KiB) by gdswap itself: `cuMemAlloc` guarantees only 256
+//! bytes, while GPUDirect Storage wants 4 KiB-aligned buffers (cuFile takes its unaligned,
+//! bounced path otherwise) and maps GPU memory for registration in 64 KiB GPU pages. An
+//! allocation the driver returns unaligned is freed and made again 64 KiB - 256 bytes
+//! larger, and the buffer starts at the first 64 KiB boundary inside it.
+//!
 //! Plain allocations, not stream-ordered pool memory (`cuMemAllocAsync`, which cudarc's safe
 //! layer picks when the device reports pools) and not managed memory: what gdswap measures is
 //! a copy into ordinary device memory, and GPUDirect Storage registration (the gds backend)
@@ -22,8 +28,17 @@ use super::check;
 use super::pinned::PinnedBuffer;
 use super::stream::Stream;
 
-/// `len` bytes of device memory.
+/// The alignment of every [`DeviceBuffer`]'s first byte: a 64 KiB GPU page.
+pub const DEVICE_ALIGN: u64 = 64 << 10;
+
+/// What `cuMemAlloc` promises (the CUDA programming guide: at least 256-byte aligned).
+const DRIVER_ALIGN: u64 = 256;
+
+/// `len` bytes of device memory, starting at a multiple of [`DEVICE_ALIGN`].
 pub struct DeviceBuffer {
+    /// The allocation, as `cuMemAlloc` returned it (what `cuMemFree` takes).
+    raw: sys::CUdeviceptr,
+    /// The buffer's first byte: `raw` rounded up to `DEVICE_ALIGN`.
     ptr: sys::CUdeviceptr,
     len: usize,
 }
@@ -34,27 +49,37 @@ pub struct DeviceBuffer {
 unsafe impl Send for DeviceBuffer {}
 
 impl DeviceBuffer {
-    /// Allocates `len` bytes (at least one) in the context current on this thread.
+    /// Allocates `len` bytes (at least one), 64 KiB-aligned, in the context current on this
+    /// thread.
     pub fn new(len: usize, device: usize) -> Result<DeviceBuffer> {
-        let mut ptr: sys::CUdeviceptr = 0;
-        // SAFETY: writes one device address.
-        check(
-            unsafe { (api().cuMemAlloc_v2)(&mut ptr, len.max(1)) },
-            || {
-                format!(
-                    "cuMemAlloc of {} on device {device} (lower --size or --threads)",
-                    Bytes(len as u64)
-                )
-            },
-        )?;
-        Ok(DeviceBuffer { ptr, len })
+        let want = len.max(1);
+        let raw = alloc(want, len, device)?;
+        if raw % DEVICE_ALIGN == 0 {
+            return Ok(DeviceBuffer { raw, ptr: raw, len });
+        }
+        // SAFETY: frees the allocation just made, never used.
+        unsafe { (api().cuMemFree_v2)(raw) };
+        let padded = want
+            .checked_add((DEVICE_ALIGN - DRIVER_ALIGN) as usize)
+            .ok_or_else(|| Error::Resources(format!("a {len}-byte device buffer is too large")))?;
+        let raw = alloc(padded, len, device)?;
+        let ptr = raw.next_multiple_of(DEVICE_ALIGN);
+        if ptr - raw > (padded - want) as u64 {
+            // SAFETY: frees the allocation just made, never used.
+            unsafe { (api().cuMemFree_v2)(raw) };
+            return Err(Error::Resources(format!(
+                "cuMemAlloc returned {raw:#x} on device {device}, not 256-byte aligned as the CUDA documentation promises"
+            )));
+        }
+        Ok(DeviceBuffer { raw, ptr, len })
     }
 
     pub fn len(&self) -> usize {
         self.len
     }
 
-    /// The device address (for cuFile, which takes it as a `void*`).
+    /// The device address of the first byte, a multiple of [`DEVICE_ALIGN`] (for cuFile,
+    /// which takes it as a `void*`).
     pub fn device_ptr(&self) -> u64 {
         self.ptr
     }
@@ -243,12 +268,26 @@ impl DeviceBuffer {
     }
 }
 
+/// `cuMemAlloc` of `bytes`, in the current context; the error names the buffer's `len`.
+fn alloc(bytes: usize, len: usize, device: usize) -> Result<sys::CUdeviceptr> {
+    let mut raw: sys::CUdeviceptr = 0;
+    // SAFETY: writes one device address.
+    check(unsafe { (api().cuMemAlloc_v2)(&mut raw, bytes) }, || {
+        format!(
+            "cuMemAlloc of {} on device {device} (lower --size or --threads)",
+            Bytes(len as u64)
+        )
+    })?;
+    Ok(raw)
+}
+
 /// A device allocation together with the context it was made in (retained), so that it can
 /// be shared between threads and is freed in its own context by whichever thread drops the
-/// last share: the memory of a swap store's device tensors.
+/// last share: the memory of a swap store's device tensors. Its context is entered (pushed
+/// and popped) around the allocation and the free, never left current.
 pub struct ContextBuffer {
-    // Dropped in this order, after `Drop::drop` made the context current.
-    buffer: DeviceBuffer,
+    /// Taken by `Drop::drop`, which frees it with the context entered.
+    buffer: Option<DeviceBuffer>,
     device: super::device::Device,
 }
 
@@ -259,15 +298,22 @@ pub struct ContextBuffer {
 unsafe impl Sync for ContextBuffer {}
 
 impl ContextBuffer {
-    /// `len` bytes (at least one) on `device`, whose context is made current on this thread.
+    /// `len` bytes (at least one) on `device` (its context entered for the allocation).
     pub fn new(len: usize, device: super::device::Device) -> Result<ContextBuffer> {
-        device.make_current()?;
-        let buffer = DeviceBuffer::new(len, device.ordinal())?;
-        Ok(ContextBuffer { buffer, device })
+        let buffer = {
+            let _entered = device.enter()?;
+            DeviceBuffer::new(len, device.ordinal())?
+        };
+        Ok(ContextBuffer {
+            buffer: Some(buffer),
+            device,
+        })
     }
 
     pub fn buffer(&self) -> &DeviceBuffer {
-        &self.buffer
+        self.buffer
+            .as_ref()
+            .expect("a context buffer holds its allocation until dropped")
     }
 
     pub fn device(&self) -> &super::device::Device {
@@ -277,9 +323,13 @@ impl ContextBuffer {
 
 impl Drop for ContextBuffer {
     fn drop(&mut self) {
-        // cuMemFree needs the allocation's context; if making it current fails, the memory
-        // stays with the context and goes when its last retain is released.
-        let _ = self.device.make_current();
+        // cuMemFree needs a current context: the allocation's is entered (whatever the thread
+        // had, or on a thread unwinding from a panic) and popped after. If entering fails, the
+        // free is still tried; failing too, the memory stays with the context and goes when
+        // its last retain is released.
+        let entered = self.device.enter();
+        self.buffer.take();
+        drop(entered);
     }
 }
 
@@ -287,7 +337,7 @@ impl Drop for DeviceBuffer {
     fn drop(&mut self) {
         // SAFETY: frees the allocation this value owns, once. Its owner synchronises the
         // stream (drops it) first, so no queued copy still uses it.
-        unsafe { (api().cuMemFree_v2)(self.ptr) };
+        unsafe { (api().cuMemFree_v2)(self.raw) };
     }
 }
 

@@ -142,11 +142,15 @@ pub struct PinnedTensor {
 }
 
 impl PinnedTensor {
-    /// A zero-filled pinned tensor, registered in the primary context of GPU `gpu`.
+    /// A zero-filled pinned tensor, registered in the primary context of GPU `gpu` (entered
+    /// for the call: the thread's current context is left as it was).
     pub fn zeros(dtype: DType, shape: &[usize], gpu: usize) -> Result<PinnedTensor> {
         let len = byte_len(dtype, shape)?;
-        let device = Device::open(gpu)?;
-        let buf = PinnedBuffer::new(len.max(1), HugePages::Off)?;
+        let device = Device::retain(gpu)?;
+        let buf = {
+            let _entered = device.enter()?;
+            PinnedBuffer::new(len.max(1), HugePages::Off)?
+        };
         Ok(PinnedTensor {
             dtype,
             shape: shape.to_vec(),
@@ -203,9 +207,11 @@ impl Tensor for PinnedTensor {
 
 impl Drop for PinnedTensor {
     fn drop(&mut self) {
-        // cuMemHostUnregister needs the context the memory was registered in.
-        let _ = self.device.make_current();
+        // cuMemHostUnregister needs a current context: the registration's, entered for it (on
+        // any thread, unwinding from a panic or not) and popped after.
+        let entered = self.device.enter();
         self.buf.take();
+        drop(entered);
     }
 }
 

@@ -6,17 +6,35 @@
 //! swaps in flight on it, so it stays allocated until they end even if the tensor is dropped
 //! first.
 //!
+//! Ordering with the caller's GPU work: a swap of a device tensor does not touch it before
+//! the GPU work the call names has completed ([`GpuWork`], given to
+//! [`SwapStore::swap_out_after`](super::SwapStore::swap_out_after) and
+//! [`SwapStore::swap_in_after`](super::SwapStore::swap_in_after)). By default
+//! ([`GpuWork::LegacyStream`], what `swap_out` and `swap_in` use) that is all the work queued
+//! before the call on the legacy default stream of the tensor's context, which includes all
+//! work queued before on every *blocking* stream of that context (the runtime's NULL stream,
+//! per-thread default streams, streams created without the non-blocking flag): an event is
+//! recorded there at the call, and the store's copy waits for it on the GPU. Work on a
+//! non-blocking stream (PyTorch's and CuPy's side streams, for instance) is not covered:
+//! pass that stream ([`GpuWork::Stream`]), or synchronise it before the call and pass
+//! [`GpuWork::Nothing`].
+//!
 //! A swap-out returns once the I/O thread has copied the tensor into the store's device
-//! staging (its job may be queued behind others: `swap_out` waits for that copy), so the
-//! version stored is the tensor as it was when `swap_out` returned, and the tensor may be
-//! changed right after. A swap-in writes the tensor on the I/O thread before its ticket
-//! completes: do not use the tensor until then (a forgotten ticket leaves that write
-//! unordered with later use; the memory stays valid, as it is shared).
+//! staging (after that GPU work; its job may also be queued behind others: `swap_out` waits
+//! for that copy), so the version stored is the tensor as it was at that point, and the
+//! tensor may be changed right after. A swap-in writes the tensor on the I/O thread before
+//! its ticket completes (after that GPU work, which may still be reading the tensor's old
+//! bytes): do not use the tensor until then (a forgotten ticket leaves that write unordered
+//! with later use; the memory stays valid, as it is shared). Once the ticket has completed,
+//! the bytes are in place for work on any stream.
 //!
 //! Typed access goes through the host: [`DeviceTensor::to_host`] and
-//! [`DeviceTensor::from_host`] copy through a small pinned staging buffer. Creating, copying
-//! and dropping a device tensor make its GPU's primary context current on the calling
-//! thread (as CUDA's runtime does), without restoring an earlier one.
+//! [`DeviceTensor::from_host`] copy through a small pinned staging buffer, ordered after the
+//! legacy default stream as swaps are by default, and complete when they return. Creating,
+//! copying and dropping a device tensor enter its GPU's primary context on the calling thread
+//! for the call only (pushed, then popped): the caller's current context, or none, is current
+//! again afterwards, and a tensor dropped while its thread unwinds from a panic is freed in
+//! its own context all the same.
 
 use std::sync::Arc;
 
@@ -24,7 +42,7 @@ use crate::backend::MemoryKind;
 use crate::cuda::device::Device;
 use crate::cuda::device_buffer::ContextBuffer;
 use crate::cuda::pinned::PinnedBuffer;
-use crate::cuda::stream::Stream;
+use crate::cuda::stream::{Event, ForeignStream, Stream};
 use crate::error::{Error, Result};
 use crate::io::buffer::HugePages;
 
@@ -46,9 +64,12 @@ impl DeviceTensor {
     /// current on this thread).
     pub fn zeros(dtype: DType, shape: &[usize], gpu: usize) -> Result<DeviceTensor> {
         let len = byte_len(dtype, shape)?;
-        let memory = Arc::new(ContextBuffer::new(len, Device::open(gpu)?)?);
-        let stream = Stream::new()?;
-        memory.buffer().zero(0, len, &stream)?;
+        let memory = Arc::new(ContextBuffer::new(len, Device::retain(gpu)?)?);
+        {
+            let _entered = memory.device().enter()?;
+            let stream = Stream::new()?;
+            memory.buffer().zero(0, len, &stream)?;
+        }
         Ok(DeviceTensor {
             dtype,
             shape: shape.to_vec(),
@@ -71,11 +92,12 @@ impl DeviceTensor {
         Ok(h)
     }
 
-    /// Copies `src` (exactly the tensor's byte length) into the tensor.
+    /// Copies `src` (exactly the tensor's byte length) into the tensor, after the work queued
+    /// so far on the legacy default stream (see the module's documentation).
     pub fn upload(&mut self, src: &[u8]) -> Result<()> {
         self.check_host_len(src.len())?;
-        self.memory.device().make_current()?;
-        let stream = Stream::new()?;
+        let _entered = self.memory.device().enter()?;
+        let stream = ordered_stream()?;
         let mut pinned = PinnedBuffer::new(COPY_CHUNK.min(self.len.max(1)), HugePages::Off)?;
         for (i, piece) in src.chunks(COPY_CHUNK).enumerate() {
             pinned.range_mut(0, piece.len())?.copy_from_slice(piece);
@@ -86,11 +108,12 @@ impl DeviceTensor {
         Ok(())
     }
 
-    /// Copies the tensor's bytes into `dst` (exactly its byte length).
+    /// Copies the tensor's bytes into `dst` (exactly its byte length), after the work queued
+    /// so far on the legacy default stream (see the module's documentation).
     pub fn download(&self, dst: &mut [u8]) -> Result<()> {
         self.check_host_len(dst.len())?;
-        self.memory.device().make_current()?;
-        let stream = Stream::new()?;
+        let _entered = self.memory.device().enter()?;
+        let stream = ordered_stream()?;
         let mut pinned = PinnedBuffer::new(COPY_CHUNK.min(self.len.max(1)), HugePages::Off)?;
         for (i, piece) in dst.chunks_mut(COPY_CHUNK).enumerate() {
             let n = piece.len();
@@ -133,6 +156,16 @@ impl DeviceTensor {
     }
 }
 
+/// A stream of the current context whose work waits for the work queued so far on its
+/// legacy default stream.
+fn ordered_stream() -> Result<Stream> {
+    let stream = Stream::new()?;
+    let after = Event::new(false)?;
+    after.record_foreign(ForeignStream::LEGACY, "after the legacy default stream")?;
+    stream.wait(&after)?;
+    Ok(stream)
+}
+
 impl Tensor for DeviceTensor {
     fn dtype(&self) -> DType {
         self.dtype
@@ -168,5 +201,65 @@ impl Tensor for DeviceTensor {
 impl std::fmt::Debug for DeviceTensor {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         super::buffer::debug_tensor(f, "DeviceTensor", self, &format!(" on GPU {}", self.gpu()))
+    }
+}
+
+/// The GPU work a swap of a device tensor waits for before it touches the tensor (see the
+/// module's documentation). Host tensors are read or written by the CPU at the call and in
+/// the job: order their GPU producers and consumers yourself; only the default is accepted
+/// for them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum GpuWork {
+    /// Everything queued before the call on the legacy default stream of the tensor's
+    /// context, and so on every blocking stream of it (not on non-blocking streams).
+    #[default]
+    LegacyStream,
+    /// Everything queued before the call on this stream of the tensor's context (the primary
+    /// context of its GPU).
+    Stream(ForeignStream),
+    /// Nothing: the caller has already synchronised the work that writes or reads the tensor.
+    Nothing,
+}
+
+/// The point in the caller's GPU work a swap waits for: an event recorded at the call, in
+/// the tensor's context, and destroyed there (entered) by whichever thread drops it.
+pub(crate) struct Fence {
+    event: Option<Event>,
+    memory: Arc<ContextBuffer>,
+}
+
+impl Fence {
+    /// Records the fence for `after` on the calling thread (the tensor's context entered for
+    /// the call); `None` for [`GpuWork::Nothing`].
+    pub(crate) fn capture(span: &DeviceSpan, after: GpuWork) -> Result<Option<Fence>> {
+        let stream = match after {
+            GpuWork::Nothing => return Ok(None),
+            GpuWork::LegacyStream => ForeignStream::LEGACY,
+            GpuWork::Stream(s) => s,
+        };
+        let memory = Arc::clone(&span.memory);
+        let event = {
+            let _entered = memory.device().enter()?;
+            let event = Event::new(false)?;
+            event.record_foreign(stream, "the caller's GPU work before a swap")?;
+            event
+        };
+        Ok(Some(Fence {
+            event: Some(event),
+            memory,
+        }))
+    }
+
+    pub(crate) fn event(&self) -> &Event {
+        self.event.as_ref().expect("a fence holds its event until dropped")
+    }
+}
+
+impl Drop for Fence {
+    fn drop(&mut self) {
+        // cuEventDestroy needs the event's context current: entered for it, popped after.
+        let entered = self.memory.device().enter();
+        self.event.take();
+        drop(entered);
     }
 }

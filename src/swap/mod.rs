@@ -57,7 +57,7 @@ mod threads;
 mod ticket;
 
 pub use buffer::{DType, DeviceSpan, HostTensor, PinnedTensor, Tensor};
-pub use device_tensor::DeviceTensor;
+pub use device_tensor::{DeviceTensor, GpuWork};
 pub use manifest::{Entry, DATA_FILE, MANIFEST};
 pub use staged::{Refused, StagedTensor, StagedTicket};
 pub use store::{default_io_threads, SwapOptions, SwapStats, SwapStore};

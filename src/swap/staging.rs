@@ -22,6 +22,7 @@ use crate::size::Bytes;
 use crate::stats::LatencyRecorder;
 
 use super::buffer::DeviceSpan;
+use super::device_tensor::Fence;
 use super::threads::IoThreads;
 
 struct Slot {
@@ -455,10 +456,13 @@ impl Staging {
 
     /// Device staging: copies device tensor `span` into the buffer's first bytes and zeroes
     /// the padding after them (on the I/O thread that owns the buffer, whose context is the
-    /// tensor's).
-    pub fn copy_from_device(&mut self, span: &DeviceSpan) -> Result<()> {
+    /// tensor's), once the caller's GPU work up to `after` has completed.
+    pub fn copy_from_device(&mut self, span: &DeviceSpan, after: Option<&Fence>) -> Result<()> {
         let len = self.len() as usize;
         let r = self.device().and_then(|(buf, stream)| {
+            if let Some(f) = after {
+                stream.wait(f.event())?;
+            }
             buf.copy_from(0, span.memory.buffer(), 0, span.len, stream)?;
             buf.zero(span.len, len - span.len, stream)
         });
@@ -466,11 +470,15 @@ impl Staging {
         r
     }
 
-    /// Device staging: copies the buffer's first bytes into device tensor `span`.
-    pub fn copy_to_device(&mut self, span: &DeviceSpan) -> Result<()> {
-        let r = self
-            .device()
-            .and_then(|(buf, stream)| span.memory.buffer().copy_from(0, buf, 0, span.len, stream));
+    /// Device staging: copies the buffer's first bytes into device tensor `span`, once the
+    /// caller's GPU work up to `after` (which may still read the tensor) has completed.
+    pub fn copy_to_device(&mut self, span: &DeviceSpan, after: Option<&Fence>) -> Result<()> {
+        let r = self.device().and_then(|(buf, stream)| {
+            if let Some(f) = after {
+                stream.wait(f.event())?;
+            }
+            span.memory.buffer().copy_from(0, buf, 0, span.len, stream)
+        });
         self.failed |= r.is_err();
         r
     }

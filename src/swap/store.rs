@@ -14,6 +14,7 @@ use crate::size::Bytes;
 
 use super::alloc::Extents;
 use super::buffer::{DeviceSpan, Tensor};
+use super::device_tensor::{Fence, GpuWork};
 use super::manifest::{self, Entry, Manifest, DATA_FILE, FORMAT, MANIFEST_TMP};
 
 /// The file a store flocks while open.
@@ -26,7 +27,7 @@ use super::ticket::{Kind, ReadData, ReadOutcome, Ticket};
 /// Where a swap-out's bytes come from.
 enum Source<'t> {
     Host(&'t [u8]),
-    Device(DeviceSpan),
+    Device(DeviceSpan, Option<Fence>),
 }
 
 /// What a swap-out's I/O thread still has to put into its staging buffer.
@@ -36,10 +37,11 @@ enum Pending {
     /// A copy of host bytes, for device staging (filled on its thread), booked against the
     /// budget until the job ends.
     Bytes(Vec<u8>, Charge),
-    /// A device tensor, copied device-to-device on the staging's thread (and checksummed);
-    /// the job signals on the sender once the copy is done, and `swap_out` waits for that, so
-    /// the stored version is the tensor as it was when `swap_out` returned.
-    Device(DeviceSpan, std::sync::mpsc::Sender<()>),
+    /// A device tensor, copied device-to-device on the staging's thread (and checksummed)
+    /// once the caller's GPU work up to the fence has completed; the job signals on the
+    /// sender once the copy is done, and `swap_out` waits for that, so the stored version is
+    /// the tensor as it was when `swap_out` returned.
+    Device(DeviceSpan, Option<Fence>, std::sync::mpsc::Sender<()>),
     /// The staging holds the bytes (a staged tensor): only the checksum is left to compute.
     Checksum,
 }
@@ -431,20 +433,38 @@ impl SwapStore {
 
     /// Starts writing `tensor` as the new version of `name`. The version becomes the one a
     /// swap-in returns (and the one a crash leaves) only when the ticket completes with `Ok`;
-    /// until then the previous version stays intact on disk.
+    /// until then the previous version stays intact on disk. A device tensor is copied once
+    /// the work queued before the call on its context's legacy default stream has completed
+    /// ([`GpuWork::LegacyStream`]; see [`SwapStore::swap_out_after`]).
     pub fn swap_out(&self, name: &str, tensor: &dyn Tensor) -> Result<Ticket<'static>> {
+        self.swap_out_after(name, tensor, GpuWork::default())
+    }
+
+    /// [`SwapStore::swap_out`] of a device tensor once the caller's GPU work named by `after`
+    /// has completed (it is copied on the GPU after it: the call does not wait for that work
+    /// on the CPU beyond waiting for the copy, as `swap_out` always does). Host tensors take
+    /// only the default, `GpuWork::LegacyStream`, which orders nothing for them.
+    pub fn swap_out_after(
+        &self,
+        name: &str,
+        tensor: &dyn Tensor,
+        after: GpuWork,
+    ) -> Result<Ticket<'static>> {
         check_name(name)?;
         let sh = &self.shared;
         let len = tensor.byte_len() as u64;
         let source = match (tensor.host_bytes(), tensor.device_memory()) {
             (Some(b), _) => {
                 check_lengths(name, tensor, b.len())?;
+                check_host_order(name, after)?;
                 Source::Host(b)
             }
             (None, Some(span)) => {
                 check_lengths(name, tensor, span.len)?;
                 self.check_device(name, span.gpu())?;
-                Source::Device(span)
+                let fence = Fence::capture(&span, after)
+                    .map_err(|e| within(OpKind::SwapOut, name, e))?;
+                Source::Device(span, fence)
             }
             (None, None) => {
                 return Err(swap_err(
@@ -496,10 +516,10 @@ impl SwapStore {
                 }
             }
             // Checksummed on the I/O thread, from the copy in staging.
-            Source::Device(span) => {
+            Source::Device(span, fence) => {
                 let (tx, rx) = channel();
                 snapshot = Some(rx);
-                (0, Pending::Device(span, tx))
+                (0, Pending::Device(span, fence, tx))
             }
         };
         let layout = (tensor.dtype(), tensor.shape().to_vec(), len);
@@ -716,17 +736,38 @@ impl SwapStore {
 
     /// Starts reading `name` into `dest`, which must have the tensor's byte length; on
     /// completion `dest` also takes the stored dtype and shape. Uses a prefetch of `name`
-    /// when there is one.
+    /// when there is one. A device tensor is written once the work queued before the call on
+    /// its context's legacy default stream (which may still read it) has completed
+    /// ([`GpuWork::LegacyStream`]; see [`SwapStore::swap_in_after`]).
     pub fn swap_in<'a>(&self, name: &str, dest: &'a mut dyn Tensor) -> Result<Ticket<'a>> {
+        self.swap_in_after(name, dest, GpuWork::default())
+    }
+
+    /// [`SwapStore::swap_in`] into a device tensor once the caller's GPU work named by
+    /// `after` has completed (the write waits for it on the GPU). Once the ticket has
+    /// completed, the bytes are in place for work on any stream. Host destinations take only
+    /// the default.
+    pub fn swap_in_after<'a>(
+        &self,
+        name: &str,
+        dest: &'a mut dyn Tensor,
+        after: GpuWork,
+    ) -> Result<Ticket<'a>> {
         let sh = &self.shared;
         // Host bytes first, as in `swap_out`.
         let host_len = dest.host_bytes().map(<[u8]>::len);
         let device_dest = host_len.is_none().then(|| dest.device_memory()).flatten();
+        let mut fence = None;
         match (host_len, &device_dest) {
-            (Some(n), _) => check_lengths(name, dest, n)?,
+            (Some(n), _) => {
+                check_lengths(name, dest, n)?;
+                check_host_order(name, after)?;
+            }
             (None, Some(span)) => {
                 check_lengths(name, dest, span.len)?;
                 self.check_device(name, span.gpu())?;
+                fence = Fence::capture(span, after)
+                    .map_err(|e| within(OpKind::SwapIn, name, e))?;
             }
             (None, None) => {
                 return Err(swap_err(
@@ -746,7 +787,7 @@ impl SwapStore {
         };
         let (entry, rx, thread) = self.read_or_prefetched(name, Some(dest.byte_len()))?;
         let rx = if sh.staging.device_staging() {
-            self.deliver(&entry, rx, thread, device_dest, charge)?
+            self.deliver(&entry, rx, thread, device_dest.map(|d| (d, fence)), charge)?
         } else {
             rx
         };
@@ -762,14 +803,15 @@ impl SwapStore {
     }
 
     /// Device staging: a job on the staging's own I/O thread (queued behind the read, so the
-    /// read's outcome is there when it runs) copies the bytes into the device tensor `dest`,
-    /// or, for a host destination, into host memory booked by `charge`.
+    /// read's outcome is there when it runs) copies the bytes into the device tensor `dest`
+    /// (once the caller's GPU work up to its fence has completed), or, for a host
+    /// destination, into host memory booked by `charge`.
     fn deliver(
         &self,
         entry: &Entry,
         read: Receiver<ReadOutcome>,
         thread: usize,
-        dest: Option<DeviceSpan>,
+        dest: Option<(DeviceSpan, Option<Fence>)>,
         charge: Option<Charge>,
     ) -> Result<Receiver<ReadOutcome>> {
         let (tx, rx) = channel();
@@ -777,8 +819,8 @@ impl SwapStore {
         let job = Box::new(move || {
             let outcome = read.recv().unwrap_or_else(|_| Err(super::ticket::lost()));
             let delivered = outcome.and_then(|data| match (data, &dest) {
-                (ReadData::OnDevice { mut staging }, Some(span)) => staging
-                    .copy_to_device(span)
+                (ReadData::OnDevice { mut staging }, Some((span, fence))) => staging
+                    .copy_to_device(span, fence.as_ref())
                     .map(|()| ReadData::Delivered)
                     .map_err(|e| within(OpKind::SwapIn, &name, e)),
                 (ReadData::OnDevice { mut staging }, None) => staging
@@ -901,6 +943,18 @@ fn release_claim(sh: &Shared, name: &str, id: u64) {
     }
 }
 
+/// Host tensors are read and written by the CPU: no GPU work to order them after, and a
+/// caller naming a stream gets an error rather than a silent no-op.
+fn check_host_order(name: &str, after: GpuWork) -> Result<()> {
+    match after {
+        GpuWork::Stream(_) => Err(swap_err(
+            name,
+            "a GPU stream to order after applies to device tensors only; this is a host tensor (synchronise its GPU work before the call)",
+        )),
+        GpuWork::LegacyStream | GpuWork::Nothing => Ok(()),
+    }
+}
+
 /// A `Tensor` implementation must give its bytes (or device memory) the length it reports.
 fn check_lengths(name: &str, t: &dyn Tensor, memory_len: usize) -> Result<()> {
     if memory_len == t.byte_len() {
@@ -939,8 +993,8 @@ fn write_job(sh: &Shared, mut entry: Entry, mut staging: Staging, pending: Pendi
             piece[..n].copy_from_slice(&src[start..start + n]);
             piece[n..].fill(0);
         }),
-        Pending::Device(span, copied) => {
-            let r = staging.copy_from_device(&span);
+        Pending::Device(span, fence, copied) => {
+            let r = staging.copy_from_device(&span, fence.as_ref());
             let _ = copied.send(());
             r
         }

@@ -81,3 +81,135 @@ pub fn system_has_libcuda() -> bool {
         .map(|o| String::from_utf8_lossy(&o.stdout).contains("libcuda.so"))
         .unwrap_or(false)
 }
+
+/// The driver calls a caller of gdswap makes with its own CUDA code (a framework's kernels
+/// and copies), straight from the fake libcuda loaded in this process: what the tests use to
+/// play the user around gdswap's device tensors. Raw results (`0` is success).
+pub struct RawCuda {
+    lib: libloading::Library,
+}
+
+type Ptr = *mut std::ffi::c_void;
+
+impl RawCuda {
+    /// The fake libcuda loaded in this process (by `GDSWAP_LIBCUDA`, before the first call).
+    pub fn new() -> RawCuda {
+        let path = fake_libcuda_dir().join("libcuda.so.1");
+        // SAFETY: the fake libcuda; loading it again returns the handle already loaded.
+        let lib = unsafe { libloading::Library::new(path) }.expect("load the fake libcuda");
+        RawCuda { lib }
+    }
+
+    fn f<T: Copy>(&self, name: &str) -> T {
+        // SAFETY: each caller names a symbol of the fake with the C signature `T`.
+        unsafe { *self.lib.get::<T>(name.as_bytes()).expect(name) }
+    }
+
+    /// Retains GPU `gpu`'s primary context (never released: the process ends). Context
+    /// handles are passed as integers (they cross threads).
+    pub fn primary_context(&self, gpu: i32) -> usize {
+        let mut ctx: Ptr = std::ptr::null_mut();
+        let f: unsafe extern "C" fn(*mut Ptr, i32) -> u32 = self.f("cuDevicePrimaryCtxRetain");
+        // SAFETY: writes one handle.
+        assert_eq!(unsafe { f(&mut ctx, gpu) }, 0);
+        ctx as usize
+    }
+
+    pub fn set_current(&self, ctx: usize) -> u32 {
+        let f: unsafe extern "C" fn(Ptr) -> u32 = self.f("cuCtxSetCurrent");
+        // SAFETY: a context handle of the fake, or NULL.
+        unsafe { f(ctx as Ptr) }
+    }
+
+    pub fn push(&self, ctx: usize) -> u32 {
+        let f: unsafe extern "C" fn(Ptr) -> u32 = self.f("cuCtxPushCurrent_v2");
+        // SAFETY: as above.
+        unsafe { f(ctx as Ptr) }
+    }
+
+    pub fn pop(&self) -> (u32, usize) {
+        let mut ctx: Ptr = std::ptr::null_mut();
+        let f: unsafe extern "C" fn(*mut Ptr) -> u32 = self.f("cuCtxPopCurrent_v2");
+        // SAFETY: writes one handle.
+        let rc = unsafe { f(&mut ctx) };
+        (rc, ctx as usize)
+    }
+
+    pub fn current(&self) -> usize {
+        let mut ctx: Ptr = std::ptr::null_mut();
+        let f: unsafe extern "C" fn(*mut Ptr) -> u32 = self.f("cuCtxGetCurrent");
+        // SAFETY: writes one handle.
+        assert_eq!(unsafe { f(&mut ctx) }, 0);
+        ctx as usize
+    }
+
+    pub fn mem_alloc(&self, len: usize) -> (u32, u64) {
+        let mut p = 0u64;
+        let f: unsafe extern "C" fn(*mut u64, usize) -> u32 = self.f("cuMemAlloc_v2");
+        // SAFETY: writes one address.
+        let rc = unsafe { f(&mut p, len) };
+        (rc, p)
+    }
+
+    pub fn mem_free(&self, p: u64) -> u32 {
+        let f: unsafe extern "C" fn(u64) -> u32 = self.f("cuMemFree_v2");
+        // SAFETY: an address of the fake's.
+        unsafe { f(p) }
+    }
+
+    /// `cuMemsetD8Async` of `len` bytes at device address `p` on `stream` (NULL: legacy).
+    pub fn memset(&self, p: u64, value: u8, len: usize, stream: Ptr) -> u32 {
+        let f: unsafe extern "C" fn(u64, u8, usize, Ptr) -> u32 = self.f("cuMemsetD8Async");
+        // SAFETY: the fake checks the range against its allocations.
+        unsafe { f(p, value, len, stream) }
+    }
+
+    /// `cuMemcpyDtoHAsync` into pinned (registered) host memory `dst`.
+    pub fn download(&self, dst: &mut [u8], p: u64, stream: Ptr) -> u32 {
+        let f: unsafe extern "C" fn(Ptr, u64, usize, Ptr) -> u32 = self.f("cuMemcpyDtoHAsync_v2");
+        // SAFETY: `dst` stays borrowed until the caller synchronises (every test does before
+        // using it; the fake checks the host range is registered).
+        unsafe { f(dst.as_mut_ptr().cast(), p, dst.len(), stream) }
+    }
+
+    pub fn stream_create(&self, flags: u32) -> (u32, Ptr) {
+        let mut s: Ptr = std::ptr::null_mut();
+        let f: unsafe extern "C" fn(*mut Ptr, u32) -> u32 = self.f("cuStreamCreate");
+        // SAFETY: writes one handle.
+        let rc = unsafe { f(&mut s, flags) };
+        (rc, s)
+    }
+
+    pub fn stream_sync(&self, s: Ptr) -> u32 {
+        let f: unsafe extern "C" fn(Ptr) -> u32 = self.f("cuStreamSynchronize");
+        // SAFETY: a stream of the fake, or NULL (legacy).
+        unsafe { f(s) }
+    }
+
+    pub fn event_create(&self, flags: u32) -> (u32, Ptr) {
+        let mut e: Ptr = std::ptr::null_mut();
+        let f: unsafe extern "C" fn(*mut Ptr, u32) -> u32 = self.f("cuEventCreate");
+        // SAFETY: writes one handle.
+        let rc = unsafe { f(&mut e, flags) };
+        (rc, e)
+    }
+
+    pub fn host_register(&self, p: &mut [u8], flags: u32) -> u32 {
+        let f: unsafe extern "C" fn(Ptr, usize, u32) -> u32 = self.f("cuMemHostRegister_v2");
+        // SAFETY: the fake only records the range.
+        unsafe { f(p.as_mut_ptr().cast(), p.len(), flags) }
+    }
+
+    pub fn host_unregister(&self, p: &mut [u8]) -> u32 {
+        let f: unsafe extern "C" fn(Ptr) -> u32 = self.f("cuMemHostUnregister");
+        // SAFETY: as above.
+        unsafe { f(p.as_mut_ptr().cast()) }
+    }
+
+    /// The fake's count of device allocations not freed yet.
+    pub fn live_allocations(&self) -> i32 {
+        let f: unsafe extern "C" fn() -> i32 = self.f("fake_cuda_live_allocations");
+        // SAFETY: reads a counter.
+        unsafe { f() }
+    }
+}

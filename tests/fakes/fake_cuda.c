@@ -4,17 +4,71 @@
  * machines without a GPU. Built by the tests themselves (tests/common/cuda.rs) with
  * `cc -shared -fPIC -O2 -pthread -Wl,-soname,libcuda.so.1`, never shipped.
  *
- * Faithful where a bug in gdswap would otherwise hide:
- * - device addresses are not host addresses: allocations get addresses in a non-canonical
- *   range (0xdead...), mapped through a table to host memory, so a device pointer used as a
- *   host pointer faults, and a host pointer passed as a device pointer is refused;
- * - async copies must use host memory registered with cuMemHostRegister (gdswap promises
- *   pinned chunks), inside an allocation, with the context current on the calling thread;
- * - copies are asynchronous: one worker thread per stream runs them in order, at a bandwidth
- *   set by FAKE_CUDA_COPY_GBPS (GB/s, default unlimited), and events complete when the
- *   stream's worker reaches them, with timestamps for cuEventElapsedTime;
- * - errors are sticky per stream, reported by the next query/synchronize, like real
- *   asynchronous errors.
+ * It is as strict as the real driver wherever we know the real driver's rule. Each rule, and
+ * where it comes from ("docs" = the CUDA Driver API reference, docs.nvidia.com/cuda/
+ * cuda-driver-api, the function's own page unless named; "guide" = the CUDA C++ Programming
+ * Guide; "open modules" = NVIDIA's open GPU kernel modules, github.com/NVIDIA/open-gpu-kernel-
+ * modules):
+ *
+ * Contexts (docs, "Context Management" and "Primary Context Management")
+ * - The current context is per thread, a stack: cuCtxPushCurrent pushes, cuCtxPopCurrent pops
+ *   (CUDA_ERROR_INVALID_CONTEXT on an empty stack), cuCtxSetCurrent replaces the top (pushes
+ *   onto an empty stack; NULL pops), cuCtxGetCurrent returns the top or NULL.
+ * - Every call that works in "the current context" (allocation, free, host registration,
+ *   streams, events, copies, memsets, synchronisation) fails with CUDA_ERROR_INVALID_CONTEXT
+ *   (201) on a thread with no current context, or whose current primary context has been
+ *   released by every retainer (cuDevicePrimaryCtxRelease: "the context is automatically reset
+ *   once the last reference to it is released").
+ * - A stream or event belongs to the context it was created in; using it while another context
+ *   is current is CUDA_ERROR_INVALID_HANDLE (400) (the driver's "invalid resource handle" for a
+ *   stream of another device), except the event argument of cuStreamWaitEvent, which docs
+ *   allow from another context. Destroyed handles are refused with CUDA_ERROR_INVALID_HANDLE.
+ *
+ * Memory
+ * - cuMemAlloc: "The allocated memory is suitably aligned for any kind of variable": the
+ *   documented guarantee is 256 bytes (guide, "Device Memory Accesses": cudaMalloc/cuMemAlloc
+ *   addresses are at least 256-byte aligned), and this fake gives exactly that and no more:
+ *   every address is 256 modulo 4096 (never 512-, 4 KiB-, 64 KiB- or 2 MiB-aligned), so code
+ *   assuming more breaks here. Addresses are in a non-canonical range (0xdead...) mapped to
+ *   host memory through a table, so a device pointer used as a host pointer faults and a host
+ *   pointer passed as a device pointer is refused.
+ * - cuMemHostRegister: flags are a combination of CU_MEMHOSTREGISTER_PORTABLE (1),
+ *   DEVICEMAP (2), IOMEMORY (4) and READ_ONLY (8); anything else is CUDA_ERROR_INVALID_VALUE
+ *   (docs). Overlapping an existing registration is CUDA_ERROR_HOST_MEMORY_ALREADY_REGISTERED;
+ *   unregistering a pointer that is not a registration's base is
+ *   CUDA_ERROR_HOST_MEMORY_NOT_REGISTERED (docs). The pages are NOT charged to RLIMIT_MEMLOCK:
+ *   the NVIDIA driver pins them with get_user_pages/pin_user_pages without locked_vm
+ *   accounting (open modules, os_lock_user_pages), so this fake does not mlock them either.
+ * - Async copies need host memory registered (pinned) and device ranges inside one live
+ *   allocation (gdswap promises pinned chunks; an overrun is an illegal address on a GPU).
+ *
+ * Streams and events (docs, "Stream Management", "Event Management"; guide, "Default Stream"
+ * and "Implicit Synchronization")
+ * - cuStreamCreate flags: CU_STREAM_DEFAULT (0) or CU_STREAM_NON_BLOCKING (1); others are
+ *   CUDA_ERROR_INVALID_VALUE. cuEventCreate flags: a combination of CU_EVENT_BLOCKING_SYNC (1),
+ *   CU_EVENT_DISABLE_TIMING (2), CU_EVENT_INTERPROCESS (4, only together with
+ *   DISABLE_TIMING); others are CUDA_ERROR_INVALID_VALUE. cuStreamWaitEvent flags: 0
+ *   (CU_EVENT_WAIT_DEFAULT); cuInit flags: 0.
+ * - A stream runs its operations one after another, in the order they were queued (one
+ *   worker thread per stream here).
+ * - The NULL stream and CU_STREAM_LEGACY (0x1) are the context's legacy default stream: an
+ *   operation queued on it waits for all work queued before it on every blocking stream
+ *   (created without CU_STREAM_NON_BLOCKING) of the context, and an operation queued on a
+ *   blocking stream waits for the work queued before it on the legacy stream. Non-blocking
+ *   streams never synchronise with it. (CU_STREAM_PER_THREAD is not modelled: refused.)
+ * - cuStreamWaitEvent makes later work on the stream wait for the event's most recent record
+ *   at the time of the call; an event never recorded is complete.
+ * - Events complete when their stream reaches them, with timestamps for cuEventElapsedTime;
+ *   an event that has been recorded but not reached is CUDA_ERROR_NOT_READY.
+ * - Errors of asynchronous work are sticky per stream, reported by the next query or
+ *   synchronize (as real asynchronous errors are).
+ * - Waiting: the primary context's default scheduling (CU_CTX_SCHED_AUTO) spins while the
+ *   process has no more active contexts than CPUs (docs, cuCtxCreate), so cuStreamSynchronize
+ *   and cuEventSynchronize on an event without CU_EVENT_BLOCKING_SYNC busy-wait here, burning
+ *   CPU as the real driver does; an event created with CU_EVENT_BLOCKING_SYNC blocks the
+ *   thread ("the calling thread will block until the event has actually been completed").
+ * - Copies and memsets are asynchronous and, when throttled (FAKE_CUDA_COPY_GBPS), move their
+ *   bytes progressively, so work racing with one still running sees it half done.
  *
  * Fault injection (read at cuInit):
  *   FAKE_CUDA_NO_DEVICE=1            cuInit fails with CUDA_ERROR_NO_DEVICE
@@ -28,11 +82,14 @@
  *                                    CUDA_ERROR_ILLEGAL_ADDRESS
  *   FAKE_CUDA_FLIP_DEVICE_BYTE=N     after every host-to-device copy that covers byte N of an
  *                                    allocation, that byte is inverted (planted corruption)
+ *   FAKE_CUDA_COPY_GBPS=G            copies and memsets run at G GB/s (default unlimited)
  * For benchmarks only:
  *   FAKE_CUDA_COPY_NO_DATA=1         copies take their time (FAKE_CUDA_COPY_GBPS) but move no
  *                                    bytes: the CPU and memory bandwidth a memcpy would take
  *                                    from the I/O path, and a GPU's DMA engine would not, are
  *                                    left out (device data is then wrong: no --verify)
+ * Test hooks (no real driver has them): fake_cuda_device_host and fake_cuda_stream_host_fn
+ * (for the fake libcufile), fake_cuda_live_allocations (leak checks).
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -63,11 +120,23 @@ enum {
     CUDA_ERROR_HOST_MEMORY_NOT_REGISTERED = 713,
 };
 
+/* Flags, as cuda.h defines them. */
+#define CU_MEMHOSTREGISTER_ALL (0x01u | 0x02u | 0x04u | 0x08u)
+#define CU_STREAM_NON_BLOCKING 0x1u
+#define CU_EVENT_BLOCKING_SYNC 0x1u
+#define CU_EVENT_DISABLE_TIMING 0x2u
+#define CU_EVENT_INTERPROCESS 0x4u
+#define CU_STREAM_LEGACY_HANDLE ((void *)0x1)
+#define CU_STREAM_PER_THREAD_HANDLE ((void *)0x2)
+
 #define EXPORT __attribute__((visibility("default")))
 #define DEV_BASE 0xdead000000000000ULL
 #define MAX_ALLOCS 4096
 #define MAX_REGS 4096
 #define MAX_DEVICES 16
+#define MAX_CTX_STACK 32
+/* Every device address is this far past a 2 MiB boundary: 256-aligned and no more. */
+#define ALLOC_SKEW 256ULL
 
 /* ---- configuration ---- */
 static int initialized;
@@ -87,14 +156,41 @@ static long long env_ll(const char *name, long long dflt) {
 /* Misuse by the caller (a bug in gdswap) is also said on stderr, so a test sees why. */
 static void complain(const char *what) { fprintf(stderr, "fake libcuda: %s\n", what); }
 
+static void cpu_relax(void) {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#endif
+}
+
+struct stream;
+
 /* ---- contexts ---- */
-struct ctx { int device; int refs; };
+struct ctx {
+    int device;
+    int refs;
+    struct stream *legacy; /* created on first use */
+    struct stream *streams; /* every live stream created in it (not the legacy one) */
+};
 static struct ctx contexts[MAX_DEVICES];
-static __thread struct ctx *current;
+/* ctx_lock guards contexts[] and every context's stream list; queueing work on any stream
+ * takes it too, so the implicit synchronisation with the legacy stream is decided atomically. */
 static pthread_mutex_t ctx_lock = PTHREAD_MUTEX_INITIALIZER;
+static __thread struct ctx *ctx_stack[MAX_CTX_STACK];
+static __thread int ctx_depth;
+
+static struct ctx *current_ctx(void) { return ctx_depth ? ctx_stack[ctx_depth - 1] : NULL; }
+
+static int is_context(const void *c) {
+    const struct ctx *x = c;
+    return x >= contexts && x < contexts + MAX_DEVICES;
+}
 
 #define NEED_INIT() do { if (!initialized) return CUDA_ERROR_NOT_INITIALIZED; } while (0)
-#define NEED_CTX() do { NEED_INIT(); if (!current || current->refs <= 0) return CUDA_ERROR_INVALID_CONTEXT; } while (0)
+#define NEED_CTX() do { \
+        NEED_INIT(); \
+        struct ctx *need_ctx_ = current_ctx(); \
+        if (!need_ctx_ || need_ctx_->refs <= 0) return CUDA_ERROR_INVALID_CONTEXT; \
+    } while (0)
 
 /* ---- device memory and registered host memory ---- */
 struct alloc { CUdeviceptr base; size_t size; unsigned char *host; };
@@ -129,12 +225,17 @@ static double now_s(void) {
 }
 
 struct event {
-    unsigned long recorded, reached; /* record count, and the last record the stream reached */
+    unsigned flags;
+    struct ctx *ctx;
+    unsigned long recorded, reached; /* record count, and the last record a stream reached */
     double time;
     CUresult error;
+    int refs; /* the handle (until destroyed) and every queued op naming it; under ev_lock */
+    int live; /* the handle has not been destroyed */
+    struct event *next_live;
 };
 
-enum op_kind { OP_COPY, OP_EVENT, OP_HOSTFN, OP_STOP };
+enum op_kind { OP_COPY, OP_EVENT, OP_WAIT, OP_HOSTFN, OP_STOP };
 struct op {
     enum op_kind kind;
     void (*fn)(void *); /* OP_HOSTFN */
@@ -144,7 +245,7 @@ struct op {
     size_t len;
     unsigned char *flip; /* byte to invert after the copy, or NULL */
     int memset_value; /* with src NULL: the byte the destination is set to */
-    struct event *ev;
+    struct event *ev; /* OP_EVENT: the event recorded; OP_WAIT: the event waited for */
     unsigned long ev_seq;
     struct op *next;
 };
@@ -156,10 +257,27 @@ struct stream {
     struct op *head, *tail;
     unsigned long queued, done;
     CUresult error; /* sticky */
+    struct ctx *ctx;
+    int nonblocking, legacy;
+    struct stream *next; /* in its context's list */
 };
 
 static pthread_mutex_t ev_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t ev_cond = PTHREAD_COND_INITIALIZER;
+static struct event *live_events;
+
+/* Drops one reference; frees the event with the last. Caller holds ev_lock. */
+static void event_put_locked(struct event *e) {
+    if (--e->refs == 0) free(e);
+}
+
+static void sleep_until(double t) {
+    double left = t - now_s();
+    if (left > 0) {
+        struct timespec ts = {(time_t)left, (long)((left - (time_t)left) * 1e9)};
+        while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {}
+    }
+}
 
 static void run_copy(struct stream *s, struct op *o) {
     double t0 = now_s();
@@ -172,9 +290,16 @@ static void run_copy(struct stream *s, struct op *o) {
     }
     copied_total += n;
     pthread_mutex_unlock(&mem_lock);
-    if (!cfg_no_data) {
-        if (o->src) memmove(o->dst, o->src, n);
-        else memset(o->dst, o->memset_value, n);
+    /* Throttled: the bytes move piece by piece at the configured rate, so anyone looking at
+     * the destination meanwhile sees it half done, as with a real DMA or kernel. */
+    size_t piece = cfg_gbps > 0 ? 16384 : (n ? n : 1);
+    for (size_t off = 0; off < n; off += piece) {
+        size_t k = n - off < piece ? n - off : piece;
+        if (!cfg_no_data) {
+            if (o->src) memmove(o->dst + off, o->src + off, k);
+            else memset(o->dst + off, o->memset_value, k);
+        }
+        if (cfg_gbps > 0) sleep_until(t0 + (off + k) / (cfg_gbps * 1e9));
     }
     if (fail) {
         pthread_mutex_lock(&s->lock);
@@ -183,13 +308,6 @@ static void run_copy(struct stream *s, struct op *o) {
         return;
     }
     if (o->flip) *o->flip ^= 0xff;
-    if (cfg_gbps > 0) {
-        double left = n / (cfg_gbps * 1e9) - (now_s() - t0);
-        if (left > 0) {
-            struct timespec ts = {(time_t)left, (long)((left - (time_t)left) * 1e9)};
-            while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {}
-        }
-    }
 }
 
 static void *stream_worker(void *arg) {
@@ -206,6 +324,12 @@ static void *stream_worker(void *arg) {
         if (o->kind == OP_STOP) { free(o); return NULL; }
         if (o->kind == OP_COPY && err == CUDA_SUCCESS) run_copy(s, o);
         if (o->kind == OP_HOSTFN && err == CUDA_SUCCESS) o->fn(o->arg);
+        if (o->kind == OP_WAIT) {
+            pthread_mutex_lock(&ev_lock);
+            while (o->ev->reached < o->ev_seq) pthread_cond_wait(&ev_cond, &ev_lock);
+            event_put_locked(o->ev);
+            pthread_mutex_unlock(&ev_lock);
+        }
         if (o->kind == OP_EVENT) {
             pthread_mutex_lock(&s->lock);
             err = s->error;
@@ -217,6 +341,7 @@ static void *stream_worker(void *arg) {
                 o->ev->error = err;
             }
             pthread_cond_broadcast(&ev_cond);
+            event_put_locked(o->ev);
             pthread_mutex_unlock(&ev_lock);
         }
         free(o);
@@ -227,7 +352,8 @@ static void *stream_worker(void *arg) {
     }
 }
 
-static CUresult enqueue(struct stream *s, struct op *o) {
+/* Appends o to s. Caller holds ctx_lock (or owns s alone). */
+static void push_op(struct stream *s, struct op *o) {
     pthread_mutex_lock(&s->lock);
     o->next = NULL;
     if (s->tail) s->tail->next = o; else s->head = o;
@@ -235,7 +361,105 @@ static CUresult enqueue(struct stream *s, struct op *o) {
     s->queued++;
     pthread_cond_broadcast(&s->cond);
     pthread_mutex_unlock(&s->lock);
+}
+
+static int stream_busy(struct stream *s) {
+    pthread_mutex_lock(&s->lock);
+    int busy = s->done < s->queued;
+    pthread_mutex_unlock(&s->lock);
+    return busy;
+}
+
+/* Makes `waiter` wait for everything queued on `on` so far: an internal event recorded on
+ * `on`, waited for on `waiter`. Caller holds ctx_lock. */
+static CUresult order_after(struct stream *waiter, struct stream *on) {
+    if (!stream_busy(on)) return CUDA_SUCCESS;
+    struct event *e = calloc(1, sizeof *e);
+    struct op *rec = calloc(1, sizeof *rec), *wait = calloc(1, sizeof *wait);
+    if (!e || !rec || !wait) { free(e); free(rec); free(wait); return CUDA_ERROR_OUT_OF_MEMORY; }
+    e->recorded = 1;
+    e->refs = 2; /* the record op and the wait op */
+    rec->kind = OP_EVENT;
+    rec->ev = e;
+    rec->ev_seq = 1;
+    wait->kind = OP_WAIT;
+    wait->ev = e;
+    wait->ev_seq = 1;
+    push_op(on, rec);
+    push_op(waiter, wait);
     return CUDA_SUCCESS;
+}
+
+/* Queues o on s with the legacy default stream's implicit synchronisation. */
+static CUresult enqueue(struct stream *s, struct op *o) {
+    pthread_mutex_lock(&ctx_lock);
+    CUresult r = CUDA_SUCCESS;
+    if (s->legacy) {
+        for (struct stream *b = s->ctx->streams; b && r == CUDA_SUCCESS; b = b->next)
+            if (!b->nonblocking) r = order_after(s, b);
+    } else if (!s->nonblocking && s->ctx->legacy) {
+        r = order_after(s, s->ctx->legacy);
+    }
+    if (r == CUDA_SUCCESS) push_op(s, o);
+    pthread_mutex_unlock(&ctx_lock);
+    if (r != CUDA_SUCCESS) free(o);
+    return r;
+}
+
+static struct stream *new_stream(struct ctx *c, int nonblocking, int legacy) {
+    struct stream *s = calloc(1, sizeof *s);
+    if (!s) return NULL;
+    pthread_mutex_init(&s->lock, NULL);
+    pthread_cond_init(&s->cond, NULL);
+    s->ctx = c;
+    s->nonblocking = nonblocking;
+    s->legacy = legacy;
+    if (pthread_create(&s->thread, NULL, stream_worker, s) != 0) { free(s); return NULL; }
+    return s;
+}
+
+/* The stream a handle names for a call made in the current context: NULL and
+ * CU_STREAM_LEGACY are the context's legacy stream. Sets *err when there is none. */
+static struct stream *resolve_stream(void *h, CUresult *err) {
+    struct ctx *c = current_ctx();
+    if (h == CU_STREAM_PER_THREAD_HANDLE) {
+        complain("CU_STREAM_PER_THREAD is not modelled by this fake");
+        *err = CUDA_ERROR_INVALID_VALUE;
+        return NULL;
+    }
+    pthread_mutex_lock(&ctx_lock);
+    struct stream *found = NULL;
+    if (h == NULL || h == CU_STREAM_LEGACY_HANDLE) {
+        if (!c->legacy) c->legacy = new_stream(c, 0, 1);
+        found = c->legacy;
+        *err = found ? CUDA_SUCCESS : CUDA_ERROR_OUT_OF_MEMORY;
+    } else {
+        *err = CUDA_ERROR_INVALID_HANDLE;
+        for (int d = 0; d < MAX_DEVICES && !found; d++) {
+            if (contexts[d].legacy == h) found = h;
+            for (struct stream *s = contexts[d].streams; s && !found; s = s->next)
+                if (s == h) found = s;
+        }
+        if (!found) complain("a stream handle that is not a live stream");
+        else if (found->ctx != c) { complain("a stream of another context"); found = NULL; }
+        else *err = CUDA_SUCCESS;
+    }
+    pthread_mutex_unlock(&ctx_lock);
+    return found;
+}
+
+/* The live event a handle names. `any_ctx`: from any context (cuStreamWaitEvent). */
+static struct event *resolve_event(void *h, int any_ctx, CUresult *err) {
+    pthread_mutex_lock(&ev_lock);
+    struct event *found = NULL;
+    for (struct event *e = live_events; e; e = e->next_live)
+        if (e == h) found = e;
+    pthread_mutex_unlock(&ev_lock);
+    *err = CUDA_ERROR_INVALID_HANDLE;
+    if (!found) { complain("an event handle that is not a live event"); return NULL; }
+    if (!any_ctx && found->ctx != current_ctx()) { complain("an event of another context"); return NULL; }
+    *err = CUDA_SUCCESS;
+    return found;
 }
 
 /* ---- the API ---- */
@@ -348,6 +572,8 @@ EXPORT CUresult cuDevicePrimaryCtxRetain(void **pctx, CUdevice d) {
     return CUDA_SUCCESS;
 }
 
+/* Does not change any thread's current context (docs); a context released by its last
+ * retainer is inactive: calls made with it current fail. */
 EXPORT CUresult cuDevicePrimaryCtxRelease_v2(CUdevice d) {
     NEED_INIT();
     if (d < 0 || d >= cfg_devices) return CUDA_ERROR_INVALID_DEVICE;
@@ -359,9 +585,37 @@ EXPORT CUresult cuDevicePrimaryCtxRelease_v2(CUdevice d) {
 
 EXPORT CUresult cuCtxSetCurrent(void *c) {
     NEED_INIT();
-    struct ctx *x = c;
-    if (x && (x < contexts || x >= contexts + MAX_DEVICES || x->refs <= 0)) return CUDA_ERROR_INVALID_CONTEXT;
-    current = x;
+    if (c && (!is_context(c) || ((struct ctx *)c)->refs <= 0)) return CUDA_ERROR_INVALID_CONTEXT;
+    if (!c) {
+        if (ctx_depth) ctx_depth--;
+    } else if (ctx_depth) {
+        ctx_stack[ctx_depth - 1] = c;
+    } else {
+        ctx_stack[ctx_depth++] = c;
+    }
+    return CUDA_SUCCESS;
+}
+
+EXPORT CUresult cuCtxGetCurrent(void **pctx) {
+    NEED_INIT();
+    if (!pctx) return CUDA_ERROR_INVALID_VALUE;
+    *pctx = current_ctx();
+    return CUDA_SUCCESS;
+}
+
+EXPORT CUresult cuCtxPushCurrent_v2(void *c) {
+    NEED_INIT();
+    if (!c || !is_context(c) || ((struct ctx *)c)->refs <= 0) return CUDA_ERROR_INVALID_CONTEXT;
+    if (ctx_depth == MAX_CTX_STACK) { complain("context stack overflow"); return CUDA_ERROR_OUT_OF_MEMORY; }
+    ctx_stack[ctx_depth++] = c;
+    return CUDA_SUCCESS;
+}
+
+EXPORT CUresult cuCtxPopCurrent_v2(void **pctx) {
+    NEED_INIT();
+    if (!ctx_depth) return CUDA_ERROR_INVALID_CONTEXT;
+    struct ctx *c = ctx_stack[--ctx_depth];
+    if (pctx) *pctx = c;
     return CUDA_SUCCESS;
 }
 
@@ -370,23 +624,28 @@ EXPORT CUresult cuMemAlloc_v2(CUdeviceptr *dptr, size_t size) {
     if (!dptr || size == 0) return CUDA_ERROR_INVALID_VALUE;
     /* injected: 1 = out of memory, any other value is returned as the code */
     if (cfg_fail_alloc) return cfg_fail_alloc == 1 ? CUDA_ERROR_OUT_OF_MEMORY : cfg_fail_alloc;
-    void *host = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (host == MAP_FAILED) return CUDA_ERROR_OUT_OF_MEMORY;
+    /* The host memory behind it keeps the device address's offset within a page, so a
+     * buffer gdswap aligns on the device is aligned on the host too (the fake libcufile's
+     * O_DIRECT I/O goes there, and needs the alignment real DMA would). */
+    unsigned char *map = mmap(NULL, size + ALLOC_SKEW, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (map == MAP_FAILED) return CUDA_ERROR_OUT_OF_MEMORY;
+    unsigned char *host = map + ALLOC_SKEW;
     pthread_mutex_lock(&mem_lock);
     for (int i = 0; i < MAX_ALLOCS; i++) {
         if (!allocs[i].host) {
-            allocs[i].base = next_dev;
+            /* 256 bytes past a 2 MiB boundary (the documented alignment and not a byte more),
+             * with a guard gap after, so an overrun is not another allocation. */
+            allocs[i].base = next_dev + ALLOC_SKEW;
             allocs[i].size = size;
             allocs[i].host = host;
-            /* 2 MiB-aligned, with a guard gap, so an overrun is not another allocation. */
-            next_dev += ((size + (2u << 20) - 1) & ~((2ull << 20) - 1)) + (2u << 20);
+            next_dev += ((size + ALLOC_SKEW + (2u << 20) - 1) & ~((2ull << 20) - 1)) + (2u << 20);
             *dptr = allocs[i].base;
             pthread_mutex_unlock(&mem_lock);
             return CUDA_SUCCESS;
         }
     }
     pthread_mutex_unlock(&mem_lock);
-    munmap(host, size);
+    munmap(map, size + ALLOC_SKEW);
     return CUDA_ERROR_OUT_OF_MEMORY;
 }
 
@@ -395,7 +654,7 @@ EXPORT CUresult cuMemFree_v2(CUdeviceptr d) {
     pthread_mutex_lock(&mem_lock);
     for (int i = 0; i < MAX_ALLOCS; i++) {
         if (allocs[i].host && allocs[i].base == d) {
-            munmap(allocs[i].host, allocs[i].size);
+            munmap(allocs[i].host - ALLOC_SKEW, allocs[i].size + ALLOC_SKEW);
             allocs[i].host = NULL;
             pthread_mutex_unlock(&mem_lock);
             return CUDA_SUCCESS;
@@ -405,10 +664,11 @@ EXPORT CUresult cuMemFree_v2(CUdeviceptr d) {
     return CUDA_ERROR_INVALID_VALUE;
 }
 
+/* Pins without RLIMIT_MEMLOCK accounting, as the NVIDIA driver does (see the header). */
 EXPORT CUresult cuMemHostRegister_v2(void *p, size_t size, unsigned flags) {
-    (void)flags;
     NEED_CTX();
     if (!p || size == 0) return CUDA_ERROR_INVALID_VALUE;
+    if (flags & ~CU_MEMHOSTREGISTER_ALL) { complain("cuMemHostRegister with unknown flags"); return CUDA_ERROR_INVALID_VALUE; }
     if ((uintptr_t)p >= DEV_BASE) { complain("cuMemHostRegister of a device address"); return CUDA_ERROR_INVALID_VALUE; }
     pthread_mutex_lock(&mem_lock);
     unsigned char *c = p;
@@ -418,10 +678,6 @@ EXPORT CUresult cuMemHostRegister_v2(void *p, size_t size, unsigned flags) {
             return CUDA_ERROR_HOST_MEMORY_ALREADY_REGISTERED;
         }
     }
-    if (mlock(p, size) != 0) { /* pinning is real: RLIMIT_MEMLOCK applies */
-        pthread_mutex_unlock(&mem_lock);
-        return CUDA_ERROR_OUT_OF_MEMORY;
-    }
     for (int i = 0; i < MAX_REGS; i++) {
         if (!regs[i].p) {
             regs[i].p = c;
@@ -430,7 +686,6 @@ EXPORT CUresult cuMemHostRegister_v2(void *p, size_t size, unsigned flags) {
             return CUDA_SUCCESS;
         }
     }
-    munlock(p, size);
     pthread_mutex_unlock(&mem_lock);
     return CUDA_ERROR_OUT_OF_MEMORY;
 }
@@ -440,7 +695,6 @@ EXPORT CUresult cuMemHostUnregister(void *p) {
     pthread_mutex_lock(&mem_lock);
     for (int i = 0; i < MAX_REGS; i++) {
         if (regs[i].p && regs[i].p == p) {
-            munlock(regs[i].p, regs[i].len);
             regs[i].p = NULL;
             pthread_mutex_unlock(&mem_lock);
             return CUDA_SUCCESS;
@@ -451,37 +705,55 @@ EXPORT CUresult cuMemHostUnregister(void *p) {
 }
 
 EXPORT CUresult cuStreamCreate(void **ps, unsigned flags) {
-    (void)flags;
     NEED_CTX();
     if (!ps) return CUDA_ERROR_INVALID_VALUE;
-    struct stream *s = calloc(1, sizeof *s);
+    if (flags & ~CU_STREAM_NON_BLOCKING) { complain("cuStreamCreate with unknown flags"); return CUDA_ERROR_INVALID_VALUE; }
+    struct ctx *c = current_ctx();
+    struct stream *s = new_stream(c, (flags & CU_STREAM_NON_BLOCKING) != 0, 0);
     if (!s) return CUDA_ERROR_OUT_OF_MEMORY;
-    pthread_mutex_init(&s->lock, NULL);
-    pthread_cond_init(&s->cond, NULL);
-    if (pthread_create(&s->thread, NULL, stream_worker, s) != 0) { free(s); return CUDA_ERROR_OUT_OF_MEMORY; }
+    pthread_mutex_lock(&ctx_lock);
+    s->next = c->streams;
+    c->streams = s;
+    pthread_mutex_unlock(&ctx_lock);
     *ps = s;
     return CUDA_SUCCESS;
 }
 
+/* Spins (CU_CTX_SCHED_AUTO with one context: CU_CTX_SCHED_SPIN) until the work queued before
+ * the call has run. */
 EXPORT CUresult cuStreamSynchronize(void *p) {
     NEED_CTX();
-    struct stream *s = p;
-    if (!s) return CUDA_ERROR_INVALID_HANDLE;
+    CUresult err;
+    struct stream *s = resolve_stream(p, &err);
+    if (!s) return err;
     pthread_mutex_lock(&s->lock);
-    while (s->done < s->queued) pthread_cond_wait(&s->cond, &s->lock);
-    CUresult r = s->error;
+    unsigned long target = s->queued;
     pthread_mutex_unlock(&s->lock);
-    return r;
+    for (;;) {
+        pthread_mutex_lock(&s->lock);
+        int done = s->done >= target;
+        CUresult r = s->error;
+        pthread_mutex_unlock(&s->lock);
+        if (done) return r;
+        cpu_relax();
+    }
 }
 
 EXPORT CUresult cuStreamDestroy_v2(void *p) {
     NEED_CTX();
-    struct stream *s = p;
-    if (!s) return CUDA_ERROR_INVALID_HANDLE;
+    if (p == NULL || p == CU_STREAM_LEGACY_HANDLE) return CUDA_ERROR_INVALID_HANDLE;
+    CUresult err;
+    struct stream *s = resolve_stream(p, &err);
+    if (!s) return err;
     struct op *o = calloc(1, sizeof *o);
     if (!o) return CUDA_ERROR_OUT_OF_MEMORY;
+    pthread_mutex_lock(&ctx_lock);
+    for (struct stream **q = &s->ctx->streams; *q; q = &(*q)->next)
+        if (*q == s) { *q = s->next; break; }
     o->kind = OP_STOP;
-    enqueue(s, o);
+    push_op(s, o);
+    pthread_mutex_unlock(&ctx_lock);
+    /* The handle is gone now; its queued work still runs to the end (as the driver lets it). */
     pthread_join(s->thread, NULL);
     pthread_mutex_destroy(&s->lock);
     pthread_cond_destroy(&s->cond);
@@ -491,8 +763,9 @@ EXPORT CUresult cuStreamDestroy_v2(void *p) {
 
 static CUresult copy_async(unsigned char *host, CUdeviceptr d, size_t len, void *stream, int to_device) {
     NEED_CTX();
-    struct stream *s = stream;
-    if (!s) return CUDA_ERROR_INVALID_HANDLE;
+    CUresult err;
+    struct stream *s = resolve_stream(stream, &err);
+    if (!s) return err;
     if (!host || len == 0) return CUDA_ERROR_INVALID_VALUE;
     if ((uintptr_t)host >= DEV_BASE) { complain("async copy with a device address as its host side"); return CUDA_ERROR_INVALID_VALUE; }
     pthread_mutex_lock(&mem_lock);
@@ -530,8 +803,9 @@ EXPORT CUresult cuMemcpyDtoHAsync_v2(void *h, CUdeviceptr d, size_t len, void *s
  * against FAKE_CUDA_FAIL_COPY_AFTER_BYTES). */
 EXPORT CUresult cuMemcpyDtoDAsync_v2(CUdeviceptr dst, CUdeviceptr src, size_t len, void *stream) {
     NEED_CTX();
-    struct stream *s = stream;
-    if (!s) return CUDA_ERROR_INVALID_HANDLE;
+    CUresult err;
+    struct stream *s = resolve_stream(stream, &err);
+    if (!s) return err;
     if (len == 0) return CUDA_ERROR_INVALID_VALUE;
     pthread_mutex_lock(&mem_lock);
     struct alloc *d = find_alloc(dst, len), *a = find_alloc(src, len);
@@ -550,8 +824,9 @@ EXPORT CUresult cuMemcpyDtoDAsync_v2(CUdeviceptr dst, CUdeviceptr src, size_t le
 
 EXPORT CUresult cuMemsetD8Async(CUdeviceptr dst, unsigned char value, size_t len, void *stream) {
     NEED_CTX();
-    struct stream *s = stream;
-    if (!s) return CUDA_ERROR_INVALID_HANDLE;
+    CUresult err;
+    struct stream *s = resolve_stream(stream, &err);
+    if (!s) return err;
     pthread_mutex_lock(&mem_lock);
     struct alloc *d = find_alloc(dst, len);
     unsigned char *dp = d ? d->host + (dst - d->base) : NULL;
@@ -568,82 +843,148 @@ EXPORT CUresult cuMemsetD8Async(CUdeviceptr dst, unsigned char value, size_t len
 }
 
 EXPORT CUresult cuEventCreate(void **pe, unsigned flags) {
-    (void)flags;
     NEED_CTX();
     if (!pe) return CUDA_ERROR_INVALID_VALUE;
+    unsigned known = CU_EVENT_BLOCKING_SYNC | CU_EVENT_DISABLE_TIMING | CU_EVENT_INTERPROCESS;
+    if ((flags & ~known) || ((flags & CU_EVENT_INTERPROCESS) && !(flags & CU_EVENT_DISABLE_TIMING))) {
+        complain("cuEventCreate with unknown or invalid flags");
+        return CUDA_ERROR_INVALID_VALUE;
+    }
     struct event *e = calloc(1, sizeof *e);
     if (!e) return CUDA_ERROR_OUT_OF_MEMORY;
+    e->flags = flags;
+    e->ctx = current_ctx();
+    e->refs = 1;
+    e->live = 1;
+    pthread_mutex_lock(&ev_lock);
+    e->next_live = live_events;
+    live_events = e;
+    pthread_mutex_unlock(&ev_lock);
     *pe = e;
     return CUDA_SUCCESS;
 }
 
 EXPORT CUresult cuEventRecord(void *pe, void *ps) {
     NEED_CTX();
-    struct event *e = pe;
-    struct stream *s = ps;
-    if (!e || !s) return CUDA_ERROR_INVALID_HANDLE;
+    CUresult err;
+    struct event *e = resolve_event(pe, 0, &err);
+    if (!e) return err;
+    struct stream *s = resolve_stream(ps, &err);
+    if (!s) return err;
     struct op *o = calloc(1, sizeof *o);
     if (!o) return CUDA_ERROR_OUT_OF_MEMORY;
     pthread_mutex_lock(&ev_lock);
     o->ev_seq = ++e->recorded;
+    e->refs++;
     pthread_mutex_unlock(&ev_lock);
     o->kind = OP_EVENT;
     o->ev = e;
-    return enqueue(s, o);
+    CUresult r = enqueue(s, o);
+    if (r != CUDA_SUCCESS) {
+        pthread_mutex_lock(&ev_lock);
+        e->recorded--;
+        event_put_locked(e);
+        pthread_mutex_unlock(&ev_lock);
+    }
+    return r;
+}
+
+EXPORT CUresult cuStreamWaitEvent(void *ps, void *pe, unsigned flags) {
+    NEED_CTX();
+    if (flags != 0) { complain("cuStreamWaitEvent with unknown flags"); return CUDA_ERROR_INVALID_VALUE; }
+    CUresult err;
+    struct stream *s = resolve_stream(ps, &err);
+    if (!s) return err;
+    struct event *e = resolve_event(pe, 1, &err);
+    if (!e) return err;
+    struct op *o = calloc(1, sizeof *o);
+    if (!o) return CUDA_ERROR_OUT_OF_MEMORY;
+    pthread_mutex_lock(&ev_lock);
+    o->ev_seq = e->recorded; /* the most recent record at the time of this call */
+    e->refs++;
+    pthread_mutex_unlock(&ev_lock);
+    o->kind = OP_WAIT;
+    o->ev = e;
+    CUresult r = enqueue(s, o);
+    if (r != CUDA_SUCCESS) {
+        pthread_mutex_lock(&ev_lock);
+        event_put_locked(e);
+        pthread_mutex_unlock(&ev_lock);
+    }
+    return r;
 }
 
 EXPORT CUresult cuEventQuery(void *pe) {
     NEED_CTX();
-    struct event *e = pe;
-    if (!e) return CUDA_ERROR_INVALID_HANDLE;
+    CUresult r;
+    struct event *e = resolve_event(pe, 0, &r);
+    if (!e) return r;
     pthread_mutex_lock(&ev_lock);
-    CUresult r = e->reached < e->recorded ? CUDA_ERROR_NOT_READY : e->error;
+    r = e->reached < e->recorded ? CUDA_ERROR_NOT_READY : e->error;
     pthread_mutex_unlock(&ev_lock);
     return r;
 }
 
+/* Blocks with CU_EVENT_BLOCKING_SYNC; spins otherwise (see the header). */
 EXPORT CUresult cuEventSynchronize(void *pe) {
     NEED_CTX();
-    struct event *e = pe;
-    if (!e) return CUDA_ERROR_INVALID_HANDLE;
+    CUresult r;
+    struct event *e = resolve_event(pe, 0, &r);
+    if (!e) return r;
     pthread_mutex_lock(&ev_lock);
-    while (e->reached < e->recorded) pthread_cond_wait(&ev_cond, &ev_lock);
-    CUresult r = e->error;
+    unsigned long target = e->recorded;
+    if (e->flags & CU_EVENT_BLOCKING_SYNC) {
+        while (e->reached < target) pthread_cond_wait(&ev_cond, &ev_lock);
+    } else {
+        while (e->reached < target) {
+            pthread_mutex_unlock(&ev_lock);
+            cpu_relax();
+            pthread_mutex_lock(&ev_lock);
+        }
+    }
+    r = e->error;
     pthread_mutex_unlock(&ev_lock);
     return r;
 }
 
 EXPORT CUresult cuEventElapsedTime(float *ms, void *start, void *end) {
     NEED_CTX();
-    struct event *a = start, *b = end;
     if (!ms) return CUDA_ERROR_INVALID_VALUE;
-    if (!a || !b) return CUDA_ERROR_INVALID_HANDLE;
+    CUresult r;
+    struct event *a = resolve_event(start, 0, &r), *b = a ? resolve_event(end, 0, &r) : NULL;
+    if (!a || !b) return r;
     pthread_mutex_lock(&ev_lock);
-    CUresult r = CUDA_SUCCESS;
-    if (a->reached < a->recorded || b->reached < b->recorded) r = CUDA_ERROR_NOT_READY;
+    r = CUDA_SUCCESS;
+    if ((a->flags | b->flags) & CU_EVENT_DISABLE_TIMING) r = CUDA_ERROR_INVALID_HANDLE;
+    else if (a->reached < a->recorded || b->reached < b->recorded) r = CUDA_ERROR_NOT_READY;
     else if (!a->recorded || !b->recorded) r = CUDA_ERROR_INVALID_HANDLE;
     else *ms = (float)((b->time - a->time) * 1e3);
     pthread_mutex_unlock(&ev_lock);
     return r;
 }
 
+/* The handle is invalid at once; a recorded event not reached yet is freed once its stream
+ * has passed it (docs). */
 EXPORT CUresult cuEventDestroy_v2(void *pe) {
     NEED_CTX();
-    struct event *e = pe;
-    if (!e) return CUDA_ERROR_INVALID_HANDLE;
-    /* Wait until the stream has passed it, so its worker never touches freed memory. */
+    CUresult r;
+    struct event *e = resolve_event(pe, 0, &r);
+    if (!e) return r;
     pthread_mutex_lock(&ev_lock);
-    while (e->reached < e->recorded) pthread_cond_wait(&ev_cond, &ev_lock);
+    for (struct event **q = &live_events; *q; q = &(*q)->next_live)
+        if (*q == e) { *q = e->next_live; break; }
+    e->live = 0;
+    event_put_locked(e);
     pthread_mutex_unlock(&ev_lock);
-    free(e);
     return CUDA_SUCCESS;
 }
 
-/* ---- for the fake libcufile (tests/cufile_fake/fake_cufile.c), which finds these with
- * dlopen("libcuda.so.1", RTLD_NOLOAD) + dlsym: no real driver has them ---- */
+/* ---- test hooks: no real driver has them ---- */
 
-/* The host memory behind device range [d, d+len), or NULL when it is not inside one
- * allocation (a host pointer, a freed or overrun range). */
+/* For the fake libcufile (tests/cufile_fake/fake_cufile.c), which finds these with
+ * dlopen("libcuda.so.1", RTLD_NOLOAD) + dlsym. The host memory behind device range
+ * [d, d+len), or NULL when it is not inside one allocation (a host pointer, a freed or
+ * overrun range). */
 EXPORT void *fake_cuda_device_host(CUdeviceptr d, size_t len) {
     pthread_mutex_lock(&mem_lock);
     struct alloc *a = find_alloc(d, len);
@@ -654,14 +995,37 @@ EXPORT void *fake_cuda_device_host(CUdeviceptr d, size_t len) {
 
 /* Queues fn(arg) on a stream, run in order with its copies by the stream's worker (what
  * cuLaunchHostFunc does): the fake's cuFileReadAsync/WriteAsync run their I/O this way, so
- * their arguments are read when the stream gets there, as the real ones are. */
+ * their arguments are read when the stream gets there, as the real ones are. NULL and
+ * CU_STREAM_LEGACY name the legacy stream of the calling thread's current context. */
 EXPORT CUresult fake_cuda_stream_host_fn(void *stream, void (*fn)(void *), void *arg) {
-    struct stream *s = stream;
-    if (!s || !fn) return CUDA_ERROR_INVALID_HANDLE;
+    if (!fn) return CUDA_ERROR_INVALID_HANDLE;
+    struct stream *s = NULL;
+    CUresult err = CUDA_ERROR_INVALID_HANDLE;
+    if (stream == NULL || stream == CU_STREAM_LEGACY_HANDLE) {
+        if (!current_ctx()) return CUDA_ERROR_INVALID_CONTEXT;
+        s = resolve_stream(stream, &err);
+    } else {
+        pthread_mutex_lock(&ctx_lock);
+        for (int d = 0; d < MAX_DEVICES && !s; d++)
+            for (struct stream *x = contexts[d].streams; x && !s; x = x->next)
+                if (x == stream) s = x;
+        pthread_mutex_unlock(&ctx_lock);
+        if (!s) complain("a host function queued on a stream that is not a live stream");
+    }
+    if (!s) return err;
     struct op *o = calloc(1, sizeof *o);
     if (!o) return CUDA_ERROR_OUT_OF_MEMORY;
     o->kind = OP_HOSTFN;
     o->fn = fn;
     o->arg = arg;
     return enqueue(s, o);
+}
+
+/* Device allocations not freed yet (a leak check for tests). */
+EXPORT int fake_cuda_live_allocations(void) {
+    int n = 0;
+    pthread_mutex_lock(&mem_lock);
+    for (int i = 0; i < MAX_ALLOCS; i++) n += allocs[i].host != NULL;
+    pthread_mutex_unlock(&mem_lock);
+    return n;
 }
