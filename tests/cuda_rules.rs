@@ -94,7 +94,11 @@ fn allocations_are_256_byte_aligned_and_no_more_and_gdswap_aligns_to_64_kib() {
             let (rc, p) = cu.mem_alloc(len);
             assert_eq!(rc, 0);
             assert_eq!(p % 256, 0, "{p:#x}");
-            assert_ne!(p % 512, 0, "the fake promises 256 bytes and no more: {p:#x}");
+            assert_ne!(
+                p % 512,
+                0,
+                "the fake promises 256 bytes and no more: {p:#x}"
+            );
             assert_eq!(cu.mem_free(p), 0);
         }
     });
@@ -102,7 +106,12 @@ fn allocations_are_256_byte_aligned_and_no_more_and_gdswap_aligns_to_64_kib() {
         let _d = Device::open(0).unwrap();
         for len in [0, 1, 4096, 65536, 2 * MIB, 3 * MIB + 7] {
             let b = DeviceBuffer::new(len, 0).unwrap();
-            assert_eq!(b.device_ptr() % DEVICE_ALIGN, 0, "{len}: {:#x}", b.device_ptr());
+            assert_eq!(
+                b.device_ptr() % DEVICE_ALIGN,
+                0,
+                "{len}: {:#x}",
+                b.device_ptr()
+            );
             assert_eq!(b.len(), len);
         }
     });
@@ -118,7 +127,11 @@ fn unknown_flags_are_refused() {
         assert_eq!(cu.stream_create(2).0, INVALID_VALUE);
         assert_eq!(cu.stream_create(1).0, 0);
         assert_eq!(cu.event_create(8).0, INVALID_VALUE);
-        assert_eq!(cu.event_create(4).0, INVALID_VALUE, "interprocess needs disable-timing");
+        assert_eq!(
+            cu.event_create(4).0,
+            INVALID_VALUE,
+            "interprocess needs disable-timing"
+        );
         assert_eq!(cu.event_create(1 | 2 | 4).0, 0);
         let mut host = vec![0u8; 8192];
         assert_eq!(cu.host_register(&mut host, 0x10), INVALID_VALUE);
@@ -161,14 +174,23 @@ fn streams_run_in_order_and_only_blocking_streams_sync_with_the_legacy_stream() 
         assert_eq!(cu.download(b, tail, blocking), 0);
         assert_eq!(cu.stream_sync(nb), 0);
         assert_eq!(cu.stream_sync(blocking), 0);
-        assert!(a.iter().all(|&v| v == 0x11), "non-blocking: before the memset reached it");
-        assert!(b.iter().all(|&v| v == 0x33), "blocking: after the legacy memset");
+        assert!(
+            a.iter().all(|&v| v == 0x11),
+            "non-blocking: before the memset reached it"
+        );
+        assert!(
+            b.iter().all(|&v| v == 0x33),
+            "blocking: after the legacy memset"
+        );
 
         // And the other way: the legacy stream waits for a blocking stream's work.
         assert_eq!(cu.memset(x, 0x44, big, blocking), 0);
         assert_eq!(cu.download(c, tail, legacy), 0);
         assert_eq!(cu.stream_sync(legacy), 0);
-        assert!(c.iter().all(|&v| v == 0x44), "legacy: after the blocking stream's memset");
+        assert!(
+            c.iter().all(|&v| v == 0x44),
+            "legacy: after the blocking stream's memset"
+        );
         assert_eq!(cu.stream_sync(blocking), 0);
         assert_eq!(cu.host_unregister(&mut out), 0);
         assert_eq!(cu.mem_free(x), 0);

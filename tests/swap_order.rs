@@ -17,7 +17,9 @@ use std::sync::Once;
 
 use common::cuda::RawCuda;
 use gdswap::cuda::stream::ForeignStream;
-use gdswap::swap::{DType, DeviceTensor, GpuWork, HostTensor, PinnedTensor, SwapOptions, SwapStore};
+use gdswap::swap::{
+    DType, DeviceTensor, GpuWork, HostTensor, PinnedTensor, SwapOptions, SwapStore,
+};
 
 const LEN: usize = 256 << 10;
 /// The caller's earlier, long work: 8 MiB at 50 MB/s, about 0.17 s.
@@ -154,7 +156,12 @@ fn swap_in_waits_for_the_callers_reads_of_the_old_bytes() {
         // The caller's kernel reads the tensor (into pinned memory) after its long work;
         // swap_in, which overwrites the tensor, is called now.
         let mut seen = PinnedTensor::zeros(DType::U8, &[LEN], 0).unwrap();
-        assert_eq!(caller.cu.memset(caller.scratch, 0, LONG, std::ptr::null_mut()), 0);
+        assert_eq!(
+            caller
+                .cu
+                .memset(caller.scratch, 0, LONG, std::ptr::null_mut()),
+            0
+        );
         assert_eq!(
             caller
                 .cu

@@ -251,7 +251,9 @@ impl Fence {
     }
 
     pub(crate) fn event(&self) -> &Event {
-        self.event.as_ref().expect("a fence holds its event until dropped")
+        self.event
+            .as_ref()
+            .expect("a fence holds its event until dropped")
     }
 }
 

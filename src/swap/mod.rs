@@ -10,6 +10,10 @@
 //!   and [`DeviceTensor`] in GPU memory, swapped device-to-device through the staging of a
 //!   `bounce` or `gds` store) have any byte length; on disk each is padded to the O_DIRECT
 //!   alignment, and exactly its bytes come back.
+//! - a swap of a [`DeviceTensor`] waits, on the GPU, for the caller's work queued before the
+//!   call on the legacy default stream of its context (every blocking stream), or on a stream
+//!   the caller names ([`SwapStore::swap_out_after`], [`SwapStore::swap_in_after`],
+//!   [`GpuWork`]).
 //!
 //! ```
 //! use gdswap::swap::{DType, HostTensor, SwapOptions, SwapStore};

@@ -462,8 +462,8 @@ impl SwapStore {
             (None, Some(span)) => {
                 check_lengths(name, tensor, span.len)?;
                 self.check_device(name, span.gpu())?;
-                let fence = Fence::capture(&span, after)
-                    .map_err(|e| within(OpKind::SwapOut, name, e))?;
+                let fence =
+                    Fence::capture(&span, after).map_err(|e| within(OpKind::SwapOut, name, e))?;
                 Source::Device(span, fence)
             }
             (None, None) => {
@@ -766,8 +766,7 @@ impl SwapStore {
             (None, Some(span)) => {
                 check_lengths(name, dest, span.len)?;
                 self.check_device(name, span.gpu())?;
-                fence = Fence::capture(span, after)
-                    .map_err(|e| within(OpKind::SwapIn, name, e))?;
+                fence = Fence::capture(span, after).map_err(|e| within(OpKind::SwapIn, name, e))?;
             }
             (None, None) => {
                 return Err(swap_err(
