@@ -474,10 +474,19 @@ EXPORT CUresult cuStreamSynchronize(void *p) {
     return r;
 }
 
+/* Set by the fake libcufile: whether it still has a stream registered (cuFileStreamRegister).
+ * Destroying such a stream leaves cuFile's per-stream state dangling: the fake aborts. */
+static int (*cufile_stream_guard)(void *);
+EXPORT void fake_cuda_set_stream_guard(int (*guard)(void *)) { cufile_stream_guard = guard; }
+
 EXPORT CUresult cuStreamDestroy_v2(void *p) {
     NEED_CTX();
     struct stream *s = p;
     if (!s) return CUDA_ERROR_INVALID_HANDLE;
+    if (cufile_stream_guard && cufile_stream_guard(s)) {
+        complain("cuStreamDestroy of a stream still registered with cuFile (cuFileStreamDeregister it first)");
+        abort();
+    }
     struct op *o = calloc(1, sizeof *o);
     if (!o) return CUDA_ERROR_OUT_OF_MEMORY;
     o->kind = OP_STOP;
