@@ -36,7 +36,6 @@
 //! driver properties they read in-process. `--require-gpudirect` turns a compat verdict into
 //! an error before anything is moved.
 
-use std::collections::VecDeque;
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -49,9 +48,10 @@ use crate::cuda::driver;
 use crate::cuda::pinned::{check_memlock, PinnedBuffer};
 use crate::cuda::stream::Stream;
 use crate::cufile::handle::FileHandle;
-use crate::cufile::io::{self as cfio, Batch, BufRegistration, Piece};
+use crate::cufile::io::{self as cfio, Batch, BufRegistration, Piece, StreamQueue};
 use crate::cufile::stats::{self, PathCounts};
 use crate::cufile::{self, CuFileLib, Driver, DriverProperties};
+use gdswap_ffi::CUfileOpError;
 use crate::error::{Error, Result};
 use crate::io::buffer::{HugePages, PageBacking};
 use crate::io::file::DataFile;
@@ -127,6 +127,7 @@ pub fn decide_probe(
     let path = |p: &str, reason: String| GdsPath {
         path: p.into(),
         reason,
+        notes: Vec::new(),
     };
     if forced_compat {
         return path(
@@ -214,6 +215,7 @@ pub fn decide(
     GdsPath {
         path: path.into(),
         reason: format!("{what}; {}", base.reason),
+        notes: Vec::new(),
     }
 }
 
@@ -230,17 +232,30 @@ struct PathState {
     /// Whether statistics collection was turned on (1.15+), and the counts read at release.
     stats_started: bool,
     stats: Option<PathCounts>,
+    /// The counts were read after the warm-up loops and collection stopped then.
+    stats_frozen: bool,
+    /// Notes for the report (buffers left unregistered, and why).
+    notes: Vec<String>,
 }
 
 impl PathState {
     fn verdict(&self) -> GdsPath {
         let not_probed = Strict::NotRun("not probed".into());
-        decide(
+        let mut v = decide(
             self.props.as_ref(),
             self.strict.as_ref().unwrap_or(&not_probed),
             self.stats,
             forced_compat(),
-        )
+        );
+        if v.reason.starts_with("statistics: ") {
+            v.reason.push_str(if self.stats_frozen {
+                "; statistics counted over the warm-up loops and were off during the measured ones"
+            } else {
+                "; statistics (level 3) counted every loop, the measured ones included"
+            });
+        }
+        v.notes = self.notes.clone();
+        v
     }
 }
 
@@ -474,11 +489,20 @@ impl Backend for GdsBackend {
         let buffer = DeviceBuffer::new(range_len, setup.gpu.device)?;
         let staging = PinnedBuffer::new(STAGING.min(range_len.max(4096)), HugePages::Off)?;
         let stream = Stream::new()?;
+        // One registration per open file, shared by every worker on it (cuFile refuses a
+        // second registration of a descriptor: 5028).
         let handle = FileHandle::register(&driver, Arc::clone(&setup.file))?;
         let registration = if gds.register {
-            Some(BufRegistration::register(&driver, &buffer)?)
+            register_or_note(&driver, &buffer, &props, &self.state)?
         } else {
             None
+        };
+        let queue = match gds.api {
+            GdsApi::Stream => Some(StreamQueue::new(
+                &driver,
+                setup.queue_depth.max(1) as usize,
+            )?),
+            _ => None,
         };
         let batch = match gds.api {
             GdsApi::Batch => {
@@ -520,6 +544,7 @@ impl Backend for GdsBackend {
         }
         Ok(Box::new(GdsWorker {
             batch,
+            queue,
             registration,
             handle,
             stream,
@@ -529,7 +554,6 @@ impl Backend for GdsBackend {
             device,
             device_name,
             opts: gds,
-            queue_depth: setup.queue_depth.max(1) as usize,
             range_len,
             state: Arc::clone(&self.state),
         }))
@@ -540,11 +564,14 @@ impl Backend for GdsBackend {
     }
 }
 
-/// One thread's gds context. Fields drop in declaration order: the batch context, the buffer
-/// registration (before the buffer), the file handle, the stream (it waits for queued
-/// operations), staging and device memory, the driver user, and the context last.
+/// One thread's gds context. Fields drop in declaration order: the batch context, the
+/// registered streams of `--gds-api stream` (each waits for its operation, then is
+/// deregistered from cuFile before it is destroyed), the buffer registration (before the
+/// buffer), the file handle, the stream (it waits for queued copies), staging and device
+/// memory, the driver user, and the context last.
 struct GdsWorker {
     batch: Option<Batch>,
+    queue: Option<StreamQueue>,
     registration: Option<BufRegistration>,
     handle: FileHandle,
     stream: Stream,
@@ -554,7 +581,6 @@ struct GdsWorker {
     device: Device,
     device_name: String,
     opts: GdsOptions,
-    queue_depth: usize,
     range_len: usize,
     state: SharedState,
 }
@@ -581,54 +607,87 @@ impl GdsWorker {
         }
     }
 
-    /// Stream or batch: windows of up to the queue depth, short pieces continued.
-    fn windows(
+    /// Stream or batch: up to the queue depth in flight, each slot refilled as its request
+    /// completes; short pieces continued; one latency per request, from its submission to
+    /// its completion.
+    fn queued(
         &mut self,
         op: Op,
         requests: &[&Request],
         latencies: &mut LatencyRecorder,
     ) -> Result<()> {
-        let width = match &self.batch {
-            Some(b) => b.capacity().min(self.queue_depth),
-            None => self.queue_depth,
-        };
-        let mut pending: VecDeque<(Piece, Instant)> = VecDeque::new();
-        let mut next = requests.iter();
-        loop {
-            let now = Instant::now();
-            while pending.len() < width {
-                match next.next() {
-                    Some(r) => pending.push_back((
-                        Piece {
-                            file_offset: r.file_offset,
-                            buf_offset: r.buf_offset,
-                            len: r.len,
-                        },
-                        now,
-                    )),
-                    None => break,
-                }
-            }
-            if pending.is_empty() {
-                return Ok(());
-            }
-            let window: Vec<(Piece, Instant)> = pending.drain(..).collect();
-            let pieces: Vec<Piece> = window.iter().map(|(p, _)| *p).collect();
-            let done = match &mut self.batch {
-                Some(b) => b.run(&self.handle, &self.buffer, op, &pieces)?,
-                None => cfio::stream_window(&self.handle, &self.buffer, &self.stream, op, &pieces)?,
-            };
-            let end = Instant::now();
-            for ((p, start), n) in window.into_iter().zip(done) {
-                if n < p.len {
-                    pending.push_back((p.rest(n), start));
-                } else {
-                    latencies.record(end - start);
-                }
-            }
+        let pieces: Vec<Piece> = requests
+            .iter()
+            .map(|r| Piece {
+                file_offset: r.file_offset,
+                buf_offset: r.buf_offset,
+                len: r.len,
+            })
+            .collect();
+        let mut done = |_: Piece, started: Instant| latencies.record(started.elapsed());
+        match (&mut self.batch, &mut self.queue) {
+            (Some(b), _) => b.run(&self.handle, &self.buffer, op, &pieces, &mut done),
+            (None, Some(q)) => q.run(&self.handle, &self.buffer, op, &pieces, &mut done),
+            (None, None) => Err(Error::Resources(
+                "internal error: a gds worker without a stream queue or batch".into(),
+            )),
         }
     }
 }
+
+/// `cuFileBufRegister` of a worker's device buffer, or `None` with a note when it is over
+/// what cuFile can pin: over `max_device_pinned_mem_size` (checked first, from the driver
+/// properties, counting what this process's workers registered already), or refused by
+/// the library as over the pinning limit or the GPU's BAR1 aperture (5036
+/// `CU_FILE_GPU_MEMORY_PINNING_FAILED`, 5016 `CU_FILE_INVALID_MAPPING_SIZE`). cuFile then
+/// stages that buffer's I/O through its own (registered) bounce buffers: slower, but it
+/// runs. Any other failure is an error.
+fn register_or_note(
+    driver: &Driver,
+    buffer: &DeviceBuffer,
+    props: &DriverProperties,
+    state: &SharedState,
+) -> Result<Option<BufRegistration>> {
+    let len = buffer.len() as u64;
+    let limit = u64::from(props.max_device_pinned_mem_kb).saturating_mul(1024);
+    let pinned = cfio::registered_bytes();
+    let over_limit = limit > 0 && pinned.saturating_add(cfio::gpu_pages(len)) > limit;
+    let refused = if over_limit {
+        format!(
+            "{} registered plus this {} buffer is over cuFile's max_device_pinned_mem_size ({} KiB)",
+            Bytes(pinned),
+            Bytes(len),
+            props.max_device_pinned_mem_kb
+        )
+    } else {
+        match BufRegistration::register(driver, buffer) {
+            Ok(r) => return Ok(Some(r)),
+            Err(Error::CuFile(e))
+                if matches!(
+                    e.failure.op_error(),
+                    Some(CUfileOpError::GPU_MEMORY_PINNING_FAILED)
+                        | Some(CUfileOpError::INVALID_MAPPING_SIZE)
+                ) =>
+            {
+                format!(
+                    "{e} (over the GPU's BAR1 aperture or cuFile's pinning limit, with {} already registered)",
+                    Bytes(pinned)
+                )
+            }
+            Err(e) => return Err(e),
+        }
+    };
+    let note = format!(
+        "a {} device buffer was left unregistered, so cuFile staged its I/O through its own bounce buffers: {refused}",
+        Bytes(len)
+    );
+    let mut s = lock(state);
+    if !s.notes.contains(&note) {
+        s.notes.push(note);
+    }
+    Ok(None)
+}
+
 
 impl Worker for GdsWorker {
     fn mode(&self) -> String {
@@ -678,13 +737,27 @@ impl Worker for GdsWorker {
             .inspect_through(&mut self.staging, &self.stream, f)
     }
 
+    fn begin_measured(&mut self) -> Result<()> {
+        // The statistics of the warm-up loops are the evidence; the measured loops run
+        // without them (the first worker here reads and stops them for the process).
+        let mut s = lock(&self.state);
+        if s.stats_started && !s.stats_frozen {
+            s.stats_frozen = true;
+            if let Ok(c) = stats::read(&self.driver) {
+                s.stats = Some(c);
+            }
+            let _ = stats::stop(&self.driver);
+        }
+        Ok(())
+    }
+
     fn release(self: Box<Self>) -> Result<()> {
         let mut me = *self;
         // The statistics are process-wide and cumulative, and go with the driver: each
         // worker reads them before its driver user goes, and the largest count is kept.
         {
             let mut s = lock(&me.state);
-            if s.stats_started {
+            if s.stats_started && !s.stats_frozen {
                 if let Ok(c) = stats::read(&me.driver) {
                     if s.stats.map_or(true, |old| c.total() >= old.total()) {
                         s.stats = Some(c);
@@ -693,6 +766,7 @@ impl Worker for GdsWorker {
             }
         }
         drop(me.batch.take());
+        drop(me.queue.take());
         if let Some(r) = me.registration.take() {
             r.deregister()?;
         }
@@ -723,7 +797,7 @@ impl Worker for GdsWorker {
                     latencies.record(t.elapsed());
                 }
             }
-            GdsApi::Stream | GdsApi::Batch => self.windows(op, &direct, latencies)?,
+            GdsApi::Stream | GdsApi::Batch => self.queued(op, &direct, latencies)?,
         }
         // Tails after every direct request: a buffered tail write must not race a direct
         // write of the same page.

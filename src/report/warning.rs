@@ -31,6 +31,11 @@ pub enum Warning {
     FewBounceBuffers { chunks: usize, queue_depth: u32 },
     /// A gds run whose bytes went through cuFile's compat mode, not GPUDirect.
     GdsCompat { reason: String },
+    /// A gds run with a block size that is not a multiple of 4 KiB: cuFile takes its
+    /// unaligned path (staging through its own bounce buffers, read-modify-write on writes).
+    GdsUnalignedBlock { block: u64 },
+    /// Something about the cuFile setup the reader must know (e.g. buffers left unregistered).
+    GdsNote { note: String },
 }
 
 /// A warning as it is stored in reports.
@@ -52,6 +57,8 @@ impl Warning {
             Warning::WritesUnverified => "writes-unverified",
             Warning::FewBounceBuffers { .. } => "few-bounce-buffers",
             Warning::GdsCompat { .. } => "gds-compat",
+            Warning::GdsUnalignedBlock { .. } => "gds-unaligned-block",
+            Warning::GdsNote { .. } => "gds-note",
         }
     }
 
@@ -76,6 +83,11 @@ impl Warning {
             Warning::GdsCompat { reason } => format!(
                 "GDS COMPAT MODE: these bytes did NOT take GPUDirect Storage; cuFile moved them with POSIX I/O through host memory ({reason})"
             ),
+            Warning::GdsUnalignedBlock { block } => format!(
+                "--block-size {} is not a multiple of 4 KiB: cuFile takes its unaligned path for these requests (through its own bounce buffers), not the direct one",
+                Bytes(*block)
+            ),
+            Warning::GdsNote { note } => note.clone(),
         }
     }
 
@@ -94,6 +106,10 @@ impl Warning {
             }
             Warning::GdsCompat { .. } => {
                 "run gdswap check --path FILE --backend gds to see why (nvidia-fs loaded? filesystem and mount options supported?); --require-gpudirect makes this an error"
+            }
+            Warning::GdsUnalignedBlock { .. } => "use a --block-size that is a multiple of 4 KiB",
+            Warning::GdsNote { .. } => {
+                "fewer --threads or a smaller --size per thread keeps every buffer registered; max_device_pinned_mem_size in cufile.json and the GPU's BAR1 size (nvidia-smi -q) bound what cuFile can pin"
             }
         }
     }
@@ -156,6 +172,14 @@ pub fn assess(r: &RunReport, pages: Option<PageBacking>) -> Vec<Warning> {
         out.push(Warning::GdsCompat {
             reason: p.reason.clone(),
         });
+    }
+    if r.params.backend == "gds" && r.params.block_size_bytes % 4096 != 0 {
+        out.push(Warning::GdsUnalignedBlock {
+            block: r.params.block_size_bytes,
+        });
+    }
+    if let Some(p) = &r.gds_path {
+        out.extend(p.notes.iter().map(|n| Warning::GdsNote { note: n.clone() }));
     }
     out
 }
