@@ -139,6 +139,13 @@ pub fn decide_probe(
         return path(GdsPath::COMPAT, format!("strict probe: {d}"));
     }
     let best = props.map(DriverProperties::best_path);
+    if props.is_some_and(|p| p.posix_io_mode) {
+        return path(
+            GdsPath::COMPAT,
+            "driver properties: cuFile's POSIX I/O mode is on (posix_io_mode): every I/O is POSIX"
+                .into(),
+        );
+    }
     if best == Some(GdsPath::COMPAT) {
         return path(
             GdsPath::COMPAT,
@@ -151,9 +158,14 @@ pub fn decide_probe(
                 Some(v) => format!("nvidia-fs {v}"),
                 None => "kernel P2PDMA".into(),
             };
+            let fallback = if props.is_some_and(|p| p.fallback_io_mode) {
+                "; gds_fallback_io is on: a failing direct I/O is retried through POSIX, which only the statistics can show"
+            } else {
+                ""
+            };
             path(
                 b,
-                format!("strict probe registered the file with compat mode disallowed; driver: {driver}"),
+                format!("strict probe registered the file with compat mode disallowed; driver: {driver}{fallback}"),
             )
         }
         (Strict::Registered, _) => path(
@@ -820,6 +832,8 @@ mod tests {
             supported: vec!["nvme".into()],
             unknown_status_bits: vec![],
             allow_compat_mode: compat,
+            posix_io_mode: false,
+            fallback_io_mode: false,
             use_poll_mode: false,
             poll_threshold_kb: 4,
             max_direct_io_kb: 16384,
@@ -863,6 +877,17 @@ mod tests {
         );
         // Forced compat wins.
         assert!(decide_probe(Some(&nvfs), &Strict::Registered, true).is_compat());
+        // cuFile's POSIX I/O mode (1.17+): compat, though nvidia-fs is loaded and the file
+        // registered; the fallback mode is named in a direct verdict.
+        let mut posix = props(true, false, true);
+        posix.posix_io_mode = true;
+        let d = decide_probe(Some(&posix), &Strict::Registered, false);
+        assert!(d.is_compat() && d.reason.contains("posix_io_mode"), "{d:?}");
+        let mut fallback = props(true, false, true);
+        fallback.fallback_io_mode = true;
+        let d = decide_probe(Some(&fallback), &Strict::Registered, false);
+        assert_eq!(d.path, GdsPath::NVIDIA_FS);
+        assert!(d.reason.contains("gds_fallback_io is on"), "{d:?}");
     }
 
     #[test]

@@ -236,4 +236,28 @@ mod tests {
             assert!(!w.message().is_empty() && !w.hint().is_empty());
         }
     }
+
+    #[test]
+    fn gds_blocks_off_4k_and_gds_notes_warn() {
+        let mut r = crate::report::tests::sample();
+        r.params.backend = "gds".into();
+        r.params.block_size_bytes = 6 * 1024;
+        r.params.size_bytes = 6 * 1024 * 100;
+        r.gds_path = Some(crate::report::GdsPath {
+            path: crate::report::GdsPath::NVIDIA_FS.into(),
+            reason: "x".into(),
+            notes: vec!["a 2MiB device buffer was left unregistered".into()],
+        });
+        let w = assess(&r, Some(PageBacking::Hugetlb2M));
+        let codes: Vec<_> = w.iter().map(|w| w.code()).collect();
+        assert_eq!(codes, ["gds-unaligned-block", "gds-note"]);
+        assert_eq!(w[0].message(), "--block-size 6KiB is not a multiple of 4 KiB: cuFile takes its unaligned path for these requests (through its own bounce buffers), not the direct one");
+        assert_eq!(w[1].message(), "a 2MiB device buffer was left unregistered");
+        // 4 KiB multiples, or another backend: no block warning.
+        r.params.block_size_bytes = 8 * 1024;
+        assert_eq!(assess(&r, Some(PageBacking::Hugetlb2M)).len(), 1);
+        r.params.block_size_bytes = 6 * 1024;
+        r.params.backend = "bounce".into();
+        assert_eq!(assess(&r, Some(PageBacking::Hugetlb2M)).len(), 1);
+    }
 }
