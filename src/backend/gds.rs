@@ -321,13 +321,32 @@ impl GdsBackend {
         let mut env: Vec<(&str, &OsStr)> = Vec::new();
         let json = json_dir.join("cufile.json");
         if lib.require("parameters").is_err() {
-            // cuFile < 1.14: compat mode is disallowed through a cufile.json of our own.
-            let written = std::fs::create_dir_all(&json_dir).and_then(|_| {
-                std::fs::write(
-                    &json,
-                    "{ \"properties\": { \"allow_compat_mode\": false } }\n",
-                )
-            });
+            // cuFile < 1.14: compat mode is disallowed through a cufile.json of our own: a
+            // copy of the system's with only allow_compat_mode flipped, so every other
+            // setting (use_pci_p2pdma, filesystem sections) is the one the run will have.
+            // (1.14+ sets the parameter over the system's file instead.)
+            let system = driver_probe::system_cufile_json();
+            let text = match std::fs::read_to_string(&system) {
+                Ok(t) => Some(t),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+                Err(e) => {
+                    return Ok((
+                        Strict::NotRun(format!("cannot read {}: {e}", system.display())),
+                        None,
+                    ))
+                }
+            };
+            let strict = match driver_probe::strict_cufile_json(text.as_deref()) {
+                Ok(j) => j,
+                Err(e) => {
+                    return Ok((
+                        Strict::NotRun(format!("{}: {e}", system.display())),
+                        None,
+                    ))
+                }
+            };
+            let written = std::fs::create_dir_all(&json_dir)
+                .and_then(|_| std::fs::write(&json, strict + "\n"));
             if let Err(e) = written {
                 return Ok((
                     Strict::NotRun(format!("cannot write {}: {e}", json.display())),

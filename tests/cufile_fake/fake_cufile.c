@@ -85,6 +85,7 @@ int fake_cufile_set(const char *name, long value) {
     return -1;
 }
 
+static void *cuda_sym(const char *name);
 static long opens;
 static int compat_allowed = 1;
 static long handles;
@@ -135,6 +136,12 @@ CUfileError_t cuFileDriverOpen(void) {
         fflush(stdout);
     }
     if (err) return status(err, knob(1, 0));
+    /* A CUDA context must be current on this thread: the real library loads libcuda itself
+     * and its open fails without one (CU_FILE_CUDA_DRIVER_ERROR, CUDA_ERROR_INVALID_CONTEXT, as
+     * cudf found). Checked when the libcuda found is the fake one (it can say). */
+    void *cuda = dlopen("libcuda.so.1", RTLD_NOW | RTLD_GLOBAL);
+    int (*ctx_current)(void) = cuda ? (int (*)(void))dlsym(cuda, "fake_cuda_context_current") : NULL;
+    if (opens == 0 && ctx_current && !ctx_current()) return status(CU_FILE_CUDA_DRIVER_ERROR, 201);
     if (opens == 0) json_compat();
     opens++;
     return status(0, 0);

@@ -474,6 +474,10 @@ EXPORT CUresult cuStreamSynchronize(void *p) {
     return r;
 }
 
+/* For the fake libcufile: whether a context is current on the calling thread (the real
+ * cuFileDriverOpen fails with CUDA_ERROR_INVALID_CONTEXT without one, as cudf found). */
+EXPORT int fake_cuda_context_current(void) { return current && current->refs > 0; }
+
 /* Set by the fake libcufile: whether it still has a stream registered (cuFileStreamRegister).
  * Destroying such a stream leaves cuFile's per-stream state dangling: the fake aborts. */
 static int (*cufile_stream_guard)(void *);
