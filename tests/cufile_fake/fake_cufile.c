@@ -16,6 +16,56 @@
  * Compat mode can also be disallowed with CUFILE_ENV_PATH_JSON naming a file that holds
  * "allow_compat_mode": false (read at cuFileDriverOpen, as the real library does).
  *
+ * Rules the real library enforces that the fake enforces too, each with where it comes from
+ * (cufile.h = the header of the PyPI wheels nvidia-cufile(-cu12) 1.14-1.20; "API reference" =
+ * NVIDIA's cuFile API reference guide; "binary" = strings and behaviour of libcufile.so.0):
+ * - Every call but the parameter, version and use-count ones needs the driver open:
+ *   CU_FILE_DRIVER_NOT_INITIALIZED (cufile.h return lists).
+ * - cuFileDriverOpen needs a CUDA context current on the calling thread; without one it fails
+ *   with CU_FILE_CUDA_DRIVER_ERROR and cu_err CUDA_ERROR_INVALID_CONTEXT (API reference,
+ *   Usage: "APIs with GPU buffers should be called in a valid CUDA context"; seen by cudf).
+ *   Checked when the libcuda.so.1 found is the fake one (tests/fakes/fake_cuda.c).
+ * - Parameters are set only before the driver opens: CU_FILE_DRIVER_ALREADY_OPEN (cufile.h,
+ *   cuFileSetParameter*).
+ * - cuFileHandleRegister: type CU_FILE_HANDLE_TYPE_OPAQUE_FD with no fs_ops, else
+ *   CU_FILE_INVALID_VALUE; the fd must be O_DIRECT, else CU_FILE_DIO_NOT_SET (cufile.h); an fd
+ *   registered twice gets CU_FILE_HANDLE_ALREADY_REGISTERED (5028) until deregistered
+ *   (cufile.h: "file handle/descriptor is already registered"; binary: "file is already
+ *   registered under same fd"; API reference, Dynamic Interactions); I/O through a handle not
+ *   registered is -CU_FILE_HANDLE_NOT_REGISTERED.
+ * - cuFileBufRegister: flags only CU_FILE_RDMA_REGISTER | CU_FILE_RDMA_RELAXED_ORDERING, else
+ *   CU_FILE_INVALID_VALUE (cufile.h); a base registered twice gets
+ *   CU_FILE_MEMORY_ALREADY_REGISTERED (cufile.h); the pointer must be device memory of the
+ *   fake libcuda, else CU_FILE_CUDA_POINTER_INVALID; registered memory is pinned in whole 64 KiB
+ *   GPU pages: past max_device_pinned_mem_size (FAKE_CUFILE_MAX_PINNED_KB, also what the
+ *   properties report) CU_FILE_INVALID_MAPPING_SIZE (5016), past the GPU's BAR1 aperture
+ *   (FAKE_CUFILE_BAR1_BYTES) CU_FILE_GPU_MEMORY_PINNING_FAILED (5036). Which of the two codes
+ *   the real library returns for which limit is not documented: the fake's split is a choice,
+ *   and gdswap treats both alike.
+ * - I/O into a registered buffer must stay inside its registration:
+ *   -CU_FILE_INVALID_MAPPING_RANGE; O_DIRECT alignment rules apply (EINVAL), as on the direct
+ *   path.
+ * - cuFileReadAsync/WriteAsync read their pointer arguments when the stream runs the
+ *   operation (cufile.h), and a stream runs its operations in order (CUDA): the fake queues
+ *   them on the fake CUDA stream.
+ * - cuFileStreamRegister: flags only the four CU_FILE_STREAM_* bits, else
+ *   CU_FILE_INVALID_VALUE (cufile.h: "supported FLAGS are ..."); destroying a stream still
+ *   registered leaves cuFile's per-stream resources behind (cufile.h: cuFileStreamDeregister
+ *   "deallocates resources used by previous cuFile asynchronous operations for the cuda
+ *   stream"): the fake libcuda's cuStreamDestroy aborts on it.
+ * - Batch: SetUp of 1..128 entries (max_batch_io_size), submit flags 0, mode CUFILE_BATCH and
+ *   opcode READ/WRITE, else CU_FILE_INVALID_VALUE; more entries in flight than SetUp allowed:
+ *   CU_FILE_BATCH_FULL (cufile.h). GetStatus needs min_nr <= *nr and returns between min_nr
+ *   and *nr events within its timeout.
+ * - Statistics: level 0-3 (cufile.h), Start needs a level, GetStatsL1/2/3 need at least that
+ *   level; the structs are written in the layout of the version cuFileGetVersion reports:
+ *   1.15's below 1190, the larger 1.19/1.20 one from 1190 (the wheels' headers).
+ * Not enforced (unknown or not modelled): what cuFileStreamDeregister of a stream never
+ * registered returns (the fake says CU_FILE_INVALID_VALUE); whether a batch accepts a submit
+ * while entries are pending (the fake does, up to its size: CU_FILE_BATCH_FULL suggests so,
+ * kvikio's BatchHandle documents one submit at a time); compat mode's bouncing of unaligned
+ * I/O (the fake always takes the direct path's O_DIRECT rules).
+ *
  * Behaviour is set per process by environment variables (read at each call), or in-process by
  * fake_cufile_set(name, value), which wins over the environment:
  *   FAKE_CUFILE_OPEN_ERR       CUfileOpError cuFileDriverOpen returns (default 0)
@@ -38,7 +88,14 @@
  *   FAKE_CUFILE_STATS_POSIX    1: the statistics count every I/O as POSIX (compat), whatever
  *                              the probe and properties say
  *   FAKE_CUFILE_VERSION        what the full build's cuFileGetVersion says (default 1200); the
- *                              statistics are written in 1.15's layout below 1200
+ *                              statistics are written in 1.15's layout below 1190
+ *   FAKE_CUFILE_BAR1_BYTES     the GPU's BAR1 aperture: registrations past it fail (0: none)
+ *   FAKE_CUFILE_MAX_PINNED_KB  max_device_pinned_mem_size (default 33554432, 32 GiB)
+ *   FAKE_CUFILE_IO_DELAY_US    each read/write takes this long (a device's latency); batch
+ *                              entries become ready between a quarter of it and all of it
+ *   FAKE_CUFILE_TRACE          a file to which the process appends at exit the most I/Os seen
+ *                              in flight on one file at once (max_in_flight) and how many
+ *                              batch submits came while entries were pending
  */
 #define _GNU_SOURCE
 #include <dlfcn.h>
