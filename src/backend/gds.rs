@@ -7,11 +7,23 @@
 //! `--gds-api` picks how cuFile is called (see [`crate::cufile::io`]):
 //! - `sync`: `cuFileRead`/`cuFileWrite` per request, one at a time per thread (parallelism by
 //!   `--threads`); a request's latency is its call;
-//! - `stream`: windows of `--queue-depth` `cuFileReadAsync`/`WriteAsync` on the thread's CUDA
-//!   stream, then one stream synchronisation; a request's latency runs from the submission of
-//!   its first window to the end of the window that finished it;
-//! - `batch`: one `cuFileBatchIOSetUp` of `--queue-depth` entries per thread, then per window
-//!   a submit and `cuFileBatchIOGetStatus` until every event is in (latency as for `stream`).
+//! - `stream`: `--queue-depth` CUDA streams per thread, each registered with cuFile
+//!   (`cuFileStreamRegister`, deregistered before it is destroyed), one
+//!   `cuFileReadAsync`/`WriteAsync` in flight on each: a stream runs its operations one after
+//!   another, so the queue depth is the requests in flight only with a stream per slot. A slot
+//!   is refilled as soon as its operation completed (the oldest is waited for first); a
+//!   request's latency runs from its submission to the synchronisation that saw it done;
+//! - `batch`: one `cuFileBatchIOSetUp` of `--queue-depth` entries per thread; entries are
+//!   submitted into every free slot, `cuFileBatchIOGetStatus` waits for at least one event,
+//!   and the slots freed are refilled at once (latency from submission to the event).
+//!
+//! Every thread's worker shares its file's one cuFile registration with the others on the
+//! same open file (the swap store's staging workers all use its one data file): cuFile
+//! refuses a second registration of a descriptor (5028). A device buffer over cuFile's
+//! pinning limits (max_device_pinned_mem_size, the GPU's BAR1) runs unregistered, with a
+//! `gds-note` warning saying so, instead of failing with 5036/5016. A block size that is not
+//! a multiple of 4 KiB gets a `gds-unaligned-block` warning: cuFile takes its unaligned path.
+//! The cuFile driver is opened once per process and stays open (see `cufile::driver`).
 //!
 //! Short transfers are continued (sync: in the call's loop; stream/batch: the rest goes into
 //! the next window) and 0 bytes is an error, never a loop. An API the loaded library lacks is
@@ -26,9 +38,13 @@
 //! `fill` and `inspect` copy through the same staging buffer, so `--verify` checks what reached
 //! the device; `--buffered` is refused (cuFile registers O_DIRECT descriptors only).
 //!
-//! Which path: see [`decide`]. cuFile 1.15+'s statistics (level 3, turned on by the first
-//! worker, read by each worker at release while its driver user still holds the driver open)
-//! count per I/O whether it went through nvidia-fs, P2PDMA or POSIX, and overrule the rest.
+//! Which path: see [`decide`]. cuFile 1.15+'s statistics (level 3, reset and turned on by the
+//! first worker) count per I/O whether it went through nvidia-fs, P2PDMA or POSIX, and overrule
+//! the rest. Only level 3 has those per-path counters, and its cost on a real GPU is not
+//! measured yet, so the measured loops run without it: the first worker to reach the measured
+//! loops reads the counters of the warm-up loops and stops collection (with `--warmup 0` they
+//! stay on and are read at release; the verdict's reason says which). The warm-up loops move
+//! the same requests through the same handle and buffers, so they take the same path.
 //! Before the run, a strict probe in a child process (the hidden
 //! `gdswap cufile-probe --strict`, with a time limit: cuFile can hang on hosts without a GPU,
 //! and a probe that hangs makes the run refuse to open the driver in-process at all)
