@@ -1295,7 +1295,11 @@ fn constants() -> Vec<(&'static str, i64, (u32, u32))> {
             B::GDS_FALLBACK_IO.0.into(),
             (1, 19),
         ),
-        ("CU_FILE_PANFS_SUPPORTED", D::PANFS_SUPPORTED.0.into(), (1, 20)),
+        (
+            "CU_FILE_PANFS_SUPPORTED",
+            D::PANFS_SUPPORTED.0.into(),
+            (1, 20),
+        ),
     ];
     let mut v: Vec<_> = base.into_iter().map(|(n, x)| (n, x, (1, 14))).collect();
     v.extend(later);

@@ -176,7 +176,10 @@ fn one_registration_per_open_file_shared_by_its_users() {
     // SAFETY: the driver is open; `descr` names an open O_DIRECT descriptor; both handles are
     // written by the calls and deregistered below.
     unsafe {
-        assert_eq!((lib.required.handle_register)(&mut first, &mut descr).err.0, 0);
+        assert_eq!(
+            (lib.required.handle_register)(&mut first, &mut descr).err.0,
+            0
+        );
         assert_eq!(
             (lib.required.handle_register)(&mut second, &mut descr).err,
             gdswap_ffi::CUfileOpError::HANDLE_ALREADY_REGISTERED

@@ -662,7 +662,10 @@ fn stream_queue_depth_means_requests_in_flight() {
             gds("stream", "read", size, 64 * KIB),
             argv!["--file", &f, "--verify", "--seed", "12"],
         ),
-        &[("FAKE_CUFILE_IO_DELAY_US", "20000"), ("FAKE_CUFILE_TRACE", t_s)],
+        &[
+            ("FAKE_CUFILE_IO_DELAY_US", "20000"),
+            ("FAKE_CUFILE_TRACE", t_s),
+        ],
     );
     assert_gds(&r, "stream", size, 1);
     assert!(
@@ -691,7 +694,10 @@ fn batch_refills_as_events_complete() {
             gds("batch", "read", size, 64 * KIB),
             argv!["--file", &f, "--verify", "--seed", "13"],
         ),
-        &[("FAKE_CUFILE_IO_DELAY_US", "8000"), ("FAKE_CUFILE_TRACE", t_s)],
+        &[
+            ("FAKE_CUFILE_IO_DELAY_US", "8000"),
+            ("FAKE_CUFILE_TRACE", t_s),
+        ],
     );
     assert_gds(&r, "batch", size, 1);
     assert!(
@@ -709,7 +715,12 @@ fn statistics_of_cufile_1_19_are_read_in_the_large_layout() {
     let size = 512 * KIB;
     let f = d.path().join("s.dat");
     make_data_file(&f, size, 14);
-    for (version, large) in [("1190", true), ("1191", true), ("1180", false), ("1160", false)] {
+    for (version, large) in [
+        ("1190", true),
+        ("1191", true),
+        ("1180", false),
+        ("1160", false),
+    ] {
         let (r, _) = report(
             with(
                 gds("sync", "read", size, 64 * KIB),
@@ -719,11 +730,16 @@ fn statistics_of_cufile_1_19_are_read_in_the_large_layout() {
         );
         let p = r.gds_path.unwrap();
         assert!(
-            p.reason.starts_with("statistics: ") && p.reason.contains(" nvidia-fs and 0 P2PDMA I/Os"),
+            p.reason.starts_with("statistics: ")
+                && p.reason.contains(" nvidia-fs and 0 P2PDMA I/Os"),
             "cuFile {version} (large layout {large}): {p:?}"
         );
         // The warm-up loop was counted; the measured loop ran without statistics.
-        assert!(p.reason.contains("statistics counted over the warm-up loops"), "{p:?}");
+        assert!(
+            p.reason
+                .contains("statistics counted over the warm-up loops"),
+            "{p:?}"
+        );
     }
 }
 
@@ -752,7 +768,11 @@ fn buffers_over_the_pinning_limits_run_unregistered_with_a_note() {
         "{}",
         notes[0]
     );
-    assert!(r.warnings.iter().any(|w| w.code == "gds-note"), "{:?}", r.warnings);
+    assert!(
+        r.warnings.iter().any(|w| w.code == "gds-note"),
+        "{:?}",
+        r.warnings
+    );
     // max_device_pinned_mem_size of 3 MiB: gdswap does not even try the second buffer.
     let (r, _) = report(args(), &[("FAKE_CUFILE_MAX_PINNED_KB", "3072")]);
     let notes = &r.gds_path.as_ref().unwrap().notes;

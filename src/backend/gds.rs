@@ -67,7 +67,6 @@ use crate::cufile::handle::FileHandle;
 use crate::cufile::io::{self as cfio, Batch, BufRegistration, Piece, StreamQueue};
 use crate::cufile::stats::{self, PathCounts};
 use crate::cufile::{self, CuFileLib, Driver, DriverProperties};
-use gdswap_ffi::CUfileOpError;
 use crate::error::{Error, Result};
 use crate::io::buffer::{HugePages, PageBacking};
 use crate::io::file::DataFile;
@@ -76,6 +75,7 @@ use crate::plan::Request;
 use crate::report::GdsPath;
 use crate::size::Bytes;
 use crate::stats::LatencyRecorder;
+use gdswap_ffi::CUfileOpError;
 
 use super::{Availability, Backend, MemoryKind, Worker, WorkerSetup};
 
@@ -354,12 +354,7 @@ impl GdsBackend {
             };
             let strict = match driver_probe::strict_cufile_json(text.as_deref()) {
                 Ok(j) => j,
-                Err(e) => {
-                    return Ok((
-                        Strict::NotRun(format!("{}: {e}", system.display())),
-                        None,
-                    ))
-                }
+                Err(e) => return Ok((Strict::NotRun(format!("{}: {e}", system.display())), None)),
             };
             let written = std::fs::create_dir_all(&json_dir)
                 .and_then(|_| std::fs::write(&json, strict + "\n"));
@@ -734,7 +729,6 @@ fn register_or_note(
     }
     Ok(None)
 }
-
 
 impl Worker for GdsWorker {
     fn mode(&self) -> String {

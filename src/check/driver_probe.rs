@@ -395,17 +395,19 @@ mod tests {
             serde_json::from_str(&strict_cufile_json(Some(system)).unwrap()).unwrap();
         assert_eq!(out["properties"]["allow_compat_mode"], false);
         assert_eq!(out["properties"]["use_pci_p2pdma"], true);
-        assert_eq!(
-            out["properties"]["max_device_pinned_mem_size_kb"],
-            33554432
-        );
+        assert_eq!(out["properties"]["max_device_pinned_mem_size_kb"], 33554432);
         assert_eq!(out["logging"]["dir"], "/var/log // not a comment");
         assert_eq!(out["fs"]["generic"]["posix_unaligned_writes"], false);
         // No system file: just the one setting.
         let out: serde_json::Value =
             serde_json::from_str(&strict_cufile_json(None).unwrap()).unwrap();
-        assert_eq!(out, serde_json::json!({"properties": {"allow_compat_mode": false}}));
+        assert_eq!(
+            out,
+            serde_json::json!({"properties": {"allow_compat_mode": false}})
+        );
         assert!(strict_cufile_json(Some("[1]")).is_err());
-        assert!(strict_cufile_json(Some("{ nope")).unwrap_err().starts_with("not JSON"));
+        assert!(strict_cufile_json(Some("{ nope"))
+            .unwrap_err()
+            .starts_with("not JSON"));
     }
 }

@@ -21,8 +21,8 @@
 //! Buffers are registered with [`BufRegistration`] (optional, as `gdsio -b` does it), which
 //! keeps a driver user so the driver outlives it.
 
-use std::ffi::c_void;
 use std::collections::VecDeque;
+use std::ffi::c_void;
 use std::io;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -346,7 +346,10 @@ impl StreamQueue {
 
     fn drain(&mut self) {
         while let Some(i) = self.order.pop_front() {
-            let _ = self.slots[i].stream.stream().synchronize("draining after an error");
+            let _ = self.slots[i]
+                .stream
+                .stream()
+                .synchronize("draining after an error");
             self.slots[i].busy = None;
         }
     }
