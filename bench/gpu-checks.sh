@@ -12,9 +12,10 @@
 # Steps (each with its own time limit; a failing step is recorded and the others still run):
 #   1. the machine: nvidia-smi, the kernel, the data directory's filesystem, libcufile found
 #   2. gdswap check (libcuda, libcufile, per-backend verdicts, the GDS path)
-#   3. the gds backend with --verify through the sync, stream and batch APIs, write then read
+#   3. the gds backend with --verify through the sync, stream and batch APIs, write then read;
+#      the stream API at queue depth 1 and 8 on one thread (requests in flight, not serial)
 #   4. gdswap compare of gds, bounce and host (and fio/gdsio where installed), write and read
-#   5. gdswap optim-sim through gds and bounce
+#   5. gdswap optim-sim through gds and bounce (several staging buffers on one file)
 #   6. gdsio's own output, raw, where gdsio exists (to check gdswap's parser against it)
 #
 # Environment: GDSWAP (default .gpu/gdswap, else target/release/gdswap), OUT (default
@@ -88,6 +89,16 @@ for api in sync stream batch; do
         rm -f "$OUT/tmp.json"
     done
 done
+# Stream queue depth means requests in flight (one registered stream per slot): one thread,
+# queue depth 1 then 8, reads of 1 MiB; qd 8 should move more per second with per-request
+# latencies near qd 1's (a single stream would show 8x the latency and the same bandwidth).
+for qd in 1 8; do
+    step "gds-stream-qd$qd" 90 "$GDSWAP" run --backend gds --gds-api stream --op read \
+        --file "$DATA/gds.dat" --size 1G --block-size 1M --queue-depth "$qd" --threads 1 \
+        --loops 2 --warmup 1 --gpu "$GPU" --json "$OUT/tmp.json"
+    [ -f "$OUT/tmp.json" ] && { tr -d '\n' <"$OUT/tmp.json"; echo; } >>"$GDS_RUNS"
+    rm -f "$OUT/tmp.json"
+done
 # An unaligned size: the tail goes through the buffered fd, verified.
 step gds-unaligned 120 "$GDSWAP" run --backend gds --op write --file "$DATA/odd.dat" \
     --size 10000001 --gpu "$GPU" --verify
@@ -101,10 +112,12 @@ for op in write read; do
         --json "$OUT/compare-$op.json"
 done
 
-# 5. the swap store on the GPU backends
+# 5. the swap store on the GPU backends: 4 I/O threads and 3 sub-groups in flight each way,
+# so several staging buffers (each with its own device buffer) share each store's one data
+# file, and its one cuFile registration (real cuFile refuses a second one: 5028)
 for b in gds bounce; do
     step "optim-sim-$b" 200 "$GDSWAP" optim-sim --dir "$DATA/osim-$b" --backend "$b" --gpu "$GPU" \
-        --params "$PARAMS" --sub-group-size "$SUB_GROUP" --steps 2
+        --params "$PARAMS" --sub-group-size "$SUB_GROUP" --steps 2 --io-threads 4 --buffers 3
 done
 
 # 6. gdsio raw, where the GDS tools exist

@@ -284,6 +284,10 @@ fn worker_thread(
         if opts.verify && opts.op == Op::Read && i + 1 == opts.total_loops() {
             worker.fill(&mut |buf| buf.fill(POISON))?;
         }
+        if measured && i == opts.warmup && opts.warmup > 0 {
+            // Every worker finished the warm-up (the "done" barrier), none has started this loop.
+            worker.begin_measured()?;
+        }
         barrier.wait()?; // ready
         barrier.wait()?; // go
         let mut scratch = LatencyRecorder::new();

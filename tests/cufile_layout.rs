@@ -414,7 +414,7 @@ fn stats_checks(version: (u32, u32)) -> (Vec<TypeCheck>, Vec<FieldCheck>) {
     ];
     if version < (1, 15) {
         return (Vec::new(), Vec::new());
-    } else if version < (1, 20) {
+    } else if version < (1, 19) {
         types.extend([
             ty!("CUfileStatsLevel1_t", CUfileStatsLevel1_v1_15),
             ty!("CUfileStatsLevel2_t", CUfileStatsLevel2_v1_15),
@@ -1266,13 +1266,43 @@ fn constants() -> Vec<(&'static str, i64, (u32, u32))> {
         ),
         ("CUFILE_PARAM_LOG_DIR", Str::LOG_DIR.0.into()),
     ];
-    let since_1_20: Vec<(&'static str, i64)> = vec![
-        ("CU_FILE_VIRTIOFS_SUPPORTED", D::VIRTIOFS_SUPPORTED.0.into()),
-        ("CU_FILE_PANFS_SUPPORTED", D::PANFS_SUPPORTED.0.into()),
-        ("CU_FILE_P2P_SUPPORTED", F::P2P_SUPPORTED.0.into()),
+    // Each constant with the first header that has it (checked: absent from older ones).
+    let later: Vec<(&'static str, i64, (u32, u32))> = vec![
+        (
+            "CU_FILE_VIRTIOFS_SUPPORTED",
+            D::VIRTIOFS_SUPPORTED.0.into(),
+            (1, 16),
+        ),
+        ("CU_FILE_P2P_SUPPORTED", F::P2P_SUPPORTED.0.into(), (1, 16)),
+        ("CU_FILE_POSIX_IO_MODE", C::POSIX_IO_MODE.0.into(), (1, 17)),
+        (
+            "CU_FILE_FALLBACK_IO_MODE",
+            C::FALLBACK_IO_MODE.0.into(),
+            (1, 17),
+        ),
+        (
+            "CU_FILE_VANILLA_POSIX_IO_MODE",
+            C::POSIX_IO_MODE.0.into(),
+            (1, 19),
+        ),
+        (
+            "CUFILE_PARAM_PROPERTIES_POSIX_IO_MODE",
+            B::PROPERTIES_POSIX_IO_MODE.0.into(),
+            (1, 19),
+        ),
+        (
+            "CUFILE_PARAM_GDS_FALLBACK_IO",
+            B::GDS_FALLBACK_IO.0.into(),
+            (1, 19),
+        ),
+        (
+            "CU_FILE_PANFS_SUPPORTED",
+            D::PANFS_SUPPORTED.0.into(),
+            (1, 20),
+        ),
     ];
     let mut v: Vec<_> = base.into_iter().map(|(n, x)| (n, x, (1, 14))).collect();
-    v.extend(since_1_20.into_iter().map(|(n, x)| (n, x, (1, 20))));
+    v.extend(later);
     v
 }
 
@@ -1381,6 +1411,27 @@ fn ffi_matches_the_cufile_1_14_header() {
 #[test]
 fn ffi_matches_the_cufile_1_15_header() {
     check_against(cufile_wheel::get(cufile_wheel::CU13_115));
+}
+
+#[test]
+fn ffi_matches_the_cufile_1_16_header() {
+    check_against(cufile_wheel::get(cufile_wheel::CU13_116));
+}
+
+#[test]
+fn ffi_matches_the_cufile_1_17_header() {
+    check_against(cufile_wheel::get(cufile_wheel::CU13_117));
+}
+
+#[test]
+fn ffi_matches_the_cufile_1_18_header() {
+    check_against(cufile_wheel::get(cufile_wheel::CU13_118));
+}
+
+/// 1.19 already has 1.20's statistics layout (the threshold gdswap reads them by).
+#[test]
+fn ffi_matches_the_cufile_1_19_header() {
+    check_against(cufile_wheel::get(cufile_wheel::CU13_119));
 }
 
 #[test]

@@ -416,11 +416,11 @@ fn injected_faults_give_one_line_errors() {
         "sync",
         &f,
         size,
-        &[("FAKE_CUFILE_BUF_REGISTER_ERR", "5036")],
+        &[("FAKE_CUFILE_BUF_REGISTER_ERR", "5012")],
         "read",
     );
     assert!(
-        msg.starts_with("cuFileBufRegister failed: CU_FILE_GPU_MEMORY_PINNING_FAILED (5036)"),
+        msg.starts_with("cuFileBufRegister failed: CU_FILE_CUDA_POINTER_INVALID (5012)"),
         "{msg}"
     );
 
@@ -635,4 +635,154 @@ fn sweep_over_gds_apis_records_and_applies_the_api() {
         r.params.gpu.and_then(|g| g.gds).unwrap().api.to_string(),
         want
     );
+}
+
+/// The fake's trace (FAKE_CUFILE_TRACE): `name value` lines written at exit.
+fn trace(path: &Path, name: &str) -> u64 {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    text.lines()
+        .filter_map(|l| l.strip_prefix(name)?.trim().parse::<u64>().ok())
+        .max()
+        .unwrap_or_else(|| panic!("no {name} in {text}"))
+}
+
+/// `--gds-api stream` with a queue depth of 4 on one thread keeps 4 operations in flight (one
+/// registered stream per slot: a CUDA stream runs its operations one after another), and
+/// each request's latency is its own, not its window's.
+#[test]
+fn stream_queue_depth_means_requests_in_flight() {
+    let d = scratch();
+    let size = 2 * MIB;
+    let f = d.path().join("q.dat");
+    make_data_file(&f, size, 12);
+    let t = d.path().join("trace.txt");
+    let t_s = t.to_str().unwrap();
+    let (r, _) = report(
+        with(
+            gds("stream", "read", size, 64 * KIB),
+            argv!["--file", &f, "--verify", "--seed", "12"],
+        ),
+        &[
+            ("FAKE_CUFILE_IO_DELAY_US", "20000"),
+            ("FAKE_CUFILE_TRACE", t_s),
+        ],
+    );
+    assert_gds(&r, "stream", size, 1);
+    assert!(
+        trace(&t, "max_in_flight") >= 3,
+        "queue depth 4 on one thread: {}",
+        std::fs::read_to_string(&t).unwrap()
+    );
+    // 32 requests of 20 ms each, 4 at a time: about 160 ms per loop, and each request's
+    // latency is about 20 ms (a window's would be 80 ms: the serial stream of old).
+    let p50_ms = r.summary.latency.p50_us / 1000.0;
+    assert!((15.0..60.0).contains(&p50_ms), "p50 {p50_ms} ms");
+}
+
+/// `--gds-api batch` refills the batch as events come back instead of draining each window:
+/// entries are submitted while others are still pending.
+#[test]
+fn batch_refills_as_events_complete() {
+    let d = scratch();
+    let size = 2 * MIB;
+    let f = d.path().join("b.dat");
+    make_data_file(&f, size, 13);
+    let t = d.path().join("trace.txt");
+    let t_s = t.to_str().unwrap();
+    let (r, _) = report(
+        with(
+            gds("batch", "read", size, 64 * KIB),
+            argv!["--file", &f, "--verify", "--seed", "13"],
+        ),
+        &[
+            ("FAKE_CUFILE_IO_DELAY_US", "8000"),
+            ("FAKE_CUFILE_TRACE", t_s),
+        ],
+    );
+    assert_gds(&r, "batch", size, 1);
+    assert!(
+        trace(&t, "batch_submits_while_pending") > 0,
+        "{}",
+        std::fs::read_to_string(&t).unwrap()
+    );
+}
+
+/// cuFile 1.19 already has 1.20's statistics layout: read at the 1.15 place, its counters
+/// were garbage (and the 1.15-sized buffer overflowed by 112 bytes).
+#[test]
+fn statistics_of_cufile_1_19_are_read_in_the_large_layout() {
+    let d = scratch();
+    let size = 512 * KIB;
+    let f = d.path().join("s.dat");
+    make_data_file(&f, size, 14);
+    for (version, large) in [
+        ("1190", true),
+        ("1191", true),
+        ("1180", false),
+        ("1160", false),
+    ] {
+        let (r, _) = report(
+            with(
+                gds("sync", "read", size, 64 * KIB),
+                argv!["--file", &f, "--verify", "--seed", "14"],
+            ),
+            &[("FAKE_CUFILE_VERSION", version)],
+        );
+        let p = r.gds_path.unwrap();
+        assert!(
+            p.reason.starts_with("statistics: ")
+                && p.reason.contains(" nvidia-fs and 0 P2PDMA I/Os"),
+            "cuFile {version} (large layout {large}): {p:?}"
+        );
+        // The warm-up loop was counted; the measured loop ran without statistics.
+        assert!(
+            p.reason
+                .contains("statistics counted over the warm-up loops"),
+            "{p:?}"
+        );
+    }
+}
+
+/// Registration limits: a buffer over the GPU's BAR1 aperture (the fake's
+/// FAKE_CUFILE_BAR1_BYTES) or cuFile's max_device_pinned_mem_size is left unregistered with a
+/// warning naming why, and the run still moves (and verifies) every byte.
+#[test]
+fn buffers_over_the_pinning_limits_run_unregistered_with_a_note() {
+    let d = scratch();
+    let size = 4 * MIB;
+    let f = d.path().join("p.dat");
+    make_data_file(&f, size, 15);
+    let args = || {
+        with(
+            gds("stream", "read", size, 64 * KIB),
+            argv!["--file", &f, "--verify", "--seed", "15", "--threads", "2"],
+        )
+    };
+    // BAR1 fits one thread's 2 MiB buffer, not two.
+    let (r, _) = report(args(), &[("FAKE_CUFILE_BAR1_BYTES", "3145728")]);
+    assert!(r.summary.verified);
+    let notes = &r.gds_path.as_ref().unwrap().notes;
+    assert_eq!(notes.len(), 1, "{notes:?}");
+    assert!(
+        notes[0].starts_with("a 2MiB device buffer was left unregistered, so cuFile staged its I/O through its own bounce buffers: cuFileBufRegister failed: CU_FILE_GPU_MEMORY_PINNING_FAILED (5036)"),
+        "{}",
+        notes[0]
+    );
+    assert!(
+        r.warnings.iter().any(|w| w.code == "gds-note"),
+        "{:?}",
+        r.warnings
+    );
+    // max_device_pinned_mem_size of 3 MiB: gdswap does not even try the second buffer.
+    let (r, _) = report(args(), &[("FAKE_CUFILE_MAX_PINNED_KB", "3072")]);
+    let notes = &r.gds_path.as_ref().unwrap().notes;
+    assert_eq!(notes.len(), 1, "{notes:?}");
+    assert!(
+        notes[0].contains("is over cuFile's max_device_pinned_mem_size (3072 KiB)"),
+        "{}",
+        notes[0]
+    );
+    // Within the limits: every buffer registered, no note.
+    let (r, _) = report(args(), &[]);
+    assert!(r.gds_path.unwrap().notes.is_empty());
 }

@@ -226,7 +226,7 @@ impl CUfileDriverStatusFlags {
     /// Deprecated in 1.20 (P2PDMA support is a feature flag there: [`CUfileFeatureFlags::P2P_SUPPORTED`]).
     pub const NVME_P2P_SUPPORTED: Self = Self(11);
     pub const SCATEFS_SUPPORTED: Self = Self(12);
-    /// 1.20+.
+    /// 1.16+.
     pub const VIRTIOFS_SUPPORTED: Self = Self(13);
     /// 1.20+.
     pub const PANFS_SUPPORTED: Self = Self(14);
@@ -240,6 +240,13 @@ pub struct CUfileDriverControlFlags(pub u32);
 impl CUfileDriverControlFlags {
     pub const USE_POLL_MODE: Self = Self(0);
     pub const ALLOW_COMPAT_MODE: Self = Self(1);
+    /// 1.17+ (`CU_FILE_POSIX_IO_MODE`; 1.19+ also names it `CU_FILE_VANILLA_POSIX_IO_MODE`):
+    /// every I/O goes through plain POSIX I/O (cufile.json `properties.posix_io_mode`), never
+    /// through nvidia-fs or P2PDMA, whatever the properties say about them.
+    pub const POSIX_IO_MODE: Self = Self(2);
+    /// 1.17+ (`CU_FILE_FALLBACK_IO_MODE`): a GDS I/O that fails is retried through POSIX
+    /// (cufile.json `properties.gds_fallback_io`).
+    pub const FALLBACK_IO_MODE: Self = Self(4);
 }
 
 /// `enum CUfileFeatureFlags`: bit positions in `fflags`.
@@ -252,7 +259,7 @@ impl CUfileFeatureFlags {
     pub const BATCH_IO_SUPPORTED: Self = Self(1);
     pub const STREAMS_SUPPORTED: Self = Self(2);
     pub const PARALLEL_IO_SUPPORTED: Self = Self(3);
-    /// 1.20+: kernel PCI P2PDMA (a direct path without nvidia-fs).
+    /// 1.16+: kernel PCI P2PDMA (a direct path without nvidia-fs).
     pub const P2P_SUPPORTED: Self = Self(4);
 }
 
@@ -508,6 +515,10 @@ impl CUFileBoolConfigParameter {
     pub const FORCE_ODIRECT_MODE: Self = Self(9);
     pub const SKIP_TOPOLOGY_DETECTION: Self = Self(10);
     pub const STREAM_MEMOPS_BYPASS: Self = Self(11);
+    /// 1.19+.
+    pub const PROPERTIES_POSIX_IO_MODE: Self = Self(12);
+    /// 1.19+.
+    pub const GDS_FALLBACK_IO: Self = Self(13);
 }
 
 /// `enum CUFileStringConfigParameter_t`.
@@ -522,7 +533,7 @@ impl CUFileStringConfigParameter {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Statistics structs (1.15+). Their layout changed in 1.20 (vector I/O counters were appended to
+// Statistics structs (1.15+). Their layout changed in 1.19 (the `_v1_20` types are 1.19's too) (vector I/O counters were appended to
 // level 1, which shifts levels 2 and 3): pick the version's types by `cuFileGetVersion`. Both
 // are checked against the real 1.15 and 1.20 headers.
 // ---------------------------------------------------------------------------------------------

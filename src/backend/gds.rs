@@ -7,11 +7,23 @@
 //! `--gds-api` picks how cuFile is called (see [`crate::cufile::io`]):
 //! - `sync`: `cuFileRead`/`cuFileWrite` per request, one at a time per thread (parallelism by
 //!   `--threads`); a request's latency is its call;
-//! - `stream`: windows of `--queue-depth` `cuFileReadAsync`/`WriteAsync` on the thread's CUDA
-//!   stream, then one stream synchronisation; a request's latency runs from the submission of
-//!   its first window to the end of the window that finished it;
-//! - `batch`: one `cuFileBatchIOSetUp` of `--queue-depth` entries per thread, then per window
-//!   a submit and `cuFileBatchIOGetStatus` until every event is in (latency as for `stream`).
+//! - `stream`: `--queue-depth` CUDA streams per thread, each registered with cuFile
+//!   (`cuFileStreamRegister`, deregistered before it is destroyed), one
+//!   `cuFileReadAsync`/`WriteAsync` in flight on each: a stream runs its operations one after
+//!   another, so the queue depth is the requests in flight only with a stream per slot. A slot
+//!   is refilled as soon as its operation completed (the oldest is waited for first); a
+//!   request's latency runs from its submission to the synchronisation that saw it done;
+//! - `batch`: one `cuFileBatchIOSetUp` of `--queue-depth` entries per thread; entries are
+//!   submitted into every free slot, `cuFileBatchIOGetStatus` waits for at least one event,
+//!   and the slots freed are refilled at once (latency from submission to the event).
+//!
+//! Every thread's worker shares its file's one cuFile registration with the others on the
+//! same open file (the swap store's staging workers all use its one data file): cuFile
+//! refuses a second registration of a descriptor (5028). A device buffer over cuFile's
+//! pinning limits (max_device_pinned_mem_size, the GPU's BAR1) runs unregistered, with a
+//! `gds-note` warning saying so, instead of failing with 5036/5016. A block size that is not
+//! a multiple of 4 KiB gets a `gds-unaligned-block` warning: cuFile takes its unaligned path.
+//! The cuFile driver is opened once per process and stays open (see `cufile::driver`).
 //!
 //! Short transfers are continued (sync: in the call's loop; stream/batch: the rest goes into
 //! the next window) and 0 bytes is an error, never a loop. An API the loaded library lacks is
@@ -26,9 +38,13 @@
 //! `fill` and `inspect` copy through the same staging buffer, so `--verify` checks what reached
 //! the device; `--buffered` is refused (cuFile registers O_DIRECT descriptors only).
 //!
-//! Which path: see [`decide`]. cuFile 1.15+'s statistics (level 3, turned on by the first
-//! worker, read by each worker at release while its driver user still holds the driver open)
-//! count per I/O whether it went through nvidia-fs, P2PDMA or POSIX, and overrule the rest.
+//! Which path: see [`decide`]. cuFile 1.15+'s statistics (level 3, reset and turned on by the
+//! first worker) count per I/O whether it went through nvidia-fs, P2PDMA or POSIX, and overrule
+//! the rest. Only level 3 has those per-path counters, and its cost on a real GPU is not
+//! measured yet, so the measured loops run without it: the first worker to reach the measured
+//! loops reads the counters of the warm-up loops and stops collection (with `--warmup 0` they
+//! stay on and are read at release; the verdict's reason says which). The warm-up loops move
+//! the same requests through the same handle and buffers, so they take the same path.
 //! Before the run, a strict probe in a child process (the hidden
 //! `gdswap cufile-probe --strict`, with a time limit: cuFile can hang on hosts without a GPU,
 //! and a probe that hangs makes the run refuse to open the driver in-process at all)
@@ -36,7 +52,6 @@
 //! driver properties they read in-process. `--require-gpudirect` turns a compat verdict into
 //! an error before anything is moved.
 
-use std::collections::VecDeque;
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -49,7 +64,7 @@ use crate::cuda::driver;
 use crate::cuda::pinned::PinnedBuffer;
 use crate::cuda::stream::Stream;
 use crate::cufile::handle::FileHandle;
-use crate::cufile::io::{self as cfio, Batch, BufRegistration, Piece};
+use crate::cufile::io::{self as cfio, Batch, BufRegistration, Piece, StreamQueue};
 use crate::cufile::stats::{self, PathCounts};
 use crate::cufile::{self, CuFileLib, Driver, DriverProperties};
 use crate::error::{Error, Result};
@@ -60,6 +75,7 @@ use crate::plan::Request;
 use crate::report::GdsPath;
 use crate::size::Bytes;
 use crate::stats::LatencyRecorder;
+use gdswap_ffi::CUfileOpError;
 
 use super::{Availability, Backend, MemoryKind, Worker, WorkerSetup};
 
@@ -127,6 +143,7 @@ pub fn decide_probe(
     let path = |p: &str, reason: String| GdsPath {
         path: p.into(),
         reason,
+        notes: Vec::new(),
     };
     if forced_compat {
         return path(
@@ -138,6 +155,13 @@ pub fn decide_probe(
         return path(GdsPath::COMPAT, format!("strict probe: {d}"));
     }
     let best = props.map(DriverProperties::best_path);
+    if props.is_some_and(|p| p.posix_io_mode) {
+        return path(
+            GdsPath::COMPAT,
+            "driver properties: cuFile's POSIX I/O mode is on (posix_io_mode): every I/O is POSIX"
+                .into(),
+        );
+    }
     if best == Some(GdsPath::COMPAT) {
         return path(
             GdsPath::COMPAT,
@@ -150,9 +174,14 @@ pub fn decide_probe(
                 Some(v) => format!("nvidia-fs {v}"),
                 None => "kernel P2PDMA".into(),
             };
+            let fallback = if props.is_some_and(|p| p.fallback_io_mode) {
+                "; gds_fallback_io is on: a failing direct I/O is retried through POSIX, which only the statistics can show"
+            } else {
+                ""
+            };
             path(
                 b,
-                format!("strict probe registered the file with compat mode disallowed; driver: {driver}"),
+                format!("strict probe registered the file with compat mode disallowed; driver: {driver}{fallback}"),
             )
         }
         (Strict::Registered, _) => path(
@@ -214,6 +243,7 @@ pub fn decide(
     GdsPath {
         path: path.into(),
         reason: format!("{what}; {}", base.reason),
+        notes: Vec::new(),
     }
 }
 
@@ -230,17 +260,30 @@ struct PathState {
     /// Whether statistics collection was turned on (1.15+), and the counts read at release.
     stats_started: bool,
     stats: Option<PathCounts>,
+    /// The counts were read after the warm-up loops and collection stopped then.
+    stats_frozen: bool,
+    /// Notes for the report (buffers left unregistered, and why).
+    notes: Vec<String>,
 }
 
 impl PathState {
     fn verdict(&self) -> GdsPath {
         let not_probed = Strict::NotRun("not probed".into());
-        decide(
+        let mut v = decide(
             self.props.as_ref(),
             self.strict.as_ref().unwrap_or(&not_probed),
             self.stats,
             forced_compat(),
-        )
+        );
+        if v.reason.starts_with("statistics: ") {
+            v.reason.push_str(if self.stats_frozen {
+                "; statistics counted over the warm-up loops and were off during the measured ones"
+            } else {
+                "; statistics (level 3) counted every loop, the measured ones included"
+            });
+        }
+        v.notes = self.notes.clone();
+        v
     }
 }
 
@@ -294,13 +337,27 @@ impl GdsBackend {
         let mut env: Vec<(&str, &OsStr)> = Vec::new();
         let json = json_dir.join("cufile.json");
         if lib.require("parameters").is_err() {
-            // cuFile < 1.14: compat mode is disallowed through a cufile.json of our own.
-            let written = std::fs::create_dir_all(&json_dir).and_then(|_| {
-                std::fs::write(
-                    &json,
-                    "{ \"properties\": { \"allow_compat_mode\": false } }\n",
-                )
-            });
+            // cuFile < 1.14: compat mode is disallowed through a cufile.json of our own: a
+            // copy of the system's with only allow_compat_mode flipped, so every other
+            // setting (use_pci_p2pdma, filesystem sections) is the one the run will have.
+            // (1.14+ sets the parameter over the system's file instead.)
+            let system = driver_probe::system_cufile_json();
+            let text = match std::fs::read_to_string(&system) {
+                Ok(t) => Some(t),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+                Err(e) => {
+                    return Ok((
+                        Strict::NotRun(format!("cannot read {}: {e}", system.display())),
+                        None,
+                    ))
+                }
+            };
+            let strict = match driver_probe::strict_cufile_json(text.as_deref()) {
+                Ok(j) => j,
+                Err(e) => return Ok((Strict::NotRun(format!("{}: {e}", system.display())), None)),
+            };
+            let written = std::fs::create_dir_all(&json_dir)
+                .and_then(|_| std::fs::write(&json, strict + "\n"));
             if let Err(e) = written {
                 return Ok((
                     Strict::NotRun(format!("cannot write {}: {e}", json.display())),
@@ -466,11 +523,20 @@ impl Backend for GdsBackend {
         let buffer = DeviceBuffer::new(range_len, setup.gpu.device)?;
         let staging = PinnedBuffer::new(STAGING.min(range_len.max(4096)), HugePages::Off)?;
         let stream = Stream::new()?;
+        // One registration per open file, shared by every worker on it (cuFile refuses a
+        // second registration of a descriptor: 5028).
         let handle = FileHandle::register(&driver, Arc::clone(&setup.file))?;
         let registration = if gds.register {
-            Some(BufRegistration::register(&driver, &buffer)?)
+            register_or_note(&driver, &buffer, &props, &self.state)?
         } else {
             None
+        };
+        let queue = match gds.api {
+            GdsApi::Stream => Some(StreamQueue::new(
+                &driver,
+                setup.queue_depth.max(1) as usize,
+            )?),
+            _ => None,
         };
         let batch = match gds.api {
             GdsApi::Batch => {
@@ -512,6 +578,7 @@ impl Backend for GdsBackend {
         }
         Ok(Box::new(GdsWorker {
             batch,
+            queue,
             registration,
             handle,
             stream,
@@ -521,7 +588,6 @@ impl Backend for GdsBackend {
             device,
             device_name,
             opts: gds,
-            queue_depth: setup.queue_depth.max(1) as usize,
             range_len,
             state: Arc::clone(&self.state),
         }))
@@ -532,11 +598,14 @@ impl Backend for GdsBackend {
     }
 }
 
-/// One thread's gds context. Fields drop in declaration order: the batch context, the buffer
-/// registration (before the buffer), the file handle, the stream (it waits for queued
-/// operations), staging and device memory, the driver user, and the context last.
+/// One thread's gds context. Fields drop in declaration order: the batch context, the
+/// registered streams of `--gds-api stream` (each waits for its operation, then is
+/// deregistered from cuFile before it is destroyed), the buffer registration (before the
+/// buffer), the file handle, the stream (it waits for queued copies), staging and device
+/// memory, the driver user, and the context last.
 struct GdsWorker {
     batch: Option<Batch>,
+    queue: Option<StreamQueue>,
     registration: Option<BufRegistration>,
     handle: FileHandle,
     stream: Stream,
@@ -546,7 +615,6 @@ struct GdsWorker {
     device: Device,
     device_name: String,
     opts: GdsOptions,
-    queue_depth: usize,
     range_len: usize,
     state: SharedState,
 }
@@ -573,53 +641,85 @@ impl GdsWorker {
         }
     }
 
-    /// Stream or batch: windows of up to the queue depth, short pieces continued.
-    fn windows(
+    /// Stream or batch: up to the queue depth in flight, each slot refilled as its request
+    /// completes; short pieces continued; one latency per request, from its submission to
+    /// its completion.
+    fn queued(
         &mut self,
         op: Op,
         requests: &[&Request],
         latencies: &mut LatencyRecorder,
     ) -> Result<()> {
-        let width = match &self.batch {
-            Some(b) => b.capacity().min(self.queue_depth),
-            None => self.queue_depth,
-        };
-        let mut pending: VecDeque<(Piece, Instant)> = VecDeque::new();
-        let mut next = requests.iter();
-        loop {
-            let now = Instant::now();
-            while pending.len() < width {
-                match next.next() {
-                    Some(r) => pending.push_back((
-                        Piece {
-                            file_offset: r.file_offset,
-                            buf_offset: r.buf_offset,
-                            len: r.len,
-                        },
-                        now,
-                    )),
-                    None => break,
-                }
-            }
-            if pending.is_empty() {
-                return Ok(());
-            }
-            let window: Vec<(Piece, Instant)> = pending.drain(..).collect();
-            let pieces: Vec<Piece> = window.iter().map(|(p, _)| *p).collect();
-            let done = match &mut self.batch {
-                Some(b) => b.run(&self.handle, &self.buffer, op, &pieces)?,
-                None => cfio::stream_window(&self.handle, &self.buffer, &self.stream, op, &pieces)?,
-            };
-            let end = Instant::now();
-            for ((p, start), n) in window.into_iter().zip(done) {
-                if n < p.len {
-                    pending.push_back((p.rest(n), start));
-                } else {
-                    latencies.record(end - start);
-                }
-            }
+        let pieces: Vec<Piece> = requests
+            .iter()
+            .map(|r| Piece {
+                file_offset: r.file_offset,
+                buf_offset: r.buf_offset,
+                len: r.len,
+            })
+            .collect();
+        let mut done = |_: Piece, started: Instant| latencies.record(started.elapsed());
+        match (&mut self.batch, &mut self.queue) {
+            (Some(b), _) => b.run(&self.handle, &self.buffer, op, &pieces, &mut done),
+            (None, Some(q)) => q.run(&self.handle, &self.buffer, op, &pieces, &mut done),
+            (None, None) => Err(Error::Resources(
+                "internal error: a gds worker without a stream queue or batch".into(),
+            )),
         }
     }
+}
+
+/// `cuFileBufRegister` of a worker's device buffer, or `None` with a note when it is over
+/// what cuFile can pin: over `max_device_pinned_mem_size` (checked first, from the driver
+/// properties, counting what this process's workers registered already), or refused by
+/// the library as over the pinning limit or the GPU's BAR1 aperture (5036
+/// `CU_FILE_GPU_MEMORY_PINNING_FAILED`, 5016 `CU_FILE_INVALID_MAPPING_SIZE`). cuFile then
+/// stages that buffer's I/O through its own (registered) bounce buffers: slower, but it
+/// runs. Any other failure is an error.
+fn register_or_note(
+    driver: &Driver,
+    buffer: &DeviceBuffer,
+    props: &DriverProperties,
+    state: &SharedState,
+) -> Result<Option<BufRegistration>> {
+    let len = buffer.len() as u64;
+    let limit = u64::from(props.max_device_pinned_mem_kb).saturating_mul(1024);
+    let pinned = cfio::registered_bytes();
+    let over_limit = limit > 0 && pinned.saturating_add(cfio::gpu_pages(len)) > limit;
+    let refused = if over_limit {
+        format!(
+            "{} registered plus this {} buffer is over cuFile's max_device_pinned_mem_size ({} KiB)",
+            Bytes(pinned),
+            Bytes(len),
+            props.max_device_pinned_mem_kb
+        )
+    } else {
+        match BufRegistration::register(driver, buffer) {
+            Ok(r) => return Ok(Some(r)),
+            Err(Error::CuFile(e))
+                if matches!(
+                    e.failure.op_error(),
+                    Some(CUfileOpError::GPU_MEMORY_PINNING_FAILED)
+                        | Some(CUfileOpError::INVALID_MAPPING_SIZE)
+                ) =>
+            {
+                format!(
+                    "{e} (over the GPU's BAR1 aperture or cuFile's pinning limit, with {} already registered)",
+                    Bytes(pinned)
+                )
+            }
+            Err(e) => return Err(e),
+        }
+    };
+    let note = format!(
+        "a {} device buffer was left unregistered, so cuFile staged its I/O through its own bounce buffers: {refused}",
+        Bytes(len)
+    );
+    let mut s = lock(state);
+    if !s.notes.contains(&note) {
+        s.notes.push(note);
+    }
+    Ok(None)
 }
 
 impl Worker for GdsWorker {
@@ -670,13 +770,27 @@ impl Worker for GdsWorker {
             .inspect_through(&mut self.staging, &self.stream, f)
     }
 
+    fn begin_measured(&mut self) -> Result<()> {
+        // The statistics of the warm-up loops are the evidence; the measured loops run
+        // without them (the first worker here reads and stops them for the process).
+        let mut s = lock(&self.state);
+        if s.stats_started && !s.stats_frozen {
+            s.stats_frozen = true;
+            if let Ok(c) = stats::read(&self.driver) {
+                s.stats = Some(c);
+            }
+            let _ = stats::stop(&self.driver);
+        }
+        Ok(())
+    }
+
     fn release(self: Box<Self>) -> Result<()> {
         let mut me = *self;
         // The statistics are process-wide and cumulative, and go with the driver: each
         // worker reads them before its driver user goes, and the largest count is kept.
         {
             let mut s = lock(&me.state);
-            if s.stats_started {
+            if s.stats_started && !s.stats_frozen {
                 if let Ok(c) = stats::read(&me.driver) {
                     if s.stats.map_or(true, |old| c.total() >= old.total()) {
                         s.stats = Some(c);
@@ -685,6 +799,7 @@ impl Worker for GdsWorker {
             }
         }
         drop(me.batch.take());
+        drop(me.queue.take());
         if let Some(r) = me.registration.take() {
             r.deregister()?;
         }
@@ -715,7 +830,7 @@ impl Worker for GdsWorker {
                     latencies.record(t.elapsed());
                 }
             }
-            GdsApi::Stream | GdsApi::Batch => self.windows(op, &direct, latencies)?,
+            GdsApi::Stream | GdsApi::Batch => self.queued(op, &direct, latencies)?,
         }
         // Tails after every direct request: a buffered tail write must not race a direct
         // write of the same page.
@@ -738,6 +853,8 @@ mod tests {
             supported: vec!["nvme".into()],
             unknown_status_bits: vec![],
             allow_compat_mode: compat,
+            posix_io_mode: false,
+            fallback_io_mode: false,
             use_poll_mode: false,
             poll_threshold_kb: 4,
             max_direct_io_kb: 16384,
@@ -781,6 +898,17 @@ mod tests {
         );
         // Forced compat wins.
         assert!(decide_probe(Some(&nvfs), &Strict::Registered, true).is_compat());
+        // cuFile's POSIX I/O mode (1.17+): compat, though nvidia-fs is loaded and the file
+        // registered; the fallback mode is named in a direct verdict.
+        let mut posix = props(true, false, true);
+        posix.posix_io_mode = true;
+        let d = decide_probe(Some(&posix), &Strict::Registered, false);
+        assert!(d.is_compat() && d.reason.contains("posix_io_mode"), "{d:?}");
+        let mut fallback = props(true, false, true);
+        fallback.fallback_io_mode = true;
+        let d = decide_probe(Some(&fallback), &Strict::Registered, false);
+        assert_eq!(d.path, GdsPath::NVIDIA_FS);
+        assert!(d.reason.contains("gds_fallback_io is on"), "{d:?}");
     }
 
     #[test]

@@ -160,6 +160,12 @@ pub trait Worker: Send {
     )> {
         None
     }
+    /// Called once on every worker after the warm-up loops and before the first measured
+    /// one (untimed; only when there was a warm-up loop). The `gds` backend stops cuFile's
+    /// statistics here, so the measured loops run without them.
+    fn begin_measured(&mut self) -> Result<()> {
+        Ok(())
+    }
     /// Where the last transfer's time went, for multi-stage backends.
     fn phase_times(&self) -> Option<PhaseTimes> {
         None

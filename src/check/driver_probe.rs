@@ -76,6 +76,21 @@ pub fn probe_here(cufile: Option<&Path>, path: &Path, strict: bool) -> ProbeOutc
             return failed(format!("cannot disallow compat mode: {e}"));
         }
     }
+    // cuFileDriverOpen needs a current CUDA context (without one the real library fails with
+    // CUDA_ERROR_INVALID_CONTEXT, as cudf found): the primary context of device 0, kept until
+    // the driver user is gone (declared first, dropped last). Without a usable libcuda there
+    // is none to make, and cuFile's open says what it makes of that.
+    let _context = match crate::cuda::driver::load() {
+        Ok(_) => match crate::cuda::device::Device::open(0) {
+            Ok(d) => Some(d),
+            Err(e) => {
+                return failed(format!(
+                    "cannot make a CUDA context current for cuFileDriverOpen: {e}"
+                ))
+            }
+        },
+        Err(_) => None,
+    };
     let driver = match Driver::open(&lib) {
         Ok(d) => d,
         Err(e) => return failed(e.to_string()),
@@ -271,4 +286,128 @@ pub fn probe_in_child_env(
         .unwrap_or_default();
     let _ = std::fs::remove_dir_all(&dir);
     ChildResult { log_tail, ..result }
+}
+
+/// The system's cuFile configuration: `CUFILE_ENV_PATH_JSON` when set, else `/etc/cufile.json`.
+pub fn system_cufile_json() -> PathBuf {
+    std::env::var_os("CUFILE_ENV_PATH_JSON")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/etc/cufile.json"))
+}
+
+/// `text` without its `//` and `/* */` comments (outside strings), as NVIDIA's cufile.json
+/// has them and cuFile's own parser accepts them, so that it parses as JSON.
+pub fn strip_json_comments(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars().peekable();
+    let mut in_string = false;
+    while let Some(c) = chars.next() {
+        if in_string {
+            out.push(c);
+            match c {
+                '\\' => {
+                    if let Some(n) = chars.next() {
+                        out.push(n);
+                    }
+                }
+                '"' => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match (c, chars.peek()) {
+            ('"', _) => {
+                in_string = true;
+                out.push(c);
+            }
+            ('/', Some('/')) => {
+                for n in chars.by_ref() {
+                    if n == '\n' {
+                        out.push('\n');
+                        break;
+                    }
+                }
+            }
+            ('/', Some('*')) => {
+                chars.next();
+                let mut prev = ' ';
+                for n in chars.by_ref() {
+                    if prev == '*' && n == '/' {
+                        break;
+                    }
+                    if n == '\n' {
+                        out.push('\n');
+                    }
+                    prev = n;
+                }
+                out.push(' ');
+            }
+            _ => out.push(c),
+        }
+    }
+    out
+}
+
+/// The strict probe's cufile.json: the system's configuration (`system`, its text; `None`
+/// when there is none) with only `properties.allow_compat_mode` set to false, so every other
+/// setting (`use_pci_p2pdma`, filesystem sections, limits) stays as the node has it. Comments
+/// are dropped (the result is plain JSON). An error names what could not be read.
+pub fn strict_cufile_json(system: Option<&str>) -> std::result::Result<String, String> {
+    let mut root: serde_json::Value = match system {
+        Some(text) => serde_json::from_str(&strip_json_comments(text))
+            .map_err(|e| format!("not JSON (comments aside): {e}"))?,
+        None => serde_json::json!({}),
+    };
+    let obj = root
+        .as_object_mut()
+        .ok_or("its top level is not an object")?;
+    let props = obj
+        .entry("properties")
+        .or_insert_with(|| serde_json::json!({}));
+    props
+        .as_object_mut()
+        .ok_or("its \"properties\" is not an object")?
+        .insert("allow_compat_mode".into(), serde_json::Value::Bool(false));
+    serde_json::to_string_pretty(&root).map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// NVIDIA's cufile.json is JSON with `//` comments; only allow_compat_mode changes.
+    #[test]
+    fn strict_json_keeps_every_other_setting() {
+        let system = r#"{
+            // "logging": { "level": "ERROR" },
+            "logging": { "dir": "/var/log // not a comment" },
+            "properties": {
+                /* a block
+                   comment */
+                "allow_compat_mode": true, // the default
+                "use_pci_p2pdma": true,
+                "max_device_pinned_mem_size_kb": 33554432
+            },
+            "fs": { "generic": { "posix_unaligned_writes": false } }
+        }"#;
+        let out: serde_json::Value =
+            serde_json::from_str(&strict_cufile_json(Some(system)).unwrap()).unwrap();
+        assert_eq!(out["properties"]["allow_compat_mode"], false);
+        assert_eq!(out["properties"]["use_pci_p2pdma"], true);
+        assert_eq!(out["properties"]["max_device_pinned_mem_size_kb"], 33554432);
+        assert_eq!(out["logging"]["dir"], "/var/log // not a comment");
+        assert_eq!(out["fs"]["generic"]["posix_unaligned_writes"], false);
+        // No system file: just the one setting.
+        let out: serde_json::Value =
+            serde_json::from_str(&strict_cufile_json(None).unwrap()).unwrap();
+        assert_eq!(
+            out,
+            serde_json::json!({"properties": {"allow_compat_mode": false}})
+        );
+        assert!(strict_cufile_json(Some("[1]")).is_err());
+        assert!(strict_cufile_json(Some("{ nope"))
+            .unwrap_err()
+            .starts_with("not JSON"));
+    }
 }

@@ -1,10 +1,17 @@
-//! The cuFile driver: opened once per process, closed when its last user drops it.
+//! The cuFile driver: opened once per process and kept open (kvikio's way), with a count of
+//! its users.
 //!
-//! Why a process-wide count: `cuFileDriverOpen`/`cuFileDriverClose` act on one driver state
+//! Why a process-wide state: `cuFileDriverOpen`/`cuFileDriverClose` act on one driver state
 //! per process, and closing it under a thread that still has registered files or buffers
-//! breaks that thread's I/O. Each [`Driver`] value is one user; the first opens the driver, the
-//! last one dropped closes it. The count and both calls are under one mutex, so an open racing
-//! with the last drop can never be undone by that drop's close.
+//! breaks that thread's I/O. Each [`Driver`] value is one user; the first opens the driver.
+//! The last one dropped does not close it: a `compare` or `sweep` runs many gds runs in one
+//! process, and closing and reopening the driver between them costs a driver open each time
+//! (seconds on some nodes), tears down cuFile's internal bounce buffers and statistics, and
+//! is exactly the close/reopen cycle kvikio avoids by opening once per process. The process's
+//! exit releases it (cuFile's own teardown). [`Driver::close_if_unused`] closes it on request
+//! when nobody uses it (a caller that must change parameters, which cuFile accepts only before
+//! the driver opens). The count and both calls are under one mutex, so an open racing with a
+//! close can never be undone by it.
 
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -47,15 +54,18 @@ impl Driver {
     /// `cuFileDriverOpen` error, e.g. 5033 on a machine without a CUDA driver.
     pub fn open(lib: &Arc<CuFileLib>) -> Result<Driver> {
         let mut s = shared();
-        if s.users > 0 {
-            if let Some(open) = s.lib.as_ref().filter(|open| !Arc::ptr_eq(open, lib)) {
+        if let Some(open) = s.lib.clone().filter(|open| !Arc::ptr_eq(open, lib)) {
+            if s.users > 0 {
                 return Err(Error::Resources(format!(
                     "cuFile is already open through {}; cannot also open {}",
                     open.describe(),
                     lib.describe()
                 )));
             }
-        } else {
+            // Open through another library and unused: close it there first.
+            close(&mut s)?;
+        }
+        if s.lib.is_none() {
             // SAFETY: cuFileDriverOpen takes no arguments; the pointer was resolved from the
             // loaded library, which stays mapped (RTLD_NODELETE, and `lib` keeps it open).
             let status = unsafe { (lib.required.driver_open)() };
@@ -66,6 +76,21 @@ impl Driver {
         Ok(Driver {
             lib: Arc::clone(lib),
         })
+    }
+
+    /// Closes the driver if it is open and has no user; returns whether it closed it.
+    pub fn close_if_unused() -> Result<bool> {
+        let mut s = shared();
+        if s.users > 0 || s.lib.is_none() {
+            return Ok(false);
+        }
+        close(&mut s)?;
+        Ok(true)
+    }
+
+    /// Whether the driver is open in this process (with or without users).
+    pub fn is_open() -> bool {
+        shared().lib.is_some()
     }
 
     /// The library this driver runs on.
@@ -100,14 +125,18 @@ impl Clone for Driver {
 
 impl Drop for Driver {
     fn drop(&mut self) {
-        let mut s = shared();
-        s.users -= 1;
-        if s.users == 0 {
-            // SAFETY: the last user is gone, so no registration made through this driver is
-            // in use; the function takes no arguments. A failure to close cannot be acted on
-            // in drop and leaves nothing unsafe behind, so its status is not examined.
-            let _ = unsafe { (self.lib.required.driver_close)() };
-            s.lib = None;
-        }
+        // The driver stays open for the process (see the module's doc).
+        shared().users -= 1;
     }
+}
+
+/// `cuFileDriverClose` of the open driver, which has no user.
+fn close(s: &mut Shared) -> Result<()> {
+    let Some(lib) = s.lib.take() else {
+        return Ok(());
+    };
+    // SAFETY: no user is left, so no registration made through this driver is in use; the
+    // function takes no arguments, and `lib` keeps the library mapped for the call.
+    let status = unsafe { (lib.required.driver_close)() };
+    Call::new("cuFileDriverClose").check(status)
 }

@@ -4,22 +4,28 @@
 //! Three ways, as `gdsio` has them:
 //! - [`transfer_sync`]: `cuFileRead`/`cuFileWrite` of one piece, continued in a loop while the
 //!   library returns short counts;
-//! - [`stream_window`]: up to a queue depth of `cuFileReadAsync`/`WriteAsync` on a CUDA stream.
-//!   Their size/offset/bytes-done arguments are pointers the library reads and writes when the
-//!   stream runs the operation, so they live in a heap array owned here that is dropped only
-//!   after the stream was synchronised (also when a submission fails half-way);
-//! - [`Batch`]: `cuFileBatchIOSetUp` once, then per window `cuFileBatchIOSubmit` of up to its
-//!   capacity and `cuFileBatchIOGetStatus` until every entry's event came back; each event's
-//!   status and `ret` is checked. The entries array lives until then (or until a cancel).
+//! - [`StreamQueue`]: `cuFileReadAsync`/`WriteAsync`, one operation per slot, each slot with
+//!   its own CUDA stream registered with cuFile ([`CuFileStream`]): a stream runs its
+//!   operations in order, so one stream for the whole queue would move them one after
+//!   another. A slot is refilled as soon as its operation completed (the oldest is waited for
+//!   first). The size/offset/bytes-done arguments are pointers the library reads and writes
+//!   when the stream runs the operation, so each slot's live in a box that is rewritten or
+//!   dropped only after the slot's stream was synchronised (also on every error path);
+//! - [`Batch`]: `cuFileBatchIOSetUp` once, then `cuFileBatchIOSubmit` into every free slot
+//!   and `cuFileBatchIOGetStatus` for at least one event, refilling the slots the events
+//!   freed; each event's status and `ret` is checked. Each submission's entries live until
+//!   all of their events came back (or until a cancel).
 //!
 //! Every result goes through [`super::result`]; a piece of which fewer bytes were done is
 //! reported back (stream, batch) or continued here (sync), never taken as complete.
 //! Buffers are registered with [`BufRegistration`] (optional, as `gdsio -b` does it), which
 //! keeps a driver user so the driver outlives it.
 
+use std::collections::VecDeque;
 use std::ffi::c_void;
 use std::io;
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use gdswap_ffi::{
@@ -96,8 +102,24 @@ fn no_progress(op: Op, path: &Path, p: Piece, call: &str) -> Error {
 /// [`DeviceBuffer`]: its owner must drop it before the buffer (declaration order).
 pub struct BufRegistration {
     ptr: u64,
+    /// The device memory the registration pins, in whole 64 KiB GPU pages.
+    pinned: u64,
     driver: Driver,
     done: bool,
+}
+
+/// Device memory registered through [`BufRegistration`] in this process now (whole 64 KiB GPU
+/// pages: what nvidia-fs pins through the BAR1 aperture).
+static REGISTERED: AtomicU64 = AtomicU64::new(0);
+
+/// Device memory this process has registered with cuFile now, in whole 64 KiB GPU pages.
+pub fn registered_bytes() -> u64 {
+    REGISTERED.load(Ordering::SeqCst)
+}
+
+/// `len` in whole 64 KiB GPU pages.
+pub fn gpu_pages(len: u64) -> u64 {
+    len.div_ceil(64 * 1024).saturating_mul(64 * 1024)
 }
 
 impl BufRegistration {
@@ -109,8 +131,11 @@ impl BufRegistration {
             (driver.lib().required.buf_register)(ptr as *const c_void, buf.len().max(1), 0)
         };
         Call::new("cuFileBufRegister").check(status)?;
+        let pinned = gpu_pages(buf.len().max(1) as u64);
+        REGISTERED.fetch_add(pinned, Ordering::SeqCst);
         Ok(BufRegistration {
             ptr,
+            pinned,
             driver: driver.clone(),
             done: false,
         })
@@ -122,7 +147,9 @@ impl BufRegistration {
         self.call()
     }
 
+    /// Called exactly once per registration (`done` guards the drop).
     fn call(&self) -> Result<()> {
+        REGISTERED.fetch_sub(self.pinned, Ordering::SeqCst);
         // SAFETY: `ptr` was registered by this value, on this open driver, and is deregistered
         // once (`done` guards the drop); the allocation is still alive (see the type's doc).
         let status =
@@ -194,105 +221,246 @@ struct AsyncArgs {
     bytes_done: isize,
 }
 
-/// Synchronises the stream when dropped, so the arguments it guards are never freed while a
-/// queued operation may still use them.
-struct SyncOnDrop<'a>(&'a Stream);
+/// The flags gdswap registers its streams with: every size and offset is set before the
+/// operation is queued and never changed after (the values live in [`AsyncArgs`] until the
+/// stream ran it). `CU_FILE_STREAM_PAGE_ALIGNED_INPUTS` is not claimed: the continuation of a
+/// short transfer need not be 4 KiB aligned.
+pub const STREAM_FLAGS: u32 = gdswap_ffi::CU_FILE_STREAM_FIXED_BUF_OFFSET
+    | gdswap_ffi::CU_FILE_STREAM_FIXED_FILE_OFFSET
+    | gdswap_ffi::CU_FILE_STREAM_FIXED_FILE_SIZE;
 
-impl Drop for SyncOnDrop<'_> {
-    fn drop(&mut self) {
-        let _ = self.0.synchronize("waiting for queued cuFile operations");
+/// A CUDA stream registered with cuFile (`cuFileStreamRegister`, which cufile.h says reduces
+/// each operation's setup and teardown). Dropping it waits for the stream, then
+/// deregisters it (`cuFileStreamDeregister`), and only then destroys the stream: cuFile keeps
+/// per-stream resources that must not outlive it.
+pub struct CuFileStream {
+    driver: Driver,
+    stream: Stream,
+}
+
+impl CuFileStream {
+    /// A new stream of the current context, registered. Needs the stream API.
+    pub fn new(driver: &Driver) -> Result<CuFileStream> {
+        let lib = driver.lib();
+        let api = lib
+            .stream
+            .ok_or_else(|| Error::Resources(lib.require("stream").unwrap_err()))?;
+        let stream = Stream::new()?;
+        // SAFETY: the driver is open (`driver` is a user); the stream is alive and belongs to
+        // the current context; the flags are cufile.h's CU_FILE_STREAM_* bits.
+        let status = unsafe { (api.stream_register)(stream.raw() as _, STREAM_FLAGS) };
+        Call::new("cuFileStreamRegister").check(status)?;
+        Ok(CuFileStream {
+            driver: driver.clone(),
+            stream,
+        })
+    }
+
+    pub fn stream(&self) -> &Stream {
+        &self.stream
     }
 }
 
-/// Queues `pieces` as `cuFileReadAsync`/`WriteAsync` on `stream`, waits for the stream, and
-/// returns the bytes each one did (possibly fewer than asked: the caller continues them).
-/// Needs the stream API (the caller checks `require("stream")`).
-pub fn stream_window(
-    fh: &FileHandle,
-    buf: &DeviceBuffer,
-    stream: &Stream,
-    op: Op,
-    pieces: &[Piece],
-) -> Result<Vec<usize>> {
-    let lib = fh.driver().lib();
-    let api = lib
-        .stream
-        .ok_or_else(|| Error::Resources(lib.require("stream").unwrap_err()))?;
-    let name = call_name(op, "cuFileReadAsync", "cuFileWriteAsync");
-    let path = fh.file().path();
-    for p in pieces {
-        check_piece(buf, *p)?;
-    }
-    // Boxed slice: the addresses handed to cuFile never move.
-    let mut args: Box<[AsyncArgs]> = pieces
-        .iter()
-        .map(|p| AsyncArgs {
-            size: p.len,
-            file_offset: p.file_offset as i64,
-            buf_offset: p.buf_offset as i64,
-            bytes_done: isize::MIN,
-        })
-        .collect();
-    let base = buf.device_ptr() as *mut c_void;
-    {
-        // Declared after `args`, so dropped (the stream synchronised) before them, on every
-        // path out of this block.
-        let _sync = SyncOnDrop(stream);
-        for (a, p) in args.iter_mut().zip(pieces) {
-            // SAFETY: the handle is registered on an open driver; the device range is in
-            // `buf` (checked), which outlives this function; every pointer argument points
-            // into `args`, which is neither moved nor freed until `_sync` has synchronised
-            // the stream (it is dropped first); the stream belongs to the current context.
-            let status = unsafe {
-                match op {
-                    Op::Read => (api.read_async)(
-                        fh.raw(),
-                        base,
-                        &mut a.size,
-                        &mut a.file_offset,
-                        &mut a.buf_offset,
-                        &mut a.bytes_done,
-                        stream.raw() as _,
-                    ),
-                    Op::Write => (api.write_async)(
-                        fh.raw(),
-                        base,
-                        &mut a.size,
-                        &mut a.file_offset,
-                        &mut a.buf_offset,
-                        &mut a.bytes_done,
-                        stream.raw() as _,
-                    ),
-                }
-            };
-            Call::new(name)
-                .at(path, p.file_offset, p.len as u64)
-                .check(status)?;
+impl Drop for CuFileStream {
+    fn drop(&mut self) {
+        let _ = self.stream.synchronize("before cuFileStreamDeregister");
+        if let Some(api) = self.driver.lib().stream {
+            // SAFETY: the stream was registered by this value on this open driver and has no
+            // operation left (synchronised above); deregistered once, here, before `stream`
+            // (a later field) is destroyed. A failure cannot be reported from drop.
+            let _ = unsafe { (api.stream_deregister)(self.stream.raw() as _) };
         }
-        stream.synchronize(&format!("{name} on {}", path.display()))?;
     }
-    args.iter()
-        .zip(pieces)
-        .map(|(a, p)| {
+}
+
+/// One slot of a [`StreamQueue`]: its own stream, and the arguments of the one operation it
+/// may have queued.
+struct Slot {
+    /// Declared first: dropped (synchronised) before the arguments it may still read.
+    stream: CuFileStream,
+    args: Box<AsyncArgs>,
+    /// The piece queued on this slot and when its first part was submitted.
+    busy: Option<(Piece, Instant)>,
+}
+
+/// `--gds-api stream`: one registered stream per slot, so a queue depth of N means N
+/// `cuFileReadAsync`/`WriteAsync` in flight (a CUDA stream runs its operations one after
+/// another: one stream would move them serially). Slots are refilled as they complete.
+pub struct StreamQueue {
+    slots: Vec<Slot>,
+    /// Busy slots, in the order their operations were queued.
+    order: VecDeque<usize>,
+}
+
+impl StreamQueue {
+    /// `depth` registered streams of the current context.
+    pub fn new(driver: &Driver, depth: usize) -> Result<StreamQueue> {
+        let slots = (0..depth.max(1))
+            .map(|_| {
+                Ok(Slot {
+                    stream: CuFileStream::new(driver)?,
+                    args: Box::new(AsyncArgs {
+                        size: 0,
+                        file_offset: 0,
+                        buf_offset: 0,
+                        bytes_done: isize::MIN,
+                    }),
+                    busy: None,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(StreamQueue {
+            slots,
+            order: VecDeque::new(),
+        })
+    }
+
+    pub fn depth(&self) -> usize {
+        self.slots.len()
+    }
+
+    /// The first stream (for the copies of `fill`, `inspect` and tails).
+    pub fn first(&self) -> &Stream {
+        self.slots[0].stream.stream()
+    }
+
+    /// Moves every piece, keeping up to the depth in flight; `done(piece, started)` is called
+    /// when a piece is complete (short transfers are continued on a free slot first). The
+    /// oldest operation is waited for first, and each completion frees its slot for the next
+    /// piece at once. On an error every slot is waited for before it is returned, so nothing
+    /// is in flight afterwards.
+    pub fn run(
+        &mut self,
+        fh: &FileHandle,
+        buf: &DeviceBuffer,
+        op: Op,
+        pieces: &[Piece],
+        done: &mut dyn FnMut(Piece, Instant),
+    ) -> Result<()> {
+        let r = self.run_inner(fh, buf, op, pieces, done);
+        if r.is_err() {
+            self.drain();
+        }
+        r
+    }
+
+    fn drain(&mut self) {
+        while let Some(i) = self.order.pop_front() {
+            let _ = self.slots[i]
+                .stream
+                .stream()
+                .synchronize("draining after an error");
+            self.slots[i].busy = None;
+        }
+    }
+
+    fn run_inner(
+        &mut self,
+        fh: &FileHandle,
+        buf: &DeviceBuffer,
+        op: Op,
+        pieces: &[Piece],
+        done: &mut dyn FnMut(Piece, Instant),
+    ) -> Result<()> {
+        let lib = fh.driver().lib();
+        let api = lib
+            .stream
+            .ok_or_else(|| Error::Resources(lib.require("stream").unwrap_err()))?;
+        let name = call_name(op, "cuFileReadAsync", "cuFileWriteAsync");
+        let path = fh.file().path();
+        for p in pieces {
+            check_piece(buf, *p)?;
+        }
+        let base = buf.device_ptr() as *mut c_void;
+        // Continuations of short transfers, with when their piece was first submitted.
+        let mut again: VecDeque<(Piece, Instant)> = VecDeque::new();
+        let mut next = pieces.iter();
+        loop {
+            // Fill every free slot.
+            while let Some(free) = self.slots.iter().position(|s| s.busy.is_none()) {
+                let (p, started) = match again.pop_front() {
+                    Some(x) => x,
+                    None => match next.next() {
+                        Some(p) => (*p, Instant::now()),
+                        None => break,
+                    },
+                };
+                let slot = &mut self.slots[free];
+                *slot.args = AsyncArgs {
+                    size: p.len,
+                    file_offset: p.file_offset as i64,
+                    buf_offset: p.buf_offset as i64,
+                    bytes_done: isize::MIN,
+                };
+                let a: &mut AsyncArgs = &mut slot.args;
+                let stream = slot.stream.stream().raw();
+                // SAFETY: the handle is registered on an open driver; the device range is in
+                // `buf` (checked), which outlives this call's operations (every slot is waited
+                // for before `run` returns); every pointer argument points into this slot's
+                // boxed arguments, which are neither moved nor rewritten nor freed until the
+                // slot's stream has been synchronised (a slot is reused only after that, and
+                // its stream is synchronised before the box is dropped); the stream belongs to
+                // the current context and is registered with cuFile.
+                let status = unsafe {
+                    match op {
+                        Op::Read => (api.read_async)(
+                            fh.raw(),
+                            base,
+                            &mut a.size,
+                            &mut a.file_offset,
+                            &mut a.buf_offset,
+                            &mut a.bytes_done,
+                            stream as _,
+                        ),
+                        Op::Write => (api.write_async)(
+                            fh.raw(),
+                            base,
+                            &mut a.size,
+                            &mut a.file_offset,
+                            &mut a.buf_offset,
+                            &mut a.bytes_done,
+                            stream as _,
+                        ),
+                    }
+                };
+                Call::new(name)
+                    .at(path, p.file_offset, p.len as u64)
+                    .check(status)?;
+                slot.busy = Some((p, started));
+                self.order.push_back(free);
+            }
+            // Wait for the oldest operation in flight.
+            let Some(i) = self.order.pop_front() else {
+                return Ok(());
+            };
+            let slot = &mut self.slots[i];
+            let (p, started) = slot.busy.take().expect("an ordered slot is busy");
+            slot.stream
+                .stream()
+                .synchronize(&format!("{name} on {}", path.display()))?;
             let call = Call::new(name).at(path, p.file_offset, p.len as u64);
-            if a.bytes_done == isize::MIN {
+            if slot.args.bytes_done == isize::MIN {
                 return Err(call.failed(Failure::Os(io::Error::other(
                     "the stream finished without the operation reporting its bytes",
                 ))));
             }
-            let n = call.bytes(a.bytes_done, 0)?;
+            let n = call.bytes(slot.args.bytes_done, 0)?;
             if n == 0 {
-                return Err(no_progress(op, path, *p, name));
+                return Err(no_progress(op, path, p, name));
             }
-            Ok(n.min(p.len))
-        })
-        .collect()
+            if n < p.len {
+                again.push_back((p.rest(n), started));
+            } else {
+                done(p, started);
+            }
+        }
+    }
 }
 
-/// How long one window of batch entries may take before it is cancelled.
-const BATCH_WINDOW_LIMIT: Duration = Duration::from_secs(120);
+/// How long a batch may go without any event coming back before it is cancelled.
+const BATCH_STALL_LIMIT: Duration = Duration::from_secs(120);
 
-/// A batch I/O context (`cuFileBatchIOSetUp`) for up to `capacity` entries per submit,
+/// A batch I/O context (`cuFileBatchIOSetUp`) for up to `capacity` entries in flight,
 /// destroyed on drop. Needs the batch API (the caller checks `require("batch")`).
 pub struct Batch {
     handle: CUfileBatchHandle_t,
@@ -303,6 +471,12 @@ pub struct Batch {
 // SAFETY: the batch handle is an opaque token that cuFile accepts from any thread; one worker
 // owns and uses it.
 unsafe impl Send for Batch {}
+
+/// One submission's entries, alive until each of its events came back (or a cancel).
+struct Submission {
+    params: Vec<CUfileIOParams_t>,
+    left: usize,
+}
 
 impl Batch {
     pub fn new(driver: &Driver, capacity: u32) -> Result<Batch> {
@@ -325,17 +499,21 @@ impl Batch {
         self.capacity
     }
 
-    /// Submits `pieces` (at most the capacity) and collects every entry's event; returns the
-    /// bytes each did (possibly fewer than asked: the caller continues them). Every event is
-    /// collected before the first failure is returned, so no entry is still in flight.
+    /// Moves every piece through the batch, keeping up to its capacity in flight: entries are
+    /// submitted while slots are free, `cuFileBatchIOGetStatus` waits for at least one event,
+    /// and every completed entry frees its slot for the next piece at once (the window is
+    /// refilled, not drained). `done(piece, started)` is called when a piece is complete
+    /// (short ones are continued first). Each event's status and `ret` is checked; on any
+    /// failure the batch is cancelled (cuFile then no longer touches the entries) before the
+    /// error is returned, so nothing is in flight afterwards.
     pub fn run(
         &mut self,
         fh: &FileHandle,
         buf: &DeviceBuffer,
         op: Op,
         pieces: &[Piece],
-    ) -> Result<Vec<usize>> {
-        assert!(pieces.len() <= self.capacity, "batch window over capacity");
+        done: &mut dyn FnMut(Piece, Instant),
+    ) -> Result<()> {
         let lib = self.driver.lib();
         let api = lib
             .batch
@@ -346,95 +524,135 @@ impl Batch {
             check_piece(buf, *p)?;
         }
         let base = buf.device_ptr() as *mut c_void;
-        let mut params: Vec<CUfileIOParams_t> = pieces
-            .iter()
-            .enumerate()
-            .map(|(i, p)| CUfileIOParams_t {
-                mode: CUfileBatchMode::BATCH,
-                u: CUfileIOParamsUnion {
-                    batch: CUfileIOParamsBatch {
-                        devPtr_base: base,
-                        file_offset: p.file_offset as i64,
-                        devPtr_offset: p.buf_offset as i64,
-                        size: p.len,
-                    },
-                },
-                fh: fh.raw(),
-                opcode: match op {
-                    Op::Read => CUfileOpcode::READ,
-                    Op::Write => CUfileOpcode::WRITE,
-                },
-                // The entry's index, to find its piece again.
-                cookie: i as *mut c_void,
-            })
-            .collect();
-        let n = pieces.len() as u32;
-        // SAFETY: the handle is a live batch context; `params` holds `n` well-formed entries
-        // whose device ranges lie in `buf` (checked) and stays alive until every event was
-        // collected or the batch cancelled (below); flags 0.
-        let status = unsafe { (api.submit)(self.handle, n, params.as_mut_ptr(), 0) };
-        Call::new("cuFileBatchIOSubmit").on(path).check(status)?;
-
-        let mut results: Vec<Option<Result<usize>>> = (0..pieces.len()).map(|_| None).collect();
+        // Entries in flight, by cookie (a slot number below the capacity): the piece, when it
+        // was first submitted, and the submission holding its parameters.
+        let mut inflight: Vec<Option<(Piece, Instant, usize)>> = vec![None; self.capacity];
+        let mut submissions: Vec<Option<Submission>> = Vec::new();
+        let mut again: VecDeque<(Piece, Instant)> = VecDeque::new();
+        let mut next = pieces.iter();
         let mut events = vec![
             CUfileIOEvents_t {
                 cookie: std::ptr::null_mut(),
                 status: CUfileStatus::WAITING,
                 ret: 0,
             };
-            pieces.len()
+            self.capacity
         ];
-        let mut left = pieces.len();
-        let started = Instant::now();
-        while left > 0 {
-            let mut nr = left as u32;
+        let mut last_progress = Instant::now();
+        loop {
+            // Submit into every free slot at once.
+            let sub = submissions.len();
+            let mut params = Vec::new();
+            while let Some(slot) = inflight.iter().position(Option::is_none) {
+                let (p, started) = match again.pop_front() {
+                    Some(x) => x,
+                    None => match next.next() {
+                        Some(p) => (*p, Instant::now()),
+                        None => break,
+                    },
+                };
+                params.push(CUfileIOParams_t {
+                    mode: CUfileBatchMode::BATCH,
+                    u: CUfileIOParamsUnion {
+                        batch: CUfileIOParamsBatch {
+                            devPtr_base: base,
+                            file_offset: p.file_offset as i64,
+                            devPtr_offset: p.buf_offset as i64,
+                            size: p.len,
+                        },
+                    },
+                    fh: fh.raw(),
+                    opcode: match op {
+                        Op::Read => CUfileOpcode::READ,
+                        Op::Write => CUfileOpcode::WRITE,
+                    },
+                    cookie: slot as *mut c_void,
+                });
+                inflight[slot] = Some((p, started, sub));
+            }
+            if !params.is_empty() {
+                let n = params.len() as u32;
+                let mut s = Submission {
+                    left: params.len(),
+                    params,
+                };
+                // SAFETY: the handle is a live batch context; `s.params` holds `n`
+                // well-formed entries whose device ranges lie in `buf` (checked), and at most
+                // the capacity is in flight (one entry per free slot); the Vec's buffer is
+                // never moved or freed until every one of its events came back or the batch
+                // was cancelled (`submissions` keeps it); flags 0.
+                let status = unsafe { (api.submit)(self.handle, n, s.params.as_mut_ptr(), 0) };
+                submissions.push(Some(s));
+                if let Err(e) = Call::new("cuFileBatchIOSubmit").on(path).check(status) {
+                    self.cancel();
+                    return Err(e);
+                }
+            }
+            let pending = inflight.iter().filter(|e| e.is_some()).count();
+            if pending == 0 {
+                return Ok(());
+            }
+            let mut nr = pending as u32;
             let mut timeout = timespec {
                 tv_sec: 1,
                 tv_nsec: 0,
             };
-            // SAFETY: `events` has room for `nr` (= left <= its length) events; the handle
-            // is live; the timeout is a valid timespec for the call.
+            // SAFETY: `events` has room for `nr` (= pending <= capacity) events; the handle is
+            // live; the timeout is a valid timespec for the call.
             let status = unsafe {
                 (api.get_status)(self.handle, 1, &mut nr, events.as_mut_ptr(), &mut timeout)
             };
             let got = Call::new("cuFileBatchIOGetStatus").on(path).check(status);
-            let timed_out = started.elapsed() > BATCH_WINDOW_LIMIT;
-            if got.is_err() || timed_out || nr as usize > left {
+            if nr > 0 {
+                last_progress = Instant::now();
+            }
+            let stalled = last_progress.elapsed() > BATCH_STALL_LIMIT;
+            if got.is_err() || stalled || nr as usize > pending {
                 self.cancel();
                 got?;
                 return Err(Error::Resources(format!(
                     "cuFileBatchIOGetStatus on {}: {}; the batch was cancelled",
                     path.display(),
-                    if timed_out {
+                    if stalled {
                         format!(
-                            "{left} entries still pending after {} s",
-                            BATCH_WINDOW_LIMIT.as_secs()
+                            "{pending} entries still pending after {} s without an event",
+                            BATCH_STALL_LIMIT.as_secs()
                         )
                     } else {
-                        format!("returned {nr} events for {left} pending entries")
+                        format!("returned {nr} events for {pending} pending entries")
                     }
                 )));
             }
             for e in &events[..nr as usize] {
                 let i = e.cookie as usize;
-                let Some(slot) = results.get_mut(i).filter(|s| s.is_none()) else {
+                let Some((p, started, sub)) = inflight.get_mut(i).and_then(Option::take) else {
                     self.cancel();
                     return Err(Error::Resources(format!(
                         "cuFileBatchIOGetStatus on {}: an event with an unknown or repeated cookie {i}; the batch was cancelled",
                         path.display()
                     )));
                 };
-                let p = pieces[i];
+                if let Some(s) = submissions[sub].as_mut() {
+                    s.left -= 1;
+                    if s.left == 0 {
+                        submissions[sub] = None;
+                    }
+                }
                 let call = Call::new(name).at(path, p.file_offset, p.len as u64);
-                *slot = Some(event_result(call, e, op, path, p, name));
-                left -= 1;
+                let n = match event_result(call, e, op, path, p, name) {
+                    Ok(n) => n,
+                    Err(err) => {
+                        self.cancel();
+                        return Err(err);
+                    }
+                };
+                if n < p.len {
+                    again.push_back((p.rest(n), started));
+                } else {
+                    done(p, started);
+                }
             }
         }
-        drop(params);
-        results
-            .into_iter()
-            .map(|r| r.expect("every entry has its event"))
-            .collect()
     }
 
     fn cancel(&self) {

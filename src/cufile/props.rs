@@ -21,6 +21,12 @@ pub struct DriverProperties {
     /// Bits of `dstatusflags` this build has no name for.
     pub unknown_status_bits: Vec<u32>,
     pub allow_compat_mode: bool,
+    /// 1.17+ `posix_io_mode`: every I/O is plain POSIX I/O, never nvidia-fs or P2PDMA.
+    #[serde(default)]
+    pub posix_io_mode: bool,
+    /// 1.17+ `gds_fallback_io`: a GDS I/O that fails is retried through POSIX.
+    #[serde(default)]
+    pub fallback_io_mode: bool,
     pub use_poll_mode: bool,
     pub poll_threshold_kb: u64,
     pub max_direct_io_kb: u64,
@@ -75,6 +81,8 @@ impl DriverProperties {
                 .filter(|b| has_bit(status, *b) && !known(*b))
                 .collect(),
             allow_compat_mode: has_bit(p.nvfs.dcontrolflags, Control::ALLOW_COMPAT_MODE.0),
+            posix_io_mode: has_bit(p.nvfs.dcontrolflags, Control::POSIX_IO_MODE.0),
+            fallback_io_mode: has_bit(p.nvfs.dcontrolflags, Control::FALLBACK_IO_MODE.0),
             use_poll_mode: has_bit(p.nvfs.dcontrolflags, Control::USE_POLL_MODE.0),
             poll_threshold_kb: p.nvfs.poll_thresh_size as u64,
             max_direct_io_kb: p.nvfs.max_direct_io_size as u64,
@@ -92,10 +100,13 @@ impl DriverProperties {
     }
 
     /// The direct path the driver can offer at best, before any per-file probe:
-    /// `gpudirect (nvidia-fs)` when nvidia-fs is loaded, `gpudirect (p2pdma)` when only kernel
-    /// PCI P2PDMA is (CUDA 12.8+), else compat mode (if allowed) or nothing.
+    /// compat (POSIX) when the POSIX I/O mode is on (1.17+: every I/O is POSIX, nvidia-fs
+    /// loaded or not), `gpudirect (nvidia-fs)` when nvidia-fs is loaded, `gpudirect (p2pdma)`
+    /// when only kernel PCI P2PDMA is (CUDA 12.8+), else compat mode (if allowed) or nothing.
     pub fn best_path(&self) -> &'static str {
-        if self.nvidia_fs_version.is_some() {
+        if self.posix_io_mode {
+            "compat (posix via host bounce)"
+        } else if self.nvidia_fs_version.is_some() {
             "gpudirect (nvidia-fs)"
         } else if self.features.iter().any(|f| f == "p2pdma")
             || self.supported.iter().any(|s| s == "nvme_p2p")
@@ -155,6 +166,19 @@ mod tests {
         let d = DriverProperties::decode(&props(0, 0, 0, 1 << 0, 0));
         assert!(d.use_poll_mode && !d.allow_compat_mode);
         assert!(d.best_path().starts_with("none"));
+    }
+
+    /// cuFile 1.17+'s POSIX I/O mode (dcontrolflags bit 2) moves every byte with POSIX I/O:
+    /// never reported as nvidia-fs, even with nvidia-fs loaded. The fallback mode (bit 4) is
+    /// decoded too.
+    #[test]
+    fn posix_io_mode_is_compat_whatever_else_is_loaded() {
+        let d = DriverProperties::decode(&props(2, 17, 1 << 4, 1 << 1 | 1 << 2, 1 << 4));
+        assert!(d.posix_io_mode && !d.fallback_io_mode);
+        assert_eq!(d.best_path(), "compat (posix via host bounce)");
+        let d = DriverProperties::decode(&props(2, 17, 1 << 4, 1 << 4, 0));
+        assert!(!d.posix_io_mode && d.fallback_io_mode && !d.allow_compat_mode);
+        assert_eq!(d.best_path(), "gpudirect (nvidia-fs)");
     }
 
     #[test]

@@ -1,11 +1,18 @@
 //! cuFile's statistics (1.15+): the per-I/O proof of which path the bytes took.
 //!
 //! Level 3 has, per GPU, the number of reads and writes that went through nvidia-fs, PCI
-//! P2PDMA or POSIX (compat mode). The `gds` backend turns collection on after opening the driver
-//! and reads the counters when its workers are done, before the driver closes. The structs'
-//! layouts changed between 1.15 and 1.20 (level 1 grew, shifting levels 2 and 3): the version
-//! from `cuFileGetVersion` picks the type; a library that cannot say its version, or is older
-//! than 1.15, gets no statistics read.
+//! P2PDMA or POSIX (compat mode); levels 1 and 2 have no per-path counters for plain reads
+//! and writes, so the verdict needs level 3. The structs' layouts changed at 1.19 (level 1
+//! grew by 112 bytes of readv/writev counters, shifting levels 2 and 3): 1.15-1.18 share
+//! 1.15's layout (level 3: 5000 bytes), 1.19.x already has 1.20's (5112 bytes), as the PyPI
+//! wheels' headers show (tests/cufile_layout.rs). The version from `cuFileGetVersion` picks
+//! the layout, threshold 1190; the buffer handed to cuFile is always at least the largest
+//! known layout, so a library newer (or older) than its version says cannot write past it. A
+//! library that cannot say its version, or is older than 1.15, gets no statistics read.
+//!
+//! [`start`] resets the counters (the driver stays open across runs, and so do they) and turns
+//! level 3 on; [`stop`] turns collection off again. The `gds` backend counts the warm-up loops
+//! and stops before the measured ones (see `backend/gds.rs`).
 
 use gdswap_ffi::{CUfilePerGpuStats_t, CUfileStatsLevel3_v1_15, CUfileStatsLevel3_v1_20};
 
@@ -13,6 +20,19 @@ use super::driver::Driver;
 use super::loader::CuFileVersion;
 use super::result::Call;
 use crate::error::{Error, Result};
+
+/// The first version with the larger statistics layout (1.19.0).
+pub const LARGE_LAYOUT_FROM: CuFileVersion = CuFileVersion {
+    major: 1,
+    minor: 19,
+};
+
+/// The buffer every `cuFileGetStatsL3` writes into: the largest known layout.
+type Largest = CUfileStatsLevel3_v1_20;
+const _: () = assert!(
+    std::mem::size_of::<Largest>() >= std::mem::size_of::<CUfileStatsLevel3_v1_15>()
+        && std::mem::align_of::<Largest>() >= std::mem::align_of::<CUfileStatsLevel3_v1_15>()
+);
 
 /// I/Os per path, reads and writes together, over all GPUs.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -34,6 +54,11 @@ impl PathCounts {
     }
 }
 
+/// Whether a library of version `v` writes the large (1.19+) layout.
+pub fn large_layout(v: CuFileVersion) -> bool {
+    v >= LARGE_LAYOUT_FROM
+}
+
 /// Which level-3 layout a library of this version uses, or why none can be read.
 fn layout(driver: &Driver) -> std::result::Result<bool, String> {
     let lib = driver.lib();
@@ -47,19 +72,15 @@ fn layout(driver: &Driver) -> std::result::Result<bool, String> {
         major: 1,
         minor: 15,
     };
-    let v1_20 = CuFileVersion {
-        major: 1,
-        minor: 20,
-    };
     if v < v1_15 {
         return Err(format!(
             "cuFile {v} has statistics symbols but predates 1.15"
         ));
     }
-    Ok(v >= v1_20)
+    Ok(large_layout(v))
 }
 
-/// Turns level-3 collection on (the driver must be open).
+/// Resets the counters and turns level-3 collection on (the driver must be open).
 pub fn start(driver: &Driver) -> Result<()> {
     layout(driver).map_err(Error::Resources)?;
     let api = driver.lib().stats.expect("checked by layout");
@@ -67,32 +88,63 @@ pub fn start(driver: &Driver) -> Result<()> {
     let status = unsafe { (api.set_level)(3) };
     Call::new("cuFileSetStatsLevel").check(status)?;
     // SAFETY: no arguments; the driver is open.
+    let status = unsafe { (api.reset)() };
+    Call::new("cuFileStatsReset").check(status)?;
+    // SAFETY: no arguments; the driver is open.
     let status = unsafe { (api.start)() };
     Call::new("cuFileStatsStart").check(status)
 }
 
-/// The counters so far (the driver must still be open).
-pub fn read(driver: &Driver) -> Result<PathCounts> {
-    let v1_20 = layout(driver).map_err(Error::Resources)?;
+/// Turns collection off (`cuFileStatsStop`, then level 0), so later I/O pays nothing for it.
+/// The counters must be read before: level 0 makes `cuFileGetStatsL3` refuse.
+pub fn stop(driver: &Driver) -> Result<()> {
+    layout(driver).map_err(Error::Resources)?;
     let api = driver.lib().stats.expect("checked by layout");
+    // SAFETY: no arguments; the driver is open (`driver` is a user).
+    let status = unsafe { (api.stop)() };
+    Call::new("cuFileStatsStop").check(status)?;
+    // SAFETY: plain integer argument; the driver is open.
+    let status = unsafe { (api.set_level)(0) };
+    Call::new("cuFileSetStatsLevel").check(status)
+}
+
+/// The counters so far (the driver must still be open, level 3 on).
+pub fn read(driver: &Driver) -> Result<PathCounts> {
+    let large = layout(driver).map_err(Error::Resources)?;
+    let api = driver.lib().stats.expect("checked by layout");
+    let mut buf = Box::<Largest>::default();
+    // SAFETY: `buf` is a zeroed struct of the largest known level-3 layout (checked against
+    // the real 1.15-1.20 headers by tests/cufile_layout.rs), so no version's struct overruns
+    // it; alive for the call; the driver is open.
+    let status = unsafe { (api.get_l3)(&mut *buf as *mut Largest as *mut std::ffi::c_void) };
+    Call::new("cuFileGetStatsL3").check(status)?;
     let mut counts = PathCounts::default();
-    let get = |p: *mut std::ffi::c_void| {
-        // SAFETY: `p` points to a zeroed level-3 struct of the layout this library's version
-        // uses (checked against the real 1.15 and 1.20 headers by tests/cufile_layout.rs),
-        // alive for the call; the driver is open.
-        let status = unsafe { (api.get_l3)(p) };
-        Call::new("cuFileGetStatsL3").check(status)
-    };
-    if v1_20 {
-        let mut s = Box::<CUfileStatsLevel3_v1_20>::default();
-        get(&mut *s as *mut _ as *mut std::ffi::c_void)?;
-        let n = (s.num_gpus as usize).min(s.per_gpu_stats.len());
-        s.per_gpu_stats[..n].iter().for_each(|g| counts.add(g));
+    if large {
+        let n = (buf.num_gpus as usize).min(buf.per_gpu_stats.len());
+        buf.per_gpu_stats[..n].iter().for_each(|g| counts.add(g));
     } else {
-        let mut s = Box::<CUfileStatsLevel3_v1_15>::default();
-        get(&mut *s as *mut _ as *mut std::ffi::c_void)?;
+        // SAFETY: the smaller 1.15 layout lies at the start of the buffer (size and alignment
+        // asserted above); every field is an integer or an integer array, so any bytes are a
+        // valid value.
+        let s: CUfileStatsLevel3_v1_15 =
+            unsafe { std::ptr::read(&*buf as *const Largest as *const CUfileStatsLevel3_v1_15) };
         let n = (s.num_gpus as usize).min(s.per_gpu_stats.len());
         s.per_gpu_stats[..n].iter().for_each(|g| counts.add(g));
     }
     Ok(counts)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_large_layout_starts_at_1_19() {
+        let v = |major, minor| CuFileVersion { major, minor };
+        assert!(!large_layout(v(1, 15)));
+        assert!(!large_layout(v(1, 18)));
+        assert!(large_layout(v(1, 19)));
+        assert!(large_layout(v(1, 20)));
+        assert!(large_layout(v(2, 0)));
+    }
 }

@@ -64,6 +64,10 @@ pub struct GdsPath {
     pub path: String,
     /// The evidence: driver properties, the strict per-file probe, or why there was none.
     pub reason: String,
+    /// What else the reader must know about the cuFile setup (e.g. buffers left unregistered
+    /// because they were over cuFile's pinning limit); each becomes a `gds-note` warning.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
 }
 
 impl GdsPath {

@@ -31,6 +31,11 @@ pub enum Warning {
     FewBounceBuffers { chunks: usize, queue_depth: u32 },
     /// A gds run whose bytes went through cuFile's compat mode, not GPUDirect.
     GdsCompat { reason: String },
+    /// A gds run with a block size that is not a multiple of 4 KiB: cuFile takes its
+    /// unaligned path (staging through its own bounce buffers, read-modify-write on writes).
+    GdsUnalignedBlock { block: u64 },
+    /// Something about the cuFile setup the reader must know (e.g. buffers left unregistered).
+    GdsNote { note: String },
 }
 
 /// A warning as it is stored in reports.
@@ -52,6 +57,8 @@ impl Warning {
             Warning::WritesUnverified => "writes-unverified",
             Warning::FewBounceBuffers { .. } => "few-bounce-buffers",
             Warning::GdsCompat { .. } => "gds-compat",
+            Warning::GdsUnalignedBlock { .. } => "gds-unaligned-block",
+            Warning::GdsNote { .. } => "gds-note",
         }
     }
 
@@ -76,6 +83,11 @@ impl Warning {
             Warning::GdsCompat { reason } => format!(
                 "GDS COMPAT MODE: these bytes did NOT take GPUDirect Storage; cuFile moved them with POSIX I/O through host memory ({reason})"
             ),
+            Warning::GdsUnalignedBlock { block } => format!(
+                "--block-size {} is not a multiple of 4 KiB: cuFile takes its unaligned path for these requests (through its own bounce buffers), not the direct one",
+                Bytes(*block)
+            ),
+            Warning::GdsNote { note } => note.clone(),
         }
     }
 
@@ -94,6 +106,10 @@ impl Warning {
             }
             Warning::GdsCompat { .. } => {
                 "run gdswap check --path FILE --backend gds to see why (nvidia-fs loaded? filesystem and mount options supported?); --require-gpudirect makes this an error"
+            }
+            Warning::GdsUnalignedBlock { .. } => "use a --block-size that is a multiple of 4 KiB",
+            Warning::GdsNote { .. } => {
+                "fewer --threads or a smaller --size per thread keeps every buffer registered; max_device_pinned_mem_size in cufile.json and the GPU's BAR1 size (nvidia-smi -q) bound what cuFile can pin"
             }
         }
     }
@@ -157,6 +173,14 @@ pub fn assess(r: &RunReport, pages: Option<PageBacking>) -> Vec<Warning> {
             reason: p.reason.clone(),
         });
     }
+    if r.params.backend == "gds" && r.params.block_size_bytes % 4096 != 0 {
+        out.push(Warning::GdsUnalignedBlock {
+            block: r.params.block_size_bytes,
+        });
+    }
+    if let Some(p) = &r.gds_path {
+        out.extend(p.notes.iter().map(|n| Warning::GdsNote { note: n.clone() }));
+    }
     out
 }
 
@@ -211,5 +235,29 @@ mod tests {
         for w in assess(&r, Some(PageBacking::Base4K)) {
             assert!(!w.message().is_empty() && !w.hint().is_empty());
         }
+    }
+
+    #[test]
+    fn gds_blocks_off_4k_and_gds_notes_warn() {
+        let mut r = crate::report::tests::sample();
+        r.params.backend = "gds".into();
+        r.params.block_size_bytes = 6 * 1024;
+        r.params.size_bytes = 6 * 1024 * 100;
+        r.gds_path = Some(crate::report::GdsPath {
+            path: crate::report::GdsPath::NVIDIA_FS.into(),
+            reason: "x".into(),
+            notes: vec!["a 2MiB device buffer was left unregistered".into()],
+        });
+        let w = assess(&r, Some(PageBacking::Hugetlb2M));
+        let codes: Vec<_> = w.iter().map(|w| w.code()).collect();
+        assert_eq!(codes, ["gds-unaligned-block", "gds-note"]);
+        assert_eq!(w[0].message(), "--block-size 6KiB is not a multiple of 4 KiB: cuFile takes its unaligned path for these requests (through its own bounce buffers), not the direct one");
+        assert_eq!(w[1].message(), "a 2MiB device buffer was left unregistered");
+        // 4 KiB multiples, or another backend: no block warning.
+        r.params.block_size_bytes = 8 * 1024;
+        assert_eq!(assess(&r, Some(PageBacking::Hugetlb2M)).len(), 1);
+        r.params.block_size_bytes = 6 * 1024;
+        r.params.backend = "bounce".into();
+        assert_eq!(assess(&r, Some(PageBacking::Hugetlb2M)).len(), 1);
     }
 }

@@ -16,6 +16,56 @@
  * Compat mode can also be disallowed with CUFILE_ENV_PATH_JSON naming a file that holds
  * "allow_compat_mode": false (read at cuFileDriverOpen, as the real library does).
  *
+ * Rules the real library enforces that the fake enforces too, each with where it comes from
+ * (cufile.h = the header of the PyPI wheels nvidia-cufile(-cu12) 1.14-1.20; "API reference" =
+ * NVIDIA's cuFile API reference guide; "binary" = strings and behaviour of libcufile.so.0):
+ * - Every call but the parameter, version and use-count ones needs the driver open:
+ *   CU_FILE_DRIVER_NOT_INITIALIZED (cufile.h return lists).
+ * - cuFileDriverOpen needs a CUDA context current on the calling thread; without one it fails
+ *   with CU_FILE_CUDA_DRIVER_ERROR and cu_err CUDA_ERROR_INVALID_CONTEXT (API reference,
+ *   Usage: "APIs with GPU buffers should be called in a valid CUDA context"; seen by cudf).
+ *   Checked when the libcuda.so.1 found is the fake one (tests/fakes/fake_cuda.c).
+ * - Parameters are set only before the driver opens: CU_FILE_DRIVER_ALREADY_OPEN (cufile.h,
+ *   cuFileSetParameter*).
+ * - cuFileHandleRegister: type CU_FILE_HANDLE_TYPE_OPAQUE_FD with no fs_ops, else
+ *   CU_FILE_INVALID_VALUE; the fd must be O_DIRECT, else CU_FILE_DIO_NOT_SET (cufile.h); an fd
+ *   registered twice gets CU_FILE_HANDLE_ALREADY_REGISTERED (5028) until deregistered
+ *   (cufile.h: "file handle/descriptor is already registered"; binary: "file is already
+ *   registered under same fd"; API reference, Dynamic Interactions); I/O through a handle not
+ *   registered is -CU_FILE_HANDLE_NOT_REGISTERED.
+ * - cuFileBufRegister: flags only CU_FILE_RDMA_REGISTER | CU_FILE_RDMA_RELAXED_ORDERING, else
+ *   CU_FILE_INVALID_VALUE (cufile.h); a base registered twice gets
+ *   CU_FILE_MEMORY_ALREADY_REGISTERED (cufile.h); the pointer must be device memory of the
+ *   fake libcuda, else CU_FILE_CUDA_POINTER_INVALID; registered memory is pinned in whole 64 KiB
+ *   GPU pages: past max_device_pinned_mem_size (FAKE_CUFILE_MAX_PINNED_KB, also what the
+ *   properties report) CU_FILE_INVALID_MAPPING_SIZE (5016), past the GPU's BAR1 aperture
+ *   (FAKE_CUFILE_BAR1_BYTES) CU_FILE_GPU_MEMORY_PINNING_FAILED (5036). Which of the two codes
+ *   the real library returns for which limit is not documented: the fake's split is a choice,
+ *   and gdswap treats both alike.
+ * - I/O into a registered buffer must stay inside its registration:
+ *   -CU_FILE_INVALID_MAPPING_RANGE; O_DIRECT alignment rules apply (EINVAL), as on the direct
+ *   path.
+ * - cuFileReadAsync/WriteAsync read their pointer arguments when the stream runs the
+ *   operation (cufile.h), and a stream runs its operations in order (CUDA): the fake queues
+ *   them on the fake CUDA stream.
+ * - cuFileStreamRegister: flags only the four CU_FILE_STREAM_* bits, else
+ *   CU_FILE_INVALID_VALUE (cufile.h: "supported FLAGS are ..."); destroying a stream still
+ *   registered leaves cuFile's per-stream resources behind (cufile.h: cuFileStreamDeregister
+ *   "deallocates resources used by previous cuFile asynchronous operations for the cuda
+ *   stream"): the fake libcuda's cuStreamDestroy aborts on it.
+ * - Batch: SetUp of 1..128 entries (max_batch_io_size), submit flags 0, mode CUFILE_BATCH and
+ *   opcode READ/WRITE, else CU_FILE_INVALID_VALUE; more entries in flight than SetUp allowed:
+ *   CU_FILE_BATCH_FULL (cufile.h). GetStatus needs min_nr <= *nr and returns between min_nr
+ *   and *nr events within its timeout.
+ * - Statistics: level 0-3 (cufile.h), Start needs a level, GetStatsL1/2/3 need at least that
+ *   level; the structs are written in the layout of the version cuFileGetVersion reports:
+ *   1.15's below 1190, the larger 1.19/1.20 one from 1190 (the wheels' headers).
+ * Not enforced (unknown or not modelled): what cuFileStreamDeregister of a stream never
+ * registered returns (the fake says CU_FILE_INVALID_VALUE); whether a batch accepts a submit
+ * while entries are pending (the fake does, up to its size: CU_FILE_BATCH_FULL suggests so,
+ * kvikio's BatchHandle documents one submit at a time); compat mode's bouncing of unaligned
+ * I/O (the fake always takes the direct path's O_DIRECT rules).
+ *
  * Behaviour is set per process by environment variables (read at each call), or in-process by
  * fake_cufile_set(name, value), which wins over the environment:
  *   FAKE_CUFILE_OPEN_ERR       CUfileOpError cuFileDriverOpen returns (default 0)
@@ -38,7 +88,14 @@
  *   FAKE_CUFILE_STATS_POSIX    1: the statistics count every I/O as POSIX (compat), whatever
  *                              the probe and properties say
  *   FAKE_CUFILE_VERSION        what the full build's cuFileGetVersion says (default 1200); the
- *                              statistics are written in 1.15's layout below 1200
+ *                              statistics are written in 1.15's layout below 1190
+ *   FAKE_CUFILE_BAR1_BYTES     the GPU's BAR1 aperture: registrations past it fail (0: none)
+ *   FAKE_CUFILE_MAX_PINNED_KB  max_device_pinned_mem_size (default 33554432, 32 GiB)
+ *   FAKE_CUFILE_IO_DELAY_US    each read/write takes this long (a device's latency); batch
+ *                              entries become ready between a quarter of it and all of it
+ *   FAKE_CUFILE_TRACE          a file to which the process appends at exit the most I/Os seen
+ *                              in flight on one file at once (max_in_flight) and how many
+ *                              batch submits came while entries were pending
  */
 #define _GNU_SOURCE
 #include <dlfcn.h>
@@ -50,6 +107,7 @@
 #include <stdlib.h>
 #include <pthread.h>
 #include <string.h>
+#include <time.h>
 #include "cufile.h"
 
 static long overrides_set[32];
@@ -61,9 +119,11 @@ static const char *names[32] = {"FAKE_CUFILE_OPEN_ERR", "FAKE_CUFILE_OPEN_CU_ERR
                                 "FAKE_CUFILE_BUF_REGISTER_ERR", "FAKE_CUFILE_IO_MAX",
                                 "FAKE_CUFILE_IO_FAIL_AT", "FAKE_CUFILE_IO_FAIL_RET",
                                 "FAKE_CUFILE_BATCH_FAIL_STATUS", "FAKE_CUFILE_OPEN_HANG",
-                                "FAKE_CUFILE_STATS_POSIX", "FAKE_CUFILE_VERSION", NULL};
+                                "FAKE_CUFILE_STATS_POSIX", "FAKE_CUFILE_VERSION",
+                                "FAKE_CUFILE_BAR1_BYTES", "FAKE_CUFILE_MAX_PINNED_KB",
+                                "FAKE_CUFILE_IO_DELAY_US", NULL};
 enum { K_BUF_REGISTER_ERR = 8, K_IO_MAX, K_IO_FAIL_AT, K_IO_FAIL_RET, K_BATCH_FAIL_STATUS, K_OPEN_HANG,
-       K_STATS_POSIX, K_VERSION };
+       K_STATS_POSIX, K_VERSION, K_BAR1, K_MAX_PINNED_KB, K_IO_DELAY_US };
 
 static long knob(int i, long dflt) {
     if (overrides_set[i]) return overrides[i];
@@ -82,6 +142,7 @@ int fake_cufile_set(const char *name, long value) {
     return -1;
 }
 
+static void *cuda_sym(const char *name);
 static long opens;
 static int compat_allowed = 1;
 static long handles;
@@ -132,6 +193,12 @@ CUfileError_t cuFileDriverOpen(void) {
         fflush(stdout);
     }
     if (err) return status(err, knob(1, 0));
+    /* A CUDA context must be current on this thread: the real library loads libcuda itself
+     * and its open fails without one (CU_FILE_CUDA_DRIVER_ERROR, CUDA_ERROR_INVALID_CONTEXT, as
+     * cudf found). Checked when the libcuda found is the fake one (it can say). */
+    void *cuda = dlopen("libcuda.so.1", RTLD_NOW | RTLD_GLOBAL);
+    int (*ctx_current)(void) = cuda ? (int (*)(void))dlsym(cuda, "fake_cuda_context_current") : NULL;
+    if (opens == 0 && ctx_current && !ctx_current()) return status(CU_FILE_CUDA_DRIVER_ERROR, 201);
     if (opens == 0) json_compat();
     opens++;
     return status(0, 0);
@@ -158,7 +225,7 @@ CUfileError_t cuFileDriverGetProperties(CUfileDrvProps_t *p) {
     p->fflags = (unsigned)knob(5, 0xe);
     p->max_device_cache_size = 131072;
     p->per_buffer_cache_size = 1024;
-    p->max_device_pinned_mem_size = 33554432;
+    p->max_device_pinned_mem_size = (unsigned)knob(K_MAX_PINNED_KB, 33554432);
     p->max_batch_io_size = 128;
     p->max_batch_io_timeout_msecs = 5;
     return status(0, 0);
@@ -169,21 +236,55 @@ CUfileError_t cuFileDriverSetMaxDirectIOSize(size_t kb) { (void)kb; return statu
 CUfileError_t cuFileDriverSetMaxCacheSize(size_t kb) { (void)kb; return status(0, 0); }
 CUfileError_t cuFileDriverSetMaxPinnedMemSize(size_t kb) { (void)kb; return status(0, 0); }
 
+/* Registered descriptors: the real library refuses a second registration of an fd until it is
+ * deregistered (CU_FILE_HANDLE_ALREADY_REGISTERED, 5028, "file is already registered under
+ * same fd"), and I/O through a handle that is not registered (CU_FILE_HANDLE_NOT_REGISTERED). */
+#define MAX_FDS 4096
+static unsigned char fd_registered[MAX_FDS];
+static pthread_mutex_t fds_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static int handle_fd(CUfileHandle_t fh) {
+    long v = (long)fh - 1000;
+    if (v < 0 || v >= MAX_FDS) return -1;
+    pthread_mutex_lock(&fds_lock);
+    int ok = fd_registered[v];
+    pthread_mutex_unlock(&fds_lock);
+    return ok ? (int)v : -1;
+}
+
 CUfileError_t cuFileHandleRegister(CUfileHandle_t *fh, CUfileDescr_t *d) {
     if (opens == 0) return status(CU_FILE_DRIVER_NOT_INITIALIZED, 0);
+    if (!fh || !d) return status(CU_FILE_INVALID_VALUE, 0);
     if (d->type != CU_FILE_HANDLE_TYPE_OPAQUE_FD || d->fs_ops != NULL)
         return status(CU_FILE_INVALID_VALUE, 0);
-    int flags = fcntl(d->handle.fd, F_GETFL);
-    if (flags < 0) return status(CU_FILE_INVALID_VALUE, 0);
+    int fd = d->handle.fd;
+    int flags = fcntl(fd, F_GETFL);
+    if (flags < 0 || fd >= MAX_FDS) return status(CU_FILE_INVALID_VALUE, 0);
     if (!(flags & O_DIRECT)) return status(CU_FILE_DIO_NOT_SET, 0);
     long err = knob(6, 0);
     if (!compat_allowed && err) return status(err, 0);
+    pthread_mutex_lock(&fds_lock);
+    if (fd_registered[fd]) {
+        pthread_mutex_unlock(&fds_lock);
+        return status(CU_FILE_HANDLE_ALREADY_REGISTERED, 0);
+    }
+    fd_registered[fd] = 1;
     handles++;
-    *fh = (CUfileHandle_t)(long)(d->handle.fd + 1000);
+    pthread_mutex_unlock(&fds_lock);
+    *fh = (CUfileHandle_t)(long)(fd + 1000);
     return status(0, 0);
 }
 
-void cuFileHandleDeregister(CUfileHandle_t fh) { (void)fh; handles--; }
+void cuFileHandleDeregister(CUfileHandle_t fh) {
+    long fd = (long)fh - 1000;
+    if (fd < 0 || fd >= MAX_FDS) return;
+    pthread_mutex_lock(&fds_lock);
+    if (fd_registered[fd]) {
+        fd_registered[fd] = 0;
+        handles--;
+    }
+    pthread_mutex_unlock(&fds_lock);
+}
 
 /* ---- device memory of the fake libcuda ---- */
 static void *cuda_sym(const char *name) {
@@ -203,9 +304,17 @@ static pthread_mutex_t bufs_lock = PTHREAD_MUTEX_INITIALIZER;
 static long buf_regs;
 long fake_cufile_buffers(void) { return buf_regs; }
 
+/* Device memory pinned for registered buffers: each registration takes whole 64 KiB GPU pages
+ * of BAR1 space (nvidia-fs pins GPU pages through the BAR1 aperture). */
+static size_t pinned_bytes;
+static size_t gpu_pages(size_t len) { return (len + 65535) / 65536 * 65536; }
+
 CUfileError_t cuFileBufRegister(const void *p, size_t len, int flags) {
-    (void)flags;
     if (opens == 0) return status(CU_FILE_DRIVER_NOT_INITIALIZED, 0);
+    /* cufile.h: flags are CU_FILE_RDMA_REGISTER and CU_FILE_RDMA_RELAXED_ORDERING. */
+    if (flags & ~(CU_FILE_RDMA_REGISTER | CU_FILE_RDMA_RELAXED_ORDERING))
+        return status(CU_FILE_INVALID_VALUE, 0);
+    if (!p || len == 0) return status(CU_FILE_INVALID_VALUE, 0);
     long err = knob(K_BUF_REGISTER_ERR, 0);
     if (err) return status(err, 0);
     /* The fake libcuda is loaded (the gds backend allocates there) unless a test calls this
@@ -216,11 +325,19 @@ CUfileError_t cuFileBufRegister(const void *p, size_t len, int flags) {
     for (int i = 0; i < MAX_BUFS; i++) {
         if (bufs[i].p == p) { pthread_mutex_unlock(&bufs_lock); return status(CU_FILE_MEMORY_ALREADY_REGISTERED, 0); }
     }
+    size_t want = pinned_bytes + gpu_pages(len);
+    /* max_device_pinned_mem_size (KiB, in the properties) bounds what may be pinned. */
+    size_t max_pinned = (size_t)knob(K_MAX_PINNED_KB, 33554432) * 1024;
+    if (want > max_pinned) { pthread_mutex_unlock(&bufs_lock); return status(CU_FILE_INVALID_MAPPING_SIZE, 0); }
+    /* The GPU's BAR1 aperture: pinning past it fails in nvidia-fs. */
+    long bar1 = knob(K_BAR1, 0);
+    if (bar1 > 0 && want > (size_t)bar1) { pthread_mutex_unlock(&bufs_lock); return status(CU_FILE_GPU_MEMORY_PINNING_FAILED, 0); }
     for (int i = 0; i < MAX_BUFS; i++) {
         if (!bufs[i].p) {
             bufs[i].p = p;
             bufs[i].len = len;
             buf_regs++;
+            pinned_bytes = want;
             pthread_mutex_unlock(&bufs_lock);
             return status(0, 0);
         }
@@ -235,6 +352,7 @@ CUfileError_t cuFileBufDeregister(const void *p) {
         if (bufs[i].p && bufs[i].p == p) {
             bufs[i].p = NULL;
             buf_regs--;
+            pinned_bytes -= gpu_pages(bufs[i].len);
             pthread_mutex_unlock(&bufs_lock);
             return status(0, 0);
         }
@@ -274,8 +392,23 @@ static void count_io(int write) {
     __atomic_add_fetch(write ? &st_writes[path] : &st_reads[path], 1, __ATOMIC_SEQ_CST);
 }
 
-/* One read or write: bytes done, -1 with errno, or -(CUfileOpError). */
-static ssize_t do_io(CUfileHandle_t fh, const void *base, size_t n, off_t fo, off_t bo, int write) {
+/* Operations in flight at once on one file, and the most seen (FAKE_CUFILE_TRACE reports it):
+ * the proof that queue depth means requests in flight. */
+static int in_flight[MAX_FDS];
+static int max_in_flight;
+static long batch_submits_while_pending;
+
+static void io_delay(void) {
+    long us = knob(K_IO_DELAY_US, 0);
+    if (us > 0) {
+        struct timespec ts = {us / 1000000, (us % 1000000) * 1000};
+        while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {}
+    }
+}
+
+/* One read or write: bytes done, -1 with errno, or -(CUfileOpError). Takes FAKE_CUFILE_IO_DELAY_US
+ * (a device's latency; operations on different streams or threads overlap). */
+static ssize_t do_io_delay(CUfileHandle_t fh, const void *base, size_t n, off_t fo, off_t bo, int write, int delay) {
     if (opens == 0) return -(ssize_t)CU_FILE_DRIVER_NOT_INITIALIZED;
     long at = __atomic_add_fetch(&io_calls, 1, __ATOMIC_SEQ_CST);
     long fail_at = knob(K_IO_FAIL_AT, 0);
@@ -284,18 +417,39 @@ static ssize_t do_io(CUfileHandle_t fh, const void *base, size_t n, off_t fo, of
         if (r == -1) errno = EIO;
         return r;
     }
-    if ((long)fh < 1000) return -(ssize_t)CU_FILE_HANDLE_NOT_REGISTERED;
-    int fd = (int)((long)fh - 1000);
+    int fd = handle_fd(fh);
+    if (fd < 0) return -(ssize_t)CU_FILE_HANDLE_NOT_REGISTERED;
     if (outside_registration(base, bo, n)) return -(ssize_t)CU_FILE_INVALID_MAPPING_RANGE;
     unsigned char *host = device_host((const unsigned char *)base + bo, n);
     if (!host) return -(ssize_t)CU_FILE_CUDA_POINTER_INVALID;
     long max = knob(K_IO_MAX, 0);
     if (max > 0 && n > (size_t)max) n = (size_t)max;
+    int now = __atomic_add_fetch(&in_flight[fd], 1, __ATOMIC_SEQ_CST);
+    int seen = __atomic_load_n(&max_in_flight, __ATOMIC_SEQ_CST);
+    while (now > seen && !__atomic_compare_exchange_n(&max_in_flight, &seen, now, 0, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST)) {}
+    if (delay) io_delay();
     /* O_DIRECT rules apply: unaligned offsets or lengths fail with EINVAL, as the real
      * library's direct path does (compat mode would bounce them; gdswap never relies on it). */
     ssize_t r = write ? pwrite(fd, host, n, fo) : pread(fd, host, n, fo);
+    int saved = errno;
+    __atomic_sub_fetch(&in_flight[fd], 1, __ATOMIC_SEQ_CST);
     if (r > 0) count_io(write);
+    errno = saved;
     return r;
+}
+
+static ssize_t do_io(CUfileHandle_t fh, const void *base, size_t n, off_t fo, off_t bo, int write) {
+    return do_io_delay(fh, base, n, fo, bo, write, 1);
+}
+
+/* FAKE_CUFILE_TRACE=path: at exit, what the process did, one "name value" per line. */
+__attribute__((destructor)) static void write_trace(void) {
+    const char *path = getenv("FAKE_CUFILE_TRACE");
+    if (!path || !*path) return;
+    FILE *f = fopen(path, "a");
+    if (!f) return;
+    fprintf(f, "max_in_flight %d\nbatch_submits_while_pending %ld\n", max_in_flight, batch_submits_while_pending);
+    fclose(f);
 }
 
 ssize_t cuFileRead(CUfileHandle_t fh, void *b, size_t n, off_t fo, off_t bo) {
@@ -370,14 +524,72 @@ CUfileError_t cuFileWriteAsync(CUfileHandle_t fh, void *b, size_t *n, off_t *fo,
                                ssize_t *done, CUstream s) {
     return enqueue_io(fh, b, n, fo, bo, done, s, 1);
 }
-CUfileError_t cuFileStreamRegister(CUstream s, unsigned flags) { (void)s; (void)flags; return status(0, 0); }
-CUfileError_t cuFileStreamDeregister(CUstream s) { (void)s; return status(0, 0); }
+/* Streams registered with cuFile. Destroying one while still registered is a use after free
+ * inside the real library (it keeps per-stream resources, cufile.h: "deallocates resources
+ * used by previous cuFile asynchronous operations for the cuda stream"): the fake libcuda's
+ * cuStreamDestroy asks here (the guard is handed to it at the first registration) and aborts. */
+#define MAX_STREAMS 1024
+static void *streams[MAX_STREAMS];
+static pthread_mutex_t streams_lock = PTHREAD_MUTEX_INITIALIZER;
 
-/* ---- batch API: entries run at submit, their events wait for GetStatus ---- */
+static int stream_registered(void *s) {
+    int found = 0;
+    pthread_mutex_lock(&streams_lock);
+    for (int i = 0; i < MAX_STREAMS && !found; i++) found = s && streams[i] == s;
+    pthread_mutex_unlock(&streams_lock);
+    return found;
+}
+
+CUfileError_t cuFileStreamRegister(CUstream s, unsigned flags) {
+    static int guarded;
+    if (opens == 0) return status(CU_FILE_DRIVER_NOT_INITIALIZED, 0);
+    /* cufile.h: the CU_FILE_STREAM_* flags, bits 0-3; "CU_FILE_INVALID_VALUE if the stream is
+     * invalid". */
+    if (!s || (flags & ~0xfu)) return status(CU_FILE_INVALID_VALUE, 0);
+    if (!guarded) {
+        void (*set)(int (*)(void *)) = (void (*)(int (*)(void *)))cuda_sym("fake_cuda_set_stream_guard");
+        if (set) set(stream_registered);
+        guarded = 1;
+    }
+    pthread_mutex_lock(&streams_lock);
+    for (int i = 0; i < MAX_STREAMS; i++) {
+        if (streams[i] == s) { pthread_mutex_unlock(&streams_lock); return status(CU_FILE_INVALID_VALUE, 0); }
+    }
+    for (int i = 0; i < MAX_STREAMS; i++) {
+        if (!streams[i]) { streams[i] = s; pthread_mutex_unlock(&streams_lock); return status(0, 0); }
+    }
+    pthread_mutex_unlock(&streams_lock);
+    return status(CU_FILE_INTERNAL_ERROR, 0);
+}
+
+CUfileError_t cuFileStreamDeregister(CUstream s) {
+    if (opens == 0) return status(CU_FILE_DRIVER_NOT_INITIALIZED, 0);
+    pthread_mutex_lock(&streams_lock);
+    for (int i = 0; i < MAX_STREAMS; i++) {
+        if (s && streams[i] == s) { streams[i] = NULL; pthread_mutex_unlock(&streams_lock); return status(0, 0); }
+    }
+    pthread_mutex_unlock(&streams_lock);
+    return status(CU_FILE_INVALID_VALUE, 0);
+}
+
+/* ---- batch API: entries run at submit (their data moves then), their events become ready
+ * between a quarter of FAKE_CUFILE_IO_DELAY_US and all of it later (entry i of a submission
+ * after (i % 4 + 1) quarters: the device runs them in parallel, finishing in its own order)
+ * and are handed out by GetStatus, which waits up to its timeout for min_nr ready
+ * ones. A batch holds at most the entries of its SetUp in flight: a submit past that is
+ * CU_FILE_BATCH_FULL; a submit while entries are still pending is allowed (counted for
+ * FAKE_CUFILE_TRACE). ---- */
 struct batch {
     unsigned max, n;
+    double ready_at[128];
     CUfileIOEvents_t ev[];
 };
+
+static double now_s(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return t.tv_sec + t.tv_nsec / 1e9;
+}
 
 CUfileError_t cuFileBatchIOSetUp(CUfileBatchHandle_t *h, unsigned nr) {
     if (opens == 0) return status(CU_FILE_DRIVER_NOT_INITIALIZED, 0);
@@ -397,9 +609,12 @@ CUfileError_t cuFileBatchIOSubmit(CUfileBatchHandle_t h, unsigned nr, CUfileIOPa
         if (p[i].mode != CUFILE_BATCH || (p[i].opcode != CUFILE_READ && p[i].opcode != CUFILE_WRITE))
             return status(CU_FILE_INVALID_VALUE, 0);
     }
+    if (b->n > 0) batch_submits_while_pending++;
+    double t0 = now_s(), delay = knob(K_IO_DELAY_US, 0) / 1e6;
     for (unsigned i = 0; i < nr; i++) {
-        ssize_t r = do_io(p[i].fh, p[i].u.batch.devPtr_base, p[i].u.batch.size, p[i].u.batch.file_offset,
-                          p[i].u.batch.devPtr_offset, p[i].opcode == CUFILE_WRITE);
+        ssize_t r = do_io_delay(p[i].fh, p[i].u.batch.devPtr_base, p[i].u.batch.size, p[i].u.batch.file_offset,
+                                p[i].u.batch.devPtr_offset, p[i].opcode == CUFILE_WRITE, 0);
+        b->ready_at[b->n] = t0 + delay * (i % 4 + 1) / 4;
         CUfileIOEvents_t *e = &b->ev[b->n++];
         e->cookie = p[i].cookie;
         if (r < 0) {
@@ -416,12 +631,28 @@ CUfileError_t cuFileBatchIOSubmit(CUfileBatchHandle_t h, unsigned nr, CUfileIOPa
 CUfileError_t cuFileBatchIOGetStatus(CUfileBatchHandle_t h, unsigned min_nr, unsigned *nr,
                                      CUfileIOEvents_t *ev, struct timespec *timeout) {
     struct batch *b = h;
-    (void)timeout;
     if (!b || !nr || !ev || min_nr > *nr) return status(CU_FILE_INVALID_VALUE, 0);
-    unsigned k = *nr < b->n ? *nr : b->n;
-    memcpy(ev, b->ev, k * sizeof ev[0]);
-    memmove(b->ev, b->ev + k, (b->n - k) * sizeof ev[0]);
-    b->n -= k;
+    double deadline = now_s() + (timeout ? timeout->tv_sec + timeout->tv_nsec / 1e9 : 1e9);
+    for (;;) {
+        unsigned ready = 0;
+        double t = now_s();
+        for (unsigned i = 0; i < b->n; i++) ready += b->ready_at[i] <= t;
+        if (ready >= min_nr || ready >= b->n || t >= deadline) break;
+        struct timespec ts = {0, 100000};
+        nanosleep(&ts, NULL);
+    }
+    /* Hand out the ready events, oldest first, keeping the others in order. */
+    unsigned k = 0, kept = 0;
+    double t = now_s();
+    for (unsigned i = 0; i < b->n; i++) {
+        if (k < *nr && b->ready_at[i] <= t) {
+            ev[k++] = b->ev[i];
+        } else {
+            b->ev[kept] = b->ev[i];
+            b->ready_at[kept++] = b->ready_at[i];
+        }
+    }
+    b->n = kept;
     *nr = k;
     return status(0, 0);
 }
@@ -477,8 +708,9 @@ CUfileError_t cuFileGetStatsL2(void *s) {
 }
 CUfileError_t cuFileGetStatsL3(void *s) {
     if (!s || stats_level < 3) return status(CU_FILE_INVALID_VALUE, 0);
-    /* 1.15's level 1 is 112 bytes shorter: level 3 is 5000 bytes, num_gpus at 1024. */
-    size_t shift = knob(K_VERSION, 1200) < 1200 ? 112 : 0;
+    /* 1.15-1.18's level 1 is 112 bytes shorter: level 3 is 5000 bytes, num_gpus at 1024; 1.19
+     * already has 1.20's layout (the wheels' headers: 1.19.0.109 and 1.19.1.55). */
+    size_t shift = knob(K_VERSION, 1200) < 1190 ? 112 : 0;
     unsigned char *b = s;
     memset(b, 0, 5112 - shift);
     unsigned one = 1;

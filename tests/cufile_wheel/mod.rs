@@ -1,5 +1,5 @@
 //! NVIDIA's real cuFile, for the tests that check gdswap against it: PyPI's `nvidia-cufile-cu12`
-//! wheel (cuFile 1.14 of CUDA 12.9) and `nvidia-cufile` (1.15 and 1.20, CUDA 13), which hold
+//! wheel (cuFile 1.14 of CUDA 12.9) and `nvidia-cufile` (1.15 to 1.20, CUDA 13), which hold
 //! `include/cufile.h` and `lib/libcufile.so.0`, downloaded by the test build with pip, unpacked
 //! with Python's zipfile, and cached under the target directory
 //! (`CARGO_TARGET_TMPDIR/cufile-wheel/<requirement>/`), so later runs need no network.
@@ -18,8 +18,15 @@ use std::sync::Mutex;
 /// 1.20.0.107 is cuFile 1.20 of CUDA 13, whose header has the newer constants and error codes.
 pub const CU12: &str = "nvidia-cufile-cu12==1.14.1.1";
 pub const CU13: &str = "nvidia-cufile==1.20.0.107";
-/// cuFile 1.15 (CUDA 13.0): the first with the statistics API, whose layout 1.20 changed.
+/// cuFile 1.15 (CUDA 13.0): the first with the statistics API, whose layout 1.19 changed.
 pub const CU13_115: &str = "nvidia-cufile==1.15.1.6";
+/// cuFile 1.16-1.18: 1.15's statistics layout, new constants (VIRTIOFS and P2P in 1.16, the
+/// POSIX and fallback I/O mode control bits in 1.17). About 1.3 MB each.
+pub const CU13_116: &str = "nvidia-cufile==1.16.0.49";
+pub const CU13_117: &str = "nvidia-cufile==1.17.0.44";
+pub const CU13_118: &str = "nvidia-cufile==1.18.0.66";
+/// cuFile 1.19: the first with the larger (1.20) statistics layout.
+pub const CU13_119: &str = "nvidia-cufile==1.19.0.109";
 
 /// The unpacked wheel.
 #[derive(Debug)]

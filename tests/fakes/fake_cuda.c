@@ -739,12 +739,28 @@ EXPORT CUresult cuStreamSynchronize(void *p) {
     }
 }
 
+/* For the fake libcufile: whether a context is current on the calling thread (the real
+ * cuFileDriverOpen fails with CUDA_ERROR_INVALID_CONTEXT without one, as cudf found). */
+EXPORT int fake_cuda_context_current(void) {
+    struct ctx *c = current_ctx();
+    return c && c->refs > 0;
+}
+
+/* Set by the fake libcufile: whether it still has a stream registered (cuFileStreamRegister).
+ * Destroying such a stream leaves cuFile's per-stream state dangling: the fake aborts. */
+static int (*cufile_stream_guard)(void *);
+EXPORT void fake_cuda_set_stream_guard(int (*guard)(void *)) { cufile_stream_guard = guard; }
+
 EXPORT CUresult cuStreamDestroy_v2(void *p) {
     NEED_CTX();
     if (p == NULL || p == CU_STREAM_LEGACY_HANDLE) return CUDA_ERROR_INVALID_HANDLE;
     CUresult err;
     struct stream *s = resolve_stream(p, &err);
     if (!s) return err;
+    if (cufile_stream_guard && cufile_stream_guard(p)) {
+        complain("cuStreamDestroy of a stream still registered with cuFile (cuFileStreamDeregister it first)");
+        abort();
+    }
     struct op *o = calloc(1, sizeof *o);
     if (!o) return CUDA_ERROR_OUT_OF_MEMORY;
     pthread_mutex_lock(&ctx_lock);
