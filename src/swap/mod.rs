@@ -58,7 +58,7 @@ mod ticket;
 
 pub use buffer::{DType, DeviceSpan, HostTensor, PinnedTensor, Tensor};
 pub use device_tensor::DeviceTensor;
-pub use manifest::{Entry, DATA_FILE, MANIFEST};
+pub use manifest::{Entry, Quarantined, DATA_FILE, MANIFEST};
 pub use staged::{Refused, StagedTensor, StagedTicket};
-pub use store::{default_io_threads, SwapOptions, SwapStats, SwapStore};
+pub use store::{default_io_threads, SwapOptions, SwapStats, SwapStore, LOCK_FILE};
 pub use ticket::Ticket;
