@@ -236,7 +236,7 @@ impl SwapStore {
                     flag: "swap store",
                     path: dir.join(MANIFEST),
                     message: format!(
-                        "missing, next to a data file of {} ({}): without it the tensors cannot be found, and opening it as an empty store would overwrite them; to start over, open with SwapOptions::discard_existing (optim-sim: --discard-existing)",
+                        "missing, next to a data file of {} ({}): without it the tensors cannot be found, and opening it as an empty store would overwrite them; to start over, open with SwapOptions::discard_existing",
                         Bytes(file_len),
                         dir.join(DATA_FILE).display()
                     ),
