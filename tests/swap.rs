@@ -237,7 +237,10 @@ fn budget_is_checked_before_any_io() {
     );
     assert!(store.list().is_empty());
     assert_eq!(store.data_file_len().unwrap(), 0);
-    assert!(!dir.path().join(gdswap::swap::MANIFEST).exists());
+    // Nothing was committed: the new store's manifest is still the empty one of generation 0.
+    assert_eq!(store.generation(), 0);
+    let m = std::fs::read_to_string(dir.path().join(gdswap::swap::MANIFEST)).unwrap();
+    assert!(m.contains("\"tensors\": []"), "{m}");
     // Within the budget, one at a time is fine; the staging peak stays within it.
     for i in 0..4 {
         let name = format!("t{i}");

@@ -242,7 +242,18 @@ impl SwapStore {
                     ),
                 })
             }
-            None => manifest::Loaded::default(),
+            None => {
+                // A new store: its (empty) manifest is made durable before any swap-out, so a
+                // data file without a manifest only ever means one that was lost.
+                manifest::commit(
+                    &dir,
+                    &Manifest {
+                        format: FORMAT.into(),
+                        ..Manifest::default()
+                    },
+                )?;
+                manifest::Loaded::default()
+            }
         };
         // Every entry is checked (checked arithmetic throughout): one that cannot be read is
         // quarantined, the others stay readable. `open` never changes the data file.
