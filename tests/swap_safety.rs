@@ -375,8 +375,7 @@ fn fsize_child() {
     let err = store
         .swap_out("t", &bytes(2, 200_000))
         .and_then(|t| t.wait())
-        .err()
-        .expect("the write past the limit fails");
+        .expect_err("the write past the limit fails");
     println!("ERR {err}");
 }
 
