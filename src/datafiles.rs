@@ -225,15 +225,27 @@ fn check_memory(opts: &RunOptions, ranges: &[(u64, u64)]) -> Result<()> {
         2 << 20
     };
     // A ring of reused buffers holds queue depth x block size per thread, whatever the range.
+    // (queue depth <= 4096 and block size <= 1 GiB: no overflow.)
     let ring = u64::from(opts.queue_depth) * opts.block_size;
-    let total: u64 = ranges
+    let total = ranges
         .iter()
         .map(|&(_, len)| match opts.buffer {
             crate::options::BufferMode::Full => len,
             crate::options::BufferMode::Ring => ring,
         })
-        .map(|len| len.next_multiple_of(granule))
-        .sum();
+        .try_fold(0u64, |sum, len| {
+            len.checked_next_multiple_of(granule)
+                .and_then(|l| sum.checked_add(l))
+        })
+        .ok_or_else(|| {
+            Error::invalid(
+                "--size",
+                format!(
+                    "{}: the buffers' size overflows 64 bits; lower --size",
+                    Bytes(opts.size)
+                ),
+            )
+        })?;
     if let Some(avail) = sys::mem_available() {
         if total > avail / 10 * 9 {
             return Err(Error::Resources(format!(

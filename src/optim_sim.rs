@@ -14,11 +14,11 @@
 //! sub-group at a time and needs no more memory than one).
 
 use std::collections::VecDeque;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use crate::error::{Error, Result};
-use crate::swap::{DType, HostTensor, SwapOptions, SwapStore, Ticket};
+use crate::error::{Error, FileOp, Result};
+use crate::swap::{DType, HostTensor, SwapOptions, SwapStore, Ticket, DATA_FILE, LOCK_FILE};
 
 /// Parses a parameter count: digits with an optional decimal suffix K (10^3), M (10^6),
 /// B or G (10^9), T (10^12), case-insensitive, fractions allowed (`1.5B`). Counts, not
@@ -87,6 +87,8 @@ pub struct SimOptions {
     /// Also read an fp16 gradient tensor (`gN.grad`) per sub-group each step, instead of
     /// generating the gradients.
     pub grads: bool,
+    /// Leave each mode's store in `dir/<mode>` after the run (by default it is removed).
+    pub keep: bool,
 }
 
 /// Adam's hyper-parameters (fixed; the values do not change what is measured).
@@ -228,21 +230,271 @@ fn grads_of(g: u64, n: usize) -> Result<HostTensor> {
     HostTensor::from_slice(DType::F16, &bits)
 }
 
-fn sizes(opts: &SimOptions) -> Vec<usize> {
-    let n = opts.params.div_ceil(opts.sub_group_size);
-    (0..n)
-        .map(|g| {
-            (opts
-                .sub_group_size
-                .min(opts.params - g * opts.sub_group_size)) as usize
+/// The sub-groups: `count` of them, each `sub` parameters except the last (computed, not
+/// listed: a huge `--params` must not allocate a list before the checks refuse it).
+#[derive(Debug, Clone, Copy)]
+struct Groups {
+    params: u64,
+    sub: u64,
+    count: u64,
+}
+
+impl Groups {
+    fn of(opts: &SimOptions) -> Groups {
+        Groups {
+            params: opts.params,
+            sub: opts.sub_group_size,
+            count: opts.params.div_ceil(opts.sub_group_size),
+        }
+    }
+
+    /// Parameters of sub-group `g` (`g < count`, so `g * sub < params`).
+    fn len(&self, g: u64) -> usize {
+        self.sub.min(self.params - g * self.sub) as usize
+    }
+
+    /// The largest sub-group.
+    fn max(&self) -> u64 {
+        self.sub.min(self.params)
+    }
+
+    fn iter(&self) -> impl Iterator<Item = (u64, usize)> + '_ {
+        (0..self.count).map(|g| (g, self.len(g)))
+    }
+}
+
+/// The alignment a store pads every tensor to, at least.
+const PAD: u64 = 4096;
+
+fn too_big(flag: &'static str, what: &str) -> Error {
+    Error::invalid(
+        flag,
+        format!("{what} does not fit in 64 bits; lower --params or --sub-group-size"),
+    )
+}
+
+/// Bytes on disk of `n` elements of `elem` bytes, padded as the store pads them.
+fn padded(n: u64, elem: u64) -> Option<u64> {
+    n.checked_mul(elem)?
+        .checked_next_multiple_of(PAD)
+        .map(|p| p.max(PAD))
+}
+
+/// What one run needs, computed with checked arithmetic before anything starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Needs {
+    /// Bytes of optimizer state (12 a parameter), unpadded.
+    pub state: u64,
+    /// The most a store's data file can grow to: every tensor padded, twice (a swap-out
+    /// writes next to the version it replaces).
+    pub disk_per_store: u64,
+    /// The staging budget each store gets.
+    pub staging_budget: u64,
+    /// Host memory at the peak: staging in use plus the host tensors of one sub-group
+    /// (the update's copy for device backends, the check's reference and read-back).
+    pub memory: u64,
+}
+
+/// Sizes everything a run of `opts` needs (checked: an overflow is an error naming the flag).
+pub fn needs(opts: &SimOptions) -> Result<Needs> {
+    let groups = Groups::of(opts);
+    let state = opts.params.checked_mul(12).ok_or_else(|| {
+        too_big(
+            "--params",
+            &format!("{} parameters x 12 bytes of state", opts.params),
+        )
+    })?;
+    // Per sub-group of n: three fp32 tensors (and an fp16 gradient), each padded.
+    let group_disk = |n: u64| -> Option<u64> {
+        let mut b = padded(n, 4)?.checked_mul(3)?;
+        if opts.grads {
+            b = b.checked_add(padded(n, 2)?)?;
+        }
+        Some(b)
+    };
+    let full = opts.params / opts.sub_group_size;
+    let rest = opts.params % opts.sub_group_size;
+    let disk_per_store = group_disk(opts.sub_group_size)
+        .and_then(|g| g.checked_mul(full))
+        .and_then(|d| match rest {
+            0 => Some(d),
+            r => d.checked_add(group_disk(r)?),
         })
-        .collect()
+        .and_then(|d| d.checked_mul(2))
+        .ok_or_else(|| too_big("--params", "the swap store's size"))?;
+    let max = groups.max();
+    let device_staging = crate::backend::by_name(&opts.backend)
+        .is_some_and(|b| b.memory() == crate::backend::MemoryKind::Device);
+    // Three tensors, each padded, plus what a bounce ring or huge-page mapping may add.
+    let slack: u64 = (64 << 10) + (2 << 20);
+    let tensor = |elem: u64| max.checked_mul(elem).and_then(|b| b.checked_add(slack));
+    let group_bytes = tensor(4)
+        .and_then(|t| t.checked_mul(3))
+        .and_then(|b| match opts.grads {
+            true => b.checked_add(tensor(2)?),
+            false => Some(b),
+        })
+        .ok_or_else(|| too_big("--sub-group-size", "one sub-group's staging"))?;
+    // Reads ahead and writes behind, `buffers` sub-groups each way, plus one; device staging
+    // also books the host copies of the host tensors it moves.
+    let in_flight = (2 * opts.buffers as u64).saturating_add(1);
+    let staging_budget = group_bytes
+        .checked_mul(in_flight)
+        .and_then(|b| b.checked_mul(if device_staging { 2 } else { 1 }))
+        .ok_or_else(|| too_big("--buffers", "the staging budget"))?;
+    // At most the budget is in use, and no more than all the sub-groups at once.
+    let staging_used = staging_budget.min(
+        group_bytes
+            .saturating_mul(in_flight.min(groups.count))
+            .saturating_mul(if device_staging { 2 } else { 1 }),
+    );
+    let host_group = max
+        .checked_mul(if opts.grads { 14 } else { 12 })
+        .ok_or_else(|| too_big("--sub-group-size", "one sub-group's state"))?;
+    let memory = host_group
+        .checked_mul(3)
+        .and_then(|h| h.checked_add(staging_used))
+        .ok_or_else(|| too_big("--sub-group-size", "the host memory"))?;
+    Ok(Needs {
+        state,
+        disk_per_store,
+        staging_budget,
+        memory,
+    })
+}
+
+/// A byte count for a message: decimal, three significant digits (`1.20 TB`, `734 MB`).
+fn approx(b: u64) -> String {
+    const UNITS: [&str; 7] = ["B", "kB", "MB", "GB", "TB", "PB", "EB"];
+    let mut v = b as f64;
+    let mut u = 0;
+    while v >= 1000.0 && u + 1 < UNITS.len() {
+        v /= 1000.0;
+        u += 1;
+    }
+    match u {
+        0 => format!("{b} B"),
+        _ if v >= 100.0 => format!("{v:.0} {}", UNITS[u]),
+        _ if v >= 10.0 => format!("{v:.1} {}", UNITS[u]),
+        _ => format!("{v:.2} {}", UNITS[u]),
+    }
+}
+
+/// The nearest existing directory at or above `dir` (where its files will land).
+fn existing_ancestor(dir: &Path) -> &Path {
+    dir.ancestors()
+        .find(|a| !a.as_os_str().is_empty() && a.is_dir())
+        .unwrap_or(Path::new("."))
+}
+
+/// Checks, before anything runs, that host memory and the filesystem of `--dir` can hold
+/// `stores` stores of this run at once (existing gdswap stores the run replaces count as
+/// free). A refusal is one line naming the flag.
+pub fn preflight(opts: &SimOptions, stores: u64) -> Result<Needs> {
+    validate(opts)?;
+    let n = needs(opts)?;
+    for m in ["serial", "pipelined", "io-only"] {
+        check_store_dir(&opts.dir.join(m))?;
+    }
+    if let Some(avail) = crate::io::sys::mem_available() {
+        if n.memory > avail / 10 * 9 {
+            return Err(Error::invalid(
+                "--sub-group-size",
+                format!(
+                    "optim-sim needs about {} of host memory (staging for {} sub-groups of up to {} parameters in flight, and one sub-group's host tensors), {} is available; lower --sub-group-size or --buffers",
+                    approx(n.memory),
+                    2 * opts.buffers + 1,
+                    Groups::of(opts).max(),
+                    approx(avail)
+                ),
+            ));
+        }
+    }
+    let disk = n
+        .disk_per_store
+        .checked_mul(stores)
+        .ok_or_else(|| too_big("--params", "the swap stores' size"))?;
+    let at = existing_ancestor(&opts.dir);
+    let free = crate::io::sys::free_space(at).map_err(|e| Error::file(FileOp::Stat, at, e))?;
+    // Stores of an earlier run in DIR/<mode> are replaced: their space counts as free.
+    let reclaimable: u64 = ["serial", "pipelined", "io-only"]
+        .iter()
+        .filter_map(|m| std::fs::symlink_metadata(opts.dir.join(m).join(DATA_FILE)).ok())
+        .filter(|m| m.is_file())
+        .map(|m| std::os::unix::fs::MetadataExt::blocks(&m).saturating_mul(512))
+        .fold(0u64, u64::saturating_add);
+    if disk > free.saturating_add(reclaimable) {
+        return Err(Error::invalid(
+            "--params",
+            format!(
+                "{} parameters need up to {} on disk ({} of optimizer state, padded, twice: a swap-out writes beside the version it replaces{}), but --dir {} has {} free; lower --params or free space",
+                opts.params,
+                approx(disk),
+                approx(n.state),
+                if stores > 1 { format!(", for {stores} stores kept") } else { String::new() },
+                opts.dir.display(),
+                approx(free)
+            ),
+        ));
+    }
+    Ok(n)
+}
+
+/// What is in a mode's store directory before the run.
+fn check_store_dir(dir: &Path) -> Result<()> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(Error::file(FileOp::Open, dir, e)),
+    };
+    let mut names = Vec::new();
+    for e in entries {
+        let e = e.map_err(|e| Error::file(FileOp::Open, dir, e))?;
+        names.push(e.file_name().to_string_lossy().into_owned());
+    }
+    names.sort();
+    let store_names = [
+        LOCK_FILE,
+        crate::swap::MANIFEST,
+        "manifest.json.tmp",
+        DATA_FILE,
+    ];
+    let foreign: Vec<&String> = names
+        .iter()
+        .filter(|n| !store_names.contains(&n.as_str()))
+        .collect();
+    // Every store has its lock file from the moment it is first opened.
+    if names.is_empty() || (foreign.is_empty() && names.iter().any(|n| n == LOCK_FILE)) {
+        return Ok(());
+    }
+    let shown: Vec<&str> = match foreign.is_empty() {
+        true => names.iter().collect::<Vec<_>>(),
+        false => foreign,
+    }
+    .into_iter()
+    .take(3)
+    .map(String::as_str)
+    .collect();
+    Err(Error::invalid(
+        "--dir",
+        format!(
+            "{} exists and is not a gdswap swap store (it holds {}): optim-sim replaces only its own stores; remove it or pick another --dir",
+            dir.display(),
+            shown.join(", ")
+        ),
+    ))
 }
 
 /// Checks the options before anything runs.
 pub fn validate(opts: &SimOptions) -> Result<()> {
     if opts.params == 0 || opts.sub_group_size == 0 {
         return Err(Error::invalid("--params", "needs at least one parameter"));
+    }
+    if opts.buffers > 4096 {
+        return Err(Error::invalid(
+            "--buffers",
+            format!("{} is out of range 2..=4096", opts.buffers),
+        ));
     }
     if opts.buffers < 2 {
         return Err(Error::invalid(
@@ -268,7 +520,9 @@ pub fn validate(opts: &SimOptions) -> Result<()> {
     Ok(())
 }
 
-/// Runs the simulation in `mode` on a fresh store in `opts.dir/<mode>`.
+/// Runs the simulation in `mode` on a fresh store in `opts.dir/<mode>`, removed at the end
+/// unless `opts.keep`. An earlier store there is replaced (only a gdswap store: anything else
+/// in the directory is refused untouched), once this run holds its lock.
 pub fn run_mode(opts: &SimOptions, mode: Mode) -> Result<ModeReport> {
     run_inner(opts, mode, true)
 }
@@ -288,7 +542,9 @@ pub fn pure_io(opts: &SimOptions) -> Result<Duration> {
 pub fn pure_compute(opts: &SimOptions) -> Result<Duration> {
     validate(opts)?;
     let mut total = Duration::ZERO;
-    for (g, &n) in sizes(opts).iter().enumerate() {
+    needs(opts)?;
+    for (g, n) in Groups::of(opts).iter() {
+        let g = g as usize;
         let mut r = new_group(n)?;
         for (i, w) in r.w.as_mut_slice::<f32>()?.iter_mut().enumerate() {
             *w = init_weight(g as u64, i);
@@ -321,44 +577,42 @@ pub fn pure_compute(opts: &SimOptions) -> Result<Duration> {
 
 fn run_inner(opts: &SimOptions, mode: Mode, update: bool) -> Result<ModeReport> {
     validate(opts)?;
-    let sizes = sizes(opts);
+    let needs = needs(opts)?;
     let dir = opts.dir.join(if update { mode.name() } else { "io-only" });
-    if dir.exists() {
-        std::fs::remove_dir_all(&dir)
-            .map_err(|e| Error::file(crate::error::FileOp::Create, &dir, e))?;
-    }
-    let max = *sizes.iter().max().expect("at least one group") as u64;
-    let device_staging = crate::backend::by_name(&opts.backend)
-        .is_some_and(|b| b.memory() == crate::backend::MemoryKind::Device);
-    // Three tensors, each padded, plus what a bounce ring or huge-page mapping may add.
-    let group_bytes = 3 * (4 * max + (64 << 10) + (2 << 20))
-        + if opts.grads {
-            2 * max + (64 << 10) + (2 << 20)
-        } else {
-            0
-        };
+    check_store_dir(&dir)?;
+    // The lock is taken before anything is removed: a store another run holds open is
+    // refused as it is; then only the store's own files are removed (manifest first).
     let store = SwapStore::open(
         &dir,
         SwapOptions {
             backend: opts.backend.clone(),
             gpu: opts.gpu,
-            // Reads ahead and writes behind, `buffers` sub-groups each way, plus one; device
-            // staging also books the host copies of the host tensors it moves.
-            staging_budget: group_bytes
-                * (2 * opts.buffers as u64 + 1)
-                * if device_staging { 2 } else { 1 },
+            staging_budget: needs.staging_budget,
             io_threads: opts.io_threads,
+            discard_existing: true,
             ..SwapOptions::default()
         },
     )?;
+    let result = simulate(&store, opts, mode, update);
+    if opts.keep {
+        return result;
+    }
+    let removed = store.destroy();
+    let report = result?;
+    removed?;
+    Ok(report)
+}
+
+fn simulate(store: &SwapStore, opts: &SimOptions, mode: Mode, update: bool) -> Result<ModeReport> {
+    let sizes = Groups::of(opts);
+    let max = sizes.max();
     // Host backends update the state in the store's staging buffers (no copies); device
     // backends copy it through host tensors (`cur`, sized on first use).
     let staged = !store.stages_in_device_memory();
     let mut cur = new_group(0)?;
     let mut cur_grad = HostTensor::zeros(DType::F16, &[0])?;
     // Initial state.
-    for (g, &n) in sizes.iter().enumerate() {
-        let g = g as u64;
+    for (g, n) in sizes.iter() {
         let mut grp = new_group(n)?;
         for (i, w) in grp.w.as_mut_slice::<f32>()?.iter_mut().enumerate() {
             *w = init_weight(g, i);
@@ -375,7 +629,7 @@ fn run_inner(opts: &SimOptions, mode: Mode, update: bool) -> Result<ModeReport> 
     let mut waited = Duration::ZERO;
     let mut start = Instant::now();
     let mut writes: VecDeque<(u64, Ticket<'static>)> = VecDeque::new();
-    let groups = sizes.len() as u64;
+    let groups = sizes.count;
     let total_steps = opts.warmup_steps + opts.steps;
     for step in 1..=total_steps {
         if step == opts.warmup_steps + 1 {
@@ -386,7 +640,7 @@ fn run_inner(opts: &SimOptions, mode: Mode, update: bool) -> Result<ModeReport> 
             start = Instant::now();
         }
         for g in 0..groups {
-            let n = sizes[g as usize];
+            let n = sizes.len(g);
             if !staged && cur.w.len() != n * 4 {
                 cur = new_group(n)?;
                 cur_grad = HostTensor::zeros(DType::F16, &[n])?;
@@ -526,7 +780,7 @@ fn run_inner(opts: &SimOptions, mode: Mode, update: bool) -> Result<ModeReport> 
         report.gds_path = store.gds_path();
     }
     if opts.check {
-        let mismatch = check(&store, &sizes, total_steps, opts.grads)?;
+        let mismatch = check(store, &sizes, total_steps, opts.grads)?;
         report.bit_exact = Some(mismatch.is_none());
         report.mismatch = mismatch;
     }
@@ -551,9 +805,8 @@ fn wait_writes_of(writes: &mut VecDeque<(u64, Ticket<'static>)>, g: u64) -> Resu
 
 /// Reads every sub-group back and compares it, bit for bit, with `steps` Adam steps done in
 /// memory from the same initial state. The first difference, or None.
-fn check(store: &SwapStore, sizes: &[usize], steps: u32, grads: bool) -> Result<Option<String>> {
-    for (g, &n) in sizes.iter().enumerate() {
-        let g64 = g as u64;
+fn check(store: &SwapStore, sizes: &Groups, steps: u32, grads: bool) -> Result<Option<String>> {
+    for (g64, n) in sizes.iter() {
         let mut r = new_group(n)?;
         for (i, w) in r.w.as_mut_slice::<f32>()?.iter_mut().enumerate() {
             *w = init_weight(g64, i);
@@ -648,6 +901,7 @@ mod tests {
             gpu: 0,
             check: true,
             grads: false,
+            keep: false,
         };
         for mode in [Mode::Serial, Mode::Pipelined] {
             let r = run_mode(&opts, mode).unwrap();

@@ -160,6 +160,10 @@ pub const MAX_QUEUE_DEPTH: u32 = 4096;
 pub const MAX_BLOCK_SIZE: u64 = 1 << 30;
 pub const MAX_LOOPS: u32 = 100_000;
 pub const MAX_BOUNCE_BUFFERS: usize = 4096;
+/// The largest file Linux can hold (MAX_LFS_FILESIZE, 2^63 - 1 bytes: offsets are `off_t`).
+/// Every size product of a run (ranges rounded up to pages or huge pages, their sums) fits
+/// in 64 bits below it.
+pub const MAX_SIZE: u64 = i64::MAX as u64;
 /// Backends that can register their buffers with io_uring.
 pub const BACKENDS_WITH_FIXED_BUFFERS: &[&str] = &["host", "bounce"];
 
@@ -242,6 +246,15 @@ impl RunOptions {
         }
         if self.size == 0 {
             return Err(Error::invalid("--size", "must be at least one byte"));
+        }
+        if self.size > MAX_SIZE {
+            return Err(Error::invalid(
+                "--size",
+                format!(
+                    "{} bytes is larger than the largest file Linux can hold ({MAX_SIZE} bytes, 2^63 - 1)",
+                    self.size
+                ),
+            ));
         }
         if self.block_size > self.size {
             return Err(Error::invalid(

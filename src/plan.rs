@@ -71,16 +71,23 @@ pub fn ranges(opts: &RunOptions, align: u64) -> Result<Vec<(u64, u64)>> {
     };
     let units = opts.size / unit;
     let (base, extra) = (units / threads, units % threads);
+    // Each length is at most --size (checked all the same: no size product may wrap).
     let lens: Vec<u64> = (0..threads)
         .map(|t| {
-            let whole = (base + u64::from(t < extra)) * unit;
+            let whole = (base + u64::from(t < extra)).checked_mul(unit)?;
             if t + 1 == threads {
-                whole + opts.size % unit
+                whole.checked_add(opts.size % unit)
             } else {
-                whole
+                Some(whole)
             }
         })
-        .collect();
+        .collect::<Option<_>>()
+        .ok_or_else(|| {
+            Error::invalid(
+                "--size",
+                format!("{}: a thread's range overflows 64 bits", Bytes(opts.size)),
+            )
+        })?;
     if lens.contains(&0) {
         return Err(Error::invalid(
             "--threads",
@@ -154,12 +161,14 @@ pub fn plan(opts: &RunOptions, align: u64) -> Result<Vec<ThreadPlan>> {
     Ok(plans)
 }
 
+/// Least common multiple; saturates (block sizes are at most 1 GiB and pages 4 KiB, so it
+/// never does in practice, and a saturated unit only makes the split refuse).
 fn lcm(a: u64, b: u64) -> u64 {
     let (mut x, mut y) = (a, b);
     while y != 0 {
         (x, y) = (y, x % y);
     }
-    a / x * b
+    (a / x).saturating_mul(b)
 }
 
 fn cut(start: u64, len: u64, bs: u64, align: u64) -> Vec<Request> {

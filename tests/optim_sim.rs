@@ -23,6 +23,7 @@ fn small_run_prints_both_modes_bit_exact() {
         "--backend",
         "posix",
         "--grads",
+        "--keep",
     ]);
     let s = &out.stdout;
     assert!(s.contains("300000 parameters in 5 sub-groups"), "{s}");
@@ -36,7 +37,13 @@ fn small_run_prints_both_modes_bit_exact() {
         assert!(line.contains("GB/s") && line.contains("ms"), "{line}");
     }
     assert!(s.contains("overlap efficiency"), "{s}");
-    assert!(dir.path().join("pipelined").join("manifest.json").exists());
+    // --keep: the stores stay.
+    for mode in ["serial", "pipelined", "io-only"] {
+        assert!(
+            dir.path().join(mode).join("manifest.json").exists(),
+            "{mode}"
+        );
+    }
 }
 
 #[test]
@@ -180,4 +187,154 @@ fn a_failing_device_copy_is_one_line_naming_the_tensor() {
         "{}",
         lines[0]
     );
+}
+
+// ---- what optim-sim deletes, and what it checks first ----
+
+fn small_sim(dir: &std::path::Path, more: Vec<std::ffi::OsString>) -> std::process::Command {
+    gdswap(with(
+        argv![
+            "optim-sim",
+            "--dir",
+            dir,
+            "--params",
+            "20K",
+            "--sub-group-size",
+            "8K",
+            "--steps",
+            "1",
+            "--backend",
+            "posix",
+            "--io-threads",
+            "2",
+        ],
+        more,
+    ))
+}
+
+/// Without --keep the stores are removed at the end (and DIR itself, which the run made);
+/// with --keep they stay, and the next run replaces them.
+#[test]
+fn stores_are_removed_at_the_end_unless_kept() {
+    let base = scratch();
+    let dir = base.path().join("sim");
+    outcome(&mut small_sim(&dir, argv![])).expect_ok();
+    assert!(!dir.exists(), "left behind: {:?}", common::dir_names(&dir));
+    // An existing DIR is not removed, only the stores in it.
+    std::fs::create_dir(&dir).unwrap();
+    std::fs::write(dir.join("mine.txt"), b"mine").unwrap();
+    outcome(&mut small_sim(&dir, argv!["--mode", "serial"])).expect_ok();
+    assert_eq!(common::dir_names(&dir), ["mine.txt"]);
+    outcome(&mut small_sim(&dir, argv!["--keep"])).expect_ok();
+    assert_eq!(
+        common::dir_names(&dir),
+        ["io-only", "mine.txt", "pipelined", "serial"]
+    );
+    for m in ["serial", "pipelined", "io-only"] {
+        assert_eq!(
+            common::dir_names(&dir.join(m)),
+            ["data.bin", "lock", "manifest.json"]
+        );
+    }
+    // A kept store is replaced by the next run, and removed at its end.
+    outcome(&mut small_sim(&dir, argv![])).expect_ok();
+    assert_eq!(common::dir_names(&dir), ["mine.txt"]);
+}
+
+/// A second optim-sim on the same --dir while a store there is open (here held by this
+/// test, with a tensor in it) fails without deleting anything.
+#[test]
+fn a_store_in_use_is_refused_not_deleted() {
+    use gdswap::swap::{HostTensor, SwapOptions, SwapStore};
+    let dir = scratch();
+    let serial = dir.path().join("serial");
+    let store = SwapStore::open(
+        &serial,
+        SwapOptions {
+            backend: "posix".into(),
+            ..SwapOptions::default()
+        },
+    )
+    .unwrap();
+    let t = HostTensor::from_slice(gdswap::swap::DType::F32, &[1.0f32, 2.0, 3.0]).unwrap();
+    store.swap_out("live", &t).unwrap().wait().unwrap();
+    // (The header on stdout comes first; the error is the one line on stderr.)
+    let out = outcome(&mut small_sim(dir.path(), argv!["--mode", "serial"]));
+    assert_eq!(out.code, Some(1), "{out:?}");
+    let err = out.stderr.trim_end();
+    assert!(
+        !err.contains('\n') && err.contains("already open") && err.contains("serial"),
+        "{err}"
+    );
+    let mut back = HostTensor::zeros(gdswap::swap::DType::F32, &[3]).unwrap();
+    store.swap_in("live", &mut back).unwrap().wait().unwrap();
+    assert_eq!(back.as_slice::<f32>().unwrap(), &[1.0, 2.0, 3.0]);
+    drop(store);
+    assert_eq!(
+        common::dir_names(&serial),
+        ["data.bin", "lock", "manifest.json"]
+    );
+}
+
+/// A DIR/<mode> that is not a gdswap store is refused untouched, naming it.
+#[test]
+fn a_directory_that_is_not_a_store_is_refused_untouched() {
+    let dir = scratch();
+    let serial = dir.path().join("serial");
+    std::fs::create_dir(&serial).unwrap();
+    std::fs::write(serial.join("thesis.tex"), b"years of work").unwrap();
+    std::fs::write(serial.join("data.bin"), b"not a store's").unwrap();
+    let err = outcome(&mut small_sim(dir.path(), argv!["--mode", "serial"])).expect_error();
+    assert!(
+        err.contains("--dir")
+            && err.contains(&*serial.to_string_lossy())
+            && err.contains("not a gdswap swap store")
+            && err.contains("thesis.tex"),
+        "{err}"
+    );
+    assert_eq!(common::dir_names(&serial), ["data.bin", "thesis.tex"]);
+    assert_eq!(
+        std::fs::read(serial.join("thesis.tex")).unwrap(),
+        b"years of work"
+    );
+}
+
+/// Huge counts are one line naming the flag, exit 1, before anything is made: the state
+/// size overflows 64 bits, or the disk (and memory) check refuses it up front (they used to
+/// wrap and end in "memory allocation failed", exit 134).
+#[test]
+fn huge_counts_are_refused_up_front() {
+    let base = scratch();
+    let dir = base.path().join("sim");
+    let err = fail(argv!["optim-sim", "--dir", &dir, "--params", "99999T"]);
+    assert!(
+        err.starts_with("--params: 99999000000000000 parameters need up to 2.40 EB on disk")
+            && err.contains(&format!("--dir {} has", dir.display())),
+        "{err}"
+    );
+    let err = fail(argv![
+        "optim-sim",
+        "--dir",
+        &dir,
+        "--params",
+        "18446744073709551615"
+    ]);
+    assert!(
+        err.starts_with("--params: ") && err.contains("does not fit in 64 bits"),
+        "{err}"
+    );
+    let err = fail(argv![
+        "optim-sim",
+        "--dir",
+        &dir,
+        "--params",
+        "5T",
+        "--sub-group-size",
+        "5T"
+    ]);
+    assert!(
+        err.starts_with("--sub-group-size: optim-sim needs about") && err.contains("host memory"),
+        "{err}"
+    );
+    assert!(!dir.exists());
 }

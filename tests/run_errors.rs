@@ -117,6 +117,45 @@ fn size_zero() {
     refused(args("0", "4K"), "--size: must be at least one byte");
 }
 
+/// --size 2^64 - 1 used to wrap when rounded up to pages (`next_multiple_of`), pass the
+/// memory check and abort in an allocation (exit 134); now the bound is the largest file
+/// Linux holds, and a size below it that cannot be held in memory is refused by the memory
+/// check, both one line naming --size.
+#[test]
+fn size_2_pow_64_minus_1_run_and_compare() {
+    let max = u64::MAX.to_string();
+    let expected = "--size: 18446744073709551615 bytes is larger than the largest file Linux can hold (9223372036854775807 bytes, 2^63 - 1)";
+    refused(args(&max, "1M"), expected);
+    refused(
+        argv![
+            "compare",
+            "--size",
+            &max,
+            "--block-size",
+            "1M",
+            "--rounds",
+            "1"
+        ],
+        expected,
+    );
+    let dir = scratch();
+    let err = fail(argv![
+        "run",
+        "--op",
+        "write",
+        "--size",
+        (i64::MAX as u64).to_string(),
+        "--block-size",
+        "1M",
+        "--file",
+        dir.path().join("f")
+    ]);
+    assert!(
+        err.starts_with("--size 9223372036854775807B: each thread holds its whole range in memory"),
+        "{err}"
+    );
+}
+
 #[test]
 fn loops_zero() {
     let mut a = args("1M", "64K");

@@ -6,15 +6,17 @@ use clap::Args;
 
 use crate::error::Result;
 use crate::optim_sim::{
-    parse_count, pure_compute, pure_io, run_mode, validate, Mode, ModeReport, SimOptions,
+    parse_count, preflight, pure_compute, pure_io, run_mode, Mode, ModeReport, SimOptions,
 };
 
 #[derive(Args, Debug)]
 #[command(
     after_help = "Counts take decimal suffixes: K = 10^3, M = 10^6, B or G = 10^9, \
 T = 10^12 (2B = two billion parameters; each has 12 bytes of state: fp32 weights and two \
-fp32 moments). Each mode runs on a fresh store in DIR/<mode>, which it leaves there; the \
-pure I/O baseline (the pipelined schedule without the update) in DIR/io-only."
+fp32 moments). Each mode runs on a fresh store in DIR/<mode>, removed at the end unless \
+--keep; the pure I/O baseline (the pipelined schedule without the update) in DIR/io-only. A \
+store left there by an earlier run is replaced once this run holds its lock; a DIR/<mode> \
+that is not a gdswap store is refused untouched. Memory and disk space are checked first."
 )]
 pub struct OptimSimArgs {
     /// Directory for the swap stores (on the NVMe file system to measure).
@@ -54,6 +56,9 @@ pub struct OptimSimArgs {
     /// instead of generating them.
     #[arg(long)]
     grads: bool,
+    /// Keep each mode's swap store in DIR/<mode> after the run (default: removed).
+    #[arg(long)]
+    keep: bool,
 }
 
 fn gbs(bytes_per_s: f64) -> String {
@@ -81,27 +86,43 @@ pub fn run(args: &OptimSimArgs) -> Result<()> {
         gpu: args.gpu,
         check: !args.no_check,
         grads: args.grads,
+        keep: args.keep,
     };
-    validate(&opts)?;
     let modes = if args.mode.is_empty() {
         vec![Mode::Serial, Mode::Pipelined]
     } else {
         args.mode.clone()
     };
+    // Stores on disk at once: one, or with --keep every mode's and the pure I/O baseline's.
+    let stores = match args.keep {
+        true => modes.len() as u64 + u64::from(modes.contains(&Mode::Pipelined)),
+        false => 1,
+    };
+    let needs = preflight(&opts, stores)?;
+    let created_dir = !opts.dir.exists();
+    let result = run_modes(&opts, &modes, needs.state);
+    if created_dir && !opts.keep {
+        // The directory this run made, if nothing else is in it now.
+        let _ = std::fs::remove_dir(&opts.dir);
+    }
+    result
+}
+
+fn run_modes(opts: &SimOptions, modes: &[Mode], state: u64) -> Result<()> {
     let groups = opts.params.div_ceil(opts.sub_group_size);
     println!(
         "optim-sim: {} parameters in {groups} sub-groups of up to {} (fp32 weights, Adam m and v: {} of state{}), {} steps measured after {} warm-up, backend {}, Adam on the host",
         opts.params,
         opts.sub_group_size,
-        mb(opts.params * 12),
+        mb(state),
         if opts.grads { ", fp16 gradients read each step" } else { "" },
         opts.steps,
         opts.warmup_steps,
         opts.backend
     );
     let mut reports: Vec<ModeReport> = Vec::new();
-    for m in modes {
-        reports.push(run_mode(&opts, m)?);
+    for &m in modes {
+        reports.push(run_mode(opts, m)?);
     }
     println!(
         "{:<10} {:>11} {:>11} {:>11} {:>11} {:>14} {:>13} {:>12} {:>9}",
@@ -136,8 +157,8 @@ pub fn run(args: &OptimSimArgs) -> Result<()> {
     if let Some(p) = reports.iter().find(|r| r.mode == Mode::Pipelined) {
         // Baselines for the same bytes: the pipelined schedule without the update, and the
         // update without I/O.
-        let io = pure_io(&opts)?;
-        let compute = pure_compute(&opts)?;
+        let io = pure_io(opts)?;
+        let compute = pure_compute(opts)?;
         let bound = io.max(compute);
         print!(
             "pure I/O {} (pipelined, no update), pure compute {} (Adam in memory): pipelined step is {:.2}x max(I/O, compute), overlap efficiency {:.0}%",

@@ -196,6 +196,24 @@ impl DataFile {
     }
 }
 
+impl DataFile {
+    /// A data file from descriptors the caller opened and checked itself (the swap store
+    /// opens its `data.bin` through `io::owned`): `buffered`, and `direct` with O_DIRECT,
+    /// both of the file at `path`.
+    pub fn from_files(path: &Path, buffered: File, direct: Option<File>) -> Result<DataFile> {
+        let dio_align = match &direct {
+            Some(f) => dio_alignment(f).map_err(|e| Error::file(FileOp::Stat, path, e))?,
+            None => 1,
+        };
+        Ok(DataFile {
+            path: path.to_path_buf(),
+            direct,
+            buffered,
+            dio_align,
+        })
+    }
+}
+
 /// O_DIRECT offset alignment from statx(STATX_DIOALIGN) (Linux 6.1+), else the default.
 fn dio_alignment(f: &File) -> std::io::Result<u64> {
     let mut stx = std::mem::MaybeUninit::<libc::statx>::zeroed();

@@ -4,5 +4,6 @@
 
 pub mod buffer;
 pub mod file;
+pub mod owned;
 pub mod sys;
 pub mod uring;

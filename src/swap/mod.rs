@@ -43,6 +43,16 @@
 //! so a process killed at any point leaves the manifest pointing at complete, durable data:
 //! every tensor reads back as its last completed swap-out.
 //!
+//! # What `open` may change
+//! Nothing in `data.bin`: it never shrinks it or writes it (space past the last tensor is
+//! reused by later swap-outs). It creates the directory, `lock`, and for a new store an empty
+//! `data.bin` and an empty manifest (made durable before any swap-out); it removes a leftover
+//! `manifest.json.tmp`. Every store file is opened without following a symlink and must be
+//! a regular file of this user with one link. A manifest entry that fails its checks is
+//! quarantined ([`SwapStore::quarantined`]) and the others stay readable; a `data.bin`
+//! without its manifest is refused. [`SwapOptions::discard_existing`] starts over: it removes
+//! the manifest and then `data.bin`, under the lock.
+//!
 //! # Checksums
 //! CRC-32C (Castagnoli): computed by the SSE4.2 `crc32` instruction on x86 and the CRC
 //! extension on ARMv8 (the `crc32c` crate uses both), so it runs at memory speed, and it is
@@ -62,7 +72,7 @@ mod ticket;
 
 pub use buffer::{DType, DeviceSpan, HostTensor, PinnedTensor, Tensor};
 pub use device_tensor::{DeviceTensor, GpuWork};
-pub use manifest::{Entry, DATA_FILE, MANIFEST};
+pub use manifest::{Entry, Quarantined, DATA_FILE, MANIFEST};
 pub use staged::{Refused, StagedTensor, StagedTicket};
-pub use store::{default_io_threads, SwapOptions, SwapStats, SwapStore};
+pub use store::{default_io_threads, SwapOptions, SwapStats, SwapStore, LOCK_FILE};
 pub use ticket::Ticket;

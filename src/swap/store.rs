@@ -8,17 +8,20 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::backend::{self, Availability, Backend};
 use crate::error::{Error, FileOp, Result};
-use crate::io::file::{Access, DataFile};
+use crate::io::file::DataFile;
+use crate::io::owned::{self, Create};
 use crate::options::Op;
 use crate::size::Bytes;
 
 use super::alloc::Extents;
 use super::buffer::{DeviceSpan, Tensor};
 use super::device_tensor::{Fence, GpuWork};
-use super::manifest::{self, Entry, Manifest, DATA_FILE, FORMAT, MANIFEST_TMP};
+use super::manifest::{
+    self, Entry, Manifest, Quarantined, DATA_FILE, FORMAT, MANIFEST, MANIFEST_TMP,
+};
 
 /// The file a store flocks while open.
-const LOCK_FILE: &str = "lock";
+pub const LOCK_FILE: &str = "lock";
 use super::staged::{Refused, StagedTensor, StagedTicket};
 use super::staging::{Charge, Staging, StagingPool};
 use super::threads::IoThreads;
@@ -69,6 +72,11 @@ pub struct SwapOptions {
     pub block_size: u64,
     /// Requests in flight per swap (backends with queues).
     pub queue_depth: u32,
+    /// Start over: once the store's lock is held, remove an existing store's manifest and
+    /// data file (only those, and only when they are regular files of this user) before
+    /// opening it empty. Without it, a store is opened as it is, and a data file without a
+    /// manifest is refused.
+    pub discard_existing: bool,
 }
 
 impl Default for SwapOptions {
@@ -82,6 +90,7 @@ impl Default for SwapOptions {
             io_threads: default_io_threads(),
             block_size: 1 << 20,
             queue_depth: 8,
+            discard_existing: false,
         }
     }
 }
@@ -132,6 +141,9 @@ struct State {
     /// Each tensor's previous extent (no longer in the manifest), where its next version of
     /// the same padded size is written.
     spares: HashMap<String, (u64, u64)>,
+    /// Manifest entries refused at open (or at an earlier open): never read, written back
+    /// with every commit, their bytes never overwritten.
+    quarantined: Vec<Quarantined>,
     /// Prefetches, finished or not, waiting for their swap-in, with the I/O thread that
     /// holds their staging.
     prefetched: HashMap<String, (Entry, Receiver<ReadOutcome>, usize)>,
@@ -207,67 +219,60 @@ impl SwapStore {
             ));
         }
         std::fs::create_dir_all(&dir).map_err(|e| Error::file(FileOp::Create, &dir, e))?;
-        let lock_path = dir.join(LOCK_FILE);
-        let lock_file = std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&lock_path)
-            .map_err(|e| Error::file(FileOp::Create, &lock_path, e))?;
-        match crate::io::sys::try_lock_exclusive(&lock_file) {
-            Ok(true) => {}
-            Ok(false) => return Err(Error::BadFile {
-                flag: "swap store",
-                path: dir.clone(),
-                message:
-                    "already open (by this or another process): one store per directory at a time"
-                        .into(),
-            }),
-            Err(e) => return Err(Error::file(FileOp::Open, &lock_path, e)),
+        // Nothing in the directory is touched before the lock is held.
+        let lock_file = take_lock(&dir)?;
+        if opts.discard_existing {
+            discard(&dir)?;
         }
         // A temporary manifest is a commit that did not finish: the old manifest stands.
-        match std::fs::remove_file(dir.join(MANIFEST_TMP)) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(Error::file(FileOp::Create, dir.join(MANIFEST_TMP), e)),
-        }
-        let m = manifest::load(&dir)?;
-        let file = Arc::new(DataFile::open(
-            &dir.join(DATA_FILE),
-            Access::Write,
-            opts.direct,
-        )?);
+        owned::remove_own(&dir, MANIFEST_TMP)?;
+        let loaded = manifest::load(&dir)?;
+        let file = Arc::new(open_data_file(&dir, opts.direct)?);
         manifest::sync_dir(&dir)?;
         let align = file.dio_align().max(4096);
         let file_len = file.len()?;
-        let mut tensors = BTreeMap::new();
-        for e in m.tensors {
-            if e.file != DATA_FILE
-                || e.offset % align != 0
-                || e.padded_len % align != 0
-                || e.len > e.padded_len
-                || e.offset + e.padded_len > file_len
-            {
+        let loaded = match loaded {
+            Some(l) => l,
+            None if file_len > 0 => {
                 return Err(Error::BadFile {
                     flag: "swap store",
-                    path: dir.join(manifest::MANIFEST),
+                    path: dir.join(MANIFEST),
                     message: format!(
-                        "tensor '{}' has an extent the data file cannot hold ({} at offset {}, {} padded, file of {} bytes, alignment {})",
-                        e.name, e.file, e.offset, e.padded_len, file_len, align
+                        "missing, next to a data file of {} ({}): without it the tensors cannot be found, and opening it as an empty store would overwrite them; to start over, open with SwapOptions::discard_existing",
+                        Bytes(file_len),
+                        dir.join(DATA_FILE).display()
                     ),
-                });
+                })
             }
-            tensors.insert(e.name.clone(), e);
-        }
-        let extents = Extents::from_used(
+            None => {
+                // A new store: its (empty) manifest is made durable before any swap-out, so a
+                // data file without a manifest only ever means one that was lost.
+                manifest::commit(
+                    &dir,
+                    &Manifest {
+                        format: FORMAT.into(),
+                        ..Manifest::default()
+                    },
+                )?;
+                manifest::Loaded::default()
+            }
+        };
+        // Every entry is checked (checked arithmetic throughout): one that cannot be read is
+        // quarantined, the others stay readable. `open` never changes the data file.
+        let (tensors, new_quarantine) =
+            manifest::check_entries(loaded.tensors, loaded.generation, align, file_len);
+        let mut quarantined = loaded.quarantined;
+        quarantined.extend(new_quarantine);
+        let mut extents = Extents::from_used(
             tensors
                 .values()
                 .map(|e| (e.offset, e.padded_len, e.name.clone()))
                 .collect(),
         )?;
-        // Space past the last tensor was written by swap-outs that never committed.
-        if file_len > extents.end() {
-            file.set_len(extents.end())?;
+        // Space past the last tensor (written by swap-outs that never committed) is reused;
+        // with a quarantine, nothing below the file's end is written again.
+        if !quarantined.is_empty() {
+            extents.reserve_below(file_len);
         }
         let staging = Arc::new(StagingPool::new(
             backend,
@@ -285,8 +290,9 @@ impl SwapStore {
                 align,
                 state: Mutex::new(State {
                     tensors,
-                    generation: m.generation,
+                    generation: loaded.generation,
                     extents,
+                    quarantined,
                     busy: HashMap::new(),
                     spares: HashMap::new(),
                     next_op: 0,
@@ -316,6 +322,57 @@ impl SwapStore {
     /// The tensors as of the last completed swap-out or remove, by name.
     pub fn list(&self) -> Vec<Entry> {
         lock(&self.shared.state).tensors.values().cloned().collect()
+    }
+
+    /// Manifest entries the store refused when it opened (or an earlier open did), with the
+    /// reason: not listed by [`SwapStore::list`], not readable, and kept in the manifest
+    /// (their bytes in the data file are never overwritten) until
+    /// [`SwapStore::forget_quarantined`].
+    pub fn quarantined(&self) -> Vec<Quarantined> {
+        lock(&self.shared.state).quarantined.clone()
+    }
+
+    /// Drops the quarantined entries from the manifest (durably); returns how many. Their
+    /// space is reused only by a later open of the store.
+    pub fn forget_quarantined(&self) -> Result<usize> {
+        let sh = &self.shared;
+        let _commit = lock(&sh.commit);
+        let (gone, snapshot) = {
+            let mut s = lock(&sh.state);
+            let gone = std::mem::take(&mut s.quarantined);
+            (gone, snapshot_of(&s, s.generation))
+        };
+        match manifest::commit(&sh.dir, &snapshot) {
+            Ok(()) => Ok(gone.len()),
+            Err(e) => {
+                lock(&sh.state).quarantined = gone;
+                Err(e)
+            }
+        }
+    }
+
+    /// Closes the store and removes its files, under its lock: the manifest first (from then
+    /// on the store is empty), then the data file and the lock file, and the directory when
+    /// nothing else is in it. Only the store's own files are removed.
+    pub fn destroy(self) -> Result<()> {
+        self.shutdown(true)?;
+        let dir = self.shared.dir.clone();
+        owned::remove_own(&dir, MANIFEST)?;
+        manifest::sync_dir(&dir)?;
+        owned::remove_own(&dir, MANIFEST_TMP)?;
+        owned::remove_own(&dir, DATA_FILE)?;
+        owned::remove_own(&dir, LOCK_FILE)?;
+        drop(self);
+        match std::fs::remove_dir(&dir) {
+            Ok(()) => Ok(()),
+            Err(e)
+                if e.raw_os_error() == Some(libc::ENOTEMPTY)
+                    || e.kind() == std::io::ErrorKind::NotFound =>
+            {
+                Ok(())
+            }
+            Err(e) => Err(Error::file(FileOp::Resize, &dir, e)),
+        }
     }
 
     /// One tensor's record.
@@ -408,9 +465,10 @@ impl SwapStore {
         self.shared.file.len()
     }
 
-    fn padded(&self, len: u64) -> u64 {
-        len.next_multiple_of(self.shared.align)
-            .max(self.shared.align)
+    fn padded(&self, name: &str, len: u64) -> Result<u64> {
+        len.checked_next_multiple_of(self.shared.align)
+            .map(|p| p.max(self.shared.align))
+            .ok_or_else(|| swap_err(name, format!("{len} bytes overflow the padded length")))
     }
 
     /// Marks `name` busy with `kind`, or says what is in flight on it.
@@ -473,7 +531,7 @@ impl SwapStore {
                 ))
             }
         };
-        let padded = self.padded(len);
+        let padded = self.padded(name, len)?;
         let id = {
             let mut s = lock(&sh.state);
             let id = self.claim(&mut s, name, OpKind::SwapOut)?;
@@ -549,13 +607,20 @@ impl SwapStore {
         let offset = {
             let mut s = lock(&sh.state);
             match s.spares.remove(name) {
-                Some((off, l)) if l == padded => off,
+                Some((off, l)) if l == padded => Ok(off),
                 spare => {
                     if let Some((off, l)) = spare {
                         s.extents.free(off, l);
                     }
                     s.extents.alloc(padded)
                 }
+            }
+        };
+        let offset = match offset {
+            Ok(o) => o,
+            Err(e) => {
+                release_claim(sh, name, id);
+                return Err(within(OpKind::SwapOut, name, e));
             }
         };
         let entry = Entry {
@@ -606,7 +671,7 @@ impl SwapStore {
         let mut staging =
             self.shared
                 .staging
-                .acquire(&what, self.padded(len as u64), &self.threads)?;
+                .acquire(&what, self.padded(&what, len as u64)?, &self.threads)?;
         staging
             .host_bytes_mut()
             .expect("host staging has host bytes")
@@ -726,7 +791,7 @@ impl SwapStore {
             .tensors
             .get(name)
             .cloned()
-            .ok_or_else(|| swap_err(name, "no such tensor in the store"))?;
+            .ok_or_else(|| missing(&s, name))?;
         check_len(&entry)?;
         let id = self.claim(&mut s, name, OpKind::SwapIn)?;
         drop(s);
@@ -846,7 +911,7 @@ impl SwapStore {
             .tensors
             .get(name)
             .cloned()
-            .ok_or_else(|| swap_err(name, "no such tensor in the store"))?;
+            .ok_or_else(|| missing(&s, name))?;
         let id = self.claim(&mut s, name, OpKind::Prefetch)?;
         drop(s);
         let (rx, thread) = self.start_read(name, id, &entry, OpKind::Prefetch)?;
@@ -970,13 +1035,96 @@ fn check_lengths(name: &str, t: &dyn Tensor, memory_len: usize) -> Result<()> {
 
 /// Names are keys in a JSON manifest: any text, but not empty and not absurdly long.
 fn check_name(name: &str) -> Result<()> {
-    if name.is_empty() || name.len() > 4096 || name.chars().any(char::is_control) {
-        return Err(swap_err(
-            name,
-            "a tensor name must be 1 to 4096 bytes without control characters",
-        ));
+    match manifest::name_problem(name) {
+        Some(p) => Err(swap_err(name, p)),
+        None => Ok(()),
     }
-    Ok(())
+}
+
+/// The error for a name the store does not hold: quarantined, or unknown.
+fn missing(s: &State, name: &str) -> Error {
+    match s
+        .quarantined
+        .iter()
+        .find(|q| q.name.as_deref() == Some(name))
+    {
+        Some(q) => swap_err(
+            name,
+            format!(
+                "quarantined when the store was opened ({}): not readable; see SwapStore::quarantined",
+                q.reason
+            ),
+        ),
+        None => swap_err(name, "no such tensor in the store"),
+    }
+}
+
+/// The manifest of state `s` at `generation`.
+fn snapshot_of(s: &State, generation: u64) -> Manifest {
+    Manifest {
+        format: FORMAT.into(),
+        generation,
+        tensors: s.tensors.values().cloned().collect(),
+        quarantined: s.quarantined.clone(),
+    }
+}
+
+/// Opens and flocks `dir/lock` (never through a symlink). The lock file must still be the
+/// one at `dir/lock` once locked: a store being destroyed unlinks it while holding it.
+fn take_lock(dir: &Path) -> Result<std::fs::File> {
+    let lock_path = dir.join(LOCK_FILE);
+    let lock_file = owned::open(&lock_path, true, Create::IfMissing, 0)?;
+    let busy = || Error::BadFile {
+        flag: "swap store",
+        path: dir.to_path_buf(),
+        message: "already open (by this or another process): one store per directory at a time"
+            .into(),
+    };
+    match crate::io::sys::try_lock_exclusive(&lock_file) {
+        Ok(true) => {}
+        Ok(false) => return Err(busy()),
+        Err(e) => return Err(Error::file(FileOp::Open, &lock_path, e)),
+    }
+    let at_path = owned::open(&lock_path, false, Create::No, 0);
+    match at_path.map(|f| owned::same_file(&f, &lock_file)) {
+        Ok(Ok(true)) => Ok(lock_file),
+        _ => Err(busy()),
+    }
+}
+
+/// `SwapOptions::discard_existing`: with the lock held, removes the manifest (the store is
+/// empty from then on), then the data file. Checks both are the store's own files first.
+fn discard(dir: &Path) -> Result<()> {
+    for name in [MANIFEST, MANIFEST_TMP, DATA_FILE] {
+        owned::check_own(dir, name)?;
+    }
+    owned::remove_own(dir, MANIFEST)?;
+    manifest::sync_dir(dir)?;
+    owned::remove_own(dir, MANIFEST_TMP)?;
+    owned::remove_own(dir, DATA_FILE)?;
+    manifest::sync_dir(dir)
+}
+
+/// `dir/data.bin`, opened (created if missing, never truncated) without following a
+/// symlink, a regular file of this user; the O_DIRECT descriptor must be the same file.
+fn open_data_file(dir: &Path, direct: bool) -> Result<DataFile> {
+    let path = dir.join(DATA_FILE);
+    let buffered = owned::open(&path, true, Create::IfMissing, 0)?;
+    let direct = match direct {
+        false => None,
+        true => {
+            let f = owned::open(&path, true, Create::No, libc::O_DIRECT)?;
+            if !owned::same_file(&f, &buffered).map_err(|e| Error::file(FileOp::Stat, &path, e))? {
+                return Err(Error::BadFile {
+                    flag: "swap store",
+                    path,
+                    message: "was replaced while it was opened".into(),
+                });
+            }
+            Some(f)
+        }
+    };
+    DataFile::from_files(&path, buffered, direct)
 }
 
 /// The I/O thread's part of a swap-out: write, make durable, switch the manifest.
@@ -1017,7 +1165,8 @@ fn write_job(sh: &Shared, mut entry: Entry, mut staging: Staging, pending: Pendi
     }
     let name = entry.name.clone();
     commit_change(sh, &name, Some(entry))?;
-    lock(&sh.state).bytes_written += padded;
+    let mut s = lock(&sh.state);
+    s.bytes_written = s.bytes_written.saturating_add(padded);
     Ok(())
 }
 
@@ -1027,7 +1176,16 @@ fn commit_change(sh: &Shared, name: &str, new: Option<Entry>) -> Result<()> {
     let _commit = lock(&sh.commit);
     let (old, snapshot) = {
         let mut s = lock(&sh.state);
-        let generation = s.generation + 1;
+        let generation = s.generation.checked_add(1).ok_or_else(|| {
+            Error::BadFile {
+                flag: "swap store",
+                path: sh.dir.join(MANIFEST),
+                message: format!(
+                    "its generation is {}, the largest there is: the manifest is corrupt and no change can be committed; read the tensors out and start over (SwapOptions::discard_existing)",
+                    s.generation
+                ),
+            }
+        })?;
         let old = match new.clone() {
             Some(mut e) => {
                 e.generation = generation;
@@ -1036,12 +1194,7 @@ fn commit_change(sh: &Shared, name: &str, new: Option<Entry>) -> Result<()> {
             None => s.tensors.remove(name),
         };
         s.generation = generation;
-        let snapshot = Manifest {
-            format: FORMAT.into(),
-            generation,
-            tensors: s.tensors.values().cloned().collect(),
-        };
-        (old, snapshot)
+        (old, snapshot_of(&s, generation))
     };
     match manifest::commit(&sh.dir, &snapshot) {
         Ok(()) => {
@@ -1080,7 +1233,10 @@ fn commit_change(sh: &Shared, name: &str, new: Option<Entry>) -> Result<()> {
 /// The I/O thread's part of a swap-in or prefetch: read, verify the checksum.
 fn read_job(sh: &Shared, entry: &Entry, mut staging: Staging) -> Result<ReadData> {
     staging.transfer(Op::Read, entry.offset)?;
-    lock(&sh.state).bytes_read += entry.padded_len;
+    {
+        let mut s = lock(&sh.state);
+        s.bytes_read = s.bytes_read.saturating_add(entry.padded_len);
+    }
     if sh.opts.verify {
         // Device staging is read back piece by piece through its pinned memory.
         let crc = staging.checksum(entry.len as usize)?;
