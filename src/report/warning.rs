@@ -31,6 +31,9 @@ pub enum Warning {
     FewBounceBuffers { chunks: usize, queue_depth: u32 },
     /// A gds run whose bytes went through cuFile's compat mode, not GPUDirect.
     GdsCompat { reason: String },
+    /// The data is on a filesystem that is not a local block device (tmpfs, overlay, a
+    /// network or FUSE filesystem; from statfs): the figures do not measure a disk.
+    NotBlockDevice { fs: String },
 }
 
 /// A warning as it is stored in reports.
@@ -52,6 +55,7 @@ impl Warning {
             Warning::WritesUnverified => "writes-unverified",
             Warning::FewBounceBuffers { .. } => "few-bounce-buffers",
             Warning::GdsCompat { .. } => "gds-compat",
+            Warning::NotBlockDevice { .. } => "not-block-device",
         }
     }
 
@@ -76,6 +80,9 @@ impl Warning {
             Warning::GdsCompat { reason } => format!(
                 "GDS COMPAT MODE: these bytes did NOT take GPUDirect Storage; cuFile moved them with POSIX I/O through host memory ({reason})"
             ),
+            Warning::NotBlockDevice { fs } => format!(
+                "the data is on {fs}, not a local block device: these figures measure {fs}, not a disk"
+            ),
         }
     }
 
@@ -94,6 +101,9 @@ impl Warning {
             }
             Warning::GdsCompat { .. } => {
                 "run gdswap check --path FILE --backend gds to see why (nvidia-fs loaded? filesystem and mount options supported?); --require-gpudirect makes this an error"
+            }
+            Warning::NotBlockDevice { .. } => {
+                "put --file/--dir on a filesystem on the NVMe device to be measured (gdswap check --path DIR shows the device under a path)"
             }
         }
     }
