@@ -353,14 +353,16 @@ fn worker_thread(
     })
 }
 
-/// A failed verify of a read means the file holds other data than this run's pattern (another
-/// seed, another run's, or what a failed write left): say how to get a good file again.
+/// What a failed verify of a read adds when the header note has no advice of its own.
+pub const VERIFY_READ_HINT: &str = "; the file holds other data (another run's, or a failed write's): rewrite it with `gdswap run --op write` and the same --file/--dir, --size and --seed, or delete it";
+
+/// A failed verify of a read means the file holds other data than this run's pattern (what a
+/// failed or interrupted write left, another run's): every later read would fail the same
+/// way, so say how to get a good file again (unless the note already does: another seed).
 fn with_verify_hint(opts: &RunOptions, e: Error) -> Error {
     match e {
-        Error::Verify(mut v) if opts.op == Op::Read => {
-            v.header_note.push_str(
-                "; the file holds other data than this run's pattern (another --seed, another run's data, or a failed or interrupted write): rewrite it with `gdswap run --op write --verify` and the same --file/--dir, --size and --seed, or delete it (a --dir file is then recreated)",
-            );
+        Error::Verify(mut v) if opts.op == Op::Read && !v.header_note.contains("rewrite") => {
+            v.header_note.push_str(VERIFY_READ_HINT);
             Error::Verify(v)
         }
         e => e,

@@ -206,7 +206,10 @@ fn o_direct_dir(dir: &Path) -> ODirect {
             } else {
                 ""
             };
-            format!("cannot create a scratch file in {}: {e}{hint}", dir.display())
+            format!(
+                "cannot create a scratch file in {}: {e}{hint}",
+                dir.display()
+            )
         })?;
         let align = f.dio_align().max(512) as usize;
         let block = align.max(4096);

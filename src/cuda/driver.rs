@@ -100,7 +100,7 @@ fn load_once() -> Result<DriverInfo, String> {
                 return Err(format!(
                     "{LIBCUDA_ENV}={}: cannot load it ({e}); point {LIBCUDA_ENV} at the NVIDIA driver's libcuda.so.1, or unset it",
                     path.to_string_lossy()
-                ))
+                ));
             }
         }
     }

@@ -113,7 +113,9 @@ fn open_checked(path: &Path, access: Access) -> Result<(File, bool)> {
             }
         }
     };
-    let meta = file.metadata().map_err(|e| Error::file(FileOp::Stat, path, e))?;
+    let meta = file
+        .metadata()
+        .map_err(|e| Error::file(FileOp::Stat, path, e))?;
     let mode = meta.mode();
     if mode & libc::S_IFMT == libc::S_IFDIR {
         return Err(Error::file(
@@ -447,16 +449,12 @@ fn split_result_path(path: &Path) -> std::io::Result<(PathBuf, String)> {
 /// Checks, before any work, that a result file can be written to `path` as
 /// [`write_atomic`] will: `path` is not a directory, and a private file can be created (and is
 /// removed again) in its directory. Changes nothing that is there.
-pub fn check_result_path(path: &Path) -> Result<()> {
+pub fn check_result_path(path: &Path) -> std::io::Result<()> {
     if std::fs::symlink_metadata(path).is_ok_and(|m| m.is_dir()) {
-        return Err(Error::file(
-            FileOp::Create,
-            path,
-            std::io::Error::from_raw_os_error(libc::EISDIR),
-        ));
+        return Err(std::io::Error::from_raw_os_error(libc::EISDIR));
     }
-    let (dir, name) = split_result_path(path).map_err(|e| Error::file(FileOp::Create, path, e))?;
-    let (f, tmp) = create_private(&dir, &name, 0o644).map_err(|e| Error::file(FileOp::Create, path, e))?;
+    let (dir, name) = split_result_path(path)?;
+    let (f, tmp) = create_private(&dir, &name, 0o644)?;
     drop(f);
     remove_created_path(&tmp);
     Ok(())
@@ -492,9 +490,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     // (EINVAL) keeps it as it keeps any rename.
     let synced = File::open(&dir).and_then(|d| d.sync_all());
     match synced {
-        Err(e) if e.raw_os_error() != Some(libc::EINVAL) => {
-            Err(Error::file(FileOp::Sync, &dir, e))
-        }
+        Err(e) if e.raw_os_error() != Some(libc::EINVAL) => Err(Error::file(FileOp::Sync, &dir, e)),
         _ => Ok(()),
     }
 }
@@ -683,6 +679,60 @@ mod tests {
         assert!(b[4096..8192].iter().all(|&x| x == 0));
         assert!(b[8192..].iter().all(|&x| x == 7));
         assert_eq!(f.len().unwrap(), 3 * 4096);
+    }
+
+    #[test]
+    fn write_atomic_replaces_a_link_never_writes_through_it() {
+        let dir = crate::testutil::scratch_dir();
+        let victim = dir.path().join("victim");
+        std::fs::write(&victim, b"keep").unwrap();
+        let out = dir.path().join("out.json");
+        std::os::unix::fs::symlink(&victim, &out).unwrap();
+        check_result_path(&out).unwrap();
+        write_atomic(&out, b"new").unwrap();
+        assert_eq!(std::fs::read(&victim).unwrap(), b"keep");
+        assert!(std::fs::symlink_metadata(&out).unwrap().is_file());
+        assert_eq!(std::fs::read(&out).unwrap(), b"new");
+        // No private file is left behind.
+        let mut names: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        names.sort();
+        assert_eq!(names, ["out.json", "victim"]);
+        // A directory in the way is refused by the check, naming the path.
+        let e = check_result_path(dir.path()).unwrap_err().to_string();
+        assert!(e.contains("Is a directory"), "{e}");
+    }
+
+    #[test]
+    fn scratch_file_has_no_guessable_name_and_leaves_nothing() {
+        let dir = crate::testutil::scratch_dir();
+        {
+            let f = ScratchFile::create_direct(dir.path()).unwrap();
+            assert!(f.dio_align() >= 1);
+            let names = std::fs::read_dir(dir.path()).unwrap().count();
+            assert_eq!(names, usize::from(f.is_named()));
+        }
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn read_regular_refuses_a_fifo_at_once() {
+        let dir = crate::testutil::scratch_dir();
+        let p = dir.path().join("fifo");
+        let c = std::ffi::CString::new(p.as_os_str().as_encoded_bytes()).unwrap();
+        // SAFETY: `c` is a valid NUL-terminated path; mkfifo only reads it.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        let e = read_regular(&p).unwrap_err().to_string();
+        assert_eq!(e, "it is a FIFO, not a regular file");
+        let e = DataFile::open(&p, Access::Read, false)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("refusing ") && e.contains("it is a FIFO"),
+            "{e}"
+        );
     }
 
     #[test]
