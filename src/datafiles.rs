@@ -2,7 +2,7 @@
 //! alignment, check lengths, space, memory and memlock, and decide which files need the
 //! pattern written first. Every refusal here happens before a byte is written.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::error::{Error, FileOp, Result};
@@ -24,6 +24,12 @@ pub struct PreparedFiles {
     pub needs_pattern: Vec<bool>,
     /// O_DIRECT alignment in bytes (1 when buffered).
     pub align: u64,
+    /// The data directory and the topmost directory this run created for it
+    /// (`--create-dir`, or the default one), when it created any.
+    pub created_dir: Option<(PathBuf, PathBuf)>,
+    /// The filesystem holding the data, when it is not a local block device (tmpfs, overlay,
+    /// a network or FUSE filesystem): the figures then do not measure a disk.
+    pub non_block_fs: Option<&'static str>,
 }
 
 impl PreparedFiles {
@@ -51,12 +57,112 @@ impl PreparedFiles {
         }
         Ok(())
     }
+
+    /// What [`PreparedFiles::remove_unused`] needs, kept while the run owns the rest.
+    pub fn clone_for_cleanup(&self) -> Cleanup {
+        Cleanup {
+            files: self.files.clone(),
+            created_dir: self.created_dir.clone(),
+        }
+    }
 }
 
-pub fn prepare(opts: &RunOptions) -> Result<PreparedFiles> {
-    if let Target::Dir(dir) = &opts.target {
-        std::fs::create_dir_all(dir).map_err(|e| Error::file(FileOp::Create, dir, e))?;
+/// The files and directory a run opened, for removing what it created if it fails.
+pub struct Cleanup {
+    files: Vec<Arc<DataFile>>,
+    created_dir: Option<(PathBuf, PathBuf)>,
+}
+
+impl Cleanup {
+    /// After a failed run: removes the data files this run created and wrote nothing into,
+    /// then the data directory if this run created it and it is empty. Nothing else is
+    /// touched: files that existed before, or hold data, stay.
+    pub fn remove_unused(&self) {
+        for f in &self.files {
+            if f.created() && f.allocated_bytes().is_ok_and(|b| b == 0) {
+                f.remove_if_created();
+            }
+        }
+        if let Some((dir, top)) = &self.created_dir {
+            remove_created_dirs(dir, top);
+        }
     }
+}
+
+/// Makes the `--dir` data directory when it is missing and the run may create it; returns the
+/// topmost directory created (to be removed again if the run is refused), or an error naming
+/// the flag when it may not.
+fn make_data_dir(dir: &Path, create: bool) -> Result<Option<PathBuf>> {
+    match std::fs::metadata(dir) {
+        Ok(m) if m.is_dir() => return Ok(None),
+        Ok(_) => {
+            return Err(Error::invalid(
+                "--dir",
+                format!("{} is not a directory", dir.display()),
+            ))
+        }
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            return Err(Error::file(FileOp::Stat, dir, e))
+        }
+        Err(_) => {}
+    }
+    if !create {
+        return Err(Error::invalid(
+            "--dir",
+            format!(
+                "{} does not exist; create it, or pass --create-dir to let gdswap create it (a mistyped directory would measure another disk)",
+                dir.display()
+            ),
+        ));
+    }
+    let topmost = dir
+        .ancestors()
+        .take_while(|a| !a.as_os_str().is_empty() && std::fs::symlink_metadata(a).is_err())
+        .last()
+        .map(Path::to_path_buf);
+    std::fs::create_dir_all(dir).map_err(|e| Error::file(FileOp::Create, dir, e))?;
+    Ok(topmost)
+}
+
+/// Removes `dir` and the empty directories above it up to `topmost` (the directories a
+/// refused run created); stops at the first that is not empty.
+fn remove_created_dirs(dir: &Path, topmost: &Path) {
+    for a in dir.ancestors() {
+        if std::fs::remove_dir(a).is_err() || a == topmost {
+            break;
+        }
+    }
+}
+
+/// Opens and checks the run's files. A refusal removes the files (and directories) this call
+/// created, so a refused run leaves nothing behind.
+pub fn prepare(opts: &RunOptions) -> Result<PreparedFiles> {
+    let created_dir = match &opts.target {
+        Target::Dir(dir) => make_data_dir(dir, opts.create_dir)?,
+        Target::File(_) => None,
+    };
+    let mut opened = Vec::new();
+    let result = prepare_files(opts, &mut opened);
+    match result {
+        Ok(mut p) => {
+            if let (Some(top), Target::Dir(dir)) = (created_dir, &opts.target) {
+                p.created_dir = Some((dir.clone(), top));
+            }
+            Ok(p)
+        }
+        Err(e) => {
+            for f in &opened {
+                f.remove_if_created();
+            }
+            if let (Some(top), Target::Dir(dir)) = (&created_dir, &opts.target) {
+                remove_created_dirs(dir, top);
+            }
+            Err(e)
+        }
+    }
+}
+
+fn prepare_files(opts: &RunOptions, opened: &mut Vec<Arc<DataFile>>) -> Result<PreparedFiles> {
     // Reads open read-only, except managed files that do not exist yet (created here, filled
     // with the pattern by their worker). Writes open read-write (read-back for --verify).
     let access_for = |path: &Path| match (&opts.target, opts.op) {
@@ -65,7 +171,12 @@ pub fn prepare(opts: &RunOptions) -> Result<PreparedFiles> {
         (_, Op::Write) => Access::Write,
     };
     let first_path = plan::thread_path(&opts.target, 0);
-    let first = DataFile::open(&first_path, access_for(&first_path), opts.direct)?;
+    let first = Arc::new(DataFile::open(
+        &first_path,
+        access_for(&first_path),
+        opts.direct,
+    )?);
+    opened.push(Arc::clone(&first));
     let align = first.dio_align();
     if opts.block_size % align != 0 {
         return Err(Error::invalid(
@@ -82,14 +193,16 @@ pub fn prepare(opts: &RunOptions) -> Result<PreparedFiles> {
     // resized or filled: a refusal must leave existing files as they were.
     check_memory(opts, &plan::ranges(opts, align)?)?;
     let plans = plan::plan(opts, align)?;
-    let mut files = vec![Arc::new(first)];
+    let mut files = vec![first];
     for p in &plans[1..] {
-        files.push(Arc::new(DataFile::open(
-            &p.path,
-            access_for(&p.path),
-            opts.direct,
-        )?));
+        let f = Arc::new(DataFile::open(&p.path, access_for(&p.path), opts.direct)?);
+        opened.push(Arc::clone(&f));
+        files.push(f);
     }
+    let non_block_fs = files[0]
+        .fs_magic()
+        .ok()
+        .and_then(crate::io::sys::non_block_fs_name);
 
     let mut needs_pattern = vec![false; plans.len()];
     match (&opts.target, opts.op) {
@@ -143,6 +256,8 @@ pub fn prepare(opts: &RunOptions) -> Result<PreparedFiles> {
         files,
         needs_pattern,
         align,
+        created_dir: None,
+        non_block_fs,
     })
 }
 
@@ -194,10 +309,7 @@ pub fn write_pattern(path: &Path, len: u64, seed: u64) -> Result<()> {
 }
 
 fn allocated_bytes(f: &DataFile) -> Result<u64> {
-    use std::os::unix::fs::MetadataExt;
-    std::fs::metadata(f.path())
-        .map(|m| m.blocks() * 512)
-        .map_err(|e| Error::file(FileOp::Stat, f.path(), e))
+    f.allocated_bytes()
 }
 
 fn check_space(dir: &Path, needed: u64) -> Result<()> {

@@ -151,6 +151,10 @@ pub enum Error {
     /// A swap store operation on one tensor failed or was refused; the message says why.
     #[error("tensor '{tensor}': {message}")]
     Swap { tensor: String, message: String },
+    /// A path gdswap refuses to open as a data or result file: a symbolic link, not a regular
+    /// file, or (to be written) a file this user does not own; `reason` says which.
+    #[error("refusing {}: {reason}", path.display())]
+    UnsafeFile { path: PathBuf, reason: String },
     /// A saved results or config file gdswap cannot use; the message names the flag that read it.
     #[error("{flag} {}: {message}", path.display())]
     BadFile {
@@ -217,6 +221,29 @@ impl Error {
             }
         };
         Error::io(FileOp::from(op), path, offset, remaining as u64, source)
+    }
+
+    /// A stable class of the error, for records (`ErrorRecord::kind`).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Error::Io { .. } | Error::File { .. } => "io",
+            Error::InvalidOption { .. }
+            | Error::FileTooSmall { .. }
+            | Error::Memlock { .. }
+            | Error::DropCaches(_)
+            | Error::BadFile { .. }
+            | Error::UnsafeFile { .. } => "refused",
+            Error::Resources(_) => "resources",
+            Error::Unavailable { .. } => "unavailable",
+            Error::Cuda { .. } => "cuda",
+            Error::Verify(_) => "verify",
+            Error::CuFile(_) => "cufile",
+            Error::Peer { .. } => "peer",
+            Error::Interrupted => "interrupted",
+            Error::Swap { .. } => "swap",
+            Error::Aborted | Error::WorkerPanicked(_) => "internal",
+            Error::Within { source, .. } => source.kind(),
+        }
     }
 
     pub fn invalid(flag: &'static str, message: impl Into<String>) -> Self {

@@ -78,6 +78,9 @@ pub struct Measurements {
     pub verified: bool,
     /// gds: the path the bytes took ([`Backend::gds_path`]).
     pub gds_path: Option<crate::report::GdsPath>,
+    /// The data's filesystem when it is not a local block device (tmpfs, overlay, network,
+    /// FUSE), by its statfs type.
+    pub non_block_fs: Option<&'static str>,
 }
 
 /// Runs `opts` through its backend.
@@ -104,7 +107,15 @@ pub fn run(opts: &RunOptions) -> Result<Measurements> {
         sys::check_drop_caches().map_err(Error::DropCaches)?;
     }
     let prepared = datafiles::prepare(opts)?;
-    let mut m = execute(opts, backend.as_ref(), prepared)?;
+    let cleanup = prepared.clone_for_cleanup();
+    let mut m = match execute(opts, backend.as_ref(), prepared) {
+        Ok(m) => m,
+        Err(e) => {
+            // Files this run created and wrote nothing into go again; the rest stay.
+            cleanup.remove_unused();
+            return Err(with_verify_hint(opts, e));
+        }
+    };
     m.gds_path = backend.gds_path();
     // The path may only be known after the run (cuFile's statistics count each I/O).
     if let Some(p) = m.gds_path.as_ref().filter(|p| p.is_compat()) {
@@ -203,6 +214,7 @@ fn execute(
         loops,
         verified: opts.verify,
         gds_path: None,
+        non_block_fs: prepared.non_block_fs,
     })
 }
 
@@ -343,6 +355,22 @@ fn worker_thread(
         pages,
         phases,
     })
+}
+
+/// What a failed verify of a read adds when the header note has no advice of its own.
+pub const VERIFY_READ_HINT: &str = "; the file holds other data (another run's, or a failed write's): rewrite it with `gdswap run --op write` and the same --file/--dir, --size and --seed, or delete it";
+
+/// A failed verify of a read means the file holds other data than this run's pattern (what a
+/// failed or interrupted write left, another run's): every later read would fail the same
+/// way, so say how to get a good file again (unless the note already does: another seed).
+fn with_verify_hint(opts: &RunOptions, e: Error) -> Error {
+    match e {
+        Error::Verify(mut v) if opts.op == Op::Read && !v.header_note.contains("rewrite") => {
+            v.header_note.push_str(VERIFY_READ_HINT);
+            Error::Verify(v)
+        }
+        e => e,
+    }
 }
 
 /// Reads: every byte that landed in the destination is the pattern of its file offset.

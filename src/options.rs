@@ -55,11 +55,29 @@ pub enum Target {
     Dir(PathBuf),
 }
 
-/// The default data directory: `$GDSWAP_DATA_DIR`, else `./gdswap-data`.
+/// The environment variable naming the default data directory.
+pub const DATA_DIR_ENV: &str = "GDSWAP_DATA_DIR";
+
+/// The default data directory: `$GDSWAP_DATA_DIR`, else `./gdswap-data` (an empty value
+/// counts as unset here; the command line refuses it, see [`data_dir_from_env`]).
 pub fn default_data_dir() -> PathBuf {
-    std::env::var_os("GDSWAP_DATA_DIR")
+    std::env::var_os(DATA_DIR_ENV)
+        .filter(|v| !v.is_empty())
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from("gdswap-data"))
+}
+
+/// The default data directory as the command line takes it: `GDSWAP_DATA_DIR` set to the
+/// empty string is an error naming the variable (most likely a script expanding an unset
+/// variable; silently falling back to ./gdswap-data would write where nobody asked).
+pub fn data_dir_from_env() -> Result<PathBuf> {
+    match std::env::var_os(DATA_DIR_ENV) {
+        Some(v) if v.is_empty() => Err(Error::invalid(
+            DATA_DIR_ENV,
+            "is set but empty; set it to a directory, or unset it to use ./gdswap-data",
+        )),
+        _ => Ok(default_data_dir()),
+    }
 }
 
 /// How the `bounce` backend stages data between the file and the GPU.
@@ -192,6 +210,10 @@ pub struct RunOptions {
     #[serde(default)]
     pub buffer: BufferMode,
     pub gpu: GpuOptions,
+    /// A `Target::Dir` that does not exist may be created (`--create-dir`, and the default
+    /// data directory); otherwise a missing directory is an error.
+    #[serde(skip)]
+    pub create_dir: bool,
 }
 
 impl Default for RunOptions {
@@ -215,6 +237,7 @@ impl Default for RunOptions {
             huge_pages: HugePages::Auto,
             buffer: BufferMode::Full,
             gpu: GpuOptions::default(),
+            create_dir: false,
         }
     }
 }

@@ -37,6 +37,11 @@ pub fn classify(path: &Path, text: &str) -> Result<Input> {
         } else {
             v["schema"].as_str().unwrap_or("").to_string()
         };
+        if let Some(message) = v["error"]["message"].as_str() {
+            return Err(bad(format!(
+                "records a failed run ({message}); it has no figures to report"
+            )));
+        }
         return match schema.as_str() {
             comparison::COMPARE_SCHEMA => comparison::from_json(text)
                 .map(|c| Input::Comparison(Box::new(c)))

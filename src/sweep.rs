@@ -281,7 +281,7 @@ pub struct Loaded {
 
 /// Reads `points.jsonl`.
 pub fn load_points(path: &Path) -> Result<Loaded> {
-    let text = std::fs::read_to_string(path).map_err(|e| Error::BadFile {
+    let text = crate::io::file::read_regular(path).map_err(|e| Error::BadFile {
         flag: "--resume",
         path: path.to_path_buf(),
         message: format!("cannot read it: {e}"),
@@ -376,9 +376,12 @@ impl PointLog {
     }
 
     fn append(path: &Path, text: &str) -> Result<()> {
+        use std::os::unix::fs::OpenOptionsExt;
+        // Never through a symbolic link planted in --out.
         let mut f = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
+            .custom_flags(libc::O_NOFOLLOW)
             .open(path)
             .map_err(|e| Error::file(FileOp::Open, path, e))?;
         f.write_all(text.as_bytes())
@@ -391,13 +394,7 @@ impl PointLog {
     /// may lack the rows of a point whose JSON line was written just before an interruption).
     pub fn rewrite(&self, points: &[Comparison], jsonl_too: bool) -> Result<()> {
         let replace = |path: &Path, text: &str| -> Result<()> {
-            let tmp = path.with_extension("tmp");
-            let mut f =
-                std::fs::File::create(&tmp).map_err(|e| Error::file(FileOp::Create, &tmp, e))?;
-            f.write_all(text.as_bytes())
-                .and_then(|_| f.sync_data())
-                .map_err(|e| Error::file(FileOp::Write, &tmp, e))?;
-            std::fs::rename(&tmp, path).map_err(|e| Error::file(FileOp::Write, path, e))
+            crate::io::file::write_atomic(path, text.as_bytes())
         };
         if jsonl_too {
             let mut text = String::new();

@@ -114,7 +114,7 @@ impl Config {
             message,
         };
         let text =
-            std::fs::read_to_string(path).map_err(|e| bad(format!("cannot read it: {e}")))?;
+            crate::io::file::read_regular(path).map_err(|e| bad(format!("cannot read it: {e}")))?;
         let c: Config = serde_json::from_str(&text).map_err(|e| {
             bad(format!(
                 "not a gdswap config (written by gdswap sweep): {e}"

@@ -61,6 +61,7 @@ fn pipelined_read_and_write_verify() {
         with(
             bounce("read", size, 256 * KIB),
             argv![
+                "--create-dir",
                 "--dir",
                 d.path(),
                 "--verify",
@@ -106,7 +107,14 @@ fn serial_read_and_write_verify() {
     let r = fake_report(
         with(
             bounce("read", size, 256 * KIB),
-            argv!["--dir", d.path(), "--verify", "--bounce-mode", "serial"],
+            argv![
+                "--create-dir",
+                "--dir",
+                d.path(),
+                "--verify",
+                "--bounce-mode",
+                "serial"
+            ],
         ),
         &[],
     );
@@ -204,6 +212,7 @@ fn buffered_and_per_thread_files() {
             with(
                 bounce(op, size, 64 * KIB),
                 argv![
+                    "--create-dir",
                     "--dir",
                     d.path(),
                     "--threads",
@@ -244,7 +253,7 @@ fn corruption_planted_in_device_memory_is_caught() {
     let msg = fake(
         with(
             bounce("read", 2 * MIB, 256 * KIB),
-            argv!["--dir", d.path(), "--verify"],
+            argv!["--create-dir", "--dir", d.path(), "--verify"],
         ),
         &flip,
     )
@@ -261,7 +270,7 @@ fn corruption_planted_in_device_memory_is_caught() {
     fake(
         with(
             bounce("read", 2 * MIB, 256 * KIB),
-            argv!["--dir", d.path(), "--verify"],
+            argv!["--create-dir", "--dir", d.path(), "--verify"],
         ),
         &[],
     )
@@ -451,7 +460,7 @@ fn gpu_ordinal_out_of_range_is_refused_before_touching_files() {
     let msg = fake(
         with(
             bounce("read", MIB, 256 * KIB),
-            argv!["--dir", &data, "--gpu", "2"],
+            argv!["--create-dir", "--dir", &data, "--gpu", "2"],
         ),
         &two,
     )
@@ -464,7 +473,7 @@ fn gpu_ordinal_out_of_range_is_refused_before_touching_files() {
     let out = fake(
         with(
             bounce("read", MIB, 256 * KIB),
-            argv!["--dir", &data, "--gpu", "1", "--verify"],
+            argv!["--create-dir", "--dir", &data, "--gpu", "1", "--verify"],
         ),
         &two,
     )
@@ -483,7 +492,7 @@ fn gdswap_libcuda_points_at_a_library() {
     let d = scratch();
     let mut cmd = gdswap(with(
         bounce("read", MIB, 256 * KIB),
-        argv!["--dir", d.path(), "--verify"],
+        argv!["--create-dir", "--dir", d.path(), "--verify"],
     ));
     common::cuda::without_cuda(&mut cmd)
         .env("GDSWAP_LIBCUDA", fake_libcuda_dir().join("libcuda.so.1"));
@@ -506,7 +515,7 @@ fn gdswap_libcuda_shadowed_by_a_library_on_the_path_is_refused() {
     let wanted = fake_libcuda_dir().join("libcuda.so.1");
     let mut cmd = gdswap(with(
         bounce("read", MIB, 256 * KIB),
-        argv!["--dir", d.path()],
+        argv!["--create-dir", "--dir", d.path()],
     ));
     common::cuda::without_cuda(&mut cmd)
         .env("GDSWAP_LIBCUDA", &wanted)
@@ -528,7 +537,7 @@ fn bad_bounce_flags_name_the_flag() {
     let msg = fake(
         with(
             bounce("read", MIB, 256 * KIB),
-            argv!["--dir", d.path(), "--bounce-buffers", "0"],
+            argv!["--create-dir", "--dir", d.path(), "--bounce-buffers", "0"],
         ),
         &[],
     )
@@ -642,6 +651,7 @@ fn pipelined_mode_overlaps_and_serial_does_not() {
         with(
             bounce("read", 8 * MIB, MIB),
             argv![
+                "--create-dir",
                 "--dir",
                 d.path(),
                 "--bounce-mode",

@@ -57,7 +57,7 @@ fn run_bounce_without_libcuda_fails_before_touching_files() {
     let data = d.path().join("data");
     let msg = run_no_cuda(with(
         run_argv("bounce", "read", MIB, 256 * KIB, 1),
-        argv!["--dir", &data],
+        argv!["--create-dir", "--dir", &data],
     ))
     .expect_error();
     assert!(
@@ -70,7 +70,7 @@ fn run_bounce_without_libcuda_fails_before_touching_files() {
     // GPU backends' fields (the JSON schema is unchanged for it).
     let out = run_no_cuda(with(
         run_argv("host", "read", MIB, 256 * KIB, 1),
-        argv!["--dir", &data, "--verify", "--json", "-"],
+        argv!["--create-dir", "--dir", &data, "--verify", "--json", "-"],
     ))
     .expect_ok();
     assert!(out.stderr.starts_with("host read: "), "{}", out.stderr);
@@ -89,7 +89,7 @@ fn gdswap_libcuda_naming_a_missing_file_is_refused() {
     let missing = d.path().join("no-such-libcuda.so.1");
     let mut cmd = gdswap(with(
         run_argv("bounce", "read", MIB, 256 * KIB, 1),
-        argv!["--dir", d.path()],
+        argv!["--create-dir", "--dir", d.path()],
     ));
     without_cuda(&mut cmd).env("GDSWAP_LIBCUDA", &missing);
     let msg = outcome(&mut cmd).expect_error();
@@ -185,6 +185,7 @@ fn a_libcuda_missing_functions_is_unavailable_not_a_panic() {
         "bounce",
         "--size",
         "1M",
+        "--create-dir",
         "--dir",
         &d
     ])

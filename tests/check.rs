@@ -278,20 +278,17 @@ fn bad_input_is_one_line_naming_the_flag() {
     let out = outcome(&mut gdswap(argv!["check", "--backend", "nope"]));
     assert_eq!(out.code, Some(2));
     assert!(out.stderr.contains("'--backend <NAME>'"), "{}", out.stderr);
-    // A path that does not exist yet is examined through its nearest ancestor.
+    // A path that does not exist is an error naming the flag (issue 15).
     let dir = scratch();
     let missing = dir.path().join("not/yet");
-    let out = outcome(&mut gdswap(argv![
-        "check",
-        "--path",
-        &missing,
-        "--backend",
-        "posix"
-    ]));
-    assert_eq!(out.code, Some(0), "{out:?}");
-    assert!(out
-        .stdout
-        .contains("does not exist (a write run creates it)"));
+    let msg = fail(argv!["check", "--path", &missing, "--backend", "posix"]);
+    assert!(
+        msg.starts_with(&format!(
+            "--path: {}: cannot examine it: ",
+            missing.display()
+        )),
+        "{msg}"
+    );
 }
 
 #[test]

@@ -100,6 +100,7 @@ fn host_and_posix_in_rounds_with_pairwise_ratios_and_exports() {
             "host,posix",
             "--peers",
             "none",
+            "--create-dir",
             "--dir",
             dir.path().join("d"),
             "--json",
@@ -527,7 +528,13 @@ fn gdsio_skips_workloads_it_cannot_run_alike() {
         e.contains("note: skipping peer gdsio: --random: gdswap runs gdsio for sequential reads and writes only"),
         "{e}"
     );
-    let e = run(argv!["--dir", dir.path().join("d"), "--threads", "2"]);
+    let e = run(argv![
+        "--create-dir",
+        "--dir",
+        dir.path().join("d"),
+        "--threads",
+        "2"
+    ]);
     assert!(
         e.contains("note: skipping peer gdsio: --dir with 2 threads: "),
         "{e}"
@@ -548,6 +555,7 @@ fn a_missing_peer_is_a_note_not_a_failure() {
             "posix",
             "--peers",
             "fio,gdsio",
+            "--create-dir",
             "--dir",
             dir.path().join("d"),
             "--json",
@@ -581,7 +589,7 @@ fn a_missing_peer_is_a_note_not_a_failure() {
 fn bad_flags_are_one_line_errors_naming_the_flag() {
     let dir = scratch();
     let d = dir.path().join("d");
-    let base = || with(compare_argv(1), argv!["--dir", &d]);
+    let base = || with(compare_argv(1), argv!["--create-dir", "--dir", &d]);
     let e = fail(with(base(), argv!["--backends", "nope"]));
     assert!(
         e.starts_with("--backends: unknown backend 'nope'; known: host, posix"),
@@ -601,7 +609,14 @@ fn bad_flags_are_one_line_errors_naming_the_flag() {
         argv!["--svg", dir.path().join("no/such/dir/c.svg")],
     ));
     assert!(e.starts_with("--svg: cannot write "), "{e}");
-    let e = fail(argv!["compare", "--rounds", "0", "--dir", &d]);
+    let e = fail(argv![
+        "compare",
+        "--rounds",
+        "0",
+        "--create-dir",
+        "--dir",
+        &d
+    ]);
     assert!(e.starts_with("--rounds: 0 is out of range"), "{e}");
     let e = fail(with(
         base(),
@@ -666,6 +681,7 @@ fn a_failing_peer_is_dropped_with_the_reason() {
             "posix",
             "--peers",
             "fio",
+            "--create-dir",
             "--dir",
             dir.path().join("d"),
             "--json",

@@ -181,7 +181,16 @@ fn short_transfers_are_continued_and_registration_can_be_skipped() {
     let (r, _) = report(
         with(
             gds("batch", "write", size, bs),
-            argv!["--dir", &dir, "--verify", "--threads", "2", "--seed", "11"],
+            argv![
+                "--create-dir",
+                "--dir",
+                &dir,
+                "--verify",
+                "--threads",
+                "2",
+                "--seed",
+                "11"
+            ],
         ),
         &[("FAKE_CUFILE_IO_MAX", "8192")],
     );
@@ -574,6 +583,7 @@ fn sweep_over_gds_apis_records_and_applies_the_api() {
             "1",
             "--warmup",
             "0",
+            "--create-dir",
             "--dir",
             d.path().join("d"),
             "--out",
@@ -621,6 +631,7 @@ fn sweep_over_gds_apis_records_and_applies_the_api() {
             "1",
             "--warmup",
             "0",
+            "--create-dir",
             "--dir",
             d.path().join("d")
         ],

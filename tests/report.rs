@@ -11,7 +11,19 @@ use common::*;
 fn saved_results_become_markdown_and_plots_again() {
     let dir = scratch();
     let d = dir.path().join("d");
-    let small = || argv!["--size", "2M", "--loops", "1", "--warmup", "0", "--dir", &d];
+    let small = || {
+        argv![
+            "--size",
+            "2M",
+            "--loops",
+            "1",
+            "--warmup",
+            "0",
+            "--create-dir",
+            "--dir",
+            &d
+        ]
+    };
     let run_json = dir.path().join("run.json");
     ok(with(
         argv!["run", "--backend", "posix", "--json", &run_json],

@@ -15,7 +15,7 @@ use common::*;
 fn refused(args: Vec<OsString>, message: &str) {
     let dir = scratch();
     let d = dir.path().join("data");
-    let msg = fail(with(args, argv!["--dir", &d]));
+    let msg = fail(with(args, argv!["--create-dir", "--dir", &d]));
     assert_eq!(msg, message);
     assert!(!d.exists(), "a refused run made its data directory");
 }
@@ -24,7 +24,7 @@ fn refused(args: Vec<OsString>, message: &str) {
 fn usage_error(args: Vec<OsString>, needles: &[&str]) {
     let dir = scratch();
     let d = dir.path().join("data");
-    let out = outcome(&mut gdswap(with(args, argv!["--dir", &d])));
+    let out = outcome(&mut gdswap(with(args, argv!["--create-dir", "--dir", &d])));
     assert_eq!(out.code, Some(2), "{out:?}");
     assert!(out.stdout.is_empty());
     let first = out.stderr.lines().next().unwrap_or_default();
@@ -365,8 +365,9 @@ fn block_size_not_a_multiple_of_the_alignment() {
     }
 }
 
-/// In a fresh `--dir`, finding the alignment means opening (so creating) the first file, but
-/// nothing is written into it.
+/// In a fresh `--dir`, finding the alignment means opening (so creating) the first file; the
+/// refusal removes that empty file and the directory the run created for it (issue 15: a
+/// refused run leaves no empty data files).
 #[test]
 fn block_size_not_a_multiple_of_the_alignment_in_a_fresh_dir() {
     let dir = scratch();
@@ -375,6 +376,7 @@ fn block_size_not_a_multiple_of_the_alignment_in_a_fresh_dir() {
         "run",
         "--op",
         "write",
+        "--create-dir",
         "--dir",
         &d,
         "--size",
@@ -386,8 +388,7 @@ fn block_size_not_a_multiple_of_the_alignment_in_a_fresh_dir() {
     ]);
     let f0 = thread_file(&d, 0);
     assert_misaligned(&msg, &f0);
-    assert_eq!(dir_names(&d), ["gdswap.0.dat"]);
-    assert_eq!(file_len(&f0), 0);
+    assert!(!d.exists(), "the refused run left {:?}", dir_names(&d));
 }
 
 /// A write onto a directory path fails naming it.
@@ -414,8 +415,7 @@ fn write_onto_a_directory() {
     );
 }
 
-/// A run that fails leaves an earlier result file as it was: exports are written only once
-/// results exist.
+/// A run that fails records the failure in --json and leaves an earlier --csv as it was.
 #[test]
 fn a_failed_run_keeps_earlier_result_files() {
     let dir = scratch();
@@ -440,7 +440,11 @@ fn a_failed_run_keeps_earlier_result_files() {
         &csv
     ]);
     assert!(msg.starts_with("open failed: "), "{msg}");
-    assert_eq!(std::fs::read_to_string(&json).unwrap(), "earlier json\n");
+    // The JSON now records the failure (issue 15); the CSV, which has no place for one, keeps
+    // the earlier result.
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert_eq!(v["error"]["message"], msg.as_str());
     assert_eq!(std::fs::read_to_string(&csv).unwrap(), "earlier csv\n");
 }
 

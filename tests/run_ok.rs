@@ -125,6 +125,7 @@ fn per_thread_files(backend: &str) {
         ok(with(
             run_argv(backend, op, SIZE, BS, LOOPS),
             argv![
+                "--create-dir",
                 "--dir",
                 &d,
                 "--threads",
@@ -173,6 +174,7 @@ fn read_of_fresh_dir_creates_pattern_files() {
     let args = with(
         run_argv("posix", "read", SIZE, BS, 1),
         argv![
+            "--create-dir",
             "--dir",
             &d,
             "--threads",
@@ -263,6 +265,7 @@ fn host_fixed_buffers_write_and_read() {
         ok(with(
             run_argv("host", op, SIZE, BS, LOOPS),
             argv![
+                "--create-dir",
                 "--dir",
                 &d,
                 "--threads",
@@ -359,7 +362,16 @@ fn write_leaves_exact_length(backend: &str) {
     }
     ok(with(
         run_argv(backend, "write", SIZE, BS, 1),
-        argv!["--dir", &d, "--threads", "2", "--verify", "--seed", "32"],
+        argv![
+            "--create-dir",
+            "--dir",
+            &d,
+            "--threads",
+            "2",
+            "--verify",
+            "--seed",
+            "32"
+        ],
     ));
     for t in 0..2 {
         assert_eq!(file_len(&thread_file(&d, t)), SIZE / 2);
@@ -367,7 +379,16 @@ fn write_leaves_exact_length(backend: &str) {
     }
     ok(with(
         run_argv(backend, "read", SIZE, BS, 1),
-        argv!["--dir", &d, "--threads", "2", "--verify", "--seed", "32"],
+        argv![
+            "--create-dir",
+            "--dir",
+            &d,
+            "--threads",
+            "2",
+            "--verify",
+            "--seed",
+            "32"
+        ],
     ));
 }
 
@@ -391,6 +412,7 @@ fn json_and_csv_exports_to_files_agree() {
     let out = ok(with(
         run_argv("posix", "write", SIZE, BS, LOOPS),
         argv![
+            "--create-dir",
             "--dir",
             &d,
             "--threads",

@@ -43,6 +43,7 @@ fn sweep_config_round_trip_and_aio_block() {
         "1",
         "--warmup",
         "0",
+        "--create-dir",
         "--dir",
         dir.path().join("d"),
         "--out",
@@ -125,6 +126,7 @@ fn sweep_config_round_trip_and_aio_block() {
             "1",
             "--warmup",
             "0",
+            "--create-dir",
             "--dir",
             dir.path().join("d"),
             "--json",
@@ -155,6 +157,7 @@ fn sweep_config_round_trip_and_aio_block() {
         "1",
         "--warmup",
         "0",
+        "--create-dir",
         "--dir",
         dir.path().join("d"),
         "--json",
@@ -189,6 +192,7 @@ fn sweep_config_round_trip_and_aio_block() {
         "posix",
         "--config",
         &partial,
+        "--create-dir",
         "--dir",
         dir.path().join("d")
     ]);
@@ -224,6 +228,7 @@ fn an_interrupted_sweep_keeps_its_points_and_resume_measures_only_the_rest() {
             "1",
             "--warmup",
             "0",
+            "--create-dir",
             "--dir",
             dir.path().join("d"),
             "--out",
@@ -329,6 +334,7 @@ fn bad_sweeps_are_one_line_errors_naming_the_flag() {
                 "posix",
                 "--size",
                 "4M",
+                "--create-dir",
                 "--dir",
                 &d,
                 "--out",
@@ -344,11 +350,13 @@ fn bad_sweeps_are_one_line_errors_naming_the_flag() {
     );
     let e = fail(base(argv!["--threads", "0", "--block-size", "1M"]));
     assert!(e.starts_with("posix: --threads: 0 is out of range"), "{e}");
+    // No --out to resume: refused without creating it (issue 15).
     let e = fail(base(argv!["--resume", "--block-size", "1M"]));
     assert!(
-        e.starts_with("--resume ") && e.contains("points.jsonl: cannot read it"),
+        e.starts_with("--out: ") && e.contains("there is no sweep to resume"),
         "{e}"
     );
+    assert!(!out.exists(), "--resume created --out");
     assert!(!d.exists(), "a refused sweep created its data directory");
     let o = outcome(&mut gdswap(base(argv!["--metric", "fastest"])));
     assert_eq!(o.code, Some(2));
@@ -384,6 +392,7 @@ fn sweep_over_bounce_buffers_records_and_applies_the_knob() {
             "1",
             "--warmup",
             "0",
+            "--create-dir",
             "--dir",
             dir.path().join("d"),
             "--out",
@@ -454,6 +463,7 @@ fn sweep_over_bounce_buffers_records_and_applies_the_knob() {
         "1",
         "--warmup",
         "0",
+        "--create-dir",
         "--dir",
         dir.path().join("d"),
         "--json",

@@ -119,7 +119,16 @@ fn unaligned_with_threads(backend: &str) {
     for op in ["write", "read"] {
         ok(with(
             run_argv(backend, op, size, bs, 1),
-            argv!["--dir", &d, "--threads", "2", "--seed", "4", "--verify"],
+            argv![
+                "--create-dir",
+                "--dir",
+                &d,
+                "--threads",
+                "2",
+                "--seed",
+                "4",
+                "--verify"
+            ],
         ));
         assert_eq!(file_len(&thread_file(&d, 0)), MIB);
         assert_eq!(file_len(&thread_file(&d, 1)), MIB + 4097);

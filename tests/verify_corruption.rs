@@ -39,9 +39,10 @@ fn planted(
     assert_eq!(
         msg,
         format!(
-            "verify failed: {} at offset {offset}: expected byte 0x{original:02x}, found 0x{:02x}{note}",
+            "verify failed: {} at offset {offset}: expected byte 0x{original:02x}, found 0x{:02x}{note}{}",
             f.display(),
-            original ^ 0xff
+            original ^ 0xff,
+            gdswap::harness::VERIFY_READ_HINT
         )
     );
     assert_eq!(
@@ -139,6 +140,7 @@ fn dir_read_reports_corruption_in_a_per_thread_file() {
     let args = with(
         run_argv("posix", "read", 4 * MIB, 256 * KIB, 1),
         argv![
+            "--create-dir",
             "--dir",
             &d,
             "--threads",
@@ -155,9 +157,10 @@ fn dir_read_reports_corruption_in_a_per_thread_file() {
     assert_eq!(
         msg,
         format!(
-            "verify failed: {} at offset 1000001: expected byte 0x{original:02x}, found 0x{:02x}{BODY_NOTE}",
+            "verify failed: {} at offset 1000001: expected byte 0x{original:02x}, found 0x{:02x}{BODY_NOTE}{}",
             f.display(),
-            original ^ 0xff
+            original ^ 0xff,
+            gdswap::harness::VERIFY_READ_HINT
         )
     );
 }

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use crate::env::{self, Filesystem};
-use crate::io::file::{Access, DataFile};
+use crate::io::file::{Access, DataFile, ScratchFile};
 
 /// What the check found about one path.
 #[derive(Debug, Clone, Serialize)]
@@ -195,11 +195,22 @@ fn o_direct_file(path: &Path) -> ODirect {
     }
 }
 
-/// Writes and reads back one block in a scratch file in `dir` with O_DIRECT, then removes it.
+/// Writes and reads back one block in a scratch file in `dir` with O_DIRECT: an unnamed
+/// O_TMPFILE, or where the filesystem has none a new file with an unpredictable name created
+/// exclusively (removed again). Nothing that was in `dir` is opened or changed.
 fn o_direct_dir(dir: &Path) -> ODirect {
-    let scratch = dir.join(format!(".gdswap-check.{}", std::process::id()));
     let result = (|| -> Result<(u64, String), String> {
-        let f = DataFile::open(&scratch, Access::Write, true).map_err(|e| e.to_string())?;
+        let f = ScratchFile::create_direct(dir).map_err(|e| {
+            let hint = if e.raw_os_error() == Some(libc::EINVAL) {
+                " (this filesystem refuses O_DIRECT)"
+            } else {
+                ""
+            };
+            format!(
+                "cannot create a scratch file in {}: {e}{hint}",
+                dir.display()
+            )
+        })?;
         let align = f.dio_align().max(512) as usize;
         let block = align.max(4096);
         let mut outcome = Ok(());
@@ -207,7 +218,7 @@ fn o_direct_dir(dir: &Path) -> ODirect {
             for (i, b) in w.iter_mut().enumerate() {
                 *b = (i % 251) as u8;
             }
-            outcome = match f.write_at(w, 0, false) {
+            outcome = match f.write_at(w, 0) {
                 Ok(n) if n == block => Ok(()),
                 Ok(n) => Err(format!("an O_DIRECT write of {block} B wrote {n}")),
                 Err(e) => Err(format!("an O_DIRECT write failed: {e}")),
@@ -216,7 +227,7 @@ fn o_direct_dir(dir: &Path) -> ODirect {
         outcome?;
         let mut outcome = Ok(());
         aligned(block, 4096, |r| {
-            outcome = match f.read_at(r, 0, false) {
+            outcome = match f.read_at(r, 0) {
                 Ok(n) if n == block && r.iter().enumerate().all(|(i, b)| *b == (i % 251) as u8) => {
                     Ok(())
                 }
@@ -232,7 +243,6 @@ fn o_direct_dir(dir: &Path) -> ODirect {
             format!("wrote and read back {block} B with O_DIRECT in a scratch file"),
         ))
     })();
-    let _ = std::fs::remove_file(&scratch);
     match result {
         Ok((alignment, detail)) => ODirect {
             works: true,

@@ -9,7 +9,7 @@ use clap::Args;
 use super::run::Sink;
 use crate::check::{self, driver_probe, CheckOptions, DriverProbeOptions, BACKENDS};
 use crate::error::Error;
-use crate::options::default_data_dir;
+use crate::options::data_dir_from_env;
 
 fn after_check_help() -> String {
     format!(
@@ -67,20 +67,45 @@ pub fn cufile_probe(args: &ProbeArgs) -> Result<(), Error> {
     Ok(())
 }
 
+/// `--path` must name an existing directory, or a regular file that is not a symbolic link
+/// (what `run --file` accepts): anything else is an error, before any row is collected.
+fn check_path_arg(p: &std::path::Path) -> Result<(), Error> {
+    let refuse = |why: String| Err(Error::invalid("--path", format!("{}: {why}", p.display())));
+    match std::fs::symlink_metadata(p) {
+        Err(e) => refuse(format!("cannot examine it: {e}")),
+        Ok(m) if m.is_dir() || m.is_file() => Ok(()),
+        Ok(m) if m.file_type().is_symlink() => match std::fs::metadata(p) {
+            // A link to a directory is a directory to run: files are opened inside it.
+            Ok(t) if t.is_dir() => Ok(()),
+            _ => refuse(
+                "is a symbolic link; gdswap never opens a data file through a link (give the file itself)"
+                    .into(),
+            ),
+        },
+        Ok(_) => refuse("is not a regular file or a directory".into()),
+    }
+}
+
 pub fn run(args: &CheckArgs) -> Result<(), Error> {
     let json = args
         .json
         .as_deref()
         .map(|p| Sink::check(p, "--json"))
         .transpose()?;
-    let path = args.path.clone().unwrap_or_else(|| {
-        let d = default_data_dir();
-        if d.exists() {
-            d
-        } else {
-            PathBuf::from(".")
+    let path = match &args.path {
+        Some(p) => {
+            check_path_arg(p)?;
+            p.clone()
         }
-    });
+        None => {
+            let d = data_dir_from_env()?;
+            if d.exists() {
+                d
+            } else {
+                PathBuf::from(".")
+            }
+        }
+    };
     let driver_probe = std::env::current_exe().ok().map(|exe| DriverProbeOptions {
         exe,
         force: args.open_driver,

@@ -11,6 +11,7 @@ use clap::Args;
 
 use crate::compare::{self, Progress};
 use crate::error::Error;
+use crate::options::Target;
 use crate::report::comparison;
 use crate::report::markdown;
 use crate::size::SIZE_RULE;
@@ -76,7 +77,7 @@ pub struct CompareArgs {
 }
 
 pub fn run(args: &CompareArgs) -> Result<(), Error> {
-    let base = args.run.options();
+    let base = args.run.options()?;
     let config = args
         .run
         .config_path()
@@ -131,7 +132,31 @@ pub fn run(args: &CompareArgs) -> Result<(), Error> {
         {
             eprintln!("  round {round}/{rounds} {name:<w$} {gibps:.2} GiB/s");
         }
-    })?;
+    });
+    let result = match result {
+        Ok(r) => r,
+        Err(e) => {
+            // The failure is a result too: recorded with the error, then reported.
+            if let Some(sink) = json {
+                let data_path = match &spec.base.target {
+                    Target::File(p) | Target::Dir(p) => p.clone(),
+                };
+                let record = comparison::FailedComparison::new(
+                    compare::params_of(&spec),
+                    &e,
+                    crate::env::collect(&data_path),
+                    crate::report::now_utc(),
+                );
+                if let Err(w) = sink.write(&record.to_json()) {
+                    return Err(Error::Within {
+                        context: format!("{e}; and recording it failed"),
+                        source: Box::new(w),
+                    });
+                }
+            }
+            return Err(e);
+        }
+    };
 
     for s in result.skipped.iter().skip(spec.skipped.len()) {
         eprintln!(

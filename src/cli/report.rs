@@ -27,7 +27,8 @@ pub struct ReportArgs {
 pub fn run(args: &ReportArgs) -> Result<(), Error> {
     let mut inputs = Vec::new();
     for path in &args.results {
-        let text = std::fs::read_to_string(path).map_err(|e| Error::file(FileOp::Open, path, e))?;
+        let text =
+            crate::io::file::read_regular(path).map_err(|e| Error::file(FileOp::Open, path, e))?;
         inputs.push(rebuild::classify(path, &text)?);
     }
     let (md, files) = rebuild::rebuild(&inputs);
@@ -39,7 +40,7 @@ pub fn run(args: &ReportArgs) -> Result<(), Error> {
     })?;
     let write = |name: &str, text: &str| {
         let p = args.out.join(name);
-        std::fs::write(&p, text).map_err(|e| Error::file(FileOp::Write, &p, e))
+        crate::io::file::write_atomic(&p, text.as_bytes())
     };
     write("report.md", &md)?;
     for (name, text) in &files {

@@ -10,7 +10,7 @@ use crate::error::Error;
 use crate::harness;
 use crate::io::buffer::HugePages;
 use crate::options::{
-    default_data_dir, BounceMode, BufferMode, GdsApi, GdsOptions, GpuOptions, Op, RunOptions,
+    data_dir_from_env, BounceMode, BufferMode, GdsApi, GdsOptions, GpuOptions, Op, RunOptions,
     Target,
 };
 use crate::report::{self, RunReport};
@@ -40,9 +40,15 @@ pub struct RunArgs {
     /// One file shared by all threads, each its own contiguous range (reads: must exist).
     #[arg(long, conflicts_with = "dir", value_name = "PATH")]
     file: Option<PathBuf>,
-    /// A directory with one file per thread, gdswap.<tid>.dat, created as needed.
+    /// A directory with one file per thread, gdswap.<tid>.dat, created as needed. The
+    /// directory must exist (see --create-dir).
     #[arg(long, value_name = "DIR")]
     dir: Option<PathBuf>,
+    /// Create --dir when it does not exist (without it, a missing --dir is an error: a
+    /// mistyped path would measure another disk). The default data directory is always
+    /// created as needed.
+    #[arg(long)]
+    create_dir: bool,
     /// Total bytes per loop, all threads together.
     #[arg(long, default_value = "1G", value_parser = parse_size)]
     size: u64,
@@ -135,13 +141,14 @@ impl RunArgs {
         self.config.as_deref()
     }
 
-    pub fn options(&self) -> RunOptions {
-        let target = match (&self.file, &self.dir) {
-            (Some(f), _) => Target::File(f.clone()),
-            (None, Some(d)) => Target::Dir(d.clone()),
-            (None, None) => Target::Dir(default_data_dir()),
+    /// The run's options; an error only for an unusable `GDSWAP_DATA_DIR`.
+    pub fn options(&self) -> Result<RunOptions, Error> {
+        let (target, create_dir) = match (&self.file, &self.dir) {
+            (Some(f), _) => (Target::File(f.clone()), false),
+            (None, Some(d)) => (Target::Dir(d.clone()), self.create_dir),
+            (None, None) => (Target::Dir(data_dir_from_env()?), true),
         };
-        RunOptions {
+        Ok(RunOptions {
             backend: self.backend.clone(),
             op: self.op,
             target,
@@ -169,7 +176,8 @@ impl RunArgs {
                     require_gpudirect: self.require_gpudirect,
                 }),
             },
-        }
+            create_dir,
+        })
     }
 
     /// Refuses gds-only flags given to another backend.
@@ -196,8 +204,9 @@ impl RunArgs {
 }
 
 /// An export destination, checked before the run so a bad path fails before any work, and
-/// written (replacing an existing file) only once the results exist: a failed run never
-/// truncates an earlier result file.
+/// written only once the results exist, atomically (a private file in the same directory,
+/// fsynced, renamed over the path): a failed run or a full disk never leaves a truncated or
+/// empty result file, and a symbolic link at the path is replaced, never written through.
 pub enum Sink {
     Stdout,
     File(PathBuf),
@@ -208,12 +217,7 @@ impl Sink {
         if path == Path::new("-") {
             return Ok(Sink::Stdout);
         }
-        let probe = if path.exists() {
-            std::fs::OpenOptions::new().write(true).open(path).map(drop)
-        } else {
-            std::fs::File::create(path).and_then(|_| std::fs::remove_file(path))
-        };
-        probe
+        crate::io::file::check_result_path(path)
             .map(|_| Sink::File(path.to_path_buf()))
             .map_err(|e| Error::invalid(flag, format!("cannot write {}: {e}", path.display())))
     }
@@ -222,18 +226,18 @@ impl Sink {
         match self {
             Sink::Stdout => {
                 print!("{text}");
-                Ok(())
+                std::io::stdout()
+                    .flush()
+                    .map_err(|e| Error::file(crate::error::FileOp::Write, "<stdout>", e))
             }
-            Sink::File(path) => std::fs::File::create(&path)
-                .and_then(|mut f| f.write_all(text.as_bytes()).and_then(|_| f.sync_all()))
-                .map_err(|e| Error::file(crate::error::FileOp::Write, path, e)),
+            Sink::File(path) => crate::io::file::write_atomic(&path, text.as_bytes()),
         }
     }
 }
 
 pub fn run(args: &RunArgs) -> Result<(), Error> {
     args.check_backend_flags()?;
-    let mut opts = args.options();
+    let mut opts = args.options()?;
     if let Some(path) = &args.config {
         crate::tuning::Config::load(path, "--config")?
             .for_backend(&opts.backend, path, "--config")?
@@ -258,9 +262,29 @@ pub fn run(args: &RunArgs) -> Result<(), Error> {
         .transpose()?;
     let stdout_taken = matches!(json, Some(Sink::Stdout)) || matches!(csv, Some(Sink::Stdout));
 
-    let measurements = harness::run(&opts)?;
     let data_path = match &opts.target {
         Target::File(p) | Target::Dir(p) => p.clone(),
+    };
+    let measurements = match harness::run(&opts) {
+        Ok(m) => m,
+        Err(e) => {
+            // The failure is a result too: recorded with the error, then reported.
+            if let Some(sink) = json {
+                let record = report::FailedRun::new(
+                    &opts,
+                    &e,
+                    crate::env::collect(&data_path),
+                    report::now_utc(),
+                );
+                if let Err(w) = sink.write(&record.to_json()) {
+                    return Err(Error::Within {
+                        context: format!("{e}; and recording it failed"),
+                        source: Box::new(w),
+                    });
+                }
+            }
+            return Err(e);
+        }
     };
     let report = RunReport::new(
         &opts,

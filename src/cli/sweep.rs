@@ -14,9 +14,9 @@ use clap::Args;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::compare::Progress;
-use crate::error::{Error, FileOp};
+use crate::error::Error;
 use crate::io::buffer::HugePages;
-use crate::options::{default_data_dir, GdsApi, RunOptions, Target};
+use crate::options::{data_dir_from_env, GdsApi, RunOptions, Target};
 use crate::size::{parse_size, Bytes, SIZE_RULE};
 use crate::sweep::{self, Metric, PointLog, SweepEvent, SweepSpec};
 
@@ -77,9 +77,13 @@ pub struct SweepArgs {
     /// One file shared by all threads (reads: must exist).
     #[arg(long, conflicts_with = "dir", value_name = "PATH")]
     file: Option<PathBuf>,
-    /// A directory with one file per thread (default: the default data directory).
+    /// A directory with one file per thread (default: the default data directory). It must
+    /// exist (see --create-dir).
     #[arg(long, value_name = "DIR")]
     dir: Option<PathBuf>,
+    /// Create --dir when it does not exist (without it, a missing --dir is an error).
+    #[arg(long)]
+    create_dir: bool,
     /// Total bytes per loop, all threads together.
     #[arg(long, default_value = "256M", value_parser = parse_size)]
     size: u64,
@@ -113,13 +117,13 @@ pub struct SweepArgs {
 }
 
 impl SweepArgs {
-    fn spec(&self) -> SweepSpec {
-        let target = match (&self.file, &self.dir) {
-            (Some(f), _) => Target::File(f.clone()),
-            (None, Some(d)) => Target::Dir(d.clone()),
-            (None, None) => Target::Dir(default_data_dir()),
+    fn spec(&self) -> Result<SweepSpec, Error> {
+        let (target, create_dir) = match (&self.file, &self.dir) {
+            (Some(f), _) => (Target::File(f.clone()), false),
+            (None, Some(d)) => (Target::Dir(d.clone()), self.create_dir),
+            (None, None) => (Target::Dir(data_dir_from_env()?), true),
         };
-        SweepSpec {
+        Ok(SweepSpec {
             base: RunOptions {
                 target,
                 size: self.size,
@@ -130,6 +134,7 @@ impl SweepArgs {
                 direct: !self.buffered,
                 drop_caches: self.drop_caches,
                 huge_pages: self.huge_pages,
+                create_dir,
                 ..RunOptions::default()
             },
             block_sizes: self.block_size.clone(),
@@ -141,17 +146,29 @@ impl SweepArgs {
             peers: self.peers.clone(),
             rounds: self.rounds,
             metric: self.metric,
-        }
+        })
     }
 }
 
+/// Every file of --out is written atomically: never left empty or cut short (a full disk,
+/// a kill), never written through a symbolic link.
 fn write_file(path: &std::path::Path, text: &str) -> Result<(), Error> {
-    std::fs::write(path, text).map_err(|e| Error::file(FileOp::Write, path, e))
+    crate::io::file::write_atomic(path, text.as_bytes())
 }
 
 pub fn run(args: &SweepArgs) -> Result<(), Error> {
-    let spec = args.spec();
+    let spec = args.spec()?;
     let resolved = spec.resolve_all()?;
+    if args.resume && !args.out.is_dir() {
+        // Nothing to continue: say so without creating anything.
+        return Err(Error::invalid(
+            "--out",
+            format!(
+                "{} does not exist (or is not a directory), so there is no sweep to resume; run without --resume to start one",
+                args.out.display()
+            ),
+        ));
+    }
     std::fs::create_dir_all(&args.out).map_err(|e| {
         Error::invalid(
             "--out",

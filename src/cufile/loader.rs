@@ -303,12 +303,13 @@ fn try_load(c: &Candidate) -> Result<CuFileLib, String> {
     resolve(c.name.clone(), library)
 }
 
-/// libloading's message repeats "dlopen failed:"; keep dlerror's own words.
-fn dl_message(e: &libloading::Error) -> String {
-    let s = e.to_string();
-    s.strip_prefix("dlopen failed: ")
-        .map(str::to_string)
-        .unwrap_or(s)
+/// The loader's own words (dlerror): libloading 0.9 displays only "dlopen failed" and keeps
+/// dlerror's text in the error's source.
+pub(crate) fn dl_message(e: &libloading::Error) -> String {
+    match std::error::Error::source(e) {
+        Some(src) => src.to_string(),
+        None => e.to_string(),
+    }
 }
 
 /// Resolves `name` to a function pointer of type `T`, or `None` when absent (or null).
@@ -713,7 +714,8 @@ mod tests {
             "{msg}"
         );
         assert!(
-            msg.contains("libgdswap-no-such-cufile.so.0 (default name): dlopen failed:"),
+            // dlerror's own words, not libloading's bare "dlopen failed".
+            msg.contains("libgdswap-no-such-cufile.so.0 (default name): dlopen failed: libgdswap-no-such-cufile.so.0: cannot open shared object file"),
             "{msg}"
         );
         assert!(

@@ -6,7 +6,7 @@
 
 use std::fs::{File, OpenOptions};
 use std::os::fd::{AsRawFd, RawFd};
-use std::os::unix::fs::{FileExt, OpenOptionsExt};
+use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -29,50 +29,236 @@ pub struct DataFile {
     direct: Option<File>,
     buffered: File,
     dio_align: u64,
+    /// This open created the file (it did not exist before).
+    created: bool,
+}
+
+/// What kind of file a `st_mode` is, in words.
+fn kind_of(mode: u32) -> &'static str {
+    match mode & libc::S_IFMT {
+        libc::S_IFREG => "a regular file",
+        libc::S_IFDIR => "a directory",
+        libc::S_IFIFO => "a FIFO",
+        libc::S_IFSOCK => "a socket",
+        libc::S_IFCHR => "a character device",
+        libc::S_IFBLK => "a block device",
+        libc::S_IFLNK => "a symbolic link",
+        _ => "not a regular file",
+    }
+}
+
+/// The effective uid of this process.
+fn euid() -> u32 {
+    // SAFETY: geteuid takes no arguments, cannot fail and touches no memory.
+    unsafe { libc::geteuid() }
+}
+
+/// The refusal for a path that is a symbolic link.
+fn symlink_refusal(path: &Path) -> Error {
+    Error::UnsafeFile {
+        path: path.to_path_buf(),
+        reason: "it is a symbolic link, and gdswap never opens a data file through a link (give the file itself, or remove the link)".into(),
+    }
+}
+
+/// Opens `path` without following a symbolic link at its last component and without
+/// blocking (a FIFO would block an ordinary open), then checks the opened descriptor: a
+/// regular file; to be written, owned by this process's effective uid and with one name. For
+/// writing, the file is created (mode 0644 less the umask) when missing; the result says
+/// whether this call created it.
+fn open_checked(path: &Path, access: Access) -> Result<(File, bool)> {
+    let flags = libc::O_NOFOLLOW | libc::O_NONBLOCK;
+    let op = if access == Access::Write {
+        FileOp::Create
+    } else {
+        FileOp::Open
+    };
+    let fail = |e: std::io::Error| {
+        if e.raw_os_error() == Some(libc::ELOOP) {
+            symlink_refusal(path)
+        } else {
+            Error::file(op, path, e)
+        }
+    };
+    let (file, created) = match access {
+        Access::Read => (
+            OpenOptions::new()
+                .read(true)
+                .custom_flags(flags)
+                .open(path)
+                .map_err(fail)?,
+            false,
+        ),
+        Access::Write => {
+            // O_EXCL first, so that `created` is exact; an existing file is then opened as is.
+            let fresh = OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create_new(true)
+                .mode(0o644)
+                .custom_flags(flags)
+                .open(path);
+            match fresh {
+                Ok(f) => (f, true),
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => (
+                    OpenOptions::new()
+                        .read(true)
+                        .write(true)
+                        .custom_flags(flags)
+                        .open(path)
+                        .map_err(fail)?,
+                    false,
+                ),
+                Err(e) => return Err(fail(e)),
+            }
+        }
+    };
+    let meta = file
+        .metadata()
+        .map_err(|e| Error::file(FileOp::Stat, path, e))?;
+    let mode = meta.mode();
+    if mode & libc::S_IFMT == libc::S_IFDIR {
+        return Err(Error::file(
+            op,
+            path,
+            std::io::Error::from_raw_os_error(libc::EISDIR),
+        ));
+    }
+    if mode & libc::S_IFMT != libc::S_IFREG {
+        return Err(Error::UnsafeFile {
+            path: path.to_path_buf(),
+            reason: format!(
+                "it is {}, not a regular file (gdswap reads and writes only regular files)",
+                kind_of(mode)
+            ),
+        });
+    }
+    if access == Access::Write {
+        let me = euid();
+        if meta.uid() != me {
+            return Err(Error::UnsafeFile {
+                path: path.to_path_buf(),
+                reason: format!(
+                    "it is owned by uid {}, not by this user (uid {me}); gdswap writes only files its user owns (give another --file/--dir, or remove the file)",
+                    meta.uid()
+                ),
+            });
+        }
+        if meta.nlink() > 1 {
+            return Err(Error::UnsafeFile {
+                path: path.to_path_buf(),
+                reason: format!(
+                    "it has {} hard links; gdswap writes only a file with one name (give another --file/--dir)",
+                    meta.nlink()
+                ),
+            });
+        }
+    }
+    // Regular files ignore O_NONBLOCK; clear it anyway so the descriptor is an ordinary one.
+    // SAFETY: F_SETFL on our own open descriptor with flags read from it by F_GETFL.
+    let rc = unsafe {
+        let fl = libc::fcntl(file.as_raw_fd(), libc::F_GETFL);
+        if fl < 0 {
+            fl
+        } else {
+            libc::fcntl(file.as_raw_fd(), libc::F_SETFL, fl & !libc::O_NONBLOCK)
+        }
+    };
+    if rc < 0 {
+        return Err(Error::file(op, path, std::io::Error::last_os_error()));
+    }
+    Ok((file, created))
 }
 
 impl DataFile {
     /// Opens `path`. With `direct`, the I/O descriptor has O_DIRECT. Writing opens read-write
     /// and creates the file if missing (mode 0644); reading needs the file to exist.
+    ///
+    /// Never through a symbolic link, and only a regular file; a file to be written must be
+    /// owned by this user (the effective uid) and have one name. Refusals are
+    /// [`Error::UnsafeFile`], naming the path and why.
     pub fn open(path: &Path, access: Access, direct: bool) -> Result<DataFile> {
-        let options = |flags: i32| {
-            let mut o = OpenOptions::new();
-            o.read(true).custom_flags(flags);
-            if access == Access::Write {
-                o.write(true).create(true);
+        let (buffered, created) = open_checked(path, access)?;
+        let opened = match Self::open_direct(path, access, direct, &buffered) {
+            Ok(d) => d,
+            Err(e) => {
+                if created {
+                    remove_created(path, &buffered);
+                }
+                return Err(e);
             }
-            o
         };
-        let op = if access == Access::Write {
-            FileOp::Create
-        } else {
-            FileOp::Open
-        };
-        let buffered = options(0)
-            .open(path)
-            .map_err(|e| Error::file(op, path, e))?;
-        if buffered.metadata().map(|m| m.is_dir()).unwrap_or(false) {
-            return Err(Error::file(
-                op,
-                path,
-                std::io::Error::from_raw_os_error(libc::EISDIR),
-            ));
-        }
-        let (direct, dio_align) = if direct {
-            let f = options(libc::O_DIRECT)
-                .open(path)
-                .map_err(|e| Error::file(FileOp::Open, path, e))?;
-            let align = dio_alignment(&f).map_err(|e| Error::file(FileOp::Stat, path, e))?;
-            (Some(f), align)
-        } else {
-            (None, 1)
-        };
+        let (direct, dio_align) = opened;
         Ok(DataFile {
             path: path.to_path_buf(),
             direct,
             buffered,
             dio_align,
+            created,
         })
+    }
+
+    /// The O_DIRECT descriptor of the file `buffered` has open (by path again, not following
+    /// a link, and checked to be the same inode), and its alignment.
+    fn open_direct(
+        path: &Path,
+        access: Access,
+        direct: bool,
+        buffered: &File,
+    ) -> Result<(Option<File>, u64)> {
+        if !direct {
+            return Ok((None, 1));
+        }
+        let f = OpenOptions::new()
+            .read(true)
+            .write(access == Access::Write)
+            .custom_flags(libc::O_DIRECT | libc::O_NOFOLLOW)
+            .open(path)
+            .map_err(|e| {
+                if e.raw_os_error() == Some(libc::ELOOP) {
+                    symlink_refusal(path)
+                } else {
+                    Error::file(FileOp::Open, path, e)
+                }
+            })?;
+        let same = match (f.metadata(), buffered.metadata()) {
+            (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
+            _ => false,
+        };
+        if !same {
+            return Err(Error::UnsafeFile {
+                path: path.to_path_buf(),
+                reason: "it was replaced by another file while gdswap opened it".into(),
+            });
+        }
+        let align = dio_alignment(&f).map_err(|e| Error::file(FileOp::Stat, path, e))?;
+        Ok((Some(f), align))
+    }
+
+    /// Whether this open created the file.
+    pub fn created(&self) -> bool {
+        self.created
+    }
+
+    /// Removes the file, if (and only if) this open created it and the path still names the
+    /// same file: what a run does with the files it made when it fails before using them.
+    pub fn remove_if_created(&self) {
+        if self.created {
+            remove_created(&self.path, &self.buffered);
+        }
+    }
+
+    /// Blocks allocated to the file (st_blocks x 512).
+    pub fn allocated_bytes(&self) -> Result<u64> {
+        self.buffered
+            .metadata()
+            .map(|m| m.blocks() * 512)
+            .map_err(|e| Error::file(FileOp::Stat, &self.path, e))
+    }
+
+    /// The statfs type of the filesystem holding the file.
+    pub fn fs_magic(&self) -> std::io::Result<i64> {
+        crate::io::sys::fs_magic(self.buffered.as_raw_fd())
     }
 
     pub fn path(&self) -> &Path {
@@ -210,7 +396,234 @@ impl DataFile {
             direct,
             buffered,
             dio_align,
+            // The caller decided whether the file was new, and removes it itself if so.
+            created: false,
         })
+    }
+}
+
+/// Unlinks `path` if it still names the file open as `file` (same device and inode): a file
+/// this process created, and nothing put in its place since.
+fn remove_created(path: &Path, file: &File) {
+    let same = match (std::fs::symlink_metadata(path), file.metadata()) {
+        (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
+        _ => false,
+    };
+    if same {
+        let _ = std::fs::remove_file(path);
+    }
+}
+
+/// A name no other process can guess: `.{base}.{pid}.{random}.tmp`.
+fn private_name(base: &str) -> String {
+    use std::hash::{BuildHasher, Hasher};
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static COUNT: AtomicU64 = AtomicU64::new(0);
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u64(COUNT.fetch_add(1, Ordering::Relaxed));
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0),
+    );
+    format!(".{base}.{}.{:016x}.tmp", std::process::id(), h.finish())
+}
+
+/// Creates a new file with a private name in `dir` (O_CREAT | O_EXCL | O_NOFOLLOW, so it is
+/// never an existing file or a link), with `mode` less the umask. Returns it and its path.
+fn create_private(dir: &Path, base: &str, mode: u32) -> std::io::Result<(File, PathBuf)> {
+    let mut last = None;
+    for _ in 0..8 {
+        let p = dir.join(private_name(base));
+        match OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .mode(mode)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(&p)
+        {
+            Ok(f) => return Ok((f, p)),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => last = Some(e),
+            Err(e) => return Err(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| std::io::Error::from_raw_os_error(libc::EEXIST)))
+}
+
+/// The directory a result file goes into, and its file name.
+fn split_result_path(path: &Path) -> std::io::Result<(PathBuf, String)> {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidInput, "names no file"))?;
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."))
+        .to_path_buf();
+    Ok((dir, name))
+}
+
+/// Checks, before any work, that a result file can be written to `path` as
+/// [`write_atomic`] will: `path` is not a directory, and a private file can be created (and is
+/// removed again) in its directory. Changes nothing that is there.
+pub fn check_result_path(path: &Path) -> std::io::Result<()> {
+    if std::fs::symlink_metadata(path).is_ok_and(|m| m.is_dir()) {
+        return Err(std::io::Error::from_raw_os_error(libc::EISDIR));
+    }
+    let (dir, name) = split_result_path(path)?;
+    let (f, tmp) = create_private(&dir, &name, 0o644)?;
+    drop(f);
+    remove_created_path(&tmp);
+    Ok(())
+}
+
+fn remove_created_path(p: &Path) {
+    let _ = std::fs::remove_file(p);
+}
+
+/// Writes a result file atomically: the bytes go into a private new file in the same
+/// directory (created exclusively, never through a link), which is fsynced and then renamed
+/// over `path` (replacing a file or a symbolic link there, never writing through it), and the
+/// directory is fsynced. On any failure the private file is removed and `path` is as it was:
+/// never a truncated or empty result.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let (dir, name) = split_result_path(path).map_err(|e| Error::file(FileOp::Create, path, e))?;
+    let (mut f, tmp) =
+        create_private(&dir, &name, 0o644).map_err(|e| Error::file(FileOp::Create, path, e))?;
+    let written = {
+        use std::io::Write;
+        f.write_all(bytes).and_then(|_| f.sync_all())
+    };
+    drop(f);
+    if let Err(e) = written {
+        remove_created_path(&tmp);
+        return Err(Error::file(FileOp::Write, path, e));
+    }
+    if let Err(e) = std::fs::rename(&tmp, path) {
+        remove_created_path(&tmp);
+        return Err(Error::file(FileOp::Write, path, e));
+    }
+    // The rename is durable once the directory is; a filesystem that cannot sync a directory
+    // (EINVAL) keeps it as it keeps any rename.
+    let synced = File::open(&dir).and_then(|d| d.sync_all());
+    match synced {
+        Err(e) if e.raw_os_error() != Some(libc::EINVAL) => Err(Error::file(FileOp::Sync, &dir, e)),
+        _ => Ok(()),
+    }
+}
+
+/// Reads a whole input file (a config, a saved result) as text. Symbolic links are followed
+/// (reading changes nothing), but the file must be a regular one: a FIFO, socket or device is
+/// refused at once (it is opened without blocking and checked before any read).
+pub fn read_regular(path: &Path) -> std::io::Result<String> {
+    use std::io::Read;
+    let mut f = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)?;
+    let mode = f.metadata()?.mode();
+    if mode & libc::S_IFMT == libc::S_IFDIR {
+        return Err(std::io::Error::from_raw_os_error(libc::EISDIR));
+    }
+    if mode & libc::S_IFMT != libc::S_IFREG {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            format!("it is {}, not a regular file", kind_of(mode)),
+        ));
+    }
+    let mut text = String::new();
+    f.read_to_string(&mut text)?;
+    Ok(text)
+}
+
+/// A scratch file for a probe (`gdswap check`'s O_DIRECT test), opened with O_DIRECT: an
+/// unnamed O_TMPFILE where the filesystem has them, else a new file with a private name
+/// (created exclusively, never through a link), removed when dropped. Nothing that was there
+/// before is ever opened.
+#[derive(Debug)]
+pub struct ScratchFile {
+    file: File,
+    named: Option<PathBuf>,
+    dio_align: u64,
+}
+
+impl ScratchFile {
+    pub fn create_direct(dir: &Path) -> std::io::Result<ScratchFile> {
+        let tmp = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .mode(0o600)
+            .custom_flags(libc::O_TMPFILE | libc::O_DIRECT)
+            .open(dir);
+        match tmp {
+            Ok(file) => {
+                let dio_align = dio_alignment(&file)?;
+                return Ok(ScratchFile {
+                    file,
+                    named: None,
+                    dio_align,
+                });
+            }
+            // No O_TMPFILE here (EOPNOTSUPP; EISDIR on kernels without it): a named file.
+            Err(e)
+                if matches!(
+                    e.raw_os_error(),
+                    Some(libc::EOPNOTSUPP) | Some(libc::EISDIR)
+                ) => {}
+            Err(e) => return Err(e),
+        }
+        let (plain, path) = create_private(dir, "gdswap-check", 0o600)?;
+        let scratch = ScratchFile {
+            file: plain,
+            named: Some(path.clone()),
+            dio_align: 1,
+        };
+        let direct = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .custom_flags(libc::O_DIRECT | libc::O_NOFOLLOW)
+            .open(&path)?;
+        let (a, b) = (direct.metadata()?, scratch.file.metadata()?);
+        if a.dev() != b.dev() || a.ino() != b.ino() {
+            return Err(std::io::Error::other(
+                "the scratch file was replaced while being opened",
+            ));
+        }
+        let dio_align = dio_alignment(&direct)?;
+        let mut scratch = scratch;
+        // The plain descriptor is no longer needed; the name is still removed on drop.
+        scratch.file = direct;
+        scratch.dio_align = dio_align;
+        Ok(scratch)
+    }
+
+    /// O_DIRECT offset and length alignment.
+    pub fn dio_align(&self) -> u64 {
+        self.dio_align
+    }
+
+    pub fn read_at(&self, buf: &mut [u8], offset: u64) -> std::io::Result<usize> {
+        self.file.read_at(buf, offset)
+    }
+
+    pub fn write_at(&self, buf: &[u8], offset: u64) -> std::io::Result<usize> {
+        self.file.write_at(buf, offset)
+    }
+
+    /// Whether the file has a name (no O_TMPFILE here).
+    pub fn is_named(&self) -> bool {
+        self.named.is_some()
+    }
+}
+
+impl Drop for ScratchFile {
+    fn drop(&mut self) {
+        if let Some(p) = &self.named {
+            remove_created(p, &self.file);
+        }
     }
 }
 
@@ -286,6 +699,60 @@ mod tests {
         assert!(b[4096..8192].iter().all(|&x| x == 0));
         assert!(b[8192..].iter().all(|&x| x == 7));
         assert_eq!(f.len().unwrap(), 3 * 4096);
+    }
+
+    #[test]
+    fn write_atomic_replaces_a_link_never_writes_through_it() {
+        let dir = crate::testutil::scratch_dir();
+        let victim = dir.path().join("victim");
+        std::fs::write(&victim, b"keep").unwrap();
+        let out = dir.path().join("out.json");
+        std::os::unix::fs::symlink(&victim, &out).unwrap();
+        check_result_path(&out).unwrap();
+        write_atomic(&out, b"new").unwrap();
+        assert_eq!(std::fs::read(&victim).unwrap(), b"keep");
+        assert!(std::fs::symlink_metadata(&out).unwrap().is_file());
+        assert_eq!(std::fs::read(&out).unwrap(), b"new");
+        // No private file is left behind.
+        let mut names: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        names.sort();
+        assert_eq!(names, ["out.json", "victim"]);
+        // A directory in the way is refused by the check, naming the path.
+        let e = check_result_path(dir.path()).unwrap_err().to_string();
+        assert!(e.contains("Is a directory"), "{e}");
+    }
+
+    #[test]
+    fn scratch_file_has_no_guessable_name_and_leaves_nothing() {
+        let dir = crate::testutil::scratch_dir();
+        {
+            let f = ScratchFile::create_direct(dir.path()).unwrap();
+            assert!(f.dio_align() >= 1);
+            let names = std::fs::read_dir(dir.path()).unwrap().count();
+            assert_eq!(names, usize::from(f.is_named()));
+        }
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn read_regular_refuses_a_fifo_at_once() {
+        let dir = crate::testutil::scratch_dir();
+        let p = dir.path().join("fifo");
+        let c = std::ffi::CString::new(p.as_os_str().as_encoded_bytes()).unwrap();
+        // SAFETY: `c` is a valid NUL-terminated path; mkfifo only reads it.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        let e = read_regular(&p).unwrap_err().to_string();
+        assert_eq!(e, "it is a FIFO, not a regular file");
+        let e = DataFile::open(&p, Access::Read, false)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("refusing ") && e.contains("it is a FIFO"),
+            "{e}"
+        );
     }
 
     #[test]

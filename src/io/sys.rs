@@ -200,6 +200,40 @@ pub fn free_space(dir: &std::path::Path) -> io::Result<u64> {
     Ok(st.f_bavail * st.f_frsize)
 }
 
+/// The filesystem type (statfs `f_type`) of the file open on `fd`.
+pub fn fs_magic(fd: std::os::fd::RawFd) -> io::Result<i64> {
+    let mut st = std::mem::MaybeUninit::<libc::statfs>::zeroed();
+    // SAFETY: fstatfs writes one `statfs` struct into `st` for an open descriptor of ours.
+    if unsafe { libc::fstatfs(fd, st.as_mut_ptr()) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: fstatfs succeeded and initialised the struct.
+    let st = unsafe { st.assume_init() };
+    #[allow(clippy::unnecessary_cast)] // f_type's width differs between architectures
+    Ok(st.f_type as i64)
+}
+
+/// The name of a filesystem that is not a local block device (memory, overlay, network or
+/// FUSE), from its statfs magic (linux/magic.h, fs/smb, fs/fuse); None for the others.
+pub fn non_block_fs_name(magic: i64) -> Option<&'static str> {
+    Some(match magic {
+        0x0102_1994 => "tmpfs",
+        0x8584_58f6 => "ramfs",
+        0x794c_7630 => "overlay",
+        0x6969 => "nfs",
+        0x517b => "smb",
+        0xff53_4d42 => "cifs",
+        0xfe53_4d42 => "smb2",
+        0x6573_5546 => "fuse",
+        0x0102_1997 => "9p",
+        0x00c3_6400 => "ceph",
+        0x5346_414f => "afs",
+        0x0bd0_0bd0 => "lustre",
+        0x4750_4653 => "gpfs",
+        _ => return None,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -222,5 +256,19 @@ mod tests {
         assert!(memlock_limit() > 0);
         assert!(mem_available().unwrap() > 0);
         assert!(!kernel_release().is_empty());
+    }
+
+    #[test]
+    fn filesystem_kinds() {
+        assert_eq!(non_block_fs_name(0x0102_1994), Some("tmpfs"));
+        assert_eq!(non_block_fs_name(0x794c_7630), Some("overlay"));
+        assert_eq!(non_block_fs_name(0x6969), Some("nfs"));
+        assert_eq!(non_block_fs_name(0x6573_5546), Some("fuse"));
+        // ext4 and xfs are block filesystems.
+        assert_eq!(non_block_fs_name(0xef53), None);
+        assert_eq!(non_block_fs_name(0x5846_5342), None);
+        let f = std::fs::File::open("/proc/self/status").unwrap();
+        use std::os::fd::AsRawFd;
+        assert_eq!(fs_magic(f.as_raw_fd()).unwrap(), 0x9fa0); // PROC_SUPER_MAGIC
     }
 }

@@ -197,6 +197,41 @@ pub struct Comparison {
     pub warnings: Vec<WarningRecord>,
 }
 
+/// A comparison that failed, as `compare --json` records it: the `gdswap.compare.v1` header
+/// fields (`schema`, `finished_at`, `environment`, `params`) and `error` in place of the
+/// contenders' figures.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FailedComparison {
+    pub schema: String,
+    pub finished_at: String,
+    pub environment: Environment,
+    pub params: CompareParams,
+    pub error: crate::report::ErrorRecord,
+}
+
+impl FailedComparison {
+    pub fn new(
+        params: CompareParams,
+        error: &crate::error::Error,
+        environment: Environment,
+        finished_at: String,
+    ) -> FailedComparison {
+        FailedComparison {
+            schema: COMPARE_SCHEMA.into(),
+            finished_at,
+            environment,
+            params,
+            error: crate::report::ErrorRecord::of(error),
+        }
+    }
+
+    pub fn to_json(&self) -> String {
+        let mut s = serde_json::to_string_pretty(self).expect("plain data serializes");
+        s.push('\n');
+        s
+    }
+}
+
 /// Per quantile, the median over rounds (rounds whose CDF has other quantiles are left out).
 fn median_cdf(rounds: &[RoundFigures]) -> Vec<[f64; 2]> {
     let Some(first) = rounds.iter().find(|r| !r.latency_cdf_us.is_empty()) else {

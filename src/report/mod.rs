@@ -153,6 +153,97 @@ pub struct Params {
     pub gpu: Option<crate::options::GpuOptions>,
 }
 
+impl Params {
+    /// The parameters of `opts`; `device`: the backend's buffers are in GPU memory (the GPU
+    /// options are recorded).
+    pub fn of(opts: &RunOptions, device: bool) -> Params {
+        let (target_kind, target) = match &opts.target {
+            Target::File(p) => ("file", p.clone()),
+            Target::Dir(p) => ("dir", p.clone()),
+        };
+        Params {
+            backend: opts.backend.clone(),
+            op: opts.op.to_string(),
+            target_kind: target_kind.into(),
+            target,
+            size_bytes: opts.size,
+            block_size_bytes: opts.block_size,
+            queue_depth: opts.queue_depth,
+            threads: opts.threads,
+            loops: opts.loops,
+            warmup: opts.warmup,
+            random: opts.random,
+            seed: opts.seed,
+            verify: opts.verify,
+            direct: opts.direct,
+            drop_caches: opts.drop_caches,
+            fixed_buffers: opts.fixed_buffers,
+            huge_pages: format!("{:?}", opts.huge_pages).to_lowercase(),
+            buffer: format!("{:?}", opts.buffer).to_lowercase(),
+            gpu: device.then_some(opts.gpu),
+        }
+    }
+}
+
+/// Why a run or comparison failed, as recorded in its JSON (`--json` records failures too).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ErrorRecord {
+    /// A stable class: `refused` (a value, file or limit gdswap will not run with),
+    /// `unavailable`, `resources`, `io`, `verify`, `cuda`, `cufile`, `peer`, `interrupted`,
+    /// `internal`.
+    pub kind: String,
+    /// The one-line message gdswap printed.
+    pub message: String,
+}
+
+impl ErrorRecord {
+    pub fn of(e: &crate::error::Error) -> ErrorRecord {
+        ErrorRecord {
+            kind: e.kind().into(),
+            message: e.to_string(),
+        }
+    }
+}
+
+/// A run that failed, as `run --json` records it: the `gdswap.run.v1` header fields
+/// (`schema`, `finished_at`, `environment`, `params`) and `error` in place of the figures,
+/// which a failed run does not have (no zeroes stand in for them).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FailedRun {
+    pub schema: String,
+    pub finished_at: String,
+    pub environment: Environment,
+    pub params: Params,
+    pub error: ErrorRecord,
+}
+
+impl FailedRun {
+    pub fn new(
+        opts: &RunOptions,
+        error: &crate::error::Error,
+        environment: Environment,
+        finished_at: String,
+    ) -> FailedRun {
+        FailedRun {
+            schema: SCHEMA.into(),
+            finished_at,
+            environment,
+            params: Params::of(
+                opts,
+                crate::backend::by_name(&opts.backend)
+                    .is_some_and(|b| b.memory() == crate::backend::MemoryKind::Device),
+            ),
+            error: ErrorRecord::of(error),
+        }
+    }
+
+    pub fn to_json(&self) -> String {
+        let mut s = serde_json::to_string_pretty(self).expect("plain data serializes");
+        s.push('\n');
+        s
+    }
+}
+
 /// Figures over all measured loops.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Summary {
@@ -313,31 +404,7 @@ impl RunReport {
             sync_time_s,
             verified: m.verified,
         };
-        let (target_kind, target) = match &opts.target {
-            Target::File(p) => ("file", p.clone()),
-            Target::Dir(p) => ("dir", p.clone()),
-        };
-        let params = Params {
-            backend: opts.backend.clone(),
-            op: opts.op.to_string(),
-            target_kind: target_kind.into(),
-            target,
-            size_bytes: opts.size,
-            block_size_bytes: opts.block_size,
-            queue_depth: opts.queue_depth,
-            threads: opts.threads,
-            loops: opts.loops,
-            warmup: opts.warmup,
-            random: opts.random,
-            seed: opts.seed,
-            verify: opts.verify,
-            direct: opts.direct,
-            drop_caches: opts.drop_caches,
-            fixed_buffers: opts.fixed_buffers,
-            huge_pages: format!("{:?}", opts.huge_pages).to_lowercase(),
-            buffer: format!("{:?}", opts.buffer).to_lowercase(),
-            gpu: (m.memory == crate::backend::MemoryKind::Device).then_some(opts.gpu),
-        };
+        let params = Params::of(opts, m.memory == crate::backend::MemoryKind::Device);
         let mut report = RunReport {
             schema: SCHEMA.into(),
             finished_at,
@@ -366,10 +433,11 @@ impl RunReport {
             ),
             gds_path: m.gds_path.clone(),
         };
-        report.warnings = warning::assess(&report, m.pages)
-            .iter()
-            .map(Warning::record)
-            .collect();
+        let mut warnings = warning::assess(&report, m.pages);
+        if let Some(fs) = m.non_block_fs {
+            warnings.push(Warning::NotBlockDevice { fs: fs.into() });
+        }
+        report.warnings = warnings.iter().map(Warning::record).collect();
         report
     }
 }

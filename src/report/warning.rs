@@ -36,6 +36,9 @@ pub enum Warning {
     GdsUnalignedBlock { block: u64 },
     /// Something about the cuFile setup the reader must know (e.g. buffers left unregistered).
     GdsNote { note: String },
+    /// The data is on a filesystem that is not a local block device (tmpfs, overlay, a
+    /// network or FUSE filesystem; from statfs): the figures do not measure a disk.
+    NotBlockDevice { fs: String },
 }
 
 /// A warning as it is stored in reports.
@@ -59,6 +62,7 @@ impl Warning {
             Warning::GdsCompat { .. } => "gds-compat",
             Warning::GdsUnalignedBlock { .. } => "gds-unaligned-block",
             Warning::GdsNote { .. } => "gds-note",
+            Warning::NotBlockDevice { .. } => "not-block-device",
         }
     }
 
@@ -88,6 +92,9 @@ impl Warning {
                 Bytes(*block)
             ),
             Warning::GdsNote { note } => note.clone(),
+            Warning::NotBlockDevice { fs } => format!(
+                "the data is on {fs}, not a local block device: these figures measure {fs}, not a disk"
+            ),
         }
     }
 
@@ -110,6 +117,9 @@ impl Warning {
             Warning::GdsUnalignedBlock { .. } => "use a --block-size that is a multiple of 4 KiB",
             Warning::GdsNote { .. } => {
                 "fewer --threads or a smaller --size per thread keeps every buffer registered; max_device_pinned_mem_size in cufile.json and the GPU's BAR1 size (nvidia-smi -q) bound what cuFile can pin"
+            }
+            Warning::NotBlockDevice { .. } => {
+                "put --file/--dir on a filesystem on the NVMe device to be measured (gdswap check --path DIR shows the device under a path)"
             }
         }
     }
