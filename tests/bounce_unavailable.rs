@@ -30,7 +30,21 @@ const REASON_END: &str = "libcuda.so.1 on the dynamic loader's path; install the
 #[test]
 fn backends_lists_bounce_unavailable_with_the_reason() {
     require_no_libcuda!();
+    // Plain `backends`: the reason in one short clause, pointing at -v.
     let out = run_no_cuda(argv!["backends"]).expect_ok();
+    for b in ["bounce ", "gds "] {
+        let line = out
+            .stdout
+            .lines()
+            .find(|l| l.starts_with(b))
+            .unwrap_or_else(|| panic!("no {b}line:\n{}", out.stdout));
+        assert!(
+            line.ends_with("unavailable: libcuda (the NVIDIA driver's CUDA library) not found (`gdswap backends -v` says where gdswap looked and how to point it at one)"),
+            "{line}"
+        );
+    }
+    // -v: the reason in full, every name looked for.
+    let out = run_no_cuda(argv!["backends", "-v"]).expect_ok();
     let line = out
         .stdout
         .lines()

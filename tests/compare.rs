@@ -574,7 +574,8 @@ fn a_missing_peer_is_a_note_not_a_failure() {
         .stderr
         .contains("note: skipping peer gdsio: not installed"));
     assert!(
-        out.stdout.contains("skipped peer fio: not installed"),
+        out.stdout
+            .contains("skipped (the notes say why): peer fio, peer gdsio\n"),
         "{}",
         out.stdout
     );

@@ -34,8 +34,8 @@ fn after_compare_help() -> String {
     format!(
         "Every contender runs the same workload once per round, in order (A B C, A B C, ...); \
          the first is the reference of the ratios, taken round by round.\n\
-         With no options: every backend available here and fio if installed, on the default data \
-         directory ($GDSWAP_DATA_DIR, else ./gdswap-data; a 1GiB file, created once).\n\
+         With no options: every backend available here, and fio and gdsio where installed, on the \
+         default data directory ($GDSWAP_DATA_DIR, else ./gdswap-data; a 1GiB file, created once).\n\
          The workload options are those of `gdswap run`. {SIZE_RULE}.\n\
          Exit status: 0 success, 1 the comparison failed (the message says why), 2 bad usage."
     )
@@ -111,7 +111,12 @@ pub fn run(args: &CompareArgs) -> Result<(), Error> {
         .any(|s| matches!(s, Some(Sink::Stdout)));
 
     for s in &spec.skipped {
-        eprintln!("note: skipping {} {}: {}", s.kind, s.name, s.reason);
+        eprintln!(
+            "note: skipping {} {}: {}",
+            s.kind,
+            s.name,
+            super::short_reason(&s.reason)
+        );
     }
     let names: Vec<&str> = spec.contenders.iter().map(|c| c.name()).collect();
     eprintln!(

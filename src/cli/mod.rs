@@ -54,7 +54,7 @@ enum Command {
     /// report and SVG plots.
     Report(report::ReportArgs),
     /// List the backends and whether each can run on this machine.
-    Backends,
+    Backends(BackendsArgs),
     /// Report on this node for GPUDirect Storage: CUDA and cuFile libraries, the data path's
     /// filesystem, O_DIRECT, device and NUMA node, io_uring, memlock; a verdict per backend.
     Check(check::CheckArgs),
@@ -77,8 +77,8 @@ pub fn main() -> ExitCode {
         Command::Check(args) => check::run(&args),
         Command::OptimSim(args) => optim_sim::run(&args),
         Command::CufileProbe(args) => check::cufile_probe(&args),
-        Command::Backends => {
-            backends();
+        Command::Backends(args) => {
+            backends(&args);
             Ok(())
         }
     };
@@ -91,12 +91,38 @@ pub fn main() -> ExitCode {
     }
 }
 
-fn backends() {
+#[derive(clap::Args, Debug)]
+struct BackendsArgs {
+    /// Give each reason in full (for a missing libcuda: every library name looked for).
+    #[arg(short, long)]
+    verbose: bool,
+}
+
+fn backends(args: &BackendsArgs) {
     for b in backend::all() {
         let state = match b.probe() {
             Availability::Available => "available".to_string(),
-            Availability::Unavailable(why) => format!("unavailable: {why}"),
+            Availability::Unavailable(why) if args.verbose => format!("unavailable: {why}"),
+            Availability::Unavailable(why) => format!("unavailable: {}", short_reason(&why)),
         };
         println!("{:<8} {:<60} {state}", b.name(), b.summary());
+    }
+}
+
+/// The short form of an unavailable backend's reason, for notes printed once per backend:
+/// the CUDA driver's not-found reason lists every library name looked for (some 500
+/// characters, the same for every GPU backend), so it becomes one clause pointing at
+/// `gdswap backends -v`, which prints it in full. Other reasons are short already.
+pub(crate) fn short_reason(reason: &str) -> std::borrow::Cow<'_, str> {
+    let full = crate::cuda::driver::not_found_reason();
+    if reason.contains(&full) {
+        reason
+            .replace(
+                &full,
+                "libcuda (the NVIDIA driver's CUDA library) not found (`gdswap backends -v` says where gdswap looked and how to point it at one)",
+            )
+            .into()
+    } else {
+        reason.into()
     }
 }

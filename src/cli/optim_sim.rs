@@ -34,7 +34,7 @@ pub struct OptimSimArgs {
     /// Steps run first, untimed (the store allocates and faults in its staging buffers then).
     #[arg(long, default_value_t = 1)]
     warmup_steps: u32,
-    /// serial, pipelined, or both (repeatable; default both).
+    /// The mode to run, serial or pipelined (repeatable; without it, serial then pipelined).
     #[arg(long, value_enum)]
     mode: Vec<Mode>,
     /// Sub-groups in flight each way when pipelined (read ahead and written behind).
@@ -44,7 +44,7 @@ pub struct OptimSimArgs {
     #[arg(long, default_value = "host")]
     backend: String,
     /// The swap store's I/O threads (default: the CPUs this process may use, at most 4).
-    #[arg(long, default_value_t = crate::swap::default_io_threads())]
+    #[arg(long, default_value_t = crate::swap::default_io_threads(), hide_default_value = true)]
     io_threads: usize,
     /// The GPU a device backend (bounce, gds) stages on.
     #[arg(long, default_value_t = 0)]

@@ -55,7 +55,8 @@ pub struct RunArgs {
     /// Bytes per request.
     #[arg(long, default_value = "1M", value_parser = parse_size)]
     block_size: u64,
-    /// Requests in flight per thread (host and bounce backends).
+    /// Requests in flight per thread (host, bounce, and gds with --gds-api stream or batch;
+    /// posix and gds sync move one request at a time).
     #[arg(long, default_value_t = 8)]
     queue_depth: u32,
     /// Worker threads.

@@ -27,7 +27,8 @@ fn after_sweep_help() -> String {
          Files in --out: points.jsonl (one JSON comparison per line, appended as each point is \
          measured), points.csv (the same, one row per contender), best.json (the best settings per \
          backend: read by `gdswap run --config` and `gdswap compare --config`), aio.json (a DeepSpeed \
-         \"aio\" block from the host backend's best settings), sweep.md (the table) and the SVG plots it links (bandwidth vs block size per backend, one line per queue depth; latency CDFs at the best settings).\n\
+         \"aio\" block from the gds backend's best settings where gds was measured, else the host \
+         backend's), sweep.md (the table) and the SVG plots it links (bandwidth vs block size per backend, one line per queue depth; latency CDFs at the best settings).\n\
          --bounce-buffers and --gds-api are grid dimensions of their own backend only: the first \
          value of each runs with every backend, each further value with that backend alone.\n\
          --metric both ranks by the harmonic mean 2rw/(r+w) of read and write GiB/s (the settings \
@@ -42,13 +43,23 @@ fn after_sweep_help() -> String {
 #[command(after_help = after_sweep_help())]
 pub struct SweepArgs {
     /// Block sizes to try.
-    #[arg(long, value_delimiter = ',', value_parser = parse_size, value_name = "LIST", default_values = ["128K", "1M", "8M"])]
+    #[arg(long, value_delimiter = ',', value_parser = parse_size, value_name = "LIST", default_value = "128K,1M,8M")]
     block_size: Vec<u64>,
     /// Queue depths to try.
-    #[arg(long, value_delimiter = ',', value_name = "LIST", default_values = ["1", "8", "32"])]
+    #[arg(
+        long,
+        value_delimiter = ',',
+        value_name = "LIST",
+        default_value = "1,8,32"
+    )]
     queue_depth: Vec<u32>,
     /// Thread counts to try.
-    #[arg(long, value_delimiter = ',', value_name = "LIST", default_values = ["1", "2"])]
+    #[arg(
+        long,
+        value_delimiter = ',',
+        value_name = "LIST",
+        default_value = "1,2"
+    )]
     threads: Vec<usize>,
     /// Bounce buffers per thread to try (the bounce backend only; default: its own).
     #[arg(long, value_delimiter = ',', value_name = "LIST")]
@@ -206,7 +217,12 @@ pub fn run(args: &SweepArgs) -> Result<(), Error> {
 
     if let Some((_, first)) = resolved.first() {
         for s in &first.skipped {
-            eprintln!("note: skipping {} {}: {}", s.kind, s.name, s.reason);
+            eprintln!(
+                "note: skipping {} {}: {}",
+                s.kind,
+                s.name,
+                super::short_reason(&s.reason)
+            );
         }
     }
     let done: std::collections::HashSet<_> = existing.iter().map(sweep::key_of).collect();

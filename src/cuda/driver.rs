@@ -46,6 +46,22 @@ pub fn load() -> Result<DriverInfo, String> {
     STATE.get_or_init(load_once).clone()
 }
 
+/// The library names looked for on the dynamic loader's path, in order, each once.
+pub fn search_names() -> Vec<String> {
+    let mut names = cudarc::get_lib_name_candidates("cuda");
+    let mut seen = std::collections::HashSet::new();
+    names.retain(|n| seen.insert(n.clone()));
+    names
+}
+
+/// Why [`load`] fails when no libcuda can be opened: every name looked for, and the fixes.
+pub fn not_found_reason() -> String {
+    format!(
+        "libcuda (the NVIDIA driver's CUDA library) not found: looked for {} on the dynamic loader's path; install the NVIDIA driver, add the directory holding libcuda.so.1 to LD_LIBRARY_PATH, or set {LIBCUDA_ENV}=/path/to/libcuda.so.1",
+        search_names().join(", ")
+    )
+}
+
 /// The file a loaded symbol lives in (dladdr), for messages.
 fn file_of(symbol: *const std::ffi::c_void) -> String {
     let mut info = std::mem::MaybeUninit::<libc::Dl_info>::zeroed();
@@ -106,13 +122,7 @@ fn load_once() -> Result<DriverInfo, String> {
     }
     // SAFETY: is_culib_present only tries to dlopen candidate names and closes what it opened.
     if !unsafe { sys::is_culib_present() } {
-        let mut names = cudarc::get_lib_name_candidates("cuda");
-        let mut seen = std::collections::HashSet::new();
-        names.retain(|n| seen.insert(n.clone()));
-        return Err(format!(
-            "libcuda (the NVIDIA driver's CUDA library) not found: looked for {} on the dynamic loader's path; install the NVIDIA driver, add the directory holding libcuda.so.1 to LD_LIBRARY_PATH, or set {LIBCUDA_ENV}=/path/to/libcuda.so.1",
-            names.join(", ")
-        ));
+        return Err(not_found_reason());
     }
     if let Some((path, init)) = wanted {
         // SAFETY: a libcuda is present (checked above), so culib() loads instead of panicking;

@@ -503,7 +503,8 @@ pub fn cpu_or_dash(cpu_s_per_gib: Option<f64>) -> String {
         .unwrap_or_else(|| "-".into())
 }
 
-/// The comparison as text for a terminal: the workload, one row per contender, skipped ones.
+/// The comparison as text for a terminal: the workload, one row per contender, the names of
+/// the skipped ones.
 /// A figure a contender does not report (gdsio: percentiles, CPU) is `-`.
 /// Warnings are left to the caller (they go to stderr).
 pub fn human(c: &Comparison) -> String {
@@ -554,8 +555,15 @@ pub fn human(c: &Comparison) -> String {
     for k in &c.contenders {
         let _ = writeln!(out, "{}: {}", k.name, k.mode);
     }
-    for s in &c.skipped {
-        let _ = writeln!(out, "skipped {} {}: {}", s.kind, s.name, s.reason);
+    // Names only: each reason is printed once, as a note, by the command that skipped it
+    // (and kept in the JSON, CSV and Markdown).
+    if !c.skipped.is_empty() {
+        let names: Vec<String> = c
+            .skipped
+            .iter()
+            .map(|s| format!("{} {}", s.kind, s.name))
+            .collect();
+        let _ = writeln!(out, "skipped (the notes say why): {}", names.join(", "));
     }
     out
 }
@@ -759,7 +767,12 @@ pub(crate) mod tests {
         assert!(lines[3].starts_with("posix    backend     1.10"), "{t}");
         assert!(lines[3].ends_with("0.28x (0.24-0.31)"), "{t}");
         assert!(lines[4].starts_with("fio      peer        4.00"), "{t}");
-        assert!(t.contains("skipped peer gdsio: not installed"), "{t}");
+        assert_eq!(
+            lines.last(),
+            Some(&"skipped (the notes say why): peer gdsio"),
+            "{t}"
+        );
+        assert!(!t.contains("not installed"), "{t}");
     }
 
     #[test]
