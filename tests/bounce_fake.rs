@@ -572,7 +572,10 @@ fn memlock_limit_applies_to_fixed_buffers_only() {
         // the previous run's ring may still count for a moment. Only that ENOMEM is retried.
         for _ in 0..50 {
             let o = outcome(&mut cmd);
-            if !o.stderr.contains("io_uring_setup failed (Cannot allocate memory") {
+            if !o
+                .stderr
+                .contains("io_uring_setup failed (Cannot allocate memory")
+            {
                 return o;
             }
             std::thread::sleep(std::time::Duration::from_millis(100));

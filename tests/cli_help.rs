@@ -195,6 +195,7 @@ fn compare_without_libcuda_says_why_once_and_briefly() {
         "0",
         "--peers",
         "none",
+        "--create-dir",
         "--dir",
         d.path().join("d")
     ]);
