@@ -257,7 +257,11 @@ pub fn resolve(
             format!("no backend can run here ({})", why.join("; ")),
         ));
     }
-    // Every backend must accept the workload before anything runs.
+    // Every backend must accept the workload before anything runs, and the data directory
+    // must be there (or be allowed to be made), not found missing after the first contender.
+    if let Target::Dir(dir) = &base.target {
+        crate::datafiles::check_data_dir(dir, base.create_dir)?;
+    }
     for c in &contenders {
         let opts = RunOptions {
             backend: c.name().to_string(),

@@ -89,12 +89,12 @@ impl Cleanup {
     }
 }
 
-/// Makes the `--dir` data directory when it is missing and the run may create it; returns the
-/// topmost directory created (to be removed again if the run is refused), or an error naming
-/// the flag when it may not.
-fn make_data_dir(dir: &Path, create: bool) -> Result<Option<PathBuf>> {
+/// Checks, creating nothing, that the `--dir` data directory exists or may be created: an
+/// error naming the flag when it is not a directory, or is missing and may not be created.
+/// Returns whether it is missing. `compare` and `sweep` call it before their first run.
+pub fn check_data_dir(dir: &Path, create: bool) -> Result<bool> {
     match std::fs::metadata(dir) {
-        Ok(m) if m.is_dir() => return Ok(None),
+        Ok(m) if m.is_dir() => return Ok(false),
         Ok(_) => {
             return Err(Error::invalid(
                 "--dir",
@@ -114,6 +114,16 @@ fn make_data_dir(dir: &Path, create: bool) -> Result<Option<PathBuf>> {
                 dir.display()
             ),
         ));
+    }
+    Ok(true)
+}
+
+/// Makes the `--dir` data directory when it is missing and the run may create it; returns the
+/// topmost directory created (to be removed again if the run is refused), or an error naming
+/// the flag when it may not.
+fn make_data_dir(dir: &Path, create: bool) -> Result<Option<PathBuf>> {
+    if !check_data_dir(dir, create)? {
+        return Ok(None);
     }
     let topmost = dir
         .ancestors()

@@ -336,6 +336,43 @@ fn missing_dir_needs_create_dir() {
         );
         assert!(!dir.path().join("no").exists(), "{op} created a directory");
     }
+    // compare refuses before its first contender runs (no "comparing ..." line, nothing run).
+    let mut cmd = gdswap(argv![
+        "compare",
+        "--size",
+        "1M",
+        "--block-size",
+        "256K",
+        "--rounds",
+        "1",
+        "--loops",
+        "1",
+        "--warmup",
+        "0",
+        "--peers",
+        "none",
+        "--backends",
+        "posix",
+        "--dir",
+        &d
+    ]);
+    let out = outcome(&mut cmd);
+    assert!(
+        !out.stderr.contains("comparing"),
+        "compare ran first: {}",
+        out.stderr
+    );
+    assert_eq!(
+        out.expect_error(),
+        format!(
+            "--dir: {} does not exist; create it, or pass --create-dir to let gdswap create it (a mistyped directory would measure another disk)",
+            d.display()
+        )
+    );
+    assert!(
+        !dir.path().join("no").exists(),
+        "compare created a directory"
+    );
     ok(with(posix("write"), argv!["--dir", &d, "--create-dir"]));
     assert_eq!(file_len(&thread_file(&d, 0)), MIB);
 
