@@ -681,3 +681,48 @@ fn result_file_on_a_full_filesystem_is_never_left_empty() {
     assert_eq!(dir_names(&m), ["filler", "r.json"]);
     assert_eq!(std::fs::metadata(&json).unwrap().nlink(), 1);
 }
+
+/// A sweep writes best.json (and its other result files) atomically, by renaming a private
+/// file into place: a symbolic link planted at best.json is replaced, its target untouched.
+#[test]
+fn sweep_best_json_replaces_a_planted_link() {
+    let dir = scratch();
+    let out = dir.path().join("sweep");
+    std::fs::create_dir(&out).unwrap();
+    let victim = dir.path().join("victim");
+    std::fs::write(&victim, b"precious").unwrap();
+    std::os::unix::fs::symlink(&victim, out.join("best.json")).unwrap();
+    ok(argv![
+        "sweep",
+        "--backends",
+        "posix",
+        "--block-size",
+        "64K",
+        "--queue-depth",
+        "1",
+        "--threads",
+        "1",
+        "--size",
+        "1M",
+        "--rounds",
+        "1",
+        "--loops",
+        "1",
+        "--warmup",
+        "0",
+        "--create-dir",
+        "--dir",
+        dir.path().join("d"),
+        "--out",
+        &out
+    ]);
+    assert_eq!(std::fs::read(&victim).unwrap(), b"precious");
+    let best = out.join("best.json");
+    assert!(std::fs::symlink_metadata(&best)
+        .unwrap()
+        .file_type()
+        .is_file());
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&best).unwrap()).unwrap();
+    assert!(v.is_object(), "{v}");
+}
