@@ -211,7 +211,8 @@ pub struct RunOptions {
     pub buffer: BufferMode,
     pub gpu: GpuOptions,
     /// A `Target::Dir` that does not exist may be created (`--create-dir`, and the default
-    /// data directory); otherwise a missing directory is an error.
+    /// data directory: true in `Default`, whose target that is); otherwise a missing directory
+    /// is an error.
     #[serde(skip)]
     pub create_dir: bool,
 }
@@ -237,7 +238,9 @@ impl Default for RunOptions {
             huge_pages: HugePages::Auto,
             buffer: BufferMode::Full,
             gpu: GpuOptions::default(),
-            create_dir: false,
+            // The default target is the default data directory, which is created as needed;
+            // set it to false with a `Target::Dir` that must already exist.
+            create_dir: true,
         }
     }
 }
