@@ -95,8 +95,8 @@ fn host_rows_match_the_kernel() {
         rlim_cur: 0,
         rlim_max: 0,
     };
-    // SAFETY: getrlimit writes one rlimit into the valid pointer.
     assert_eq!(
+        // SAFETY: getrlimit writes one rlimit into the valid pointer.
         unsafe { libc::getrlimit(libc::RLIMIT_MEMLOCK, &mut lim) },
         0
     );

@@ -51,15 +51,15 @@ impl Device {
             .map_err(|reason| Error::Resources(format!("CUDA unavailable: {reason}")))?;
         check_ordinal(ordinal, info.devices)?;
         let mut dev: sys::CUdevice = 0;
-        // SAFETY: the driver is loaded and initialised (driver::load); cuDeviceGet writes one
-        // device handle.
         check(
+            // SAFETY: the driver is loaded and initialised (driver::load); cuDeviceGet writes one
+            // device handle.
             unsafe { (api().cuDeviceGet)(&mut dev, ordinal as i32) },
             || format!("cuDeviceGet (device {ordinal})"),
         )?;
         let mut ctx: sys::CUcontext = std::ptr::null_mut();
-        // SAFETY: `dev` is a valid device; cuDevicePrimaryCtxRetain writes one context handle.
         check(
+            // SAFETY: `dev` is a valid device; cuDevicePrimaryCtxRetain writes one context handle.
             unsafe { (api().cuDevicePrimaryCtxRetain)(&mut ctx, dev) },
             || format!("cuDevicePrimaryCtxRetain (creating the context of device {ordinal})"),
         )?;
@@ -94,8 +94,8 @@ impl Device {
     /// The device's name, e.g. `NVIDIA H100 80GB HBM3`.
     pub fn name(&self) -> Result<String> {
         let mut buf = [0 as std::ffi::c_char; 256];
-        // SAFETY: cuDeviceGetName writes at most `len` bytes, NUL-terminated, into `buf`.
         check(
+            // SAFETY: cuDeviceGetName writes at most `len` bytes, NUL-terminated, into `buf`.
             unsafe { (api().cuDeviceGetName)(buf.as_mut_ptr(), buf.len() as i32, self.dev) },
             || format!("cuDeviceGetName (device {})", self.ordinal),
         )?;

@@ -110,8 +110,8 @@ impl DeviceBuffer {
         stream: &Stream,
     ) -> Result<()> {
         self.check_range(offset, len);
-        // SAFETY: device range checked above; host range per this function's contract.
         check(
+            // SAFETY: device range checked above; host range per this function's contract.
             unsafe {
                 (api().cuMemcpyHtoDAsync_v2)(
                     self.ptr + offset as u64,
@@ -137,8 +137,8 @@ impl DeviceBuffer {
         stream: &Stream,
     ) -> Result<()> {
         self.check_range(offset, len);
-        // SAFETY: device range checked above; host range per this function's contract.
         check(
+            // SAFETY: device range checked above; host range per this function's contract.
             unsafe {
                 (api().cuMemcpyDtoHAsync_v2)(
                     dst as *mut std::ffi::c_void,
@@ -166,10 +166,10 @@ impl DeviceBuffer {
         }
         self.check_range(offset, len);
         src.check_range(src_offset, len);
-        // SAFETY: both ranges are inside live allocations (checked above) borrowed for the
-        // whole call, and the stream is synchronised before returning, so the copy never
-        // outlives them.
         check(
+            // SAFETY: both ranges are inside live allocations (checked above) borrowed for the
+            // whole call, and the stream is synchronised before returning, so the copy never
+            // outlives them.
             unsafe {
                 (api().cuMemcpyDtoDAsync_v2)(
                     self.ptr + offset as u64,
@@ -189,9 +189,9 @@ impl DeviceBuffer {
             return Ok(());
         }
         self.check_range(offset, len);
-        // SAFETY: the range is inside this allocation (checked above), which outlives the
-        // call; the stream is synchronised before returning.
         check(
+            // SAFETY: the range is inside this allocation (checked above), which outlives the
+            // call; the stream is synchronised before returning.
             unsafe { (api().cuMemsetD8Async)(self.ptr + offset as u64, 0, len, stream.raw()) },
             || format!("cuMemsetD8Async of {len} bytes at device offset {offset}"),
         )?;

@@ -39,8 +39,8 @@ impl Stream {
     pub fn new() -> Result<Stream> {
         let end = Event::new(false)?;
         let mut raw: sys::CUstream = std::ptr::null_mut();
-        // SAFETY: writes one stream handle; flags are CU_STREAM_NON_BLOCKING.
         check(
+            // SAFETY: writes one stream handle; flags are CU_STREAM_NON_BLOCKING.
             unsafe {
                 (api().cuStreamCreate)(&mut raw, sys::CUstream_flags::CU_STREAM_NON_BLOCKING as u32)
             },
@@ -64,8 +64,8 @@ impl Stream {
     /// most recent record (at the time of this call) has completed. The event may be of
     /// another stream, of a caller's code.
     pub fn wait(&self, event: &Event) -> Result<()> {
-        // SAFETY: both handles are alive; queues a dependency only.
         check(
+            // SAFETY: both handles are alive; queues a dependency only.
             unsafe { (api().cuStreamWaitEvent)(self.raw, event.raw, 0) },
             || "cuStreamWaitEvent (ordering a copy after the caller's GPU work)".into(),
         )
@@ -140,8 +140,8 @@ impl Event {
 
     /// Records the event at the current end of `stream`.
     pub fn record(&self, stream: &Stream) -> Result<()> {
-        // SAFETY: both handles are alive; recording only queues a marker.
         check(
+            // SAFETY: both handles are alive; recording only queues a marker.
             unsafe { (api().cuEventRecord)(self.raw, stream.raw()) },
             || "cuEventRecord".into(),
         )
@@ -150,9 +150,9 @@ impl Event {
     /// Records the event at the current end of a stream gdswap did not create (a caller's,
     /// or the legacy default stream of the current context).
     pub fn record_foreign(&self, stream: ForeignStream, what: &str) -> Result<()> {
-        // SAFETY: the event is alive; the stream handle is valid in the current context by
-        // ForeignStream's contract; recording only queues a marker.
         check(
+            // SAFETY: the event is alive; the stream handle is valid in the current context by
+            // ForeignStream's contract; recording only queues a marker.
             unsafe { (api().cuEventRecord)(self.raw, stream.0 as sys::CUstream) },
             || format!("cuEventRecord ({what})"),
         )
@@ -181,8 +181,8 @@ impl Event {
     /// Milliseconds between `start` and `self`, both timing events that have completed.
     pub fn elapsed_ms_since(&self, start: &Event) -> Result<f32> {
         let mut ms = 0f32;
-        // SAFETY: both events are alive; writes one float.
         check(
+            // SAFETY: both events are alive; writes one float.
             unsafe { (api().cuEventElapsedTime)(&mut ms, start.raw, self.raw) },
             || "cuEventElapsedTime".into(),
         )?;
