@@ -102,7 +102,7 @@ fn load_once() -> Result<DriverInfo, String> {
                 let init = unsafe { lib.get::<*const std::ffi::c_void>(b"cuInit\0") }
                     .map(|s| *s)
                     .map_err(|e| {
-                        let e = crate::cufile::loader::dl_message(&e);
+                        let e = crate::io::sys::dl_message(&e);
                         format!(
                             "{LIBCUDA_ENV}={}: not a CUDA driver library ({e}); point {LIBCUDA_ENV} at the NVIDIA driver's libcuda.so.1, or unset it",
                             path.to_string_lossy()
@@ -112,7 +112,7 @@ fn load_once() -> Result<DriverInfo, String> {
                 std::mem::forget(lib);
             }
             Err(e) => {
-                let e = crate::cufile::loader::dl_message(&e);
+                let e = crate::io::sys::dl_message(&e);
                 return Err(format!(
                     "{LIBCUDA_ENV}={}: cannot load it ({e}); point {LIBCUDA_ENV} at the NVIDIA driver's libcuda.so.1, or unset it",
                     path.to_string_lossy()

@@ -299,17 +299,8 @@ fn try_load(c: &Candidate) -> Result<CuFileLib, String> {
     // global namespace and RTLD_NODELETE keeps it mapped for any thread-local destructors.
     let library =
         unsafe { Library::open(Some(&c.name), RTLD_NOW | RTLD_LOCAL | libc::RTLD_NODELETE) }
-            .map_err(|e| format!("dlopen failed: {}", dl_message(&e)))?;
+            .map_err(|e| format!("dlopen failed: {}", crate::io::sys::dl_message(&e)))?;
     resolve(c.name.clone(), library)
-}
-
-/// The loader's own words (dlerror): libloading 0.9 displays only "dlopen failed" and keeps
-/// dlerror's text in the error's source.
-pub(crate) fn dl_message(e: &libloading::Error) -> String {
-    match std::error::Error::source(e) {
-        Some(src) => src.to_string(),
-        None => e.to_string(),
-    }
 }
 
 /// Resolves `name` to a function pointer of type `T`, or `None` when absent (or null).
@@ -589,7 +580,7 @@ pub fn probe_libcuda() -> LibcudaProbe {
                             name: name.into(),
                             origin: Origin::DefaultName,
                         },
-                        why: format!("dlopen failed: {}", dl_message(&e)),
+                        why: format!("dlopen failed: {}", crate::io::sys::dl_message(&e)),
                     });
                     continue;
                 }

@@ -234,6 +234,16 @@ pub fn non_block_fs_name(magic: i64) -> Option<&'static str> {
     })
 }
 
+/// The dynamic loader's own words (dlerror) for a failed dlopen: libloading 0.9 displays only
+/// "dlopen failed" and keeps dlerror's text in the error's source. Used by the cuFile and CUDA
+/// loaders alike.
+pub fn dl_message(e: &libloading::Error) -> String {
+    match std::error::Error::source(e) {
+        Some(src) => src.to_string(),
+        None => e.to_string(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,0 +1,173 @@
+//! The layers of `docs/architecture.md`, checked: a top-level module of `src/` may use a module
+//! of its own layer or below, never one above. The layers are listed once, here (`LAYERS`),
+//! lowest first, and match the architecture document.
+//!
+//! The code does not obey them everywhere yet: `KNOWN_UPWARD` lists the upward edges that
+//! stood when this test was written (issue 14's restructuring removes them). The test fails on
+//! any upward edge not in that list, and on any listed edge that is gone, so the list only
+//! shrinks: remove an edge from it when the code stops using it.
+//!
+//! An edge is a `crate::<module>` path (in a `use` or inline) or a name in `use crate::{...}`,
+//! in code; comments, doc comments and `#[cfg(test)]` helpers (`testutil`) are left out.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+
+/// Lowest first. Modules of one layer may use each other.
+const LAYERS: &[&[&str]] = &[
+    // core: sizes, figures, errors, options, the verify pattern
+    &["size", "stats", "error", "options", "pattern"],
+    // the operating system: buffers, files, io_uring, limits; the environment report
+    &["io", "env"],
+    // the CUDA driver
+    &["cuda"],
+    // cuFile (its driver probe uses a CUDA context)
+    &["cufile"],
+    // how a run is cut into requests, data files, the backends
+    &["plan", "datafiles", "backend"],
+    // the harness, the swap store, the node check
+    &["harness", "swap", "check"],
+    // reports and exporters
+    &["report"],
+    // orchestration over the harness
+    &["compare", "peer", "tuning", "optim_sim"],
+    &["sweep", "rebuild"],
+    &["cli"],
+];
+
+/// Upward edges of today's code, (from, to): each to be removed, never added to.
+const KNOWN_UPWARD: &[(&str, &str)] = &[
+    ("backend", "check"), // gds uses check::driver_probe (the probe belongs with cufile)
+    ("backend", "report"), // report::GdsPath (a core type)
+    ("error", "cufile"),  // Error::CuFile holds a cufile result type
+    ("harness", "report"), // report::GdsPath
+    ("io", "plan"),       // the io_uring engine takes plan::Request (a core type)
+    ("cuda", "plan"),     // the bounce stagers live in cuda/ and take plan::Request
+    ("options", "io"),    // io::buffer::HugePages (a core type)
+    ("report", "tuning"), // report uses tuning's config
+    ("swap", "report"),   // report::GdsPath
+];
+
+fn layer_of(module: &str) -> Option<usize> {
+    LAYERS.iter().position(|l| l.contains(&module))
+}
+
+/// Removes `//` comments (doc comments included) line by line; string contents are kept,
+/// which is harmless here (no string of the code names `crate::...`).
+fn code_only(text: &str) -> String {
+    text.lines()
+        .map(|l| match l.find("//") {
+            Some(i) => &l[..i],
+            None => l,
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+fn used_modules(code: &str) -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    let mut rest = code;
+    while let Some(i) = rest.find("crate::") {
+        rest = &rest[i + "crate::".len()..];
+        if let Some(inner) = rest.strip_prefix('{') {
+            let end = inner.find('}').unwrap_or(inner.len());
+            for part in inner[..end].split(',') {
+                let name: String = part
+                    .trim()
+                    .chars()
+                    .take_while(|c| c.is_ascii_lowercase() || *c == '_')
+                    .collect();
+                if !name.is_empty() {
+                    out.insert(name);
+                }
+            }
+        } else {
+            let name: String = rest
+                .chars()
+                .take_while(|c| c.is_ascii_lowercase() || *c == '_')
+                .collect();
+            if !name.is_empty() {
+                out.insert(name);
+            }
+        }
+    }
+    out
+}
+
+fn rust_files(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            rust_files(&p, out);
+        } else if p.extension().is_some_and(|x| x == "rs") {
+            out.push(p);
+        }
+    }
+}
+
+#[test]
+fn modules_use_only_their_layer_and_below() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut files = Vec::new();
+    rust_files(&src, &mut files);
+    let mut upward: BTreeSet<(String, String)> = BTreeSet::new();
+    let mut unlisted = BTreeSet::new();
+    for f in &files {
+        let rel = f.strip_prefix(&src).unwrap();
+        let top = rel
+            .components()
+            .next()
+            .unwrap()
+            .as_os_str()
+            .to_string_lossy()
+            .trim_end_matches(".rs")
+            .to_string();
+        if top == "lib" || top == "main" {
+            continue;
+        }
+        let Some(from) = layer_of(&top) else {
+            unlisted.insert(top);
+            continue;
+        };
+        let code = code_only(&std::fs::read_to_string(f).unwrap());
+        for used in used_modules(&code) {
+            if used == top || used == "testutil" || used == "Error" || used == "Result" {
+                continue;
+            }
+            let Some(to) = layer_of(&used) else {
+                unlisted.insert(used);
+                continue;
+            };
+            if to > from {
+                upward.insert((top.clone(), used));
+            }
+        }
+    }
+    assert!(
+        unlisted.is_empty(),
+        "modules missing from LAYERS in tests/layering.rs (add each to its layer, and to docs/architecture.md): {unlisted:?}"
+    );
+    let known: BTreeSet<(String, String)> = KNOWN_UPWARD
+        .iter()
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+        .collect();
+    let new: Vec<_> = upward.difference(&known).collect();
+    assert!(
+        new.is_empty(),
+        "modules using a layer above their own (move the shared type down, or the code up): {new:?}"
+    );
+    let gone: Vec<_> = known.difference(&upward).collect();
+    assert!(
+        gone.is_empty(),
+        "upward edges no longer in the code: remove them from KNOWN_UPWARD in tests/layering.rs: {gone:?}"
+    );
+}
+
+#[test]
+fn the_parser_sees_use_lists_and_inline_paths_but_not_comments() {
+    let code = code_only(
+        "use crate::{io::sys, plan::Request};\n// crate::cli\nlet x = crate::report::GdsPath::X;\n/// [`crate::sweep`]\n",
+    );
+    let got: Vec<String> = used_modules(&code).into_iter().collect();
+    assert_eq!(got, ["io", "plan", "report"]);
+}
