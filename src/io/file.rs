@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use crate::error::{Error, FileOp, Result};
+use crate::io::owned::{self, kind_of, Create, Role, Spec};
 
 /// Whether a file is opened to be read or written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,143 +34,6 @@ pub struct DataFile {
     created: bool,
 }
 
-/// What kind of file a `st_mode` is, in words.
-fn kind_of(mode: u32) -> &'static str {
-    match mode & libc::S_IFMT {
-        libc::S_IFREG => "a regular file",
-        libc::S_IFDIR => "a directory",
-        libc::S_IFIFO => "a FIFO",
-        libc::S_IFSOCK => "a socket",
-        libc::S_IFCHR => "a character device",
-        libc::S_IFBLK => "a block device",
-        libc::S_IFLNK => "a symbolic link",
-        _ => "not a regular file",
-    }
-}
-
-/// The effective uid of this process.
-fn euid() -> u32 {
-    // SAFETY: geteuid takes no arguments, cannot fail and touches no memory.
-    unsafe { libc::geteuid() }
-}
-
-/// The refusal for a path that is a symbolic link.
-fn symlink_refusal(path: &Path) -> Error {
-    Error::UnsafeFile {
-        path: path.to_path_buf(),
-        reason: "it is a symbolic link, and gdswap never opens a data file through a link (give the file itself, or remove the link)".into(),
-    }
-}
-
-/// Opens `path` without following a symbolic link at its last component and without
-/// blocking (a FIFO would block an ordinary open), then checks the opened descriptor: a
-/// regular file; to be written, owned by this process's effective uid and with one name. For
-/// writing, the file is created (mode 0644 less the umask) when missing; the result says
-/// whether this call created it.
-fn open_checked(path: &Path, access: Access) -> Result<(File, bool)> {
-    let flags = libc::O_NOFOLLOW | libc::O_NONBLOCK;
-    let op = if access == Access::Write {
-        FileOp::Create
-    } else {
-        FileOp::Open
-    };
-    let fail = |e: std::io::Error| {
-        if e.raw_os_error() == Some(libc::ELOOP) {
-            symlink_refusal(path)
-        } else {
-            Error::file(op, path, e)
-        }
-    };
-    let (file, created) = match access {
-        Access::Read => (
-            OpenOptions::new()
-                .read(true)
-                .custom_flags(flags)
-                .open(path)
-                .map_err(fail)?,
-            false,
-        ),
-        Access::Write => {
-            // O_EXCL first, so that `created` is exact; an existing file is then opened as is.
-            let fresh = OpenOptions::new()
-                .read(true)
-                .write(true)
-                .create_new(true)
-                .mode(0o644)
-                .custom_flags(flags)
-                .open(path);
-            match fresh {
-                Ok(f) => (f, true),
-                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => (
-                    OpenOptions::new()
-                        .read(true)
-                        .write(true)
-                        .custom_flags(flags)
-                        .open(path)
-                        .map_err(fail)?,
-                    false,
-                ),
-                Err(e) => return Err(fail(e)),
-            }
-        }
-    };
-    let meta = file
-        .metadata()
-        .map_err(|e| Error::file(FileOp::Stat, path, e))?;
-    let mode = meta.mode();
-    if mode & libc::S_IFMT == libc::S_IFDIR {
-        return Err(Error::file(
-            op,
-            path,
-            std::io::Error::from_raw_os_error(libc::EISDIR),
-        ));
-    }
-    if mode & libc::S_IFMT != libc::S_IFREG {
-        return Err(Error::UnsafeFile {
-            path: path.to_path_buf(),
-            reason: format!(
-                "it is {}, not a regular file (gdswap reads and writes only regular files)",
-                kind_of(mode)
-            ),
-        });
-    }
-    if access == Access::Write {
-        let me = euid();
-        if meta.uid() != me {
-            return Err(Error::UnsafeFile {
-                path: path.to_path_buf(),
-                reason: format!(
-                    "it is owned by uid {}, not by this user (uid {me}); gdswap writes only files its user owns (give another --file/--dir, or remove the file)",
-                    meta.uid()
-                ),
-            });
-        }
-        if meta.nlink() > 1 {
-            return Err(Error::UnsafeFile {
-                path: path.to_path_buf(),
-                reason: format!(
-                    "it has {} hard links; gdswap writes only a file with one name (give another --file/--dir)",
-                    meta.nlink()
-                ),
-            });
-        }
-    }
-    // Regular files ignore O_NONBLOCK; clear it anyway so the descriptor is an ordinary one.
-    // SAFETY: F_SETFL on our own open descriptor with flags read from it by F_GETFL.
-    let rc = unsafe {
-        let fl = libc::fcntl(file.as_raw_fd(), libc::F_GETFL);
-        if fl < 0 {
-            fl
-        } else {
-            libc::fcntl(file.as_raw_fd(), libc::F_SETFL, fl & !libc::O_NONBLOCK)
-        }
-    };
-    if rc < 0 {
-        return Err(Error::file(op, path, std::io::Error::last_os_error()));
-    }
-    Ok((file, created))
-}
-
 impl DataFile {
     /// Opens `path`. With `direct`, the I/O descriptor has O_DIRECT. Writing opens read-write
     /// and creates the file if missing (mode 0644); reading needs the file to exist.
@@ -178,17 +42,37 @@ impl DataFile {
     /// owned by this user (the effective uid) and have one name. Refusals are
     /// [`Error::UnsafeFile`], naming the path and why.
     pub fn open(path: &Path, access: Access, direct: bool) -> Result<DataFile> {
-        let (buffered, created) = open_checked(path, access)?;
-        let opened = match Self::open_direct(path, access, direct, &buffered) {
+        Self::open_as(path, access, direct, Role::Data)
+    }
+
+    /// [`DataFile::open`] for a file of `role`: the swap store opens its `data.bin` as
+    /// [`Role::Store`] (this user's, one link, even to read).
+    pub fn open_as(path: &Path, access: Access, direct: bool, role: Role) -> Result<DataFile> {
+        let write = access == Access::Write;
+        let spec = Spec {
+            write,
+            create: if write { Create::IfMissing } else { Create::No },
+            extra: 0,
+            role,
+        };
+        let (buffered, created) = owned::open(path, spec)?;
+        let opened = if direct {
+            owned::reopen(path, &buffered, write, libc::O_DIRECT, role).and_then(|f| {
+                let align = dio_alignment(&f).map_err(|e| Error::file(FileOp::Stat, path, e))?;
+                Ok((Some(f), align))
+            })
+        } else {
+            Ok((None, 1))
+        };
+        let (direct, dio_align) = match opened {
             Ok(d) => d,
             Err(e) => {
                 if created {
-                    remove_created(path, &buffered);
+                    owned::remove_created(path, &buffered);
                 }
                 return Err(e);
             }
         };
-        let (direct, dio_align) = opened;
         Ok(DataFile {
             path: path.to_path_buf(),
             direct,
@@ -196,43 +80,6 @@ impl DataFile {
             dio_align,
             created,
         })
-    }
-
-    /// The O_DIRECT descriptor of the file `buffered` has open (by path again, not following
-    /// a link, and checked to be the same inode), and its alignment.
-    fn open_direct(
-        path: &Path,
-        access: Access,
-        direct: bool,
-        buffered: &File,
-    ) -> Result<(Option<File>, u64)> {
-        if !direct {
-            return Ok((None, 1));
-        }
-        let f = OpenOptions::new()
-            .read(true)
-            .write(access == Access::Write)
-            .custom_flags(libc::O_DIRECT | libc::O_NOFOLLOW)
-            .open(path)
-            .map_err(|e| {
-                if e.raw_os_error() == Some(libc::ELOOP) {
-                    symlink_refusal(path)
-                } else {
-                    Error::file(FileOp::Open, path, e)
-                }
-            })?;
-        let same = match (f.metadata(), buffered.metadata()) {
-            (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
-            _ => false,
-        };
-        if !same {
-            return Err(Error::UnsafeFile {
-                path: path.to_path_buf(),
-                reason: "it was replaced by another file while gdswap opened it".into(),
-            });
-        }
-        let align = dio_alignment(&f).map_err(|e| Error::file(FileOp::Stat, path, e))?;
-        Ok((Some(f), align))
     }
 
     /// Whether this open created the file.
@@ -244,7 +91,7 @@ impl DataFile {
     /// same file: what a run does with the files it made when it fails before using them.
     pub fn remove_if_created(&self) {
         if self.created {
-            remove_created(&self.path, &self.buffered);
+            owned::remove_created(&self.path, &self.buffered);
         }
     }
 
@@ -379,38 +226,6 @@ impl DataFile {
         self.buffered
             .write_all_at(buf, offset)
             .map_err(|e| Error::io(FileOp::Write, &self.path, offset, buf.len() as u64, e))
-    }
-}
-
-impl DataFile {
-    /// A data file from descriptors the caller opened and checked itself (the swap store
-    /// opens its `data.bin` through `io::owned`): `buffered`, and `direct` with O_DIRECT,
-    /// both of the file at `path`.
-    pub fn from_files(path: &Path, buffered: File, direct: Option<File>) -> Result<DataFile> {
-        let dio_align = match &direct {
-            Some(f) => dio_alignment(f).map_err(|e| Error::file(FileOp::Stat, path, e))?,
-            None => 1,
-        };
-        Ok(DataFile {
-            path: path.to_path_buf(),
-            direct,
-            buffered,
-            dio_align,
-            // The caller decided whether the file was new, and removes it itself if so.
-            created: false,
-        })
-    }
-}
-
-/// Unlinks `path` if it still names the file open as `file` (same device and inode): a file
-/// this process created, and nothing put in its place since.
-fn remove_created(path: &Path, file: &File) {
-    let same = match (std::fs::symlink_metadata(path), file.metadata()) {
-        (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
-        _ => false,
-    };
-    if same {
-        let _ = std::fs::remove_file(path);
     }
 }
 
@@ -622,7 +437,7 @@ impl ScratchFile {
 impl Drop for ScratchFile {
     fn drop(&mut self) {
         if let Some(p) = &self.named {
-            remove_created(p, &self.file);
+            owned::remove_created(p, &self.file);
         }
     }
 }

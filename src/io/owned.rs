@@ -1,9 +1,12 @@
-//! Opening files gdswap owns without being led elsewhere: no symlink is followed in the last
-//! component (O_NOFOLLOW), a FIFO or device cannot block the open (O_NONBLOCK until the type
-//! is checked), and what was opened must be a regular file owned by this user with a single
-//! link (a hard link planted under gdswap's name would let a write land in someone else's
-//! file). Used for the swap store's files (`data.bin`, `manifest.json`, its temporary file,
-//! `lock`).
+//! The one checked open for every file gdswap reads or writes in place: data files
+//! (`io::file::DataFile`) and the swap store's own files (`data.bin`, `manifest.json`, its
+//! temporary file, `lock`). No symlink is followed in the last component (O_NOFOLLOW), a FIFO
+//! or device cannot block the open (O_NONBLOCK until the type is checked), and the opened
+//! descriptor must be a regular file; one to be written (and every store file) must also be
+//! owned by the effective uid and have one link (a hard link planted under gdswap's name would
+//! let a write land in someone else's file). Refusals are [`Error::UnsafeFile`], one format:
+//! `refusing PATH: what it is; the rule (what to do)`. Removal ([`remove_own`]) applies the
+//! same checks to the name itself.
 
 use std::fs::{File, OpenOptions};
 use std::io;
@@ -24,91 +27,202 @@ pub enum Create {
     New,
 }
 
+/// Whose file is opened: decides whether a file only read must be this user's, and the advice
+/// at the end of a refusal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// A data file named by `--file`/`--dir`: owner and link count are checked when written.
+    Data,
+    /// A file of the swap store: always checked to be this user's, with one link.
+    Store,
+}
+
+/// What to open: read-only or read-write (`write`), how a missing file is treated, and
+/// `extra` open flags (O_DIRECT).
+#[derive(Debug, Clone, Copy)]
+pub struct Spec {
+    pub write: bool,
+    pub create: Create,
+    pub extra: i32,
+    pub role: Role,
+}
+
+/// Why a file was refused.
+#[derive(Debug, Clone, Copy)]
+enum Why {
+    Symlink,
+    /// Not a regular file; the `st_mode` (0 when unknown: an open that failed with ENXIO).
+    Kind(u32),
+    Foreign(u32),
+    Links(u64),
+    Exists,
+    Replaced,
+}
+
+impl Why {
+    /// What the file is, in words.
+    fn what(self) -> String {
+        match self {
+            Why::Symlink => "it is a symbolic link".into(),
+            Why::Kind(mode) => format!("it is {}, not a regular file", kind_of(mode)),
+            Why::Foreign(uid) => format!(
+                "it is owned by uid {uid}, not by this user (uid {})",
+                euid()
+            ),
+            Why::Links(n) => format!("it has {n} hard links"),
+            Why::Exists => "it already exists".into(),
+            Why::Replaced => "it was replaced by another file while gdswap opened it".into(),
+        }
+    }
+
+    /// The rule it breaks, and what to do, for an open.
+    fn rule(self, role: Role) -> &'static str {
+        use Role::{Data, Store};
+        match (self, role) {
+            (Why::Symlink, Data) => ", and gdswap never opens a data file through a link (give the file itself, or remove the link)",
+            (Why::Symlink, Store) => ", and gdswap never opens a swap store file through a link (remove the link; it is not gdswap's)",
+            (Why::Kind(_), _) => " (gdswap reads and writes only regular files)",
+            (Why::Foreign(_), Data) => "; gdswap writes only files its user owns (give another --file/--dir, or remove the file)",
+            (Why::Foreign(_), Store) => "; gdswap writes only files its user owns (give another store directory, or remove the file)",
+            (Why::Links(_), Data) => "; gdswap writes only a file with one name (give another --file/--dir)",
+            (Why::Links(_), Store) => "; gdswap writes only a file with one name (give another store directory, or remove this name)",
+            (Why::Exists, _) => "; gdswap creates this file anew and never opens one that is there (remove it)",
+            (Why::Replaced, _) => "",
+        }
+    }
+
+    fn refuse(self, path: &Path, role: Role) -> Error {
+        Error::UnsafeFile {
+            path: path.to_path_buf(),
+            reason: format!("{}{}", self.what(), self.rule(role)),
+        }
+    }
+}
+
+/// What kind of file a `st_mode` is, in words.
+pub fn kind_of(mode: u32) -> &'static str {
+    match mode & libc::S_IFMT {
+        libc::S_IFREG => "a regular file",
+        libc::S_IFDIR => "a directory",
+        libc::S_IFIFO => "a FIFO",
+        libc::S_IFSOCK => "a socket",
+        libc::S_IFCHR => "a character device",
+        libc::S_IFBLK => "a block device",
+        libc::S_IFLNK => "a symbolic link",
+        _ => "a special file",
+    }
+}
+
 /// This process's effective user id.
 pub fn euid() -> u32 {
     // SAFETY: geteuid takes no arguments, cannot fail and touches no memory.
     unsafe { libc::geteuid() }
 }
 
-/// Why `meta` is not a file gdswap may use as its own, if it is not.
-pub fn not_own_file(meta: &std::fs::Metadata) -> Option<String> {
-    let ft = meta.file_type();
-    if ft.is_symlink() {
-        return Some("is a symbolic link".into());
+/// Why `meta` is not a file gdswap may open as `role` (written when `write`), if it is not.
+/// A directory is not judged here: the caller reports it as the system does (EISDIR).
+fn check(meta: &std::fs::Metadata, write: bool, role: Role) -> Option<Why> {
+    let mode = meta.mode();
+    if mode & libc::S_IFMT == libc::S_IFLNK {
+        return Some(Why::Symlink);
     }
-    if !ft.is_file() {
-        return Some("is not a regular file".into());
+    if mode & libc::S_IFMT != libc::S_IFREG {
+        return Some(Why::Kind(mode));
     }
-    if meta.uid() != euid() {
-        return Some(format!(
-            "is owned by uid {}, not by this user (uid {})",
-            meta.uid(),
-            euid()
-        ));
-    }
-    if meta.nlink() > 1 {
-        return Some(format!("has {} hard links", meta.nlink()));
+    if write || role == Role::Store {
+        if meta.uid() != euid() {
+            return Some(Why::Foreign(meta.uid()));
+        }
+        if meta.nlink() > 1 {
+            return Some(Why::Links(meta.nlink()));
+        }
     }
     None
 }
 
-fn refused(op: FileOp, path: &Path, why: String) -> Error {
-    Error::BadFile {
-        flag: "swap store",
-        path: path.to_path_buf(),
-        message: format!(
-            "{why}: gdswap {op}s only regular files it owns, never through a link; remove it (it is not gdswap's)"
-        ),
-    }
-}
-
-/// Opens `path` read-only or read-write (`write`), with `extra` flags (O_DIRECT), never
-/// following a symlink, and checks it is a regular file this user owns with one link. The
-/// error names the path and why it was refused.
-pub fn open(path: &Path, write: bool, create: Create, extra: i32) -> Result<File> {
-    let mut o = OpenOptions::new();
-    o.read(true)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC | extra);
-    if write {
-        o.write(true);
-        match create {
-            Create::No => {}
-            Create::IfMissing => {
-                o.create(true);
-            }
-            Create::New => {
-                o.create_new(true);
-            }
-        }
-        o.mode(0o644);
-    }
-    let op = if create == Create::No {
+/// Opens `path` as `spec` says, never following a symlink, and checks the opened descriptor
+/// (see the module documentation). Returns the file and whether this call created it (exact:
+/// creation is tried with O_EXCL first). A directory is `Error::File` with EISDIR; a missing
+/// file (with [`Create::No`]) `Error::File` with ENOENT; every refusal names the path and why.
+pub fn open(path: &Path, spec: Spec) -> Result<(File, bool)> {
+    let op = if spec.create == Create::No {
         FileOp::Open
     } else {
         FileOp::Create
     };
-    let f = match o.open(path) {
-        Ok(f) => f,
-        // O_NOFOLLOW on a symlink: ELOOP.
-        Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {
-            return Err(refused(op, path, "is a symbolic link".into()))
-        }
-        Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {
-            return Err(refused(op, path, "already exists".into()))
-        }
-        Err(e) if e.raw_os_error() == Some(libc::ENXIO) => {
-            // A FIFO without a reader, opened for writing non-blocking.
-            return Err(refused(op, path, "is not a regular file".into()));
-        }
-        Err(e) => return Err(Error::file(op, path, e)),
+    let fail = |e: io::Error| match e.raw_os_error() {
+        // O_NOFOLLOW on a symlink.
+        Some(libc::ELOOP) => Why::Symlink.refuse(path, spec.role),
+        Some(libc::EEXIST) => Why::Exists.refuse(path, spec.role),
+        // A FIFO without a reader opened write-only, or a socket.
+        Some(libc::ENXIO) => Why::Kind(0).refuse(path, spec.role),
+        _ => Error::file(op, path, e),
     };
-    let meta = f
+    let try_open = |create_new: bool| {
+        let mut o = OpenOptions::new();
+        o.read(true)
+            .write(spec.write)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC | spec.extra);
+        if spec.write && create_new {
+            o.create_new(true).mode(0o644);
+        }
+        o.open(path)
+    };
+    let (file, created) = match (spec.write, spec.create) {
+        (true, Create::New) => (try_open(true).map_err(fail)?, true),
+        (true, Create::IfMissing) => match try_open(true) {
+            Ok(f) => (f, true),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                (try_open(false).map_err(fail)?, false)
+            }
+            Err(e) => return Err(fail(e)),
+        },
+        _ => (try_open(false).map_err(fail)?, false),
+    };
+    let meta = file
         .metadata()
         .map_err(|e| Error::file(FileOp::Stat, path, e))?;
-    if let Some(why) = not_own_file(&meta) {
-        return Err(refused(op, path, why));
+    if meta.is_dir() {
+        return Err(Error::file(
+            op,
+            path,
+            io::Error::from_raw_os_error(libc::EISDIR),
+        ));
     }
-    clear_nonblock(&f).map_err(|e| Error::file(op, path, e))?;
+    if let Some(why) = check(&meta, spec.write, spec.role) {
+        if created {
+            remove_created(path, &file);
+        }
+        return Err(why.refuse(path, spec.role));
+    }
+    clear_nonblock(&file).map_err(|e| Error::file(op, path, e))?;
+    Ok((file, created))
+}
+
+/// [`open`] for a file of the swap store, without O_DIRECT.
+pub fn open_store(path: &Path, write: bool, create: Create) -> Result<File> {
+    let spec = Spec {
+        write,
+        create,
+        extra: 0,
+        role: Role::Store,
+    };
+    open(path, spec).map(|(f, _)| f)
+}
+
+/// Opens the file `first` has open a second time by its path, with `extra` flags (O_DIRECT),
+/// checked as [`open`] does and required to be the same inode as `first`.
+pub fn reopen(path: &Path, first: &File, write: bool, extra: i32, role: Role) -> Result<File> {
+    let spec = Spec {
+        write,
+        create: Create::No,
+        extra,
+        role,
+    };
+    let (f, _) = open(path, spec)?;
+    if !same_file(&f, first).map_err(|e| Error::file(FileOp::Stat, path, e))? {
+        return Err(Why::Replaced.refuse(path, role));
+    }
     Ok(f)
 }
 
@@ -118,16 +232,30 @@ pub fn same_file(a: &File, b: &File) -> io::Result<bool> {
     Ok(ma.dev() == mb.dev() && ma.ino() == mb.ino())
 }
 
+/// Unlinks `path` if it still names the file open as `file` (same device and inode): a file
+/// this process created, and nothing put in its place since. Best effort.
+pub fn remove_created(path: &Path, file: &File) {
+    let same = match (std::fs::symlink_metadata(path), file.metadata()) {
+        (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
+        _ => false,
+    };
+    if same {
+        let _ = std::fs::remove_file(path);
+    }
+}
+
 /// Whether `dir/name` exists, and an error naming it when it is not a file gdswap may own
 /// (a regular file of this user with one link). Looks at the name itself (lstat).
 pub fn check_own(dir: &Path, name: &str) -> Result<bool> {
     let path = dir.join(name);
     match std::fs::symlink_metadata(&path) {
-        Ok(meta) => match not_own_file(&meta) {
-            Some(why) => Err(Error::BadFile {
-                flag: "swap store",
+        Ok(meta) => match check(&meta, true, Role::Store) {
+            Some(why) => Err(Error::UnsafeFile {
+                reason: format!(
+                    "{}: not removed (gdswap removes only regular files its user owns, with one name)",
+                    why.what()
+                ),
                 path,
-                message: format!("{why}: not removed (gdswap removes only files it owns)"),
             }),
             None => Ok(true),
         },
@@ -170,6 +298,15 @@ fn clear_nonblock(f: &File) -> io::Result<()> {
 mod tests {
     use super::*;
 
+    fn spec(write: bool, create: Create) -> Spec {
+        Spec {
+            write,
+            create,
+            extra: 0,
+            role: Role::Store,
+        }
+    }
+
     #[test]
     fn refuses_symlinks_fifos_and_hard_links_and_leaves_targets_alone() {
         let dir = crate::testutil::scratch_dir();
@@ -178,7 +315,7 @@ mod tests {
         let link = dir.path().join("link");
         std::os::unix::fs::symlink(&victim, &link).unwrap();
         for create in [Create::No, Create::IfMissing, Create::New] {
-            let err = open(&link, true, create, 0).unwrap_err().to_string();
+            let err = open(&link, spec(true, create)).unwrap_err().to_string();
             assert!(
                 err.contains("link") && err.contains(&*link.to_string_lossy()),
                 "{err}"
@@ -186,18 +323,30 @@ mod tests {
         }
         let hard = dir.path().join("hard");
         std::fs::hard_link(&victim, &hard).unwrap();
-        let err = open(&hard, true, Create::IfMissing, 0)
+        let err = open(&hard, spec(true, Create::IfMissing))
             .unwrap_err()
             .to_string();
         assert!(err.contains("2 hard links"), "{err}");
+        // A store file is checked even when only read; a data file only when written.
+        let err = open(&hard, spec(false, Create::No))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("2 hard links"), "{err}");
+        let read_data = Spec {
+            role: Role::Data,
+            ..spec(false, Create::No)
+        };
+        assert!(open(&hard, read_data).is_ok());
         let fifo = dir.path().join("fifo");
         let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
         // SAFETY: mkfifo reads a NUL-terminated path.
         assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o644) }, 0);
         // Neither open blocks; both are refused.
-        let err = open(&fifo, false, Create::No, 0).unwrap_err().to_string();
+        let err = open(&fifo, spec(false, Create::No))
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("not a regular file"), "{err}");
-        let err = open(&fifo, true, Create::IfMissing, 0)
+        let err = open(&fifo, spec(true, Create::IfMissing))
             .unwrap_err()
             .to_string();
         assert!(err.contains("not a regular file"), "{err}");
@@ -207,8 +356,10 @@ mod tests {
         assert_eq!(std::fs::read(&victim).unwrap(), b"precious");
         // A file of its own opens, and creating it anew is refused.
         let own = dir.path().join("own");
-        open(&own, true, Create::IfMissing, 0).unwrap();
-        assert!(open(&own, true, Create::New, 0).is_err());
+        assert!(open(&own, spec(true, Create::IfMissing)).unwrap().1);
+        assert!(!open(&own, spec(true, Create::IfMissing)).unwrap().1);
+        let err = open(&own, spec(true, Create::New)).unwrap_err().to_string();
+        assert!(err.contains("already exists"), "{err}");
         assert!(remove_own(dir.path(), "own").unwrap());
         assert!(!remove_own(dir.path(), "own").unwrap());
     }

@@ -102,7 +102,7 @@ const MAX_MANIFEST: u64 = 1 << 30;
 /// header must parse; a tensor entry that is not a record is quarantined, not fatal.
 pub fn load(dir: &Path) -> Result<Option<Loaded>> {
     let path = dir.join(MANIFEST);
-    let f = match owned::open(&path, false, Create::No, 0) {
+    let f = match owned::open_store(&path, false, Create::No) {
         Ok(f) => f,
         Err(Error::File { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
             return Ok(None)
@@ -297,7 +297,7 @@ pub fn commit(dir: &Path, m: &Manifest) -> Result<()> {
     let path = dir.join(MANIFEST);
     let text = serde_json::to_vec_pretty(m).expect("a manifest always serialises");
     owned::remove_own(dir, MANIFEST_TMP)?;
-    let mut f = owned::open(&tmp, true, Create::New, 0)?;
+    let mut f = owned::open_store(&tmp, true, Create::New)?;
     let written = f
         .write_all(&text)
         .map_err(|e| Error::io(FileOp::Write, &tmp, 0, text.len() as u64, e))

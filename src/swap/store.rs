@@ -8,8 +8,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::backend::{self, Availability, Backend};
 use crate::error::{Error, FileOp, Result};
-use crate::io::file::DataFile;
-use crate::io::owned::{self, Create};
+use crate::io::file::{Access, DataFile};
+use crate::io::owned::{self, Create, Role};
 use crate::options::Op;
 use crate::size::Bytes;
 
@@ -1073,7 +1073,7 @@ fn snapshot_of(s: &State, generation: u64) -> Manifest {
 /// one at `dir/lock` once locked: a store being destroyed unlinks it while holding it.
 fn take_lock(dir: &Path) -> Result<std::fs::File> {
     let lock_path = dir.join(LOCK_FILE);
-    let lock_file = owned::open(&lock_path, true, Create::IfMissing, 0)?;
+    let lock_file = owned::open_store(&lock_path, true, Create::IfMissing)?;
     let busy = || Error::BadFile {
         flag: "swap store",
         path: dir.to_path_buf(),
@@ -1085,7 +1085,7 @@ fn take_lock(dir: &Path) -> Result<std::fs::File> {
         Ok(false) => return Err(busy()),
         Err(e) => return Err(Error::file(FileOp::Open, &lock_path, e)),
     }
-    let at_path = owned::open(&lock_path, false, Create::No, 0);
+    let at_path = owned::open_store(&lock_path, false, Create::No);
     match at_path.map(|f| owned::same_file(&f, &lock_file)) {
         Ok(Ok(true)) => Ok(lock_file),
         _ => Err(busy()),
@@ -1108,23 +1108,7 @@ fn discard(dir: &Path) -> Result<()> {
 /// `dir/data.bin`, opened (created if missing, never truncated) without following a
 /// symlink, a regular file of this user; the O_DIRECT descriptor must be the same file.
 fn open_data_file(dir: &Path, direct: bool) -> Result<DataFile> {
-    let path = dir.join(DATA_FILE);
-    let buffered = owned::open(&path, true, Create::IfMissing, 0)?;
-    let direct = match direct {
-        false => None,
-        true => {
-            let f = owned::open(&path, true, Create::No, libc::O_DIRECT)?;
-            if !owned::same_file(&f, &buffered).map_err(|e| Error::file(FileOp::Stat, &path, e))? {
-                return Err(Error::BadFile {
-                    flag: "swap store",
-                    path,
-                    message: "was replaced while it was opened".into(),
-                });
-            }
-            Some(f)
-        }
-    };
-    DataFile::from_files(&path, buffered, direct)
+    DataFile::open_as(&dir.join(DATA_FILE), Access::Write, direct, Role::Store)
 }
 
 /// The I/O thread's part of a swap-out: write, make durable, switch the manifest.
