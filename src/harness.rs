@@ -24,6 +24,7 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::backend::{self, Availability, Backend, PhaseTimes, Worker, WorkerSetup};
+use crate::cuda::staging::CopySpan;
 use crate::datafiles::{self, PreparedFiles};
 use crate::error::{Error, Result};
 use crate::io::buffer::PageBacking;
@@ -53,6 +54,8 @@ pub struct ThreadMeasurement {
     pub pages: Option<PageBacking>,
     /// Where the measured transfers' time went (multi-stage backends), summed over loops.
     pub phases: Option<PhaseTimes>,
+    /// The measured transfers' copy spans (bounce), on a clock shared by the run's threads.
+    pub copy_spans: Vec<CopySpan>,
 }
 
 /// What the coordinator measured for one measured loop. (The loop's task time, the slowest
@@ -291,6 +294,7 @@ fn worker_thread(
     let mut latencies = LatencyRecorder::new();
     let mut cpu = CpuTime::default();
     let mut phases: Option<PhaseTimes> = None;
+    let mut copy_spans = Vec::new();
     for i in 0..opts.total_loops() {
         let measured = i >= opts.warmup;
         if opts.verify && opts.op == Op::Read && i + 1 == opts.total_loops() {
@@ -323,6 +327,7 @@ fn worker_thread(
             if let Some(p) = worker.phase_times() {
                 phases = Some(phases.unwrap_or_default() + p);
             }
+            copy_spans.extend_from_slice(worker.copy_spans());
         }
         barrier.wait()?; // done
     }
@@ -354,6 +359,7 @@ fn worker_thread(
         mode,
         pages,
         phases,
+        copy_spans,
     })
 }
 

@@ -689,3 +689,58 @@ fn pipelined_mode_overlaps_and_serial_does_not() {
     }
     panic!("pipelined mode never overlapped I/O with copies: {seen:?}");
 }
+
+/// With one copy engine per direction shared by all streams (FAKE_CUDA_COPY_ENGINES=1, as on
+/// GPUs with one engine each way), two threads' copies queue behind each other, and each
+/// thread's events span its waits. The copy time is the union of all threads' copy spans:
+/// the time the engine was busy, i.e. the bytes over the engine's rate (plus handoffs), never
+/// more than the loops' wall time. Summing the threads' own spans (the old figure) counted
+/// the waits too: about twice the busy time.
+#[test]
+fn copy_time_is_the_shared_engines_busy_time() {
+    let d = scratch();
+    let (size, gbps) = (32 * MIB, 0.5);
+    let vars = [
+        ("FAKE_CUDA_COPY_GBPS", gbps.to_string()),
+        ("FAKE_CUDA_COPY_ENGINES", "1".to_string()),
+    ];
+    for (op, mode) in [
+        ("write", "pipelined"),
+        ("read", "pipelined"),
+        ("read", "serial"),
+    ] {
+        let r = fake_report(
+            with(
+                bounce(op, size, 4 * MIB),
+                argv![
+                    "--create-dir",
+                    "--dir",
+                    d.path(),
+                    "--threads",
+                    "2",
+                    "--bounce-mode",
+                    mode,
+                    "--bounce-buffers",
+                    "2",
+                    "--queue-depth",
+                    "2"
+                ],
+            ),
+            &vars,
+        );
+        let p = r.pipeline.as_ref().expect("bounce reports its pipeline");
+        let loops = r.loops.len() as f64;
+        assert_eq!(loops, 2.0);
+        // 2 loops of 32 MiB through one engine at 0.5 GB/s: 134 ms of copying.
+        let busy = loops * size as f64 / (gbps * 1e9);
+        let wall: f64 = r.loops.iter().map(|l| l.e2e_time_s).sum();
+        let what = format!("{op} {mode}: busy {busy:.4} s, loops' wall time {wall:.4} s, {p:?}");
+        assert!(p.copy_time_s >= busy * 0.99, "{what}");
+        assert!(p.copy_time_s <= busy * 1.5, "{what}");
+        assert!(p.copy_time_s <= wall, "{what}");
+        assert!(
+            p.overlap_s <= p.copy_time_s && p.overlap_fraction <= 1.0,
+            "{what}"
+        );
+    }
+}

@@ -15,19 +15,22 @@
 //!   (Pinned memory: the range, not K blocks; with `--fixed-buffers`, the memlock check
 //!   says so.)
 //!
-//! The report gets the time inside I/O (some request in flight), inside copies (the copies'
-//! own durations, from timing events on the stream) and the overlap of the two. `fill` and
+//! The report gets the time inside I/O (some request in flight), inside copies and the overlap
+//! of the two. Each copy is timed by events on the thread's stream, read against one origin
+//! event per run and device ([`CopyClock`]), so the copy spans of all threads are on one
+//! clock: the run's copy time is their union, the time the copy engine was busy, not a sum
+//! that counts a copy waiting for another thread's copy as copy time. `fill` and
 //! `inspect` go through the device (copies through the pinned memory), so `--verify` checks
 //! what reached the device buffer; a write's verify reads back what reached the file.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
 use crate::cuda::device::{check_ordinal, Device};
 use crate::cuda::device_buffer::DeviceBuffer;
 use crate::cuda::driver;
 use crate::cuda::pinned::{check_memlock, PinnedBuffer};
-use crate::cuda::staging::{ChunkEvents, ReadStager, WriteStager};
+use crate::cuda::staging::{ChunkEvents, CopyClock, CopySpan, ReadStager, WriteStager};
 use crate::cuda::stream::Stream;
 use crate::error::{Error, Result};
 use crate::io::buffer::{HugePages, PageBacking};
@@ -40,6 +43,28 @@ use crate::stats::LatencyRecorder;
 use super::{Availability, Backend, MemoryKind, PhaseTimes, Worker, WorkerSetup};
 
 pub struct BounceBackend;
+
+/// The live copy clock of each device, shared by the workers of a run (all prepared before
+/// any is dropped, so they find the same one); held weakly, so a clock goes away with the last
+/// worker that uses it, before the primary context it belongs to can be reset.
+static CLOCKS: Mutex<Vec<(usize, Weak<CopyClock>)>> = Mutex::new(Vec::new());
+
+/// Device `ordinal`'s live clock, or a new one recorded on `stream` (of that device's
+/// primary context, current on this thread).
+fn shared_clock(ordinal: usize, stream: &Stream) -> Result<Arc<CopyClock>> {
+    let mut clocks = CLOCKS.lock().unwrap_or_else(|e| e.into_inner());
+    clocks.retain(|(_, w)| w.strong_count() > 0);
+    if let Some(clock) = clocks
+        .iter()
+        .find(|(o, _)| *o == ordinal)
+        .and_then(|(_, w)| w.upgrade())
+    {
+        return Ok(clock);
+    }
+    let clock = Arc::new(CopyClock::new(stream)?);
+    clocks.push((ordinal, Arc::downgrade(&clock)));
+    Ok(clock)
+}
 
 /// Pinned bytes each thread registers: K blocks (pipelined) or its whole range (serial),
 /// rounded up to the pages the buffer is mapped with (2 MiB unless huge pages are off), since
@@ -152,12 +177,15 @@ impl Backend for BounceBackend {
         let buffer = DeviceBuffer::new(range_len, setup.gpu.device)?;
         let events = match mode {
             BounceMode::Pipelined => ChunkEvents::new(setup.gpu.bounce_buffers)?,
-            BounceMode::Serial => Vec::new(),
+            BounceMode::Serial => ChunkEvents::new(1)?,
         };
         let stream = Stream::new()?;
+        let clock = shared_clock(setup.gpu.device, &stream)?;
         Ok(Box::new(BounceWorker {
             stream,
             events,
+            clock,
+            spans: Vec::new(),
             buffer,
             engine,
             device,
@@ -172,11 +200,15 @@ impl Backend for BounceBackend {
 }
 
 /// One thread's bounce context. Fields drop in declaration order: the stream first (it waits
-/// for queued copies), then events, the device buffer, the engine (its ring, then the pinned
-/// memory), and the context last.
+/// for queued copies), then events and the clock, the device buffer, the engine (its ring,
+/// then the pinned memory), and the context last.
 struct BounceWorker {
     stream: Stream,
+    /// One pair per pinned chunk (serial mode: one pair, for its one copy).
     events: Vec<ChunkEvents>,
+    clock: Arc<CopyClock>,
+    /// The last transfer's copy spans on `clock`.
+    spans: Vec<CopySpan>,
     buffer: DeviceBuffer,
     engine: UringEngine<PinnedBuffer>,
     device: Device,
@@ -201,19 +233,28 @@ impl BounceWorker {
                 let t = Instant::now();
                 self.engine.run(op, requests, latencies)?;
                 let io = t.elapsed();
-                let t = Instant::now();
-                self.buffer
-                    .upload(0, self.engine.io_buffer(), 0, len, &self.stream)?;
-                Ok((io, t.elapsed()))
+                let span = self.events[0].upload(
+                    &self.buffer,
+                    self.engine.io_buffer(),
+                    len,
+                    &self.stream,
+                    &self.clock,
+                )?;
+                self.spans = vec![span];
+                Ok((io, Duration::from_secs_f64(span.len_s())))
             }
             Op::Write => {
-                let t = Instant::now();
-                let staging = self.engine.io_buffer_mut();
-                self.buffer.download(0, staging, 0, len, &self.stream)?;
-                let copy = t.elapsed();
+                let span = self.events[0].download(
+                    &self.buffer,
+                    self.engine.io_buffer_mut(),
+                    len,
+                    &self.stream,
+                    &self.clock,
+                )?;
+                self.spans = vec![span];
                 let t = Instant::now();
                 self.engine.run(op, requests, latencies)?;
-                Ok((t.elapsed(), copy))
+                Ok((t.elapsed(), Duration::from_secs_f64(span.len_s())))
             }
         }
     }
@@ -252,6 +293,10 @@ impl Worker for BounceWorker {
         self.last
     }
 
+    fn copy_spans(&self) -> &[CopySpan] {
+        &self.spans
+    }
+
     fn fill(&mut self, f: &mut dyn FnMut(&mut [u8])) -> Result<()> {
         let mut host = vec![0u8; self.range_len];
         f(&mut host);
@@ -284,30 +329,41 @@ impl Worker for BounceWorker {
         latencies: &mut LatencyRecorder,
     ) -> Result<()> {
         self.last = None;
+        self.spans.clear();
         let t = Instant::now();
         let (io, copy) = match self.mode {
             BounceMode::Serial => self.transfer_serial(op, requests, latencies)?,
             BounceMode::Pipelined => match op {
                 Op::Read => {
-                    let mut stager =
-                        ReadStager::new(&self.buffer, &self.stream, &self.events, self.chunk);
+                    let mut stager = ReadStager::new(
+                        &self.buffer,
+                        &self.stream,
+                        &self.events,
+                        &self.clock,
+                        self.chunk,
+                    );
                     let io = self
                         .engine
                         .run_staged(op, requests, latencies, &mut stager)?;
-                    (io, Duration::from_secs_f64(stager.copy_time().seconds))
+                    let time = stager.into_copy_time();
+                    self.spans = time.spans;
+                    (io, Duration::from_secs_f64(time.seconds))
                 }
                 Op::Write => {
                     let mut stager = WriteStager::new(
                         &self.buffer,
                         &self.stream,
                         &self.events,
+                        &self.clock,
                         self.chunk,
                         requests,
                     );
                     let io = self
                         .engine
                         .run_staged(op, requests, latencies, &mut stager)?;
-                    (io, Duration::from_secs_f64(stager.copy_time().seconds))
+                    let time = stager.into_copy_time();
+                    self.spans = time.spans;
+                    (io, Duration::from_secs_f64(time.seconds))
                 }
             },
         };

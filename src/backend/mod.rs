@@ -170,6 +170,11 @@ pub trait Worker: Send {
     fn phase_times(&self) -> Option<PhaseTimes> {
         None
     }
+    /// The last transfer's copies to or from the device (bounce), each a span on a clock
+    /// shared by the run's workers, so that the report can take the union over threads.
+    fn copy_spans(&self) -> &[crate::cuda::staging::CopySpan] {
+        &[]
+    }
     /// Moves every request between the file and the buffer: the timed part. Every request's
     /// result is checked; one latency per request is recorded in `latencies`.
     fn transfer(

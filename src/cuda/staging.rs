@@ -28,6 +28,7 @@ use crate::io::uring::Stager;
 use crate::plan::Request;
 
 use super::device_buffer::DeviceBuffer;
+use super::pinned::PinnedBuffer;
 use super::stream::{Event, Stream};
 
 /// A chunk's pair of timing events: recorded before and after its copy.
@@ -48,14 +49,134 @@ impl ChunkEvents {
             })
             .collect()
     }
+
+    /// Serial mode's copy to the device: `pinned[..len]` to device offset 0 between this
+    /// pair's events, waited for; returns its span on `clock`.
+    pub fn upload(
+        &self,
+        device: &DeviceBuffer,
+        pinned: &PinnedBuffer,
+        len: usize,
+        stream: &Stream,
+        clock: &CopyClock,
+    ) -> Result<CopySpan> {
+        let src = pinned.range(0, len)?;
+        self.start.record(stream)?;
+        // SAFETY: `src` is pinned memory borrowed for this whole call, and the stream is
+        // synchronised below on every path once the copy may have been queued.
+        let queued = unsafe { device.upload_async(0, src.as_ptr(), len, stream) };
+        let recorded = queued.and_then(|()| self.end.record(stream));
+        let synced = stream.synchronize("waiting for a copy to the device");
+        recorded?;
+        synced?;
+        clock.span(&self.start, &self.end)
+    }
+
+    /// Serial mode's copy from the device: device offset 0 into `pinned[..len]`, as
+    /// [`ChunkEvents::upload`].
+    pub fn download(
+        &self,
+        device: &DeviceBuffer,
+        pinned: &mut PinnedBuffer,
+        len: usize,
+        stream: &Stream,
+        clock: &CopyClock,
+    ) -> Result<CopySpan> {
+        let dst = pinned.range_mut(0, len)?;
+        self.start.record(stream)?;
+        // SAFETY: `dst` is pinned memory borrowed mutably for this whole call, and the stream
+        // is synchronised below on every path once the copy may have been queued.
+        let queued = unsafe { device.download_async(0, dst.as_mut_ptr(), len, stream) };
+        let recorded = queued.and_then(|()| self.end.record(stream));
+        let synced = stream.synchronize("waiting for a copy from the device");
+        recorded?;
+        synced?;
+        clock.span(&self.start, &self.end)
+    }
+}
+
+/// The time origin of a run's copies: one timing event, recorded once in the device's
+/// primary context, that every worker of the run on that device reads its copies' events
+/// against (`cuEventElapsedTime` works between events of one context on different streams).
+/// Copy spans of all threads are then on one clock, so the report can take their union: the
+/// time the copy engine was busy, with no copy counted twice while another thread's copy held
+/// the engine.
+pub struct CopyClock {
+    origin: Event,
+}
+
+// SAFETY: after `new` the origin event is never recorded again, only read by
+// cuEventElapsedTime, which the driver allows from any thread where the event's context is
+// current (every worker sharing a clock has made the same primary context current); the
+// event is destroyed by whichever thread drops the last reference, with that context current.
+unsafe impl Sync for CopyClock {}
+
+impl CopyClock {
+    /// Records the origin on `stream` (of the context current on this thread) and waits for it.
+    pub fn new(stream: &Stream) -> Result<CopyClock> {
+        let origin = Event::new(true)?;
+        origin.record(stream)?;
+        origin.synchronize("the copy clock's origin")?;
+        Ok(CopyClock { origin })
+    }
+
+    /// The span of the copy between `start` and `end` (completed timing events), in seconds
+    /// since the origin. Its length is read from the two events themselves, so it does not
+    /// lose precision as the run gets longer (cuEventElapsedTime returns f32 milliseconds).
+    pub fn span(&self, start: &Event, end: &Event) -> Result<CopySpan> {
+        let at = f64::from(start.elapsed_ms_since(&self.origin)?) / 1e3;
+        let len = f64::from(end.elapsed_ms_since(start)?).max(0.0) / 1e3;
+        Ok(CopySpan {
+            start_s: at,
+            end_s: at + len,
+        })
+    }
+}
+
+/// One copy's span on a [`CopyClock`], from its start event to its end event: the time its
+/// stream reached the copy until the copy finished, waiting for a busy copy engine included.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct CopySpan {
+    pub start_s: f64,
+    pub end_s: f64,
+}
+
+impl CopySpan {
+    pub fn len_s(&self) -> f64 {
+        self.end_s - self.start_s
+    }
+}
+
+/// Total length of the union of `spans` (any order; overlapping spans count once).
+pub fn union_s(spans: &[CopySpan]) -> f64 {
+    let mut sorted: Vec<CopySpan> = spans.to_vec();
+    sorted.sort_by(|a, b| a.start_s.total_cmp(&b.start_s));
+    let mut total = 0.0;
+    let mut current: Option<(f64, f64)> = None;
+    for s in sorted {
+        current = match current {
+            Some((a, b)) if s.start_s <= b => Some((a, b.max(s.end_s))),
+            Some((a, b)) => {
+                total += b - a;
+                Some((s.start_s, s.end_s))
+            }
+            None => Some((s.start_s, s.end_s)),
+        };
+    }
+    if let Some((a, b)) = current {
+        total += b - a;
+    }
+    total
 }
 
 /// What a stager measured in one transfer.
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct CopyTime {
     /// Sum of the copies' durations on the stream, from their timing events, in seconds.
     pub seconds: f64,
     pub copies: u64,
+    /// Each copy's span on the run's [`CopyClock`].
+    pub spans: Vec<CopySpan>,
 }
 
 /// Everything both stagers share.
@@ -63,6 +184,7 @@ struct Ring<'a> {
     device: &'a DeviceBuffer,
     stream: &'a Stream,
     events: &'a [ChunkEvents],
+    clock: &'a CopyClock,
     chunk: usize,
     free: Vec<usize>,
     time: CopyTime,
@@ -75,6 +197,7 @@ impl<'a> Ring<'a> {
         device: &'a DeviceBuffer,
         stream: &'a Stream,
         events: &'a [ChunkEvents],
+        clock: &'a CopyClock,
         chunk: usize,
         direction: &'static str,
     ) -> Self {
@@ -83,6 +206,7 @@ impl<'a> Ring<'a> {
             device,
             stream,
             events,
+            clock,
             chunk,
             free: (0..events.len()).rev().collect(),
             time: CopyTime::default(),
@@ -99,12 +223,13 @@ impl<'a> Ring<'a> {
         Ok(())
     }
 
-    /// Adds the duration of chunk `c`'s completed copy.
+    /// Adds chunk `c`'s completed copy: its duration and its span on the clock.
     fn account(&mut self, c: usize) -> Result<()> {
         let e = &self.events[c];
-        let ms = e.end.elapsed_ms_since(&e.start)?;
-        self.time.seconds += f64::from(ms) / 1e3;
+        let span = self.clock.span(&e.start, &e.end)?;
+        self.time.seconds += span.len_s();
         self.time.copies += 1;
+        self.time.spans.push(span);
         Ok(())
     }
 
@@ -127,10 +252,11 @@ impl<'a> ReadStager<'a> {
         device: &'a DeviceBuffer,
         stream: &'a Stream,
         events: &'a [ChunkEvents],
+        clock: &'a CopyClock,
         chunk: usize,
     ) -> Self {
         ReadStager {
-            ring: Ring::new(device, stream, events, chunk, "to the device"),
+            ring: Ring::new(device, stream, events, clock, chunk, "to the device"),
             copying: VecDeque::with_capacity(events.len()),
         }
     }
@@ -148,7 +274,8 @@ impl<'a> ReadStager<'a> {
         Ok(())
     }
 
-    pub fn copy_time(&self) -> CopyTime {
+    /// What the transfer's copies took (complete once `finish` returned Ok).
+    pub fn into_copy_time(self) -> CopyTime {
         self.ring.time
     }
 }
@@ -221,11 +348,12 @@ impl<'a> WriteStager<'a> {
         device: &'a DeviceBuffer,
         stream: &'a Stream,
         events: &'a [ChunkEvents],
+        clock: &'a CopyClock,
         chunk: usize,
         requests: &'a [Request],
     ) -> Self {
         WriteStager {
-            ring: Ring::new(device, stream, events, chunk, "from the device"),
+            ring: Ring::new(device, stream, events, clock, chunk, "from the device"),
             requests,
             staged: VecDeque::with_capacity(events.len()),
             next_copy: 0,
@@ -262,7 +390,8 @@ impl<'a> WriteStager<'a> {
         Ok(())
     }
 
-    pub fn copy_time(&self) -> CopyTime {
+    /// What the transfer's copies took (complete once `finish` returned Ok).
+    pub fn into_copy_time(self) -> CopyTime {
         self.ring.time
     }
 }

@@ -81,16 +81,21 @@ impl GdsPath {
     }
 }
 
-/// I/O, copies and their overlap over the measured loops, summed over threads.
+/// I/O, copies and their overlap over the measured loops: I/O and transfer time summed over
+/// threads; copy time (bounce) the time the copy engine was busy, all threads together.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PipelineFigures {
     /// Time during which some I/O request was in flight.
     pub io_time_s: f64,
-    /// Time the copies to or from the device took (on the stream).
+    /// Time the copies to or from the device kept the copy engine busy: the union of every
+    /// thread's copy spans (start event to end event, on one clock per run), so a copy that
+    /// waited for another thread's copy is not counted twice. Without spans, the sum of the
+    /// threads' copy durations.
     pub copy_time_s: f64,
     /// Time inside the transfers.
     pub transfer_time_s: f64,
-    /// I/O and copy time that ran at the same time: max(0, io + copy - transfer).
+    /// I/O and copy time that ran at the same time: per thread max(0, io + copy - transfer)
+    /// with its own copy durations, summed, and at most `copy_time_s`.
     pub overlap_s: f64,
     /// `overlap_s` over the shorter of I/O and copy time: 1 = the shorter one fully hidden.
     pub overlap_fraction: f64,
@@ -121,6 +126,18 @@ impl PipelineFigures {
             overlap_s: overlap,
             overlap_fraction: ratio(overlap, f64::min(io, copy)),
         })
+    }
+
+    /// Replaces the summed copy time with the union of all threads' copy spans (the time
+    /// the copy engine was busy), when there are spans, and bounds the overlap by it.
+    pub fn with_copy_spans(mut self, spans: &[crate::cuda::staging::CopySpan]) -> Self {
+        if spans.is_empty() {
+            return self;
+        }
+        self.copy_time_s = crate::cuda::staging::union_s(spans);
+        self.overlap_s = self.overlap_s.min(self.copy_time_s);
+        self.overlap_fraction = ratio(self.overlap_s, f64::min(self.io_time_s, self.copy_time_s));
+        self
     }
 }
 
@@ -430,7 +447,15 @@ impl RunReport {
                     .iter()
                     .filter_map(|t| t.phases)
                     .collect::<Vec<_>>(),
-            ),
+            )
+            .map(|p| {
+                p.with_copy_spans(
+                    &m.threads
+                        .iter()
+                        .flat_map(|t| t.copy_spans.iter().copied())
+                        .collect::<Vec<_>>(),
+                )
+            }),
             gds_path: m.gds_path.clone(),
         };
         let mut warnings = warning::assess(&report, m.pages);
@@ -508,6 +533,41 @@ pub(crate) mod tests {
         let p = PipelineFigures::from_phases(&[half, half]).unwrap();
         assert!((p.io_time_s - 0.2).abs() < 1e-9 && (p.transfer_time_s - 0.24).abs() < 1e-9);
         assert!((p.overlap_fraction - 0.5).abs() < 1e-9, "{p:?}");
+    }
+
+    #[test]
+    fn copy_time_is_the_union_of_all_threads_copy_spans() {
+        use crate::backend::PhaseTimes;
+        use crate::cuda::staging::{union_s, CopySpan};
+        use std::time::Duration;
+        let span = |a: f64, b: f64| CopySpan {
+            start_s: a,
+            end_s: b,
+        };
+        assert_eq!(union_s(&[]), 0.0);
+        // Thread 1's copy [0.00, 0.08] waited 40 ms for thread 0's [0.00, 0.04]; then a gap,
+        // then one more copy: the engine was busy 80 + 10 ms, not 40 + 80 + 10.
+        let spans = [span(0.2, 0.21), span(0.0, 0.08), span(0.0, 0.04)];
+        assert!((union_s(&spans) - 0.09).abs() < 1e-12);
+        let ms = Duration::from_millis;
+        let thread = PhaseTimes {
+            io: ms(100),
+            copy: ms(60),
+            total: ms(120),
+        };
+        let p = PipelineFigures::from_phases(&[thread, thread]).unwrap();
+        assert!((p.copy_time_s - 0.12).abs() < 1e-9 && (p.overlap_s - 0.08).abs() < 1e-9);
+        let p = p.with_copy_spans(&spans);
+        assert!((p.copy_time_s - 0.09).abs() < 1e-9, "{p:?}");
+        // The overlap cannot exceed the copy engine's busy time.
+        assert!((p.overlap_s - 0.08).abs() < 1e-9, "{p:?}");
+        let p = PipelineFigures::from_phases(&[thread, thread])
+            .unwrap()
+            .with_copy_spans(&[span(0.0, 0.05)]);
+        assert!((p.overlap_s - 0.05).abs() < 1e-9 && (p.overlap_fraction - 1.0).abs() < 1e-9);
+        // No spans (another backend): the summed figures stand.
+        let p = PipelineFigures::from_phases(&[thread]).unwrap();
+        assert_eq!(p.clone().with_copy_spans(&[]), p);
     }
 
     #[test]

@@ -69,6 +69,12 @@
  *   thread ("the calling thread will block until the event has actually been completed").
  * - Copies and memsets are asynchronous and, when throttled (FAKE_CUDA_COPY_GBPS), move their
  *   bytes progressively, so work racing with one still running sees it half done.
+ * - Copy engines (guide, "Asynchronous Concurrent Execution", asyncEngineCount): by default
+ *   copies of different streams run at the same time, as with many engines. With
+ *   FAKE_CUDA_COPY_ENGINES=1, host-to-device copies of all streams share one engine and run
+ *   one at a time, and so do device-to-host copies (one engine per direction, asyncEngineCount
+ *   2): a copy queued behind another stream's waits for the engine, and its stream's events
+ *   around it span the wait, as on a real GPU.
  *
  * Fault injection (read at cuInit):
  *   FAKE_CUDA_NO_DEVICE=1            cuInit fails with CUDA_ERROR_NO_DEVICE
@@ -83,6 +89,8 @@
  *   FAKE_CUDA_FLIP_DEVICE_BYTE=N     after every host-to-device copy that covers byte N of an
  *                                    allocation, that byte is inverted (planted corruption)
  *   FAKE_CUDA_COPY_GBPS=G            copies and memsets run at G GB/s (default unlimited)
+ *   FAKE_CUDA_COPY_ENGINES=1         one copy engine per direction, shared by all streams
+ *                                    (default: copies of different streams run in parallel)
  * For benchmarks only:
  *   FAKE_CUDA_COPY_NO_DATA=1         copies take their time (FAKE_CUDA_COPY_GBPS) but move no
  *                                    bytes: the CPU and memory bandwidth a memcpy would take
@@ -145,6 +153,7 @@ static int cfg_fail_ctx, cfg_fail_alloc;
 static double cfg_gbps; /* 0: unlimited */
 static long long cfg_fail_after = -1;
 static long long cfg_flip = -1;
+static int cfg_engines; /* 1: copies of all streams share one engine per direction */
 static int cfg_no_data; /* benchmarks only: copies take their time but move no bytes */
 static long long copied_total; /* under mem_lock */
 
@@ -244,6 +253,7 @@ struct op {
     const unsigned char *src;
     size_t len;
     unsigned char *flip; /* byte to invert after the copy, or NULL */
+    int engine; /* 0: host to device, 1: device to host, -1: on the device (DtoD, memset) */
     int memset_value; /* with src NULL: the byte the destination is set to */
     struct event *ev; /* OP_EVENT: the event recorded; OP_WAIT: the event waited for */
     unsigned long ev_seq;
@@ -279,7 +289,12 @@ static void sleep_until(double t) {
     }
 }
 
+/* FAKE_CUDA_COPY_ENGINES=1: one copy engine per direction, shared by every stream. */
+static pthread_mutex_t engine_lock[2] = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_MUTEX_INITIALIZER};
+
 static void run_copy(struct stream *s, struct op *o) {
+    pthread_mutex_t *engine = cfg_engines && o->engine >= 0 ? &engine_lock[o->engine] : NULL;
+    if (engine) pthread_mutex_lock(engine);
     double t0 = now_s();
     size_t n = o->len;
     int fail = 0;
@@ -301,6 +316,7 @@ static void run_copy(struct stream *s, struct op *o) {
         }
         if (cfg_gbps > 0) sleep_until(t0 + (off + k) / (cfg_gbps * 1e9));
     }
+    if (engine) pthread_mutex_unlock(engine);
     if (fail) {
         pthread_mutex_lock(&s->lock);
         s->error = CUDA_ERROR_ILLEGAL_ADDRESS;
@@ -504,6 +520,7 @@ EXPORT CUresult cuInit(unsigned flags) {
     cfg_fail_after = env_ll("FAKE_CUDA_FAIL_COPY_AFTER_BYTES", -1);
     cfg_flip = env_ll("FAKE_CUDA_FLIP_DEVICE_BYTE", -1);
     cfg_no_data = (int)env_ll("FAKE_CUDA_COPY_NO_DATA", 0);
+    cfg_engines = (int)env_ll("FAKE_CUDA_COPY_ENGINES", 0);
     const char *g = getenv("FAKE_CUDA_COPY_GBPS");
     cfg_gbps = g ? atof(g) : 0;
     initialized = 1;
@@ -804,6 +821,7 @@ static CUresult copy_async(unsigned char *host, CUdeviceptr d, size_t len, void 
     o->src = to_device ? host : dev;
     o->len = len;
     o->flip = flip;
+    o->engine = to_device ? 0 : 1;
     return enqueue(s, o);
 }
 
@@ -835,6 +853,7 @@ EXPORT CUresult cuMemcpyDtoDAsync_v2(CUdeviceptr dst, CUdeviceptr src, size_t le
     o->dst = dp;
     o->src = sp;
     o->len = len;
+    o->engine = -1;
     return enqueue(s, o);
 }
 
@@ -855,6 +874,7 @@ EXPORT CUresult cuMemsetD8Async(CUdeviceptr dst, unsigned char value, size_t len
     o->src = NULL;
     o->memset_value = value;
     o->len = len;
+    o->engine = -1;
     return enqueue(s, o);
 }
 
