@@ -110,7 +110,7 @@ pub trait Backend: Send + Sync {
     /// Allocates and registers everything one worker thread needs (untimed).
     fn prepare(&self, setup: &WorkerSetup) -> Result<Box<dyn Worker>>;
     /// `gds`: the path the run's bytes took, once the run is done; `None` for the others.
-    fn gds_path(&self) -> Option<crate::report::GdsPath> {
+    fn gds_path(&self) -> Option<crate::cufile::GdsPath> {
         None
     }
 }

@@ -10,7 +10,8 @@
 //! process with a time limit ([`driver_probe`]), and by default only when libcuda is there:
 //! without it the open fails (cuFile 1.14) or can hang (1.20), and it prints to stdout.
 
-pub mod driver_probe;
+/// The cuFile driver probe lives with cuFile (`cufile::probe`); `check` runs it.
+pub use crate::cufile::probe as driver_probe;
 pub mod human;
 pub mod path;
 

@@ -17,11 +17,14 @@ pub mod driver;
 pub mod handle;
 pub mod io;
 pub mod loader;
+pub mod path;
+pub mod probe;
 pub mod props;
 pub mod result;
 pub mod stats;
 
 pub use driver::Driver;
 pub use loader::{load, CuFileLib, CuFileVersion, LoadError};
+pub use path::GdsPath;
 pub use props::DriverProperties;
 pub use result::{CuFileError, Failure};
