@@ -32,6 +32,7 @@ pub mod peer;
 pub mod plan;
 pub mod rebuild;
 pub mod report;
+pub mod request;
 pub mod size;
 pub mod stats;
 pub mod swap;

@@ -9,7 +9,6 @@ use std::path::PathBuf;
 use serde::Serialize;
 
 use crate::error::{Error, Result};
-use crate::io::buffer::HugePages;
 use crate::size::Bytes;
 
 /// Direction of a transfer.
@@ -41,6 +40,16 @@ pub enum BufferMode {
     /// pure device benchmark with a small memory footprint. Reads only; no `--verify` (the
     /// data is overwritten as it arrives).
     Ring,
+}
+
+/// Which pages to ask for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum HugePages {
+    Auto,
+    Hugetlb,
+    Thp,
+    Off,
 }
 
 /// Where the data lives.

@@ -13,16 +13,7 @@ use crate::error::{Error, Result};
 use crate::options::{RunOptions, Target};
 use crate::size::Bytes;
 
-/// One request: `len` bytes between file offset `file_offset` and byte `buf_offset` of the
-/// thread's buffer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Request {
-    pub file_offset: u64,
-    pub buf_offset: usize,
-    pub len: usize,
-    /// Goes through the buffered descriptor because O_DIRECT cannot do its length.
-    pub tail: bool,
-}
+pub use crate::request::Request;
 
 /// What one thread moves.
 #[derive(Debug, Clone)]

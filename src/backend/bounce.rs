@@ -36,7 +36,7 @@ use crate::error::{Error, Result};
 use crate::io::buffer::{HugePages, PageBacking};
 use crate::io::uring::{self, IoBuffer, UringEngine};
 use crate::options::{BounceMode, Op, RunOptions};
-use crate::plan::Request;
+use crate::request::Request;
 use crate::size::Bytes;
 use crate::stats::LatencyRecorder;
 

@@ -72,7 +72,7 @@ use crate::error::{Error, Result};
 use crate::io::buffer::{HugePages, PageBacking};
 use crate::io::file::DataFile;
 use crate::options::{GdsApi, GdsOptions, Op, RunOptions, Target};
-use crate::plan::Request;
+use crate::request::Request;
 use crate::size::Bytes;
 use crate::stats::LatencyRecorder;
 use gdswap_ffi::CUfileOpError;

@@ -12,7 +12,7 @@ use crate::io::buffer::PageBacking;
 use crate::io::uring::{self, ReusedBuffers, UringEngine};
 use crate::options::BufferMode;
 use crate::options::Op;
-use crate::plan::Request;
+use crate::request::Request;
 use crate::stats::LatencyRecorder;
 
 use super::{host_memory, Availability, Backend, MemoryKind, Worker, WorkerSetup};

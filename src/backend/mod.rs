@@ -21,7 +21,7 @@ use crate::error::Result;
 use crate::io::buffer::{HugePages, PageBacking};
 use crate::io::file::DataFile;
 use crate::options::{GpuOptions, Op, RunOptions};
-use crate::plan::Request;
+use crate::request::Request;
 use crate::stats::LatencyRecorder;
 
 pub mod bounce;

@@ -11,7 +11,7 @@ use crate::error::{Error, FileOp, Result};
 use crate::io::buffer::{HostBuffer, PageBacking};
 use crate::io::file::DataFile;
 use crate::options::Op;
-use crate::plan::Request;
+use crate::request::Request;
 use crate::stats::LatencyRecorder;
 
 use super::{host_memory, Availability, Backend, MemoryKind, Worker, WorkerSetup};

@@ -25,7 +25,7 @@ use std::collections::VecDeque;
 
 use crate::error::{Error, Result};
 use crate::io::uring::Stager;
-use crate::plan::Request;
+use crate::request::Request;
 
 use super::device_buffer::DeviceBuffer;
 use super::pinned::PinnedBuffer;

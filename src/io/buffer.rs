@@ -25,15 +25,8 @@ const HUGE: usize = 2 << 20;
 /// Size of the inaccessible guard page on each side of an anonymous buffer.
 const GUARD: usize = 4096;
 
-/// Which pages to ask for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum HugePages {
-    Auto,
-    Hugetlb,
-    Thp,
-    Off,
-}
+/// Which pages to ask for (a setting, defined with the options).
+pub use crate::options::HugePages;
 
 /// What a buffer really got.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

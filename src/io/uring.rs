@@ -22,7 +22,7 @@ use crate::io::buffer::{HostBuffer, PageBacking};
 use crate::io::file::DataFile;
 use crate::io::sys;
 use crate::options::Op;
-use crate::plan::Request;
+use crate::request::Request;
 use crate::size::Bytes;
 use crate::stats::LatencyRecorder;
 
