@@ -37,15 +37,6 @@ impl fmt::Display for FileOp {
     }
 }
 
-impl From<crate::options::Op> for FileOp {
-    fn from(op: crate::options::Op) -> FileOp {
-        match op {
-            crate::options::Op::Read => FileOp::Read,
-            crate::options::Op::Write => FileOp::Write,
-        }
-    }
-}
-
 /// Where a verification found the first wrong byte.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VerifyFailure {
@@ -206,21 +197,20 @@ impl Error {
     /// The error for a request that moved zero bytes: the end of the file on a read, a device
     /// that accepted nothing on a write.
     pub fn nothing_moved(
-        op: crate::options::Op,
+        op: impl Into<FileOp>,
         path: &std::path::Path,
         offset: u64,
         remaining: usize,
     ) -> Self {
+        let op = op.into();
         let source = match op {
-            crate::options::Op::Read => io::Error::new(
+            FileOp::Read => io::Error::new(
                 io::ErrorKind::UnexpectedEof,
                 "end of file: the file is shorter than the range",
             ),
-            crate::options::Op::Write => {
-                io::Error::new(io::ErrorKind::WriteZero, "wrote zero bytes")
-            }
+            _ => io::Error::new(io::ErrorKind::WriteZero, "wrote zero bytes"),
         };
-        Error::io(FileOp::from(op), path, offset, remaining as u64, source)
+        Error::io(op, path, offset, remaining as u64, source)
     }
 
     /// A stable class of the error, for records (`ErrorRecord::kind`).

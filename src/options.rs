@@ -52,6 +52,15 @@ pub enum HugePages {
     Off,
 }
 
+impl From<Op> for crate::error::FileOp {
+    fn from(op: Op) -> crate::error::FileOp {
+        match op {
+            Op::Read => crate::error::FileOp::Read,
+            Op::Write => crate::error::FileOp::Write,
+        }
+    }
+}
+
 /// Where the data lives.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]

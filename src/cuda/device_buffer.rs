@@ -340,10 +340,3 @@ impl Drop for DeviceBuffer {
         unsafe { (api().cuMemFree_v2)(self.raw) };
     }
 }
-
-/// The error for a pinned range that does not fit its buffer (a bug in gdswap).
-pub(crate) fn range_error(offset: usize, len: usize, capacity: usize) -> Error {
-    Error::Resources(format!(
-        "internal error: pinned range [{offset}, +{len}) outside a {capacity}-byte buffer"
-    ))
-}

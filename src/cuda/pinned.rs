@@ -24,7 +24,6 @@ use crate::size::Bytes;
 
 use super::api::api;
 use super::check;
-use super::device_buffer::range_error;
 
 /// Refuses, before anything is allocated, a budget of memory gdswap has the kernel charge to
 /// RLIMIT_MEMLOCK (io_uring fixed buffers) above the limit (unless the process has
@@ -126,4 +125,11 @@ impl Drop for PinnedBuffer {
         // can still use it.
         unsafe { (api().cuMemHostUnregister)(self.buf.as_mut_ptr() as *mut std::ffi::c_void) };
     }
+}
+
+/// The error for a pinned range that does not fit its buffer (a bug in gdswap).
+fn range_error(offset: usize, len: usize, capacity: usize) -> Error {
+    Error::Resources(format!(
+        "internal error: pinned range [{offset}, +{len}) outside a {capacity}-byte buffer"
+    ))
 }
