@@ -64,6 +64,11 @@ impl Extents {
         self.end
     }
 
+    /// Space below this offset is never handed out or reused (see `reserve_below`).
+    pub fn floor(&self) -> u64 {
+        self.floor
+    }
+
     /// Never hands out space below `floor` again, and grows the file only past it: the bytes
     /// of a quarantined manifest entry (whose extent cannot be trusted) stay as they are.
     /// Space freed below it is forgotten (the file is not compacted).

@@ -607,7 +607,9 @@ impl SwapStore {
         let offset = {
             let mut s = lock(&sh.state);
             match s.spares.remove(name) {
-                Some((off, l)) if l == padded => Ok(off),
+                // A spare below the floor held a version the manifest had at open, whose bytes
+                // a quarantined entry may claim: never written again (`free` drops it).
+                Some((off, l)) if l == padded && off >= s.extents.floor() => Ok(off),
                 spare => {
                     if let Some((off, l)) = spare {
                         s.extents.free(off, l);
