@@ -154,9 +154,15 @@ impl DataFile {
     /// file keeps its length), or, where the filesystem cannot, writes zeroes.
     pub fn zero_range(&self, offset: u64, len: u64) -> Result<()> {
         let mode = libc::FALLOC_FL_PUNCH_HOLE | libc::FALLOC_FL_KEEP_SIZE;
+        let (Ok(off), Ok(n)) = (i64::try_from(offset), i64::try_from(len)) else {
+            return Err(Error::file(
+                FileOp::Resize,
+                &self.path,
+                std::io::Error::from_raw_os_error(libc::EFBIG),
+            ));
+        };
         // SAFETY: fallocate only reads its integer arguments and acts on our own descriptor.
-        let rc =
-            unsafe { libc::fallocate(self.buffered.as_raw_fd(), mode, offset as i64, len as i64) };
+        let rc = unsafe { libc::fallocate(self.buffered.as_raw_fd(), mode, off, n) };
         if rc == 0 {
             return Ok(());
         }
@@ -302,8 +308,9 @@ fn remove_created_path(p: &Path) {
 /// Writes a result file atomically: the bytes go into a private new file in the same
 /// directory (created exclusively, never through a link), which is fsynced and then renamed
 /// over `path` (replacing a file or a symbolic link there, never writing through it), and the
-/// directory is fsynced. On any failure the private file is removed and `path` is as it was:
-/// never a truncated or empty result.
+/// directory is fsynced. On a failure before the rename the private file is removed and
+/// `path` is as it was; a failing directory fsync after it is reported although `path`
+/// already holds the complete new file. Never a truncated or empty result.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let (dir, name) = split_result_path(path).map_err(|e| Error::file(FileOp::Create, path, e))?;
     let (mut f, tmp) =

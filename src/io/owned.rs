@@ -179,9 +179,16 @@ pub fn open(path: &Path, spec: Spec) -> Result<(File, bool)> {
         },
         _ => (try_open(false).map_err(fail)?, false),
     };
+    // Whatever refuses the file from here on, a file this call created goes again.
+    let undo = |e: Error| {
+        if created {
+            remove_created(path, &file);
+        }
+        e
+    };
     let meta = file
         .metadata()
-        .map_err(|e| Error::file(FileOp::Stat, path, e))?;
+        .map_err(|e| undo(Error::file(FileOp::Stat, path, e)))?;
     if meta.is_dir() {
         return Err(Error::file(
             op,
@@ -190,12 +197,9 @@ pub fn open(path: &Path, spec: Spec) -> Result<(File, bool)> {
         ));
     }
     if let Some(why) = check(&meta, spec.write, spec.role) {
-        if created {
-            remove_created(path, &file);
-        }
-        return Err(why.refuse(path, spec.role));
+        return Err(undo(why.refuse(path, spec.role)));
     }
-    clear_nonblock(&file).map_err(|e| Error::file(op, path, e))?;
+    clear_nonblock(&file).map_err(|e| undo(Error::file(op, path, e)))?;
     Ok((file, created))
 }
 

@@ -308,7 +308,11 @@ pub fn commit(dir: &Path, m: &Manifest) -> Result<()> {
         let _ = std::fs::remove_file(&tmp);
         return Err(e);
     }
-    std::fs::rename(&tmp, &path).map_err(|e| Error::file(FileOp::Create, &path, e))?;
+    if let Err(e) = std::fs::rename(&tmp, &path) {
+        // The old manifest stands; the temporary file goes.
+        let _ = std::fs::remove_file(&tmp);
+        return Err(Error::file(FileOp::Create, &path, e));
+    }
     sync_dir(dir)
 }
 
