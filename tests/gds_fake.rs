@@ -784,8 +784,16 @@ fn buffers_over_the_pinning_limits_run_unregistered_with_a_note() {
         "{:?}",
         r.warnings
     );
-    // max_device_pinned_mem_size of 3 MiB: gdswap does not even try the second buffer.
-    let (r, _) = report(args(), &[("FAKE_CUFILE_MAX_PINNED_KB", "3072")]);
+    // max_device_pinned_mem_size of 3 MiB: gdswap does not even try the second buffer, even
+    // when both workers register at once (a slow registration widens the window in which
+    // an unserialised check would see room for both).
+    let (r, _) = report(
+        args(),
+        &[
+            ("FAKE_CUFILE_MAX_PINNED_KB", "3072"),
+            ("FAKE_CUFILE_BUF_REGISTER_DELAY_US", "200000"),
+        ],
+    );
     let notes = &r.gds_path.as_ref().unwrap().notes;
     assert_eq!(notes.len(), 1, "{notes:?}");
     assert!(

@@ -682,6 +682,11 @@ fn register_or_note(
     props: &DriverProperties,
     state: &SharedState,
 ) -> Result<Option<BufRegistration>> {
+    // The check and the registration are one step: workers register concurrently, and
+    // without this two of them could both see room for one more buffer under the limit
+    // (then the library, not gdswap, refuses the second, with a different note).
+    static REGISTERING: Mutex<()> = Mutex::new(());
+    let _one_at_a_time = REGISTERING.lock().unwrap_or_else(|p| p.into_inner());
     let len = buffer.len() as u64;
     let limit = u64::from(props.max_device_pinned_mem_kb).saturating_mul(1024);
     let pinned = cfio::registered_bytes();

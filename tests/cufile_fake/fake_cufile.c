@@ -93,6 +93,8 @@
  *   FAKE_CUFILE_MAX_PINNED_KB  max_device_pinned_mem_size (default 33554432, 32 GiB)
  *   FAKE_CUFILE_IO_DELAY_US    each read/write takes this long (a device's latency); batch
  *                              entries become ready between a quarter of it and all of it
+ *   FAKE_CUFILE_BUF_REGISTER_DELAY_US  each cuFileBufRegister takes this long before it
+ *                              pins (pinning is not instant in nvidia-fs)
  *   FAKE_CUFILE_TRACE          a file to which the process appends at exit the most I/Os seen
  *                              in flight on one file at once (max_in_flight) and how many
  *                              batch submits came while entries were pending
@@ -121,9 +123,10 @@ static const char *names[32] = {"FAKE_CUFILE_OPEN_ERR", "FAKE_CUFILE_OPEN_CU_ERR
                                 "FAKE_CUFILE_BATCH_FAIL_STATUS", "FAKE_CUFILE_OPEN_HANG",
                                 "FAKE_CUFILE_STATS_POSIX", "FAKE_CUFILE_VERSION",
                                 "FAKE_CUFILE_BAR1_BYTES", "FAKE_CUFILE_MAX_PINNED_KB",
-                                "FAKE_CUFILE_IO_DELAY_US", NULL};
+                                "FAKE_CUFILE_IO_DELAY_US", "FAKE_CUFILE_BUF_REGISTER_DELAY_US", NULL};
 enum { K_BUF_REGISTER_ERR = 8, K_IO_MAX, K_IO_FAIL_AT, K_IO_FAIL_RET, K_BATCH_FAIL_STATUS, K_OPEN_HANG,
-       K_STATS_POSIX, K_VERSION, K_BAR1, K_MAX_PINNED_KB, K_IO_DELAY_US };
+       K_STATS_POSIX, K_VERSION, K_BAR1, K_MAX_PINNED_KB, K_IO_DELAY_US,
+       K_BUF_REGISTER_DELAY_US };
 
 static long knob(int i, long dflt) {
     if (overrides_set[i]) return overrides[i];
@@ -321,6 +324,10 @@ CUfileError_t cuFileBufRegister(const void *p, size_t len, int flags) {
      * in-process without it: then any pointer is accepted, as before. */
     if (cuda_sym("fake_cuda_device_host") && !device_host(p, len))
         return status(CU_FILE_CUDA_POINTER_INVALID, 0);
+    /* Pinning takes time in nvidia-fs; a delay here widens any window a caller leaves between
+     * checking what is pinned and registering (tests of concurrent workers use it). */
+    long delay = knob(K_BUF_REGISTER_DELAY_US, 0);
+    if (delay > 0) usleep((useconds_t)delay);
     pthread_mutex_lock(&bufs_lock);
     for (int i = 0; i < MAX_BUFS; i++) {
         if (bufs[i].p == p) { pthread_mutex_unlock(&bufs_lock); return status(CU_FILE_MEMORY_ALREADY_REGISTERED, 0); }
