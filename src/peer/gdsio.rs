@@ -2,11 +2,10 @@
 //! one run in its own process group under a time limit, the runs of a round combined.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use super::fio::fio_ranges;
-use super::tool::{find_in_path, is_executable};
+use super::tool::{find_in_path, is_executable, run_in_group, RunFailure};
 use crate::error::{Error, Result};
 use crate::options::{Op, RunOptions};
 use crate::size::Bytes;
@@ -407,57 +406,17 @@ pub fn run_gdsio(
         tool: "gdsio".into(),
         message,
     };
-    use std::os::unix::process::CommandExt as _;
-    // Its own process group: a run past its time is killed with everything it started.
-    let mut child = Command::new(exe)
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .process_group(0)
-        .spawn()
-        .map_err(|e| peer(format!("cannot start {}: {e}", exe.display())))?;
-    let kill = |child: &mut std::process::Child| {
-        if crate::io::sys::kill_process_group(child.id()).is_err() {
-            let _ = child.kill();
-        }
-        let _ = child.wait();
-    };
-    // Both pipes are read while gdsio runs, so a full pipe never blocks it.
-    fn drain<R: std::io::Read + Send + 'static>(
-        pipe: Option<R>,
-    ) -> std::thread::JoinHandle<String> {
-        std::thread::spawn(move || {
-            let mut bytes = Vec::new();
-            if let Some(mut p) = pipe {
-                let _ = p.read_to_end(&mut bytes);
-            }
-            String::from_utf8_lossy(&bytes).into_owned()
+    let ran = run_in_group(exe, args, timeout).map_err(|e| {
+        peer(match e {
+            RunFailure::Start(e) => format!("cannot start {}: {e}", exe.display()),
+            RunFailure::TimedOut => format!(
+                "did not finish within {} s and was killed (cuFile can hang where no GPU or GDS driver is usable; {GDSIO_TIMEOUT_ENV} sets the limit)",
+                timeout.as_secs()
+            ),
+            RunFailure::Wait(e) => format!("waiting for {}: {e}", exe.display()),
         })
-    }
-    let out = drain(child.stdout.take());
-    let err = drain(child.stderr.take());
-    let deadline = Instant::now() + timeout;
-    let status = loop {
-        match child.try_wait() {
-            Ok(Some(st)) => break Ok(st),
-            Ok(None) if Instant::now() >= deadline => {
-                kill(&mut child);
-                break Err(format!(
-                    "did not finish within {} s and was killed (cuFile can hang where no GPU or GDS driver is usable; {GDSIO_TIMEOUT_ENV} sets the limit)",
-                    timeout.as_secs()
-                ));
-            }
-            Ok(None) => std::thread::sleep(Duration::from_millis(20)),
-            Err(e) => {
-                kill(&mut child);
-                break Err(format!("waiting for {}: {e}", exe.display()));
-            }
-        }
-    };
-    let stdout = out.join().unwrap_or_default();
-    let stderr = err.join().unwrap_or_default();
-    let status = status.map_err(peer)?;
+    })?;
+    let (status, stdout, stderr) = (ran.status, ran.stdout, ran.stderr);
     let text = format!("{stdout}\n{stderr}");
     if !status.success() {
         let why = gdsio_error_line(&text)
@@ -468,6 +427,7 @@ pub fn run_gdsio(
     }
     parse_gdsio(&text, op, xfer, threads).map_err(peer)
 }
+
 #[cfg(test)]
 mod tests {
     use super::super::testutil::opts;
