@@ -31,7 +31,7 @@ use crate::peer;
 use crate::report::comparison::{
     CompareParams, Comparison, ContenderKind, Measured, RoundFigures, Skipped,
 };
-use crate::report::{self, RunReport, WarningRecord};
+use crate::report::{self, RunReport, WarningRecord, Workload};
 use crate::size::Bytes;
 use crate::tuning::{Config, Tuning};
 
@@ -366,20 +366,8 @@ pub enum Progress {
 /// The parameters a comparison records.
 pub fn params_of(spec: &CompareSpec) -> CompareParams {
     let o = &spec.base;
-    let (target_kind, target) = match &o.target {
-        Target::File(p) => ("file", p.clone()),
-        Target::Dir(p) => ("dir", p.clone()),
-    };
     CompareParams {
-        op: o.op.to_string(),
-        target_kind: target_kind.into(),
-        target,
-        size_bytes: o.size,
-        block_size_bytes: o.block_size,
-        queue_depth: o.queue_depth,
-        threads: o.threads,
-        loops: o.loops,
-        warmup: o.warmup,
+        workload: Workload::of(o),
         rounds: spec.rounds,
         random: o.random,
         direct: o.direct,

@@ -78,7 +78,7 @@ pub fn classify(path: &Path, text: &str) -> Result<Input> {
 
 /// The metric a set of points supports: `both` when reads and writes were measured.
 pub fn metric_of(points: &[Comparison]) -> Metric {
-    let has = |op: &str| points.iter().any(|c| c.params.op == op);
+    let has = |op: &str| points.iter().any(|c| c.params.workload.op == op);
     match (has("read"), has("write")) {
         (true, true) => Metric::Both,
         (false, true) => Metric::Write,
@@ -192,7 +192,7 @@ mod tests {
     fn rebuild_writes_sections_and_plots_for_each_input() {
         let c = sample();
         let mut write = c.clone();
-        write.params.op = "write".into();
+        write.params.workload.op = "write".into();
         let points = vec![c.clone(), write];
         assert_eq!(metric_of(&points), Metric::Both);
         assert_eq!(metric_of(&points[..1]), Metric::Read);

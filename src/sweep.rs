@@ -111,10 +111,10 @@ impl std::fmt::Display for PointKey {
 /// The key of a measured point.
 pub fn key_of(c: &Comparison) -> PointKey {
     PointKey {
-        block_size: c.params.block_size_bytes,
-        queue_depth: c.params.queue_depth,
-        threads: c.params.threads,
-        op: c.params.op.clone(),
+        block_size: c.params.workload.block_size_bytes,
+        queue_depth: c.params.workload.queue_depth,
+        threads: c.params.workload.threads,
+        op: c.params.workload.op.clone(),
         bounce_buffers: c.params.bounce_buffers,
         gds_api: c.params.gds_api,
     }
@@ -311,35 +311,46 @@ pub fn check_resumable(spec: &SweepSpec, points: &[Comparison], path: &Path) -> 
     });
     for c in points {
         let p = &c.params;
-        let differs: Option<(&'static str, String, String)> = if p.size_bytes != probe.size_bytes {
-            Some((
-                "--size",
-                Bytes(p.size_bytes).to_string(),
-                Bytes(probe.size_bytes).to_string(),
-            ))
-        } else if p.loops != probe.loops {
-            Some(("--loops", p.loops.to_string(), probe.loops.to_string()))
-        } else if p.warmup != probe.warmup {
-            Some(("--warmup", p.warmup.to_string(), probe.warmup.to_string()))
-        } else if p.rounds != probe.rounds {
-            Some(("--rounds", p.rounds.to_string(), probe.rounds.to_string()))
-        } else if p.target != probe.target || p.target_kind != probe.target_kind {
-            Some((
-                "--file/--dir",
-                p.target.display().to_string(),
-                probe.target.display().to_string(),
-            ))
-        } else if p.random != probe.random {
-            Some(("--random", p.random.to_string(), probe.random.to_string()))
-        } else if p.direct != probe.direct {
-            Some((
-                "--buffered",
-                (!p.direct).to_string(),
-                (!probe.direct).to_string(),
-            ))
-        } else {
-            None
-        };
+        let differs: Option<(&'static str, String, String)> =
+            if p.workload.size_bytes != probe.workload.size_bytes {
+                Some((
+                    "--size",
+                    Bytes(p.workload.size_bytes).to_string(),
+                    Bytes(probe.workload.size_bytes).to_string(),
+                ))
+            } else if p.workload.loops != probe.workload.loops {
+                Some((
+                    "--loops",
+                    p.workload.loops.to_string(),
+                    probe.workload.loops.to_string(),
+                ))
+            } else if p.workload.warmup != probe.workload.warmup {
+                Some((
+                    "--warmup",
+                    p.workload.warmup.to_string(),
+                    probe.workload.warmup.to_string(),
+                ))
+            } else if p.rounds != probe.rounds {
+                Some(("--rounds", p.rounds.to_string(), probe.rounds.to_string()))
+            } else if p.workload.target != probe.workload.target
+                || p.workload.target_kind != probe.workload.target_kind
+            {
+                Some((
+                    "--file/--dir",
+                    p.workload.target.display().to_string(),
+                    probe.workload.target.display().to_string(),
+                ))
+            } else if p.random != probe.random {
+                Some(("--random", p.random.to_string(), probe.random.to_string()))
+            } else if p.direct != probe.direct {
+                Some((
+                    "--buffered",
+                    (!p.direct).to_string(),
+                    (!probe.direct).to_string(),
+                ))
+            } else {
+                None
+            };
         if let Some((flag, was, now)) = differs {
             return Err(Error::BadFile {
                 flag: "--resume",
@@ -614,10 +625,10 @@ mod tests {
 
     fn point(op: &str, bs: u64, qd: u32, threads: usize, host: f64, posix: f64) -> Comparison {
         let mut c = sample_comparison();
-        c.params.op = op.into();
-        c.params.block_size_bytes = bs;
-        c.params.queue_depth = qd;
-        c.params.threads = threads;
+        c.params.workload.op = op.into();
+        c.params.workload.block_size_bytes = bs;
+        c.params.workload.queue_depth = qd;
+        c.params.workload.threads = threads;
         c.contenders[0].bandwidth_gibps.median = host;
         c.contenders[1].bandwidth_gibps.median = posix;
         c
@@ -810,7 +821,7 @@ mod tests {
         let same = sample_comparison();
         check_resumable(&spec, std::slice::from_ref(&same), p).unwrap();
         let mut other = same.clone();
-        other.params.size_bytes = 4 << 20;
+        other.params.workload.size_bytes = 4 << 20;
         let e = check_resumable(&spec, &[other], p).unwrap_err().to_string();
         assert_eq!(
             e,

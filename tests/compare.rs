@@ -186,7 +186,7 @@ fn writes_are_compared_and_verified() {
         ],
     ));
     let c = read_comparison(&json);
-    assert_eq!(c.params.op, "write");
+    assert_eq!(c.params.workload.op, "write");
     assert_eq!(c.contenders.len(), 1);
     assert!(c.ratios.is_empty());
     assert_pattern(&f, 0, SIZE, 0x5eed);
@@ -733,7 +733,7 @@ fn defaults_use_every_backend_the_default_data_dir_and_note_gdsio() {
         &["host", "posix"]
     };
     assert_eq!(names, want, "{}", out.stderr);
-    assert_eq!(c.params.target, data);
+    assert_eq!(c.params.workload.target, data);
     assert!(
         c.skipped.iter().any(|s| s.name == "gdsio"),
         "{:?}",

@@ -80,11 +80,11 @@ pub fn runs(reports: &[RunReport]) -> String {
             "| {} | {}{} | {} | {} | {} | {} | {:.2} | {:.2} | {:.0} | {} | {} | {:.3} | {}; {} |",
             cell(&p.backend),
             if p.random { "random " } else { "" },
-            cell(&p.op),
-            p.threads,
-            Bytes(p.block_size_bytes),
-            p.queue_depth,
-            Bytes(p.size_bytes),
+            cell(&p.workload.op),
+            p.workload.threads,
+            Bytes(p.workload.block_size_bytes),
+            p.workload.queue_depth,
+            Bytes(p.workload.size_bytes),
             s.bandwidth_gibps,
             s.bandwidth_gbps,
             s.iops,
@@ -99,7 +99,7 @@ pub fn runs(reports: &[RunReport]) -> String {
         let _ = writeln!(
             out,
             "\nBandwidth: bytes of the measured loops over the time inside transfers (GiB = 2^30 bytes, GB = 10^9); {} measured loop(s) after {} warm-up; finished {}.\n",
-            first.params.loops, first.params.warmup, first.finished_at
+            first.params.workload.loops, first.params.workload.warmup, first.finished_at
         );
         environment(&mut out, &first.environment);
     }
@@ -112,7 +112,7 @@ pub fn runs(reports: &[RunReport]) -> String {
         warnings(
             &mut out,
             &r.warnings,
-            &format!("{} {}: ", r.params.backend, r.params.op),
+            &format!("{} {}: ", r.params.backend, r.params.workload.op),
         );
     }
     out
@@ -252,9 +252,9 @@ pub fn sweep(points: &[Comparison], best: &BestSettings) -> String {
     let _ = writeln!(
         out,
         "## gdswap sweep: size {}, {} loop(s) + {} warm-up per run, {} round(s) per point{}\n",
-        Bytes(p.size_bytes),
-        p.loops,
-        p.warmup,
+        Bytes(p.workload.size_bytes),
+        p.workload.loops,
+        p.workload.warmup,
         p.rounds,
         if p.random { ", random offsets" } else { "" }
     );
@@ -295,10 +295,10 @@ pub fn sweep(points: &[Comparison], best: &BestSettings) -> String {
         let _ = write!(
             out,
             "| {} | {} | {} | {} |",
-            cell(&q.op),
-            Bytes(q.block_size_bytes),
-            q.queue_depth,
-            q.threads
+            cell(&q.workload.op),
+            Bytes(q.workload.block_size_bytes),
+            q.workload.queue_depth,
+            q.workload.threads
         );
         if knobs {
             let mut k: Vec<String> = Vec::new();
@@ -449,10 +449,10 @@ mod tests {
     fn sweep_table_has_a_row_per_point_and_the_best_settings() {
         let mut a = crate::report::comparison::tests::sample();
         let mut b = a.clone();
-        b.params.block_size_bytes = 8 << 20;
-        b.params.queue_depth = 32;
+        b.params.workload.block_size_bytes = 8 << 20;
+        b.params.workload.queue_depth = 32;
         b.contenders.truncate(1);
-        a.params.threads = 2;
+        a.params.workload.threads = 2;
         let best = BestSettings {
             metric: "both".into(),
             rows: vec![BestRow {

@@ -120,10 +120,11 @@ impl PipelineFigures {
     }
 }
 
-/// The parameters, as run.
+/// The workload a record describes, shared by the run record ([`Params`]) and the comparison
+/// record ([`comparison::CompareParams`]): flattened into each (`#[serde(flatten)]`), so their
+/// JSON keys and their order are what they were before it was one struct.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Params {
-    pub backend: String,
+pub struct Workload {
     pub op: String,
     /// `file` or `dir`.
     pub target_kind: String,
@@ -132,8 +133,38 @@ pub struct Params {
     pub block_size_bytes: u64,
     pub queue_depth: u32,
     pub threads: usize,
+    /// Measured loops per run (in a comparison, each round is one run per contender).
     pub loops: u32,
     pub warmup: u32,
+}
+
+impl Workload {
+    /// The workload of `opts`.
+    pub fn of(opts: &RunOptions) -> Workload {
+        let (target_kind, target) = match &opts.target {
+            Target::File(p) => ("file", p.clone()),
+            Target::Dir(p) => ("dir", p.clone()),
+        };
+        Workload {
+            op: opts.op.to_string(),
+            target_kind: target_kind.into(),
+            target,
+            size_bytes: opts.size,
+            block_size_bytes: opts.block_size,
+            queue_depth: opts.queue_depth,
+            threads: opts.threads,
+            loops: opts.loops,
+            warmup: opts.warmup,
+        }
+    }
+}
+
+/// The parameters, as run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Params {
+    pub backend: String,
+    #[serde(flatten)]
+    pub workload: Workload,
     pub random: bool,
     pub seed: u64,
     pub verify: bool,
@@ -153,21 +184,9 @@ impl Params {
     /// The parameters of `opts`; `device`: the backend's buffers are in GPU memory (the GPU
     /// options are recorded).
     pub fn of(opts: &RunOptions, device: bool) -> Params {
-        let (target_kind, target) = match &opts.target {
-            Target::File(p) => ("file", p.clone()),
-            Target::Dir(p) => ("dir", p.clone()),
-        };
         Params {
             backend: opts.backend.clone(),
-            op: opts.op.to_string(),
-            target_kind: target_kind.into(),
-            target,
-            size_bytes: opts.size,
-            block_size_bytes: opts.block_size,
-            queue_depth: opts.queue_depth,
-            threads: opts.threads,
-            loops: opts.loops,
-            warmup: opts.warmup,
+            workload: Workload::of(opts),
             random: opts.random,
             seed: opts.seed,
             verify: opts.verify,
@@ -580,15 +599,17 @@ pub(crate) mod tests {
             },
             params: Params {
                 backend: "host".into(),
-                op: "read".into(),
-                target_kind: "dir".into(),
-                target: "/data".into(),
-                size_bytes: 1 << 30,
-                block_size_bytes: 1 << 20,
-                queue_depth: 8,
-                threads: 2,
-                loops: 2,
-                warmup: 1,
+                workload: Workload {
+                    op: "read".into(),
+                    target_kind: "dir".into(),
+                    target: "/data".into(),
+                    size_bytes: 1 << 30,
+                    block_size_bytes: 1 << 20,
+                    queue_depth: 8,
+                    threads: 2,
+                    loops: 2,
+                    warmup: 1,
+                },
                 random: false,
                 seed: 1,
                 verify: true,

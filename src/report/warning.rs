@@ -160,21 +160,21 @@ pub fn assess(r: &RunReport, pages: Option<PageBacking>) -> Vec<Warning> {
             });
         }
     }
-    let tail = r.params.size_bytes % r.dio_align_bytes.max(1);
+    let tail = r.params.workload.size_bytes % r.dio_align_bytes.max(1);
     if r.params.direct && tail != 0 {
         out.push(Warning::UnalignedTail { bytes: tail });
     }
-    if r.params.op == "write" && !r.params.verify {
+    if r.params.workload.op == "write" && !r.params.verify {
         out.push(Warning::WritesUnverified);
     }
     if let Some(g) = &r.params.gpu {
         if g.gds.is_none()
             && g.bounce_mode == crate::options::BounceMode::Pipelined
-            && g.bounce_buffers < r.params.queue_depth as usize
+            && g.bounce_buffers < r.params.workload.queue_depth as usize
         {
             out.push(Warning::FewBounceBuffers {
                 chunks: g.bounce_buffers,
-                queue_depth: r.params.queue_depth,
+                queue_depth: r.params.workload.queue_depth,
             });
         }
     }
@@ -183,9 +183,9 @@ pub fn assess(r: &RunReport, pages: Option<PageBacking>) -> Vec<Warning> {
             reason: p.reason.clone(),
         });
     }
-    if r.params.backend == "gds" && r.params.block_size_bytes % 4096 != 0 {
+    if r.params.backend == "gds" && r.params.workload.block_size_bytes % 4096 != 0 {
         out.push(Warning::GdsUnalignedBlock {
-            block: r.params.block_size_bytes,
+            block: r.params.workload.block_size_bytes,
         });
     }
     if let Some(p) = &r.gds_path {
@@ -203,9 +203,9 @@ mod tests {
         let mut r = crate::report::tests::sample();
         assert!(assess(&r, Some(PageBacking::Hugetlb2M)).is_empty());
         r.params.direct = false;
-        r.params.op = "write".into();
+        r.params.workload.op = "write".into();
         r.params.verify = false;
-        r.params.size_bytes += 100;
+        r.params.workload.size_bytes += 100;
         r.params.direct = true;
         r.summary.task_time_s = 0.01;
         r.summary.loop_gibps_min = 2.0;
@@ -251,8 +251,8 @@ mod tests {
     fn gds_blocks_off_4k_and_gds_notes_warn() {
         let mut r = crate::report::tests::sample();
         r.params.backend = "gds".into();
-        r.params.block_size_bytes = 6 * 1024;
-        r.params.size_bytes = 6 * 1024 * 100;
+        r.params.workload.block_size_bytes = 6 * 1024;
+        r.params.workload.size_bytes = 6 * 1024 * 100;
         r.gds_path = Some(crate::report::GdsPath {
             path: crate::report::GdsPath::NVIDIA_FS.into(),
             reason: "x".into(),
@@ -264,9 +264,9 @@ mod tests {
         assert_eq!(w[0].message(), "--block-size 6KiB is not a multiple of 4 KiB: cuFile takes its unaligned path for these requests (through its own bounce buffers), not the direct one");
         assert_eq!(w[1].message(), "a 2MiB device buffer was left unregistered");
         // 4 KiB multiples, or another backend: no block warning.
-        r.params.block_size_bytes = 8 * 1024;
+        r.params.workload.block_size_bytes = 8 * 1024;
         assert_eq!(assess(&r, Some(PageBacking::Hugetlb2M)).len(), 1);
-        r.params.block_size_bytes = 6 * 1024;
+        r.params.workload.block_size_bytes = 6 * 1024;
         r.params.backend = "bounce".into();
         assert_eq!(assess(&r, Some(PageBacking::Hugetlb2M)).len(), 1);
     }
