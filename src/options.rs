@@ -12,7 +12,7 @@ use crate::error::{Error, Result};
 use crate::size::Bytes;
 
 /// Direction of a transfer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Op {
     Read,

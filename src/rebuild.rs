@@ -11,6 +11,7 @@
 use std::path::Path;
 
 use crate::error::{Error, Result};
+use crate::options::Op;
 use crate::report::comparison::{self, Comparison};
 use crate::report::{json, markdown, svg, RunReport};
 use crate::sweep::{self, Metric};
@@ -78,8 +79,8 @@ pub fn classify(path: &Path, text: &str) -> Result<Input> {
 
 /// The metric a set of points supports: `both` when reads and writes were measured.
 pub fn metric_of(points: &[Comparison]) -> Metric {
-    let has = |op: &str| points.iter().any(|c| c.params.workload.op == op);
-    match (has("read"), has("write")) {
+    let has = |op: Op| points.iter().any(|c| c.params.workload.op == op);
+    match (has(Op::Read), has(Op::Write)) {
         (true, true) => Metric::Both,
         (false, true) => Metric::Write,
         _ => Metric::Read,
@@ -192,7 +193,7 @@ mod tests {
     fn rebuild_writes_sections_and_plots_for_each_input() {
         let c = sample();
         let mut write = c.clone();
-        write.params.workload.op = "write".into();
+        write.params.workload.op = Op::Write;
         let points = vec![c.clone(), write];
         assert_eq!(metric_of(&points), Metric::Both);
         assert_eq!(metric_of(&points[..1]), Metric::Read);

@@ -114,7 +114,7 @@ pub fn key_of(c: &Comparison) -> PointKey {
         block_size: c.params.workload.block_size_bytes,
         queue_depth: c.params.workload.queue_depth,
         threads: c.params.workload.threads,
-        op: c.params.workload.op.clone(),
+        op: c.params.workload.op.to_string(),
         bounce_buffers: c.params.bounce_buffers,
         gds_api: c.params.gds_api,
     }
@@ -625,7 +625,7 @@ mod tests {
 
     fn point(op: &str, bs: u64, qd: u32, threads: usize, host: f64, posix: f64) -> Comparison {
         let mut c = sample_comparison();
-        c.params.workload.op = op.into();
+        c.params.workload.op = if op == "write" { Op::Write } else { Op::Read };
         c.params.workload.block_size_bytes = bs;
         c.params.workload.queue_depth = qd;
         c.params.workload.threads = threads;

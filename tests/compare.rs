@@ -186,7 +186,7 @@ fn writes_are_compared_and_verified() {
         ],
     ));
     let c = read_comparison(&json);
-    assert_eq!(c.params.workload.op, "write");
+    assert_eq!(c.params.workload.op.to_string(), "write");
     assert_eq!(c.contenders.len(), 1);
     assert!(c.ratios.is_empty());
     assert_pattern(&f, 0, SIZE, 0x5eed);

@@ -38,7 +38,7 @@ fn write_then_read(backend: &str) {
             let r = read_report(&json);
             assert_sane(&r, SIZE, LOOPS, 1);
             assert_eq!(r.params.backend, backend);
-            assert_eq!(r.params.workload.op, op);
+            assert_eq!(r.params.workload.op.to_string(), op);
             assert_eq!(r.params.random, random);
             assert_eq!(r.params.seed, seed);
             assert_eq!(r.params.workload.target_kind, "file");
@@ -480,7 +480,7 @@ fn json_to_stdout_leaves_stdout_pure_json() {
     ));
     let r = report_from_json(&out.stdout);
     assert_sane(&r, SIZE, LOOPS, 1);
-    assert_eq!(r.params.workload.op, "read");
+    assert_eq!(r.params.workload.op.to_string(), "read");
     // The human summary moved to stderr.
     assert!(
         out.stderr.starts_with("posix read: 1 thread"),

@@ -414,7 +414,7 @@ pub(crate) mod tests {
         Comparison::new(
             CompareParams {
                 workload: Workload {
-                    op: "read".into(),
+                    op: crate::options::Op::Read,
                     target_kind: "dir".into(),
                     target: "/data".into(),
                     size_bytes: 1 << 30,

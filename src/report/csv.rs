@@ -2,6 +2,8 @@
 
 use serde::Serialize;
 
+use crate::options::Op;
+
 use super::comparison::{Comparison, Spread};
 use super::RunReport;
 
@@ -10,7 +12,7 @@ struct Row<'a> {
     schema: &'a str,
     finished_at: &'a str,
     backend: &'a str,
-    op: &'a str,
+    op: Op,
     threads: usize,
     block_size_bytes: u64,
     queue_depth: u32,
@@ -63,7 +65,7 @@ pub fn to_csv(reports: &[RunReport]) -> String {
             schema: &r.schema,
             finished_at: &r.finished_at,
             backend: &r.params.backend,
-            op: &r.params.workload.op,
+            op: r.params.workload.op,
             threads: r.params.workload.threads,
             block_size_bytes: r.params.workload.block_size_bytes,
             queue_depth: r.params.workload.queue_depth,
@@ -165,7 +167,7 @@ pub fn comparison(c: &Comparison) -> String {
             c.finished_at.clone(),
             k.name.clone(),
             k.kind.to_string(),
-            p.workload.op.clone(),
+            p.workload.op.to_string(),
             p.workload.block_size_bytes.to_string(),
             p.workload.queue_depth.to_string(),
             p.workload.threads.to_string(),

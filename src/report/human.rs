@@ -3,6 +3,7 @@
 
 use std::fmt::Write as _;
 
+use crate::options::Op;
 use crate::size::Bytes;
 use crate::stats::Percentiles;
 
@@ -137,7 +138,7 @@ pub fn table(r: &RunReport) -> String {
         s.cpu_user_s,
         s.cpu_system_s,
     );
-    if r.params.workload.op == "write" {
+    if r.params.workload.op == Op::Write {
         let _ = writeln!(
             out,
             "fdatasync after the loops: {:.3} s (not in the bandwidth)",

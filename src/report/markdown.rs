@@ -80,7 +80,7 @@ pub fn runs(reports: &[RunReport]) -> String {
             "| {} | {}{} | {} | {} | {} | {} | {:.2} | {:.2} | {:.0} | {} | {} | {:.3} | {}; {} |",
             cell(&p.backend),
             if p.random { "random " } else { "" },
-            cell(&p.workload.op),
+            cell(&p.workload.op.to_string()),
             p.workload.threads,
             Bytes(p.workload.block_size_bytes),
             p.workload.queue_depth,
@@ -295,7 +295,7 @@ pub fn sweep(points: &[Comparison], best: &BestSettings) -> String {
         let _ = write!(
             out,
             "| {} | {} | {} | {} |",
-            cell(&q.workload.op),
+            cell(&q.workload.op.to_string()),
             Bytes(q.workload.block_size_bytes),
             q.workload.queue_depth,
             q.workload.threads

@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::env::Environment;
 use crate::harness::Measurements;
-use crate::options::{RunOptions, Target};
+use crate::options::{Op, RunOptions, Target};
 use crate::stats::{median, LatencyRecorder, Percentiles};
 
 pub use warning::{Warning, WarningRecord};
@@ -125,7 +125,7 @@ impl PipelineFigures {
 /// JSON keys and their order are what they were before it was one struct.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Workload {
-    pub op: String,
+    pub op: Op,
     /// `file` or `dir`.
     pub target_kind: String,
     pub target: PathBuf,
@@ -146,7 +146,7 @@ impl Workload {
             Target::Dir(p) => ("dir", p.clone()),
         };
         Workload {
-            op: opts.op.to_string(),
+            op: opts.op,
             target_kind: target_kind.into(),
             target,
             size_bytes: opts.size,
@@ -600,7 +600,7 @@ pub(crate) mod tests {
             params: Params {
                 backend: "host".into(),
                 workload: Workload {
-                    op: "read".into(),
+                    op: Op::Read,
                     target_kind: "dir".into(),
                     target: "/data".into(),
                     size_bytes: 1 << 30,

@@ -201,7 +201,7 @@ pub fn bandwidth_vs_block_size(
     let mut by_qd: std::collections::BTreeMap<u32, Vec<(f64, f64)>> = Default::default();
     for c in points {
         let p = &c.params;
-        if p.workload.op != op || p.workload.threads != threads {
+        if p.workload.op.to_string() != op || p.workload.threads != threads {
             continue;
         }
         if let Some(k) = c.contenders.iter().find(|k| k.name == backend) {
@@ -392,7 +392,7 @@ pub fn sweep_plots(points: &[Comparison]) -> Vec<(String, String)> {
         for k in &c.contenders {
             let key = (
                 k.name.clone(),
-                c.params.workload.op.clone(),
+                c.params.workload.op.to_string(),
                 c.params.workload.threads,
                 knob(&k.name, c),
             );

@@ -3,6 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::io::buffer::PageBacking;
+use crate::options::Op;
 use crate::size::Bytes;
 
 use super::RunReport;
@@ -164,7 +165,7 @@ pub fn assess(r: &RunReport, pages: Option<PageBacking>) -> Vec<Warning> {
     if r.params.direct && tail != 0 {
         out.push(Warning::UnalignedTail { bytes: tail });
     }
-    if r.params.workload.op == "write" && !r.params.verify {
+    if r.params.workload.op == Op::Write && !r.params.verify {
         out.push(Warning::WritesUnverified);
     }
     if let Some(g) = &r.params.gpu {
@@ -203,7 +204,7 @@ mod tests {
         let mut r = crate::report::tests::sample();
         assert!(assess(&r, Some(PageBacking::Hugetlb2M)).is_empty());
         r.params.direct = false;
-        r.params.workload.op = "write".into();
+        r.params.workload.op = Op::Write;
         r.params.verify = false;
         r.params.workload.size_bytes += 100;
         r.params.direct = true;
