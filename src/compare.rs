@@ -371,7 +371,7 @@ pub fn params_of(spec: &CompareSpec) -> CompareParams {
         rounds: spec.rounds,
         random: o.random,
         direct: o.direct,
-        huge_pages: format!("{:?}", o.huge_pages).to_lowercase(),
+        huge_pages: o.huge_pages,
         bounce_buffers: None,
         gds_api: None,
     }

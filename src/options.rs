@@ -29,7 +29,9 @@ impl std::fmt::Display for Op {
 }
 
 /// Where each thread's transfers land in memory.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize, Default)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize, serde::Deserialize, Default,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum BufferMode {
     /// One buffer the size of the thread's range, as a tensor is: every byte read stays in
@@ -44,7 +46,7 @@ pub enum BufferMode {
 }
 
 /// Which pages to ask for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum HugePages {
     Auto,

@@ -576,7 +576,7 @@ fn host_ring_buffers_read_the_whole_range() {
     ));
     let r = read_report(&json);
     assert_sane(&r, size, 2, 1);
-    assert_eq!(r.params.buffer, "ring");
+    assert_eq!(r.params.buffer, gdswap::options::BufferMode::Ring);
     assert!(
         r.backend_mode.contains("ring of 4 reused 256KiB buffers"),
         "{}",

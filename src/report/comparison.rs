@@ -164,7 +164,7 @@ pub struct CompareParams {
     pub rounds: u32,
     pub random: bool,
     pub direct: bool,
-    pub huge_pages: String,
+    pub huge_pages: crate::options::HugePages,
     /// `gdswap sweep`'s `--bounce-buffers` value at this point, when the sweep set one and the
     /// `bounce` backend ran (absent: the backend's default; older lines have none).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -427,7 +427,7 @@ pub(crate) mod tests {
                 rounds: 3,
                 random: false,
                 direct: true,
-                huge_pages: "auto".into(),
+                huge_pages: crate::options::HugePages::Auto,
                 bounce_buffers: None,
                 gds_api: None,
             },

@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::env::Environment;
 use crate::harness::Measurements;
-use crate::options::{Op, RunOptions, Target};
+use crate::options::{BufferMode, HugePages, Op, RunOptions, Target};
 use crate::stats::{median, LatencyRecorder, Percentiles};
 
 pub use warning::{Warning, WarningRecord};
@@ -171,10 +171,11 @@ pub struct Params {
     pub direct: bool,
     pub drop_caches: bool,
     pub fixed_buffers: bool,
-    pub huge_pages: String,
-    /// `full` (the thread's whole range in memory) or `ring` (reused buffers).
+    pub huge_pages: HugePages,
+    /// `full` (the thread's whole range in memory) or `ring` (reused buffers); records from
+    /// before `ring` existed have none and read as `full`.
     #[serde(default)]
-    pub buffer: String,
+    pub buffer: BufferMode,
     /// Device, pinned chunks and mode, for backends that use a GPU; absent otherwise.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gpu: Option<crate::options::GpuOptions>,
@@ -193,8 +194,8 @@ impl Params {
             direct: opts.direct,
             drop_caches: opts.drop_caches,
             fixed_buffers: opts.fixed_buffers,
-            huge_pages: format!("{:?}", opts.huge_pages).to_lowercase(),
-            buffer: format!("{:?}", opts.buffer).to_lowercase(),
+            huge_pages: opts.huge_pages,
+            buffer: opts.buffer,
             gpu: device.then_some(opts.gpu),
         }
     }
@@ -616,8 +617,8 @@ pub(crate) mod tests {
                 direct: true,
                 drop_caches: false,
                 fixed_buffers: false,
-                huge_pages: "auto".into(),
-                buffer: "full".into(),
+                huge_pages: HugePages::Auto,
+                buffer: BufferMode::Full,
                 gpu: None,
             },
             backend_mode: "io_uring defer-taskrun, O_DIRECT".into(),
@@ -747,6 +748,20 @@ pub(crate) mod tests {
                 "huge_pages",
             ]
         );
+        // The typed fields are written as the strings they were.
+        let json = serde_json::to_string(&r.params).unwrap();
+        for kv in [
+            r#""op":"read""#,
+            r#""huge_pages":"auto""#,
+            r#""buffer":"full""#,
+        ] {
+            assert!(json.contains(kv), "{kv} in {json}");
+        }
+        // A record from before `buffer` existed reads as `full`.
+        let old = json.replace(r#","buffer":"full""#, "");
+        assert!(!old.contains(r#""buffer""#));
+        let back: Params = serde_json::from_str(&old).unwrap();
+        assert_eq!(back.buffer, BufferMode::Full);
         // And back: a saved record reads as it was written.
         let back: Params =
             serde_json::from_str(&serde_json::to_string(&r.params).unwrap()).unwrap();
