@@ -63,7 +63,7 @@ fn report(args: Vec<OsString>, vars: &[(&str, &str)]) -> (RunReport, Outcome) {
 
 fn assert_gds(r: &RunReport, api: &str, size: u64, threads: usize) {
     assert_sane(r, size, 1, threads);
-    assert_eq!(r.params.backend, "gds");
+    assert_eq!(r.params.backend, gdswap::backend::BackendId::Gds);
     assert!(r.summary.verified);
     assert!(
         r.backend_mode.starts_with(&format!(

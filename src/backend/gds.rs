@@ -77,14 +77,14 @@ use crate::size::Bytes;
 use crate::stats::LatencyRecorder;
 use gdswap_ffi::CUfileOpError;
 
-use super::{Availability, Backend, MemoryKind, Worker, WorkerSetup};
+use super::{Availability, Backend, BackendId, Worker, WorkerSetup};
 
 /// Pinned staging per thread, for `fill`/`inspect` copies and unaligned tails.
 const STAGING: usize = 1 << 20;
 
 /// Bytes of pinned host memory one worker over a range of `range_len` bytes holds (its
 /// staging buffer for tails, `fill` and `inspect`), in whole pages.
-pub fn pinned_bytes(range_len: u64) -> u64 {
+fn pinned_len(range_len: u64) -> u64 {
     (STAGING as u64)
         .min(range_len.max(4096))
         .next_multiple_of(4096)
@@ -439,16 +439,12 @@ fn unavailable(reason: String) -> Error {
 }
 
 impl Backend for GdsBackend {
-    fn name(&self) -> &'static str {
-        "gds"
+    fn id(&self) -> BackendId {
+        BackendId::Gds
     }
 
     fn summary(&self) -> &'static str {
         "cuFile (GPUDirect Storage) straight into GPU memory"
-    }
-
-    fn memory(&self) -> MemoryKind {
-        MemoryKind::Device
     }
 
     fn probe(&self) -> Availability {
@@ -504,6 +500,10 @@ impl Backend for GdsBackend {
             ));
         }
         Ok(())
+    }
+
+    fn pinned_bytes(&self, setup: &WorkerSetup) -> u64 {
+        pinned_len(setup.range_len)
     }
 
     fn prepare(&self, setup: &WorkerSetup) -> Result<Box<dyn Worker>> {

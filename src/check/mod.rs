@@ -21,7 +21,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::backend::{self, Availability};
+use crate::backend::{self, Availability, BackendId};
 use crate::cufile::loader::{self, LibcudaProbe};
 use crate::io::{sys, uring};
 
@@ -29,7 +29,7 @@ use crate::io::{sys, uring};
 pub const SCHEMA: &str = "gdswap.check.v1";
 
 /// Every backend a verdict is given for, in order.
-pub const BACKENDS: [&str; 4] = ["host", "posix", "bounce", "gds"];
+pub const BACKENDS: [BackendId; 4] = BackendId::ALL;
 
 /// What to check.
 #[derive(Debug, Clone)]
@@ -276,7 +276,7 @@ pub struct MemlockRow {
 /// Whether one backend can run here, and why (not).
 #[derive(Debug, Clone, Serialize)]
 pub struct Verdict {
-    pub backend: &'static str,
+    pub backend: BackendId,
     pub available: bool,
     pub reason: String,
     /// For `gds`: the path a transfer on the checked file would take: `gpudirect (nvidia-fs)`,
@@ -490,7 +490,7 @@ fn verdicts(r: &NodeReport) -> Vec<Verdict> {
     BACKENDS
         .iter()
         .map(|&name| {
-            let built = backend::by_name(name);
+            let b = backend::get(name);
             let verdict = |available: bool, reason: String| Verdict {
                 backend: name,
                 available,
@@ -498,36 +498,28 @@ fn verdicts(r: &NodeReport) -> Vec<Verdict> {
                 gds_path: None,
                 gds_path_reason: None,
             };
-            let mut v = match (name, &built) {
+            let mut v = match name {
                 // gds from the check's own rows: they honour `--cufile`, and libcuda is
                 // looked for before cuFile is touched.
-                ("gds", _) if !r.libcuda.found => verdict(
+                BackendId::Gds if !r.libcuda.found => verdict(
                     false,
                     "no CUDA driver: libcuda.so.1 not found (install the NVIDIA driver)".into(),
                 ),
-                ("gds", _) if !r.libcufile.found => verdict(
+                BackendId::Gds if !r.libcufile.found => verdict(
                     false,
                     format!(
                         "libcufile not found: {}",
                         r.libcufile.error.as_deref().unwrap_or("")
                     ),
                 ),
-                ("gds", Some(b)) => match crate::cuda::driver::load() {
+                BackendId::Gds => match crate::cuda::driver::load() {
                     Ok(_) => verdict(true, b.summary().to_string()),
                     Err(why) => verdict(false, why),
                 },
-                (_, Some(b)) => match b.probe() {
+                _ => match b.probe() {
                     Availability::Available => verdict(true, b.summary().to_string()),
                     Availability::Unavailable(why) => verdict(false, why),
                 },
-                (_, None) if !r.libcuda.found => verdict(
-                    false,
-                    "no CUDA driver: libcuda.so.1 not found (install the NVIDIA driver)".into(),
-                ),
-                (_, None) => verdict(
-                    false,
-                    format!("the {name} backend is not in this build of gdswap"),
-                ),
             };
             if v.available {
                 if let Some(d) = &direct {
@@ -535,7 +527,7 @@ fn verdicts(r: &NodeReport) -> Vec<Verdict> {
                     v.reason = d.clone();
                 }
             }
-            if name == "gds" {
+            if name == BackendId::Gds {
                 let (path, why) = gds_path(r);
                 v.gds_path = Some(path);
                 v.gds_path_reason = Some(why);
@@ -611,7 +603,7 @@ fn gds_path(r: &NodeReport) -> (&'static str, String) {
 
 impl NodeReport {
     /// The verdict of `backend`, if it is one of [`BACKENDS`].
-    pub fn verdict(&self, backend: &str) -> Option<&Verdict> {
+    pub fn verdict(&self, backend: BackendId) -> Option<&Verdict> {
         self.verdicts.iter().find(|v| v.backend == backend)
     }
 }
@@ -662,10 +654,10 @@ mod tests {
         );
         let names: Vec<_> = r.verdicts.iter().map(|v| v.backend).collect();
         assert_eq!(names, BACKENDS);
-        let gds = r.verdict("gds").unwrap();
+        let gds = r.verdict(BackendId::Gds).unwrap();
         assert!(!gds.available);
         assert!(gds.gds_path.is_some());
-        assert!(r.verdict("posix").unwrap().available == r.path.o_direct.works);
+        assert!(r.verdict(BackendId::Posix).unwrap().available == r.path.o_direct.works);
         if !r.libcuda.found {
             assert_eq!(gds.gds_path, Some("none"));
             assert_eq!(gds.gds_path_reason.as_deref(), Some("no CUDA driver"));

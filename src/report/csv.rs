@@ -61,7 +61,7 @@ pub fn to_csv(reports: &[RunReport]) -> String {
         w.serialize(Row {
             schema: &r.schema,
             finished_at: &r.finished_at,
-            backend: &r.params.backend,
+            backend: r.params.backend.name(),
             op: &r.params.op,
             threads: r.params.threads,
             block_size_bytes: r.params.block_size_bytes,

@@ -122,7 +122,7 @@ impl PipelineFigures {
 /// The parameters, as run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Params {
-    pub backend: String,
+    pub backend: crate::types::BackendId,
     pub op: String,
     /// `file` or `dir`.
     pub target_kind: String,
@@ -157,7 +157,7 @@ impl Params {
             Target::Dir(p) => ("dir", p.clone()),
         };
         Params {
-            backend: opts.backend.clone(),
+            backend: opts.backend,
             op: opts.op.to_string(),
             target_kind: target_kind.into(),
             target,
@@ -225,8 +225,7 @@ impl FailedRun {
             environment,
             params: Params::of(
                 opts,
-                crate::backend::by_name(&opts.backend)
-                    .is_some_and(|b| b.memory() == crate::backend::MemoryKind::Device),
+                opts.backend.memory() == crate::types::MemoryKind::Device,
             ),
             error: ErrorRecord::of(error),
         }
@@ -578,7 +577,7 @@ pub(crate) mod tests {
                 },
             },
             params: Params {
-                backend: "host".into(),
+                backend: crate::types::BackendId::Host,
                 op: "read".into(),
                 target_kind: "dir".into(),
                 target: "/data".into(),

@@ -183,7 +183,7 @@ pub fn assess(r: &RunReport, pages: Option<PageBacking>) -> Vec<Warning> {
             reason: p.reason.clone(),
         });
     }
-    if r.params.backend == "gds" && r.params.block_size_bytes % 4096 != 0 {
+    if r.params.backend == crate::types::BackendId::Gds && r.params.block_size_bytes % 4096 != 0 {
         out.push(Warning::GdsUnalignedBlock {
             block: r.params.block_size_bytes,
         });
@@ -250,7 +250,7 @@ mod tests {
     #[test]
     fn gds_blocks_off_4k_and_gds_notes_warn() {
         let mut r = crate::report::tests::sample();
-        r.params.backend = "gds".into();
+        r.params.backend = crate::types::BackendId::Gds;
         r.params.block_size_bytes = 6 * 1024;
         r.params.size_bytes = 6 * 1024 * 100;
         r.gds_path = Some(crate::report::GdsPath {
@@ -267,7 +267,7 @@ mod tests {
         r.params.block_size_bytes = 8 * 1024;
         assert_eq!(assess(&r, Some(PageBacking::Hugetlb2M)).len(), 1);
         r.params.block_size_bytes = 6 * 1024;
-        r.params.backend = "bounce".into();
+        r.params.backend = crate::types::BackendId::Bounce;
         assert_eq!(assess(&r, Some(PageBacking::Hugetlb2M)).len(), 1);
     }
 }

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::mpsc::{channel, Receiver};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use crate::backend::{self, Availability, Backend};
+use crate::backend::{self, Backend, BackendId};
 use crate::error::{Error, FileOp, Result};
 use crate::io::file::{Access, DataFile};
 use crate::io::owned::{self, Create, Role};
@@ -52,8 +52,8 @@ enum Pending {
 /// How a store is opened.
 #[derive(Debug, Clone)]
 pub struct SwapOptions {
-    /// The backend every transfer goes through (`host`, `posix`, `bounce`, `gds`).
-    pub backend: String,
+    /// The backend every transfer goes through.
+    pub backend: BackendId,
     /// The GPU a device backend stages on (`bounce`, `gds`); device tensors must be on it.
     pub gpu: usize,
     /// Bytes of staging memory (the backend's transfer buffers) the store may hold at once.
@@ -82,7 +82,7 @@ pub struct SwapOptions {
 impl Default for SwapOptions {
     fn default() -> Self {
         SwapOptions {
-            backend: "host".into(),
+            backend: BackendId::Host,
             gpu: 0,
             staging_budget: 1 << 30,
             verify: true,
@@ -196,22 +196,7 @@ impl SwapStore {
     /// Opens (creating if needed) the store in `dir`.
     pub fn open(dir: impl AsRef<Path>, opts: SwapOptions) -> Result<SwapStore> {
         let dir = dir.as_ref().to_path_buf();
-        let backend: Arc<dyn Backend> = backend::by_name(&opts.backend).ok_or_else(|| {
-            Error::invalid(
-                "--backend",
-                format!(
-                    "unknown backend '{}'; known: {}",
-                    opts.backend,
-                    backend::names().join(", ")
-                ),
-            )
-        })?;
-        if let Availability::Unavailable(reason) = backend.probe() {
-            return Err(Error::Unavailable {
-                backend: opts.backend.clone(),
-                reason,
-            });
-        }
+        let backend: Arc<dyn Backend> = backend::open(opts.backend)?;
         if opts.block_size == 0 || opts.queue_depth == 0 {
             return Err(Error::invalid(
                 "swap store",
