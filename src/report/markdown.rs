@@ -10,8 +10,8 @@ use std::fmt::Write as _;
 use crate::env::Environment;
 use crate::size::Bytes;
 
-use super::comparison::{cpu_or_dash, latency_or_dash, workload_line, Comparison};
-use super::human::latency;
+use super::comparison::Comparison;
+use super::human::{cpu_or_dash, latency, latency_or_dash, workload_line};
 use super::{RunReport, WarningRecord};
 
 /// Escapes text for a table cell: pipes, and newlines (which would end the row).
