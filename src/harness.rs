@@ -80,7 +80,7 @@ pub struct Measurements {
     pub loops: Vec<LoopMeasurement>,
     pub verified: bool,
     /// gds: the path the bytes took ([`Backend::gds_path`]).
-    pub gds_path: Option<crate::cufile::GdsPath>,
+    pub gds_path: Option<crate::types::GdsVerdict>,
     /// The data's filesystem when it is not a local block device (tmpfs, overlay, network,
     /// FUSE), by its statfs type.
     pub non_block_fs: Option<&'static str>,

@@ -200,7 +200,7 @@ pub struct ModeReport {
     /// The first mismatch found, if any.
     pub mismatch: Option<String>,
     /// `gds`: the path cuFile's I/O took (GPUDirect or compat mode, with the evidence).
-    pub gds_path: Option<crate::report::GdsPath>,
+    pub gds_path: Option<crate::types::GdsVerdict>,
 }
 
 impl ModeReport {

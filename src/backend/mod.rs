@@ -119,7 +119,7 @@ pub trait Backend: Send + Sync {
         block_size.min(range_len)
     }
     /// `gds`: the path the run's bytes took, once the run is done; `None` for the others.
-    fn gds_path(&self) -> Option<crate::cufile::GdsPath> {
+    fn gds_path(&self) -> Option<crate::types::GdsVerdict> {
         None
     }
 }

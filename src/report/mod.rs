@@ -54,11 +54,11 @@ pub struct RunReport {
     /// gds: which path the bytes took (GPUDirect or compat mode), and why gdswap says so;
     /// absent for the other backends.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub gds_path: Option<GdsPath>,
+    pub gds_path: Option<GdsVerdict>,
 }
 
 /// The path a `gds` run's bytes took: defined with cuFile, re-exported here for reports.
-pub use crate::cufile::GdsPath;
+pub use crate::types::{GdsPath, GdsVerdict};
 
 /// I/O, copies and their overlap over the measured loops: I/O and transfer time summed over
 /// threads; copy time (bounce) the time the copy engine was busy, all threads together.

@@ -253,8 +253,8 @@ mod tests {
         r.params.backend = crate::types::BackendId::Gds;
         r.params.block_size_bytes = 6 * 1024;
         r.params.size_bytes = 6 * 1024 * 100;
-        r.gds_path = Some(crate::report::GdsPath {
-            path: crate::report::GdsPath::NVIDIA_FS.into(),
+        r.gds_path = Some(crate::report::GdsVerdict {
+            path: crate::report::GdsPath::NvidiaFs,
             reason: "x".into(),
             notes: vec!["a 2MiB device buffer was left unregistered".into()],
         });

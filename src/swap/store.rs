@@ -385,7 +385,7 @@ impl SwapStore {
     /// evidence); `None` for other backends. cuFile's per-I/O statistics (1.15+) are read
     /// when a staging buffer is released, so call [`SwapStore::release_idle_staging`] first
     /// for a verdict that counts every I/O so far.
-    pub fn gds_path(&self) -> Option<crate::cufile::GdsPath> {
+    pub fn gds_path(&self) -> Option<crate::types::GdsVerdict> {
         self.shared.staging.backend().gds_path()
     }
 
