@@ -38,7 +38,7 @@
 //! `fill` and `inspect` copy through the same staging buffer, so `--verify` checks what reached
 //! the device; `--buffered` is refused (cuFile registers O_DIRECT descriptors only).
 //!
-//! Which path: see [`decide`]. cuFile 1.15+'s statistics (level 3, reset and turned on by the
+//! Which path: see [`crate::cufile::path::decide`]. cuFile 1.15+'s statistics (level 3, reset and turned on by the
 //! first worker) count per I/O whether it went through nvidia-fs, P2PDMA or POSIX, and overrule
 //! the rest. Only level 3 has those per-path counters, and its cost on a real GPU is not
 //! measured yet, so the measured loops run without it: the first worker to reach the measured
@@ -279,7 +279,7 @@ fn probe_target(target: &Target) -> PathBuf {
 
 fn unavailable(reason: String) -> Error {
     Error::Unavailable {
-        backend: "gds".into(),
+        backend: BackendId::Gds.name().into(),
         reason,
     }
 }
