@@ -34,6 +34,7 @@ use crate::report::comparison::{
 use crate::report::{self, RunReport, WarningRecord, Workload};
 use crate::size::Bytes;
 use crate::tuning::{Config, Tuning};
+use crate::types::{BackendId, UnknownBackend};
 
 /// Most rounds a comparison takes (beyond this, a typo).
 pub const MAX_ROUNDS: u32 = 1000;
@@ -42,7 +43,7 @@ pub const MAX_ROUNDS: u32 = 1000;
 /// one contender per transfer type, each run killed after `timeout`).
 #[derive(Debug, Clone, PartialEq)]
 pub enum Contender {
-    Backend(String),
+    Backend(BackendId),
     Fio(PathBuf),
     Gdsio {
         exe: PathBuf,
@@ -54,7 +55,7 @@ pub enum Contender {
 impl Contender {
     pub fn name(&self) -> &str {
         match self {
-            Contender::Backend(n) => n,
+            Contender::Backend(b) => b.name(),
             Contender::Fio(_) => "fio",
             Contender::Gdsio { xfer, .. } => xfer.name(),
         }
@@ -126,12 +127,12 @@ pub struct CompareSpec {
 
 impl CompareSpec {
     /// The run options of a backend contender: the workload, with its tuned settings if any.
-    pub fn options_for(&self, backend: &str) -> RunOptions {
+    pub fn options_for(&self, backend: BackendId) -> RunOptions {
         let mut o = RunOptions {
-            backend: backend.to_string(),
+            backend,
             ..self.base.clone()
         };
-        if let Some(t) = self.tuning.get(backend) {
+        if let Some(t) = self.tuning.get(backend.name()) {
             t.apply(&mut o);
         }
         o
@@ -143,19 +144,19 @@ impl CompareSpec {
 /// workload's, which peers run and the comparison records.
 pub fn with_config(mut spec: CompareSpec, config: &Config, path: &Path) -> Result<CompareSpec> {
     for c in &spec.contenders {
-        if let Contender::Backend(name) = c {
-            let t = config.for_backend(name, path, "--config")?;
-            spec.tuning.insert(name.clone(), t.clone());
+        if let Contender::Backend(b) = c {
+            let t = config.for_backend(b.name(), path, "--config")?;
+            spec.tuning.insert(b.name().to_string(), t.clone());
         }
     }
     if let Some(Contender::Backend(first)) = spec.contenders.first() {
-        spec.tuning[first.as_str()].apply(&mut spec.base);
+        spec.tuning[first.name()].apply(&mut spec.base);
     }
     // Peers run the reference backend's settings, which gdsio may not be able to take.
     skip_unfit_gdsio(&mut spec)?;
     for c in &spec.contenders {
         if let Contender::Backend(name) = c {
-            spec.options_for(name)
+            spec.options_for(*name)
                 .validate()
                 .map_err(|e| Error::Within {
                     context: format!("{name} with the settings of --config {}", path.display()),
@@ -190,13 +191,13 @@ pub fn resolve(
             // --fixed-buffers on posix), is skipped with the reason; a named one is an error.
             for b in backend::all() {
                 let fit = RunOptions {
-                    backend: b.name().to_string(),
+                    backend: b.id(),
                     ..base.clone()
                 }
                 .validate();
                 match (b.probe(), fit) {
                     (Availability::Available, Ok(())) => {
-                        contenders.push(Contender::Backend(b.name().to_string()))
+                        contenders.push(Contender::Backend(b.id()))
                     }
                     (Availability::Unavailable(reason), _) => skipped.push(Skipped {
                         name: b.name().to_string(),
@@ -222,28 +223,22 @@ pub fn resolve(
         }
         Some(names) => {
             for n in names {
-                let b = backend::by_name(n).ok_or_else(|| {
-                    Error::invalid(
-                        "--backends",
-                        format!(
-                            "unknown backend '{n}'; known: {}",
-                            backend::names().join(", ")
-                        ),
-                    )
-                })?;
-                if contenders.contains(&Contender::Backend(n.clone())) {
+                let id: BackendId = n
+                    .parse()
+                    .map_err(|e: UnknownBackend| Error::invalid("--backends", e.to_string()))?;
+                if contenders.contains(&Contender::Backend(id)) {
                     return Err(Error::invalid(
                         "--backends",
                         format!("'{n}' is listed twice"),
                     ));
                 }
-                if let Availability::Unavailable(reason) = b.probe() {
+                if let Availability::Unavailable(reason) = backend::get(id).probe() {
                     return Err(Error::invalid(
                         "--backends",
                         format!("backend '{n}' cannot run here: {reason}"),
                     ));
                 }
-                contenders.push(Contender::Backend(n.clone()));
+                contenders.push(Contender::Backend(id));
             }
         }
     }
@@ -263,8 +258,11 @@ pub fn resolve(
         crate::datafiles::check_data_dir(dir, base.create_dir)?;
     }
     for c in &contenders {
+        let Contender::Backend(backend) = *c else {
+            continue;
+        };
         let opts = RunOptions {
-            backend: c.name().to_string(),
+            backend,
             ..base.clone()
         };
         opts.validate().map_err(|e| Error::Within {
@@ -422,12 +420,13 @@ pub fn compare(
             };
             let figures = match c {
                 Contender::Backend(name) => {
+                    let name = *name;
                     let opts = spec.options_for(name);
                     let meas = harness::run(&opts).map_err(within)?;
                     env = crate::env::collect(&data_path);
                     let r = RunReport::new(&opts, &meas, env.clone(), report::now_utc());
                     if m.mode.is_empty() {
-                        let tuned = match spec.tuning.get(name) {
+                        let tuned = match spec.tuning.get(name.name()) {
                             Some(t) => format!(
                                 "tuned by --config: bs {}, qd {}, {} thread(s){}; ",
                                 Bytes(t.block_size),
@@ -439,7 +438,7 @@ pub fn compare(
                         };
                         m.mode = format!("{tuned}{}; {}", r.backend_mode, r.buffer_pages);
                     }
-                    add_warnings(&mut m.run_warnings, name, &r.warnings);
+                    add_warnings(&mut m.run_warnings, name.name(), &r.warnings);
                     figures_of(round, &r)
                 }
                 Contender::Fio(exe) => {
@@ -609,7 +608,7 @@ mod tests {
     fn resolve_checks_names_and_orders_contenders() {
         let base = RunOptions::default();
         let spec = resolve(base.clone(), Some(&s(&["posix"])), &s(&["none"]), 3).unwrap();
-        assert_eq!(spec.contenders, [Contender::Backend("posix".into())]);
+        assert_eq!(spec.contenders, [Contender::Backend(BackendId::Posix)]);
         assert!(spec.skipped.is_empty());
         let flag = |r: Result<CompareSpec>| match r.unwrap_err() {
             Error::InvalidOption { flag, .. } => flag,
@@ -657,7 +656,7 @@ mod tests {
             ..base.clone()
         };
         let spec = resolve(random, Some(&s(&["posix"])), &s(&["gdsio-gpud"]), 1).unwrap();
-        assert_eq!(spec.contenders, [Contender::Backend("posix".into())]);
+        assert_eq!(spec.contenders, [Contender::Backend(BackendId::Posix)]);
         assert_eq!(spec.skipped[0].name, "gdsio-gpud");
         let why = &spec.skipped[0].reason;
         assert!(
@@ -675,7 +674,7 @@ mod tests {
         let spec = resolve(fixed, None, &s(&["none"]), 1).unwrap();
         assert!(!spec
             .contenders
-            .contains(&Contender::Backend("posix".into())));
+            .contains(&Contender::Backend(BackendId::Posix)));
         let posix = spec.skipped.iter().find(|k| k.name == "posix").unwrap();
         assert!(
             posix.reason.starts_with("--fixed-buffers:"),
@@ -699,7 +698,7 @@ mod tests {
                 ..RunOptions::default()
             },
             contenders: vec![
-                Contender::Backend("posix".into()),
+                Contender::Backend(BackendId::Posix),
                 gdsio(peer::GdsioXfer::Gpud),
                 gdsio(peer::GdsioXfer::CpuGpu),
             ],
@@ -708,7 +707,7 @@ mod tests {
             tuning: BTreeMap::new(),
         };
         skip_unfit_gdsio(&mut spec).unwrap();
-        assert_eq!(spec.contenders, [Contender::Backend("posix".into())]);
+        assert_eq!(spec.contenders, [Contender::Backend(BackendId::Posix)]);
         assert_eq!(spec.skipped.len(), 1);
         assert_eq!(spec.skipped[0].name, "gdsio");
         assert!(

@@ -379,7 +379,10 @@ fn check_memory(opts: &RunOptions, ranges: &[(u64, u64)]) -> Result<()> {
         }
     }
     // (The bounce backend registers only its pinned chunks; its preflight checks those.)
-    if opts.fixed_buffers && opts.backend != "bounce" && !sys::has_cap_ipc_lock() {
+    if opts.fixed_buffers
+        && opts.backend != crate::types::BackendId::Bounce
+        && !sys::has_cap_ipc_lock()
+    {
         let limit = sys::memlock_limit();
         if total > limit {
             return Err(Error::Memlock {

@@ -23,7 +23,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::backend::{self, Availability, Backend, PhaseTimes, Worker, WorkerSetup};
+use crate::backend::{self, Backend, PhaseTimes, Worker, WorkerSetup};
 use crate::cuda::staging::CopySpan;
 use crate::datafiles::{self, PreparedFiles};
 use crate::error::{Error, Result};
@@ -80,7 +80,7 @@ pub struct Measurements {
     pub loops: Vec<LoopMeasurement>,
     pub verified: bool,
     /// gds: the path the bytes took ([`Backend::gds_path`]).
-    pub gds_path: Option<crate::cufile::GdsPath>,
+    pub gds_path: Option<crate::types::GdsVerdict>,
     /// The data's filesystem when it is not a local block device (tmpfs, overlay, network,
     /// FUSE), by its statfs type.
     pub non_block_fs: Option<&'static str>,
@@ -89,22 +89,7 @@ pub struct Measurements {
 /// Runs `opts` through its backend.
 pub fn run(opts: &RunOptions) -> Result<Measurements> {
     opts.validate()?;
-    let backend = backend::by_name(&opts.backend).ok_or_else(|| {
-        Error::invalid(
-            "--backend",
-            format!(
-                "unknown backend '{}'; known: {}",
-                opts.backend,
-                backend::names().join(", ")
-            ),
-        )
-    })?;
-    if let Availability::Unavailable(reason) = backend.probe() {
-        return Err(Error::Unavailable {
-            backend: opts.backend.clone(),
-            reason,
-        });
-    }
+    let backend = backend::open(opts.backend)?;
     backend.preflight(opts)?;
     if opts.drop_caches {
         sys::check_drop_caches().map_err(Error::DropCaches)?;
@@ -473,7 +458,7 @@ impl Drop for AbortOnPanic<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::backend::MemoryKind;
+    use crate::backend::Availability;
     use crate::io::buffer::HostBuffer;
     use crate::options::Target;
 
@@ -494,11 +479,11 @@ mod tests {
         fn name(&self) -> &'static str {
             "first-loop-only"
         }
+        fn id(&self) -> crate::backend::BackendId {
+            crate::backend::BackendId::Host
+        }
         fn summary(&self) -> &'static str {
             "test double"
-        }
-        fn memory(&self) -> MemoryKind {
-            MemoryKind::Host
         }
         fn probe(&self) -> Availability {
             Availability::Available

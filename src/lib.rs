@@ -10,7 +10,9 @@
 //! - [`check`]: the node report of `gdswap check` (libraries, data path, verdicts);
 //! - [`cufile`]: NVIDIA cuFile (GPUDirect Storage) loaded at run time, its results decoded;
 //! - [`io`], [`datafiles`], [`pattern`], [`plan`]: buffers, files, io_uring, the verifiable
-//!   data pattern and how a run is cut into requests.
+//!   data pattern and how a run is cut into requests;
+//! - the core, below everything: [`types`] (which backend, the GDS path, a failed cuFile
+//!   call), [`error`], [`options`], [`size`], [`stats`], [`request`].
 //!
 //! See `docs/architecture.md` for the data flow and the rules.
 

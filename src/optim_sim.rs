@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 
 use crate::error::{Error, FileOp, Result};
 use crate::swap::{DType, HostTensor, SwapOptions, SwapStore, Ticket, DATA_FILE, LOCK_FILE};
+use crate::types::{BackendId, MemoryKind};
 
 /// Parses a parameter count: digits with an optional decimal suffix K (10^3), M (10^6),
 /// B or G (10^9), T (10^12), case-insensitive, fractions allowed (`1.5B`). Counts, not
@@ -78,7 +79,7 @@ pub struct SimOptions {
     /// staging buffers are allocated and faulted in then, as in a training run's first step.
     pub warmup_steps: u32,
     pub buffers: usize,
-    pub backend: String,
+    pub backend: BackendId,
     /// The GPU a device backend (`bounce`, `gds`) stages on.
     pub gpu: usize,
     pub io_threads: usize,
@@ -199,7 +200,7 @@ pub struct ModeReport {
     /// The first mismatch found, if any.
     pub mismatch: Option<String>,
     /// `gds`: the path cuFile's I/O took (GPUDirect or compat mode, with the evidence).
-    pub gds_path: Option<crate::report::GdsPath>,
+    pub gds_path: Option<crate::types::GdsVerdict>,
 }
 
 impl ModeReport {
@@ -323,8 +324,7 @@ pub fn needs(opts: &SimOptions) -> Result<Needs> {
         .and_then(|d| d.checked_mul(2))
         .ok_or_else(|| too_big("--params", "the swap store's size"))?;
     let max = groups.max();
-    let device_staging = crate::backend::by_name(&opts.backend)
-        .is_some_and(|b| b.memory() == crate::backend::MemoryKind::Device);
+    let device_staging = opts.backend.memory() == MemoryKind::Device;
     // Three tensors, each padded, plus what a bounce ring or huge-page mapping may add.
     let slack: u64 = (64 << 10) + (2 << 20);
     let tensor = |elem: u64| max.checked_mul(elem).and_then(|b| b.checked_add(slack));
@@ -585,7 +585,7 @@ fn run_inner(opts: &SimOptions, mode: Mode, update: bool) -> Result<ModeReport> 
     let store = SwapStore::open(
         &dir,
         SwapOptions {
-            backend: opts.backend.clone(),
+            backend: opts.backend,
             gpu: opts.gpu,
             staging_budget: needs.staging_budget,
             io_threads: opts.io_threads,
@@ -896,7 +896,7 @@ mod tests {
             steps: 3,
             warmup_steps: 1,
             buffers: 3,
-            backend: "posix".into(),
+            backend: BackendId::Posix,
             io_threads: 2,
             gpu: 0,
             check: true,

@@ -10,6 +10,7 @@ use serde::Serialize;
 
 use crate::error::{Error, Result};
 use crate::size::Bytes;
+pub use crate::types::BackendId;
 
 /// Direction of a transfer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize, serde::Deserialize)]
@@ -203,13 +204,11 @@ pub const MAX_BOUNCE_BUFFERS: usize = 4096;
 /// Every size product of a run (ranges rounded up to pages or huge pages, their sums) fits
 /// in 64 bits below it.
 pub const MAX_SIZE: u64 = i64::MAX as u64;
-/// Backends that can register their buffers with io_uring.
-pub const BACKENDS_WITH_FIXED_BUFFERS: &[&str] = &["host", "bounce"];
 
 /// Everything one run needs.
 #[derive(Debug, Clone, Serialize)]
 pub struct RunOptions {
-    pub backend: String,
+    pub backend: BackendId,
     pub op: Op,
     pub target: Target,
     /// Total bytes moved per loop, over all threads.
@@ -241,7 +240,7 @@ pub struct RunOptions {
 impl Default for RunOptions {
     fn default() -> Self {
         RunOptions {
-            backend: "host".into(),
+            backend: BackendId::Host,
             op: Op::Read,
             target: Target::Dir(default_data_dir()),
             size: 1 << 30,
@@ -336,13 +335,18 @@ impl RunOptions {
                 ),
             ));
         }
-        if self.fixed_buffers && !BACKENDS_WITH_FIXED_BUFFERS.contains(&self.backend.as_str()) {
+        if self.fixed_buffers && !self.backend.takes_fixed_buffers() {
+            let takers: Vec<&str> = BackendId::ALL
+                .into_iter()
+                .filter(|b| b.takes_fixed_buffers())
+                .map(BackendId::name)
+                .collect();
             return Err(Error::invalid(
                 "--fixed-buffers",
                 format!(
                     "the {} backend registers no buffers; it applies to: {}",
                     self.backend,
-                    BACKENDS_WITH_FIXED_BUFFERS.join(", ")
+                    takers.join(", ")
                 ),
             ));
         }
@@ -354,7 +358,7 @@ impl RunOptions {
             ));
         }
         if self.buffer == BufferMode::Ring {
-            if self.backend != "host" {
+            if self.backend != BackendId::Host {
                 return Err(Error::invalid(
                     "--buffer",
                     format!(
@@ -474,7 +478,7 @@ mod tests {
         ring().validate().unwrap();
         assert_eq!(
             flag_of(&RunOptions {
-                backend: "posix".into(),
+                backend: BackendId::Posix,
                 ..ring()
             }),
             "--buffer"
@@ -493,7 +497,7 @@ mod tests {
             "--buffer"
         );
         let posix_fixed = RunOptions {
-            backend: "posix".into(),
+            backend: BackendId::Posix,
             fixed_buffers: true,
             ..d()
         };

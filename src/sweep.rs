@@ -41,6 +41,7 @@ use crate::options::{GdsApi, GdsOptions, Op, RunOptions};
 use crate::report::comparison::{self, Comparison, ContenderKind};
 use crate::size::Bytes;
 use crate::tuning::{Config, Tuning, CONFIG_SCHEMA};
+use crate::types::BackendId;
 
 /// The points file in the output directory.
 pub const POINTS_JSONL: &str = "points.jsonl";
@@ -165,7 +166,7 @@ impl SweepSpec {
     }
 
     /// The grid, each point with the one backend it is limited to (`None`: every contender).
-    fn scoped_grid(&self) -> Vec<(PointKey, Option<&'static str>)> {
+    fn scoped_grid(&self) -> Vec<(PointKey, Option<BackendId>)> {
         let mut out = Vec::new();
         for &bs in &self.block_sizes {
             for &qd in &self.queue_depths {
@@ -186,7 +187,7 @@ impl SweepSpec {
                                 gds_api: None,
                                 ..all.clone()
                             };
-                            out.push((key, Some("bounce")));
+                            out.push((key, Some(BackendId::Bounce)));
                         }
                         for &api in self.gds_apis.iter().skip(1) {
                             let key = PointKey {
@@ -194,7 +195,7 @@ impl SweepSpec {
                                 gds_api: Some(api),
                                 ..all.clone()
                             };
-                            out.push((key, Some("gds")));
+                            out.push((key, Some(BackendId::Gds)));
                         }
                     }
                 }
@@ -249,21 +250,16 @@ impl SweepSpec {
                 self.rounds,
             )?;
             if let Some(only) = only {
-                spec.contenders
-                    .retain(|c| matches!(c, Contender::Backend(n) if n == only));
+                spec.contenders.retain(|c| *c == Contender::Backend(only));
                 if spec.contenders.is_empty() {
                     continue;
                 }
             }
-            let runs = |name: &str| {
-                spec.contenders
-                    .iter()
-                    .any(|c| matches!(c, Contender::Backend(n) if n == name))
-            };
-            if !runs("bounce") {
+            let runs = |b: BackendId| spec.contenders.contains(&Contender::Backend(b));
+            if !runs(BackendId::Bounce) {
                 k.bounce_buffers = None;
             }
-            if !runs("gds") {
+            if !runs(BackendId::Gds) {
                 k.gds_api = None;
             }
             out.push((k, spec));
@@ -604,8 +600,10 @@ pub fn best(points: &[Comparison], metric: Metric) -> Config {
                         read_gibps: r,
                         write_gibps: w,
                         score_gibps: score,
-                        bounce_buffers: k.bounce_buffers.filter(|_| name == "bounce"),
-                        gds_api: k.gds_api.filter(|_| name == "gds"),
+                        bounce_buffers: k
+                            .bounce_buffers
+                            .filter(|_| name == BackendId::Bounce.name()),
+                        gds_api: k.gds_api.filter(|_| name == BackendId::Gds.name()),
                     },
                 );
             }
@@ -682,7 +680,7 @@ mod tests {
             rounds: 1,
             metric: Metric::Read,
         };
-        let g: Vec<(String, Option<&str>)> = spec
+        let g: Vec<(String, Option<BackendId>)> = spec
             .scoped_grid()
             .into_iter()
             .map(|(k, only)| (k.to_string(), only))
@@ -696,15 +694,15 @@ mod tests {
                 ),
                 (
                     "read bs 1MiB qd 8 threads 1 bounce-buffers 8".to_string(),
-                    Some("bounce")
+                    Some(BackendId::Bounce)
                 ),
                 (
                     "read bs 1MiB qd 8 threads 1 gds-api batch".to_string(),
-                    Some("gds")
+                    Some(BackendId::Gds)
                 ),
                 (
                     "read bs 1MiB qd 8 threads 1 gds-api stream".to_string(),
-                    Some("gds")
+                    Some(BackendId::Gds)
                 ),
             ]
         );

@@ -36,6 +36,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::options::{GdsApi, GdsOptions, RunOptions};
+use crate::types::BackendId;
 
 pub const CONFIG_SCHEMA: &str = "gdswap.config.v1";
 
@@ -168,9 +169,9 @@ impl Config {
     /// The DeepSpeed `"aio"` block (see the module docs for the mapping), or `None` when no
     /// backend in the config maps to DeepSpeed's swapper.
     pub fn aio_block(&self) -> Option<serde_json::Value> {
-        let (name, t) = ["gds", "host"]
-            .iter()
-            .find_map(|n| self.backends.get(*n).map(|t| (*n, t)))?;
+        let (backend, t) = [BackendId::Gds, BackendId::Host]
+            .into_iter()
+            .find_map(|b| self.backends.get(b.name()).map(|t| (b, t)))?;
         Some(serde_json::json!({
             "aio": {
                 "block_size": t.block_size,
@@ -178,7 +179,7 @@ impl Config {
                 "intra_op_parallelism": t.threads,
                 "single_submit": false,
                 "overlap_events": true,
-                "use_gds": name == "gds",
+                "use_gds": backend == BackendId::Gds,
             }
         }))
     }

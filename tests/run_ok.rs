@@ -37,7 +37,7 @@ fn write_then_read(backend: &str) {
             let out = ok(with(run_argv(backend, op, SIZE, BS, LOOPS), extra.clone()));
             let r = read_report(&json);
             assert_sane(&r, SIZE, LOOPS, 1);
-            assert_eq!(r.params.backend, backend);
+            assert_eq!(r.params.backend.name(), backend);
             assert_eq!(r.params.workload.op.to_string(), op);
             assert_eq!(r.params.random, random);
             assert_eq!(r.params.seed, seed);

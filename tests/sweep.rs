@@ -477,7 +477,7 @@ fn sweep_over_bounce_buffers_records_and_applies_the_knob() {
     ])
     .expect_ok();
     let r = read_report(&json);
-    assert_eq!(r.params.backend, "bounce");
+    assert_eq!(r.params.backend, gdswap::backend::BackendId::Bounce);
     assert_eq!(
         r.params
             .gpu

@@ -11,6 +11,7 @@ use super::Outcome;
 use crate::check::{self, driver_probe, CheckOptions, DriverProbeOptions, BACKENDS};
 use crate::error::Error;
 use crate::options::data_dir_from_env;
+use crate::types::BackendId;
 
 fn after_check_help() -> String {
     format!(
@@ -18,7 +19,7 @@ fn after_check_help() -> String {
          ./gdswap-data, or the current directory when that does not exist).\n\
          Exit status: 0 every requested backend (all of {} without --backend) can run here; \
          1 one cannot (the error names it and why) or the check failed; 2 bad usage.",
-        BACKENDS.join(", ")
+        BACKENDS.map(BackendId::name).join(", ")
     )
 }
 
@@ -33,8 +34,8 @@ pub struct CheckArgs {
     json: Option<PathBuf>,
     /// A backend that must be able to run for exit status 0 (repeatable; default: all).
     #[arg(long = "backend", value_name = "NAME",
-          value_parser = clap::builder::PossibleValuesParser::new(BACKENDS))]
-    backends: Vec<String>,
+          value_parser = super::run::backend_parser())]
+    backends: Vec<BackendId>,
     /// The libcufile to examine (else $GDSWAP_CUFILE_PATH, else libcufile.so.0, libcufile.so).
     #[arg(long, value_name = "PATH")]
     cufile: Option<PathBuf>,
@@ -129,10 +130,10 @@ pub fn run(args: &CheckArgs) -> Result<Outcome, Error> {
         out.push('\n');
         sink.write(&out)?;
     }
-    let requested: Vec<&str> = if args.backends.is_empty() {
+    let requested: Vec<BackendId> = if args.backends.is_empty() {
         BACKENDS.to_vec()
     } else {
-        args.backends.iter().map(String::as_str).collect()
+        args.backends.clone()
     };
     for name in requested {
         if let Some(v) = report.verdict(name).filter(|v| !v.available) {

@@ -19,13 +19,16 @@ use crate::tuning::Config;
 
 use super::run::{RunArgs, Sink};
 use super::Outcome;
+use crate::types::BackendId;
 
 /// Stands for "not given" in the hidden `--backend` of the flattened run options.
 const NO_BACKEND: &str = "-";
 
-fn refuse_backend(s: &str) -> Result<String, String> {
+/// The hidden `--backend`: refused when given. Not given, it is a placeholder that
+/// `compare::resolve` replaces with each contender's backend.
+fn refuse_backend(s: &str) -> Result<BackendId, String> {
     if s == NO_BACKEND {
-        Ok(s.to_string())
+        Ok(BackendId::default())
     } else {
         Err("gdswap compare takes --backends LIST (the backends to compare, in order)".into())
     }

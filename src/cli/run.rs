@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use clap::Args;
 
-use crate::backend;
+use crate::backend::BackendId;
 use crate::error::Error;
 use crate::harness;
 use crate::options::{
@@ -29,12 +29,20 @@ fn after_run_help() -> String {
     )
 }
 
+/// `--backend NAME`: one of [`BackendId::names`] (listed in the help, anything else refused by
+/// clap), parsed into its [`BackendId`] here, once.
+pub(crate) fn backend_parser() -> impl clap::builder::TypedValueParser<Value = BackendId> {
+    use clap::builder::TypedValueParser;
+    clap::builder::PossibleValuesParser::new(BackendId::names())
+        .try_map(|name| name.parse::<BackendId>())
+}
+
 #[derive(Args, Debug)]
 #[command(after_help = after_run_help())]
 pub struct RunArgs {
     /// Transfer path.
-    #[arg(long, default_value = "host", value_parser = clap::builder::PossibleValuesParser::new(backend::names()))]
-    backend: String,
+    #[arg(long, default_value = "host", value_parser = backend_parser())]
+    backend: BackendId,
     /// Direction: read from the file into memory, or write memory to the file.
     #[arg(long, value_enum, default_value_t = Op::Read)]
     op: Op,
@@ -114,7 +122,7 @@ impl RunArgs {
     /// The run's options; an error only for an unusable `GDSWAP_DATA_DIR`.
     pub fn options(&self) -> Result<RunOptions, Error> {
         let mut o = RunOptions {
-            backend: self.backend.clone(),
+            backend: self.backend,
             op: self.op,
             block_size: self.block_size,
             queue_depth: self.queue_depth,
@@ -126,7 +134,7 @@ impl RunArgs {
                 device: self.gpu,
                 bounce_buffers: self.bounce_buffers.unwrap_or(2 * self.queue_depth as usize),
                 bounce_mode: self.bounce_mode,
-                gds: (self.backend == "gds").then(|| GdsOptions {
+                gds: (self.backend == BackendId::Gds).then(|| GdsOptions {
                     api: self.gds_api.unwrap_or_default(),
                     register: !self.no_register,
                     require_gpudirect: self.require_gpudirect,
@@ -141,7 +149,7 @@ impl RunArgs {
 
     /// Refuses gds-only flags given to another backend.
     pub fn check_backend_flags(&self) -> Result<(), Error> {
-        if self.backend == "gds" {
+        if self.backend == BackendId::Gds {
             return Ok(());
         }
         let given = [
@@ -199,7 +207,7 @@ pub fn run(args: &RunArgs) -> Result<Outcome, Error> {
     let mut opts = args.options()?;
     if let Some(path) = &args.config {
         crate::tuning::Config::load(path, "--config")?
-            .for_backend(&opts.backend, path, "--config")?
+            .for_backend(opts.backend.name(), path, "--config")?
             .apply(&mut opts);
     }
     opts.validate()?;

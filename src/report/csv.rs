@@ -64,7 +64,7 @@ pub fn to_csv(reports: &[RunReport]) -> String {
         w.serialize(Row {
             schema: &r.schema,
             finished_at: &r.finished_at,
-            backend: &r.params.backend,
+            backend: r.params.backend.name(),
             op: r.params.workload.op,
             threads: r.params.workload.threads,
             block_size_bytes: r.params.workload.block_size_bytes,

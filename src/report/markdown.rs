@@ -78,7 +78,7 @@ pub fn runs(reports: &[RunReport]) -> String {
         let _ = writeln!(
             out,
             "| {} | {}{} | {} | {} | {} | {} | {:.2} | {:.2} | {:.0} | {} | {} | {:.3} | {}; {} |",
-            cell(&p.backend),
+            cell(p.backend.name()),
             if p.random { "random " } else { "" },
             cell(&p.workload.op.to_string()),
             p.workload.threads,

@@ -54,11 +54,11 @@ pub struct RunReport {
     /// gds: which path the bytes took (GPUDirect or compat mode), and why gdswap says so;
     /// absent for the other backends.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub gds_path: Option<GdsPath>,
+    pub gds_path: Option<GdsVerdict>,
 }
 
 /// The path a `gds` run's bytes took: defined with cuFile, re-exported here for reports.
-pub use crate::cufile::GdsPath;
+pub use crate::types::{GdsPath, GdsVerdict};
 
 /// I/O, copies and their overlap over the measured loops: I/O and transfer time summed over
 /// threads; copy time (bounce) the time the copy engine was busy, all threads together.
@@ -162,7 +162,7 @@ impl Workload {
 /// The parameters, as run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Params {
-    pub backend: String,
+    pub backend: crate::types::BackendId,
     #[serde(flatten)]
     pub workload: Workload,
     pub random: bool,
@@ -186,7 +186,7 @@ impl Params {
     /// options are recorded).
     pub fn of(opts: &RunOptions, device: bool) -> Params {
         Params {
-            backend: opts.backend.clone(),
+            backend: opts.backend,
             workload: Workload::of(opts),
             random: opts.random,
             seed: opts.seed,
@@ -246,8 +246,7 @@ impl FailedRun {
             environment,
             params: Params::of(
                 opts,
-                crate::backend::by_name(&opts.backend)
-                    .is_some_and(|b| b.memory() == crate::backend::MemoryKind::Device),
+                opts.backend.memory() == crate::types::MemoryKind::Device,
             ),
             error: ErrorRecord::of(error),
         }
@@ -599,7 +598,7 @@ pub(crate) mod tests {
                 },
             },
             params: Params {
-                backend: "host".into(),
+                backend: crate::types::BackendId::Host,
                 workload: Workload {
                     op: Op::Read,
                     target_kind: "dir".into(),

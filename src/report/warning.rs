@@ -184,7 +184,7 @@ pub fn assess(r: &RunReport, pages: Option<PageBacking>) -> Vec<Warning> {
             reason: p.reason.clone(),
         });
     }
-    if r.params.backend == "gds" && r.params.workload.block_size_bytes % 4096 != 0 {
+    if r.params.backend == crate::types::BackendId::Gds && r.params.workload.block_size_bytes % 4096 != 0 {
         out.push(Warning::GdsUnalignedBlock {
             block: r.params.workload.block_size_bytes,
         });
@@ -251,11 +251,11 @@ mod tests {
     #[test]
     fn gds_blocks_off_4k_and_gds_notes_warn() {
         let mut r = crate::report::tests::sample();
-        r.params.backend = "gds".into();
+        r.params.backend = crate::types::BackendId::Gds;
         r.params.workload.block_size_bytes = 6 * 1024;
         r.params.workload.size_bytes = 6 * 1024 * 100;
-        r.gds_path = Some(crate::report::GdsPath {
-            path: crate::report::GdsPath::NVIDIA_FS.into(),
+        r.gds_path = Some(crate::report::GdsVerdict {
+            path: crate::report::GdsPath::NvidiaFs,
             reason: "x".into(),
             notes: vec!["a 2MiB device buffer was left unregistered".into()],
         });
@@ -268,7 +268,7 @@ mod tests {
         r.params.workload.block_size_bytes = 8 * 1024;
         assert_eq!(assess(&r, Some(PageBacking::Hugetlb2M)).len(), 1);
         r.params.workload.block_size_bytes = 6 * 1024;
-        r.params.backend = "bounce".into();
+        r.params.backend = crate::types::BackendId::Bounce;
         assert_eq!(assess(&r, Some(PageBacking::Hugetlb2M)).len(), 1);
     }
 }

@@ -8,7 +8,7 @@ use std::path::Path;
 use std::sync::mpsc::{channel, Receiver};
 use std::sync::{Arc, Mutex};
 
-use crate::backend::{self, Availability, Backend};
+use crate::backend::{self, Backend, BackendId};
 use crate::error::{Error, FileOp, Result};
 use crate::io::file::{Access, DataFile};
 use crate::io::owned::{self, Create, Role};
@@ -33,8 +33,8 @@ use super::ticket::{Kind, ReadData, ReadOutcome, Ticket};
 /// How a store is opened.
 #[derive(Debug, Clone)]
 pub struct SwapOptions {
-    /// The backend every transfer goes through (`host`, `posix`, `bounce`, `gds`).
-    pub backend: String,
+    /// The backend every transfer goes through.
+    pub backend: BackendId,
     /// The GPU a device backend stages on (`bounce`, `gds`); device tensors must be on it.
     pub gpu: usize,
     /// Bytes of staging memory (the backend's transfer buffers) the store may hold at once.
@@ -63,7 +63,7 @@ pub struct SwapOptions {
 impl Default for SwapOptions {
     fn default() -> Self {
         SwapOptions {
-            backend: "host".into(),
+            backend: BackendId::Host,
             gpu: 0,
             staging_budget: 1 << 30,
             verify: true,
@@ -122,22 +122,7 @@ impl SwapStore {
     /// Opens (creating if needed) the store in `dir`.
     pub fn open(dir: impl AsRef<Path>, opts: SwapOptions) -> Result<SwapStore> {
         let dir = dir.as_ref().to_path_buf();
-        let backend: Arc<dyn Backend> = backend::by_name(&opts.backend).ok_or_else(|| {
-            Error::invalid(
-                "--backend",
-                format!(
-                    "unknown backend '{}'; known: {}",
-                    opts.backend,
-                    backend::names().join(", ")
-                ),
-            )
-        })?;
-        if let Availability::Unavailable(reason) = backend.probe() {
-            return Err(Error::Unavailable {
-                backend: opts.backend.clone(),
-                reason,
-            });
-        }
+        let backend: Arc<dyn Backend> = backend::open(opts.backend)?;
         if opts.block_size == 0 || opts.queue_depth == 0 {
             return Err(Error::invalid(
                 "swap store",
@@ -326,7 +311,7 @@ impl SwapStore {
     /// evidence); `None` for other backends. cuFile's per-I/O statistics (1.15+) are read
     /// when a staging buffer is released, so call [`SwapStore::release_idle_staging`] first
     /// for a verdict that counts every I/O so far.
-    pub fn gds_path(&self) -> Option<crate::cufile::GdsPath> {
+    pub fn gds_path(&self) -> Option<crate::types::GdsVerdict> {
         self.shared.staging.backend().gds_path()
     }
 
