@@ -16,6 +16,7 @@ use crate::size::Bytes;
 
 /// Files and plans of a run, ready for the workers.
 pub struct PreparedFiles {
+    /// Each thread's requests, thread order.
     pub plans: Vec<ThreadPlan>,
     /// One handle per thread (threads sharing `--file` each open it themselves).
     pub files: Vec<Arc<DataFile>>,
@@ -58,7 +59,7 @@ impl PreparedFiles {
         Ok(())
     }
 
-    /// What [`PreparedFiles::remove_unused`] needs, kept while the run owns the rest.
+    /// What [`Cleanup::remove_unused`] needs, kept while the run owns the rest.
     pub fn clone_for_cleanup(&self) -> Cleanup {
         Cleanup {
             files: self.files.clone(),

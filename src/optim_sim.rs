@@ -53,7 +53,7 @@ pub fn parse_count(s: &str) -> std::result::Result<u64, String> {
     Ok(n as u64)
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
     Serial,
     Pipelined,

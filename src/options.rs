@@ -12,7 +12,7 @@ use crate::error::{Error, Result};
 use crate::size::Bytes;
 
 /// Direction of a transfer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Op {
     Read,
@@ -29,7 +29,7 @@ impl std::fmt::Display for Op {
 }
 
 /// Where each thread's transfers land in memory.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum BufferMode {
     /// One buffer the size of the thread's range, as a tensor is: every byte read stays in
@@ -43,7 +43,7 @@ pub enum BufferMode {
 }
 
 /// Which pages to ask for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum HugePages {
     Auto,
@@ -99,7 +99,7 @@ pub fn data_dir_from_env() -> Result<PathBuf> {
 }
 
 /// How the `bounce` backend stages data between the file and the GPU.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum BounceMode {
     /// Disk reads into a ring of pinned chunks overlap with copies to the device.
@@ -110,18 +110,7 @@ pub enum BounceMode {
 
 /// How the `gds` backend calls cuFile (`--gds-api`).
 #[derive(
-    Debug,
-    Clone,
-    Copy,
-    Default,
-    PartialEq,
-    Eq,
-    PartialOrd,
-    Ord,
-    Hash,
-    clap::ValueEnum,
-    Serialize,
-    serde::Deserialize,
+    Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, serde::Deserialize,
 )]
 #[serde(rename_all = "lowercase")]
 pub enum GdsApi {

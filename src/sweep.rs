@@ -50,7 +50,7 @@ pub const AIO_JSON: &str = "aio.json";
 pub const REPORT_MD: &str = "sweep.md";
 
 /// What the best configuration is chosen for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Metric {
     Read,
     Write,

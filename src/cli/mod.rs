@@ -13,6 +13,7 @@ mod optim_sim;
 mod report;
 mod run;
 mod sweep;
+mod values;
 
 use std::process::ExitCode;
 

@@ -222,7 +222,7 @@ struct AsyncArgs {
 }
 
 /// The flags gdswap registers its streams with: every size and offset is set before the
-/// operation is queued and never changed after (the values live in [`AsyncArgs`] until the
+/// operation is queued and never changed after (the values live in `AsyncArgs` until the
 /// stream ran it). `CU_FILE_STREAM_PAGE_ALIGNED_INPUTS` is not claimed: the continuation of a
 /// short transfer need not be 4 KiB aligned.
 pub const STREAM_FLAGS: u32 = gdswap_ffi::CU_FILE_STREAM_FIXED_BUF_OFFSET

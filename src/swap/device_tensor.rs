@@ -140,6 +140,7 @@ impl DeviceTensor {
         self.len
     }
 
+    /// Whether it holds no bytes.
     pub fn is_empty(&self) -> bool {
         self.len == 0
     }

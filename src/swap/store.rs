@@ -105,10 +105,13 @@ pub fn default_io_threads() -> usize {
 pub struct SwapStats {
     /// Staging bytes that exist now, and the most that existed at once.
     pub staging_now: u64,
+    /// The most staging bytes that existed at once.
     pub staging_peak: u64,
     /// The most device memory staging held at once (device backends; else 0).
     pub device_peak: u64,
+    /// Bytes written to the data file by swap-outs (tensor bytes, padding included).
     pub bytes_written: u64,
+    /// Bytes read from the data file by swap-ins and prefetches (padding included).
     pub bytes_read: u64,
 }
 
@@ -385,6 +388,7 @@ impl SwapStore {
         lock(&self.shared.state).generation
     }
 
+    /// The store's counters now.
     pub fn stats(&self) -> SwapStats {
         let s = lock(&self.shared.state);
         SwapStats {
