@@ -24,7 +24,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use crate::backend::{self, Availability};
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, Setting};
 use crate::harness;
 use crate::options::{RunOptions, Target};
 use crate::peer;
@@ -144,7 +144,7 @@ impl CompareSpec {
 pub fn with_config(mut spec: CompareSpec, config: &Config, path: &Path) -> Result<CompareSpec> {
     for c in &spec.contenders {
         if let Contender::Backend(name) = c {
-            let t = config.for_backend(name, path, "--config")?;
+            let t = config.for_backend(name, path, Setting::Config)?;
             spec.tuning.insert(name.clone(), t.clone());
         }
     }
@@ -158,7 +158,11 @@ pub fn with_config(mut spec: CompareSpec, config: &Config, path: &Path) -> Resul
             spec.options_for(name)
                 .validate()
                 .map_err(|e| Error::Within {
-                    context: format!("{name} with the settings of --config {}", path.display()),
+                    context: crate::error::msg![
+                        format!("{name} with the settings of "),
+                        Setting::Config,
+                        format!(" {}", path.display())
+                    ],
                     source: Box::new(e),
                 })?;
         }
@@ -177,7 +181,7 @@ pub fn resolve(
 ) -> Result<CompareSpec> {
     if rounds == 0 || rounds > MAX_ROUNDS {
         return Err(Error::invalid(
-            "--rounds",
+            Setting::Rounds,
             format!("{rounds} is out of range 1..={MAX_ROUNDS}"),
         ));
     }
@@ -224,7 +228,7 @@ pub fn resolve(
             for n in names {
                 let b = backend::by_name(n).ok_or_else(|| {
                     Error::invalid(
-                        "--backends",
+                        Setting::Backends,
                         format!(
                             "unknown backend '{n}'; known: {}",
                             backend::names().join(", ")
@@ -233,13 +237,13 @@ pub fn resolve(
                 })?;
                 if contenders.contains(&Contender::Backend(n.clone())) {
                     return Err(Error::invalid(
-                        "--backends",
+                        Setting::Backends,
                         format!("'{n}' is listed twice"),
                     ));
                 }
                 if let Availability::Unavailable(reason) = b.probe() {
                     return Err(Error::invalid(
-                        "--backends",
+                        Setting::Backends,
                         format!("backend '{n}' cannot run here: {reason}"),
                     ));
                 }
@@ -253,7 +257,7 @@ pub fn resolve(
             .map(|s| format!("{}: {}", s.name, s.reason))
             .collect();
         return Err(Error::invalid(
-            "--backends",
+            Setting::Backends,
             format!("no backend can run here ({})", why.join("; ")),
         ));
     }
@@ -268,7 +272,7 @@ pub fn resolve(
             ..base.clone()
         };
         opts.validate().map_err(|e| Error::Within {
-            context: c.name().to_string(),
+            context: c.name().into(),
             source: Box::new(e),
         })?;
     }
@@ -277,7 +281,10 @@ pub fn resolve(
     let mut rows_seen: Vec<&str> = Vec::new();
     for p in peers.iter().filter(|_| !none) {
         if listed.contains(&p.as_str()) {
-            return Err(Error::invalid("--peers", format!("'{p}' is listed twice")));
+            return Err(Error::invalid(
+                Setting::Peers,
+                format!("'{p}' is listed twice"),
+            ));
         }
         listed.push(p);
         // `gdsio` stands for both of its rows.
@@ -287,7 +294,7 @@ pub fn resolve(
         };
         if let Some(r) = rows.iter().find(|r| rows_seen.contains(r)) {
             return Err(Error::invalid(
-                "--peers",
+                Setting::Peers,
                 format!("'{r}' is listed twice (gdsio stands for gdsio-gpud and gdsio-cpu-gpu)"),
             ));
         }
@@ -327,7 +334,7 @@ pub fn resolve(
             }
             other => {
                 return Err(Error::invalid(
-                    "--peers",
+                    Setting::Peers,
                     format!(
                         "unknown peer '{other}'; known: {}, or none",
                         peer::PEERS.join(", ")
@@ -429,7 +436,7 @@ pub fn compare(
                 name: c.name().to_string(),
             });
             let within = |e: Error| Error::Within {
-                context: format!("{} (round {round} of {})", c.name(), spec.rounds),
+                context: format!("{} (round {round} of {})", c.name(), spec.rounds).into(),
                 source: Box::new(e),
             };
             let figures = match c {
@@ -622,32 +629,32 @@ mod tests {
         assert_eq!(spec.contenders, [Contender::Backend("posix".into())]);
         assert!(spec.skipped.is_empty());
         let flag = |r: Result<CompareSpec>| match r.unwrap_err() {
-            Error::InvalidOption { flag, .. } => flag,
+            Error::InvalidOption { setting, .. } => setting,
             e => panic!("{e}"),
         };
         assert_eq!(
             flag(resolve(base.clone(), Some(&s(&["nope"])), &[], 3)),
-            "--backends"
+            Setting::Backends
         );
         assert_eq!(
             flag(resolve(base.clone(), Some(&s(&["posix", "posix"])), &[], 3)),
-            "--backends"
+            Setting::Backends
         );
         assert_eq!(
             flag(resolve(base.clone(), None, &s(&["iozone"]), 3)),
-            "--peers"
+            Setting::Peers
         );
         assert_eq!(
             flag(resolve(base.clone(), None, &s(&["fio", "fio"]), 3)),
-            "--peers"
+            Setting::Peers
         );
-        assert_eq!(flag(resolve(base.clone(), None, &[], 0)), "--rounds");
+        assert_eq!(flag(resolve(base.clone(), None, &[], 0)), Setting::Rounds);
         // A workload no backend can take is an error about the workload.
         let no_threads = RunOptions {
             threads: 0,
             ..base.clone()
         };
-        assert_eq!(flag(resolve(no_threads, None, &[], 1)), "--threads");
+        assert_eq!(flag(resolve(no_threads, None, &[], 1)), Setting::Threads);
         // gdsio stands for both of its rows: naming one of them again is listed twice.
         let e = resolve(
             base.clone(),
@@ -658,7 +665,7 @@ mod tests {
         .unwrap_err();
         assert_eq!(
             e.to_string(),
-            "--peers: 'gdsio-cpu-gpu' is listed twice (gdsio stands for gdsio-gpud and gdsio-cpu-gpu)"
+            "peers: 'gdsio-cpu-gpu' is listed twice (gdsio stands for gdsio-gpud and gdsio-cpu-gpu)"
         );
         // A random workload is not run by gdsio (or gdsio is not installed): skipped, with the
         // reason, under the name asked for.
@@ -680,7 +687,7 @@ mod tests {
             ..base
         };
         let e = resolve(fixed.clone(), Some(&s(&["posix"])), &[], 1).unwrap_err();
-        assert!(e.to_string().starts_with("posix: --fixed-buffers:"), "{e}");
+        assert!(e.to_string().starts_with("posix: fixed_buffers:"), "{e}");
         // By default such a backend is skipped with the reason instead.
         let spec = resolve(fixed, None, &s(&["none"]), 1).unwrap();
         assert!(!spec
@@ -688,7 +695,7 @@ mod tests {
             .contains(&Contender::Backend("posix".into())));
         let posix = spec.skipped.iter().find(|k| k.name == "posix").unwrap();
         assert!(
-            posix.reason.starts_with("--fixed-buffers:"),
+            posix.reason.starts_with("fixed_buffers:"),
             "{}",
             posix.reason
         );

@@ -9,11 +9,14 @@
 
 mod check;
 mod compare;
+mod flags;
 mod optim_sim;
 mod report;
 mod run;
 mod sweep;
 mod values;
+
+pub use flags::{flag, render};
 
 use std::process::ExitCode;
 
@@ -83,10 +86,12 @@ pub fn main() -> ExitCode {
             Ok(())
         }
     };
-    match result {
+    // The binary's edge: library errors become anyhow errors (context can be added on the
+    // way up), printed with the flags the user typed.
+    match result.map_err(anyhow::Error::from) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("gdswap: error: {e}");
+            eprintln!("gdswap: error: {}", flags::report(&e));
             ExitCode::FAILURE
         }
     }

@@ -91,7 +91,7 @@ pub trait Tensor {
         check_view::<T>(self.dtype(), self.byte_len())?;
         let bytes = self.host_bytes().ok_or_else(not_host)?;
         bytemuck::try_cast_slice(bytes)
-            .map_err(|e| Error::Resources(format!("typed view of a tensor: {e}")))
+            .map_err(|e| Error::Tensor(format!("typed view of a tensor: {e}")))
     }
 
     /// The elements as `T`, writable; the same rules as [`Tensor::view`].
@@ -102,12 +102,12 @@ pub trait Tensor {
         check_view::<T>(self.dtype(), self.byte_len())?;
         let bytes = self.host_bytes_mut().ok_or_else(not_host)?;
         bytemuck::try_cast_slice_mut(bytes)
-            .map_err(|e| Error::Resources(format!("typed view of a tensor: {e}")))
+            .map_err(|e| Error::Tensor(format!("typed view of a tensor: {e}")))
     }
 }
 
 fn not_host() -> Error {
-    Error::Resources(
+    Error::Tensor(
         "a device tensor has no host view: copy it with DeviceTensor::to_host first".into(),
     )
 }
@@ -132,7 +132,7 @@ impl DeviceSpan {
 fn check_view<T>(dtype: DType, len: usize) -> Result<()> {
     let size = std::mem::size_of::<T>();
     if size != dtype.size() || len % size != 0 {
-        return Err(Error::Resources(format!(
+        return Err(Error::Tensor(format!(
             "a {} tensor of {} bytes cannot be viewed as {} ({} bytes each)",
             dtype.name(),
             len,
@@ -299,7 +299,7 @@ pub(crate) fn byte_len(dtype: DType, shape: &[usize]) -> Result<usize> {
     shape
         .iter()
         .try_fold(dtype.size(), |acc, &d| acc.checked_mul(d))
-        .ok_or_else(|| Error::Resources(format!("tensor shape {shape:?} overflows a byte count")))
+        .ok_or_else(|| Error::Tensor(format!("tensor shape {shape:?} overflows a byte count")))
 }
 
 impl HostTensor {

@@ -96,9 +96,9 @@ struct Raw {
 
 fn bad(path: &Path, message: String) -> Error {
     Error::BadFile {
-        flag: "swap store",
+        role: crate::error::FileRole::SwapStore,
         path: path.to_path_buf(),
-        message,
+        message: message.into(),
     }
 }
 

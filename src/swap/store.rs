@@ -7,7 +7,7 @@ use std::sync::mpsc::{channel, Receiver};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::backend::{self, Availability, Backend};
-use crate::error::{Error, FileOp, Result};
+use crate::error::{Error, FileOp, Result, Setting};
 use crate::io::file::{Access, DataFile};
 use crate::io::owned::{self, Create, Role};
 use crate::options::Op;
@@ -181,7 +181,7 @@ pub struct SwapStore {
     _lock: std::fs::File,
 }
 
-fn swap_err(name: &str, message: impl Into<String>) -> Error {
+fn swap_err(name: &str, message: impl Into<crate::error::Message>) -> Error {
     Error::Swap {
         tensor: name.to_string(),
         message: message.into(),
@@ -190,7 +190,7 @@ fn swap_err(name: &str, message: impl Into<String>) -> Error {
 
 fn within(what: OpKind, name: &str, e: Error) -> Error {
     Error::Within {
-        context: format!("{} of tensor '{name}'", what.name()),
+        context: format!("{} of tensor '{name}'", what.name()).into(),
         source: Box::new(e),
     }
 }
@@ -201,7 +201,7 @@ impl SwapStore {
         let dir = dir.as_ref().to_path_buf();
         let backend: Arc<dyn Backend> = backend::by_name(&opts.backend).ok_or_else(|| {
             Error::invalid(
-                "--backend",
+                Setting::Backend,
                 format!(
                     "unknown backend '{}'; known: {}",
                     opts.backend,
@@ -212,14 +212,16 @@ impl SwapStore {
         if let Availability::Unavailable(reason) = backend.probe() {
             return Err(Error::Unavailable {
                 backend: opts.backend.clone(),
-                reason,
+                reason: reason.into(),
             });
         }
         if opts.block_size == 0 || opts.queue_depth == 0 {
-            return Err(Error::invalid(
-                "swap store",
-                "block size and queue depth must be positive",
-            ));
+            let setting = if opts.block_size == 0 {
+                Setting::BlockSize
+            } else {
+                Setting::QueueDepth
+            };
+            return Err(Error::invalid(setting, "must be positive"));
         }
         std::fs::create_dir_all(&dir).map_err(|e| Error::file(FileOp::Create, &dir, e))?;
         // Nothing in the directory is touched before the lock is held.
@@ -238,13 +240,14 @@ impl SwapStore {
             Some(l) => l,
             None if file_len > 0 => {
                 return Err(Error::BadFile {
-                    flag: "swap store",
+                    role: crate::error::FileRole::SwapStore,
                     path: dir.join(MANIFEST),
                     message: format!(
                         "missing, next to a data file of {} ({}): without it the tensors cannot be found, and opening it as an empty store would overwrite them; to start over, open with SwapOptions::discard_existing",
                         Bytes(file_len),
                         dir.join(DATA_FILE).display()
-                    ),
+                    )
+                    .into(),
                 })
             }
             None => {
@@ -1000,7 +1003,7 @@ impl Drop for SwapStore {
 /// and reports to its ticket; the staging it held was retired as it unwound.
 fn unpanicked<T>(f: impl FnOnce() -> T) -> std::result::Result<T, Error> {
     std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).map_err(|_| {
-        Error::Resources(
+        Error::Internal(
             "internal error: a swap job panicked (please report it); the tensor's last committed version stands".into(),
         )
     })
@@ -1081,7 +1084,7 @@ fn take_lock(dir: &Path) -> Result<std::fs::File> {
     let lock_path = dir.join(LOCK_FILE);
     let lock_file = owned::open_store(&lock_path, true, Create::IfMissing)?;
     let busy = || Error::BadFile {
-        flag: "swap store",
+        role: crate::error::FileRole::SwapStore,
         path: dir.to_path_buf(),
         message: "already open (by this or another process): one store per directory at a time"
             .into(),
@@ -1168,12 +1171,13 @@ fn commit_change(sh: &Shared, name: &str, new: Option<Entry>) -> Result<()> {
         let mut s = lock(&sh.state);
         let generation = s.generation.checked_add(1).ok_or_else(|| {
             Error::BadFile {
-                flag: "swap store",
+                role: crate::error::FileRole::SwapStore,
                 path: sh.dir.join(MANIFEST),
                 message: format!(
                     "its generation is {}, the largest there is: the manifest is corrupt and no change can be committed; read the tensors out and start over (SwapOptions::discard_existing)",
                     s.generation
-                ),
+                )
+                .into(),
             }
         })?;
         let old = match new.clone() {
