@@ -497,7 +497,7 @@ pub enum Error {
     /// Another worker failed first; this one stopped at a barrier.
     Aborted,
     /// A cuFile call failed: the call, file, offset and the code's name and number.
-    CuFile(Box<crate::cufile::CuFileError>),
+    CuFile(Box<crate::types::CuFileError>),
     /// A worker thread panicked: a bug in gdswap.
     WorkerPanicked(usize),
     /// An error inside one step of a larger job (a compare round, a sweep point), saying which.
