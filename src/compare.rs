@@ -24,7 +24,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use crate::backend::{self, Availability};
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, Setting};
 use crate::harness;
 use crate::options::{RunOptions, Target};
 use crate::peer;
@@ -145,7 +145,7 @@ impl CompareSpec {
 pub fn with_config(mut spec: CompareSpec, config: &Config, path: &Path) -> Result<CompareSpec> {
     for c in &spec.contenders {
         if let Contender::Backend(b) = c {
-            let t = config.for_backend(b.name(), path, "--config")?;
+            let t = config.for_backend(b.name(), path, Setting::Config)?;
             spec.tuning.insert(b.name().to_string(), t.clone());
         }
     }
@@ -159,7 +159,11 @@ pub fn with_config(mut spec: CompareSpec, config: &Config, path: &Path) -> Resul
             spec.options_for(*name)
                 .validate()
                 .map_err(|e| Error::Within {
-                    context: format!("{name} with the settings of --config {}", path.display()),
+                    context: crate::error::msg![
+                        format!("{name} with the settings of "),
+                        Setting::Config,
+                        format!(" {}", path.display())
+                    ],
                     source: Box::new(e),
                 })?;
         }
@@ -178,7 +182,7 @@ pub fn resolve(
 ) -> Result<CompareSpec> {
     if rounds == 0 || rounds > MAX_ROUNDS {
         return Err(Error::invalid(
-            "--rounds",
+            Setting::Rounds,
             format!("{rounds} is out of range 1..={MAX_ROUNDS}"),
         ));
     }
@@ -223,18 +227,18 @@ pub fn resolve(
         }
         Some(names) => {
             for n in names {
-                let id: BackendId = n
-                    .parse()
-                    .map_err(|e: UnknownBackend| Error::invalid("--backends", e.to_string()))?;
+                let id: BackendId = n.parse().map_err(|e: UnknownBackend| {
+                    Error::invalid(Setting::Backends, e.to_string())
+                })?;
                 if contenders.contains(&Contender::Backend(id)) {
                     return Err(Error::invalid(
-                        "--backends",
+                        Setting::Backends,
                         format!("'{n}' is listed twice"),
                     ));
                 }
                 if let Availability::Unavailable(reason) = backend::get(id).probe() {
                     return Err(Error::invalid(
-                        "--backends",
+                        Setting::Backends,
                         format!("backend '{n}' cannot run here: {reason}"),
                     ));
                 }
@@ -248,7 +252,7 @@ pub fn resolve(
             .map(|s| format!("{}: {}", s.name, s.reason))
             .collect();
         return Err(Error::invalid(
-            "--backends",
+            Setting::Backends,
             format!("no backend can run here ({})", why.join("; ")),
         ));
     }
@@ -266,7 +270,7 @@ pub fn resolve(
             ..base.clone()
         };
         opts.validate().map_err(|e| Error::Within {
-            context: c.name().to_string(),
+            context: c.name().into(),
             source: Box::new(e),
         })?;
     }
@@ -275,7 +279,10 @@ pub fn resolve(
     let mut rows_seen: Vec<&str> = Vec::new();
     for p in peers.iter().filter(|_| !none) {
         if listed.contains(&p.as_str()) {
-            return Err(Error::invalid("--peers", format!("'{p}' is listed twice")));
+            return Err(Error::invalid(
+                Setting::Peers,
+                format!("'{p}' is listed twice"),
+            ));
         }
         listed.push(p);
         // `gdsio` stands for both of its rows.
@@ -285,7 +292,7 @@ pub fn resolve(
         };
         if let Some(r) = rows.iter().find(|r| rows_seen.contains(r)) {
             return Err(Error::invalid(
-                "--peers",
+                Setting::Peers,
                 format!("'{r}' is listed twice (gdsio stands for gdsio-gpud and gdsio-cpu-gpu)"),
             ));
         }
@@ -325,7 +332,7 @@ pub fn resolve(
             }
             other => {
                 return Err(Error::invalid(
-                    "--peers",
+                    Setting::Peers,
                     format!(
                         "unknown peer '{other}'; known: {}, or none",
                         peer::PEERS.join(", ")
@@ -415,7 +422,7 @@ pub fn compare(
                 name: c.name().to_string(),
             });
             let within = |e: Error| Error::Within {
-                context: format!("{} (round {round} of {})", c.name(), spec.rounds),
+                context: format!("{} (round {round} of {})", c.name(), spec.rounds).into(),
                 source: Box::new(e),
             };
             let figures = match c {
@@ -611,32 +618,32 @@ mod tests {
         assert_eq!(spec.contenders, [Contender::Backend(BackendId::Posix)]);
         assert!(spec.skipped.is_empty());
         let flag = |r: Result<CompareSpec>| match r.unwrap_err() {
-            Error::InvalidOption { flag, .. } => flag,
+            Error::InvalidOption { setting, .. } => setting,
             e => panic!("{e}"),
         };
         assert_eq!(
             flag(resolve(base.clone(), Some(&s(&["nope"])), &[], 3)),
-            "--backends"
+            Setting::Backends
         );
         assert_eq!(
             flag(resolve(base.clone(), Some(&s(&["posix", "posix"])), &[], 3)),
-            "--backends"
+            Setting::Backends
         );
         assert_eq!(
             flag(resolve(base.clone(), None, &s(&["iozone"]), 3)),
-            "--peers"
+            Setting::Peers
         );
         assert_eq!(
             flag(resolve(base.clone(), None, &s(&["fio", "fio"]), 3)),
-            "--peers"
+            Setting::Peers
         );
-        assert_eq!(flag(resolve(base.clone(), None, &[], 0)), "--rounds");
+        assert_eq!(flag(resolve(base.clone(), None, &[], 0)), Setting::Rounds);
         // A workload no backend can take is an error about the workload.
         let no_threads = RunOptions {
             threads: 0,
             ..base.clone()
         };
-        assert_eq!(flag(resolve(no_threads, None, &[], 1)), "--threads");
+        assert_eq!(flag(resolve(no_threads, None, &[], 1)), Setting::Threads);
         // gdsio stands for both of its rows: naming one of them again is listed twice.
         let e = resolve(
             base.clone(),
@@ -647,7 +654,7 @@ mod tests {
         .unwrap_err();
         assert_eq!(
             e.to_string(),
-            "--peers: 'gdsio-cpu-gpu' is listed twice (gdsio stands for gdsio-gpud and gdsio-cpu-gpu)"
+            "peers: 'gdsio-cpu-gpu' is listed twice (gdsio stands for gdsio-gpud and gdsio-cpu-gpu)"
         );
         // A random workload is not run by gdsio (or gdsio is not installed): skipped, with the
         // reason, under the name asked for.
@@ -669,7 +676,7 @@ mod tests {
             ..base
         };
         let e = resolve(fixed.clone(), Some(&s(&["posix"])), &[], 1).unwrap_err();
-        assert!(e.to_string().starts_with("posix: --fixed-buffers:"), "{e}");
+        assert!(e.to_string().starts_with("posix: fixed_buffers:"), "{e}");
         // By default such a backend is skipped with the reason instead.
         let spec = resolve(fixed, None, &s(&["none"]), 1).unwrap();
         assert!(!spec
@@ -677,7 +684,7 @@ mod tests {
             .contains(&Contender::Backend(BackendId::Posix)));
         let posix = spec.skipped.iter().find(|k| k.name == "posix").unwrap();
         assert!(
-            posix.reason.starts_with("--fixed-buffers:"),
+            posix.reason.starts_with("fixed_buffers:"),
             "{}",
             posix.reason
         );

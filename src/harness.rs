@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 use crate::backend::{self, Backend, PhaseTimes, Worker, WorkerSetup};
 use crate::cuda::staging::CopySpan;
 use crate::datafiles::{self, PreparedFiles};
-use crate::error::{Error, Result};
+use crate::error::{Error, Message, Result, Setting};
 use crate::io::buffer::PageBacking;
 use crate::io::file::DataFile;
 use crate::io::sys::{self, CpuTime};
@@ -109,7 +109,7 @@ pub fn run(opts: &RunOptions) -> Result<Measurements> {
     if let Some(p) = m.gds_path.as_ref().filter(|p| p.is_compat()) {
         if opts.gpu.gds.is_some_and(|g| g.require_gpudirect) {
             return Err(Error::invalid(
-                "--require-gpudirect",
+                Setting::RequireGpudirect,
                 format!(
                     "the run went through cuFile's compat mode, not GPUDirect: {}",
                     p.reason
@@ -152,10 +152,13 @@ fn execute(
                 Err(e) => {
                     // Threads already started wait at the first barrier: release them.
                     barrier.abort();
-                    spawn_error = Some(Error::Resources(format!(
-                        "--threads {}: cannot start worker thread {}: {e}",
-                        opts.threads, plan.tid
-                    )));
+                    spawn_error = Some(Error::Thread {
+                        what: crate::error::msg![
+                            Setting::Threads,
+                            format!(" {}: cannot start worker thread {}", opts.threads, plan.tid)
+                        ],
+                        source: e,
+                    });
                     break;
                 }
             }
@@ -349,15 +352,29 @@ fn worker_thread(
 }
 
 /// What a failed verify of a read adds when the header note has no advice of its own.
-pub const VERIFY_READ_HINT: &str = "; the file holds other data (another run's, or a failed write's): rewrite it with `gdswap run --op write` and the same --file/--dir, --size and --seed, or delete it";
+pub fn verify_read_hint() -> Message {
+    crate::error::msg![
+        "; the file holds other data (another run's, or a failed write's): rewrite it with `gdswap run ",
+        Setting::Op,
+        " write` and the same ",
+        Setting::File,
+        "/",
+        Setting::Dir,
+        ", ",
+        Setting::Size,
+        " and ",
+        Setting::Seed,
+        ", or delete it"
+    ]
+}
 
 /// A failed verify of a read means the file holds other data than this run's pattern (what a
 /// failed or interrupted write left, another run's): every later read would fail the same
 /// way, so say how to get a good file again (unless the note already does: another seed).
 fn with_verify_hint(opts: &RunOptions, e: Error) -> Error {
     match e {
-        Error::Verify(mut v) if opts.op == Op::Read && !v.header_note.contains("rewrite") => {
-            v.header_note.push_str(VERIFY_READ_HINT);
+        Error::Verify(mut v) if opts.op == Op::Read && !v.header_note.contains_text("rewrite") => {
+            v.header_note.0.extend(verify_read_hint().0);
             Error::Verify(v)
         }
         e => e,

@@ -36,7 +36,7 @@ use std::sync::atomic::AtomicBool;
 
 use crate::compare::Contender;
 use crate::compare::{self, Progress};
-use crate::error::{Error, FileOp, Result};
+use crate::error::{Error, FileOp, FileRole, Message, Result, Setting};
 use crate::options::{GdsApi, GdsOptions, Op, RunOptions};
 use crate::report::comparison::{self, Comparison, ContenderKind};
 use crate::size::Bytes;
@@ -51,7 +51,7 @@ pub const AIO_JSON: &str = "aio.json";
 pub const REPORT_MD: &str = "sweep.md";
 
 /// What the best configuration is chosen for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Metric {
     Read,
     Write,
@@ -228,18 +228,18 @@ impl SweepSpec {
 
     /// Resolves every point before anything runs, so a bad value fails first, naming its flag.
     pub fn resolve_all(&self) -> Result<Vec<(PointKey, compare::CompareSpec)>> {
-        let lists: [(&'static str, bool); 3] = [
-            ("--block-size", self.block_sizes.is_empty()),
-            ("--queue-depth", self.queue_depths.is_empty()),
-            ("--threads", self.threads.is_empty()),
+        let lists: [(Setting, bool); 3] = [
+            (Setting::BlockSize, self.block_sizes.is_empty()),
+            (Setting::QueueDepth, self.queue_depths.is_empty()),
+            (Setting::Threads, self.threads.is_empty()),
         ];
-        for (flag, empty) in lists {
+        for (setting, empty) in lists {
             if empty {
-                return Err(Error::invalid(flag, "the list is empty"));
+                return Err(Error::invalid(setting, "the list is empty"));
             }
         }
         if self.bounce_buffers.contains(&0) {
-            return Err(Error::invalid("--bounce-buffers", "0 is out of range"));
+            return Err(Error::invalid(Setting::BounceBuffers, "0 is out of range"));
         }
         let mut out = Vec::new();
         for (mut k, only) in self.scoped_grid() {
@@ -278,9 +278,9 @@ pub struct Loaded {
 /// Reads `points.jsonl`.
 pub fn load_points(path: &Path) -> Result<Loaded> {
     let text = crate::io::file::read_regular(path).map_err(|e| Error::BadFile {
-        flag: "--resume",
+        role: FileRole::Setting(Setting::Resume),
         path: path.to_path_buf(),
-        message: format!("cannot read it: {e}"),
+        message: format!("cannot read it: {e}").into(),
     })?;
     let mut points = Vec::new();
     let mut dropped_lines = 0;
@@ -307,53 +307,65 @@ pub fn check_resumable(spec: &SweepSpec, points: &[Comparison], path: &Path) -> 
     });
     for c in points {
         let p = &c.params;
-        let differs: Option<(&'static str, String, String)> =
+        let differs: Option<(Message, String, String)> =
             if p.workload.size_bytes != probe.workload.size_bytes {
                 Some((
-                    "--size",
+                    Setting::Size.into(),
                     Bytes(p.workload.size_bytes).to_string(),
                     Bytes(probe.workload.size_bytes).to_string(),
                 ))
             } else if p.workload.loops != probe.workload.loops {
                 Some((
-                    "--loops",
+                    Setting::Loops.into(),
                     p.workload.loops.to_string(),
                     probe.workload.loops.to_string(),
                 ))
             } else if p.workload.warmup != probe.workload.warmup {
                 Some((
-                    "--warmup",
+                    Setting::Warmup.into(),
                     p.workload.warmup.to_string(),
                     probe.workload.warmup.to_string(),
                 ))
             } else if p.rounds != probe.rounds {
-                Some(("--rounds", p.rounds.to_string(), probe.rounds.to_string()))
+                Some((
+                    Setting::Rounds.into(),
+                    p.rounds.to_string(),
+                    probe.rounds.to_string(),
+                ))
             } else if p.workload.target != probe.workload.target
                 || p.workload.target_kind != probe.workload.target_kind
             {
                 Some((
-                    "--file/--dir",
+                    crate::error::msg![Setting::File, "/", Setting::Dir],
                     p.workload.target.display().to_string(),
                     probe.workload.target.display().to_string(),
                 ))
             } else if p.random != probe.random {
-                Some(("--random", p.random.to_string(), probe.random.to_string()))
+                Some((
+                    Setting::Random.into(),
+                    p.random.to_string(),
+                    probe.random.to_string(),
+                ))
             } else if p.direct != probe.direct {
                 Some((
-                    "--buffered",
+                    Setting::Buffered.into(),
                     (!p.direct).to_string(),
                     (!probe.direct).to_string(),
                 ))
             } else {
                 None
             };
-        if let Some((flag, was, now)) = differs {
+        if let Some((setting, was, now)) = differs {
+            let mut message = crate::error::msg!["was measured with "];
+            message.0.extend(setting.0);
+            message.push(format!(
+                " {was}, this sweep asks {now}; resume with the same options, or start a new sweep with another "
+            ));
+            message.push(Setting::Out);
             return Err(Error::BadFile {
-                flag: "--resume",
+                role: FileRole::Setting(Setting::Resume),
                 path: path.to_path_buf(),
-                message: format!(
-                    "was measured with {flag} {was}, this sweep asks {now}; resume with the same options, or start a new sweep with another --out"
-                ),
+                message,
             });
         }
     }
@@ -510,7 +522,7 @@ pub fn sweep(
             }
             Err(e) => {
                 return Err(Error::Within {
-                    context: format!("sweep point {key}"),
+                    context: format!("sweep point {key}").into(),
                     source: Box::new(e),
                 })
             }
@@ -714,7 +726,7 @@ mod tests {
             .resolve_all()
             .unwrap_err()
             .to_string()
-            .starts_with("--bounce-buffers"));
+            .starts_with("bounce_buffers"));
 
         // A line written before the knobs existed loads, with none.
         let old = serde_json::to_string(&sample_comparison()).unwrap();
@@ -823,12 +835,12 @@ mod tests {
         let e = check_resumable(&spec, &[other], p).unwrap_err().to_string();
         assert_eq!(
             e,
-            "--resume /x/points.jsonl: was measured with --size 4MiB, this sweep asks 1GiB; resume with the same options, or start a new sweep with another --out"
+            "resume /x/points.jsonl: was measured with size 4MiB, this sweep asks 1GiB; resume with the same options, or start a new sweep with another out"
         );
         let mut other = same;
         other.params.rounds = 5;
         let e = check_resumable(&spec, &[other], p).unwrap_err().to_string();
-        assert!(e.contains("--rounds 5, this sweep asks 3"), "{e}");
+        assert!(e.contains("rounds 5, this sweep asks 3"), "{e}");
         // Grid order: block size, queue depth, threads, direction.
         let spec = SweepSpec {
             block_sizes: vec![1, 2],

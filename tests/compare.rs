@@ -755,3 +755,39 @@ fn defaults_use_every_backend_the_default_data_dir_and_note_gdsio() {
     );
     assert_pattern(&file, 0, SIZE, 0x5eed);
 }
+
+/// A backend that refuses the workload is skipped with the refusal as its reason, which names
+/// the flag (the library's error names the setting; the command line turns it into the flag),
+/// in the note and in the JSON alike.
+#[test]
+fn a_backend_skipped_for_a_flag_names_the_flag() {
+    require_host_backend!();
+    let dir = scratch();
+    let data = dir.path().join("data");
+    let json = dir.path().join("c.json");
+    let out = outcome(&mut gdswap(with(
+        compare_argv(1),
+        argv![
+            "--buffer",
+            "ring",
+            "--peers",
+            "none",
+            "--create-dir",
+            "--dir",
+            &data,
+            "--json",
+            &json
+        ],
+    )))
+    .expect_ok();
+    let want = "--buffer: ring: only the host backend reuses buffers (not posix)";
+    assert!(
+        out.stderr
+            .contains(&format!("note: skipping backend posix: {want}")),
+        "{}",
+        out.stderr
+    );
+    let c = read_comparison(&json);
+    let posix = c.skipped.iter().find(|s| s.name == "posix").unwrap();
+    assert_eq!(posix.reason, want);
+}

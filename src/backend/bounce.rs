@@ -32,7 +32,7 @@ use crate::cuda::driver;
 use crate::cuda::pinned::{check_memlock, PinnedBuffer};
 use crate::cuda::staging::{ChunkEvents, CopyClock, CopySpan, ReadStager, WriteStager};
 use crate::cuda::stream::Stream;
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, Setting};
 use crate::io::buffer::{HugePages, PageBacking};
 use crate::io::uring::{self, IoBuffer, UringEngine};
 use crate::options::{BounceMode, Op, RunOptions};
@@ -126,7 +126,7 @@ impl Backend for BounceBackend {
     fn preflight(&self, opts: &RunOptions) -> Result<()> {
         let info = driver::load().map_err(|reason| Error::Unavailable {
             backend: self.name().into(),
-            reason,
+            reason: reason.into(),
         })?;
         check_ordinal(opts.gpu.device, info.devices)?;
         // Pinning (cuMemHostRegister) is not charged to RLIMIT_MEMLOCK: the NVIDIA driver pins
@@ -145,20 +145,12 @@ impl Backend for BounceBackend {
         );
         let (what, hint) = match opts.gpu.bounce_mode {
             BounceMode::Pipelined => (
-                format!(
-                    "--fixed-buffers registration of --bounce-buffers {} x --block-size {} pinned per thread ({} mapped), {threads}",
-                    opts.gpu.bounce_buffers,
-                    Bytes(opts.block_size),
-                    Bytes(most),
-                ),
-                "run without --fixed-buffers, or lower --bounce-buffers, --block-size or --threads",
+                crate::error::msg![Setting::FixedBuffers, " registration of ", Setting::BounceBuffers, format!(" {} x ", opts.gpu.bounce_buffers), Setting::BlockSize, format!(" {} pinned per thread ({} mapped), {threads}", Bytes(opts.block_size), Bytes(most))],
+                crate::error::msg!["run without ", Setting::FixedBuffers, ", or lower ", Setting::BounceBuffers, ", ", Setting::BlockSize, " or ", Setting::Threads],
             ),
             BounceMode::Serial => (
-                format!(
-                    "--fixed-buffers registration of --bounce-mode serial's pinned staging (each thread's range, up to {} per thread, {threads})",
-                    Bytes(most),
-                ),
-                "run without --fixed-buffers, or lower --size, or use --bounce-mode pipelined",
+                crate::error::msg![Setting::FixedBuffers, " registration of ", Setting::BounceMode, format!(" serial's pinned staging (each thread's range, up to {} per thread, {threads})", Bytes(most))],
+                crate::error::msg!["run without ", Setting::FixedBuffers, ", or lower ", Setting::Size, ", or use ", Setting::BounceMode, " pipelined"],
             ),
         };
         check_memlock(total, what, hint)
@@ -188,10 +180,9 @@ impl Backend for BounceBackend {
 
     fn prepare(&self, setup: &WorkerSetup) -> Result<Box<dyn Worker>> {
         let range_len = usize::try_from(setup.range_len).map_err(|_| {
-            Error::Resources(format!(
-                "a {} range does not fit in memory",
-                Bytes(setup.range_len)
-            ))
+            Error::OutOfMemory(
+                format!("a {} range does not fit in memory", Bytes(setup.range_len)).into(),
+            )
         })?;
         let chunk = setup.block_size as usize;
         let mode = setup.gpu.bounce_mode;

@@ -69,7 +69,7 @@ use crate::cufile::probe as driver_probe;
 use crate::cufile::stats::{self, PathCounts};
 use crate::cufile::GdsVerdict;
 use crate::cufile::{self, CuFileLib, Driver, DriverProperties};
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, Setting};
 use crate::io::buffer::{HugePages, PageBacking};
 use crate::io::file::DataFile;
 use crate::options::{GdsApi, GdsOptions, Op, RunOptions, Target};
@@ -105,7 +105,7 @@ fn probe_timeout() -> Result<Duration> {
         .map(Duration::from_secs_f64)
         .ok_or_else(|| {
             Error::invalid(
-                PROBE_TIMEOUT_ENV,
+                Setting::Env(PROBE_TIMEOUT_ENV),
                 format!(
                     "'{}' is not a number of seconds in (0, 3600]",
                     v.to_string_lossy()
@@ -280,7 +280,7 @@ fn probe_target(target: &Target) -> PathBuf {
 fn unavailable(reason: String) -> Error {
     Error::Unavailable {
         backend: BackendId::Gds.name().into(),
-        reason,
+        reason: reason.into(),
     }
 }
 
@@ -310,8 +310,11 @@ impl Backend for GdsBackend {
         let lib = library().map_err(unavailable)?;
         if !opts.direct {
             return Err(Error::invalid(
-                "--buffered",
-                "the gds backend needs O_DIRECT (cuFile registers O_DIRECT descriptors); drop --buffered",
+                Setting::Buffered,
+                crate::error::msg![
+                    "the gds backend needs O_DIRECT (cuFile registers O_DIRECT descriptors); drop ",
+                    Setting::Buffered
+                ],
             ));
         }
         let gds = opts.gpu.gds.unwrap_or_default();
@@ -322,7 +325,7 @@ impl Backend for GdsBackend {
         };
         if let Some(g) = group {
             lib.require(g)
-                .map_err(|m| Error::invalid("--gds-api", format!("{}: {m}", gds.api)))?;
+                .map_err(|m| Error::invalid(Setting::GdsApi, format!("{}: {m}", gds.api)))?;
         }
         // (The pinned staging buffer is registered with cuMemHostRegister, which RLIMIT_MEMLOCK
         // does not charge: no memlock check.)
@@ -338,7 +341,7 @@ impl Backend for GdsBackend {
         };
         if gds.require_gpudirect && verdict.is_compat() {
             return Err(Error::invalid(
-                "--require-gpudirect",
+                Setting::RequireGpudirect,
                 format!(
                     "this run would go through cuFile's compat mode, not GPUDirect: {}",
                     verdict.reason
@@ -354,10 +357,9 @@ impl Backend for GdsBackend {
 
     fn prepare(&self, setup: &WorkerSetup) -> Result<Box<dyn Worker>> {
         let range_len = usize::try_from(setup.range_len).map_err(|_| {
-            Error::Resources(format!(
-                "a {} range does not fit in memory",
-                Bytes(setup.range_len)
-            ))
+            Error::OutOfMemory(
+                format!("a {} range does not fit in memory", Bytes(setup.range_len)).into(),
+            )
         })?;
         let gds = setup.gpu.gds.unwrap_or_default();
         let lib = library().map_err(unavailable)?;
@@ -389,11 +391,15 @@ impl Backend for GdsBackend {
                 let most = props.max_batch_io_size;
                 if most > 0 && setup.queue_depth > most {
                     return Err(Error::invalid(
-                        "--queue-depth",
-                        format!(
-                            "{} is over cuFile's max_batch_io_size {most} for --gds-api batch",
-                            setup.queue_depth
-                        ),
+                        Setting::QueueDepth,
+                        crate::error::msg![
+                            format!(
+                                "{} is over cuFile's max_batch_io_size {most} for ",
+                                setup.queue_depth
+                            ),
+                            Setting::GdsApi,
+                            " batch"
+                        ],
                     ));
                 }
                 Some(Batch::new(&driver, setup.queue_depth)?)
@@ -413,7 +419,7 @@ impl Backend for GdsBackend {
                 let v = s.verdict();
                 if v.is_compat() {
                     return Err(Error::invalid(
-                        "--require-gpudirect",
+                        Setting::RequireGpudirect,
                         format!(
                             "this run would go through cuFile's compat mode, not GPUDirect: {}",
                             v.reason
@@ -508,7 +514,7 @@ impl GdsWorker {
         match (&mut self.batch, &mut self.queue) {
             (Some(b), _) => b.run(&self.handle, &self.buffer, op, &pieces, &mut done),
             (None, Some(q)) => q.run(&self.handle, &self.buffer, op, &pieces, &mut done),
-            (None, None) => Err(Error::Resources(
+            (None, None) => Err(Error::Internal(
                 "internal error: a gds worker without a stream queue or batch".into(),
             )),
         }

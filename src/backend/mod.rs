@@ -218,7 +218,7 @@ pub fn open(id: BackendId) -> Result<Arc<dyn Backend>> {
         Availability::Available => Ok(backend),
         Availability::Unavailable(reason) => Err(Error::Unavailable {
             backend: id.name().to_string(),
-            reason,
+            reason: reason.into(),
         }),
     }
 }
@@ -251,7 +251,7 @@ mod tests {
             match open(id) {
                 Err(Error::Unavailable { backend, reason }) => {
                     assert_eq!(backend, id.name());
-                    assert_eq!(reason, why);
+                    assert_eq!(reason.to_string(), why);
                 }
                 other => panic!("{id}: {:?}", other.map(|b| b.id())),
             }

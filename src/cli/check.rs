@@ -9,7 +9,7 @@ use clap::Args;
 use super::run::Sink;
 use super::Outcome;
 use crate::check::{self, driver_probe, CheckOptions, DriverProbeOptions, BACKENDS};
-use crate::error::Error;
+use crate::error::{Error, Setting};
 use crate::options::data_dir_from_env;
 use crate::types::BackendId;
 
@@ -63,8 +63,10 @@ pub struct ProbeArgs {
 
 pub fn cufile_probe(args: &ProbeArgs) -> Result<Outcome, Error> {
     let outcome = driver_probe::probe_here(args.cufile.as_deref(), &args.path, args.strict);
-    let json = serde_json::to_string(&outcome)
-        .map_err(|e| Error::Resources(format!("serialising the probe outcome: {e}")))?;
+    let json = serde_json::to_string(&outcome).map_err(|e| Error::Serialize {
+        what: "the probe outcome",
+        source: e,
+    })?;
     println!("\n{}{json}", driver_probe::MARKER);
     Ok(Outcome::Done)
 }
@@ -72,7 +74,12 @@ pub fn cufile_probe(args: &ProbeArgs) -> Result<Outcome, Error> {
 /// `--path` must name an existing directory, or a regular file that is not a symbolic link
 /// (what `run --file` accepts): anything else is an error, before any row is collected.
 fn check_path_arg(p: &std::path::Path) -> Result<(), Error> {
-    let refuse = |why: String| Err(Error::invalid("--path", format!("{}: {why}", p.display())));
+    let refuse = |why: String| {
+        Err(Error::invalid(
+            Setting::Path,
+            format!("{}: {why}", p.display()),
+        ))
+    };
     match std::fs::symlink_metadata(p) {
         Err(e) => refuse(format!("cannot examine it: {e}")),
         Ok(m) if m.is_dir() || m.is_file() => Ok(()),
@@ -92,7 +99,7 @@ pub fn run(args: &CheckArgs) -> Result<Outcome, Error> {
     let json = args
         .json
         .as_deref()
-        .map(|p| Sink::check(p, "--json"))
+        .map(|p| Sink::check(p, Setting::Json))
         .transpose()?;
     let path = match &args.path {
         Some(p) => {
@@ -125,8 +132,10 @@ pub fn run(args: &CheckArgs) -> Result<Outcome, Error> {
         print!("{text}");
     }
     if let Some(sink) = json {
-        let mut out = serde_json::to_string_pretty(&report)
-            .map_err(|e| Error::Resources(format!("serialising the check report: {e}")))?;
+        let mut out = serde_json::to_string_pretty(&report).map_err(|e| Error::Serialize {
+            what: "the check report",
+            source: e,
+        })?;
         out.push('\n');
         sink.write(&out)?;
     }
@@ -139,7 +148,7 @@ pub fn run(args: &CheckArgs) -> Result<Outcome, Error> {
         if let Some(v) = report.verdict(name).filter(|v| !v.available) {
             return Err(Error::Unavailable {
                 backend: name.to_string(),
-                reason: v.reason.clone(),
+                reason: v.reason.clone().into(),
             });
         }
     }

@@ -10,7 +10,7 @@ use std::sync::atomic::AtomicBool;
 use clap::Args;
 
 use crate::compare::{self, Progress};
-use crate::error::Error;
+use crate::error::{Error, Setting};
 use crate::options::Target;
 use crate::report::comparison;
 use crate::report::markdown;
@@ -85,7 +85,7 @@ pub fn run(args: &CompareArgs) -> Result<Outcome, Error> {
     let config = args
         .run
         .config_path()
-        .map(|p| Config::load(p, "--config").map(|c| (c, p)))
+        .map(|p| Config::load(p, Setting::Config).map(|c| (c, p)))
         .transpose()?;
     // With --config and no --backends: the backends the config has settings for.
     let backends = match (&args.backends, &config) {
@@ -94,21 +94,22 @@ pub fn run(args: &CompareArgs) -> Result<Outcome, Error> {
         (None, None) => None,
     };
     let mut spec = compare::resolve(base, backends.as_deref(), &args.peers, args.rounds)?;
+    super::flags::skip_reasons_with_flags(&mut spec);
     if let Some((c, p)) = &config {
         spec = compare::with_config(spec, c, p)?;
     }
     let (json, csv) = args.run.export_paths();
-    let json = json.map(|p| Sink::check(p, "--json")).transpose()?;
-    let csv = csv.map(|p| Sink::check(p, "--csv")).transpose()?;
+    let json = json.map(|p| Sink::check(p, Setting::Json)).transpose()?;
+    let csv = csv.map(|p| Sink::check(p, Setting::Csv)).transpose()?;
     let md = args
         .markdown
         .as_deref()
-        .map(|p| Sink::check(p, "--markdown"))
+        .map(|p| Sink::check(p, Setting::Markdown))
         .transpose()?;
     let svg = args
         .svg
         .as_deref()
-        .map(|p| Sink::check(p, "--svg"))
+        .map(|p| Sink::check(p, Setting::Svg))
         .transpose()?;
     let stdout_taken = [&json, &csv, &md, &svg]
         .iter()
@@ -150,15 +151,17 @@ pub fn run(args: &CompareArgs) -> Result<Outcome, Error> {
                 let data_path = match &spec.base.target {
                     Target::File(p) | Target::Dir(p) => p.clone(),
                 };
-                let record = comparison::FailedComparison::new(
+                let mut record = comparison::FailedComparison::new(
                     compare::params_of(&spec),
                     &e,
                     crate::env::collect(&data_path),
                     crate::report::now_utc(),
                 );
+                // The record holds the line printed: with flags.
+                record.error.message = super::render(&e);
                 if let Err(w) = sink.write(&record.to_json()) {
                     return Err(Error::Within {
-                        context: format!("{e}; and recording it failed"),
+                        context: format!("{}; and recording it failed", super::render(&e)).into(),
                         source: Box::new(w),
                     });
                 }

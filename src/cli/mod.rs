@@ -10,10 +10,14 @@
 mod args;
 mod check;
 mod compare;
+mod flags;
 mod optim_sim;
 mod report;
 mod run;
 mod sweep;
+mod values;
+
+pub use flags::{flag, render};
 
 use std::process::ExitCode;
 
@@ -83,10 +87,12 @@ pub fn main() -> ExitCode {
             Ok(Outcome::Done)
         }
     };
-    match outcome {
+    // The binary's edge: library errors become anyhow errors (context can be added on the
+    // way up), printed with the flags the user typed.
+    match outcome.map_err(anyhow::Error::from) {
         Ok(o) => o.exit_code(),
         Err(e) => {
-            eprintln!("gdswap: error: {e}");
+            eprintln!("gdswap: error: {}", flags::report(&e));
             ExitCode::FAILURE
         }
     }

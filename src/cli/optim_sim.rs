@@ -190,7 +190,7 @@ fn run_modes(opts: &SimOptions, modes: &[Mode], state: u64) -> Result<()> {
         n => println!("host memory for tensors: {} (one sub-group)", mb(n)),
     }
     if let Some(r) = reports.iter().find(|r| r.bit_exact == Some(false)) {
-        return Err(crate::error::Error::Resources(format!(
+        return Err(crate::error::Error::Mismatch(format!(
             "{}: the swapped state differs from the in-memory steps: {}",
             r.mode.name(),
             r.mismatch.as_deref().unwrap_or("?")

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use crate::error::{Error, FileOp};
+use crate::error::{Error, FileOp, Setting};
 use crate::rebuild;
 
 use super::Outcome;
@@ -36,7 +36,7 @@ pub fn run(args: &ReportArgs) -> Result<Outcome, Error> {
     let (md, files) = rebuild::rebuild(&inputs);
     std::fs::create_dir_all(&args.out).map_err(|e| {
         Error::invalid(
-            "--out",
+            Setting::Out,
             format!("cannot create {}: {e}", args.out.display()),
         )
     })?;

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use clap::Args;
 
 use crate::backend::BackendId;
-use crate::error::Error;
+use crate::error::{Error, Setting};
 use crate::harness;
 use crate::options::{
     BounceMode, BufferMode, GdsApi, GdsOptions, GpuOptions, Op, RunOptions, Target,
@@ -153,13 +153,13 @@ impl RunArgs {
             return Ok(());
         }
         let given = [
-            ("--gds-api", self.gds_api.is_some()),
-            ("--no-register", self.no_register),
-            ("--require-gpudirect", self.require_gpudirect),
+            (Setting::GdsApi, self.gds_api.is_some()),
+            (Setting::NoRegister, self.no_register),
+            (Setting::RequireGpudirect, self.require_gpudirect),
         ];
         match given.iter().find(|(_, set)| *set) {
-            Some((flag, _)) => Err(Error::invalid(
-                flag,
+            Some((setting, _)) => Err(Error::invalid(
+                *setting,
                 format!(
                     "applies to the gds backend only, not to --backend {}",
                     self.backend
@@ -180,13 +180,13 @@ pub enum Sink {
 }
 
 impl Sink {
-    pub fn check(path: &Path, flag: &'static str) -> Result<Sink, Error> {
+    pub fn check(path: &Path, setting: Setting) -> Result<Sink, Error> {
         if path == Path::new("-") {
             return Ok(Sink::Stdout);
         }
         crate::io::file::check_result_path(path)
             .map(|_| Sink::File(path.to_path_buf()))
-            .map_err(|e| Error::invalid(flag, format!("cannot write {}: {e}", path.display())))
+            .map_err(|e| Error::invalid(setting, format!("cannot write {}: {e}", path.display())))
     }
 
     pub fn write(self, text: &str) -> Result<(), Error> {
@@ -206,26 +206,26 @@ pub fn run(args: &RunArgs) -> Result<Outcome, Error> {
     args.check_backend_flags()?;
     let mut opts = args.options()?;
     if let Some(path) = &args.config {
-        crate::tuning::Config::load(path, "--config")?
-            .for_backend(opts.backend.name(), path, "--config")?
+        crate::tuning::Config::load(path, Setting::Config)?
+            .for_backend(opts.backend.name(), path, Setting::Config)?
             .apply(&mut opts);
     }
     opts.validate()?;
     if args.json.as_deref() == Some(Path::new("-")) && args.csv.as_deref() == Some(Path::new("-")) {
         return Err(Error::invalid(
-            "--csv",
+            Setting::Csv,
             "--json and --csv cannot both write to stdout (-); send one of them to a file",
         ));
     }
     let json = args
         .json
         .as_deref()
-        .map(|p| Sink::check(p, "--json"))
+        .map(|p| Sink::check(p, Setting::Json))
         .transpose()?;
     let csv = args
         .csv
         .as_deref()
-        .map(|p| Sink::check(p, "--csv"))
+        .map(|p| Sink::check(p, Setting::Csv))
         .transpose()?;
     let stdout_taken = matches!(json, Some(Sink::Stdout)) || matches!(csv, Some(Sink::Stdout));
 
@@ -237,15 +237,17 @@ pub fn run(args: &RunArgs) -> Result<Outcome, Error> {
         Err(e) => {
             // The failure is a result too: recorded with the error, then reported.
             if let Some(sink) = json {
-                let record = report::FailedRun::new(
+                let mut record = report::FailedRun::new(
                     &opts,
                     &e,
                     crate::env::collect(&data_path),
                     report::now_utc(),
                 );
+                // The record holds the line printed: with flags.
+                record.error.message = super::render(&e);
                 if let Err(w) = sink.write(&record.to_json()) {
                     return Err(Error::Within {
-                        context: format!("{e}; and recording it failed"),
+                        context: format!("{}; and recording it failed", super::render(&e)).into(),
                         source: Box::new(w),
                     });
                 }

@@ -208,7 +208,8 @@ pub struct ErrorRecord {
     /// `unavailable`, `resources`, `io`, `verify`, `cuda`, `cufile`, `peer`, `interrupted`,
     /// `internal`.
     pub kind: String,
-    /// The one-line message gdswap printed.
+    /// The one-line message gdswap printed (the library's text, settings by name, unless
+    /// the command line puts its own line, with flags, here).
     pub message: String,
 }
 

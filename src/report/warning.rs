@@ -184,7 +184,9 @@ pub fn assess(r: &RunReport, pages: Option<PageBacking>) -> Vec<Warning> {
             reason: p.reason.clone(),
         });
     }
-    if r.params.backend == crate::types::BackendId::Gds && r.params.workload.block_size_bytes % 4096 != 0 {
+    if r.params.backend == crate::types::BackendId::Gds
+        && r.params.workload.block_size_bytes % 4096 != 0
+    {
         out.push(Warning::GdsUnalignedBlock {
             block: r.params.workload.block_size_bytes,
         });

@@ -162,7 +162,7 @@ impl StagingPool {
                 }),
             )?;
             rx.recv().unwrap_or_else(|_| {
-                Err(Error::Resources(
+                Err(Error::Internal(
                     "internal error: a swap I/O thread stopped while preparing a buffer".into(),
                 ))
             })
@@ -187,7 +187,7 @@ impl StagingPool {
                 g.device -= device;
                 drop(g);
                 Err(Error::Within {
-                    context: format!("staging buffer for tensor '{name}'"),
+                    context: format!("staging buffer for tensor '{name}'").into(),
                     source: Box::new(e),
                 })
             }
@@ -223,7 +223,8 @@ impl StagingPool {
                     Bytes(cost),
                     Bytes(self.budget),
                     Bytes(in_use)
-                ),
+                )
+                .into(),
             });
         }
         g.allocated += cost;
@@ -308,7 +309,7 @@ fn release_on_threads(slots: Vec<Slot>, threads: &IoThreads) -> Result<()> {
         );
         let r = sent.and_then(|()| {
             rx.recv().unwrap_or_else(|_| {
-                Err(Error::Resources(
+                Err(Error::Internal(
                     "internal error: a swap I/O thread stopped while releasing a buffer".into(),
                 ))
             })
@@ -483,7 +484,7 @@ impl Staging {
         &crate::cuda::stream::Stream,
     )> {
         self.slot().worker.device_memory().ok_or_else(|| {
-            Error::Resources(
+            Error::Internal(
                 "internal error: a device copy through host staging (please report it)".into(),
             )
         })

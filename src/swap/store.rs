@@ -9,7 +9,7 @@ use std::sync::mpsc::{channel, Receiver};
 use std::sync::{Arc, Mutex};
 
 use crate::backend::{self, Backend, BackendId};
-use crate::error::{Error, FileOp, Result};
+use crate::error::{Error, FileOp, Result, Setting};
 use crate::io::file::{Access, DataFile};
 use crate::io::owned::{self, Create, Role};
 use crate::size::Bytes;
@@ -86,10 +86,13 @@ pub fn default_io_threads() -> usize {
 pub struct SwapStats {
     /// Staging bytes that exist now, and the most that existed at once.
     pub staging_now: u64,
+    /// The most staging bytes that existed at once.
     pub staging_peak: u64,
     /// The most device memory staging held at once (device backends; else 0).
     pub device_peak: u64,
+    /// Bytes written to the data file by swap-outs (tensor bytes, padding included).
     pub bytes_written: u64,
+    /// Bytes read from the data file by swap-ins and prefetches (padding included).
     pub bytes_read: u64,
 }
 
@@ -104,7 +107,7 @@ pub struct SwapStore {
     _lock: std::fs::File,
 }
 
-pub(super) fn swap_err(name: &str, message: impl Into<String>) -> Error {
+pub(super) fn swap_err(name: &str, message: impl Into<crate::error::Message>) -> Error {
     Error::Swap {
         tensor: name.to_string(),
         message: message.into(),
@@ -113,7 +116,7 @@ pub(super) fn swap_err(name: &str, message: impl Into<String>) -> Error {
 
 fn within(what: OpKind, name: &str, e: Error) -> Error {
     Error::Within {
-        context: format!("{} of tensor '{name}'", what.name()),
+        context: format!("{} of tensor '{name}'", what.name()).into(),
         source: Box::new(e),
     }
 }
@@ -124,10 +127,12 @@ impl SwapStore {
         let dir = dir.as_ref().to_path_buf();
         let backend: Arc<dyn Backend> = backend::open(opts.backend)?;
         if opts.block_size == 0 || opts.queue_depth == 0 {
-            return Err(Error::invalid(
-                "swap store",
-                "block size and queue depth must be positive",
-            ));
+            let setting = if opts.block_size == 0 {
+                Setting::BlockSize
+            } else {
+                Setting::QueueDepth
+            };
+            return Err(Error::invalid(setting, "must be positive"));
         }
         std::fs::create_dir_all(&dir).map_err(|e| Error::file(FileOp::Create, &dir, e))?;
         // Nothing in the directory is touched before the lock is held.
@@ -146,13 +151,14 @@ impl SwapStore {
             Some(l) => l,
             None if file_len > 0 => {
                 return Err(Error::BadFile {
-                    flag: "swap store",
+                    role: crate::error::FileRole::SwapStore,
                     path: dir.join(MANIFEST),
                     message: format!(
                         "missing, next to a data file of {} ({}): without it the tensors cannot be found, and opening it as an empty store would overwrite them; to start over, open with SwapOptions::discard_existing",
                         Bytes(file_len),
                         dir.join(DATA_FILE).display()
-                    ),
+                    )
+                    .into(),
                 })
             }
             None => {
@@ -296,6 +302,7 @@ impl SwapStore {
         lock(&self.shared.state).generation
     }
 
+    /// The store's counters now.
     pub fn stats(&self) -> SwapStats {
         let s = lock(&self.shared.state);
         SwapStats {
@@ -961,7 +968,7 @@ fn take_lock(dir: &Path) -> Result<std::fs::File> {
     let lock_path = dir.join(LOCK_FILE);
     let lock_file = owned::open_store(&lock_path, true, Create::IfMissing)?;
     let busy = || Error::BadFile {
-        flag: "swap store",
+        role: crate::error::FileRole::SwapStore,
         path: dir.to_path_buf(),
         message: "already open (by this or another process): one store per directory at a time"
             .into(),

@@ -56,6 +56,7 @@ impl fmt::Display for GdsPath {
 /// The path a `gds` run's bytes took, as far as gdswap could tell, and why.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct GdsVerdict {
+    /// Which path the bytes took.
     pub path: GdsPath,
     /// The evidence: driver properties, the strict per-file probe, statistics, or why there
     /// was none.
@@ -76,6 +77,7 @@ impl GdsVerdict {
         }
     }
 
+    /// Whether cuFile ran in compat mode (through its own POSIX path, not GPUDirect).
     pub fn is_compat(&self) -> bool {
         self.path == GdsPath::Compat
     }
