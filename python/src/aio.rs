@@ -78,13 +78,20 @@ fn worker(rx: Receiver<Job>, queue_depth: u32, block_size: u64) {
 /// `len` bytes at file offset `file_offset` from buffer byte 0 (address `address`), in
 /// requests of `block` bytes; a request goes through O_DIRECT only if its file offset, address
 /// and length are multiples of `align`.
-fn requests(address: usize, len: usize, file_offset: u64, block: usize, align: u64) -> Vec<Request> {
+fn requests(
+    address: usize,
+    len: usize,
+    file_offset: u64,
+    block: usize,
+    align: u64,
+) -> Vec<Request> {
     let mut out = Vec::with_capacity(len.div_ceil(block.max(1)));
     let mut done = 0usize;
     while done < len {
         let n = block.min(len - done);
         let fo = file_offset + done as u64;
-        let aligned = fo % align == 0 && (address + done) as u64 % align == 0 && n as u64 % align == 0;
+        let aligned =
+            fo % align == 0 && (address + done) as u64 % align == 0 && n as u64 % align == 0;
         out.push(Request {
             file_offset: fo,
             buf_offset: done,
@@ -158,7 +165,11 @@ impl AioCore {
             "write" => Op::Write,
             other => return Err(PyValueError::new_err(format!("op {other:?}"))),
         };
-        let workers = self.workers.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let workers = self
+            .workers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
         let n = workers.len();
         if nbytes % n != 0 {
             return Err(PyValueError::new_err(format!(
@@ -187,7 +198,11 @@ impl AioCore {
             })
             .map_err(crate::to_py)?;
         let file = Arc::new(file);
-        let align = if file.is_direct() { file.dio_align().max(1) } else { 1 };
+        let align = if file.is_direct() {
+            file.dio_align().max(1)
+        } else {
+            1
+        };
         let (tx, rx) = channel();
         let per = nbytes / n;
         let block = usize::try_from(self.block_size).unwrap_or(usize::MAX);

@@ -217,7 +217,10 @@ impl Drop for LockedMemory {
     fn drop(&mut self) {
         // SAFETY: the range locked in `new`, still mapped (the buffer is unmapped after this).
         unsafe {
-            libc::munlock(self.buf.as_ptr() as *const libc::c_void, self.buf.capacity());
+            libc::munlock(
+                self.buf.as_ptr() as *const libc::c_void,
+                self.buf.capacity(),
+            );
         }
     }
 }

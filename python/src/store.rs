@@ -214,11 +214,7 @@ impl Store {
     /// Waits for every operation in flight, frees the staging buffers and closes the store.
     /// Closing a closed store does nothing.
     fn close(&self, py: Python<'_>) -> PyResult<()> {
-        let taken = self
-            .inner
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .take();
+        let taken = self.inner.lock().unwrap_or_else(|p| p.into_inner()).take();
         let Some(store) = taken else { return Ok(()) };
         py.detach(move || match Arc::try_unwrap(store) {
             Ok(s) => s.close(),
