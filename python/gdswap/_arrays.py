@@ -61,7 +61,9 @@ def describe(obj, what, writable, need_dtype=True):
         for d in reversed(shape):
             expect.append(step)
             step *= d
-        if list(strides) != expect[::-1] and math.prod(shape) > 1:
+        # Axes of length 1 may have any stride; an empty array has no bytes to misplace.
+        bad = any(d != 1 and st != ex for d, st, ex in zip(shape, strides, expect[::-1]))
+        if bad and math.prod(shape) > 0:
             raise ValueError(
                 f"{what}: the array is not C-contiguous (use numpy.ascontiguousarray first)"
             )

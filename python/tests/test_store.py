@@ -105,6 +105,13 @@ def test_errors_are_exceptions_with_clear_messages(store):
     store.swap_out("a", a).wait()
     with pytest.raises(ValueError, match="not C-contiguous"):
         store.swap_out("b", np.arange(20, dtype=np.float32)[::2])
+    with pytest.raises(ValueError, match="not C-contiguous"):
+        store.swap_out("b", np.arange(20, dtype=np.float32)[::-1])
+    with pytest.raises(ValueError, match="not C-contiguous"):
+        store.swap_out("b", np.zeros((4, 5), dtype=np.float32, order="F"))
+    # contiguous, with a stride numpy may report for an axis of length 1
+    col = np.arange(8, dtype=np.float32).reshape(8, 1)[:, :1]
+    store.swap_out("col", col).wait()
     with pytest.raises(ValueError, match=r"stored as f32 \[20\], the destination is f32 \[19\]"):
         store.swap_in("a", np.zeros(19, dtype=np.float32))
     with pytest.raises(ValueError, match=r"stored as f32 \[20\], the destination is f64 \[20\]"):
