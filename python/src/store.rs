@@ -87,7 +87,7 @@ impl Store {
     ) -> PyResult<Store> {
         let id: gdswap::backend::BackendId = backend
             .parse()
-            .map_err(|e| pyo3::exceptions::PyValueError::new_err(format!("backend: {e}")))?;
+            .map_err(|e| crate::GdswapError::new_err(format!("backend: {e}")))?;
         let mut opts = SwapOptions {
             backend: id,
             gpu,
