@@ -126,6 +126,9 @@ pub enum Error {
     /// A worker thread panicked: a bug in gdswap.
     #[error("worker thread {0} panicked (a bug in gdswap; please report it)")]
     WorkerPanicked(usize),
+    /// Running as one rank of a parallel job (MPI) is not possible, or the ranks disagree.
+    #[error("{0}")]
+    Ranks(String),
     /// An error inside one step of a larger job (a compare round, a sweep point), saying which.
     #[error("{context}: {source}")]
     Within {
@@ -231,6 +234,7 @@ impl Error {
             Error::Peer { .. } => "peer",
             Error::Interrupted => "interrupted",
             Error::Swap { .. } => "swap",
+            Error::Ranks(_) => "ranks",
             Error::Aborted | Error::WorkerPanicked(_) => "internal",
             Error::Within { source, .. } => source.kind(),
         }

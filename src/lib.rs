@@ -30,6 +30,7 @@ pub mod options;
 pub mod pattern;
 pub mod peer;
 pub mod plan;
+pub mod ranks;
 pub mod rebuild;
 pub mod report;
 pub mod request;

@@ -13,6 +13,7 @@ use crate::options::{
     data_dir_from_env, BounceMode, BufferMode, GdsApi, GdsOptions, GpuOptions, Op, RunOptions,
     Target,
 };
+use crate::ranks::{self, Coordinator};
 use crate::report::{self, RunReport};
 use crate::size::{parse_size, SIZE_RULE};
 
@@ -236,7 +237,40 @@ impl Sink {
     }
 }
 
-pub fn run(args: &RunArgs) -> Result<(), Error> {
+/// `opts` for this process's rank of a run of several: its own files (`--dir D`: `D/rank<N>`,
+/// created as needed when D exists or --create-dir is given; `--file F`: `F.rank<N>`), and its
+/// GPU (`--gpu` plus the rank's place on its node, modulo the GPUs the driver sees).
+pub(crate) fn for_rank(mut opts: RunOptions, coord: &dyn Coordinator) -> RunOptions {
+    if coord.size() <= 1 {
+        return opts;
+    }
+    let rank = coord.rank();
+    opts.target = match opts.target {
+        Target::File(f) => Target::File(ranks::rank_path(&f, false, rank)),
+        Target::Dir(d) if opts.create_dir || d.is_dir() => {
+            opts.create_dir = true;
+            Target::Dir(ranks::rank_path(&d, true, rank))
+        }
+        // A missing --dir without --create-dir: refused as it is, naming the flag.
+        Target::Dir(d) => Target::Dir(d),
+    };
+    let gpu_backend =
+        backend::by_name(&opts.backend).is_some_and(|b| b.memory() != backend::MemoryKind::Host);
+    let devices = if gpu_backend {
+        crate::cuda::driver::load().map(|d| d.devices).unwrap_or(0)
+    } else {
+        0
+    };
+    let device = opts.gpu.device.saturating_add(coord.local_rank());
+    opts.gpu.device = if devices > 0 {
+        device % devices
+    } else {
+        device
+    };
+    opts
+}
+
+pub fn run(args: &RunArgs, coord: &dyn Coordinator) -> Result<(), Error> {
     args.check_backend_flags()?;
     let mut opts = args.options()?;
     if let Some(path) = &args.config {
@@ -244,6 +278,7 @@ pub fn run(args: &RunArgs) -> Result<(), Error> {
             .for_backend(&opts.backend, path, "--config")?
             .apply(&mut opts);
     }
+    let opts = for_rank(opts, coord);
     opts.validate()?;
     if args.json.as_deref() == Some(Path::new("-")) && args.csv.as_deref() == Some(Path::new("-")) {
         return Err(Error::invalid(
@@ -266,7 +301,12 @@ pub fn run(args: &RunArgs) -> Result<(), Error> {
     let data_path = match &opts.target {
         Target::File(p) | Target::Dir(p) => p.clone(),
     };
-    let measurements = match harness::run(&opts) {
+    let measurements = match harness::run_with(&opts, coord).and_then(|m| ranks::gather(coord, m)) {
+        // Rank 0 reports the merged run; the other ranks nothing (their errors abort the run).
+        Ok(m) if coord.rank() != 0 => {
+            drop(m);
+            return Ok(());
+        }
         Ok(m) => m,
         Err(e) => {
             // The failure is a result too: recorded with the error, then reported.

@@ -54,6 +54,69 @@ pub struct RunReport {
     /// absent for the other backends.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gds_path: Option<GdsPath>,
+    /// A run of several processes (`mpirun`, `srun`): each rank's figures, in rank order;
+    /// absent for one process. The summary is then the merged one: all ranks' bytes over the
+    /// earliest start to the latest end of each loop, latencies from the merged histograms.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ranks: Vec<RankFigures>,
+}
+
+/// How far below the median rank's bandwidth a rank is flagged a straggler, in percent.
+pub const STRAGGLER_PCT: f64 = 10.0;
+
+/// One rank of a run of several processes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RankFigures {
+    pub rank: usize,
+    pub host: String,
+    /// Bytes this rank moved in the measured loops.
+    pub bytes: u64,
+    /// Sum over loops of this rank's loop time (its release to its last thread done).
+    pub time_s: f64,
+    /// bytes / time, GiB/s.
+    pub bandwidth_gibps: f64,
+    /// requests / time.
+    pub iops: f64,
+    pub latency: Percentiles,
+    /// Each measured loop's start and end, ns since the Unix epoch (the ranks' wall clocks).
+    pub loop_start_unix_ns: Vec<u64>,
+    pub loop_end_unix_ns: Vec<u64>,
+    /// Percent below the median rank's bandwidth (negative: above it).
+    pub below_median_pct: f64,
+    /// More than [`STRAGGLER_PCT`] below the median rank.
+    pub straggler: bool,
+}
+
+impl RankFigures {
+    /// The figures of every rank, stragglers flagged.
+    pub fn of(ranks: &[crate::ranks::RankMeasurement]) -> Vec<RankFigures> {
+        let mut out: Vec<RankFigures> = ranks
+            .iter()
+            .map(|r| {
+                let time_s: f64 = r.windows.iter().map(|w| w.duration().as_secs_f64()).sum();
+                let bytes = r.bytes_per_loop.saturating_mul(r.windows.len() as u64);
+                RankFigures {
+                    rank: r.rank,
+                    host: r.host.clone(),
+                    bytes,
+                    time_s,
+                    bandwidth_gibps: ratio(bytes as f64 / GIB, time_s),
+                    iops: ratio(r.latencies.count() as f64, time_s),
+                    latency: r.latencies.percentiles(),
+                    loop_start_unix_ns: r.windows.iter().map(|w| w.start_unix_ns).collect(),
+                    loop_end_unix_ns: r.windows.iter().map(|w| w.end_unix_ns).collect(),
+                    below_median_pct: 0.0,
+                    straggler: false,
+                }
+            })
+            .collect();
+        let med = median(&out.iter().map(|r| r.bandwidth_gibps).collect::<Vec<_>>());
+        for r in &mut out {
+            r.below_median_pct = 100.0 * ratio(med - r.bandwidth_gibps, med);
+            r.straggler = r.below_median_pct > STRAGGLER_PCT;
+        }
+        out
+    }
 }
 
 /// The path a `gds` run's bytes took: defined with cuFile, re-exported here for reports.
@@ -185,7 +248,7 @@ impl Params {
 pub struct ErrorRecord {
     /// A stable class: `refused` (a value, file or limit gdswap will not run with),
     /// `unavailable`, `resources`, `io`, `verify`, `cuda`, `cufile`, `peer`, `interrupted`,
-    /// `internal`.
+    /// `internal`, `ranks`.
     pub kind: String,
     /// The one-line message gdswap printed.
     pub message: String,
@@ -326,13 +389,15 @@ impl RunReport {
             .iter()
             .enumerate()
             .map(|(i, l)| {
-                let task = m
-                    .threads
-                    .iter()
-                    .filter_map(|t| t.loop_times.get(i))
-                    .max()
-                    .copied()
-                    .unwrap_or_default();
+                // One process: the slowest thread; several: the ranks' common span.
+                let task = l.span.unwrap_or_else(|| {
+                    m.threads
+                        .iter()
+                        .filter_map(|t| t.loop_times.get(i))
+                        .max()
+                        .copied()
+                        .unwrap_or_default()
+                });
                 LoopFigures {
                     index: i,
                     task_time_s: task.as_secs_f64(),
@@ -435,6 +500,7 @@ impl RunReport {
                 )
             }),
             gds_path: m.gds_path.clone(),
+            ranks: RankFigures::of(&m.ranks),
         };
         let mut warnings = warning::assess(&report, m.pages);
         if let Some(fs) = m.non_block_fs {
@@ -665,6 +731,7 @@ pub(crate) mod tests {
             warnings: vec![],
             pipeline: None,
             gds_path: None,
+            ranks: Vec::new(),
         }
     }
 }
