@@ -112,8 +112,12 @@ pub fn launcher_from(var: impl Fn(&str) -> Option<String>) -> Option<Launcher> {
         .or_else(|| count("PMI_SIZE"))
         .or_else(|| count("MPI_LOCALNRANKS"))
         .or_else(|| {
-            var("SLURM_STEP_ID")?;
-            count("SLURM_STEP_NUM_TASKS").or_else(|| count("SLURM_NTASKS"))
+            let step = var("SLURM_STEP_ID")?;
+            let l = count("SLURM_STEP_NUM_TASKS").or_else(|| count("SLURM_NTASKS"))?;
+            Some(Launcher {
+                evidence: format!("SLURM_STEP_ID={step}, {}", l.evidence),
+                ..l
+            })
         })
         .or_else(|| {
             // PMIx names no size: a rank above 0 proves several, rank 0 alone proves nothing.

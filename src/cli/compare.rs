@@ -122,7 +122,7 @@ pub fn run(args: &CompareArgs, coord: &dyn Coordinator) -> Result<(), Error> {
 
     if ranked && !quiet {
         eprintln!(
-            "note: {} processes; peer tools (fio, gdsio) left out: they are not coordinated across processes",
+            "note: {} processes (mpirun/srun): --size is per rank, each figure is every rank's bytes over the earliest start to the latest end of each loop; peer tools (fio, gdsio) left out, they are not coordinated across processes",
             coord.size()
         );
     }
