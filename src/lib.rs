@@ -39,6 +39,7 @@ pub mod stats;
 pub mod swap;
 pub mod sweep;
 pub mod tuning;
+pub mod types;
 
 pub use error::{Error, Result};
 
