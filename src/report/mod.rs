@@ -616,6 +616,74 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn ranks_below_the_median_by_more_than_the_limit_are_stragglers_in_every_output() {
+        use crate::ranks::{LoopWindow, RankMeasurement};
+        // Each rank moves 1 GiB in one loop, in 1 s, 1.2 s and 1.05 s.
+        let rank = |rank: usize, ms: u64| RankMeasurement {
+            rank,
+            host: format!("node{rank}"),
+            bytes_per_loop: 1 << 30,
+            windows: vec![LoopWindow {
+                start_unix_ns: 5_000,
+                end_unix_ns: 5_000 + ms * 1_000_000,
+            }],
+            latencies: LatencyRecorder::new(),
+        };
+        let figures = RankFigures::of(&[rank(0, 1000), rank(1, 1200), rank(2, 1050)]);
+        let slow: Vec<bool> = figures.iter().map(|k| k.straggler).collect();
+        assert_eq!(slow, [false, true, false], "{figures:?}");
+        // The median rank is rank 2 (1/1.05 GiB/s); rank 1 (1/1.2) is 12.5% below it.
+        assert!(
+            (figures[1].below_median_pct - 12.5).abs() < 1e-9,
+            "{figures:?}"
+        );
+        assert_eq!(figures[2].below_median_pct, 0.0);
+        assert!((figures[0].bandwidth_gibps - 1.0).abs() < 1e-9);
+        let mut r = sample();
+        r.ranks = figures;
+        let w = warning::assess(&r, None);
+        assert!(
+            w.iter().any(|w| matches!(w, Warning::Stragglers { ranks } if ranks.contains("rank 1 on node1") && !ranks.contains("rank 2"))),
+            "{w:?}"
+        );
+        let t = human::table(&r);
+        assert!(
+            t.contains("rank 1 ")
+                && t.contains("stragglers (>10% below the median rank): rank 1 ("),
+            "{t}"
+        );
+        assert!(
+            !t.contains("thread 0"),
+            "rank rows replace thread rows: {t}"
+        );
+        assert!(
+            human::summary_line(&r).contains("3 ranks x 2 threads")
+                && human::summary_line(&r).contains("per rank")
+        );
+        let c = csv::to_csv(std::slice::from_ref(&r));
+        let (head, row) = c.split_once('\n').unwrap();
+        assert!(head.ends_with(",ranks,rank_gibps,stragglers"), "{head}");
+        assert!(
+            row.trim_end().ends_with(",3,0:1.000 1:0.833 2:0.952,1"),
+            "{row}"
+        );
+        let md = markdown::runs(std::slice::from_ref(&r));
+        assert!(
+            md.contains("| 1 | node1 | 0.83 |") && md.contains("| yes |"),
+            "{md}"
+        );
+        // One process: no rank figures anywhere.
+        let one = sample();
+        assert!(!human::table(&one).contains("rank 0"));
+        assert!(csv::to_csv(std::slice::from_ref(&one))
+            .lines()
+            .nth(1)
+            .unwrap()
+            .ends_with(",1,,"));
+        assert!(!json::to_json(std::slice::from_ref(&one)).contains("\"ranks\""));
+    }
+
+    #[test]
     fn iso_dates() {
         assert_eq!(iso8601_utc(0), "1970-01-01T00:00:00Z");
         assert_eq!(iso8601_utc(951_782_400), "2000-02-29T00:00:00Z");
