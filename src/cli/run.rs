@@ -355,3 +355,66 @@ pub fn run(args: &RunArgs, coord: &dyn Coordinator) -> Result<(), Error> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Rank 2 of 3, the second on its node.
+    struct Rank2;
+
+    impl Coordinator for Rank2 {
+        fn rank(&self) -> usize {
+            2
+        }
+        fn size(&self) -> usize {
+            3
+        }
+        fn local_rank(&self) -> usize {
+            1
+        }
+        fn host(&self) -> String {
+            "node".into()
+        }
+        fn barrier(&self) -> crate::error::Result<()> {
+            Ok(())
+        }
+        fn gather(&self, _: Vec<u8>) -> crate::error::Result<Option<Vec<Vec<u8>>>> {
+            Ok(None)
+        }
+        fn abort(&self, _: i32) -> ! {
+            panic!("abort")
+        }
+    }
+
+    #[test]
+    fn each_rank_gets_its_own_files_and_gpu() {
+        let dir = crate::testutil::scratch_dir();
+        let opts = |target, create_dir| RunOptions {
+            target,
+            create_dir,
+            ..RunOptions::default()
+        };
+        // A shared directory that exists: a subdirectory per rank, created as needed.
+        let o = for_rank(opts(Target::Dir(dir.path().into()), false), &Rank2);
+        assert_eq!(o.target, Target::Dir(dir.path().join("rank2")));
+        assert!(o.create_dir);
+        // The rank's place on its node picks the GPU (host backend: no driver asked).
+        assert_eq!(o.gpu.device, 1);
+        // A missing directory without --create-dir stays as it is, to be refused by name.
+        let missing = dir.path().join("missing");
+        let o = for_rank(opts(Target::Dir(missing.clone()), false), &Rank2);
+        assert_eq!((o.target, o.create_dir), (Target::Dir(missing), false));
+        // A file: a suffix per rank.
+        let f = dir.path().join("data");
+        let o = for_rank(opts(Target::File(f), false), &Rank2);
+        assert_eq!(o.target, Target::File(dir.path().join("data.rank2")));
+        // One process: unchanged.
+        let o = for_rank(
+            opts(Target::Dir(dir.path().into()), false),
+            &crate::ranks::Solo,
+        );
+        assert_eq!(o.target, Target::Dir(dir.path().into()));
+        assert_eq!(o.gpu.device, 0);
+    }
+}
