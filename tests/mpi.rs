@@ -361,6 +361,92 @@ fn three_ranks_compare_backends_with_one_merged_table() {
     }
 }
 
+/// The pid of the gdswap process that is rank `rank` of a job working in `dir`.
+fn rank_pid(rank: usize, dir: &Path) -> Option<u32> {
+    let want_env = format!("OMPI_COMM_WORLD_RANK={rank}");
+    let want_dir = dir.display().to_string();
+    for e in std::fs::read_dir("/proc").ok()?.flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let (Ok(cmd), Ok(env)) = (
+            std::fs::read(e.path().join("cmdline")),
+            std::fs::read(e.path().join("environ")),
+        ) else {
+            continue;
+        };
+        let has = |blob: &[u8], s: &str| blob.split(|&b| b == 0).any(|p| p == s.as_bytes());
+        if has(&cmd, BIN) && has(&cmd, &want_dir) && has(&env, &want_env) {
+            return Some(pid);
+        }
+    }
+    None
+}
+
+#[test]
+fn a_rank_killed_mid_run_ends_the_job_within_seconds() {
+    require_mpi_build!();
+    require_host_backend!();
+    let dir = scratch();
+    // Enough loops to still be running when rank 2 is killed.
+    let mut cmd = mpirun(argv![
+        "run",
+        "--op",
+        "write",
+        "--dir",
+        dir.path(),
+        "--size",
+        "8M",
+        "--block-size",
+        "256K",
+        "--loops",
+        "100000",
+        "--warmup",
+        "0"
+    ]);
+    let mut child = cmd
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let t0 = Instant::now();
+    let pid = loop {
+        if let Some(pid) = rank_pid(2, dir.path()) {
+            break pid;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(60),
+            "rank 2 never started"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    // Let the ranks get into their loops, then kill rank 2 outright.
+    std::thread::sleep(Duration::from_secs(2));
+    send_signal(pid as libc::pid_t, libc::SIGKILL);
+    let killed = Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if killed.elapsed() > Duration::from_secs(30) {
+            send_signal(child.id() as libc::pid_t, libc::SIGTERM);
+            std::thread::sleep(Duration::from_secs(5));
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("the job still ran 30 s after rank 2 was killed: the other ranks hung");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(!status.success(), "a job with a killed rank succeeded");
+    for rank in 0..RANKS {
+        assert_eq!(
+            rank_pid(rank, dir.path()),
+            None,
+            "rank {rank} outlived the job"
+        );
+    }
+}
+
 #[test]
 fn a_build_without_mpi_refuses_to_run_under_a_launcher() {
     if cfg!(feature = "mpi") {
