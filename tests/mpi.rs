@@ -226,7 +226,8 @@ fn three_ranks_write_then_read_with_one_merged_report() {
     }
     let w = read_report(&wjson);
     check_merged(&w, size, loops);
-    assert_loops_overlap(&w);
+    // (Loops of 16 MiB take tens of ms: on a loaded machine, one rank's may be over before
+    // another's is scheduled. The overlap is checked below, on loops eight times longer.)
 
     // Reads, with rank 2's file gone: rank 2 writes its pattern first (setup) while ranks 0
     // and 1 have nothing to set up; the barriers hold their measured loops back until rank 2
