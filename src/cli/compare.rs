@@ -19,6 +19,7 @@ use crate::size::SIZE_RULE;
 use crate::tuning::Config;
 
 use super::run::{RunArgs, Sink};
+use super::Outcome;
 
 /// Stands for "not given" in the hidden `--backend` of the flattened run options.
 const NO_BACKEND: &str = "-";
@@ -77,7 +78,7 @@ pub struct CompareArgs {
     svg: Option<PathBuf>,
 }
 
-pub fn run(args: &CompareArgs, coord: &dyn Coordinator) -> Result<(), Error> {
+pub fn run(args: &CompareArgs, coord: &dyn Coordinator) -> Result<Outcome, Error> {
     let base = super::run::for_rank(args.run.options()?, coord);
     // Peer tools are not coordinated across the processes of a parallel run: left out.
     let ranked = coord.size() > 1;
@@ -165,7 +166,7 @@ pub fn run(args: &CompareArgs, coord: &dyn Coordinator) -> Result<(), Error> {
         coord,
     );
     let result = match result {
-        Ok(_) if quiet => return Ok(()),
+        Ok(_) if quiet => return Ok(Outcome::Done),
         Ok(r) => r,
         Err(e) => {
             // The failure is a result too: recorded with the error, then reported.
@@ -220,5 +221,5 @@ pub fn run(args: &CompareArgs, coord: &dyn Coordinator) -> Result<(), Error> {
             None => eprintln!("note: no latency figures to plot; --svg not written"),
         }
     }
-    Ok(())
+    Ok(Outcome::Done)
 }

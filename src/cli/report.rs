@@ -7,6 +7,8 @@ use clap::Args;
 use crate::error::{Error, FileOp};
 use crate::rebuild;
 
+use super::Outcome;
+
 #[derive(Args, Debug)]
 #[command(
     after_help = "RESULTS: files written by `gdswap run --json`, `gdswap compare --json`, or a sweep's \
@@ -24,7 +26,7 @@ pub struct ReportArgs {
     out: PathBuf,
 }
 
-pub fn run(args: &ReportArgs) -> Result<(), Error> {
+pub fn run(args: &ReportArgs) -> Result<Outcome, Error> {
     let mut inputs = Vec::new();
     for path in &args.results {
         let text =
@@ -53,5 +55,5 @@ pub fn run(args: &ReportArgs) -> Result<(), Error> {
         if files.len() == 1 { "" } else { "s" },
         args.out.display()
     );
-    Ok(())
+    Ok(Outcome::Done)
 }

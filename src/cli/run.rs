@@ -8,14 +8,15 @@ use clap::Args;
 use crate::backend;
 use crate::error::Error;
 use crate::harness;
-use crate::io::buffer::HugePages;
 use crate::options::{
-    data_dir_from_env, BounceMode, BufferMode, GdsApi, GdsOptions, GpuOptions, Op, RunOptions,
-    Target,
+    BounceMode, BufferMode, GdsApi, GdsOptions, GpuOptions, Op, RunOptions, Target,
 };
 use crate::ranks::{self, Coordinator};
 use crate::report::{self, RunReport};
 use crate::size::{parse_size, SIZE_RULE};
+
+use super::args::{DataArgs, LoopArgs};
+use super::Outcome;
 
 fn after_run_help() -> String {
     format!(
@@ -38,21 +39,8 @@ pub struct RunArgs {
     /// Direction: read from the file into memory, or write memory to the file.
     #[arg(long, value_enum, default_value_t = Op::Read)]
     op: Op,
-    /// One file shared by all threads, each its own contiguous range (reads: must exist).
-    #[arg(long, conflicts_with = "dir", value_name = "PATH")]
-    file: Option<PathBuf>,
-    /// A directory with one file per thread, gdswap.<tid>.dat, created as needed. The
-    /// directory must exist (see --create-dir).
-    #[arg(long, value_name = "DIR")]
-    dir: Option<PathBuf>,
-    /// Create --dir when it does not exist (without it, a missing --dir is an error: a
-    /// mistyped path would measure another disk). The default data directory is always
-    /// created as needed.
-    #[arg(long)]
-    create_dir: bool,
-    /// Total bytes per loop, all threads together.
-    #[arg(long, default_value = "1G", value_parser = parse_size)]
-    size: u64,
+    #[command(flatten)]
+    data: DataArgs,
     /// Bytes per request.
     #[arg(long, default_value = "1M", value_parser = parse_size)]
     block_size: u64,
@@ -63,33 +51,14 @@ pub struct RunArgs {
     /// Worker threads.
     #[arg(long, default_value_t = 1)]
     threads: usize,
-    /// Measured loops.
-    #[arg(long, default_value_t = 3)]
-    loops: u32,
-    /// Unmeasured loops before the measured ones.
-    #[arg(long, default_value_t = 1)]
-    warmup: u32,
-    /// Shuffle the block order (seeded by --seed; the same seed gives the same order).
-    #[arg(long)]
-    random: bool,
-    /// Seed of the data pattern and of --random.
-    #[arg(long, default_value_t = 0x5eed)]
-    seed: u64,
+    #[command(flatten)]
+    looping: LoopArgs,
     /// Check every byte: reads check what landed in memory, writes read the file back.
     #[arg(long)]
     verify: bool,
-    /// Go through the page cache instead of O_DIRECT (measures memory, not the device).
-    #[arg(long)]
-    buffered: bool,
-    /// Drop the page cache before each measured loop (needs root).
-    #[arg(long)]
-    drop_caches: bool,
     /// Register buffers and files with io_uring (counts against RLIMIT_MEMLOCK unless root).
     #[arg(long)]
     fixed_buffers: bool,
-    /// Page backing of I/O buffers: auto = hugetlb if reserved, else THP, else 4 KiB pages.
-    #[arg(long, value_enum, default_value_t = HugePages::Auto)]
-    huge_pages: HugePages,
     /// Where transfers land: full = one buffer the size of the thread's range (a tensor; what
     /// --verify checks), ring = queue depth x block size buffers reused as requests complete
     /// (fio's and gdsio's footprint; host backend, no --verify: a ring write repeats the ring's bytes).
@@ -145,28 +114,14 @@ impl RunArgs {
 
     /// The run's options; an error only for an unusable `GDSWAP_DATA_DIR`.
     pub fn options(&self) -> Result<RunOptions, Error> {
-        let (target, create_dir) = match (&self.file, &self.dir) {
-            (Some(f), _) => (Target::File(f.clone()), false),
-            (None, Some(d)) => (Target::Dir(d.clone()), self.create_dir),
-            (None, None) => (Target::Dir(data_dir_from_env()?), true),
-        };
-        Ok(RunOptions {
+        let mut o = RunOptions {
             backend: self.backend.clone(),
             op: self.op,
-            target,
-            size: self.size,
             block_size: self.block_size,
             queue_depth: self.queue_depth,
             threads: self.threads,
-            loops: self.loops,
-            warmup: self.warmup,
-            random: self.random,
-            seed: self.seed,
             verify: self.verify,
-            direct: !self.buffered,
-            drop_caches: self.drop_caches,
             fixed_buffers: self.fixed_buffers,
-            huge_pages: self.huge_pages,
             buffer: self.buffer,
             gpu: GpuOptions {
                 device: self.gpu,
@@ -178,8 +133,11 @@ impl RunArgs {
                     require_gpudirect: self.require_gpudirect,
                 }),
             },
-            create_dir,
-        })
+            ..RunOptions::default()
+        };
+        self.data.apply(&mut o)?;
+        self.looping.apply(&mut o);
+        Ok(o)
     }
 
     /// Refuses gds-only flags given to another backend.
@@ -270,7 +228,7 @@ pub(crate) fn for_rank(mut opts: RunOptions, coord: &dyn Coordinator) -> RunOpti
     opts
 }
 
-pub fn run(args: &RunArgs, coord: &dyn Coordinator) -> Result<(), Error> {
+pub fn run(args: &RunArgs, coord: &dyn Coordinator) -> Result<Outcome, Error> {
     args.check_backend_flags()?;
     let mut opts = args.options()?;
     if let Some(path) = &args.config {
@@ -305,7 +263,7 @@ pub fn run(args: &RunArgs, coord: &dyn Coordinator) -> Result<(), Error> {
         // Rank 0 reports the merged run; the other ranks nothing (their errors abort the run).
         Ok(m) if coord.rank() != 0 => {
             drop(m);
-            return Ok(());
+            return Ok(Outcome::Done);
         }
         Ok(m) => m,
         Err(e) => {
@@ -353,7 +311,7 @@ pub fn run(args: &RunArgs, coord: &dyn Coordinator) -> Result<(), Error> {
     if let Some(sink) = csv {
         sink.write(&report::csv::to_csv(std::slice::from_ref(&report)))?;
     }
-    Ok(())
+    Ok(Outcome::Done)
 }
 
 #[cfg(test)]
