@@ -388,6 +388,19 @@ pub fn compare(
     stop: &AtomicBool,
     progress: &mut dyn FnMut(Progress),
 ) -> Result<Comparison> {
+    compare_with(spec, stop, progress, &crate::ranks::Solo)
+}
+
+/// [`compare`] as one of the processes `coord` connects (mpirun, srun): every backend run
+/// meets the other processes at its phases, and its figures are merged on rank 0 (the other
+/// ranks' comparison holds their own figures, and is not to be reported). Every rank must be
+/// given the same contenders, peers excluded (they are not coordinated).
+pub fn compare_with(
+    spec: &CompareSpec,
+    stop: &AtomicBool,
+    progress: &mut dyn FnMut(Progress),
+    coord: &dyn crate::ranks::Coordinator,
+) -> Result<Comparison> {
     let data_path = match &spec.base.target {
         Target::File(p) | Target::Dir(p) => p.clone(),
     };
@@ -429,7 +442,9 @@ pub fn compare(
                 Contender::Backend(name) => {
                     let name = *name;
                     let opts = spec.options_for(name);
-                    let meas = harness::run(&opts).map_err(within)?;
+                    let meas = harness::run_with(&opts, coord)
+                        .and_then(|m| crate::ranks::gather(coord, m))
+                        .map_err(within)?;
                     env = crate::env::collect(&data_path);
                     let r = RunReport::new(&opts, &meas, env.clone(), report::now_utc());
                     if m.mode.is_empty() {

@@ -500,6 +500,8 @@ pub enum Error {
     CuFile(Box<crate::types::CuFileError>),
     /// A worker thread panicked: a bug in gdswap.
     WorkerPanicked(usize),
+    /// Running as one rank of a parallel job (MPI) is not possible, or the ranks disagree.
+    Ranks(String),
     /// An error inside one step of a larger job (a compare round, a sweep point), saying which.
     Within {
         /// The step (may name settings).
@@ -638,6 +640,7 @@ impl Error {
                 name(Setting::DropCaches)
             ),
             Error::Aborted => "stopped because another worker failed".into(),
+            Error::Ranks(m) => m.clone(),
             Error::CuFile(e) => e.to_string(),
             Error::WorkerPanicked(tid) => {
                 format!("worker thread {tid} panicked (a bug in gdswap; please report it)")
@@ -801,6 +804,7 @@ impl Error {
             Error::Peer { .. } => "peer",
             Error::Interrupted => "interrupted",
             Error::Swap { .. } => "swap",
+            Error::Ranks(_) => "ranks",
             Error::Aborted | Error::WorkerPanicked(_) | Error::Internal(_) => "internal",
             Error::Within { source, .. } => source.kind(),
         }

@@ -18,6 +18,11 @@
 //! The coordinator (the calling thread) takes part in every barrier, so it does the per-loop
 //! bookkeeping while all workers wait. If any party fails, it aborts the barrier: everyone
 //! else stops at the next barrier, and the first real error is returned.
+//!
+//! Several processes (`mpirun`, `srun`: [`crate::ranks`]): the coordinator also meets the
+//! other processes' coordinators, through a [`Coordinator`], after setup, after pre, between
+//! "ready" and "go" of every loop (so every rank's loop starts together), after the sync and
+//! after post. One process alone uses [`crate::ranks::Solo`], whose barriers pass at once.
 
 use std::path::PathBuf;
 use std::sync::{Arc, Condvar, Mutex};
@@ -33,6 +38,7 @@ use crate::io::sys::{self, CpuTime};
 use crate::options::{Op, RunOptions};
 use crate::pattern;
 use crate::plan::ThreadPlan;
+use crate::ranks::{Coordinator, LoopWindow, RankMeasurement, Solo};
 use crate::stats::LatencyRecorder;
 
 /// What one worker thread measured.
@@ -66,6 +72,12 @@ pub struct LoopMeasurement {
     pub e2e_time: Duration,
     /// CPU time of the whole process during the loop.
     pub cpu: CpuTime,
+    /// The loop on the wall clock, from release to the last thread done (the same interval as
+    /// `e2e_time`), for laying processes' loops side by side.
+    pub window: LoopWindow,
+    /// Merged runs of several processes: the earliest start to the latest end of any rank's
+    /// loop, which is the loop's task time (the aggregate bandwidth is all bytes over it).
+    pub span: Option<Duration>,
 }
 
 /// Everything a run measured.
@@ -84,10 +96,19 @@ pub struct Measurements {
     /// The data's filesystem when it is not a local block device (tmpfs, overlay, network,
     /// FUSE), by its statfs type.
     pub non_block_fs: Option<&'static str>,
+    /// A merged run of several processes: each rank's figures, in rank order (empty for one
+    /// process).
+    pub ranks: Vec<RankMeasurement>,
 }
 
-/// Runs `opts` through its backend.
+/// Runs `opts` through its backend, in this process alone.
 pub fn run(opts: &RunOptions) -> Result<Measurements> {
+    run_with(opts, &Solo)
+}
+
+/// Runs `opts` through its backend as one of the processes `coord` connects, meeting them at
+/// every phase (their measurements are merged afterwards by [`crate::ranks::gather`]).
+pub fn run_with(opts: &RunOptions, coord: &dyn Coordinator) -> Result<Measurements> {
     opts.validate()?;
     let backend = backend::open(opts.backend)?;
     backend.preflight(opts)?;
@@ -96,7 +117,7 @@ pub fn run(opts: &RunOptions) -> Result<Measurements> {
     }
     let prepared = datafiles::prepare(opts)?;
     let cleanup = prepared.clone_for_cleanup();
-    let mut m = match execute(opts, backend.as_ref(), prepared) {
+    let mut m = match execute(opts, backend.as_ref(), prepared, coord) {
         Ok(m) => m,
         Err(e) => {
             // Files this run created and wrote nothing into go again; the rest stay.
@@ -124,6 +145,7 @@ fn execute(
     opts: &RunOptions,
     backend: &dyn Backend,
     prepared: PreparedFiles,
+    coord: &dyn Coordinator,
 ) -> Result<Measurements> {
     let barrier = PhaseBarrier::new(prepared.plans.len() + 1);
 
@@ -165,7 +187,7 @@ fn execute(
         }
         let coordinator = match spawn_error {
             Some(e) => Err(e),
-            None => coordinate(opts, &prepared, &barrier),
+            None => coordinate(opts, &prepared, &barrier, coord),
         };
         if coordinator.is_err() {
             barrier.abort();
@@ -206,6 +228,7 @@ fn execute(
         verified: opts.verify,
         gds_path: None,
         non_block_fs: prepared.non_block_fs,
+        ranks: Vec::new(),
     })
 }
 
@@ -213,10 +236,13 @@ fn coordinate(
     opts: &RunOptions,
     prepared: &PreparedFiles,
     barrier: &PhaseBarrier,
+    coord: &dyn Coordinator,
 ) -> Result<Vec<LoopMeasurement>> {
     barrier.wait()?; // setup done
+    coord.barrier()?; // every process's setup done
     barrier.wait()?; // pre done
     prepared.before_loops(opts)?;
+    coord.barrier()?; // every process ready for the loops
     let mut loops = Vec::with_capacity(opts.loops as usize);
     for i in 0..opts.total_loops() {
         let measured = i >= opts.warmup;
@@ -224,18 +250,29 @@ fn coordinate(
         if measured && opts.drop_caches {
             sys::drop_caches().map_err(Error::DropCaches)?;
         }
+        // Every process's workers wait at "go": the loops start together.
+        coord.barrier()?;
         let cpu0 = CpuTime::process();
+        let wall0 = std::time::SystemTime::now();
         let t0 = Instant::now();
         barrier.wait()?; // go
         barrier.wait()?; // done
         let e2e_time = t0.elapsed();
+        let wall1 = wall0 + e2e_time;
         let cpu = CpuTime::process().since(cpu0);
         if measured {
-            loops.push(LoopMeasurement { e2e_time, cpu });
+            loops.push(LoopMeasurement {
+                e2e_time,
+                cpu,
+                window: LoopWindow::of(wall0, wall1),
+                span: None,
+            });
         }
     }
     barrier.wait()?; // synced
+    coord.barrier()?; // every process's data durable
     barrier.wait()?; // post done
+    coord.barrier()?; // every process verified and released
     Ok(loops)
 }
 
@@ -566,7 +603,13 @@ mod tests {
             verify: true,
             ..RunOptions::default()
         };
-        execute(&opts, &Lazy { moving_calls }, datafiles::prepare(&opts)?).map(drop)
+        execute(
+            &opts,
+            &Lazy { moving_calls },
+            datafiles::prepare(&opts)?,
+            &Solo,
+        )
+        .map(drop)
     }
 
     fn expect_verify_failure_at_zero(r: Result<()>) {

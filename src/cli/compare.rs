@@ -4,6 +4,7 @@
 //! The workload options are `gdswap run`'s own (flattened, so both stay in step); `--backend`
 //! is replaced by `--backends LIST`.
 
+use crate::ranks::Coordinator;
 use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
 
@@ -80,8 +81,17 @@ pub struct CompareArgs {
     svg: Option<PathBuf>,
 }
 
-pub fn run(args: &CompareArgs) -> Result<Outcome, Error> {
-    let base = args.run.options()?;
+pub fn run(args: &CompareArgs, coord: &dyn Coordinator) -> Result<Outcome, Error> {
+    let base = super::run::for_rank(args.run.options()?, coord);
+    // Peer tools are not coordinated across the processes of a parallel run: left out.
+    let ranked = coord.size() > 1;
+    let peers = if ranked {
+        vec!["none".to_string()]
+    } else {
+        args.peers.clone()
+    };
+    // Rank 0 speaks for the run; the other ranks say nothing but their errors.
+    let quiet = coord.rank() != 0;
     let config = args
         .run
         .config_path()
@@ -93,7 +103,7 @@ pub fn run(args: &CompareArgs) -> Result<Outcome, Error> {
         (None, Some((c, _))) => Some(c.backends.keys().cloned().collect()),
         (None, None) => None,
     };
-    let mut spec = compare::resolve(base, backends.as_deref(), &args.peers, args.rounds)?;
+    let mut spec = compare::resolve(base, backends.as_deref(), &peers, args.rounds)?;
     super::flags::skip_reasons_with_flags(&mut spec);
     if let Some((c, p)) = &config {
         spec = compare::with_config(spec, c, p)?;
@@ -115,7 +125,13 @@ pub fn run(args: &CompareArgs) -> Result<Outcome, Error> {
         .iter()
         .any(|s| matches!(s, Some(Sink::Stdout)));
 
-    for s in &spec.skipped {
+    if ranked && !quiet {
+        eprintln!(
+            "note: {} processes (mpirun/srun): --size is per rank, each figure is every rank's bytes over the earliest start to the latest end of each loop; peer tools (fio, gdsio) left out, they are not coordinated across processes",
+            coord.size()
+        );
+    }
+    for s in spec.skipped.iter().filter(|_| !quiet) {
         eprintln!(
             "note: skipping {} {}: {}",
             s.kind,
@@ -124,26 +140,37 @@ pub fn run(args: &CompareArgs) -> Result<Outcome, Error> {
         );
     }
     let names: Vec<&str> = spec.contenders.iter().map(|c| c.name()).collect();
-    eprintln!(
-        "comparing {} over {} round{}",
-        names.join(", "),
-        spec.rounds,
-        if spec.rounds == 1 { "" } else { "s" }
-    );
+    if !quiet {
+        eprintln!(
+            "comparing {} over {} round{}",
+            names.join(", "),
+            spec.rounds,
+            if spec.rounds == 1 { "" } else { "s" }
+        );
+    }
     let stop = AtomicBool::new(false);
     let w = names.iter().map(|n| n.len()).max().unwrap_or(0).max(6);
-    let result = compare::compare(&spec, &stop, &mut |p| {
-        if let Progress::Measured {
-            round,
-            rounds,
-            name,
-            gibps,
-        } = p
-        {
-            eprintln!("  round {round}/{rounds} {name:<w$} {gibps:.2} GiB/s");
-        }
-    });
+    let result = compare::compare_with(
+        &spec,
+        &stop,
+        &mut |p| {
+            if quiet {
+                return;
+            }
+            if let Progress::Measured {
+                round,
+                rounds,
+                name,
+                gibps,
+            } = p
+            {
+                eprintln!("  round {round}/{rounds} {name:<w$} {gibps:.2} GiB/s");
+            }
+        },
+        coord,
+    );
     let result = match result {
+        Ok(_) if quiet => return Ok(Outcome::Done),
         Ok(r) => r,
         Err(e) => {
             // The failure is a result too: recorded with the error, then reported.

@@ -11,6 +11,7 @@ use crate::harness;
 use crate::options::{
     BounceMode, BufferMode, GdsApi, GdsOptions, GpuOptions, Op, RunOptions, Target,
 };
+use crate::ranks::{self, Coordinator};
 use crate::report::{self, RunReport};
 use crate::size::{parse_size, SIZE_RULE};
 
@@ -202,7 +203,40 @@ impl Sink {
     }
 }
 
-pub fn run(args: &RunArgs) -> Result<Outcome, Error> {
+/// `opts` for this process's rank of a run of several: its own files (`--dir D`: `D/rank<N>`,
+/// created as needed when D exists or --create-dir is given; `--file F`: `F.rank<N>`), and its
+/// GPU (`--gpu` plus the rank's place on its node, modulo the GPUs the driver sees).
+pub(crate) fn for_rank(mut opts: RunOptions, coord: &dyn Coordinator) -> RunOptions {
+    if coord.size() <= 1 {
+        return opts;
+    }
+    let rank = coord.rank();
+    opts.target = match opts.target {
+        Target::File(f) => Target::File(ranks::rank_path(&f, false, rank)),
+        Target::Dir(d) if opts.create_dir || d.is_dir() => {
+            opts.create_dir = true;
+            Target::Dir(ranks::rank_path(&d, true, rank))
+        }
+        // A missing --dir without --create-dir: refused as it is, naming the flag.
+        Target::Dir(d) => Target::Dir(d),
+    };
+    let gpu_backend =
+        crate::backend::get(opts.backend).memory() != crate::backend::MemoryKind::Host;
+    let devices = if gpu_backend {
+        crate::cuda::driver::load().map(|d| d.devices).unwrap_or(0)
+    } else {
+        0
+    };
+    let device = opts.gpu.device.saturating_add(coord.local_rank());
+    opts.gpu.device = if devices > 0 {
+        device % devices
+    } else {
+        device
+    };
+    opts
+}
+
+pub fn run(args: &RunArgs, coord: &dyn Coordinator) -> Result<Outcome, Error> {
     args.check_backend_flags()?;
     let mut opts = args.options()?;
     if let Some(path) = &args.config {
@@ -210,6 +244,7 @@ pub fn run(args: &RunArgs) -> Result<Outcome, Error> {
             .for_backend(opts.backend.name(), path, Setting::Config)?
             .apply(&mut opts);
     }
+    let opts = for_rank(opts, coord);
     opts.validate()?;
     if args.json.as_deref() == Some(Path::new("-")) && args.csv.as_deref() == Some(Path::new("-")) {
         return Err(Error::invalid(
@@ -232,7 +267,12 @@ pub fn run(args: &RunArgs) -> Result<Outcome, Error> {
     let data_path = match &opts.target {
         Target::File(p) | Target::Dir(p) => p.clone(),
     };
-    let measurements = match harness::run(&opts) {
+    let measurements = match harness::run_with(&opts, coord).and_then(|m| ranks::gather(coord, m)) {
+        // Rank 0 reports the merged run; the other ranks nothing (their errors abort the run).
+        Ok(m) if coord.rank() != 0 => {
+            drop(m);
+            return Ok(Outcome::Done);
+        }
         Ok(m) => m,
         Err(e) => {
             // The failure is a result too: recorded with the error, then reported.
@@ -282,4 +322,67 @@ pub fn run(args: &RunArgs) -> Result<Outcome, Error> {
         sink.write(&report::csv::to_csv(std::slice::from_ref(&report)))?;
     }
     Ok(Outcome::Done)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Rank 2 of 3, the second on its node.
+    struct Rank2;
+
+    impl Coordinator for Rank2 {
+        fn rank(&self) -> usize {
+            2
+        }
+        fn size(&self) -> usize {
+            3
+        }
+        fn local_rank(&self) -> usize {
+            1
+        }
+        fn host(&self) -> String {
+            "node".into()
+        }
+        fn barrier(&self) -> crate::error::Result<()> {
+            Ok(())
+        }
+        fn gather(&self, _: Vec<u8>) -> crate::error::Result<Option<Vec<Vec<u8>>>> {
+            Ok(None)
+        }
+        fn abort(&self, _: i32) -> ! {
+            panic!("abort")
+        }
+    }
+
+    #[test]
+    fn each_rank_gets_its_own_files_and_gpu() {
+        let dir = crate::testutil::scratch_dir();
+        let opts = |target, create_dir| RunOptions {
+            target,
+            create_dir,
+            ..RunOptions::default()
+        };
+        // A shared directory that exists: a subdirectory per rank, created as needed.
+        let o = for_rank(opts(Target::Dir(dir.path().into()), false), &Rank2);
+        assert_eq!(o.target, Target::Dir(dir.path().join("rank2")));
+        assert!(o.create_dir);
+        // The rank's place on its node picks the GPU (host backend: no driver asked).
+        assert_eq!(o.gpu.device, 1);
+        // A missing directory without --create-dir stays as it is, to be refused by name.
+        let missing = dir.path().join("missing");
+        let o = for_rank(opts(Target::Dir(missing.clone()), false), &Rank2);
+        assert_eq!((o.target, o.create_dir), (Target::Dir(missing), false));
+        // A file: a suffix per rank.
+        let f = dir.path().join("data");
+        let o = for_rank(opts(Target::File(f), false), &Rank2);
+        assert_eq!(o.target, Target::File(dir.path().join("data.rank2")));
+        // One process: unchanged.
+        let o = for_rank(
+            opts(Target::Dir(dir.path().into()), false),
+            &crate::ranks::Solo,
+        );
+        assert_eq!(o.target, Target::Dir(dir.path().into()));
+        assert_eq!(o.gpu.device, 0);
+    }
 }

@@ -53,6 +53,11 @@ struct Row<'a> {
     cpu_model: &'a str,
     gdswap_version: &'a str,
     git_commit: &'a str,
+    /// Processes of a run under mpirun/srun (1 alone), each rank's GiB/s (`rank:GiB/s`, space
+    /// separated), and the stragglers' ranks.
+    ranks: usize,
+    rank_gibps: String,
+    stragglers: String,
 }
 
 /// The reports as CSV text with a header line.
@@ -111,6 +116,20 @@ pub fn to_csv(reports: &[RunReport]) -> String {
             cpu_model: &e.cpu_model,
             gdswap_version: &e.gdswap_version,
             git_commit: &e.git_commit,
+            ranks: r.ranks.len().max(1),
+            rank_gibps: r
+                .ranks
+                .iter()
+                .map(|k| format!("{}:{:.3}", k.rank, k.bandwidth_gibps))
+                .collect::<Vec<_>>()
+                .join(" "),
+            stragglers: r
+                .ranks
+                .iter()
+                .filter(|k| k.straggler)
+                .map(|k| k.rank.to_string())
+                .collect::<Vec<_>>()
+                .join(" "),
         })
         .expect("writing CSV to memory cannot fail");
     }

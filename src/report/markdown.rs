@@ -95,6 +95,34 @@ pub fn runs(reports: &[RunReport]) -> String {
             cell(&r.buffer_pages),
         );
     }
+    for r in reports.iter().filter(|r| !r.ranks.is_empty()) {
+        let _ = writeln!(
+            out,
+            "\n{} {} over {} ranks (the row above: every rank's bytes over the earliest start to the latest end of each loop; latencies from the merged histograms):\n",
+            cell(r.params.backend.name()),
+            cell(&r.params.workload.op.to_string()),
+            r.ranks.len()
+        );
+        let _ = writeln!(
+            out,
+            "| rank | host | GiB/s | IOPS | p50 latency | p99 latency | below median | straggler |"
+        );
+        let _ = writeln!(out, "|---:|---|---:|---:|---:|---:|---:|---|");
+        for k in &r.ranks {
+            let _ = writeln!(
+                out,
+                "| {} | {} | {:.2} | {:.0} | {} | {} | {:.0}% | {} |",
+                k.rank,
+                cell(&k.host),
+                k.bandwidth_gibps,
+                k.iops,
+                latency(k.latency.p50_us),
+                latency(k.latency.p99_us),
+                k.below_median_pct,
+                if k.straggler { "yes" } else { "" }
+            );
+        }
+    }
     if let Some(first) = reports.first() {
         let _ = writeln!(
             out,

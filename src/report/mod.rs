@@ -55,6 +55,69 @@ pub struct RunReport {
     /// absent for the other backends.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gds_path: Option<GdsVerdict>,
+    /// A run of several processes (`mpirun`, `srun`): each rank's figures, in rank order;
+    /// absent for one process. The summary is then the merged one: all ranks' bytes over the
+    /// earliest start to the latest end of each loop, latencies from the merged histograms.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ranks: Vec<RankFigures>,
+}
+
+/// How far below the median rank's bandwidth a rank is flagged a straggler, in percent.
+pub const STRAGGLER_PCT: f64 = 10.0;
+
+/// One rank of a run of several processes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RankFigures {
+    pub rank: usize,
+    pub host: String,
+    /// Bytes this rank moved in the measured loops.
+    pub bytes: u64,
+    /// Sum over loops of this rank's loop time (its release to its last thread done).
+    pub time_s: f64,
+    /// bytes / time, GiB/s.
+    pub bandwidth_gibps: f64,
+    /// requests / time.
+    pub iops: f64,
+    pub latency: Percentiles,
+    /// Each measured loop's start and end, ns since the Unix epoch (the ranks' wall clocks).
+    pub loop_start_unix_ns: Vec<u64>,
+    pub loop_end_unix_ns: Vec<u64>,
+    /// Percent below the median rank's bandwidth (negative: above it).
+    pub below_median_pct: f64,
+    /// More than [`STRAGGLER_PCT`] below the median rank.
+    pub straggler: bool,
+}
+
+impl RankFigures {
+    /// The figures of every rank, stragglers flagged.
+    pub fn of(ranks: &[crate::ranks::RankMeasurement]) -> Vec<RankFigures> {
+        let mut out: Vec<RankFigures> = ranks
+            .iter()
+            .map(|r| {
+                let time_s: f64 = r.windows.iter().map(|w| w.duration().as_secs_f64()).sum();
+                let bytes = r.bytes_per_loop.saturating_mul(r.windows.len() as u64);
+                RankFigures {
+                    rank: r.rank,
+                    host: r.host.clone(),
+                    bytes,
+                    time_s,
+                    bandwidth_gibps: ratio(bytes as f64 / GIB, time_s),
+                    iops: ratio(r.latencies.count() as f64, time_s),
+                    latency: r.latencies.percentiles(),
+                    loop_start_unix_ns: r.windows.iter().map(|w| w.start_unix_ns).collect(),
+                    loop_end_unix_ns: r.windows.iter().map(|w| w.end_unix_ns).collect(),
+                    below_median_pct: 0.0,
+                    straggler: false,
+                }
+            })
+            .collect();
+        let med = median(&out.iter().map(|r| r.bandwidth_gibps).collect::<Vec<_>>());
+        for r in &mut out {
+            r.below_median_pct = 100.0 * ratio(med - r.bandwidth_gibps, med);
+            r.straggler = r.below_median_pct > STRAGGLER_PCT;
+        }
+        out
+    }
 }
 
 /// The path a `gds` run's bytes took: defined with cuFile, re-exported here for reports.
@@ -206,7 +269,7 @@ impl Params {
 pub struct ErrorRecord {
     /// A stable class: `refused` (a value, file or limit gdswap will not run with),
     /// `unavailable`, `resources`, `io`, `verify`, `cuda`, `cufile`, `peer`, `interrupted`,
-    /// `internal`.
+    /// `internal`, `ranks`.
     pub kind: String,
     /// The one-line message gdswap printed (the library's text, settings by name, unless
     /// the command line puts its own line, with flags, here).
@@ -347,13 +410,15 @@ impl RunReport {
             .iter()
             .enumerate()
             .map(|(i, l)| {
-                let task = m
-                    .threads
-                    .iter()
-                    .filter_map(|t| t.loop_times.get(i))
-                    .max()
-                    .copied()
-                    .unwrap_or_default();
+                // One process: the slowest thread; several: the ranks' common span.
+                let task = l.span.unwrap_or_else(|| {
+                    m.threads
+                        .iter()
+                        .filter_map(|t| t.loop_times.get(i))
+                        .max()
+                        .copied()
+                        .unwrap_or_default()
+                });
                 LoopFigures {
                     index: i,
                     task_time_s: task.as_secs_f64(),
@@ -456,6 +521,7 @@ impl RunReport {
                 )
             }),
             gds_path: m.gds_path.clone(),
+            ranks: RankFigures::of(&m.ranks),
         };
         let mut warnings = warning::assess(&report, m.pages);
         if let Some(fs) = m.non_block_fs {
@@ -567,6 +633,74 @@ pub(crate) mod tests {
         // No spans (another backend): the summed figures stand.
         let p = PipelineFigures::from_phases(&[thread]).unwrap();
         assert_eq!(p.clone().with_copy_spans(&[]), p);
+    }
+
+    #[test]
+    fn ranks_below_the_median_by_more_than_the_limit_are_stragglers_in_every_output() {
+        use crate::ranks::{LoopWindow, RankMeasurement};
+        // Each rank moves 1 GiB in one loop, in 1 s, 1.2 s and 1.05 s.
+        let rank = |rank: usize, ms: u64| RankMeasurement {
+            rank,
+            host: format!("node{rank}"),
+            bytes_per_loop: 1 << 30,
+            windows: vec![LoopWindow {
+                start_unix_ns: 5_000,
+                end_unix_ns: 5_000 + ms * 1_000_000,
+            }],
+            latencies: LatencyRecorder::new(),
+        };
+        let figures = RankFigures::of(&[rank(0, 1000), rank(1, 1200), rank(2, 1050)]);
+        let slow: Vec<bool> = figures.iter().map(|k| k.straggler).collect();
+        assert_eq!(slow, [false, true, false], "{figures:?}");
+        // The median rank is rank 2 (1/1.05 GiB/s); rank 1 (1/1.2) is 12.5% below it.
+        assert!(
+            (figures[1].below_median_pct - 12.5).abs() < 1e-9,
+            "{figures:?}"
+        );
+        assert_eq!(figures[2].below_median_pct, 0.0);
+        assert!((figures[0].bandwidth_gibps - 1.0).abs() < 1e-9);
+        let mut r = sample();
+        r.ranks = figures;
+        let w = warning::assess(&r, None);
+        assert!(
+            w.iter().any(|w| matches!(w, Warning::Stragglers { ranks } if ranks.contains("rank 1 on node1") && !ranks.contains("rank 2"))),
+            "{w:?}"
+        );
+        let t = human::table(&r);
+        assert!(
+            t.contains("rank 1 ")
+                && t.contains("stragglers (>10% below the median rank): rank 1 ("),
+            "{t}"
+        );
+        assert!(
+            !t.contains("thread 0"),
+            "rank rows replace thread rows: {t}"
+        );
+        assert!(
+            human::summary_line(&r).contains("3 ranks x 2 threads")
+                && human::summary_line(&r).contains("per rank")
+        );
+        let c = csv::to_csv(std::slice::from_ref(&r));
+        let (head, row) = c.split_once('\n').unwrap();
+        assert!(head.ends_with(",ranks,rank_gibps,stragglers"), "{head}");
+        assert!(
+            row.trim_end().ends_with(",3,0:1.000 1:0.833 2:0.952,1"),
+            "{row}"
+        );
+        let md = markdown::runs(std::slice::from_ref(&r));
+        assert!(
+            md.contains("| 1 | node1 | 0.83 |") && md.contains("| yes |"),
+            "{md}"
+        );
+        // One process: no rank figures anywhere.
+        let one = sample();
+        assert!(!human::table(&one).contains("rank 0"));
+        assert!(csv::to_csv(std::slice::from_ref(&one))
+            .lines()
+            .nth(1)
+            .unwrap()
+            .ends_with(",1,,"));
+        assert!(!json::to_json(std::slice::from_ref(&one)).contains("\"ranks\""));
     }
 
     #[test]
@@ -688,6 +822,7 @@ pub(crate) mod tests {
             warnings: vec![],
             pipeline: None,
             gds_path: None,
+            ranks: Vec::new(),
         }
     }
 

@@ -40,6 +40,8 @@ pub enum Warning {
     /// The data is on a filesystem that is not a local block device (tmpfs, overlay, a
     /// network or FUSE filesystem; from statfs): the figures do not measure a disk.
     NotBlockDevice { fs: String },
+    /// A run of several processes with ranks well below the median rank's bandwidth.
+    Stragglers { ranks: String },
 }
 
 /// A warning as it is stored in reports.
@@ -64,6 +66,7 @@ impl Warning {
             Warning::GdsUnalignedBlock { .. } => "gds-unaligned-block",
             Warning::GdsNote { .. } => "gds-note",
             Warning::NotBlockDevice { .. } => "not-block-device",
+            Warning::Stragglers { .. } => "stragglers",
         }
     }
 
@@ -96,6 +99,10 @@ impl Warning {
             Warning::NotBlockDevice { fs } => format!(
                 "the data is on {fs}, not a local block device: these figures measure {fs}, not a disk"
             ),
+            Warning::Stragglers { ranks } => format!(
+                "stragglers, more than {:.0}% below the median rank's bandwidth: {ranks}",
+                super::STRAGGLER_PCT
+            ),
         }
     }
 
@@ -121,6 +128,9 @@ impl Warning {
             }
             Warning::NotBlockDevice { .. } => {
                 "put --file/--dir on a filesystem on the NVMe device to be measured (gdswap check --path DIR shows the device under a path)"
+            }
+            Warning::Stragglers { .. } => {
+                "compare the slow ranks' nodes: their disks (gdswap check --path DIR), GPU and NUMA binding, and what else runs there"
             }
         }
     }
@@ -193,6 +203,22 @@ pub fn assess(r: &RunReport, pages: Option<PageBacking>) -> Vec<Warning> {
     }
     if let Some(p) = &r.gds_path {
         out.extend(p.notes.iter().map(|n| Warning::GdsNote { note: n.clone() }));
+    }
+    let slow: Vec<String> = r
+        .ranks
+        .iter()
+        .filter(|k| k.straggler)
+        .map(|k| {
+            format!(
+                "rank {} on {} ({:.0}% below)",
+                k.rank, k.host, k.below_median_pct
+            )
+        })
+        .collect();
+    if !slow.is_empty() {
+        out.push(Warning::Stragglers {
+            ranks: slow.join(", "),
+        });
     }
     out
 }
