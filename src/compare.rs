@@ -443,7 +443,7 @@ pub fn compare_with(
                     let name = *name;
                     let opts = spec.options_for(name);
                     let meas = harness::run_with(&opts, coord)
-                        .and_then(|m| crate::ranks::gather(coord, m))
+                        .and_then(|m| crate::rank_merge::gather(coord, m))
                         .map_err(within)?;
                     env = crate::env::collect(&data_path);
                     let r = RunReport::new(&opts, &meas, env.clone(), report::now_utc());

@@ -107,7 +107,7 @@ pub fn run(opts: &RunOptions) -> Result<Measurements> {
 }
 
 /// Runs `opts` through its backend as one of the processes `coord` connects, meeting them at
-/// every phase (their measurements are merged afterwards by [`crate::ranks::gather`]).
+/// every phase (their measurements are merged afterwards by [`crate::rank_merge::gather`]).
 pub fn run_with(opts: &RunOptions, coord: &dyn Coordinator) -> Result<Measurements> {
     opts.validate()?;
     let backend = backend::open(opts.backend)?;

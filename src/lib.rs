@@ -52,6 +52,8 @@ pub mod peer;
 #[allow(missing_docs)] // not documented item by item yet
 pub mod plan;
 #[allow(missing_docs)] // not documented item by item yet
+pub mod rank_merge;
+#[allow(missing_docs)] // not documented item by item yet
 pub mod ranks;
 #[allow(missing_docs)] // not documented item by item yet
 pub mod rebuild;

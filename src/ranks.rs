@@ -7,22 +7,15 @@
 //! the one started under `mpirun`/`srun`. So the default build needs no MPI, and the harness
 //! imports none.
 //!
-//! Merging (rank 0, [`gather`]): every rank sends a [`RankRecord`] (its threads' bytes, loop
-//! times, latency histograms, CPU, and each measured loop's start and end on the wall clock);
-//! rank 0 builds one [`Measurements`] whose loops span from the earliest start to the latest end
-//! of any rank (the aggregate bandwidth is all bytes over that span), whose threads are every
-//! rank's (so latency percentiles come from the merged histograms, never averaged), with one
-//! [`RankMeasurement`] per rank for the per-rank figures and the stragglers.
+//! Merging the ranks' measurements on rank 0 is [`crate::rank_merge`]'s job (it works on the
+//! harness's measurements, so it sits above the harness, which sits above this module).
 
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
-use crate::backend::PhaseTimes;
-use crate::error::{Error, Result};
-use crate::harness::{LoopMeasurement, Measurements, ThreadMeasurement};
-use crate::io::sys::CpuTime;
+use crate::error::Result;
 use crate::stats::LatencyRecorder;
 
 /// How the processes of one run meet. Implementations are called from the harness's
@@ -154,7 +147,7 @@ pub fn from_launcher() -> Result<Box<dyn Coordinator>> {
         #[cfg(feature = "mpi")]
         Some(_) => Ok(Box::new(mpi_coord::MpiCoordinator::init()?)),
         #[cfg(not(feature = "mpi"))]
-        Some(l) => Err(Error::Ranks(missing_mpi_message(&l))),
+        Some(l) => Err(crate::error::Error::Ranks(missing_mpi_message(&l))),
     }
 }
 
@@ -295,208 +288,6 @@ pub struct RankMeasurement {
     pub latencies: LatencyRecorder,
 }
 
-/// What one rank sends to rank 0.
-#[derive(Debug, Serialize, Deserialize)]
-pub struct RankRecord {
-    pub rank: usize,
-    pub host: String,
-    pub loops: Vec<LoopRecord>,
-    pub threads: Vec<ThreadRecord>,
-}
-
-#[derive(Debug, Serialize, Deserialize)]
-pub struct LoopRecord {
-    pub window: LoopWindow,
-    pub e2e_ns: u64,
-    pub cpu_user_ns: u64,
-    pub cpu_system_ns: u64,
-}
-
-#[derive(Debug, Serialize, Deserialize)]
-pub struct ThreadRecord {
-    pub tid: usize,
-    pub path: PathBuf,
-    pub file_offset: u64,
-    pub bytes_per_loop: u64,
-    pub requests_per_loop: usize,
-    pub loop_times_ns: Vec<u64>,
-    /// The latency histogram, `(value, count)` per recorded bucket ([`LatencyRecorder::counts`]).
-    pub latency: Vec<(u64, u64)>,
-    pub cpu_user_ns: u64,
-    pub cpu_system_ns: u64,
-    pub sync_ns: u64,
-    pub mode: String,
-    /// io, copy and total time of multi-stage backends, summed over loops.
-    pub phases_ns: Option<[u64; 3]>,
-}
-
-fn ns(d: Duration) -> u64 {
-    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
-}
-
-impl RankRecord {
-    pub fn of(rank: usize, host: String, m: &Measurements) -> RankRecord {
-        RankRecord {
-            rank,
-            host,
-            loops: m
-                .loops
-                .iter()
-                .map(|l| LoopRecord {
-                    window: l.window,
-                    e2e_ns: ns(l.e2e_time),
-                    cpu_user_ns: ns(l.cpu.user),
-                    cpu_system_ns: ns(l.cpu.system),
-                })
-                .collect(),
-            threads: m
-                .threads
-                .iter()
-                .map(|t| ThreadRecord {
-                    tid: t.tid,
-                    path: t.path.clone(),
-                    file_offset: t.file_offset,
-                    bytes_per_loop: t.bytes_per_loop,
-                    requests_per_loop: t.requests_per_loop,
-                    loop_times_ns: t.loop_times.iter().map(|&d| ns(d)).collect(),
-                    latency: t.latencies.counts(),
-                    cpu_user_ns: ns(t.cpu.user),
-                    cpu_system_ns: ns(t.cpu.system),
-                    sync_ns: ns(t.sync_time),
-                    mode: t.mode.clone(),
-                    phases_ns: t.phases.map(|p| [ns(p.io), ns(p.copy), ns(p.total)]),
-                })
-                .collect(),
-        }
-    }
-}
-
-/// Rank 0: the merged measurements of every rank; the other ranks: their own, unmerged (they
-/// report nothing, but keep the same course as rank 0). A single process gets its own
-/// measurements back, unchanged. Every rank must call it.
-pub fn gather(coord: &dyn Coordinator, m: Measurements) -> Result<Measurements> {
-    if coord.size() == 1 {
-        return Ok(m);
-    }
-    let record = RankRecord::of(coord.rank(), coord.host(), &m);
-    let bytes = serde_json::to_vec(&record).map_err(|e| {
-        Error::Ranks(format!(
-            "cannot encode rank {}'s figures: {e}",
-            coord.rank()
-        ))
-    })?;
-    let Some(all) = coord.gather(bytes)? else {
-        return Ok(m);
-    };
-    let mut records = Vec::with_capacity(all.len());
-    for (rank, b) in all.iter().enumerate() {
-        let r: RankRecord = serde_json::from_slice(b)
-            .map_err(|e| Error::Ranks(format!("rank {rank}'s figures do not decode: {e}")))?;
-        records.push(r);
-    }
-    merge(m, records)
-}
-
-/// Rank 0's measurements `base` (backend, mode, pages, alignment, path verdict) with the
-/// figures of every rank in `records` (rank 0's included, in rank order).
-pub fn merge(base: Measurements, records: Vec<RankRecord>) -> Result<Measurements> {
-    let loops_n = base.loops.len();
-    if let Some(r) = records.iter().find(|r| r.loops.len() != loops_n) {
-        return Err(Error::Ranks(format!(
-            "rank {} measured {} loops, rank 0 {loops_n}",
-            r.rank,
-            r.loops.len()
-        )));
-    }
-    let mut loops = Vec::with_capacity(loops_n);
-    for i in 0..loops_n {
-        let start = records
-            .iter()
-            .map(|r| r.loops[i].window.start_unix_ns)
-            .min()
-            .unwrap_or(0);
-        let end = records
-            .iter()
-            .map(|r| r.loops[i].window.end_unix_ns)
-            .max()
-            .unwrap_or(0)
-            .max(start);
-        let span = Duration::from_nanos(end - start);
-        let (mut user, mut system) = (Duration::ZERO, Duration::ZERO);
-        for r in &records {
-            user += Duration::from_nanos(r.loops[i].cpu_user_ns);
-            system += Duration::from_nanos(r.loops[i].cpu_system_ns);
-        }
-        loops.push(LoopMeasurement {
-            e2e_time: span,
-            cpu: CpuTime { user, system },
-            window: LoopWindow {
-                start_unix_ns: start,
-                end_unix_ns: end,
-            },
-            span: Some(span),
-        });
-    }
-    let per_rank_threads = records.iter().map(|r| r.threads.len()).max().unwrap_or(0);
-    let mut threads = Vec::new();
-    let mut ranks = Vec::with_capacity(records.len());
-    for r in records {
-        let mut rank_lat = LatencyRecorder::new();
-        let mut rank_bytes = 0u64;
-        for t in r.threads {
-            let latencies = LatencyRecorder::from_counts(&t.latency);
-            rank_lat.merge(&latencies);
-            rank_bytes = rank_bytes
-                .checked_add(t.bytes_per_loop)
-                .ok_or_else(|| Error::Ranks(format!("rank {}: bytes per loop overflow", r.rank)))?;
-            threads.push(ThreadMeasurement {
-                tid: r
-                    .rank
-                    .checked_mul(per_rank_threads)
-                    .and_then(|x| x.checked_add(t.tid))
-                    .unwrap_or(usize::MAX),
-                path: t.path,
-                file_offset: t.file_offset,
-                bytes_per_loop: t.bytes_per_loop,
-                requests_per_loop: t.requests_per_loop,
-                loop_times: t
-                    .loop_times_ns
-                    .iter()
-                    .map(|&n| Duration::from_nanos(n))
-                    .collect(),
-                latencies,
-                cpu: CpuTime {
-                    user: Duration::from_nanos(t.cpu_user_ns),
-                    system: Duration::from_nanos(t.cpu_system_ns),
-                },
-                sync_time: Duration::from_nanos(t.sync_ns),
-                mode: t.mode,
-                pages: None,
-                phases: t.phases_ns.map(|[io, copy, total]| PhaseTimes {
-                    io: Duration::from_nanos(io),
-                    copy: Duration::from_nanos(copy),
-                    total: Duration::from_nanos(total),
-                }),
-                // Copy spans are on each process's own clock: not merged.
-                copy_spans: Vec::new(),
-            });
-        }
-        ranks.push(RankMeasurement {
-            rank: r.rank,
-            host: r.host,
-            bytes_per_loop: rank_bytes,
-            windows: r.loops.iter().map(|l| l.window).collect(),
-            latencies: rank_lat,
-        });
-    }
-    Ok(Measurements {
-        loops,
-        threads,
-        ranks,
-        ..base
-    })
-}
-
 /// `--file`/`--dir` for rank `rank` of a parallel run, so no two ranks share a file: a
 /// directory gets a subdirectory per rank (`DIR/rank<N>`), a file a suffix (`FILE.rank<N>`).
 pub fn rank_path(path: &std::path::Path, is_dir: bool, rank: usize) -> PathBuf {
@@ -562,96 +353,5 @@ mod tests {
             rank_path(Path::new("/d/f.dat"), false, 0),
             Path::new("/d/f.dat.rank0")
         );
-    }
-
-    fn record(rank: usize, start: u64, end: u64, lat_us: u64, n: u64) -> RankRecord {
-        let mut l = LatencyRecorder::new();
-        for _ in 0..n {
-            l.record(Duration::from_micros(lat_us));
-        }
-        RankRecord {
-            rank,
-            host: format!("node{rank}"),
-            loops: vec![LoopRecord {
-                window: LoopWindow {
-                    start_unix_ns: start,
-                    end_unix_ns: end,
-                },
-                e2e_ns: end - start,
-                cpu_user_ns: 1_000,
-                cpu_system_ns: 2_000,
-            }],
-            threads: vec![ThreadRecord {
-                tid: 0,
-                path: format!("/d/rank{rank}/gdswap.0.dat").into(),
-                file_offset: 0,
-                bytes_per_loop: 1 << 20,
-                requests_per_loop: n as usize,
-                loop_times_ns: vec![end - start],
-                latency: l.counts(),
-                cpu_user_ns: 0,
-                cpu_system_ns: 0,
-                sync_ns: 0,
-                mode: "test".into(),
-                phases_ns: None,
-            }],
-        }
-    }
-
-    fn base() -> Measurements {
-        Measurements {
-            backend: "host".into(),
-            memory: crate::backend::MemoryKind::Host,
-            mode: "test".into(),
-            pages: None,
-            align: 4096,
-            threads: Vec::new(),
-            loops: vec![LoopMeasurement {
-                e2e_time: Duration::ZERO,
-                cpu: CpuTime::default(),
-                window: LoopWindow {
-                    start_unix_ns: 0,
-                    end_unix_ns: 0,
-                },
-                span: None,
-            }],
-            verified: false,
-            gds_path: None,
-            non_block_fs: None,
-            ranks: Vec::new(),
-        }
-    }
-
-    #[test]
-    fn merged_loops_span_earliest_start_to_latest_end_and_latencies_merge_as_histograms() {
-        // Rank 0: 300 requests of 10 us; rank 1: 100 requests of 1000 us, later and longer.
-        let m = merge(
-            base(),
-            vec![
-                record(0, 1_000, 5_000, 10, 300),
-                record(1, 2_000, 9_000, 1_000, 100),
-            ],
-        )
-        .unwrap();
-        assert_eq!(m.loops[0].span, Some(Duration::from_nanos(8_000)));
-        assert_eq!(m.loops[0].cpu.user, Duration::from_nanos(2_000));
-        assert_eq!(m.threads.len(), 2);
-        assert_eq!(m.threads[1].tid, 1);
-        assert_eq!(m.ranks.len(), 2);
-        assert_eq!(m.ranks[1].host, "node1");
-        let mut all = LatencyRecorder::new();
-        for t in &m.threads {
-            all.merge(&t.latencies);
-        }
-        let p = all.percentiles();
-        assert_eq!(p.count, 400);
-        // Merged: 3/4 of the requests took 10 us, so the median is 10 us (the mean of the
-        // ranks' medians would be 505 us) and p90 is 1000 us.
-        assert!((p.p50_us - 10.0).abs() < 0.1, "{p:?}");
-        assert!((p.p90_us - 1000.0).abs() < 1.0, "{p:?}");
-        // A rank that measured another number of loops is refused.
-        let mut short = record(1, 0, 1, 1, 1);
-        short.loops.clear();
-        assert!(merge(base(), vec![record(0, 0, 1, 1, 1), short]).is_err());
     }
 }

@@ -267,7 +267,9 @@ pub fn run(args: &RunArgs, coord: &dyn Coordinator) -> Result<Outcome, Error> {
     let data_path = match &opts.target {
         Target::File(p) | Target::Dir(p) => p.clone(),
     };
-    let measurements = match harness::run_with(&opts, coord).and_then(|m| ranks::gather(coord, m)) {
+    let measurements = match harness::run_with(&opts, coord)
+        .and_then(|m| crate::rank_merge::gather(coord, m))
+    {
         // Rank 0 reports the merged run; the other ranks nothing (their errors abort the run).
         Ok(m) if coord.rank() != 0 => {
             drop(m);

@@ -7,8 +7,8 @@ use crate::size::Bytes;
 
 use super::manifest::{self, Entry, MANIFEST};
 use super::staging::Staging;
+use super::state::swap_err;
 use super::state::{lock, snapshot_of, Pending, Shared};
-use super::store::swap_err;
 use super::ticket::ReadData;
 
 /// Runs `f`, turning a panic (a bug) into an error, so that a job still releases its claim

@@ -65,6 +65,7 @@ mod buffer;
 mod device_tensor;
 mod jobs;
 mod manifest;
+mod options;
 mod staged;
 mod staging;
 mod state;

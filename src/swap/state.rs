@@ -12,8 +12,8 @@ use super::alloc::Extents;
 use super::buffer::DeviceSpan;
 use super::device_tensor::Fence;
 use super::manifest::{Entry, Manifest, Quarantined, FORMAT};
+use super::options::SwapOptions;
 use super::staging::{Charge, StagingPool};
-use super::store::SwapOptions;
 use super::ticket::ReadOutcome;
 
 /// Where a swap-out's bytes come from.
@@ -107,5 +107,16 @@ pub(super) fn snapshot_of(s: &State, generation: u64) -> Manifest {
         generation,
         tensors: s.tensors.values().cloned().collect(),
         quarantined: s.quarantined.clone(),
+    }
+}
+
+/// An error of one tensor's swap.
+pub(super) fn swap_err(
+    name: &str,
+    message: impl Into<crate::error::Message>,
+) -> crate::error::Error {
+    crate::error::Error::Swap {
+        tensor: name.to_string(),
+        message: message.into(),
     }
 }
