@@ -30,6 +30,7 @@ pub mod options;
 pub mod pattern;
 pub mod peer;
 pub mod plan;
+pub mod qualify;
 pub mod rebuild;
 pub mod report;
 pub mod request;
@@ -37,6 +38,7 @@ pub mod size;
 pub mod stats;
 pub mod swap;
 pub mod sweep;
+pub mod topology;
 pub mod tuning;
 
 pub use error::{Error, Result};

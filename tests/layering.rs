@@ -18,7 +18,7 @@ const LAYERS: &[&[&str]] = &[
     // core: sizes, figures, errors, options, the verify pattern
     &["size", "stats", "error", "options", "pattern", "request"],
     // the operating system: buffers, files, io_uring, limits; the environment report
-    &["io", "env"],
+    &["io", "env", "topology"],
     // the CUDA driver
     &["cuda"],
     // cuFile (its driver probe uses a CUDA context)
@@ -30,7 +30,7 @@ const LAYERS: &[&[&str]] = &[
     // reports and exporters
     &["report"],
     // orchestration over the harness
-    &["compare", "peer", "tuning", "optim_sim"],
+    &["compare", "peer", "tuning", "optim_sim", "qualify"],
     &["sweep", "rebuild"],
     &["cli"],
 ];

@@ -1,0 +1,429 @@
+//! `gdswap qualify --spec FILE`: real runs of the binary on scratch directories, with the fake
+//! libcuda for the GPU lines and fixture sysfs trees (GDSWAP_SYSFS_ROOT) for NUMA and PCIe.
+//! Every outcome leaves a record (JSON and Markdown) in `--out`, failed or not.
+
+#[macro_use]
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use common::cuda::{system_has_libcuda, with_fake_cuda, without_cuda};
+use common::*;
+use serde_json::Value;
+
+/// A scratch area: `out` for records, `a` and `b` as two targets.
+struct Bench {
+    dir: tempfile::TempDir,
+}
+
+impl Bench {
+    fn new() -> Bench {
+        let b = Bench { dir: scratch() };
+        for d in ["a", "b", "out"] {
+            std::fs::create_dir(b.dir.path().join(d)).unwrap();
+        }
+        b
+    }
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+    fn spec(&self, text: &str) -> PathBuf {
+        let p = self.path("spec.toml");
+        let text = text
+            .replace("@A", &self.path("a").display().to_string())
+            .replace("@B", &self.path("b").display().to_string());
+        std::fs::write(&p, text).unwrap();
+        p
+    }
+    fn command(&self, spec: &Path) -> Command {
+        let mut cmd = gdswap(argv![
+            "qualify",
+            "--spec",
+            spec,
+            "--out",
+            self.path("out"),
+            "--node",
+            "node-under-test"
+        ]);
+        without_cuda(&mut cmd);
+        cmd.env("GDSWAP_SYSFS_ROOT", self.path("no-sysfs"));
+        cmd
+    }
+    /// The one record in `out`: its JSON and Markdown.
+    fn record(&self) -> (Value, String) {
+        let names = dir_names(&self.path("out"));
+        let json: Vec<_> = names.iter().filter(|n| n.ends_with(".json")).collect();
+        assert_eq!(json.len(), 1, "{names:?}");
+        assert!(json[0].starts_with("qualify-node-under-test-"), "{names:?}");
+        let md = json[0].replace(".json", ".md");
+        assert!(names.contains(&md), "{names:?}");
+        let text = std::fs::read_to_string(self.path("out").join(json[0])).unwrap();
+        let v: Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(v["schema"], "gdswap.qualify.v1");
+        assert_eq!(v["node"], "node-under-test");
+        assert!(v["command_line"].as_array().unwrap().len() >= 3, "{v}");
+        for key in ["started_at", "finished_at", "gdswap_version", "git_commit"] {
+            assert!(!v[key].as_str().unwrap().is_empty(), "{key}: {v}");
+        }
+        assert!(v["environment"]["kernel"].is_string(), "{v}");
+        (
+            v,
+            std::fs::read_to_string(self.path("out").join(md)).unwrap(),
+        )
+    }
+}
+
+const LOOSE: &str = r#"
+name = "loose"
+[checks]
+io_uring = true
+o_direct = true
+memlock = "4K"
+
+[[test]]
+name = "seq-read"
+backend = "host"
+op = "read"
+block_size = "256K"
+queue_depth = 4
+threads = 2
+targets = ["@A", "@B"]
+size = "4M"
+loops = 2
+[test.thresholds]
+min_gbps = 0.001
+min_gbps_per_target = 0.0005
+min_iops = 1
+max_p99 = "10s"
+max_p999 = "10s"
+max_cpu_s_per_gib = 1000
+max_verify_errors = 0
+"#;
+
+fn lines(v: &Value) -> &Vec<Value> {
+    v["lines"].as_array().unwrap()
+}
+
+#[test]
+fn a_loose_spec_passes_with_figures_per_target_and_aggregate() {
+    if let Some(why) = host_unavailable() {
+        eprintln!("skipped: {why}");
+        return;
+    }
+    let b = Bench::new();
+    let spec = b.spec(LOOSE);
+    let out = outcome(&mut b.command(&spec)).expect_ok();
+    assert!(out.stdout.contains("\nverdict: PASS ("), "{}", out.stdout);
+    // One printed line per check row and threshold: 3 checks, 2 per-target lines, 5
+    // aggregate thresholds and the verify line.
+    let printed: Vec<&str> = out
+        .stdout
+        .lines()
+        .filter(|l| l.starts_with("check") || l.starts_with("test"))
+        .collect();
+    assert_eq!(printed.len(), 11, "{}", out.stdout);
+    assert!(
+        printed.iter().all(|l| l.ends_with("PASS")),
+        "{}",
+        out.stdout
+    );
+    let (v, md) = b.record();
+    assert_eq!(v["verdict"], "pass");
+    assert_eq!(v["exit_status"], 0);
+    assert!(v["error"].is_null());
+    assert!(v["check"]["io_uring"]["works"].as_bool().unwrap());
+    assert!(v["spec_text"].as_str().unwrap().contains("seq-read"));
+    assert_eq!(v["spec"]["test"][0]["name"], "seq-read");
+    let t = &v["tests"][0];
+    let targets = t["targets"].as_array().unwrap();
+    assert_eq!(targets.len(), 2);
+    let mut sum = 0u64;
+    for (tr, dir) in targets.iter().zip(["a", "b"]) {
+        assert_eq!(tr["target"], b.path(dir).display().to_string());
+        // Each target moved its own 4 MiB per loop, two loops, in its own files.
+        assert_eq!(tr["figures"]["bytes"], 8u64 << 20, "{tr}");
+        assert!(tr["figures"]["gbps"].as_f64().unwrap() > 0.0);
+        assert_eq!(tr["report"]["params"]["threads"], 2);
+        assert!(b.path(dir).join("gdswap.1.dat").exists());
+        sum += tr["figures"]["bytes"].as_u64().unwrap();
+    }
+    assert_eq!(t["aggregate"]["bytes"].as_u64().unwrap(), sum);
+    let per_target: Vec<_> = lines(&v)
+        .iter()
+        .filter(|l| l["metric"] == "gbps_per_target")
+        .collect();
+    assert_eq!(per_target.len(), 2);
+    assert!(md.contains("Verdict: **PASS**"), "{md}");
+    assert!(md.contains("| all targets |"), "{md}");
+}
+
+#[test]
+fn an_impossible_spec_fails_with_the_failed_line_in_json_and_markdown() {
+    if let Some(why) = host_unavailable() {
+        eprintln!("skipped: {why}");
+        return;
+    }
+    let b = Bench::new();
+    let spec = b.spec(&LOOSE.replace("min_gbps = 0.001", "min_gbps = 1000000"));
+    let out = outcome(&mut b.command(&spec));
+    assert_eq!(out.code, Some(1), "{out:?}");
+    assert!(
+        out.stdout
+            .contains("\nverdict: FAIL (1 of 11 lines failed)"),
+        "{}",
+        out.stdout
+    );
+    let failed = out
+        .stdout
+        .lines()
+        .find(|l| l.contains("seq-read gbps ") && l.ends_with("FAIL"))
+        .unwrap_or_else(|| panic!("{}", out.stdout));
+    assert!(failed.contains(">= 1000000.00 GB/s"), "{failed}");
+    let (v, md) = b.record();
+    assert_eq!(v["verdict"], "fail");
+    assert_eq!(v["exit_status"], 1);
+    let bad: Vec<_> = lines(&v).iter().filter(|l| l["pass"] == false).collect();
+    assert_eq!(bad.len(), 1, "{v}");
+    assert_eq!(bad[0]["metric"], "gbps");
+    assert!(bad[0]["measured"].as_f64().unwrap() < 1e6);
+    assert!(md.contains("Verdict: **FAIL**"), "{md}");
+    assert!(
+        md.lines()
+            .any(|l| l.starts_with("| test | seq-read gbps |") && l.ends_with("| **FAIL** |")),
+        "{md}"
+    );
+}
+
+/// Runs a qualification that cannot run: exit 2, one error line, and still a record.
+fn cannot_run(b: &Bench, spec: &Path) -> (String, Value) {
+    let out = outcome(&mut b.command(spec));
+    assert_eq!(out.code, Some(2), "{out:?}");
+    let errors: Vec<&str> = out.stderr.lines().collect();
+    assert_eq!(errors.len(), 1, "{}", out.stderr);
+    let message = errors[0].strip_prefix(ERROR_PREFIX).unwrap().to_string();
+    let (v, md) = b.record();
+    assert_eq!(v["verdict"], "error");
+    assert_eq!(v["exit_status"], 2);
+    assert_eq!(v["error"], message.as_str());
+    assert!(md.contains("could not run"), "{md}");
+    std::fs::remove_dir_all(b.path("out")).unwrap();
+    (message, v)
+}
+
+#[test]
+fn bad_input_is_one_line_exit_2_and_still_a_record() {
+    let b = Bench::new();
+    let (e, v) = cannot_run(&b, &b.path("missing.toml"));
+    assert!(
+        e.starts_with("--spec ") && e.contains("missing.toml: cannot read it"),
+        "{e}"
+    );
+    assert!(v["spec_text"].is_null());
+
+    let (e, v) = cannot_run(&b, &b.spec(&LOOSE.replace("\"host\"", "\"nvme-of\"")));
+    assert!(e.contains("line 10: unknown backend 'nvme-of'"), "{e}");
+    assert!(v["spec_text"].as_str().unwrap().contains("nvme-of"));
+
+    let zero = LOOSE.replace("size = \"4M\"", "duration = \"0s\"");
+    let (e, _) = cannot_run(&b, &b.spec(&zero));
+    assert!(
+        e.contains("line 16:") && e.contains("more than zero"),
+        "{e}"
+    );
+
+    let gone = LOOSE.replace("@B", "@B/not-there");
+    let (e, _) = cannot_run(&b, &b.spec(&gone));
+    assert!(
+        e.contains("test 'seq-read': target ") && e.contains("not-there cannot be reached"),
+        "{e}"
+    );
+
+    let (e, _) = cannot_run(&b, &b.spec(&LOOSE.replace("min_iops", "min_iop")));
+    assert!(e.contains("line 21: unknown field `min_iop`"), "{e}");
+
+    let (e, _) = cannot_run(&b, &b.spec(&LOOSE.replace("\"4K\"", "\"4 lots\"")));
+    assert!(
+        e.contains("line 6:") && e.contains("'4 lots' is not a size"),
+        "{e}"
+    );
+
+    let (e, _) = cannot_run(
+        &b,
+        &b.spec(&LOOSE.replace("min_iops = 1", "min_iops = \"many\"")),
+    );
+    assert!(e.contains("line 21: invalid type: string \"many\""), "{e}");
+
+    // A workload gdswap refuses (more threads than blocks) is named with its test.
+    let (e, _) = cannot_run(&b, &b.spec(&LOOSE.replace("threads = 2", "threads = 64")));
+    assert!(
+        e.starts_with("test 'seq-read': ") && e.contains("threads"),
+        "{e}"
+    );
+}
+
+const BOUNCE: &str = r#"
+[[test]]
+name = "to-gpu"
+backend = "bounce"
+op = "read"
+block_size = "256K"
+targets = ["@A"]
+size = "2M"
+[test.thresholds]
+min_gbps = 0.0001
+max_verify_errors = 0
+"#;
+
+#[test]
+fn a_backend_this_node_cannot_run_fails_its_line_with_the_reason() {
+    if system_has_libcuda() {
+        eprintln!("skipped: this machine has a libcuda");
+        return;
+    }
+    let b = Bench::new();
+    let spec = b.spec(BOUNCE);
+    let out = outcome(&mut b.command(&spec));
+    assert_eq!(out.code, Some(1), "{out:?}");
+    let line = out
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("test   to-gpu run"))
+        .unwrap_or_else(|| panic!("{}", out.stdout));
+    assert!(
+        line.contains("FAIL: this node cannot run the bounce backend: libcuda"),
+        "{line}"
+    );
+    let (v, _) = b.record();
+    assert_eq!(lines(&v).len(), 1, "{v}");
+    assert!(v["tests"][0]["unavailable"]
+        .as_str()
+        .unwrap()
+        .contains("libcuda"));
+}
+
+#[test]
+fn a_gpu_backend_passes_on_the_fake_libcuda() {
+    if let Some(why) = host_unavailable() {
+        eprintln!("skipped: {why}");
+        return;
+    }
+    let b = Bench::new();
+    let spec = b.spec(BOUNCE);
+    let mut cmd = b.command(&spec);
+    with_fake_cuda(&mut cmd);
+    let out = outcome(&mut cmd).expect_ok();
+    assert!(out.stdout.contains("test   to-gpu gbps"), "{}", out.stdout);
+    let (v, _) = b.record();
+    assert_eq!(
+        v["tests"][0]["targets"][0]["report"]["destination"],
+        "device"
+    );
+}
+
+#[test]
+fn a_corrupt_block_is_a_verify_error_with_its_offset() {
+    if let Some(why) = host_unavailable() {
+        eprintln!("skipped: {why}");
+        return;
+    }
+    let b = Bench::new();
+    // The data file, then one byte of its second MiB flipped.
+    ok(argv![
+        "run",
+        "--op",
+        "write",
+        "--dir",
+        b.path("a"),
+        "--size",
+        "4M",
+        "--block-size",
+        "1M",
+        "--loops",
+        "1",
+        "--warmup",
+        "0"
+    ]);
+    let file = b.path("a").join("gdswap.0.dat");
+    let offset = (1 << 20) + 4096 + 100;
+    flip_byte(&file, offset);
+    let spec = b.spec(
+        &BOUNCE
+            .replace("\"bounce\"", "\"host\"")
+            .replace("\"256K\"", "\"1M\"")
+            .replace("\"2M\"", "\"4M\""),
+    );
+    let out = outcome(&mut b.command(&spec));
+    assert_eq!(out.code, Some(1), "{out:?}");
+    let line = out
+        .stdout
+        .lines()
+        .find(|l| l.contains("to-gpu verify_errors"))
+        .unwrap_or_else(|| panic!("{}", out.stdout));
+    assert!(line.contains(&format!("offset {offset}")), "{line}");
+    let (v, md) = b.record();
+    let errors = &v["tests"][0]["targets"][0]["verify_errors"];
+    assert_eq!(errors[0]["offset"], offset, "{v}");
+    assert_eq!(errors[0]["path"], file.display().to_string());
+    assert!(md.contains(&format!("offset {offset}")), "{md}");
+}
+
+#[test]
+fn checks_read_nvidia_fs_and_pcie_links_from_sysfs() {
+    use std::os::unix::fs::MetadataExt;
+    let b = Bench::new();
+    let sysfs = b.path("sysfs");
+    // Two NUMA nodes; the fake GPUs (0000:18:00.0, 0000:29:00.0) at their max link; the
+    // target's drive behind an NVMe controller whose link trained at half speed.
+    common::sysfs::node(&sysfs, 0, "0-1");
+    common::sysfs::node(&sysfs, 1, "2-3");
+    common::sysfs::pci(
+        &sysfs,
+        "0000:18:00.0",
+        0,
+        ("16.0 GT/s", 16, "16.0 GT/s", 16),
+    );
+    common::sysfs::pci(
+        &sysfs,
+        "0000:29:00.0",
+        1,
+        ("32.0 GT/s", 16, "32.0 GT/s", 16),
+    );
+    common::sysfs::pci(&sysfs, "0000:5e:00.0", 1, ("8.0 GT/s", 4, "16.0 GT/s", 4));
+    let dev = std::fs::metadata(b.path("a")).unwrap().dev();
+    common::sysfs::drive(
+        &sysfs,
+        "0000:5e:00.0",
+        "nvme0n1",
+        libc::major(dev),
+        libc::minor(dev),
+    );
+    std::fs::create_dir_all(sysfs.join("module/nvidia_fs")).unwrap();
+    let spec = b.spec(
+        "[checks]\npath = \"@A\"\nnvidia_fs = true\npcie_link = true\n\n[[test]]\nname = \"t\"\nbackend = \"posix\"\nop = \"write\"\nblock_size = \"64K\"\ntargets = [\"@A\"]\nsize = \"256K\"\nloops = 1\n",
+    );
+    let mut cmd = b.command(&spec);
+    with_fake_cuda(&mut cmd)
+        .env("FAKE_CUDA_DEVICES", "2")
+        .env("GDSWAP_SYSFS_ROOT", &sysfs);
+    let out = outcome(&mut cmd);
+    assert_eq!(out.code, Some(1), "{out:?}");
+    let text = &out.stdout;
+    let find = |prefix: &str| {
+        text.lines()
+            .find(|l| l.starts_with(prefix))
+            .unwrap_or_else(|| panic!("no line {prefix}:\n{text}"))
+    };
+    assert!(find("check  nvidia_fs").ends_with("PASS"), "{text}");
+    assert!(find("check  pcie_link gpu0").contains("16.0 GT/s x16 (max 16.0 GT/s x16)"));
+    assert!(find("check  pcie_link gpu1").ends_with("PASS"), "{text}");
+    let drive = find(&format!("check  pcie_link {}", b.path("a").display()));
+    assert!(
+        drive.contains("8.0 GT/s x4 (max 16.0 GT/s x4)")
+            && drive.contains("FAIL: 0000:5e:00.0 runs below its maximum"),
+        "{drive}"
+    );
+    assert!(find("test   t run").ends_with("PASS"), "{text}");
+    let (v, _) = b.record();
+    assert_eq!(v["verdict"], "fail");
+}
