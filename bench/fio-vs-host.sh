@@ -33,9 +33,9 @@ GDSWAP=${GDSWAP:-}
 KEEP_DATA=${KEEP_DATA:-0}
 FORCE=${FORCE:-0}
 FIO_EXTRA=${FIO_EXTRA:-}
-# gdswap's read destination: full (a 1 GiB buffer, as a tensor) or ring (queue depth x block
-# size reused buffers: the same footprint as fio's).
-READ_BUFFER=${READ_BUFFER:-full}
+# gdswap's buffer for reads and writes: full (a 1 GiB buffer, as a tensor) or ring (queue depth
+# x block size reused buffers: the same footprint as fio's). READ_BUFFER is the older name.
+BUFFER=${BUFFER:-${READ_BUFFER:-full}}
 
 usage() {
     cat <<EOF
@@ -56,8 +56,8 @@ Options (environment variable in brackets):
   --force          overwrite results already in the output directory [FORCE=1]
   -h, --help       this help
 Extra fio options for experiments: FIO_EXTRA="--fixedbufs ..." (recorded in the output).
-gdswap's read destination: READ_BUFFER=full (default: one buffer the size of the file, as a
-tensor) or READ_BUFFER=ring (queue depth x block size reused buffers, fio's footprint).
+gdswap's buffer, for reads and writes: BUFFER=full (default: one buffer the size of the file,
+as a tensor) or BUFFER=ring (queue depth x block size reused buffers, fio's footprint).
 EOF
 }
 
@@ -287,8 +287,8 @@ gdswap_cmd() { # OP JSON
     GD_CMD=("$GDSWAP" run --backend host --op "$1" --file "$DATA_FILE" --size "$SIZE_BYTES"
         --block-size 1M --queue-depth 8 --threads 1 --loops 3 --warmup 1 --huge-pages auto
         --json "$2")
-    if [ "$1" = read ] && [ "$READ_BUFFER" != full ]; then
-        GD_CMD+=(--buffer "$READ_BUFFER")
+    if [ "$BUFFER" != full ]; then
+        GD_CMD+=(--buffer "$BUFFER")
     fi
 }
 

@@ -122,7 +122,7 @@ pub enum Error {
     Aborted,
     /// A cuFile call failed: the call, file, offset and the code's name and number.
     #[error(transparent)]
-    CuFile(Box<crate::cufile::CuFileError>),
+    CuFile(Box<crate::types::CuFileError>),
     /// A worker thread panicked: a bug in gdswap.
     #[error("worker thread {0} panicked (a bug in gdswap; please report it)")]
     WorkerPanicked(usize),

@@ -40,6 +40,7 @@ pub mod swap;
 pub mod sweep;
 pub mod topology;
 pub mod tuning;
+pub mod types;
 
 pub use error::{Error, Result};
 

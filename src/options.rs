@@ -37,8 +37,9 @@ pub enum BufferMode {
     #[default]
     Full,
     /// queue depth x block size buffers reused as requests complete, as fio and gdsio do: a
-    /// pure device benchmark with a small memory footprint. Reads only; no `--verify` (the
-    /// data is overwritten as it arrives).
+    /// pure device benchmark with a small memory footprint. No `--verify`: reads overwrite
+    /// the data as it arrives, and writes repeat the ring's bytes, so the file does not hold
+    /// the verify pattern afterwards.
     Ring,
 }
 
@@ -358,12 +359,6 @@ impl RunOptions {
                         "ring: only the host backend reuses buffers (not {})",
                         self.backend
                     ),
-                ));
-            }
-            if self.op != Op::Read {
-                return Err(Error::invalid(
-                    "--buffer",
-                    "ring: reads only (a write from reused buffers would leave data that cannot be verified)",
                 ));
             }
             if self.verify {

@@ -109,7 +109,7 @@ pub fn sweep_outputs(
         }
     }
     let names: Vec<String> = files.iter().map(|(n, _)| n.clone()).collect();
-    let md = markdown::sweep(points, best) + &markdown::plots(&names);
+    let md = markdown::sweep(points, &best.best_settings()) + &markdown::plots(&names);
     (md, files)
 }
 

@@ -144,6 +144,27 @@ impl Config {
         })
     }
 
+    /// The settings as the sweep's Markdown table shows them.
+    pub fn best_settings(&self) -> crate::report::markdown::BestSettings {
+        crate::report::markdown::BestSettings {
+            metric: self.metric.clone(),
+            rows: self
+                .backends
+                .iter()
+                .map(|(name, t)| crate::report::markdown::BestRow {
+                    backend: name.clone(),
+                    knobs: t.knobs().strip_prefix(", ").unwrap_or_default().to_string(),
+                    block_size: t.block_size,
+                    queue_depth: t.queue_depth,
+                    threads: t.threads,
+                    read_gibps: t.read_gibps,
+                    write_gibps: t.write_gibps,
+                    score_gibps: t.score_gibps,
+                })
+                .collect(),
+        }
+    }
+
     /// The DeepSpeed `"aio"` block (see the module docs for the mapping), or `None` when no
     /// backend in the config maps to DeepSpeed's swapper.
     pub fn aio_block(&self) -> Option<serde_json::Value> {
@@ -220,6 +241,25 @@ mod tests {
         let mut only_posix = sample();
         only_posix.backends.remove("host");
         assert!(only_posix.aio_block().is_none());
+    }
+
+    #[test]
+    fn best_settings_show_each_backend_with_its_knobs() {
+        let mut c = sample();
+        c.backends.get_mut("posix").unwrap().gds_api = Some(GdsApi::Batch);
+        c.backends.get_mut("posix").unwrap().bounce_buffers = Some(8);
+        let b = c.best_settings();
+        assert_eq!(b.metric, "read");
+        let rows: Vec<(&str, &str)> = b
+            .rows
+            .iter()
+            .map(|r| (r.backend.as_str(), r.knobs.as_str()))
+            .collect();
+        assert_eq!(
+            rows,
+            [("host", ""), ("posix", "bounce-buffers 8, gds-api batch")]
+        );
+        assert_eq!(b.rows[1].block_size, 8 << 20);
     }
 
     #[test]

@@ -547,8 +547,8 @@ fn default_data_dir() {
     assert_pattern(&thread_file(&local, 0), 0, MIB, 0x5eed);
 }
 
-/// `--buffer ring`: reads land in queue depth x block size buffers reused as requests complete
-/// (fio's footprint), every request checked and counted; the mode and the params say so, and
+/// `--buffer ring`: reads land in (and writes leave from) queue depth x block size buffers
+/// reused as requests complete (fio's footprint), every request checked and counted; the mode and the params say so, and
 /// the buffer is that small (the memory check lets a range far bigger than the ring through).
 #[test]
 fn host_ring_buffers_read_the_whole_range() {
@@ -583,6 +583,35 @@ fn host_ring_buffers_read_the_whole_range() {
         r.backend_mode
     );
     assert_eq!(r.summary.requests, 2 * size / (256 * KIB));
+    // Writes from a ring too (fio's footprint for writes): every byte of the range written,
+    // and the file then holds the ring's bytes repeated, which a verifying read reports.
+    ok(with(
+        run_argv("host", "write", size, 256 * KIB, 1),
+        argv![
+            "--file",
+            &f,
+            "--buffer",
+            "ring",
+            "--queue-depth",
+            "4",
+            "--json",
+            &json
+        ],
+    ));
+    let r = read_report(&json);
+    assert_sane(&r, size, 1, 1);
+    assert!(
+        r.backend_mode.contains("ring of 4 reused 256KiB buffers"),
+        "{}",
+        r.backend_mode
+    );
+    assert_eq!(r.summary.requests, size / (256 * KIB));
+    assert_eq!(std::fs::metadata(&f).unwrap().len(), size);
+    let msg = fail(with(
+        run_argv("host", "read", size, 256 * KIB, 1),
+        argv!["--file", &f, "--verify"],
+    ));
+    assert!(msg.contains("offset"), "{msg}");
     // Refused where it cannot hold its promise.
     let msg = fail(with(
         run_argv("host", "read", size, 256 * KIB, 1),

@@ -386,6 +386,9 @@ fn crash_child() {
             }
         })
         .collect();
+    // The parent starts its random delay here, so a slow start (a loaded machine) does not
+    // make every kill land before the first swap-out.
+    println!("ready");
     loop {
         for pair in [[0, 1], [2, 3]] {
             let mut tickets = Vec::new();
@@ -413,7 +416,10 @@ fn killed_mid_swap_out_leaves_last_completed_versions() {
         .as_nanos() as u64
         | 1;
     let mut kills_mid_run = 0;
-    for round in 0..20 {
+    let mut round = 0;
+    // At least 20 rounds, and until 10 kills came after a completed swap-out (at most 60).
+    while round < 20 || (kills_mid_run < 10 && round < 60) {
+        round += 1;
         seed ^= seed << 13;
         seed ^= seed >> 7;
         seed ^= seed << 17;
@@ -426,10 +432,16 @@ fn killed_mid_swap_out_leaves_last_completed_versions() {
             .spawn()
             .unwrap();
         let out = child.stdout.take().unwrap();
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
         let reader = std::thread::spawn(move || {
             BufReader::new(out)
                 .lines()
                 .map_while(|l| l.ok())
+                .inspect(|l| {
+                    if l == "ready" {
+                        let _ = ready_tx.send(());
+                    }
+                })
                 .filter_map(|l| {
                     let mut w = l.strip_prefix("done ")?.split(' ');
                     Some((
@@ -439,6 +451,9 @@ fn killed_mid_swap_out_leaves_last_completed_versions() {
                 })
                 .collect::<Vec<_>>()
         });
+        ready_rx
+            .recv_timeout(Duration::from_secs(60))
+            .unwrap_or_else(|e| panic!("round {round}: the child never opened the store: {e}"));
         std::thread::sleep(delay);
         child.kill().unwrap(); // SIGKILL
         let status = child.wait().unwrap();
@@ -493,7 +508,7 @@ fn killed_mid_swap_out_leaves_last_completed_versions() {
     }
     assert!(
         kills_mid_run >= 10,
-        "only {kills_mid_run} of 20 kills came after a completed swap-out"
+        "only {kills_mid_run} of {round} kills came after a completed swap-out"
     );
 }
 

@@ -91,7 +91,7 @@ pub struct RunArgs {
     huge_pages: HugePages,
     /// Where transfers land: full = one buffer the size of the thread's range (a tensor; what
     /// --verify checks), ring = queue depth x block size buffers reused as requests complete
-    /// (fio's and gdsio's footprint; host backend, reads, no --verify).
+    /// (fio's and gdsio's footprint; host backend, no --verify: a ring write repeats the ring's bytes).
     #[arg(long, value_enum, default_value_t = BufferMode::Full)]
     buffer: BufferMode,
     /// Take --block-size, --queue-depth and --threads from a config file written by

@@ -8,17 +8,20 @@
 //! Markdown, text) must know nothing of backends or of how the rounds were measured, only of
 //! this result; `crate::compare` measures, this module computes.
 
-use std::fmt::Write as _;
 use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
 use crate::env::Environment;
-use crate::size::Bytes;
 use crate::stats::median;
 
-use super::human::latency;
 use super::WarningRecord;
+
+/// The comparison's exporters live with their format (`json`, `csv`, `human`, `markdown`,
+/// `svg`); these names keep them where callers found them.
+pub use super::csv::comparison as to_csv;
+pub use super::human::{comparison as human, cpu_or_dash, latency_or_dash, workload_line};
+pub use super::json::{comparison as to_json, comparison_from_json as from_json};
 
 /// Identifies the JSON layout of a comparison; bumped on any incompatible change.
 pub const COMPARE_SCHEMA: &str = "gdswap.compare.v1";
@@ -382,188 +385,6 @@ pub fn spread_warnings(c: &ContenderResult) -> Vec<WarningRecord> {
                 hint: "raise --warmup so caches and the device settle before measuring, or add --rounds; use --drop-caches (root) for cold reads".into(),
             });
         }
-    }
-    out
-}
-
-/// The comparison as pretty JSON.
-pub fn to_json(c: &Comparison) -> String {
-    let mut s = serde_json::to_string_pretty(c).expect("comparisons hold only serializable data");
-    s.push('\n');
-    s
-}
-
-/// A saved comparison.
-pub fn from_json(text: &str) -> Result<Comparison, serde_json::Error> {
-    serde_json::from_str(text)
-}
-
-/// One CSV row per contender: its figures, and its ratio to the first (1 for the first).
-pub fn to_csv(c: &Comparison) -> String {
-    let mut w = csv::Writer::from_writer(Vec::new());
-    let _ = w.write_record([
-        "schema",
-        "finished_at",
-        "name",
-        "kind",
-        "op",
-        "block_size_bytes",
-        "queue_depth",
-        "threads",
-        "size_bytes",
-        "rounds",
-        "gibps_median",
-        "gibps_min",
-        "gibps_max",
-        "lat_avg_us",
-        "lat_p50_us",
-        "lat_p99_us",
-        "cpu_s_per_gib",
-        "ratio_reference",
-        "ratio_median",
-        "ratio_min",
-        "ratio_max",
-        "cpu_ratio_median",
-        "mode",
-    ]);
-    let p = &c.params;
-    // A figure the contender does not report is an empty field.
-    let opt = |v: Option<f64>| v.map(|v| v.to_string()).unwrap_or_default();
-    for (i, k) in c.contenders.iter().enumerate() {
-        let (reference, ratio, cpu) = match i.checked_sub(1).and_then(|j| c.ratios.get(j)) {
-            Some(r) => (r.reference.clone(), r.bandwidth, r.cpu_s_per_gib.median),
-            None => (
-                k.name.clone(),
-                Spread {
-                    median: 1.0,
-                    min: 1.0,
-                    max: 1.0,
-                },
-                1.0,
-            ),
-        };
-        let _ = w.write_record([
-            c.schema.clone(),
-            c.finished_at.clone(),
-            k.name.clone(),
-            k.kind.to_string(),
-            p.op.clone(),
-            p.block_size_bytes.to_string(),
-            p.queue_depth.to_string(),
-            p.threads.to_string(),
-            p.size_bytes.to_string(),
-            k.rounds.len().to_string(),
-            k.bandwidth_gibps.median.to_string(),
-            k.bandwidth_gibps.min.to_string(),
-            k.bandwidth_gibps.max.to_string(),
-            opt(k.latency_avg_us),
-            opt(k.latency_p50_us),
-            opt(k.latency_p99_us),
-            opt(k.cpu_s_per_gib),
-            reference,
-            ratio.median.to_string(),
-            ratio.min.to_string(),
-            ratio.max.to_string(),
-            cpu.to_string(),
-            k.mode.clone(),
-        ]);
-    }
-    String::from_utf8(w.into_inner().expect("in-memory writer")).expect("UTF-8 fields")
-}
-
-/// The workload in one line: `read, bs 1MiB, qd 8, 1 thread, size 1GiB, ...`.
-pub fn workload_line(p: &CompareParams) -> String {
-    format!(
-        "{}{}, bs {}, qd {}, {} thread{}, size {}, {} loop{} + {} warm-up per run, {} round{} interleaved{}",
-        if p.random { "random " } else { "" },
-        p.op,
-        Bytes(p.block_size_bytes),
-        p.queue_depth,
-        p.threads,
-        if p.threads == 1 { "" } else { "s" },
-        Bytes(p.size_bytes),
-        p.loops,
-        if p.loops == 1 { "" } else { "s" },
-        p.warmup,
-        p.rounds,
-        if p.rounds == 1 { "" } else { "s" },
-        if p.direct { "" } else { ", buffered" },
-    )
-}
-
-/// A latency for a table, `-` when the contender does not report it.
-pub fn latency_or_dash(us: Option<f64>) -> String {
-    us.map(latency).unwrap_or_else(|| "-".into())
-}
-
-/// CPU-s/GiB with three decimals, or `-` when the contender does not report it.
-pub fn cpu_or_dash(cpu_s_per_gib: Option<f64>) -> String {
-    cpu_s_per_gib
-        .map(|c| format!("{c:.3}"))
-        .unwrap_or_else(|| "-".into())
-}
-
-/// The comparison as text for a terminal: the workload, one row per contender, the names of
-/// the skipped ones.
-/// A figure a contender does not report (gdsio: percentiles, CPU) is `-`.
-/// Warnings are left to the caller (they go to stderr).
-pub fn human(c: &Comparison) -> String {
-    let mut out = String::new();
-    let _ = writeln!(out, "compare {}", workload_line(&c.params));
-    let reference = c.contenders.first().map(|k| k.name.as_str()).unwrap_or("-");
-    let w = c
-        .contenders
-        .iter()
-        .map(|k| k.name.len())
-        .max()
-        .unwrap_or(0)
-        .max(8);
-    let _ = writeln!(
-        out,
-        "{:<w$} {:<7} {:>8} {:>13} {:>9} {:>9} {:>9} {:>9}  {}",
-        "",
-        "",
-        "GiB/s",
-        "min-max",
-        "avg",
-        "p50",
-        "p99",
-        "CPU-s/GiB",
-        format_args!("vs {reference}: median (range)")
-    );
-    for (i, k) in c.contenders.iter().enumerate() {
-        let vs = match i.checked_sub(1).and_then(|j| c.ratios.get(j)) {
-            Some(r) => format!(
-                "{:.2}x ({:.2}-{:.2})",
-                r.bandwidth.median, r.bandwidth.min, r.bandwidth.max
-            ),
-            None => "1.00x (reference)".into(),
-        };
-        let _ = writeln!(
-            out,
-            "{:<w$} {:<7} {:>8.2} {:>13} {:>9} {:>9} {:>9} {:>9}  {vs}",
-            k.name,
-            k.kind.to_string(),
-            k.bandwidth_gibps.median,
-            format!("{:.2}-{:.2}", k.bandwidth_gibps.min, k.bandwidth_gibps.max),
-            latency_or_dash(k.latency_avg_us),
-            latency_or_dash(k.latency_p50_us),
-            latency_or_dash(k.latency_p99_us),
-            cpu_or_dash(k.cpu_s_per_gib),
-        );
-    }
-    for k in &c.contenders {
-        let _ = writeln!(out, "{}: {}", k.name, k.mode);
-    }
-    // Names only: each reason is printed once, as a note, by the command that skipped it
-    // (and kept in the JSON, CSV and Markdown).
-    if !c.skipped.is_empty() {
-        let names: Vec<String> = c
-            .skipped
-            .iter()
-            .map(|s| format!("{} {}", s.kind, s.name))
-            .collect();
-        let _ = writeln!(out, "skipped (the notes say why): {}", names.join(", "));
     }
     out
 }

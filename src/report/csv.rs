@@ -2,6 +2,7 @@
 
 use serde::Serialize;
 
+use super::comparison::{Comparison, Spread};
 use super::RunReport;
 
 #[derive(Serialize)]
@@ -113,6 +114,79 @@ pub fn to_csv(reports: &[RunReport]) -> String {
     }
     String::from_utf8(w.into_inner().expect("in-memory writer"))
         .expect("CSV of UTF-8 fields is UTF-8")
+}
+
+/// One CSV row per contender: its figures, and its ratio to the first (1 for the first).
+pub fn comparison(c: &Comparison) -> String {
+    let mut w = csv::Writer::from_writer(Vec::new());
+    let _ = w.write_record([
+        "schema",
+        "finished_at",
+        "name",
+        "kind",
+        "op",
+        "block_size_bytes",
+        "queue_depth",
+        "threads",
+        "size_bytes",
+        "rounds",
+        "gibps_median",
+        "gibps_min",
+        "gibps_max",
+        "lat_avg_us",
+        "lat_p50_us",
+        "lat_p99_us",
+        "cpu_s_per_gib",
+        "ratio_reference",
+        "ratio_median",
+        "ratio_min",
+        "ratio_max",
+        "cpu_ratio_median",
+        "mode",
+    ]);
+    let p = &c.params;
+    // A figure the contender does not report is an empty field.
+    let opt = |v: Option<f64>| v.map(|v| v.to_string()).unwrap_or_default();
+    for (i, k) in c.contenders.iter().enumerate() {
+        let (reference, ratio, cpu) = match i.checked_sub(1).and_then(|j| c.ratios.get(j)) {
+            Some(r) => (r.reference.clone(), r.bandwidth, r.cpu_s_per_gib.median),
+            None => (
+                k.name.clone(),
+                Spread {
+                    median: 1.0,
+                    min: 1.0,
+                    max: 1.0,
+                },
+                1.0,
+            ),
+        };
+        let _ = w.write_record([
+            c.schema.clone(),
+            c.finished_at.clone(),
+            k.name.clone(),
+            k.kind.to_string(),
+            p.op.clone(),
+            p.block_size_bytes.to_string(),
+            p.queue_depth.to_string(),
+            p.threads.to_string(),
+            p.size_bytes.to_string(),
+            k.rounds.len().to_string(),
+            k.bandwidth_gibps.median.to_string(),
+            k.bandwidth_gibps.min.to_string(),
+            k.bandwidth_gibps.max.to_string(),
+            opt(k.latency_avg_us),
+            opt(k.latency_p50_us),
+            opt(k.latency_p99_us),
+            opt(k.cpu_s_per_gib),
+            reference,
+            ratio.median.to_string(),
+            ratio.min.to_string(),
+            ratio.max.to_string(),
+            cpu.to_string(),
+            k.mode.clone(),
+        ]);
+    }
+    String::from_utf8(w.into_inner().expect("in-memory writer")).expect("UTF-8 fields")
 }
 
 #[cfg(test)]

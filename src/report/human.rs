@@ -6,6 +6,7 @@ use std::fmt::Write as _;
 use crate::size::Bytes;
 use crate::stats::Percentiles;
 
+use super::comparison::{CompareParams, Comparison};
 use super::RunReport;
 
 /// Formats a latency in microseconds with a unit that keeps 3-4 significant digits.
@@ -168,6 +169,103 @@ pub fn table(r: &RunReport) -> String {
             "off".into()
         },
     );
+    out
+}
+
+/// The workload in one line: `read, bs 1MiB, qd 8, 1 thread, size 1GiB, ...`.
+pub fn workload_line(p: &CompareParams) -> String {
+    format!(
+        "{}{}, bs {}, qd {}, {} thread{}, size {}, {} loop{} + {} warm-up per run, {} round{} interleaved{}",
+        if p.random { "random " } else { "" },
+        p.op,
+        Bytes(p.block_size_bytes),
+        p.queue_depth,
+        p.threads,
+        if p.threads == 1 { "" } else { "s" },
+        Bytes(p.size_bytes),
+        p.loops,
+        if p.loops == 1 { "" } else { "s" },
+        p.warmup,
+        p.rounds,
+        if p.rounds == 1 { "" } else { "s" },
+        if p.direct { "" } else { ", buffered" },
+    )
+}
+
+/// A latency for a table, `-` when the contender does not report it.
+pub fn latency_or_dash(us: Option<f64>) -> String {
+    us.map(latency).unwrap_or_else(|| "-".into())
+}
+
+/// CPU-s/GiB with three decimals, or `-` when the contender does not report it.
+pub fn cpu_or_dash(cpu_s_per_gib: Option<f64>) -> String {
+    cpu_s_per_gib
+        .map(|c| format!("{c:.3}"))
+        .unwrap_or_else(|| "-".into())
+}
+
+/// The comparison as text for a terminal: the workload, one row per contender, the names of
+/// the skipped ones.
+/// A figure a contender does not report (gdsio: percentiles, CPU) is `-`.
+/// Warnings are left to the caller (they go to stderr).
+pub fn comparison(c: &Comparison) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "compare {}", workload_line(&c.params));
+    let reference = c.contenders.first().map(|k| k.name.as_str()).unwrap_or("-");
+    let w = c
+        .contenders
+        .iter()
+        .map(|k| k.name.len())
+        .max()
+        .unwrap_or(0)
+        .max(8);
+    let _ = writeln!(
+        out,
+        "{:<w$} {:<7} {:>8} {:>13} {:>9} {:>9} {:>9} {:>9}  {}",
+        "",
+        "",
+        "GiB/s",
+        "min-max",
+        "avg",
+        "p50",
+        "p99",
+        "CPU-s/GiB",
+        format_args!("vs {reference}: median (range)")
+    );
+    for (i, k) in c.contenders.iter().enumerate() {
+        let vs = match i.checked_sub(1).and_then(|j| c.ratios.get(j)) {
+            Some(r) => format!(
+                "{:.2}x ({:.2}-{:.2})",
+                r.bandwidth.median, r.bandwidth.min, r.bandwidth.max
+            ),
+            None => "1.00x (reference)".into(),
+        };
+        let _ = writeln!(
+            out,
+            "{:<w$} {:<7} {:>8.2} {:>13} {:>9} {:>9} {:>9} {:>9}  {vs}",
+            k.name,
+            k.kind.to_string(),
+            k.bandwidth_gibps.median,
+            format!("{:.2}-{:.2}", k.bandwidth_gibps.min, k.bandwidth_gibps.max),
+            latency_or_dash(k.latency_avg_us),
+            latency_or_dash(k.latency_p50_us),
+            latency_or_dash(k.latency_p99_us),
+            cpu_or_dash(k.cpu_s_per_gib),
+        );
+    }
+    for k in &c.contenders {
+        let _ = writeln!(out, "{}: {}", k.name, k.mode);
+    }
+    // Names only: each reason is printed once, as a note, by the command that skipped it
+    // (and kept in the JSON, CSV and Markdown).
+    if !c.skipped.is_empty() {
+        let names: Vec<String> = c
+            .skipped
+            .iter()
+            .map(|s| format!("{} {}", s.kind, s.name))
+            .collect();
+        let _ = writeln!(out, "skipped (the notes say why): {}", names.join(", "));
+    }
     out
 }
 

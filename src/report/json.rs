@@ -1,5 +1,6 @@
 //! JSON export: the whole report, pretty-printed, schema-tagged.
 
+use super::comparison::Comparison;
 use super::RunReport;
 
 /// The report as JSON text.
@@ -20,6 +21,18 @@ pub fn from_json(text: &str) -> Result<Vec<RunReport>, serde_json::Error> {
         Ok(r) => Ok(vec![r]),
         Err(_) => serde_json::from_str::<Vec<RunReport>>(text),
     }
+}
+
+/// The comparison as pretty JSON.
+pub fn comparison(c: &Comparison) -> String {
+    let mut s = serde_json::to_string_pretty(c).expect("comparisons hold only serializable data");
+    s.push('\n');
+    s
+}
+
+/// A saved comparison.
+pub fn comparison_from_json(text: &str) -> Result<Comparison, serde_json::Error> {
+    serde_json::from_str(text)
 }
 
 #[cfg(test)]

@@ -10,8 +10,8 @@ use std::fmt::Write as _;
 use crate::env::Environment;
 use crate::size::Bytes;
 
-use super::comparison::{cpu_or_dash, latency_or_dash, workload_line, Comparison};
-use super::human::latency;
+use super::comparison::Comparison;
+use super::human::{cpu_or_dash, latency, latency_or_dash, workload_line};
 use super::{RunReport, WarningRecord};
 
 /// Escapes text for a table cell: pipes, and newlines (which would end the row).
@@ -217,9 +217,33 @@ pub fn comparison(c: &Comparison) -> String {
     out
 }
 
+/// The best settings a sweep found, as the sweep table shows them: the metric they were chosen
+/// for, and one row per backend (the tuning config seen from the report, which does not know
+/// the config file).
+#[derive(Debug, Clone, PartialEq)]
+pub struct BestSettings {
+    /// `read`, `write` or `both`.
+    pub metric: String,
+    pub rows: Vec<BestRow>,
+}
+
+/// One backend's best settings and the figures that chose them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BestRow {
+    pub backend: String,
+    /// The backend-specific knobs, `bounce-buffers 8, gds-api batch`, or empty.
+    pub knobs: String,
+    pub block_size: u64,
+    pub queue_depth: u32,
+    pub threads: usize,
+    pub read_gibps: Option<f64>,
+    pub write_gibps: Option<f64>,
+    pub score_gibps: f64,
+}
+
 /// A sweep: one row per point (GiB/s median and range per contender), then the best settings
 /// per backend. `points` are comparisons at different settings of one fixed workload.
-pub fn sweep(points: &[Comparison], best: &crate::tuning::Config) -> String {
+pub fn sweep(points: &[Comparison], best: &BestSettings) -> String {
     let mut out = String::new();
     let Some(first) = points.first() else {
         return "## gdswap sweep\n\nNo point measured.\n".into();
@@ -307,7 +331,7 @@ pub fn sweep(points: &[Comparison], best: &crate::tuning::Config) -> String {
         "\n### Best settings (metric: {})\n",
         cell(&best.metric)
     );
-    if best.backends.is_empty() {
+    if best.rows.is_empty() {
         let _ = writeln!(
             out,
             "No backend was measured in every direction the metric needs."
@@ -319,13 +343,14 @@ pub fn sweep(points: &[Comparison], best: &crate::tuning::Config) -> String {
         );
         let _ = writeln!(out, "|---|---:|---:|---:|---:|---:|---:|");
         let f = |v: Option<f64>| v.map(|v| format!("{v:.2}")).unwrap_or_else(|| "-".into());
-        for (name, t) in &best.backends {
+        for t in &best.rows {
             let _ = writeln!(
                 out,
                 "| {} | {} | {} | {} | {} | {} | {:.2} |",
-                cell(&match t.knobs().strip_prefix(", ") {
-                    Some(k) => format!("{name} ({k})"),
-                    None => name.clone(),
+                cell(&if t.knobs.is_empty() {
+                    t.backend.clone()
+                } else {
+                    format!("{} ({})", t.backend, t.knobs)
                 }),
                 Bytes(t.block_size),
                 t.queue_depth,
@@ -428,23 +453,18 @@ mod tests {
         b.params.queue_depth = 32;
         b.contenders.truncate(1);
         a.params.threads = 2;
-        let best = crate::tuning::Config {
-            schema: crate::tuning::CONFIG_SCHEMA.into(),
+        let best = BestSettings {
             metric: "both".into(),
-            backends: [(
-                "host".to_string(),
-                crate::tuning::Tuning {
-                    block_size: 1 << 20,
-                    queue_depth: 8,
-                    threads: 2,
-                    read_gibps: Some(4.0),
-                    write_gibps: Some(2.0),
-                    score_gibps: 8.0 / 3.0,
-                    bounce_buffers: None,
-                    gds_api: None,
-                },
-            )]
-            .into(),
+            rows: vec![BestRow {
+                backend: "host".into(),
+                knobs: String::new(),
+                block_size: 1 << 20,
+                queue_depth: 8,
+                threads: 2,
+                read_gibps: Some(4.0),
+                write_gibps: Some(2.0),
+                score_gibps: 8.0 / 3.0,
+            }],
         };
         let md = sweep(&[a, b], &best);
         let lines: Vec<&str> = md.lines().collect();

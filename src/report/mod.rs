@@ -1,7 +1,8 @@
 //! Results as data: [`RunReport`] is built once from a run's measurements, and every exporter
 //! (human text, JSON, CSV, Markdown) is a pure function of it. Reports deserialize too, so saved
 //! JSON results can be re-exported and compared later. [`comparison`] holds the result of
-//! `gdswap compare` (several contenders, interleaved rounds) and its exporters.
+//! `gdswap compare` (several contenders, interleaved rounds); its exporters live with their
+//! format, beside the run's: [`json`], [`csv`], [`human`], [`markdown`], [`svg`].
 
 pub mod comparison;
 pub mod csv;

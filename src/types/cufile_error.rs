@@ -1,0 +1,153 @@
+//! A failed cuFile call as a value: the call, the file, the offset and length, and the failure
+//! with its numeric code (a `CUfileOpError`, the CUDA driver's `CUresult` behind 5011, or an
+//! errno). A core type, so that [`crate::Error`] can hold it without naming the cuFile layer;
+//! `cufile::result` fills it in (its one decoder of cuFile's return conventions) and
+//! re-exports it.
+
+use std::fmt;
+use std::io;
+use std::path::PathBuf;
+
+use gdswap_ffi::{CUfileOpError, CUresult};
+
+/// Why a cuFile call failed.
+#[derive(Debug)]
+pub enum Failure {
+    /// A `CUfileOpError` code (known or not) other than 5011.
+    Op(CUfileOpError),
+    /// `CU_FILE_CUDA_DRIVER_ERROR` (5011) and the CUDA driver's result (`None` when it came as a
+    /// negative return value, which has no room for it).
+    Cuda(Option<CUresult>),
+    /// -1 with errno, or a negated errno.
+    Os(io::Error),
+    /// -1 with errno 0: the library said it failed without saying why.
+    NoErrno,
+}
+
+impl Failure {
+    /// The `CUfileOpError` behind the failure, if it was one (5011 included).
+    pub fn op_error(&self) -> Option<CUfileOpError> {
+        match self {
+            Failure::Op(e) => Some(*e),
+            Failure::Cuda(_) => Some(CUfileOpError::CUDA_DRIVER_ERROR),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Failure::Op(e) => {
+                write!(f, "{e}")?;
+                if let Some(d) = e.description() {
+                    write!(f, ": {d}")?;
+                }
+                if let Some(h) = hint(*e) {
+                    write!(f, " ({h})")?;
+                }
+                Ok(())
+            }
+            Failure::Cuda(None) => write!(
+                f,
+                "{}: CUDA driver error (its code was not reported)",
+                CUfileOpError::CUDA_DRIVER_ERROR
+            ),
+            Failure::Cuda(Some(r)) => {
+                write!(
+                    f,
+                    "{}: CUDA driver error {}",
+                    CUfileOpError::CUDA_DRIVER_ERROR,
+                    r.0
+                )?;
+                if let Some(name) = cu_result_name(*r) {
+                    write!(f, " ({name})")?;
+                }
+                Ok(())
+            }
+            Failure::Os(e) => write!(f, "{e}"),
+            Failure::NoErrno => f.write_str("returned -1 without setting errno"),
+        }
+    }
+}
+
+/// What to do about the codes users meet most, in a few words.
+fn hint(e: CUfileOpError) -> Option<&'static str> {
+    Some(match e {
+        CUfileOpError::DRIVER_NOT_INITIALIZED => {
+            "nvidia-fs is not loaded and compat mode is off: load nvidia_fs or allow compat mode in cufile.json"
+        }
+        CUfileOpError::IO_NOT_SUPPORTED => {
+            "this file is not on a GPUDirect path (filesystem, mount options or PCIe topology); with compat mode allowed its I/O would go through host memory"
+        }
+        CUfileOpError::NVFS_SETUP_ERROR => {
+            "cuFile could not initialise: no usable CUDA driver (libcuda.so.1) or GPU, or nvidia-fs setup failed; cufile.log says which"
+        }
+        CUfileOpError::PLATFORM_NOT_SUPPORTED | CUfileOpError::DEVICE_NOT_SUPPORTED => {
+            "this platform or GPU cannot do GPUDirect Storage"
+        }
+        CUfileOpError::DIO_NOT_SET | CUfileOpError::INVALID_FILE_OPEN_FLAG => {
+            "the file must be opened with O_DIRECT"
+        }
+        CUfileOpError::CUDA_POINTER_INVALID | CUfileOpError::CUDA_MEMORY_TYPE_INVALID => {
+            "the buffer is not CUDA device memory of the current context"
+        }
+        CUfileOpError::PERMISSION_DENIED => "no permission for the driver or the file",
+        _ => return None,
+    })
+}
+
+/// Names of the CUDA driver results cuFile passes on most often; others print by number.
+fn cu_result_name(r: CUresult) -> Option<&'static str> {
+    Some(match r.0 {
+        0 => "CUDA_SUCCESS",
+        1 => "CUDA_ERROR_INVALID_VALUE",
+        2 => "CUDA_ERROR_OUT_OF_MEMORY",
+        3 => "CUDA_ERROR_NOT_INITIALIZED",
+        4 => "CUDA_ERROR_DEINITIALIZED",
+        35 => "CUDA_ERROR_INSUFFICIENT_DRIVER",
+        100 => "CUDA_ERROR_NO_DEVICE",
+        101 => "CUDA_ERROR_INVALID_DEVICE",
+        201 => "CUDA_ERROR_INVALID_CONTEXT",
+        400 => "CUDA_ERROR_INVALID_HANDLE",
+        700 => "CUDA_ERROR_ILLEGAL_ADDRESS",
+        999 => "CUDA_ERROR_UNKNOWN",
+        _ => return None,
+    })
+}
+
+/// A failed cuFile call: which function, on which file, where, and why.
+#[derive(Debug)]
+pub struct CuFileError {
+    /// The C function (`cuFileRead`).
+    pub call: &'static str,
+    pub path: Option<PathBuf>,
+    pub offset: Option<u64>,
+    pub len: Option<u64>,
+    pub failure: Failure,
+}
+
+impl fmt::Display for CuFileError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} failed", self.call)?;
+        if let Some(p) = &self.path {
+            write!(f, ": {}", p.display())?;
+        }
+        if let Some(o) = self.offset {
+            write!(f, " at offset {o}")?;
+        }
+        if let Some(l) = self.len {
+            write!(f, " (length {l})")?;
+        }
+        write!(f, ": {}", self.failure)
+    }
+}
+
+impl std::error::Error for CuFileError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match &self.failure {
+            Failure::Os(e) => Some(e),
+            _ => None,
+        }
+    }
+}
