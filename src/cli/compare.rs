@@ -146,12 +146,13 @@ pub fn run(args: &CompareArgs) -> Result<(), Error> {
                 let data_path = match &spec.base.target {
                     Target::File(p) | Target::Dir(p) => p.clone(),
                 };
-                let record = comparison::FailedComparison::new(
+                let mut record = comparison::FailedComparison::new(
                     compare::params_of(&spec),
                     &e,
                     crate::env::collect(&data_path),
                     crate::report::now_utc(),
                 );
+                record.command_line = std::env::args().collect();
                 if let Err(w) = sink.write(&record.to_json()) {
                     return Err(Error::Within {
                         context: format!("{e}; and recording it failed"),

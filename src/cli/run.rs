@@ -271,12 +271,13 @@ pub fn run(args: &RunArgs) -> Result<(), Error> {
         Err(e) => {
             // The failure is a result too: recorded with the error, then reported.
             if let Some(sink) = json {
-                let record = report::FailedRun::new(
+                let mut record = report::FailedRun::new(
                     &opts,
                     &e,
                     crate::env::collect(&data_path),
                     report::now_utc(),
                 );
+                record.command_line = std::env::args().collect();
                 if let Err(w) = sink.write(&record.to_json()) {
                     return Err(Error::Within {
                         context: format!("{e}; and recording it failed"),

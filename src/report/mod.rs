@@ -211,6 +211,9 @@ pub struct FailedRun {
     pub environment: Environment,
     pub params: Params,
     pub error: ErrorRecord,
+    /// The command line that ran, as typed (empty when a library caller made the record).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub command_line: Vec<String>,
 }
 
 impl FailedRun {
@@ -230,6 +233,7 @@ impl FailedRun {
                     .is_some_and(|b| b.memory() == crate::backend::MemoryKind::Device),
             ),
             error: ErrorRecord::of(error),
+            command_line: Vec::new(),
         }
     }
 
