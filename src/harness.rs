@@ -20,13 +20,14 @@
 //! else stops at the next barrier, and the first real error is returned.
 
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::backend::{self, Availability, Backend, PhaseTimes, Worker, WorkerSetup};
 use crate::cuda::staging::CopySpan;
 use crate::datafiles::{self, PreparedFiles};
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, VerifyFailure};
 use crate::io::buffer::PageBacking;
 use crate::io::file::DataFile;
 use crate::io::sys::{self, CpuTime};
@@ -56,7 +57,14 @@ pub struct ThreadMeasurement {
     pub phases: Option<PhaseTimes>,
     /// The measured transfers' copy spans (bounce), on a clock shared by the run's threads.
     pub copy_spans: Vec<CopySpan>,
+    /// Wrong 4 KiB blocks a soak's per-loop verification found in this thread's range, over
+    /// all loops ([`RunOptions::verify_every_loop`]), and the first [`KEPT_FAILURES`] of them.
+    pub verify_errors: u64,
+    pub verify_failures: Vec<VerifyFailure>,
 }
+
+/// Verification failures each thread keeps (the count goes on).
+pub const KEPT_FAILURES: usize = 100;
 
 /// What the coordinator measured for one measured loop. (The loop's task time, the slowest
 /// thread's time inside `transfer`, comes from the threads' `loop_times`.)
@@ -141,6 +149,7 @@ fn execute(
     prepared: PreparedFiles,
 ) -> Result<Measurements> {
     let barrier = PhaseBarrier::new(prepared.plans.len() + 1);
+    let control = LoopControl::default();
 
     let (worker_results, coordinator_result) = std::thread::scope(|scope| {
         let mut handles = Vec::with_capacity(prepared.plans.len());
@@ -152,11 +161,12 @@ fn execute(
             .zip(&prepared.needs_pattern)
         {
             let barrier = &barrier;
+            let control = &control;
             let spawned = std::thread::Builder::new()
                 .name(format!("gdswap-worker-{}", plan.tid))
                 .spawn_scoped(scope, move || {
                     let _guard = AbortOnPanic(barrier);
-                    let result = worker_thread(opts, backend, plan, file, needs, barrier);
+                    let result = worker_thread(opts, backend, plan, file, needs, barrier, control);
                     if result.is_err() {
                         barrier.abort();
                     }
@@ -177,7 +187,7 @@ fn execute(
         }
         let coordinator = match spawn_error {
             Some(e) => Err(e),
-            None => coordinate(opts, &prepared, &barrier),
+            None => coordinate(opts, &prepared, &barrier, &control),
         };
         if coordinator.is_err() {
             barrier.abort();
@@ -221,16 +231,38 @@ fn execute(
     })
 }
 
+/// What the coordinator tells the workers before each loop: whether it runs (a time-based run
+/// stops once its time is up), and the soak's count of wrong blocks over all threads.
+#[derive(Default)]
+struct LoopControl {
+    go_on: AtomicBool,
+    verify_errors: AtomicU64,
+}
+
 fn coordinate(
     opts: &RunOptions,
     prepared: &PreparedFiles,
     barrier: &PhaseBarrier,
+    control: &LoopControl,
 ) -> Result<Vec<LoopMeasurement>> {
     barrier.wait()?; // setup done
     barrier.wait()?; // pre done
     prepared.before_loops(opts)?;
     let mut loops = Vec::with_capacity(opts.loops as usize);
-    for i in 0..opts.total_loops() {
+    // A time-based run's measured loops end once this instant has passed.
+    let mut deadline: Option<Instant> = None;
+    let mut i: u32 = 0;
+    loop {
+        let go_on = match opts.duration {
+            None => i < opts.total_loops(),
+            Some(_) => i < opts.warmup || deadline.map_or(true, |d| Instant::now() < d),
+        };
+        // Published before the barrier, whose mutex orders it before every worker's read.
+        control.go_on.store(go_on, Ordering::Relaxed);
+        barrier.wait()?; // next
+        if !go_on {
+            break;
+        }
         let measured = i >= opts.warmup;
         barrier.wait()?; // ready
         if measured && opts.drop_caches {
@@ -238,6 +270,9 @@ fn coordinate(
         }
         let cpu0 = CpuTime::process();
         let t0 = Instant::now();
+        if measured && deadline.is_none() {
+            deadline = opts.duration.map(|d| t0 + d);
+        }
         barrier.wait()?; // go
         barrier.wait()?; // done
         let e2e_time = t0.elapsed();
@@ -245,6 +280,15 @@ fn coordinate(
         if measured {
             loops.push(LoopMeasurement { e2e_time, cpu });
         }
+        // A soak's workers verify this loop before the next "next"; u32::MAX loops end it.
+        i = match i.checked_add(1) {
+            Some(n) => n,
+            None => {
+                control.go_on.store(false, Ordering::Relaxed);
+                barrier.wait()?; // next: stop
+                break;
+            }
+        };
     }
     barrier.wait()?; // synced
     barrier.wait()?; // post done
@@ -263,6 +307,7 @@ fn worker_thread(
     file: &Arc<DataFile>,
     needs_pattern: bool,
     barrier: &PhaseBarrier,
+    control: &LoopControl,
 ) -> Result<ThreadMeasurement> {
     // Setup.
     if needs_pattern {
@@ -295,9 +340,17 @@ fn worker_thread(
     let mut cpu = CpuTime::default();
     let mut phases: Option<PhaseTimes> = None;
     let mut copy_spans = Vec::new();
-    for i in 0..opts.total_loops() {
+    let every_loop = opts.verify_every_loop();
+    let mut soak = Soak::default();
+    let mut i: u32 = 0;
+    loop {
+        barrier.wait()?; // next
+        if !control.go_on.load(Ordering::Relaxed) {
+            break;
+        }
         let measured = i >= opts.warmup;
-        if opts.verify && opts.op == Op::Read && i + 1 == opts.total_loops() {
+        let last_counted = opts.duration.is_none() && i + 1 == opts.total_loops();
+        if opts.verify && opts.op == Op::Read && (last_counted || (every_loop && measured)) {
             worker.fill(&mut |buf| buf.fill(POISON))?;
         }
         if measured && i == opts.warmup && opts.warmup > 0 {
@@ -330,6 +383,10 @@ fn worker_thread(
             copy_spans.extend_from_slice(worker.copy_spans());
         }
         barrier.wait()?; // done
+        if every_loop && measured {
+            soak.verify_loop(opts, plan, file, worker.as_mut(), control)?;
+        }
+        i = i.saturating_add(1);
     }
 
     // Post: durability (timed on its own), then verification (untimed), then release.
@@ -339,7 +396,7 @@ fn worker_thread(
         Duration::ZERO
     };
     barrier.wait()?; // synced
-    if opts.verify {
+    if opts.verify && !every_loop {
         verify(opts.op, plan, file, worker.as_mut())?;
     }
     let (mode, pages) = (worker.mode(), worker.buffer_pages());
@@ -360,7 +417,94 @@ fn worker_thread(
         pages,
         phases,
         copy_spans,
+        verify_errors: soak.errors,
+        verify_failures: soak.failures,
     })
+}
+
+/// A soak's verification of every measured loop: wrong 4 KiB blocks counted over all threads
+/// and logged (file, offset, what was found), the run stopped once more than
+/// `--max-errors` (default 0) were found.
+#[derive(Default)]
+struct Soak {
+    errors: u64,
+    failures: Vec<VerifyFailure>,
+}
+
+impl Soak {
+    fn verify_loop(
+        &mut self,
+        opts: &RunOptions,
+        plan: &ThreadPlan,
+        file: &DataFile,
+        worker: &mut dyn Worker,
+        control: &LoopControl,
+    ) -> Result<()> {
+        let before = self.failures.len();
+        let mut found = 0u64;
+        let failures = &mut self.failures;
+        match opts.op {
+            Op::Read => worker.inspect(&mut |buf| {
+                found += pattern::verify_all(
+                    buf,
+                    plan.file_offset,
+                    plan.seed,
+                    &plan.path,
+                    KEPT_FAILURES,
+                    failures,
+                );
+                Ok(())
+            })?,
+            Op::Write => {
+                // What this loop wrote, durable, read back past the page cache.
+                file.sync_data()?;
+                file.forget_cached_pages();
+                const CHUNK: u64 = 8 << 20;
+                let mut buf = vec![0u8; CHUNK.min(plan.len) as usize];
+                let mut off = plan.file_offset;
+                while off < plan.end() {
+                    let n = CHUNK.min(plan.end() - off) as usize;
+                    file.read_exact_at(&mut buf[..n], off)?;
+                    found += pattern::verify_all(
+                        &buf[..n],
+                        off,
+                        plan.seed,
+                        &plan.path,
+                        KEPT_FAILURES,
+                        failures,
+                    );
+                    off += n as u64;
+                }
+            }
+        }
+        self.errors = self.errors.saturating_add(found);
+        let total = control
+            .verify_errors
+            .fetch_add(found, Ordering::Relaxed)
+            .saturating_add(found);
+        let limit = opts.max_errors.unwrap_or(0);
+        if total > limit {
+            let mut first = self
+                .failures
+                .get(before)
+                .or(self.failures.last())
+                .cloned()
+                .unwrap_or_else(|| VerifyFailure {
+                    path: plan.path.clone(),
+                    offset: plan.file_offset,
+                    expected: 0,
+                    found: 0,
+                    header_note: String::new(),
+                });
+            if opts.max_errors.is_some() {
+                first.header_note.push_str(&format!(
+                    "; {total} wrong blocks found, more than --max-errors {limit}"
+                ));
+            }
+            return Err(Error::Verify(Box::new(first)));
+        }
+        Ok(())
+    }
 }
 
 /// What a failed verify of a read adds when the header note has no advice of its own.

@@ -159,6 +159,31 @@ fn a_loose_spec_passes_with_figures_per_target_and_aggregate() {
 }
 
 #[test]
+fn duration_makes_every_test_time_based() {
+    if let Some(why) = host_unavailable() {
+        eprintln!("skipped: {why}");
+        return;
+    }
+    let b = Bench::new();
+    let spec = b.spec(LOOSE);
+    let mut cmd = b.command(&spec);
+    cmd.args(["--duration", "1s"]);
+    outcome(&mut cmd).expect_ok();
+    let (v, _) = b.record();
+    for tr in v["tests"][0]["targets"].as_array().unwrap() {
+        let soak = &tr["report"]["soak"];
+        assert_eq!(soak["duration_s"], 1.0, "{soak}");
+        // The verify threshold made it a soak: every loop verified, none wrong.
+        assert_eq!(soak["verified_every_loop"], true, "{soak}");
+        assert_eq!(soak["verify_errors"], 0, "{soak}");
+        assert_eq!(
+            soak["loops"],
+            tr["report"]["loops"].as_array().unwrap().len()
+        );
+    }
+}
+
+#[test]
 fn an_impossible_spec_fails_with_the_failed_line_in_json_and_markdown() {
     if let Some(why) = host_unavailable() {
         eprintln!("skipped: {why}");

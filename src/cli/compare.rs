@@ -89,7 +89,18 @@ pub fn run(args: &CompareArgs) -> Result<(), Error> {
         (None, Some((c, _))) => Some(c.backends.keys().cloned().collect()),
         (None, None) => None,
     };
-    let mut spec = compare::resolve(base, backends.as_deref(), &args.peers, args.rounds)?;
+    // fio and gdsio run by loops: a time-based comparison leaves them out, and says so.
+    let peers = match base.duration {
+        Some(_) if args.peers.iter().any(|p| p != "none") => {
+            eprintln!(
+                "note: skipping peers {}: --duration runs the backends by time, peers run by loops",
+                args.peers.join(", ")
+            );
+            vec!["none".to_string()]
+        }
+        _ => args.peers.clone(),
+    };
+    let mut spec = compare::resolve(base, backends.as_deref(), &peers, args.rounds)?;
     if let Some((c, p)) = &config {
         spec = compare::with_config(spec, c, p)?;
     }

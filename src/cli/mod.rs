@@ -10,6 +10,7 @@
 mod check;
 mod compare;
 mod optim_sim;
+mod progress;
 mod qualify;
 mod report;
 mod run;

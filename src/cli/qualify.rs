@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use clap::Args;
 
-use crate::qualify::{self, Invocation};
+use crate::qualify::{self, Event, Invocation};
 
 fn after_qualify_help() -> String {
     format!(
@@ -34,6 +34,9 @@ pub struct QualifyArgs {
     /// The node's name in the record (default: the hostname).
     #[arg(long, value_name = "NAME")]
     node: Option<String>,
+    /// Run every test for this long (30s, 10m, 1h) instead of its own duration or loops.
+    #[arg(long, value_name = "TIME", value_parser = crate::qualify::spec::parse_duration)]
+    duration: Option<std::time::Duration>,
 }
 
 pub fn run(args: &QualifyArgs) -> ExitCode {
@@ -41,11 +44,19 @@ pub fn run(args: &QualifyArgs) -> ExitCode {
         spec_path: args.spec.clone(),
         command_line: std::env::args().collect(),
         node: args.node.clone(),
+        duration: args.duration,
         exe: std::env::current_exe().ok(),
         sysfs: crate::topology::sysfs_root(),
     };
     let shorten = |r: &str| super::short_reason(r).into_owned();
-    let record = qualify::qualify(&inv, &mut |line| println!("{}", line.text(&shorten)));
+    let mut ticker = None;
+    let record = qualify::qualify(&inv, &mut |event| match event {
+        Event::Line(line) => println!("{}", line.text(&shorten)),
+        Event::TestStarts { name, duration } => {
+            ticker = duration.and_then(|d| super::progress::start(&format!("test {name}"), d));
+        }
+        Event::TestEnds => ticker = None,
+    });
     if let Some(e) = &record.error {
         eprintln!("gdswap: error: {e}");
     }

@@ -65,6 +65,16 @@ pub struct RunArgs {
     /// Measured loops.
     #[arg(long, default_value_t = 3)]
     loops: u32,
+    /// Run the measured loops for this long instead of --loops (fio's time_based + runtime):
+    /// 30s, 10m, 1h. With --verify every loop is verified (a soak); a progress line shows on
+    /// a terminal.
+    #[arg(long, value_name = "TIME", value_parser = parse_duration_arg, conflicts_with = "loops")]
+    duration: Option<std::time::Duration>,
+    /// With --verify: verify every measured loop and count wrong 4 KiB blocks, each logged
+    /// with file, offset and what was found, stopping only past N of them (default: the
+    /// first wrong block stops the run).
+    #[arg(long, value_name = "N")]
+    max_errors: Option<u64>,
     /// Unmeasured loops before the measured ones.
     #[arg(long, default_value_t = 1)]
     warmup: u32,
@@ -178,6 +188,8 @@ impl RunArgs {
                 }),
             },
             create_dir,
+            duration: self.duration,
+            max_errors: self.max_errors,
         })
     }
 
@@ -202,6 +214,11 @@ impl RunArgs {
             None => Ok(()),
         }
     }
+}
+
+/// `--duration`: a whole number with its unit; zero is refused here, naming the flag.
+fn parse_duration_arg(s: &str) -> Result<std::time::Duration, String> {
+    crate::qualify::spec::parse_duration(s)
 }
 
 /// An export destination, checked before the run so a bad path fails before any work, and
@@ -266,6 +283,9 @@ pub fn run(args: &RunArgs) -> Result<(), Error> {
     let data_path = match &opts.target {
         Target::File(p) | Target::Dir(p) => p.clone(),
     };
+    let ticker = opts
+        .duration
+        .and_then(|d| super::progress::start(&format!("run {}", opts.backend), d));
     let measurements = match harness::run(&opts) {
         Ok(m) => m,
         Err(e) => {
@@ -288,6 +308,7 @@ pub fn run(args: &RunArgs) -> Result<(), Error> {
             return Err(e);
         }
     };
+    drop(ticker);
     let report = RunReport::new(
         &opts,
         &measurements,
@@ -314,5 +335,48 @@ pub fn run(args: &RunArgs) -> Result<(), Error> {
     if let Some(sink) = csv {
         sink.write(&report::csv::to_csv(std::slice::from_ref(&report)))?;
     }
-    Ok(())
+    soak_outcome(&report, &measurements)
+}
+
+/// A soak that found wrong blocks (no more than `--max-errors`) ran to its end and was
+/// reported; each block is listed, and the run still fails.
+fn soak_outcome(report: &RunReport, m: &harness::Measurements) -> Result<(), Error> {
+    let Some(soak) = report.soak.as_ref().filter(|s| s.verify_errors > 0) else {
+        return Ok(());
+    };
+    for e in &soak.errors {
+        eprintln!(
+            "verify error: {} at offset {}: {}",
+            e.path.display(),
+            e.offset,
+            e.found
+        );
+    }
+    if (soak.errors.len() as u64) < soak.verify_errors {
+        eprintln!(
+            "verify error: {} more not listed",
+            soak.verify_errors - soak.errors.len() as u64
+        );
+    }
+    let first = m
+        .threads
+        .iter()
+        .flat_map(|t| &t.verify_failures)
+        .next()
+        .cloned();
+    let context = format!(
+        "{} wrong 4 KiB block{} in {} verified loop{} (--max-errors {})",
+        soak.verify_errors,
+        if soak.verify_errors == 1 { "" } else { "s" },
+        soak.loops,
+        if soak.loops == 1 { "" } else { "s" },
+        soak.max_errors.unwrap_or(0)
+    );
+    Err(match first {
+        Some(f) => Error::Within {
+            context,
+            source: Box::new(Error::Verify(Box::new(f))),
+        },
+        None => Error::Resources(context),
+    })
 }

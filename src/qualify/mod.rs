@@ -38,6 +38,8 @@ pub struct Invocation {
     pub command_line: Vec<String>,
     /// The node's name in the record (default: the hostname).
     pub node: Option<String>,
+    /// Every test runs for this long instead of its own `duration` or `loops`.
+    pub duration: Option<Duration>,
     /// The gdswap binary, to open the cuFile driver in a child process (the `gpudirect`
     /// check); `None`: the driver is not opened.
     pub exe: Option<PathBuf>,
@@ -164,14 +166,7 @@ impl Figures {
     }
 }
 
-/// A wrong block found by verification.
-#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
-pub struct VerifyErrorRecord {
-    pub path: PathBuf,
-    pub offset: u64,
-    /// What was expected and found there, and what the block header says.
-    pub found: String,
-}
+pub use crate::report::soak::VerifyErrorRecord;
 
 /// One target of a test: its figures or its error, and the whole run report.
 #[derive(Debug, Clone, Serialize)]
@@ -280,8 +275,21 @@ pub fn record_stem(r: &Record) -> String {
     )
 }
 
+/// What a qualification reports while it runs.
+pub enum Event<'a> {
+    /// A line was decided.
+    Line(&'a Line),
+    /// A test's runs start; `duration`: a time-based one, this long.
+    TestStarts {
+        name: &'a str,
+        duration: Option<Duration>,
+    },
+    /// The test's runs ended.
+    TestEnds,
+}
+
 /// Runs the qualification; `progress` sees each line as it is decided.
-pub fn qualify(inv: &Invocation, progress: &mut dyn FnMut(&Line)) -> Record {
+pub fn qualify(inv: &Invocation, progress: &mut dyn FnMut(Event)) -> Record {
     let started_at = crate::report::now_utc();
     let mut record = Record {
         schema: SCHEMA,
@@ -322,7 +330,7 @@ pub fn qualify(inv: &Invocation, progress: &mut dyn FnMut(&Line)) -> Record {
 fn run_all(
     inv: &Invocation,
     record: &mut Record,
-    progress: &mut dyn FnMut(&Line),
+    progress: &mut dyn FnMut(Event),
 ) -> Result<(), String> {
     let text = crate::io::file::read_regular(&inv.spec_path)
         .map_err(|e| format!("--spec {}: cannot read it: {e}", inv.spec_path.display()))?;
@@ -352,13 +360,7 @@ fn run_all(
                 }
             }
         }
-        if t.duration.is_some() {
-            return Err(format!(
-                "test '{}': duration: time-based runs are not in this build yet; give size and loops",
-                t.name
-            ));
-        }
-        let opts = run_options(t);
+        let opts = run_options(t, inv.duration);
         for o in &opts {
             o.validate()
                 .map_err(|e| format!("test '{}': {e}", t.name))?;
@@ -388,15 +390,20 @@ fn run_all(
     let mut targets: Vec<PathBuf> = spec.tests.iter().flat_map(|t| t.targets.clone()).collect();
     targets.dedup();
     for line in check_lines(&spec.checks, &report, &inv.sysfs, &targets) {
-        progress(&line);
+        progress(Event::Line(&line));
         record.lines.push(line);
     }
     record.check = Some(report);
 
     for (t, opts) in spec.tests.iter().zip(&plans) {
+        progress(Event::TestStarts {
+            name: &t.name,
+            duration: opts.first().and_then(|o| o.duration),
+        });
         let (test, lines) = run_test(t, opts);
+        progress(Event::TestEnds);
         for line in lines {
-            progress(&line);
+            progress(Event::Line(&line));
             record.lines.push(line);
         }
         record.tests.push(test);
@@ -405,7 +412,7 @@ fn run_all(
 }
 
 /// The run options of each target of `t`.
-fn run_options(t: &TestSpec) -> Vec<RunOptions> {
+fn run_options(t: &TestSpec, duration: Option<Duration>) -> Vec<RunOptions> {
     t.targets
         .iter()
         .map(|dir| RunOptions {
@@ -427,6 +434,10 @@ fn run_options(t: &TestSpec) -> Vec<RunOptions> {
                 ..GpuOptions::default()
             },
             create_dir: false,
+            duration: duration.or(t.duration.map(|s| s.0)),
+            // A threshold on verify errors makes a soak: every loop verified, wrong blocks
+            // counted up to it (one more stops the run).
+            max_errors: t.thresholds.max_verify_errors,
             ..RunOptions::default()
         })
         .collect()
@@ -661,21 +672,23 @@ fn run_test(t: &TestSpec, opts: &[RunOptions]) -> (TestRecord, Vec<Line>) {
         };
         match result {
             Ok(r) => {
+                // A soak that found wrong blocks within its limit ran to its end.
+                if let Some(soak) = &r.soak {
+                    verify_errors += soak.verify_errors;
+                    tr.verify_errors.clone_from(&soak.errors);
+                }
                 let f = Figures::of(&r);
                 figures.push(f);
                 tr.figures = Some(f);
                 tr.report = Some(r);
             }
             Err(crate::Error::Verify(v)) => {
-                verify_errors += 1;
-                tr.verify_errors.push(VerifyErrorRecord {
-                    path: v.path.clone(),
-                    offset: v.offset,
-                    found: format!(
-                        "expected byte 0x{:02x}, found 0x{:02x}{}",
-                        v.expected, v.found, v.header_note
-                    ),
-                });
+                // The run stopped at the block past its limit: at least one more than it.
+                verify_errors += t
+                    .thresholds
+                    .max_verify_errors
+                    .map_or(1, |m| m.saturating_add(1));
+                tr.verify_errors.push(VerifyErrorRecord::of(&v));
                 tr.error = Some(format!("verify failed: {v}"));
             }
             Err(e) => {

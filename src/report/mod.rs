@@ -9,6 +9,7 @@ pub mod csv;
 pub mod human;
 pub mod json;
 pub mod markdown;
+pub mod soak;
 pub mod svg;
 pub mod warning;
 
@@ -55,6 +56,10 @@ pub struct RunReport {
     /// absent for the other backends.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gds_path: Option<GdsPath>,
+    /// A time-based run or soak: its duration and what verifying every loop found; absent
+    /// for a plain run of `--loops`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub soak: Option<soak::Soak>,
 }
 
 /// The path a `gds` run's bytes took: defined with cuFile, re-exported here for reports.
@@ -404,7 +409,11 @@ impl RunReport {
             sync_time_s,
             verified: m.verified,
         };
-        let params = Params::of(opts, m.memory == crate::backend::MemoryKind::Device);
+        let mut params = Params::of(opts, m.memory == crate::backend::MemoryKind::Device);
+        if opts.duration.is_some() {
+            // A time-based run: the loops it ran, not the --loops it did not use.
+            params.loops = u32::try_from(m.loops.len()).unwrap_or(u32::MAX);
+        }
         let mut report = RunReport {
             schema: SCHEMA.into(),
             finished_at,
@@ -440,6 +449,7 @@ impl RunReport {
                 )
             }),
             gds_path: m.gds_path.clone(),
+            soak: soak::Soak::of(opts, m),
         };
         let mut warnings = warning::assess(&report, m.pages);
         if let Some(fs) = m.non_block_fs {
@@ -670,6 +680,7 @@ pub(crate) mod tests {
             warnings: vec![],
             pipeline: None,
             gds_path: None,
+            soak: None,
         }
     }
 }
