@@ -457,15 +457,17 @@ pub fn compare(
                 Contender::Fio(exe) => {
                     let ranges = peer::fio_ranges(&spec.base).map_err(within)?;
                     let (free, page) = crate::io::sys::free_hugetlb_pages();
-                    let huge = peer::fio_use_huge_pages(&spec.base, free, page);
-                    let (args, mut mode) = peer::fio_args(&spec.base, &ranges, huge);
+                    let memory =
+                        peer::FioMemory::matching(&spec.base, free, page, peer::thp_enabled());
+                    let (args, mut mode) = peer::fio_args(&spec.base, &ranges, memory);
+                    let env = memory.env(std::env::var("GLIBC_TUNABLES").ok().as_deref());
                     if spec.base.drop_caches {
                         // gdswap drops the page cache before each measured loop; fio gets the
                         // same start before each run.
                         crate::io::sys::drop_caches().map_err(|e| within(Error::DropCaches(e)))?;
                         mode.push_str(", page cache dropped before the run");
                     }
-                    let f = match peer::run_fio(exe, &args, spec.base.op) {
+                    let f = match peer::run_fio(exe, &args, &env, spec.base.op) {
                         Ok(f) => f,
                         Err(e) => {
                             peer_failed[i] = Some(format!("failed in round {round}: {e}"));

@@ -508,13 +508,12 @@ mod tests {
             }),
             "--buffer"
         );
-        assert_eq!(
-            flag_of(&RunOptions {
-                op: Op::Write,
-                ..ring()
-            }),
-            "--buffer"
-        );
+        RunOptions {
+            op: Op::Write,
+            ..ring()
+        }
+        .validate()
+        .unwrap();
         assert_eq!(
             flag_of(&RunOptions {
                 verify: true,

@@ -62,8 +62,84 @@ pub fn fio_use_huge_pages(opts: &RunOptions, free_pages: u64, page_size: u64) ->
         && free_pages >= fio_huge_pages_needed(opts)
 }
 
+/// What fio's buffers are made of. gdswap's own buffers are hugetlb pages when enough are
+/// reserved, else transparent huge pages (`MADV_HUGEPAGE`) where THP is `always` or `madvise`,
+/// else 4 KiB pages; fio gets the same kind, so a comparison measures the I/O path and not
+/// the page type (O_DIRECT into 4 KiB pages can be several times slower on a VM).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FioMemory {
+    /// `--iomem=shmhuge`: 2 MiB hugetlb pages.
+    Hugetlb,
+    /// fio's malloc'd buffers with glibc's `glibc.malloc.hugetlb=1` tunable (glibc 2.35+), which
+    /// aligns malloc's mappings to the THP size and asks for THP with `MADV_HUGEPAGE`, as
+    /// gdswap's `thp` buffers do.
+    Thp,
+    /// fio's default: malloc'd memory as the system gives it.
+    Default,
+}
+
+/// The glibc tunable that makes malloc ask for transparent huge pages.
+const GLIBC_THP_TUNABLE: &str = "glibc.malloc.hugetlb=1";
+
+impl FioMemory {
+    /// The kind matching what gdswap's buffers get under `opts`: hugetlb when fio's pages are
+    /// reserved (`free_pages`, `page_size` as in /proc/meminfo), THP when asked for and the
+    /// kernel offers it (`thp_enabled`: /sys/kernel/mm/transparent_hugepage/enabled is
+    /// `always` or `madvise`), else the default.
+    pub fn matching(
+        opts: &RunOptions,
+        free_pages: u64,
+        page_size: u64,
+        thp_enabled: bool,
+    ) -> FioMemory {
+        if fio_use_huge_pages(opts, free_pages, page_size) {
+            FioMemory::Hugetlb
+        } else if matches!(opts.huge_pages, HugePages::Auto | HugePages::Thp) && thp_enabled {
+            FioMemory::Thp
+        } else {
+            FioMemory::Default
+        }
+    }
+
+    /// Environment fio runs with: `GLIBC_TUNABLES` for THP (after any tunables already set).
+    pub fn env(self, inherited_tunables: Option<&str>) -> Vec<(String, String)> {
+        match self {
+            FioMemory::Thp => {
+                let value = match inherited_tunables.filter(|t| !t.is_empty()) {
+                    Some(t) => format!("{t}:{GLIBC_THP_TUNABLE}"),
+                    None => GLIBC_THP_TUNABLE.to_string(),
+                };
+                vec![("GLIBC_TUNABLES".to_string(), value)]
+            }
+            FioMemory::Hugetlb | FioMemory::Default => Vec::new(),
+        }
+    }
+
+    fn describe(self) -> &'static str {
+        match self {
+            FioMemory::Hugetlb => "shmhuge (2MiB hugetlb pages)",
+            FioMemory::Thp => {
+                "malloc with THP (glibc.malloc.hugetlb=1: MADV_HUGEPAGE, as gdswap's thp buffers)"
+            }
+            FioMemory::Default => "malloc (fio's default; 4KiB pages unless THP is always)",
+        }
+    }
+}
+
+/// Whether the kernel gives transparent huge pages to memory that asks (`always` or
+/// `madvise` in /sys/kernel/mm/transparent_hugepage/enabled).
+pub fn thp_enabled() -> bool {
+    std::fs::read_to_string("/sys/kernel/mm/transparent_hugepage/enabled")
+        .map(|s| s.contains("[always]") || s.contains("[madvise]"))
+        .unwrap_or(false)
+}
+
 /// fio's command line (without the program) for `opts` over `ranges`, and a one-line mode.
-pub fn fio_args(opts: &RunOptions, ranges: &[FioRange], huge: bool) -> (Vec<String>, String) {
+pub fn fio_args(
+    opts: &RunOptions,
+    ranges: &[FioRange],
+    memory: FioMemory,
+) -> (Vec<String>, String) {
     let rw = match (opts.op, opts.random) {
         (Op::Read, false) => "read",
         (Op::Read, true) => "randread",
@@ -93,7 +169,7 @@ pub fn fio_args(opts: &RunOptions, ranges: &[FioRange], huge: bool) -> (Vec<Stri
         a.push("--fixedbufs=1".into());
         a.push("--registerfiles=1".into());
     }
-    if huge {
+    if memory == FioMemory::Hugetlb {
         a.push("--iomem=shmhuge".into());
         a.push("--hugepage-size=2M".into());
     }
@@ -158,11 +234,7 @@ pub fn fio_args(opts: &RunOptions, ranges: &[FioRange], huge: bool) -> (Vec<Stri
         if opts.direct { "O_DIRECT" } else { "buffered" },
         Bytes(opts.block_size),
         opts.queue_depth,
-        if huge {
-            "shmhuge (2MiB hugetlb pages)"
-        } else {
-            "malloc (fio's default)"
-        },
+        memory.describe(),
         if opts.fixed_buffers {
             ", fixedbufs + registerfiles"
         } else {
@@ -268,13 +340,19 @@ fn pct_value(lat: &serde_json::Value, q: f64) -> Option<f64> {
 
 /// Runs fio `exe` with `args` and reads its figures. A failure names fio and its first error
 /// line.
-pub fn run_fio(exe: &Path, args: &[String], op: Op) -> Result<FioFigures> {
+pub fn run_fio(
+    exe: &Path,
+    args: &[String],
+    env: &[(String, String)],
+    op: Op,
+) -> Result<FioFigures> {
     let peer = |message: String| Error::Peer {
         tool: "fio".into(),
         message,
     };
     let out = Command::new(exe)
         .args(args)
+        .envs(env.iter().map(|(k, v)| (k, v)))
         .output()
         .map_err(|e| peer(format!("cannot start {}: {e}", exe.display())))?;
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -342,7 +420,7 @@ mod tests {
     #[test]
     fn threads_of_one_file_become_numjobs_with_offset_increment() {
         let o = opts(2, Target::File("/d/f".into()));
-        let (a, mode) = fio_args(&o, &fio_ranges(&o).unwrap(), false);
+        let (a, mode) = fio_args(&o, &fio_ranges(&o).unwrap(), FioMemory::Default);
         let line = a.join(" ");
         assert_eq!(
             line,
@@ -358,7 +436,11 @@ mod tests {
         );
         assert!(mode.contains("malloc"), "{mode}");
         let buffered = RunOptions { direct: false, ..o };
-        let (a, mode) = fio_args(&buffered, &fio_ranges(&buffered).unwrap(), false);
+        let (a, mode) = fio_args(
+            &buffered,
+            &fio_ranges(&buffered).unwrap(),
+            FioMemory::Default,
+        );
         assert!(a.contains(&"--direct=0".to_string()) && a.contains(&"--invalidate=0".to_string()));
         assert!(mode.starts_with("io_uring, buffered,"), "{mode}");
     }
@@ -369,7 +451,7 @@ mod tests {
         o.op = Op::Write;
         o.random = true;
         o.warmup = 0;
-        let (a, mode) = fio_args(&o, &fio_ranges(&o).unwrap(), true);
+        let (a, mode) = fio_args(&o, &fio_ranges(&o).unwrap(), FioMemory::Hugetlb);
         let line = a.join(" ");
         assert!(line.contains("--rw=randwrite --group_reporting"), "{line}");
         assert!(
@@ -391,10 +473,48 @@ mod tests {
         // 9 MiB over 2 threads of one file: 5 MiB and 4 MiB, so no numjobs.
         let mut o = opts(2, Target::File("/d/f".into()));
         o.size = 9 << 20;
-        let (a, _) = fio_args(&o, &fio_ranges(&o).unwrap(), false);
+        let (a, _) = fio_args(&o, &fio_ranges(&o).unwrap(), FioMemory::Default);
         let line = a.join(" ");
         assert!(!line.contains("numjobs"), "{line}");
         assert!(line.contains("--name=measured --stonewall --filename=/d/f --offset=0 --size=5242880 --loops=2 --name=measured --filename=/d/f --offset=5242880 --size=4194304 --loops=2"), "{line}");
+    }
+
+    /// fio's buffers match gdswap's page kind: hugetlb when fio's pages are reserved, else THP
+    /// (through glibc's malloc tunable) when gdswap would get THP, else fio's default.
+    #[test]
+    fn fio_memory_matches_gdswaps_pages() {
+        let o = opts(1, Target::Dir("/d".into()));
+        let need = fio_huge_pages_needed(&o);
+        let m = |o: &RunOptions, free, thp| FioMemory::matching(o, free, 2 << 20, thp);
+        assert_eq!(m(&o, need, true), FioMemory::Hugetlb);
+        assert_eq!(m(&o, need - 1, true), FioMemory::Thp);
+        assert_eq!(m(&o, 0, false), FioMemory::Default);
+        for (pages, want) in [
+            (HugePages::Thp, FioMemory::Thp),
+            (HugePages::Off, FioMemory::Default),
+            (HugePages::Hugetlb, FioMemory::Default),
+        ] {
+            let o = RunOptions {
+                huge_pages: pages,
+                ..o.clone()
+            };
+            assert_eq!(m(&o, 0, true), want, "{pages:?}");
+        }
+        assert_eq!(
+            FioMemory::Thp.env(None),
+            [(
+                "GLIBC_TUNABLES".to_string(),
+                "glibc.malloc.hugetlb=1".to_string()
+            )]
+        );
+        assert_eq!(
+            FioMemory::Thp.env(Some("glibc.malloc.arena_max=2"))[0].1,
+            "glibc.malloc.arena_max=2:glibc.malloc.hugetlb=1"
+        );
+        assert!(FioMemory::Hugetlb.env(None).is_empty() && FioMemory::Default.env(None).is_empty());
+        let (a, mode) = fio_args(&o, &fio_ranges(&o).unwrap(), FioMemory::Thp);
+        assert!(!a.join(" ").contains("iomem"));
+        assert!(mode.contains("malloc with THP"), "{mode}");
     }
 
     #[test]
