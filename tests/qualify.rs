@@ -452,3 +452,100 @@ fn checks_read_nvidia_fs_and_pcie_links_from_sysfs() {
     let (v, _) = b.record();
     assert_eq!(v["verdict"], "fail");
 }
+
+fn fleet_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/fleet")
+}
+
+#[test]
+fn the_fleet_report_flags_the_node_below_the_median() {
+    let b = Bench::new();
+    let out = ok(argv![
+        "report",
+        fleet_dir(),
+        "--out",
+        b.path("fleet"),
+        "--outlier-pct",
+        "26"
+    ]);
+    let text = &out.stdout;
+    let row = |node: &str| {
+        text.lines()
+            .find(|l| l.starts_with(node))
+            .unwrap_or_else(|| panic!("no row {node}:\n{text}"))
+            .to_string()
+    };
+    assert!(
+        text.starts_with("node          verdict  seq-read-host (GB/s)  rand-read-4k (IOPS)\n"),
+        "{text}"
+    );
+    assert!(row("gpu-node-03").contains("8.90 LOW"), "{text}");
+    assert!(!row("gpu-node-04").contains("LOW"), "{text}");
+    assert!(row("fleet median").contains("12.25") && row("fleet median").contains("797500"));
+    let outliers: Vec<&str> = text.lines().filter(|l| l.starts_with("outlier:")).collect();
+    assert_eq!(
+        outliers,
+        ["outlier: gpu-node-03 seq-read-host: 8.90 GB/s, 27% below the fleet median 12.25 (more than 26%)"],
+        "{text}"
+    );
+    assert!(
+        text.contains("4 nodes: 2 pass, 2 fail, 0 could not run"),
+        "{text}"
+    );
+    let md = std::fs::read_to_string(b.path("fleet/fleet.md")).unwrap();
+    assert_eq!(md.matches("(outlier)").count(), 1, "{md}");
+    assert!(
+        md.contains("| gpu-node-03 | **FAIL** | **8.90 (outlier)** | 805000 |"),
+        "{md}"
+    );
+    let svg = std::fs::read_to_string(b.path("fleet/fleet-seq-read-host.svg")).unwrap();
+    assert_eq!(svg.matches("fill=\"#d62728\"").count(), 1, "{svg}");
+    assert!(svg.contains("<title>gpu-node-03: 8.90</title>"), "{svg}");
+    assert!(b.path("fleet/fleet-rand-read-4k.svg").exists());
+
+    // The default threshold, 10%, flags gpu-node-04's IOPS too.
+    let out = ok(argv!["report", fleet_dir(), "--out", b.path("fleet10")]);
+    assert_eq!(
+        out.stdout.matches("\noutlier: ").count(),
+        2,
+        "{}",
+        out.stdout
+    );
+}
+
+#[test]
+fn the_fleet_report_takes_a_glob_and_real_records() {
+    if let Some(why) = host_unavailable() {
+        eprintln!("skipped: {why}");
+        return;
+    }
+    let b = Bench::new();
+    let spec = b.spec(LOOSE);
+    outcome(&mut b.command(&spec)).expect_ok();
+    for f in dir_names(&fleet_dir()) {
+        std::fs::copy(fleet_dir().join(&f), b.path("out").join(&f)).unwrap();
+    }
+    std::fs::write(b.path("out/notes.txt"), "not a record").unwrap();
+    let glob = b.path("out").join("qualify-*.json");
+    let out = ok(argv!["report", &glob, "--out", b.path("fleet")]);
+    let row = out
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("node-under-test"))
+        .unwrap_or_else(|| panic!("{}", out.stdout));
+    assert!(row.contains("PASS"), "{row}");
+    assert!(out.stdout.contains("seq-read (GB/s)"), "{}", out.stdout);
+    assert!(
+        out.stdout.contains("5 nodes: 3 pass, 2 fail"),
+        "{}",
+        out.stdout
+    );
+    // A run report among the records is refused, naming it.
+    let run_json = b.path("out/qualify-zz-run.json");
+    std::fs::write(&run_json, "{\"schema\": \"gdswap.run.v1\"}").unwrap();
+    let msg = fail(argv!["report", &glob, "--out", b.path("fleet")]);
+    assert!(
+        msg.contains("qualify-zz-run.json: is not a qualify record"),
+        "{msg}"
+    );
+}

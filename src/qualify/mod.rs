@@ -13,6 +13,7 @@
 //! qualification could not run (no spec, a bad spec, a target that is not there, a workload
 //! gdswap refuses): the record then says why in `error`.
 
+pub mod fleet;
 pub mod markdown;
 pub mod spec;
 

@@ -11,6 +11,7 @@ pub mod json;
 pub mod markdown;
 pub mod soak;
 pub mod svg;
+pub mod svg_bars;
 pub mod warning;
 
 use std::path::PathBuf;
