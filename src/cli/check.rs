@@ -7,6 +7,7 @@ use std::time::Duration;
 use clap::Args;
 
 use super::run::Sink;
+use super::Outcome;
 use crate::check::{self, driver_probe, CheckOptions, DriverProbeOptions, BACKENDS};
 use crate::error::Error;
 use crate::options::data_dir_from_env;
@@ -59,12 +60,12 @@ pub struct ProbeArgs {
     strict: bool,
 }
 
-pub fn cufile_probe(args: &ProbeArgs) -> Result<(), Error> {
+pub fn cufile_probe(args: &ProbeArgs) -> Result<Outcome, Error> {
     let outcome = driver_probe::probe_here(args.cufile.as_deref(), &args.path, args.strict);
     let json = serde_json::to_string(&outcome)
         .map_err(|e| Error::Resources(format!("serialising the probe outcome: {e}")))?;
     println!("\n{}{json}", driver_probe::MARKER);
-    Ok(())
+    Ok(Outcome::Done)
 }
 
 /// `--path` must name an existing directory, or a regular file that is not a symbolic link
@@ -86,7 +87,7 @@ fn check_path_arg(p: &std::path::Path) -> Result<(), Error> {
     }
 }
 
-pub fn run(args: &CheckArgs) -> Result<(), Error> {
+pub fn run(args: &CheckArgs) -> Result<Outcome, Error> {
     let json = args
         .json
         .as_deref()
@@ -141,5 +142,5 @@ pub fn run(args: &CheckArgs) -> Result<(), Error> {
             });
         }
     }
-    Ok(())
+    Ok(Outcome::Done)
 }

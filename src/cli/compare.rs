@@ -18,6 +18,7 @@ use crate::size::SIZE_RULE;
 use crate::tuning::Config;
 
 use super::run::{RunArgs, Sink};
+use super::Outcome;
 
 /// Stands for "not given" in the hidden `--backend` of the flattened run options.
 const NO_BACKEND: &str = "-";
@@ -76,7 +77,7 @@ pub struct CompareArgs {
     svg: Option<PathBuf>,
 }
 
-pub fn run(args: &CompareArgs) -> Result<(), Error> {
+pub fn run(args: &CompareArgs) -> Result<Outcome, Error> {
     let base = args.run.options()?;
     let config = args
         .run
@@ -205,5 +206,5 @@ pub fn run(args: &CompareArgs) -> Result<(), Error> {
             None => eprintln!("note: no latency figures to plot; --svg not written"),
         }
     }
-    Ok(())
+    Ok(Outcome::Done)
 }

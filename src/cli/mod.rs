@@ -7,6 +7,7 @@
 //! `optim_sim.rs` (`gdswap optim-sim`);
 //! `backends` is small enough to live here.
 
+mod args;
 mod check;
 mod compare;
 mod optim_sim;
@@ -74,7 +75,7 @@ enum Command {
 /// Entry point of the `gdswap` binary.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    let result = match cli.command {
+    let outcome = match cli.command {
         Command::Run(args) => run::run(&args),
         Command::Compare(args) => compare::run(&args),
         Command::Sweep(args) => sweep::run(&args),
@@ -85,14 +86,35 @@ pub fn main() -> ExitCode {
         Command::CufileProbe(args) => check::cufile_probe(&args),
         Command::Backends(args) => {
             backends(&args);
-            Ok(())
+            Ok(Outcome::Done)
         }
     };
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
+    match outcome {
+        Ok(o) => o.exit_code(),
         Err(e) => {
             eprintln!("gdswap: error: {e}");
             ExitCode::FAILURE
+        }
+    }
+}
+
+/// How a command that did not fail ended; [`main`] maps it to the exit status (a failure, an
+/// `Err`, is 1). Commands return it rather than exiting, so they end by returning.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Done: exit status 0.
+    Done,
+    /// Stopped early by Ctrl-C or SIGTERM, what was finished kept: exit status 130 (128 +
+    /// SIGINT, as shells report it).
+    Interrupted,
+}
+
+impl Outcome {
+    /// The process's exit status for this outcome.
+    pub fn exit_code(self) -> ExitCode {
+        match self {
+            Outcome::Done => ExitCode::SUCCESS,
+            Outcome::Interrupted => ExitCode::from(130),
         }
     }
 }

@@ -9,6 +9,8 @@ use crate::optim_sim::{
     parse_count, preflight, pure_compute, pure_io, run_mode, Mode, ModeReport, SimOptions,
 };
 
+use super::Outcome;
+
 #[derive(Args, Debug)]
 #[command(
     after_help = "Counts take decimal suffixes: K = 10^3, M = 10^6, B or G = 10^9, \
@@ -73,7 +75,7 @@ fn ms(d: std::time::Duration) -> String {
     format!("{:.1} ms", d.as_secs_f64() * 1e3)
 }
 
-pub fn run(args: &OptimSimArgs) -> Result<()> {
+pub fn run(args: &OptimSimArgs) -> Result<Outcome> {
     let opts = SimOptions {
         dir: args.dir.clone(),
         params: args.params,
@@ -105,7 +107,7 @@ pub fn run(args: &OptimSimArgs) -> Result<()> {
         // The directory this run made, if nothing else is in it now.
         let _ = std::fs::remove_dir(&opts.dir);
     }
-    result
+    result.map(|()| Outcome::Done)
 }
 
 fn run_modes(opts: &SimOptions, modes: &[Mode], state: u64) -> Result<()> {

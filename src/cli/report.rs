@@ -7,6 +7,8 @@ use clap::Args;
 use crate::error::{Error, FileOp};
 use crate::{qualify, rebuild};
 
+use super::Outcome;
+
 #[derive(Args, Debug)]
 #[command(
     after_help = "RESULTS: files written by `gdswap run --json`, `gdswap compare --json`, or a sweep's \
@@ -151,7 +153,7 @@ fn fleet(args: &ReportArgs, files: &[(PathBuf, String)]) -> Result<(), Error> {
     Ok(())
 }
 
-pub fn run(args: &ReportArgs) -> Result<(), Error> {
+pub fn run(args: &ReportArgs) -> Result<Outcome, Error> {
     let mut texts = Vec::new();
     for path in expand(&args.results)? {
         let text = crate::io::file::read_regular(&path)
@@ -163,7 +165,7 @@ pub fn run(args: &ReportArgs) -> Result<(), Error> {
         .filter(|(_, t)| qualify::fleet::is_record(t))
         .count();
     if qualify_records == texts.len() {
-        return fleet(args, &texts);
+        return fleet(args, &texts).map(|()| Outcome::Done);
     }
     if let Some((path, _)) = texts
         .iter()
@@ -201,5 +203,5 @@ pub fn run(args: &ReportArgs) -> Result<(), Error> {
         if files.len() == 1 { "" } else { "s" },
         args.out.display()
     );
-    Ok(())
+    Ok(Outcome::Done)
 }

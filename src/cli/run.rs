@@ -8,13 +8,14 @@ use clap::Args;
 use crate::backend;
 use crate::error::Error;
 use crate::harness;
-use crate::io::buffer::HugePages;
 use crate::options::{
-    data_dir_from_env, BounceMode, BufferMode, GdsApi, GdsOptions, GpuOptions, Op, RunOptions,
-    Target,
+    BounceMode, BufferMode, GdsApi, GdsOptions, GpuOptions, Op, RunOptions, Target,
 };
 use crate::report::{self, RunReport};
 use crate::size::{parse_size, SIZE_RULE};
+
+use super::args::{DataArgs, LoopArgs};
+use super::Outcome;
 
 fn after_run_help() -> String {
     format!(
@@ -37,21 +38,8 @@ pub struct RunArgs {
     /// Direction: read from the file into memory, or write memory to the file.
     #[arg(long, value_enum, default_value_t = Op::Read)]
     op: Op,
-    /// One file shared by all threads, each its own contiguous range (reads: must exist).
-    #[arg(long, conflicts_with = "dir", value_name = "PATH")]
-    file: Option<PathBuf>,
-    /// A directory with one file per thread, gdswap.<tid>.dat, created as needed. The
-    /// directory must exist (see --create-dir).
-    #[arg(long, value_name = "DIR")]
-    dir: Option<PathBuf>,
-    /// Create --dir when it does not exist (without it, a missing --dir is an error: a
-    /// mistyped path would measure another disk). The default data directory is always
-    /// created as needed.
-    #[arg(long)]
-    create_dir: bool,
-    /// Total bytes per loop, all threads together.
-    #[arg(long, default_value = "1G", value_parser = parse_size)]
-    size: u64,
+    #[command(flatten)]
+    data: DataArgs,
     /// Bytes per request.
     #[arg(long, default_value = "1M", value_parser = parse_size)]
     block_size: u64,
@@ -62,9 +50,8 @@ pub struct RunArgs {
     /// Worker threads.
     #[arg(long, default_value_t = 1)]
     threads: usize,
-    /// Measured loops.
-    #[arg(long, default_value_t = 3)]
-    loops: u32,
+    #[command(flatten)]
+    looping: LoopArgs,
     /// Run the measured loops for this long instead of --loops (fio's time_based + runtime):
     /// 30s, 10m, 1h. With --verify every loop is verified (a soak); a progress line shows on
     /// a terminal.
@@ -75,30 +62,12 @@ pub struct RunArgs {
     /// first wrong block stops the run).
     #[arg(long, value_name = "N")]
     max_errors: Option<u64>,
-    /// Unmeasured loops before the measured ones.
-    #[arg(long, default_value_t = 1)]
-    warmup: u32,
-    /// Shuffle the block order (seeded by --seed; the same seed gives the same order).
-    #[arg(long)]
-    random: bool,
-    /// Seed of the data pattern and of --random.
-    #[arg(long, default_value_t = 0x5eed)]
-    seed: u64,
     /// Check every byte: reads check what landed in memory, writes read the file back.
     #[arg(long)]
     verify: bool,
-    /// Go through the page cache instead of O_DIRECT (measures memory, not the device).
-    #[arg(long)]
-    buffered: bool,
-    /// Drop the page cache before each measured loop (needs root).
-    #[arg(long)]
-    drop_caches: bool,
     /// Register buffers and files with io_uring (counts against RLIMIT_MEMLOCK unless root).
     #[arg(long)]
     fixed_buffers: bool,
-    /// Page backing of I/O buffers: auto = hugetlb if reserved, else THP, else 4 KiB pages.
-    #[arg(long, value_enum, default_value_t = HugePages::Auto)]
-    huge_pages: HugePages,
     /// Where transfers land: full = one buffer the size of the thread's range (a tensor; what
     /// --verify checks), ring = queue depth x block size buffers reused as requests complete
     /// (fio's and gdsio's footprint; host backend, no --verify: a ring write repeats the ring's bytes).
@@ -154,28 +123,14 @@ impl RunArgs {
 
     /// The run's options; an error only for an unusable `GDSWAP_DATA_DIR`.
     pub fn options(&self) -> Result<RunOptions, Error> {
-        let (target, create_dir) = match (&self.file, &self.dir) {
-            (Some(f), _) => (Target::File(f.clone()), false),
-            (None, Some(d)) => (Target::Dir(d.clone()), self.create_dir),
-            (None, None) => (Target::Dir(data_dir_from_env()?), true),
-        };
-        Ok(RunOptions {
+        let mut o = RunOptions {
             backend: self.backend.clone(),
             op: self.op,
-            target,
-            size: self.size,
             block_size: self.block_size,
             queue_depth: self.queue_depth,
             threads: self.threads,
-            loops: self.loops,
-            warmup: self.warmup,
-            random: self.random,
-            seed: self.seed,
             verify: self.verify,
-            direct: !self.buffered,
-            drop_caches: self.drop_caches,
             fixed_buffers: self.fixed_buffers,
-            huge_pages: self.huge_pages,
             buffer: self.buffer,
             gpu: GpuOptions {
                 device: self.gpu,
@@ -187,10 +142,13 @@ impl RunArgs {
                     require_gpudirect: self.require_gpudirect,
                 }),
             },
-            create_dir,
             duration: self.duration,
             max_errors: self.max_errors,
-        })
+            ..RunOptions::default()
+        };
+        self.data.apply(&mut o)?;
+        self.looping.apply(&mut o);
+        Ok(o)
     }
 
     /// Refuses gds-only flags given to another backend.
@@ -253,7 +211,7 @@ impl Sink {
     }
 }
 
-pub fn run(args: &RunArgs) -> Result<(), Error> {
+pub fn run(args: &RunArgs) -> Result<Outcome, Error> {
     args.check_backend_flags()?;
     let mut opts = args.options()?;
     if let Some(path) = &args.config {
@@ -335,7 +293,8 @@ pub fn run(args: &RunArgs) -> Result<(), Error> {
     if let Some(sink) = csv {
         sink.write(&report::csv::to_csv(std::slice::from_ref(&report)))?;
     }
-    soak_outcome(&report, &measurements)
+    soak_outcome(&report, &measurements)?;
+    Ok(Outcome::Done)
 }
 
 /// A soak that found wrong blocks (no more than `--max-errors`) ran to its end and was

@@ -15,10 +15,12 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::compare::Progress;
 use crate::error::Error;
-use crate::io::buffer::HugePages;
-use crate::options::{data_dir_from_env, GdsApi, RunOptions, Target};
+use crate::options::{GdsApi, RunOptions};
 use crate::size::{parse_size, Bytes, SIZE_RULE};
 use crate::sweep::{self, Metric, PointLog, SweepEvent, SweepSpec};
+
+use super::args::{DataArgs, LoopArgs};
+use super::Outcome;
 
 fn after_sweep_help() -> String {
     format!(
@@ -40,7 +42,11 @@ fn after_sweep_help() -> String {
 }
 
 #[derive(Args, Debug)]
-#[command(after_help = after_sweep_help())]
+#[command(
+    mut_arg("size", |a| a.default_value("256M")),
+    mut_arg("loops", |a| a.default_value("2").help("Measured loops per run")),
+    after_help = after_sweep_help()
+)]
 pub struct SweepArgs {
     /// Block sizes to try.
     #[arg(long, value_delimiter = ',', value_parser = parse_size, value_name = "LIST", default_value = "128K,1M,8M")]
@@ -85,40 +91,10 @@ pub struct SweepArgs {
     /// Rounds per point.
     #[arg(long, default_value_t = 3)]
     rounds: u32,
-    /// One file shared by all threads (reads: must exist).
-    #[arg(long, conflicts_with = "dir", value_name = "PATH")]
-    file: Option<PathBuf>,
-    /// A directory with one file per thread (default: the default data directory). It must
-    /// exist (see --create-dir).
-    #[arg(long, value_name = "DIR")]
-    dir: Option<PathBuf>,
-    /// Create --dir when it does not exist (without it, a missing --dir is an error).
-    #[arg(long)]
-    create_dir: bool,
-    /// Total bytes per loop, all threads together.
-    #[arg(long, default_value = "256M", value_parser = parse_size)]
-    size: u64,
-    /// Measured loops per run.
-    #[arg(long, default_value_t = 2)]
-    loops: u32,
-    /// Unmeasured loops before the measured ones.
-    #[arg(long, default_value_t = 1)]
-    warmup: u32,
-    /// Shuffle the block order (seeded by --seed).
-    #[arg(long)]
-    random: bool,
-    /// Seed of the data pattern and of --random.
-    #[arg(long, default_value_t = 0x5eed)]
-    seed: u64,
-    /// Go through the page cache instead of O_DIRECT.
-    #[arg(long)]
-    buffered: bool,
-    /// Drop the page cache before each measured loop (needs root).
-    #[arg(long)]
-    drop_caches: bool,
-    /// Page backing of I/O buffers.
-    #[arg(long, value_enum, default_value_t = HugePages::Auto)]
-    huge_pages: HugePages,
+    #[command(flatten)]
+    data: DataArgs,
+    #[command(flatten)]
+    looping: LoopArgs,
     /// Directory for the points, the best settings and the report.
     #[arg(long, value_name = "DIR", default_value = "gdswap-sweep")]
     out: PathBuf,
@@ -129,25 +105,11 @@ pub struct SweepArgs {
 
 impl SweepArgs {
     fn spec(&self) -> Result<SweepSpec, Error> {
-        let (target, create_dir) = match (&self.file, &self.dir) {
-            (Some(f), _) => (Target::File(f.clone()), false),
-            (None, Some(d)) => (Target::Dir(d.clone()), self.create_dir),
-            (None, None) => (Target::Dir(data_dir_from_env()?), true),
-        };
+        let mut base = RunOptions::default();
+        self.data.apply(&mut base)?;
+        self.looping.apply(&mut base);
         Ok(SweepSpec {
-            base: RunOptions {
-                target,
-                size: self.size,
-                loops: self.loops,
-                warmup: self.warmup,
-                random: self.random,
-                seed: self.seed,
-                direct: !self.buffered,
-                drop_caches: self.drop_caches,
-                huge_pages: self.huge_pages,
-                create_dir,
-                ..RunOptions::default()
-            },
+            base,
             block_sizes: self.block_size.clone(),
             queue_depths: self.queue_depth.clone(),
             threads: self.threads.clone(),
@@ -167,7 +129,7 @@ fn write_file(path: &std::path::Path, text: &str) -> Result<(), Error> {
     crate::io::file::write_atomic(path, text.as_bytes())
 }
 
-pub fn run(args: &SweepArgs) -> Result<(), Error> {
+pub fn run(args: &SweepArgs) -> Result<Outcome, Error> {
     let spec = args.spec()?;
     let resolved = spec.resolve_all()?;
     if args.resume && !args.out.is_dir() {
@@ -307,7 +269,7 @@ pub fn run(args: &SweepArgs) -> Result<(), Error> {
             jsonl.display(),
             log.csv_path().display()
         );
-        std::process::exit(130);
+        return Ok(Outcome::Interrupted);
     }
 
     let best = sweep::best(&points, spec.metric);
@@ -365,5 +327,5 @@ pub fn run(args: &SweepArgs) -> Result<(), Error> {
             String::new()
         }
     );
-    Ok(())
+    Ok(Outcome::Done)
 }

@@ -684,4 +684,70 @@ pub(crate) mod tests {
             soak: None,
         }
     }
+
+    /// The keys of a JSON object, in the order they are written.
+    pub(crate) fn keys_in_order(json: &str) -> Vec<String> {
+        let v: serde_json::Value = serde_json::from_str(json).unwrap();
+        let obj = v.as_object().unwrap();
+        let mut keys: Vec<(usize, String)> = obj
+            .keys()
+            .map(|k| (json.find(&format!("\"{k}\":")).unwrap(), k.clone()))
+            .collect();
+        keys.sort();
+        keys.into_iter().map(|(_, k)| k).collect()
+    }
+
+    #[test]
+    fn run_and_compare_records_keep_their_json_keys_in_order() {
+        let r = sample();
+        assert_eq!(
+            keys_in_order(&serde_json::to_string(&r.params).unwrap()),
+            [
+                "backend",
+                "op",
+                "target_kind",
+                "target",
+                "size_bytes",
+                "block_size_bytes",
+                "queue_depth",
+                "threads",
+                "loops",
+                "warmup",
+                "random",
+                "seed",
+                "verify",
+                "direct",
+                "drop_caches",
+                "fixed_buffers",
+                "huge_pages",
+                "buffer",
+            ]
+        );
+        let c = comparison::tests::sample();
+        assert_eq!(
+            keys_in_order(&serde_json::to_string(&c.params).unwrap()),
+            [
+                "op",
+                "target_kind",
+                "target",
+                "size_bytes",
+                "block_size_bytes",
+                "queue_depth",
+                "threads",
+                "loops",
+                "warmup",
+                "rounds",
+                "random",
+                "direct",
+                "huge_pages",
+            ]
+        );
+        // And back: a saved record reads as it was written.
+        let back: Params =
+            serde_json::from_str(&serde_json::to_string(&r.params).unwrap()).unwrap();
+        assert_eq!(back, r.params);
+        let back: comparison::CompareParams =
+            serde_json::from_str(&serde_json::to_string(&c.params).unwrap()).unwrap();
+        assert_eq!(back, c.params);
+    }
 }

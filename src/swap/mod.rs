@@ -63,9 +63,11 @@
 mod alloc;
 mod buffer;
 mod device_tensor;
+mod jobs;
 mod manifest;
 mod staged;
 mod staging;
+mod state;
 mod store;
 mod threads;
 mod ticket;

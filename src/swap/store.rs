@@ -1,21 +1,23 @@
 //! The swap store: named tensors in one data file of a directory, a crash-safe manifest, and
 //! swaps that run on the store's I/O threads through the backend chosen at open time.
+//! This file is the API (open, swap out/in, prefetch, remove, destroy) and its checks; the
+//! shared state is in `state.rs`, the jobs the I/O threads run in `jobs.rs`.
 
-use std::collections::{BTreeMap, HashMap};
-use std::path::{Path, PathBuf};
+use std::collections::HashMap;
+use std::path::Path;
 use std::sync::mpsc::{channel, Receiver};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 
 use crate::backend::{self, Availability, Backend};
 use crate::error::{Error, FileOp, Result};
 use crate::io::file::{Access, DataFile};
 use crate::io::owned::{self, Create, Role};
-use crate::options::Op;
 use crate::size::Bytes;
 
 use super::alloc::Extents;
 use super::buffer::{DeviceSpan, Tensor};
 use super::device_tensor::{Fence, GpuWork};
+use super::jobs::{commit_change, read_job, unpanicked, write_job};
 use super::manifest::{
     self, Entry, Manifest, Quarantined, DATA_FILE, FORMAT, MANIFEST, MANIFEST_TMP,
 };
@@ -24,30 +26,9 @@ use super::manifest::{
 pub const LOCK_FILE: &str = "lock";
 use super::staged::{Refused, StagedTensor, StagedTicket};
 use super::staging::{Charge, Staging, StagingPool};
+use super::state::{lock, release_claim, snapshot_of, OpKind, Pending, Shared, Source, State};
 use super::threads::IoThreads;
 use super::ticket::{Kind, ReadData, ReadOutcome, Ticket};
-
-/// Where a swap-out's bytes come from.
-enum Source<'t> {
-    Host(&'t [u8]),
-    Device(DeviceSpan, Option<Fence>),
-}
-
-/// What a swap-out's I/O thread still has to put into its staging buffer.
-enum Pending {
-    /// Nothing: the staging was filled by `swap_out`.
-    Filled,
-    /// A copy of host bytes, for device staging (filled on its thread), booked against the
-    /// budget until the job ends.
-    Bytes(Vec<u8>, Charge),
-    /// A device tensor, copied device-to-device on the staging's thread (and checksummed)
-    /// once the caller's GPU work up to the fence has completed; the job signals on the
-    /// sender once the copy is done, and `swap_out` waits for that, so the stored version is
-    /// the tensor as it was when `swap_out` returned.
-    Device(DeviceSpan, Option<Fence>, std::sync::mpsc::Sender<()>),
-    /// The staging holds the bytes (a staged tensor): only the checksum is left to compute.
-    Checksum,
-}
 
 /// How a store is opened.
 #[derive(Debug, Clone)]
@@ -112,61 +93,6 @@ pub struct SwapStats {
     pub bytes_read: u64,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum OpKind {
-    SwapOut,
-    SwapIn,
-    Prefetch,
-    Remove,
-}
-
-impl OpKind {
-    fn name(self) -> &'static str {
-        match self {
-            OpKind::SwapOut => "swap-out",
-            OpKind::SwapIn => "swap-in",
-            OpKind::Prefetch => "prefetch",
-            OpKind::Remove => "remove",
-        }
-    }
-}
-
-struct State {
-    tensors: BTreeMap<String, Entry>,
-    generation: u64,
-    extents: Extents,
-    /// Tensors with an operation in flight: its kind and id (only that id clears it).
-    busy: HashMap<String, (OpKind, u64)>,
-    next_op: u64,
-    /// Each tensor's previous extent (no longer in the manifest), where its next version of
-    /// the same padded size is written.
-    spares: HashMap<String, (u64, u64)>,
-    /// Manifest entries refused at open (or at an earlier open): never read, written back
-    /// with every commit, their bytes never overwritten.
-    quarantined: Vec<Quarantined>,
-    /// Prefetches, finished or not, waiting for their swap-in, with the I/O thread that
-    /// holds their staging.
-    prefetched: HashMap<String, (Entry, Receiver<ReadOutcome>, usize)>,
-    bytes_written: u64,
-    bytes_read: u64,
-}
-
-struct Shared {
-    dir: PathBuf,
-    file: Arc<DataFile>,
-    align: u64,
-    opts: SwapOptions,
-    state: Mutex<State>,
-    /// Held while a manifest is written: commits go one at a time, each with every earlier
-    /// commit in it.
-    commit: Mutex<()>,
-    staging: Arc<StagingPool>,
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
-}
-
 /// A directory of swapped-out tensors. `Sync`: share it between threads (`&SwapStore` or
 /// an `Arc`); operations on different tensors run concurrently, and a second operation on a
 /// tensor with one in flight is refused with an error naming it.
@@ -178,7 +104,7 @@ pub struct SwapStore {
     _lock: std::fs::File,
 }
 
-fn swap_err(name: &str, message: impl Into<String>) -> Error {
+pub(super) fn swap_err(name: &str, message: impl Into<String>) -> Error {
     Error::Swap {
         tensor: name.to_string(),
         message: message.into(),
@@ -992,23 +918,6 @@ impl Drop for SwapStore {
     }
 }
 
-/// Runs `f`, turning a panic (a bug) into an error, so that a job still releases its claim
-/// and reports to its ticket; the staging it held was retired as it unwound.
-fn unpanicked<T>(f: impl FnOnce() -> T) -> std::result::Result<T, Error> {
-    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).map_err(|_| {
-        Error::Resources(
-            "internal error: a swap job panicked (please report it); the tensor's last committed version stands".into(),
-        )
-    })
-}
-
-fn release_claim(sh: &Shared, name: &str, id: u64) {
-    let mut s = lock(&sh.state);
-    if s.busy.get(name).is_some_and(|&(_, i)| i == id) {
-        s.busy.remove(name);
-    }
-}
-
 /// Host tensors are read and written by the CPU: no GPU work to order them after, and a
 /// caller naming a stream gets an error rather than a silent no-op.
 fn check_host_order(name: &str, after: GpuWork) -> Result<()> {
@@ -1061,16 +970,6 @@ fn missing(s: &State, name: &str) -> Error {
     }
 }
 
-/// The manifest of state `s` at `generation`.
-fn snapshot_of(s: &State, generation: u64) -> Manifest {
-    Manifest {
-        format: FORMAT.into(),
-        generation,
-        tensors: s.tensors.values().cloned().collect(),
-        quarantined: s.quarantined.clone(),
-    }
-}
-
 /// Opens and flocks `dir/lock` (never through a symlink). The lock file must still be the
 /// one at `dir/lock` once locked: a store being destroyed unlinks it while holding it.
 fn take_lock(dir: &Path) -> Result<std::fs::File> {
@@ -1111,138 +1010,4 @@ fn discard(dir: &Path) -> Result<()> {
 /// symlink, a regular file of this user; the O_DIRECT descriptor must be the same file.
 fn open_data_file(dir: &Path, direct: bool) -> Result<DataFile> {
     DataFile::open_as(&dir.join(DATA_FILE), Access::Write, direct, Role::Store)
-}
-
-/// The I/O thread's part of a swap-out: write, make durable, switch the manifest.
-fn write_job(sh: &Shared, mut entry: Entry, mut staging: Staging, pending: Pending) -> Result<()> {
-    let (offset, padded) = (entry.offset, entry.padded_len);
-    let pending_checksum = matches!(pending, Pending::Device(..) | Pending::Checksum);
-    let filled = match pending {
-        Pending::Filled => Ok(()),
-        Pending::Bytes(src, _charge) => staging.fill_pieces(&mut |off, piece| {
-            // The tensor's bytes, then zero padding.
-            let start = off.min(src.len());
-            let n = (src.len() - start).min(piece.len());
-            piece[..n].copy_from_slice(&src[start..start + n]);
-            piece[n..].fill(0);
-        }),
-        Pending::Device(span, fence, copied) => {
-            let r = staging.copy_from_device(&span, fence.as_ref());
-            let _ = copied.send(());
-            r
-        }
-        Pending::Checksum => Ok(()),
-    };
-    let checksummed = match pending_checksum {
-        true => filled.and_then(|()| {
-            entry.crc32c = staging.checksum(entry.len as usize)?;
-            Ok(())
-        }),
-        false => filled,
-    };
-    let written = checksummed
-        .and_then(|()| staging.transfer(Op::Write, offset))
-        .and_then(|()| sh.file.sync_data().map(drop));
-    drop(staging);
-    if let Err(e) = written {
-        // Nothing refers to the new extent: it is free again.
-        lock(&sh.state).extents.free(offset, padded);
-        return Err(e);
-    }
-    let name = entry.name.clone();
-    commit_change(sh, &name, Some(entry))?;
-    let mut s = lock(&sh.state);
-    s.bytes_written = s.bytes_written.saturating_add(padded);
-    Ok(())
-}
-
-/// Replaces (or with `None` removes) `name`'s record and commits the manifest; frees the old
-/// extent only once the manifest that no longer refers to it is durable.
-fn commit_change(sh: &Shared, name: &str, new: Option<Entry>) -> Result<()> {
-    let _commit = lock(&sh.commit);
-    let (old, snapshot) = {
-        let mut s = lock(&sh.state);
-        let generation = s.generation.checked_add(1).ok_or_else(|| {
-            Error::BadFile {
-                flag: "swap store",
-                path: sh.dir.join(MANIFEST),
-                message: format!(
-                    "its generation is {}, the largest there is: the manifest is corrupt and no change can be committed; read the tensors out and start over (SwapOptions::discard_existing)",
-                    s.generation
-                ),
-            }
-        })?;
-        let old = match new.clone() {
-            Some(mut e) => {
-                e.generation = generation;
-                s.tensors.insert(name.to_string(), e)
-            }
-            None => s.tensors.remove(name),
-        };
-        s.generation = generation;
-        (old, snapshot_of(&s, generation))
-    };
-    match manifest::commit(&sh.dir, &snapshot) {
-        Ok(()) => {
-            if let Some(o) = old {
-                let mut s = lock(&sh.state);
-                if new.is_some() {
-                    // Kept for the tensor's next version (see `alloc`).
-                    if let Some((off, l)) =
-                        s.spares.insert(name.to_string(), (o.offset, o.padded_len))
-                    {
-                        s.extents.free(off, l);
-                    }
-                } else {
-                    s.extents.free(o.offset, o.padded_len);
-                }
-            }
-            Ok(())
-        }
-        Err(e) => {
-            // The disk may hold either manifest: keep both extents reserved (the new one is
-            // not freed), and go back to the old record in memory.
-            let mut s = lock(&sh.state);
-            match old {
-                Some(o) => {
-                    s.tensors.insert(name.to_string(), o);
-                }
-                None => {
-                    s.tensors.remove(name);
-                }
-            }
-            Err(e)
-        }
-    }
-}
-
-/// The I/O thread's part of a swap-in or prefetch: read, verify the checksum.
-fn read_job(sh: &Shared, entry: &Entry, mut staging: Staging) -> Result<ReadData> {
-    staging.transfer(Op::Read, entry.offset)?;
-    {
-        let mut s = lock(&sh.state);
-        s.bytes_read = s.bytes_read.saturating_add(entry.padded_len);
-    }
-    if sh.opts.verify {
-        // Device staging is read back piece by piece through its pinned memory.
-        let crc = staging.checksum(entry.len as usize)?;
-        if crc != entry.crc32c {
-            return Err(swap_err(
-                &entry.name,
-                format!(
-                    "checksum mismatch: the {} read from {} at offset {} have CRC-32C {crc:#010x}, the manifest (generation {}) says {:#010x}; the data on disk is corrupt",
-                    Bytes(entry.len),
-                    sh.dir.join(&entry.file).display(),
-                    entry.offset,
-                    entry.generation,
-                    entry.crc32c
-                ),
-            ));
-        }
-    }
-    Ok(if staging.host_reachable() {
-        ReadData::Staged(staging)
-    } else {
-        ReadData::OnDevice { staging }
-    })
 }

@@ -1,0 +1,161 @@
+//! The store's I/O jobs, run on its I/O threads: a swap-out's write and manifest commit, a
+//! swap-in's read and checksum check.
+
+use crate::error::{Error, Result};
+use crate::options::Op;
+use crate::size::Bytes;
+
+use super::manifest::{self, Entry, MANIFEST};
+use super::staging::Staging;
+use super::state::{lock, snapshot_of, Pending, Shared};
+use super::store::swap_err;
+use super::ticket::ReadData;
+
+/// Runs `f`, turning a panic (a bug) into an error, so that a job still releases its claim
+/// and reports to its ticket; the staging it held was retired as it unwound.
+pub(super) fn unpanicked<T>(f: impl FnOnce() -> T) -> std::result::Result<T, Error> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).map_err(|_| {
+        Error::Resources(
+            "internal error: a swap job panicked (please report it); the tensor's last committed version stands".into(),
+        )
+    })
+}
+
+/// The I/O thread's part of a swap-out: write, make durable, switch the manifest.
+pub(super) fn write_job(
+    sh: &Shared,
+    mut entry: Entry,
+    mut staging: Staging,
+    pending: Pending,
+) -> Result<()> {
+    let (offset, padded) = (entry.offset, entry.padded_len);
+    let pending_checksum = matches!(pending, Pending::Device(..) | Pending::Checksum);
+    let filled = match pending {
+        Pending::Filled => Ok(()),
+        Pending::Bytes(src, _charge) => staging.fill_pieces(&mut |off, piece| {
+            // The tensor's bytes, then zero padding.
+            let start = off.min(src.len());
+            let n = (src.len() - start).min(piece.len());
+            piece[..n].copy_from_slice(&src[start..start + n]);
+            piece[n..].fill(0);
+        }),
+        Pending::Device(span, fence, copied) => {
+            let r = staging.copy_from_device(&span, fence.as_ref());
+            let _ = copied.send(());
+            r
+        }
+        Pending::Checksum => Ok(()),
+    };
+    let checksummed = match pending_checksum {
+        true => filled.and_then(|()| {
+            entry.crc32c = staging.checksum(entry.len as usize)?;
+            Ok(())
+        }),
+        false => filled,
+    };
+    let written = checksummed
+        .and_then(|()| staging.transfer(Op::Write, offset))
+        .and_then(|()| sh.file.sync_data().map(drop));
+    drop(staging);
+    if let Err(e) = written {
+        // Nothing refers to the new extent: it is free again.
+        lock(&sh.state).extents.free(offset, padded);
+        return Err(e);
+    }
+    let name = entry.name.clone();
+    commit_change(sh, &name, Some(entry))?;
+    let mut s = lock(&sh.state);
+    s.bytes_written = s.bytes_written.saturating_add(padded);
+    Ok(())
+}
+
+/// Replaces (or with `None` removes) `name`'s record and commits the manifest; frees the old
+/// extent only once the manifest that no longer refers to it is durable.
+pub(super) fn commit_change(sh: &Shared, name: &str, new: Option<Entry>) -> Result<()> {
+    let _commit = lock(&sh.commit);
+    let (old, snapshot) = {
+        let mut s = lock(&sh.state);
+        let generation = s.generation.checked_add(1).ok_or_else(|| {
+            Error::BadFile {
+                flag: "swap store",
+                path: sh.dir.join(MANIFEST),
+                message: format!(
+                    "its generation is {}, the largest there is: the manifest is corrupt and no change can be committed; read the tensors out and start over (SwapOptions::discard_existing)",
+                    s.generation
+                ),
+            }
+        })?;
+        let old = match new.clone() {
+            Some(mut e) => {
+                e.generation = generation;
+                s.tensors.insert(name.to_string(), e)
+            }
+            None => s.tensors.remove(name),
+        };
+        s.generation = generation;
+        (old, snapshot_of(&s, generation))
+    };
+    match manifest::commit(&sh.dir, &snapshot) {
+        Ok(()) => {
+            if let Some(o) = old {
+                let mut s = lock(&sh.state);
+                if new.is_some() {
+                    // Kept for the tensor's next version (see `alloc`).
+                    if let Some((off, l)) =
+                        s.spares.insert(name.to_string(), (o.offset, o.padded_len))
+                    {
+                        s.extents.free(off, l);
+                    }
+                } else {
+                    s.extents.free(o.offset, o.padded_len);
+                }
+            }
+            Ok(())
+        }
+        Err(e) => {
+            // The disk may hold either manifest: keep both extents reserved (the new one is
+            // not freed), and go back to the old record in memory.
+            let mut s = lock(&sh.state);
+            match old {
+                Some(o) => {
+                    s.tensors.insert(name.to_string(), o);
+                }
+                None => {
+                    s.tensors.remove(name);
+                }
+            }
+            Err(e)
+        }
+    }
+}
+
+/// The I/O thread's part of a swap-in or prefetch: read, verify the checksum.
+pub(super) fn read_job(sh: &Shared, entry: &Entry, mut staging: Staging) -> Result<ReadData> {
+    staging.transfer(Op::Read, entry.offset)?;
+    {
+        let mut s = lock(&sh.state);
+        s.bytes_read = s.bytes_read.saturating_add(entry.padded_len);
+    }
+    if sh.opts.verify {
+        // Device staging is read back piece by piece through its pinned memory.
+        let crc = staging.checksum(entry.len as usize)?;
+        if crc != entry.crc32c {
+            return Err(swap_err(
+                &entry.name,
+                format!(
+                    "checksum mismatch: the {} read from {} at offset {} have CRC-32C {crc:#010x}, the manifest (generation {}) says {:#010x}; the data on disk is corrupt",
+                    Bytes(entry.len),
+                    sh.dir.join(&entry.file).display(),
+                    entry.offset,
+                    entry.generation,
+                    entry.crc32c
+                ),
+            ));
+        }
+    }
+    Ok(if staging.host_reachable() {
+        ReadData::Staged(staging)
+    } else {
+        ReadData::OnDevice { staging }
+    })
+}

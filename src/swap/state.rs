@@ -1,0 +1,111 @@
+//! The store's shared state: its tensors, claims, extents and prefetches behind one mutex,
+//! and what a swap-out's job still has to do.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::sync::mpsc::Receiver;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use crate::io::file::DataFile;
+
+use super::alloc::Extents;
+use super::buffer::DeviceSpan;
+use super::device_tensor::Fence;
+use super::manifest::{Entry, Manifest, Quarantined, FORMAT};
+use super::staging::{Charge, StagingPool};
+use super::store::SwapOptions;
+use super::ticket::ReadOutcome;
+
+/// Where a swap-out's bytes come from.
+pub(super) enum Source<'t> {
+    Host(&'t [u8]),
+    Device(DeviceSpan, Option<Fence>),
+}
+
+/// What a swap-out's I/O thread still has to put into its staging buffer.
+pub(super) enum Pending {
+    /// Nothing: the staging was filled by `swap_out`.
+    Filled,
+    /// A copy of host bytes, for device staging (filled on its thread), booked against the
+    /// budget until the job ends.
+    Bytes(Vec<u8>, Charge),
+    /// A device tensor, copied device-to-device on the staging's thread (and checksummed)
+    /// once the caller's GPU work up to the fence has completed; the job signals on the
+    /// sender once the copy is done, and `swap_out` waits for that, so the stored version is
+    /// the tensor as it was when `swap_out` returned.
+    Device(DeviceSpan, Option<Fence>, std::sync::mpsc::Sender<()>),
+    /// The staging holds the bytes (a staged tensor): only the checksum is left to compute.
+    Checksum,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum OpKind {
+    SwapOut,
+    SwapIn,
+    Prefetch,
+    Remove,
+}
+
+impl OpKind {
+    pub(super) fn name(self) -> &'static str {
+        match self {
+            OpKind::SwapOut => "swap-out",
+            OpKind::SwapIn => "swap-in",
+            OpKind::Prefetch => "prefetch",
+            OpKind::Remove => "remove",
+        }
+    }
+}
+
+pub(super) struct State {
+    pub(super) tensors: BTreeMap<String, Entry>,
+    pub(super) generation: u64,
+    pub(super) extents: Extents,
+    /// Tensors with an operation in flight: its kind and id (only that id clears it).
+    pub(super) busy: HashMap<String, (OpKind, u64)>,
+    pub(super) next_op: u64,
+    /// Each tensor's previous extent (no longer in the manifest), where its next version of
+    /// the same padded size is written.
+    pub(super) spares: HashMap<String, (u64, u64)>,
+    /// Manifest entries refused at open (or at an earlier open): never read, written back
+    /// with every commit, their bytes never overwritten.
+    pub(super) quarantined: Vec<Quarantined>,
+    /// Prefetches, finished or not, waiting for their swap-in, with the I/O thread that
+    /// holds their staging.
+    pub(super) prefetched: HashMap<String, (Entry, Receiver<ReadOutcome>, usize)>,
+    pub(super) bytes_written: u64,
+    pub(super) bytes_read: u64,
+}
+
+pub(super) struct Shared {
+    pub(super) dir: PathBuf,
+    pub(super) file: Arc<DataFile>,
+    pub(super) align: u64,
+    pub(super) opts: SwapOptions,
+    pub(super) state: Mutex<State>,
+    /// Held while a manifest is written: commits go one at a time, each with every earlier
+    /// commit in it.
+    pub(super) commit: Mutex<()>,
+    pub(super) staging: Arc<StagingPool>,
+}
+
+pub(super) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+pub(super) fn release_claim(sh: &Shared, name: &str, id: u64) {
+    let mut s = lock(&sh.state);
+    if s.busy.get(name).is_some_and(|&(_, i)| i == id) {
+        s.busy.remove(name);
+    }
+}
+
+/// The manifest of state `s` at `generation`.
+pub(super) fn snapshot_of(s: &State, generation: u64) -> Manifest {
+    Manifest {
+        format: FORMAT.into(),
+        generation,
+        tensors: s.tensors.values().cloned().collect(),
+        quarantined: s.quarantined.clone(),
+    }
+}
