@@ -219,6 +219,78 @@ pub fn drive_by_number(root: &Path, major: u32, minor: u32) -> Result<Drive, Str
     })
 }
 
+/// Where a node's GPUs and its data drive sit: NUMA nodes and PCIe links, and which GPU sits
+/// on another socket than the drive (its transfers cross the inter-socket link).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Placement {
+    /// The machine's NUMA nodes (empty: sysfs does not say; one node in effect).
+    pub numa_nodes: Vec<u32>,
+    pub gpus: Vec<GpuPlacement>,
+    /// The drive holding the data path, or why it is not known.
+    pub drive: Option<Drive>,
+    pub drive_unknown: Option<String>,
+    /// One sentence per GPU on another NUMA node than the drive.
+    pub cross_socket: Vec<String>,
+}
+
+/// One GPU's PCI function.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GpuPlacement {
+    pub ordinal: usize,
+    pub bus_id: String,
+    pub device: Option<PciDevice>,
+    /// Why `device` is not known.
+    pub unknown: Option<String>,
+}
+
+/// The placement of GPUs `gpus` (ordinal, PCI bus id as CUDA gives it) and of the drive
+/// holding `path`, read from the sysfs tree at `root`.
+pub fn placement(root: &Path, gpus: &[(usize, String)], path: &Path) -> Placement {
+    let gpus: Vec<GpuPlacement> = gpus
+        .iter()
+        .map(|(ordinal, bus_id)| {
+            let (device, unknown) = match pci_device(root, bus_id) {
+                Ok(d) => (Some(d), None),
+                Err(why) => (None, Some(why)),
+            };
+            GpuPlacement {
+                ordinal: *ordinal,
+                bus_id: bus_id.clone(),
+                device,
+                unknown,
+            }
+        })
+        .collect();
+    let (drive, drive_unknown) = match drive_of(root, path) {
+        Ok(d) => (Some(d), None),
+        Err(why) => (None, Some(why)),
+    };
+    let drive_node = drive
+        .as_ref()
+        .and_then(|d| d.pci.as_ref())
+        .and_then(|p| p.numa_node);
+    let cross_socket = gpus
+        .iter()
+        .filter_map(|g| {
+            let (gpu_node, drive_node) = (g.device.as_ref()?.numa_node?, drive_node?);
+            (gpu_node != drive_node).then(|| {
+                format!(
+                    "GPU {} (NUMA node {gpu_node}) and the drive of {} (NUMA node {drive_node}) sit on different sockets: their transfers cross the inter-socket link",
+                    g.ordinal,
+                    path.display()
+                )
+            })
+        })
+        .collect();
+    Placement {
+        numa_nodes: numa_nodes(root),
+        gpus,
+        drive,
+        drive_unknown,
+        cross_socket,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
