@@ -332,29 +332,6 @@ pub fn render(r: &NodeReport) -> String {
     s
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn tried_lists_drop_repetitions() {
-        let t = |name: &str, why: &str| Tried {
-            name: name.into(),
-            why: why.into(),
-        };
-        let list = [
-            t("libcuda.so.1", "dlopen failed: libcuda.so.1: cannot open shared object file: No such file or directory"),
-            t("libcuda.so", "dlopen failed: libcuda.so: cannot open shared object file: No such file or directory"),
-            t("/x/lib.so", "No such file or directory (os error 2)"),
-        ];
-        assert_eq!(
-            tried_list(&list),
-            "libcuda.so.1: cannot open shared object file: No such file or directory; \
-             libcuda.so: same; /x/lib.so: No such file or directory (os error 2)"
-        );
-    }
-}
-
 /// NUMA nodes, each GPU's and the drive's node and PCIe link (current vs. max), and a note
 /// per GPU on another socket than the drive.
 fn placement_lines(w: &mut String, p: &crate::topology::Placement) {
@@ -400,5 +377,28 @@ fn placement_lines(w: &mut String, p: &crate::topology::Placement) {
     let _ = writeln!(w, "  {:<13}{drive}", "drive");
     for note in &p.cross_socket {
         let _ = writeln!(w, "  {:<13}{note}", "note");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tried_lists_drop_repetitions() {
+        let t = |name: &str, why: &str| Tried {
+            name: name.into(),
+            why: why.into(),
+        };
+        let list = [
+            t("libcuda.so.1", "dlopen failed: libcuda.so.1: cannot open shared object file: No such file or directory"),
+            t("libcuda.so", "dlopen failed: libcuda.so: cannot open shared object file: No such file or directory"),
+            t("/x/lib.so", "No such file or directory (os error 2)"),
+        ];
+        assert_eq!(
+            tried_list(&list),
+            "libcuda.so.1: cannot open shared object file: No such file or directory; \
+             libcuda.so: same; /x/lib.so: No such file or directory (os error 2)"
+        );
     }
 }
