@@ -549,3 +549,27 @@ fn the_fleet_report_takes_a_glob_and_real_records() {
         "{msg}"
     );
 }
+
+#[test]
+fn each_target_moves_data_to_the_gpu_the_map_gives_it() {
+    if let Some(why) = host_unavailable() {
+        eprintln!("skipped: {why}");
+        return;
+    }
+    let b = Bench::new();
+    let spec = b.spec(&BOUNCE.replace(
+        "targets = [\"@A\"]",
+        "targets = [\"@A\", \"@B\"]\ngpus = [1, 0]",
+    ));
+    let mut cmd = b.command(&spec);
+    with_fake_cuda(&mut cmd).env("FAKE_CUDA_DEVICES", "2");
+    outcome(&mut cmd).expect_ok();
+    let (v, _) = b.record();
+    let devices: Vec<&Value> = v["tests"][0]["targets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| &t["report"]["params"]["gpu"]["device"])
+        .collect();
+    assert_eq!(devices, [1, 0], "{v}");
+}

@@ -416,7 +416,8 @@ fn run_all(
 fn run_options(t: &TestSpec, duration: Option<Duration>) -> Vec<RunOptions> {
     t.targets
         .iter()
-        .map(|dir| RunOptions {
+        .enumerate()
+        .map(|(i, dir)| RunOptions {
             backend: t.backend.clone(),
             op: t.op,
             target: Target::Dir(dir.clone()),
@@ -429,7 +430,7 @@ fn run_options(t: &TestSpec, duration: Option<Duration>) -> Vec<RunOptions> {
             random: t.random,
             verify: t.verifies(),
             gpu: GpuOptions {
-                device: t.gpu,
+                device: t.gpus.get(i).copied().unwrap_or(t.gpu),
                 bounce_buffers: 2 * t.queue_depth as usize,
                 gds: (t.backend == "gds").then(Default::default),
                 ..GpuOptions::default()

@@ -243,6 +243,11 @@ pub struct TestSpec {
     /// CUDA device of the GPU backends.
     #[serde(default)]
     pub gpu: usize,
+    /// The drive-to-GPU map of the GPU backends: target i moves its data to and from GPU
+    /// `gpus[i]` (as DeepSpeed's folder_to_device_mapping, gdsio's per-job -d); one entry per
+    /// target. Without it every target uses `gpu`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub gpus: Vec<usize>,
     #[serde(default)]
     pub thresholds: Thresholds,
 }
@@ -398,6 +403,17 @@ fn validate(spec: &Spec, text: &str) -> Result<(), (Option<usize>, String)> {
                 ));
             }
         }
+        if !t.gpus.is_empty() && t.gpus.len() != t.targets.len() {
+            return Err((
+                at,
+                format!(
+                    "test '{}': gpus maps targets to GPUs: give one per target ({} targets, {} gpus)",
+                    t.name,
+                    t.targets.len(),
+                    t.gpus.len()
+                ),
+            ));
+        }
         for (name, v) in [
             ("min_gbps", t.thresholds.min_gbps),
             ("min_gbps_per_target", t.thresholds.min_gbps_per_target),
@@ -544,5 +560,17 @@ max_verify_errors = 0
     #[test]
     fn an_empty_spec_is_refused() {
         assert!(toml_err("").contains("nothing to qualify"));
+    }
+
+    #[test]
+    fn the_gpu_map_has_one_gpu_per_target() {
+        let s = parse(
+            Path::new("s.toml"),
+            &GOOD.replace("size = \"8M\"", "gpus = [1, 0]"),
+        )
+        .unwrap();
+        assert_eq!(s.tests[0].gpus, [1, 0]);
+        let e = toml_err(&GOOD.replace("size = \"8M\"", "gpus = [1]"));
+        assert!(e.contains("line 8: test 'seq': gpus maps targets to GPUs: give one per target (2 targets, 1 gpus)"), "{e}");
     }
 }
