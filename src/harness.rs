@@ -309,6 +309,15 @@ fn worker_thread(
     barrier: &PhaseBarrier,
     control: &LoopControl,
 ) -> Result<ThreadMeasurement> {
+    // NUMA placement first: the buffers prepared below are first touched on the node.
+    if let Some(cpus) = &opts.bind_cpus {
+        sys::bind_thread_to_cpus(cpus).map_err(|e| {
+            Error::Resources(format!(
+                "binding worker thread {} to CPUs {cpus:?}: {e}",
+                plan.tid
+            ))
+        })?;
+    }
     // Setup.
     if needs_pattern {
         datafiles::write_pattern(&plan.path, plan.len, plan.seed)?;

@@ -244,6 +244,10 @@ pub struct RunOptions {
     /// stops once more than N were found.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_errors: Option<u64>,
+    /// NUMA placement: every worker thread is bound to these CPUs (those of its GPU's or
+    /// drive's NUMA node) before it allocates its buffers, so their pages land on that node.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bind_cpus: Option<Vec<usize>>,
 }
 
 impl Default for RunOptions {
@@ -272,6 +276,7 @@ impl Default for RunOptions {
             create_dir: true,
             duration: None,
             max_errors: None,
+            bind_cpus: None,
         }
     }
 }

@@ -400,8 +400,8 @@ fn checks_read_nvidia_fs_and_pcie_links_from_sysfs() {
     let sysfs = b.path("sysfs");
     // Two NUMA nodes; the fake GPUs (0000:18:00.0, 0000:29:00.0) at their max link; the
     // target's drive behind an NVMe controller whose link trained at half speed.
-    common::sysfs::node(&sysfs, 0, "0-1");
-    common::sysfs::node(&sysfs, 1, "2-3");
+    common::sysfs::node(&sysfs, 0, &allowed_cpus());
+    common::sysfs::node(&sysfs, 1, &allowed_cpus());
     common::sysfs::pci(
         &sysfs,
         "0000:18:00.0",
@@ -572,4 +572,69 @@ fn each_target_moves_data_to_the_gpu_the_map_gives_it() {
         .map(|t| &t["report"]["params"]["gpu"]["device"])
         .collect();
     assert_eq!(devices, [1, 0], "{v}");
+}
+
+/// The CPUs this process may run on, as a cpulist (`0-1`).
+fn allowed_cpus() -> String {
+    std::fs::read_to_string("/proc/self/status")
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))
+        .unwrap()
+        .trim()
+        .to_string()
+}
+
+#[test]
+fn worker_threads_are_bound_to_their_drives_numa_node() {
+    if let Some(why) = host_unavailable() {
+        eprintln!("skipped: {why}");
+        return;
+    }
+    use std::os::unix::fs::MetadataExt;
+    let b = Bench::new();
+    let sysfs = b.path("sysfs");
+    let first: String = allowed_cpus().split([',', '-']).next().unwrap().to_string();
+    // Two nodes: the drive's node 1 has only this process's first CPU; node 0 one that
+    // cannot be used.
+    common::sysfs::node(&sysfs, 0, "1000");
+    common::sysfs::node(&sysfs, 1, &first);
+    common::sysfs::pci(&sysfs, "0000:5e:00.0", 1, ("16.0 GT/s", 4, "16.0 GT/s", 4));
+    let dev = std::fs::metadata(b.path("a")).unwrap().dev();
+    common::sysfs::drive(
+        &sysfs,
+        "0000:5e:00.0",
+        "nvme0n1",
+        libc::major(dev),
+        libc::minor(dev),
+    );
+    let spec = b.spec(&BOUNCE.replace("\"bounce\"", "\"host\""));
+    let mut cmd = b.command(&spec);
+    cmd.env("GDSWAP_SYSFS_ROOT", &sysfs);
+    let out = outcome(&mut cmd).expect_ok();
+    let line = format!(
+        "bind   to-gpu {}: NUMA node 1 (the drive's), CPUs [{first}]",
+        b.path("a").display()
+    );
+    assert!(out.stdout.contains(&line), "{}", out.stdout);
+    let (v, md) = b.record();
+    let tr = &v["tests"][0]["targets"][0];
+    assert_eq!(
+        tr["bound_cpus"],
+        serde_json::json!([first.parse::<u64>().unwrap()]),
+        "{tr}"
+    );
+    assert!(md.contains("NUMA node 1 (the drive's)"), "{md}");
+
+    // The binding is real: a node whose CPU does not exist fails the run, saying so.
+    std::fs::remove_dir_all(b.path("out")).unwrap();
+    common::sysfs::pci(&sysfs, "0000:5e:00.0", 0, ("16.0 GT/s", 4, "16.0 GT/s", 4));
+    let out = outcome(&mut cmd);
+    assert_eq!(out.code, Some(1), "{out:?}");
+    assert!(
+        out.stdout
+            .contains("binding worker thread 0 to CPUs [1000]: Invalid argument"),
+        "{}",
+        out.stdout
+    );
 }

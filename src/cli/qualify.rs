@@ -56,6 +56,11 @@ pub fn run(args: &QualifyArgs) -> ExitCode {
             ticker = duration.and_then(|d| super::progress::start(&format!("test {name}"), d));
         }
         Event::TestEnds => ticker = None,
+        Event::Binding {
+            test,
+            target,
+            binding,
+        } => println!("bind   {test} {}: {binding}", target.display()),
     });
     if let Some(e) = &record.error {
         eprintln!("gdswap: error: {e}");

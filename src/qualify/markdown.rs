@@ -71,6 +71,15 @@ pub fn record(r: &Record) -> String {
             );
             continue;
         }
+        for tr in &t.targets {
+            let _ = writeln!(
+                out,
+                "- `{}`: {}",
+                cell(&tr.target.display().to_string()),
+                cell(&tr.binding)
+            );
+        }
+        out.push('\n');
         let _ = writeln!(
             out,
             "| Target | GB/s | IOPS | p99 (us) | p99.9 (us) | CPU-s/GiB | Error |"

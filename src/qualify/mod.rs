@@ -173,6 +173,11 @@ pub use crate::report::soak::VerifyErrorRecord;
 #[derive(Debug, Clone, Serialize)]
 pub struct TargetRecord {
     pub target: PathBuf,
+    /// Where its worker threads ran: `NUMA node 1 (the drive's), CPUs [2, 3]`, or why they
+    /// were not bound.
+    pub binding: String,
+    /// The CPUs its worker threads were bound to.
+    pub bound_cpus: Option<Vec<usize>>,
     pub figures: Option<Figures>,
     pub error: Option<String>,
     pub verify_errors: Vec<VerifyErrorRecord>,
@@ -287,6 +292,12 @@ pub enum Event<'a> {
     },
     /// The test's runs ended.
     TestEnds,
+    /// Where a target's worker threads run (their NUMA node and CPUs).
+    Binding {
+        test: &'a str,
+        target: &'a Path,
+        binding: &'a str,
+    },
 }
 
 /// Runs the qualification; `progress` sees each line as it is decided.
@@ -396,12 +407,24 @@ fn run_all(
     }
     record.check = Some(report);
 
+    let placement = numa_placement(&spec, &mut plans, record.check.as_ref(), &inv.sysfs);
     for (t, opts) in spec.tests.iter().zip(&plans) {
+        for (dir, (binding, _)) in t.targets.iter().zip(&placement[&t.name]) {
+            progress(Event::Binding {
+                test: &t.name,
+                target: dir,
+                binding,
+            });
+        }
         progress(Event::TestStarts {
             name: &t.name,
             duration: opts.first().and_then(|o| o.duration),
         });
-        let (test, lines) = run_test(t, opts);
+        let (mut test, lines) = run_test(t, opts);
+        for (tr, (binding, cpus)) in test.targets.iter_mut().zip(&placement[&t.name]) {
+            tr.binding.clone_from(binding);
+            tr.bound_cpus.clone_from(cpus);
+        }
         progress(Event::TestEnds);
         for line in lines {
             progress(Event::Line(&line));
@@ -410,6 +433,59 @@ fn run_all(
         record.tests.push(test);
     }
     Ok(())
+}
+
+/// NUMA placement of every target's worker threads: the NUMA node of its GPU (GPU backends)
+/// or of its drive, and that node's CPUs, from sysfs; `plans` get their `bind_cpus`. Per
+/// test, per target: (what the binding is, the CPUs).
+#[allow(clippy::type_complexity)]
+fn numa_placement(
+    spec: &Spec,
+    plans: &mut [Vec<RunOptions>],
+    check: Option<&NodeReport>,
+    sysfs: &Path,
+) -> std::collections::BTreeMap<String, Vec<(String, Option<Vec<usize>>)>> {
+    let mut out = std::collections::BTreeMap::new();
+    for (t, opts) in spec.tests.iter().zip(plans.iter_mut()) {
+        let gpu_backend = matches!(t.backend.as_str(), "bounce" | "gds");
+        let mut per_target = Vec::new();
+        for (dir, o) in t.targets.iter().zip(opts.iter_mut()) {
+            let node = if gpu_backend {
+                let ordinal = o.gpu.device;
+                check
+                    .and_then(|c| c.gpus.devices.iter().find(|g| g.ordinal == ordinal))
+                    .and_then(|g| g.numa_node)
+                    .and_then(|n| u32::try_from(n).ok())
+                    .map(|n| (n, format!("GPU {ordinal}'s")))
+                    .ok_or_else(|| format!("sysfs gives no NUMA node for GPU {ordinal}"))
+            } else {
+                crate::topology::drive_of(sysfs, dir)
+                    .ok()
+                    .and_then(|d| d.pci.and_then(|p| p.numa_node))
+                    .map(|n| (n, "the drive's".to_string()))
+                    .ok_or_else(|| "sysfs gives no NUMA node for the drive".to_string())
+            };
+            let entry = match node {
+                Err(why) => (format!("not bound: {why}"), None),
+                Ok((n, whose)) => match crate::topology::node_cpus(sysfs, n) {
+                    Some(cpus) if !cpus.is_empty() => {
+                        o.bind_cpus = Some(cpus.clone());
+                        (
+                            format!("NUMA node {n} ({whose}), CPUs {cpus:?}"),
+                            Some(cpus),
+                        )
+                    }
+                    _ => (
+                        format!("not bound: sysfs lists no CPUs of NUMA node {n} ({whose})"),
+                        None,
+                    ),
+                },
+            };
+            per_target.push(entry);
+        }
+        out.insert(t.name.clone(), per_target);
+    }
+    out
 }
 
 /// The run options of each target of `t`.
@@ -667,6 +743,8 @@ fn run_test(t: &TestSpec, opts: &[RunOptions]) -> (TestRecord, Vec<Line>) {
     for (dir, result) in t.targets.iter().zip(results) {
         let mut tr = TargetRecord {
             target: dir.clone(),
+            binding: String::new(),
+            bound_cpus: None,
             figures: None,
             error: None,
             verify_errors: Vec::new(),
