@@ -260,3 +260,57 @@ fn compare_runs_each_backend_for_the_duration_and_leaves_peers_out() {
         out.stderr
     );
 }
+
+#[test]
+fn two_directories_run_at_once_with_figures_per_directory_and_for_both() {
+    if let Some(why) = host_unavailable() {
+        eprintln!("skipped: {why}");
+        return;
+    }
+    let dir = scratch();
+    let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+    std::fs::create_dir(&a).unwrap();
+    std::fs::create_dir(&b).unwrap();
+    let out_json = dir.path().join("r.json");
+    let out = ok(argv![
+        "run",
+        "--dir",
+        &a,
+        "--dir",
+        &b,
+        "--size",
+        "2M",
+        "--block-size",
+        "256K",
+        "--threads",
+        "2",
+        "--loops",
+        "2",
+        "--verify",
+        "--json",
+        &out_json
+    ]);
+    for d in [&a, &b] {
+        assert!(
+            out.stdout
+                .contains(&format!("{}: host read: 2 threads", d.display())),
+            "{}",
+            out.stdout
+        );
+        assert!(d.join("gdswap.1.dat").exists());
+    }
+    assert!(out.stdout.contains("\nall 2 targets: "), "{}", out.stdout);
+    let v: Value = serde_json::from_str(&std::fs::read_to_string(&out_json).unwrap()).unwrap();
+    let reports = v.as_array().unwrap();
+    assert_eq!(reports.len(), 2);
+    for (r, d) in reports.iter().zip([&a, &b]) {
+        assert_eq!(r["params"]["target"], d.display().to_string());
+        assert_eq!(r["summary"]["bytes"], 4u64 << 20);
+    }
+    // compare measures one target.
+    let msg = fail(argv!["compare", "--dir", &a, "--dir", &b, "--size", "1M"]);
+    assert!(
+        msg.starts_with("--dir: given more than once: compare measures one target"),
+        "{msg}"
+    );
+}

@@ -78,6 +78,7 @@ pub struct CompareArgs {
 }
 
 pub fn run(args: &CompareArgs) -> Result<Outcome, Error> {
+    args.run.single_target("compare")?;
     let base = args.run.options()?;
     let config = args
         .run

@@ -16,6 +16,7 @@ mod qualify;
 mod report;
 mod run;
 mod sweep;
+mod targets;
 
 use std::process::ExitCode;
 

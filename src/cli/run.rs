@@ -116,6 +116,11 @@ impl RunArgs {
         (self.json.as_deref(), self.csv.as_deref())
     }
 
+    /// Refuses a second `--dir` where a command measures one target.
+    pub fn single_target(&self, command: &str) -> Result<(), Error> {
+        self.data.single_target(command)
+    }
+
     /// The `--config` file, for subcommands that flatten these options.
     pub fn config_path(&self) -> Option<&Path> {
         self.config.as_deref()
@@ -241,6 +246,9 @@ pub fn run(args: &RunArgs) -> Result<Outcome, Error> {
     let data_path = match &opts.target {
         Target::File(p) | Target::Dir(p) => p.clone(),
     };
+    if !args.data.extra_dirs().is_empty() {
+        return super::targets::run(&opts, args.data.extra_dirs(), json, csv, stdout_taken);
+    }
     let ticker = opts
         .duration
         .and_then(|d| super::progress::start(&format!("run {}", opts.backend), d));
