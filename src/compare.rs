@@ -24,16 +24,17 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use crate::backend::{self, Availability};
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, Setting};
 use crate::harness;
 use crate::options::{RunOptions, Target};
 use crate::peer;
 use crate::report::comparison::{
     CompareParams, Comparison, ContenderKind, Measured, RoundFigures, Skipped,
 };
-use crate::report::{self, RunReport, WarningRecord};
+use crate::report::{self, RunReport, WarningRecord, Workload};
 use crate::size::Bytes;
 use crate::tuning::{Config, Tuning};
+use crate::types::{BackendId, UnknownBackend};
 
 /// Most rounds a comparison takes (beyond this, a typo).
 pub const MAX_ROUNDS: u32 = 1000;
@@ -42,7 +43,7 @@ pub const MAX_ROUNDS: u32 = 1000;
 /// one contender per transfer type, each run killed after `timeout`).
 #[derive(Debug, Clone, PartialEq)]
 pub enum Contender {
-    Backend(String),
+    Backend(BackendId),
     Fio(PathBuf),
     Gdsio {
         exe: PathBuf,
@@ -54,7 +55,7 @@ pub enum Contender {
 impl Contender {
     pub fn name(&self) -> &str {
         match self {
-            Contender::Backend(n) => n,
+            Contender::Backend(b) => b.name(),
             Contender::Fio(_) => "fio",
             Contender::Gdsio { xfer, .. } => xfer.name(),
         }
@@ -126,12 +127,12 @@ pub struct CompareSpec {
 
 impl CompareSpec {
     /// The run options of a backend contender: the workload, with its tuned settings if any.
-    pub fn options_for(&self, backend: &str) -> RunOptions {
+    pub fn options_for(&self, backend: BackendId) -> RunOptions {
         let mut o = RunOptions {
-            backend: backend.to_string(),
+            backend,
             ..self.base.clone()
         };
-        if let Some(t) = self.tuning.get(backend) {
+        if let Some(t) = self.tuning.get(backend.name()) {
             t.apply(&mut o);
         }
         o
@@ -143,22 +144,26 @@ impl CompareSpec {
 /// workload's, which peers run and the comparison records.
 pub fn with_config(mut spec: CompareSpec, config: &Config, path: &Path) -> Result<CompareSpec> {
     for c in &spec.contenders {
-        if let Contender::Backend(name) = c {
-            let t = config.for_backend(name, path, "--config")?;
-            spec.tuning.insert(name.clone(), t.clone());
+        if let Contender::Backend(b) = c {
+            let t = config.for_backend(b.name(), path, Setting::Config)?;
+            spec.tuning.insert(b.name().to_string(), t.clone());
         }
     }
     if let Some(Contender::Backend(first)) = spec.contenders.first() {
-        spec.tuning[first.as_str()].apply(&mut spec.base);
+        spec.tuning[first.name()].apply(&mut spec.base);
     }
     // Peers run the reference backend's settings, which gdsio may not be able to take.
     skip_unfit_gdsio(&mut spec)?;
     for c in &spec.contenders {
         if let Contender::Backend(name) = c {
-            spec.options_for(name)
+            spec.options_for(*name)
                 .validate()
                 .map_err(|e| Error::Within {
-                    context: format!("{name} with the settings of --config {}", path.display()),
+                    context: crate::error::msg![
+                        format!("{name} with the settings of "),
+                        Setting::Config,
+                        format!(" {}", path.display())
+                    ],
                     source: Box::new(e),
                 })?;
         }
@@ -177,7 +182,7 @@ pub fn resolve(
 ) -> Result<CompareSpec> {
     if rounds == 0 || rounds > MAX_ROUNDS {
         return Err(Error::invalid(
-            "--rounds",
+            Setting::Rounds,
             format!("{rounds} is out of range 1..={MAX_ROUNDS}"),
         ));
     }
@@ -190,13 +195,13 @@ pub fn resolve(
             // --fixed-buffers on posix), is skipped with the reason; a named one is an error.
             for b in backend::all() {
                 let fit = RunOptions {
-                    backend: b.name().to_string(),
+                    backend: b.id(),
                     ..base.clone()
                 }
                 .validate();
                 match (b.probe(), fit) {
                     (Availability::Available, Ok(())) => {
-                        contenders.push(Contender::Backend(b.name().to_string()))
+                        contenders.push(Contender::Backend(b.id()))
                     }
                     (Availability::Unavailable(reason), _) => skipped.push(Skipped {
                         name: b.name().to_string(),
@@ -222,28 +227,22 @@ pub fn resolve(
         }
         Some(names) => {
             for n in names {
-                let b = backend::by_name(n).ok_or_else(|| {
-                    Error::invalid(
-                        "--backends",
-                        format!(
-                            "unknown backend '{n}'; known: {}",
-                            backend::names().join(", ")
-                        ),
-                    )
+                let id: BackendId = n.parse().map_err(|e: UnknownBackend| {
+                    Error::invalid(Setting::Backends, e.to_string())
                 })?;
-                if contenders.contains(&Contender::Backend(n.clone())) {
+                if contenders.contains(&Contender::Backend(id)) {
                     return Err(Error::invalid(
-                        "--backends",
+                        Setting::Backends,
                         format!("'{n}' is listed twice"),
                     ));
                 }
-                if let Availability::Unavailable(reason) = b.probe() {
+                if let Availability::Unavailable(reason) = backend::get(id).probe() {
                     return Err(Error::invalid(
-                        "--backends",
+                        Setting::Backends,
                         format!("backend '{n}' cannot run here: {reason}"),
                     ));
                 }
-                contenders.push(Contender::Backend(n.clone()));
+                contenders.push(Contender::Backend(id));
             }
         }
     }
@@ -253,7 +252,7 @@ pub fn resolve(
             .map(|s| format!("{}: {}", s.name, s.reason))
             .collect();
         return Err(Error::invalid(
-            "--backends",
+            Setting::Backends,
             format!("no backend can run here ({})", why.join("; ")),
         ));
     }
@@ -263,12 +262,15 @@ pub fn resolve(
         crate::datafiles::check_data_dir(dir, base.create_dir)?;
     }
     for c in &contenders {
+        let Contender::Backend(backend) = *c else {
+            continue;
+        };
         let opts = RunOptions {
-            backend: c.name().to_string(),
+            backend,
             ..base.clone()
         };
         opts.validate().map_err(|e| Error::Within {
-            context: c.name().to_string(),
+            context: c.name().into(),
             source: Box::new(e),
         })?;
     }
@@ -277,7 +279,10 @@ pub fn resolve(
     let mut rows_seen: Vec<&str> = Vec::new();
     for p in peers.iter().filter(|_| !none) {
         if listed.contains(&p.as_str()) {
-            return Err(Error::invalid("--peers", format!("'{p}' is listed twice")));
+            return Err(Error::invalid(
+                Setting::Peers,
+                format!("'{p}' is listed twice"),
+            ));
         }
         listed.push(p);
         // `gdsio` stands for both of its rows.
@@ -287,7 +292,7 @@ pub fn resolve(
         };
         if let Some(r) = rows.iter().find(|r| rows_seen.contains(r)) {
             return Err(Error::invalid(
-                "--peers",
+                Setting::Peers,
                 format!("'{r}' is listed twice (gdsio stands for gdsio-gpud and gdsio-cpu-gpu)"),
             ));
         }
@@ -327,7 +332,7 @@ pub fn resolve(
             }
             other => {
                 return Err(Error::invalid(
-                    "--peers",
+                    Setting::Peers,
                     format!(
                         "unknown peer '{other}'; known: {}, or none",
                         peer::PEERS.join(", ")
@@ -366,24 +371,12 @@ pub enum Progress {
 /// The parameters a comparison records.
 pub fn params_of(spec: &CompareSpec) -> CompareParams {
     let o = &spec.base;
-    let (target_kind, target) = match &o.target {
-        Target::File(p) => ("file", p.clone()),
-        Target::Dir(p) => ("dir", p.clone()),
-    };
     CompareParams {
-        op: o.op.to_string(),
-        target_kind: target_kind.into(),
-        target,
-        size_bytes: o.size,
-        block_size_bytes: o.block_size,
-        queue_depth: o.queue_depth,
-        threads: o.threads,
-        loops: o.loops,
-        warmup: o.warmup,
+        workload: Workload::of(o),
         rounds: spec.rounds,
         random: o.random,
         direct: o.direct,
-        huge_pages: format!("{:?}", o.huge_pages).to_lowercase(),
+        huge_pages: o.huge_pages,
         bounce_buffers: None,
         gds_api: None,
     }
@@ -394,6 +387,19 @@ pub fn compare(
     spec: &CompareSpec,
     stop: &AtomicBool,
     progress: &mut dyn FnMut(Progress),
+) -> Result<Comparison> {
+    compare_with(spec, stop, progress, &crate::ranks::Solo)
+}
+
+/// [`compare`] as one of the processes `coord` connects (mpirun, srun): every backend run
+/// meets the other processes at its phases, and its figures are merged on rank 0 (the other
+/// ranks' comparison holds their own figures, and is not to be reported). Every rank must be
+/// given the same contenders, peers excluded (they are not coordinated).
+pub fn compare_with(
+    spec: &CompareSpec,
+    stop: &AtomicBool,
+    progress: &mut dyn FnMut(Progress),
+    coord: &dyn crate::ranks::Coordinator,
 ) -> Result<Comparison> {
     let data_path = match &spec.base.target {
         Target::File(p) | Target::Dir(p) => p.clone(),
@@ -429,17 +435,20 @@ pub fn compare(
                 name: c.name().to_string(),
             });
             let within = |e: Error| Error::Within {
-                context: format!("{} (round {round} of {})", c.name(), spec.rounds),
+                context: format!("{} (round {round} of {})", c.name(), spec.rounds).into(),
                 source: Box::new(e),
             };
             let figures = match c {
                 Contender::Backend(name) => {
+                    let name = *name;
                     let opts = spec.options_for(name);
-                    let meas = harness::run(&opts).map_err(within)?;
+                    let meas = harness::run_with(&opts, coord)
+                        .and_then(|m| crate::ranks::gather(coord, m))
+                        .map_err(within)?;
                     env = crate::env::collect(&data_path);
                     let r = RunReport::new(&opts, &meas, env.clone(), report::now_utc());
                     if m.mode.is_empty() {
-                        let tuned = match spec.tuning.get(name) {
+                        let tuned = match spec.tuning.get(name.name()) {
                             Some(t) => format!(
                                 "tuned by --config: bs {}, qd {}, {} thread(s){}; ",
                                 Bytes(t.block_size),
@@ -451,7 +460,7 @@ pub fn compare(
                         };
                         m.mode = format!("{tuned}{}; {}", r.backend_mode, r.buffer_pages);
                     }
-                    add_warnings(&mut m.run_warnings, name, &r.warnings);
+                    add_warnings(&mut m.run_warnings, name.name(), &r.warnings);
                     figures_of(round, &r)
                 }
                 Contender::Fio(exe) => {
@@ -621,35 +630,35 @@ mod tests {
     fn resolve_checks_names_and_orders_contenders() {
         let base = RunOptions::default();
         let spec = resolve(base.clone(), Some(&s(&["posix"])), &s(&["none"]), 3).unwrap();
-        assert_eq!(spec.contenders, [Contender::Backend("posix".into())]);
+        assert_eq!(spec.contenders, [Contender::Backend(BackendId::Posix)]);
         assert!(spec.skipped.is_empty());
         let flag = |r: Result<CompareSpec>| match r.unwrap_err() {
-            Error::InvalidOption { flag, .. } => flag,
+            Error::InvalidOption { setting, .. } => setting,
             e => panic!("{e}"),
         };
         assert_eq!(
             flag(resolve(base.clone(), Some(&s(&["nope"])), &[], 3)),
-            "--backends"
+            Setting::Backends
         );
         assert_eq!(
             flag(resolve(base.clone(), Some(&s(&["posix", "posix"])), &[], 3)),
-            "--backends"
+            Setting::Backends
         );
         assert_eq!(
             flag(resolve(base.clone(), None, &s(&["iozone"]), 3)),
-            "--peers"
+            Setting::Peers
         );
         assert_eq!(
             flag(resolve(base.clone(), None, &s(&["fio", "fio"]), 3)),
-            "--peers"
+            Setting::Peers
         );
-        assert_eq!(flag(resolve(base.clone(), None, &[], 0)), "--rounds");
+        assert_eq!(flag(resolve(base.clone(), None, &[], 0)), Setting::Rounds);
         // A workload no backend can take is an error about the workload.
         let no_threads = RunOptions {
             threads: 0,
             ..base.clone()
         };
-        assert_eq!(flag(resolve(no_threads, None, &[], 1)), "--threads");
+        assert_eq!(flag(resolve(no_threads, None, &[], 1)), Setting::Threads);
         // gdsio stands for both of its rows: naming one of them again is listed twice.
         let e = resolve(
             base.clone(),
@@ -660,7 +669,7 @@ mod tests {
         .unwrap_err();
         assert_eq!(
             e.to_string(),
-            "--peers: 'gdsio-cpu-gpu' is listed twice (gdsio stands for gdsio-gpud and gdsio-cpu-gpu)"
+            "peers: 'gdsio-cpu-gpu' is listed twice (gdsio stands for gdsio-gpud and gdsio-cpu-gpu)"
         );
         // A random workload is not run by gdsio (or gdsio is not installed): skipped, with the
         // reason, under the name asked for.
@@ -669,7 +678,7 @@ mod tests {
             ..base.clone()
         };
         let spec = resolve(random, Some(&s(&["posix"])), &s(&["gdsio-gpud"]), 1).unwrap();
-        assert_eq!(spec.contenders, [Contender::Backend("posix".into())]);
+        assert_eq!(spec.contenders, [Contender::Backend(BackendId::Posix)]);
         assert_eq!(spec.skipped[0].name, "gdsio-gpud");
         let why = &spec.skipped[0].reason;
         assert!(
@@ -682,15 +691,15 @@ mod tests {
             ..base
         };
         let e = resolve(fixed.clone(), Some(&s(&["posix"])), &[], 1).unwrap_err();
-        assert!(e.to_string().starts_with("posix: --fixed-buffers:"), "{e}");
+        assert!(e.to_string().starts_with("posix: fixed_buffers:"), "{e}");
         // By default such a backend is skipped with the reason instead.
         let spec = resolve(fixed, None, &s(&["none"]), 1).unwrap();
         assert!(!spec
             .contenders
-            .contains(&Contender::Backend("posix".into())));
+            .contains(&Contender::Backend(BackendId::Posix)));
         let posix = spec.skipped.iter().find(|k| k.name == "posix").unwrap();
         assert!(
-            posix.reason.starts_with("--fixed-buffers:"),
+            posix.reason.starts_with("fixed_buffers:"),
             "{}",
             posix.reason
         );
@@ -711,7 +720,7 @@ mod tests {
                 ..RunOptions::default()
             },
             contenders: vec![
-                Contender::Backend("posix".into()),
+                Contender::Backend(BackendId::Posix),
                 gdsio(peer::GdsioXfer::Gpud),
                 gdsio(peer::GdsioXfer::CpuGpu),
             ],
@@ -720,7 +729,7 @@ mod tests {
             tuning: BTreeMap::new(),
         };
         skip_unfit_gdsio(&mut spec).unwrap();
-        assert_eq!(spec.contenders, [Contender::Backend("posix".into())]);
+        assert_eq!(spec.contenders, [Contender::Backend(BackendId::Posix)]);
         assert_eq!(spec.skipped.len(), 1);
         assert_eq!(spec.skipped[0].name, "gdsio");
         assert!(

@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use crate::error::{Error, FileOp, Result};
+use crate::error::{Error, FileOp, Result, Setting};
 use crate::io::buffer::HugePages;
 use crate::io::file::{Access, DataFile};
 use crate::io::sys;
@@ -16,6 +16,7 @@ use crate::size::Bytes;
 
 /// Files and plans of a run, ready for the workers.
 pub struct PreparedFiles {
+    /// Each thread's requests, thread order.
     pub plans: Vec<ThreadPlan>,
     /// One handle per thread (threads sharing `--file` each open it themselves).
     pub files: Vec<Arc<DataFile>>,
@@ -58,7 +59,7 @@ impl PreparedFiles {
         Ok(())
     }
 
-    /// What [`PreparedFiles::remove_unused`] needs, kept while the run owns the rest.
+    /// What [`Cleanup::remove_unused`] needs, kept while the run owns the rest.
     pub fn clone_for_cleanup(&self) -> Cleanup {
         Cleanup {
             files: self.files.clone(),
@@ -97,7 +98,7 @@ pub fn check_data_dir(dir: &Path, create: bool) -> Result<bool> {
         Ok(m) if m.is_dir() => return Ok(false),
         Ok(_) => {
             return Err(Error::invalid(
-                "--dir",
+                Setting::Dir,
                 format!("{} is not a directory", dir.display()),
             ))
         }
@@ -108,11 +109,12 @@ pub fn check_data_dir(dir: &Path, create: bool) -> Result<bool> {
     }
     if !create {
         return Err(Error::invalid(
-            "--dir",
-            format!(
-                "{} does not exist; create it, or pass --create-dir to let gdswap create it (a mistyped directory would measure another disk)",
-                dir.display()
-            ),
+            Setting::Dir,
+            crate::error::msg![
+                format!("{} does not exist; create it, or pass ", dir.display()),
+                Setting::CreateDir,
+                " to let gdswap create it (a mistyped directory would measure another disk)"
+            ],
         ));
     }
     Ok(true)
@@ -190,13 +192,8 @@ fn prepare_files(opts: &RunOptions, opened: &mut Vec<Arc<DataFile>>) -> Result<P
     let align = first.dio_align();
     if opts.block_size % align != 0 {
         return Err(Error::invalid(
-            "--block-size",
-            format!(
-                "{} is not a multiple of {}, the O_DIRECT alignment of {}; use a multiple of it, or --buffered",
-                Bytes(opts.block_size),
-                Bytes(align),
-                first_path.display()
-            ),
+            Setting::BlockSize,
+            crate::error::msg![format!("{} is not a multiple of {}, the O_DIRECT alignment of {}; use a multiple of it, or ", Bytes(opts.block_size), Bytes(align), first_path.display()), Setting::Buffered],
         ));
     }
     // Before the request lists are built (their size follows --size) and before any file is
@@ -328,12 +325,11 @@ fn check_space(dir: &Path, needed: u64) -> Result<()> {
     }
     let free = crate::io::sys::free_space(dir).map_err(|e| Error::file(FileOp::Stat, dir, e))?;
     if free < needed {
-        return Err(Error::Resources(format!(
-            "no space: {} has {} free, the run must write {}; lower --size or free space",
-            dir.display(),
-            Bytes(free),
-            Bytes(needed)
-        )));
+        return Err(Error::NoSpace {
+            dir: dir.to_path_buf(),
+            free,
+            needed,
+        });
     }
     Ok(())
 }
@@ -361,36 +357,40 @@ fn check_memory(opts: &RunOptions, ranges: &[(u64, u64)]) -> Result<()> {
         })
         .ok_or_else(|| {
             Error::invalid(
-                "--size",
-                format!(
-                    "{}: the buffers' size overflows 64 bits; lower --size",
-                    Bytes(opts.size)
-                ),
+                Setting::Size,
+                crate::error::msg![
+                    format!(
+                        "{}: the buffers' size overflows 64 bits; lower ",
+                        Bytes(opts.size)
+                    ),
+                    Setting::Size
+                ],
             )
         })?;
     if let Some(avail) = sys::mem_available() {
         if total > avail / 10 * 9 {
-            return Err(Error::Resources(format!(
-                "--size {}: each thread holds its whole range in memory, {} in all, but only {} is available; lower --size",
-                Bytes(opts.size),
-                Bytes(total),
-                Bytes(avail)
-            )));
+            return Err(Error::OutOfMemory(crate::error::msg![Setting::Size, format!(" {}: each thread holds its whole range in memory, {} in all, but only {} is available; lower ", Bytes(opts.size), Bytes(total), Bytes(avail)), Setting::Size]));
         }
     }
     // (The bounce backend registers only its pinned chunks; its preflight checks those.)
-    if opts.fixed_buffers && opts.backend != "bounce" && !sys::has_cap_ipc_lock() {
+    if opts.fixed_buffers
+        && opts.backend != crate::types::BackendId::Bounce
+        && !sys::has_cap_ipc_lock()
+    {
         let limit = sys::memlock_limit();
         if total > limit {
             return Err(Error::Memlock {
-                what: format!(
-                    "--fixed-buffers registration of {} over {} threads",
-                    Bytes(total),
-                    opts.threads
-                ),
+                what: crate::error::msg![
+                    Setting::FixedBuffers,
+                    format!(
+                        " registration of {} over {} threads",
+                        Bytes(total),
+                        opts.threads
+                    )
+                ],
                 needed: total,
                 limit,
-                hint: "run without --fixed-buffers",
+                hint: crate::error::msg!["run without ", Setting::FixedBuffers],
             });
         }
     }

@@ -18,22 +18,28 @@
 //! The coordinator (the calling thread) takes part in every barrier, so it does the per-loop
 //! bookkeeping while all workers wait. If any party fails, it aborts the barrier: everyone
 //! else stops at the next barrier, and the first real error is returned.
+//!
+//! Several processes (`mpirun`, `srun`: [`crate::ranks`]): the coordinator also meets the
+//! other processes' coordinators, through a [`Coordinator`], after setup, after pre, between
+//! "ready" and "go" of every loop (so every rank's loop starts together), after the sync and
+//! after post. One process alone uses [`crate::ranks::Solo`], whose barriers pass at once.
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::backend::{self, Availability, Backend, PhaseTimes, Worker, WorkerSetup};
+use crate::backend::{self, Backend, PhaseTimes, Worker, WorkerSetup};
 use crate::cuda::staging::CopySpan;
 use crate::datafiles::{self, PreparedFiles};
-use crate::error::{Error, Result, VerifyFailure};
+use crate::error::{Error, Message, Result, Setting, VerifyFailure};
 use crate::io::buffer::PageBacking;
 use crate::io::file::DataFile;
 use crate::io::sys::{self, CpuTime};
 use crate::options::{Op, RunOptions};
 use crate::pattern;
 use crate::plan::ThreadPlan;
+use crate::ranks::{Coordinator, LoopWindow, RankMeasurement, Solo};
 use crate::stats::LatencyRecorder;
 
 /// What one worker thread measured.
@@ -74,6 +80,12 @@ pub struct LoopMeasurement {
     pub e2e_time: Duration,
     /// CPU time of the whole process during the loop.
     pub cpu: CpuTime,
+    /// The loop on the wall clock, from release to the last thread done (the same interval as
+    /// `e2e_time`), for laying processes' loops side by side.
+    pub window: LoopWindow,
+    /// Merged runs of several processes: the earliest start to the latest end of any rank's
+    /// loop, which is the loop's task time (the aggregate bandwidth is all bytes over it).
+    pub span: Option<Duration>,
 }
 
 /// Everything a run measured.
@@ -88,38 +100,56 @@ pub struct Measurements {
     pub loops: Vec<LoopMeasurement>,
     pub verified: bool,
     /// gds: the path the bytes took ([`Backend::gds_path`]).
-    pub gds_path: Option<crate::cufile::GdsPath>,
+    pub gds_path: Option<crate::types::GdsVerdict>,
     /// The data's filesystem when it is not a local block device (tmpfs, overlay, network,
     /// FUSE), by its statfs type.
     pub non_block_fs: Option<&'static str>,
+    /// A merged run of several processes: each rank's figures, in rank order (empty for one
+    /// process).
+    pub ranks: Vec<RankMeasurement>,
 }
 
-/// Runs `opts` through its backend.
+/// Runs `opts` through its backend, in this process alone.
 pub fn run(opts: &RunOptions) -> Result<Measurements> {
+    run_with(opts, &Solo)
+}
+
+/// Runs `opts` through its backend as one of the processes `coord` connects, meeting them at
+/// every phase (their measurements are merged afterwards by [`crate::ranks::gather`]).
+pub fn run_with(opts: &RunOptions, coord: &dyn Coordinator) -> Result<Measurements> {
     opts.validate()?;
-    let backend = backend::by_name(&opts.backend).ok_or_else(|| {
-        Error::invalid(
-            "--backend",
-            format!(
-                "unknown backend '{}'; known: {}",
-                opts.backend,
-                backend::names().join(", ")
-            ),
-        )
-    })?;
-    if let Availability::Unavailable(reason) = backend.probe() {
-        return Err(Error::Unavailable {
-            backend: opts.backend.clone(),
-            reason,
-        });
+    // Each process would decide alone when its time is up, and the ranks' loops would no
+    // longer meet; and a soak's count of wrong blocks is one process's: a time-based run or a
+    // soak is one process's.
+    if coord.size() > 1 {
+        let (setting, what) = match (opts.duration, opts.max_errors) {
+            (Some(_), _) => (Setting::Duration, "a time-based run"),
+            (None, Some(_)) => (Setting::MaxErrors, "a soak"),
+            (None, None) => (Setting::Loops, ""),
+        };
+        if !what.is_empty() {
+            return Err(Error::invalid(
+                setting,
+                crate::error::msg![
+                    format!(
+                        "{what} cannot be split over the processes of a parallel run ({} ranks); \
+                         give ",
+                        coord.size()
+                    ),
+                    Setting::Loops,
+                    " and run it as one process"
+                ],
+            ));
+        }
     }
+    let backend = backend::open(opts.backend)?;
     backend.preflight(opts)?;
     if opts.drop_caches {
         sys::check_drop_caches().map_err(Error::DropCaches)?;
     }
     let prepared = datafiles::prepare(opts)?;
     let cleanup = prepared.clone_for_cleanup();
-    let mut m = match execute(opts, backend.as_ref(), prepared) {
+    let mut m = match execute(opts, backend.as_ref(), prepared, coord) {
         Ok(m) => m,
         Err(e) => {
             // Files this run created and wrote nothing into go again; the rest stay.
@@ -132,7 +162,7 @@ pub fn run(opts: &RunOptions) -> Result<Measurements> {
     if let Some(p) = m.gds_path.as_ref().filter(|p| p.is_compat()) {
         if opts.gpu.gds.is_some_and(|g| g.require_gpudirect) {
             return Err(Error::invalid(
-                "--require-gpudirect",
+                Setting::RequireGpudirect,
                 format!(
                     "the run went through cuFile's compat mode, not GPUDirect: {}",
                     p.reason
@@ -147,6 +177,7 @@ fn execute(
     opts: &RunOptions,
     backend: &dyn Backend,
     prepared: PreparedFiles,
+    coord: &dyn Coordinator,
 ) -> Result<Measurements> {
     let barrier = PhaseBarrier::new(prepared.plans.len() + 1);
     let control = LoopControl::default();
@@ -177,17 +208,20 @@ fn execute(
                 Err(e) => {
                     // Threads already started wait at the first barrier: release them.
                     barrier.abort();
-                    spawn_error = Some(Error::Resources(format!(
-                        "--threads {}: cannot start worker thread {}: {e}",
-                        opts.threads, plan.tid
-                    )));
+                    spawn_error = Some(Error::Thread {
+                        what: crate::error::msg![
+                            Setting::Threads,
+                            format!(" {}: cannot start worker thread {}", opts.threads, plan.tid)
+                        ],
+                        source: e,
+                    });
                     break;
                 }
             }
         }
         let coordinator = match spawn_error {
             Some(e) => Err(e),
-            None => coordinate(opts, &prepared, &barrier, &control),
+            None => coordinate(opts, &prepared, &barrier, &control, coord),
         };
         if coordinator.is_err() {
             barrier.abort();
@@ -228,6 +262,7 @@ fn execute(
         verified: opts.verify,
         gds_path: None,
         non_block_fs: prepared.non_block_fs,
+        ranks: Vec::new(),
     })
 }
 
@@ -244,10 +279,13 @@ fn coordinate(
     prepared: &PreparedFiles,
     barrier: &PhaseBarrier,
     control: &LoopControl,
+    coord: &dyn Coordinator,
 ) -> Result<Vec<LoopMeasurement>> {
     barrier.wait()?; // setup done
+    coord.barrier()?; // every process's setup done
     barrier.wait()?; // pre done
     prepared.before_loops(opts)?;
+    coord.barrier()?; // every process ready for the loops
     let mut loops = Vec::with_capacity(opts.loops as usize);
     // A time-based run's measured loops end once this instant has passed.
     let mut deadline: Option<Instant> = None;
@@ -268,7 +306,10 @@ fn coordinate(
         if measured && opts.drop_caches {
             sys::drop_caches().map_err(Error::DropCaches)?;
         }
+        // Every process's workers wait at "go": the loops start together.
+        coord.barrier()?;
         let cpu0 = CpuTime::process();
+        let wall0 = std::time::SystemTime::now();
         let t0 = Instant::now();
         if measured && deadline.is_none() {
             deadline = opts.duration.map(|d| t0 + d);
@@ -276,9 +317,15 @@ fn coordinate(
         barrier.wait()?; // go
         barrier.wait()?; // done
         let e2e_time = t0.elapsed();
+        let wall1 = wall0 + e2e_time;
         let cpu = CpuTime::process().since(cpu0);
         if measured {
-            loops.push(LoopMeasurement { e2e_time, cpu });
+            loops.push(LoopMeasurement {
+                e2e_time,
+                cpu,
+                window: LoopWindow::of(wall0, wall1),
+                span: None,
+            });
         }
         // A soak's workers verify this loop before the next "next"; u32::MAX loops end it.
         i = match i.checked_add(1) {
@@ -291,7 +338,9 @@ fn coordinate(
         };
     }
     barrier.wait()?; // synced
+    coord.barrier()?; // every process's data durable
     barrier.wait()?; // post done
+    coord.barrier()?; // every process verified and released
     Ok(loops)
 }
 
@@ -311,11 +360,9 @@ fn worker_thread(
 ) -> Result<ThreadMeasurement> {
     // NUMA placement first: the buffers prepared below are first touched on the node.
     if let Some(cpus) = &opts.bind_cpus {
-        sys::bind_thread_to_cpus(cpus).map_err(|e| {
-            Error::Resources(format!(
-                "binding worker thread {} to CPUs {cpus:?}: {e}",
-                plan.tid
-            ))
+        sys::bind_thread_to_cpus(cpus).map_err(|e| Error::Thread {
+            what: format!("binding worker thread {} to CPUs {cpus:?}", plan.tid).into(),
+            source: e,
         })?;
     }
     // Setup.
@@ -503,12 +550,14 @@ impl Soak {
                     offset: plan.file_offset,
                     expected: 0,
                     found: 0,
-                    header_note: String::new(),
+                    header_note: Message::default(),
                 });
             if opts.max_errors.is_some() {
-                first.header_note.push_str(&format!(
-                    "; {total} wrong blocks found, more than --max-errors {limit}"
-                ));
+                first
+                    .header_note
+                    .push(format!("; {total} wrong blocks found, more than "));
+                first.header_note.push(Setting::MaxErrors);
+                first.header_note.push(format!(" {limit}"));
             }
             return Err(Error::Verify(Box::new(first)));
         }
@@ -517,15 +566,29 @@ impl Soak {
 }
 
 /// What a failed verify of a read adds when the header note has no advice of its own.
-pub const VERIFY_READ_HINT: &str = "; the file holds other data (another run's, or a failed write's): rewrite it with `gdswap run --op write` and the same --file/--dir, --size and --seed, or delete it";
+pub fn verify_read_hint() -> Message {
+    crate::error::msg![
+        "; the file holds other data (another run's, or a failed write's): rewrite it with `gdswap run ",
+        Setting::Op,
+        " write` and the same ",
+        Setting::File,
+        "/",
+        Setting::Dir,
+        ", ",
+        Setting::Size,
+        " and ",
+        Setting::Seed,
+        ", or delete it"
+    ]
+}
 
 /// A failed verify of a read means the file holds other data than this run's pattern (what a
 /// failed or interrupted write left, another run's): every later read would fail the same
 /// way, so say how to get a good file again (unless the note already does: another seed).
 fn with_verify_hint(opts: &RunOptions, e: Error) -> Error {
     match e {
-        Error::Verify(mut v) if opts.op == Op::Read && !v.header_note.contains("rewrite") => {
-            v.header_note.push_str(VERIFY_READ_HINT);
+        Error::Verify(mut v) if opts.op == Op::Read && !v.header_note.contains_text("rewrite") => {
+            v.header_note.0.extend(verify_read_hint().0);
             Error::Verify(v)
         }
         e => e,
@@ -626,7 +689,7 @@ impl Drop for AbortOnPanic<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::backend::MemoryKind;
+    use crate::backend::Availability;
     use crate::io::buffer::HostBuffer;
     use crate::options::Target;
 
@@ -647,11 +710,11 @@ mod tests {
         fn name(&self) -> &'static str {
             "first-loop-only"
         }
+        fn id(&self) -> crate::backend::BackendId {
+            crate::backend::BackendId::Host
+        }
         fn summary(&self) -> &'static str {
             "test double"
-        }
-        fn memory(&self) -> MemoryKind {
-            MemoryKind::Host
         }
         fn probe(&self) -> Availability {
             Availability::Available
@@ -717,7 +780,13 @@ mod tests {
             verify: true,
             ..RunOptions::default()
         };
-        execute(&opts, &Lazy { moving_calls }, datafiles::prepare(&opts)?).map(drop)
+        execute(
+            &opts,
+            &Lazy { moving_calls },
+            datafiles::prepare(&opts)?,
+            &Solo,
+        )
+        .map(drop)
     }
 
     fn expect_verify_failure_at_zero(r: Result<()>) {

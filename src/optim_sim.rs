@@ -17,8 +17,9 @@ use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use crate::error::{Error, FileOp, Result};
+use crate::error::{Error, FileOp, Result, Setting};
 use crate::swap::{DType, HostTensor, SwapOptions, SwapStore, Ticket, DATA_FILE, LOCK_FILE};
+use crate::types::{BackendId, MemoryKind};
 
 /// Parses a parameter count: digits with an optional decimal suffix K (10^3), M (10^6),
 /// B or G (10^9), T (10^12), case-insensitive, fractions allowed (`1.5B`). Counts, not
@@ -53,7 +54,7 @@ pub fn parse_count(s: &str) -> std::result::Result<u64, String> {
     Ok(n as u64)
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
     Serial,
     Pipelined,
@@ -78,7 +79,7 @@ pub struct SimOptions {
     /// staging buffers are allocated and faulted in then, as in a training run's first step.
     pub warmup_steps: u32,
     pub buffers: usize,
-    pub backend: String,
+    pub backend: BackendId,
     /// The GPU a device backend (`bounce`, `gds`) stages on.
     pub gpu: usize,
     pub io_threads: usize,
@@ -199,7 +200,7 @@ pub struct ModeReport {
     /// The first mismatch found, if any.
     pub mismatch: Option<String>,
     /// `gds`: the path cuFile's I/O took (GPUDirect or compat mode, with the evidence).
-    pub gds_path: Option<crate::report::GdsPath>,
+    pub gds_path: Option<crate::types::GdsVerdict>,
 }
 
 impl ModeReport {
@@ -266,10 +267,15 @@ impl Groups {
 /// The alignment a store pads every tensor to, at least.
 const PAD: u64 = 4096;
 
-fn too_big(flag: &'static str, what: &str) -> Error {
+fn too_big(setting: Setting, what: &str) -> Error {
     Error::invalid(
-        flag,
-        format!("{what} does not fit in 64 bits; lower --params or --sub-group-size"),
+        setting,
+        crate::error::msg![
+            format!("{what} does not fit in 64 bits; lower "),
+            Setting::Params,
+            " or ",
+            Setting::SubGroupSize
+        ],
     )
 }
 
@@ -300,7 +306,7 @@ pub fn needs(opts: &SimOptions) -> Result<Needs> {
     let groups = Groups::of(opts);
     let state = opts.params.checked_mul(12).ok_or_else(|| {
         too_big(
-            "--params",
+            Setting::Params,
             &format!("{} parameters x 12 bytes of state", opts.params),
         )
     })?;
@@ -321,10 +327,9 @@ pub fn needs(opts: &SimOptions) -> Result<Needs> {
             r => d.checked_add(group_disk(r)?),
         })
         .and_then(|d| d.checked_mul(2))
-        .ok_or_else(|| too_big("--params", "the swap store's size"))?;
+        .ok_or_else(|| too_big(Setting::Params, "the swap store's size"))?;
     let max = groups.max();
-    let device_staging = crate::backend::by_name(&opts.backend)
-        .is_some_and(|b| b.memory() == crate::backend::MemoryKind::Device);
+    let device_staging = opts.backend.memory() == MemoryKind::Device;
     // Three tensors, each padded, plus what a bounce ring or huge-page mapping may add.
     let slack: u64 = (64 << 10) + (2 << 20);
     let tensor = |elem: u64| max.checked_mul(elem).and_then(|b| b.checked_add(slack));
@@ -334,14 +339,14 @@ pub fn needs(opts: &SimOptions) -> Result<Needs> {
             true => b.checked_add(tensor(2)?),
             false => Some(b),
         })
-        .ok_or_else(|| too_big("--sub-group-size", "one sub-group's staging"))?;
+        .ok_or_else(|| too_big(Setting::SubGroupSize, "one sub-group's staging"))?;
     // Reads ahead and writes behind, `buffers` sub-groups each way, plus one; device staging
     // also books the host copies of the host tensors it moves.
     let in_flight = (2 * opts.buffers as u64).saturating_add(1);
     let staging_budget = group_bytes
         .checked_mul(in_flight)
         .and_then(|b| b.checked_mul(if device_staging { 2 } else { 1 }))
-        .ok_or_else(|| too_big("--buffers", "the staging budget"))?;
+        .ok_or_else(|| too_big(Setting::Buffers, "the staging budget"))?;
     // At most the budget is in use, and no more than all the sub-groups at once.
     let staging_used = staging_budget.min(
         group_bytes
@@ -350,11 +355,11 @@ pub fn needs(opts: &SimOptions) -> Result<Needs> {
     );
     let host_group = max
         .checked_mul(if opts.grads { 14 } else { 12 })
-        .ok_or_else(|| too_big("--sub-group-size", "one sub-group's state"))?;
+        .ok_or_else(|| too_big(Setting::SubGroupSize, "one sub-group's state"))?;
     let memory = host_group
         .checked_mul(3)
         .and_then(|h| h.checked_add(staging_used))
-        .ok_or_else(|| too_big("--sub-group-size", "the host memory"))?;
+        .ok_or_else(|| too_big(Setting::SubGroupSize, "the host memory"))?;
     Ok(Needs {
         state,
         disk_per_store,
@@ -399,21 +404,15 @@ pub fn preflight(opts: &SimOptions, stores: u64) -> Result<Needs> {
     if let Some(avail) = crate::io::sys::mem_available() {
         if n.memory > avail / 10 * 9 {
             return Err(Error::invalid(
-                "--sub-group-size",
-                format!(
-                    "optim-sim needs about {} of host memory (staging for {} sub-groups of up to {} parameters in flight, and one sub-group's host tensors), {} is available; lower --sub-group-size or --buffers",
-                    approx(n.memory),
-                    2 * opts.buffers + 1,
-                    Groups::of(opts).max(),
-                    approx(avail)
-                ),
+                Setting::SubGroupSize,
+                crate::error::msg![format!("optim-sim needs about {} of host memory (staging for {} sub-groups of up to {} parameters in flight, and one sub-group's host tensors), {} is available; lower ", approx(n.memory), 2 * opts.buffers + 1, Groups::of(opts).max(), approx(avail)), Setting::SubGroupSize, " or ", Setting::Buffers],
             ));
         }
     }
     let disk = n
         .disk_per_store
         .checked_mul(stores)
-        .ok_or_else(|| too_big("--params", "the swap stores' size"))?;
+        .ok_or_else(|| too_big(Setting::Params, "the swap stores' size"))?;
     let at = existing_ancestor(&opts.dir);
     let free = crate::io::sys::free_space(at).map_err(|e| Error::file(FileOp::Stat, at, e))?;
     // Stores of an earlier run in DIR/<mode> are replaced: their space counts as free.
@@ -425,16 +424,8 @@ pub fn preflight(opts: &SimOptions, stores: u64) -> Result<Needs> {
         .fold(0u64, u64::saturating_add);
     if disk > free.saturating_add(reclaimable) {
         return Err(Error::invalid(
-            "--params",
-            format!(
-                "{} parameters need up to {} on disk ({} of optimizer state, padded, twice: a swap-out writes beside the version it replaces{}), but --dir {} has {} free; lower --params or free space",
-                opts.params,
-                approx(disk),
-                approx(n.state),
-                if stores > 1 { format!(", for {stores} stores kept") } else { String::new() },
-                opts.dir.display(),
-                approx(free)
-            ),
+            Setting::Params,
+            crate::error::msg![format!("{} parameters need up to {} on disk ({} of optimizer state, padded, twice: a swap-out writes beside the version it replaces{}), but ", opts.params, approx(disk), approx(n.state), if stores > 1 { format!(", for {stores} stores kept") } else { String::new() }), Setting::Dir, format!(" {} has {} free; lower ", opts.dir.display(), approx(free)), Setting::Params, " or free space"],
         ));
     }
     Ok(n)
@@ -476,44 +467,43 @@ fn check_store_dir(dir: &Path) -> Result<()> {
     .map(String::as_str)
     .collect();
     Err(Error::invalid(
-        "--dir",
-        format!(
-            "{} exists and is not a gdswap swap store (it holds {}): optim-sim replaces only its own stores; remove it or pick another --dir",
-            dir.display(),
-            shown.join(", ")
-        ),
+        Setting::Dir,
+        crate::error::msg![format!("{} exists and is not a gdswap swap store (it holds {}): optim-sim replaces only its own stores; remove it or pick another ", dir.display(), shown.join(", ")), Setting::Dir],
     ))
 }
 
 /// Checks the options before anything runs.
 pub fn validate(opts: &SimOptions) -> Result<()> {
     if opts.params == 0 || opts.sub_group_size == 0 {
-        return Err(Error::invalid("--params", "needs at least one parameter"));
+        return Err(Error::invalid(
+            Setting::Params,
+            "needs at least one parameter",
+        ));
     }
     if opts.buffers > 4096 {
         return Err(Error::invalid(
-            "--buffers",
+            Setting::Buffers,
             format!("{} is out of range 2..=4096", opts.buffers),
         ));
     }
     if opts.buffers < 2 {
         return Err(Error::invalid(
-            "--buffers",
+            Setting::Buffers,
             "pipelining needs at least 2 sub-groups in flight",
         ));
     }
     if opts.steps == 0 {
-        return Err(Error::invalid("--steps", "needs at least one step"));
+        return Err(Error::invalid(Setting::Steps, "needs at least one step"));
     }
     if opts.warmup_steps.checked_add(opts.steps).is_none() {
         return Err(Error::invalid(
-            "--warmup-steps",
-            "with --steps, more steps than a u32 counts",
+            Setting::WarmupSteps,
+            crate::error::msg!["with ", Setting::Steps, ", more steps than a u32 counts"],
         ));
     }
     if opts.io_threads == 0 || opts.io_threads > 64 {
         return Err(Error::invalid(
-            "--io-threads",
+            Setting::IoThreads,
             format!("{} is out of range 1..=64", opts.io_threads),
         ));
     }
@@ -585,7 +575,7 @@ fn run_inner(opts: &SimOptions, mode: Mode, update: bool) -> Result<ModeReport> 
     let store = SwapStore::open(
         &dir,
         SwapOptions {
-            backend: opts.backend.clone(),
+            backend: opts.backend,
             gpu: opts.gpu,
             staging_budget: needs.staging_budget,
             io_threads: opts.io_threads,
@@ -896,7 +886,7 @@ mod tests {
             steps: 3,
             warmup_steps: 1,
             buffers: 3,
-            backend: "posix".into(),
+            backend: BackendId::Posix,
             io_threads: 2,
             gpu: 0,
             check: true,

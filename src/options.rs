@@ -9,11 +9,12 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, Setting};
 use crate::size::Bytes;
+pub use crate::types::BackendId;
 
 /// Direction of a transfer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Op {
     Read,
@@ -30,7 +31,7 @@ impl std::fmt::Display for Op {
 }
 
 /// Where each thread's transfers land in memory.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum BufferMode {
     /// One buffer the size of the thread's range, as a tensor is: every byte read stays in
@@ -45,7 +46,7 @@ pub enum BufferMode {
 }
 
 /// Which pages to ask for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum HugePages {
     Auto,
@@ -93,7 +94,7 @@ pub fn default_data_dir() -> PathBuf {
 pub fn data_dir_from_env() -> Result<PathBuf> {
     match std::env::var_os(DATA_DIR_ENV) {
         Some(v) if v.is_empty() => Err(Error::invalid(
-            DATA_DIR_ENV,
+            Setting::Env(DATA_DIR_ENV),
             "is set but empty; set it to a directory, or unset it to use ./gdswap-data",
         )),
         _ => Ok(default_data_dir()),
@@ -101,7 +102,7 @@ pub fn data_dir_from_env() -> Result<PathBuf> {
 }
 
 /// How the `bounce` backend stages data between the file and the GPU.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum BounceMode {
     /// Disk reads into a ring of pinned chunks overlap with copies to the device.
@@ -112,18 +113,7 @@ pub enum BounceMode {
 
 /// How the `gds` backend calls cuFile (`--gds-api`).
 #[derive(
-    Debug,
-    Clone,
-    Copy,
-    Default,
-    PartialEq,
-    Eq,
-    PartialOrd,
-    Ord,
-    Hash,
-    clap::ValueEnum,
-    Serialize,
-    serde::Deserialize,
+    Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, serde::Deserialize,
 )]
 #[serde(rename_all = "lowercase")]
 pub enum GdsApi {
@@ -202,13 +192,11 @@ pub const MAX_BOUNCE_BUFFERS: usize = 4096;
 /// Every size product of a run (ranges rounded up to pages or huge pages, their sums) fits
 /// in 64 bits below it.
 pub const MAX_SIZE: u64 = i64::MAX as u64;
-/// Backends that can register their buffers with io_uring.
-pub const BACKENDS_WITH_FIXED_BUFFERS: &[&str] = &["host", "bounce"];
 
 /// Everything one run needs.
 #[derive(Debug, Clone, Serialize)]
 pub struct RunOptions {
-    pub backend: String,
+    pub backend: BackendId,
     pub op: Op,
     pub target: Target,
     /// Total bytes moved per loop, over all threads.
@@ -253,7 +241,7 @@ pub struct RunOptions {
 impl Default for RunOptions {
     fn default() -> Self {
         RunOptions {
-            backend: "host".into(),
+            backend: BackendId::Host,
             op: Op::Read,
             target: Target::Dir(default_data_dir()),
             size: 1 << 30,
@@ -286,19 +274,19 @@ impl RunOptions {
     pub fn validate(&self) -> Result<()> {
         if self.threads == 0 || self.threads > MAX_THREADS {
             return Err(Error::invalid(
-                "--threads",
+                Setting::Threads,
                 format!("{} is out of range 1..={MAX_THREADS}", self.threads),
             ));
         }
         if self.queue_depth == 0 || self.queue_depth > MAX_QUEUE_DEPTH {
             return Err(Error::invalid(
-                "--queue-depth",
+                Setting::QueueDepth,
                 format!("{} is out of range 1..={MAX_QUEUE_DEPTH}", self.queue_depth),
             ));
         }
         if self.block_size == 0 || self.block_size > MAX_BLOCK_SIZE {
             return Err(Error::invalid(
-                "--block-size",
+                Setting::BlockSize,
                 format!(
                     "{} is out of range 1B..={}",
                     Bytes(self.block_size),
@@ -307,11 +295,11 @@ impl RunOptions {
             ));
         }
         if self.size == 0 {
-            return Err(Error::invalid("--size", "must be at least one byte"));
+            return Err(Error::invalid(Setting::Size, "must be at least one byte"));
         }
         if self.size > MAX_SIZE {
             return Err(Error::invalid(
-                "--size",
+                Setting::Size,
                 format!(
                     "{} bytes is larger than the largest file Linux can hold ({MAX_SIZE} bytes, 2^63 - 1)",
                     self.size
@@ -320,58 +308,66 @@ impl RunOptions {
         }
         if self.block_size > self.size {
             return Err(Error::invalid(
-                "--block-size",
-                format!(
-                    "{} is larger than --size {}",
-                    Bytes(self.block_size),
-                    Bytes(self.size)
-                ),
+                Setting::BlockSize,
+                crate::error::msg![
+                    format!("{} is larger than ", Bytes(self.block_size)),
+                    Setting::Size,
+                    format!(" {}", Bytes(self.size))
+                ],
             ));
         }
         if self.loops == 0 || self.loops > MAX_LOOPS {
             return Err(Error::invalid(
-                "--loops",
+                Setting::Loops,
                 format!("{} is out of range 1..={MAX_LOOPS}", self.loops),
             ));
         }
         if self.warmup > MAX_LOOPS {
             return Err(Error::invalid(
-                "--warmup",
+                Setting::Warmup,
                 format!("{} is out of range 0..={MAX_LOOPS}", self.warmup),
             ));
         }
         if (self.threads as u64) > self.size / self.block_size {
             return Err(Error::invalid(
-                "--threads",
-                format!(
-                    "{} threads cannot share --size {} in blocks of {}: each thread needs at least one block",
-                    self.threads,
-                    Bytes(self.size),
-                    Bytes(self.block_size)
-                ),
+                Setting::Threads,
+                crate::error::msg![
+                    format!("{} threads cannot share ", self.threads),
+                    Setting::Size,
+                    format!(
+                        " {} in blocks of {}: each thread needs at least one block",
+                        Bytes(self.size),
+                        Bytes(self.block_size)
+                    )
+                ],
             ));
         }
-        if self.fixed_buffers && !BACKENDS_WITH_FIXED_BUFFERS.contains(&self.backend.as_str()) {
+        if self.fixed_buffers && !self.backend.takes_fixed_buffers() {
+            let takers: Vec<&str> = BackendId::ALL
+                .into_iter()
+                .filter(|b| b.takes_fixed_buffers())
+                .map(BackendId::name)
+                .collect();
             return Err(Error::invalid(
-                "--fixed-buffers",
+                Setting::FixedBuffers,
                 format!(
                     "the {} backend registers no buffers; it applies to: {}",
                     self.backend,
-                    BACKENDS_WITH_FIXED_BUFFERS.join(", ")
+                    takers.join(", ")
                 ),
             ));
         }
         let k = self.gpu.bounce_buffers;
         if k == 0 || k > MAX_BOUNCE_BUFFERS {
             return Err(Error::invalid(
-                "--bounce-buffers",
+                Setting::BounceBuffers,
                 format!("{k} is out of range 1..={MAX_BOUNCE_BUFFERS}"),
             ));
         }
         if self.buffer == BufferMode::Ring {
-            if self.backend != "host" {
+            if self.backend != BackendId::Host {
                 return Err(Error::invalid(
-                    "--buffer",
+                    Setting::Buffer,
                     format!(
                         "ring: only the host backend reuses buffers (not {})",
                         self.backend
@@ -380,27 +376,33 @@ impl RunOptions {
             }
             if self.verify {
                 return Err(Error::invalid(
-                    "--buffer",
-                    "ring: --verify needs --buffer full (ring buffers are overwritten as data arrives)",
+                    Setting::Buffer,
+                    crate::error::msg![
+                        "ring: ",
+                        Setting::Verify,
+                        " needs ",
+                        Setting::Buffer,
+                        " full (ring buffers are overwritten as data arrives)"
+                    ],
                 ));
             }
         }
         if self.duration.is_some_and(|d| d.is_zero()) {
             return Err(Error::invalid(
-                "--duration",
+                Setting::Duration,
                 "must be more than zero (a run of no time measures nothing)",
             ));
         }
         if self.max_errors.is_some() && !self.verify {
             return Err(Error::invalid(
-                "--max-errors",
-                "counts verification errors: add --verify",
+                Setting::MaxErrors,
+                crate::error::msg!["counts verification errors: add ", Setting::Verify],
             ));
         }
         if self.fixed_buffers && !self.direct {
             return Err(Error::invalid(
-                "--fixed-buffers",
-                "needs O_DIRECT; drop --buffered",
+                Setting::FixedBuffers,
+                crate::error::msg!["needs O_DIRECT; drop ", Setting::Buffered],
             ));
         }
         Ok(())
@@ -423,9 +425,9 @@ impl RunOptions {
 mod tests {
     use super::*;
 
-    fn flag_of(o: &RunOptions) -> &'static str {
+    fn flag_of(o: &RunOptions) -> Setting {
         match o.validate().unwrap_err() {
-            Error::InvalidOption { flag, .. } => flag,
+            Error::InvalidOption { setting, .. } => setting,
             e => panic!("unexpected {e}"),
         }
     }
@@ -438,34 +440,34 @@ mod tests {
     #[test]
     fn bad_values_name_their_flag() {
         let d = RunOptions::default;
-        assert_eq!(flag_of(&RunOptions { threads: 0, ..d() }), "--threads");
+        assert_eq!(flag_of(&RunOptions { threads: 0, ..d() }), Setting::Threads);
         assert_eq!(
             flag_of(&RunOptions {
                 threads: 5000,
                 ..d()
             }),
-            "--threads"
+            Setting::Threads
         );
         assert_eq!(
             flag_of(&RunOptions {
                 queue_depth: 0,
                 ..d()
             }),
-            "--queue-depth"
+            Setting::QueueDepth
         );
         assert_eq!(
             flag_of(&RunOptions {
                 queue_depth: 100_000,
                 ..d()
             }),
-            "--queue-depth"
+            Setting::QueueDepth
         );
         assert_eq!(
             flag_of(&RunOptions {
                 block_size: 0,
                 ..d()
             }),
-            "--block-size"
+            Setting::BlockSize
         );
         assert_eq!(
             flag_of(&RunOptions {
@@ -473,7 +475,7 @@ mod tests {
                 size: 4 << 30,
                 ..d()
             }),
-            "--block-size"
+            Setting::BlockSize
         );
         assert_eq!(
             flag_of(&RunOptions {
@@ -481,17 +483,17 @@ mod tests {
                 size: 1 << 20,
                 ..d()
             }),
-            "--block-size"
+            Setting::BlockSize
         );
-        assert_eq!(flag_of(&RunOptions { size: 0, ..d() }), "--size");
-        assert_eq!(flag_of(&RunOptions { loops: 0, ..d() }), "--loops");
+        assert_eq!(flag_of(&RunOptions { size: 0, ..d() }), Setting::Size);
+        assert_eq!(flag_of(&RunOptions { loops: 0, ..d() }), Setting::Loops);
         assert_eq!(
             flag_of(&RunOptions {
                 threads: 8,
                 size: 4 << 20,
                 ..d()
             }),
-            "--threads"
+            Setting::Threads
         );
         assert_eq!(
             flag_of(&RunOptions {
@@ -499,7 +501,7 @@ mod tests {
                 direct: false,
                 ..d()
             }),
-            "--fixed-buffers"
+            Setting::FixedBuffers
         );
         let ring = || RunOptions {
             buffer: BufferMode::Ring,
@@ -508,10 +510,10 @@ mod tests {
         ring().validate().unwrap();
         assert_eq!(
             flag_of(&RunOptions {
-                backend: "posix".into(),
+                backend: BackendId::Posix,
                 ..ring()
             }),
-            "--buffer"
+            Setting::Buffer
         );
         RunOptions {
             op: Op::Write,
@@ -524,14 +526,14 @@ mod tests {
                 verify: true,
                 ..ring()
             }),
-            "--buffer"
+            Setting::Buffer
         );
         let posix_fixed = RunOptions {
-            backend: "posix".into(),
+            backend: BackendId::Posix,
             fixed_buffers: true,
             ..d()
         };
-        assert_eq!(flag_of(&posix_fixed), "--fixed-buffers");
+        assert_eq!(flag_of(&posix_fixed), Setting::FixedBuffers);
         let no_chunks = RunOptions {
             gpu: GpuOptions {
                 bounce_buffers: 0,
@@ -539,6 +541,6 @@ mod tests {
             },
             ..d()
         };
-        assert_eq!(flag_of(&no_chunks), "--bounce-buffers");
+        assert_eq!(flag_of(&no_chunks), Setting::BounceBuffers);
     }
 }

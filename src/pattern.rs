@@ -15,7 +15,7 @@ use std::path::Path;
 
 use bytemuck::{Pod, Zeroable};
 
-use crate::error::VerifyFailure;
+use crate::error::{Message, Setting, VerifyFailure};
 
 /// Bytes per pattern granule.
 pub const GRANULE: usize = 4096;
@@ -120,7 +120,7 @@ pub fn verify(
         let header_note = if inner.start == 0 && found.len() >= HEADER_LEN {
             describe_header(&found[..HEADER_LEN], g_off, seed)
         } else {
-            String::new()
+            Message::default()
         };
         failure = Some(Box::new(VerifyFailure {
             path: path.to_path_buf(),
@@ -160,7 +160,7 @@ pub fn verify_all(
                 let header_note = if inner.start == 0 && found.len() >= HEADER_LEN {
                     describe_header(&found[..HEADER_LEN], g_off, seed)
                 } else {
-                    String::new()
+                    Message::default()
                 };
                 out.push(VerifyFailure {
                     path: path.to_path_buf(),
@@ -177,7 +177,7 @@ pub fn verify_all(
 }
 
 /// Says what a found header means, relative to what was expected there.
-fn describe_header(bytes: &[u8], expected_offset: u64, expected_seed: u64) -> String {
+fn describe_header(bytes: &[u8], expected_offset: u64, expected_seed: u64) -> Message {
     let h: Header = bytemuck::pod_read_unaligned(bytes);
     let (offset, seed) = (u64::from_le(h.offset), u64::from_le(h.seed));
     if h.magic != MAGIC {
@@ -187,10 +187,16 @@ fn describe_header(bytes: &[u8], expected_offset: u64, expected_seed: u64) -> St
         return "; the block header there is itself corrupt".into();
     }
     if offset != expected_offset {
-        return format!("; the block there belongs at offset {offset} (misplaced data)");
+        return format!("; the block there belongs at offset {offset} (misplaced data)").into();
     }
     if seed != expected_seed {
-        return format!("; the block there was written with seed {seed}, not {expected_seed} (rerun with --seed {seed}, or rewrite the file)");
+        return crate::error::msg![
+            format!(
+                "; the block there was written with seed {seed}, not {expected_seed} (rerun with "
+            ),
+            Setting::Seed,
+            format!(" {seed}, or rewrite the file)")
+        ];
     }
     "; the block header there is intact, its contents are not".into()
 }
@@ -240,7 +246,7 @@ mod tests {
         let offsets: Vec<u64> = out.iter().map(|f| f.offset).collect();
         assert_eq!(offsets, [8192 + 100, 8192 + 2 * GRANULE as u64 + 40]);
         assert!(
-            out[1].header_note.contains("intact"),
+            out[1].header_note.contains_text("intact"),
             "{}",
             out[1].header_note
         );
@@ -267,7 +273,11 @@ mod tests {
         let f = verify(&buf, 1 << 20, 9, Path::new("/x")).unwrap_err();
         assert_eq!(f.offset, (1 << 20) + 2 * GRANULE as u64 + 77);
         assert_eq!(f.found, f.expected ^ 0x5a);
-        assert!(f.header_note.contains("intact"), "{}", f.header_note);
+        assert!(
+            f.header_note.to_string().contains("intact"),
+            "{}",
+            f.header_note
+        );
     }
 
     #[test]
@@ -281,20 +291,24 @@ mod tests {
         // The header's offset field differs first at its second byte (0x1000 little-endian).
         assert_eq!(f.offset, GRANULE as u64 + 9);
         assert!(
-            f.header_note.contains("belongs at offset 0"),
+            f.header_note.to_string().contains("belongs at offset 0"),
             "{}",
             f.header_note
         );
 
         fill(&mut buf, 0, 4);
         let f = verify(&buf, 0, 3, Path::new("p")).unwrap_err();
-        assert!(f.header_note.contains("seed 4"), "{}", f.header_note);
+        assert!(
+            f.header_note.to_string().contains("seed 4"),
+            "{}",
+            f.header_note
+        );
 
         buf.fill(0);
         let f = verify(&buf, 0, 3, Path::new("p")).unwrap_err();
         assert_eq!(f.offset, 0);
         assert!(
-            f.header_note.contains("no gdswap header"),
+            f.header_note.to_string().contains("no gdswap header"),
             "{}",
             f.header_note
         );

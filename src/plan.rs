@@ -9,7 +9,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, Setting};
 use crate::options::{RunOptions, Target};
 use crate::size::Bytes;
 
@@ -75,21 +75,14 @@ pub fn ranges(opts: &RunOptions, align: u64) -> Result<Vec<(u64, u64)>> {
         .collect::<Option<_>>()
         .ok_or_else(|| {
             Error::invalid(
-                "--size",
+                Setting::Size,
                 format!("{}: a thread's range overflows 64 bits", Bytes(opts.size)),
             )
         })?;
     if lens.contains(&0) {
         return Err(Error::invalid(
-            "--threads",
-            format!(
-                "{} threads cannot share --size {}: each thread's range is a whole number of {} (block size{}), except the last one's, so at most {} threads fit",
-                opts.threads,
-                Bytes(opts.size),
-                Bytes(unit),
-                if align > 1 { " and 4 KiB page, for O_DIRECT" } else { "" },
-                units + u64::from(opts.size % unit != 0)
-            ),
+            Setting::Threads,
+            crate::error::msg![format!("{} threads cannot share ", opts.threads), Setting::Size, format!(" {}: each thread's range is a whole number of {} (block size{}), except the last one's, so at most {} threads fit", Bytes(opts.size), Bytes(unit), if align > 1 { " and 4 KiB page, for O_DIRECT" } else { "" }, units + u64::from(opts.size % unit != 0))],
         ));
     }
     let mut next = 0u64;
@@ -315,7 +308,7 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(
-            e.starts_with("--threads: 2 threads cannot share --size 1124B"),
+            e.starts_with("threads: 2 threads cannot share size 1124B"),
             "{e}"
         );
         assert_eq!(lcm(1536, 4096), 12288);

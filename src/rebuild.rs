@@ -10,7 +10,8 @@
 
 use std::path::Path;
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Message, Result, Setting};
+use crate::options::Op;
 use crate::report::comparison::{self, Comparison};
 use crate::report::{json, markdown, svg, RunReport};
 use crate::sweep::{self, Metric};
@@ -26,11 +27,12 @@ pub enum Input {
 
 /// Recognises a results file by its content; errors name the file.
 pub fn classify(path: &Path, text: &str) -> Result<Input> {
-    let bad = |message: String| Error::BadFile {
-        flag: "gdswap report",
+    let bad_message = |message: Message| Error::BadFile {
+        role: crate::error::FileRole::SavedResult,
         path: path.to_path_buf(),
         message,
     };
+    let bad = |message: String| bad_message(message.into());
     if let Ok(v) = serde_json::from_str::<serde_json::Value>(text) {
         let schema = if v.is_array() {
             v[0]["schema"].as_str().unwrap_or("").to_string()
@@ -52,9 +54,13 @@ pub fn classify(path: &Path, text: &str) -> Result<Input> {
             crate::tuning::CONFIG_SCHEMA => Err(bad(
                 "is a config file (settings), not results; give the sweep's points.jsonl".into(),
             )),
-            other => Err(bad(format!(
-                "is not a gdswap result (schema '{other}'); give files written by run/compare --json or a sweep's points.jsonl"
-            ))),
+            other => Err(bad_message(crate::error::msg![
+                format!(
+                    "is not a gdswap result (schema '{other}'); give files written by run/compare "
+                ),
+                Setting::Json,
+                " or a sweep's points.jsonl"
+            ])),
         };
     }
     let mut points = Vec::new();
@@ -78,8 +84,8 @@ pub fn classify(path: &Path, text: &str) -> Result<Input> {
 
 /// The metric a set of points supports: `both` when reads and writes were measured.
 pub fn metric_of(points: &[Comparison]) -> Metric {
-    let has = |op: &str| points.iter().any(|c| c.params.op == op);
-    match (has("read"), has("write")) {
+    let has = |op: Op| points.iter().any(|c| c.params.workload.op == op);
+    match (has(Op::Read), has(Op::Write)) {
         (true, true) => Metric::Both,
         (false, true) => Metric::Write,
         _ => Metric::Read,
@@ -180,7 +186,7 @@ mod tests {
         let e = classify(p, "{\"a\": 1}").unwrap_err();
         assert!(
             e.to_string()
-                .starts_with("gdswap report x.json: is not a gdswap result"),
+                .starts_with("saved result x.json: is not a gdswap result"),
             "{e}"
         );
         let e = classify(p, &format!("{line}\nnot json\n")).unwrap_err();
@@ -192,7 +198,7 @@ mod tests {
     fn rebuild_writes_sections_and_plots_for_each_input() {
         let c = sample();
         let mut write = c.clone();
-        write.params.op = "write".into();
+        write.params.workload.op = Op::Write;
         let points = vec![c.clone(), write];
         assert_eq!(metric_of(&points), Metric::Both);
         assert_eq!(metric_of(&points[..1]), Metric::Read);

@@ -5,8 +5,11 @@
 /// thread's buffer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Request {
+    /// Byte offset in the file.
     pub file_offset: u64,
+    /// Byte offset in the thread's buffer.
     pub buf_offset: usize,
+    /// Bytes to move.
     pub len: usize,
     /// Goes through the buffered descriptor because O_DIRECT cannot do its length.
     pub tail: bool,

@@ -45,6 +45,25 @@ impl LatencyRecorder {
         self.hist.len()
     }
 
+    /// The histogram as `(value, count)` per recorded bucket (the bucket's highest value, in
+    /// ns): what another process needs to rebuild it exactly ([`LatencyRecorder::from_counts`]).
+    pub fn counts(&self) -> Vec<(u64, u64)> {
+        self.hist
+            .iter_recorded()
+            .map(|v| (v.value_iterated_to(), v.count_at_value()))
+            .collect()
+    }
+
+    /// The histogram [`LatencyRecorder::counts`] described: every value lands in the bucket it
+    /// came from, so merging rebuilt histograms is as exact as merging the originals.
+    pub fn from_counts(counts: &[(u64, u64)]) -> Self {
+        let mut r = Self::new();
+        for &(value, n) in counts {
+            r.hist.saturating_record_n(value.max(1), n);
+        }
+        r
+    }
+
     pub fn percentiles(&self) -> Percentiles {
         let us = |ns: u64| ns as f64 / 1000.0;
         if self.hist.is_empty() {

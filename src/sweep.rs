@@ -36,11 +36,12 @@ use std::sync::atomic::AtomicBool;
 
 use crate::compare::Contender;
 use crate::compare::{self, Progress};
-use crate::error::{Error, FileOp, Result};
+use crate::error::{Error, FileOp, FileRole, Message, Result, Setting};
 use crate::options::{GdsApi, GdsOptions, Op, RunOptions};
 use crate::report::comparison::{self, Comparison, ContenderKind};
 use crate::size::Bytes;
 use crate::tuning::{Config, Tuning, CONFIG_SCHEMA};
+use crate::types::BackendId;
 
 /// The points file in the output directory.
 pub const POINTS_JSONL: &str = "points.jsonl";
@@ -50,7 +51,7 @@ pub const AIO_JSON: &str = "aio.json";
 pub const REPORT_MD: &str = "sweep.md";
 
 /// What the best configuration is chosen for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Metric {
     Read,
     Write,
@@ -111,10 +112,10 @@ impl std::fmt::Display for PointKey {
 /// The key of a measured point.
 pub fn key_of(c: &Comparison) -> PointKey {
     PointKey {
-        block_size: c.params.block_size_bytes,
-        queue_depth: c.params.queue_depth,
-        threads: c.params.threads,
-        op: c.params.op.clone(),
+        block_size: c.params.workload.block_size_bytes,
+        queue_depth: c.params.workload.queue_depth,
+        threads: c.params.workload.threads,
+        op: c.params.workload.op.to_string(),
         bounce_buffers: c.params.bounce_buffers,
         gds_api: c.params.gds_api,
     }
@@ -165,7 +166,7 @@ impl SweepSpec {
     }
 
     /// The grid, each point with the one backend it is limited to (`None`: every contender).
-    fn scoped_grid(&self) -> Vec<(PointKey, Option<&'static str>)> {
+    fn scoped_grid(&self) -> Vec<(PointKey, Option<BackendId>)> {
         let mut out = Vec::new();
         for &bs in &self.block_sizes {
             for &qd in &self.queue_depths {
@@ -186,7 +187,7 @@ impl SweepSpec {
                                 gds_api: None,
                                 ..all.clone()
                             };
-                            out.push((key, Some("bounce")));
+                            out.push((key, Some(BackendId::Bounce)));
                         }
                         for &api in self.gds_apis.iter().skip(1) {
                             let key = PointKey {
@@ -194,7 +195,7 @@ impl SweepSpec {
                                 gds_api: Some(api),
                                 ..all.clone()
                             };
-                            out.push((key, Some("gds")));
+                            out.push((key, Some(BackendId::Gds)));
                         }
                     }
                 }
@@ -227,18 +228,18 @@ impl SweepSpec {
 
     /// Resolves every point before anything runs, so a bad value fails first, naming its flag.
     pub fn resolve_all(&self) -> Result<Vec<(PointKey, compare::CompareSpec)>> {
-        let lists: [(&'static str, bool); 3] = [
-            ("--block-size", self.block_sizes.is_empty()),
-            ("--queue-depth", self.queue_depths.is_empty()),
-            ("--threads", self.threads.is_empty()),
+        let lists: [(Setting, bool); 3] = [
+            (Setting::BlockSize, self.block_sizes.is_empty()),
+            (Setting::QueueDepth, self.queue_depths.is_empty()),
+            (Setting::Threads, self.threads.is_empty()),
         ];
-        for (flag, empty) in lists {
+        for (setting, empty) in lists {
             if empty {
-                return Err(Error::invalid(flag, "the list is empty"));
+                return Err(Error::invalid(setting, "the list is empty"));
             }
         }
         if self.bounce_buffers.contains(&0) {
-            return Err(Error::invalid("--bounce-buffers", "0 is out of range"));
+            return Err(Error::invalid(Setting::BounceBuffers, "0 is out of range"));
         }
         let mut out = Vec::new();
         for (mut k, only) in self.scoped_grid() {
@@ -249,21 +250,16 @@ impl SweepSpec {
                 self.rounds,
             )?;
             if let Some(only) = only {
-                spec.contenders
-                    .retain(|c| matches!(c, Contender::Backend(n) if n == only));
+                spec.contenders.retain(|c| *c == Contender::Backend(only));
                 if spec.contenders.is_empty() {
                     continue;
                 }
             }
-            let runs = |name: &str| {
-                spec.contenders
-                    .iter()
-                    .any(|c| matches!(c, Contender::Backend(n) if n == name))
-            };
-            if !runs("bounce") {
+            let runs = |b: BackendId| spec.contenders.contains(&Contender::Backend(b));
+            if !runs(BackendId::Bounce) {
                 k.bounce_buffers = None;
             }
-            if !runs("gds") {
+            if !runs(BackendId::Gds) {
                 k.gds_api = None;
             }
             out.push((k, spec));
@@ -282,9 +278,9 @@ pub struct Loaded {
 /// Reads `points.jsonl`.
 pub fn load_points(path: &Path) -> Result<Loaded> {
     let text = crate::io::file::read_regular(path).map_err(|e| Error::BadFile {
-        flag: "--resume",
+        role: FileRole::Setting(Setting::Resume),
         path: path.to_path_buf(),
-        message: format!("cannot read it: {e}"),
+        message: format!("cannot read it: {e}").into(),
     })?;
     let mut points = Vec::new();
     let mut dropped_lines = 0;
@@ -311,42 +307,65 @@ pub fn check_resumable(spec: &SweepSpec, points: &[Comparison], path: &Path) -> 
     });
     for c in points {
         let p = &c.params;
-        let differs: Option<(&'static str, String, String)> = if p.size_bytes != probe.size_bytes {
-            Some((
-                "--size",
-                Bytes(p.size_bytes).to_string(),
-                Bytes(probe.size_bytes).to_string(),
-            ))
-        } else if p.loops != probe.loops {
-            Some(("--loops", p.loops.to_string(), probe.loops.to_string()))
-        } else if p.warmup != probe.warmup {
-            Some(("--warmup", p.warmup.to_string(), probe.warmup.to_string()))
-        } else if p.rounds != probe.rounds {
-            Some(("--rounds", p.rounds.to_string(), probe.rounds.to_string()))
-        } else if p.target != probe.target || p.target_kind != probe.target_kind {
-            Some((
-                "--file/--dir",
-                p.target.display().to_string(),
-                probe.target.display().to_string(),
-            ))
-        } else if p.random != probe.random {
-            Some(("--random", p.random.to_string(), probe.random.to_string()))
-        } else if p.direct != probe.direct {
-            Some((
-                "--buffered",
-                (!p.direct).to_string(),
-                (!probe.direct).to_string(),
-            ))
-        } else {
-            None
-        };
-        if let Some((flag, was, now)) = differs {
+        let differs: Option<(Message, String, String)> =
+            if p.workload.size_bytes != probe.workload.size_bytes {
+                Some((
+                    Setting::Size.into(),
+                    Bytes(p.workload.size_bytes).to_string(),
+                    Bytes(probe.workload.size_bytes).to_string(),
+                ))
+            } else if p.workload.loops != probe.workload.loops {
+                Some((
+                    Setting::Loops.into(),
+                    p.workload.loops.to_string(),
+                    probe.workload.loops.to_string(),
+                ))
+            } else if p.workload.warmup != probe.workload.warmup {
+                Some((
+                    Setting::Warmup.into(),
+                    p.workload.warmup.to_string(),
+                    probe.workload.warmup.to_string(),
+                ))
+            } else if p.rounds != probe.rounds {
+                Some((
+                    Setting::Rounds.into(),
+                    p.rounds.to_string(),
+                    probe.rounds.to_string(),
+                ))
+            } else if p.workload.target != probe.workload.target
+                || p.workload.target_kind != probe.workload.target_kind
+            {
+                Some((
+                    crate::error::msg![Setting::File, "/", Setting::Dir],
+                    p.workload.target.display().to_string(),
+                    probe.workload.target.display().to_string(),
+                ))
+            } else if p.random != probe.random {
+                Some((
+                    Setting::Random.into(),
+                    p.random.to_string(),
+                    probe.random.to_string(),
+                ))
+            } else if p.direct != probe.direct {
+                Some((
+                    Setting::Buffered.into(),
+                    (!p.direct).to_string(),
+                    (!probe.direct).to_string(),
+                ))
+            } else {
+                None
+            };
+        if let Some((setting, was, now)) = differs {
+            let mut message = crate::error::msg!["was measured with "];
+            message.0.extend(setting.0);
+            message.push(format!(
+                " {was}, this sweep asks {now}; resume with the same options, or start a new sweep with another "
+            ));
+            message.push(Setting::Out);
             return Err(Error::BadFile {
-                flag: "--resume",
+                role: FileRole::Setting(Setting::Resume),
                 path: path.to_path_buf(),
-                message: format!(
-                    "was measured with {flag} {was}, this sweep asks {now}; resume with the same options, or start a new sweep with another --out"
-                ),
+                message,
             });
         }
     }
@@ -503,7 +522,7 @@ pub fn sweep(
             }
             Err(e) => {
                 return Err(Error::Within {
-                    context: format!("sweep point {key}"),
+                    context: format!("sweep point {key}").into(),
                     source: Box::new(e),
                 })
             }
@@ -593,8 +612,10 @@ pub fn best(points: &[Comparison], metric: Metric) -> Config {
                         read_gibps: r,
                         write_gibps: w,
                         score_gibps: score,
-                        bounce_buffers: k.bounce_buffers.filter(|_| name == "bounce"),
-                        gds_api: k.gds_api.filter(|_| name == "gds"),
+                        bounce_buffers: k
+                            .bounce_buffers
+                            .filter(|_| name == BackendId::Bounce.name()),
+                        gds_api: k.gds_api.filter(|_| name == BackendId::Gds.name()),
                     },
                 );
             }
@@ -614,10 +635,10 @@ mod tests {
 
     fn point(op: &str, bs: u64, qd: u32, threads: usize, host: f64, posix: f64) -> Comparison {
         let mut c = sample_comparison();
-        c.params.op = op.into();
-        c.params.block_size_bytes = bs;
-        c.params.queue_depth = qd;
-        c.params.threads = threads;
+        c.params.workload.op = if op == "write" { Op::Write } else { Op::Read };
+        c.params.workload.block_size_bytes = bs;
+        c.params.workload.queue_depth = qd;
+        c.params.workload.threads = threads;
         c.contenders[0].bandwidth_gibps.median = host;
         c.contenders[1].bandwidth_gibps.median = posix;
         c
@@ -671,7 +692,7 @@ mod tests {
             rounds: 1,
             metric: Metric::Read,
         };
-        let g: Vec<(String, Option<&str>)> = spec
+        let g: Vec<(String, Option<BackendId>)> = spec
             .scoped_grid()
             .into_iter()
             .map(|(k, only)| (k.to_string(), only))
@@ -685,15 +706,15 @@ mod tests {
                 ),
                 (
                     "read bs 1MiB qd 8 threads 1 bounce-buffers 8".to_string(),
-                    Some("bounce")
+                    Some(BackendId::Bounce)
                 ),
                 (
                     "read bs 1MiB qd 8 threads 1 gds-api batch".to_string(),
-                    Some("gds")
+                    Some(BackendId::Gds)
                 ),
                 (
                     "read bs 1MiB qd 8 threads 1 gds-api stream".to_string(),
-                    Some("gds")
+                    Some(BackendId::Gds)
                 ),
             ]
         );
@@ -705,7 +726,7 @@ mod tests {
             .resolve_all()
             .unwrap_err()
             .to_string()
-            .starts_with("--bounce-buffers"));
+            .starts_with("bounce_buffers"));
 
         // A line written before the knobs existed loads, with none.
         let old = serde_json::to_string(&sample_comparison()).unwrap();
@@ -810,16 +831,16 @@ mod tests {
         let same = sample_comparison();
         check_resumable(&spec, std::slice::from_ref(&same), p).unwrap();
         let mut other = same.clone();
-        other.params.size_bytes = 4 << 20;
+        other.params.workload.size_bytes = 4 << 20;
         let e = check_resumable(&spec, &[other], p).unwrap_err().to_string();
         assert_eq!(
             e,
-            "--resume /x/points.jsonl: was measured with --size 4MiB, this sweep asks 1GiB; resume with the same options, or start a new sweep with another --out"
+            "resume /x/points.jsonl: was measured with size 4MiB, this sweep asks 1GiB; resume with the same options, or start a new sweep with another out"
         );
         let mut other = same;
         other.params.rounds = 5;
         let e = check_resumable(&spec, &[other], p).unwrap_err().to_string();
-        assert!(e.contains("--rounds 5, this sweep asks 3"), "{e}");
+        assert!(e.contains("rounds 5, this sweep asks 3"), "{e}");
         // Grid order: block size, queue depth, threads, direction.
         let spec = SweepSpec {
             block_sizes: vec![1, 2],

@@ -34,8 +34,9 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::{Error, Result};
+use crate::error::{Error, FileRole, Result, Setting};
 use crate::options::{GdsApi, GdsOptions, RunOptions};
+use crate::types::BackendId;
 
 pub const CONFIG_SCHEMA: &str = "gdswap.config.v1";
 
@@ -106,12 +107,12 @@ impl Config {
         s
     }
 
-    /// Reads a config file; `flag` names the option that gave the path, for errors.
-    pub fn load(path: &Path, flag: &'static str) -> Result<Config> {
+    /// Reads a config file; `setting` names the option that gave the path, for errors.
+    pub fn load(path: &Path, setting: Setting) -> Result<Config> {
         let bad = |message: String| Error::BadFile {
-            flag,
+            role: FileRole::Setting(setting),
             path: path.to_path_buf(),
-            message,
+            message: message.into(),
         };
         let text =
             crate::io::file::read_regular(path).map_err(|e| bad(format!("cannot read it: {e}")))?;
@@ -133,14 +134,15 @@ impl Config {
     }
 
     /// The settings for `backend`, or an error naming the file and what it does hold.
-    pub fn for_backend(&self, backend: &str, path: &Path, flag: &'static str) -> Result<&Tuning> {
+    pub fn for_backend(&self, backend: &str, path: &Path, setting: Setting) -> Result<&Tuning> {
         self.backends.get(backend).ok_or_else(|| Error::BadFile {
-            flag,
+            role: FileRole::Setting(setting),
             path: path.to_path_buf(),
             message: format!(
                 "holds no settings for backend '{backend}' (it has: {})",
                 self.backends.keys().cloned().collect::<Vec<_>>().join(", ")
-            ),
+            )
+            .into(),
         })
     }
 
@@ -168,9 +170,9 @@ impl Config {
     /// The DeepSpeed `"aio"` block (see the module docs for the mapping), or `None` when no
     /// backend in the config maps to DeepSpeed's swapper.
     pub fn aio_block(&self) -> Option<serde_json::Value> {
-        let (name, t) = ["gds", "host"]
-            .iter()
-            .find_map(|n| self.backends.get(*n).map(|t| (*n, t)))?;
+        let (backend, t) = [BackendId::Gds, BackendId::Host]
+            .into_iter()
+            .find_map(|b| self.backends.get(b.name()).map(|t| (b, t)))?;
         Some(serde_json::json!({
             "aio": {
                 "block_size": t.block_size,
@@ -178,7 +180,7 @@ impl Config {
                 "intra_op_parallelism": t.threads,
                 "single_submit": false,
                 "overlap_events": true,
-                "use_gds": name == "gds",
+                "use_gds": backend == BackendId::Gds,
             }
         }))
     }
@@ -267,24 +269,26 @@ mod tests {
         let dir = crate::testutil::scratch_dir();
         let p = dir.path().join("c.json");
         std::fs::write(&p, sample().to_json()).unwrap();
-        let c = Config::load(&p, "--config").unwrap();
+        let c = Config::load(&p, Setting::Config).unwrap();
         assert_eq!(c, sample());
         let mut o = RunOptions::default();
-        c.for_backend("host", &p, "--config").unwrap().apply(&mut o);
+        c.for_backend("host", &p, Setting::Config)
+            .unwrap()
+            .apply(&mut o);
         assert_eq!((o.block_size, o.queue_depth, o.threads), (1 << 20, 8, 2));
         let e = c
-            .for_backend("gds", &p, "--config")
+            .for_backend("gds", &p, Setting::Config)
             .unwrap_err()
             .to_string();
         assert!(
-            e.starts_with("--config ")
+            e.starts_with("config ")
                 && e.ends_with("holds no settings for backend 'gds' (it has: host, posix)"),
             "{e}"
         );
         std::fs::write(&p, "{}").unwrap();
-        let e = Config::load(&p, "--config").unwrap_err().to_string();
+        let e = Config::load(&p, Setting::Config).unwrap_err().to_string();
         assert!(e.contains("not a gdswap config"), "{e}");
-        let e = Config::load(&dir.path().join("nope"), "--config")
+        let e = Config::load(&dir.path().join("nope"), Setting::Config)
             .unwrap_err()
             .to_string();
         assert!(e.contains("cannot read it"), "{e}");

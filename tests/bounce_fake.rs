@@ -34,7 +34,7 @@ fn fake_report(args: Vec<OsString>, vars: &[(&str, String)]) -> gdswap::report::
 
 fn assert_bounce_report(r: &gdswap::report::RunReport, mode: &str, size: u64, threads: usize) {
     assert_sane(r, size, 2, threads);
-    assert_eq!(r.params.backend, "bounce");
+    assert_eq!(r.params.backend, gdswap::backend::BackendId::Bounce);
     assert!(r.summary.verified);
     assert!(
         r.backend_mode.starts_with(&format!("bounce {mode}")),

@@ -186,7 +186,7 @@ fn writes_are_compared_and_verified() {
         ],
     ));
     let c = read_comparison(&json);
-    assert_eq!(c.params.op, "write");
+    assert_eq!(c.params.workload.op.to_string(), "write");
     assert_eq!(c.contenders.len(), 1);
     assert!(c.ratios.is_empty());
     assert_pattern(&f, 0, SIZE, 0x5eed);
@@ -733,7 +733,7 @@ fn defaults_use_every_backend_the_default_data_dir_and_note_gdsio() {
         &["host", "posix"]
     };
     assert_eq!(names, want, "{}", out.stderr);
-    assert_eq!(c.params.target, data);
+    assert_eq!(c.params.workload.target, data);
     assert!(
         c.skipped.iter().any(|s| s.name == "gdsio"),
         "{:?}",
@@ -783,4 +783,40 @@ fn a_failed_comparison_still_writes_its_json_record() {
     assert_eq!(v["command_line"][1], "compare", "{v}");
     assert!(v["finished_at"].is_string(), "{v}");
     assert!(v["environment"]["git_commit"].is_string(), "{v}");
+}
+
+/// A backend that refuses the workload is skipped with the refusal as its reason, which names
+/// the flag (the library's error names the setting; the command line turns it into the flag),
+/// in the note and in the JSON alike.
+#[test]
+fn a_backend_skipped_for_a_flag_names_the_flag() {
+    require_host_backend!();
+    let dir = scratch();
+    let data = dir.path().join("data");
+    let json = dir.path().join("c.json");
+    let out = outcome(&mut gdswap(with(
+        compare_argv(1),
+        argv![
+            "--buffer",
+            "ring",
+            "--peers",
+            "none",
+            "--create-dir",
+            "--dir",
+            &data,
+            "--json",
+            &json
+        ],
+    )))
+    .expect_ok();
+    let want = "--buffer: ring: only the host backend reuses buffers (not posix)";
+    assert!(
+        out.stderr
+            .contains(&format!("note: skipping backend posix: {want}")),
+        "{}",
+        out.stderr
+    );
+    let c = read_comparison(&json);
+    let posix = c.skipped.iter().find(|s| s.name == "posix").unwrap();
+    assert_eq!(posix.reason, want);
 }

@@ -81,6 +81,21 @@ fn calls_need_a_current_context_which_is_a_per_thread_stack() {
     let e = on_fresh_thread(|| DeviceBuffer::new(4096, 0).err().map(|e| e.to_string()));
     let e = e.expect("cuMemAlloc without a current context fails");
     assert!(e.contains("CUDA_ERROR_INVALID_CONTEXT (201)"), "{e}");
+    // The error keeps the CUresult as a number, with the driver's name for it, for callers
+    // that act on the code rather than the text.
+    let code = on_fresh_thread(|| match DeviceBuffer::new(4096, 0) {
+        Err(gdswap::Error::Cuda {
+            code,
+            name,
+            description,
+            ..
+        }) => Some((code, name, description.is_some())),
+        _ => None,
+    });
+    assert_eq!(
+        code,
+        Some((201, Some("CUDA_ERROR_INVALID_CONTEXT".to_string()), true))
+    );
 }
 
 #[test]

@@ -117,7 +117,7 @@ fn driver_opens_once_and_stays_open_for_the_process() {
     assert_eq!(props.nvidia_fs_version.as_deref(), Some("2.17"));
     assert_eq!(props.supported, ["nvme"]);
     assert!(props.allow_compat_mode);
-    assert_eq!(props.best_path(), "gpudirect (nvidia-fs)");
+    assert_eq!(props.best_path(), gdswap::cufile::GdsPath::NvidiaFs);
     drop(a);
     drop(b);
     assert_eq!(knobs.opens(), 1);
@@ -355,7 +355,7 @@ fn check_reports_a_gpudirect_file() {
     );
     assert!(
         out.stdout
-            .contains("path: gpudirect (nvidia-fs) (strict probe: "),
+            .contains("path: gpudirect (nvidia-fs) (strict probe registered the file with compat mode disallowed; driver: nvidia-fs 2.17)"),
         "{}",
         out.stdout
     );

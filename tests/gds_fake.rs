@@ -63,7 +63,7 @@ fn report(args: Vec<OsString>, vars: &[(&str, &str)]) -> (RunReport, Outcome) {
 
 fn assert_gds(r: &RunReport, api: &str, size: u64, threads: usize) {
     assert_sane(r, size, 1, threads);
-    assert_eq!(r.params.backend, "gds");
+    assert_eq!(r.params.backend, gdswap::backend::BackendId::Gds);
     assert!(r.summary.verified);
     assert!(
         r.backend_mode.starts_with(&format!(
@@ -107,7 +107,7 @@ fn read_and_write_verify_through_every_api() {
         assert_gds(&r, api, size, 2);
         assert_pattern(&f, 0, size, 9);
         let p = r.gds_path.as_ref().expect("a gds run reports its path");
-        assert_eq!(p.path, "gpudirect (nvidia-fs)", "{p:?}");
+        assert_eq!(p.path, gdswap::report::GdsPath::NvidiaFs, "{p:?}");
         assert!(p.reason.contains("nvidia-fs 2.17"), "{p:?}");
         // cuFile's statistics (the full fake is 1.20) counted the I/Os as nvidia-fs ones.
         assert!(
@@ -195,7 +195,7 @@ fn short_transfers_are_continued_and_registration_can_be_skipped() {
         &[("FAKE_CUFILE_IO_MAX", "8192")],
     );
     assert_gds(&r, "batch", size, 2);
-    assert_eq!(r.gds_path.unwrap().path, "gpudirect (nvidia-fs)");
+    assert_eq!(r.gds_path.unwrap().path, gdswap::report::GdsPath::NvidiaFs);
     assert_pattern(&thread_file(&dir, 0), 0, size / 2, 11);
     assert_pattern(&thread_file(&dir, 1), 0, size / 2, 12);
     assert_eq!(dir_names(&dir), ["gdswap.0.dat", "gdswap.1.dat"]);
@@ -219,7 +219,7 @@ fn compat_mode_is_reported_and_can_be_refused() {
     let compat = [("FAKE_CUFILE_REGISTER_ERR", "5008")];
     let (r, out) = report(args(), &compat);
     let p = r.gds_path.as_ref().unwrap();
-    assert_eq!(p.path, "compat (posix via host bounce)");
+    assert_eq!(p.path, gdswap::report::GdsPath::Compat);
     assert!(
         p.reason.contains("CU_FILE_IO_NOT_SUPPORTED (5008)"),
         "{p:?}"
@@ -256,7 +256,7 @@ fn compat_mode_is_reported_and_can_be_refused() {
             ("FAKE_CUFILE_FFLAGS", "22"),
         ],
     );
-    assert_eq!(r.gds_path.unwrap().path, "gpudirect (p2pdma)");
+    assert_eq!(r.gds_path.unwrap().path, gdswap::report::GdsPath::P2pdma);
     // The probe and the properties say GPUDirect, cuFile's statistics (1.15+) counted every
     // I/O as POSIX: the counters win, after the run.
     let posix = [("FAKE_CUFILE_STATS_POSIX", "1")];
@@ -292,7 +292,7 @@ fn compat_mode_is_reported_and_can_be_refused() {
         ],
     );
     let p = r.gds_path.unwrap();
-    assert_eq!(p.path, "gpudirect (nvidia-fs)", "{p:?}");
+    assert_eq!(p.path, gdswap::report::GdsPath::NvidiaFs, "{p:?}");
     assert!(p.reason.starts_with("strict probe registered"), "{p:?}");
     let msg = fake(with(args(), argv!["--require-gpudirect"]), &posix).expect_error();
     assert!(
@@ -334,7 +334,7 @@ fn without_the_parameter_api_compat_is_disallowed_through_a_cufile_json() {
         report_from_json(&out.stdout).gds_path.unwrap()
     };
     let p = run(&[]);
-    assert_eq!(p.path, "gpudirect (nvidia-fs)", "{p:?}");
+    assert_eq!(p.path, gdswap::report::GdsPath::NvidiaFs, "{p:?}");
     assert!(
         p.reason.starts_with("strict probe registered the file"),
         "{p:?}"

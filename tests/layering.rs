@@ -27,7 +27,7 @@ const LAYERS: &[&[&str]] = &[
     // how a run is cut into requests, data files, the backends
     &["plan", "datafiles", "backend"],
     // the harness, the swap store, the node check
-    &["harness", "swap", "check"],
+    &["harness", "ranks", "swap", "check"],
     // reports and exporters
     &["report"],
     // orchestration over the harness

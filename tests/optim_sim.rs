@@ -251,7 +251,7 @@ fn a_store_in_use_is_refused_not_deleted() {
     let store = SwapStore::open(
         &serial,
         SwapOptions {
-            backend: "posix".into(),
+            backend: gdswap::backend::BackendId::Posix,
             ..SwapOptions::default()
         },
     )

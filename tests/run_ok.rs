@@ -37,12 +37,12 @@ fn write_then_read(backend: &str) {
             let out = ok(with(run_argv(backend, op, SIZE, BS, LOOPS), extra.clone()));
             let r = read_report(&json);
             assert_sane(&r, SIZE, LOOPS, 1);
-            assert_eq!(r.params.backend, backend);
-            assert_eq!(r.params.op, op);
+            assert_eq!(r.params.backend.name(), backend);
+            assert_eq!(r.params.workload.op.to_string(), op);
             assert_eq!(r.params.random, random);
             assert_eq!(r.params.seed, seed);
-            assert_eq!(r.params.target_kind, "file");
-            assert_eq!(r.params.target, f);
+            assert_eq!(r.params.workload.target_kind, "file");
+            assert_eq!(r.params.workload.target, f);
             assert!(r.params.verify && r.summary.verified && r.params.direct);
             assert_eq!(r.summary.requests, SIZE / BS * u64::from(LOOPS));
             assert_eq!(r.threads[0].path, f);
@@ -107,7 +107,7 @@ fn host_queue_depths_one_and_many() {
         ));
         let r = read_report(&json);
         assert_sane(&r, SIZE, 1, 1);
-        assert_eq!(r.params.queue_depth.to_string(), qd);
+        assert_eq!(r.params.workload.queue_depth.to_string(), qd);
         assert!(
             r.backend_mode.ends_with(&format!("qd {qd}")),
             "{}",
@@ -139,8 +139,8 @@ fn per_thread_files(backend: &str) {
         ));
         let r = read_report(&json);
         assert_sane(&r, SIZE, LOOPS, 2);
-        assert_eq!(r.params.target_kind, "dir");
-        assert_eq!(r.params.target, d);
+        assert_eq!(r.params.workload.target_kind, "dir");
+        assert_eq!(r.params.workload.target, d);
         assert_eq!(dir_names(&d), ["gdswap.0.dat", "gdswap.1.dat"]);
         for (tid, t) in r.threads.iter().enumerate() {
             let p = thread_file(&d, tid);
@@ -480,7 +480,7 @@ fn json_to_stdout_leaves_stdout_pure_json() {
     ));
     let r = report_from_json(&out.stdout);
     assert_sane(&r, SIZE, LOOPS, 1);
-    assert_eq!(r.params.op, "read");
+    assert_eq!(r.params.workload.op.to_string(), "read");
     // The human summary moved to stderr.
     assert!(
         out.stderr.starts_with("posix read: 1 thread"),
@@ -576,7 +576,7 @@ fn host_ring_buffers_read_the_whole_range() {
     ));
     let r = read_report(&json);
     assert_sane(&r, size, 2, 1);
-    assert_eq!(r.params.buffer, "ring");
+    assert_eq!(r.params.buffer, gdswap::options::BufferMode::Ring);
     assert!(
         r.backend_mode.contains("ring of 4 reused 256KiB buffers"),
         "{}",

@@ -13,7 +13,7 @@ use gdswap::swap::{DType, HostTensor, SwapOptions, SwapStore, Tensor, DATA_FILE}
 
 /// `host` (io_uring) where the kernel allows it, else `posix`.
 fn fast() -> &'static str {
-    match gdswap::backend::by_name("host").unwrap().probe() {
+    match gdswap::backend::get(gdswap::backend::BackendId::Host).probe() {
         gdswap::backend::Availability::Available => "host",
         gdswap::backend::Availability::Unavailable(_) => "posix",
     }
@@ -21,7 +21,7 @@ fn fast() -> &'static str {
 
 fn opts(backend: &str) -> SwapOptions {
     SwapOptions {
-        backend: backend.into(),
+        backend: backend.parse().unwrap(),
         staging_budget: 64 << 20,
         ..SwapOptions::default()
     }
@@ -343,9 +343,10 @@ fn a_second_operation_on_a_busy_tensor_is_refused() {
 #[test]
 fn unknown_backend_and_bad_names_are_errors() {
     let dir = common::scratch();
-    let err = SwapStore::open(dir.path(), opts("nope"))
-        .err()
-        .unwrap()
+    // An unknown backend cannot reach the store: its name does not parse.
+    let err = "nope"
+        .parse::<gdswap::backend::BackendId>()
+        .unwrap_err()
         .to_string();
     assert!(err.contains("unknown backend 'nope'"), "{err}");
     let store = SwapStore::open(dir.path(), opts("posix")).unwrap();

@@ -38,7 +38,7 @@ fn fakes() -> bool {
 
 fn opts(backend: &str) -> SwapOptions {
     SwapOptions {
-        backend: backend.into(),
+        backend: backend.parse().unwrap(),
         staging_budget: 256 << 20,
         io_threads: 2,
         ..SwapOptions::default()

@@ -20,7 +20,7 @@ use serde_json::Value;
 
 fn opts() -> SwapOptions {
     SwapOptions {
-        backend: "posix".into(),
+        backend: gdswap::backend::BackendId::Posix,
         staging_budget: 8 << 20,
         io_threads: 1,
         ..SwapOptions::default()

@@ -49,7 +49,7 @@ fn store(dir: &std::path::Path, backend: &str) -> SwapStore {
     SwapStore::open(
         dir,
         SwapOptions {
-            backend: backend.into(),
+            backend: backend.parse().unwrap(),
             staging_budget: 64 << 20,
             io_threads: 1,
             ..SwapOptions::default()

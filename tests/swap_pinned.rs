@@ -19,7 +19,7 @@ fn pinned_tensors_round_trip_and_mix_with_host_tensors() {
     let store = SwapStore::open(
         dir.path(),
         SwapOptions {
-            backend: "posix".into(),
+            backend: gdswap::backend::BackendId::Posix,
             ..SwapOptions::default()
         },
     )

@@ -19,7 +19,7 @@ use serde_json::Value;
 
 fn opts() -> SwapOptions {
     SwapOptions {
-        backend: "posix".into(),
+        backend: gdswap::backend::BackendId::Posix,
         staging_budget: 16 << 20,
         io_threads: 2,
         ..SwapOptions::default()

@@ -82,14 +82,14 @@ fn sweep_config_round_trip_and_aio_block() {
         let b = &best["backends"][backend];
         assert_eq!(
             b["block_size"].as_u64(),
-            Some(top.1.block_size_bytes),
+            Some(top.1.workload.block_size_bytes),
             "{backend}"
         );
         assert_eq!(
             b["queue_depth"].as_u64(),
-            Some(u64::from(top.1.queue_depth))
+            Some(u64::from(top.1.workload.queue_depth))
         );
-        assert_eq!(b["threads"].as_u64(), Some(top.1.threads as u64));
+        assert_eq!(b["threads"].as_u64(), Some(top.1.workload.threads as u64));
         assert_eq!(b["score_gibps"].as_f64(), Some(top.0));
     }
 
@@ -134,12 +134,18 @@ fn sweep_config_round_trip_and_aio_block() {
         ]);
         let r = read_report(&json);
         let b = &best["backends"][backend];
-        assert_eq!(Some(r.params.block_size_bytes), b["block_size"].as_u64());
         assert_eq!(
-            Some(u64::from(r.params.queue_depth)),
+            Some(r.params.workload.block_size_bytes),
+            b["block_size"].as_u64()
+        );
+        assert_eq!(
+            Some(u64::from(r.params.workload.queue_depth)),
             b["queue_depth"].as_u64()
         );
-        assert_eq!(Some(r.params.threads as u64), b["threads"].as_u64());
+        assert_eq!(
+            Some(r.params.workload.threads as u64),
+            b["threads"].as_u64()
+        );
     }
     // compare --config: each backend with its own settings.
     let cj = dir.path().join("c.json");
@@ -471,7 +477,7 @@ fn sweep_over_bounce_buffers_records_and_applies_the_knob() {
     ])
     .expect_ok();
     let r = read_report(&json);
-    assert_eq!(r.params.backend, "bounce");
+    assert_eq!(r.params.backend, gdswap::backend::BackendId::Bounce);
     assert_eq!(
         r.params
             .gpu

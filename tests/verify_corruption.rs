@@ -42,7 +42,7 @@ fn planted(
             "verify failed: {} at offset {offset}: expected byte 0x{original:02x}, found 0x{:02x}{note}{}",
             f.display(),
             original ^ 0xff,
-            gdswap::harness::VERIFY_READ_HINT
+            gdswap::harness::verify_read_hint().render(&gdswap::cli::flag)
         )
     );
     assert_eq!(
@@ -160,7 +160,7 @@ fn dir_read_reports_corruption_in_a_per_thread_file() {
             "verify failed: {} at offset 1000001: expected byte 0x{original:02x}, found 0x{:02x}{BODY_NOTE}{}",
             f.display(),
             original ^ 0xff,
-            gdswap::harness::VERIFY_READ_HINT
+            gdswap::harness::verify_read_hint().render(&gdswap::cli::flag)
         )
     );
 }

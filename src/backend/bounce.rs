@@ -32,7 +32,7 @@ use crate::cuda::driver;
 use crate::cuda::pinned::{check_memlock, PinnedBuffer};
 use crate::cuda::staging::{ChunkEvents, CopyClock, CopySpan, ReadStager, WriteStager};
 use crate::cuda::stream::Stream;
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, Setting};
 use crate::io::buffer::{HugePages, PageBacking};
 use crate::io::uring::{self, IoBuffer, UringEngine};
 use crate::options::{BounceMode, Op, RunOptions};
@@ -40,7 +40,7 @@ use crate::request::Request;
 use crate::size::Bytes;
 use crate::stats::LatencyRecorder;
 
-use super::{Availability, Backend, MemoryKind, PhaseTimes, Worker, WorkerSetup};
+use super::{Availability, Backend, BackendId, PhaseTimes, Worker, WorkerSetup};
 
 pub struct BounceBackend;
 
@@ -66,37 +66,51 @@ fn shared_clock(ordinal: usize, stream: &Stream) -> Result<Arc<CopyClock>> {
     Ok(clock)
 }
 
-/// Pinned bytes each thread registers: K blocks (pipelined) or its whole range (serial),
+/// Pinned bytes one thread registers: K blocks (pipelined) or its whole range (serial),
 /// rounded up to the pages the buffer is mapped with (2 MiB unless huge pages are off), since
 /// all of the mapping is registered (with CUDA, and with io_uring under --fixed-buffers).
-fn pinned_per_thread(opts: &RunOptions) -> Vec<u64> {
-    let page = if opts.huge_pages == HugePages::Off {
+fn pinned_len(
+    mode: BounceMode,
+    chunks: usize,
+    block_size: u64,
+    range_len: u64,
+    pages: HugePages,
+) -> u64 {
+    let page = if pages == HugePages::Off {
         4096
     } else {
         2 << 20
     };
-    let k_blocks = opts.gpu.bounce_buffers as u64 * opts.block_size;
+    let len = match mode {
+        BounceMode::Pipelined => (chunks as u64).saturating_mul(block_size),
+        BounceMode::Serial => range_len,
+    };
+    len.checked_next_multiple_of(page).unwrap_or(u64::MAX)
+}
+
+/// [`pinned_len`] of each thread of a run.
+fn pinned_per_thread(opts: &RunOptions) -> Vec<u64> {
     crate::plan::range_lens(opts)
         .into_iter()
-        .map(|range| match opts.gpu.bounce_mode {
-            BounceMode::Pipelined => k_blocks,
-            BounceMode::Serial => range,
+        .map(|range| {
+            pinned_len(
+                opts.gpu.bounce_mode,
+                opts.gpu.bounce_buffers,
+                opts.block_size,
+                range,
+                opts.huge_pages,
+            )
         })
-        .map(|b| b.next_multiple_of(page))
         .collect()
 }
 
 impl Backend for BounceBackend {
-    fn name(&self) -> &'static str {
-        "bounce"
+    fn id(&self) -> BackendId {
+        BackendId::Bounce
     }
 
     fn summary(&self) -> &'static str {
         "io_uring into pinned host chunks, async copies to GPU memory"
-    }
-
-    fn memory(&self) -> MemoryKind {
-        MemoryKind::Device
     }
 
     fn probe(&self) -> Availability {
@@ -112,7 +126,7 @@ impl Backend for BounceBackend {
     fn preflight(&self, opts: &RunOptions) -> Result<()> {
         let info = driver::load().map_err(|reason| Error::Unavailable {
             backend: self.name().into(),
-            reason,
+            reason: reason.into(),
         })?;
         check_ordinal(opts.gpu.device, info.devices)?;
         // Pinning (cuMemHostRegister) is not charged to RLIMIT_MEMLOCK: the NVIDIA driver pins
@@ -131,31 +145,44 @@ impl Backend for BounceBackend {
         );
         let (what, hint) = match opts.gpu.bounce_mode {
             BounceMode::Pipelined => (
-                format!(
-                    "--fixed-buffers registration of --bounce-buffers {} x --block-size {} pinned per thread ({} mapped), {threads}",
-                    opts.gpu.bounce_buffers,
-                    Bytes(opts.block_size),
-                    Bytes(most),
-                ),
-                "run without --fixed-buffers, or lower --bounce-buffers, --block-size or --threads",
+                crate::error::msg![Setting::FixedBuffers, " registration of ", Setting::BounceBuffers, format!(" {} x ", opts.gpu.bounce_buffers), Setting::BlockSize, format!(" {} pinned per thread ({} mapped), {threads}", Bytes(opts.block_size), Bytes(most))],
+                crate::error::msg!["run without ", Setting::FixedBuffers, ", or lower ", Setting::BounceBuffers, ", ", Setting::BlockSize, " or ", Setting::Threads],
             ),
             BounceMode::Serial => (
-                format!(
-                    "--fixed-buffers registration of --bounce-mode serial's pinned staging (each thread's range, up to {} per thread, {threads})",
-                    Bytes(most),
-                ),
-                "run without --fixed-buffers, or lower --size, or use --bounce-mode pipelined",
+                crate::error::msg![Setting::FixedBuffers, " registration of ", Setting::BounceMode, format!(" serial's pinned staging (each thread's range, up to {} per thread, {threads})", Bytes(most))],
+                crate::error::msg!["run without ", Setting::FixedBuffers, ", or lower ", Setting::Size, ", or use ", Setting::BounceMode, " pipelined"],
             ),
         };
         check_memlock(total, what, hint)
     }
 
+    fn pinned_bytes(&self, setup: &WorkerSetup) -> u64 {
+        pinned_len(
+            setup.gpu.bounce_mode,
+            setup.gpu.bounce_buffers,
+            setup.block_size,
+            setup.range_len,
+            setup.huge_pages,
+        )
+    }
+
+    /// The ring is `chunks` chunks of one request each: requests of about `range_len /
+    /// chunks` (whole pages, at least one page, at most `block_size`) keep it near the range's
+    /// size, so a small range does not pin `chunks` full blocks, while `chunks` requests can
+    /// still be in flight.
+    fn block_for_range(&self, range_len: u64, block_size: u64, chunks: u64) -> u64 {
+        range_len
+            .div_ceil(chunks.max(1))
+            .next_multiple_of(4096)
+            .clamp(4096, block_size.max(4096))
+            .min(range_len)
+    }
+
     fn prepare(&self, setup: &WorkerSetup) -> Result<Box<dyn Worker>> {
         let range_len = usize::try_from(setup.range_len).map_err(|_| {
-            Error::Resources(format!(
-                "a {} range does not fit in memory",
-                Bytes(setup.range_len)
-            ))
+            Error::OutOfMemory(
+                format!("a {} range does not fit in memory", Bytes(setup.range_len)).into(),
+            )
         })?;
         let chunk = setup.block_size as usize;
         let mode = setup.gpu.bounce_mode;
@@ -373,5 +400,56 @@ impl Worker for BounceWorker {
             total: t.elapsed(),
         });
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::io::file::DataFile;
+    use crate::options::GpuOptions;
+
+    #[test]
+    fn small_ranges_get_a_ring_near_their_size_and_pinned_bytes_follow_it() {
+        let b = BounceBackend;
+        let m = 1u64 << 20;
+        // 16 chunks of 1 MiB would pin 16 MiB for a 64 MiB range: full blocks.
+        assert_eq!(b.block_for_range(64 * m, m, 16), m);
+        // For 8 MiB, half-MiB chunks keep the ring at the range's size.
+        assert_eq!(b.block_for_range(8 * m, m, 16), m / 2);
+        // At least a page, at most the range.
+        assert_eq!(b.block_for_range(100 * 1024, m, 16), 8192);
+        assert_eq!(b.block_for_range(1000, m, 16), 1000);
+        assert_eq!(b.block_for_range(64 * m, 512, 16), 4096);
+
+        let dir = crate::testutil::scratch_dir();
+        let path = dir.path().join("f");
+        std::fs::write(&path, b"x").unwrap();
+        let file = Arc::new(DataFile::open(&path, crate::io::file::Access::Read, false).unwrap());
+        let setup = |range_len: u64, block_size: u64, pages: HugePages| WorkerSetup {
+            tid: 0,
+            op: Op::Read,
+            file: Arc::clone(&file),
+            range_len,
+            block_size,
+            queue_depth: 8,
+            fixed_buffers: false,
+            huge_pages: pages,
+            gpu: GpuOptions {
+                bounce_buffers: 16,
+                ..GpuOptions::default()
+            },
+            buffer: crate::options::BufferMode::Full,
+        };
+        // K chunks of one block, in the pages the ring is mapped with.
+        assert_eq!(b.pinned_bytes(&setup(64 * m, m, HugePages::Thp)), 16 * m);
+        assert_eq!(
+            b.pinned_bytes(&setup(8 * m, 100 * 1024, HugePages::Thp)),
+            2 * m
+        );
+        assert_eq!(
+            b.pinned_bytes(&setup(8 * m, 100 * 1024, HugePages::Off)),
+            1600 * 1024
+        );
     }
 }

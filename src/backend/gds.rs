@@ -38,7 +38,7 @@
 //! `fill` and `inspect` copy through the same staging buffer, so `--verify` checks what reached
 //! the device; `--buffered` is refused (cuFile registers O_DIRECT descriptors only).
 //!
-//! Which path: see [`decide`]. cuFile 1.15+'s statistics (level 3, reset and turned on by the
+//! Which path: see [`crate::cufile::path::decide`]. cuFile 1.15+'s statistics (level 3, reset and turned on by the
 //! first worker) count per I/O whether it went through nvidia-fs, P2PDMA or POSIX, and overrule
 //! the rest. Only level 3 has those per-path counters, and its cost on a real GPU is not
 //! measured yet, so the measured loops run without it: the first worker to reach the measured
@@ -64,11 +64,12 @@ use crate::cuda::pinned::PinnedBuffer;
 use crate::cuda::stream::Stream;
 use crate::cufile::handle::FileHandle;
 use crate::cufile::io::{self as cfio, Batch, BufRegistration, Piece, StreamQueue};
-use crate::cufile::probe::{self as driver_probe, ProbeOutcome};
+use crate::cufile::path::{self as gds_path, Strict};
+use crate::cufile::probe as driver_probe;
 use crate::cufile::stats::{self, PathCounts};
-use crate::cufile::GdsPath;
+use crate::cufile::GdsVerdict;
 use crate::cufile::{self, CuFileLib, Driver, DriverProperties};
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, Setting};
 use crate::io::buffer::{HugePages, PageBacking};
 use crate::io::file::DataFile;
 use crate::options::{GdsApi, GdsOptions, Op, RunOptions, Target};
@@ -77,14 +78,14 @@ use crate::size::Bytes;
 use crate::stats::LatencyRecorder;
 use gdswap_ffi::CUfileOpError;
 
-use super::{Availability, Backend, MemoryKind, Worker, WorkerSetup};
+use super::{Availability, Backend, BackendId, Worker, WorkerSetup};
 
 /// Pinned staging per thread, for `fill`/`inspect` copies and unaligned tails.
 const STAGING: usize = 1 << 20;
 
 /// Bytes of pinned host memory one worker over a range of `range_len` bytes holds (its
 /// staging buffer for tails, `fill` and `inspect`), in whole pages.
-pub fn pinned_bytes(range_len: u64) -> u64 {
+fn pinned_len(range_len: u64) -> u64 {
     (STAGING as u64)
         .min(range_len.max(4096))
         .next_multiple_of(4096)
@@ -104,7 +105,7 @@ fn probe_timeout() -> Result<Duration> {
         .map(Duration::from_secs_f64)
         .ok_or_else(|| {
             Error::invalid(
-                PROBE_TIMEOUT_ENV,
+                Setting::Env(PROBE_TIMEOUT_ENV),
                 format!(
                     "'{}' is not a number of seconds in (0, 3600]",
                     v.to_string_lossy()
@@ -118,138 +119,6 @@ fn library() -> std::result::Result<Arc<CuFileLib>, String> {
     static LIB: OnceLock<std::result::Result<Arc<CuFileLib>, String>> = OnceLock::new();
     LIB.get_or_init(|| cufile::load(None).map(Arc::new).map_err(|e| e.to_string()))
         .clone()
-}
-
-/// What the strict per-file probe found.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Strict {
-    /// The file registered with compat mode disallowed: a direct path.
-    Registered,
-    /// `CU_FILE_IO_NOT_SUPPORTED` (5008) with compat disallowed: compat mode.
-    NotSupported(String),
-    /// No verdict, and why.
-    NotRun(String),
-}
-
-/// The path a `gds` run's bytes took, from the driver properties and the strict probe.
-/// Compat mode is said only on evidence (5008 under the strict probe, no nvidia-fs and no
-/// P2PDMA in the properties, or compat forced); a direct path only when the strict probe
-/// registered the file and the properties name the direct path; anything else is `unknown`.
-pub fn decide_probe(
-    props: Option<&DriverProperties>,
-    strict: &Strict,
-    forced_compat: bool,
-) -> GdsPath {
-    let path = |p: &str, reason: String| GdsPath {
-        path: p.into(),
-        reason,
-        notes: Vec::new(),
-    };
-    if forced_compat {
-        return path(
-            GdsPath::COMPAT,
-            "CUFILE_FORCE_COMPAT_MODE is set: cuFile does all I/O in compat mode".into(),
-        );
-    }
-    if let Strict::NotSupported(d) = strict {
-        return path(GdsPath::COMPAT, format!("strict probe: {d}"));
-    }
-    let best = props.map(DriverProperties::best_path);
-    if props.is_some_and(|p| p.posix_io_mode) {
-        return path(
-            GdsPath::COMPAT,
-            "driver properties: cuFile's POSIX I/O mode is on (posix_io_mode): every I/O is POSIX"
-                .into(),
-        );
-    }
-    if best == Some(GdsPath::COMPAT) {
-        return path(
-            GdsPath::COMPAT,
-            "driver properties: nvidia-fs not loaded and no PCI P2PDMA".into(),
-        );
-    }
-    match (strict, best) {
-        (Strict::Registered, Some(b)) if b.starts_with("gpudirect") => {
-            let driver = match props.and_then(|p| p.nvidia_fs_version.as_deref()) {
-                Some(v) => format!("nvidia-fs {v}"),
-                None => "kernel P2PDMA".into(),
-            };
-            let fallback = if props.is_some_and(|p| p.fallback_io_mode) {
-                "; gds_fallback_io is on: a failing direct I/O is retried through POSIX, which only the statistics can show"
-            } else {
-                ""
-            };
-            path(
-                b,
-                format!("strict probe registered the file with compat mode disallowed; driver: {driver}{fallback}"),
-            )
-        }
-        (Strict::Registered, _) => path(
-            GdsPath::UNKNOWN,
-            "the strict probe registered the file, but the driver properties name no direct path"
-                .into(),
-        ),
-        (Strict::NotRun(why), Some(b)) => path(
-            GdsPath::UNKNOWN,
-            format!("the driver offers {b}, but no per-file probe confirmed it: {why}"),
-        ),
-        (Strict::NotRun(why), None) => path(
-            GdsPath::UNKNOWN,
-            format!("no driver properties and no per-file probe: {why}"),
-        ),
-        (Strict::NotSupported(_), _) => unreachable!("handled above"),
-    }
-}
-
-/// [`decide_probe`], overruled by cuFile's statistics (1.15+) when they counted any I/O: they
-/// say per I/O which path it took. Any POSIX I/O makes the verdict compat.
-pub fn decide(
-    props: Option<&DriverProperties>,
-    strict: &Strict,
-    stats: Option<PathCounts>,
-    forced_compat: bool,
-) -> GdsPath {
-    let base = decide_probe(props, strict, forced_compat);
-    let Some(c) = stats.filter(|c| c.total() > 0 && !forced_compat) else {
-        return base;
-    };
-    let (path, what) = if c.posix == 0 {
-        (
-            if c.p2p > c.nvfs {
-                GdsPath::P2PDMA
-            } else {
-                GdsPath::NVIDIA_FS
-            },
-            format!(
-                "statistics: {} nvidia-fs and {} P2PDMA I/Os, none through POSIX",
-                c.nvfs, c.p2p
-            ),
-        )
-    } else if c.nvfs + c.p2p == 0 {
-        (
-            GdsPath::COMPAT,
-            format!("statistics: all {} I/Os went through POSIX", c.posix),
-        )
-    } else {
-        (
-            GdsPath::COMPAT,
-            format!(
-                "statistics: {} of {} I/Os went through POSIX",
-                c.posix,
-                c.total()
-            ),
-        )
-    };
-    GdsPath {
-        path: path.into(),
-        reason: format!("{what}; {}", base.reason),
-        notes: Vec::new(),
-    }
-}
-
-fn forced_compat() -> bool {
-    std::env::var("CUFILE_FORCE_COMPAT_MODE")
-        .is_ok_and(|v| matches!(v.trim().to_ascii_lowercase().as_str(), "true" | "1"))
 }
 
 #[derive(Default)]
@@ -267,13 +136,13 @@ struct PathState {
 }
 
 impl PathState {
-    fn verdict(&self) -> GdsPath {
+    fn verdict(&self) -> GdsVerdict {
         let not_probed = Strict::NotRun("not probed".into());
-        let mut v = decide(
+        let mut v = gds_path::decide(
             self.props.as_ref(),
             self.strict.as_ref().unwrap_or(&not_probed),
             self.stats,
-            forced_compat(),
+            gds_path::forced_compat(),
         );
         if v.reason.starts_with("statistics: ") {
             v.reason.push_str(if self.stats_frozen {
@@ -383,7 +252,7 @@ impl GdsBackend {
             return Ok((Strict::NotRun(format!("strict probe: {why}")), None));
         };
         let props = outcome.properties.clone();
-        Ok((strict_of(&outcome), props))
+        Ok((Strict::of(&outcome), props))
     }
 }
 
@@ -408,47 +277,20 @@ fn probe_target(target: &Target) -> PathBuf {
         .unwrap_or(p)
 }
 
-fn strict_of(o: &ProbeOutcome) -> Strict {
-    if !o.opened {
-        return Strict::NotRun(format!(
-            "the driver did not open: {}",
-            o.error.as_deref().unwrap_or("no reason given")
-        ));
-    }
-    let Some(r) = &o.file_registration else {
-        return Strict::NotRun("the probe registered no file".into());
-    };
-    // With a cufile.json, the library must have honoured it.
-    if o.properties.as_ref().is_some_and(|p| p.allow_compat_mode) {
-        return Strict::NotRun("compat mode could not be disallowed for the probe".into());
-    }
-    if r.not_supported {
-        Strict::NotSupported(r.detail.clone())
-    } else if r.ok {
-        Strict::Registered
-    } else {
-        Strict::NotRun(r.detail.clone())
-    }
-}
-
 fn unavailable(reason: String) -> Error {
     Error::Unavailable {
-        backend: "gds".into(),
-        reason,
+        backend: BackendId::Gds.name().into(),
+        reason: reason.into(),
     }
 }
 
 impl Backend for GdsBackend {
-    fn name(&self) -> &'static str {
-        "gds"
+    fn id(&self) -> BackendId {
+        BackendId::Gds
     }
 
     fn summary(&self) -> &'static str {
         "cuFile (GPUDirect Storage) straight into GPU memory"
-    }
-
-    fn memory(&self) -> MemoryKind {
-        MemoryKind::Device
     }
 
     fn probe(&self) -> Availability {
@@ -468,8 +310,11 @@ impl Backend for GdsBackend {
         let lib = library().map_err(unavailable)?;
         if !opts.direct {
             return Err(Error::invalid(
-                "--buffered",
-                "the gds backend needs O_DIRECT (cuFile registers O_DIRECT descriptors); drop --buffered",
+                Setting::Buffered,
+                crate::error::msg![
+                    "the gds backend needs O_DIRECT (cuFile registers O_DIRECT descriptors); drop ",
+                    Setting::Buffered
+                ],
             ));
         }
         let gds = opts.gpu.gds.unwrap_or_default();
@@ -480,7 +325,7 @@ impl Backend for GdsBackend {
         };
         if let Some(g) = group {
             lib.require(g)
-                .map_err(|m| Error::invalid("--gds-api", format!("{}: {m}", gds.api)))?;
+                .map_err(|m| Error::invalid(Setting::GdsApi, format!("{}: {m}", gds.api)))?;
         }
         // (The pinned staging buffer is registered with cuMemHostRegister, which RLIMIT_MEMLOCK
         // does not charge: no memlock check.)
@@ -496,7 +341,7 @@ impl Backend for GdsBackend {
         };
         if gds.require_gpudirect && verdict.is_compat() {
             return Err(Error::invalid(
-                "--require-gpudirect",
+                Setting::RequireGpudirect,
                 format!(
                     "this run would go through cuFile's compat mode, not GPUDirect: {}",
                     verdict.reason
@@ -506,12 +351,15 @@ impl Backend for GdsBackend {
         Ok(())
     }
 
+    fn pinned_bytes(&self, setup: &WorkerSetup) -> u64 {
+        pinned_len(setup.range_len)
+    }
+
     fn prepare(&self, setup: &WorkerSetup) -> Result<Box<dyn Worker>> {
         let range_len = usize::try_from(setup.range_len).map_err(|_| {
-            Error::Resources(format!(
-                "a {} range does not fit in memory",
-                Bytes(setup.range_len)
-            ))
+            Error::OutOfMemory(
+                format!("a {} range does not fit in memory", Bytes(setup.range_len)).into(),
+            )
         })?;
         let gds = setup.gpu.gds.unwrap_or_default();
         let lib = library().map_err(unavailable)?;
@@ -543,11 +391,15 @@ impl Backend for GdsBackend {
                 let most = props.max_batch_io_size;
                 if most > 0 && setup.queue_depth > most {
                     return Err(Error::invalid(
-                        "--queue-depth",
-                        format!(
-                            "{} is over cuFile's max_batch_io_size {most} for --gds-api batch",
-                            setup.queue_depth
-                        ),
+                        Setting::QueueDepth,
+                        crate::error::msg![
+                            format!(
+                                "{} is over cuFile's max_batch_io_size {most} for ",
+                                setup.queue_depth
+                            ),
+                            Setting::GdsApi,
+                            " batch"
+                        ],
                     ));
                 }
                 Some(Batch::new(&driver, setup.queue_depth)?)
@@ -567,7 +419,7 @@ impl Backend for GdsBackend {
                 let v = s.verdict();
                 if v.is_compat() {
                     return Err(Error::invalid(
-                        "--require-gpudirect",
+                        Setting::RequireGpudirect,
                         format!(
                             "this run would go through cuFile's compat mode, not GPUDirect: {}",
                             v.reason
@@ -593,7 +445,7 @@ impl Backend for GdsBackend {
         }))
     }
 
-    fn gds_path(&self) -> Option<GdsPath> {
+    fn gds_path(&self) -> Option<GdsVerdict> {
         Some(self.state().verdict())
     }
 }
@@ -662,7 +514,7 @@ impl GdsWorker {
         match (&mut self.batch, &mut self.queue) {
             (Some(b), _) => b.run(&self.handle, &self.buffer, op, &pieces, &mut done),
             (None, Some(q)) => q.run(&self.handle, &self.buffer, op, &pieces, &mut done),
-            (None, None) => Err(Error::Resources(
+            (None, None) => Err(Error::Internal(
                 "internal error: a gds worker without a stream queue or batch".into(),
             )),
         }
@@ -851,100 +703,6 @@ impl Worker for GdsWorker {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn props(nvfs: bool, p2p: bool, compat: bool) -> DriverProperties {
-        DriverProperties {
-            nvidia_fs_version: nvfs.then(|| "2.17".to_string()),
-            supported: vec!["nvme".into()],
-            unknown_status_bits: vec![],
-            allow_compat_mode: compat,
-            posix_io_mode: false,
-            fallback_io_mode: false,
-            use_poll_mode: false,
-            poll_threshold_kb: 4,
-            max_direct_io_kb: 16384,
-            features: if p2p { vec!["p2pdma".into()] } else { vec![] },
-            max_device_cache_kb: 0,
-            per_buffer_cache_kb: 0,
-            max_device_pinned_mem_kb: 0,
-            max_batch_io_size: 128,
-            max_batch_io_timeout_ms: 5,
-        }
-    }
-
-    #[test]
-    fn path_verdicts() {
-        let nvfs = props(true, false, true);
-        let d = decide_probe(Some(&nvfs), &Strict::Registered, false);
-        assert_eq!(d.path, GdsPath::NVIDIA_FS);
-        assert!(d.reason.contains("nvidia-fs 2.17"), "{}", d.reason);
-        let p2p = props(false, true, true);
-        assert_eq!(
-            decide_probe(Some(&p2p), &Strict::Registered, false).path,
-            GdsPath::P2PDMA
-        );
-        // 5008 under the strict probe is compat, whatever the driver offers.
-        let d = decide_probe(Some(&nvfs), &Strict::NotSupported("5008".into()), false);
-        assert!(d.is_compat() && d.reason.contains("5008"));
-        // No nvidia-fs and no P2PDMA: compat, probe or not.
-        let none = props(false, false, true);
-        assert!(decide_probe(Some(&none), &Strict::NotRun("x".into()), false).is_compat());
-        // A direct path offered but not confirmed for this file: unknown.
-        let d = decide_probe(Some(&nvfs), &Strict::NotRun("timed out".into()), false);
-        assert_eq!(d.path, GdsPath::UNKNOWN);
-        assert!(d.reason.contains("timed out"));
-        assert_eq!(
-            decide_probe(None, &Strict::NotRun("x".into()), false).path,
-            GdsPath::UNKNOWN
-        );
-        assert_eq!(
-            decide_probe(None, &Strict::Registered, false).path,
-            GdsPath::UNKNOWN
-        );
-        // Forced compat wins.
-        assert!(decide_probe(Some(&nvfs), &Strict::Registered, true).is_compat());
-        // cuFile's POSIX I/O mode (1.17+): compat, though nvidia-fs is loaded and the file
-        // registered; the fallback mode is named in a direct verdict.
-        let mut posix = props(true, false, true);
-        posix.posix_io_mode = true;
-        let d = decide_probe(Some(&posix), &Strict::Registered, false);
-        assert!(d.is_compat() && d.reason.contains("posix_io_mode"), "{d:?}");
-        let mut fallback = props(true, false, true);
-        fallback.fallback_io_mode = true;
-        let d = decide_probe(Some(&fallback), &Strict::Registered, false);
-        assert_eq!(d.path, GdsPath::NVIDIA_FS);
-        assert!(d.reason.contains("gds_fallback_io is on"), "{d:?}");
-    }
-
-    #[test]
-    fn statistics_overrule_the_probe() {
-        let nvfs = props(true, false, true);
-        let c = |posix, nvfs, p2p| Some(PathCounts { posix, nvfs, p2p });
-        // The probe said direct, the counters say every I/O went through POSIX.
-        let d = decide(Some(&nvfs), &Strict::Registered, c(10, 0, 0), false);
-        assert!(d.is_compat());
-        assert!(
-            d.reason
-                .starts_with("statistics: all 10 I/Os went through POSIX; strict probe"),
-            "{}",
-            d.reason
-        );
-        let d = decide(Some(&nvfs), &Strict::Registered, c(1, 9, 0), false);
-        assert!(
-            d.is_compat() && d.reason.contains("1 of 10"),
-            "{}",
-            d.reason
-        );
-        // No probe, but every I/O direct.
-        let d = decide(Some(&nvfs), &Strict::NotRun("x".into()), c(0, 8, 0), false);
-        assert_eq!(d.path, GdsPath::NVIDIA_FS);
-        let d = decide(None, &Strict::NotRun("x".into()), c(0, 0, 8), false);
-        assert_eq!(d.path, GdsPath::P2PDMA);
-        // No counted I/O: the probe's verdict stands.
-        let d = decide(Some(&nvfs), &Strict::Registered, c(0, 0, 0), false);
-        assert_eq!(d, decide_probe(Some(&nvfs), &Strict::Registered, false));
-        assert!(decide(Some(&nvfs), &Strict::Registered, c(0, 5, 0), true).is_compat());
-    }
 
     #[test]
     fn probe_target_is_the_file_or_an_existing_directory() {

@@ -15,21 +15,17 @@ use crate::options::Op;
 use crate::request::Request;
 use crate::stats::LatencyRecorder;
 
-use super::{host_memory, Availability, Backend, MemoryKind, Worker, WorkerSetup};
+use super::{host_memory, Availability, Backend, BackendId, Worker, WorkerSetup};
 
 pub struct HostBackend;
 
 impl Backend for HostBackend {
-    fn name(&self) -> &'static str {
-        "host"
+    fn id(&self) -> BackendId {
+        BackendId::Host
     }
 
     fn summary(&self) -> &'static str {
         "io_uring into host memory, queue depth in flight per thread"
-    }
-
-    fn memory(&self) -> MemoryKind {
-        MemoryKind::Host
     }
 
     fn probe(&self) -> Availability {

@@ -10,10 +10,9 @@ use super::WorkerSetup;
 /// the setup's policy.
 pub fn allocate(setup: &WorkerSetup) -> Result<HostBuffer> {
     let len = usize::try_from(setup.range_len).map_err(|_| {
-        Error::Resources(format!(
-            "a {} buffer does not fit in memory",
-            Bytes(setup.range_len)
-        ))
+        Error::OutOfMemory(
+            format!("a {} buffer does not fit in memory", Bytes(setup.range_len)).into(),
+        )
     })?;
     HostBuffer::new(len, setup.huge_pages)
 }

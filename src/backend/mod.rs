@@ -15,9 +15,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde::Serialize;
-
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::io::buffer::{HugePages, PageBacking};
 use crate::io::file::DataFile;
 use crate::options::{GpuOptions, Op, RunOptions};
@@ -30,17 +28,7 @@ pub mod host;
 mod host_memory;
 pub mod posix;
 
-/// Where a backend's destination buffer lives.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum MemoryKind {
-    /// Ordinary (pageable) host memory.
-    Host,
-    /// Page-locked host memory that a GPU can DMA from.
-    PinnedHost,
-    /// GPU memory.
-    Device,
-}
+pub use crate::types::{BackendId, MemoryKind};
 
 /// Whether a backend can run on this machine.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -92,14 +80,20 @@ impl std::ops::Add for PhaseTimes {
     }
 }
 
-/// A transfer path, chosen by name.
+/// A transfer path, chosen by its [`BackendId`] ([`open`]).
 pub trait Backend: Send + Sync {
+    /// Which backend this is.
+    fn id(&self) -> BackendId;
     /// The name used on the command line and in reports.
-    fn name(&self) -> &'static str;
+    fn name(&self) -> &'static str {
+        self.id().name()
+    }
     /// One line on what the backend does.
     fn summary(&self) -> &'static str;
     /// Where its destination buffers live.
-    fn memory(&self) -> MemoryKind;
+    fn memory(&self) -> MemoryKind {
+        self.id().memory()
+    }
     /// Whether it can run here, and if not, why.
     fn probe(&self) -> Availability;
     /// Checks, before any file is touched, what only this backend knows to check in the
@@ -109,8 +103,23 @@ pub trait Backend: Send + Sync {
     }
     /// Allocates and registers everything one worker thread needs (untimed).
     fn prepare(&self, setup: &WorkerSetup) -> Result<Box<dyn Worker>>;
+    /// Bytes of host memory a worker prepared with `setup` pins with the CUDA driver (page-
+    /// locked for DMA: bounce's ring of chunks, gds's staging buffer), in the pages it is
+    /// mapped with; 0 for backends that pin nothing. Budgets ask it (the swap store's staging)
+    /// instead of knowing each backend's buffers.
+    fn pinned_bytes(&self, _setup: &WorkerSetup) -> u64 {
+        0
+    }
+    /// The request size to prepare a worker over `range_len` bytes with, for a caller that
+    /// wants requests of up to `block_size` and keeps `chunks` in flight (the swap store's
+    /// staging, whose buffers are sized per tensor). Default: `block_size`, at most the range.
+    /// A backend whose pinned memory grows with the request size says how to keep it near
+    /// the range's size.
+    fn block_for_range(&self, range_len: u64, block_size: u64, _chunks: u64) -> u64 {
+        block_size.min(range_len)
+    }
     /// `gds`: the path the run's bytes took, once the run is done; `None` for the others.
-    fn gds_path(&self) -> Option<crate::cufile::GdsPath> {
+    fn gds_path(&self) -> Option<crate::types::GdsVerdict> {
         None
     }
 }
@@ -185,24 +194,33 @@ pub trait Worker: Send {
     ) -> Result<()>;
 }
 
-/// Every backend gdswap knows, available here or not.
+/// The backend `id`, whether it can run here or not (a fresh instance: the `gds` backend
+/// keeps the state of one run or store).
+pub fn get(id: BackendId) -> Arc<dyn Backend> {
+    match id {
+        BackendId::Host => Arc::new(host::HostBackend),
+        BackendId::Posix => Arc::new(posix::PosixBackend),
+        BackendId::Bounce => Arc::new(bounce::BounceBackend),
+        BackendId::Gds => Arc::new(gds::GdsBackend::default()),
+    }
+}
+
+/// Every backend gdswap knows, available here or not, in [`BackendId::ALL`]'s order.
 pub fn all() -> Vec<Arc<dyn Backend>> {
-    vec![
-        Arc::new(host::HostBackend),
-        Arc::new(posix::PosixBackend),
-        Arc::new(bounce::BounceBackend),
-        Arc::new(gds::GdsBackend::default()),
-    ]
+    BackendId::ALL.into_iter().map(get).collect()
 }
 
-/// Names of all backends, for help texts.
-pub fn names() -> Vec<&'static str> {
-    all().iter().map(|b| b.name()).collect()
-}
-
-/// The backend called `name`.
-pub fn by_name(name: &str) -> Option<Arc<dyn Backend>> {
-    all().into_iter().find(|b| b.name() == name)
+/// The backend `id`, ready to prepare workers: [`Error::Unavailable`] with the reason when it
+/// cannot run on this machine. The one place a run or a swap store gets its backend.
+pub fn open(id: BackendId) -> Result<Arc<dyn Backend>> {
+    let backend = get(id);
+    match backend.probe() {
+        Availability::Available => Ok(backend),
+        Availability::Unavailable(reason) => Err(Error::Unavailable {
+            backend: id.name().to_string(),
+            reason: reason.into(),
+        }),
+    }
 }
 
 #[cfg(test)]
@@ -210,15 +228,33 @@ mod tests {
     use super::*;
 
     #[test]
-    fn backends_are_found_by_name() {
-        assert_eq!(names(), ["host", "posix", "bounce", "gds"]);
-        for n in names() {
-            assert_eq!(by_name(n).unwrap().name(), n);
+    fn every_id_gets_its_backend() {
+        let ids: Vec<BackendId> = all().iter().map(|b| b.id()).collect();
+        assert_eq!(ids, BackendId::ALL);
+        for id in BackendId::ALL {
+            assert_eq!(get(id).id(), id);
+            assert_eq!(get(id).name(), id.name());
+            assert_eq!(get(id).memory(), id.memory());
         }
-        assert!(by_name("nope").is_none());
-        assert_eq!(by_name("posix").unwrap().probe(), Availability::Available);
-        assert_eq!(by_name("host").unwrap().memory(), MemoryKind::Host);
-        assert_eq!(by_name("bounce").unwrap().memory(), MemoryKind::Device);
-        assert_eq!(by_name("gds").unwrap().memory(), MemoryKind::Device);
+        assert_eq!(get(BackendId::Posix).probe(), Availability::Available);
+        assert!(open(BackendId::Posix).is_ok());
+    }
+
+    #[test]
+    fn open_refuses_a_backend_that_cannot_run_here_with_its_reason() {
+        // Without libcuda (this machine, and the tests' default), the device backends are
+        // unavailable; where they can run, this test has nothing to check.
+        for id in [BackendId::Bounce, BackendId::Gds] {
+            let Availability::Unavailable(why) = get(id).probe() else {
+                continue;
+            };
+            match open(id) {
+                Err(Error::Unavailable { backend, reason }) => {
+                    assert_eq!(backend, id.name());
+                    assert_eq!(reason.to_string(), why);
+                }
+                other => panic!("{id}: {:?}", other.map(|b| b.id())),
+            }
+        }
     }
 }

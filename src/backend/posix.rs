@@ -14,21 +14,17 @@ use crate::options::Op;
 use crate::request::Request;
 use crate::stats::LatencyRecorder;
 
-use super::{host_memory, Availability, Backend, MemoryKind, Worker, WorkerSetup};
+use super::{host_memory, Availability, Backend, BackendId, Worker, WorkerSetup};
 
 pub struct PosixBackend;
 
 impl Backend for PosixBackend {
-    fn name(&self) -> &'static str {
-        "posix"
+    fn id(&self) -> BackendId {
+        BackendId::Posix
     }
 
     fn summary(&self) -> &'static str {
         "pread/pwrite into host memory, one request at a time per thread"
-    }
-
-    fn memory(&self) -> MemoryKind {
-        MemoryKind::Host
     }
 
     fn probe(&self) -> Availability {

@@ -33,11 +33,13 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+use crate::types::BackendId;
+
 /// The JSON schema tag of a check report.
 pub const SCHEMA: &str = "gdswap.check.v1";
 
 /// Every backend a verdict is given for, in order.
-pub const BACKENDS: [&str; 4] = ["host", "posix", "bounce", "gds"];
+pub const BACKENDS: [BackendId; 4] = BackendId::ALL;
 
 /// What to check.
 #[derive(Debug, Clone)]
@@ -84,7 +86,7 @@ pub struct NodeReport {
 
 impl NodeReport {
     /// The verdict of `backend`, if it is one of [`BACKENDS`].
-    pub fn verdict(&self, backend: &str) -> Option<&Verdict> {
+    pub fn verdict(&self, backend: BackendId) -> Option<&Verdict> {
         self.verdicts.iter().find(|v| v.backend == backend)
     }
 }
@@ -112,12 +114,12 @@ mod tests {
         );
         let names: Vec<_> = r.verdicts.iter().map(|v| v.backend).collect();
         assert_eq!(names, BACKENDS);
-        let gds = r.verdict("gds").unwrap();
+        let gds = r.verdict(BackendId::Gds).unwrap();
         assert!(!gds.available);
         assert!(gds.gds_path.is_some());
-        assert!(r.verdict("posix").unwrap().available == r.path.o_direct.works);
+        assert!(r.verdict(BackendId::Posix).unwrap().available == r.path.o_direct.works);
         if !r.libcuda.found {
-            assert_eq!(gds.gds_path, Some("none"));
+            assert_eq!(gds.gds_path, Some(crate::types::GdsPath::None));
             assert_eq!(gds.gds_path_reason.as_deref(), Some("no CUDA driver"));
             assert!(
                 gds.reason.contains("libcuda.so.1 not found"),

@@ -3,19 +3,21 @@
 use serde::Serialize;
 
 use super::{driver_probe, NodeReport, BACKENDS};
-use crate::backend::{self, Availability};
+use crate::backend::{self, Availability, BackendId};
+use crate::cufile::path::{self as gds_verdict, Strict};
+use crate::types::{GdsPath, GdsVerdict};
 
 /// Whether one backend can run here, and why (not).
 #[derive(Debug, Clone, Serialize)]
 pub struct Verdict {
-    pub backend: &'static str,
+    pub backend: BackendId,
     pub available: bool,
     pub reason: String,
     /// For `gds`: the path a transfer on the checked file would take: `gpudirect (nvidia-fs)`,
     /// `gpudirect (p2pdma)`, `compat (posix via host bounce)`, `unknown`, or `none` (gds
     /// cannot run at all).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub gds_path: Option<&'static str>,
+    pub gds_path: Option<GdsPath>,
     /// Why that path.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub gds_path_reason: Option<String>,
@@ -35,7 +37,7 @@ pub(super) fn verdicts(r: &NodeReport) -> Vec<Verdict> {
     BACKENDS
         .iter()
         .map(|&name| {
-            let built = backend::by_name(name);
+            let b = backend::get(name);
             let verdict = |available: bool, reason: String| Verdict {
                 backend: name,
                 available,
@@ -43,36 +45,28 @@ pub(super) fn verdicts(r: &NodeReport) -> Vec<Verdict> {
                 gds_path: None,
                 gds_path_reason: None,
             };
-            let mut v = match (name, &built) {
+            let mut v = match name {
                 // gds from the check's own rows: they honour `--cufile`, and libcuda is
                 // looked for before cuFile is touched.
-                ("gds", _) if !r.libcuda.found => verdict(
+                BackendId::Gds if !r.libcuda.found => verdict(
                     false,
                     "no CUDA driver: libcuda.so.1 not found (install the NVIDIA driver)".into(),
                 ),
-                ("gds", _) if !r.libcufile.found => verdict(
+                BackendId::Gds if !r.libcufile.found => verdict(
                     false,
                     format!(
                         "libcufile not found: {}",
                         r.libcufile.error.as_deref().unwrap_or("")
                     ),
                 ),
-                ("gds", Some(b)) => match crate::cuda::driver::load() {
+                BackendId::Gds => match crate::cuda::driver::load() {
                     Ok(_) => verdict(true, b.summary().to_string()),
                     Err(why) => verdict(false, why),
                 },
-                (_, Some(b)) => match b.probe() {
+                _ => match b.probe() {
                     Availability::Available => verdict(true, b.summary().to_string()),
                     Availability::Unavailable(why) => verdict(false, why),
                 },
-                (_, None) if !r.libcuda.found => verdict(
-                    false,
-                    "no CUDA driver: libcuda.so.1 not found (install the NVIDIA driver)".into(),
-                ),
-                (_, None) => verdict(
-                    false,
-                    format!("the {name} backend is not in this build of gdswap"),
-                ),
             };
             if v.available {
                 if let Some(d) = &direct {
@@ -80,76 +74,131 @@ pub(super) fn verdicts(r: &NodeReport) -> Vec<Verdict> {
                     v.reason = d.clone();
                 }
             }
-            if name == "gds" {
-                let (path, why) = gds_path(r);
-                v.gds_path = Some(path);
-                v.gds_path_reason = Some(why);
+            if name == BackendId::Gds {
+                let g = gds_path(r);
+                v.gds_path = Some(g.path);
+                v.gds_path_reason = Some(g.reason);
             }
             v
         })
         .collect()
 }
 
-/// The path a `gds` transfer on the checked file would take, as far as the host rows tell.
-fn gds_path(r: &NodeReport) -> (&'static str, String) {
+/// The path a `gds` transfer on the checked file would take: `none` where gds cannot move data
+/// at all (no CUDA driver, no libcufile, a driver that does not open), else cuFile's one verdict
+/// ([`crate::cufile::path::decide_probe`], which the `gds` backend's runs use too) from the
+/// probes' rows and the data path's filesystem.
+fn gds_path(r: &NodeReport) -> GdsVerdict {
     if !r.libcuda.found {
-        return ("none", "no CUDA driver".into());
+        return GdsVerdict::new(GdsPath::None, "no CUDA driver");
     }
     if !r.libcufile.found {
-        return ("none", "no libcufile".into());
+        return GdsVerdict::new(GdsPath::None, "no libcufile");
     }
     let outcome =
         |c: &Option<driver_probe::ChildResult>| c.as_ref().and_then(|c| c.outcome.clone());
     let plain = outcome(&r.cufile_driver.plain);
-    let strict = outcome(&r.cufile_driver.strict);
-    if let Some(p) = &plain {
-        if !p.opened {
-            return (
-                "none",
-                format!(
-                    "the cuFile driver does not open: {}",
-                    p.error.as_deref().unwrap_or("")
-                ),
-            );
-        }
-    }
-    let best = plain
-        .as_ref()
-        .and_then(|p| p.properties.as_ref())
-        .map(|p| p.best_path());
-    if let Some(reg) = strict.as_ref().and_then(|s| s.file_registration.as_ref()) {
-        if reg.not_supported {
-            return (
-                "compat (posix via host bounce)",
-                format!("strict probe: {}", reg.detail),
-            );
-        }
-        if reg.ok {
-            let path = match best {
-                Some(b) if b.starts_with("gpudirect") => b,
-                _ => "gpudirect (nvidia-fs)",
-            };
-            return (path, format!("strict probe: {}", reg.detail));
-        }
-    }
-    if r.path.gds_filesystem_ok == Some(false) {
-        return (
-            "compat (posix via host bounce)",
-            r.path.gds_filesystem_note.clone(),
+    if let Some(p) = plain.as_ref().filter(|p| !p.opened) {
+        return GdsVerdict::new(
+            GdsPath::None,
+            format!(
+                "the cuFile driver does not open: {}",
+                p.error.as_deref().unwrap_or("")
+            ),
         );
     }
-    match best {
-        Some(b) if b.starts_with("gpudirect") => (
-            "unknown",
-            format!("the driver offers {b}, but no per-file probe confirmed it for this path"),
-        ),
-        Some(b) if b.starts_with("compat") => (
-            "compat (posix via host bounce)",
-            "no nvidia-fs and no P2PDMA: only compat mode is left".into(),
-        ),
-        _ => (
-            "unknown",
-            "needs the cuFile driver properties and a per-file probe on a GPU".into(),
-        ),
+    let strict = match &r.cufile_driver.strict {
+        Some(c) => match &c.outcome {
+            Some(o) => Strict::of(o),
+            None => Strict::NotRun(format!(
+                "strict probe: {}",
+                c.failure.as_deref().unwrap_or("no outcome")
+            )),
+        },
+        None => Strict::NotRun(match &r.cufile_driver.reason {
+            Some(why) => format!("the driver was not examined: {why}"),
+            None => "no strict probe ran".into(),
+        }),
+    };
+    let filesystem =
+        (r.path.gds_filesystem_ok == Some(false)).then_some(r.path.gds_filesystem_note.as_str());
+    gds_verdict::decide_probe(
+        plain.as_ref().and_then(|p| p.properties.as_ref()),
+        &strict,
+        gds_verdict::forced_compat(),
+        filesystem,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::{collect, CheckOptions};
+    use super::*;
+
+    #[test]
+    fn the_gds_path_is_cufiles_one_verdict_on_the_probes_rows() {
+        use crate::cufile::probe::{ChildResult, ProbeOutcome, Registration};
+        let dir = crate::testutil::scratch_dir();
+        let mut r = collect(&CheckOptions {
+            path: dir.path().to_path_buf(),
+            cufile: Some(dir.path().join("no-libcufile.so")),
+            driver_probe: None,
+        });
+        // As on a GPU node whose probes ran: nvidia-fs loaded, the file registered with compat
+        // mode disallowed.
+        r.libcuda.found = true;
+        r.libcufile.found = true;
+        r.path.gds_filesystem_ok = Some(true);
+        let props = |posix_io_mode: bool| crate::cufile::DriverProperties {
+            nvidia_fs_version: Some("2.17".into()),
+            supported: vec!["nvme".into()],
+            unknown_status_bits: vec![],
+            allow_compat_mode: false,
+            posix_io_mode,
+            fallback_io_mode: false,
+            use_poll_mode: false,
+            poll_threshold_kb: 4,
+            max_direct_io_kb: 16384,
+            features: vec![],
+            max_device_cache_kb: 0,
+            per_buffer_cache_kb: 0,
+            max_device_pinned_mem_kb: 0,
+            max_batch_io_size: 128,
+            max_batch_io_timeout_ms: 5,
+        };
+        let child = |posix_io_mode: bool, registered: bool| ChildResult {
+            outcome: Some(ProbeOutcome {
+                opened: true,
+                error: None,
+                properties: Some(props(posix_io_mode)),
+                file_registration: registered.then(|| Registration {
+                    file: dir.path().join("probe"),
+                    ok: true,
+                    not_supported: false,
+                    detail: "registered".into(),
+                }),
+            }),
+            failure: None,
+            log_tail: vec![],
+            timed_out: false,
+        };
+        r.cufile_driver.plain = Some(child(false, false));
+        r.cufile_driver.strict = Some(child(false, true));
+        assert_eq!(gds_path(&r).path, GdsPath::NvidiaFs);
+        // cuFile's POSIX I/O mode (1.17+) makes every I/O POSIX, even with nvidia-fs loaded
+        // and the file registered: compat, as a gds run says (check used to say nvidia-fs).
+        r.cufile_driver.plain = Some(child(true, false));
+        r.cufile_driver.strict = Some(child(true, true));
+        let v = gds_path(&r);
+        assert_eq!(v.path, GdsPath::Compat, "{v:?}");
+        assert!(v.reason.contains("posix_io_mode"), "{v:?}");
+        // No probe, and a filesystem GDS does not take: compat, with the filesystem's note.
+        r.cufile_driver.plain = Some(child(false, false));
+        r.cufile_driver.strict = None;
+        r.path.gds_filesystem_ok = Some(false);
+        r.path.gds_filesystem_note = "tmpfs: no GDS".into();
+        let v = gds_path(&r);
+        assert_eq!(v.path, GdsPath::Compat, "{v:?}");
+        assert!(v.reason.starts_with("tmpfs: no GDS"), "{v:?}");
     }
 }

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use crate::error::Error;
+use crate::error::{Error, Setting};
 use crate::io::buffer::HugePages;
 use crate::options::{data_dir_from_env, RunOptions, Target};
 use crate::size::parse_size;
@@ -60,7 +60,7 @@ impl DataArgs {
             Ok(())
         } else {
             Err(Error::invalid(
-                "--dir",
+                Setting::Dir,
                 format!("given more than once: {command} measures one target (run and qualify take several)"),
             ))
         }

@@ -9,8 +9,9 @@ use clap::Args;
 use super::run::Sink;
 use super::Outcome;
 use crate::check::{self, driver_probe, CheckOptions, DriverProbeOptions, BACKENDS};
-use crate::error::Error;
+use crate::error::{Error, Setting};
 use crate::options::data_dir_from_env;
+use crate::types::BackendId;
 
 fn after_check_help() -> String {
     format!(
@@ -18,7 +19,7 @@ fn after_check_help() -> String {
          ./gdswap-data, or the current directory when that does not exist).\n\
          Exit status: 0 every requested backend (all of {} without --backend) can run here; \
          1 one cannot (the error names it and why) or the check failed; 2 bad usage.",
-        BACKENDS.join(", ")
+        BACKENDS.map(BackendId::name).join(", ")
     )
 }
 
@@ -33,8 +34,8 @@ pub struct CheckArgs {
     json: Option<PathBuf>,
     /// A backend that must be able to run for exit status 0 (repeatable; default: all).
     #[arg(long = "backend", value_name = "NAME",
-          value_parser = clap::builder::PossibleValuesParser::new(BACKENDS))]
-    backends: Vec<String>,
+          value_parser = super::run::backend_parser())]
+    backends: Vec<BackendId>,
     /// The libcufile to examine (else $GDSWAP_CUFILE_PATH, else libcufile.so.0, libcufile.so).
     #[arg(long, value_name = "PATH")]
     cufile: Option<PathBuf>,
@@ -62,8 +63,10 @@ pub struct ProbeArgs {
 
 pub fn cufile_probe(args: &ProbeArgs) -> Result<Outcome, Error> {
     let outcome = driver_probe::probe_here(args.cufile.as_deref(), &args.path, args.strict);
-    let json = serde_json::to_string(&outcome)
-        .map_err(|e| Error::Resources(format!("serialising the probe outcome: {e}")))?;
+    let json = serde_json::to_string(&outcome).map_err(|e| Error::Serialize {
+        what: "the probe outcome",
+        source: e,
+    })?;
     println!("\n{}{json}", driver_probe::MARKER);
     Ok(Outcome::Done)
 }
@@ -71,7 +74,12 @@ pub fn cufile_probe(args: &ProbeArgs) -> Result<Outcome, Error> {
 /// `--path` must name an existing directory, or a regular file that is not a symbolic link
 /// (what `run --file` accepts): anything else is an error, before any row is collected.
 fn check_path_arg(p: &std::path::Path) -> Result<(), Error> {
-    let refuse = |why: String| Err(Error::invalid("--path", format!("{}: {why}", p.display())));
+    let refuse = |why: String| {
+        Err(Error::invalid(
+            Setting::Path,
+            format!("{}: {why}", p.display()),
+        ))
+    };
     match std::fs::symlink_metadata(p) {
         Err(e) => refuse(format!("cannot examine it: {e}")),
         Ok(m) if m.is_dir() || m.is_file() => Ok(()),
@@ -91,7 +99,7 @@ pub fn run(args: &CheckArgs) -> Result<Outcome, Error> {
     let json = args
         .json
         .as_deref()
-        .map(|p| Sink::check(p, "--json"))
+        .map(|p| Sink::check(p, Setting::Json))
         .transpose()?;
     let path = match &args.path {
         Some(p) => {
@@ -124,21 +132,23 @@ pub fn run(args: &CheckArgs) -> Result<Outcome, Error> {
         print!("{text}");
     }
     if let Some(sink) = json {
-        let mut out = serde_json::to_string_pretty(&report)
-            .map_err(|e| Error::Resources(format!("serialising the check report: {e}")))?;
+        let mut out = serde_json::to_string_pretty(&report).map_err(|e| Error::Serialize {
+            what: "the check report",
+            source: e,
+        })?;
         out.push('\n');
         sink.write(&out)?;
     }
-    let requested: Vec<&str> = if args.backends.is_empty() {
+    let requested: Vec<BackendId> = if args.backends.is_empty() {
         BACKENDS.to_vec()
     } else {
-        args.backends.iter().map(String::as_str).collect()
+        args.backends.clone()
     };
     for name in requested {
         if let Some(v) = report.verdict(name).filter(|v| !v.available) {
             return Err(Error::Unavailable {
                 backend: name.to_string(),
-                reason: v.reason.clone(),
+                reason: v.reason.clone().into(),
             });
         }
     }

@@ -4,13 +4,14 @@
 //! The workload options are `gdswap run`'s own (flattened, so both stay in step); `--backend`
 //! is replaced by `--backends LIST`.
 
+use crate::ranks::Coordinator;
 use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
 
 use clap::Args;
 
 use crate::compare::{self, Progress};
-use crate::error::Error;
+use crate::error::{Error, Setting};
 use crate::options::Target;
 use crate::report::comparison;
 use crate::report::markdown;
@@ -19,13 +20,16 @@ use crate::tuning::Config;
 
 use super::run::{RunArgs, Sink};
 use super::Outcome;
+use crate::types::BackendId;
 
 /// Stands for "not given" in the hidden `--backend` of the flattened run options.
 const NO_BACKEND: &str = "-";
 
-fn refuse_backend(s: &str) -> Result<String, String> {
+/// The hidden `--backend`: refused when given. Not given, it is a placeholder that
+/// `compare::resolve` replaces with each contender's backend.
+fn refuse_backend(s: &str) -> Result<BackendId, String> {
     if s == NO_BACKEND {
-        Ok(s.to_string())
+        Ok(BackendId::default())
     } else {
         Err("gdswap compare takes --backends LIST (the backends to compare, in order)".into())
     }
@@ -77,13 +81,22 @@ pub struct CompareArgs {
     svg: Option<PathBuf>,
 }
 
-pub fn run(args: &CompareArgs) -> Result<Outcome, Error> {
+pub fn run(args: &CompareArgs, coord: &dyn Coordinator) -> Result<Outcome, Error> {
     args.run.single_target("compare")?;
-    let base = args.run.options()?;
+    let base = super::run::for_rank(args.run.options()?, coord);
+    // Peer tools are not coordinated across the processes of a parallel run: left out.
+    let ranked = coord.size() > 1;
+    let peers = if ranked {
+        vec!["none".to_string()]
+    } else {
+        args.peers.clone()
+    };
+    // Rank 0 speaks for the run; the other ranks say nothing but their errors.
+    let quiet = coord.rank() != 0;
     let config = args
         .run
         .config_path()
-        .map(|p| Config::load(p, "--config").map(|c| (c, p)))
+        .map(|p| Config::load(p, Setting::Config).map(|c| (c, p)))
         .transpose()?;
     // With --config and no --backends: the backends the config has settings for.
     let backends = match (&args.backends, &config) {
@@ -93,37 +106,44 @@ pub fn run(args: &CompareArgs) -> Result<Outcome, Error> {
     };
     // fio and gdsio run by loops: a time-based comparison leaves them out, and says so.
     let peers = match base.duration {
-        Some(_) if args.peers.iter().any(|p| p != "none") => {
+        Some(_) if peers.iter().any(|p| p != "none") => {
             eprintln!(
                 "note: skipping peers {}: --duration runs the backends by time, peers run by loops",
-                args.peers.join(", ")
+                peers.join(", ")
             );
             vec!["none".to_string()]
         }
-        _ => args.peers.clone(),
+        _ => peers,
     };
     let mut spec = compare::resolve(base, backends.as_deref(), &peers, args.rounds)?;
+    super::flags::skip_reasons_with_flags(&mut spec);
     if let Some((c, p)) = &config {
         spec = compare::with_config(spec, c, p)?;
     }
     let (json, csv) = args.run.export_paths();
-    let json = json.map(|p| Sink::check(p, "--json")).transpose()?;
-    let csv = csv.map(|p| Sink::check(p, "--csv")).transpose()?;
+    let json = json.map(|p| Sink::check(p, Setting::Json)).transpose()?;
+    let csv = csv.map(|p| Sink::check(p, Setting::Csv)).transpose()?;
     let md = args
         .markdown
         .as_deref()
-        .map(|p| Sink::check(p, "--markdown"))
+        .map(|p| Sink::check(p, Setting::Markdown))
         .transpose()?;
     let svg = args
         .svg
         .as_deref()
-        .map(|p| Sink::check(p, "--svg"))
+        .map(|p| Sink::check(p, Setting::Svg))
         .transpose()?;
     let stdout_taken = [&json, &csv, &md, &svg]
         .iter()
         .any(|s| matches!(s, Some(Sink::Stdout)));
 
-    for s in &spec.skipped {
+    if ranked && !quiet {
+        eprintln!(
+            "note: {} processes (mpirun/srun): --size is per rank, each figure is every rank's bytes over the earliest start to the latest end of each loop; peer tools (fio, gdsio) left out, they are not coordinated across processes",
+            coord.size()
+        );
+    }
+    for s in spec.skipped.iter().filter(|_| !quiet) {
         eprintln!(
             "note: skipping {} {}: {}",
             s.kind,
@@ -132,26 +152,37 @@ pub fn run(args: &CompareArgs) -> Result<Outcome, Error> {
         );
     }
     let names: Vec<&str> = spec.contenders.iter().map(|c| c.name()).collect();
-    eprintln!(
-        "comparing {} over {} round{}",
-        names.join(", "),
-        spec.rounds,
-        if spec.rounds == 1 { "" } else { "s" }
-    );
+    if !quiet {
+        eprintln!(
+            "comparing {} over {} round{}",
+            names.join(", "),
+            spec.rounds,
+            if spec.rounds == 1 { "" } else { "s" }
+        );
+    }
     let stop = AtomicBool::new(false);
     let w = names.iter().map(|n| n.len()).max().unwrap_or(0).max(6);
-    let result = compare::compare(&spec, &stop, &mut |p| {
-        if let Progress::Measured {
-            round,
-            rounds,
-            name,
-            gibps,
-        } = p
-        {
-            eprintln!("  round {round}/{rounds} {name:<w$} {gibps:.2} GiB/s");
-        }
-    });
+    let result = compare::compare_with(
+        &spec,
+        &stop,
+        &mut |p| {
+            if quiet {
+                return;
+            }
+            if let Progress::Measured {
+                round,
+                rounds,
+                name,
+                gibps,
+            } = p
+            {
+                eprintln!("  round {round}/{rounds} {name:<w$} {gibps:.2} GiB/s");
+            }
+        },
+        coord,
+    );
     let result = match result {
+        Ok(_) if quiet => return Ok(Outcome::Done),
         Ok(r) => r,
         Err(e) => {
             // The failure is a result too: recorded with the error, then reported.
@@ -166,9 +197,11 @@ pub fn run(args: &CompareArgs) -> Result<Outcome, Error> {
                     crate::report::now_utc(),
                 );
                 record.command_line = std::env::args().collect();
+                // The record holds the line printed: with flags.
+                record.error.message = super::render(&e);
                 if let Err(w) = sink.write(&record.to_json()) {
                     return Err(Error::Within {
-                        context: format!("{e}; and recording it failed"),
+                        context: format!("{}; and recording it failed", super::render(&e)).into(),
                         source: Box::new(w),
                     });
                 }

@@ -10,6 +10,7 @@
 mod args;
 mod check;
 mod compare;
+mod flags;
 mod optim_sim;
 mod progress;
 mod qualify;
@@ -17,12 +18,17 @@ mod report;
 mod run;
 mod sweep;
 mod targets;
+mod values;
+
+pub use flags::{flag, render};
 
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
 use crate::backend::{self, Availability};
+use crate::error::Error;
+use crate::ranks;
 
 const VERSION: &str = concat!(
     env!("CARGO_PKG_VERSION"),
@@ -76,9 +82,28 @@ enum Command {
 /// Entry point of the `gdswap` binary.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    // The commands that measure meet the other processes of a parallel launch (mpirun, srun);
+    // under one, a build without MPI refuses to run unsynchronised copies.
+    let coord = match &cli.command {
+        Command::Run(_) | Command::Compare(_) | Command::Sweep(_) | Command::OptimSim(_) => {
+            match ranks::from_launcher() {
+                Ok(c) => c,
+                Err(e) => {
+                    eprintln!("gdswap: error: {e}");
+                    return ExitCode::FAILURE;
+                }
+            }
+        }
+        _ => Box::new(ranks::Solo),
+    };
+    let coord = coord.as_ref();
     let outcome = match cli.command {
-        Command::Run(args) => run::run(&args),
-        Command::Compare(args) => compare::run(&args),
+        Command::Run(args) => run::run(&args, coord),
+        Command::Compare(args) => compare::run(&args, coord),
+        Command::Sweep(_) | Command::OptimSim(_) if coord.size() > 1 => Err(Error::Ranks(format!(
+            "this command does not run as {} processes yet (only `run` and `compare` do): start it without mpirun/srun",
+            coord.size()
+        ))),
         Command::Sweep(args) => sweep::run(&args),
         Command::Report(args) => report::run(&args),
         Command::Check(args) => check::run(&args),
@@ -90,10 +115,24 @@ pub fn main() -> ExitCode {
             Ok(Outcome::Done)
         }
     };
-    match outcome {
+    // The binary's edge: library errors become anyhow errors (context can be added on the
+    // way up), printed with the flags the user typed.
+    match outcome.map_err(anyhow::Error::from) {
         Ok(o) => o.exit_code(),
+        Err(e) if coord.size() > 1 => {
+            // One rank failed: say which and why, then end every rank (the others may be
+            // waiting for this one at a barrier).
+            eprintln!(
+                "gdswap: error: rank {} of {} on {}: {e}",
+                coord.rank(),
+                coord.size(),
+                coord.host()
+            );
+            let _ = std::io::Write::flush(&mut std::io::stderr());
+            coord.abort(1)
+        }
         Err(e) => {
-            eprintln!("gdswap: error: {e}");
+            eprintln!("gdswap: error: {}", flags::report(&e));
             ExitCode::FAILURE
         }
     }

@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 
+use crate::backend::BackendId;
 use crate::error::Result;
 use crate::optim_sim::{
     parse_count, preflight, pure_compute, pure_io, run_mode, Mode, ModeReport, SimOptions,
@@ -43,8 +44,8 @@ pub struct OptimSimArgs {
     #[arg(long, default_value_t = 3)]
     buffers: usize,
     /// Backend every swap goes through.
-    #[arg(long, default_value = "host")]
-    backend: String,
+    #[arg(long, default_value = "host", value_parser = super::run::backend_parser())]
+    backend: BackendId,
     /// The swap store's I/O threads (default: the CPUs this process may use, at most 4).
     #[arg(long, default_value_t = crate::swap::default_io_threads(), hide_default_value = true)]
     io_threads: usize,
@@ -83,7 +84,7 @@ pub fn run(args: &OptimSimArgs) -> Result<Outcome> {
         steps: args.steps,
         warmup_steps: args.warmup_steps,
         buffers: args.buffers,
-        backend: args.backend.clone(),
+        backend: args.backend,
         io_threads: args.io_threads,
         gpu: args.gpu,
         check: !args.no_check,
@@ -189,7 +190,7 @@ fn run_modes(opts: &SimOptions, modes: &[Mode], state: u64) -> Result<()> {
         n => println!("host memory for tensors: {} (one sub-group)", mb(n)),
     }
     if let Some(r) = reports.iter().find(|r| r.bit_exact == Some(false)) {
-        return Err(crate::error::Error::Resources(format!(
+        return Err(crate::error::Error::Mismatch(format!(
             "{}: the swapped state differs from the in-memory steps: {}",
             r.mode.name(),
             r.mismatch.as_deref().unwrap_or("?")

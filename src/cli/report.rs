@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use crate::error::{Error, FileOp};
+use crate::error::{Error, FileOp, FileRole, Setting};
 use crate::{qualify, rebuild};
 
 use super::Outcome;
@@ -51,7 +51,7 @@ fn expand(paths: &[PathBuf]) -> Result<Vec<PathBuf>, Error> {
             let mut found = json_files(p, |n| n.ends_with(".json"))?;
             if found.is_empty() {
                 return Err(Error::BadFile {
-                    flag: "gdswap report",
+                    role: FileRole::SavedResult,
                     path: p.clone(),
                     message: "is a directory with no .json file".into(),
                 });
@@ -65,7 +65,7 @@ fn expand(paths: &[PathBuf]) -> Result<Vec<PathBuf>, Error> {
             let mut found = json_files(&dir, |n| glob_match(&pattern, n))?;
             if found.is_empty() {
                 return Err(Error::BadFile {
-                    flag: "gdswap report",
+                    role: FileRole::SavedResult,
                     path: p.clone(),
                     message: "matches no file".into(),
                 });
@@ -121,9 +121,9 @@ fn fleet(args: &ReportArgs, files: &[(PathBuf, String)]) -> Result<(), Error> {
     for (path, text) in files {
         records.push(
             qualify::fleet::load(path, text).map_err(|message| Error::BadFile {
-                flag: "gdswap report",
+                role: FileRole::SavedResult,
                 path: path.clone(),
-                message,
+                message: message.into(),
             })?,
         );
     }
@@ -132,7 +132,7 @@ fn fleet(args: &ReportArgs, files: &[(PathBuf, String)]) -> Result<(), Error> {
     let plots = f.plots();
     std::fs::create_dir_all(&args.out).map_err(|e| {
         Error::invalid(
-            "--out",
+            Setting::Out,
             format!("cannot create {}: {e}", args.out.display()),
         )
     })?;
@@ -172,7 +172,7 @@ pub fn run(args: &ReportArgs) -> Result<Outcome, Error> {
         .find(|(_, t)| qualify_records > 0 && !qualify::fleet::is_record(t))
     {
         return Err(Error::BadFile {
-            flag: "gdswap report",
+            role: FileRole::SavedResult,
             path: path.clone(),
             message: "is not a qualify record, but others given are: report the records (a fleet) and other results separately".into(),
         });
@@ -184,7 +184,7 @@ pub fn run(args: &ReportArgs) -> Result<Outcome, Error> {
     let (md, files) = rebuild::rebuild(&inputs);
     std::fs::create_dir_all(&args.out).map_err(|e| {
         Error::invalid(
-            "--out",
+            Setting::Out,
             format!("cannot create {}: {e}", args.out.display()),
         )
     })?;

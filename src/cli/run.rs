@@ -5,12 +5,13 @@ use std::path::{Path, PathBuf};
 
 use clap::Args;
 
-use crate::backend;
-use crate::error::Error;
+use crate::backend::BackendId;
+use crate::error::{Error, Setting};
 use crate::harness;
 use crate::options::{
     BounceMode, BufferMode, GdsApi, GdsOptions, GpuOptions, Op, RunOptions, Target,
 };
+use crate::ranks::{self, Coordinator};
 use crate::report::{self, RunReport};
 use crate::size::{parse_size, SIZE_RULE};
 
@@ -29,12 +30,20 @@ fn after_run_help() -> String {
     )
 }
 
+/// `--backend NAME`: one of [`BackendId::names`] (listed in the help, anything else refused by
+/// clap), parsed into its [`BackendId`] here, once.
+pub(crate) fn backend_parser() -> impl clap::builder::TypedValueParser<Value = BackendId> {
+    use clap::builder::TypedValueParser;
+    clap::builder::PossibleValuesParser::new(BackendId::names())
+        .try_map(|name| name.parse::<BackendId>())
+}
+
 #[derive(Args, Debug)]
 #[command(after_help = after_run_help())]
 pub struct RunArgs {
     /// Transfer path.
-    #[arg(long, default_value = "host", value_parser = clap::builder::PossibleValuesParser::new(backend::names()))]
-    backend: String,
+    #[arg(long, default_value = "host", value_parser = backend_parser())]
+    backend: BackendId,
     /// Direction: read from the file into memory, or write memory to the file.
     #[arg(long, value_enum, default_value_t = Op::Read)]
     op: Op,
@@ -129,7 +138,7 @@ impl RunArgs {
     /// The run's options; an error only for an unusable `GDSWAP_DATA_DIR`.
     pub fn options(&self) -> Result<RunOptions, Error> {
         let mut o = RunOptions {
-            backend: self.backend.clone(),
+            backend: self.backend,
             op: self.op,
             block_size: self.block_size,
             queue_depth: self.queue_depth,
@@ -141,7 +150,7 @@ impl RunArgs {
                 device: self.gpu,
                 bounce_buffers: self.bounce_buffers.unwrap_or(2 * self.queue_depth as usize),
                 bounce_mode: self.bounce_mode,
-                gds: (self.backend == "gds").then(|| GdsOptions {
+                gds: (self.backend == BackendId::Gds).then(|| GdsOptions {
                     api: self.gds_api.unwrap_or_default(),
                     register: !self.no_register,
                     require_gpudirect: self.require_gpudirect,
@@ -158,17 +167,17 @@ impl RunArgs {
 
     /// Refuses gds-only flags given to another backend.
     pub fn check_backend_flags(&self) -> Result<(), Error> {
-        if self.backend == "gds" {
+        if self.backend == BackendId::Gds {
             return Ok(());
         }
         let given = [
-            ("--gds-api", self.gds_api.is_some()),
-            ("--no-register", self.no_register),
-            ("--require-gpudirect", self.require_gpudirect),
+            (Setting::GdsApi, self.gds_api.is_some()),
+            (Setting::NoRegister, self.no_register),
+            (Setting::RequireGpudirect, self.require_gpudirect),
         ];
         match given.iter().find(|(_, set)| *set) {
-            Some((flag, _)) => Err(Error::invalid(
-                flag,
+            Some((setting, _)) => Err(Error::invalid(
+                *setting,
                 format!(
                     "applies to the gds backend only, not to --backend {}",
                     self.backend
@@ -194,13 +203,13 @@ pub enum Sink {
 }
 
 impl Sink {
-    pub fn check(path: &Path, flag: &'static str) -> Result<Sink, Error> {
+    pub fn check(path: &Path, setting: Setting) -> Result<Sink, Error> {
         if path == Path::new("-") {
             return Ok(Sink::Stdout);
         }
         crate::io::file::check_result_path(path)
             .map(|_| Sink::File(path.to_path_buf()))
-            .map_err(|e| Error::invalid(flag, format!("cannot write {}: {e}", path.display())))
+            .map_err(|e| Error::invalid(setting, format!("cannot write {}: {e}", path.display())))
     }
 
     pub fn write(self, text: &str) -> Result<(), Error> {
@@ -216,30 +225,64 @@ impl Sink {
     }
 }
 
-pub fn run(args: &RunArgs) -> Result<Outcome, Error> {
+/// `opts` for this process's rank of a run of several: its own files (`--dir D`: `D/rank<N>`,
+/// created as needed when D exists or --create-dir is given; `--file F`: `F.rank<N>`), and its
+/// GPU (`--gpu` plus the rank's place on its node, modulo the GPUs the driver sees).
+pub(crate) fn for_rank(mut opts: RunOptions, coord: &dyn Coordinator) -> RunOptions {
+    if coord.size() <= 1 {
+        return opts;
+    }
+    let rank = coord.rank();
+    opts.target = match opts.target {
+        Target::File(f) => Target::File(ranks::rank_path(&f, false, rank)),
+        Target::Dir(d) if opts.create_dir || d.is_dir() => {
+            opts.create_dir = true;
+            Target::Dir(ranks::rank_path(&d, true, rank))
+        }
+        // A missing --dir without --create-dir: refused as it is, naming the flag.
+        Target::Dir(d) => Target::Dir(d),
+    };
+    let gpu_backend =
+        crate::backend::get(opts.backend).memory() != crate::backend::MemoryKind::Host;
+    let devices = if gpu_backend {
+        crate::cuda::driver::load().map(|d| d.devices).unwrap_or(0)
+    } else {
+        0
+    };
+    let device = opts.gpu.device.saturating_add(coord.local_rank());
+    opts.gpu.device = if devices > 0 {
+        device % devices
+    } else {
+        device
+    };
+    opts
+}
+
+pub fn run(args: &RunArgs, coord: &dyn Coordinator) -> Result<Outcome, Error> {
     args.check_backend_flags()?;
     let mut opts = args.options()?;
     if let Some(path) = &args.config {
-        crate::tuning::Config::load(path, "--config")?
-            .for_backend(&opts.backend, path, "--config")?
+        crate::tuning::Config::load(path, Setting::Config)?
+            .for_backend(opts.backend.name(), path, Setting::Config)?
             .apply(&mut opts);
     }
+    let opts = for_rank(opts, coord);
     opts.validate()?;
     if args.json.as_deref() == Some(Path::new("-")) && args.csv.as_deref() == Some(Path::new("-")) {
         return Err(Error::invalid(
-            "--csv",
+            Setting::Csv,
             "--json and --csv cannot both write to stdout (-); send one of them to a file",
         ));
     }
     let json = args
         .json
         .as_deref()
-        .map(|p| Sink::check(p, "--json"))
+        .map(|p| Sink::check(p, Setting::Json))
         .transpose()?;
     let csv = args
         .csv
         .as_deref()
-        .map(|p| Sink::check(p, "--csv"))
+        .map(|p| Sink::check(p, Setting::Csv))
         .transpose()?;
     let stdout_taken = matches!(json, Some(Sink::Stdout)) || matches!(csv, Some(Sink::Stdout));
 
@@ -247,12 +290,25 @@ pub fn run(args: &RunArgs) -> Result<Outcome, Error> {
         Target::File(p) | Target::Dir(p) => p.clone(),
     };
     if !args.data.extra_dirs().is_empty() {
+        if coord.size() > 1 {
+            return Err(Error::invalid(
+                Setting::Dir,
+                "several directories cannot be run by a parallel run of several processes; \
+                 give one (each rank gets its own subdirectory)",
+            ));
+        }
         return super::targets::run(&opts, args.data.extra_dirs(), json, csv, stdout_taken);
     }
     let ticker = opts
         .duration
-        .and_then(|d| super::progress::start(&format!("run {}", opts.backend), d));
-    let measurements = match harness::run(&opts) {
+        .filter(|_| coord.rank() == 0)
+        .and_then(|d| super::progress::start(&format!("run {}", opts.backend.name()), d));
+    let measurements = match harness::run_with(&opts, coord).and_then(|m| ranks::gather(coord, m)) {
+        // Rank 0 reports the merged run; the other ranks nothing (their errors abort the run).
+        Ok(m) if coord.rank() != 0 => {
+            drop(m);
+            return Ok(Outcome::Done);
+        }
         Ok(m) => m,
         Err(e) => {
             // The failure is a result too: recorded with the error, then reported.
@@ -264,9 +320,11 @@ pub fn run(args: &RunArgs) -> Result<Outcome, Error> {
                     report::now_utc(),
                 );
                 record.command_line = std::env::args().collect();
+                // The record holds the line printed: with flags.
+                record.error.message = super::render(&e);
                 if let Err(w) = sink.write(&record.to_json()) {
                     return Err(Error::Within {
-                        context: format!("{e}; and recording it failed"),
+                        context: format!("{}; and recording it failed", super::render(&e)).into(),
                         source: Box::new(w),
                     });
                 }
@@ -341,9 +399,98 @@ fn soak_outcome(report: &RunReport, m: &harness::Measurements) -> Result<(), Err
     );
     Err(match first {
         Some(f) => Error::Within {
-            context,
+            context: context.into(),
             source: Box::new(Error::Verify(Box::new(f))),
         },
-        None => Error::Resources(context),
+        None => Error::Mismatch(context),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Rank 2 of 3, the second on its node.
+    struct Rank2;
+
+    impl Coordinator for Rank2 {
+        fn rank(&self) -> usize {
+            2
+        }
+        fn size(&self) -> usize {
+            3
+        }
+        fn local_rank(&self) -> usize {
+            1
+        }
+        fn host(&self) -> String {
+            "node".into()
+        }
+        fn barrier(&self) -> crate::error::Result<()> {
+            Ok(())
+        }
+        fn gather(&self, _: Vec<u8>) -> crate::error::Result<Option<Vec<Vec<u8>>>> {
+            Ok(None)
+        }
+        fn abort(&self, _: i32) -> ! {
+            panic!("abort")
+        }
+    }
+
+    /// A time-based run or a soak under several processes would stop or count on each rank
+    /// alone: refused, naming the setting, before any file is touched.
+    #[test]
+    fn a_parallel_run_refuses_a_time_based_run_and_a_soak() {
+        let dir = crate::testutil::scratch_dir();
+        let base = RunOptions {
+            target: Target::Dir(dir.path().into()),
+            ..RunOptions::default()
+        };
+        let timed = RunOptions {
+            duration: Some(std::time::Duration::from_secs(1)),
+            ..base.clone()
+        };
+        let e = harness::run_with(&timed, &Rank2).err().expect("refused");
+        assert_eq!(e.setting(), Some(Setting::Duration), "{e}");
+        assert!(super::super::render(&e).contains("--loops"), "{e}");
+        let soak = RunOptions {
+            verify: true,
+            max_errors: Some(3),
+            ..base
+        };
+        let e = harness::run_with(&soak, &Rank2).err().expect("refused");
+        assert_eq!(e.setting(), Some(Setting::MaxErrors), "{e}");
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn each_rank_gets_its_own_files_and_gpu() {
+        let dir = crate::testutil::scratch_dir();
+        let opts = |target, create_dir| RunOptions {
+            target,
+            create_dir,
+            ..RunOptions::default()
+        };
+        // A shared directory that exists: a subdirectory per rank, created as needed.
+        let o = for_rank(opts(Target::Dir(dir.path().into()), false), &Rank2);
+        assert_eq!(o.target, Target::Dir(dir.path().join("rank2")));
+        assert!(o.create_dir);
+        // The rank's place on its node picks the GPU (host backend: no driver asked).
+        assert_eq!(o.gpu.device, 1);
+        // A missing directory without --create-dir stays as it is, to be refused by name.
+        let missing = dir.path().join("missing");
+        let o = for_rank(opts(Target::Dir(missing.clone()), false), &Rank2);
+        assert_eq!((o.target, o.create_dir), (Target::Dir(missing), false));
+        // A file: a suffix per rank.
+        let f = dir.path().join("data");
+        let o = for_rank(opts(Target::File(f), false), &Rank2);
+        assert_eq!(o.target, Target::File(dir.path().join("data.rank2")));
+        // One process: unchanged.
+        let o = for_rank(
+            opts(Target::Dir(dir.path().into()), false),
+            &crate::ranks::Solo,
+        );
+        assert_eq!(o.target, Target::Dir(dir.path().into()));
+        assert_eq!(o.gpu.device, 0);
+    }
 }

@@ -14,7 +14,7 @@ use clap::Args;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::compare::Progress;
-use crate::error::Error;
+use crate::error::{Error, Setting};
 use crate::options::{GdsApi, RunOptions};
 use crate::size::{parse_size, Bytes, SIZE_RULE};
 use crate::sweep::{self, Metric, PointLog, SweepEvent, SweepSpec};
@@ -132,11 +132,14 @@ fn write_file(path: &std::path::Path, text: &str) -> Result<(), Error> {
 
 pub fn run(args: &SweepArgs) -> Result<Outcome, Error> {
     let spec = args.spec()?;
-    let resolved = spec.resolve_all()?;
+    let mut resolved = spec.resolve_all()?;
+    for (_, point) in &mut resolved {
+        super::flags::skip_reasons_with_flags(point);
+    }
     if args.resume && !args.out.is_dir() {
         // Nothing to continue: say so without creating anything.
         return Err(Error::invalid(
-            "--out",
+            Setting::Out,
             format!(
                 "{} does not exist (or is not a directory), so there is no sweep to resume; run without --resume to start one",
                 args.out.display()
@@ -145,7 +148,7 @@ pub fn run(args: &SweepArgs) -> Result<Outcome, Error> {
     }
     std::fs::create_dir_all(&args.out).map_err(|e| {
         Error::invalid(
-            "--out",
+            Setting::Out,
             format!("cannot create {}: {e}", args.out.display()),
         )
     })?;
@@ -166,7 +169,7 @@ pub fn run(args: &SweepArgs) -> Result<Outcome, Error> {
     } else {
         if std::fs::metadata(&jsonl).is_ok_and(|m| m.len() > 0) {
             return Err(Error::invalid(
-                "--out",
+                Setting::Out,
                 format!(
                     "{} already holds a sweep ({}); pass --resume to continue it, or choose another --out",
                     args.out.display(),
@@ -218,7 +221,7 @@ pub fn run(args: &SweepArgs) -> Result<Outcome, Error> {
         // The second signal ends the process at once; the first only asks the sweep to stop.
         signal_hook::flag::register_conditional_shutdown(sig, 130, Arc::clone(&stop))
             .and_then(|_| signal_hook::flag::register(sig, Arc::clone(&stop)))
-            .map_err(|e| Error::Resources(format!("cannot install the Ctrl-C handler: {e}")))?;
+            .map_err(Error::Signal)?;
     }
     let interactive = std::io::stdout().is_terminal() && std::io::stderr().is_terminal();
     let bar = ProgressBar::with_draw_target(

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use super::run::Sink;
 use super::Outcome;
-use crate::error::Error;
+use crate::error::{Error, Setting};
 use crate::harness;
 use crate::options::{RunOptions, Target};
 use crate::report::{self, RunReport};
@@ -43,7 +43,7 @@ pub fn run(
             .into_iter()
             .map(|h| {
                 h.join().unwrap_or_else(|_| {
-                    Err(Error::Resources(
+                    Err(Error::Internal(
                         "a target's run thread panicked (a bug in gdswap; please report it)".into(),
                     ))
                 })
@@ -56,7 +56,7 @@ pub fn run(
             Ok(r) => reports.push(r),
             Err(e) => {
                 let e = Error::Within {
-                    context: format!("--dir {}", dir_of(o).display()),
+                    context: crate::error::msg![Setting::Dir, format!(" {}", dir_of(o).display())],
                     source: Box::new(e),
                 };
                 if let Some(sink) = json {
@@ -67,6 +67,8 @@ pub fn run(
                         report::now_utc(),
                     );
                     record.command_line = std::env::args().collect();
+                    // The record holds the line printed: with flags.
+                    record.error.message = super::render(&e);
                     sink.write(&record.to_json())?;
                 }
                 return Err(e);
@@ -77,7 +79,7 @@ pub fn run(
     for r in &reports {
         text.push_str(&format!(
             "{}: {}\n",
-            r.params.target.display(),
+            r.params.workload.target.display(),
             report::human::summary_line(r)
         ));
     }
@@ -110,7 +112,7 @@ pub fn run(
         for w in &r.warnings {
             eprintln!(
                 "warning: {}: {}\n  hint: {}",
-                r.params.target.display(),
+                r.params.workload.target.display(),
                 w.message,
                 w.hint
             );
@@ -136,7 +138,7 @@ pub fn run(
         wrong = wrong.saturating_add(soak.verify_errors);
     }
     if wrong > 0 {
-        return Err(Error::Resources(format!(
+        return Err(Error::Mismatch(format!(
             "verify failed: {wrong} wrong 4 KiB blocks over {} targets (each listed above)",
             reports.len()
         )));

@@ -15,7 +15,7 @@ use std::marker::PhantomData;
 
 use cudarc::driver::sys;
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, Setting};
 
 use super::api::{self, api};
 use super::{check, driver};
@@ -48,7 +48,7 @@ impl Device {
         // Backends report their own unavailability before they get here (their probe); this
         // is what a direct user (a device or pinned tensor) sees.
         let info = driver::load()
-            .map_err(|reason| Error::Resources(format!("CUDA unavailable: {reason}")))?;
+            .map_err(|reason| Error::CudaUnavailable(format!("CUDA unavailable: {reason}")))?;
         check_ordinal(ordinal, info.devices)?;
         let mut dev: sys::CUdevice = 0;
         check(
@@ -201,7 +201,7 @@ fn c_string(buf: &[std::ffi::c_char]) -> String {
 pub fn check_ordinal(ordinal: usize, devices: usize) -> Result<()> {
     if ordinal >= devices {
         return Err(Error::invalid(
-            "--gpu",
+            Setting::Gpu,
             format!(
                 "device {ordinal} does not exist: the CUDA driver sees {devices} device{} (0..={}); check nvidia-smi and CUDA_VISIBLE_DEVICES",
                 if devices == 1 { "" } else { "s" },
@@ -237,11 +237,12 @@ impl Drop for Entered<'_> {
 /// The context current on the calling thread (its raw handle as an integer; 0 for none), or
 /// why the driver cannot say: for checks that gdswap leaves a caller's thread as it found it.
 pub fn current_context() -> Result<usize> {
-    driver::load().map_err(|reason| Error::Resources(format!("CUDA unavailable: {reason}")))?;
+    driver::load()
+        .map_err(|reason| Error::CudaUnavailable(format!("CUDA unavailable: {reason}")))?;
     let mut ctx: sys::CUcontext = std::ptr::null_mut();
     // SAFETY: the driver is loaded and initialised; cuCtxGetCurrent writes one handle.
     check(unsafe { (api().cuCtxGetCurrent)(&mut ctx) }, || {
-        "cuCtxGetCurrent".into()
+        "cuCtxGetCurrent"
     })?;
     Ok(ctx as usize)
 }
@@ -263,7 +264,7 @@ mod tests {
         check_ordinal(0, 1).unwrap();
         let e = check_ordinal(2, 2).unwrap_err().to_string();
         assert!(
-            e.starts_with("--gpu: device 2 does not exist: the CUDA driver sees 2 devices (0..=1)"),
+            e.starts_with("gpu: device 2 does not exist: the CUDA driver sees 2 devices (0..=1)"),
             "{e}"
         );
         let e = check_ordinal(1, 1).unwrap_err().to_string();

@@ -19,7 +19,7 @@
 
 use cudarc::driver::sys;
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, Setting};
 use crate::io::uring::IoBuffer;
 use crate::size::Bytes;
 
@@ -61,13 +61,15 @@ impl DeviceBuffer {
         unsafe { (api().cuMemFree_v2)(raw) };
         let padded = want
             .checked_add((DEVICE_ALIGN - DRIVER_ALIGN) as usize)
-            .ok_or_else(|| Error::Resources(format!("a {len}-byte device buffer is too large")))?;
+            .ok_or_else(|| {
+                Error::OutOfMemory(format!("a {len}-byte device buffer is too large").into())
+            })?;
         let raw = alloc(padded, len, device)?;
         let ptr = raw.next_multiple_of(DEVICE_ALIGN);
         if ptr - raw > (padded - want) as u64 {
             // SAFETY: frees the allocation just made, never used.
             unsafe { (api().cuMemFree_v2)(raw) };
-            return Err(Error::Resources(format!(
+            return Err(Error::DriverContract(format!(
                 "cuMemAlloc returned {raw:#x} on device {device}, not 256-byte aligned as the CUDA documentation promises"
             )));
         }
@@ -273,10 +275,16 @@ fn alloc(bytes: usize, len: usize, device: usize) -> Result<sys::CUdeviceptr> {
     let mut raw: sys::CUdeviceptr = 0;
     // SAFETY: writes one device address.
     check(unsafe { (api().cuMemAlloc_v2)(&mut raw, bytes) }, || {
-        format!(
-            "cuMemAlloc of {} on device {device} (lower --size or --threads)",
-            Bytes(len as u64)
-        )
+        crate::error::msg![
+            format!(
+                "cuMemAlloc of {} on device {device} (lower ",
+                Bytes(len as u64)
+            ),
+            Setting::Size,
+            " or ",
+            Setting::Threads,
+            ")"
+        ]
     })?;
     Ok(raw)
 }

@@ -40,6 +40,16 @@ use crate::error::{Error, Result};
 /// `CUDA_ERROR_OUT_OF_MEMORY (2): out of memory`; a code the driver does not know is named
 /// by its number.
 pub fn describe(code: api::Code) -> String {
+    match code_names(code) {
+        (Some(name), Some(what)) => format!("{name} ({code}): {what}"),
+        (Some(name), None) => format!("{name} ({code})"),
+        _ => format!("CUDA error {code} (a code this driver does not describe)"),
+    }
+}
+
+/// The driver's name (`CUDA_ERROR_OUT_OF_MEMORY`) and description (`out of memory`) of a
+/// result code, each when the driver gives one.
+pub fn code_names(code: api::Code) -> (Option<String>, Option<String>) {
     let text = |f: unsafe extern "C" fn(api::Code, *mut *const std::ffi::c_char) -> api::Code| {
         let mut p: *const std::ffi::c_char = std::ptr::null();
         // SAFETY: cuGetErrorName/String write a pointer to a static, NUL-terminated string (or
@@ -54,21 +64,23 @@ pub fn describe(code: api::Code) -> String {
         })
     };
     let a = api::api();
-    match (text(a.cuGetErrorName), text(a.cuGetErrorString)) {
-        (Some(name), Some(what)) => format!("{name} ({code}): {what}"),
-        (Some(name), None) => format!("{name} ({code})"),
-        _ => format!("CUDA error {code} (a code this driver does not describe)"),
-    }
+    (text(a.cuGetErrorName), text(a.cuGetErrorString))
 }
 
 /// Turns a driver result into `Ok(())` or an error naming `op`.
-pub fn check(code: api::Code, op: impl FnOnce() -> String) -> Result<()> {
+pub fn check<M: Into<crate::error::Message>>(
+    code: api::Code,
+    op: impl FnOnce() -> M,
+) -> Result<()> {
     if code == api::CUDA_SUCCESS {
         Ok(())
     } else {
+        let (name, description) = code_names(code);
         Err(Error::Cuda {
-            op: op(),
-            message: describe(code),
+            op: op().into(),
+            code,
+            name,
+            description,
         })
     }
 }

@@ -16,7 +16,7 @@
 
 use cudarc::driver::sys;
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, Setting};
 use crate::io::buffer::{HostBuffer, HugePages, PageBacking};
 use crate::io::sys as iosys;
 use crate::io::uring::IoBuffer;
@@ -28,17 +28,21 @@ use super::check;
 /// Refuses, before anything is allocated, a budget of memory gdswap has the kernel charge to
 /// RLIMIT_MEMLOCK (io_uring fixed buffers) above the limit (unless the process has
 /// CAP_IPC_LOCK, which lifts the limit).
-pub fn check_memlock(needed: u64, what: String, hint: &'static str) -> Result<()> {
+pub fn check_memlock(
+    needed: u64,
+    what: impl Into<crate::error::Message>,
+    hint: impl Into<crate::error::Message>,
+) -> Result<()> {
     if iosys::has_cap_ipc_lock() {
         return Ok(());
     }
     let limit = iosys::memlock_limit();
     if needed > limit {
         return Err(Error::Memlock {
-            what,
+            what: what.into(),
             needed,
             limit,
-            hint,
+            hint: hint.into(),
         });
     }
     Ok(())
@@ -65,10 +69,16 @@ impl PinnedBuffer {
             )
         };
         check(rc, || {
-            format!(
-                "cuMemHostRegister of {} of pinned host memory (lower --bounce-buffers or --block-size)",
-                Bytes(cap as u64)
-            )
+            crate::error::msg![
+                format!(
+                    "cuMemHostRegister of {} of pinned host memory (lower ",
+                    Bytes(cap as u64)
+                ),
+                Setting::BounceBuffers,
+                " or ",
+                Setting::BlockSize,
+                ")"
+            ]
         })?;
         Ok(PinnedBuffer { buf })
     }
@@ -129,7 +139,7 @@ impl Drop for PinnedBuffer {
 
 /// The error for a pinned range that does not fit its buffer (a bug in gdswap).
 fn range_error(offset: usize, len: usize, capacity: usize) -> Error {
-    Error::Resources(format!(
+    Error::Internal(format!(
         "internal error: pinned range [{offset}, +{len}) outside a {capacity}-byte buffer"
     ))
 }

@@ -215,7 +215,7 @@ impl<'a> Ring<'a> {
 
     fn check_len(&self, r: &Request) -> Result<()> {
         if r.len > self.chunk {
-            return Err(Error::Resources(format!(
+            return Err(Error::Internal(format!(
                 "internal error: a {}-byte request does not fit a {}-byte pinned chunk",
                 r.len, self.chunk
             )));

@@ -44,7 +44,7 @@ impl Stream {
             unsafe {
                 (api().cuStreamCreate)(&mut raw, sys::CUstream_flags::CU_STREAM_NON_BLOCKING as u32)
             },
-            || "cuStreamCreate".into(),
+            || "cuStreamCreate",
         )?;
         Ok(Stream { raw, end })
     }
@@ -67,7 +67,7 @@ impl Stream {
         check(
             // SAFETY: both handles are alive; queues a dependency only.
             unsafe { (api().cuStreamWaitEvent)(self.raw, event.raw, 0) },
-            || "cuStreamWaitEvent (ordering a copy after the caller's GPU work)".into(),
+            || "cuStreamWaitEvent (ordering a copy after the caller's GPU work)",
         )
     }
 }
@@ -133,7 +133,7 @@ impl Event {
         let mut raw: sys::CUevent = std::ptr::null_mut();
         // SAFETY: writes one event handle.
         check(unsafe { (api().cuEventCreate)(&mut raw, flags) }, || {
-            "cuEventCreate".into()
+            "cuEventCreate"
         })?;
         Ok(Event { raw })
     }
@@ -143,7 +143,7 @@ impl Event {
         check(
             // SAFETY: both handles are alive; recording only queues a marker.
             unsafe { (api().cuEventRecord)(self.raw, stream.raw()) },
-            || "cuEventRecord".into(),
+            || "cuEventRecord",
         )
     }
 
@@ -184,7 +184,7 @@ impl Event {
         check(
             // SAFETY: both events are alive; writes one float.
             unsafe { (api().cuEventElapsedTime)(&mut ms, start.raw, self.raw) },
-            || "cuEventElapsedTime".into(),
+            || "cuEventElapsedTime",
         )?;
         Ok(ms)
     }

@@ -56,7 +56,7 @@ impl Driver {
         let mut s = shared();
         if let Some(open) = s.lib.clone().filter(|open| !Arc::ptr_eq(open, lib)) {
             if s.users > 0 {
-                return Err(Error::Resources(format!(
+                return Err(Error::CuFileSetup(format!(
                     "cuFile is already open through {}; cannot also open {}",
                     open.describe(),
                     lib.describe()

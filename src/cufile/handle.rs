@@ -93,7 +93,7 @@ impl FileHandle {
                 ));
             }
             if !Arc::ptr_eq(live.driver.lib(), driver.lib()) {
-                return Err(Error::Resources(format!(
+                return Err(Error::CuFileSetup(format!(
                     "{} is registered through {}, not {}",
                     file.path().display(),
                     live.driver.lib().describe(),

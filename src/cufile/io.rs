@@ -73,7 +73,7 @@ fn check_piece(buf: &DeviceBuffer, p: Piece) -> Result<()> {
         .checked_add(p.len)
         .is_some_and(|e| e <= buf.len())
     {
-        return Err(Error::Resources(format!(
+        return Err(Error::Internal(format!(
             "internal error: device range [{}, +{}) outside a {}-byte buffer",
             p.buf_offset,
             p.len,
@@ -222,7 +222,7 @@ struct AsyncArgs {
 }
 
 /// The flags gdswap registers its streams with: every size and offset is set before the
-/// operation is queued and never changed after (the values live in [`AsyncArgs`] until the
+/// operation is queued and never changed after (the values live in `AsyncArgs` until the
 /// stream ran it). `CU_FILE_STREAM_PAGE_ALIGNED_INPUTS` is not claimed: the continuation of a
 /// short transfer need not be 4 KiB aligned.
 pub const STREAM_FLAGS: u32 = gdswap_ffi::CU_FILE_STREAM_FIXED_BUF_OFFSET
@@ -244,7 +244,7 @@ impl CuFileStream {
         let lib = driver.lib();
         let api = lib
             .stream
-            .ok_or_else(|| Error::Resources(lib.require("stream").unwrap_err()))?;
+            .ok_or_else(|| Error::CuFileSetup(lib.require("stream").unwrap_err()))?;
         let stream = Stream::new()?;
         // SAFETY: the driver is open (`driver` is a user); the stream is alive and belongs to
         // the current context; the flags are cufile.h's CU_FILE_STREAM_* bits.
@@ -365,7 +365,7 @@ impl StreamQueue {
         let lib = fh.driver().lib();
         let api = lib
             .stream
-            .ok_or_else(|| Error::Resources(lib.require("stream").unwrap_err()))?;
+            .ok_or_else(|| Error::CuFileSetup(lib.require("stream").unwrap_err()))?;
         let name = call_name(op, "cuFileReadAsync", "cuFileWriteAsync");
         let path = fh.file().path();
         for p in pieces {
@@ -483,7 +483,7 @@ impl Batch {
         let lib = driver.lib();
         let api = lib
             .batch
-            .ok_or_else(|| Error::Resources(lib.require("batch").unwrap_err()))?;
+            .ok_or_else(|| Error::CuFileSetup(lib.require("batch").unwrap_err()))?;
         let mut handle: CUfileBatchHandle_t = std::ptr::null_mut();
         // SAFETY: the driver is open; cuFile writes one handle.
         let status = unsafe { (api.set_up)(&mut handle, capacity) };
@@ -517,7 +517,7 @@ impl Batch {
         let lib = self.driver.lib();
         let api = lib
             .batch
-            .ok_or_else(|| Error::Resources(lib.require("batch").unwrap_err()))?;
+            .ok_or_else(|| Error::CuFileSetup(lib.require("batch").unwrap_err()))?;
         let path = fh.file().path();
         let name = call_name(op, "cuFileBatchIO read", "cuFileBatchIO write");
         for p in pieces {
@@ -610,7 +610,7 @@ impl Batch {
             if got.is_err() || stalled || nr as usize > pending {
                 self.cancel();
                 got?;
-                return Err(Error::Resources(format!(
+                return Err(Error::DriverContract(format!(
                     "cuFileBatchIOGetStatus on {}: {}; the batch was cancelled",
                     path.display(),
                     if stalled {
@@ -627,7 +627,7 @@ impl Batch {
                 let i = e.cookie as usize;
                 let Some((p, started, sub)) = inflight.get_mut(i).and_then(Option::take) else {
                     self.cancel();
-                    return Err(Error::Resources(format!(
+                    return Err(Error::DriverContract(format!(
                         "cuFileBatchIOGetStatus on {}: an event with an unknown or repeated cookie {i}; the batch was cancelled",
                         path.display()
                     )));

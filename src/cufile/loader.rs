@@ -497,7 +497,7 @@ impl CuFileLib {
                 .check(status)
                 .and_then(|()| {
                     CuFileVersion::from_raw(raw).ok_or_else(|| {
-                        crate::Error::Resources(format!(
+                        crate::Error::DriverContract(format!(
                             "cuFileGetVersion reported an impossible version {raw}"
                         ))
                     })
@@ -513,7 +513,7 @@ impl CuFileLib {
     ) -> crate::Result<()> {
         let api = self.parameters.ok_or_else(|| crate::Error::Unavailable {
             backend: "gds".into(),
-            reason: self.require("parameters").err().unwrap_or_default(),
+            reason: self.require("parameters").err().unwrap_or_default().into(),
         })?;
         // SAFETY: cuFileSetParameterBool takes two values and returns a status; the pointer was
         // resolved from the loaded library, which stays mapped.

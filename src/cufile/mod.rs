@@ -25,6 +25,6 @@ pub mod stats;
 
 pub use driver::Driver;
 pub use loader::{load, CuFileLib, CuFileVersion, LoadError};
-pub use path::GdsPath;
+pub use path::{GdsPath, GdsVerdict};
 pub use props::DriverProperties;
 pub use result::{CuFileError, Failure};

@@ -11,6 +11,8 @@ use gdswap_ffi::{
 };
 use serde::{Deserialize, Serialize};
 
+use crate::types::GdsPath;
+
 /// What the driver properties say, decoded.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DriverProperties {
@@ -103,19 +105,19 @@ impl DriverProperties {
     /// compat (POSIX) when the POSIX I/O mode is on (1.17+: every I/O is POSIX, nvidia-fs
     /// loaded or not), `gpudirect (nvidia-fs)` when nvidia-fs is loaded, `gpudirect (p2pdma)`
     /// when only kernel PCI P2PDMA is (CUDA 12.8+), else compat mode (if allowed) or nothing.
-    pub fn best_path(&self) -> &'static str {
+    pub fn best_path(&self) -> GdsPath {
         if self.posix_io_mode {
-            "compat (posix via host bounce)"
+            GdsPath::Compat
         } else if self.nvidia_fs_version.is_some() {
-            "gpudirect (nvidia-fs)"
+            GdsPath::NvidiaFs
         } else if self.features.iter().any(|f| f == "p2pdma")
             || self.supported.iter().any(|s| s == "nvme_p2p")
         {
-            "gpudirect (p2pdma)"
+            GdsPath::P2pdma
         } else if self.allow_compat_mode {
-            "compat (posix via host bounce)"
+            GdsPath::Compat
         } else {
-            "none (no nvidia-fs, no P2PDMA, compat mode off)"
+            GdsPath::None
         }
     }
 }
@@ -152,7 +154,7 @@ mod tests {
         assert!(d.allow_compat_mode && !d.use_poll_mode);
         assert_eq!(d.features, ["batch_io", "streams", "parallel_io"]);
         assert_eq!(d.max_direct_io_kb, 16384);
-        assert_eq!(d.best_path(), "gpudirect (nvidia-fs)");
+        assert_eq!(d.best_path(), GdsPath::NvidiaFs);
     }
 
     #[test]
@@ -160,12 +162,12 @@ mod tests {
         // 1.20 with kernel P2PDMA: fflags bit 4.
         let d = DriverProperties::decode(&props(0, 0, 0, 1 << 1, 1 << 4));
         assert_eq!(d.nvidia_fs_version, None);
-        assert_eq!(d.best_path(), "gpudirect (p2pdma)");
+        assert_eq!(d.best_path(), GdsPath::P2pdma);
         let d = DriverProperties::decode(&props(0, 0, 0, 1 << 1, 0));
-        assert_eq!(d.best_path(), "compat (posix via host bounce)");
+        assert_eq!(d.best_path(), GdsPath::Compat);
         let d = DriverProperties::decode(&props(0, 0, 0, 1 << 0, 0));
         assert!(d.use_poll_mode && !d.allow_compat_mode);
-        assert!(d.best_path().starts_with("none"));
+        assert_eq!(d.best_path(), GdsPath::None);
     }
 
     /// cuFile 1.17+'s POSIX I/O mode (dcontrolflags bit 2) moves every byte with POSIX I/O:
@@ -175,10 +177,10 @@ mod tests {
     fn posix_io_mode_is_compat_whatever_else_is_loaded() {
         let d = DriverProperties::decode(&props(2, 17, 1 << 4, 1 << 1 | 1 << 2, 1 << 4));
         assert!(d.posix_io_mode && !d.fallback_io_mode);
-        assert_eq!(d.best_path(), "compat (posix via host bounce)");
+        assert_eq!(d.best_path(), GdsPath::Compat);
         let d = DriverProperties::decode(&props(2, 17, 1 << 4, 1 << 4, 0));
         assert!(!d.posix_io_mode && d.fallback_io_mode && !d.allow_compat_mode);
-        assert_eq!(d.best_path(), "gpudirect (nvidia-fs)");
+        assert_eq!(d.best_path(), GdsPath::NvidiaFs);
     }
 
     #[test]

@@ -82,7 +82,7 @@ fn layout(driver: &Driver) -> std::result::Result<bool, String> {
 
 /// Resets the counters and turns level-3 collection on (the driver must be open).
 pub fn start(driver: &Driver) -> Result<()> {
-    layout(driver).map_err(Error::Resources)?;
+    layout(driver).map_err(Error::CuFileSetup)?;
     let api = driver.lib().stats.expect("checked by layout");
     // SAFETY: plain integer argument; the driver is open (`driver` is a user).
     let status = unsafe { (api.set_level)(3) };
@@ -98,7 +98,7 @@ pub fn start(driver: &Driver) -> Result<()> {
 /// Turns collection off (`cuFileStatsStop`, then level 0), so later I/O pays nothing for it.
 /// The counters must be read before: level 0 makes `cuFileGetStatsL3` refuse.
 pub fn stop(driver: &Driver) -> Result<()> {
-    layout(driver).map_err(Error::Resources)?;
+    layout(driver).map_err(Error::CuFileSetup)?;
     let api = driver.lib().stats.expect("checked by layout");
     // SAFETY: no arguments; the driver is open (`driver` is a user).
     let status = unsafe { (api.stop)() };
@@ -110,7 +110,7 @@ pub fn stop(driver: &Driver) -> Result<()> {
 
 /// The counters so far (the driver must still be open, level 3 on).
 pub fn read(driver: &Driver) -> Result<PathCounts> {
-    let large = layout(driver).map_err(Error::Resources)?;
+    let large = layout(driver).map_err(Error::CuFileSetup)?;
     let api = driver.lib().stats.expect("checked by layout");
     let mut buf = Box::<Largest>::default();
     // SAFETY: `buf` is a zeroed struct of the largest known level-3 layout (checked against

@@ -18,7 +18,7 @@ use std::ptr::NonNull;
 
 use serde::Serialize;
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, Setting};
 use crate::size::Bytes;
 
 const HUGE: usize = 2 << 20;
@@ -116,10 +116,7 @@ impl HostBuffer {
         if policy == HugePages::Hugetlb {
             let (_, size) = crate::io::sys::free_hugetlb_pages();
             if size != HUGE as u64 {
-                return Err(Error::Resources(format!(
-                    "--huge-pages hugetlb: the default huge page size here is {}, gdswap maps 2MiB hugetlb pages only; use --huge-pages auto or thp",
-                    Bytes(size)
-                )));
+                return Err(Error::HugePages(crate::error::msg![Setting::HugePages, format!(" hugetlb: the default huge page size here is {}, gdswap maps 2MiB hugetlb pages only; use ", Bytes(size)), Setting::HugePages, " auto or thp"]));
             }
         }
         if try_hugetlb {
@@ -127,10 +124,7 @@ impl HostBuffer {
                 Ok(b) => return Ok(b),
                 Err(e) if policy == HugePages::Hugetlb => {
                     let (free, _) = crate::io::sys::free_hugetlb_pages();
-                    return Err(Error::Resources(format!(
-                        "--huge-pages hugetlb: cannot map {} of hugetlb pages ({e}); {free} free 2MiB pages are reserved (raise /proc/sys/vm/nr_hugepages, or use --huge-pages auto)",
-                        Bytes(len.next_multiple_of(HUGE) as u64)
-                    )));
+                    return Err(Error::HugePages(crate::error::msg![Setting::HugePages, format!(" hugetlb: cannot map {} of hugetlb pages ({e}); {free} free 2MiB pages are reserved (raise /proc/sys/vm/nr_hugepages, or use ", Bytes(len.next_multiple_of(HUGE) as u64)), Setting::HugePages, " auto)"]));
                 }
                 Err(_) => {}
             }
@@ -170,10 +164,9 @@ impl HostBuffer {
             map_len + 2 * GUARD
         };
         let raw = mmap(over, 0).map_err(|e| {
-            Error::Resources(format!(
-                "cannot allocate a {} I/O buffer: {e}",
-                Bytes(over as u64)
-            ))
+            Error::OutOfMemory(
+                format!("cannot allocate a {} I/O buffer: {e}", Bytes(over as u64)).into(),
+            )
         })?;
         let base = raw.as_ptr() as usize;
         let start = if thp {

@@ -13,7 +13,7 @@ use std::io;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::Path;
 
-use crate::error::{Error, FileOp, Result};
+use crate::error::{Error, FileOp, Message, Result, Setting};
 
 /// How [`open`] treats a missing file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -76,25 +76,29 @@ impl Why {
     }
 
     /// The rule it breaks, and what to do, for an open.
-    fn rule(self, role: Role) -> &'static str {
+    fn rule(self, role: Role) -> Message {
         use Role::{Data, Store};
         match (self, role) {
-            (Why::Symlink, Data) => ", and gdswap never opens a data file through a link (give the file itself, or remove the link)",
-            (Why::Symlink, Store) => ", and gdswap never opens a swap store file through a link (remove the link; it is not gdswap's)",
-            (Why::Kind(_), _) => " (gdswap reads and writes only regular files)",
-            (Why::Foreign(_), Data) => "; gdswap writes only files its user owns (give another --file/--dir, or remove the file)",
-            (Why::Foreign(_), Store) => "; gdswap writes only files its user owns (give another store directory, or remove the file)",
-            (Why::Links(_), Data) => "; gdswap writes only a file with one name (give another --file/--dir)",
-            (Why::Links(_), Store) => "; gdswap writes only a file with one name (give another store directory, or remove this name)",
-            (Why::Exists, _) => "; gdswap creates this file anew and never opens one that is there (remove it)",
-            (Why::Replaced, _) => "",
+            (Why::Symlink, Data) => ", and gdswap never opens a data file through a link (give the file itself, or remove the link)".into(),
+            (Why::Symlink, Store) => ", and gdswap never opens a swap store file through a link (remove the link; it is not gdswap's)".into(),
+            (Why::Kind(_), _) => " (gdswap reads and writes only regular files)".into(),
+            (Why::Foreign(_), Data) => crate::error::msg!["; gdswap writes only files its user owns (give another ", Setting::File, "/", Setting::Dir, ", or remove the file)"],
+            (Why::Foreign(_), Store) => "; gdswap writes only files its user owns (give another store directory, or remove the file)".into(),
+            (Why::Links(_), Data) => crate::error::msg!["; gdswap writes only a file with one name (give another ", Setting::File, "/", Setting::Dir, ")"],
+            (Why::Links(_), Store) => "; gdswap writes only a file with one name (give another store directory, or remove this name)".into(),
+            (Why::Exists, _) => "; gdswap creates this file anew and never opens one that is there (remove it)".into(),
+            (Why::Replaced, _) => "".into(),
         }
     }
 
     fn refuse(self, path: &Path, role: Role) -> Error {
         Error::UnsafeFile {
             path: path.to_path_buf(),
-            reason: format!("{}{}", self.what(), self.rule(role)),
+            reason: {
+                let mut m = Message::from(self.what());
+                m.0.extend(self.rule(role).0);
+                m
+            },
         }
     }
 }
@@ -258,7 +262,8 @@ pub fn check_own(dir: &Path, name: &str) -> Result<bool> {
                 reason: format!(
                     "{}: not removed (gdswap removes only regular files its user owns, with one name)",
                     why.what()
-                ),
+                )
+                .into(),
                 path,
             }),
             None => Ok(true),

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use io_uring::{cqueue, opcode, squeue, types, IoUring};
 
-use crate::error::{Error, FileOp, Result};
+use crate::error::{Error, FileOp, Result, Setting};
 use crate::io::buffer::{HostBuffer, PageBacking};
 use crate::io::file::DataFile;
 use crate::io::sys;
@@ -49,9 +49,7 @@ pub fn new_ring(entries: u32) -> std::io::Result<(IoUring, &'static str)> {
 pub fn unavailable_reason() -> Option<String> {
     match IoUring::new(2) {
         Ok(_) => None,
-        Err(e) => Some(format!(
-            "io_uring_setup failed ({e}): the kernel has io_uring disabled (sysctl kernel.io_uring_disabled) or a seccomp filter blocks it (common in containers); use --backend posix"
-        )),
+        Err(e) => Some(format!("io_uring_setup failed ({e}): the kernel has io_uring disabled (sysctl kernel.io_uring_disabled) or a seccomp filter blocks it (common in containers); use --backend posix")),
     }
 }
 
@@ -224,9 +222,11 @@ impl<B: IoBuffer> UringEngine<B> {
         let (ring, ring_mode) =
             new_ring(queue_depth.next_power_of_two()).map_err(|e| Error::Unavailable {
                 backend: "host".into(),
-                reason: format!(
-                    "io_uring_setup with {queue_depth} entries failed ({e}); use --backend posix"
-                ),
+                reason: crate::error::msg![
+                    format!("io_uring_setup with {queue_depth} entries failed ({e}); use "),
+                    Setting::Backend,
+                    " posix"
+                ],
             })?;
         let mut engine = UringEngine {
             ring: ManuallyDrop::new(ring),
@@ -264,24 +264,32 @@ impl<B: IoBuffer> UringEngine<B> {
         if let Err(e) = rc {
             if e.raw_os_error() == Some(libc::ENOMEM) && !sys::has_cap_ipc_lock() {
                 return Err(Error::Memlock {
-                    what: format!("--fixed-buffers registration of {}", Bytes(cap)),
+                    what: crate::error::msg![
+                        Setting::FixedBuffers,
+                        format!(" registration of {}", Bytes(cap))
+                    ],
                     needed: cap,
                     limit: sys::memlock_limit(),
-                    hint: "run without --fixed-buffers",
+                    hint: crate::error::msg!["run without ", Setting::FixedBuffers],
                 });
             }
-            return Err(Error::Resources(format!(
-                "--fixed-buffers: io_uring buffer registration of {} failed: {e}",
-                Bytes(cap)
-            )));
+            return Err(Error::IoUring {
+                what: crate::error::msg![
+                    Setting::FixedBuffers,
+                    format!(": io_uring buffer registration of {} failed", Bytes(cap))
+                ],
+                source: e,
+            });
         }
         self.ring
             .submitter()
             .register_files(&[self.file.io_fd(), self.file.buffered_fd()])
-            .map_err(|e| {
-                Error::Resources(format!(
-                    "--fixed-buffers: io_uring file registration failed: {e}"
-                ))
+            .map_err(|e| Error::IoUring {
+                what: crate::error::msg![
+                    Setting::FixedBuffers,
+                    ": io_uring file registration failed"
+                ],
+                source: e,
             })?;
         self.fixed = Some(Fixed { segment });
         Ok(())
@@ -458,11 +466,15 @@ impl<B: IoBuffer> UringEngine<B> {
             }
             Err(e) => {
                 self.leak_buffer = true;
-                Err(Error::Resources(format!(
-                    "io_uring_enter failed with {} requests in flight on {}: {e}",
-                    self.in_flight,
-                    self.file.path().display()
-                )))
+                Err(Error::IoUring {
+                    what: format!(
+                        "io_uring_enter failed with {} requests in flight on {}",
+                        self.in_flight,
+                        self.file.path().display()
+                    )
+                    .into(),
+                    source: e,
+                })
             }
         }
     }
@@ -526,7 +538,7 @@ impl<B: IoBuffer> UringEngine<B> {
                     Ok(true) => continue,
                     Ok(false) if self.in_flight > 0 => {} // room comes back with completions
                     Ok(false) => {
-                        first_error = Some(Error::Resources(
+                        first_error = Some(Error::Internal(
                             "internal error: a stager had no room and nothing to wait for (please report it)".into(),
                         ))
                     }
@@ -731,7 +743,7 @@ mod tests {
         ) -> Result<()> {
             BASE.with(|b| b.set(base as usize));
             if self.fail_at == Some(i) {
-                return Err(Error::Resources(format!("injected failure at request {i}")));
+                return Err(Error::Internal(format!("injected failure at request {i}")));
             }
             self.pending.push_back((off / self.chunk, *r));
             Ok(())

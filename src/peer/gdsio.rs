@@ -206,7 +206,7 @@ fn gdsio_timeout_from(value: Option<&str>, opts: &RunOptions) -> Result<Duration
         Some(v) => match v.trim().parse::<u64>() {
             Ok(s) if s > 0 => Ok(Duration::from_secs(s)),
             _ => Err(Error::invalid(
-                GDSIO_TIMEOUT_ENV,
+                crate::error::Setting::Env(GDSIO_TIMEOUT_ENV),
                 format!("'{v}' is not a whole number of seconds above 0"),
             )),
         },

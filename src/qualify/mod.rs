@@ -447,7 +447,7 @@ fn numa_placement(
 ) -> std::collections::BTreeMap<String, Vec<(String, Option<Vec<usize>>)>> {
     let mut out = std::collections::BTreeMap::new();
     for (t, opts) in spec.tests.iter().zip(plans.iter_mut()) {
-        let gpu_backend = matches!(t.backend.as_str(), "bounce" | "gds");
+        let gpu_backend = t.backend.memory() == crate::types::MemoryKind::Device;
         let mut per_target = Vec::new();
         for (dir, o) in t.targets.iter().zip(opts.iter_mut()) {
             let node = if gpu_backend {
@@ -494,7 +494,7 @@ fn run_options(t: &TestSpec, duration: Option<Duration>) -> Vec<RunOptions> {
         .iter()
         .enumerate()
         .map(|(i, dir)| RunOptions {
-            backend: t.backend.clone(),
+            backend: t.backend,
             op: t.op,
             target: Target::Dir(dir.clone()),
             size: t.size(),
@@ -508,7 +508,7 @@ fn run_options(t: &TestSpec, duration: Option<Duration>) -> Vec<RunOptions> {
             gpu: GpuOptions {
                 device: t.gpus.get(i).copied().unwrap_or(t.gpu),
                 bounce_buffers: 2 * t.queue_depth as usize,
-                gds: (t.backend == "gds").then(Default::default),
+                gds: (t.backend == crate::types::BackendId::Gds).then(Default::default),
                 ..GpuOptions::default()
             },
             create_dir: false,
@@ -604,12 +604,14 @@ pub fn check_lines(
         out.push(l);
     }
     if c.gpudirect {
-        let v = r.verdict("gds");
-        let path = v.and_then(|v| v.gds_path).unwrap_or("unknown");
+        let v = r.verdict(crate::types::BackendId::Gds);
+        let path = v
+            .and_then(|v| v.gds_path)
+            .unwrap_or(crate::types::GdsPath::Unknown);
         let mut l = row(
             "gpudirect",
-            path.starts_with("gpudirect"),
-            path.into(),
+            path.is_direct(),
+            path.as_str().into(),
             "gpudirect",
         );
         if !l.pass {
@@ -692,15 +694,15 @@ fn pcie_lines(r: &NodeReport, sysfs: &Path, targets: &[PathBuf]) -> Vec<Line> {
 fn run_test(t: &TestSpec, opts: &[RunOptions]) -> (TestRecord, Vec<Line>) {
     let mut test = TestRecord {
         name: t.name.clone(),
-        backend: t.backend.clone(),
+        backend: t.backend.name().to_string(),
         op: t.op.to_string(),
         unavailable: None,
         targets: Vec::new(),
         aggregate: None,
     };
     let mut lines = Vec::new();
-    let backend = crate::backend::by_name(&t.backend);
-    if let Some(crate::backend::Availability::Unavailable(why)) = backend.map(|b| b.probe()) {
+    let backend = crate::backend::get(t.backend);
+    if let crate::backend::Availability::Unavailable(why) = backend.probe() {
         let mut l = line("test", &t.name, "run");
         l.shown = "cannot run".into();
         l.threshold = format!("backend {}", t.backend);
@@ -730,7 +732,7 @@ fn run_test(t: &TestSpec, opts: &[RunOptions]) -> (TestRecord, Vec<Line>) {
             .into_iter()
             .map(|h| {
                 h.join().unwrap_or_else(|_| {
-                    Err(crate::Error::Resources(
+                    Err(crate::Error::Internal(
                         "a qualify run thread panicked (a bug in gdswap; please report it)".into(),
                     ))
                 })

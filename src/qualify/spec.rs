@@ -12,6 +12,7 @@ use std::time::Duration;
 use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::size::parse_size;
+use crate::types::BackendId;
 
 /// A whole qualification spec.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -179,17 +180,10 @@ fn op<'de, D: Deserializer<'de>>(d: D) -> Result<crate::options::Op, D::Error> {
 
 /// A backend gdswap knows (whether this node can run it is the run's business, not the
 /// spec's: a known backend that cannot run here fails its test's line with the reason).
-fn backend<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+fn backend<'de, D: Deserializer<'de>>(d: D) -> Result<BackendId, D::Error> {
     let text = String::deserialize(d)?;
-    let known = crate::backend::names();
-    if known.contains(&text.as_str()) {
-        Ok(text)
-    } else {
-        Err(serde::de::Error::custom(format!(
-            "unknown backend '{text}'; known: {}",
-            known.join(", ")
-        )))
-    }
+    text.parse::<BackendId>()
+        .map_err(|e| serde::de::Error::custom(e.to_string()))
 }
 
 fn default_queue_depth() -> u32 {
@@ -212,7 +206,7 @@ fn default_warmup() -> u32 {
 pub struct TestSpec {
     pub name: String,
     #[serde(deserialize_with = "backend")]
-    pub backend: String,
+    pub backend: BackendId,
     #[serde(deserialize_with = "op")]
     pub op: crate::options::Op,
     pub block_size: Size,
@@ -554,7 +548,7 @@ max_verify_errors = 0
         let s = parse(&path, &text).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(s.tests.len(), 3);
         assert_eq!(s.checks.memlock, Some(Memlock::Unlimited));
-        assert_eq!(s.tests[2].backend, "gds");
+        assert_eq!(s.tests[2].backend, BackendId::Gds);
     }
 
     #[test]

@@ -8,14 +8,12 @@
 //! Markdown, text) must know nothing of backends or of how the rounds were measured, only of
 //! this result; `crate::compare` measures, this module computes.
 
-use std::path::PathBuf;
-
 use serde::{Deserialize, Serialize};
 
 use crate::env::Environment;
 use crate::stats::median;
 
-use super::WarningRecord;
+use super::{WarningRecord, Workload};
 
 /// The comparison's exporters live with their format (`json`, `csv`, `human`, `markdown`,
 /// `svg`); these names keep them where callers found them.
@@ -161,21 +159,12 @@ pub struct Skipped {
 /// The workload every contender ran.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CompareParams {
-    pub op: String,
-    /// `file` or `dir`.
-    pub target_kind: String,
-    pub target: PathBuf,
-    pub size_bytes: u64,
-    pub block_size_bytes: u64,
-    pub queue_depth: u32,
-    pub threads: usize,
-    /// Measured loops per run (each round is one run per contender).
-    pub loops: u32,
-    pub warmup: u32,
+    #[serde(flatten)]
+    pub workload: Workload,
     pub rounds: u32,
     pub random: bool,
     pub direct: bool,
-    pub huge_pages: String,
+    pub huge_pages: crate::options::HugePages,
     /// `gdswap sweep`'s `--bounce-buffers` value at this point, when the sweep set one and the
     /// `bounce` backend ran (absent: the backend's default; older lines have none).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -428,19 +417,21 @@ pub(crate) mod tests {
         };
         Comparison::new(
             CompareParams {
-                op: "read".into(),
-                target_kind: "dir".into(),
-                target: "/data".into(),
-                size_bytes: 1 << 30,
-                block_size_bytes: 1 << 20,
-                queue_depth: 8,
-                threads: 1,
-                loops: 3,
-                warmup: 1,
+                workload: Workload {
+                    op: crate::options::Op::Read,
+                    target_kind: "dir".into(),
+                    target: "/data".into(),
+                    size_bytes: 1 << 30,
+                    block_size_bytes: 1 << 20,
+                    queue_depth: 8,
+                    threads: 1,
+                    loops: 3,
+                    warmup: 1,
+                },
                 rounds: 3,
                 random: false,
                 direct: true,
-                huge_pages: "auto".into(),
+                huge_pages: crate::options::HugePages::Auto,
                 bounce_buffers: None,
                 gds_api: None,
             },

@@ -2,6 +2,8 @@
 
 use serde::Serialize;
 
+use crate::options::Op;
+
 use super::comparison::{Comparison, Spread};
 use super::RunReport;
 
@@ -10,7 +12,7 @@ struct Row<'a> {
     schema: &'a str,
     finished_at: &'a str,
     backend: &'a str,
-    op: &'a str,
+    op: Op,
     threads: usize,
     block_size_bytes: u64,
     queue_depth: u32,
@@ -51,6 +53,11 @@ struct Row<'a> {
     cpu_model: &'a str,
     gdswap_version: &'a str,
     git_commit: &'a str,
+    /// Processes of a run under mpirun/srun (1 alone), each rank's GiB/s (`rank:GiB/s`, space
+    /// separated), and the stragglers' ranks.
+    ranks: usize,
+    rank_gibps: String,
+    stragglers: String,
 }
 
 /// The reports as CSV text with a header line.
@@ -62,14 +69,14 @@ pub fn to_csv(reports: &[RunReport]) -> String {
         w.serialize(Row {
             schema: &r.schema,
             finished_at: &r.finished_at,
-            backend: &r.params.backend,
-            op: &r.params.op,
-            threads: r.params.threads,
-            block_size_bytes: r.params.block_size_bytes,
-            queue_depth: r.params.queue_depth,
-            size_bytes: r.params.size_bytes,
-            loops: r.params.loops,
-            warmup: r.params.warmup,
+            backend: r.params.backend.name(),
+            op: r.params.workload.op,
+            threads: r.params.workload.threads,
+            block_size_bytes: r.params.workload.block_size_bytes,
+            queue_depth: r.params.workload.queue_depth,
+            size_bytes: r.params.workload.size_bytes,
+            loops: r.params.workload.loops,
+            warmup: r.params.workload.warmup,
             random: r.params.random,
             direct: r.params.direct,
             fixed_buffers: r.params.fixed_buffers,
@@ -109,6 +116,20 @@ pub fn to_csv(reports: &[RunReport]) -> String {
             cpu_model: &e.cpu_model,
             gdswap_version: &e.gdswap_version,
             git_commit: &e.git_commit,
+            ranks: r.ranks.len().max(1),
+            rank_gibps: r
+                .ranks
+                .iter()
+                .map(|k| format!("{}:{:.3}", k.rank, k.bandwidth_gibps))
+                .collect::<Vec<_>>()
+                .join(" "),
+            stragglers: r
+                .ranks
+                .iter()
+                .filter(|k| k.straggler)
+                .map(|k| k.rank.to_string())
+                .collect::<Vec<_>>()
+                .join(" "),
         })
         .expect("writing CSV to memory cannot fail");
     }
@@ -165,11 +186,11 @@ pub fn comparison(c: &Comparison) -> String {
             c.finished_at.clone(),
             k.name.clone(),
             k.kind.to_string(),
-            p.op.clone(),
-            p.block_size_bytes.to_string(),
-            p.queue_depth.to_string(),
-            p.threads.to_string(),
-            p.size_bytes.to_string(),
+            p.workload.op.to_string(),
+            p.workload.block_size_bytes.to_string(),
+            p.workload.queue_depth.to_string(),
+            p.workload.threads.to_string(),
+            p.workload.size_bytes.to_string(),
             k.rounds.len().to_string(),
             k.bandwidth_gibps.median.to_string(),
             k.bandwidth_gibps.min.to_string(),

@@ -3,6 +3,7 @@
 
 use std::fmt::Write as _;
 
+use crate::options::Op;
 use crate::size::Bytes;
 use crate::stats::Percentiles;
 
@@ -22,17 +23,22 @@ pub fn latency(us: f64) -> String {
 pub fn summary_line(r: &RunReport) -> String {
     let p = &r.params;
     let s = &r.summary;
+    let ranks = match r.ranks.len() {
+        0 => String::new(),
+        n => format!("{n} ranks x "),
+    };
     format!(
-        "{} {}: {} thread{}, bs {}, qd {}, size {}, {} loop{}: {:.2} GiB/s ({:.2} GB/s), {:.0} IOPS, lat p50 {} p99 {}, {:.3} CPU-s/GiB{} [{}; {}]",
+        "{} {}: {ranks}{} thread{}, bs {}, qd {}, size {}{}, {} loop{}: {:.2} GiB/s ({:.2} GB/s), {:.0} IOPS, lat p50 {} p99 {}, {:.3} CPU-s/GiB{} [{}; {}]",
         p.backend,
-        p.op,
-        p.threads,
-        if p.threads == 1 { "" } else { "s" },
-        Bytes(p.block_size_bytes),
-        p.queue_depth,
-        Bytes(p.size_bytes),
-        p.loops,
-        if p.loops == 1 { "" } else { "s" },
+        p.workload.op,
+        p.workload.threads,
+        if p.workload.threads == 1 { "" } else { "s" },
+        Bytes(p.workload.block_size_bytes),
+        p.workload.queue_depth,
+        Bytes(p.workload.size_bytes),
+        if r.ranks.is_empty() { "" } else { " per rank" },
+        p.workload.loops,
+        if p.workload.loops == 1 { "" } else { "s" },
         s.bandwidth_gibps,
         s.bandwidth_gbps,
         s.iops,
@@ -99,7 +105,40 @@ pub fn table(r: &RunReport) -> String {
         &s.latency,
         Some(s.cpu_s_per_gib),
     );
-    if r.threads.len() > 1 {
+    if !r.ranks.is_empty() {
+        for k in &r.ranks {
+            row(
+                &mut out,
+                &format!("rank {}", k.rank),
+                k.bandwidth_gibps,
+                k.iops,
+                &k.latency,
+                None,
+            );
+        }
+        let mut hosts: Vec<&str> = r.ranks.iter().map(|k| k.host.as_str()).collect();
+        hosts.sort_unstable();
+        hosts.dedup();
+        let slow: Vec<String> = r
+            .ranks
+            .iter()
+            .filter(|k| k.straggler)
+            .map(|k| {
+                format!(
+                    "rank {} ({:.0}% below the median)",
+                    k.rank, k.below_median_pct
+                )
+            })
+            .collect();
+        let _ = writeln!(
+            out,
+            "({} ranks on {}: 'all' is every rank's bytes over the earliest start to the latest end of each loop, latencies from the merged histograms, CPU summed; stragglers (>{:.0}% below the median rank): {})",
+            r.ranks.len(),
+            hosts.join(", "),
+            super::STRAGGLER_PCT,
+            if slow.is_empty() { "none".to_string() } else { slow.join(", ") }
+        );
+    } else if r.threads.len() > 1 {
         for t in &r.threads {
             let gib = t.bytes as f64 / (1u64 << 30) as f64;
             let cpu = if gib > 0.0 {
@@ -137,7 +176,7 @@ pub fn table(r: &RunReport) -> String {
         s.cpu_user_s,
         s.cpu_system_s,
     );
-    if r.params.op == "write" {
+    if r.params.workload.op == Op::Write {
         let _ = writeln!(
             out,
             "fdatasync after the loops: {:.3} s (not in the bandwidth)",
@@ -159,7 +198,7 @@ pub fn table(r: &RunReport) -> String {
     let _ = writeln!(
         out,
         "data: {} on {} ({}, {}), O_DIRECT {}",
-        r.params.target.display(),
+        r.params.workload.target.display(),
         fs.device,
         fs.fs_type,
         fs.mount_point,
@@ -177,15 +216,15 @@ pub fn workload_line(p: &CompareParams) -> String {
     format!(
         "{}{}, bs {}, qd {}, {} thread{}, size {}, {} loop{} + {} warm-up per run, {} round{} interleaved{}",
         if p.random { "random " } else { "" },
-        p.op,
-        Bytes(p.block_size_bytes),
-        p.queue_depth,
-        p.threads,
-        if p.threads == 1 { "" } else { "s" },
-        Bytes(p.size_bytes),
-        p.loops,
-        if p.loops == 1 { "" } else { "s" },
-        p.warmup,
+        p.workload.op,
+        Bytes(p.workload.block_size_bytes),
+        p.workload.queue_depth,
+        p.workload.threads,
+        if p.workload.threads == 1 { "" } else { "s" },
+        Bytes(p.workload.size_bytes),
+        p.workload.loops,
+        if p.workload.loops == 1 { "" } else { "s" },
+        p.workload.warmup,
         p.rounds,
         if p.rounds == 1 { "" } else { "s" },
         if p.direct { "" } else { ", buffered" },

@@ -78,13 +78,13 @@ pub fn runs(reports: &[RunReport]) -> String {
         let _ = writeln!(
             out,
             "| {} | {}{} | {} | {} | {} | {} | {:.2} | {:.2} | {:.0} | {} | {} | {:.3} | {}; {} |",
-            cell(&p.backend),
+            cell(p.backend.name()),
             if p.random { "random " } else { "" },
-            cell(&p.op),
-            p.threads,
-            Bytes(p.block_size_bytes),
-            p.queue_depth,
-            Bytes(p.size_bytes),
+            cell(&p.workload.op.to_string()),
+            p.workload.threads,
+            Bytes(p.workload.block_size_bytes),
+            p.workload.queue_depth,
+            Bytes(p.workload.size_bytes),
             s.bandwidth_gibps,
             s.bandwidth_gbps,
             s.iops,
@@ -95,11 +95,39 @@ pub fn runs(reports: &[RunReport]) -> String {
             cell(&r.buffer_pages),
         );
     }
+    for r in reports.iter().filter(|r| !r.ranks.is_empty()) {
+        let _ = writeln!(
+            out,
+            "\n{} {} over {} ranks (the row above: every rank's bytes over the earliest start to the latest end of each loop; latencies from the merged histograms):\n",
+            cell(r.params.backend.name()),
+            cell(&r.params.workload.op.to_string()),
+            r.ranks.len()
+        );
+        let _ = writeln!(
+            out,
+            "| rank | host | GiB/s | IOPS | p50 latency | p99 latency | below median | straggler |"
+        );
+        let _ = writeln!(out, "|---:|---|---:|---:|---:|---:|---:|---|");
+        for k in &r.ranks {
+            let _ = writeln!(
+                out,
+                "| {} | {} | {:.2} | {:.0} | {} | {} | {:.0}% | {} |",
+                k.rank,
+                cell(&k.host),
+                k.bandwidth_gibps,
+                k.iops,
+                latency(k.latency.p50_us),
+                latency(k.latency.p99_us),
+                k.below_median_pct,
+                if k.straggler { "yes" } else { "" }
+            );
+        }
+    }
     if let Some(first) = reports.first() {
         let _ = writeln!(
             out,
             "\nBandwidth: bytes of the measured loops over the time inside transfers (GiB = 2^30 bytes, GB = 10^9); {} measured loop(s) after {} warm-up; finished {}.\n",
-            first.params.loops, first.params.warmup, first.finished_at
+            first.params.workload.loops, first.params.workload.warmup, first.finished_at
         );
         environment(&mut out, &first.environment);
     }
@@ -112,7 +140,7 @@ pub fn runs(reports: &[RunReport]) -> String {
         warnings(
             &mut out,
             &r.warnings,
-            &format!("{} {}: ", r.params.backend, r.params.op),
+            &format!("{} {}: ", r.params.backend, r.params.workload.op),
         );
     }
     out
@@ -252,9 +280,9 @@ pub fn sweep(points: &[Comparison], best: &BestSettings) -> String {
     let _ = writeln!(
         out,
         "## gdswap sweep: size {}, {} loop(s) + {} warm-up per run, {} round(s) per point{}\n",
-        Bytes(p.size_bytes),
-        p.loops,
-        p.warmup,
+        Bytes(p.workload.size_bytes),
+        p.workload.loops,
+        p.workload.warmup,
         p.rounds,
         if p.random { ", random offsets" } else { "" }
     );
@@ -295,10 +323,10 @@ pub fn sweep(points: &[Comparison], best: &BestSettings) -> String {
         let _ = write!(
             out,
             "| {} | {} | {} | {} |",
-            cell(&q.op),
-            Bytes(q.block_size_bytes),
-            q.queue_depth,
-            q.threads
+            cell(&q.workload.op.to_string()),
+            Bytes(q.workload.block_size_bytes),
+            q.workload.queue_depth,
+            q.workload.threads
         );
         if knobs {
             let mut k: Vec<String> = Vec::new();
@@ -449,10 +477,10 @@ mod tests {
     fn sweep_table_has_a_row_per_point_and_the_best_settings() {
         let mut a = crate::report::comparison::tests::sample();
         let mut b = a.clone();
-        b.params.block_size_bytes = 8 << 20;
-        b.params.queue_depth = 32;
+        b.params.workload.block_size_bytes = 8 << 20;
+        b.params.workload.queue_depth = 32;
         b.contenders.truncate(1);
-        a.params.threads = 2;
+        a.params.workload.threads = 2;
         let best = BestSettings {
             metric: "both".into(),
             rows: vec![BestRow {

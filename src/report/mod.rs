@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::env::Environment;
 use crate::harness::Measurements;
-use crate::options::{RunOptions, Target};
+use crate::options::{BufferMode, HugePages, Op, RunOptions, Target};
 use crate::stats::{median, LatencyRecorder, Percentiles};
 
 pub use warning::{Warning, WarningRecord};
@@ -56,15 +56,78 @@ pub struct RunReport {
     /// gds: which path the bytes took (GPUDirect or compat mode), and why gdswap says so;
     /// absent for the other backends.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub gds_path: Option<GdsPath>,
+    pub gds_path: Option<GdsVerdict>,
     /// A time-based run or soak: its duration and what verifying every loop found; absent
     /// for a plain run of `--loops`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub soak: Option<soak::Soak>,
+    /// A run of several processes (`mpirun`, `srun`): each rank's figures, in rank order;
+    /// absent for one process. The summary is then the merged one: all ranks' bytes over the
+    /// earliest start to the latest end of each loop, latencies from the merged histograms.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ranks: Vec<RankFigures>,
+}
+
+/// How far below the median rank's bandwidth a rank is flagged a straggler, in percent.
+pub const STRAGGLER_PCT: f64 = 10.0;
+
+/// One rank of a run of several processes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RankFigures {
+    pub rank: usize,
+    pub host: String,
+    /// Bytes this rank moved in the measured loops.
+    pub bytes: u64,
+    /// Sum over loops of this rank's loop time (its release to its last thread done).
+    pub time_s: f64,
+    /// bytes / time, GiB/s.
+    pub bandwidth_gibps: f64,
+    /// requests / time.
+    pub iops: f64,
+    pub latency: Percentiles,
+    /// Each measured loop's start and end, ns since the Unix epoch (the ranks' wall clocks).
+    pub loop_start_unix_ns: Vec<u64>,
+    pub loop_end_unix_ns: Vec<u64>,
+    /// Percent below the median rank's bandwidth (negative: above it).
+    pub below_median_pct: f64,
+    /// More than [`STRAGGLER_PCT`] below the median rank.
+    pub straggler: bool,
+}
+
+impl RankFigures {
+    /// The figures of every rank, stragglers flagged.
+    pub fn of(ranks: &[crate::ranks::RankMeasurement]) -> Vec<RankFigures> {
+        let mut out: Vec<RankFigures> = ranks
+            .iter()
+            .map(|r| {
+                let time_s: f64 = r.windows.iter().map(|w| w.duration().as_secs_f64()).sum();
+                let bytes = r.bytes_per_loop.saturating_mul(r.windows.len() as u64);
+                RankFigures {
+                    rank: r.rank,
+                    host: r.host.clone(),
+                    bytes,
+                    time_s,
+                    bandwidth_gibps: ratio(bytes as f64 / GIB, time_s),
+                    iops: ratio(r.latencies.count() as f64, time_s),
+                    latency: r.latencies.percentiles(),
+                    loop_start_unix_ns: r.windows.iter().map(|w| w.start_unix_ns).collect(),
+                    loop_end_unix_ns: r.windows.iter().map(|w| w.end_unix_ns).collect(),
+                    below_median_pct: 0.0,
+                    straggler: false,
+                }
+            })
+            .collect();
+        let med = median(&out.iter().map(|r| r.bandwidth_gibps).collect::<Vec<_>>());
+        for r in &mut out {
+            r.below_median_pct = 100.0 * ratio(med - r.bandwidth_gibps, med);
+            r.straggler = r.below_median_pct > STRAGGLER_PCT;
+        }
+        out
+    }
 }
 
 /// The path a `gds` run's bytes took: defined with cuFile, re-exported here for reports.
-pub use crate::cufile::GdsPath;
+pub use crate::types::{GdsPath, GdsVerdict};
 
 /// I/O, copies and their overlap over the measured loops: I/O and transfer time summed over
 /// threads; copy time (bounce) the time the copy engine was busy, all threads together.
@@ -126,11 +189,12 @@ impl PipelineFigures {
     }
 }
 
-/// The parameters, as run.
+/// The workload a record describes, shared by the run record ([`Params`]) and the comparison
+/// record ([`comparison::CompareParams`]): flattened into each (`#[serde(flatten)]`), so their
+/// JSON keys and their order are what they were before it was one struct.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Params {
-    pub backend: String,
-    pub op: String,
+pub struct Workload {
+    pub op: Op,
     /// `file` or `dir`.
     pub target_kind: String,
     pub target: PathBuf,
@@ -138,18 +202,49 @@ pub struct Params {
     pub block_size_bytes: u64,
     pub queue_depth: u32,
     pub threads: usize,
+    /// Measured loops per run (in a comparison, each round is one run per contender).
     pub loops: u32,
     pub warmup: u32,
+}
+
+impl Workload {
+    /// The workload of `opts`.
+    pub fn of(opts: &RunOptions) -> Workload {
+        let (target_kind, target) = match &opts.target {
+            Target::File(p) => ("file", p.clone()),
+            Target::Dir(p) => ("dir", p.clone()),
+        };
+        Workload {
+            op: opts.op,
+            target_kind: target_kind.into(),
+            target,
+            size_bytes: opts.size,
+            block_size_bytes: opts.block_size,
+            queue_depth: opts.queue_depth,
+            threads: opts.threads,
+            loops: opts.loops,
+            warmup: opts.warmup,
+        }
+    }
+}
+
+/// The parameters, as run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Params {
+    pub backend: crate::types::BackendId,
+    #[serde(flatten)]
+    pub workload: Workload,
     pub random: bool,
     pub seed: u64,
     pub verify: bool,
     pub direct: bool,
     pub drop_caches: bool,
     pub fixed_buffers: bool,
-    pub huge_pages: String,
-    /// `full` (the thread's whole range in memory) or `ring` (reused buffers).
+    pub huge_pages: HugePages,
+    /// `full` (the thread's whole range in memory) or `ring` (reused buffers); records from
+    /// before `ring` existed have none and read as `full`.
     #[serde(default)]
-    pub buffer: String,
+    pub buffer: BufferMode,
     /// Device, pinned chunks and mode, for backends that use a GPU; absent otherwise.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gpu: Option<crate::options::GpuOptions>,
@@ -159,29 +254,17 @@ impl Params {
     /// The parameters of `opts`; `device`: the backend's buffers are in GPU memory (the GPU
     /// options are recorded).
     pub fn of(opts: &RunOptions, device: bool) -> Params {
-        let (target_kind, target) = match &opts.target {
-            Target::File(p) => ("file", p.clone()),
-            Target::Dir(p) => ("dir", p.clone()),
-        };
         Params {
-            backend: opts.backend.clone(),
-            op: opts.op.to_string(),
-            target_kind: target_kind.into(),
-            target,
-            size_bytes: opts.size,
-            block_size_bytes: opts.block_size,
-            queue_depth: opts.queue_depth,
-            threads: opts.threads,
-            loops: opts.loops,
-            warmup: opts.warmup,
+            backend: opts.backend,
+            workload: Workload::of(opts),
             random: opts.random,
             seed: opts.seed,
             verify: opts.verify,
             direct: opts.direct,
             drop_caches: opts.drop_caches,
             fixed_buffers: opts.fixed_buffers,
-            huge_pages: format!("{:?}", opts.huge_pages).to_lowercase(),
-            buffer: format!("{:?}", opts.buffer).to_lowercase(),
+            huge_pages: opts.huge_pages,
+            buffer: opts.buffer,
             gpu: device.then_some(opts.gpu),
         }
     }
@@ -192,9 +275,10 @@ impl Params {
 pub struct ErrorRecord {
     /// A stable class: `refused` (a value, file or limit gdswap will not run with),
     /// `unavailable`, `resources`, `io`, `verify`, `cuda`, `cufile`, `peer`, `interrupted`,
-    /// `internal`.
+    /// `internal`, `ranks`.
     pub kind: String,
-    /// The one-line message gdswap printed.
+    /// The one-line message gdswap printed (the library's text, settings by name, unless
+    /// the command line puts its own line, with flags, here).
     pub message: String,
 }
 
@@ -235,8 +319,7 @@ impl FailedRun {
             environment,
             params: Params::of(
                 opts,
-                crate::backend::by_name(&opts.backend)
-                    .is_some_and(|b| b.memory() == crate::backend::MemoryKind::Device),
+                opts.backend.memory() == crate::types::MemoryKind::Device,
             ),
             error: ErrorRecord::of(error),
             command_line: Vec::new(),
@@ -337,13 +420,15 @@ impl RunReport {
             .iter()
             .enumerate()
             .map(|(i, l)| {
-                let task = m
-                    .threads
-                    .iter()
-                    .filter_map(|t| t.loop_times.get(i))
-                    .max()
-                    .copied()
-                    .unwrap_or_default();
+                // One process: the slowest thread; several: the ranks' common span.
+                let task = l.span.unwrap_or_else(|| {
+                    m.threads
+                        .iter()
+                        .filter_map(|t| t.loop_times.get(i))
+                        .max()
+                        .copied()
+                        .unwrap_or_default()
+                });
                 LoopFigures {
                     index: i,
                     task_time_s: task.as_secs_f64(),
@@ -413,7 +498,7 @@ impl RunReport {
         let mut params = Params::of(opts, m.memory == crate::backend::MemoryKind::Device);
         if opts.duration.is_some() {
             // A time-based run: the loops it ran, not the --loops it did not use.
-            params.loops = u32::try_from(m.loops.len()).unwrap_or(u32::MAX);
+            params.workload.loops = u32::try_from(m.loops.len()).unwrap_or(u32::MAX);
         }
         let mut report = RunReport {
             schema: SCHEMA.into(),
@@ -451,6 +536,7 @@ impl RunReport {
             }),
             gds_path: m.gds_path.clone(),
             soak: soak::Soak::of(opts, m),
+            ranks: RankFigures::of(&m.ranks),
         };
         let mut warnings = warning::assess(&report, m.pages);
         if let Some(fs) = m.non_block_fs {
@@ -565,6 +651,74 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn ranks_below_the_median_by_more_than_the_limit_are_stragglers_in_every_output() {
+        use crate::ranks::{LoopWindow, RankMeasurement};
+        // Each rank moves 1 GiB in one loop, in 1 s, 1.2 s and 1.05 s.
+        let rank = |rank: usize, ms: u64| RankMeasurement {
+            rank,
+            host: format!("node{rank}"),
+            bytes_per_loop: 1 << 30,
+            windows: vec![LoopWindow {
+                start_unix_ns: 5_000,
+                end_unix_ns: 5_000 + ms * 1_000_000,
+            }],
+            latencies: LatencyRecorder::new(),
+        };
+        let figures = RankFigures::of(&[rank(0, 1000), rank(1, 1200), rank(2, 1050)]);
+        let slow: Vec<bool> = figures.iter().map(|k| k.straggler).collect();
+        assert_eq!(slow, [false, true, false], "{figures:?}");
+        // The median rank is rank 2 (1/1.05 GiB/s); rank 1 (1/1.2) is 12.5% below it.
+        assert!(
+            (figures[1].below_median_pct - 12.5).abs() < 1e-9,
+            "{figures:?}"
+        );
+        assert_eq!(figures[2].below_median_pct, 0.0);
+        assert!((figures[0].bandwidth_gibps - 1.0).abs() < 1e-9);
+        let mut r = sample();
+        r.ranks = figures;
+        let w = warning::assess(&r, None);
+        assert!(
+            w.iter().any(|w| matches!(w, Warning::Stragglers { ranks } if ranks.contains("rank 1 on node1") && !ranks.contains("rank 2"))),
+            "{w:?}"
+        );
+        let t = human::table(&r);
+        assert!(
+            t.contains("rank 1 ")
+                && t.contains("stragglers (>10% below the median rank): rank 1 ("),
+            "{t}"
+        );
+        assert!(
+            !t.contains("thread 0"),
+            "rank rows replace thread rows: {t}"
+        );
+        assert!(
+            human::summary_line(&r).contains("3 ranks x 2 threads")
+                && human::summary_line(&r).contains("per rank")
+        );
+        let c = csv::to_csv(std::slice::from_ref(&r));
+        let (head, row) = c.split_once('\n').unwrap();
+        assert!(head.ends_with(",ranks,rank_gibps,stragglers"), "{head}");
+        assert!(
+            row.trim_end().ends_with(",3,0:1.000 1:0.833 2:0.952,1"),
+            "{row}"
+        );
+        let md = markdown::runs(std::slice::from_ref(&r));
+        assert!(
+            md.contains("| 1 | node1 | 0.83 |") && md.contains("| yes |"),
+            "{md}"
+        );
+        // One process: no rank figures anywhere.
+        let one = sample();
+        assert!(!human::table(&one).contains("rank 0"));
+        assert!(csv::to_csv(std::slice::from_ref(&one))
+            .lines()
+            .nth(1)
+            .unwrap()
+            .ends_with(",1,,"));
+        assert!(!json::to_json(std::slice::from_ref(&one)).contains("\"ranks\""));
+    }
+
+    #[test]
     fn iso_dates() {
         assert_eq!(iso8601_utc(0), "1970-01-01T00:00:00Z");
         assert_eq!(iso8601_utc(951_782_400), "2000-02-29T00:00:00Z");
@@ -594,24 +748,26 @@ pub(crate) mod tests {
                 },
             },
             params: Params {
-                backend: "host".into(),
-                op: "read".into(),
-                target_kind: "dir".into(),
-                target: "/data".into(),
-                size_bytes: 1 << 30,
-                block_size_bytes: 1 << 20,
-                queue_depth: 8,
-                threads: 2,
-                loops: 2,
-                warmup: 1,
+                backend: crate::types::BackendId::Host,
+                workload: Workload {
+                    op: Op::Read,
+                    target_kind: "dir".into(),
+                    target: "/data".into(),
+                    size_bytes: 1 << 30,
+                    block_size_bytes: 1 << 20,
+                    queue_depth: 8,
+                    threads: 2,
+                    loops: 2,
+                    warmup: 1,
+                },
                 random: false,
                 seed: 1,
                 verify: true,
                 direct: true,
                 drop_caches: false,
                 fixed_buffers: false,
-                huge_pages: "auto".into(),
-                buffer: "full".into(),
+                huge_pages: HugePages::Auto,
+                buffer: BufferMode::Full,
                 gpu: None,
             },
             backend_mode: "io_uring defer-taskrun, O_DIRECT".into(),
@@ -682,6 +838,7 @@ pub(crate) mod tests {
             pipeline: None,
             gds_path: None,
             soak: None,
+            ranks: Vec::new(),
         }
     }
 
@@ -742,6 +899,20 @@ pub(crate) mod tests {
                 "huge_pages",
             ]
         );
+        // The typed fields are written as the strings they were.
+        let json = serde_json::to_string(&r.params).unwrap();
+        for kv in [
+            r#""op":"read""#,
+            r#""huge_pages":"auto""#,
+            r#""buffer":"full""#,
+        ] {
+            assert!(json.contains(kv), "{kv} in {json}");
+        }
+        // A record from before `buffer` existed reads as `full`.
+        let old = json.replace(r#","buffer":"full""#, "");
+        assert!(!old.contains(r#""buffer""#));
+        let back: Params = serde_json::from_str(&old).unwrap();
+        assert_eq!(back.buffer, BufferMode::Full);
         // And back: a saved record reads as it was written.
         let back: Params =
             serde_json::from_str(&serde_json::to_string(&r.params).unwrap()).unwrap();

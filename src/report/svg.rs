@@ -201,14 +201,14 @@ pub fn bandwidth_vs_block_size(
     let mut by_qd: std::collections::BTreeMap<u32, Vec<(f64, f64)>> = Default::default();
     for c in points {
         let p = &c.params;
-        if p.op != op || p.threads != threads {
+        if p.workload.op.to_string() != op || p.workload.threads != threads {
             continue;
         }
         if let Some(k) = c.contenders.iter().find(|k| k.name == backend) {
             by_qd
-                .entry(p.queue_depth)
+                .entry(p.workload.queue_depth)
                 .or_default()
-                .push((p.block_size_bytes as f64, k.bandwidth_gibps.median));
+                .push((p.workload.block_size_bytes as f64, k.bandwidth_gibps.median));
         }
     }
     if by_qd.is_empty() {
@@ -288,11 +288,11 @@ pub fn latency_cdf(c: &Comparison) -> Option<String> {
     cdf_chart(
         &format!(
             "latency CDF: {} bs {}, qd {}, {} thread{}",
-            p.op,
-            Bytes(p.block_size_bytes),
-            p.queue_depth,
-            p.threads,
-            if p.threads == 1 { "" } else { "s" }
+            p.workload.op,
+            Bytes(p.workload.block_size_bytes),
+            p.workload.queue_depth,
+            p.workload.threads,
+            if p.workload.threads == 1 { "" } else { "s" }
         ),
         "fraction of requests (median of rounds)",
         &series,
@@ -310,10 +310,10 @@ pub fn runs_latency_cdf(reports: &[RunReport]) -> Option<String> {
                 label: format!(
                     "{} {} bs {} qd {} t {}",
                     p.backend,
-                    p.op,
-                    Bytes(p.block_size_bytes),
-                    p.queue_depth,
-                    p.threads
+                    p.workload.op,
+                    Bytes(p.workload.block_size_bytes),
+                    p.workload.queue_depth,
+                    p.workload.threads
                 ),
                 points: cdf_points(&r.summary.latency_cdf_us),
                 dashed: false,
@@ -392,8 +392,8 @@ pub fn sweep_plots(points: &[Comparison]) -> Vec<(String, String)> {
         for k in &c.contenders {
             let key = (
                 k.name.clone(),
-                c.params.op.clone(),
-                c.params.threads,
+                c.params.workload.op.to_string(),
+                c.params.workload.threads,
                 knob(&k.name, c),
             );
             if !keys.contains(&key) {
@@ -429,8 +429,8 @@ mod tests {
             (8 << 20, 8, 4.0),
         ] {
             let mut c = sample();
-            c.params.block_size_bytes = bs;
-            c.params.queue_depth = qd;
+            c.params.workload.block_size_bytes = bs;
+            c.params.workload.queue_depth = qd;
             c.contenders[0].bandwidth_gibps.median = host;
             out.push(c);
         }

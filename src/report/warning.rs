@@ -3,6 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::io::buffer::PageBacking;
+use crate::options::Op;
 use crate::size::Bytes;
 
 use super::RunReport;
@@ -39,6 +40,8 @@ pub enum Warning {
     /// The data is on a filesystem that is not a local block device (tmpfs, overlay, a
     /// network or FUSE filesystem; from statfs): the figures do not measure a disk.
     NotBlockDevice { fs: String },
+    /// A run of several processes with ranks well below the median rank's bandwidth.
+    Stragglers { ranks: String },
 }
 
 /// A warning as it is stored in reports.
@@ -63,6 +66,7 @@ impl Warning {
             Warning::GdsUnalignedBlock { .. } => "gds-unaligned-block",
             Warning::GdsNote { .. } => "gds-note",
             Warning::NotBlockDevice { .. } => "not-block-device",
+            Warning::Stragglers { .. } => "stragglers",
         }
     }
 
@@ -95,6 +99,10 @@ impl Warning {
             Warning::NotBlockDevice { fs } => format!(
                 "the data is on {fs}, not a local block device: these figures measure {fs}, not a disk"
             ),
+            Warning::Stragglers { ranks } => format!(
+                "stragglers, more than {:.0}% below the median rank's bandwidth: {ranks}",
+                super::STRAGGLER_PCT
+            ),
         }
     }
 
@@ -120,6 +128,9 @@ impl Warning {
             }
             Warning::NotBlockDevice { .. } => {
                 "put --file/--dir on a filesystem on the NVMe device to be measured (gdswap check --path DIR shows the device under a path)"
+            }
+            Warning::Stragglers { .. } => {
+                "compare the slow ranks' nodes: their disks (gdswap check --path DIR), GPU and NUMA binding, and what else runs there"
             }
         }
     }
@@ -160,21 +171,21 @@ pub fn assess(r: &RunReport, pages: Option<PageBacking>) -> Vec<Warning> {
             });
         }
     }
-    let tail = r.params.size_bytes % r.dio_align_bytes.max(1);
+    let tail = r.params.workload.size_bytes % r.dio_align_bytes.max(1);
     if r.params.direct && tail != 0 {
         out.push(Warning::UnalignedTail { bytes: tail });
     }
-    if r.params.op == "write" && !r.params.verify {
+    if r.params.workload.op == Op::Write && !r.params.verify {
         out.push(Warning::WritesUnverified);
     }
     if let Some(g) = &r.params.gpu {
         if g.gds.is_none()
             && g.bounce_mode == crate::options::BounceMode::Pipelined
-            && g.bounce_buffers < r.params.queue_depth as usize
+            && g.bounce_buffers < r.params.workload.queue_depth as usize
         {
             out.push(Warning::FewBounceBuffers {
                 chunks: g.bounce_buffers,
-                queue_depth: r.params.queue_depth,
+                queue_depth: r.params.workload.queue_depth,
             });
         }
     }
@@ -183,13 +194,31 @@ pub fn assess(r: &RunReport, pages: Option<PageBacking>) -> Vec<Warning> {
             reason: p.reason.clone(),
         });
     }
-    if r.params.backend == "gds" && r.params.block_size_bytes % 4096 != 0 {
+    if r.params.backend == crate::types::BackendId::Gds
+        && r.params.workload.block_size_bytes % 4096 != 0
+    {
         out.push(Warning::GdsUnalignedBlock {
-            block: r.params.block_size_bytes,
+            block: r.params.workload.block_size_bytes,
         });
     }
     if let Some(p) = &r.gds_path {
         out.extend(p.notes.iter().map(|n| Warning::GdsNote { note: n.clone() }));
+    }
+    let slow: Vec<String> = r
+        .ranks
+        .iter()
+        .filter(|k| k.straggler)
+        .map(|k| {
+            format!(
+                "rank {} on {} ({:.0}% below)",
+                k.rank, k.host, k.below_median_pct
+            )
+        })
+        .collect();
+    if !slow.is_empty() {
+        out.push(Warning::Stragglers {
+            ranks: slow.join(", "),
+        });
     }
     out
 }
@@ -203,9 +232,9 @@ mod tests {
         let mut r = crate::report::tests::sample();
         assert!(assess(&r, Some(PageBacking::Hugetlb2M)).is_empty());
         r.params.direct = false;
-        r.params.op = "write".into();
+        r.params.workload.op = Op::Write;
         r.params.verify = false;
-        r.params.size_bytes += 100;
+        r.params.workload.size_bytes += 100;
         r.params.direct = true;
         r.summary.task_time_s = 0.01;
         r.summary.loop_gibps_min = 2.0;
@@ -250,11 +279,11 @@ mod tests {
     #[test]
     fn gds_blocks_off_4k_and_gds_notes_warn() {
         let mut r = crate::report::tests::sample();
-        r.params.backend = "gds".into();
-        r.params.block_size_bytes = 6 * 1024;
-        r.params.size_bytes = 6 * 1024 * 100;
-        r.gds_path = Some(crate::report::GdsPath {
-            path: crate::report::GdsPath::NVIDIA_FS.into(),
+        r.params.backend = crate::types::BackendId::Gds;
+        r.params.workload.block_size_bytes = 6 * 1024;
+        r.params.workload.size_bytes = 6 * 1024 * 100;
+        r.gds_path = Some(crate::report::GdsVerdict {
+            path: crate::report::GdsPath::NvidiaFs,
             reason: "x".into(),
             notes: vec!["a 2MiB device buffer was left unregistered".into()],
         });
@@ -264,10 +293,10 @@ mod tests {
         assert_eq!(w[0].message(), "--block-size 6KiB is not a multiple of 4 KiB: cuFile takes its unaligned path for these requests (through its own bounce buffers), not the direct one");
         assert_eq!(w[1].message(), "a 2MiB device buffer was left unregistered");
         // 4 KiB multiples, or another backend: no block warning.
-        r.params.block_size_bytes = 8 * 1024;
+        r.params.workload.block_size_bytes = 8 * 1024;
         assert_eq!(assess(&r, Some(PageBacking::Hugetlb2M)).len(), 1);
-        r.params.block_size_bytes = 6 * 1024;
-        r.params.backend = "bounce".into();
+        r.params.workload.block_size_bytes = 6 * 1024;
+        r.params.backend = crate::types::BackendId::Bounce;
         assert_eq!(assess(&r, Some(PageBacking::Hugetlb2M)).len(), 1);
     }
 }

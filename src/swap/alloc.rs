@@ -24,7 +24,7 @@ pub struct Extents {
 }
 
 fn overflow(what: &str) -> Error {
-    Error::Resources(format!(
+    Error::CorruptStore(format!(
         "swap store: {what} overflows 64 bits (a corrupt manifest or a bug)"
     ))
 }
@@ -43,7 +43,7 @@ impl Extents {
                     .ok_or_else(|| overflow(&format!("the extent of tensor '{}'", u.2)))?;
             if let Some(p) = prev {
                 if u.0 < ex.end {
-                    return Err(Error::Resources(format!(
+                    return Err(Error::CorruptStore(format!(
                         "swap manifest: tensors '{}' and '{}' overlap in the data file (offset {})",
                         p.2, u.2, u.0
                     )));

@@ -16,12 +16,19 @@ use crate::io::uring::IoBuffer;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum DType {
+    /// Unsigned bytes.
     U8,
+    /// IEEE 754 half precision, viewed as `u16`.
     F16,
+    /// bfloat16, viewed as `u16`.
     BF16,
+    /// IEEE 754 single precision.
     F32,
+    /// IEEE 754 double precision.
     F64,
+    /// Signed 32-bit integers.
     I32,
+    /// Signed 64-bit integers.
     I64,
 }
 
@@ -36,6 +43,7 @@ impl DType {
         }
     }
 
+    /// The name the manifest and messages use (`f32`, `bf16`, ...).
     pub fn name(self) -> &'static str {
         match self {
             DType::U8 => "u8",
@@ -53,12 +61,15 @@ impl DType {
 /// [`HostTensor`] (ordinary memory), [`PinnedTensor`] (page-locked, registered with CUDA) and
 /// [`DeviceTensor`](super::DeviceTensor) (GPU memory).
 pub trait Tensor {
+    /// Element type.
     fn dtype(&self) -> DType;
+    /// Dimensions, outermost first; their product times the dtype's size is the byte length.
     fn shape(&self) -> &[usize];
     /// Byte length.
     fn byte_len(&self) -> usize;
     /// The bytes, where the CPU can reach them; `None` for device tensors.
     fn host_bytes(&self) -> Option<&[u8]>;
+    /// The bytes, writable, where the CPU can reach them; `None` for device tensors.
     fn host_bytes_mut(&mut self) -> Option<&mut [u8]>;
     /// Device tensors: their GPU memory, for the store's device-to-device copies.
     #[doc(hidden)]
@@ -80,9 +91,10 @@ pub trait Tensor {
         check_view::<T>(self.dtype(), self.byte_len())?;
         let bytes = self.host_bytes().ok_or_else(not_host)?;
         bytemuck::try_cast_slice(bytes)
-            .map_err(|e| Error::Resources(format!("typed view of a tensor: {e}")))
+            .map_err(|e| Error::Tensor(format!("typed view of a tensor: {e}")))
     }
 
+    /// The elements as `T`, writable; the same rules as [`Tensor::view`].
     fn view_mut<T: bytemuck::Pod>(&mut self) -> Result<&mut [T]>
     where
         Self: Sized,
@@ -90,12 +102,12 @@ pub trait Tensor {
         check_view::<T>(self.dtype(), self.byte_len())?;
         let bytes = self.host_bytes_mut().ok_or_else(not_host)?;
         bytemuck::try_cast_slice_mut(bytes)
-            .map_err(|e| Error::Resources(format!("typed view of a tensor: {e}")))
+            .map_err(|e| Error::Tensor(format!("typed view of a tensor: {e}")))
     }
 }
 
 fn not_host() -> Error {
-    Error::Resources(
+    Error::Tensor(
         "a device tensor has no host view: copy it with DeviceTensor::to_host first".into(),
     )
 }
@@ -120,7 +132,7 @@ impl DeviceSpan {
 fn check_view<T>(dtype: DType, len: usize) -> Result<()> {
     let size = std::mem::size_of::<T>();
     if size != dtype.size() || len % size != 0 {
-        return Err(Error::Resources(format!(
+        return Err(Error::Tensor(format!(
             "a {} tensor of {} bytes cannot be viewed as {} ({} bytes each)",
             dtype.name(),
             len,
@@ -160,20 +172,24 @@ impl PinnedTensor {
         })
     }
 
+    /// Byte length.
     pub fn len(&self) -> usize {
         self.len
     }
 
+    /// Whether it holds no bytes.
     pub fn is_empty(&self) -> bool {
         self.len == 0
     }
 }
 
 impl PinnedTensor {
+    /// The tensor's bytes.
     pub fn as_bytes(&self) -> &[u8] {
         &self.buf.as_ref().expect("held until drop").as_slice()[..self.len]
     }
 
+    /// The tensor's bytes, writable.
     pub fn as_bytes_mut(&mut self) -> &mut [u8] {
         let len = self.len;
         &mut self.buf.as_mut().expect("held until drop").as_mut_slice()[..len]
@@ -283,7 +299,7 @@ pub(crate) fn byte_len(dtype: DType, shape: &[usize]) -> Result<usize> {
     shape
         .iter()
         .try_fold(dtype.size(), |acc, &d| acc.checked_mul(d))
-        .ok_or_else(|| Error::Resources(format!("tensor shape {shape:?} overflows a byte count")))
+        .ok_or_else(|| Error::Tensor(format!("tensor shape {shape:?} overflows a byte count")))
 }
 
 impl HostTensor {
@@ -315,10 +331,12 @@ impl HostTensor {
         Ok(t)
     }
 
+    /// Element type.
     pub fn dtype(&self) -> DType {
         self.dtype
     }
 
+    /// Dimensions, outermost first.
     pub fn shape(&self) -> &[usize] {
         &self.shape
     }
@@ -328,14 +346,17 @@ impl HostTensor {
         self.len
     }
 
+    /// Whether it holds no bytes.
     pub fn is_empty(&self) -> bool {
         self.len == 0
     }
 
+    /// The tensor's bytes.
     pub fn as_bytes(&self) -> &[u8] {
         &bytemuck::cast_slice(&self.words)[..self.len]
     }
 
+    /// The tensor's bytes, writable.
     pub fn as_bytes_mut(&mut self) -> &mut [u8] {
         let len = self.len;
         &mut bytemuck::cast_slice_mut(&mut self.words)[..len]
@@ -347,6 +368,7 @@ impl HostTensor {
         self.view()
     }
 
+    /// The elements as `T`, writable (the same rules as `as_slice`).
     pub fn as_mut_slice<T: bytemuck::Pod>(&mut self) -> Result<&mut [T]> {
         self.view_mut()
     }

@@ -129,7 +129,7 @@ impl DeviceTensor {
         if n == self.len {
             return Ok(());
         }
-        Err(Error::Resources(format!(
+        Err(Error::Tensor(format!(
             "a copy of {n} bytes to or from a device tensor of {} bytes",
             self.len
         )))
@@ -140,6 +140,7 @@ impl DeviceTensor {
         self.len
     }
 
+    /// Whether it holds no bytes.
     pub fn is_empty(&self) -> bool {
         self.len == 0
     }

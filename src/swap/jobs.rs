@@ -15,7 +15,7 @@ use super::ticket::ReadData;
 /// and reports to its ticket; the staging it held was retired as it unwound.
 pub(super) fn unpanicked<T>(f: impl FnOnce() -> T) -> std::result::Result<T, Error> {
     std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).map_err(|_| {
-        Error::Resources(
+        Error::Internal(
             "internal error: a swap job panicked (please report it); the tensor's last committed version stands".into(),
         )
     })
@@ -77,12 +77,13 @@ pub(super) fn commit_change(sh: &Shared, name: &str, new: Option<Entry>) -> Resu
         let mut s = lock(&sh.state);
         let generation = s.generation.checked_add(1).ok_or_else(|| {
             Error::BadFile {
-                flag: "swap store",
+                role: crate::error::FileRole::SwapStore,
                 path: sh.dir.join(MANIFEST),
                 message: format!(
                     "its generation is {}, the largest there is: the manifest is corrupt and no change can be committed; read the tensors out and start over (SwapOptions::discard_existing)",
                     s.generation
-                ),
+                )
+                .into(),
             }
         })?;
         let old = match new.clone() {

@@ -19,8 +19,11 @@ use crate::io::owned::{self, Create};
 
 use super::buffer::DType;
 
+/// The manifest's format tag (`"format"`), checked when a store opens.
 pub const FORMAT: &str = "gdswap.swap.v1";
+/// The manifest in a store's directory.
 pub const MANIFEST: &str = "manifest.json";
+/// The manifest's next version before its atomic rename.
 pub const MANIFEST_TMP: &str = "manifest.json.tmp";
 /// The data file every tensor of a store lives in.
 pub const DATA_FILE: &str = "data.bin";
@@ -28,11 +31,15 @@ pub const DATA_FILE: &str = "data.bin";
 /// One tensor's record.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Entry {
+    /// The tensor's name, as given to `swap_out`.
     pub name: String,
+    /// Element type.
     pub dtype: DType,
+    /// Dimensions, outermost first.
     pub shape: Vec<usize>,
     /// Data file, relative to the store's directory.
     pub file: String,
+    /// Byte offset of the tensor in the data file (a multiple of the alignment).
     pub offset: u64,
     /// Bytes of the tensor.
     pub len: u64,
@@ -44,7 +51,7 @@ pub struct Entry {
     pub generation: u64,
 }
 
-/// A manifest entry the store refused when it opened (see [`check_entries`]): listed with
+/// A manifest entry the store refused when it opened (see `check_entries`): listed with
 /// the reason, never read, and written back unchanged by every later commit, so that nothing
 /// the manifest held is forgotten. Its bytes in the data file are never overwritten.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -89,9 +96,9 @@ struct Raw {
 
 fn bad(path: &Path, message: String) -> Error {
     Error::BadFile {
-        flag: "swap store",
+        role: crate::error::FileRole::SwapStore,
         path: path.to_path_buf(),
-        message,
+        message: message.into(),
     }
 }
 

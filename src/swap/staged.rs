@@ -66,14 +66,17 @@ impl StagedTensor {
         self.len
     }
 
+    /// Whether it holds no bytes.
     pub fn is_empty(&self) -> bool {
         self.len == 0
     }
 
+    /// The tensor's bytes (the staging buffer's, no copy).
     pub fn as_bytes(&self) -> &[u8] {
         &self.staging.host_bytes().expect("host staging")[..self.len]
     }
 
+    /// The tensor's bytes, writable in place.
     pub fn as_bytes_mut(&mut self) -> &mut [u8] {
         let len = self.len;
         &mut self.staging.host_bytes_mut().expect("host staging")[..len]
@@ -84,6 +87,7 @@ impl StagedTensor {
         self.view()
     }
 
+    /// The elements as `T`, writable in place.
     pub fn as_mut_slice<T: bytemuck::Pod>(&mut self) -> Result<&mut [T]> {
         self.view_mut()
     }
@@ -124,6 +128,7 @@ impl std::fmt::Debug for StagedTensor {
 /// tensor, with the tensor handed back (its contents intact) when it still exists. `?`
 /// converts it into the plain [`Error`].
 pub struct Refused {
+    /// Why the swap-out was refused.
     pub error: Error,
     /// The tensor, unless the store's I/O threads were gone and it went with the job.
     pub tensor: Option<Box<StagedTensor>>,

@@ -117,32 +117,20 @@ impl StagingPool {
     /// Request size, host bytes counted against the budget, and device bytes, for a
     /// staging buffer of `len` bytes.
     fn shape(&self, len: u64) -> (u64, u64, u64) {
-        if self.backend.name() == "gds" {
-            // cuFile moves whole blocks straight into the device buffer; the worker's only
-            // pinned memory is its small staging buffer (tails, fill, inspect).
+        let block = self
+            .backend
+            .block_for_range(len, self.block_size, self.bounce_chunks());
+        if self.backend.memory() == MemoryKind::Device {
+            // The buffer is in device memory; the host memory the worker holds is what it
+            // pins (the backend says how much: bounce's ring of chunks, gds's small staging
+            // buffer for tails, fill and inspect).
             (
-                self.block_size.min(len),
-                crate::backend::gds::pinned_bytes(len),
+                block,
+                self.backend.pinned_bytes(&self.setup(len, block)),
                 len,
             )
-        } else if self.backend.memory() == MemoryKind::Device {
-            // The bounce ring: K pinned chunks of one block, mapped in whole pages. Blocks of
-            // about len / K keep the ring near the tensor's size (a small tensor does not lock
-            // K full blocks) while K requests can still be in flight.
-            let block = len
-                .div_ceil(self.bounce_chunks())
-                .next_multiple_of(4096)
-                .clamp(4096, self.block_size.max(4096))
-                .min(len);
-            let page = if huge_pages(len) == HugePages::Off {
-                4096
-            } else {
-                2 << 20
-            };
-            let pinned = (self.bounce_chunks() * block).next_multiple_of(page);
-            (block, pinned, len)
         } else {
-            (self.block_size.min(len), len, 0)
+            (block, len, 0)
         }
     }
 
@@ -174,7 +162,7 @@ impl StagingPool {
                 }),
             )?;
             rx.recv().unwrap_or_else(|_| {
-                Err(Error::Resources(
+                Err(Error::Internal(
                     "internal error: a swap I/O thread stopped while preparing a buffer".into(),
                 ))
             })
@@ -199,7 +187,7 @@ impl StagingPool {
                 g.device -= device;
                 drop(g);
                 Err(Error::Within {
-                    context: format!("staging buffer for tensor '{name}'"),
+                    context: format!("staging buffer for tensor '{name}'").into(),
                     source: Box::new(e),
                 })
             }
@@ -235,7 +223,8 @@ impl StagingPool {
                     Bytes(cost),
                     Bytes(self.budget),
                     Bytes(in_use)
-                ),
+                )
+                .into(),
             });
         }
         g.allocated += cost;
@@ -260,7 +249,12 @@ impl StagingPool {
     }
 
     fn prepare(&self, len: u64, block: u64) -> Result<Box<dyn Worker>> {
-        self.backend.prepare(&WorkerSetup {
+        self.backend.prepare(&self.setup(len, block))
+    }
+
+    /// The worker setup of a staging buffer of `len` bytes moved in requests of `block`.
+    fn setup(&self, len: u64, block: u64) -> WorkerSetup {
+        WorkerSetup {
             tid: 0,
             op: Op::Write,
             file: Arc::clone(&self.file),
@@ -275,7 +269,7 @@ impl StagingPool {
                 ..GpuOptions::default()
             },
             buffer: crate::options::BufferMode::Full,
-        })
+        }
     }
 
     fn give_back(&self, slot: Slot) {
@@ -315,7 +309,7 @@ fn release_on_threads(slots: Vec<Slot>, threads: &IoThreads) -> Result<()> {
         );
         let r = sent.and_then(|()| {
             rx.recv().unwrap_or_else(|_| {
-                Err(Error::Resources(
+                Err(Error::Internal(
                     "internal error: a swap I/O thread stopped while releasing a buffer".into(),
                 ))
             })
@@ -490,7 +484,7 @@ impl Staging {
         &crate::cuda::stream::Stream,
     )> {
         self.slot().worker.device_memory().ok_or_else(|| {
-            Error::Resources(
+            Error::Internal(
                 "internal error: a device copy through host staging (please report it)".into(),
             )
         })

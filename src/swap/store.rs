@@ -8,8 +8,8 @@ use std::path::Path;
 use std::sync::mpsc::{channel, Receiver};
 use std::sync::{Arc, Mutex};
 
-use crate::backend::{self, Availability, Backend};
-use crate::error::{Error, FileOp, Result};
+use crate::backend::{self, Backend, BackendId};
+use crate::error::{Error, FileOp, Result, Setting};
 use crate::io::file::{Access, DataFile};
 use crate::io::owned::{self, Create, Role};
 use crate::size::Bytes;
@@ -33,8 +33,8 @@ use super::ticket::{Kind, ReadData, ReadOutcome, Ticket};
 /// How a store is opened.
 #[derive(Debug, Clone)]
 pub struct SwapOptions {
-    /// The backend every transfer goes through (`host`, `posix`, `bounce`, `gds`).
-    pub backend: String,
+    /// The backend every transfer goes through.
+    pub backend: BackendId,
     /// The GPU a device backend stages on (`bounce`, `gds`); device tensors must be on it.
     pub gpu: usize,
     /// Bytes of staging memory (the backend's transfer buffers) the store may hold at once.
@@ -63,7 +63,7 @@ pub struct SwapOptions {
 impl Default for SwapOptions {
     fn default() -> Self {
         SwapOptions {
-            backend: "host".into(),
+            backend: BackendId::Host,
             gpu: 0,
             staging_budget: 1 << 30,
             verify: true,
@@ -86,10 +86,13 @@ pub fn default_io_threads() -> usize {
 pub struct SwapStats {
     /// Staging bytes that exist now, and the most that existed at once.
     pub staging_now: u64,
+    /// The most staging bytes that existed at once.
     pub staging_peak: u64,
     /// The most device memory staging held at once (device backends; else 0).
     pub device_peak: u64,
+    /// Bytes written to the data file by swap-outs (tensor bytes, padding included).
     pub bytes_written: u64,
+    /// Bytes read from the data file by swap-ins and prefetches (padding included).
     pub bytes_read: u64,
 }
 
@@ -104,7 +107,7 @@ pub struct SwapStore {
     _lock: std::fs::File,
 }
 
-pub(super) fn swap_err(name: &str, message: impl Into<String>) -> Error {
+pub(super) fn swap_err(name: &str, message: impl Into<crate::error::Message>) -> Error {
     Error::Swap {
         tensor: name.to_string(),
         message: message.into(),
@@ -113,7 +116,7 @@ pub(super) fn swap_err(name: &str, message: impl Into<String>) -> Error {
 
 fn within(what: OpKind, name: &str, e: Error) -> Error {
     Error::Within {
-        context: format!("{} of tensor '{name}'", what.name()),
+        context: format!("{} of tensor '{name}'", what.name()).into(),
         source: Box::new(e),
     }
 }
@@ -122,27 +125,14 @@ impl SwapStore {
     /// Opens (creating if needed) the store in `dir`.
     pub fn open(dir: impl AsRef<Path>, opts: SwapOptions) -> Result<SwapStore> {
         let dir = dir.as_ref().to_path_buf();
-        let backend: Arc<dyn Backend> = backend::by_name(&opts.backend).ok_or_else(|| {
-            Error::invalid(
-                "--backend",
-                format!(
-                    "unknown backend '{}'; known: {}",
-                    opts.backend,
-                    backend::names().join(", ")
-                ),
-            )
-        })?;
-        if let Availability::Unavailable(reason) = backend.probe() {
-            return Err(Error::Unavailable {
-                backend: opts.backend.clone(),
-                reason,
-            });
-        }
+        let backend: Arc<dyn Backend> = backend::open(opts.backend)?;
         if opts.block_size == 0 || opts.queue_depth == 0 {
-            return Err(Error::invalid(
-                "swap store",
-                "block size and queue depth must be positive",
-            ));
+            let setting = if opts.block_size == 0 {
+                Setting::BlockSize
+            } else {
+                Setting::QueueDepth
+            };
+            return Err(Error::invalid(setting, "must be positive"));
         }
         std::fs::create_dir_all(&dir).map_err(|e| Error::file(FileOp::Create, &dir, e))?;
         // Nothing in the directory is touched before the lock is held.
@@ -161,13 +151,14 @@ impl SwapStore {
             Some(l) => l,
             None if file_len > 0 => {
                 return Err(Error::BadFile {
-                    flag: "swap store",
+                    role: crate::error::FileRole::SwapStore,
                     path: dir.join(MANIFEST),
                     message: format!(
                         "missing, next to a data file of {} ({}): without it the tensors cannot be found, and opening it as an empty store would overwrite them; to start over, open with SwapOptions::discard_existing",
                         Bytes(file_len),
                         dir.join(DATA_FILE).display()
-                    ),
+                    )
+                    .into(),
                 })
             }
             None => {
@@ -311,6 +302,7 @@ impl SwapStore {
         lock(&self.shared.state).generation
     }
 
+    /// The store's counters now.
     pub fn stats(&self) -> SwapStats {
         let s = lock(&self.shared.state);
         SwapStats {
@@ -326,7 +318,7 @@ impl SwapStore {
     /// evidence); `None` for other backends. cuFile's per-I/O statistics (1.15+) are read
     /// when a staging buffer is released, so call [`SwapStore::release_idle_staging`] first
     /// for a verdict that counts every I/O so far.
-    pub fn gds_path(&self) -> Option<crate::cufile::GdsPath> {
+    pub fn gds_path(&self) -> Option<crate::types::GdsVerdict> {
         self.shared.staging.backend().gds_path()
     }
 
@@ -976,7 +968,7 @@ fn take_lock(dir: &Path) -> Result<std::fs::File> {
     let lock_path = dir.join(LOCK_FILE);
     let lock_file = owned::open_store(&lock_path, true, Create::IfMissing)?;
     let busy = || Error::BadFile {
-        flag: "swap store",
+        role: crate::error::FileRole::SwapStore,
         path: dir.to_path_buf(),
         message: "already open (by this or another process): one store per directory at a time"
             .into(),

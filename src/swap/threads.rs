@@ -39,8 +39,9 @@ impl IoThreads {
                             let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(job));
                         }
                     })
-                    .map_err(|e| {
-                        Error::Resources(format!("cannot start a swap I/O thread: {e}"))
+                    .map_err(|e| Error::Thread {
+                        what: "cannot start a swap I/O thread".into(),
+                        source: e,
                     })?,
             );
         }
@@ -80,7 +81,7 @@ impl IoThreads {
     pub fn submit(&self, thread: usize, job: Job) -> Result<()> {
         self.tx[thread]
             .send(job)
-            .map_err(|_| Error::Resources("the swap store's I/O threads have stopped".into()))
+            .map_err(|_| Error::Internal("the swap store's I/O threads have stopped".into()))
     }
 }
 

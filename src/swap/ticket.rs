@@ -50,7 +50,7 @@ pub struct Ticket<'a> {
 
 /// The error of a job that ended without sending its result (a bug: jobs always send).
 pub(crate) fn lost() -> Error {
-    Error::Resources(
+    Error::Internal(
         "internal error: a swap I/O thread ended without a result (please report it)".into(),
     )
 }

@@ -121,9 +121,13 @@ fn cu_result_name(r: CUresult) -> Option<&'static str> {
 pub struct CuFileError {
     /// The C function (`cuFileRead`).
     pub call: &'static str,
+    /// The file, for calls on one.
     pub path: Option<PathBuf>,
+    /// Byte offset in the file, for I/O calls.
     pub offset: Option<u64>,
+    /// Bytes asked for, for I/O calls.
     pub len: Option<u64>,
+    /// What the call returned, decoded (the code's name and number, or errno).
     pub failure: Failure,
 }
 

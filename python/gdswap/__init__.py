@@ -1,0 +1,18 @@
+"""gdswap for Python: the swap store (`SwapStore`) and a DeepSpeed-compatible async I/O
+handle (`aio_handle`) on gdswap's io_uring engine. Importing needs no CUDA; see
+docs/python.md."""
+
+from . import _gdswap
+from ._aio import aio_handle
+from ._store import Entry, SwapStore, Ticket
+
+Error = _gdswap.Error
+__version__ = _gdswap.__version__
+
+
+def io_uring_unavailable():
+    """Why io_uring cannot be used here (aio_handle and the host backend need it), or None."""
+    return _gdswap.io_uring_unavailable()
+
+
+__all__ = ["SwapStore", "Ticket", "Entry", "Error", "aio_handle", "io_uring_unavailable"]

@@ -1,0 +1,327 @@
+//! `gdswap._gdswap._AioCore`: the engine under `gdswap.aio_handle` (`gdswap/_aio.py`, which
+//! keeps DeepSpeed's argument checks and return values). Each op is cut into
+//! `intra_op_parallelism` equal parts, one per worker thread, as DeepSpeed does; a worker moves
+//! its part with gdswap's io_uring engine (`block_size` requests, `queue_depth` in flight,
+//! O_DIRECT where the file, address and length are aligned, the page cache for the rest).
+
+use std::path::PathBuf;
+use std::sync::mpsc::{channel, Receiver, Sender};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+
+use gdswap::io::file::{Access, DataFile};
+use gdswap::io::uring::UringEngine;
+use gdswap::options::Op;
+use gdswap::request::Request;
+use gdswap::stats::LatencyRecorder;
+use pyo3::exceptions::PyValueError;
+use pyo3::prelude::*;
+
+use crate::ffi::{LockedMemory, UserMemory};
+
+struct Job {
+    op: Op,
+    file: Arc<DataFile>,
+    mem: UserMemory,
+    requests: Vec<Request>,
+    done: Sender<Result<(), String>>,
+}
+
+struct Pending {
+    rx: Receiver<Result<(), String>>,
+    parts: usize,
+    /// The tensor whose memory the op reads or writes: held until every part has ended.
+    _keep: Py<PyAny>,
+}
+
+impl Pending {
+    /// Waits for every part; the first error.
+    fn wait(&self) -> Result<(), String> {
+        let mut first = Ok(());
+        for _ in 0..self.parts {
+            let r = self.rx.recv().unwrap_or_else(|_| {
+                Err("internal error: an aio worker ended without a result".into())
+            });
+            if first.is_ok() {
+                first = r;
+            }
+        }
+        first
+    }
+}
+
+#[pyclass(frozen, name = "_AioCore", module = "gdswap._gdswap")]
+pub struct AioCore {
+    workers: Mutex<Vec<Sender<Job>>>,
+    threads: Mutex<Vec<JoinHandle<()>>>,
+    pending: Mutex<Vec<Pending>>,
+    block_size: u64,
+    queue_depth: u32,
+}
+
+fn worker(rx: Receiver<Job>, queue_depth: u32, block_size: u64) {
+    while let Ok(job) = rx.recv() {
+        let Job {
+            op,
+            file,
+            mem,
+            requests,
+            done,
+        } = job;
+        let r = UringEngine::new(mem, file, queue_depth, block_size, false)
+            .and_then(|mut e| e.run(op, &requests, &mut LatencyRecorder::new()))
+            .map_err(|e| e.to_string());
+        let _ = done.send(r);
+    }
+}
+
+/// `len` bytes at file offset `file_offset` from buffer byte 0 (address `address`), in
+/// requests of `block` bytes; a request goes through O_DIRECT only if its file offset, address
+/// and length are multiples of `align`.
+fn requests(
+    address: usize,
+    len: usize,
+    file_offset: u64,
+    block: usize,
+    align: u64,
+) -> Vec<Request> {
+    let mut out = Vec::with_capacity(len.div_ceil(block.max(1)));
+    let mut done = 0usize;
+    while done < len {
+        let n = block.min(len - done);
+        let fo = file_offset + done as u64;
+        let aligned =
+            fo % align == 0 && (address + done) as u64 % align == 0 && n as u64 % align == 0;
+        out.push(Request {
+            file_offset: fo,
+            buf_offset: done,
+            len: n,
+            tail: !aligned,
+        });
+        done += n;
+    }
+    out
+}
+
+#[pymethods]
+impl AioCore {
+    #[new]
+    fn new(block_size: u64, queue_depth: u32, threads: usize) -> PyResult<AioCore> {
+        if block_size == 0 || block_size > 1 << 30 {
+            return Err(PyValueError::new_err(format!(
+                "block_size {block_size}: must be 1 byte to 1 GiB"
+            )));
+        }
+        if queue_depth == 0 || queue_depth > 32768 {
+            return Err(PyValueError::new_err(format!(
+                "queue_depth {queue_depth}: must be 1 to 32768"
+            )));
+        }
+        if threads == 0 {
+            return Err(PyValueError::new_err(
+                "intra_op_parallelism must be at least 1",
+            ));
+        }
+        if let Some(why) = gdswap::io::uring::unavailable_reason() {
+            return Err(crate::GdswapError::new_err(why));
+        }
+        let mut workers = Vec::new();
+        let mut handles = Vec::new();
+        for i in 0..threads {
+            let (tx, rx) = channel();
+            let h = std::thread::Builder::new()
+                .name(format!("gdswap-aio-{i}"))
+                .spawn(move || worker(rx, queue_depth, block_size))
+                .map_err(|e| {
+                    crate::GdswapError::new_err(format!("starting aio worker thread {i}: {e}"))
+                })?;
+            workers.push(tx);
+            handles.push(h);
+        }
+        Ok(AioCore {
+            workers: Mutex::new(workers),
+            threads: Mutex::new(handles),
+            pending: Mutex::new(Vec::new()),
+            block_size,
+            queue_depth,
+        })
+    }
+
+    /// Queues one op: `op` is "read" or "write"; the `nbytes` at `address` belong to `keep`,
+    /// which is held until `wait()`. Opening the file happens here (errors are raised here).
+    #[allow(clippy::too_many_arguments)]
+    fn submit(
+        &self,
+        py: Python<'_>,
+        op: &str,
+        path: PathBuf,
+        keep: Py<PyAny>,
+        address: usize,
+        nbytes: usize,
+        file_offset: u64,
+    ) -> PyResult<()> {
+        let op = match op {
+            "read" => Op::Read,
+            "write" => Op::Write,
+            other => return Err(PyValueError::new_err(format!("op {other:?}"))),
+        };
+        let workers = self
+            .workers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        let n = workers.len();
+        if nbytes % n != 0 {
+            return Err(PyValueError::new_err(format!(
+                "{nbytes} bytes are not divisible by intra_op_parallelism {n}"
+            )));
+        }
+        if nbytes > 0 && address == 0 {
+            return Err(PyValueError::new_err("null buffer address"));
+        }
+        file_offset.checked_add(nbytes as u64).ok_or_else(|| {
+            PyValueError::new_err(format!(
+                "file_offset {file_offset} + {nbytes} bytes overflows"
+            ))
+        })?;
+        let access = match op {
+            Op::Read => Access::Read,
+            Op::Write => Access::Write,
+        };
+        let p = path.clone();
+        let file = py
+            .detach(move || {
+                DataFile::open(&p, access, true).or_else(|direct_err| {
+                    // Filesystems without O_DIRECT (tmpfs): the page cache for everything.
+                    DataFile::open(&p, access, false).map_err(|_| direct_err)
+                })
+            })
+            .map_err(crate::to_py)?;
+        let file = Arc::new(file);
+        let align = if file.is_direct() {
+            file.dio_align().max(1)
+        } else {
+            1
+        };
+        let (tx, rx) = channel();
+        let per = nbytes / n;
+        let block = usize::try_from(self.block_size).unwrap_or(usize::MAX);
+        let mut parts = 0;
+        if per > 0 {
+            for (i, w) in workers.iter().enumerate() {
+                let start = i * per;
+                let addr = address + start;
+                let reqs = requests(addr, per, file_offset + start as u64, block, align);
+                // SAFETY: the Python layer passes the address of a live CPU tensor of `nbytes`
+                // bytes, held as `keep` in the pending op until `wait()` (or drop) has
+                // received every part's result; this part is its bytes [start, start+per).
+                let mem = unsafe { UserMemory::new(addr, per) };
+                let job = Job {
+                    op,
+                    file: Arc::clone(&file),
+                    mem,
+                    requests: reqs,
+                    done: tx.clone(),
+                };
+                if w.send(job).is_err() {
+                    let _ = tx.send(Err(format!("aio worker thread {i} has ended")));
+                }
+                parts += 1;
+            }
+        }
+        self.pending
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(Pending {
+                rx,
+                parts,
+                _keep: keep,
+            });
+        Ok(())
+    }
+
+    /// Ops queued and not yet waited for.
+    fn pending(&self) -> usize {
+        self.pending.lock().unwrap_or_else(|p| p.into_inner()).len()
+    }
+
+    /// Waits (without the GIL) for every queued op; returns how many completed and the
+    /// errors of those that failed.
+    fn wait(&self, py: Python<'_>) -> (usize, Vec<String>) {
+        let ops = std::mem::take(&mut *self.pending.lock().unwrap_or_else(|p| p.into_inner()));
+        let (ops, errors) = py.detach(move || {
+            let errors: Vec<String> = ops.iter().filter_map(|p| p.wait().err()).collect();
+            (ops, errors)
+        });
+        let n = ops.len();
+        drop(ops);
+        (n, errors)
+    }
+
+    #[getter]
+    fn block_size(&self) -> u64 {
+        self.block_size
+    }
+
+    #[getter]
+    fn queue_depth(&self) -> u32 {
+        self.queue_depth
+    }
+}
+
+impl Drop for AioCore {
+    fn drop(&mut self) {
+        // Ops still queued use their tensors' memory: wait for them before the tensors go.
+        let ops = std::mem::take(self.pending.get_mut().unwrap_or_else(|p| p.into_inner()));
+        for p in &ops {
+            let _ = p.wait();
+        }
+        drop(ops);
+        self.workers
+            .get_mut()
+            .unwrap_or_else(|p| p.into_inner())
+            .clear();
+        for h in self
+            .threads
+            .get_mut()
+            .unwrap_or_else(|p| p.into_inner())
+            .drain(..)
+        {
+            let _ = h.join();
+        }
+    }
+}
+
+/// Page-locked memory for `new_cpu_locked_tensor`; unlocked and freed when the last tensor
+/// viewing it is gone.
+#[pyclass(frozen, name = "_Locked", module = "gdswap._gdswap")]
+pub struct Locked {
+    mem: LockedMemory,
+}
+
+#[pymethods]
+impl Locked {
+    #[new]
+    fn new(py: Python<'_>, nbytes: usize) -> PyResult<Locked> {
+        let mem = py
+            .detach(move || LockedMemory::new(nbytes))
+            .map_err(crate::GdswapError::new_err)?;
+        Ok(Locked { mem })
+    }
+
+    #[getter]
+    fn address(&self) -> usize {
+        self.mem.address()
+    }
+
+    #[getter]
+    fn nbytes(&self) -> usize {
+        self.mem.len()
+    }
+
+    /// The pages backing it (huge pages or 4 KiB pages).
+    #[getter]
+    fn pages(&self) -> String {
+        self.mem.backing()
+    }
+}

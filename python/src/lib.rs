@@ -1,0 +1,41 @@
+//! `gdswap._gdswap`: the native half of the `gdswap` Python package (the other half, which
+//! checks numpy arrays and torch tensors and keeps DeepSpeed's conventions, is `gdswap/*.py`).
+//! Every blocking call releases the GIL; errors of the Rust library become `gdswap.Error`
+//! carrying its message.
+
+mod aio;
+mod ffi;
+mod store;
+
+use pyo3::create_exception;
+use pyo3::exceptions::PyRuntimeError;
+use pyo3::prelude::*;
+
+create_exception!(
+    _gdswap,
+    GdswapError,
+    PyRuntimeError,
+    "An error of gdswap's Rust library (I/O, store, backend); the message names the operation, path and offset."
+);
+
+pub(crate) fn to_py(e: gdswap::Error) -> PyErr {
+    GdswapError::new_err(e.to_string())
+}
+
+/// Why io_uring cannot be used here, or None.
+#[pyfunction]
+fn io_uring_unavailable() -> Option<String> {
+    gdswap::io::uring::unavailable_reason()
+}
+
+#[pymodule]
+fn _gdswap(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add("Error", m.py().get_type::<GdswapError>())?;
+    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    m.add_class::<store::Store>()?;
+    m.add_class::<store::PyTicket>()?;
+    m.add_class::<aio::AioCore>()?;
+    m.add_class::<aio::Locked>()?;
+    m.add_function(wrap_pyfunction!(io_uring_unavailable, m)?)?;
+    Ok(())
+}

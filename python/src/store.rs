@@ -1,0 +1,310 @@
+//! `gdswap._gdswap._Store` and `_Ticket`: the swap store for the Python layer
+//! (`gdswap/_store.py`), which checks arrays and passes their addresses.
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use gdswap::swap::{DType, Entry, SwapOptions, SwapStore};
+use pyo3::exceptions::{PyKeyError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::types::PyDict;
+
+use crate::ffi::{PendingRead, RawHost, WriteTicket};
+use crate::to_py;
+
+const DTYPES: [DType; 7] = [
+    DType::U8,
+    DType::F16,
+    DType::BF16,
+    DType::F32,
+    DType::F64,
+    DType::I32,
+    DType::I64,
+];
+
+pub fn parse_dtype(name: &str) -> PyResult<DType> {
+    DTYPES
+        .into_iter()
+        .find(|d| d.name() == name)
+        .ok_or_else(|| {
+            let known: Vec<&str> = DTYPES.iter().map(|d| d.name()).collect();
+            PyValueError::new_err(format!(
+                "dtype {name:?}: the swap store keeps {}",
+                known.join(", ")
+            ))
+        })
+}
+
+/// A store, until closed.
+#[pyclass(frozen, name = "_Store", module = "gdswap._gdswap")]
+pub struct Store {
+    inner: Mutex<Option<Arc<SwapStore>>>,
+    dir: PathBuf,
+    backend: String,
+}
+
+type EntryTuple = (String, String, Vec<usize>, u64, u64);
+
+fn entry_tuple(e: &Entry) -> EntryTuple {
+    (
+        e.name.clone(),
+        e.dtype.name().to_string(),
+        e.shape.clone(),
+        e.len,
+        e.generation,
+    )
+}
+
+impl Store {
+    fn get(&self) -> PyResult<Arc<SwapStore>> {
+        let g = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        g.clone().ok_or_else(|| {
+            PyValueError::new_err(format!(
+                "the swap store at {} is closed",
+                self.dir.display()
+            ))
+        })
+    }
+}
+
+#[pymethods]
+impl Store {
+    #[staticmethod]
+    #[allow(clippy::too_many_arguments)]
+    #[pyo3(signature = (path, backend, budget, io_threads, gpu, verify, direct, discard_existing, block_size, queue_depth))]
+    fn open(
+        py: Python<'_>,
+        path: PathBuf,
+        backend: String,
+        budget: u64,
+        io_threads: Option<usize>,
+        gpu: usize,
+        verify: bool,
+        direct: bool,
+        discard_existing: bool,
+        block_size: u64,
+        queue_depth: u32,
+    ) -> PyResult<Store> {
+        let id: gdswap::backend::BackendId = backend
+            .parse()
+            .map_err(|e| crate::GdswapError::new_err(format!("backend: {e}")))?;
+        let mut opts = SwapOptions {
+            backend: id,
+            gpu,
+            staging_budget: budget,
+            verify,
+            direct,
+            discard_existing,
+            block_size,
+            queue_depth,
+            ..SwapOptions::default()
+        };
+        if let Some(n) = io_threads {
+            opts.io_threads = n;
+        }
+        let dir = path.clone();
+        let store = py
+            .detach(move || SwapStore::open(&path, opts))
+            .map_err(to_py)?;
+        Ok(Store {
+            inner: Mutex::new(Some(Arc::new(store))),
+            dir,
+            backend,
+        })
+    }
+
+    #[getter]
+    fn path(&self) -> PathBuf {
+        self.dir.clone()
+    }
+
+    #[getter]
+    fn backend(&self) -> String {
+        self.backend.clone()
+    }
+
+    #[getter]
+    fn closed(&self) -> bool {
+        self.inner
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_none()
+    }
+
+    /// Starts writing `nbytes` at `address` (the Python layer's checked array) as `name`.
+    /// Returns once the bytes are copied into staging; the ticket says when they are durable.
+    fn swap_out(
+        &self,
+        py: Python<'_>,
+        name: String,
+        address: usize,
+        nbytes: usize,
+        dtype: &str,
+        shape: Vec<usize>,
+    ) -> PyResult<PyTicket> {
+        let store = self.get()?;
+        let dtype = parse_dtype(dtype)?;
+        // SAFETY: the Python layer passes the address of a live, contiguous CPU array of
+        // `nbytes` bytes that it holds for this call; swap_out copies the bytes before it
+        // returns (the store borrows the tensor only for the call).
+        let tensor = unsafe { RawHost::new(address, nbytes, dtype, shape) };
+        let ticket = py
+            .detach(move || WriteTicket::start(&store, &name, &tensor))
+            .map_err(to_py)?;
+        Ok(PyTicket::new(State::Write(ticket), None))
+    }
+
+    /// Starts reading `name` into the `nbytes` at `address`; `keep` (the array) is held by
+    /// the ticket until the bytes are in.
+    fn swap_in(
+        &self,
+        py: Python<'_>,
+        name: String,
+        keep: Py<PyAny>,
+        address: usize,
+        nbytes: usize,
+    ) -> PyResult<PyTicket> {
+        let store = self.get()?;
+        let pending = py
+            .detach(move || {
+                // SAFETY: `keep` owns the memory at `address` (checked by the Python layer) and
+                // the ticket below holds `keep` until the read, and its copy, have ended.
+                let dest = unsafe { RawHost::new(address, nbytes, DType::U8, vec![nbytes]) };
+                // SAFETY: as above: alive until the PendingRead is dropped, which the ticket
+                // does before it releases `keep`.
+                unsafe { PendingRead::start(&store, &name, dest) }
+            })
+            .map_err(to_py)?;
+        Ok(PyTicket::new(State::Read(pending), Some(keep)))
+    }
+
+    fn prefetch(&self, py: Python<'_>, name: String) -> PyResult<()> {
+        let store = self.get()?;
+        py.detach(move || store.prefetch(&name)).map_err(to_py)
+    }
+
+    fn remove(&self, py: Python<'_>, name: String) -> PyResult<()> {
+        let store = self.get()?;
+        py.detach(move || store.remove(&name)).map_err(to_py)
+    }
+
+    fn list(&self) -> PyResult<Vec<EntryTuple>> {
+        let store = self.get()?;
+        Ok(store.list().iter().map(entry_tuple).collect())
+    }
+
+    fn info(&self, name: &str) -> PyResult<EntryTuple> {
+        let store = self.get()?;
+        store.info(name).as_ref().map(entry_tuple).ok_or_else(|| {
+            PyKeyError::new_err(format!(
+                "{name:?}: no such tensor in the swap store at {}",
+                self.dir.display()
+            ))
+        })
+    }
+
+    fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let s = self.get()?.stats();
+        let d = PyDict::new(py);
+        d.set_item("staging_now", s.staging_now)?;
+        d.set_item("staging_peak", s.staging_peak)?;
+        d.set_item("device_peak", s.device_peak)?;
+        d.set_item("bytes_written", s.bytes_written)?;
+        d.set_item("bytes_read", s.bytes_read)?;
+        Ok(d)
+    }
+
+    /// Waits for every operation in flight, frees the staging buffers and closes the store.
+    /// Closing a closed store does nothing.
+    fn close(&self, py: Python<'_>) -> PyResult<()> {
+        let taken = self.inner.lock().unwrap_or_else(|p| p.into_inner()).take();
+        let Some(store) = taken else { return Ok(()) };
+        py.detach(move || match Arc::try_unwrap(store) {
+            Ok(s) => s.close(),
+            // A call on another thread still holds it: it closes when that call ends.
+            Err(_shared) => Ok(()),
+        })
+        .map_err(to_py)
+    }
+}
+
+enum State {
+    Write(WriteTicket),
+    Read(PendingRead),
+    /// `wait()` on another thread has the ticket.
+    Waiting,
+    Done(Result<(), String>),
+}
+
+/// A swap in flight.
+#[pyclass(frozen, name = "_Ticket", module = "gdswap._gdswap")]
+pub struct PyTicket {
+    // Declared (so dropped) before `keep`: a read still running is waited for, and copied
+    // into the array, while the array is still held.
+    state: Mutex<State>,
+    keep: Mutex<Option<Py<PyAny>>>,
+}
+
+impl PyTicket {
+    fn new(state: State, keep: Option<Py<PyAny>>) -> PyTicket {
+        PyTicket {
+            state: Mutex::new(state),
+            keep: Mutex::new(keep),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn finish(&self, r: gdswap::Result<()>) -> PyResult<()> {
+        let stored = r.as_ref().map(|_| ()).map_err(|e| e.to_string());
+        *self.lock() = State::Done(stored);
+        // The read has ended: the array need not be held any more.
+        self.keep.lock().unwrap_or_else(|p| p.into_inner()).take();
+        r.map_err(to_py)
+    }
+}
+
+#[pymethods]
+impl PyTicket {
+    /// Blocks (without the GIL) until the swap has ended; raises its error.
+    fn wait(&self, py: Python<'_>) -> PyResult<()> {
+        let state = std::mem::replace(&mut *self.lock(), State::Waiting);
+        match state {
+            State::Write(t) => {
+                let r = py.detach(move || t.wait());
+                self.finish(r)
+            }
+            State::Read(mut p) => {
+                let r = py.detach(move || {
+                    let r = p.wait();
+                    drop(p);
+                    r
+                });
+                self.finish(r)
+            }
+            State::Done(r) => {
+                *self.lock() = State::Done(r.clone());
+                r.map_err(crate::GdswapError::new_err)
+            }
+            State::Waiting => {
+                *self.lock() = State::Waiting;
+                Err(PyValueError::new_err(
+                    "another thread is already waiting on this ticket",
+                ))
+            }
+        }
+    }
+
+    /// True once the swap has ended (then `wait()` returns at once); never blocks.
+    fn done(&self) -> bool {
+        let mut g = self.lock();
+        match &mut *g {
+            State::Write(t) => t.poll(),
+            State::Read(p) => p.poll(),
+            State::Waiting => false,
+            State::Done(_) => true,
+        }
+    }
+}
