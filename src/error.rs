@@ -139,6 +139,10 @@ pub enum Setting {
     Markdown,
     /// Where the SVG plots go.
     Svg,
+    /// How long a time-based run's measured loops go on.
+    Duration,
+    /// How many wrong blocks a soak tolerates.
+    MaxErrors,
     /// An environment variable (`GDSWAP_DATA_DIR`, ...), by name.
     Env(&'static str),
 }
@@ -190,6 +194,8 @@ impl Setting {
             Setting::Csv => "csv",
             Setting::Markdown => "markdown",
             Setting::Svg => "svg",
+            Setting::Duration => "duration",
+            Setting::MaxErrors => "max_errors",
             Setting::Env(var) => var,
         }
     }

@@ -25,13 +25,14 @@
 //! after post. One process alone uses [`crate::ranks::Solo`], whose barriers pass at once.
 
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::backend::{self, Backend, PhaseTimes, Worker, WorkerSetup};
 use crate::cuda::staging::CopySpan;
 use crate::datafiles::{self, PreparedFiles};
-use crate::error::{Error, Message, Result, Setting};
+use crate::error::{Error, Message, Result, Setting, VerifyFailure};
 use crate::io::buffer::PageBacking;
 use crate::io::file::DataFile;
 use crate::io::sys::{self, CpuTime};
@@ -62,7 +63,14 @@ pub struct ThreadMeasurement {
     pub phases: Option<PhaseTimes>,
     /// The measured transfers' copy spans (bounce), on a clock shared by the run's threads.
     pub copy_spans: Vec<CopySpan>,
+    /// Wrong 4 KiB blocks a soak's per-loop verification found in this thread's range, over
+    /// all loops ([`RunOptions::verify_every_loop`]), and the first [`KEPT_FAILURES`] of them.
+    pub verify_errors: u64,
+    pub verify_failures: Vec<VerifyFailure>,
 }
+
+/// Verification failures each thread keeps (the count goes on).
+pub const KEPT_FAILURES: usize = 100;
 
 /// What the coordinator measured for one measured loop. (The loop's task time, the slowest
 /// thread's time inside `transfer`, comes from the threads' `loop_times`.)
@@ -110,6 +118,30 @@ pub fn run(opts: &RunOptions) -> Result<Measurements> {
 /// every phase (their measurements are merged afterwards by [`crate::rank_merge::gather`]).
 pub fn run_with(opts: &RunOptions, coord: &dyn Coordinator) -> Result<Measurements> {
     opts.validate()?;
+    // Each process would decide alone when its time is up, and the ranks' loops would no
+    // longer meet; and a soak's count of wrong blocks is one process's: a time-based run or a
+    // soak is one process's.
+    if coord.size() > 1 {
+        let (setting, what) = match (opts.duration, opts.max_errors) {
+            (Some(_), _) => (Setting::Duration, "a time-based run"),
+            (None, Some(_)) => (Setting::MaxErrors, "a soak"),
+            (None, None) => (Setting::Loops, ""),
+        };
+        if !what.is_empty() {
+            return Err(Error::invalid(
+                setting,
+                crate::error::msg![
+                    format!(
+                        "{what} cannot be split over the processes of a parallel run ({} ranks); \
+                         give ",
+                        coord.size()
+                    ),
+                    Setting::Loops,
+                    " and run it as one process"
+                ],
+            ));
+        }
+    }
     let backend = backend::open(opts.backend)?;
     backend.preflight(opts)?;
     if opts.drop_caches {
@@ -148,6 +180,7 @@ fn execute(
     coord: &dyn Coordinator,
 ) -> Result<Measurements> {
     let barrier = PhaseBarrier::new(prepared.plans.len() + 1);
+    let control = LoopControl::default();
 
     let (worker_results, coordinator_result) = std::thread::scope(|scope| {
         let mut handles = Vec::with_capacity(prepared.plans.len());
@@ -159,11 +192,12 @@ fn execute(
             .zip(&prepared.needs_pattern)
         {
             let barrier = &barrier;
+            let control = &control;
             let spawned = std::thread::Builder::new()
                 .name(format!("gdswap-worker-{}", plan.tid))
                 .spawn_scoped(scope, move || {
                     let _guard = AbortOnPanic(barrier);
-                    let result = worker_thread(opts, backend, plan, file, needs, barrier);
+                    let result = worker_thread(opts, backend, plan, file, needs, barrier, control);
                     if result.is_err() {
                         barrier.abort();
                     }
@@ -187,7 +221,7 @@ fn execute(
         }
         let coordinator = match spawn_error {
             Some(e) => Err(e),
-            None => coordinate(opts, &prepared, &barrier, coord),
+            None => coordinate(opts, &prepared, &barrier, &control, coord),
         };
         if coordinator.is_err() {
             barrier.abort();
@@ -232,10 +266,19 @@ fn execute(
     })
 }
 
+/// What the coordinator tells the workers before each loop: whether it runs (a time-based run
+/// stops once its time is up), and the soak's count of wrong blocks over all threads.
+#[derive(Default)]
+struct LoopControl {
+    go_on: AtomicBool,
+    verify_errors: AtomicU64,
+}
+
 fn coordinate(
     opts: &RunOptions,
     prepared: &PreparedFiles,
     barrier: &PhaseBarrier,
+    control: &LoopControl,
     coord: &dyn Coordinator,
 ) -> Result<Vec<LoopMeasurement>> {
     barrier.wait()?; // setup done
@@ -244,7 +287,20 @@ fn coordinate(
     prepared.before_loops(opts)?;
     coord.barrier()?; // every process ready for the loops
     let mut loops = Vec::with_capacity(opts.loops as usize);
-    for i in 0..opts.total_loops() {
+    // A time-based run's measured loops end once this instant has passed.
+    let mut deadline: Option<Instant> = None;
+    let mut i: u32 = 0;
+    loop {
+        let go_on = match opts.duration {
+            None => i < opts.total_loops(),
+            Some(_) => i < opts.warmup || deadline.map_or(true, |d| Instant::now() < d),
+        };
+        // Published before the barrier, whose mutex orders it before every worker's read.
+        control.go_on.store(go_on, Ordering::Relaxed);
+        barrier.wait()?; // next
+        if !go_on {
+            break;
+        }
         let measured = i >= opts.warmup;
         barrier.wait()?; // ready
         if measured && opts.drop_caches {
@@ -255,6 +311,9 @@ fn coordinate(
         let cpu0 = CpuTime::process();
         let wall0 = std::time::SystemTime::now();
         let t0 = Instant::now();
+        if measured && deadline.is_none() {
+            deadline = opts.duration.map(|d| t0 + d);
+        }
         barrier.wait()?; // go
         barrier.wait()?; // done
         let e2e_time = t0.elapsed();
@@ -268,6 +327,15 @@ fn coordinate(
                 span: None,
             });
         }
+        // A soak's workers verify this loop before the next "next"; u32::MAX loops end it.
+        i = match i.checked_add(1) {
+            Some(n) => n,
+            None => {
+                control.go_on.store(false, Ordering::Relaxed);
+                barrier.wait()?; // next: stop
+                break;
+            }
+        };
     }
     barrier.wait()?; // synced
     coord.barrier()?; // every process's data durable
@@ -288,7 +356,15 @@ fn worker_thread(
     file: &Arc<DataFile>,
     needs_pattern: bool,
     barrier: &PhaseBarrier,
+    control: &LoopControl,
 ) -> Result<ThreadMeasurement> {
+    // NUMA placement first: the buffers prepared below are first touched on the node.
+    if let Some(cpus) = &opts.bind_cpus {
+        sys::bind_thread_to_cpus(cpus).map_err(|e| Error::Thread {
+            what: format!("binding worker thread {} to CPUs {cpus:?}", plan.tid).into(),
+            source: e,
+        })?;
+    }
     // Setup.
     if needs_pattern {
         datafiles::write_pattern(&plan.path, plan.len, plan.seed)?;
@@ -320,9 +396,17 @@ fn worker_thread(
     let mut cpu = CpuTime::default();
     let mut phases: Option<PhaseTimes> = None;
     let mut copy_spans = Vec::new();
-    for i in 0..opts.total_loops() {
+    let every_loop = opts.verify_every_loop();
+    let mut soak = Soak::default();
+    let mut i: u32 = 0;
+    loop {
+        barrier.wait()?; // next
+        if !control.go_on.load(Ordering::Relaxed) {
+            break;
+        }
         let measured = i >= opts.warmup;
-        if opts.verify && opts.op == Op::Read && i + 1 == opts.total_loops() {
+        let last_counted = opts.duration.is_none() && i + 1 == opts.total_loops();
+        if opts.verify && opts.op == Op::Read && (last_counted || (every_loop && measured)) {
             worker.fill(&mut |buf| buf.fill(POISON))?;
         }
         if measured && i == opts.warmup && opts.warmup > 0 {
@@ -355,6 +439,10 @@ fn worker_thread(
             copy_spans.extend_from_slice(worker.copy_spans());
         }
         barrier.wait()?; // done
+        if every_loop && measured {
+            soak.verify_loop(opts, plan, file, worker.as_mut(), control)?;
+        }
+        i = i.saturating_add(1);
     }
 
     // Post: durability (timed on its own), then verification (untimed), then release.
@@ -364,7 +452,7 @@ fn worker_thread(
         Duration::ZERO
     };
     barrier.wait()?; // synced
-    if opts.verify {
+    if opts.verify && !every_loop {
         verify(opts.op, plan, file, worker.as_mut())?;
     }
     let (mode, pages) = (worker.mode(), worker.buffer_pages());
@@ -385,7 +473,96 @@ fn worker_thread(
         pages,
         phases,
         copy_spans,
+        verify_errors: soak.errors,
+        verify_failures: soak.failures,
     })
+}
+
+/// A soak's verification of every measured loop: wrong 4 KiB blocks counted over all threads
+/// and logged (file, offset, what was found), the run stopped once more than
+/// `--max-errors` (default 0) were found.
+#[derive(Default)]
+struct Soak {
+    errors: u64,
+    failures: Vec<VerifyFailure>,
+}
+
+impl Soak {
+    fn verify_loop(
+        &mut self,
+        opts: &RunOptions,
+        plan: &ThreadPlan,
+        file: &DataFile,
+        worker: &mut dyn Worker,
+        control: &LoopControl,
+    ) -> Result<()> {
+        let before = self.failures.len();
+        let mut found = 0u64;
+        let failures = &mut self.failures;
+        match opts.op {
+            Op::Read => worker.inspect(&mut |buf| {
+                found += pattern::verify_all(
+                    buf,
+                    plan.file_offset,
+                    plan.seed,
+                    &plan.path,
+                    KEPT_FAILURES,
+                    failures,
+                );
+                Ok(())
+            })?,
+            Op::Write => {
+                // What this loop wrote, durable, read back past the page cache.
+                file.sync_data()?;
+                file.forget_cached_pages();
+                const CHUNK: u64 = 8 << 20;
+                let mut buf = vec![0u8; CHUNK.min(plan.len) as usize];
+                let mut off = plan.file_offset;
+                while off < plan.end() {
+                    let n = CHUNK.min(plan.end() - off) as usize;
+                    file.read_exact_at(&mut buf[..n], off)?;
+                    found += pattern::verify_all(
+                        &buf[..n],
+                        off,
+                        plan.seed,
+                        &plan.path,
+                        KEPT_FAILURES,
+                        failures,
+                    );
+                    off += n as u64;
+                }
+            }
+        }
+        self.errors = self.errors.saturating_add(found);
+        let total = control
+            .verify_errors
+            .fetch_add(found, Ordering::Relaxed)
+            .saturating_add(found);
+        let limit = opts.max_errors.unwrap_or(0);
+        if total > limit {
+            let mut first = self
+                .failures
+                .get(before)
+                .or(self.failures.last())
+                .cloned()
+                .unwrap_or_else(|| VerifyFailure {
+                    path: plan.path.clone(),
+                    offset: plan.file_offset,
+                    expected: 0,
+                    found: 0,
+                    header_note: Message::default(),
+                });
+            if opts.max_errors.is_some() {
+                first
+                    .header_note
+                    .push(format!("; {total} wrong blocks found, more than "));
+                first.header_note.push(Setting::MaxErrors);
+                first.header_note.push(format!(" {limit}"));
+            }
+            return Err(Error::Verify(Box::new(first)));
+        }
+        Ok(())
+    }
 }
 
 /// What a failed verify of a read adds when the header note has no advice of its own.

@@ -52,6 +52,8 @@ pub mod peer;
 #[allow(missing_docs)] // not documented item by item yet
 pub mod plan;
 #[allow(missing_docs)] // not documented item by item yet
+pub mod qualify;
+#[allow(missing_docs)] // not documented item by item yet
 pub mod rank_merge;
 #[allow(missing_docs)] // not documented item by item yet
 pub mod ranks;
@@ -66,6 +68,8 @@ pub mod stats;
 pub mod swap;
 #[allow(missing_docs)] // not documented item by item yet
 pub mod sweep;
+#[allow(missing_docs)] // not documented item by item yet
+pub mod topology;
 #[allow(missing_docs)] // not documented item by item yet
 pub mod tuning;
 pub mod types;

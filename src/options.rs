@@ -5,6 +5,7 @@
 //! length, free space, memory) happen in the harness's setup, also before any data moves.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use serde::Serialize;
 
@@ -222,6 +223,19 @@ pub struct RunOptions {
     /// is an error.
     #[serde(skip)]
     pub create_dir: bool,
+    /// A time-based run (`--duration`): measured loops repeat until this much time has
+    /// passed since the first one began (at least one loop), instead of `loops` of them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration: Option<Duration>,
+    /// A soak (`--max-errors N`, with `--verify`): every measured loop is verified, and wrong
+    /// 4 KiB blocks are counted and logged instead of stopping the run at the first; the run
+    /// stops once more than N were found.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_errors: Option<u64>,
+    /// NUMA placement: every worker thread is bound to these CPUs (those of its GPU's or
+    /// drive's NUMA node) before it allocates its buffers, so their pages land on that node.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bind_cpus: Option<Vec<usize>>,
 }
 
 impl Default for RunOptions {
@@ -248,6 +262,9 @@ impl Default for RunOptions {
             // The default target is the default data directory, which is created as needed;
             // set it to false with a `Target::Dir` that must already exist.
             create_dir: true,
+            duration: None,
+            max_errors: None,
+            bind_cpus: None,
         }
     }
 }
@@ -370,6 +387,18 @@ impl RunOptions {
                 ));
             }
         }
+        if self.duration.is_some_and(|d| d.is_zero()) {
+            return Err(Error::invalid(
+                Setting::Duration,
+                "must be more than zero (a run of no time measures nothing)",
+            ));
+        }
+        if self.max_errors.is_some() && !self.verify {
+            return Err(Error::invalid(
+                Setting::MaxErrors,
+                crate::error::msg!["counts verification errors: add ", Setting::Verify],
+            ));
+        }
         if self.fixed_buffers && !self.direct {
             return Err(Error::invalid(
                 Setting::FixedBuffers,
@@ -379,9 +408,16 @@ impl RunOptions {
         Ok(())
     }
 
-    /// Number of loops executed in all: warm-up then measured.
+    /// Number of loops executed in all: warm-up then measured (a time-based run: the
+    /// warm-up and at least one measured loop).
     pub fn total_loops(&self) -> u32 {
         self.warmup + self.loops
+    }
+
+    /// Whether every measured loop is verified (a time-based run or a soak with `--verify`),
+    /// rather than only the last.
+    pub fn verify_every_loop(&self) -> bool {
+        self.verify && (self.duration.is_some() || self.max_errors.is_some())
     }
 }
 

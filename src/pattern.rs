@@ -137,6 +137,45 @@ pub fn verify(
     }
 }
 
+/// Like [`verify`], but goes on past the first difference: every 4 KiB granule of the range
+/// that differs from the pattern counts once (its first wrong byte reported), and the first
+/// `keep` of them are kept. Returns how many granules differ.
+pub fn verify_all(
+    buf: &[u8],
+    file_offset: u64,
+    seed: u64,
+    path: &Path,
+    keep: usize,
+    out: &mut Vec<VerifyFailure>,
+) -> u64 {
+    let mut scratch = Box::new([0u8; GRANULE]);
+    let mut count = 0u64;
+    for_each_granule(file_offset, buf.len(), |g_off, inner, outer| {
+        granule(&mut scratch, g_off, seed);
+        let expected = &scratch[inner.clone()];
+        let found = &buf[outer.clone()];
+        if let Some(i) = expected.iter().zip(found).position(|(a, b)| a != b) {
+            count += 1;
+            if out.len() < keep {
+                let header_note = if inner.start == 0 && found.len() >= HEADER_LEN {
+                    describe_header(&found[..HEADER_LEN], g_off, seed)
+                } else {
+                    Message::default()
+                };
+                out.push(VerifyFailure {
+                    path: path.to_path_buf(),
+                    offset: g_off + (inner.start + i) as u64,
+                    expected: expected[i],
+                    found: found[i],
+                    header_note,
+                });
+            }
+        }
+        true
+    });
+    count
+}
+
 /// Says what a found header means, relative to what was expected there.
 fn describe_header(bytes: &[u8], expected_offset: u64, expected_seed: u64) -> Message {
     let h: Header = bytemuck::pod_read_unaligned(bytes);
@@ -191,6 +230,26 @@ mod tests {
         assert_eq!(whole, pieces);
         assert!(verify(&whole, 8192, 7, Path::new("f")).is_ok());
         assert!(verify(&whole[5..], 8197, 7, Path::new("f")).is_ok());
+    }
+
+    #[test]
+    fn verify_all_counts_every_wrong_granule_and_keeps_the_first() {
+        let mut buf = vec![0u8; 4 * GRANULE];
+        fill(&mut buf, 8192, 3);
+        let mut out = Vec::new();
+        assert_eq!(verify_all(&buf, 8192, 3, Path::new("f"), 10, &mut out), 0);
+        buf[100] ^= 1;
+        buf[GRANULE * 2 + 40] ^= 1;
+        buf[GRANULE * 2 + 50] ^= 1; // the same granule: counted once
+        buf[GRANULE * 3 + 4000] ^= 1;
+        assert_eq!(verify_all(&buf, 8192, 3, Path::new("f"), 2, &mut out), 3);
+        let offsets: Vec<u64> = out.iter().map(|f| f.offset).collect();
+        assert_eq!(offsets, [8192 + 100, 8192 + 2 * GRANULE as u64 + 40]);
+        assert!(
+            out[1].header_note.contains_text("intact"),
+            "{}",
+            out[1].header_note
+        );
     }
 
     #[test]

@@ -204,6 +204,10 @@ pub fn merge(base: Measurements, records: Vec<RankRecord>) -> Result<Measurement
                 }),
                 // Copy spans are on each process's own clock: not merged.
                 copy_spans: Vec::new(),
+                // Only soaks count wrong blocks past the first, and a parallel run refuses
+                // them (`harness::run_with`): each rank's wrong block is its error.
+                verify_errors: 0,
+                verify_failures: Vec::new(),
             });
         }
         ranks.push(RankMeasurement {

@@ -756,6 +756,35 @@ fn defaults_use_every_backend_the_default_data_dir_and_note_gdsio() {
     assert_pattern(&file, 0, SIZE, 0x5eed);
 }
 
+#[test]
+fn a_failed_comparison_still_writes_its_json_record() {
+    let dir = scratch();
+    let json = dir.path().join("c.json");
+    let missing = dir.path().join("missing.dat");
+    let out = outcome(&mut gdswap(with(
+        compare_argv(1),
+        argv![
+            "--backends",
+            "posix",
+            "--peers",
+            "none",
+            "--file",
+            &missing,
+            "--json",
+            &json
+        ],
+    )));
+    assert_eq!(out.code, Some(1), "{out:?}");
+    let last = out.stderr.lines().last().unwrap();
+    let msg = last.strip_prefix(ERROR_PREFIX).unwrap();
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert_eq!(v["error"]["message"], msg, "{v}");
+    assert_eq!(v["command_line"][1], "compare", "{v}");
+    assert!(v["finished_at"].is_string(), "{v}");
+    assert!(v["environment"]["git_commit"].is_string(), "{v}");
+}
+
 /// A backend that refuses the workload is skipped with the refusal as its reason, which names
 /// the flag (the library's error names the setting; the command line turns it into the flag),
 /// in the note and in the JSON alike.

@@ -19,7 +19,7 @@ const LAYERS: &[&[&str]] = &[
         "size", "stats", "error", "options", "pattern", "request", "types",
     ],
     // the operating system: buffers, files, io_uring, limits; the environment report
-    &["io", "env"],
+    &["io", "env", "topology"],
     // the CUDA driver
     &["cuda"],
     // cuFile (its driver probe uses a CUDA context)
@@ -31,7 +31,7 @@ const LAYERS: &[&[&str]] = &[
     // reports and exporters
     &["report"],
     // orchestration over the harness
-    &["compare", "peer", "tuning", "optim_sim"],
+    &["compare", "peer", "tuning", "optim_sim", "qualify"],
     &["sweep", "rebuild"],
     &["cli"],
 ];

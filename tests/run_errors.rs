@@ -445,6 +445,21 @@ fn a_failed_run_keeps_earlier_result_files() {
     let v: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
     assert_eq!(v["error"]["message"], msg.as_str());
+    // With what ran, where, when, and by which gdswap (issue 12).
+    let command: Vec<&str> = v["command_line"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str().unwrap())
+        .collect();
+    assert_eq!(&command[1..4], ["run", "--op", "read"], "{v}");
+    assert!(v["finished_at"].as_str().unwrap().ends_with('Z'), "{v}");
+    for key in ["gdswap_version", "git_commit", "hostname", "kernel"] {
+        assert!(
+            !v["environment"][key].as_str().unwrap().is_empty(),
+            "{key}: {v}"
+        );
+    }
     assert_eq!(std::fs::read_to_string(&csv).unwrap(), "earlier csv\n");
 }
 

@@ -36,8 +36,20 @@ pub fn collect(opts: &CheckOptions) -> NodeReport {
             cap_ipc_lock: sys::has_cap_ipc_lock(),
         },
         verdicts: Vec::new(),
+        placement: None,
     };
     report.verdicts = verdicts(&report);
+    let gpus: Vec<(usize, String)> = report
+        .gpus
+        .devices
+        .iter()
+        .filter_map(|g| g.pci_bus_id.clone().map(|id| (g.ordinal, id)))
+        .collect();
+    report.placement = Some(crate::topology::placement(
+        &crate::topology::sysfs_root(),
+        &gpus,
+        &opts.path,
+    ));
     report
 }
 
@@ -127,7 +139,8 @@ fn sysfs_pci_name(bus_id: &str) -> String {
 }
 
 fn numa_node_of(bus_id: &str) -> Result<i64, String> {
-    let file = Path::new("/sys/bus/pci/devices")
+    let file = crate::topology::sysfs_root()
+        .join("bus/pci/devices")
         .join(sysfs_pci_name(bus_id))
         .join("numa_node");
     let text = std::fs::read_to_string(&file)

@@ -305,6 +305,10 @@ pub fn render(r: &NodeReport) -> String {
         }
     );
 
+    if let Some(p) = &r.placement {
+        placement_lines(w, p);
+    }
+
     // Verdicts.
     let _ = writeln!(w, "\nbackend  verdict");
     for v in &r.verdicts {
@@ -326,6 +330,54 @@ pub fn render(r: &NodeReport) -> String {
         );
     }
     s
+}
+
+/// NUMA nodes, each GPU's and the drive's node and PCIe link (current vs. max), and a note
+/// per GPU on another socket than the drive.
+fn placement_lines(w: &mut String, p: &crate::topology::Placement) {
+    let nodes = if p.numa_nodes.is_empty() {
+        "not reported by sysfs".to_string()
+    } else {
+        format!(
+            "{} node{} ({})",
+            p.numa_nodes.len(),
+            if p.numa_nodes.len() == 1 { "" } else { "s" },
+            p.numa_nodes
+                .iter()
+                .map(|n| n.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
+    };
+    let _ = writeln!(w, "{:<15}{nodes}", "NUMA");
+    let describe = |d: &crate::topology::PciDevice| {
+        let node = d.numa_node.map_or("NUMA node unknown".to_string(), |n| {
+            format!("NUMA node {n}")
+        });
+        match &d.link {
+            Some(l) if l.at_max() => format!("{}: {node}, PCIe {l}", d.address),
+            Some(l) => format!("{}: {node}, PCIe {l}: below its maximum", d.address),
+            None => format!("{}: {node}, no PCIe link in sysfs", d.address),
+        }
+    };
+    for g in &p.gpus {
+        let text = match (&g.device, &g.unknown) {
+            (Some(d), _) => describe(d),
+            (None, why) => format!("{}: {}", g.bus_id, why.as_deref().unwrap_or("unknown")),
+        };
+        let _ = writeln!(w, "  {:<13}{text}", format!("GPU {}", g.ordinal));
+    }
+    let drive = match (&p.drive, &p.drive_unknown) {
+        (Some(d), _) => match &d.pci {
+            Some(pci) => format!("{} ({})", d.name, describe(pci)),
+            None => format!("{}: not behind a PCI function", d.name),
+        },
+        (None, why) => why.clone().unwrap_or_else(|| "unknown".into()),
+    };
+    let _ = writeln!(w, "  {:<13}{drive}", "drive");
+    for note in &p.cross_socket {
+        let _ = writeln!(w, "  {:<13}{note}", "note");
+    }
 }
 
 #[cfg(test)]

@@ -79,6 +79,9 @@ pub struct NodeReport {
     pub io_uring: UringRow,
     pub memlock: MemlockRow,
     pub verdicts: Vec<Verdict>,
+    /// NUMA nodes and PCIe links of the GPUs and the data path's drive, from sysfs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub placement: Option<crate::topology::Placement>,
 }
 
 impl NodeReport {

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use crate::error::Error;
+use crate::error::{Error, Setting};
 use crate::io::buffer::HugePages;
 use crate::options::{data_dir_from_env, RunOptions, Target};
 use crate::size::parse_size;
@@ -20,9 +20,11 @@ pub struct DataArgs {
     file: Option<PathBuf>,
     /// A directory with one file per thread, gdswap.<tid>.dat, created as needed. The
     /// directory must exist (see --create-dir). With neither --file nor --dir: the default
-    /// data directory, $GDSWAP_DATA_DIR, else ./gdswap-data.
-    #[arg(long, value_name = "DIR")]
-    dir: Option<PathBuf>,
+    /// data directory, $GDSWAP_DATA_DIR, else ./gdswap-data. `run` takes several (--dir A
+    /// --dir B, one per drive): each runs the whole workload at the same time, figures per
+    /// directory and for all together.
+    #[arg(long, value_name = "DIR", action = clap::ArgAction::Append)]
+    dir: Vec<PathBuf>,
     /// Create --dir when it does not exist (without it, a missing --dir is an error: a
     /// mistyped path would measure another disk). The default data directory is always
     /// created as needed.
@@ -38,13 +40,30 @@ impl DataArgs {
     /// neither `--file` nor `--dir`, the default data directory (an error only for an unusable
     /// `GDSWAP_DATA_DIR`).
     pub fn apply(&self, o: &mut RunOptions) -> Result<(), Error> {
-        (o.target, o.create_dir) = match (&self.file, &self.dir) {
+        (o.target, o.create_dir) = match (&self.file, self.dir.first()) {
             (Some(f), _) => (Target::File(f.clone()), false),
             (None, Some(d)) => (Target::Dir(d.clone()), self.create_dir),
             (None, None) => (Target::Dir(data_dir_from_env()?), true),
         };
         o.size = self.size;
         Ok(())
+    }
+
+    /// The directories after the first `--dir` (several targets at once).
+    pub fn extra_dirs(&self) -> &[PathBuf] {
+        self.dir.get(1..).unwrap_or(&[])
+    }
+
+    /// Refuses a second `--dir` where a command measures one target.
+    pub fn single_target(&self, command: &str) -> Result<(), Error> {
+        if self.extra_dirs().is_empty() {
+            Ok(())
+        } else {
+            Err(Error::invalid(
+                Setting::Dir,
+                format!("given more than once: {command} measures one target (run and qualify take several)"),
+            ))
+        }
     }
 }
 

@@ -82,6 +82,7 @@ pub struct CompareArgs {
 }
 
 pub fn run(args: &CompareArgs, coord: &dyn Coordinator) -> Result<Outcome, Error> {
+    args.run.single_target("compare")?;
     let base = super::run::for_rank(args.run.options()?, coord);
     // Peer tools are not coordinated across the processes of a parallel run: left out.
     let ranked = coord.size() > 1;
@@ -102,6 +103,17 @@ pub fn run(args: &CompareArgs, coord: &dyn Coordinator) -> Result<Outcome, Error
         (Some(b), _) => Some(b.clone()),
         (None, Some((c, _))) => Some(c.backends.keys().cloned().collect()),
         (None, None) => None,
+    };
+    // fio and gdsio run by loops: a time-based comparison leaves them out, and says so.
+    let peers = match base.duration {
+        Some(_) if peers.iter().any(|p| p != "none") => {
+            eprintln!(
+                "note: skipping peers {}: --duration runs the backends by time, peers run by loops",
+                peers.join(", ")
+            );
+            vec!["none".to_string()]
+        }
+        _ => peers,
     };
     let mut spec = compare::resolve(base, backends.as_deref(), &peers, args.rounds)?;
     super::flags::skip_reasons_with_flags(&mut spec);
@@ -184,6 +196,7 @@ pub fn run(args: &CompareArgs, coord: &dyn Coordinator) -> Result<Outcome, Error
                     crate::env::collect(&data_path),
                     crate::report::now_utc(),
                 );
+                record.command_line = std::env::args().collect();
                 // The record holds the line printed: with flags.
                 record.error.message = super::render(&e);
                 if let Err(w) = sink.write(&record.to_json()) {

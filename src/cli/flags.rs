@@ -49,6 +49,8 @@ pub fn flag(s: Setting) -> &'static str {
         Setting::Csv => "--csv",
         Setting::Markdown => "--markdown",
         Setting::Svg => "--svg",
+        Setting::Duration => "--duration",
+        Setting::MaxErrors => "--max-errors",
         Setting::Env(var) => var,
     }
 }
@@ -167,6 +169,8 @@ mod tests {
             Setting::Csv,
             Setting::Markdown,
             Setting::Svg,
+            Setting::Duration,
+            Setting::MaxErrors,
         ];
         let mut seen = std::collections::HashSet::new();
         for s in all {

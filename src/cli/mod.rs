@@ -12,9 +12,12 @@ mod check;
 mod compare;
 mod flags;
 mod optim_sim;
+mod progress;
+mod qualify;
 mod report;
 mod run;
 mod sweep;
+mod targets;
 mod values;
 
 pub use flags::{flag, render};
@@ -68,6 +71,9 @@ enum Command {
     /// Simulate a ZeRO-Infinity-style optimizer step with its state swapped to NVMe (serial
     /// and pipelined), and check the result bit for bit against the same steps in memory.
     OptimSim(optim_sim::OptimSimArgs),
+    /// Qualify this node against a spec: required `check` rows and workloads with thresholds,
+    /// one PASS/FAIL line each, a verdict, and a JSON + Markdown record (exit 0/1/2).
+    Qualify(qualify::QualifyArgs),
     /// Internal: what `check` runs in a child process to open the cuFile driver.
     #[command(hide = true)]
     CufileProbe(check::ProbeArgs),
@@ -102,6 +108,7 @@ pub fn main() -> ExitCode {
         Command::Report(args) => report::run(&args),
         Command::Check(args) => check::run(&args),
         Command::OptimSim(args) => optim_sim::run(&args),
+        Command::Qualify(args) => return qualify::run(&args),
         Command::CufileProbe(args) => check::cufile_probe(&args),
         Command::Backends(args) => {
             backends(&args);

@@ -61,6 +61,16 @@ pub struct RunArgs {
     threads: usize,
     #[command(flatten)]
     looping: LoopArgs,
+    /// Run the measured loops for this long instead of --loops (fio's time_based + runtime):
+    /// 30s, 10m, 1h. With --verify every loop is verified (a soak); a progress line shows on
+    /// a terminal.
+    #[arg(long, value_name = "TIME", value_parser = parse_duration_arg, conflicts_with = "loops")]
+    duration: Option<std::time::Duration>,
+    /// With --verify: verify every measured loop and count wrong 4 KiB blocks, each logged
+    /// with file, offset and what was found, stopping only past N of them (default: the
+    /// first wrong block stops the run).
+    #[arg(long, value_name = "N")]
+    max_errors: Option<u64>,
     /// Check every byte: reads check what landed in memory, writes read the file back.
     #[arg(long)]
     verify: bool,
@@ -115,6 +125,11 @@ impl RunArgs {
         (self.json.as_deref(), self.csv.as_deref())
     }
 
+    /// Refuses a second `--dir` where a command measures one target.
+    pub fn single_target(&self, command: &str) -> Result<(), Error> {
+        self.data.single_target(command)
+    }
+
     /// The `--config` file, for subcommands that flatten these options.
     pub fn config_path(&self) -> Option<&Path> {
         self.config.as_deref()
@@ -141,6 +156,8 @@ impl RunArgs {
                     require_gpudirect: self.require_gpudirect,
                 }),
             },
+            duration: self.duration,
+            max_errors: self.max_errors,
             ..RunOptions::default()
         };
         self.data.apply(&mut o)?;
@@ -169,6 +186,11 @@ impl RunArgs {
             None => Ok(()),
         }
     }
+}
+
+/// `--duration`: a whole number with its unit; zero is refused here, naming the flag.
+fn parse_duration_arg(s: &str) -> Result<std::time::Duration, String> {
+    crate::qualify::spec::parse_duration(s)
 }
 
 /// An export destination, checked before the run so a bad path fails before any work, and
@@ -267,6 +289,20 @@ pub fn run(args: &RunArgs, coord: &dyn Coordinator) -> Result<Outcome, Error> {
     let data_path = match &opts.target {
         Target::File(p) | Target::Dir(p) => p.clone(),
     };
+    if !args.data.extra_dirs().is_empty() {
+        if coord.size() > 1 {
+            return Err(Error::invalid(
+                Setting::Dir,
+                "several directories cannot be run by a parallel run of several processes; \
+                 give one (each rank gets its own subdirectory)",
+            ));
+        }
+        return super::targets::run(&opts, args.data.extra_dirs(), json, csv, stdout_taken);
+    }
+    let ticker = opts
+        .duration
+        .filter(|_| coord.rank() == 0)
+        .and_then(|d| super::progress::start(&format!("run {}", opts.backend.name()), d));
     let measurements = match harness::run_with(&opts, coord)
         .and_then(|m| crate::rank_merge::gather(coord, m))
     {
@@ -285,6 +321,7 @@ pub fn run(args: &RunArgs, coord: &dyn Coordinator) -> Result<Outcome, Error> {
                     crate::env::collect(&data_path),
                     report::now_utc(),
                 );
+                record.command_line = std::env::args().collect();
                 // The record holds the line printed: with flags.
                 record.error.message = super::render(&e);
                 if let Err(w) = sink.write(&record.to_json()) {
@@ -297,6 +334,7 @@ pub fn run(args: &RunArgs, coord: &dyn Coordinator) -> Result<Outcome, Error> {
             return Err(e);
         }
     };
+    drop(ticker);
     let report = RunReport::new(
         &opts,
         &measurements,
@@ -323,7 +361,51 @@ pub fn run(args: &RunArgs, coord: &dyn Coordinator) -> Result<Outcome, Error> {
     if let Some(sink) = csv {
         sink.write(&report::csv::to_csv(std::slice::from_ref(&report)))?;
     }
+    soak_outcome(&report, &measurements)?;
     Ok(Outcome::Done)
+}
+
+/// A soak that found wrong blocks (no more than `--max-errors`) ran to its end and was
+/// reported; each block is listed, and the run still fails.
+fn soak_outcome(report: &RunReport, m: &harness::Measurements) -> Result<(), Error> {
+    let Some(soak) = report.soak.as_ref().filter(|s| s.verify_errors > 0) else {
+        return Ok(());
+    };
+    for e in &soak.errors {
+        eprintln!(
+            "verify error: {} at offset {}: {}",
+            e.path.display(),
+            e.offset,
+            e.found
+        );
+    }
+    if (soak.errors.len() as u64) < soak.verify_errors {
+        eprintln!(
+            "verify error: {} more not listed",
+            soak.verify_errors - soak.errors.len() as u64
+        );
+    }
+    let first = m
+        .threads
+        .iter()
+        .flat_map(|t| &t.verify_failures)
+        .next()
+        .cloned();
+    let context = format!(
+        "{} wrong 4 KiB block{} in {} verified loop{} (--max-errors {})",
+        soak.verify_errors,
+        if soak.verify_errors == 1 { "" } else { "s" },
+        soak.loops,
+        if soak.loops == 1 { "" } else { "s" },
+        soak.max_errors.unwrap_or(0)
+    );
+    Err(match first {
+        Some(f) => Error::Within {
+            context: context.into(),
+            source: Box::new(Error::Verify(Box::new(f))),
+        },
+        None => Error::Mismatch(context),
+    })
 }
 
 #[cfg(test)]
@@ -355,6 +437,32 @@ mod tests {
         fn abort(&self, _: i32) -> ! {
             panic!("abort")
         }
+    }
+
+    /// A time-based run or a soak under several processes would stop or count on each rank
+    /// alone: refused, naming the setting, before any file is touched.
+    #[test]
+    fn a_parallel_run_refuses_a_time_based_run_and_a_soak() {
+        let dir = crate::testutil::scratch_dir();
+        let base = RunOptions {
+            target: Target::Dir(dir.path().into()),
+            ..RunOptions::default()
+        };
+        let timed = RunOptions {
+            duration: Some(std::time::Duration::from_secs(1)),
+            ..base.clone()
+        };
+        let e = harness::run_with(&timed, &Rank2).err().expect("refused");
+        assert_eq!(e.setting(), Some(Setting::Duration), "{e}");
+        assert!(super::super::render(&e).contains("--loops"), "{e}");
+        let soak = RunOptions {
+            verify: true,
+            max_errors: Some(3),
+            ..base
+        };
+        let e = harness::run_with(&soak, &Rank2).err().expect("refused");
+        assert_eq!(e.setting(), Some(Setting::MaxErrors), "{e}");
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
     }
 
     #[test]

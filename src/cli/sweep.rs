@@ -106,6 +106,7 @@ pub struct SweepArgs {
 impl SweepArgs {
     fn spec(&self) -> Result<SweepSpec, Error> {
         let mut base = RunOptions::default();
+        self.data.single_target("sweep")?;
         self.data.apply(&mut base)?;
         self.looping.apply(&mut base);
         Ok(SweepSpec {

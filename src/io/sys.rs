@@ -186,6 +186,48 @@ pub fn kill_process_group(pgid: u32) -> io::Result<()> {
     }
 }
 
+/// Binds the calling thread to `cpus` (sched_setaffinity): its later first touches of memory
+/// then land on their NUMA node. An empty list, a CPU past CPU_SETSIZE, or a set with no
+/// online CPU is an error.
+pub fn bind_thread_to_cpus(cpus: &[usize]) -> io::Result<()> {
+    let max = libc::CPU_SETSIZE as usize;
+    if cpus.is_empty() || cpus.iter().any(|&c| c >= max) {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("CPU list {cpus:?} is empty or past CPU {}", max - 1),
+        ));
+    }
+    // SAFETY: cpu_set_t is plain bits; all-zero is the empty set.
+    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    for &c in cpus {
+        // SAFETY: c < CPU_SETSIZE, checked above, so CPU_SET stays inside the set.
+        unsafe { libc::CPU_SET(c, &mut set) };
+    }
+    // SAFETY: pid 0 is the calling thread; the size and pointer are those of `set`.
+    let rc = unsafe { libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// The CPUs the calling thread may run on.
+pub fn thread_cpus() -> io::Result<Vec<usize>> {
+    // SAFETY: as above, all-zero is the empty set.
+    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    // SAFETY: pid 0 is the calling thread; the size and pointer are those of `set`.
+    let rc =
+        unsafe { libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok((0..libc::CPU_SETSIZE as usize)
+        // SAFETY: c < CPU_SETSIZE.
+        .filter(|&c| unsafe { libc::CPU_ISSET(c, &set) })
+        .collect())
+}
+
 /// Bytes free to an unprivileged writer on the filesystem holding `dir` (statvfs).
 pub fn free_space(dir: &std::path::Path) -> io::Result<u64> {
     use std::os::unix::ffi::OsStrExt;
@@ -246,6 +288,23 @@ pub fn dl_message(e: &libloading::Error) -> String {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn a_thread_bound_to_one_cpu_runs_only_there() {
+        let all = thread_cpus().unwrap();
+        let first = all[0];
+        std::thread::spawn(move || {
+            bind_thread_to_cpus(&[first]).unwrap();
+            assert_eq!(thread_cpus().unwrap(), [first]);
+        })
+        .join()
+        .unwrap();
+        assert!(bind_thread_to_cpus(&[]).is_err());
+        assert!(bind_thread_to_cpus(&[libc::CPU_SETSIZE as usize]).is_err());
+        // The caller's own set is untouched.
+        assert_eq!(thread_cpus().unwrap(), all);
+    }
+
     use super::*;
 
     #[test]

@@ -199,6 +199,9 @@ pub struct FailedComparison {
     pub environment: Environment,
     pub params: CompareParams,
     pub error: crate::report::ErrorRecord,
+    /// The command line that ran, as typed (empty when a library caller made the record).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub command_line: Vec<String>,
 }
 
 impl FailedComparison {
@@ -214,6 +217,7 @@ impl FailedComparison {
             environment,
             params,
             error: crate::report::ErrorRecord::of(error),
+            command_line: Vec::new(),
         }
     }
 

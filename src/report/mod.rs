@@ -9,7 +9,9 @@ pub mod csv;
 pub mod human;
 pub mod json;
 pub mod markdown;
+pub mod soak;
 pub mod svg;
+pub mod svg_bars;
 pub mod warning;
 
 use std::path::PathBuf;
@@ -55,6 +57,10 @@ pub struct RunReport {
     /// absent for the other backends.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gds_path: Option<GdsVerdict>,
+    /// A time-based run or soak: its duration and what verifying every loop found; absent
+    /// for a plain run of `--loops`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub soak: Option<soak::Soak>,
     /// A run of several processes (`mpirun`, `srun`): each rank's figures, in rank order;
     /// absent for one process. The summary is then the merged one: all ranks' bytes over the
     /// earliest start to the latest end of each loop, latencies from the merged histograms.
@@ -295,6 +301,9 @@ pub struct FailedRun {
     pub environment: Environment,
     pub params: Params,
     pub error: ErrorRecord,
+    /// The command line that ran, as typed (empty when a library caller made the record).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub command_line: Vec<String>,
 }
 
 impl FailedRun {
@@ -313,6 +322,7 @@ impl FailedRun {
                 opts.backend.memory() == crate::types::MemoryKind::Device,
             ),
             error: ErrorRecord::of(error),
+            command_line: Vec::new(),
         }
     }
 
@@ -485,7 +495,11 @@ impl RunReport {
             sync_time_s,
             verified: m.verified,
         };
-        let params = Params::of(opts, m.memory == crate::backend::MemoryKind::Device);
+        let mut params = Params::of(opts, m.memory == crate::backend::MemoryKind::Device);
+        if opts.duration.is_some() {
+            // A time-based run: the loops it ran, not the --loops it did not use.
+            params.workload.loops = u32::try_from(m.loops.len()).unwrap_or(u32::MAX);
+        }
         let mut report = RunReport {
             schema: SCHEMA.into(),
             finished_at,
@@ -521,6 +535,7 @@ impl RunReport {
                 )
             }),
             gds_path: m.gds_path.clone(),
+            soak: soak::Soak::of(opts, m),
             ranks: RankFigures::of(&m.ranks),
         };
         let mut warnings = warning::assess(&report, m.pages);
@@ -822,6 +837,7 @@ pub(crate) mod tests {
             warnings: vec![],
             pipeline: None,
             gds_path: None,
+            soak: None,
             ranks: Vec::new(),
         }
     }

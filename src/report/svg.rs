@@ -24,7 +24,7 @@ const COLORS: [&str; 8] = [
 ];
 
 /// Escapes text for SVG.
-fn esc(s: &str) -> String {
+pub(crate) fn esc(s: &str) -> String {
     s.replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")
@@ -60,7 +60,7 @@ impl LogAxis {
 }
 
 /// A "nice" step (1, 2 or 5 x 10^k) for about `n` intervals up to `max`.
-fn nice_step(max: f64, n: f64) -> f64 {
+pub(crate) fn nice_step(max: f64, n: f64) -> f64 {
     let raw = (max / n).max(f64::MIN_POSITIVE);
     let mag = 10f64.powf(raw.log10().floor());
     let f = raw / mag;

@@ -6,6 +6,7 @@
 #![allow(dead_code, unused_macros)]
 
 pub mod cuda;
+pub mod sysfs;
 
 use std::ffi::OsString;
 use std::io::{Read, Seek, SeekFrom, Write};
