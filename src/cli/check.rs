@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use clap::Args;
 
-use super::run::Sink;
+use super::sink::Sink;
 use super::Outcome;
 use crate::check::{self, driver_probe, CheckOptions, DriverProbeOptions, BACKENDS};
 use crate::error::{Error, Setting};

@@ -18,7 +18,8 @@ use crate::report::markdown;
 use crate::size::SIZE_RULE;
 use crate::tuning::Config;
 
-use super::run::{RunArgs, Sink};
+use super::run::RunArgs;
+use super::sink::Sink;
 use super::Outcome;
 use crate::types::BackendId;
 

@@ -16,6 +16,7 @@ mod progress;
 mod qualify;
 mod report;
 mod run;
+mod sink;
 mod sweep;
 mod targets;
 mod values;

@@ -4,7 +4,7 @@
 
 use std::path::PathBuf;
 
-use super::run::Sink;
+use super::sink::Sink;
 use super::Outcome;
 use crate::error::{Error, Setting};
 use crate::harness;
