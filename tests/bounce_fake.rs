@@ -709,38 +709,49 @@ fn copy_time_is_the_shared_engines_busy_time() {
         ("read", "pipelined"),
         ("read", "serial"),
     ] {
-        let r = fake_report(
-            with(
-                bounce(op, size, 4 * MIB),
-                argv![
-                    "--create-dir",
-                    "--dir",
-                    d.path(),
-                    "--threads",
-                    "2",
-                    "--bounce-mode",
-                    mode,
-                    "--bounce-buffers",
-                    "2",
-                    "--queue-depth",
-                    "2"
-                ],
-            ),
-            &vars,
-        );
-        let p = r.pipeline.as_ref().expect("bounce reports its pipeline");
-        let loops = r.loops.len() as f64;
-        assert_eq!(loops, 2.0);
-        // 2 loops of 32 MiB through one engine at 0.5 GB/s: 134 ms of copying.
-        let busy = loops * size as f64 / (gbps * 1e9);
-        let wall: f64 = r.loops.iter().map(|l| l.e2e_time_s).sum();
-        let what = format!("{op} {mode}: busy {busy:.4} s, loops' wall time {wall:.4} s, {p:?}");
-        assert!(p.copy_time_s >= busy * 0.99, "{what}");
-        assert!(p.copy_time_s <= busy * 1.5, "{what}");
-        assert!(p.copy_time_s <= wall, "{what}");
-        assert!(
-            p.overlap_s <= p.copy_time_s && p.overlap_fraction <= 1.0,
-            "{what}"
-        );
+        // The fake's copy thread can be descheduled on a loaded machine, which stretches the
+        // engine's busy time as the events see it: up to 3 attempts. The old figure (a sum over
+        // threads, about 2x) fails every one.
+        let mut last = String::new();
+        for _attempt in 0..3 {
+            let r = fake_report(
+                with(
+                    bounce(op, size, 4 * MIB),
+                    argv![
+                        "--create-dir",
+                        "--dir",
+                        d.path(),
+                        "--threads",
+                        "2",
+                        "--bounce-mode",
+                        mode,
+                        "--bounce-buffers",
+                        "2",
+                        "--queue-depth",
+                        "2"
+                    ],
+                ),
+                &vars,
+            );
+            let p = r.pipeline.as_ref().expect("bounce reports its pipeline");
+            let loops = r.loops.len() as f64;
+            assert_eq!(loops, 2.0);
+            // 2 loops of 32 MiB through one engine at 0.5 GB/s: 134 ms of copying.
+            let busy = loops * size as f64 / (gbps * 1e9);
+            let wall: f64 = r.loops.iter().map(|l| l.e2e_time_s).sum();
+            let what =
+                format!("{op} {mode}: busy {busy:.4} s, loops' wall time {wall:.4} s, {p:?}");
+            assert!(p.copy_time_s >= busy * 0.99, "{what}");
+            assert!(
+                p.overlap_s <= p.copy_time_s && p.overlap_fraction <= 1.0,
+                "{what}"
+            );
+            if p.copy_time_s <= busy * 1.5 && p.copy_time_s <= wall {
+                last.clear();
+                break;
+            }
+            last = what;
+        }
+        assert!(last.is_empty(), "copy time over 1.5x the engine's busy time, or over the wall time, in 3 attempts: {last}");
     }
 }
