@@ -466,8 +466,12 @@ pub fn compare_with(
                 Contender::Fio(exe) => {
                     let ranges = peer::fio_ranges(&spec.base).map_err(within)?;
                     let (free, page) = crate::io::sys::free_hugetlb_pages();
-                    let memory =
-                        peer::FioMemory::matching(&spec.base, free, page, peer::thp_enabled());
+                    let memory = peer::FioMemory::matching(
+                        &spec.base,
+                        free,
+                        page,
+                        crate::io::sys::thp_enabled(),
+                    );
                     let (args, mut mode) = peer::fio_args(&spec.base, &ranges, memory);
                     let env = memory.env(std::env::var("GLIBC_TUNABLES").ok().as_deref());
                     if spec.base.drop_caches {

@@ -100,6 +100,14 @@ pub fn mem_available() -> Option<u64> {
     Some(kib * 1024)
 }
 
+/// Whether the kernel gives transparent huge pages to memory that asks (`always` or
+/// `madvise` in /sys/kernel/mm/transparent_hugepage/enabled).
+pub fn thp_enabled() -> bool {
+    std::fs::read_to_string("/sys/kernel/mm/transparent_hugepage/enabled")
+        .map(|s| s.contains("[always]") || s.contains("[madvise]"))
+        .unwrap_or(false)
+}
+
 /// Hugetlb pages of the default huge page size that a new mapping can still get, and that
 /// size in bytes.
 pub fn free_hugetlb_pages() -> (u64, u64) {

@@ -126,14 +126,6 @@ impl FioMemory {
     }
 }
 
-/// Whether the kernel gives transparent huge pages to memory that asks (`always` or
-/// `madvise` in /sys/kernel/mm/transparent_hugepage/enabled).
-pub fn thp_enabled() -> bool {
-    std::fs::read_to_string("/sys/kernel/mm/transparent_hugepage/enabled")
-        .map(|s| s.contains("[always]") || s.contains("[madvise]"))
-        .unwrap_or(false)
-}
-
 /// fio's command line (without the program) for `opts` over `ranges`, and a one-line mode.
 pub fn fio_args(
     opts: &RunOptions,
