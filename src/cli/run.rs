@@ -91,6 +91,12 @@ pub struct RunArgs {
     /// CUDA device ordinal (GPU backends).
     #[arg(long, default_value_t = 0, value_name = "N")]
     gpu: usize,
+    /// NUMA placement of the worker threads and their buffers: auto = on a machine with
+    /// several NUMA nodes, the node of the GPU (GPU backends) or of the drive; off = none;
+    /// N = node N. Bound threads run on the node's CPUs (those this process may use) and
+    /// allocate from its memory; the output shows the binding.
+    #[arg(long, default_value = "auto", value_name = "auto|off|N")]
+    numa: crate::numa::NumaChoice,
     /// Pinned chunks per thread, each one block (bounce backend; pinned memory per thread is
     /// K x block size, checked against RLIMIT_MEMLOCK). Default: twice the queue depth, so a
     /// whole queue of reads can complete at once and be copied while the next queue is read.
@@ -159,6 +165,7 @@ impl RunArgs {
             },
             duration: self.duration,
             max_errors: self.max_errors,
+            numa: self.numa,
             ..RunOptions::default()
         };
         self.data.apply(&mut o)?;
