@@ -108,7 +108,7 @@ pub struct Measurements {
     /// process).
     pub ranks: Vec<RankMeasurement>,
     /// Where the workers ran (NUMA node and CPUs), or why they were not bound.
-    pub numa: Option<crate::numa::NumaPlacement>,
+    pub numa: Option<crate::types::numa::NumaPlacement>,
 }
 
 /// Runs `opts` through its backend, in this process alone.
@@ -361,7 +361,7 @@ fn coordinate(
 /// Binds the calling worker thread `tid` as `p` says: to the node's CPUs (sched_setaffinity),
 /// then its later allocations to the node (set_mempolicy MPOL_BIND). Nothing when `p` names
 /// no node.
-pub fn bind_worker(p: &crate::numa::NumaPlacement, tid: usize) -> Result<()> {
+pub fn bind_worker(p: &crate::types::numa::NumaPlacement, tid: usize) -> Result<()> {
     let Some(node) = p.node else {
         return Ok(());
     };

@@ -235,12 +235,12 @@ pub struct RunOptions {
     /// How the run picks its NUMA node (`--numa`, [`crate::numa`]); the harness decides the
     /// placement from it unless `numa_placement` is given.
     #[serde(skip)]
-    pub numa: crate::numa::NumaChoice,
+    pub numa: crate::types::numa::NumaChoice,
     /// A placement decided by the caller (qualify): with a node, every worker thread is bound
     /// to its CPUs and its memory to the node before it allocates its buffers, so their pages
     /// land there.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub numa_placement: Option<crate::numa::NumaPlacement>,
+    pub numa_placement: Option<crate::types::numa::NumaPlacement>,
 }
 
 impl Default for RunOptions {
@@ -269,7 +269,7 @@ impl Default for RunOptions {
             create_dir: true,
             duration: None,
             max_errors: None,
-            numa: crate::numa::NumaChoice::Auto,
+            numa: crate::types::numa::NumaChoice::Auto,
             numa_placement: None,
         }
     }

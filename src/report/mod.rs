@@ -69,7 +69,7 @@ pub struct RunReport {
     /// Where the worker threads and their buffers were placed (`--numa`): the NUMA node and
     /// CPUs, or why nothing was bound; absent from records written before it existed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub numa: Option<crate::numa::NumaPlacement>,
+    pub numa: Option<crate::types::numa::NumaPlacement>,
 }
 
 /// How far below the median rank's bandwidth a rank is flagged a straggler, in percent.
