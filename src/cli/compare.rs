@@ -85,6 +85,7 @@ pub struct CompareArgs {
 pub fn run(args: &CompareArgs, coord: &dyn Coordinator) -> Result<Outcome, Error> {
     args.run.single_target("compare")?;
     let base = super::run::for_rank(args.run.options()?, coord);
+    super::run::refuse_parallel_soak(&base, coord)?;
     // Peer tools are not coordinated across the processes of a parallel run: left out.
     let ranked = coord.size() > 1;
     let peers = if ranked {

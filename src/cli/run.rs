@@ -279,6 +279,28 @@ pub(crate) fn for_rank(mut opts: RunOptions, coord: &dyn Coordinator) -> RunOpti
     opts
 }
 
+/// A soak's count of wrong blocks is one process's (the merge on rank 0 does not carry them):
+/// `--max-errors` is refused under several ranks.
+pub(crate) fn refuse_parallel_soak(
+    opts: &RunOptions,
+    coord: &dyn Coordinator,
+) -> Result<(), Error> {
+    if coord.size() > 1 && opts.max_errors.is_some() {
+        return Err(Error::invalid(
+            Setting::MaxErrors,
+            crate::error::msg![
+                format!(
+                    "a soak's error count cannot be split over the processes of a parallel run ({} ranks); run it as one process, or leave out ",
+                    coord.size()
+                ),
+                Setting::MaxErrors,
+                " (the first wrong block then fails the job)"
+            ],
+        ));
+    }
+    Ok(())
+}
+
 pub fn run(args: &RunArgs, coord: &dyn Coordinator) -> Result<Outcome, Error> {
     args.check_backend_flags()?;
     let mut opts = args.options()?;
@@ -289,6 +311,7 @@ pub fn run(args: &RunArgs, coord: &dyn Coordinator) -> Result<Outcome, Error> {
     }
     let opts = for_rank(opts, coord);
     opts.validate()?;
+    refuse_parallel_soak(&opts, coord)?;
     if args.json.as_deref() == Some(Path::new("-")) && args.csv.as_deref() == Some(Path::new("-")) {
         return Err(Error::invalid(
             Setting::Csv,
@@ -459,6 +482,9 @@ mod tests {
         }
         fn barrier(&self) -> crate::error::Result<()> {
             Ok(())
+        }
+        fn agree(&self, go_on: bool) -> crate::error::Result<bool> {
+            Ok(go_on)
         }
         fn gather(&self, _: Vec<u8>) -> crate::error::Result<Option<Vec<Vec<u8>>>> {
             Ok(None)
