@@ -254,6 +254,73 @@ fn three_ranks_write_then_read_with_one_merged_report() {
     assert!(r.summary.verified);
 }
 
+/// `--duration` under 3 ranks: rank 0's clock decides before every loop and broadcasts it, so
+/// every rank stops at the same loop, and every loop of every rank overlaps the others'.
+#[test]
+fn three_ranks_run_for_a_duration_and_stop_at_the_same_loop() {
+    require_mpi_build!();
+    require_host_backend!();
+    let dir = scratch();
+    let json = dir.path().join("timed.json");
+    let t0 = Instant::now();
+    mpirun_ok(argv![
+        "run",
+        "--op",
+        "write",
+        "--dir",
+        dir.path(),
+        "--size",
+        "4M",
+        "--block-size",
+        "256K",
+        "--duration",
+        "1s",
+        "--json",
+        &json
+    ]);
+    assert!(t0.elapsed() >= Duration::from_secs(1));
+    let r = report_from_json(&std::fs::read_to_string(&json).unwrap());
+    assert_eq!(r.ranks.len(), RANKS, "{r:?}");
+    let loops = r.ranks[0].loop_start_unix_ns.len();
+    assert!(loops >= 1);
+    for k in &r.ranks {
+        assert_eq!(k.loop_start_unix_ns.len(), loops, "rank {}: {r:?}", k.rank);
+        assert_eq!(k.bytes, 4 * MIB * loops as u64, "rank {}", k.rank);
+    }
+    assert_loops_overlap(&r);
+}
+
+/// qualify does not run as several processes yet: refused on every rank, not run as
+/// unsynchronised copies each writing a record under the node's one name.
+#[test]
+fn qualify_under_a_launcher_is_refused() {
+    require_mpi_build!();
+    let dir = scratch();
+    let spec = dir.path().join("spec.toml");
+    std::fs::write(
+        &spec,
+        format!(
+            "[[test]]\nname = \"t\"\nbackend = \"host\"\nop = \"read\"\nblock_size = \"256K\"\ntargets = [\"{}\"]\nsize = \"1M\"\n",
+            dir.path().display()
+        ),
+    )
+    .unwrap();
+    let out_dir = dir.path().join("out");
+    let (out, took) = outcome_within(
+        &mut mpirun(argv!["qualify", "--spec", &spec, "--out", &out_dir]),
+        Duration::from_secs(60),
+    );
+    assert_ne!(out.code, Some(0), "{out:?}");
+    assert!(took < Duration::from_secs(30), "{out:?}");
+    assert!(
+        out.stderr
+            .contains("this command does not run as 3 processes yet (only `run` and `compare` do)"),
+        "{}",
+        out.stderr
+    );
+    assert!(!out_dir.exists(), "a refused qualify wrote records");
+}
+
 #[test]
 fn a_bad_file_on_rank_2_fails_the_whole_run_with_its_error_within_seconds() {
     require_mpi_build!();

@@ -101,7 +101,9 @@ pub fn main() -> ExitCode {
     let outcome = match cli.command {
         Command::Run(args) => run::run(&args, coord),
         Command::Compare(args) => compare::run(&args, coord),
-        Command::Sweep(_) | Command::OptimSim(_) if coord.size() > 1 => Err(Error::Ranks(format!(
+        // qualify too: its tests would run unsynchronised on every rank, each writing a record
+        // under the node's one name.
+        Command::Sweep(_) | Command::OptimSim(_) | Command::Qualify(_) if coord.size() > 1 => Err(Error::Ranks(format!(
             "this command does not run as {} processes yet (only `run` and `compare` do): start it without mpirun/srun",
             coord.size()
         ))),
