@@ -30,7 +30,7 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::backend::{self, Backend, PhaseTimes, Worker, WorkerSetup};
-use crate::cuda::staging::CopySpan;
+use crate::cuda::copy::CopySpan;
 use crate::datafiles::{self, PreparedFiles};
 use crate::error::{Error, Message, Result, Setting, VerifyFailure};
 use crate::io::buffer::PageBacking;

@@ -178,11 +178,11 @@ impl PipelineFigures {
 
     /// Replaces the summed copy time with the union of all threads' copy spans (the time
     /// the copy engine was busy), when there are spans, and bounds the overlap by it.
-    pub fn with_copy_spans(mut self, spans: &[crate::cuda::staging::CopySpan]) -> Self {
+    pub fn with_copy_spans(mut self, spans: &[crate::cuda::copy::CopySpan]) -> Self {
         if spans.is_empty() {
             return self;
         }
-        self.copy_time_s = crate::cuda::staging::union_s(spans);
+        self.copy_time_s = crate::cuda::copy::union_s(spans);
         self.overlap_s = self.overlap_s.min(self.copy_time_s);
         self.overlap_fraction = ratio(self.overlap_s, f64::min(self.io_time_s, self.copy_time_s));
         self
@@ -618,7 +618,7 @@ pub(crate) mod tests {
     #[test]
     fn copy_time_is_the_union_of_all_threads_copy_spans() {
         use crate::backend::PhaseTimes;
-        use crate::cuda::staging::{union_s, CopySpan};
+        use crate::cuda::copy::{union_s, CopySpan};
         use std::time::Duration;
         let span = |a: f64, b: f64| CopySpan {
             start_s: a,
