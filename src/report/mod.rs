@@ -66,6 +66,10 @@ pub struct RunReport {
     /// earliest start to the latest end of each loop, latencies from the merged histograms.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub ranks: Vec<RankFigures>,
+    /// Where the worker threads and their buffers were placed (`--numa`): the NUMA node and
+    /// CPUs, or why nothing was bound; absent from records written before it existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub numa: Option<crate::types::numa::NumaPlacement>,
 }
 
 /// How far below the median rank's bandwidth a rank is flagged a straggler, in percent.
@@ -537,6 +541,7 @@ impl RunReport {
             gds_path: m.gds_path.clone(),
             soak: soak::Soak::of(opts, m),
             ranks: RankFigures::of(&m.ranks),
+            numa: m.numa.clone(),
         };
         let mut warnings = warning::assess(&report, m.pages);
         if let Some(fs) = m.non_block_fs {
@@ -839,6 +844,7 @@ pub(crate) mod tests {
             gds_path: None,
             soak: None,
             ranks: Vec::new(),
+            numa: None,
         }
     }
 
