@@ -26,7 +26,7 @@ use std::time::Duration;
 use crate::backend::{self, Availability};
 use crate::error::{Error, Result, Setting};
 use crate::harness;
-use crate::options::{RunOptions, Target};
+use crate::options::{BufferMode, RunOptions, Target};
 use crate::peer;
 use crate::report::comparison::{
     CompareParams, Comparison, ContenderKind, Measured, RoundFigures, Skipped,
@@ -39,11 +39,19 @@ use crate::types::{BackendId, UnknownBackend};
 /// Most rounds a comparison takes (beyond this, a typo).
 pub const MAX_ROUNDS: u32 = 1000;
 
+/// The name of [`Contender::HostRing`]'s row.
+pub const HOST_RING: &str = "host-ring";
+
 /// A contender, resolved: a backend by name, or a peer tool found on this machine (gdsio:
 /// one contender per transfer type, each run killed after `timeout`).
 #[derive(Debug, Clone, PartialEq)]
 pub enum Contender {
     Backend(BackendId),
+    /// The host backend with `--buffer ring`: queue depth x block size buffers reused, the
+    /// footprint fio reads into. Added beside `host` when fio is a peer and the workload reads
+    /// into tensor-sized buffers, so that a gap between `host` and `fio` that is only buffer
+    /// placement (a large destination fills slower than a small, cache-warm ring) shows as such.
+    HostRing,
     Fio(PathBuf),
     Gdsio {
         exe: PathBuf,
@@ -56,6 +64,7 @@ impl Contender {
     pub fn name(&self) -> &str {
         match self {
             Contender::Backend(b) => b.name(),
+            Contender::HostRing => HOST_RING,
             Contender::Fio(_) => "fio",
             Contender::Gdsio { xfer, .. } => xfer.name(),
         }
@@ -63,7 +72,7 @@ impl Contender {
 
     pub fn kind(&self) -> ContenderKind {
         match self {
-            Contender::Backend(_) => ContenderKind::Backend,
+            Contender::Backend(_) | Contender::HostRing => ContenderKind::Backend,
             Contender::Fio(_) | Contender::Gdsio { .. } => ContenderKind::Peer,
         }
     }
@@ -136,6 +145,44 @@ impl CompareSpec {
             t.apply(&mut o);
         }
         o
+    }
+
+    /// The run options of a gdswap contender (`None` for a peer tool).
+    pub fn options_of(&self, c: &Contender) -> Option<RunOptions> {
+        match c {
+            Contender::Backend(b) => Some(self.options_for(*b)),
+            Contender::HostRing => Some(RunOptions {
+                buffer: BufferMode::Ring,
+                ..self.options_for(BackendId::Host)
+            }),
+            Contender::Fio(_) | Contender::Gdsio { .. } => None,
+        }
+    }
+}
+
+/// Adds the `host-ring` row right after `host` when fio is a peer and the workload reads
+/// into tensor-sized buffers (see [`Contender::HostRing`]); with `verify`, which needs the
+/// tensor-sized buffers, it is listed as skipped with the reason instead.
+fn add_host_ring(base: &RunOptions, contenders: &mut Vec<Contender>, skipped: &mut Vec<Skipped>) {
+    let fio = contenders.iter().any(|c| matches!(c, Contender::Fio(_)));
+    let host = contenders
+        .iter()
+        .position(|c| *c == Contender::Backend(BackendId::Host));
+    let (true, Some(at), BufferMode::Full) = (fio, host, base.buffer) else {
+        return;
+    };
+    let ring = RunOptions {
+        backend: BackendId::Host,
+        buffer: BufferMode::Ring,
+        ..base.clone()
+    };
+    match ring.validate() {
+        Ok(()) => contenders.insert(at + 1, Contender::HostRing),
+        Err(e) => skipped.push(Skipped {
+            name: HOST_RING.into(),
+            kind: ContenderKind::Backend,
+            reason: format!("host at fio's footprint cannot take this workload: {e}"),
+        }),
     }
 }
 
@@ -341,6 +388,7 @@ pub fn resolve(
             }
         }
     }
+    add_host_ring(&base, &mut contenders, &mut skipped);
     Ok(CompareSpec {
         base,
         contenders,
@@ -439,9 +487,11 @@ pub fn compare_with(
                 source: Box::new(e),
             };
             let figures = match c {
-                Contender::Backend(name) => {
-                    let name = *name;
-                    let opts = spec.options_for(name);
+                Contender::Backend(_) | Contender::HostRing => {
+                    let opts = spec.options_of(c).ok_or(Error::Internal(
+                        "a backend contender has run options".into(),
+                    ))?;
+                    let name = opts.backend;
                     let meas = harness::run_with(&opts, coord)
                         .and_then(|m| crate::rank_merge::gather(coord, m))
                         .map_err(within)?;
@@ -458,7 +508,12 @@ pub fn compare_with(
                             ),
                             None => String::new(),
                         };
-                        m.mode = format!("{tuned}{}; {}", r.backend_mode, r.buffer_pages);
+                        m.mode = format!(
+                            "{tuned}{}; {}{}",
+                            r.backend_mode,
+                            r.buffer_pages,
+                            footprint(spec, c)
+                        );
                     }
                     add_warnings(&mut m.run_warnings, name.name(), &r.warnings);
                     figures_of(round, &r)
@@ -595,6 +650,18 @@ pub fn compare_with(
         kept,
         skipped,
     ))
+}
+
+/// Says, when the comparison has a `host-ring` row, whose footprint each gdswap row has, so
+/// the reader compares fio with the row of the same footprint.
+fn footprint(spec: &CompareSpec, c: &Contender) -> &'static str {
+    if !spec.contenders.contains(&Contender::HostRing) {
+        return "";
+    }
+    match c {
+        Contender::HostRing => "; fio's footprint (compare fio with this row for the device)",
+        _ => "; one tensor-sized buffer per thread (what a swap fills; a large destination can fill slower than fio's small ring)",
+    }
 }
 
 fn figures_of(round: u32, r: &RunReport) -> RoundFigures {
