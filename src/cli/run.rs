@@ -279,6 +279,28 @@ pub(crate) fn for_rank(mut opts: RunOptions, coord: &dyn Coordinator) -> RunOpti
     opts
 }
 
+/// A soak's count of wrong blocks is one process's (the merge on rank 0 does not carry them):
+/// `--max-errors` is refused under several ranks.
+pub(crate) fn refuse_parallel_soak(
+    opts: &RunOptions,
+    coord: &dyn Coordinator,
+) -> Result<(), Error> {
+    if coord.size() > 1 && opts.max_errors.is_some() {
+        return Err(Error::invalid(
+            Setting::MaxErrors,
+            crate::error::msg![
+                format!(
+                    "a soak's error count cannot be split over the processes of a parallel run ({} ranks); run it as one process, or leave out ",
+                    coord.size()
+                ),
+                Setting::MaxErrors,
+                " (the first wrong block then fails the job)"
+            ],
+        ));
+    }
+    Ok(())
+}
+
 pub fn run(args: &RunArgs, coord: &dyn Coordinator) -> Result<Outcome, Error> {
     args.check_backend_flags()?;
     let mut opts = args.options()?;
@@ -289,6 +311,7 @@ pub fn run(args: &RunArgs, coord: &dyn Coordinator) -> Result<Outcome, Error> {
     }
     let opts = for_rank(opts, coord);
     opts.validate()?;
+    refuse_parallel_soak(&opts, coord)?;
     if args.json.as_deref() == Some(Path::new("-")) && args.csv.as_deref() == Some(Path::new("-")) {
         return Err(Error::invalid(
             Setting::Csv,
@@ -460,6 +483,9 @@ mod tests {
         fn barrier(&self) -> crate::error::Result<()> {
             Ok(())
         }
+        fn agree(&self, go_on: bool) -> crate::error::Result<bool> {
+            Ok(go_on)
+        }
         fn gather(&self, _: Vec<u8>) -> crate::error::Result<Option<Vec<Vec<u8>>>> {
             Ok(None)
         }
@@ -468,29 +494,25 @@ mod tests {
         }
     }
 
-    /// A time-based run or a soak under several processes would stop or count on each rank
-    /// alone: refused, naming the setting, before any file is touched.
+    /// A soak under several processes would count wrong blocks on each rank alone: refused,
+    /// naming the setting, before any file is touched. (A time-based run is not: rank 0's
+    /// clock decides for all, `Coordinator::agree`.)
     #[test]
-    fn a_parallel_run_refuses_a_time_based_run_and_a_soak() {
+    fn a_parallel_run_refuses_a_soak() {
         let dir = crate::testutil::scratch_dir();
-        let base = RunOptions {
-            target: Target::Dir(dir.path().into()),
-            ..RunOptions::default()
-        };
-        let timed = RunOptions {
-            duration: Some(std::time::Duration::from_secs(1)),
-            ..base.clone()
-        };
-        let e = harness::run_with(&timed, &Rank2).err().expect("refused");
-        assert_eq!(e.setting(), Some(Setting::Duration), "{e}");
-        assert!(super::super::render(&e).contains("--loops"), "{e}");
         let soak = RunOptions {
+            target: Target::Dir(dir.path().into()),
             verify: true,
             max_errors: Some(3),
-            ..base
+            ..RunOptions::default()
         };
-        let e = harness::run_with(&soak, &Rank2).err().expect("refused");
+        let e = refuse_parallel_soak(&soak, &Rank2).expect_err("refused");
         assert_eq!(e.setting(), Some(Setting::MaxErrors), "{e}");
+        assert!(
+            super::super::render(&e).contains("leave out --max-errors"),
+            "{e}"
+        );
+        refuse_parallel_soak(&soak, &crate::ranks::Solo).unwrap();
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
     }
 

@@ -380,6 +380,10 @@ pub struct LoopFigures {
     pub e2e_time_s: f64,
     pub bandwidth_gibps: f64,
     pub cpu_s: f64,
+    /// The loop on the wall clock (Unix ns), from release to the last thread done, to lay
+    /// runs side by side; absent from records written before it existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub window: Option<crate::ranks::LoopWindow>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -439,6 +443,7 @@ impl RunReport {
                     e2e_time_s: l.e2e_time.as_secs_f64(),
                     bandwidth_gibps: ratio(bytes_per_loop as f64 / GIB, task.as_secs_f64()),
                     cpu_s: (l.cpu.user + l.cpu.system).as_secs_f64(),
+                    window: Some(l.window),
                 }
             })
             .collect();
@@ -815,6 +820,7 @@ pub(crate) mod tests {
                     e2e_time_s: 0.27,
                     bandwidth_gibps: 4.0,
                     cpu_s: 0.05,
+                    window: None,
                 },
                 LoopFigures {
                     index: 1,
@@ -822,6 +828,7 @@ pub(crate) mod tests {
                     e2e_time_s: 0.28,
                     bandwidth_gibps: 4.0,
                     cpu_s: 0.05,
+                    window: None,
                 },
             ],
             threads: (0..2)
