@@ -206,9 +206,13 @@ def test_deepspeed_switch(monkeypatch):
         def is_compatible(self, verbose=False):
             return False
 
+    class GDSBuilder(AsyncIOBuilder):
+        pass
+
     ops = types.ModuleType("deepspeed.ops")
     op_builder = types.ModuleType("deepspeed.ops.op_builder")
     op_builder.AsyncIOBuilder = AsyncIOBuilder
+    op_builder.GDSBuilder = GDSBuilder
     ops.op_builder = op_builder
     ds = types.ModuleType("deepspeed")
     ds.ops = ops
@@ -223,3 +227,5 @@ def test_deepspeed_switch(monkeypatch):
     mod = AsyncIOBuilder().load(verbose=False)
     h = mod.aio_handle(1 << 20, 32, False, False, 1)
     assert isinstance(h, gdswap.aio_handle)
+    assert GDSBuilder().is_compatible()
+    assert GDSBuilder().load().gds_handle is gdswap.gds_handle
