@@ -143,6 +143,10 @@ pub enum Setting {
     Duration,
     /// How many wrong blocks a soak tolerates.
     MaxErrors,
+    /// NUMA placement of the worker threads.
+    Numa,
+    /// The GPU of each target.
+    Gpus,
     /// An environment variable (`GDSWAP_DATA_DIR`, ...), by name.
     Env(&'static str),
 }
@@ -196,6 +200,8 @@ impl Setting {
             Setting::Svg => "svg",
             Setting::Duration => "duration",
             Setting::MaxErrors => "max_errors",
+            Setting::Numa => "numa",
+            Setting::Gpus => "gpus",
             Setting::Env(var) => var,
         }
     }

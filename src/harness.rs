@@ -30,7 +30,7 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::backend::{self, Backend, PhaseTimes, Worker, WorkerSetup};
-use crate::cuda::staging::CopySpan;
+use crate::cuda::copy::CopySpan;
 use crate::datafiles::{self, PreparedFiles};
 use crate::error::{Error, Message, Result, Setting, VerifyFailure};
 use crate::io::buffer::PageBacking;
@@ -107,6 +107,8 @@ pub struct Measurements {
     /// A merged run of several processes: each rank's figures, in rank order (empty for one
     /// process).
     pub ranks: Vec<RankMeasurement>,
+    /// Where the workers ran (NUMA node and CPUs), or why they were not bound.
+    pub numa: Option<crate::types::numa::NumaPlacement>,
 }
 
 /// Runs `opts` through its backend, in this process alone.
@@ -147,6 +149,16 @@ pub fn run_with(opts: &RunOptions, coord: &dyn Coordinator) -> Result<Measuremen
     if opts.drop_caches {
         sys::check_drop_caches().map_err(Error::DropCaches)?;
     }
+    // Where the workers run: decided once, before any buffer exists.
+    let placement = match &opts.numa_placement {
+        Some(p) => p.clone(),
+        None => crate::numa::resolve_for(opts.numa, opts)?,
+    };
+    let placed = RunOptions {
+        numa_placement: Some(placement.clone()),
+        ..opts.clone()
+    };
+    let opts = &placed;
     let prepared = datafiles::prepare(opts)?;
     let cleanup = prepared.clone_for_cleanup();
     let mut m = match execute(opts, backend.as_ref(), prepared, coord) {
@@ -158,6 +170,7 @@ pub fn run_with(opts: &RunOptions, coord: &dyn Coordinator) -> Result<Measuremen
         }
     };
     m.gds_path = backend.gds_path();
+    m.numa = Some(placement);
     // The path may only be known after the run (cuFile's statistics count each I/O).
     if let Some(p) = m.gds_path.as_ref().filter(|p| p.is_compat()) {
         if opts.gpu.gds.is_some_and(|g| g.require_gpudirect) {
@@ -263,6 +276,7 @@ fn execute(
         gds_path: None,
         non_block_fs: prepared.non_block_fs,
         ranks: Vec::new(),
+        numa: None,
     })
 }
 
@@ -344,6 +358,23 @@ fn coordinate(
     Ok(loops)
 }
 
+/// Binds the calling worker thread `tid` as `p` says: to the node's CPUs (sched_setaffinity),
+/// then its later allocations to the node (set_mempolicy MPOL_BIND). Nothing when `p` names
+/// no node.
+pub fn bind_worker(p: &crate::types::numa::NumaPlacement, tid: usize) -> Result<()> {
+    let Some(node) = p.node else {
+        return Ok(());
+    };
+    sys::bind_thread_to_cpus(&p.cpus).map_err(|e| Error::Thread {
+        what: format!("binding worker thread {tid} to CPUs {:?}", p.cpus).into(),
+        source: e,
+    })?;
+    sys::bind_thread_memory(node).map_err(|e| Error::Thread {
+        what: format!("binding worker thread {tid}'s memory to NUMA node {node}").into(),
+        source: e,
+    })
+}
+
 /// A byte value the pattern cannot produce everywhere: the destination is filled with it
 /// before the last measured read loop, so `--verify` checks what that loop delivered rather
 /// than what a warm-up loop left behind.
@@ -358,12 +389,10 @@ fn worker_thread(
     barrier: &PhaseBarrier,
     control: &LoopControl,
 ) -> Result<ThreadMeasurement> {
-    // NUMA placement first: the buffers prepared below are first touched on the node.
-    if let Some(cpus) = &opts.bind_cpus {
-        sys::bind_thread_to_cpus(cpus).map_err(|e| Error::Thread {
-            what: format!("binding worker thread {} to CPUs {cpus:?}", plan.tid).into(),
-            source: e,
-        })?;
+    // NUMA placement first: the buffers prepared below are allocated and first touched on
+    // the node.
+    if let Some(p) = &opts.numa_placement {
+        bind_worker(p, plan.tid)?;
     }
     // Setup.
     if needs_pattern {

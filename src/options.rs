@@ -232,10 +232,15 @@ pub struct RunOptions {
     /// stops once more than N were found.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_errors: Option<u64>,
-    /// NUMA placement: every worker thread is bound to these CPUs (those of its GPU's or
-    /// drive's NUMA node) before it allocates its buffers, so their pages land on that node.
+    /// How the run picks its NUMA node (`--numa`, [`crate::numa`]); the harness decides the
+    /// placement from it unless `numa_placement` is given.
+    #[serde(skip)]
+    pub numa: crate::types::numa::NumaChoice,
+    /// A placement decided by the caller (qualify): with a node, every worker thread is bound
+    /// to its CPUs and its memory to the node before it allocates its buffers, so their pages
+    /// land there.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub bind_cpus: Option<Vec<usize>>,
+    pub numa_placement: Option<crate::types::numa::NumaPlacement>,
 }
 
 impl Default for RunOptions {
@@ -264,7 +269,8 @@ impl Default for RunOptions {
             create_dir: true,
             duration: None,
             max_errors: None,
-            bind_cpus: None,
+            numa: crate::types::numa::NumaChoice::Auto,
+            numa_placement: None,
         }
     }
 }

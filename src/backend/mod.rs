@@ -181,7 +181,7 @@ pub trait Worker: Send {
     }
     /// The last transfer's copies to or from the device (bounce), each a span on a clock
     /// shared by the run's workers, so that the report can take the union over threads.
-    fn copy_spans(&self) -> &[crate::cuda::staging::CopySpan] {
+    fn copy_spans(&self) -> &[crate::cuda::copy::CopySpan] {
         &[]
     }
     /// Moves every request between the file and the buffer: the timed part. Every request's

@@ -51,6 +51,8 @@ pub fn flag(s: Setting) -> &'static str {
         Setting::Svg => "--svg",
         Setting::Duration => "--duration",
         Setting::MaxErrors => "--max-errors",
+        Setting::Numa => "--numa",
+        Setting::Gpus => "--gpus",
         Setting::Env(var) => var,
     }
 }

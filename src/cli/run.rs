@@ -91,6 +91,22 @@ pub struct RunArgs {
     /// CUDA device ordinal (GPU backends).
     #[arg(long, default_value_t = 0, value_name = "N")]
     gpu: usize,
+    /// One GPU per --dir, in order (GPU backends): `--dir A --dir B --gpus 0,1` moves A's data
+    /// to GPU 0 and B's to GPU 1 at the same time (DeepSpeed's folder_to_device_mapping,
+    /// gdsio's per-job -d).
+    #[arg(
+        long,
+        value_delimiter = ',',
+        value_name = "N,N,...",
+        conflicts_with = "gpu"
+    )]
+    gpus: Vec<usize>,
+    /// NUMA placement of the worker threads and their buffers: auto = on a machine with
+    /// several NUMA nodes, the node of the GPU (GPU backends) or of the drive; off = none;
+    /// N = node N. Bound threads run on the node's CPUs (those this process may use) and
+    /// allocate from its memory; the output shows the binding.
+    #[arg(long, default_value = "auto", value_name = "auto|off|N")]
+    numa: crate::numa::NumaChoice,
     /// Pinned chunks per thread, each one block (bounce backend; pinned memory per thread is
     /// K x block size, checked against RLIMIT_MEMLOCK). Default: twice the queue depth, so a
     /// whole queue of reads can complete at once and be copied while the next queue is read.
@@ -128,7 +144,42 @@ impl RunArgs {
 
     /// Refuses a second `--dir` where a command measures one target.
     pub fn single_target(&self, command: &str) -> Result<(), Error> {
-        self.data.single_target(command)
+        self.data.single_target(command)?;
+        if self.gpus.len() > 1 {
+            return Err(Error::invalid(
+                Setting::Gpus,
+                format!("{command} measures one target on one GPU; give one GPU"),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The GPU of each target (`--gpus`, one per `--dir`), checked against the backend and
+    /// the number of directories; empty without `--gpus`.
+    pub fn target_gpus(&self) -> Result<Vec<usize>, Error> {
+        if self.gpus.is_empty() {
+            return Ok(Vec::new());
+        }
+        if crate::backend::get(self.backend).memory() == crate::backend::MemoryKind::Host {
+            return Err(Error::invalid(
+                Setting::Gpus,
+                format!(
+                    "applies to the GPU backends (bounce, gds) only, not to --backend {}",
+                    self.backend
+                ),
+            ));
+        }
+        let dirs = 1 + self.data.extra_dirs().len();
+        if self.gpus.len() != dirs {
+            return Err(Error::invalid(
+                Setting::Gpus,
+                format!(
+                    "{} GPUs for {dirs} --dir: give one GPU per directory, in the same order",
+                    self.gpus.len()
+                ),
+            ));
+        }
+        Ok(self.gpus.clone())
     }
 
     /// The `--config` file, for subcommands that flatten these options.
@@ -148,7 +199,7 @@ impl RunArgs {
             fixed_buffers: self.fixed_buffers,
             buffer: self.buffer,
             gpu: GpuOptions {
-                device: self.gpu,
+                device: self.gpus.first().copied().unwrap_or(self.gpu),
                 bounce_buffers: self.bounce_buffers.unwrap_or(2 * self.queue_depth as usize),
                 bounce_mode: self.bounce_mode,
                 gds: (self.backend == BackendId::Gds).then(|| GdsOptions {
@@ -159,6 +210,7 @@ impl RunArgs {
             },
             duration: self.duration,
             max_errors: self.max_errors,
+            numa: self.numa,
             ..RunOptions::default()
         };
         self.data.apply(&mut o)?;
@@ -258,6 +310,7 @@ pub fn run(args: &RunArgs, coord: &dyn Coordinator) -> Result<Outcome, Error> {
     let data_path = match &opts.target {
         Target::File(p) | Target::Dir(p) => p.clone(),
     };
+    let gpus = args.target_gpus()?;
     if !args.data.extra_dirs().is_empty() {
         if coord.size() > 1 {
             return Err(Error::invalid(
@@ -266,7 +319,14 @@ pub fn run(args: &RunArgs, coord: &dyn Coordinator) -> Result<Outcome, Error> {
                  give one (each rank gets its own subdirectory)",
             ));
         }
-        return super::targets::run(&opts, args.data.extra_dirs(), json, csv, stdout_taken);
+        return super::targets::run(
+            &opts,
+            args.data.extra_dirs(),
+            &gpus,
+            json,
+            csv,
+            stdout_taken,
+        );
     }
     let ticker = opts
         .duration

@@ -1,6 +1,7 @@
 //! `gdswap run --dir A --dir B ...`: the workload on every directory (drive) at once, one
 //! harness run per directory, all started together; figures per directory and for all
-//! together (bytes of all over the slowest directory's time; the worst latency).
+//! together (bytes of all over the slowest directory's time; the worst latency). With
+//! `--gpus 0,1,...` (GPU backends), directory i moves its data to GPU i.
 
 use std::path::PathBuf;
 
@@ -14,6 +15,7 @@ use crate::report::{self, RunReport};
 pub fn run(
     first: &RunOptions,
     extra: &[PathBuf],
+    gpus: &[usize],
     json: Option<Sink>,
     csv: Option<Sink>,
     stdout_taken: bool,
@@ -25,6 +27,15 @@ pub fn run(
         o.validate()?;
         all.push(o);
     }
+    for (o, &gpu) in all.iter_mut().zip(gpus) {
+        o.gpu.device = gpu;
+    }
+    let label = |r: &RunReport| match &r.params.gpu {
+        Some(g) if !gpus.is_empty() => {
+            format!("{} (GPU {})", r.params.workload.target.display(), g.device)
+        }
+        _ => r.params.workload.target.display().to_string(),
+    };
     let dir_of = |o: &RunOptions| match &o.target {
         Target::Dir(p) | Target::File(p) => p.clone(),
     };
@@ -79,7 +90,7 @@ pub fn run(
     for r in &reports {
         text.push_str(&format!(
             "{}: {}\n",
-            r.params.workload.target.display(),
+            label(r),
             report::human::summary_line(r)
         ));
     }

@@ -13,8 +13,8 @@
 //!
 //! Copies are methods of the buffer so the device side is always bounds-checked here. The
 //! host side of an asynchronous copy must stay valid, and unchanged for a host-to-device copy,
-//! until the stream reaches the copy: the callers in [`super::staging`] guarantee that with
-//! events, which is why the asynchronous copies are `unsafe`. The synchronous helpers borrow
+//! until the stream reaches the copy: the callers in [`super::copy`] guarantee that with
+//! events and stream synchronisation, which is why the asynchronous copies are `unsafe`. The synchronous helpers borrow
 //! their host memory for the whole copy and are safe.
 
 use cudarc::driver::sys;

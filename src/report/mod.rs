@@ -66,6 +66,10 @@ pub struct RunReport {
     /// earliest start to the latest end of each loop, latencies from the merged histograms.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub ranks: Vec<RankFigures>,
+    /// Where the worker threads and their buffers were placed (`--numa`): the NUMA node and
+    /// CPUs, or why nothing was bound; absent from records written before it existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub numa: Option<crate::types::numa::NumaPlacement>,
 }
 
 /// How far below the median rank's bandwidth a rank is flagged a straggler, in percent.
@@ -178,11 +182,11 @@ impl PipelineFigures {
 
     /// Replaces the summed copy time with the union of all threads' copy spans (the time
     /// the copy engine was busy), when there are spans, and bounds the overlap by it.
-    pub fn with_copy_spans(mut self, spans: &[crate::cuda::staging::CopySpan]) -> Self {
+    pub fn with_copy_spans(mut self, spans: &[crate::cuda::copy::CopySpan]) -> Self {
         if spans.is_empty() {
             return self;
         }
-        self.copy_time_s = crate::cuda::staging::union_s(spans);
+        self.copy_time_s = crate::cuda::copy::union_s(spans);
         self.overlap_s = self.overlap_s.min(self.copy_time_s);
         self.overlap_fraction = ratio(self.overlap_s, f64::min(self.io_time_s, self.copy_time_s));
         self
@@ -537,6 +541,7 @@ impl RunReport {
             gds_path: m.gds_path.clone(),
             soak: soak::Soak::of(opts, m),
             ranks: RankFigures::of(&m.ranks),
+            numa: m.numa.clone(),
         };
         let mut warnings = warning::assess(&report, m.pages);
         if let Some(fs) = m.non_block_fs {
@@ -618,7 +623,7 @@ pub(crate) mod tests {
     #[test]
     fn copy_time_is_the_union_of_all_threads_copy_spans() {
         use crate::backend::PhaseTimes;
-        use crate::cuda::staging::{union_s, CopySpan};
+        use crate::cuda::copy::{union_s, CopySpan};
         use std::time::Duration;
         let span = |a: f64, b: f64| CopySpan {
             start_s: a,
@@ -839,6 +844,7 @@ pub(crate) mod tests {
             gds_path: None,
             soak: None,
             ranks: Vec::new(),
+            numa: None,
         }
     }
 

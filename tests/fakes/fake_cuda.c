@@ -10,6 +10,11 @@
  * Guide; "open modules" = NVIDIA's open GPU kernel modules, github.com/NVIDIA/open-gpu-kernel-
  * modules):
  *
+ * Devices (docs, "Device Management")
+ * - cuDeviceGet takes an ordinal in [0, cuDeviceGetCount): any other (negative, or past the
+ *   count, FAKE_CUDA_DEVICES here) is CUDA_ERROR_INVALID_DEVICE (101), as the driver returns
+ *   for "invalid device ordinal"; every per-device query checks its device the same way.
+ *
  * Contexts (docs, "Context Management" and "Primary Context Management")
  * - The current context is per thread, a stack: cuCtxPushCurrent pushes, cuCtxPopCurrent pops
  *   (CUDA_ERROR_INVALID_CONTEXT on an empty stack), cuCtxSetCurrent replaces the top (pushes
