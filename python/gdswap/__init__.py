@@ -3,7 +3,7 @@
 docs/python.md."""
 
 from . import _gdswap
-from ._aio import aio_handle
+from ._aio import aio_handle, aio_read, aio_write
 from ._gds import gds_handle
 from ._store import Entry, SwapStore, Ticket
 
@@ -16,5 +16,5 @@ def io_uring_unavailable():
     return _gdswap.io_uring_unavailable()
 
 
-__all__ = ["SwapStore", "Ticket", "Entry", "Error", "aio_handle", "gds_handle",
+__all__ = ["SwapStore", "Ticket", "Entry", "Error", "aio_handle", "gds_handle", "aio_read", "aio_write",
            "io_uring_unavailable"]

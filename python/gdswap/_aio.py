@@ -264,3 +264,20 @@ def _validate(op, filename, obj, offset, nbytes):
             f"validate: {op} of {nbytes} bytes at offset {offset} of {filename}: the file "
             "differs from the buffer"
         )
+
+
+def aio_read(buffer, filename, block_size, queue_depth, single_submit, overlap_events, validate):
+    """DeepSpeed's module function: reads the whole file `filename` into `buffer` (its size
+    must be the file's) with a handle of these settings and one thread; 0, or -1 (with a
+    warning) where DeepSpeed's returns -1 (a file that cannot be stat'ed or opened) and where
+    its assert would fail (a buffer of another size)."""
+    h = aio_handle(block_size, queue_depth, single_submit, overlap_events, 1)
+    return h.read(buffer, filename, validate)
+
+
+def aio_write(buffer, filename, block_size, queue_depth, single_submit, overlap_events, validate):
+    """DeepSpeed's module function: writes `buffer` at the start of `filename` (created if
+    missing, not truncated) with a handle of these settings and one thread; 0, or -1 (with a
+    warning) when the file cannot be opened."""
+    h = aio_handle(block_size, queue_depth, single_submit, overlap_events, 1)
+    return h.write(buffer, filename, validate)

@@ -2,7 +2,7 @@
 `AsyncIOBuilder().load()` return this module, whose `aio_handle` is gdswap's. Call it before
 DeepSpeed builds its swappers (before deepspeed.initialize)."""
 
-from ._aio import aio_handle  # noqa: F401  (what AsyncIOBuilder().load().aio_handle finds)
+from ._aio import aio_handle, aio_read, aio_write  # noqa: F401  (AsyncIOBuilder().load()'s)
 from ._gds import gds_handle  # noqa: F401  (what GDSBuilder().load().gds_handle finds)
 
 
