@@ -395,6 +395,7 @@ fn worker_thread(
         huge_pages: opts.huge_pages,
         gpu: opts.gpu,
         buffer: opts.buffer,
+        ring: opts.ring,
     };
     let mut worker = backend.prepare(&setup)?;
     if opts.op == Op::Write {

@@ -249,6 +249,11 @@ pub struct Params {
     /// before `ring` existed have none and read as `full`.
     #[serde(default)]
     pub buffer: BufferMode,
+    /// How the io_uring engine was asked to drive its ring (host, bounce); absent for the
+    /// other backends and in records from before these knobs existed. What the kernel gave
+    /// (`auto`'s choice) is in `backend_mode`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ring: Option<crate::options::RingOptions>,
     /// Device, pinned chunks and mode, for backends that use a GPU; absent otherwise.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gpu: Option<crate::options::GpuOptions>,
@@ -269,6 +274,11 @@ impl Params {
             fixed_buffers: opts.fixed_buffers,
             huge_pages: opts.huge_pages,
             buffer: opts.buffer,
+            ring: matches!(
+                opts.backend,
+                crate::types::BackendId::Host | crate::types::BackendId::Bounce
+            )
+            .then_some(opts.ring),
             gpu: device.then_some(opts.gpu),
         }
     }
@@ -778,6 +788,7 @@ pub(crate) mod tests {
                 fixed_buffers: false,
                 huge_pages: HugePages::Auto,
                 buffer: BufferMode::Full,
+                ring: None,
                 gpu: None,
             },
             backend_mode: "io_uring defer-taskrun, O_DIRECT".into(),
