@@ -33,7 +33,7 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::backend::{self, Backend, PhaseTimes, Worker, WorkerSetup};
-use crate::cuda::staging::CopySpan;
+use crate::cuda::copy::CopySpan;
 use crate::datafiles::{self, PreparedFiles};
 use crate::error::{Error, Message, Result, Setting, VerifyFailure};
 use crate::io::buffer::PageBacking;
@@ -395,6 +395,7 @@ fn worker_thread(
         huge_pages: opts.huge_pages,
         gpu: opts.gpu,
         buffer: opts.buffer,
+        ring: opts.ring,
     };
     let mut worker = backend.prepare(&setup)?;
     if opts.op == Op::Write {

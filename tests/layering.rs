@@ -162,3 +162,43 @@ fn the_parser_sees_use_lists_and_inline_paths_but_not_comments() {
     let got: Vec<String> = used_modules(&code).into_iter().collect();
     assert_eq!(got, ["io", "plan", "report"]);
 }
+
+/// The layers allowed to hold `unsafe` (in code, not comments): the operating system, the
+/// CUDA driver and cuFile (`ffi/` is its own crate). Everything above composes their safe
+/// types; the bounce backend's stagers, for one, are safe code over `cuda::copy`.
+const UNSAFE_LAYERS: &[&str] = &["io", "cuda", "cufile"];
+
+fn has_unsafe(code: &str) -> bool {
+    code.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        .any(|w| w == "unsafe")
+}
+
+#[test]
+fn unsafe_lives_only_in_io_cuda_and_cufile() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut files = Vec::new();
+    rust_files(&src, &mut files);
+    let mut outside: Vec<String> = Vec::new();
+    for f in &files {
+        let rel = f.strip_prefix(&src).unwrap();
+        let top = rel
+            .components()
+            .next()
+            .unwrap()
+            .as_os_str()
+            .to_string_lossy();
+        let top = top.trim_end_matches(".rs");
+        if UNSAFE_LAYERS.contains(&top) {
+            continue;
+        }
+        if has_unsafe(&code_only(&std::fs::read_to_string(f).unwrap())) {
+            outside.push(rel.display().to_string());
+        }
+    }
+    assert!(
+        outside.is_empty(),
+        "`unsafe` outside io/, cuda/, cufile/ (move it into a safe type there): {outside:?}"
+    );
+    assert!(has_unsafe("unsafe impl Stager for X {}"));
+    assert!(!has_unsafe("fn is_unsafe_path() {}"));
+}

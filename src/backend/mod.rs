@@ -54,6 +54,8 @@ pub struct WorkerSetup {
     pub gpu: GpuOptions,
     /// Where transfers land (host backend: the whole range, or a ring of reused buffers).
     pub buffer: crate::options::BufferMode,
+    /// How the io_uring engine drives its ring (host, bounce).
+    pub ring: crate::options::RingOptions,
 }
 
 /// Where a transfer's time went, for backends with more than one stage (bounce: disk I/O
@@ -181,7 +183,7 @@ pub trait Worker: Send {
     }
     /// The last transfer's copies to or from the device (bounce), each a span on a clock
     /// shared by the run's workers, so that the report can take the union over threads.
-    fn copy_spans(&self) -> &[crate::cuda::staging::CopySpan] {
+    fn copy_spans(&self) -> &[crate::cuda::copy::CopySpan] {
         &[]
     }
     /// Moves every request between the file and the buffer: the timed part. Every request's

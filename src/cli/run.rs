@@ -10,7 +10,8 @@ use crate::backend::BackendId;
 use crate::error::{Error, Setting};
 use crate::harness;
 use crate::options::{
-    BounceMode, BufferMode, GdsApi, GdsOptions, GpuOptions, Op, RunOptions, Target,
+    BounceMode, BufferMode, GdsApi, GdsOptions, GpuOptions, Op, RingOpcode, RingOptions, RingSetup,
+    RingSubmit, RingWait, RunOptions, Target,
 };
 use crate::ranks::{self, Coordinator};
 use crate::report::{self, RunReport};
@@ -78,6 +79,26 @@ pub struct RunArgs {
     /// Register buffers and files with io_uring (counts against RLIMIT_MEMLOCK unless root).
     #[arg(long)]
     fixed_buffers: bool,
+    /// Advanced (host/bounce io_uring engine): io_uring_setup flags. auto = DEFER_TASKRUN +
+    /// SINGLE_ISSUER where the kernel has them (6.1+), else COOP_TASKRUN (5.19+), else none;
+    /// the others are refused when the kernel lacks them.
+    #[arg(long, value_enum, default_value_t = RingSetup::default(), value_name = "SETUP")]
+    ring_setup: RingSetup,
+    /// Advanced: submit each request with its own io_uring_enter as it is queued (fio's way),
+    /// or queue all the free slots allow and submit them in one batch.
+    #[arg(long, value_enum, default_value_t = RingSubmit::default(), value_name = "WHEN")]
+    ring_submit: RingSubmit,
+    /// Advanced: completions to wait for when nothing more can be submitted: a count (capped
+    /// at the requests in flight) or all.
+    #[arg(long, default_value_t = RingWait::default(), value_name = "N|all")]
+    ring_wait: RingWait,
+    /// Advanced: register the file descriptors with io_uring (without registering buffers;
+    /// --fixed-buffers registers both).
+    #[arg(long)]
+    register_files: bool,
+    /// Advanced: IORING_OP_READ/WRITE, or READV/WRITEV with a one-element iovec.
+    #[arg(long, value_enum, default_value_t = RingOpcode::default(), value_name = "OP")]
+    ring_opcode: RingOpcode,
     /// Where transfers land: full = one buffer the size of the thread's range (a tensor; what
     /// --verify checks), ring = queue depth x block size buffers reused as requests complete
     /// (fio's and gdsio's footprint; host backend, no --verify: a ring write repeats the ring's bytes).
@@ -198,6 +219,13 @@ impl RunArgs {
             verify: self.verify,
             fixed_buffers: self.fixed_buffers,
             buffer: self.buffer,
+            ring: RingOptions {
+                setup: self.ring_setup,
+                submit: self.ring_submit,
+                wait: self.ring_wait,
+                register_files: self.register_files,
+                opcode: self.ring_opcode,
+            },
             gpu: GpuOptions {
                 device: self.gpus.first().copied().unwrap_or(self.gpu),
                 bounce_buffers: self.bounce_buffers.unwrap_or(2 * self.queue_depth as usize),

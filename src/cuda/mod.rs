@@ -19,19 +19,20 @@
 //! - [`stream`]: streams and events (completion and timing);
 //! - [`device_buffer`]: plain `cuMemAlloc` device memory and copies to and from it;
 //! - [`pinned`]: page-locked host memory (anonymous huge-page mmap + `cuMemHostRegister`);
-//! - [`staging`]: the bounce pipeline's stagers, which move chunks between pinned memory and
-//!   the device while io_uring fills or drains them.
+//! - [`copy`]: timed asynchronous copies between pinned memory and the device, on one clock
+//!   per device, and the io_uring transfer whose chunk copies the bounce backend's stagers
+//!   (`backend::bounce::staging`, safe code) decide.
 //!
 //! Every driver result is checked and becomes an [`Error::Cuda`] that names the call and
 //! what it was for. `unsafe` is confined to this module (and `io`); each block says why it
 //! is sound.
 
 pub mod api;
+pub mod copy;
 pub mod device;
 pub mod device_buffer;
 pub mod driver;
 pub mod pinned;
-pub mod staging;
 pub mod stream;
 
 use crate::error::{Error, Result};

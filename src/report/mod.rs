@@ -182,11 +182,11 @@ impl PipelineFigures {
 
     /// Replaces the summed copy time with the union of all threads' copy spans (the time
     /// the copy engine was busy), when there are spans, and bounds the overlap by it.
-    pub fn with_copy_spans(mut self, spans: &[crate::cuda::staging::CopySpan]) -> Self {
+    pub fn with_copy_spans(mut self, spans: &[crate::cuda::copy::CopySpan]) -> Self {
         if spans.is_empty() {
             return self;
         }
-        self.copy_time_s = crate::cuda::staging::union_s(spans);
+        self.copy_time_s = crate::cuda::copy::union_s(spans);
         self.overlap_s = self.overlap_s.min(self.copy_time_s);
         self.overlap_fraction = ratio(self.overlap_s, f64::min(self.io_time_s, self.copy_time_s));
         self
@@ -249,6 +249,11 @@ pub struct Params {
     /// before `ring` existed have none and read as `full`.
     #[serde(default)]
     pub buffer: BufferMode,
+    /// How the io_uring engine was asked to drive its ring (host, bounce); absent for the
+    /// other backends and in records from before these knobs existed. What the kernel gave
+    /// (`auto`'s choice) is in `backend_mode`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ring: Option<crate::options::RingOptions>,
     /// Device, pinned chunks and mode, for backends that use a GPU; absent otherwise.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gpu: Option<crate::options::GpuOptions>,
@@ -269,6 +274,11 @@ impl Params {
             fixed_buffers: opts.fixed_buffers,
             huge_pages: opts.huge_pages,
             buffer: opts.buffer,
+            ring: matches!(
+                opts.backend,
+                crate::types::BackendId::Host | crate::types::BackendId::Bounce
+            )
+            .then_some(opts.ring),
             gpu: device.then_some(opts.gpu),
         }
     }
@@ -628,7 +638,7 @@ pub(crate) mod tests {
     #[test]
     fn copy_time_is_the_union_of_all_threads_copy_spans() {
         use crate::backend::PhaseTimes;
-        use crate::cuda::staging::{union_s, CopySpan};
+        use crate::cuda::copy::{union_s, CopySpan};
         use std::time::Duration;
         let span = |a: f64, b: f64| CopySpan {
             start_s: a,
@@ -778,6 +788,7 @@ pub(crate) mod tests {
                 fixed_buffers: false,
                 huge_pages: HugePages::Auto,
                 buffer: BufferMode::Full,
+                ring: None,
                 gpu: None,
             },
             backend_mode: "io_uring defer-taskrun, O_DIRECT".into(),

@@ -8,7 +8,8 @@
 //!   Reads land in free chunks; each completed chunk is copied to its place in the device
 //!   buffer on the stream and reused once its event says the copy finished, so disk reads
 //!   and copies overlap. Writes copy upcoming blocks from the device into free chunks and
-//!   submit each write once its copy's event completed. See `cuda::staging`.
+//!   submit each write once its copy's event completed. See [`staging`] (the stagers, safe
+//!   code) and `cuda::copy` (the timed asynchronous copies they queue).
 //! - `serial`: the naive variant, to show what the pipeline buys. Its staging area is one
 //!   pinned buffer the size of the thread's range: a read reads the whole range into it, then
 //!   copies it to the device in one copy; a write copies the whole range out, then writes it.
@@ -26,11 +27,11 @@
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
+use crate::cuda::copy::{self, ChunkEvents, CopyClock, CopySpan};
 use crate::cuda::device::{check_ordinal, Device};
 use crate::cuda::device_buffer::DeviceBuffer;
 use crate::cuda::driver;
 use crate::cuda::pinned::{check_memlock, PinnedBuffer};
-use crate::cuda::staging::{ChunkEvents, CopyClock, CopySpan, ReadStager, WriteStager};
 use crate::cuda::stream::Stream;
 use crate::error::{Error, Result, Setting};
 use crate::io::buffer::{HugePages, PageBacking};
@@ -41,6 +42,10 @@ use crate::size::Bytes;
 use crate::stats::LatencyRecorder;
 
 use super::{Availability, Backend, BackendId, PhaseTimes, Worker, WorkerSetup};
+
+pub mod staging;
+
+use staging::{ReadStager, WriteStager};
 
 pub struct BounceBackend;
 
@@ -194,12 +199,13 @@ impl Backend for BounceBackend {
             BounceMode::Serial => range_len,
         };
         let pinned = PinnedBuffer::new(pinned_len, setup.huge_pages)?;
-        let engine = UringEngine::new(
+        let engine = UringEngine::with_ring(
             pinned,
             Arc::clone(&setup.file),
             setup.queue_depth,
             setup.block_size,
             setup.fixed_buffers,
+            setup.ring,
         )?;
         let buffer = DeviceBuffer::new(range_len, setup.gpu.device)?;
         let events = match mode {
@@ -362,32 +368,32 @@ impl Worker for BounceWorker {
             BounceMode::Serial => self.transfer_serial(op, requests, latencies)?,
             BounceMode::Pipelined => match op {
                 Op::Read => {
-                    let mut stager = ReadStager::new(
+                    let mut stager = ReadStager::new(&self.events, &self.clock, self.chunk);
+                    let io = copy::run_staged(
+                        &mut self.engine,
                         &self.buffer,
                         &self.stream,
-                        &self.events,
-                        &self.clock,
-                        self.chunk,
-                    );
-                    let io = self
-                        .engine
-                        .run_staged(op, requests, latencies, &mut stager)?;
+                        op,
+                        requests,
+                        latencies,
+                        &mut stager,
+                    )?;
                     let time = stager.into_copy_time();
                     self.spans = time.spans;
                     (io, Duration::from_secs_f64(time.seconds))
                 }
                 Op::Write => {
-                    let mut stager = WriteStager::new(
+                    let mut stager =
+                        WriteStager::new(&self.events, &self.clock, self.chunk, requests);
+                    let io = copy::run_staged(
+                        &mut self.engine,
                         &self.buffer,
                         &self.stream,
-                        &self.events,
-                        &self.clock,
-                        self.chunk,
+                        op,
                         requests,
-                    );
-                    let io = self
-                        .engine
-                        .run_staged(op, requests, latencies, &mut stager)?;
+                        latencies,
+                        &mut stager,
+                    )?;
                     let time = stager.into_copy_time();
                     self.spans = time.spans;
                     (io, Duration::from_secs_f64(time.seconds))
@@ -440,6 +446,7 @@ mod tests {
                 ..GpuOptions::default()
             },
             buffer: crate::options::BufferMode::Full,
+            ring: crate::options::RingOptions::default(),
         };
         // K chunks of one block, in the pages the ring is mapped with.
         assert_eq!(b.pinned_bytes(&setup(64 * m, m, HugePages::Thp)), 16 * m);
