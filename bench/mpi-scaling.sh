@@ -72,6 +72,10 @@ if [[ -z $DATA_DIR ]]; then
 fi
 mkdir -p "$DATA_DIR"
 
+# Containers often forbid the cross-process memory attach Open MPI's shared-memory transport
+# tries first; the ranks exchange only small messages (barriers, the merge), so turn it off
+# unless the caller chose.
+export OMPI_MCA_btl_vader_single_copy_mechanism=${OMPI_MCA_btl_vader_single_copy_mechanism:-none}
 MPI_FLAGS=(--oversubscribe)
 GDSWAP_FLAGS=()
 if [[ $(id -u) == 0 ]]; then

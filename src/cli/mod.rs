@@ -86,15 +86,17 @@ pub fn main() -> ExitCode {
     // The commands that measure meet the other processes of a parallel launch (mpirun, srun);
     // under one, a build without MPI refuses to run unsynchronised copies.
     let coord = match &cli.command {
-        Command::Run(_) | Command::Compare(_) | Command::Sweep(_) | Command::OptimSim(_) => {
-            match ranks::from_launcher() {
-                Ok(c) => c,
-                Err(e) => {
-                    eprintln!("gdswap: error: {e}");
-                    return ExitCode::FAILURE;
-                }
+        Command::Run(_)
+        | Command::Compare(_)
+        | Command::Sweep(_)
+        | Command::OptimSim(_)
+        | Command::Qualify(_) => match ranks::from_launcher() {
+            Ok(c) => c,
+            Err(e) => {
+                eprintln!("gdswap: error: {e}");
+                return ExitCode::FAILURE;
             }
-        }
+        },
         _ => Box::new(ranks::Solo),
     };
     let coord = coord.as_ref();
