@@ -553,6 +553,7 @@ pub fn compare_with(
                         latency_p99_us: Some(f.latency_p99_us),
                         cpu_s_per_gib: Some(f.cpu_s_per_gib),
                         latency_cdf_us: f.latency_cdf_us,
+                        time_s: Some(f.runtime_s),
                     }
                 }
                 Contender::Gdsio { exe, xfer, timeout } => {
@@ -564,11 +565,22 @@ pub fn compare_with(
                         })
                     })?;
                     let (args, mode) = peer::gdsio_args(o, &file, *xfer);
+                    // A time-based comparison: one measured run of that long (gdsio -T, whole
+                    // seconds, at least 1), given that much more time to end.
+                    let (measured_args, measured_runs, measured_timeout) = match o.duration {
+                        Some(d) => {
+                            let secs = d.as_secs() + u64::from(d.subsec_nanos() > 0);
+                            let mut a = args.clone();
+                            a.extend(["-T".to_string(), secs.max(1).to_string()]);
+                            (a, 1, *timeout + Duration::from_secs(secs.max(1)))
+                        }
+                        None => (args.clone(), o.loops, *timeout),
+                    };
                     // Warm-up runs first (their figures dropped), then one run per measured
                     // loop, each after a page-cache drop with --drop-caches, as gdswap's loops.
                     let mut runs = Vec::new();
                     let mut failed = None;
-                    for run in 0..o.warmup + o.loops {
+                    for run in 0..o.warmup + measured_runs {
                         if stop.load(Ordering::SeqCst) {
                             return Err(Error::Interrupted);
                         }
@@ -577,7 +589,12 @@ pub fn compare_with(
                             crate::io::sys::drop_caches()
                                 .map_err(|e| within(Error::DropCaches(e)))?;
                         }
-                        match peer::run_gdsio(exe, &args, o.op, *xfer, o.threads, *timeout) {
+                        let (args, timeout) = if measured {
+                            (&measured_args, measured_timeout)
+                        } else {
+                            (&args, *timeout)
+                        };
+                        match peer::run_gdsio(exe, args, o.op, *xfer, o.threads, timeout) {
                             Ok(f) if measured => runs.push(f),
                             Ok(_) => {}
                             Err(e) => {
@@ -597,6 +614,7 @@ pub fn compare_with(
                         peer_failed[i] = Some(format!("failed in round {round}: {why}"));
                         continue;
                     };
+                    let time_s: f64 = runs.iter().map(|r| r.total_time_s).sum();
                     if m.mode.is_empty() {
                         m.mode = format!(
                             "{mode}{}; {} {}",
@@ -606,7 +624,7 @@ pub fn compare_with(
                                 ""
                             },
                             exe.display(),
-                            args.join(" ")
+                            measured_args.join(" ")
                         );
                     }
                     // gdsio reports only an average latency and no CPU time: those figures
@@ -619,6 +637,7 @@ pub fn compare_with(
                         latency_p99_us: None,
                         cpu_s_per_gib: None,
                         latency_cdf_us: Vec::new(),
+                        time_s: Some(time_s),
                     }
                 }
             };
@@ -673,6 +692,7 @@ fn figures_of(round: u32, r: &RunReport) -> RoundFigures {
         latency_p99_us: Some(r.summary.latency.p99_us),
         cpu_s_per_gib: Some(r.summary.cpu_s_per_gib),
         latency_cdf_us: r.summary.latency_cdf_us.clone(),
+        time_s: Some(r.summary.e2e_time_s),
     }
 }
 

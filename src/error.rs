@@ -95,6 +95,16 @@ pub enum Setting {
     DropCaches,
     /// io_uring registered buffers and files.
     FixedBuffers,
+    /// io_uring setup flags (host engine).
+    RingSetup,
+    /// When queued requests are submitted (host engine).
+    RingSubmit,
+    /// Completions waited for per wake-up (host engine).
+    RingWait,
+    /// io_uring registered files (host engine).
+    RegisterFiles,
+    /// READ vs READV opcodes (host engine).
+    RingOpcode,
     /// Page backing of the I/O buffers.
     HugePages,
     /// Full-range or ring buffers.
@@ -176,6 +186,11 @@ impl Setting {
             Setting::Buffered => "buffered",
             Setting::DropCaches => "drop_caches",
             Setting::FixedBuffers => "fixed_buffers",
+            Setting::RingSetup => "ring_setup",
+            Setting::RingSubmit => "ring_submit",
+            Setting::RingWait => "ring_wait",
+            Setting::RegisterFiles => "register_files",
+            Setting::RingOpcode => "ring_opcode",
             Setting::HugePages => "huge_pages",
             Setting::Buffer => "buffer",
             Setting::Config => "config",

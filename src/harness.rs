@@ -19,10 +19,13 @@
 //! bookkeeping while all workers wait. If any party fails, it aborts the barrier: everyone
 //! else stops at the next barrier, and the first real error is returned.
 //!
-//! Several processes (`mpirun`, `srun`: [`crate::ranks`]): the coordinator also meets the
-//! other processes' coordinators, through a [`Coordinator`], after setup, after pre, between
-//! "ready" and "go" of every loop (so every rank's loop starts together), after the sync and
-//! after post. One process alone uses [`crate::ranks::Solo`], whose barriers pass at once.
+//! Several processes (`mpirun`, `srun`: [`crate::ranks`]), or several runs of one process
+//! (`--dir A --dir B`: [`crate::ranks::LocalGroup`]): the coordinator also meets the other
+//! runs' coordinators, through a [`Coordinator`], after setup, after pre, between "ready" and
+//! "go" of every loop (so every run's loop starts together), after the sync and after post;
+//! a time-based run also takes rank 0's decision to go on before every loop
+//! ([`Coordinator::agree`]). One process alone uses [`crate::ranks::Solo`], whose barriers
+//! pass at once.
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -120,30 +123,6 @@ pub fn run(opts: &RunOptions) -> Result<Measurements> {
 /// every phase (their measurements are merged afterwards by [`crate::rank_merge::gather`]).
 pub fn run_with(opts: &RunOptions, coord: &dyn Coordinator) -> Result<Measurements> {
     opts.validate()?;
-    // Each process would decide alone when its time is up, and the ranks' loops would no
-    // longer meet; and a soak's count of wrong blocks is one process's: a time-based run or a
-    // soak is one process's.
-    if coord.size() > 1 {
-        let (setting, what) = match (opts.duration, opts.max_errors) {
-            (Some(_), _) => (Setting::Duration, "a time-based run"),
-            (None, Some(_)) => (Setting::MaxErrors, "a soak"),
-            (None, None) => (Setting::Loops, ""),
-        };
-        if !what.is_empty() {
-            return Err(Error::invalid(
-                setting,
-                crate::error::msg![
-                    format!(
-                        "{what} cannot be split over the processes of a parallel run ({} ranks); \
-                         give ",
-                        coord.size()
-                    ),
-                    Setting::Loops,
-                    " and run it as one process"
-                ],
-            ));
-        }
-    }
     let backend = backend::open(opts.backend)?;
     backend.preflight(opts)?;
     if opts.drop_caches {
@@ -307,7 +286,11 @@ fn coordinate(
     loop {
         let go_on = match opts.duration {
             None => i < opts.total_loops(),
-            Some(_) => i < opts.warmup || deadline.map_or(true, |d| Instant::now() < d),
+            // Rank 0's clock decides for every rank, so they all stop at the same loop and
+            // every loop's barrier is met.
+            Some(_) => {
+                coord.agree(i < opts.warmup || deadline.map_or(true, |d| Instant::now() < d))?
+            }
         };
         // Published before the barrier, whose mutex orders it before every worker's read.
         control.go_on.store(go_on, Ordering::Relaxed);
@@ -412,6 +395,7 @@ fn worker_thread(
         huge_pages: opts.huge_pages,
         gpu: opts.gpu,
         buffer: opts.buffer,
+        ring: opts.ring,
     };
     let mut worker = backend.prepare(&setup)?;
     if opts.op == Op::Write {

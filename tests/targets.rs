@@ -132,3 +132,142 @@ fn a_gpu_the_driver_does_not_have_is_refused() {
         out.stderr
     );
 }
+
+/// Every directory's measured loop i overlaps every other's loop i: they start together even
+/// when one directory must first fill its files (setup) and the other's are ready, and a
+/// time-based run stops every directory at the same loop.
+#[test]
+fn the_directories_loops_start_together() {
+    if let Some(why) = host_unavailable() {
+        eprintln!("skipped: {why}");
+        return;
+    }
+    let (_d, a, b) = dirs();
+    // b's file is written beforehand; a's is created and filled by the run itself.
+    ok(argv![
+        "run",
+        "--op",
+        "write",
+        "--dir",
+        &b,
+        "--size",
+        "2M",
+        "--block-size",
+        "256K",
+        "--loops",
+        "1",
+        "--warmup",
+        "0"
+    ]);
+    let overlap = |extra: Vec<OsString>| {
+        let _ = std::fs::remove_file(a.join("gdswap.0.dat"));
+        let out = ok(with(
+            argv![
+                "run",
+                "--dir",
+                &a,
+                "--dir",
+                &b,
+                "--size",
+                "2M",
+                "--block-size",
+                "256K",
+                "--json",
+                "-"
+            ],
+            extra,
+        ));
+        let v: Value = serde_json::from_str(&out.stdout).unwrap();
+        let loops: Vec<Vec<(u64, u64)>> = v
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| {
+                r["loops"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|l| {
+                        let w = &l["window"];
+                        (
+                            w["start_unix_ns"].as_u64().unwrap(),
+                            w["end_unix_ns"].as_u64().unwrap(),
+                        )
+                    })
+                    .collect()
+            })
+            .collect();
+        assert_eq!(loops[0].len(), loops[1].len(), "{loops:?}");
+        for (i, (&a, &b)) in loops[0].iter().zip(&loops[1]).enumerate() {
+            assert!(
+                a.0.max(b.0) < a.1.min(b.1),
+                "loop {i} of the two directories does not overlap: {a:?} {b:?}"
+            );
+        }
+        (loops[0].len(), out.stderr)
+    };
+    let (n, text) = overlap(argv!["--loops", "4"]);
+    assert_eq!(n, 4);
+    assert!(text.contains("loops started together"), "{text}");
+    // Time-based: rank 0's clock stops both at the same loop.
+    let (n, _) = overlap(argv!["--duration", "1s"]);
+    assert!(n >= 1);
+}
+
+/// A directory whose run fails ends the others at their next meeting: the run fails with
+/// that directory's error, not an echo, and nothing waits for the dead run.
+#[test]
+fn a_failing_directory_stops_the_others_with_its_error() {
+    if let Some(why) = host_unavailable() {
+        eprintln!("skipped: {why}");
+        return;
+    }
+    let (_d, a, b) = dirs();
+    // b's file is gdswap's with one byte flipped: its verify fails after the first loop.
+    ok(argv![
+        "run",
+        "--op",
+        "write",
+        "--dir",
+        &b,
+        "--size",
+        "2M",
+        "--block-size",
+        "256K",
+        "--loops",
+        "1",
+        "--warmup",
+        "0"
+    ]);
+    let f = b.join("gdswap.0.dat");
+    let mut bytes = std::fs::read(&f).unwrap();
+    bytes[300_000] ^= 0xff;
+    std::fs::write(&f, bytes).unwrap();
+    let t0 = std::time::Instant::now();
+    let mut cmd = gdswap(argv![
+        "run",
+        "--dir",
+        &a,
+        "--dir",
+        &b,
+        "--size",
+        "2M",
+        "--block-size",
+        "256K",
+        "--verify",
+        "--duration",
+        "30s"
+    ]);
+    let out = outcome(&mut cmd);
+    assert_eq!(out.code, Some(1), "{out:?}");
+    assert!(t0.elapsed() < std::time::Duration::from_secs(20), "{out:?}");
+    let err = out
+        .stderr
+        .lines()
+        .find(|l| l.starts_with(ERROR_PREFIX))
+        .unwrap();
+    assert!(
+        err.contains(&format!("--dir {}: verify failed", b.display())),
+        "{err}"
+    );
+}

@@ -10,7 +10,8 @@ use crate::backend::BackendId;
 use crate::error::{Error, Setting};
 use crate::harness;
 use crate::options::{
-    BounceMode, BufferMode, GdsApi, GdsOptions, GpuOptions, Op, RunOptions, Target,
+    BounceMode, BufferMode, GdsApi, GdsOptions, GpuOptions, Op, RingOpcode, RingOptions, RingSetup,
+    RingSubmit, RingWait, RunOptions, Target,
 };
 use crate::ranks::{self, Coordinator};
 use crate::report::{self, RunReport};
@@ -78,6 +79,26 @@ pub struct RunArgs {
     /// Register buffers and files with io_uring (counts against RLIMIT_MEMLOCK unless root).
     #[arg(long)]
     fixed_buffers: bool,
+    /// Advanced (host/bounce io_uring engine): io_uring_setup flags. auto = DEFER_TASKRUN +
+    /// SINGLE_ISSUER where the kernel has them (6.1+), else COOP_TASKRUN (5.19+), else none;
+    /// the others are refused when the kernel lacks them.
+    #[arg(long, value_enum, default_value_t = RingSetup::default(), value_name = "SETUP")]
+    ring_setup: RingSetup,
+    /// Advanced: submit each request with its own io_uring_enter as it is queued (fio's way),
+    /// or queue all the free slots allow and submit them in one batch.
+    #[arg(long, value_enum, default_value_t = RingSubmit::default(), value_name = "WHEN")]
+    ring_submit: RingSubmit,
+    /// Advanced: completions to wait for when nothing more can be submitted: a count (capped
+    /// at the requests in flight) or all.
+    #[arg(long, default_value_t = RingWait::default(), value_name = "N|all")]
+    ring_wait: RingWait,
+    /// Advanced: register the file descriptors with io_uring (without registering buffers;
+    /// --fixed-buffers registers both).
+    #[arg(long)]
+    register_files: bool,
+    /// Advanced: IORING_OP_READ/WRITE, or READV/WRITEV with a one-element iovec.
+    #[arg(long, value_enum, default_value_t = RingOpcode::default(), value_name = "OP")]
+    ring_opcode: RingOpcode,
     /// Where transfers land: full = one buffer the size of the thread's range (a tensor; what
     /// --verify checks), ring = queue depth x block size buffers reused as requests complete
     /// (fio's and gdsio's footprint; host backend, no --verify: a ring write repeats the ring's bytes).
@@ -198,6 +219,13 @@ impl RunArgs {
             verify: self.verify,
             fixed_buffers: self.fixed_buffers,
             buffer: self.buffer,
+            ring: RingOptions {
+                setup: self.ring_setup,
+                submit: self.ring_submit,
+                wait: self.ring_wait,
+                register_files: self.register_files,
+                opcode: self.ring_opcode,
+            },
             gpu: GpuOptions {
                 device: self.gpus.first().copied().unwrap_or(self.gpu),
                 bounce_buffers: self.bounce_buffers.unwrap_or(2 * self.queue_depth as usize),
@@ -279,6 +307,28 @@ pub(crate) fn for_rank(mut opts: RunOptions, coord: &dyn Coordinator) -> RunOpti
     opts
 }
 
+/// A soak's count of wrong blocks is one process's (the merge on rank 0 does not carry them):
+/// `--max-errors` is refused under several ranks.
+pub(crate) fn refuse_parallel_soak(
+    opts: &RunOptions,
+    coord: &dyn Coordinator,
+) -> Result<(), Error> {
+    if coord.size() > 1 && opts.max_errors.is_some() {
+        return Err(Error::invalid(
+            Setting::MaxErrors,
+            crate::error::msg![
+                format!(
+                    "a soak's error count cannot be split over the processes of a parallel run ({} ranks); run it as one process, or leave out ",
+                    coord.size()
+                ),
+                Setting::MaxErrors,
+                " (the first wrong block then fails the job)"
+            ],
+        ));
+    }
+    Ok(())
+}
+
 pub fn run(args: &RunArgs, coord: &dyn Coordinator) -> Result<Outcome, Error> {
     args.check_backend_flags()?;
     let mut opts = args.options()?;
@@ -289,6 +339,7 @@ pub fn run(args: &RunArgs, coord: &dyn Coordinator) -> Result<Outcome, Error> {
     }
     let opts = for_rank(opts, coord);
     opts.validate()?;
+    refuse_parallel_soak(&opts, coord)?;
     if args.json.as_deref() == Some(Path::new("-")) && args.csv.as_deref() == Some(Path::new("-")) {
         return Err(Error::invalid(
             Setting::Csv,
@@ -460,6 +511,9 @@ mod tests {
         fn barrier(&self) -> crate::error::Result<()> {
             Ok(())
         }
+        fn agree(&self, go_on: bool) -> crate::error::Result<bool> {
+            Ok(go_on)
+        }
         fn gather(&self, _: Vec<u8>) -> crate::error::Result<Option<Vec<Vec<u8>>>> {
             Ok(None)
         }
@@ -468,29 +522,25 @@ mod tests {
         }
     }
 
-    /// A time-based run or a soak under several processes would stop or count on each rank
-    /// alone: refused, naming the setting, before any file is touched.
+    /// A soak under several processes would count wrong blocks on each rank alone: refused,
+    /// naming the setting, before any file is touched. (A time-based run is not: rank 0's
+    /// clock decides for all, `Coordinator::agree`.)
     #[test]
-    fn a_parallel_run_refuses_a_time_based_run_and_a_soak() {
+    fn a_parallel_run_refuses_a_soak() {
         let dir = crate::testutil::scratch_dir();
-        let base = RunOptions {
-            target: Target::Dir(dir.path().into()),
-            ..RunOptions::default()
-        };
-        let timed = RunOptions {
-            duration: Some(std::time::Duration::from_secs(1)),
-            ..base.clone()
-        };
-        let e = harness::run_with(&timed, &Rank2).err().expect("refused");
-        assert_eq!(e.setting(), Some(Setting::Duration), "{e}");
-        assert!(super::super::render(&e).contains("--loops"), "{e}");
         let soak = RunOptions {
+            target: Target::Dir(dir.path().into()),
             verify: true,
             max_errors: Some(3),
-            ..base
+            ..RunOptions::default()
         };
-        let e = harness::run_with(&soak, &Rank2).err().expect("refused");
+        let e = refuse_parallel_soak(&soak, &Rank2).expect_err("refused");
         assert_eq!(e.setting(), Some(Setting::MaxErrors), "{e}");
+        assert!(
+            super::super::render(&e).contains("leave out --max-errors"),
+            "{e}"
+        );
+        refuse_parallel_soak(&soak, &crate::ranks::Solo).unwrap();
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
     }
 

@@ -249,6 +249,11 @@ pub struct Params {
     /// before `ring` existed have none and read as `full`.
     #[serde(default)]
     pub buffer: BufferMode,
+    /// How the io_uring engine was asked to drive its ring (host, bounce); absent for the
+    /// other backends and in records from before these knobs existed. What the kernel gave
+    /// (`auto`'s choice) is in `backend_mode`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ring: Option<crate::options::RingOptions>,
     /// Device, pinned chunks and mode, for backends that use a GPU; absent otherwise.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gpu: Option<crate::options::GpuOptions>,
@@ -269,6 +274,11 @@ impl Params {
             fixed_buffers: opts.fixed_buffers,
             huge_pages: opts.huge_pages,
             buffer: opts.buffer,
+            ring: matches!(
+                opts.backend,
+                crate::types::BackendId::Host | crate::types::BackendId::Bounce
+            )
+            .then_some(opts.ring),
             gpu: device.then_some(opts.gpu),
         }
     }
@@ -380,6 +390,10 @@ pub struct LoopFigures {
     pub e2e_time_s: f64,
     pub bandwidth_gibps: f64,
     pub cpu_s: f64,
+    /// The loop on the wall clock (Unix ns), from release to the last thread done, to lay
+    /// runs side by side; absent from records written before it existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub window: Option<crate::ranks::LoopWindow>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -439,6 +453,7 @@ impl RunReport {
                     e2e_time_s: l.e2e_time.as_secs_f64(),
                     bandwidth_gibps: ratio(bytes_per_loop as f64 / GIB, task.as_secs_f64()),
                     cpu_s: (l.cpu.user + l.cpu.system).as_secs_f64(),
+                    window: Some(l.window),
                 }
             })
             .collect();
@@ -773,6 +788,7 @@ pub(crate) mod tests {
                 fixed_buffers: false,
                 huge_pages: HugePages::Auto,
                 buffer: BufferMode::Full,
+                ring: None,
                 gpu: None,
             },
             backend_mode: "io_uring defer-taskrun, O_DIRECT".into(),
@@ -815,6 +831,7 @@ pub(crate) mod tests {
                     e2e_time_s: 0.27,
                     bandwidth_gibps: 4.0,
                     cpu_s: 0.05,
+                    window: None,
                 },
                 LoopFigures {
                     index: 1,
@@ -822,6 +839,7 @@ pub(crate) mod tests {
                     e2e_time_s: 0.28,
                     bandwidth_gibps: 4.0,
                     cpu_s: 0.05,
+                    window: None,
                 },
             ],
             threads: (0..2)
