@@ -25,6 +25,24 @@ if ! "$VPY" -c "import torch" 2>/dev/null; then
     echo "note: torch did not install: the torch tests will be skipped" >&2
 fi
 
+# The comparison with DeepSpeed's own aio_handle (python/tests/test_deepspeed_compare.py) runs
+# only with GDSWAP_CI_DEEPSPEED=1: DeepSpeed's async_io op JIT-builds with g++ on first use
+# (minutes of CPU; cached in ~/.cache/gdswap-ci/torch-extensions after) and needs libaio-dev.
+# Without it that test skips itself, saying so.
+if [ "${GDSWAP_CI_DEEPSPEED:-0}" = 1 ]; then
+  DS_SITE=$HOME/.cache/gdswap-ci/deepspeed-0.19.8
+  if [ ! -f /usr/include/libaio.h ] && command -v apt-get >/dev/null; then
+    apt-get install -y libaio-dev >/dev/null 2>&1 || { apt-get update >/dev/null && apt-get install -y libaio-dev >/dev/null; }
+  fi
+  if [ ! -d "$DS_SITE/deepspeed" ]; then
+    # Its dependencies first (ninja's binary lands in $DS_SITE/bin), then DeepSpeed itself
+    # without dependencies (torch and numpy are the venv's).
+    "$VPY" -m pip install -q --target "$DS_SITE" einops hjson msgpack ninja psutil py-cpuinfo 'pydantic>=2' tqdm
+    "$VPY" -m pip install -q --target "$DS_SITE" --no-deps deepspeed==0.19.8
+  fi
+  export PYTHONPATH="$DS_SITE" PATH="$DS_SITE/bin:$PATH" TORCH_EXTENSIONS_DIR="$HOME/.cache/gdswap-ci/torch-extensions"
+fi
+
 export CARGO_TARGET_DIR="$PWD/target" PYO3_PYTHON="$VPY"
 cargo fmt --manifest-path python/Cargo.toml --check
 cargo clippy --manifest-path python/Cargo.toml --all-targets -- -D warnings
