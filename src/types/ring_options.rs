@@ -1,4 +1,4 @@
-//! How the io_uring engine (io::uring) drives its ring: the knobs `run` exposes for ablations
+//! How the io_uring engine drives its ring: the knobs `run` exposes for ablations
 //! (`--ring-setup`, `--ring-submit`, `--ring-wait`, `--register-files`, `--ring-opcode`),
 //! resolved once into these typed values. See docs/usage.md and docs/benchmarks.md.
 
@@ -129,16 +129,16 @@ pub enum RingOpcode {
 /// Everything about how one engine drives its ring.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 pub struct RingOptions {
-    /// io_uring_setup flags (`--ring-setup`).
+    /// io_uring_setup flags.
     pub setup: RingSetup,
-    /// When queued requests are submitted (`--ring-submit`).
+    /// When queued requests are handed to the kernel.
     pub submit: RingSubmit,
-    /// Completions waited for when nothing can be submitted (`--ring-wait`).
+    /// How many completions a wait asks for.
     pub wait: RingWait,
     /// Register the file descriptors (without registering buffers; `fixed_buffers` registers
     /// both).
     pub register_files: bool,
-    /// READ or READV (`--ring-opcode`).
+    /// READ/WRITE or READV/WRITEV.
     pub opcode: RingOpcode,
 }
 
