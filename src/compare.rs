@@ -31,7 +31,7 @@ use crate::peer;
 use crate::report::comparison::{
     CompareParams, Comparison, ContenderKind, Measured, RoundFigures, Skipped,
 };
-use crate::report::{self, RunReport, WarningRecord, Workload};
+use crate::report::{self, RunReport, WarningRecord};
 use crate::size::Bytes;
 use crate::tuning::{Config, Tuning};
 use crate::types::{BackendId, UnknownBackend};
@@ -258,7 +258,7 @@ pub fn resolve(
     }
     // Every backend must accept the workload before anything runs, and the data directory
     // must be there (or be allowed to be made), not found missing after the first contender.
-    if let Target::Dir(dir) = &base.target {
+    if let Target::Dir(dir) = &base.workload.target {
         crate::datafiles::check_data_dir(dir, base.create_dir)?;
     }
     for c in &contenders {
@@ -372,7 +372,7 @@ pub enum Progress {
 pub fn params_of(spec: &CompareSpec) -> CompareParams {
     let o = &spec.base;
     CompareParams {
-        workload: Workload::of(o),
+        workload: o.workload.clone(),
         rounds: spec.rounds,
         random: o.random,
         direct: o.direct,
@@ -401,7 +401,7 @@ pub fn compare_with(
     progress: &mut dyn FnMut(Progress),
     coord: &dyn crate::ranks::Coordinator,
 ) -> Result<Comparison> {
-    let data_path = match &spec.base.target {
+    let data_path = match &spec.base.workload.target {
         Target::File(p) | Target::Dir(p) => p.clone(),
     };
     // Collected again after each backend run: before the first one, a default data directory
@@ -480,7 +480,7 @@ pub fn compare_with(
                         crate::io::sys::drop_caches().map_err(|e| within(Error::DropCaches(e)))?;
                         mode.push_str(", page cache dropped before the run");
                     }
-                    let f = match peer::run_fio(exe, &args, &env, spec.base.op) {
+                    let f = match peer::run_fio(exe, &args, &env, spec.base.workload.op) {
                         Ok(f) => f,
                         Err(e) => {
                             peer_failed[i] = Some(format!("failed in round {round}: {e}"));
@@ -513,16 +513,23 @@ pub fn compare_with(
                     // loop, each after a page-cache drop with --drop-caches, as gdswap's loops.
                     let mut runs = Vec::new();
                     let mut failed = None;
-                    for run in 0..o.warmup + o.loops {
+                    for run in 0..o.workload.warmup + o.workload.loops {
                         if stop.load(Ordering::SeqCst) {
                             return Err(Error::Interrupted);
                         }
-                        let measured = run >= o.warmup;
+                        let measured = run >= o.workload.warmup;
                         if measured && o.drop_caches {
                             crate::io::sys::drop_caches()
                                 .map_err(|e| within(Error::DropCaches(e)))?;
                         }
-                        match peer::run_gdsio(exe, &args, o.op, *xfer, o.threads, *timeout) {
+                        match peer::run_gdsio(
+                            exe,
+                            &args,
+                            o.workload.op,
+                            *xfer,
+                            o.workload.threads,
+                            *timeout,
+                        ) {
                             Ok(f) if measured => runs.push(f),
                             Ok(_) => {}
                             Err(e) => {
@@ -625,6 +632,7 @@ fn add_warnings(into: &mut Vec<WarningRecord>, name: &str, new: &[WarningRecord]
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::options::Workload;
 
     fn s(v: &[&str]) -> Vec<String> {
         v.iter().map(|x| x.to_string()).collect()
@@ -659,7 +667,10 @@ mod tests {
         assert_eq!(flag(resolve(base.clone(), None, &[], 0)), Setting::Rounds);
         // A workload no backend can take is an error about the workload.
         let no_threads = RunOptions {
-            threads: 0,
+            workload: Workload {
+                threads: 0,
+                ..base.workload.clone()
+            },
             ..base.clone()
         };
         assert_eq!(flag(resolve(no_threads, None, &[], 1)), Setting::Threads);
@@ -719,8 +730,11 @@ mod tests {
         };
         let mut spec = CompareSpec {
             base: RunOptions {
-                threads: 2,
-                target: Target::Dir("/d".into()),
+                workload: Workload {
+                    threads: 2,
+                    target: Target::Dir("/d".into()),
+                    ..RunOptions::default().workload
+                },
                 ..RunOptions::default()
             },
             contenders: vec![
@@ -742,7 +756,7 @@ mod tests {
             spec.skipped[0].reason
         );
         // A workload that fits keeps the rows, with the time limit of its size.
-        spec.base.threads = 1;
+        spec.base.workload.threads = 1;
         spec.contenders.push(gdsio(peer::GdsioXfer::Gpud));
         skip_unfit_gdsio(&mut spec).unwrap();
         let want = peer::gdsio_timeout(&spec.base).unwrap();

@@ -733,7 +733,7 @@ fn defaults_use_every_backend_the_default_data_dir_and_note_gdsio() {
         &["host", "posix"]
     };
     assert_eq!(names, want, "{}", out.stderr);
-    assert_eq!(c.params.workload.target, data);
+    assert_eq!(c.params.workload.target.path(), data);
     assert!(
         c.skipped.iter().any(|s| s.name == "gdsio"),
         "{:?}",

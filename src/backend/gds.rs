@@ -200,7 +200,7 @@ impl GdsBackend {
                 None,
             ));
         }
-        let target = probe_target(&opts.target);
+        let target = probe_target(&opts.workload.target);
         let json_dir =
             std::env::temp_dir().join(format!("gdswap-gds-probe.{}", std::process::id()));
         let mut env: Vec<(&str, &OsStr)> = Vec::new();

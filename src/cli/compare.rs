@@ -188,7 +188,7 @@ pub fn run(args: &CompareArgs, coord: &dyn Coordinator) -> Result<Outcome, Error
         Err(e) => {
             // The failure is a result too: recorded with the error, then reported.
             if let Some(sink) = json {
-                let data_path = match &spec.base.target {
+                let data_path = match &spec.base.workload.target {
                     Target::File(p) | Target::Dir(p) => p.clone(),
                 };
                 let mut record = comparison::FailedComparison::new(

@@ -213,7 +213,7 @@ pub fn run(args: &SweepArgs) -> Result<Outcome, Error> {
         resolved.len(),
         todo,
         runs_per_point,
-        Bytes(spec.base.size)
+        Bytes(spec.base.workload.size)
     );
 
     let stop = Arc::new(AtomicBool::new(false));

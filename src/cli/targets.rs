@@ -21,11 +21,11 @@ pub fn run(
     let mut all = vec![first.clone()];
     for d in extra {
         let mut o = first.clone();
-        o.target = Target::Dir(d.clone());
+        o.workload.target = Target::Dir(d.clone());
         o.validate()?;
         all.push(o);
     }
-    let dir_of = |o: &RunOptions| match &o.target {
+    let dir_of = |o: &RunOptions| match &o.workload.target {
         Target::Dir(p) | Target::File(p) => p.clone(),
     };
     let results: Vec<Result<RunReport, Error>> = std::thread::scope(|s| {
@@ -79,7 +79,7 @@ pub fn run(
     for r in &reports {
         text.push_str(&format!(
             "{}: {}\n",
-            r.params.workload.target.display(),
+            r.params.workload.target.path().display(),
             report::human::summary_line(r)
         ));
     }
@@ -112,7 +112,7 @@ pub fn run(
         for w in &r.warnings {
             eprintln!(
                 "warning: {}: {}\n  hint: {}",
-                r.params.workload.target.display(),
+                r.params.workload.target.path().display(),
                 w.message,
                 w.hint
             );

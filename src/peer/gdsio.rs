@@ -98,19 +98,19 @@ pub fn gdsio_file(opts: &RunOptions) -> std::result::Result<PathBuf, String> {
     if !opts.direct {
         return Err("--buffered: gdswap runs gdsio for O_DIRECT workloads only".into());
     }
-    if opts.size % 1024 != 0 || opts.block_size % 1024 != 0 {
+    if opts.workload.size % 1024 != 0 || opts.workload.block_size % 1024 != 0 {
         return Err(format!(
             "gdsio takes sizes in whole KiB, and --size {} or --block-size {} is not",
-            opts.size, opts.block_size
+            opts.workload.size, opts.workload.block_size
         ));
     }
-    let per_thread = opts.block_size * opts.threads as u64;
-    if per_thread == 0 || opts.size % per_thread != 0 {
+    let per_thread = opts.workload.block_size * opts.workload.threads as u64;
+    if per_thread == 0 || opts.workload.size % per_thread != 0 {
         return Err(format!(
             "--size {} is not a whole number of blocks per thread ({} thread(s) x --block-size {}), which gdsio's threads would split differently",
-            Bytes(opts.size),
-            opts.threads,
-            Bytes(opts.block_size)
+            Bytes(opts.workload.size),
+            opts.workload.threads,
+            Bytes(opts.workload.block_size)
         ));
     }
     let ranges = fio_ranges(opts).map_err(|e| e.to_string())?;
@@ -118,7 +118,7 @@ pub fn gdsio_file(opts: &RunOptions) -> std::result::Result<PathBuf, String> {
         Some(first) if ranges.iter().all(|r| r.path == first.path) => Ok(first.path.clone()),
         _ => Err(format!(
             "--dir with {} threads: gdsio takes one file its threads share (-f) or a directory of files it names itself (-D), not gdswap's per-thread files; use --file, or 1 thread",
-            opts.threads
+            opts.workload.threads
         )),
     }
 }
@@ -152,7 +152,7 @@ pub fn gdsio_file(opts: &RunOptions) -> std::result::Result<PathBuf, String> {
 /// given in KiB (`K`), the unit gdsio reports in. `-x 0` and `-x 2` are taken to keep one transfer in flight per
 /// thread, gdsio's async stream and batch modes being `-x 5` and `-x 6`.
 pub fn gdsio_args(opts: &RunOptions, file: &Path, xfer: GdsioXfer) -> (Vec<String>, String) {
-    let io = match opts.op {
+    let io = match opts.workload.op {
         Op::Read => "0",
         Op::Write => "1",
     };
@@ -162,11 +162,11 @@ pub fn gdsio_args(opts: &RunOptions, file: &Path, xfer: GdsioXfer) -> (Vec<Strin
         "-d".into(),
         opts.gpu.device.to_string(),
         "-w".into(),
-        opts.threads.to_string(),
+        opts.workload.threads.to_string(),
         "-s".into(),
-        format!("{}K", opts.size / 1024),
+        format!("{}K", opts.workload.size / 1024),
         "-i".into(),
-        format!("{}K", opts.block_size / 1024),
+        format!("{}K", opts.workload.block_size / 1024),
         "-x".into(),
         xfer.flag().into(),
         "-I".into(),
@@ -180,15 +180,15 @@ pub fn gdsio_args(opts: &RunOptions, file: &Path, xfer: GdsioXfer) -> (Vec<Strin
             GdsioXfer::Gpud => "cuFile between the file and GPU memory",
             GdsioXfer::CpuGpu => "through CPU memory",
         },
-        opts.op,
+        opts.workload.op,
         opts.gpu.device,
-        if opts.threads == 1 {
+        if opts.workload.threads == 1 {
             "1 thread".to_string()
         } else {
-            format!("{} threads sharing one file", opts.threads)
+            format!("{} threads sharing one file", opts.workload.threads)
         },
-        opts.warmup,
-        opts.loops,
+        opts.workload.warmup,
+        opts.workload.loops,
     );
     (args, mode)
 }
@@ -210,7 +210,7 @@ fn gdsio_timeout_from(value: Option<&str>, opts: &RunOptions) -> Result<Duration
                 format!("'{v}' is not a whole number of seconds above 0"),
             )),
         },
-        None => Ok(Duration::from_secs(60 + opts.size / (10 << 20))),
+        None => Ok(Duration::from_secs(60 + opts.workload.size / (10 << 20))),
     }
 }
 
@@ -432,7 +432,7 @@ pub fn run_gdsio(
 mod tests {
     use super::super::testutil::opts;
     use super::*;
-    use crate::options::Target;
+    use crate::options::{Target, Workload};
 
     const GDSIO_READ: &str = include_str!("../../tests/data/gdsio-read-gpud.txt");
     const GDSIO_WRITE_V: &str = include_str!("../../tests/data/gdsio-write-cpu-gpu-verify.txt");
@@ -549,7 +549,7 @@ mod tests {
             "{mode}"
         );
         assert!(mode.contains("1 warm-up + 2 measured run(s)"), "{mode}");
-        o.op = Op::Write;
+        o.workload.op = Op::Write;
         let (a, mode) = gdsio_args(&o, &file, GdsioXfer::CpuGpu);
         assert!(a.join(" ").ends_with("-x 2 -I 1"), "{a:?}");
         assert!(mode.starts_with("gdsio -x 2 (CPU_GPU: through CPU memory), -I 1 (write)"));
@@ -575,13 +575,19 @@ mod tests {
         })
         .starts_with("--buffered: "));
         assert!(why(RunOptions {
-            size: (8 << 20) + 512,
+            workload: Workload {
+                size: (8 << 20) + 512,
+                ..base.workload.clone()
+            },
             ..base.clone()
         })
         .starts_with("gdsio takes sizes in whole KiB"));
         // 9 MiB over 2 threads of 1 MiB blocks: gdsio's threads would not split it as gdswap's.
         assert!(why(RunOptions {
-            size: 9 << 20,
+            workload: Workload {
+                size: 9 << 20,
+                ..base.workload.clone()
+            },
             ..base.clone()
         })
         .starts_with("--size 9MiB is not a whole number of blocks per thread"));
@@ -597,7 +603,10 @@ mod tests {
             Duration::from_secs(60)
         );
         let big = RunOptions {
-            size: 10 << 30,
+            workload: Workload {
+                size: 10 << 30,
+                ..o.workload.clone()
+            },
             ..o.clone()
         };
         assert_eq!(

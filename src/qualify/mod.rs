@@ -24,7 +24,7 @@ use serde::Serialize;
 
 use crate::check::{self, CheckOptions, DriverProbeOptions, NodeReport};
 use crate::env::Environment;
-use crate::options::{GpuOptions, RunOptions, Target};
+use crate::options::{GpuOptions, RunOptions, Target, Workload};
 use crate::report::RunReport;
 use spec::{Memlock, Spec, TestSpec};
 
@@ -495,14 +495,16 @@ fn run_options(t: &TestSpec, duration: Option<Duration>) -> Vec<RunOptions> {
         .enumerate()
         .map(|(i, dir)| RunOptions {
             backend: t.backend,
-            op: t.op,
-            target: Target::Dir(dir.clone()),
-            size: t.size(),
-            block_size: t.block_size.0,
-            queue_depth: t.queue_depth,
-            threads: t.threads,
-            loops: t.loops,
-            warmup: t.warmup,
+            workload: Workload {
+                op: t.op,
+                target: Target::Dir(dir.clone()),
+                size: t.size(),
+                block_size: t.block_size.0,
+                queue_depth: t.queue_depth,
+                threads: t.threads,
+                loops: t.loops,
+                warmup: t.warmup,
+            },
             random: t.random,
             verify: t.verifies(),
             gpu: GpuOptions {
@@ -719,7 +721,7 @@ fn run_test(t: &TestSpec, opts: &[RunOptions]) -> (TestRecord, Vec<Line>) {
             .iter()
             .map(|o| {
                 s.spawn(move || {
-                    let path = match &o.target {
+                    let path = match &o.workload.target {
                         Target::Dir(p) | Target::File(p) => p.clone(),
                     };
                     crate::harness::run(o).map(|m| {

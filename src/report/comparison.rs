@@ -419,10 +419,9 @@ pub(crate) mod tests {
             CompareParams {
                 workload: Workload {
                     op: crate::options::Op::Read,
-                    target_kind: "dir".into(),
-                    target: "/data".into(),
-                    size_bytes: 1 << 30,
-                    block_size_bytes: 1 << 20,
+                    target: crate::options::Target::Dir("/data".into()),
+                    size: 1 << 30,
+                    block_size: 1 << 20,
                     queue_depth: 8,
                     threads: 1,
                     loops: 3,

@@ -82,9 +82,9 @@ pub fn runs(reports: &[RunReport]) -> String {
             if p.random { "random " } else { "" },
             cell(&p.workload.op.to_string()),
             p.workload.threads,
-            Bytes(p.workload.block_size_bytes),
+            Bytes(p.workload.block_size),
             p.workload.queue_depth,
-            Bytes(p.workload.size_bytes),
+            Bytes(p.workload.size),
             s.bandwidth_gibps,
             s.bandwidth_gbps,
             s.iops,
@@ -280,7 +280,7 @@ pub fn sweep(points: &[Comparison], best: &BestSettings) -> String {
     let _ = writeln!(
         out,
         "## gdswap sweep: size {}, {} loop(s) + {} warm-up per run, {} round(s) per point{}\n",
-        Bytes(p.workload.size_bytes),
+        Bytes(p.workload.size),
         p.workload.loops,
         p.workload.warmup,
         p.rounds,
@@ -324,7 +324,7 @@ pub fn sweep(points: &[Comparison], best: &BestSettings) -> String {
             out,
             "| {} | {} | {} | {} |",
             cell(&q.workload.op.to_string()),
-            Bytes(q.workload.block_size_bytes),
+            Bytes(q.workload.block_size),
             q.workload.queue_depth,
             q.workload.threads
         );
@@ -477,7 +477,7 @@ mod tests {
     fn sweep_table_has_a_row_per_point_and_the_best_settings() {
         let mut a = crate::report::comparison::tests::sample();
         let mut b = a.clone();
-        b.params.workload.block_size_bytes = 8 << 20;
+        b.params.workload.block_size = 8 << 20;
         b.params.workload.queue_depth = 32;
         b.contenders.truncate(1);
         a.params.workload.threads = 2;

@@ -171,7 +171,7 @@ pub fn assess(r: &RunReport, pages: Option<PageBacking>) -> Vec<Warning> {
             });
         }
     }
-    let tail = r.params.workload.size_bytes % r.dio_align_bytes.max(1);
+    let tail = r.params.workload.size % r.dio_align_bytes.max(1);
     if r.params.direct && tail != 0 {
         out.push(Warning::UnalignedTail { bytes: tail });
     }
@@ -194,11 +194,10 @@ pub fn assess(r: &RunReport, pages: Option<PageBacking>) -> Vec<Warning> {
             reason: p.reason.clone(),
         });
     }
-    if r.params.backend == crate::types::BackendId::Gds
-        && r.params.workload.block_size_bytes % 4096 != 0
+    if r.params.backend == crate::types::BackendId::Gds && r.params.workload.block_size % 4096 != 0
     {
         out.push(Warning::GdsUnalignedBlock {
-            block: r.params.workload.block_size_bytes,
+            block: r.params.workload.block_size,
         });
     }
     if let Some(p) = &r.gds_path {
@@ -234,7 +233,7 @@ mod tests {
         r.params.direct = false;
         r.params.workload.op = Op::Write;
         r.params.verify = false;
-        r.params.workload.size_bytes += 100;
+        r.params.workload.size += 100;
         r.params.direct = true;
         r.summary.task_time_s = 0.01;
         r.summary.loop_gibps_min = 2.0;
@@ -280,8 +279,8 @@ mod tests {
     fn gds_blocks_off_4k_and_gds_notes_warn() {
         let mut r = crate::report::tests::sample();
         r.params.backend = crate::types::BackendId::Gds;
-        r.params.workload.block_size_bytes = 6 * 1024;
-        r.params.workload.size_bytes = 6 * 1024 * 100;
+        r.params.workload.block_size = 6 * 1024;
+        r.params.workload.size = 6 * 1024 * 100;
         r.gds_path = Some(crate::report::GdsVerdict {
             path: crate::report::GdsPath::NvidiaFs,
             reason: "x".into(),
@@ -293,9 +292,9 @@ mod tests {
         assert_eq!(w[0].message(), "--block-size 6KiB is not a multiple of 4 KiB: cuFile takes its unaligned path for these requests (through its own bounce buffers), not the direct one");
         assert_eq!(w[1].message(), "a 2MiB device buffer was left unregistered");
         // 4 KiB multiples, or another backend: no block warning.
-        r.params.workload.block_size_bytes = 8 * 1024;
+        r.params.workload.block_size = 8 * 1024;
         assert_eq!(assess(&r, Some(PageBacking::Hugetlb2M)).len(), 1);
-        r.params.workload.block_size_bytes = 6 * 1024;
+        r.params.workload.block_size = 6 * 1024;
         r.params.backend = crate::types::BackendId::Bounce;
         assert_eq!(assess(&r, Some(PageBacking::Hugetlb2M)).len(), 1);
     }
