@@ -24,7 +24,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use crate::backend::{self, Availability};
-use crate::error::{Error, Result, Setting};
+use crate::error::{Error, Message, Result, Setting};
 use crate::harness;
 use crate::options::{RunOptions, Target};
 use crate::peer;
@@ -212,7 +212,7 @@ pub fn resolve(
                         skipped.push(Skipped {
                             name: b.name().to_string(),
                             kind: ContenderKind::Backend,
-                            reason: e.to_string(),
+                            reason: e.to_string().into(),
                         });
                         unfit.get_or_insert(e);
                     }
@@ -303,7 +303,7 @@ pub fn resolve(
                 Err(reason) => skipped.push(Skipped {
                     name: "fio".into(),
                     kind: ContenderKind::Peer,
-                    reason,
+                    reason: reason.into(),
                 }),
             },
             "gdsio" | "gdsio-gpud" | "gdsio-cpu-gpu" => {
@@ -311,7 +311,9 @@ pub fn resolve(
                     Some(x) => vec![x],
                     None => peer::GDSIO_XFERS.to_vec(),
                 };
-                let fit = peer::locate_gdsio().and_then(|exe| peer::gdsio_file(&base).map(|_| exe));
+                let fit = peer::locate_gdsio()
+                    .map_err(Message::from)
+                    .and_then(|exe| peer::gdsio_file(&base).map(|_| exe));
                 match fit {
                     Ok(exe) => {
                         let timeout = peer::gdsio_timeout(&base)?;
@@ -450,7 +452,8 @@ pub fn compare_with(
                     if m.mode.is_empty() {
                         let tuned = match spec.tuning.get(name.name()) {
                             Some(t) => format!(
-                                "tuned by --config: bs {}, qd {}, {} thread(s){}; ",
+                                "tuned by {}: bs {}, qd {}, {} thread(s){}; ",
+                                crate::error::setting_name(Setting::Config),
                                 Bytes(t.block_size),
                                 t.queue_depth,
                                 t.threads,
@@ -590,7 +593,7 @@ pub fn compare_with(
             Some(reason) => skipped.push(Skipped {
                 name: m.name,
                 kind: m.kind,
-                reason,
+                reason: reason.into(),
             }),
             None => kept.push(m),
         }
@@ -622,7 +625,7 @@ fn add_warnings(into: &mut Vec<WarningRecord>, name: &str, new: &[WarningRecord]
         if !into.iter().any(|x| x.code == w.code) {
             into.push(WarningRecord {
                 code: w.code.clone(),
-                message: format!("{name}: {}", w.message),
+                message: crate::error::msg![format!("{name}: ")].join(&w.message),
                 hint: w.hint.clone(),
             });
         }
@@ -697,7 +700,7 @@ mod tests {
         assert_eq!(spec.skipped[0].name, "gdsio-gpud");
         let why = &spec.skipped[0].reason;
         assert!(
-            why.starts_with("--random: ") || why.starts_with("not installed"),
+            why.to_string().starts_with("random: ") || why.to_string().starts_with("not installed"),
             "{why}"
         );
         // A workload one contender cannot take is refused before anything runs, naming both.
@@ -714,7 +717,7 @@ mod tests {
             .contains(&Contender::Backend(BackendId::Posix)));
         let posix = spec.skipped.iter().find(|k| k.name == "posix").unwrap();
         assert!(
-            posix.reason.starts_with("fixed_buffers:"),
+            posix.reason.to_string().starts_with("fixed_buffers:"),
             "{}",
             posix.reason
         );
@@ -751,7 +754,10 @@ mod tests {
         assert_eq!(spec.skipped.len(), 1);
         assert_eq!(spec.skipped[0].name, "gdsio");
         assert!(
-            spec.skipped[0].reason.starts_with("--dir with 2 threads: "),
+            spec.skipped[0]
+                .reason
+                .to_string()
+                .starts_with("dir with 2 threads: "),
             "{}",
             spec.skipped[0].reason
         );
@@ -768,13 +774,13 @@ mod tests {
     fn warnings_are_kept_once_per_code_with_the_name() {
         let w = |code: &str| WarningRecord {
             code: code.into(),
-            message: format!("{code} happened"),
+            message: format!("{code} happened").into(),
             hint: "h".into(),
         };
         let mut into = Vec::new();
         add_warnings(&mut into, "host", &[w("a"), w("b")]);
         add_warnings(&mut into, "host", &[w("a")]);
         assert_eq!(into.len(), 2);
-        assert_eq!(into[0].message, "host: a happened");
+        assert_eq!(into[0].message.to_string(), "host: a happened");
     }
 }

@@ -296,11 +296,11 @@ impl Backend for GdsBackend {
     fn probe(&self) -> Availability {
         // libcuda first: cuFile must never be opened on a host without a CUDA driver.
         if let Err(why) = driver::load() {
-            return Availability::Unavailable(why);
+            return Availability::Unavailable(why.into());
         }
         match library() {
             Ok(_) => Availability::Available,
-            Err(why) => Availability::Unavailable(why),
+            Err(why) => Availability::Unavailable(why.into()),
         }
     }
 

@@ -149,7 +149,7 @@ pub fn run(args: &CompareArgs, coord: &dyn Coordinator) -> Result<Outcome, Error
             "note: skipping {} {}: {}",
             s.kind,
             s.name,
-            super::short_reason(&s.reason)
+            super::short_reason(&s.reason.to_string())
         );
     }
     let names: Vec<&str> = spec.contenders.iter().map(|c| c.name()).collect();

@@ -187,7 +187,7 @@ pub fn run(args: &SweepArgs) -> Result<Outcome, Error> {
                 "note: skipping {} {}: {}",
                 s.kind,
                 s.name,
-                super::short_reason(&s.reason)
+                super::short_reason(&s.reason.to_string())
             );
         }
     }

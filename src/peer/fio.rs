@@ -347,7 +347,7 @@ pub fn run_fio(
 ) -> Result<FioFigures> {
     let peer = |message: String| Error::Peer {
         tool: "fio".into(),
-        message,
+        message: message.into(),
     };
     let out = Command::new(exe)
         .args(args)

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use super::fio::fio_ranges;
 use super::tool::{find_in_path, is_executable, run_in_group, RunFailure};
-use crate::error::{Error, Result};
+use crate::error::{msg, Error, Message, Result, Setting};
 use crate::options::{Op, RunOptions};
 use crate::size::Bytes;
 
@@ -89,37 +89,54 @@ impl GdsioXfer {
 
 /// The one file gdsio runs on for `opts` (`-f`), or why gdsio cannot run this workload as
 /// gdswap's backends do (the reason of a skip note).
-pub fn gdsio_file(opts: &RunOptions) -> std::result::Result<PathBuf, String> {
+pub fn gdsio_file(opts: &RunOptions) -> std::result::Result<PathBuf, Message> {
     if opts.random {
-        return Err(
-            "--random: gdswap runs gdsio for sequential reads and writes only (-I 0, -I 1)".into(),
-        );
+        return Err(msg![
+            Setting::Random,
+            ": gdswap runs gdsio for sequential reads and writes only (-I 0, -I 1)"
+        ]);
     }
     if !opts.direct {
-        return Err("--buffered: gdswap runs gdsio for O_DIRECT workloads only".into());
+        return Err(msg![
+            Setting::Buffered,
+            ": gdswap runs gdsio for O_DIRECT workloads only"
+        ]);
     }
-    if opts.workload.size % 1024 != 0 || opts.workload.block_size % 1024 != 0 {
-        return Err(format!(
-            "gdsio takes sizes in whole KiB, and --size {} or --block-size {} is not",
-            opts.workload.size, opts.workload.block_size
-        ));
+    let w = &opts.workload;
+    if w.size % 1024 != 0 || w.block_size % 1024 != 0 {
+        return Err(msg![
+            "gdsio takes sizes in whole KiB, and ",
+            Setting::Size,
+            format!(" {} or ", w.size),
+            Setting::BlockSize,
+            format!(" {} is not", w.block_size)
+        ]);
     }
-    let per_thread = opts.workload.block_size * opts.workload.threads as u64;
-    if per_thread == 0 || opts.workload.size % per_thread != 0 {
-        return Err(format!(
-            "--size {} is not a whole number of blocks per thread ({} thread(s) x --block-size {}), which gdsio's threads would split differently",
-            Bytes(opts.workload.size),
-            opts.workload.threads,
-            Bytes(opts.workload.block_size)
-        ));
+    let per_thread = w.block_size * w.threads as u64;
+    if per_thread == 0 || w.size % per_thread != 0 {
+        return Err(msg![
+            Setting::Size,
+            format!(
+                " {} is not a whole number of blocks per thread ({} thread(s) x ",
+                Bytes(w.size),
+                w.threads
+            ),
+            Setting::BlockSize,
+            format!(
+                " {}), which gdsio's threads would split differently",
+                Bytes(w.block_size)
+            )
+        ]);
     }
-    let ranges = fio_ranges(opts).map_err(|e| e.to_string())?;
+    let ranges = fio_ranges(opts).map_err(|e| Message::from(e.to_string()))?;
     match ranges.first() {
         Some(first) if ranges.iter().all(|r| r.path == first.path) => Ok(first.path.clone()),
-        _ => Err(format!(
-            "--dir with {} threads: gdsio takes one file its threads share (-f) or a directory of files it names itself (-D), not gdswap's per-thread files; use --file, or 1 thread",
-            opts.workload.threads
-        )),
+        _ => Err(msg![
+            Setting::Dir,
+            format!(" with {} threads: gdsio takes one file its threads share (-f) or a directory of files it names itself (-D), not gdswap's per-thread files; use ", w.threads),
+            Setting::File,
+            ", or 1 thread"
+        ]),
     }
 }
 
@@ -173,7 +190,7 @@ pub fn gdsio_args(opts: &RunOptions, file: &Path, xfer: GdsioXfer) -> (Vec<Strin
         io.into(),
     ];
     let mode = format!(
-        "gdsio -x {} ({}: {}), -I {io} ({}), GPU {}, {}, synchronous transfers (not gdsio's async or batch modes, so --queue-depth does not apply), {} warm-up + {} measured run(s) per round; latency: gdsio's average only",
+        "gdsio -x {} ({}: {}), -I {io} ({}), GPU {}, {}, synchronous transfers (not gdsio's async or batch modes, so {} does not apply), {} warm-up + {} measured run(s) per round; latency: gdsio's average only",
         xfer.flag(),
         xfer.label(),
         match xfer {
@@ -187,6 +204,7 @@ pub fn gdsio_args(opts: &RunOptions, file: &Path, xfer: GdsioXfer) -> (Vec<Strin
         } else {
             format!("{} threads sharing one file", opts.workload.threads)
         },
+        crate::error::setting_name(Setting::QueueDepth),
         opts.workload.warmup,
         opts.workload.loops,
     );
@@ -404,7 +422,7 @@ pub fn run_gdsio(
 ) -> Result<GdsioFigures> {
     let peer = |message: String| Error::Peer {
         tool: "gdsio".into(),
-        message,
+        message: message.into(),
     };
     let ran = run_in_group(exe, args, timeout).map_err(|e| {
         peer(match e {
@@ -562,18 +580,18 @@ mod tests {
 
     #[test]
     fn workloads_gdsio_cannot_run_alike_are_refused_with_the_reason() {
-        let why = |o: RunOptions| gdsio_file(&o).unwrap_err();
+        let why = |o: RunOptions| gdsio_file(&o).unwrap_err().to_string();
         let base = opts(2, Target::File("/d/f".into()));
         assert!(why(RunOptions {
             random: true,
             ..base.clone()
         })
-        .starts_with("--random: "));
+        .starts_with("random: "));
         assert!(why(RunOptions {
             direct: false,
             ..base.clone()
         })
-        .starts_with("--buffered: "));
+        .starts_with("buffered: "));
         assert!(why(RunOptions {
             workload: Workload {
                 size: (8 << 20) + 512,
@@ -590,9 +608,9 @@ mod tests {
             },
             ..base.clone()
         })
-        .starts_with("--size 9MiB is not a whole number of blocks per thread"));
+        .starts_with("size 9MiB is not a whole number of blocks per thread"));
         let e = why(opts(2, Target::Dir("/d".into())));
-        assert!(e.starts_with("--dir with 2 threads: "), "{e}");
+        assert!(e.starts_with("dir with 2 threads: "), "{e}");
     }
 
     #[test]

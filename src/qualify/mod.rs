@@ -344,8 +344,10 @@ fn run_all(
     record: &mut Record,
     progress: &mut dyn FnMut(Event),
 ) -> Result<(), String> {
-    let text = crate::io::file::read_regular(&inv.spec_path)
-        .map_err(|e| format!("--spec {}: cannot read it: {e}", inv.spec_path.display()))?;
+    let text = crate::io::file::read_regular(&inv.spec_path).map_err(|e| {
+        let spec = crate::error::setting_name(crate::error::Setting::Spec);
+        format!("{spec} {}: cannot read it: {e}", inv.spec_path.display())
+    })?;
     record.spec_text = Some(text.clone());
     let spec = spec::parse(&inv.spec_path, &text).map_err(|e| e.0)?;
     record.spec = Some(spec.clone());
@@ -712,7 +714,7 @@ fn run_test(t: &TestSpec, opts: &[RunOptions]) -> (TestRecord, Vec<Line>) {
             "this node cannot run the {} backend: {why}",
             t.backend
         ));
-        test.unavailable = Some(why);
+        test.unavailable = Some(why.to_string());
         lines.push(l);
         return (test, lines);
     }

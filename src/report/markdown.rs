@@ -53,8 +53,8 @@ fn warnings(out: &mut String, w: &[WarningRecord], prefix: &str) {
         let _ = writeln!(
             out,
             "- **warning** {prefix}{}. *Hint:* {}.",
-            w.message.trim_end_matches('.'),
-            w.hint.trim_end_matches('.')
+            w.message.to_string().trim_end_matches('.'),
+            w.hint.to_string().trim_end_matches('.')
         );
     }
 }
@@ -203,7 +203,7 @@ pub fn comparison(c: &Comparison) -> String {
             "- skipped {} `{}`: {}",
             s.kind,
             cell(&s.name),
-            cell(&s.reason)
+            cell(&s.reason.to_string())
         );
     }
     if !c.warnings.is_empty() {
@@ -423,9 +423,9 @@ mod tests {
         r.warnings = vec![WarningRecord {
             code: "short-run".into(),
             message: "the measured loops took only 0.010 s in all".into(),
-            hint: "raise --size".into(),
+            hint: crate::error::msg!["raise ", crate::error::Setting::Size],
         }];
-        let md = runs(&[r]);
+        let md = runs(std::slice::from_ref(&r));
         let lines: Vec<&str> = md.lines().collect();
         assert_eq!(lines[0], "## gdswap run results");
         assert_eq!(
@@ -438,8 +438,14 @@ mod tests {
         assert!(md.contains("| CPU | CPU, \"quoted\" (2 CPUs) |"), "{md}");
         assert!(md.contains("| Data | `/data` on virtio disk (vda) (ext4, mounted at `/`) |"));
         assert!(md.contains(
-            "- **warning** host read: the measured loops took only 0.010 s in all. *Hint:* raise --size."
+            "- **warning** host read: the measured loops took only 0.010 s in all. *Hint:* raise size."
         ));
+        // Under the CLI's names (its scope), the hint names the flag.
+        let _flags = crate::error::SettingNames::scope(|s| match s {
+            crate::error::Setting::Size => "--size",
+            s => s.name(),
+        });
+        assert!(runs(std::slice::from_ref(&r)).contains("*Hint:* raise --size."));
     }
 
     #[test]

@@ -124,7 +124,7 @@ impl Backend for BounceBackend {
         }
         match driver::load() {
             Ok(_) => Availability::Available,
-            Err(why) => Availability::Unavailable(why),
+            Err(why) => Availability::Unavailable(why.into()),
         }
     }
 
