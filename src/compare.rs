@@ -26,7 +26,7 @@ use std::time::Duration;
 use crate::backend::{self, Availability};
 use crate::error::{Error, Message, Result, Setting};
 use crate::harness;
-use crate::options::{RunOptions, Target};
+use crate::options::{BufferMode, RunOptions, Target};
 use crate::peer;
 use crate::report::comparison::{
     CompareParams, Comparison, ContenderKind, Measured, RoundFigures, Skipped,
@@ -39,11 +39,19 @@ use crate::types::{BackendId, UnknownBackend};
 /// Most rounds a comparison takes (beyond this, a typo).
 pub const MAX_ROUNDS: u32 = 1000;
 
+/// The name of [`Contender::HostRing`]'s row.
+pub const HOST_RING: &str = "host-ring";
+
 /// A contender, resolved: a backend by name, or a peer tool found on this machine (gdsio:
 /// one contender per transfer type, each run killed after `timeout`).
 #[derive(Debug, Clone, PartialEq)]
 pub enum Contender {
     Backend(BackendId),
+    /// The host backend with `--buffer ring`: queue depth x block size buffers reused, the
+    /// footprint fio reads into. Added beside `host` when fio is a peer and the workload reads
+    /// into tensor-sized buffers, so that a gap between `host` and `fio` that is only buffer
+    /// placement (a large destination fills slower than a small, cache-warm ring) shows as such.
+    HostRing,
     Fio(PathBuf),
     Gdsio {
         exe: PathBuf,
@@ -56,6 +64,7 @@ impl Contender {
     pub fn name(&self) -> &str {
         match self {
             Contender::Backend(b) => b.name(),
+            Contender::HostRing => HOST_RING,
             Contender::Fio(_) => "fio",
             Contender::Gdsio { xfer, .. } => xfer.name(),
         }
@@ -63,7 +72,7 @@ impl Contender {
 
     pub fn kind(&self) -> ContenderKind {
         match self {
-            Contender::Backend(_) => ContenderKind::Backend,
+            Contender::Backend(_) | Contender::HostRing => ContenderKind::Backend,
             Contender::Fio(_) | Contender::Gdsio { .. } => ContenderKind::Peer,
         }
     }
@@ -136,6 +145,44 @@ impl CompareSpec {
             t.apply(&mut o);
         }
         o
+    }
+
+    /// The run options of a gdswap contender (`None` for a peer tool).
+    pub fn options_of(&self, c: &Contender) -> Option<RunOptions> {
+        match c {
+            Contender::Backend(b) => Some(self.options_for(*b)),
+            Contender::HostRing => Some(RunOptions {
+                buffer: BufferMode::Ring,
+                ..self.options_for(BackendId::Host)
+            }),
+            Contender::Fio(_) | Contender::Gdsio { .. } => None,
+        }
+    }
+}
+
+/// Adds the `host-ring` row right after `host` when fio is a peer and the workload reads
+/// into tensor-sized buffers (see [`Contender::HostRing`]); with `verify`, which needs the
+/// tensor-sized buffers, it is listed as skipped with the reason instead.
+fn add_host_ring(base: &RunOptions, contenders: &mut Vec<Contender>, skipped: &mut Vec<Skipped>) {
+    let fio = contenders.iter().any(|c| matches!(c, Contender::Fio(_)));
+    let host = contenders
+        .iter()
+        .position(|c| *c == Contender::Backend(BackendId::Host));
+    let (true, Some(at), BufferMode::Full) = (fio, host, base.buffer) else {
+        return;
+    };
+    let ring = RunOptions {
+        backend: BackendId::Host,
+        buffer: BufferMode::Ring,
+        ..base.clone()
+    };
+    match ring.validate() {
+        Ok(()) => contenders.insert(at + 1, Contender::HostRing),
+        Err(e) => skipped.push(Skipped {
+            name: HOST_RING.into(),
+            kind: ContenderKind::Backend,
+            reason: format!("host at fio's footprint cannot take this workload: {e}").into(),
+        }),
     }
 }
 
@@ -343,6 +390,7 @@ pub fn resolve(
             }
         }
     }
+    add_host_ring(&base, &mut contenders, &mut skipped);
     Ok(CompareSpec {
         base,
         contenders,
@@ -441,9 +489,11 @@ pub fn compare_with(
                 source: Box::new(e),
             };
             let figures = match c {
-                Contender::Backend(name) => {
-                    let name = *name;
-                    let opts = spec.options_for(name);
+                Contender::Backend(_) | Contender::HostRing => {
+                    let opts = spec.options_of(c).ok_or(Error::Internal(
+                        "a backend contender has run options".into(),
+                    ))?;
+                    let name = opts.backend;
                     let meas = harness::run_with(&opts, coord)
                         .and_then(|m| crate::rank_merge::gather(coord, m))
                         .map_err(within)?;
@@ -461,7 +511,12 @@ pub fn compare_with(
                             ),
                             None => String::new(),
                         };
-                        m.mode = format!("{tuned}{}; {}", r.backend_mode, r.buffer_pages);
+                        m.mode = format!(
+                            "{tuned}{}; {}{}",
+                            r.backend_mode,
+                            r.buffer_pages,
+                            footprint(spec, c)
+                        );
                     }
                     add_warnings(&mut m.run_warnings, name.name(), &r.warnings);
                     figures_of(round, &r)
@@ -501,6 +556,7 @@ pub fn compare_with(
                         latency_p99_us: Some(f.latency_p99_us),
                         cpu_s_per_gib: Some(f.cpu_s_per_gib),
                         latency_cdf_us: f.latency_cdf_us,
+                        time_s: Some(f.runtime_s),
                     }
                 }
                 Contender::Gdsio { exe, xfer, timeout } => {
@@ -512,11 +568,22 @@ pub fn compare_with(
                         })
                     })?;
                     let (args, mode) = peer::gdsio_args(o, &file, *xfer);
+                    // A time-based comparison: one measured run of that long (gdsio -T, whole
+                    // seconds, at least 1), given that much more time to end.
+                    let (measured_args, measured_runs, measured_timeout) = match o.duration {
+                        Some(d) => {
+                            let secs = d.as_secs() + u64::from(d.subsec_nanos() > 0);
+                            let mut a = args.clone();
+                            a.extend(["-T".to_string(), secs.max(1).to_string()]);
+                            (a, 1, *timeout + Duration::from_secs(secs.max(1)))
+                        }
+                        None => (args.clone(), o.workload.loops, *timeout),
+                    };
                     // Warm-up runs first (their figures dropped), then one run per measured
                     // loop, each after a page-cache drop with --drop-caches, as gdswap's loops.
                     let mut runs = Vec::new();
                     let mut failed = None;
-                    for run in 0..o.workload.warmup + o.workload.loops {
+                    for run in 0..o.workload.warmup + measured_runs {
                         if stop.load(Ordering::SeqCst) {
                             return Err(Error::Interrupted);
                         }
@@ -525,13 +592,18 @@ pub fn compare_with(
                             crate::io::sys::drop_caches()
                                 .map_err(|e| within(Error::DropCaches(e)))?;
                         }
+                        let (args, timeout) = if measured {
+                            (&measured_args, measured_timeout)
+                        } else {
+                            (&args, *timeout)
+                        };
                         match peer::run_gdsio(
                             exe,
-                            &args,
+                            args,
                             o.workload.op,
                             *xfer,
                             o.workload.threads,
-                            *timeout,
+                            timeout,
                         ) {
                             Ok(f) if measured => runs.push(f),
                             Ok(_) => {}
@@ -552,6 +624,7 @@ pub fn compare_with(
                         peer_failed[i] = Some(format!("failed in round {round}: {why}"));
                         continue;
                     };
+                    let time_s: f64 = runs.iter().map(|r| r.total_time_s).sum();
                     if m.mode.is_empty() {
                         m.mode = format!(
                             "{mode}{}; {} {}",
@@ -561,7 +634,7 @@ pub fn compare_with(
                                 ""
                             },
                             exe.display(),
-                            args.join(" ")
+                            measured_args.join(" ")
                         );
                     }
                     // gdsio reports only an average latency and no CPU time: those figures
@@ -574,6 +647,7 @@ pub fn compare_with(
                         latency_p99_us: None,
                         cpu_s_per_gib: None,
                         latency_cdf_us: Vec::new(),
+                        time_s: Some(time_s),
                     }
                 }
             };
@@ -607,6 +681,18 @@ pub fn compare_with(
     ))
 }
 
+/// Says, when the comparison has a `host-ring` row, whose footprint each gdswap row has, so
+/// the reader compares fio with the row of the same footprint.
+fn footprint(spec: &CompareSpec, c: &Contender) -> &'static str {
+    if !spec.contenders.contains(&Contender::HostRing) {
+        return "";
+    }
+    match c {
+        Contender::HostRing => "; fio's footprint (compare fio with this row for the device)",
+        _ => "; one tensor-sized buffer per thread (what a swap fills; a large destination can fill slower than fio's small ring)",
+    }
+}
+
 fn figures_of(round: u32, r: &RunReport) -> RoundFigures {
     RoundFigures {
         round,
@@ -616,6 +702,7 @@ fn figures_of(round: u32, r: &RunReport) -> RoundFigures {
         latency_p99_us: Some(r.summary.latency.p99_us),
         cpu_s_per_gib: Some(r.summary.cpu_s_per_gib),
         latency_cdf_us: r.summary.latency_cdf_us.clone(),
+        time_s: Some(r.summary.e2e_time_s),
     }
 }
 

@@ -95,6 +95,16 @@ pub enum Setting {
     DropCaches,
     /// io_uring registered buffers and files.
     FixedBuffers,
+    /// io_uring setup flags (host engine).
+    RingSetup,
+    /// When queued requests are submitted (host engine).
+    RingSubmit,
+    /// Completions waited for per wake-up (host engine).
+    RingWait,
+    /// io_uring registered files (host engine).
+    RegisterFiles,
+    /// READ vs READV opcodes (host engine).
+    RingOpcode,
     /// Page backing of the I/O buffers.
     HugePages,
     /// Full-range or ring buffers.
@@ -147,6 +157,10 @@ pub enum Setting {
     OpenDriver,
     /// A qualification spec file.
     Spec,
+    /// NUMA placement of the worker threads.
+    Numa,
+    /// The GPU of each target.
+    Gpus,
     /// An environment variable (`GDSWAP_DATA_DIR`, ...), by name.
     Env(&'static str),
 }
@@ -176,6 +190,11 @@ impl Setting {
             Setting::Buffered => "buffered",
             Setting::DropCaches => "drop_caches",
             Setting::FixedBuffers => "fixed_buffers",
+            Setting::RingSetup => "ring_setup",
+            Setting::RingSubmit => "ring_submit",
+            Setting::RingWait => "ring_wait",
+            Setting::RegisterFiles => "register_files",
+            Setting::RingOpcode => "ring_opcode",
             Setting::HugePages => "huge_pages",
             Setting::Buffer => "buffer",
             Setting::Config => "config",
@@ -202,6 +221,8 @@ impl Setting {
             Setting::MaxErrors => "max_errors",
             Setting::OpenDriver => "open_driver",
             Setting::Spec => "spec",
+            Setting::Numa => "numa",
+            Setting::Gpus => "gpus",
             Setting::Env(var) => var,
         }
     }

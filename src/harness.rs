@@ -19,10 +19,13 @@
 //! bookkeeping while all workers wait. If any party fails, it aborts the barrier: everyone
 //! else stops at the next barrier, and the first real error is returned.
 //!
-//! Several processes (`mpirun`, `srun`: [`crate::ranks`]): the coordinator also meets the
-//! other processes' coordinators, through a [`Coordinator`], after setup, after pre, between
-//! "ready" and "go" of every loop (so every rank's loop starts together), after the sync and
-//! after post. One process alone uses [`crate::ranks::Solo`], whose barriers pass at once.
+//! Several processes (`mpirun`, `srun`: [`crate::ranks`]), or several runs of one process
+//! (`--dir A --dir B`: [`crate::ranks::LocalGroup`]): the coordinator also meets the other
+//! runs' coordinators, through a [`Coordinator`], after setup, after pre, between "ready" and
+//! "go" of every loop (so every run's loop starts together), after the sync and after post;
+//! a time-based run also takes rank 0's decision to go on before every loop
+//! ([`Coordinator::agree`]). One process alone uses [`crate::ranks::Solo`], whose barriers
+//! pass at once.
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -107,6 +110,8 @@ pub struct Measurements {
     /// A merged run of several processes: each rank's figures, in rank order (empty for one
     /// process).
     pub ranks: Vec<RankMeasurement>,
+    /// Where the workers ran (NUMA node and CPUs), or why they were not bound.
+    pub numa: Option<crate::types::numa::NumaPlacement>,
 }
 
 /// Runs `opts` through its backend, in this process alone.
@@ -118,35 +123,21 @@ pub fn run(opts: &RunOptions) -> Result<Measurements> {
 /// every phase (their measurements are merged afterwards by [`crate::rank_merge::gather`]).
 pub fn run_with(opts: &RunOptions, coord: &dyn Coordinator) -> Result<Measurements> {
     opts.validate()?;
-    // Each process would decide alone when its time is up, and the ranks' loops would no
-    // longer meet; and a soak's count of wrong blocks is one process's: a time-based run or a
-    // soak is one process's.
-    if coord.size() > 1 {
-        let (setting, what) = match (opts.duration, opts.max_errors) {
-            (Some(_), _) => (Setting::Duration, "a time-based run"),
-            (None, Some(_)) => (Setting::MaxErrors, "a soak"),
-            (None, None) => (Setting::Loops, ""),
-        };
-        if !what.is_empty() {
-            return Err(Error::invalid(
-                setting,
-                crate::error::msg![
-                    format!(
-                        "{what} cannot be split over the processes of a parallel run ({} ranks); \
-                         give ",
-                        coord.size()
-                    ),
-                    Setting::Loops,
-                    " and run it as one process"
-                ],
-            ));
-        }
-    }
     let backend = backend::open(opts.backend)?;
     backend.preflight(opts)?;
     if opts.drop_caches {
         sys::check_drop_caches().map_err(Error::DropCaches)?;
     }
+    // Where the workers run: decided once, before any buffer exists.
+    let placement = match &opts.numa_placement {
+        Some(p) => p.clone(),
+        None => crate::numa::resolve_for(opts.numa, opts)?,
+    };
+    let placed = RunOptions {
+        numa_placement: Some(placement.clone()),
+        ..opts.clone()
+    };
+    let opts = &placed;
     let prepared = datafiles::prepare(opts)?;
     let cleanup = prepared.clone_for_cleanup();
     let mut m = match execute(opts, backend.as_ref(), prepared, coord) {
@@ -158,6 +149,7 @@ pub fn run_with(opts: &RunOptions, coord: &dyn Coordinator) -> Result<Measuremen
         }
     };
     m.gds_path = backend.gds_path();
+    m.numa = Some(placement);
     // The path may only be known after the run (cuFile's statistics count each I/O).
     if let Some(p) = m.gds_path.as_ref().filter(|p| p.is_compat()) {
         if opts.gpu.gds.is_some_and(|g| g.require_gpudirect) {
@@ -266,6 +258,7 @@ fn execute(
         gds_path: None,
         non_block_fs: prepared.non_block_fs,
         ranks: Vec::new(),
+        numa: None,
     })
 }
 
@@ -296,7 +289,10 @@ fn coordinate(
     loop {
         let go_on = match opts.duration {
             None => i < opts.total_loops(),
-            Some(_) => i < opts.workload.warmup || deadline.map_or(true, |d| Instant::now() < d),
+            // Rank 0's clock decides for every rank, so they all stop at the same loop and
+            // every loop's barrier is met.
+            Some(_) => coord
+                .agree(i < opts.workload.warmup || deadline.map_or(true, |d| Instant::now() < d))?,
         };
         // Published before the barrier, whose mutex orders it before every worker's read.
         control.go_on.store(go_on, Ordering::Relaxed);
@@ -347,6 +343,23 @@ fn coordinate(
     Ok(loops)
 }
 
+/// Binds the calling worker thread `tid` as `p` says: to the node's CPUs (sched_setaffinity),
+/// then its later allocations to the node (set_mempolicy MPOL_BIND). Nothing when `p` names
+/// no node.
+pub fn bind_worker(p: &crate::types::numa::NumaPlacement, tid: usize) -> Result<()> {
+    let Some(node) = p.node else {
+        return Ok(());
+    };
+    sys::bind_thread_to_cpus(&p.cpus).map_err(|e| Error::Thread {
+        what: format!("binding worker thread {tid} to CPUs {:?}", p.cpus).into(),
+        source: e,
+    })?;
+    sys::bind_thread_memory(node).map_err(|e| Error::Thread {
+        what: format!("binding worker thread {tid}'s memory to NUMA node {node}").into(),
+        source: e,
+    })
+}
+
 /// A byte value the pattern cannot produce everywhere: the destination is filled with it
 /// before the last measured read loop, so `--verify` checks what that loop delivered rather
 /// than what a warm-up loop left behind.
@@ -361,12 +374,10 @@ fn worker_thread(
     barrier: &PhaseBarrier,
     control: &LoopControl,
 ) -> Result<ThreadMeasurement> {
-    // NUMA placement first: the buffers prepared below are first touched on the node.
-    if let Some(cpus) = &opts.bind_cpus {
-        sys::bind_thread_to_cpus(cpus).map_err(|e| Error::Thread {
-            what: format!("binding worker thread {} to CPUs {cpus:?}", plan.tid).into(),
-            source: e,
-        })?;
+    // NUMA placement first: the buffers prepared below are allocated and first touched on
+    // the node.
+    if let Some(p) = &opts.numa_placement {
+        bind_worker(p, plan.tid)?;
     }
     // Setup.
     if needs_pattern {
@@ -386,6 +397,7 @@ fn worker_thread(
         huge_pages: opts.huge_pages,
         gpu: opts.gpu,
         buffer: opts.buffer,
+        ring: opts.ring,
     };
     let mut worker = backend.prepare(&setup)?;
     if opts.workload.op == Op::Write {

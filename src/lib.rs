@@ -43,6 +43,8 @@ pub mod harness;
 #[allow(missing_docs)] // not documented item by item yet
 pub mod io;
 #[allow(missing_docs)] // not documented item by item yet
+pub mod numa;
+#[allow(missing_docs)] // not documented item by item yet
 pub mod optim_sim;
 #[allow(missing_docs)] // not documented item by item yet
 pub mod options;

@@ -10,6 +10,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::error::{Error, Result, Setting};
+pub use crate::io::ring_options::{RingOpcode, RingOptions, RingSetup, RingSubmit, RingWait};
 use crate::size::Bytes;
 pub use crate::types::BackendId;
 
@@ -258,6 +259,9 @@ pub struct RunOptions {
     /// Where transfers land: the whole range, or a ring of reused buffers.
     #[serde(default)]
     pub buffer: BufferMode,
+    /// How the io_uring engine (host, bounce) drives its ring.
+    #[serde(default)]
+    pub ring: RingOptions,
     pub gpu: GpuOptions,
     /// A `Target::Dir` that does not exist may be created (`--create-dir`, and the default
     /// data directory: true in `Default`, whose target that is); otherwise a missing directory
@@ -273,10 +277,15 @@ pub struct RunOptions {
     /// stops once more than N were found.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_errors: Option<u64>,
-    /// NUMA placement: every worker thread is bound to these CPUs (those of its GPU's or
-    /// drive's NUMA node) before it allocates its buffers, so their pages land on that node.
+    /// How the run picks its NUMA node (`--numa`, [`crate::numa`]); the harness decides the
+    /// placement from it unless `numa_placement` is given.
+    #[serde(skip)]
+    pub numa: crate::types::numa::NumaChoice,
+    /// A placement decided by the caller (qualify): with a node, every worker thread is bound
+    /// to its CPUs and its memory to the node before it allocates its buffers, so their pages
+    /// land there.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub bind_cpus: Option<Vec<usize>>,
+    pub numa_placement: Option<crate::types::numa::NumaPlacement>,
 }
 
 impl Default for RunOptions {
@@ -301,13 +310,15 @@ impl Default for RunOptions {
             fixed_buffers: false,
             huge_pages: HugePages::Auto,
             buffer: BufferMode::Full,
+            ring: RingOptions::default(),
             gpu: GpuOptions::default(),
             // The default target is the default data directory, which is created as needed;
             // set it to false with a `Target::Dir` that must already exist.
             create_dir: true,
             duration: None,
             max_errors: None,
-            bind_cpus: None,
+            numa: crate::types::numa::NumaChoice::Auto,
+            numa_placement: None,
         }
     }
 }
@@ -448,10 +459,46 @@ impl RunOptions {
                 crate::error::msg!["counts verification errors: add ", Setting::Verify],
             ));
         }
+        self.validate_ring()?;
         if self.fixed_buffers && !self.direct {
             return Err(Error::invalid(
                 Setting::FixedBuffers,
                 crate::error::msg!["needs O_DIRECT; drop ", Setting::Buffered],
+            ));
+        }
+        Ok(())
+    }
+
+    /// The ring knobs: only for the backends that drive an io_uring, and only in combinations
+    /// that exist.
+    fn validate_ring(&self) -> Result<()> {
+        let r = &self.ring;
+        let d = RingOptions::default();
+        if !matches!(self.backend, BackendId::Host | BackendId::Bounce) {
+            let given = [
+                (Setting::RingSetup, r.setup != d.setup),
+                (Setting::RingSubmit, r.submit != d.submit),
+                (Setting::RingWait, r.wait != d.wait),
+                (Setting::RegisterFiles, r.register_files != d.register_files),
+                (Setting::RingOpcode, r.opcode != d.opcode),
+            ];
+            if let Some((setting, _)) = given.iter().find(|(_, set)| *set) {
+                return Err(Error::invalid(
+                    *setting,
+                    format!(
+                        "applies to the io_uring backends (host, bounce), not to the {} backend",
+                        self.backend
+                    ),
+                ));
+            }
+        }
+        if r.opcode == RingOpcode::Readv && self.fixed_buffers {
+            return Err(Error::invalid(
+                Setting::RingOpcode,
+                crate::error::msg![
+                    "readv: registered buffers are read with READ_FIXED; drop ",
+                    Setting::FixedBuffers
+                ],
             ));
         }
         Ok(())

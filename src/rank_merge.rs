@@ -285,6 +285,7 @@ mod tests {
             gds_path: None,
             non_block_fs: None,
             ranks: Vec::new(),
+            numa: None,
         }
     }
 

@@ -31,6 +31,9 @@ pub trait Coordinator {
     fn host(&self) -> String;
     /// Returns once every process has called it.
     fn barrier(&self) -> Result<()>;
+    /// A barrier that also hands every process rank 0's `go_on` (a time-based run goes on
+    /// or stops at the same loop everywhere, as rank 0's clock says).
+    fn agree(&self, go_on: bool) -> Result<bool>;
     /// Every process passes its bytes; rank 0 gets them all, in rank order, the others `None`.
     fn gather(&self, bytes: Vec<u8>) -> Result<Option<Vec<Vec<u8>>>>;
     /// Ends every process of the run with `code` (the caller has reported its error). Never
@@ -57,10 +60,141 @@ impl Coordinator for Solo {
     fn barrier(&self) -> Result<()> {
         Ok(())
     }
+    fn agree(&self, go_on: bool) -> Result<bool> {
+        Ok(go_on)
+    }
     fn gather(&self, bytes: Vec<u8>) -> Result<Option<Vec<Vec<u8>>>> {
         Ok(Some(vec![bytes]))
     }
     fn abort(&self, code: i32) -> ! {
+        std::process::exit(code)
+    }
+}
+
+/// Several runs in one process that meet as ranks do (`gdswap run --dir A --dir B`: one
+/// harness run per directory, each on its own thread, every measured loop started together):
+/// [`LocalGroup::member`] is each run's [`Coordinator`]. A run that fails calls
+/// [`LocalGroup::cancel`], which releases every member waiting, or arriving later, with
+/// [`Error::Aborted`](crate::error::Error::Aborted), so no run waits for a dead one.
+pub struct LocalGroup {
+    parties: usize,
+    state: std::sync::Mutex<GroupState>,
+    cv: std::sync::Condvar,
+}
+
+#[derive(Default)]
+struct GroupState {
+    arrived: usize,
+    generation: u64,
+    cancelled: bool,
+    /// Rank 0's value at this generation's barrier, and the one the last completed barrier
+    /// released.
+    pending: Option<bool>,
+    released: bool,
+    gathered: Vec<Option<Vec<u8>>>,
+}
+
+/// One run of a [`LocalGroup`].
+pub struct LocalMember<'a> {
+    group: &'a LocalGroup,
+    rank: usize,
+}
+
+impl LocalGroup {
+    pub fn new(parties: usize) -> LocalGroup {
+        LocalGroup {
+            parties: parties.max(1),
+            state: std::sync::Mutex::new(GroupState {
+                gathered: vec![None; parties.max(1)],
+                ..GroupState::default()
+            }),
+            cv: std::sync::Condvar::new(),
+        }
+    }
+
+    /// Run `rank`'s coordinator.
+    pub fn member(&self, rank: usize) -> LocalMember<'_> {
+        LocalMember { group: self, rank }
+    }
+
+    /// Ends the group's meetings: every member waiting, and every later call, fails with
+    /// `Error::Aborted`.
+    pub fn cancel(&self) {
+        let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        s.cancelled = true;
+        self.cv.notify_all();
+    }
+
+    /// Waits for every member; rank 0's `value` (when given) is what every member gets back.
+    fn meet(&self, rank: usize, value: Option<bool>) -> Result<bool> {
+        let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        if s.cancelled {
+            return Err(crate::error::Error::Aborted);
+        }
+        if rank == 0 {
+            s.pending = value;
+        }
+        s.arrived += 1;
+        if s.arrived == self.parties {
+            s.arrived = 0;
+            s.generation += 1;
+            s.released = s.pending.take().unwrap_or(false);
+            self.cv.notify_all();
+            return Ok(s.released);
+        }
+        let generation = s.generation;
+        while s.generation == generation && !s.cancelled {
+            s = self.cv.wait(s).unwrap_or_else(|p| p.into_inner());
+        }
+        if s.generation == generation {
+            return Err(crate::error::Error::Aborted);
+        }
+        // No later barrier can complete before this member arrives at it: `released` is
+        // still this generation's.
+        Ok(s.released)
+    }
+}
+
+impl Coordinator for LocalMember<'_> {
+    fn rank(&self) -> usize {
+        self.rank
+    }
+    fn size(&self) -> usize {
+        self.group.parties
+    }
+    fn local_rank(&self) -> usize {
+        self.rank
+    }
+    fn host(&self) -> String {
+        hostname()
+    }
+    fn barrier(&self) -> Result<()> {
+        self.group.meet(self.rank, None).map(drop)
+    }
+    fn agree(&self, go_on: bool) -> Result<bool> {
+        self.group.meet(self.rank, Some(go_on))
+    }
+    fn gather(&self, bytes: Vec<u8>) -> Result<Option<Vec<Vec<u8>>>> {
+        {
+            let mut s = self.group.state.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(slot) = s.gathered.get_mut(self.rank) {
+                *slot = Some(bytes);
+            }
+        }
+        self.barrier()?;
+        if self.rank != 0 {
+            return Ok(None);
+        }
+        let mut s = self.group.state.lock().unwrap_or_else(|p| p.into_inner());
+        Ok(Some(
+            s.gathered
+                .iter_mut()
+                .map(|b| b.take().unwrap_or_default())
+                .collect(),
+        ))
+    }
+    fn abort(&self, code: i32) -> ! {
+        self.group.cancel();
         std::process::exit(code)
     }
 }
@@ -208,6 +342,13 @@ mod mpi_coord {
             self.world.barrier();
             Ok(())
         }
+        fn agree(&self, go_on: bool) -> Result<bool> {
+            // A broadcast from rank 0 is also a meeting point: nobody goes past it before
+            // rank 0 has decided.
+            let mut v = u8::from(go_on);
+            self.world.process_at_rank(0).broadcast_into(&mut v);
+            Ok(v != 0)
+        }
         fn gather(&self, bytes: Vec<u8>) -> Result<Option<Vec<Vec<u8>>>> {
             let root = self.world.process_at_rank(0);
             let len = Count::try_from(bytes.len()).map_err(|_| {
@@ -303,6 +444,50 @@ pub fn rank_path(path: &std::path::Path, is_dir: bool, rank: usize) -> PathBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_local_group_hands_everyone_rank_0s_decision_and_a_cancel_frees_waiters() {
+        let g = LocalGroup::new(3);
+        std::thread::scope(|s| {
+            let handles: Vec<_> = (0..3)
+                .map(|rank| {
+                    let m = g.member(rank);
+                    s.spawn(move || {
+                        let mut got = Vec::new();
+                        for i in 0..200u32 {
+                            // Everyone but rank 0 says the opposite of rank 0.
+                            let mine = (i % 3 == 0) == (rank == 0);
+                            got.push(m.agree(mine).unwrap());
+                            m.barrier().unwrap();
+                        }
+                        let all = m.gather(vec![rank as u8]).unwrap();
+                        (got, all)
+                    })
+                })
+                .collect();
+            for (rank, h) in handles.into_iter().enumerate() {
+                let (got, all) = h.join().unwrap();
+                let want: Vec<bool> = (0..200u32).map(|i| i % 3 == 0).collect();
+                assert_eq!(got, want, "rank {rank}");
+                assert_eq!(all, (rank == 0).then(|| vec![vec![0], vec![1], vec![2]]));
+            }
+        });
+        let g = LocalGroup::new(2);
+        std::thread::scope(|s| {
+            let m = g.member(1);
+            let h = s.spawn(move || m.barrier());
+            std::thread::sleep(Duration::from_millis(20));
+            g.cancel();
+            assert!(matches!(
+                h.join().unwrap(),
+                Err(crate::error::Error::Aborted)
+            ));
+            assert!(matches!(
+                g.member(0).barrier(),
+                Err(crate::error::Error::Aborted)
+            ));
+        });
+    }
 
     fn env<'a>(pairs: &'a [(&'a str, &'a str)]) -> impl Fn(&str) -> Option<String> + 'a {
         move |n| {

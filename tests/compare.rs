@@ -192,6 +192,88 @@ fn writes_are_compared_and_verified() {
     assert_pattern(&f, 0, SIZE, 0x5eed);
 }
 
+/// With fio as a peer, host is also measured at fio's footprint (a ring of queue depth x block
+/// size buffers), next to host, and each row's mode says whose footprint it has; `--verify`,
+/// which needs tensor-sized buffers, leaves the ring row out with the reason.
+#[test]
+fn fio_as_a_peer_brings_host_at_fios_footprint() {
+    require_host_backend!();
+    if gdswap::peer::find_in_path("fio").is_none() {
+        eprintln!("note: skipping the host-ring test: fio is not installed");
+        return;
+    }
+    let dir = scratch();
+    let f = dir.path().join("data.dat");
+    make_data_file(&f, SIZE, 0x5eed);
+    let json = dir.path().join("c.json");
+    let base = || {
+        with(
+            compare_argv(2),
+            argv![
+                "--backends",
+                "host",
+                "--peers",
+                "fio",
+                "--file",
+                &f,
+                "--json",
+                &json
+            ],
+        )
+    };
+    let out = ok(base());
+    let c = read_comparison(&json);
+    let names: Vec<&str> = c.contenders.iter().map(|k| k.name.as_str()).collect();
+    assert_eq!(names, ["host", "host-ring", "fio"], "{}", out.stderr);
+    let ring = &c.contenders[1];
+    assert_eq!(ring.kind, ContenderKind::Backend);
+    assert!(
+        ring.mode.contains("ring of 8 reused") && ring.mode.contains("fio's footprint"),
+        "{}",
+        ring.mode
+    );
+    assert!(
+        c.contenders[0].mode.contains("tensor-sized"),
+        "{}",
+        c.contenders[0].mode
+    );
+    assert_eq!(c.ratios.len(), 2, "host-ring and fio against host");
+    assert!(out.stdout.contains("host-ring backend"), "{}", out.stdout);
+
+    // Without a peer there is no footprint to match, and no extra row.
+    ok(with(
+        compare_argv(1),
+        argv![
+            "--backends",
+            "host",
+            "--peers",
+            "none",
+            "--file",
+            &f,
+            "--json",
+            &json
+        ],
+    ));
+    let names: Vec<String> = read_comparison(&json)
+        .contenders
+        .into_iter()
+        .map(|k| k.name)
+        .collect();
+    assert_eq!(names, ["host"]);
+
+    // --verify reads back the whole range: the ring row is skipped, saying why.
+    ok(with(base(), argv!["--verify"]));
+    let c = read_comparison(&json);
+    let names: Vec<&str> = c.contenders.iter().map(|k| k.name.as_str()).collect();
+    assert_eq!(names, ["host", "fio"]);
+    let s = c
+        .skipped
+        .iter()
+        .find(|s| s.name == "host-ring")
+        .expect("host-ring skipped");
+    assert!(s.reason.to_string().contains("fio's footprint"), "{}", s.reason);
+}
+
 #[test]
 fn fio_joins_as_a_peer_when_installed() {
     if gdswap::peer::find_in_path("fio").is_none() {
@@ -731,7 +813,7 @@ fn defaults_use_every_backend_the_default_data_dir_and_note_gdsio() {
     let names: Vec<&str> = c.contenders.iter().map(|k| k.name.as_str()).collect();
     let fio = gdswap::peer::find_in_path("fio").is_some();
     let want: &[&str] = if fio {
-        &["host", "posix", "fio"]
+        &["host", "host-ring", "posix", "fio"]
     } else {
         &["host", "posix"]
     };

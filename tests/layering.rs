@@ -27,7 +27,7 @@ const LAYERS: &[&[&str]] = &[
     // how a run is cut into requests, data files, the backends
     &["plan", "datafiles", "backend"],
     // the harness, the swap store, the node check
-    &["harness", "ranks", "rank_merge", "swap", "check"],
+    &["harness", "numa", "ranks", "rank_merge", "swap", "check"],
     // reports and exporters
     &["report"],
     // orchestration over the harness

@@ -399,7 +399,8 @@ fn checks_read_nvidia_fs_and_pcie_links_from_sysfs() {
     let b = Bench::new();
     let sysfs = b.path("sysfs");
     // Two NUMA nodes; the fake GPUs (0000:18:00.0, 0000:29:00.0) at their max link; the
-    // target's drive behind an NVMe controller whose link trained at half speed.
+    // target's drive behind an NVMe controller whose link trained at half speed, on node 0
+    // (the workers' memory binds to the drive's node: one this machine has).
     common::sysfs::node(&sysfs, 0, &allowed_cpus());
     common::sysfs::node(&sysfs, 1, &allowed_cpus());
     common::sysfs::pci(
@@ -414,7 +415,7 @@ fn checks_read_nvidia_fs_and_pcie_links_from_sysfs() {
         1,
         ("32.0 GT/s", 16, "32.0 GT/s", 16),
     );
-    common::sysfs::pci(&sysfs, "0000:5e:00.0", 1, ("8.0 GT/s", 4, "16.0 GT/s", 4));
+    common::sysfs::pci(&sysfs, "0000:5e:00.0", 0, ("8.0 GT/s", 4, "16.0 GT/s", 4));
     let dev = std::fs::metadata(b.path("a")).unwrap().dev();
     common::sysfs::drive(
         &sysfs,
@@ -595,11 +596,11 @@ fn worker_threads_are_bound_to_their_drives_numa_node() {
     let b = Bench::new();
     let sysfs = b.path("sysfs");
     let first: String = allowed_cpus().split([',', '-']).next().unwrap().to_string();
-    // Two nodes: the drive's node 1 has only this process's first CPU; node 0 one that
-    // cannot be used.
-    common::sysfs::node(&sysfs, 0, "1000");
-    common::sysfs::node(&sysfs, 1, &first);
-    common::sysfs::pci(&sysfs, "0000:5e:00.0", 1, ("16.0 GT/s", 4, "16.0 GT/s", 4));
+    // Two nodes: the drive's node 0 (a node this machine has, so memory binds to it) has
+    // only this process's first CPU; node 1 one that cannot be used.
+    common::sysfs::node(&sysfs, 0, &first);
+    common::sysfs::node(&sysfs, 1, "1000");
+    common::sysfs::pci(&sysfs, "0000:5e:00.0", 0, ("16.0 GT/s", 4, "16.0 GT/s", 4));
     let dev = std::fs::metadata(b.path("a")).unwrap().dev();
     common::sysfs::drive(
         &sysfs,
@@ -613,7 +614,7 @@ fn worker_threads_are_bound_to_their_drives_numa_node() {
     cmd.env("GDSWAP_SYSFS_ROOT", &sysfs);
     let out = outcome(&mut cmd).expect_ok();
     let line = format!(
-        "bind   to-gpu {}: NUMA node 1 (the drive's), CPUs [{first}]",
+        "bind   to-gpu {}: NUMA node 0 (the drive's), CPUs [{first}]",
         b.path("a").display()
     );
     assert!(out.stdout.contains(&line), "{}", out.stdout);
@@ -624,11 +625,11 @@ fn worker_threads_are_bound_to_their_drives_numa_node() {
         serde_json::json!([first.parse::<u64>().unwrap()]),
         "{tr}"
     );
-    assert!(md.contains("NUMA node 1 (the drive's)"), "{md}");
+    assert!(md.contains("NUMA node 0 (the drive's)"), "{md}");
 
     // The binding is real: a node whose CPU does not exist fails the run, saying so.
     std::fs::remove_dir_all(b.path("out")).unwrap();
-    common::sysfs::pci(&sysfs, "0000:5e:00.0", 0, ("16.0 GT/s", 4, "16.0 GT/s", 4));
+    common::sysfs::pci(&sysfs, "0000:5e:00.0", 1, ("16.0 GT/s", 4, "16.0 GT/s", 4));
     let out = outcome(&mut cmd);
     assert_eq!(out.code, Some(1), "{out:?}");
     assert!(

@@ -470,3 +470,60 @@ fn json_and_csv_cannot_share_stdout() {
         "--csv: --json and --csv cannot both write to stdout (-); send one of them to a file",
     );
 }
+
+#[test]
+fn ring_knob_values_the_parser_refuses_name_the_flag() {
+    usage_error(
+        with(args("1M", "64K"), argv!["--ring-wait", "0"]),
+        &["--ring-wait", "'0'"],
+    );
+    usage_error(
+        with(args("1M", "64K"), argv!["--ring-wait", "some"]),
+        &["--ring-wait", "'some'"],
+    );
+    usage_error(
+        with(args("1M", "64K"), argv!["--ring-setup", "iopoll"]),
+        &["--ring-setup", "'iopoll'"],
+    );
+    usage_error(
+        with(args("1M", "64K"), argv!["--ring-submit", "later"]),
+        &["--ring-submit", "'later'"],
+    );
+    usage_error(
+        with(args("1M", "64K"), argv!["--ring-opcode", "write"]),
+        &["--ring-opcode", "'write'"],
+    );
+}
+
+#[test]
+fn readv_with_fixed_buffers() {
+    refused(
+        with(
+            args("1M", "64K"),
+            argv!["--ring-opcode", "readv", "--fixed-buffers"],
+        ),
+        "--ring-opcode: readv: registered buffers are read with READ_FIXED; drop --fixed-buffers",
+    );
+}
+
+#[test]
+fn ring_knobs_on_a_backend_without_a_ring() {
+    for (flag, value) in [
+        ("--ring-setup", Some("coop")),
+        ("--ring-submit", Some("each")),
+        ("--ring-wait", Some("all")),
+        ("--register-files", None),
+        ("--ring-opcode", Some("readv")),
+    ] {
+        let mut more = argv!["--backend", "posix", flag];
+        if let Some(v) = value {
+            more.push(v.into());
+        }
+        refused(
+            with(args("1M", "64K"), more),
+            &format!(
+                "{flag}: applies to the io_uring backends (host, bounce), not to the posix backend"
+            ),
+        );
+    }
+}

@@ -225,8 +225,10 @@ fn a_soak_stops_once_past_max_errors() {
     );
 }
 
+/// `compare --duration`: every backend and fio (fio's measured group time_based for the
+/// duration) run for that long, each round's time recorded.
 #[test]
-fn compare_runs_each_backend_for_the_duration_and_leaves_peers_out() {
+fn compare_runs_each_backend_and_fio_for_the_duration() {
     if let Some(why) = host_unavailable() {
         eprintln!("skipped: {why}");
         return;
@@ -247,17 +249,42 @@ fn compare_runs_each_backend_for_the_duration_and_leaves_peers_out() {
         "1",
         "--warmup",
         "0",
+        "--peers",
+        "fio",
         "--duration",
-        "500ms"
+        "500ms",
+        "--json",
+        "-"
     ]))
     .expect_ok();
-    // Two contenders, one round each, half a second each.
+    let fio = gdswap::peer::find_in_path("fio").is_some();
+    // Two or three contenders (four with host-ring beside fio), one round each, half a second
+    // each.
     assert!(t0.elapsed() >= Duration::from_secs(1), "{out:?}");
+    let v: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    let rows = v["contenders"].as_array().expect("contenders");
+    let names: Vec<&str> = rows.iter().map(|c| c["name"].as_str().unwrap()).collect();
+    // gdswap's rows: the time inside their loops (the barriers and verification between
+    // loops are not in it), within the duration.
+    for c in rows.iter().filter(|c| c["name"] != "fio") {
+        let t = c["rounds"][0]["time_s"].as_f64().unwrap();
+        assert!(t > 0.0 && t < 5.0, "{} ran {t} s: {c}", c["name"]);
+    }
+    if !fio {
+        eprintln!("note: fio is not installed: its time-based row is not checked");
+        return;
+    }
+    assert!(names.contains(&"fio"), "{names:?}");
+    let f = rows.iter().find(|c| c["name"] == "fio").unwrap();
+    // fio's measured group ran for the duration (its job_runtime), not one pass over 1 MiB.
+    let t = f["rounds"][0]["time_s"].as_f64().unwrap();
+    assert!((0.45..5.0).contains(&t), "fio ran {t} s: {f}");
     assert!(
-        out.stderr
-            .contains("note: skipping peers fio, gdsio: --duration runs the backends by time"),
-        "{}",
-        out.stderr
+        f["mode"]
+            .as_str()
+            .unwrap()
+            .contains("measured time_based for 500ms"),
+        "{f}"
     );
 }
 

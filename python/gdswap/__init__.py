@@ -1,9 +1,10 @@
-"""gdswap for Python: the swap store (`SwapStore`) and a DeepSpeed-compatible async I/O
-handle (`aio_handle`) on gdswap's io_uring engine. Importing needs no CUDA; see
+"""gdswap for Python: the swap store (`SwapStore`) and DeepSpeed-compatible I/O handles
+(`aio_handle` on gdswap's io_uring engine, `gds_handle` on cuFile). Importing needs no CUDA; see
 docs/python.md."""
 
 from . import _gdswap
-from ._aio import aio_handle
+from ._aio import aio_handle, aio_read, aio_write
+from ._gds import gds_handle
 from ._store import Entry, SwapStore, Ticket
 
 Error = _gdswap.Error
@@ -15,4 +16,5 @@ def io_uring_unavailable():
     return _gdswap.io_uring_unavailable()
 
 
-__all__ = ["SwapStore", "Ticket", "Entry", "Error", "aio_handle", "io_uring_unavailable"]
+__all__ = ["SwapStore", "Ticket", "Entry", "Error", "aio_handle", "gds_handle", "aio_read", "aio_write",
+           "io_uring_unavailable"]

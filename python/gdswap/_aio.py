@@ -118,7 +118,7 @@ class aio_handle:
     def _finish(self):
         """wait(): every queued op; the count of completed ops. Raises gdswap.Error if one
         failed (after all have ended)."""
-        n, errors = self._core.wait()
+        n, errors = self._wait_cores()
         copies, self._copy_back = self._copy_back, []
         checks, self._validate = self._validate, []
         for dst, src in copies:
@@ -130,6 +130,9 @@ class aio_handle:
                 f"{len(errors)} of {n} aio ops failed; the first: {errors[0]}"
             )
         return n
+
+    def _wait_cores(self):
+        return self._core.wait()
 
     def wait(self):
         """Waits for every queued op; returns how many completed (0 with none queued)."""
@@ -232,9 +235,12 @@ class aio_handle:
             mine = buffer.data_ptr() in self._locked
         return mine or bool(buffer.is_pinned())
 
+    def _pending(self):
+        return self._core.pending()
+
     def __del__(self):
         core = getattr(self, "_core", None)
-        if core is not None and core.pending():
+        if core is not None and self._pending():
             try:
                 self._finish()
             except Exception:
@@ -258,3 +264,20 @@ def _validate(op, filename, obj, offset, nbytes):
             f"validate: {op} of {nbytes} bytes at offset {offset} of {filename}: the file "
             "differs from the buffer"
         )
+
+
+def aio_read(buffer, filename, block_size, queue_depth, single_submit, overlap_events, validate):
+    """DeepSpeed's module function: reads the whole file `filename` into `buffer` (its size
+    must be the file's) with a handle of these settings and one thread; 0, or -1 (with a
+    warning) where DeepSpeed's returns -1 (a file that cannot be stat'ed or opened) and where
+    its assert would fail (a buffer of another size)."""
+    h = aio_handle(block_size, queue_depth, single_submit, overlap_events, 1)
+    return h.read(buffer, filename, validate)
+
+
+def aio_write(buffer, filename, block_size, queue_depth, single_submit, overlap_events, validate):
+    """DeepSpeed's module function: writes `buffer` at the start of `filename` (created if
+    missing, not truncated) with a handle of these settings and one thread; 0, or -1 (with a
+    warning) when the file cannot be opened."""
+    h = aio_handle(block_size, queue_depth, single_submit, overlap_events, 1)
+    return h.write(buffer, filename, validate)

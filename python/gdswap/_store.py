@@ -3,12 +3,18 @@
 from collections import namedtuple
 
 from . import _gdswap
-from ._arrays import describe
+from ._arrays import MISSING, describe
 
 Entry = namedtuple("Entry", "name dtype shape nbytes generation")
 Entry.__doc__ = "A tensor in the store: its name, dtype, shape, byte length and generation."
 
 Ticket = _gdswap._Ticket
+
+
+def _stream(a):
+    """The native layer's form: (given, handle); not given: the legacy default stream; given
+    None: nothing to wait for."""
+    return (False, None) if a.stream is MISSING else (True, a.stream)
 
 
 class SwapStore:
@@ -69,19 +75,27 @@ class SwapStore:
         """Starts writing `tensor` as the new version of `name`; returns a Ticket. The bytes are
         copied before this returns, so the tensor may change at once; the version is durable
         (and the one a crash leaves) when the ticket's wait() returns."""
-        a = describe(tensor, f"swap_out({name!r})", writable=False)
+        a = describe(tensor, f"swap_out({name!r})", writable=False, allow_cuda=True)
+        if a.cuda:
+            return self._core.swap_out_device(
+                name, a.address, a.nbytes, a.dtype, a.shape, a.device, *_stream(a)
+            )
         return self._core.swap_out(name, a.address, a.nbytes, a.dtype, a.shape)
 
     def swap_in(self, name, tensor):
         """Starts reading `name` into `tensor`, which must have its recorded dtype and shape;
         returns a Ticket (the bytes are in `tensor` once wait() returns, or done() is True).
         The ticket holds `tensor` until then."""
-        a = describe(tensor, f"swap_in({name!r})", writable=True)
+        a = describe(tensor, f"swap_in({name!r})", writable=True, allow_cuda=True)
         e = self.info(name)
         if (e.dtype, list(e.shape)) != (a.dtype, a.shape):
             raise ValueError(
                 f"swap_in({name!r}): stored as {e.dtype} {list(e.shape)}, "
                 f"the destination is {a.dtype} {a.shape}"
+            )
+        if a.cuda:
+            return self._core.swap_in_device(
+                name, a.obj, a.address, a.nbytes, a.device, *_stream(a)
             )
         return self._core.swap_in(name, a.obj, a.address, a.nbytes)
 

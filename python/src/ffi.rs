@@ -10,9 +10,11 @@
 //! called only by the Python layer, which holds a reference to the array or tensor for that
 //! long.
 
+use gdswap::cuda::device_buffer::ContextBuffer;
+use gdswap::cuda::stream::ForeignStream;
 use gdswap::io::buffer::{HostBuffer, HugePages, PageBacking};
 use gdswap::io::uring::IoBuffer;
-use gdswap::swap::{DType, SwapStore, Tensor, Ticket};
+use gdswap::swap::{DType, ForeignDeviceTensor, GpuWork, SwapStore, Tensor, Ticket};
 
 /// Host memory owned by a Python object, seen as a swap-store tensor.
 pub struct RawHost {
@@ -73,31 +75,73 @@ impl Tensor for RawHost {
     }
 }
 
-/// A swap-in in flight into a [`RawHost`]: the store's ticket borrows the destination for
-/// as long as the read runs, so the destination is boxed here and freed only after the
-/// ticket (which, dropped unfinished, waits for the read and copies into it).
+/// Device memory of a CUDA tensor from Python (`__cuda_array_interface__` or a torch CUDA
+/// tensor's `data_ptr()`), checked by the driver (see `ContextBuffer::foreign`): device
+/// memory of GPU `gpu`, the whole range inside one allocation.
+///
+/// # Safety
+/// The `len` bytes at `ptr` stay allocated until the tensor and every swap given it have
+/// ended: the Python layer holds the CUDA tensor for the call (swap-out) or in the ticket
+/// until the read has ended (swap-in).
+pub unsafe fn foreign_device(
+    ptr: usize,
+    len: usize,
+    dtype: DType,
+    shape: Vec<usize>,
+    gpu: usize,
+) -> gdswap::Result<ForeignDeviceTensor> {
+    // SAFETY: this function's contract.
+    let memory = unsafe { ContextBuffer::foreign(ptr as u64, len, gpu)? };
+    ForeignDeviceTensor::new(memory, dtype, &shape)
+}
+
+/// The GPU work a swap of a CUDA tensor from Python waits for, from the `stream` of its
+/// `__cuda_array_interface__` (version 3): `None` (the key's value) needs no ordering; 1 is
+/// the legacy default stream, 2 the per-thread default stream, any other value a `CUstream`
+/// of the tensor's context; an interface without the key (versions 0 to 2) gets the legacy
+/// default stream. 0 is not allowed by the protocol and is refused by the Python layer.
+///
+/// # Safety
+/// A stream handle other than 1 and 2 must be a live `CUstream` of the tensor's GPU's primary
+/// context until the swap call returns (the producer of the interface promises that).
+pub unsafe fn gpu_work(stream: Option<Option<usize>>) -> GpuWork {
+    match stream {
+        None => GpuWork::LegacyStream,
+        Some(None) => GpuWork::Nothing,
+        Some(Some(1)) => GpuWork::LegacyStream,
+        // SAFETY: this function's contract.
+        Some(Some(s)) => GpuWork::Stream(unsafe { ForeignStream::from_raw(s) }),
+    }
+}
+
+/// A swap-in in flight into a tensor whose memory Python owns ([`RawHost`] or a
+/// [`ForeignDeviceTensor`]): the store's ticket borrows the destination for as long as the
+/// read runs, so the destination is boxed here and freed only after the ticket (which,
+/// dropped unfinished, waits for the read and copies into it).
 pub struct PendingRead {
     ticket: Option<Ticket<'static>>,
-    dest: *mut RawHost,
+    dest: *mut (dyn Tensor + Send),
 }
 
 // SAFETY: the ticket is not Send only because it holds `&mut dyn Tensor`; the tensor behind it
-// is the `RawHost` boxed here, which is Send. Receivers and the rest of the ticket are Send.
+// is the one boxed here, which is Send. Receivers and the rest of the ticket are Send.
 unsafe impl Send for PendingRead {}
 
 impl PendingRead {
     /// # Safety
-    /// As for [`RawHost::new`]: `dest`'s memory stays alive until the value is dropped.
+    /// As for [`RawHost::new`] and [`foreign_device`]: `dest`'s memory stays alive until the
+    /// value is dropped.
     pub unsafe fn start(
         store: &SwapStore,
         name: &str,
-        dest: RawHost,
+        dest: Box<dyn Tensor + Send>,
+        after: GpuWork,
     ) -> gdswap::Result<PendingRead> {
-        let raw = Box::into_raw(Box::new(dest));
+        let raw = Box::into_raw(dest);
         // SAFETY: `raw` is a live box, freed only in `Drop` after the ticket is gone (or below,
         // when no ticket was made), so the `'static` borrow never outlives it.
-        let borrowed: &'static mut RawHost = unsafe { &mut *raw };
-        match store.swap_in(name, borrowed) {
+        let borrowed: &'static mut (dyn Tensor + Send) = unsafe { &mut *raw };
+        match store.swap_in_after(name, borrowed, after) {
             Ok(ticket) => Ok(PendingRead {
                 ticket: Some(ticket),
                 dest: raw,
@@ -233,6 +277,12 @@ pub struct WriteTicket(Ticket<'static>);
 // from is a local of the caller, and `SwapStore::swap_out` documents that the tensor is not
 // borrowed past the call): it holds a channel receiver and the tensor's name, both Send.
 unsafe impl Send for WriteTicket {}
+
+impl From<Ticket<'static>> for WriteTicket {
+    fn from(t: Ticket<'static>) -> WriteTicket {
+        WriteTicket(t)
+    }
+}
 
 impl WriteTicket {
     /// Starts a swap-out of `tensor` as `name`.

@@ -5,6 +5,7 @@
 
 mod aio;
 mod ffi;
+mod gds;
 mod store;
 
 use pyo3::create_exception;
@@ -36,6 +37,7 @@ fn _gdswap(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<store::PyTicket>()?;
     m.add_class::<aio::AioCore>()?;
     m.add_class::<aio::Locked>()?;
+    m.add_class::<gds::GdsCore>()?;
     m.add_function(wrap_pyfunction!(io_uring_unavailable, m)?)?;
     Ok(())
 }

@@ -4,12 +4,12 @@
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
-use gdswap::swap::{DType, Entry, SwapOptions, SwapStore};
+use gdswap::swap::{DType, Entry, GpuWork, SwapOptions, SwapStore};
 use pyo3::exceptions::{PyKeyError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
-use crate::ffi::{PendingRead, RawHost, WriteTicket};
+use crate::ffi::{foreign_device, gpu_work, PendingRead, RawHost, WriteTicket};
 use crate::to_py;
 
 const DTYPES: [DType; 7] = [
@@ -41,6 +41,7 @@ pub struct Store {
     inner: Mutex<Option<Arc<SwapStore>>>,
     dir: PathBuf,
     backend: String,
+    gpu: usize,
 }
 
 type EntryTuple = (String, String, Vec<usize>, u64, u64);
@@ -64,6 +65,41 @@ impl Store {
                 self.dir.display()
             ))
         })
+    }
+}
+
+/// Why a CUDA tensor's swap did not start: the tensor (not device memory of the store's
+/// GPU, smaller than it says: a ValueError) or the store (gdswap.Error).
+enum Refusal {
+    Tensor(String),
+    Store(gdswap::Error),
+}
+
+impl Refusal {
+    fn into_py(self) -> PyErr {
+        match self {
+            Refusal::Tensor(e) => PyValueError::new_err(e),
+            Refusal::Store(e) => to_py(e),
+        }
+    }
+}
+
+impl Store {
+    /// A CUDA tensor needs device staging (`bounce`, `gds`) on its GPU.
+    fn check_cuda(&self, store: &SwapStore, call: &str, device: Option<usize>) -> PyResult<()> {
+        if !store.stages_in_device_memory() {
+            return Err(PyValueError::new_err(format!(
+                "{call}: a CUDA tensor needs a store with backend 'bounce' or 'gds'; this one uses {:?} (copy the tensor with .cpu(), or open the store with a device backend)",
+                self.backend
+            )));
+        }
+        match device {
+            Some(d) if d != self.gpu => Err(PyValueError::new_err(format!(
+                "{call}: the tensor is on cuda:{d} and the store stages on GPU {} (open a store with gpu={d}, or move the tensor)",
+                self.gpu
+            ))),
+            _ => Ok(()),
+        }
     }
 }
 
@@ -110,6 +146,7 @@ impl Store {
             inner: Mutex::new(Some(Arc::new(store))),
             dir,
             backend,
+            gpu,
         })
     }
 
@@ -172,9 +209,83 @@ impl Store {
                 let dest = unsafe { RawHost::new(address, nbytes, DType::U8, vec![nbytes]) };
                 // SAFETY: as above: alive until the PendingRead is dropped, which the ticket
                 // does before it releases `keep`.
-                unsafe { PendingRead::start(&store, &name, dest) }
+                unsafe { PendingRead::start(&store, &name, Box::new(dest), GpuWork::default()) }
             })
             .map_err(to_py)?;
+        Ok(PyTicket::new(State::Read(pending), Some(keep)))
+    }
+
+    /// Starts writing the `nbytes` of CUDA memory at `address` (the Python layer's checked
+    /// CUDA tensor, on GPU `device` when it says) as `name`, after the GPU work `stream`
+    /// names (`stream_given` false: the interface had no `stream`; see `ffi::gpu_work`). Returns once the bytes are copied into device staging.
+    #[allow(clippy::too_many_arguments)]
+    fn swap_out_device(
+        &self,
+        py: Python<'_>,
+        name: String,
+        address: usize,
+        nbytes: usize,
+        dtype: &str,
+        shape: Vec<usize>,
+        device: Option<usize>,
+        stream_given: bool,
+        stream: Option<usize>,
+    ) -> PyResult<PyTicket> {
+        let stream = stream_given.then_some(stream);
+        let store = self.get()?;
+        let dtype = parse_dtype(dtype)?;
+        self.check_cuda(&store, &format!("swap_out('{name}')"), device)?;
+        let gpu = self.gpu;
+        let ticket = py
+            .detach(move || {
+                // SAFETY: the Python layer holds the CUDA tensor for this call, and swap_out
+                // has copied its bytes into staging when it returns.
+                let t = unsafe { foreign_device(address, nbytes, dtype, shape, gpu) }
+                    .map_err(|e| Refusal::Tensor(format!("swap_out('{name}'): {e}")))?;
+                // SAFETY: the stream comes from the tensor's __cuda_array_interface__, whose
+                // producer keeps it alive (it is the stream the tensor's work runs on).
+                let after = unsafe { gpu_work(stream) };
+                store
+                    .swap_out_after(&name, &t, after)
+                    .map(WriteTicket::from)
+                    .map_err(Refusal::Store)
+            })
+            .map_err(Refusal::into_py)?;
+        Ok(PyTicket::new(State::Write(ticket), None))
+    }
+
+    /// Starts reading `name` into the `nbytes` of CUDA memory at `address`; `keep` (the CUDA
+    /// tensor) is held by the ticket until the bytes are in.
+    #[allow(clippy::too_many_arguments)]
+    fn swap_in_device(
+        &self,
+        py: Python<'_>,
+        name: String,
+        keep: Py<PyAny>,
+        address: usize,
+        nbytes: usize,
+        device: Option<usize>,
+        stream_given: bool,
+        stream: Option<usize>,
+    ) -> PyResult<PyTicket> {
+        let stream = stream_given.then_some(stream);
+        let store = self.get()?;
+        self.check_cuda(&store, &format!("swap_in('{name}')"), device)?;
+        let gpu = self.gpu;
+        let pending = py
+            .detach(move || {
+                // SAFETY: `keep` owns the memory (checked by the Python layer) and the ticket
+                // holds it until the read, and the copy into it, have ended.
+                let dest = unsafe { foreign_device(address, nbytes, DType::U8, vec![nbytes], gpu) }
+                    .map_err(|e| Refusal::Tensor(format!("swap_in('{name}'): {e}")))?;
+                // SAFETY: as in swap_out_device.
+                let after = unsafe { gpu_work(stream) };
+                // SAFETY: as above: alive until the PendingRead is dropped, which the ticket
+                // does before it releases `keep`.
+                unsafe { PendingRead::start(&store, &name, Box::new(dest), after) }
+                    .map_err(Refusal::Store)
+            })
+            .map_err(Refusal::into_py)?;
         Ok(PyTicket::new(State::Read(pending), Some(keep)))
     }
 

@@ -128,6 +128,33 @@ def test_read_and_write_return_zero(tmp_path):
         assert h.read(torch.zeros(10, dtype=torch.uint8), f, False) == -1
 
 
+@pytest.mark.parametrize("nbytes", [1, 4096, 1 << 20, (3 << 20) + 17])
+def test_module_aio_read_and_aio_write(tmp_path, nbytes):
+    # DeepSpeed's module functions (py_ds_aio.cpp, deepspeed_py_aio.cpp): (buffer, filename,
+    # block_size, queue_depth, single_submit, overlap_events, validate) -> 0; the whole buffer
+    # written at offset 0, the whole file read.
+    from gdswap import deepspeed as ds
+
+    f = str(tmp_path / "f")
+    t = rand_bytes(nbytes, seed=nbytes)
+    assert ds.aio_write(t, f, 1 << 20, 8, False, True, True) == 0
+    assert os.path.getsize(f) == nbytes
+    o = torch.zeros(nbytes, dtype=torch.uint8)
+    assert ds.aio_read(o, f, 128 << 10, 32, True, False, True) == 0
+    assert torch.equal(o, t)
+    # Not truncated: a shorter write leaves the rest of the file.
+    assert gdswap.aio_write(np.ones(1, np.uint8), f, 4096, 1, False, False, False) == 0
+    assert os.path.getsize(f) == nbytes
+    with pytest.warns(RuntimeWarning, match="!= file bytes"):
+        assert ds.aio_read(torch.zeros(nbytes + 1, dtype=torch.uint8), f, 1 << 20, 8, False,
+                           False, False) == -1
+    with pytest.warns(RuntimeWarning, match="fstat for read failed"):
+        assert ds.aio_read(o, str(tmp_path / "missing"), 1 << 20, 8, False, False, False) == -1
+    with pytest.warns(RuntimeWarning, match="does-not-exist"):
+        assert ds.aio_write(t, str(tmp_path / "does-not-exist" / "f"), 1 << 20, 8, False,
+                            False, False) == -1
+
+
 def test_refusals_return_minus_one_with_a_warning(tmp_path):
     f = str(tmp_path / "f")
     h = gdswap.aio_handle(intra_op_parallelism=4)
@@ -206,9 +233,13 @@ def test_deepspeed_switch(monkeypatch):
         def is_compatible(self, verbose=False):
             return False
 
+    class GDSBuilder(AsyncIOBuilder):
+        pass
+
     ops = types.ModuleType("deepspeed.ops")
     op_builder = types.ModuleType("deepspeed.ops.op_builder")
     op_builder.AsyncIOBuilder = AsyncIOBuilder
+    op_builder.GDSBuilder = GDSBuilder
     ops.op_builder = op_builder
     ds = types.ModuleType("deepspeed")
     ds.ops = ops
@@ -223,3 +254,5 @@ def test_deepspeed_switch(monkeypatch):
     mod = AsyncIOBuilder().load(verbose=False)
     h = mod.aio_handle(1 << 20, 32, False, False, 1)
     assert isinstance(h, gdswap.aio_handle)
+    assert GDSBuilder().is_compatible()
+    assert GDSBuilder().load().gds_handle is gdswap.gds_handle

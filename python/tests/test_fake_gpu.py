@@ -4,15 +4,8 @@ through device staging on the `bounce` backend. Runs in a child process so that 
 the libcuda gdswap loads (it loads one per process)."""
 
 import os
-import shutil
 import subprocess
 import sys
-from pathlib import Path
-
-import pytest
-
-REPO = Path(__file__).resolve().parents[2]
-FAKE = REPO / "tests" / "fakes" / "fake_cuda.c"
 
 CHILD = r"""
 import sys, numpy as np, gdswap
@@ -24,20 +17,6 @@ with gdswap.SwapStore(sys.argv[1], backend="bounce", budget=64 << 20, gpu=0) as 
     assert np.array_equal(a, b), "bytes differ"
     print("bounce ok", s.info("a"))
 """
-
-
-@pytest.fixture(scope="module")
-def fake_libcuda(tmp_path_factory):
-    cc = os.environ.get("CC", "cc")
-    if not FAKE.exists() or shutil.which(cc) is None:
-        pytest.skip("needs the repository checkout and a C compiler")
-    out = tmp_path_factory.mktemp("fakecuda") / "libcuda.so.1"
-    subprocess.run(
-        [cc, "-shared", "-fPIC", "-O2", "-pthread", "-fvisibility=hidden",
-         "-Wl,-soname,libcuda.so.1", "-o", str(out), str(FAKE)],
-        check=True,
-    )
-    return out
 
 
 def test_bounce_store_with_fake_libcuda(tmp_path, fake_libcuda):

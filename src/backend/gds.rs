@@ -114,8 +114,10 @@ fn probe_timeout() -> Result<Duration> {
         })
 }
 
-/// The process's libcufile, loaded once (one driver per process, one library for it).
-fn library() -> std::result::Result<Arc<CuFileLib>, String> {
+/// The process's libcufile, loaded once (one driver per process, one library for it); every
+/// user of cuFile in the process (this backend, the Python package's `gds_handle`) takes it
+/// from here, so they share one driver.
+pub fn library() -> std::result::Result<Arc<CuFileLib>, String> {
     static LIB: OnceLock<std::result::Result<Arc<CuFileLib>, String>> = OnceLock::new();
     LIB.get_or_init(|| cufile::load(None).map(Arc::new).map_err(|e| e.to_string()))
         .clone()

@@ -45,12 +45,13 @@ impl Backend for HostBackend {
             // The block size is capped at 1 GiB and the queue depth at 4096 by validation.
             Some((slots, block)) => HostBuffer::new(slots * block, setup.huge_pages)?,
         };
-        let engine = UringEngine::new(
+        let engine = UringEngine::with_ring(
             buf,
             Arc::clone(&setup.file),
             setup.queue_depth,
             setup.block_size,
             setup.fixed_buffers,
+            setup.ring,
         )?;
         Ok(Box::new(HostWorker { engine, ring }))
     }

@@ -54,6 +54,8 @@ pub struct WorkerSetup {
     pub gpu: GpuOptions,
     /// Where transfers land (host backend: the whole range, or a ring of reused buffers).
     pub buffer: crate::options::BufferMode,
+    /// How the io_uring engine drives its ring (host, bounce).
+    pub ring: crate::options::RingOptions,
 }
 
 /// Where a transfer's time went, for backends with more than one stage (bounce: disk I/O

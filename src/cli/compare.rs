@@ -85,6 +85,7 @@ pub struct CompareArgs {
 pub fn run(args: &CompareArgs, coord: &dyn Coordinator) -> Result<Outcome, Error> {
     args.run.single_target("compare")?;
     let base = super::run::for_rank(args.run.options()?, coord);
+    super::run::refuse_parallel_soak(&base, coord)?;
     // Peer tools are not coordinated across the processes of a parallel run: left out.
     let ranked = coord.size() > 1;
     let peers = if ranked {
@@ -105,17 +106,8 @@ pub fn run(args: &CompareArgs, coord: &dyn Coordinator) -> Result<Outcome, Error
         (None, Some((c, _))) => Some(c.backends.keys().cloned().collect()),
         (None, None) => None,
     };
-    // fio and gdsio run by loops: a time-based comparison leaves them out, and says so.
-    let peers = match base.duration {
-        Some(_) if peers.iter().any(|p| p != "none") => {
-            eprintln!(
-                "note: skipping peers {}: --duration runs the backends by time, peers run by loops",
-                peers.join(", ")
-            );
-            vec!["none".to_string()]
-        }
-        _ => peers,
-    };
+    // A time-based comparison runs the peers by time too: fio's measured group time_based for
+    // the duration, gdsio -T (see peer::fio_args and compare::compare_with).
     let mut spec = compare::resolve(base, backends.as_deref(), &peers, args.rounds)?;
     super::flags::skip_reasons_with_flags(&mut spec);
     if let Some((c, p)) = &config {

@@ -10,7 +10,8 @@ use crate::backend::BackendId;
 use crate::error::{Error, Setting};
 use crate::harness;
 use crate::options::{
-    BounceMode, BufferMode, GdsApi, GdsOptions, GpuOptions, Op, RunOptions, Target, Workload,
+    BounceMode, BufferMode, GdsApi, GdsOptions, GpuOptions, Op, RingOpcode, RingOptions, RingSetup,
+    RingSubmit, RingWait, RunOptions, Target, Workload,
 };
 use crate::ranks::{self, Coordinator};
 use crate::report::{self, RunReport};
@@ -78,6 +79,26 @@ pub struct RunArgs {
     /// Register buffers and files with io_uring (counts against RLIMIT_MEMLOCK unless root).
     #[arg(long)]
     fixed_buffers: bool,
+    /// Advanced (host/bounce io_uring engine): io_uring_setup flags. auto = DEFER_TASKRUN +
+    /// SINGLE_ISSUER where the kernel has them (6.1+), else COOP_TASKRUN (5.19+), else none;
+    /// the others are refused when the kernel lacks them.
+    #[arg(long, value_enum, default_value_t = RingSetup::default(), value_name = "SETUP")]
+    ring_setup: RingSetup,
+    /// Advanced: submit each request with its own io_uring_enter as it is queued (fio's way),
+    /// or queue all the free slots allow and submit them in one batch.
+    #[arg(long, value_enum, default_value_t = RingSubmit::default(), value_name = "WHEN")]
+    ring_submit: RingSubmit,
+    /// Advanced: completions to wait for when nothing more can be submitted: a count (capped
+    /// at the requests in flight) or all.
+    #[arg(long, default_value_t = RingWait::default(), value_name = "N|all")]
+    ring_wait: RingWait,
+    /// Advanced: register the file descriptors with io_uring (without registering buffers;
+    /// --fixed-buffers registers both).
+    #[arg(long)]
+    register_files: bool,
+    /// Advanced: IORING_OP_READ/WRITE, or READV/WRITEV with a one-element iovec.
+    #[arg(long, value_enum, default_value_t = RingOpcode::default(), value_name = "OP")]
+    ring_opcode: RingOpcode,
     /// Where transfers land: full = one buffer the size of the thread's range (a tensor; what
     /// --verify checks), ring = queue depth x block size buffers reused as requests complete
     /// (fio's and gdsio's footprint; host backend, no --verify: a ring write repeats the ring's bytes).
@@ -91,6 +112,22 @@ pub struct RunArgs {
     /// CUDA device ordinal (GPU backends).
     #[arg(long, default_value_t = 0, value_name = "N")]
     gpu: usize,
+    /// One GPU per --dir, in order (GPU backends): `--dir A --dir B --gpus 0,1` moves A's data
+    /// to GPU 0 and B's to GPU 1 at the same time (DeepSpeed's folder_to_device_mapping,
+    /// gdsio's per-job -d).
+    #[arg(
+        long,
+        value_delimiter = ',',
+        value_name = "N,N,...",
+        conflicts_with = "gpu"
+    )]
+    gpus: Vec<usize>,
+    /// NUMA placement of the worker threads and their buffers: auto = on a machine with
+    /// several NUMA nodes, the node of the GPU (GPU backends) or of the drive; off = none;
+    /// N = node N. Bound threads run on the node's CPUs (those this process may use) and
+    /// allocate from its memory; the output shows the binding.
+    #[arg(long, default_value = "auto", value_name = "auto|off|N")]
+    numa: crate::numa::NumaChoice,
     /// Pinned chunks per thread, each one block (bounce backend; pinned memory per thread is
     /// K x block size, checked against RLIMIT_MEMLOCK). Default: twice the queue depth, so a
     /// whole queue of reads can complete at once and be copied while the next queue is read.
@@ -128,7 +165,42 @@ impl RunArgs {
 
     /// Refuses a second `--dir` where a command measures one target.
     pub fn single_target(&self, command: &str) -> Result<(), Error> {
-        self.data.single_target(command)
+        self.data.single_target(command)?;
+        if self.gpus.len() > 1 {
+            return Err(Error::invalid(
+                Setting::Gpus,
+                format!("{command} measures one target on one GPU; give one GPU"),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The GPU of each target (`--gpus`, one per `--dir`), checked against the backend and
+    /// the number of directories; empty without `--gpus`.
+    pub fn target_gpus(&self) -> Result<Vec<usize>, Error> {
+        if self.gpus.is_empty() {
+            return Ok(Vec::new());
+        }
+        if crate::backend::get(self.backend).memory() == crate::backend::MemoryKind::Host {
+            return Err(Error::invalid(
+                Setting::Gpus,
+                format!(
+                    "applies to the GPU backends (bounce, gds) only, not to --backend {}",
+                    self.backend
+                ),
+            ));
+        }
+        let dirs = 1 + self.data.extra_dirs().len();
+        if self.gpus.len() != dirs {
+            return Err(Error::invalid(
+                Setting::Gpus,
+                format!(
+                    "{} GPUs for {dirs} --dir: give one GPU per directory, in the same order",
+                    self.gpus.len()
+                ),
+            ));
+        }
+        Ok(self.gpus.clone())
     }
 
     /// The `--config` file, for subcommands that flatten these options.
@@ -150,8 +222,15 @@ impl RunArgs {
             verify: self.verify,
             fixed_buffers: self.fixed_buffers,
             buffer: self.buffer,
+            ring: RingOptions {
+                setup: self.ring_setup,
+                submit: self.ring_submit,
+                wait: self.ring_wait,
+                register_files: self.register_files,
+                opcode: self.ring_opcode,
+            },
             gpu: GpuOptions {
-                device: self.gpu,
+                device: self.gpus.first().copied().unwrap_or(self.gpu),
                 bounce_buffers: self.bounce_buffers.unwrap_or(2 * self.queue_depth as usize),
                 bounce_mode: self.bounce_mode,
                 gds: (self.backend == BackendId::Gds).then(|| GdsOptions {
@@ -162,6 +241,7 @@ impl RunArgs {
             },
             duration: self.duration,
             max_errors: self.max_errors,
+            numa: self.numa,
             ..RunOptions::default()
         };
         self.data.apply(&mut o)?;
@@ -230,6 +310,28 @@ pub(crate) fn for_rank(mut opts: RunOptions, coord: &dyn Coordinator) -> RunOpti
     opts
 }
 
+/// A soak's count of wrong blocks is one process's (the merge on rank 0 does not carry them):
+/// `--max-errors` is refused under several ranks.
+pub(crate) fn refuse_parallel_soak(
+    opts: &RunOptions,
+    coord: &dyn Coordinator,
+) -> Result<(), Error> {
+    if coord.size() > 1 && opts.max_errors.is_some() {
+        return Err(Error::invalid(
+            Setting::MaxErrors,
+            crate::error::msg![
+                format!(
+                    "a soak's error count cannot be split over the processes of a parallel run ({} ranks); run it as one process, or leave out ",
+                    coord.size()
+                ),
+                Setting::MaxErrors,
+                " (the first wrong block then fails the job)"
+            ],
+        ));
+    }
+    Ok(())
+}
+
 pub fn run(args: &RunArgs, coord: &dyn Coordinator) -> Result<Outcome, Error> {
     args.check_backend_flags()?;
     let mut opts = args.options()?;
@@ -240,6 +342,7 @@ pub fn run(args: &RunArgs, coord: &dyn Coordinator) -> Result<Outcome, Error> {
     }
     let opts = for_rank(opts, coord);
     opts.validate()?;
+    refuse_parallel_soak(&opts, coord)?;
     if args.json.as_deref() == Some(Path::new("-")) && args.csv.as_deref() == Some(Path::new("-")) {
         return Err(Error::invalid(
             Setting::Csv,
@@ -261,6 +364,7 @@ pub fn run(args: &RunArgs, coord: &dyn Coordinator) -> Result<Outcome, Error> {
     let data_path = match &opts.workload.target {
         Target::File(p) | Target::Dir(p) => p.clone(),
     };
+    let gpus = args.target_gpus()?;
     if !args.data.extra_dirs().is_empty() {
         if coord.size() > 1 {
             return Err(Error::invalid(
@@ -269,7 +373,14 @@ pub fn run(args: &RunArgs, coord: &dyn Coordinator) -> Result<Outcome, Error> {
                  give one (each rank gets its own subdirectory)",
             ));
         }
-        return super::targets::run(&opts, args.data.extra_dirs(), json, csv, stdout_taken);
+        return super::targets::run(
+            &opts,
+            args.data.extra_dirs(),
+            &gpus,
+            json,
+            csv,
+            stdout_taken,
+        );
     }
     let ticker = opts
         .duration
@@ -403,6 +514,9 @@ mod tests {
         fn barrier(&self) -> crate::error::Result<()> {
             Ok(())
         }
+        fn agree(&self, go_on: bool) -> crate::error::Result<bool> {
+            Ok(go_on)
+        }
         fn gather(&self, _: Vec<u8>) -> crate::error::Result<Option<Vec<Vec<u8>>>> {
             Ok(None)
         }
@@ -411,32 +525,28 @@ mod tests {
         }
     }
 
-    /// A time-based run or a soak under several processes would stop or count on each rank
-    /// alone: refused, naming the setting, before any file is touched.
+    /// A soak under several processes would count wrong blocks on each rank alone: refused,
+    /// naming the setting, before any file is touched. (A time-based run is not: rank 0's
+    /// clock decides for all, `Coordinator::agree`.)
     #[test]
-    fn a_parallel_run_refuses_a_time_based_run_and_a_soak() {
+    fn a_parallel_run_refuses_a_soak() {
         let dir = crate::testutil::scratch_dir();
-        let base = RunOptions {
+        let soak = RunOptions {
             workload: Workload {
                 target: Target::Dir(dir.path().into()),
                 ..RunOptions::default().workload
             },
-            ..RunOptions::default()
-        };
-        let timed = RunOptions {
-            duration: Some(std::time::Duration::from_secs(1)),
-            ..base.clone()
-        };
-        let e = harness::run_with(&timed, &Rank2).err().expect("refused");
-        assert_eq!(e.setting(), Some(Setting::Duration), "{e}");
-        assert!(super::super::render(&e).contains("--loops"), "{e}");
-        let soak = RunOptions {
             verify: true,
             max_errors: Some(3),
-            ..base
+            ..RunOptions::default()
         };
-        let e = harness::run_with(&soak, &Rank2).err().expect("refused");
+        let e = refuse_parallel_soak(&soak, &Rank2).expect_err("refused");
         assert_eq!(e.setting(), Some(Setting::MaxErrors), "{e}");
+        assert!(
+            super::super::render(&e).contains("leave out --max-errors"),
+            "{e}"
+        );
+        refuse_parallel_soak(&soak, &crate::ranks::Solo).unwrap();
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
     }
 

@@ -1,6 +1,10 @@
 //! `gdswap run --dir A --dir B ...`: the workload on every directory (drive) at once, one
-//! harness run per directory, all started together; figures per directory and for all
-//! together (bytes of all over the slowest directory's time; the worst latency).
+//! harness run per directory, each on its own thread, meeting the others as the ranks of an
+//! MPI run do ([`LocalGroup`]): after setup, after pre, before every loop (so every
+//! directory's measured loop starts together), after the sync and after post. Figures per
+//! directory, and for all together: all bytes over, per loop, the earliest start to the latest
+//! end of any directory's loop (as the merge of ranks), the worst latency. With `--gpus
+//! 0,1,...` (GPU backends), directory i moves its data to GPU i.
 
 use std::path::PathBuf;
 
@@ -9,11 +13,13 @@ use super::Outcome;
 use crate::error::{Error, Setting};
 use crate::harness;
 use crate::options::{RunOptions, Target};
+use crate::ranks::LocalGroup;
 use crate::report::{self, RunReport};
 
 pub fn run(
     first: &RunOptions,
     extra: &[PathBuf],
+    gpus: &[usize],
     json: Option<Sink>,
     csv: Option<Sink>,
     stdout_taken: bool,
@@ -25,35 +31,78 @@ pub fn run(
         o.validate()?;
         all.push(o);
     }
+    for (o, &gpu) in all.iter_mut().zip(gpus) {
+        o.gpu.device = gpu;
+    }
+    let label = |r: &RunReport| match &r.params.gpu {
+        Some(g) if !gpus.is_empty() => {
+            format!(
+                "{} (GPU {})",
+                r.params.workload.target.path().display(),
+                g.device
+            )
+        }
+        _ => r.params.workload.target.path().display().to_string(),
+    };
     let dir_of = |o: &RunOptions| match &o.workload.target {
         Target::Dir(p) | Target::File(p) => p.clone(),
     };
-    let results: Vec<Result<RunReport, Error>> = std::thread::scope(|s| {
-        let handles: Vec<_> = all
-            .iter()
-            .map(|o| {
-                s.spawn(move || {
-                    harness::run(o).map(|m| {
-                        RunReport::new(o, &m, crate::env::collect(&dir_of(o)), report::now_utc())
+    let group = LocalGroup::new(all.len());
+    let results: Vec<Result<(RunReport, Vec<crate::ranks::LoopWindow>), Error>> =
+        std::thread::scope(|s| {
+            let handles: Vec<_> = all
+                .iter()
+                .enumerate()
+                .map(|(i, o)| {
+                    let group = &group;
+                    s.spawn(move || {
+                        let _guard = CancelOnPanic(group);
+                        let r = harness::run_with(o, &group.member(i));
+                        if r.is_err() {
+                            // The other directories stop at their next meeting instead of
+                            // waiting for this one.
+                            group.cancel();
+                        }
+                        r.map(|m| {
+                            let windows = m.loops.iter().map(|l| l.window).collect();
+                            let r = RunReport::new(
+                                o,
+                                &m,
+                                crate::env::collect(&dir_of(o)),
+                                report::now_utc(),
+                            );
+                            (r, windows)
+                        })
                     })
                 })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| {
-                h.join().unwrap_or_else(|_| {
-                    Err(Error::Internal(
-                        "a target's run thread panicked (a bug in gdswap; please report it)".into(),
-                    ))
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| {
+                    h.join().unwrap_or_else(|_| {
+                        Err(Error::Internal(
+                            "a target's run thread panicked (a bug in gdswap; please report it)"
+                                .into(),
+                        ))
+                    })
                 })
-            })
-            .collect()
-    });
+                .collect()
+        });
+    // The first real failure, not the "stopped because another failed" echoes.
+    let first_failure = all
+        .iter()
+        .zip(&results)
+        .position(|(_, r)| matches!(r, Err(e) if !matches!(e, Error::Aborted)))
+        .or_else(|| results.iter().position(|r| r.is_err()));
     let mut reports = Vec::with_capacity(results.len());
-    for (o, r) in all.iter().zip(results) {
+    let mut windows = Vec::with_capacity(results.len());
+    for (i, (o, r)) in all.iter().zip(results).enumerate() {
         match r {
-            Ok(r) => reports.push(r),
+            Ok((r, w)) => {
+                reports.push(r);
+                windows.push(w);
+            }
+            Err(_) if Some(i) != first_failure => {}
             Err(e) => {
                 let e = Error::Within {
                     context: crate::error::msg![Setting::Dir, format!(" {}", dir_of(o).display())],
@@ -79,28 +128,38 @@ pub fn run(
     for r in &reports {
         text.push_str(&format!(
             "{}: {}\n",
-            r.params.workload.target.path().display(),
+            label(r),
             report::human::summary_line(r)
         ));
     }
     let bytes: u64 = reports.iter().map(|r| r.summary.bytes).sum();
     let requests: u64 = reports.iter().map(|r| r.summary.requests).sum();
-    let slowest = reports
-        .iter()
-        .map(|r| r.summary.task_time_s)
-        .fold(0.0, f64::max);
+    // Each loop's span, from the earliest start to the latest end of any directory's loop
+    // (the loops started together), summed over loops.
+    let loops = windows.iter().map(Vec::len).min().unwrap_or(0);
+    let span: f64 = (0..loops)
+        .map(|i| {
+            let start = windows
+                .iter()
+                .map(|w| w[i].start_unix_ns)
+                .min()
+                .unwrap_or(0);
+            let end = windows.iter().map(|w| w[i].end_unix_ns).max().unwrap_or(0);
+            end.saturating_sub(start) as f64 / 1e9
+        })
+        .sum();
     let worst_p99 = reports
         .iter()
         .map(|r| r.summary.latency.p99_us)
         .fold(0.0, f64::max);
-    let per_s = |n: f64| if slowest > 0.0 { n / slowest } else { 0.0 };
+    let per_s = |n: f64| if span > 0.0 { n / span } else { 0.0 };
     text.push_str(&format!(
-        "all {} targets: {:.2} GiB/s ({:.2} GB/s), {:.0} IOPS (all bytes over the slowest target's time, {:.3} s), worst p99 {:.2} ms\n",
+        "all {} targets: {:.2} GiB/s ({:.2} GB/s), {:.0} IOPS (all bytes over each loop's earliest start to latest end, loops started together: {:.3} s), worst p99 {:.2} ms\n",
         reports.len(),
         per_s(bytes as f64) / (1u64 << 30) as f64,
         per_s(bytes as f64) / 1e9,
         per_s(requests as f64),
-        slowest,
+        span,
         worst_p99 / 1000.0
     ));
     if stdout_taken {
@@ -144,4 +203,15 @@ pub fn run(
         )));
     }
     Ok(Outcome::Done)
+}
+
+/// Cancels the group if a directory's run thread unwinds, so no other waits for it forever.
+struct CancelOnPanic<'a>(&'a LocalGroup);
+
+impl Drop for CancelOnPanic<'_> {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            self.0.cancel();
+        }
+    }
 }

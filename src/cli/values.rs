@@ -5,6 +5,7 @@
 use clap::builder::PossibleValue;
 use clap::ValueEnum;
 
+use crate::io::ring_options::{RingOpcode, RingSetup, RingSubmit};
 use crate::optim_sim::Mode;
 use crate::options::{BounceMode, BufferMode, GdsApi, HugePages, Op};
 use crate::sweep::Metric;
@@ -55,6 +56,24 @@ value_enum!(GdsApi {
     Batch => "batch": "cuFileBatchIO: queue-depth entries per submit, every event checked",
 });
 
+value_enum!(RingSetup {
+    Auto => "auto": "DEFER_TASKRUN+SINGLE_ISSUER where the kernel has it (6.1+), else COOP_TASKRUN (5.19+), else none",
+    None => "none": "No setup flags",
+    Coop => "coop": "IORING_SETUP_COOP_TASKRUN (5.19+)",
+    Defer => "defer": "IORING_SETUP_DEFER_TASKRUN + SINGLE_ISSUER (6.1+)",
+    Sqpoll => "sqpoll": "IORING_SETUP_SQPOLL: a kernel thread polls the submission queue (takes a CPU)",
+});
+
+value_enum!(RingSubmit {
+    Each => "each": "One io_uring_enter per request as it is queued (fio's iodepth_batch_submit=1)",
+    Batch => "batch": "Queue every request the free slots allow, then one io_uring_enter for all",
+});
+
+value_enum!(RingOpcode {
+    Read => "read": "IORING_OP_READ/WRITE (READ_FIXED/WRITE_FIXED with --fixed-buffers)",
+    Readv => "readv": "IORING_OP_READV/WRITEV with a one-element iovec",
+});
+
 value_enum!(Metric {
     Read => "read",
     Write => "write",
@@ -85,6 +104,15 @@ mod tests {
         }
         for v in Mode::value_variants() {
             assert_eq!(v.to_possible_value().unwrap().get_name(), v.name());
+        }
+        for v in RingSetup::value_variants() {
+            assert_eq!(v.to_possible_value().unwrap().get_name(), v.to_string());
+        }
+        for v in RingSubmit::value_variants() {
+            assert_eq!(v.to_possible_value().unwrap().get_name(), v.to_string());
+        }
+        for v in RingOpcode::value_variants() {
+            assert_eq!(v.to_possible_value().unwrap().get_name(), v.to_string());
         }
         fn serialized(v: &impl serde::Serialize) -> String {
             serde_json::to_value(v)

@@ -18,6 +18,16 @@ use cudarc::driver::sys::{CUcontext, CUdevice, CUdeviceptr, CUevent, CUstream};
 pub type Code = u32;
 pub const CUDA_SUCCESS: Code = 0;
 pub const CUDA_ERROR_NOT_READY: Code = 600;
+pub const CUDA_ERROR_INVALID_VALUE: Code = 1;
+
+/// `CUpointer_attribute` values (cuda.h) gdswap asks `cuPointerGetAttribute` for.
+pub const CU_POINTER_ATTRIBUTE_MEMORY_TYPE: u32 = 2;
+pub const CU_POINTER_ATTRIBUTE_IS_MANAGED: u32 = 8;
+pub const CU_POINTER_ATTRIBUTE_DEVICE_ORDINAL: u32 = 9;
+pub const CU_POINTER_ATTRIBUTE_RANGE_START_ADDR: u32 = 11;
+pub const CU_POINTER_ATTRIBUTE_RANGE_SIZE: u32 = 12;
+/// `CUmemorytype` (cuda.h): what `CU_POINTER_ATTRIBUTE_MEMORY_TYPE` returns for device memory.
+pub const CU_MEMORYTYPE_DEVICE: u32 = 2;
 
 /// The legacy default stream of the current context, as a stream handle (`CU_STREAM_LEGACY`
 /// in cuda.h): work queued on it waits for all work queued before on the context's blocking
@@ -115,6 +125,7 @@ driver_api! {
         cuEventQuery: fn(CUevent);
         cuEventSynchronize: fn(CUevent);
         cuEventElapsedTime: fn(*mut f32, CUevent, CUevent);
+        cuPointerGetAttribute: fn(*mut c_void, c_uint, CUdeviceptr);
     }
     optional {
         cuDeviceTotalMem_v2: fn(*mut usize, CUdevice);

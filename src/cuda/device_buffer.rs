@@ -41,6 +41,8 @@ pub struct DeviceBuffer {
     /// The buffer's first byte: `raw` rounded up to `DEVICE_ALIGN`.
     ptr: sys::CUdeviceptr,
     len: usize,
+    /// False for memory gdswap does not own ([`ContextBuffer::foreign`]): never freed here.
+    owned: bool,
 }
 
 // SAFETY: a device address is plain data; the allocation is freed once, on drop, in its own
@@ -55,7 +57,12 @@ impl DeviceBuffer {
         let want = len.max(1);
         let raw = alloc(want, len, device)?;
         if raw % DEVICE_ALIGN == 0 {
-            return Ok(DeviceBuffer { raw, ptr: raw, len });
+            return Ok(DeviceBuffer {
+                raw,
+                ptr: raw,
+                len,
+                owned: true,
+            });
         }
         // SAFETY: frees the allocation just made, never used.
         unsafe { (api().cuMemFree_v2)(raw) };
@@ -73,7 +80,12 @@ impl DeviceBuffer {
                 "cuMemAlloc returned {raw:#x} on device {device}, not 256-byte aligned as the CUDA documentation promises"
             )));
         }
-        Ok(DeviceBuffer { raw, ptr, len })
+        Ok(DeviceBuffer {
+            raw,
+            ptr,
+            len,
+            owned: true,
+        })
     }
 
     pub fn len(&self) -> usize {
@@ -318,6 +330,32 @@ impl ContextBuffer {
         })
     }
 
+    /// `len` bytes of device memory at `ptr` on GPU `gpu` that gdswap does not own (a
+    /// PyTorch or CuPy tensor's, say): checked with `cuPointerGetAttribute` (with its context
+    /// entered) to be plain device memory, not managed, on `gpu`, with the whole range
+    /// inside one allocation; never freed by gdswap. A zero-length range is not checked
+    /// (frameworks give empty tensors a null pointer) and is never copied.
+    ///
+    /// # Safety
+    /// The range must stay allocated, and not be freed or reused, until the value is
+    /// dropped (the swap store holds it until the swaps using it have ended).
+    pub unsafe fn foreign(ptr: u64, len: usize, gpu: usize) -> Result<ContextBuffer> {
+        let device = super::device::Device::retain(gpu)?;
+        if len > 0 {
+            let _entered = device.enter()?;
+            check_foreign(ptr, len, device.ordinal())?;
+        }
+        Ok(ContextBuffer {
+            buffer: Some(DeviceBuffer {
+                raw: ptr,
+                ptr,
+                len,
+                owned: false,
+            }),
+            device,
+        })
+    }
+
     pub fn buffer(&self) -> &DeviceBuffer {
         self.buffer
             .as_ref()
@@ -343,8 +381,64 @@ impl Drop for ContextBuffer {
 
 impl Drop for DeviceBuffer {
     fn drop(&mut self) {
+        if !self.owned {
+            return;
+        }
         // SAFETY: frees the allocation this value owns, once. Its owner synchronises the
         // stream (drops it) first, so no queued copy still uses it.
         unsafe { (api().cuMemFree_v2)(self.raw) };
     }
+}
+
+/// One `cuPointerGetAttribute` answer of `T` (a `c_uint`, `c_int`, `CUdeviceptr` or
+/// `size_t`, as the attribute's documentation says), in the current context.
+fn pointer_attribute<T: Default>(ptr: u64, attribute: u32, what: &str) -> Result<T> {
+    let mut value = T::default();
+    let rc =
+        // SAFETY: writes one value of the attribute's type, which the caller names as `T`.
+        unsafe { (api().cuPointerGetAttribute)(&mut value as *mut T as *mut _, attribute, ptr) };
+    if rc == super::api::CUDA_ERROR_INVALID_VALUE {
+        return Err(Error::Tensor(format!(
+            "device pointer {ptr:#x} is not memory CUDA knows (cuPointerGetAttribute: CUDA_ERROR_INVALID_VALUE): a host pointer, freed memory, or memory of another process"
+        )));
+    }
+    check(rc, || {
+        format!("cuPointerGetAttribute ({what} of device pointer {ptr:#x})")
+    })?;
+    Ok(value)
+}
+
+/// `[ptr, ptr + len)` is plain device memory on GPU `ordinal`, inside one allocation.
+fn check_foreign(ptr: u64, len: usize, ordinal: usize) -> Result<()> {
+    use super::api::*;
+    let kind: u32 = pointer_attribute(ptr, CU_POINTER_ATTRIBUTE_MEMORY_TYPE, "memory type")?;
+    if kind != CU_MEMORYTYPE_DEVICE {
+        return Err(Error::Tensor(format!(
+            "pointer {ptr:#x} is not device memory (CUDA memory type {kind}; device memory is {CU_MEMORYTYPE_DEVICE}): pass a CUDA tensor, or a host tensor as such"
+        )));
+    }
+    let managed: u32 = pointer_attribute(ptr, CU_POINTER_ATTRIBUTE_IS_MANAGED, "managed")?;
+    if managed != 0 {
+        return Err(Error::Tensor(format!(
+            "device pointer {ptr:#x} is managed (unified) memory, which gdswap does not swap: use plain device memory"
+        )));
+    }
+    let dev: i32 = pointer_attribute(ptr, CU_POINTER_ATTRIBUTE_DEVICE_ORDINAL, "device")?;
+    if usize::try_from(dev).ok() != Some(ordinal) {
+        return Err(Error::Tensor(format!(
+            "device pointer {ptr:#x} is memory of GPU {dev}, not of GPU {ordinal}"
+        )));
+    }
+    let start: u64 = pointer_attribute(ptr, CU_POINTER_ATTRIBUTE_RANGE_START_ADDR, "range start")?;
+    let size: usize = pointer_attribute(ptr, CU_POINTER_ATTRIBUTE_RANGE_SIZE, "range size")?;
+    let inside = ptr
+        .checked_sub(start)
+        .and_then(|off| (off as u128).checked_add(len as u128))
+        .is_some_and(|end| end <= size as u128);
+    if !inside {
+        return Err(Error::Tensor(format!(
+            "device range [{ptr:#x}, +{len}) does not fit in its allocation [{start:#x}, +{size}): the tensor is smaller than its bytes say"
+        )));
+    }
+    Ok(())
 }

@@ -5,5 +5,6 @@
 pub mod buffer;
 pub mod file;
 pub mod owned;
+pub mod ring_options;
 pub mod sys;
 pub mod uring;

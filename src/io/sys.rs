@@ -236,6 +236,74 @@ pub fn thread_cpus() -> io::Result<Vec<usize>> {
         .collect())
 }
 
+/// `set_mempolicy` modes (linux/mempolicy.h).
+pub const MPOL_DEFAULT: i32 = 0;
+/// Allocate only on the nodes of the mask (`numactl --membind`).
+pub const MPOL_BIND: i32 = 2;
+
+/// NUMA nodes a node mask of ours can name (a multiple of the word size; Linux's
+/// `CONFIG_NODES_SHIFT` is at most 10).
+const MAX_NODES: usize = 1024;
+const WORD_BITS: usize = libc::c_ulong::BITS as usize;
+
+/// Binds the calling thread's later memory allocations to NUMA node `node` (set_mempolicy
+/// with MPOL_BIND, as `numactl --membind`): pages its buffers first touch come from that
+/// node. A node past [`MAX_NODES`] or not online is an error (EINVAL from the kernel).
+pub fn bind_thread_memory(node: u32) -> io::Result<()> {
+    let n = node as usize;
+    if n >= MAX_NODES {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("NUMA node {node} is past node {}", MAX_NODES - 1),
+        ));
+    }
+    let mut mask = [0 as libc::c_ulong; MAX_NODES / WORD_BITS];
+    mask[n / WORD_BITS] |= 1 << (n % WORD_BITS);
+    // SAFETY: set_mempolicy reads `maxnode - 1` bits from `mask`, which holds MAX_NODES bits
+    // (the kernel's historical off-by-one: numactl passes its mask size + 1 the same way); it
+    // changes only the calling thread's policy.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_set_mempolicy,
+            MPOL_BIND,
+            mask.as_ptr(),
+            (MAX_NODES + 1) as libc::c_ulong,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// The calling thread's memory policy: its mode ([`MPOL_DEFAULT`], [`MPOL_BIND`], ...) and
+/// the nodes of its mask (get_mempolicy).
+pub fn thread_memory_policy() -> io::Result<(i32, Vec<u32>)> {
+    let mut mode: libc::c_int = 0;
+    let mut mask = [0 as libc::c_ulong; MAX_NODES / WORD_BITS];
+    // SAFETY: get_mempolicy writes one int into `mode` and at most `maxnode - 1` bits into
+    // `mask` (MAX_NODES bits long); a null address and flags 0 ask for the thread's policy.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_get_mempolicy,
+            &mut mode as *mut libc::c_int,
+            mask.as_mut_ptr(),
+            (MAX_NODES + 1) as libc::c_ulong,
+            std::ptr::null_mut::<libc::c_void>(),
+            0 as libc::c_ulong,
+        )
+    };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let nodes = (0..MAX_NODES)
+        .filter(|&n| mask[n / WORD_BITS] & (1 << (n % WORD_BITS)) != 0)
+        .map(|n| n as u32)
+        .collect();
+    Ok((mode, nodes))
+}
+
 /// Bytes free to an unprivileged writer on the filesystem holding `dir` (statvfs).
 pub fn free_space(dir: &std::path::Path) -> io::Result<u64> {
     use std::os::unix::ffi::OsStrExt;
@@ -314,6 +382,23 @@ mod tests {
     }
 
     use super::*;
+
+    #[test]
+    fn a_thread_bound_to_node_0_allocates_there() {
+        std::thread::spawn(|| {
+            assert_eq!(thread_memory_policy().unwrap().0, MPOL_DEFAULT);
+            bind_thread_memory(0).unwrap();
+            assert_eq!(thread_memory_policy().unwrap(), (MPOL_BIND, vec![0]));
+            // A node no machine has (and one past the mask) is refused, the policy kept.
+            assert!(bind_thread_memory(1000).is_err());
+            assert!(bind_thread_memory(5000).is_err());
+            assert_eq!(thread_memory_policy().unwrap(), (MPOL_BIND, vec![0]));
+        })
+        .join()
+        .unwrap();
+        // Other threads keep the default policy.
+        assert_eq!(thread_memory_policy().unwrap().0, MPOL_DEFAULT);
+    }
 
     #[test]
     fn cpu_time_moves_forward() {

@@ -20,6 +20,7 @@ use io_uring::{cqueue, opcode, squeue, types, IoUring};
 use crate::error::{Error, FileOp, Result, Setting};
 use crate::io::buffer::{HostBuffer, PageBacking};
 use crate::io::file::DataFile;
+use crate::io::ring_options::{RingOpcode, RingOptions, RingSetup, RingSubmit};
 use crate::io::sys;
 use crate::options::Op;
 use crate::request::Request;
@@ -43,6 +44,117 @@ pub fn new_ring(entries: u32) -> std::io::Result<(IoUring, &'static str)> {
         return Ok((r, "coop-taskrun"));
     }
     IoUring::new(entries).map(|r| (r, "default"))
+}
+
+/// A ring made for a [`RingSetup`], and what was used: `flags` as reports print them, and
+/// `fallback` when `auto` had to give up a flag the kernel refused.
+pub struct MadeRing {
+    pub ring: IoUring,
+    pub flags: &'static str,
+    pub fallback: Option<String>,
+}
+
+/// IORING_ENTER_GETEVENTS, from linux/io_uring.h (the io-uring crate keeps its copy private).
+const IORING_ENTER_GETEVENTS: u32 = 1;
+
+/// Milliseconds of idleness after which an SQPOLL thread sleeps (and needs a wake-up).
+const SQPOLL_IDLE_MS: u32 = 1000;
+
+/// Makes a ring of `entries` with `setup`'s flags and a completion queue of the same size
+/// (fio's IORING_SETUP_CQSIZE). `auto` falls back from DEFER_TASKRUN to COOP_TASKRUN to none
+/// and says so; an explicit choice the kernel refuses is an error naming `--ring-setup`.
+pub fn make_ring(entries: u32, setup: RingSetup) -> Result<MadeRing> {
+    fn build(
+        entries: u32,
+        setup: RingSetup,
+        cqsize: bool,
+    ) -> std::io::Result<(IoUring, &'static str)> {
+        let mut b = IoUring::builder();
+        if cqsize {
+            b.setup_cqsize(entries);
+        }
+        let name = match setup {
+            RingSetup::Auto | RingSetup::Defer => {
+                b.setup_single_issuer().setup_defer_taskrun();
+                "defer_taskrun+single_issuer"
+            }
+            RingSetup::Coop => {
+                b.setup_coop_taskrun();
+                "coop_taskrun"
+            }
+            RingSetup::None => "none",
+            RingSetup::Sqpoll => {
+                b.setup_sqpoll(SQPOLL_IDLE_MS);
+                "sqpoll"
+            }
+        };
+        b.build(entries).map(|r| (r, name))
+    }
+    // CQSIZE is 5.5+; where it is refused, the default completion queue (twice the
+    // submission queue) works just as well.
+    let try_build =
+        |setup: RingSetup| build(entries, setup, true).or_else(|_| build(entries, setup, false));
+    let refused = |setup: RingSetup, e: std::io::Error| setup_refused(setup, entries, e);
+    match setup {
+        RingSetup::Auto => {
+            let defer = match try_build(RingSetup::Defer) {
+                Ok((ring, flags)) => {
+                    return Ok(MadeRing {
+                        ring,
+                        flags,
+                        fallback: None,
+                    })
+                }
+                Err(e) => e,
+            };
+            match try_build(RingSetup::Coop) {
+                Ok((ring, flags)) => Ok(MadeRing {
+                    ring,
+                    flags,
+                    fallback: Some(format!("defer_taskrun refused: {defer}")),
+                }),
+                Err(coop) => match try_build(RingSetup::None) {
+                    Ok((ring, flags)) => Ok(MadeRing {
+                        ring,
+                        flags,
+                        fallback: Some(format!(
+                            "defer_taskrun refused: {defer}; coop_taskrun refused: {coop}"
+                        )),
+                    }),
+                    Err(e) => Err(Error::Unavailable {
+                        backend: "host".into(),
+                        reason: crate::error::msg![
+                            format!("io_uring_setup with {entries} entries failed ({e}); use "),
+                            Setting::Backend,
+                            " posix"
+                        ],
+                    }),
+                },
+            }
+        }
+        s => try_build(s)
+            .map(|(ring, flags)| MadeRing {
+                ring,
+                flags,
+                fallback: None,
+            })
+            .map_err(|e| refused(s, e)),
+    }
+}
+
+/// An explicit `--ring-setup` the kernel refused: one line naming the flag, the choice and
+/// what it needs.
+fn setup_refused(setup: RingSetup, entries: u32, e: std::io::Error) -> Error {
+    let needs = match setup {
+        RingSetup::Defer | RingSetup::Auto => "DEFER_TASKRUN needs Linux 6.1+",
+        RingSetup::Coop => "COOP_TASKRUN needs Linux 5.19+",
+        RingSetup::Sqpoll => "SQPOLL may need privileges or be blocked here",
+        RingSetup::None => "io_uring may be disabled here",
+    };
+    Error::invalid(
+        Setting::RingSetup,
+        format!("{setup}: the kernel refused io_uring_setup with {entries} entries ({e}); {needs}"),
+    )
 }
 
 /// Why io_uring cannot be used here, or None when a ring can be made.
@@ -198,8 +310,25 @@ pub struct UringEngine<B: IoBuffer = HostBuffer> {
     file: Arc<DataFile>,
     queue_depth: u32,
     fixed: Option<Fixed>,
-    ring_mode: &'static str,
+    /// The file descriptors are registered (with `fixed`, or `--register-files` alone).
+    files_registered: bool,
+    opts: RingOptions,
+    ring_flags: &'static str,
+    ring_fallback: Option<String>,
+    /// One iovec per slot for READV/WRITEV: the kernel reads it at submission, and it stays
+    /// put (never reallocated) while the engine lives.
+    iovecs: Vec<SlotIovec>,
 }
+
+/// One slot's iovec (READV/WRITEV).
+#[repr(transparent)]
+#[derive(Clone, Copy)]
+struct SlotIovec(libc::iovec);
+
+// SAFETY: the pointer inside is only an address into the engine's own buffer, handed to the
+// kernel; it is never dereferenced by Rust code, so moving it to another thread with the
+// engine (which owns the buffer) is sound.
+unsafe impl Send for SlotIovec {}
 
 #[derive(Clone, Copy, Default)]
 struct Slot {
@@ -219,29 +348,64 @@ impl<B: IoBuffer> UringEngine<B> {
         block_size: u64,
         fixed: bool,
     ) -> Result<UringEngine<B>> {
-        let (ring, ring_mode) =
-            new_ring(queue_depth.next_power_of_two()).map_err(|e| Error::Unavailable {
-                backend: "host".into(),
-                reason: crate::error::msg![
-                    format!("io_uring_setup with {queue_depth} entries failed ({e}); use "),
-                    Setting::Backend,
-                    " posix"
-                ],
-            })?;
+        Self::with_ring(
+            buf,
+            file,
+            queue_depth,
+            block_size,
+            fixed,
+            RingOptions::default(),
+        )
+    }
+
+    /// Like [`UringEngine::new`], driving the ring as `opts` says.
+    pub fn with_ring(
+        buf: B,
+        file: Arc<DataFile>,
+        queue_depth: u32,
+        block_size: u64,
+        fixed: bool,
+        opts: RingOptions,
+    ) -> Result<UringEngine<B>> {
+        let made = make_ring(queue_depth.next_power_of_two(), opts.setup)?;
         let mut engine = UringEngine {
-            ring: ManuallyDrop::new(ring),
+            ring: ManuallyDrop::new(made.ring),
             buf: ManuallyDrop::new(buf),
             leak_buffer: false,
             in_flight: 0,
             file,
             queue_depth,
             fixed: None,
-            ring_mode,
+            files_registered: false,
+            opts,
+            ring_flags: made.flags,
+            ring_fallback: made.fallback,
+            iovecs: vec![
+                SlotIovec(libc::iovec {
+                    iov_base: std::ptr::null_mut(),
+                    iov_len: 0
+                });
+                queue_depth as usize
+            ],
         };
         if fixed {
             engine.register(block_size)?;
+        } else if opts.register_files {
+            engine.register_files(Setting::RegisterFiles)?;
         }
         Ok(engine)
+    }
+
+    fn register_files(&mut self, setting: Setting) -> Result<()> {
+        self.ring
+            .submitter()
+            .register_files(&[self.file.io_fd(), self.file.buffered_fd()])
+            .map_err(|e| Error::IoUring {
+                what: crate::error::msg![setting, ": io_uring file registration failed"],
+                source: e,
+            })?;
+        self.files_registered = true;
+        Ok(())
     }
 
     fn register(&mut self, block_size: u64) -> Result<()> {
@@ -281,16 +445,7 @@ impl<B: IoBuffer> UringEngine<B> {
                 source: e,
             });
         }
-        self.ring
-            .submitter()
-            .register_files(&[self.file.io_fd(), self.file.buffered_fd()])
-            .map_err(|e| Error::IoUring {
-                what: crate::error::msg![
-                    Setting::FixedBuffers,
-                    ": io_uring file registration failed"
-                ],
-                source: e,
-            })?;
+        self.register_files(Setting::FixedBuffers)?;
         self.fixed = Some(Fixed { segment });
         Ok(())
     }
@@ -304,13 +459,35 @@ impl<B: IoBuffer> UringEngine<B> {
         };
         let reg = if self.fixed.is_some() {
             "fixed buffers+files"
+        } else if self.files_registered {
+            "unregistered buffers, registered files"
         } else {
             "unregistered buffers"
         };
         format!(
             "io_uring {}, {io}, {reg}, qd {}",
-            self.ring_mode, self.queue_depth
+            self.ring_setup(),
+            self.queue_depth
         )
+    }
+
+    /// The ring setup actually used: `ring: defer_taskrun+single_issuer, submit each, wait 1,
+    /// op read` (plus what `auto` fell back from).
+    pub fn ring_setup(&self) -> String {
+        let o = &self.opts;
+        let op = match (&self.fixed, o.opcode) {
+            (Some(_), _) => "read_fixed",
+            (None, RingOpcode::Read) => "read",
+            (None, RingOpcode::Readv) => "readv",
+        };
+        let mut s = format!(
+            "ring: {}, submit {}, wait {}, op {op}",
+            self.ring_flags, o.submit, o.wait
+        );
+        if let Some(f) = &self.ring_fallback {
+            s.push_str(&format!(" (auto fell back: {f})"));
+        }
+        s
     }
 
     pub fn buffer_pages(&self) -> PageBacking {
@@ -369,21 +546,42 @@ impl<B: IoBuffer> UringEngine<B> {
                     .offset(offset)
                     .build()
             }
-            (None, Op::Read) => {
-                let fd = types::Fd(if tail {
-                    self.file.buffered_fd()
+            (None, op) => {
+                let vectored = self.opts.opcode == RingOpcode::Readv;
+                if vectored {
+                    self.iovecs[slot] = SlotIovec(libc::iovec {
+                        iov_base: ptr as *mut libc::c_void,
+                        iov_len: len,
+                    });
+                }
+                let iov = &self.iovecs[slot].0 as *const libc::iovec;
+                macro_rules! build {
+                    ($fd:expr) => {
+                        match (op, vectored) {
+                            (Op::Read, false) => {
+                                opcode::Read::new($fd, ptr, len32).offset(offset).build()
+                            }
+                            (Op::Write, false) => {
+                                opcode::Write::new($fd, ptr, len32).offset(offset).build()
+                            }
+                            (Op::Read, true) => {
+                                opcode::Readv::new($fd, iov, 1).offset(offset).build()
+                            }
+                            (Op::Write, true) => {
+                                opcode::Writev::new($fd, iov, 1).offset(offset).build()
+                            }
+                        }
+                    };
+                }
+                if self.files_registered {
+                    build!(types::Fixed(if tail { FIXED_TAIL_FD } else { FIXED_IO_FD }))
                 } else {
-                    self.file.io_fd()
-                });
-                opcode::Read::new(fd, ptr, len32).offset(offset).build()
-            }
-            (None, Op::Write) => {
-                let fd = types::Fd(if tail {
-                    self.file.buffered_fd()
-                } else {
-                    self.file.io_fd()
-                });
-                opcode::Write::new(fd, ptr, len32).offset(offset).build()
+                    build!(types::Fd(if tail {
+                        self.file.buffered_fd()
+                    } else {
+                        self.file.io_fd()
+                    }))
+                }
             }
         };
         // A tail write goes through the page cache, and usually shares a page with the
@@ -404,9 +602,10 @@ impl<B: IoBuffer> UringEngine<B> {
         // SAFETY: the entry points into self.buf (checked in `entry`), which outlives the
         // operation: a run drains every in-flight request before it returns (or, if the
         // kernel refuses to let it, marks the buffer to be leaked), and `Drop` waits for any
-        // request still counted in flight before it frees the buffer. At most queue_depth
-        // entries are in flight and the ring has at least that many slots, so the queue
-        // cannot be full.
+        // request still counted in flight before it frees the buffer. A READV/WRITEV entry
+        // points at its slot's iovec in `self.iovecs`, which is never reallocated and not
+        // rewritten until that slot's request completed. At most queue_depth entries are in
+        // flight and the ring has at least that many slots, so the queue cannot be full.
         let pushed = unsafe { self.ring.submission().push(entry) };
         pushed.expect("submission queue sized to the queue depth");
     }
@@ -448,11 +647,32 @@ impl<B: IoBuffer> UringEngine<B> {
     /// Submits what is queued and, with `want` > 0, waits for that many completions.
     /// Interruptions are retried by the caller's loop; any other failure of io_uring_enter
     /// leaks the buffer, since requests the kernel already holds cannot be waited for.
+    ///
+    /// Like fio, every enter of a ring that is not polled by SQPOLL carries GETEVENTS when it
+    /// submits one request at a time (`--ring-submit each`): with DEFER_TASKRUN that posts the
+    /// completions already in, so the next wait may find them without sleeping.
     fn enter(&mut self, want: usize) -> Result<()> {
-        let rc = if want == 0 {
-            self.ring.submit()
+        let rc = if self.opts.setup == RingSetup::Sqpoll {
+            // The crate wakes the polling thread when it sleeps.
+            if want == 0 {
+                self.ring.submit()
+            } else {
+                self.ring.submit_and_wait(want)
+            }
         } else {
-            self.ring.submit_and_wait(want)
+            let to_submit = self.ring.submission().len() as u32;
+            let getevents = want > 0 || self.opts.submit == RingSubmit::Each;
+            let flags = if getevents { IORING_ENTER_GETEVENTS } else { 0 };
+            if to_submit == 0 && !getevents {
+                return Ok(());
+            }
+            // SAFETY: no argument pointer is passed (None), so the kernel reads no memory of
+            // ours beyond the rings, which the IoUring owns.
+            unsafe {
+                self.ring
+                    .submitter()
+                    .enter::<libc::sigset_t>(to_submit, want as u32, flags, None)
+            }
         };
         match rc {
             Ok(_) => Ok(()),
@@ -526,6 +746,9 @@ impl<B: IoBuffer> UringEngine<B> {
                     busy.start();
                 }
                 self.in_flight += 1;
+                if self.opts.submit == RingSubmit::Each {
+                    self.enter(0)?;
+                }
             }
             if blocked && first_error.is_none() {
                 // The stager has no room ready. If its own work (a copy) will make some, wait
@@ -548,7 +771,14 @@ impl<B: IoBuffer> UringEngine<B> {
             if self.in_flight == 0 {
                 break;
             }
-            self.enter(1)?;
+            // Completions already posted are reaped without sleeping (what is still queued
+            // goes to the kernel first); otherwise wait for as many as `--ring-wait` says.
+            if self.ring.completion().is_empty() {
+                let want = self.opts.wait.want(self.in_flight);
+                self.enter(want)?;
+            } else if !self.ring.submission().is_empty() {
+                self.enter(0)?;
+            }
             completions.clear();
             completions.extend(
                 self.ring
@@ -783,6 +1013,25 @@ mod tests {
             .collect();
         v.reverse(); // any order works
         v
+    }
+
+    #[test]
+    fn a_refused_setup_names_the_setting_and_what_it_needs() {
+        let e = setup_refused(
+            RingSetup::Defer,
+            8,
+            std::io::Error::from_raw_os_error(libc::EINVAL),
+        );
+        assert!(
+            e.to_string().starts_with(
+                "ring_setup: defer: the kernel refused io_uring_setup with 8 entries ("
+            ),
+            "{e}"
+        );
+        assert!(
+            e.to_string().ends_with("); DEFER_TASKRUN needs Linux 6.1+"),
+            "{e}"
+        );
     }
 
     #[test]

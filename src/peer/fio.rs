@@ -196,7 +196,7 @@ pub fn fio_args(
             if name == "measured" && opts.workload.warmup > 0 {
                 a.push("--stonewall".into());
             }
-            a.push(format!("--loops={loops}"));
+            a.extend(repeat_args(opts, name, loops));
         }
         if shared {
             format!(
@@ -223,10 +223,14 @@ pub fn fio_args(
                 a.push(format!("--filename={}", r.path.display()));
                 a.push(format!("--offset={}", r.offset));
                 a.push(format!("--size={}", r.len));
-                a.push(format!("--loops={loops}"));
+                a.extend(repeat_args(opts, name, loops));
             }
         }
         format!("{} jobs, one per thread range", ranges.len())
+    };
+    let jobs_desc = match opts.duration {
+        Some(d) => format!("{jobs_desc}, measured time_based for {}", duration_arg(d)),
+        None => jobs_desc,
     };
     let mode = format!(
         "io_uring, {}, bs {}, iodepth {}, {jobs_desc}, buffers {}{}",
@@ -243,6 +247,26 @@ pub fn fio_args(
     (a, mode)
 }
 
+/// How often a group goes over its range: the measured group of a time-based run (`--duration`)
+/// repeats it for that long (fio's `time_based` + `runtime`, as gdswap's measured loops do);
+/// otherwise `loops` times.
+fn repeat_args(opts: &RunOptions, group: &str, loops: u32) -> Vec<String> {
+    match opts.duration {
+        Some(d) if group == "measured" => {
+            vec![
+                "--time_based".into(),
+                format!("--runtime={}", duration_arg(d)),
+            ]
+        }
+        _ => vec![format!("--loops={loops}")],
+    }
+}
+
+/// A duration as fio reads it: whole milliseconds (`1500ms`), at least 1.
+fn duration_arg(d: std::time::Duration) -> String {
+    format!("{}ms", d.as_millis().max(1))
+}
+
 /// What one fio run measured (its measured group).
 #[derive(Debug, Clone, PartialEq)]
 pub struct FioFigures {
@@ -254,6 +278,8 @@ pub struct FioFigures {
     pub latency_p50_us: f64,
     pub latency_p99_us: f64,
     pub cpu_s_per_gib: f64,
+    /// The measured group's run time (`job_runtime`), seconds.
+    pub runtime_s: f64,
     /// `[quantile, us]`: min, fio's percentiles, max (made non-decreasing: fio's lowest
     /// percentile, read off its histogram buckets, can sit just below the exact minimum).
     pub latency_cdf_us: Vec<[f64; 2]>,
@@ -328,6 +354,7 @@ pub fn parse_fio(text: &str, op: Op) -> std::result::Result<FioFigures, String> 
         latency_p50_us: pct("50.000000"),
         latency_p99_us: pct("99.000000"),
         cpu_s_per_gib: if gib > 0.0 { cpu_s / gib } else { 0.0 },
+        runtime_s,
         latency_cdf_us: cdf,
     })
 }
@@ -374,7 +401,7 @@ pub fn run_fio(
 mod tests {
     use super::super::testutil::opts;
     use super::*;
-    use crate::options::Target;
+    use crate::options::{Target, Workload};
 
     const SAMPLE: &str = include_str!("../../tests/data/fio-3.33-read-2jobs.json");
 
@@ -414,6 +441,39 @@ mod tests {
         assert!(parse_fio(&failed, Op::Read)
             .unwrap_err()
             .contains("error 5"));
+    }
+
+    #[test]
+    fn a_time_based_run_makes_the_measured_group_time_based() {
+        let o = RunOptions {
+            duration: Some(std::time::Duration::from_millis(1500)),
+            ..opts(2, Target::File("/d/f".into()))
+        };
+        let (a, mode) = fio_args(&o, &fio_ranges(&o).unwrap(), FioMemory::Default);
+        let line = a.join(" ");
+        assert!(
+            line.ends_with(
+                "--name=warmup --loops=1 --name=measured --stonewall --time_based --runtime=1500ms"
+            ),
+            "{line}"
+        );
+        assert!(mode.contains("measured time_based for 1500ms"), "{mode}");
+        let o = RunOptions {
+            workload: Workload {
+                target: Target::Dir("/d".into()),
+                ..o.workload
+            },
+            ..o
+        };
+        let line = fio_args(&o, &fio_ranges(&o).unwrap(), FioMemory::Default)
+            .0
+            .join(" ");
+        assert_eq!(
+            line.matches("--time_based --runtime=1500ms").count(),
+            2,
+            "{line}"
+        );
+        assert_eq!(line.matches("--loops=1").count(), 2, "{line}");
     }
 
     #[test]

@@ -438,7 +438,7 @@ fn run_all(
 }
 
 /// NUMA placement of every target's worker threads: the NUMA node of its GPU (GPU backends)
-/// or of its drive, and that node's CPUs, from sysfs; `plans` get their `bind_cpus`. Per
+/// or of its drive, and that node's CPUs, from sysfs; `plans` get their `numa_placement`. Per
 /// test, per target: (what the binding is, the CPUs).
 #[allow(clippy::type_complexity)]
 fn numa_placement(
@@ -471,7 +471,11 @@ fn numa_placement(
                 Err(why) => (format!("not bound: {why}"), None),
                 Ok((n, whose)) => match crate::topology::node_cpus(sysfs, n) {
                     Some(cpus) if !cpus.is_empty() => {
-                        o.bind_cpus = Some(cpus.clone());
+                        o.numa_placement = Some(crate::numa::NumaPlacement {
+                            node: Some(n),
+                            cpus: cpus.clone(),
+                            reason: whose.clone(),
+                        });
                         (
                             format!("NUMA node {n} ({whose}), CPUs {cpus:?}"),
                             Some(cpus),
@@ -520,6 +524,9 @@ fn run_options(t: &TestSpec, duration: Option<Duration>) -> Vec<RunOptions> {
             // A threshold on verify errors makes a soak: every loop verified, wrong blocks
             // counted up to it (one more stops the run).
             max_errors: t.thresholds.max_verify_errors,
+            // Qualify places the workers itself ([`numa_placement`]), binding where sysfs
+            // names a node whatever the number of nodes.
+            numa: crate::numa::NumaChoice::Off,
             ..RunOptions::default()
         })
         .collect()

@@ -64,6 +64,10 @@ pub struct RoundFigures {
     /// The round's latency CDF, `[quantile, us]` (see [`crate::stats::CDF_QUANTILES`]).
     #[serde(default)]
     pub latency_cdf_us: Vec<[f64; 2]>,
+    /// How long the round's measured part ran, seconds: gdswap's loops end to end, fio's
+    /// measured group, gdsio's measured runs (absent from results saved before it existed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time_s: Option<f64>,
 }
 
 /// One contender as measured: what the orchestration hands to [`Comparison::new`].
@@ -410,6 +414,7 @@ pub(crate) mod tests {
             .enumerate()
             .map(|(i, &b)| RoundFigures {
                 round: i as u32 + 1,
+                time_s: None,
                 bandwidth_gibps: b,
                 latency_avg_us: Some(1100.0 + i as f64),
                 latency_p50_us: Some(1000.0 + i as f64),

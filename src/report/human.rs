@@ -208,6 +208,9 @@ pub fn table(r: &RunReport) -> String {
             "off".into()
         },
     );
+    if let Some(p) = &r.numa {
+        let _ = writeln!(out, "numa: {p}");
+    }
     out
 }
 

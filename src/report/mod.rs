@@ -66,6 +66,10 @@ pub struct RunReport {
     /// earliest start to the latest end of each loop, latencies from the merged histograms.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub ranks: Vec<RankFigures>,
+    /// Where the worker threads and their buffers were placed (`--numa`): the NUMA node and
+    /// CPUs, or why nothing was bound; absent from records written before it existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub numa: Option<crate::types::numa::NumaPlacement>,
 }
 
 /// How far below the median rank's bandwidth a rank is flagged a straggler, in percent.
@@ -211,6 +215,11 @@ pub struct Params {
     /// before `ring` existed have none and read as `full`.
     #[serde(default)]
     pub buffer: BufferMode,
+    /// How the io_uring engine was asked to drive its ring (host, bounce); absent for the
+    /// other backends and in records from before these knobs existed. What the kernel gave
+    /// (`auto`'s choice) is in `backend_mode`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ring: Option<crate::options::RingOptions>,
     /// Device, pinned chunks and mode, for backends that use a GPU; absent otherwise.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gpu: Option<crate::options::GpuOptions>,
@@ -231,6 +240,11 @@ impl Params {
             fixed_buffers: opts.fixed_buffers,
             huge_pages: opts.huge_pages,
             buffer: opts.buffer,
+            ring: matches!(
+                opts.backend,
+                crate::types::BackendId::Host | crate::types::BackendId::Bounce
+            )
+            .then_some(opts.ring),
             gpu: device.then_some(opts.gpu),
         }
     }
@@ -342,6 +356,10 @@ pub struct LoopFigures {
     pub e2e_time_s: f64,
     pub bandwidth_gibps: f64,
     pub cpu_s: f64,
+    /// The loop on the wall clock (Unix ns), from release to the last thread done, to lay
+    /// runs side by side; absent from records written before it existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub window: Option<crate::ranks::LoopWindow>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -401,6 +419,7 @@ impl RunReport {
                     e2e_time_s: l.e2e_time.as_secs_f64(),
                     bandwidth_gibps: ratio(bytes_per_loop as f64 / GIB, task.as_secs_f64()),
                     cpu_s: (l.cpu.user + l.cpu.system).as_secs_f64(),
+                    window: Some(l.window),
                 }
             })
             .collect();
@@ -503,6 +522,7 @@ impl RunReport {
             gds_path: m.gds_path.clone(),
             soak: soak::Soak::of(opts, m),
             ranks: RankFigures::of(&m.ranks),
+            numa: m.numa.clone(),
         };
         let mut warnings = warning::assess(&report, m.pages);
         if let Some(fs) = m.non_block_fs {
@@ -733,6 +753,7 @@ pub(crate) mod tests {
                 fixed_buffers: false,
                 huge_pages: HugePages::Auto,
                 buffer: BufferMode::Full,
+                ring: None,
                 gpu: None,
             },
             backend_mode: "io_uring defer-taskrun, O_DIRECT".into(),
@@ -775,6 +796,7 @@ pub(crate) mod tests {
                     e2e_time_s: 0.27,
                     bandwidth_gibps: 4.0,
                     cpu_s: 0.05,
+                    window: None,
                 },
                 LoopFigures {
                     index: 1,
@@ -782,6 +804,7 @@ pub(crate) mod tests {
                     e2e_time_s: 0.28,
                     bandwidth_gibps: 4.0,
                     cpu_s: 0.05,
+                    window: None,
                 },
             ],
             threads: (0..2)
@@ -804,6 +827,7 @@ pub(crate) mod tests {
             gds_path: None,
             soak: None,
             ranks: Vec::new(),
+            numa: None,
         }
     }
 

@@ -9,7 +9,8 @@
 //!   memory registered with CUDA, both viewable as typed slices (f32, u16 for f16/bf16, ...),
 //!   and [`DeviceTensor`] in GPU memory, swapped device-to-device through the staging of a
 //!   `bounce` or `gds` store) have any byte length; on disk each is padded to the O_DIRECT
-//!   alignment, and exactly its bytes come back.
+//!   alignment, and exactly its bytes come back; [`ForeignDeviceTensor`] is device memory the
+//!   caller owns (a PyTorch or CuPy tensor's), swapped as a `DeviceTensor` is.
 //! - a swap of a [`DeviceTensor`] waits, on the GPU, for the caller's work queued before the
 //!   call on the legacy default stream of its context (every blocking stream), or on a stream
 //!   the caller names ([`SwapStore::swap_out_after`], [`SwapStore::swap_in_after`],
@@ -63,6 +64,7 @@
 mod alloc;
 mod buffer;
 mod device_tensor;
+mod foreign;
 mod jobs;
 mod manifest;
 mod options;
@@ -75,6 +77,7 @@ mod ticket;
 
 pub use buffer::{DType, DeviceSpan, HostTensor, PinnedTensor, Tensor};
 pub use device_tensor::{DeviceTensor, GpuWork};
+pub use foreign::ForeignDeviceTensor;
 pub use manifest::{Entry, Quarantined, DATA_FILE, MANIFEST};
 pub use staged::{Refused, StagedTensor, StagedTicket};
 pub use store::{default_io_threads, SwapOptions, SwapStats, SwapStore, LOCK_FILE};

@@ -269,6 +269,7 @@ impl StagingPool {
                 ..GpuOptions::default()
             },
             buffer: crate::options::BufferMode::Full,
+            ring: crate::options::RingOptions::default(),
         }
     }
 

@@ -10,6 +10,7 @@
 pub mod backend_id;
 pub mod cufile_error;
 pub mod gds_path;
+pub mod numa;
 
 pub use backend_id::{BackendId, MemoryKind, UnknownBackend};
 pub use cufile_error::{CuFileError, Failure};

@@ -105,6 +105,20 @@ impl RawCuda {
         unsafe { *self.lib.get::<T>(name.as_bytes()).expect(name) }
     }
 
+    /// cuInit, then the device count and cuDeviceGet's result for `ordinal`.
+    pub fn device_get(&self, ordinal: i32) -> (i32, u32) {
+        let init: unsafe extern "C" fn(u32) -> u32 = self.f("cuInit");
+        let count: unsafe extern "C" fn(*mut i32) -> u32 = self.f("cuDeviceGetCount");
+        let get: unsafe extern "C" fn(*mut i32, i32) -> u32 = self.f("cuDeviceGet");
+        let (mut n, mut d) = (0i32, -1i32);
+        // SAFETY: cuInit takes flags 0; the others write one int each.
+        unsafe {
+            assert_eq!(init(0), 0);
+            assert_eq!(count(&mut n), 0);
+            (n, get(&mut d, ordinal))
+        }
+    }
+
     /// Retains GPU `gpu`'s primary context (never released: the process ends). Context
     /// handles are passed as integers (they cross threads).
     pub fn primary_context(&self, gpu: i32) -> usize {

@@ -10,6 +10,11 @@
  * Guide; "open modules" = NVIDIA's open GPU kernel modules, github.com/NVIDIA/open-gpu-kernel-
  * modules):
  *
+ * Devices (docs, "Device Management")
+ * - cuDeviceGet takes an ordinal in [0, cuDeviceGetCount): any other (negative, or past the
+ *   count, FAKE_CUDA_DEVICES here) is CUDA_ERROR_INVALID_DEVICE (101), as the driver returns
+ *   for "invalid device ordinal"; every per-device query checks its device the same way.
+ *
  * Contexts (docs, "Context Management" and "Primary Context Management")
  * - The current context is per thread, a stack: cuCtxPushCurrent pushes, cuCtxPopCurrent pops
  *   (CUDA_ERROR_INVALID_CONTEXT on an empty stack), cuCtxSetCurrent replaces the top (pushes
@@ -39,6 +44,16 @@
  *   CUDA_ERROR_HOST_MEMORY_NOT_REGISTERED (docs). The pages are NOT charged to RLIMIT_MEMLOCK:
  *   the NVIDIA driver pins them with get_user_pages/pin_user_pages without locked_vm
  *   accounting (open modules, os_lock_user_pages), so this fake does not mlock them either.
+ * - cuPointerGetAttribute (docs; "Unified Addressing"): a pointer inside a live device
+ *   allocation answers CU_POINTER_ATTRIBUTE_MEMORY_TYPE (CU_MEMORYTYPE_DEVICE, 2),
+ *   IS_MANAGED (0), DEVICE_ORDINAL (the device whose context was current at cuMemAlloc),
+ *   RANGE_START_ADDR and RANGE_SIZE (the allocation's base and size); one inside registered
+ *   host memory answers MEMORY_TYPE (CU_MEMORYTYPE_HOST, 1) and IS_MANAGED (0); any other
+ *   pointer (never allocated, freed, one past an allocation's end, a plain host pointer) is
+ *   CUDA_ERROR_INVALID_VALUE ("If ptr was not allocated by, mapped by, or registered with a
+ *   CUcontext which uses unified virtual addressing then CUDA_ERROR_INVALID_VALUE is
+ *   returned"), and so is a NULL data pointer. Attributes this fake does not model are
+ *   refused with CUDA_ERROR_INVALID_VALUE and said on stderr. Needs a current context.
  * - Async copies need host memory registered (pinned) and device ranges inside one live
  *   allocation (gdswap promises pinned chunks; an overrun is an illegal address on a GPU).
  *
@@ -202,7 +217,7 @@ static int is_context(const void *c) {
     } while (0)
 
 /* ---- device memory and registered host memory ---- */
-struct alloc { CUdeviceptr base; size_t size; unsigned char *host; };
+struct alloc { CUdeviceptr base; size_t size; unsigned char *host; int device; };
 static struct alloc allocs[MAX_ALLOCS];
 struct reg { unsigned char *p; size_t len; };
 static struct reg regs[MAX_REGS];
@@ -655,6 +670,7 @@ EXPORT CUresult cuMemAlloc_v2(CUdeviceptr *dptr, size_t size) {
             allocs[i].base = next_dev + ALLOC_SKEW;
             allocs[i].size = size;
             allocs[i].host = host;
+            allocs[i].device = current_ctx()->device;
             next_dev += ((size + ALLOC_SKEW + (2u << 20) - 1) & ~((2ull << 20) - 1)) + (2u << 20);
             *dptr = allocs[i].base;
             pthread_mutex_unlock(&mem_lock);
@@ -1016,6 +1032,31 @@ EXPORT CUresult cuEventDestroy_v2(void *pe) {
 }
 
 /* ---- test hooks: no real driver has them ---- */
+
+EXPORT CUresult cuPointerGetAttribute(void *data, int attribute, CUdeviceptr ptr) {
+    NEED_CTX();
+    if (!data) return CUDA_ERROR_INVALID_VALUE;
+    enum { MEMORY_TYPE = 2, IS_MANAGED = 8, DEVICE_ORDINAL = 9, RANGE_START_ADDR = 11, RANGE_SIZE = 12 };
+    pthread_mutex_lock(&mem_lock);
+    struct alloc found = {0};
+    int is_dev = 0;
+    for (int i = 0; i < MAX_ALLOCS; i++) {
+        struct alloc *a = &allocs[i];
+        if (a->host && ptr >= a->base && ptr - a->base < a->size) { found = *a; is_dev = 1; break; }
+    }
+    int is_host = !is_dev && ptr < DEV_BASE && ptr && is_registered((const void *)(uintptr_t)ptr, 1);
+    pthread_mutex_unlock(&mem_lock);
+    if (!is_dev && !is_host) return CUDA_ERROR_INVALID_VALUE;
+    switch (attribute) {
+    case MEMORY_TYPE: *(unsigned *)data = is_dev ? 2 : 1; return CUDA_SUCCESS;
+    case IS_MANAGED: *(unsigned *)data = 0; return CUDA_SUCCESS;
+    case DEVICE_ORDINAL: if (!is_dev) break; *(int *)data = found.device; return CUDA_SUCCESS;
+    case RANGE_START_ADDR: if (!is_dev) break; *(CUdeviceptr *)data = found.base; return CUDA_SUCCESS;
+    case RANGE_SIZE: if (!is_dev) break; *(size_t *)data = found.size; return CUDA_SUCCESS;
+    }
+    complain("cuPointerGetAttribute of an attribute this fake does not model");
+    return CUDA_ERROR_INVALID_VALUE;
+}
 
 /* For the fake libcufile (tests/cufile_fake/fake_cufile.c), which finds these with
  * dlopen("libcuda.so.1", RTLD_NOLOAD) + dlsym. The host memory behind device range

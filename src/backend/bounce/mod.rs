@@ -199,12 +199,13 @@ impl Backend for BounceBackend {
             BounceMode::Serial => range_len,
         };
         let pinned = PinnedBuffer::new(pinned_len, setup.huge_pages)?;
-        let engine = UringEngine::new(
+        let engine = UringEngine::with_ring(
             pinned,
             Arc::clone(&setup.file),
             setup.queue_depth,
             setup.block_size,
             setup.fixed_buffers,
+            setup.ring,
         )?;
         let buffer = DeviceBuffer::new(range_len, setup.gpu.device)?;
         let events = match mode {
@@ -445,6 +446,7 @@ mod tests {
                 ..GpuOptions::default()
             },
             buffer: crate::options::BufferMode::Full,
+            ring: crate::options::RingOptions::default(),
         };
         // K chunks of one block, in the pages the ring is mapped with.
         assert_eq!(b.pinned_bytes(&setup(64 * m, m, HugePages::Thp)), 16 * m);
