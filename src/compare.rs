@@ -24,14 +24,14 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use crate::backend::{self, Availability};
-use crate::error::{Error, Result, Setting};
+use crate::error::{Error, Message, Result, Setting};
 use crate::harness;
 use crate::options::{BufferMode, RunOptions, Target};
 use crate::peer;
 use crate::report::comparison::{
     CompareParams, Comparison, ContenderKind, Measured, RoundFigures, Skipped,
 };
-use crate::report::{self, RunReport, WarningRecord, Workload};
+use crate::report::{self, RunReport, WarningRecord};
 use crate::size::Bytes;
 use crate::tuning::{Config, Tuning};
 use crate::types::{BackendId, UnknownBackend};
@@ -181,7 +181,7 @@ fn add_host_ring(base: &RunOptions, contenders: &mut Vec<Contender>, skipped: &m
         Err(e) => skipped.push(Skipped {
             name: HOST_RING.into(),
             kind: ContenderKind::Backend,
-            reason: format!("host at fio's footprint cannot take this workload: {e}"),
+            reason: format!("host at fio's footprint cannot take this workload: {e}").into(),
         }),
     }
 }
@@ -259,7 +259,7 @@ pub fn resolve(
                         skipped.push(Skipped {
                             name: b.name().to_string(),
                             kind: ContenderKind::Backend,
-                            reason: e.to_string(),
+                            reason: e.to_string().into(),
                         });
                         unfit.get_or_insert(e);
                     }
@@ -305,7 +305,7 @@ pub fn resolve(
     }
     // Every backend must accept the workload before anything runs, and the data directory
     // must be there (or be allowed to be made), not found missing after the first contender.
-    if let Target::Dir(dir) = &base.target {
+    if let Target::Dir(dir) = &base.workload.target {
         crate::datafiles::check_data_dir(dir, base.create_dir)?;
     }
     for c in &contenders {
@@ -350,7 +350,7 @@ pub fn resolve(
                 Err(reason) => skipped.push(Skipped {
                     name: "fio".into(),
                     kind: ContenderKind::Peer,
-                    reason,
+                    reason: reason.into(),
                 }),
             },
             "gdsio" | "gdsio-gpud" | "gdsio-cpu-gpu" => {
@@ -358,7 +358,9 @@ pub fn resolve(
                     Some(x) => vec![x],
                     None => peer::GDSIO_XFERS.to_vec(),
                 };
-                let fit = peer::locate_gdsio().and_then(|exe| peer::gdsio_file(&base).map(|_| exe));
+                let fit = peer::locate_gdsio()
+                    .map_err(Message::from)
+                    .and_then(|exe| peer::gdsio_file(&base).map(|_| exe));
                 match fit {
                     Ok(exe) => {
                         let timeout = peer::gdsio_timeout(&base)?;
@@ -420,7 +422,7 @@ pub enum Progress {
 pub fn params_of(spec: &CompareSpec) -> CompareParams {
     let o = &spec.base;
     CompareParams {
-        workload: Workload::of(o),
+        workload: o.workload.clone(),
         rounds: spec.rounds,
         random: o.random,
         direct: o.direct,
@@ -449,7 +451,7 @@ pub fn compare_with(
     progress: &mut dyn FnMut(Progress),
     coord: &dyn crate::ranks::Coordinator,
 ) -> Result<Comparison> {
-    let data_path = match &spec.base.target {
+    let data_path = match &spec.base.workload.target {
         Target::File(p) | Target::Dir(p) => p.clone(),
     };
     // Collected again after each backend run: before the first one, a default data directory
@@ -500,7 +502,8 @@ pub fn compare_with(
                     if m.mode.is_empty() {
                         let tuned = match spec.tuning.get(name.name()) {
                             Some(t) => format!(
-                                "tuned by --config: bs {}, qd {}, {} thread(s){}; ",
+                                "tuned by {}: bs {}, qd {}, {} thread(s){}; ",
+                                crate::error::setting_name(Setting::Config),
                                 Bytes(t.block_size),
                                 t.queue_depth,
                                 t.threads,
@@ -535,7 +538,7 @@ pub fn compare_with(
                         crate::io::sys::drop_caches().map_err(|e| within(Error::DropCaches(e)))?;
                         mode.push_str(", page cache dropped before the run");
                     }
-                    let f = match peer::run_fio(exe, &args, &env, spec.base.op) {
+                    let f = match peer::run_fio(exe, &args, &env, spec.base.workload.op) {
                         Ok(f) => f,
                         Err(e) => {
                             peer_failed[i] = Some(format!("failed in round {round}: {e}"));
@@ -574,17 +577,17 @@ pub fn compare_with(
                             a.extend(["-T".to_string(), secs.max(1).to_string()]);
                             (a, 1, *timeout + Duration::from_secs(secs.max(1)))
                         }
-                        None => (args.clone(), o.loops, *timeout),
+                        None => (args.clone(), o.workload.loops, *timeout),
                     };
                     // Warm-up runs first (their figures dropped), then one run per measured
                     // loop, each after a page-cache drop with --drop-caches, as gdswap's loops.
                     let mut runs = Vec::new();
                     let mut failed = None;
-                    for run in 0..o.warmup + measured_runs {
+                    for run in 0..o.workload.warmup + measured_runs {
                         if stop.load(Ordering::SeqCst) {
                             return Err(Error::Interrupted);
                         }
-                        let measured = run >= o.warmup;
+                        let measured = run >= o.workload.warmup;
                         if measured && o.drop_caches {
                             crate::io::sys::drop_caches()
                                 .map_err(|e| within(Error::DropCaches(e)))?;
@@ -594,7 +597,14 @@ pub fn compare_with(
                         } else {
                             (&args, *timeout)
                         };
-                        match peer::run_gdsio(exe, args, o.op, *xfer, o.threads, timeout) {
+                        match peer::run_gdsio(
+                            exe,
+                            args,
+                            o.workload.op,
+                            *xfer,
+                            o.workload.threads,
+                            timeout,
+                        ) {
                             Ok(f) if measured => runs.push(f),
                             Ok(_) => {}
                             Err(e) => {
@@ -657,7 +667,7 @@ pub fn compare_with(
             Some(reason) => skipped.push(Skipped {
                 name: m.name,
                 kind: m.kind,
-                reason,
+                reason: reason.into(),
             }),
             None => kept.push(m),
         }
@@ -702,7 +712,7 @@ fn add_warnings(into: &mut Vec<WarningRecord>, name: &str, new: &[WarningRecord]
         if !into.iter().any(|x| x.code == w.code) {
             into.push(WarningRecord {
                 code: w.code.clone(),
-                message: format!("{name}: {}", w.message),
+                message: crate::error::msg![format!("{name}: ")].join(&w.message),
                 hint: w.hint.clone(),
             });
         }
@@ -712,6 +722,7 @@ fn add_warnings(into: &mut Vec<WarningRecord>, name: &str, new: &[WarningRecord]
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::options::Workload;
 
     fn s(v: &[&str]) -> Vec<String> {
         v.iter().map(|x| x.to_string()).collect()
@@ -746,7 +757,10 @@ mod tests {
         assert_eq!(flag(resolve(base.clone(), None, &[], 0)), Setting::Rounds);
         // A workload no backend can take is an error about the workload.
         let no_threads = RunOptions {
-            threads: 0,
+            workload: Workload {
+                threads: 0,
+                ..base.workload.clone()
+            },
             ..base.clone()
         };
         assert_eq!(flag(resolve(no_threads, None, &[], 1)), Setting::Threads);
@@ -773,7 +787,7 @@ mod tests {
         assert_eq!(spec.skipped[0].name, "gdsio-gpud");
         let why = &spec.skipped[0].reason;
         assert!(
-            why.starts_with("--random: ") || why.starts_with("not installed"),
+            why.to_string().starts_with("random: ") || why.to_string().starts_with("not installed"),
             "{why}"
         );
         // A workload one contender cannot take is refused before anything runs, naming both.
@@ -790,7 +804,7 @@ mod tests {
             .contains(&Contender::Backend(BackendId::Posix)));
         let posix = spec.skipped.iter().find(|k| k.name == "posix").unwrap();
         assert!(
-            posix.reason.starts_with("fixed_buffers:"),
+            posix.reason.to_string().starts_with("fixed_buffers:"),
             "{}",
             posix.reason
         );
@@ -806,8 +820,11 @@ mod tests {
         };
         let mut spec = CompareSpec {
             base: RunOptions {
-                threads: 2,
-                target: Target::Dir("/d".into()),
+                workload: Workload {
+                    threads: 2,
+                    target: Target::Dir("/d".into()),
+                    ..RunOptions::default().workload
+                },
                 ..RunOptions::default()
             },
             contenders: vec![
@@ -824,12 +841,15 @@ mod tests {
         assert_eq!(spec.skipped.len(), 1);
         assert_eq!(spec.skipped[0].name, "gdsio");
         assert!(
-            spec.skipped[0].reason.starts_with("--dir with 2 threads: "),
+            spec.skipped[0]
+                .reason
+                .to_string()
+                .starts_with("dir with 2 threads: "),
             "{}",
             spec.skipped[0].reason
         );
         // A workload that fits keeps the rows, with the time limit of its size.
-        spec.base.threads = 1;
+        spec.base.workload.threads = 1;
         spec.contenders.push(gdsio(peer::GdsioXfer::Gpud));
         skip_unfit_gdsio(&mut spec).unwrap();
         let want = peer::gdsio_timeout(&spec.base).unwrap();
@@ -841,13 +861,13 @@ mod tests {
     fn warnings_are_kept_once_per_code_with_the_name() {
         let w = |code: &str| WarningRecord {
             code: code.into(),
-            message: format!("{code} happened"),
+            message: format!("{code} happened").into(),
             hint: "h".into(),
         };
         let mut into = Vec::new();
         add_warnings(&mut into, "host", &[w("a"), w("b")]);
         add_warnings(&mut into, "host", &[w("a")]);
         assert_eq!(into.len(), 2);
-        assert_eq!(into[0].message, "host: a happened");
+        assert_eq!(into[0].message.to_string(), "host: a happened");
     }
 }

@@ -40,11 +40,11 @@ impl PreparedFiles {
     /// with `--verify`, zero the ranges about to be written, so that the read-back can only
     /// pass on data this run wrote, never on what an earlier run left there.
     pub fn before_loops(&self, opts: &RunOptions) -> Result<()> {
-        if opts.op != Op::Write {
+        if opts.workload.op != Op::Write {
             return Ok(());
         }
-        match &opts.target {
-            Target::File(_) => self.files[0].set_len(opts.size)?,
+        match &opts.workload.target {
+            Target::File(_) => self.files[0].set_len(opts.workload.size)?,
             Target::Dir(_) => {
                 for (p, f) in self.plans.iter().zip(&self.files) {
                     f.set_len(p.len)?;
@@ -149,7 +149,7 @@ fn remove_created_dirs(dir: &Path, topmost: &Path) {
 /// Opens and checks the run's files. A refusal removes the files (and directories) this call
 /// created, so a refused run leaves nothing behind.
 pub fn prepare(opts: &RunOptions) -> Result<PreparedFiles> {
-    let created_dir = match &opts.target {
+    let created_dir = match &opts.workload.target {
         Target::Dir(dir) => make_data_dir(dir, opts.create_dir)?,
         Target::File(_) => None,
     };
@@ -157,7 +157,7 @@ pub fn prepare(opts: &RunOptions) -> Result<PreparedFiles> {
     let result = prepare_files(opts, &mut opened);
     match result {
         Ok(mut p) => {
-            if let (Some(top), Target::Dir(dir)) = (created_dir, &opts.target) {
+            if let (Some(top), Target::Dir(dir)) = (created_dir, &opts.workload.target) {
                 p.created_dir = Some((dir.clone(), top));
             }
             Ok(p)
@@ -166,7 +166,7 @@ pub fn prepare(opts: &RunOptions) -> Result<PreparedFiles> {
             for f in &opened {
                 f.remove_if_created();
             }
-            if let (Some(top), Target::Dir(dir)) = (&created_dir, &opts.target) {
+            if let (Some(top), Target::Dir(dir)) = (&created_dir, &opts.workload.target) {
                 remove_created_dirs(dir, top);
             }
             Err(e)
@@ -177,12 +177,12 @@ pub fn prepare(opts: &RunOptions) -> Result<PreparedFiles> {
 fn prepare_files(opts: &RunOptions, opened: &mut Vec<Arc<DataFile>>) -> Result<PreparedFiles> {
     // Reads open read-only, except managed files that do not exist yet (created here, filled
     // with the pattern by their worker). Writes open read-write (read-back for --verify).
-    let access_for = |path: &Path| match (&opts.target, opts.op) {
+    let access_for = |path: &Path| match (&opts.workload.target, opts.workload.op) {
         (Target::Dir(_), Op::Read) if !path.exists() => Access::Write,
         (_, Op::Read) => Access::Read,
         (_, Op::Write) => Access::Write,
     };
-    let first_path = plan::thread_path(&opts.target, 0);
+    let first_path = plan::thread_path(&opts.workload.target, 0);
     let first = Arc::new(DataFile::open(
         &first_path,
         access_for(&first_path),
@@ -190,10 +190,10 @@ fn prepare_files(opts: &RunOptions, opened: &mut Vec<Arc<DataFile>>) -> Result<P
     )?);
     opened.push(Arc::clone(&first));
     let align = first.dio_align();
-    if opts.block_size % align != 0 {
+    if opts.workload.block_size % align != 0 {
         return Err(Error::invalid(
             Setting::BlockSize,
-            crate::error::msg![format!("{} is not a multiple of {}, the O_DIRECT alignment of {}; use a multiple of it, or ", Bytes(opts.block_size), Bytes(align), first_path.display()), Setting::Buffered],
+            crate::error::msg![format!("{} is not a multiple of {}, the O_DIRECT alignment of {}; use a multiple of it, or ", Bytes(opts.workload.block_size), Bytes(align), first_path.display()), Setting::Buffered],
         ));
     }
     // Before the request lists are built (their size follows --size) and before any file is
@@ -212,7 +212,7 @@ fn prepare_files(opts: &RunOptions, opened: &mut Vec<Arc<DataFile>>) -> Result<P
         .and_then(crate::io::sys::non_block_fs_name);
 
     let mut needs_pattern = vec![false; plans.len()];
-    match (&opts.target, opts.op) {
+    match (&opts.workload.target, opts.workload.op) {
         (Target::File(path), Op::Read) => {
             let needed = plan::needed_len(&plans, path);
             let actual = files[0].len()?;
@@ -246,7 +246,10 @@ fn prepare_files(opts: &RunOptions, opened: &mut Vec<Arc<DataFile>>) -> Result<P
                     .to_path_buf(),
             };
             let to_allocate = match target {
-                Target::File(_) => opts.size.saturating_sub(allocated_bytes(&files[0])?),
+                Target::File(_) => opts
+                    .workload
+                    .size
+                    .saturating_sub(allocated_bytes(&files[0])?),
                 Target::Dir(_) => {
                     let mut sum = 0;
                     for (p, f) in plans.iter().zip(&files) {
@@ -344,7 +347,7 @@ fn check_memory(opts: &RunOptions, ranges: &[(u64, u64)]) -> Result<()> {
     };
     // A ring of reused buffers holds queue depth x block size per thread, whatever the range.
     // (queue depth <= 4096 and block size <= 1 GiB: no overflow.)
-    let ring = u64::from(opts.queue_depth) * opts.block_size;
+    let ring = u64::from(opts.workload.queue_depth) * opts.workload.block_size;
     let total = ranges
         .iter()
         .map(|&(_, len)| match opts.buffer {
@@ -361,7 +364,7 @@ fn check_memory(opts: &RunOptions, ranges: &[(u64, u64)]) -> Result<()> {
                 crate::error::msg![
                     format!(
                         "{}: the buffers' size overflows 64 bits; lower ",
-                        Bytes(opts.size)
+                        Bytes(opts.workload.size)
                     ),
                     Setting::Size
                 ],
@@ -369,7 +372,7 @@ fn check_memory(opts: &RunOptions, ranges: &[(u64, u64)]) -> Result<()> {
         })?;
     if let Some(avail) = sys::mem_available() {
         if total > avail / 10 * 9 {
-            return Err(Error::OutOfMemory(crate::error::msg![Setting::Size, format!(" {}: each thread holds its whole range in memory, {} in all, but only {} is available; lower ", Bytes(opts.size), Bytes(total), Bytes(avail)), Setting::Size]));
+            return Err(Error::OutOfMemory(crate::error::msg![Setting::Size, format!(" {}: each thread holds its whole range in memory, {} in all, but only {} is available; lower ", Bytes(opts.workload.size), Bytes(total), Bytes(avail)), Setting::Size]));
         }
     }
     // (The bounce backend registers only its pinned chunks; its preflight checks those.)
@@ -385,7 +388,7 @@ fn check_memory(opts: &RunOptions, ranges: &[(u64, u64)]) -> Result<()> {
                     format!(
                         " registration of {} over {} threads",
                         Bytes(total),
-                        opts.threads
+                        opts.workload.threads
                     )
                 ],
                 needed: total,

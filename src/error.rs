@@ -153,6 +153,10 @@ pub enum Setting {
     Duration,
     /// How many wrong blocks a soak tolerates.
     MaxErrors,
+    /// Whether `check` opens the cuFile driver without a CUDA driver.
+    OpenDriver,
+    /// A qualification spec file.
+    Spec,
     /// NUMA placement of the worker threads.
     Numa,
     /// The GPU of each target.
@@ -215,6 +219,8 @@ impl Setting {
             Setting::Svg => "svg",
             Setting::Duration => "duration",
             Setting::MaxErrors => "max_errors",
+            Setting::OpenDriver => "open_driver",
+            Setting::Spec => "spec",
             Setting::Numa => "numa",
             Setting::Gpus => "gpus",
             Setting::Env(var) => var,
@@ -274,6 +280,12 @@ impl Message {
         out
     }
 
+    /// This message followed by `other`'s pieces.
+    pub fn join(mut self, other: &Message) -> Message {
+        self.0.extend(other.0.iter().cloned());
+        self
+    }
+
     /// Appends pieces.
     pub fn push(&mut self, piece: impl Into<Piece>) {
         self.0.push(piece.into());
@@ -295,8 +307,60 @@ impl Message {
 }
 
 impl fmt::Display for Message {
+    /// Names each setting as the current [`SettingNames`] scope does: by its field
+    /// (`block_size`) in the library, by its flag (`--block-size`) under the CLI.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.render(&Setting::name))
+        f.write_str(&self.render(&setting_name))
+    }
+}
+
+/// Written as its text, each setting named as [`Display`](fmt::Display) names it.
+impl serde::Serialize for Message {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+/// A saved message reads back as text (its settings were named when it was written).
+impl<'de> serde::Deserialize<'de> for Message {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Message, D::Error> {
+        String::deserialize(d).map(Message::from)
+    }
+}
+
+thread_local! {
+    static SETTING_NAMES: std::cell::Cell<fn(Setting) -> &'static str> =
+        const { std::cell::Cell::new(Setting::name) };
+}
+
+/// How a setting is named on this thread when a [`Message`] is displayed or serialised:
+/// [`Setting::name`] unless a [`SettingNames`] scope says otherwise.
+pub fn setting_name(s: Setting) -> &'static str {
+    SETTING_NAMES.with(|n| n.get())(s)
+}
+
+/// A scope in which messages on this thread name settings with another function: the CLI
+/// opens one around a command with its setting-to-flag map, so the text users see (errors,
+/// warnings and hints, skip reasons, check rows, JSON and Markdown) names the flags they
+/// type, while a library user's messages name the settings. The previous naming comes back
+/// when the scope is dropped.
+pub struct SettingNames {
+    previous: fn(Setting) -> &'static str,
+}
+
+impl SettingNames {
+    /// Names settings with `name` on this thread until the returned scope is dropped.
+    pub fn scope(name: fn(Setting) -> &'static str) -> SettingNames {
+        SettingNames {
+            previous: SETTING_NAMES.with(|n| n.replace(name)),
+        }
+    }
+}
+
+impl Drop for SettingNames {
+    fn drop(&mut self) {
+        let previous = self.previous;
+        SETTING_NAMES.with(|n| n.set(previous));
     }
 }
 
@@ -540,8 +604,8 @@ pub enum Error {
     Peer {
         /// The tool.
         tool: String,
-        /// What went wrong.
-        message: String,
+        /// What went wrong (it may name settings).
+        message: Message,
     },
     /// Stopped on request (Ctrl-C) between two measurements.
     Interrupted,
@@ -675,7 +739,7 @@ impl Error {
             Error::Within { context, source } => {
                 format!("{}: {}", context.render(name), source.render(name))
             }
-            Error::Peer { tool, message } => format!("peer {tool}: {message}"),
+            Error::Peer { tool, message } => format!("peer {tool}: {}", message.render(name)),
             Error::Interrupted => "interrupted".into(),
             Error::Swap { tensor, message } => {
                 format!("tensor '{tensor}': {}", message.render(name))
@@ -843,5 +907,38 @@ impl Error {
             setting,
             message: message.into(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dashed(s: Setting) -> &'static str {
+        match s {
+            Setting::Size => "--size",
+            s => s.name(),
+        }
+    }
+
+    /// A library user reads settings by name; inside the CLI's scope (and only there, and
+    /// only until it ends) the same message names flags, in text and in JSON.
+    #[test]
+    fn messages_name_settings_unless_a_scope_names_them_otherwise() {
+        let m = msg!["raise ", Setting::Size];
+        assert_eq!(m.to_string(), "raise size");
+        {
+            let _flags = SettingNames::scope(dashed);
+            assert_eq!(m.to_string(), "raise --size");
+            assert_eq!(serde_json::to_string(&m).unwrap(), r#""raise --size""#);
+            // Other threads keep their own naming.
+            let other = std::thread::spawn(move || m.to_string()).join().unwrap();
+            assert_eq!(other, "raise size");
+        }
+        let m = msg!["raise ", Setting::Size];
+        assert_eq!(serde_json::to_string(&m).unwrap(), r#""raise size""#);
+        // A saved message reads back as its text.
+        let back: Message = serde_json::from_str(r#""raise --size""#).unwrap();
+        assert_eq!(back, Message::from("raise --size"));
     }
 }

@@ -203,7 +203,10 @@ fn execute(
                     spawn_error = Some(Error::Thread {
                         what: crate::error::msg![
                             Setting::Threads,
-                            format!(" {}: cannot start worker thread {}", opts.threads, plan.tid)
+                            format!(
+                                " {}: cannot start worker thread {}",
+                                opts.workload.threads, plan.tid
+                            )
                         ],
                         source: e,
                     });
@@ -279,7 +282,7 @@ fn coordinate(
     barrier.wait()?; // pre done
     prepared.before_loops(opts)?;
     coord.barrier()?; // every process ready for the loops
-    let mut loops = Vec::with_capacity(opts.loops as usize);
+    let mut loops = Vec::with_capacity(opts.workload.loops as usize);
     // A time-based run's measured loops end once this instant has passed.
     let mut deadline: Option<Instant> = None;
     let mut i: u32 = 0;
@@ -288,9 +291,8 @@ fn coordinate(
             None => i < opts.total_loops(),
             // Rank 0's clock decides for every rank, so they all stop at the same loop and
             // every loop's barrier is met.
-            Some(_) => {
-                coord.agree(i < opts.warmup || deadline.map_or(true, |d| Instant::now() < d))?
-            }
+            Some(_) => coord
+                .agree(i < opts.workload.warmup || deadline.map_or(true, |d| Instant::now() < d))?,
         };
         // Published before the barrier, whose mutex orders it before every worker's read.
         control.go_on.store(go_on, Ordering::Relaxed);
@@ -298,7 +300,7 @@ fn coordinate(
         if !go_on {
             break;
         }
-        let measured = i >= opts.warmup;
+        let measured = i >= opts.workload.warmup;
         barrier.wait()?; // ready
         if measured && opts.drop_caches {
             sys::drop_caches().map_err(Error::DropCaches)?;
@@ -386,11 +388,11 @@ fn worker_thread(
     // Pre: everything the timed loop needs, allocated and registered.
     let setup = WorkerSetup {
         tid: plan.tid,
-        op: opts.op,
+        op: opts.workload.op,
         file: Arc::clone(file),
         range_len: plan.len,
-        block_size: opts.block_size,
-        queue_depth: opts.queue_depth,
+        block_size: opts.workload.block_size,
+        queue_depth: opts.workload.queue_depth,
         fixed_buffers: opts.fixed_buffers,
         huge_pages: opts.huge_pages,
         gpu: opts.gpu,
@@ -398,13 +400,13 @@ fn worker_thread(
         ring: opts.ring,
     };
     let mut worker = backend.prepare(&setup)?;
-    if opts.op == Op::Write {
+    if opts.workload.op == Op::Write {
         worker.fill(&mut |buf| pattern::fill(buf, plan.file_offset, plan.seed))?;
     }
     barrier.wait()?;
 
     // Main: warm-up, then measured loops.
-    let mut loop_times = Vec::with_capacity(opts.loops as usize);
+    let mut loop_times = Vec::with_capacity(opts.workload.loops as usize);
     let mut latencies = LatencyRecorder::new();
     let mut cpu = CpuTime::default();
     let mut phases: Option<PhaseTimes> = None;
@@ -417,12 +419,13 @@ fn worker_thread(
         if !control.go_on.load(Ordering::Relaxed) {
             break;
         }
-        let measured = i >= opts.warmup;
+        let measured = i >= opts.workload.warmup;
         let last_counted = opts.duration.is_none() && i + 1 == opts.total_loops();
-        if opts.verify && opts.op == Op::Read && (last_counted || (every_loop && measured)) {
+        if opts.verify && opts.workload.op == Op::Read && (last_counted || (every_loop && measured))
+        {
             worker.fill(&mut |buf| buf.fill(POISON))?;
         }
-        if measured && i == opts.warmup && opts.warmup > 0 {
+        if measured && i == opts.workload.warmup && opts.workload.warmup > 0 {
             // Every worker finished the warm-up (the "done" barrier), none has started this loop.
             worker.begin_measured()?;
         }
@@ -432,7 +435,7 @@ fn worker_thread(
         let cpu0 = CpuTime::thread();
         let t0 = Instant::now();
         let outcome = worker.transfer(
-            opts.op,
+            opts.workload.op,
             &plan.requests,
             if measured {
                 &mut latencies
@@ -459,14 +462,14 @@ fn worker_thread(
     }
 
     // Post: durability (timed on its own), then verification (untimed), then release.
-    let sync_time = if opts.op == Op::Write {
+    let sync_time = if opts.workload.op == Op::Write {
         file.sync_data()?
     } else {
         Duration::ZERO
     };
     barrier.wait()?; // synced
     if opts.verify && !every_loop {
-        verify(opts.op, plan, file, worker.as_mut())?;
+        verify(opts.workload.op, plan, file, worker.as_mut())?;
     }
     let (mode, pages) = (worker.mode(), worker.buffer_pages());
     worker.release()?;
@@ -512,7 +515,7 @@ impl Soak {
         let before = self.failures.len();
         let mut found = 0u64;
         let failures = &mut self.failures;
-        match opts.op {
+        match opts.workload.op {
             Op::Read => worker.inspect(&mut |buf| {
                 found += pattern::verify_all(
                     buf,
@@ -600,7 +603,9 @@ pub fn verify_read_hint() -> Message {
 /// way, so say how to get a good file again (unless the note already does: another seed).
 fn with_verify_hint(opts: &RunOptions, e: Error) -> Error {
     match e {
-        Error::Verify(mut v) if opts.op == Op::Read && !v.header_note.contains_text("rewrite") => {
+        Error::Verify(mut v)
+            if opts.workload.op == Op::Read && !v.header_note.contains_text("rewrite") =>
+        {
             v.header_note.0.extend(verify_read_hint().0);
             Error::Verify(v)
         }
@@ -704,7 +709,7 @@ mod tests {
     use super::*;
     use crate::backend::Availability;
     use crate::io::buffer::HostBuffer;
-    use crate::options::Target;
+    use crate::options::{Target, Workload};
 
     /// A backend that moves data only in its first `moving_calls` transfers and does nothing
     /// afterwards: `--verify` must catch it.
@@ -784,12 +789,15 @@ mod tests {
 
     fn lazy_run(op: Op, file: &std::path::Path, warmup: u32, moving_calls: usize) -> Result<()> {
         let opts = RunOptions {
-            op,
-            target: Target::File(file.to_path_buf()),
-            size: 1 << 20,
-            block_size: 64 << 10,
-            loops: 2,
-            warmup,
+            workload: Workload {
+                op,
+                target: Target::File(file.to_path_buf()),
+                size: 1 << 20,
+                block_size: 64 << 10,
+                loops: 2,
+                warmup,
+                ..RunOptions::default().workload
+            },
             verify: true,
             ..RunOptions::default()
         };

@@ -138,7 +138,7 @@ pub fn resolve_for(choice: NumaChoice, opts: &crate::options::RunOptions) -> Res
         });
         (ordinal, bus)
     });
-    let data = match &opts.target {
+    let data = match &opts.workload.target {
         crate::options::Target::Dir(p) | crate::options::Target::File(p) => p.clone(),
     };
     let allowed = crate::io::sys::thread_cpus().map_err(|e| Error::Thread {

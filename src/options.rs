@@ -66,8 +66,10 @@ impl From<Op> for crate::error::FileOp {
 }
 
 /// Where the data lives.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
+///
+/// In records it is two keys, `"target_kind": "file"` or `"dir"` and `"target": PATH`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(tag = "target_kind", content = "target", rename_all = "lowercase")]
 pub enum Target {
     /// One file shared by all threads, each thread its own contiguous range. For reads it must
     /// exist; for writes it is created, and truncated to `--size`.
@@ -75,6 +77,51 @@ pub enum Target {
     /// A directory holding one file per thread, `gdswap.<tid>.dat`, created (for reads: filled
     /// with the pattern) as needed.
     Dir(PathBuf),
+}
+
+/// The workload settings a run, a comparison and their records share, defined once:
+/// [`RunOptions`] embeds it, and the run record (`report::Params`) and the comparison record
+/// (`report::comparison::CompareParams`) flatten it (`#[serde(flatten)]`), so their JSON keys
+/// and their order are what they were before it was one struct: `op`, `target_kind`,
+/// `target`, `size_bytes`, `block_size_bytes`, `queue_depth`, `threads`, `loops`, `warmup`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct Workload {
+    /// Read or write.
+    pub op: Op,
+    /// Where the data lives (`target_kind` and `target` in records).
+    #[serde(flatten)]
+    pub target: Target,
+    /// Total bytes moved per loop, over all threads.
+    #[serde(rename = "size_bytes")]
+    pub size: u64,
+    /// Bytes per request.
+    #[serde(rename = "block_size_bytes")]
+    pub block_size: u64,
+    /// Requests in flight per thread.
+    pub queue_depth: u32,
+    /// Worker threads.
+    pub threads: usize,
+    /// Measured loops per run (in a comparison, each round is one run per contender).
+    pub loops: u32,
+    /// Unmeasured loops before the measured ones.
+    pub warmup: u32,
+}
+
+impl Target {
+    /// The file or the directory.
+    pub fn path(&self) -> &std::path::Path {
+        match self {
+            Target::File(p) | Target::Dir(p) => p,
+        }
+    }
+
+    /// `file` or `dir`, as records name the kind.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Target::File(_) => "file",
+            Target::Dir(_) => "dir",
+        }
+    }
 }
 
 /// The environment variable naming the default data directory.
@@ -198,15 +245,9 @@ pub const MAX_SIZE: u64 = i64::MAX as u64;
 #[derive(Debug, Clone, Serialize)]
 pub struct RunOptions {
     pub backend: BackendId,
-    pub op: Op,
-    pub target: Target,
-    /// Total bytes moved per loop, over all threads.
-    pub size: u64,
-    pub block_size: u64,
-    pub queue_depth: u32,
-    pub threads: usize,
-    pub loops: u32,
-    pub warmup: u32,
+    /// What moves where: operation, target, sizes, queue depth, threads, loops.
+    #[serde(flatten)]
+    pub workload: Workload,
     pub random: bool,
     pub seed: u64,
     pub verify: bool,
@@ -251,14 +292,16 @@ impl Default for RunOptions {
     fn default() -> Self {
         RunOptions {
             backend: BackendId::Host,
-            op: Op::Read,
-            target: Target::Dir(default_data_dir()),
-            size: 1 << 30,
-            block_size: 1 << 20,
-            queue_depth: 8,
-            threads: 1,
-            loops: 3,
-            warmup: 1,
+            workload: Workload {
+                op: Op::Read,
+                target: Target::Dir(default_data_dir()),
+                size: 1 << 30,
+                block_size: 1 << 20,
+                queue_depth: 8,
+                threads: 1,
+                loops: 3,
+                warmup: 1,
+            },
             random: false,
             seed: 0x5eed,
             verify: false,
@@ -283,72 +326,78 @@ impl Default for RunOptions {
 impl RunOptions {
     /// Refuses values that cannot make a meaningful run, naming the flag.
     pub fn validate(&self) -> Result<()> {
-        if self.threads == 0 || self.threads > MAX_THREADS {
+        if self.workload.threads == 0 || self.workload.threads > MAX_THREADS {
             return Err(Error::invalid(
                 Setting::Threads,
-                format!("{} is out of range 1..={MAX_THREADS}", self.threads),
+                format!(
+                    "{} is out of range 1..={MAX_THREADS}",
+                    self.workload.threads
+                ),
             ));
         }
-        if self.queue_depth == 0 || self.queue_depth > MAX_QUEUE_DEPTH {
+        if self.workload.queue_depth == 0 || self.workload.queue_depth > MAX_QUEUE_DEPTH {
             return Err(Error::invalid(
                 Setting::QueueDepth,
-                format!("{} is out of range 1..={MAX_QUEUE_DEPTH}", self.queue_depth),
+                format!(
+                    "{} is out of range 1..={MAX_QUEUE_DEPTH}",
+                    self.workload.queue_depth
+                ),
             ));
         }
-        if self.block_size == 0 || self.block_size > MAX_BLOCK_SIZE {
+        if self.workload.block_size == 0 || self.workload.block_size > MAX_BLOCK_SIZE {
             return Err(Error::invalid(
                 Setting::BlockSize,
                 format!(
                     "{} is out of range 1B..={}",
-                    Bytes(self.block_size),
+                    Bytes(self.workload.block_size),
                     Bytes(MAX_BLOCK_SIZE)
                 ),
             ));
         }
-        if self.size == 0 {
+        if self.workload.size == 0 {
             return Err(Error::invalid(Setting::Size, "must be at least one byte"));
         }
-        if self.size > MAX_SIZE {
+        if self.workload.size > MAX_SIZE {
             return Err(Error::invalid(
                 Setting::Size,
                 format!(
                     "{} bytes is larger than the largest file Linux can hold ({MAX_SIZE} bytes, 2^63 - 1)",
-                    self.size
+                    self.workload.size
                 ),
             ));
         }
-        if self.block_size > self.size {
+        if self.workload.block_size > self.workload.size {
             return Err(Error::invalid(
                 Setting::BlockSize,
                 crate::error::msg![
-                    format!("{} is larger than ", Bytes(self.block_size)),
+                    format!("{} is larger than ", Bytes(self.workload.block_size)),
                     Setting::Size,
-                    format!(" {}", Bytes(self.size))
+                    format!(" {}", Bytes(self.workload.size))
                 ],
             ));
         }
-        if self.loops == 0 || self.loops > MAX_LOOPS {
+        if self.workload.loops == 0 || self.workload.loops > MAX_LOOPS {
             return Err(Error::invalid(
                 Setting::Loops,
-                format!("{} is out of range 1..={MAX_LOOPS}", self.loops),
+                format!("{} is out of range 1..={MAX_LOOPS}", self.workload.loops),
             ));
         }
-        if self.warmup > MAX_LOOPS {
+        if self.workload.warmup > MAX_LOOPS {
             return Err(Error::invalid(
                 Setting::Warmup,
-                format!("{} is out of range 0..={MAX_LOOPS}", self.warmup),
+                format!("{} is out of range 0..={MAX_LOOPS}", self.workload.warmup),
             ));
         }
-        if (self.threads as u64) > self.size / self.block_size {
+        if (self.workload.threads as u64) > self.workload.size / self.workload.block_size {
             return Err(Error::invalid(
                 Setting::Threads,
                 crate::error::msg![
-                    format!("{} threads cannot share ", self.threads),
+                    format!("{} threads cannot share ", self.workload.threads),
                     Setting::Size,
                     format!(
                         " {} in blocks of {}: each thread needs at least one block",
-                        Bytes(self.size),
-                        Bytes(self.block_size)
+                        Bytes(self.workload.size),
+                        Bytes(self.workload.block_size)
                     )
                 ],
             ));
@@ -458,7 +507,7 @@ impl RunOptions {
     /// Number of loops executed in all: warm-up then measured (a time-based run: the
     /// warm-up and at least one measured loop).
     pub fn total_loops(&self) -> u32 {
-        self.warmup + self.loops
+        self.workload.warmup + self.workload.loops
     }
 
     /// Whether every measured loop is verified (a time-based run or a soak with `--verify`),
@@ -487,57 +536,105 @@ mod tests {
     #[test]
     fn bad_values_name_their_flag() {
         let d = RunOptions::default;
-        assert_eq!(flag_of(&RunOptions { threads: 0, ..d() }), Setting::Threads);
         assert_eq!(
             flag_of(&RunOptions {
-                threads: 5000,
+                workload: Workload {
+                    threads: 0,
+                    ..(d()).workload
+                },
                 ..d()
             }),
             Setting::Threads
         );
         assert_eq!(
             flag_of(&RunOptions {
-                queue_depth: 0,
+                workload: Workload {
+                    threads: 5000,
+                    ..(d()).workload
+                },
+                ..d()
+            }),
+            Setting::Threads
+        );
+        assert_eq!(
+            flag_of(&RunOptions {
+                workload: Workload {
+                    queue_depth: 0,
+                    ..(d()).workload
+                },
                 ..d()
             }),
             Setting::QueueDepth
         );
         assert_eq!(
             flag_of(&RunOptions {
-                queue_depth: 100_000,
+                workload: Workload {
+                    queue_depth: 100_000,
+                    ..(d()).workload
+                },
                 ..d()
             }),
             Setting::QueueDepth
         );
         assert_eq!(
             flag_of(&RunOptions {
-                block_size: 0,
+                workload: Workload {
+                    block_size: 0,
+                    ..(d()).workload
+                },
                 ..d()
             }),
             Setting::BlockSize
         );
         assert_eq!(
             flag_of(&RunOptions {
-                block_size: 2 << 30,
-                size: 4 << 30,
+                workload: Workload {
+                    block_size: 2 << 30,
+                    size: 4 << 30,
+                    ..(d()).workload
+                },
                 ..d()
             }),
             Setting::BlockSize
         );
         assert_eq!(
             flag_of(&RunOptions {
-                block_size: 2 << 20,
-                size: 1 << 20,
+                workload: Workload {
+                    block_size: 2 << 20,
+                    size: 1 << 20,
+                    ..(d()).workload
+                },
                 ..d()
             }),
             Setting::BlockSize
         );
-        assert_eq!(flag_of(&RunOptions { size: 0, ..d() }), Setting::Size);
-        assert_eq!(flag_of(&RunOptions { loops: 0, ..d() }), Setting::Loops);
         assert_eq!(
             flag_of(&RunOptions {
-                threads: 8,
-                size: 4 << 20,
+                workload: Workload {
+                    size: 0,
+                    ..(d()).workload
+                },
+                ..d()
+            }),
+            Setting::Size
+        );
+        assert_eq!(
+            flag_of(&RunOptions {
+                workload: Workload {
+                    loops: 0,
+                    ..(d()).workload
+                },
+                ..d()
+            }),
+            Setting::Loops
+        );
+        assert_eq!(
+            flag_of(&RunOptions {
+                workload: Workload {
+                    threads: 8,
+                    size: 4 << 20,
+                    ..(d()).workload
+                },
                 ..d()
             }),
             Setting::Threads
@@ -563,7 +660,10 @@ mod tests {
             Setting::Buffer
         );
         RunOptions {
-            op: Op::Write,
+            workload: Workload {
+                op: Op::Write,
+                ..(ring()).workload
+            },
             ..ring()
         }
         .validate()

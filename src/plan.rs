@@ -54,20 +54,20 @@ const PAGE: u64 = 4096;
 /// more when they do not divide evenly), with the sub-unit remainder on the last thread. Cheap:
 /// no request lists, so it can be checked before anything big is allocated.
 pub fn ranges(opts: &RunOptions, align: u64) -> Result<Vec<(u64, u64)>> {
-    let threads = opts.threads as u64;
+    let threads = opts.workload.threads as u64;
     let unit = if align > 1 {
-        lcm(opts.block_size, PAGE)
+        lcm(opts.workload.block_size, PAGE)
     } else {
-        opts.block_size
+        opts.workload.block_size
     };
-    let units = opts.size / unit;
+    let units = opts.workload.size / unit;
     let (base, extra) = (units / threads, units % threads);
     // Each length is at most --size (checked all the same: no size product may wrap).
     let lens: Vec<u64> = (0..threads)
         .map(|t| {
             let whole = (base + u64::from(t < extra)).checked_mul(unit)?;
             if t + 1 == threads {
-                whole.checked_add(opts.size % unit)
+                whole.checked_add(opts.workload.size % unit)
             } else {
                 Some(whole)
             }
@@ -76,13 +76,16 @@ pub fn ranges(opts: &RunOptions, align: u64) -> Result<Vec<(u64, u64)>> {
         .ok_or_else(|| {
             Error::invalid(
                 Setting::Size,
-                format!("{}: a thread's range overflows 64 bits", Bytes(opts.size)),
+                format!(
+                    "{}: a thread's range overflows 64 bits",
+                    Bytes(opts.workload.size)
+                ),
             )
         })?;
     if lens.contains(&0) {
         return Err(Error::invalid(
             Setting::Threads,
-            crate::error::msg![format!("{} threads cannot share ", opts.threads), Setting::Size, format!(" {}: each thread's range is a whole number of {} (block size{}), except the last one's, so at most {} threads fit", Bytes(opts.size), Bytes(unit), if align > 1 { " and 4 KiB page, for O_DIRECT" } else { "" }, units + u64::from(opts.size % unit != 0))],
+            crate::error::msg![format!("{} threads cannot share ", opts.workload.threads), Setting::Size, format!(" {}: each thread's range is a whole number of {} (block size{}), except the last one's, so at most {} threads fit", Bytes(opts.workload.size), Bytes(unit), if align > 1 { " and 4 KiB page, for O_DIRECT" } else { "" }, units + u64::from(opts.workload.size % unit != 0))],
         ));
     }
     let mut next = 0u64;
@@ -91,7 +94,7 @@ pub fn ranges(opts: &RunOptions, align: u64) -> Result<Vec<(u64, u64)>> {
         .map(|len| {
             let start = next;
             next += len;
-            let offset = match opts.target {
+            let offset = match opts.workload.target {
                 Target::File(_) => start,
                 Target::Dir(_) => 0,
             };
@@ -112,7 +115,7 @@ pub fn range_lens(opts: &RunOptions) -> Vec<u64> {
 /// The pattern seed of a thread's file: `--seed` for a shared `--file`; `--seed + tid` for
 /// per-thread files, so that data landing in another thread's file cannot verify.
 pub fn file_seed(opts: &RunOptions, tid: usize) -> u64 {
-    match opts.target {
+    match opts.workload.target {
         Target::File(_) => opts.seed,
         Target::Dir(_) => opts.seed.wrapping_add(tid as u64),
     }
@@ -124,7 +127,7 @@ pub fn plan(opts: &RunOptions, align: u64) -> Result<Vec<ThreadPlan>> {
         .into_iter()
         .enumerate()
         .map(|(tid, (file_offset, len))| {
-            let mut requests = cut(file_offset, len, opts.block_size, align);
+            let mut requests = cut(file_offset, len, opts.workload.block_size, align);
             if opts.random {
                 let t = tid as u64;
                 shuffle(
@@ -134,7 +137,7 @@ pub fn plan(opts: &RunOptions, align: u64) -> Result<Vec<ThreadPlan>> {
             }
             ThreadPlan {
                 tid,
-                path: thread_path(&opts.target, tid),
+                path: thread_path(&opts.workload.target, tid),
                 file_offset,
                 len,
                 seed: file_seed(opts, tid),
@@ -212,16 +215,20 @@ pub fn needed_len(plans: &[ThreadPlan], path: &Path) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::options::Workload;
 
     fn opts(size: u64, bs: u64, threads: usize, file: bool) -> RunOptions {
         RunOptions {
-            size,
-            block_size: bs,
-            threads,
-            target: if file {
-                Target::File("f".into())
-            } else {
-                Target::Dir("d".into())
+            workload: Workload {
+                size,
+                block_size: bs,
+                threads,
+                target: if file {
+                    Target::File("f".into())
+                } else {
+                    Target::Dir("d".into())
+                },
+                ..RunOptions::default().workload
             },
             ..RunOptions::default()
         }

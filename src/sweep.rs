@@ -37,7 +37,7 @@ use std::sync::atomic::AtomicBool;
 use crate::compare::Contender;
 use crate::compare::{self, Progress};
 use crate::error::{Error, FileOp, FileRole, Message, Result, Setting};
-use crate::options::{GdsApi, GdsOptions, Op, RunOptions};
+use crate::options::{GdsApi, GdsOptions, Op, RunOptions, Workload};
 use crate::report::comparison::{self, Comparison, ContenderKind};
 use crate::size::Bytes;
 use crate::tuning::{Config, Tuning, CONFIG_SCHEMA};
@@ -112,7 +112,7 @@ impl std::fmt::Display for PointKey {
 /// The key of a measured point.
 pub fn key_of(c: &Comparison) -> PointKey {
     PointKey {
-        block_size: c.params.workload.block_size_bytes,
+        block_size: c.params.workload.block_size,
         queue_depth: c.params.workload.queue_depth,
         threads: c.params.workload.threads,
         op: c.params.workload.op.to_string(),
@@ -207,10 +207,13 @@ impl SweepSpec {
     /// The run options of one point.
     pub fn options_at(&self, k: &PointKey) -> RunOptions {
         RunOptions {
-            block_size: k.block_size,
-            queue_depth: k.queue_depth,
-            threads: k.threads,
-            op: if k.op == "write" { Op::Write } else { Op::Read },
+            workload: Workload {
+                block_size: k.block_size,
+                queue_depth: k.queue_depth,
+                threads: k.threads,
+                op: if k.op == "write" { Op::Write } else { Op::Read },
+                ..self.base.workload.clone()
+            },
             gpu: crate::options::GpuOptions {
                 bounce_buffers: k.bounce_buffers.unwrap_or(self.base.gpu.bounce_buffers),
                 gds: k
@@ -307,54 +310,51 @@ pub fn check_resumable(spec: &SweepSpec, points: &[Comparison], path: &Path) -> 
     });
     for c in points {
         let p = &c.params;
-        let differs: Option<(Message, String, String)> =
-            if p.workload.size_bytes != probe.workload.size_bytes {
-                Some((
-                    Setting::Size.into(),
-                    Bytes(p.workload.size_bytes).to_string(),
-                    Bytes(probe.workload.size_bytes).to_string(),
-                ))
-            } else if p.workload.loops != probe.workload.loops {
-                Some((
-                    Setting::Loops.into(),
-                    p.workload.loops.to_string(),
-                    probe.workload.loops.to_string(),
-                ))
-            } else if p.workload.warmup != probe.workload.warmup {
-                Some((
-                    Setting::Warmup.into(),
-                    p.workload.warmup.to_string(),
-                    probe.workload.warmup.to_string(),
-                ))
-            } else if p.rounds != probe.rounds {
-                Some((
-                    Setting::Rounds.into(),
-                    p.rounds.to_string(),
-                    probe.rounds.to_string(),
-                ))
-            } else if p.workload.target != probe.workload.target
-                || p.workload.target_kind != probe.workload.target_kind
-            {
-                Some((
-                    crate::error::msg![Setting::File, "/", Setting::Dir],
-                    p.workload.target.display().to_string(),
-                    probe.workload.target.display().to_string(),
-                ))
-            } else if p.random != probe.random {
-                Some((
-                    Setting::Random.into(),
-                    p.random.to_string(),
-                    probe.random.to_string(),
-                ))
-            } else if p.direct != probe.direct {
-                Some((
-                    Setting::Buffered.into(),
-                    (!p.direct).to_string(),
-                    (!probe.direct).to_string(),
-                ))
-            } else {
-                None
-            };
+        let differs: Option<(Message, String, String)> = if p.workload.size != probe.workload.size {
+            Some((
+                Setting::Size.into(),
+                Bytes(p.workload.size).to_string(),
+                Bytes(probe.workload.size).to_string(),
+            ))
+        } else if p.workload.loops != probe.workload.loops {
+            Some((
+                Setting::Loops.into(),
+                p.workload.loops.to_string(),
+                probe.workload.loops.to_string(),
+            ))
+        } else if p.workload.warmup != probe.workload.warmup {
+            Some((
+                Setting::Warmup.into(),
+                p.workload.warmup.to_string(),
+                probe.workload.warmup.to_string(),
+            ))
+        } else if p.rounds != probe.rounds {
+            Some((
+                Setting::Rounds.into(),
+                p.rounds.to_string(),
+                probe.rounds.to_string(),
+            ))
+        } else if p.workload.target != probe.workload.target {
+            Some((
+                crate::error::msg![Setting::File, "/", Setting::Dir],
+                p.workload.target.path().display().to_string(),
+                probe.workload.target.path().display().to_string(),
+            ))
+        } else if p.random != probe.random {
+            Some((
+                Setting::Random.into(),
+                p.random.to_string(),
+                probe.random.to_string(),
+            ))
+        } else if p.direct != probe.direct {
+            Some((
+                Setting::Buffered.into(),
+                (!p.direct).to_string(),
+                (!probe.direct).to_string(),
+            ))
+        } else {
+            None
+        };
         if let Some((setting, was, now)) = differs {
             let mut message = crate::error::msg!["was measured with "];
             message.0.extend(setting.0);
@@ -636,7 +636,7 @@ mod tests {
     fn point(op: &str, bs: u64, qd: u32, threads: usize, host: f64, posix: f64) -> Comparison {
         let mut c = sample_comparison();
         c.params.workload.op = if op == "write" { Op::Write } else { Op::Read };
-        c.params.workload.block_size_bytes = bs;
+        c.params.workload.block_size = bs;
         c.params.workload.queue_depth = qd;
         c.params.workload.threads = threads;
         c.contenders[0].bandwidth_gibps.median = host;
@@ -811,10 +811,13 @@ mod tests {
     fn resuming_refuses_another_workload_naming_the_flag() {
         let spec = SweepSpec {
             base: RunOptions {
-                target: crate::options::Target::Dir("/data".into()),
-                size: 1 << 30,
-                loops: 3,
-                warmup: 1,
+                workload: Workload {
+                    target: crate::options::Target::Dir("/data".into()),
+                    size: 1 << 30,
+                    loops: 3,
+                    warmup: 1,
+                    ..RunOptions::default().workload
+                },
                 ..RunOptions::default()
             },
             block_sizes: vec![1 << 20],
@@ -831,7 +834,7 @@ mod tests {
         let same = sample_comparison();
         check_resumable(&spec, std::slice::from_ref(&same), p).unwrap();
         let mut other = same.clone();
-        other.params.workload.size_bytes = 4 << 20;
+        other.params.workload.size = 4 << 20;
         let e = check_resumable(&spec, &[other], p).unwrap_err().to_string();
         assert_eq!(
             e,

@@ -64,9 +64,9 @@ pub struct Tuning {
 impl Tuning {
     /// Puts these settings into a run's options.
     pub fn apply(&self, opts: &mut RunOptions) {
-        opts.block_size = self.block_size;
-        opts.queue_depth = self.queue_depth;
-        opts.threads = self.threads;
+        opts.workload.block_size = self.block_size;
+        opts.workload.queue_depth = self.queue_depth;
+        opts.workload.threads = self.threads;
         if let Some(k) = self.bounce_buffers {
             opts.gpu.bounce_buffers = k;
         }
@@ -275,7 +275,14 @@ mod tests {
         c.for_backend("host", &p, Setting::Config)
             .unwrap()
             .apply(&mut o);
-        assert_eq!((o.block_size, o.queue_depth, o.threads), (1 << 20, 8, 2));
+        assert_eq!(
+            (
+                o.workload.block_size,
+                o.workload.queue_depth,
+                o.workload.threads
+            ),
+            (1 << 20, 8, 2)
+        );
         let e = c
             .for_backend("gds", &p, Setting::Config)
             .unwrap_err()

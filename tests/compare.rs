@@ -271,7 +271,7 @@ fn fio_as_a_peer_brings_host_at_fios_footprint() {
         .iter()
         .find(|s| s.name == "host-ring")
         .expect("host-ring skipped");
-    assert!(s.reason.contains("fio's footprint"), "{}", s.reason);
+    assert!(s.reason.to_string().contains("fio's footprint"), "{}", s.reason);
 }
 
 #[test]
@@ -789,7 +789,10 @@ fn a_failing_peer_is_dropped_with_the_reason() {
         "the backend kept all its rounds"
     );
     assert_eq!(c.skipped.len(), 1);
-    assert!(c.skipped[0].reason.starts_with("failed in round 1: "));
+    assert!(c.skipped[0]
+        .reason
+        .to_string()
+        .starts_with("failed in round 1: "));
 }
 
 #[test]
@@ -815,7 +818,7 @@ fn defaults_use_every_backend_the_default_data_dir_and_note_gdsio() {
         &["host", "posix"]
     };
     assert_eq!(names, want, "{}", out.stderr);
-    assert_eq!(c.params.workload.target, data);
+    assert_eq!(c.params.workload.target.path(), data);
     assert!(
         c.skipped.iter().any(|s| s.name == "gdsio"),
         "{:?}",
@@ -900,5 +903,5 @@ fn a_backend_skipped_for_a_flag_names_the_flag() {
     );
     let c = read_comparison(&json);
     let posix = c.skipped.iter().find(|s| s.name == "posix").unwrap();
-    assert_eq!(posix.reason, want);
+    assert_eq!(posix.reason.to_string(), want);
 }

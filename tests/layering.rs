@@ -202,3 +202,135 @@ fn unsafe_lives_only_in_io_cuda_and_cufile() {
     assert!(has_unsafe("unsafe impl Stager for X {}"));
     assert!(!has_unsafe("fn is_unsafe_path() {}"));
 }
+
+/// Flag-like tokens (`--word`) that library strings may hold because they are not gdswap's
+/// flags: (file under src/, token). fio's own options (`--bs=...`) are allowed in
+/// `peer/fio.rs` as `--name=` tokens; gdsio takes single-dash options.
+const FLAG_TEXT_ALLOWED: &[(&str, &str)] = &[
+    // the arguments of gdswap's own hidden `cufile-probe` command, run as a child process
+    ("cufile/probe.rs", "--path"),
+    ("cufile/probe.rs", "--cufile"),
+    ("cufile/probe.rs", "--strict"),
+    // cargo's options in the how-to-build hint
+    ("ranks.rs", "--release"),
+    ("ranks.rs", "--features"),
+    // fio's options without a value
+    ("peer/fio.rs", "--group_reporting"),
+    ("peer/fio.rs", "--stonewall"),
+];
+
+/// The string literals of `code` (comments already removed): "..." and r#"..."#.
+fn string_literals(code: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let b = code.as_bytes();
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'\'' {
+            // a char literal such as '"' (lifetimes have no closing quote within 3 bytes)
+            if b.get(i + 2) == Some(&b'\'')
+                || (b.get(i + 1) == Some(&b'\\') && b.get(i + 3) == Some(&b'\''))
+            {
+                i += if b[i + 1] == b'\\' { 4 } else { 3 };
+                continue;
+            }
+        }
+        if b[i] == b'r' && b.get(i + 1) == Some(&b'#') && b.get(i + 2) == Some(&b'"') {
+            let end = code[i + 3..].find("\"#").map_or(b.len(), |e| i + 3 + e);
+            out.push(code[i + 3..end].to_string());
+            i = end + 2;
+            continue;
+        }
+        if b[i] == b'"' {
+            let mut j = i + 1;
+            while j < b.len() && b[j] != b'"' {
+                if b[j] == b'\\' {
+                    j += 1;
+                }
+                j += 1;
+            }
+            out.push(code[i + 1..j.min(b.len())].to_string());
+            i = j + 1;
+            continue;
+        }
+        i += 1;
+    }
+    out
+}
+
+/// `--word` tokens in `text`, with whether a `=` follows.
+fn flag_tokens(text: &str) -> Vec<(String, bool)> {
+    let mut out = Vec::new();
+    let mut rest = text;
+    while let Some(i) = rest.find("--") {
+        let before_ok = i == 0 || !rest.as_bytes()[i - 1].is_ascii_alphanumeric();
+        let word: String = rest[i + 2..]
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
+            .collect();
+        let after = rest[i + 2 + word.len()..].starts_with('=');
+        if before_ok && word.starts_with(|c: char| c.is_ascii_lowercase()) {
+            out.push((format!("--{word}"), after));
+        }
+        rest = &rest[i + 2 + word.len()..];
+    }
+    out
+}
+
+/// The code of a file before its `#[cfg(test)]` module (tests may spell flags).
+fn without_tests(code: &str) -> &str {
+    match code.find("#[cfg(test)]\nmod tests") {
+        Some(i) => &code[..i],
+        None => code,
+    }
+}
+
+/// Library text names settings (`error::Setting`), never gdswap's flags: the CLI renders a
+/// setting as its flag when it prints (cli/flags.rs). Only `cli/` spells flags.
+#[test]
+fn library_strings_spell_no_flag() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut files = Vec::new();
+    rust_files(&src, &mut files);
+    let mut found = Vec::new();
+    for f in &files {
+        let rel = f.strip_prefix(&src).unwrap().display().to_string();
+        if rel.starts_with("cli/") || rel == "main.rs" {
+            continue;
+        }
+        let text = std::fs::read_to_string(f).unwrap();
+        let code = code_only(without_tests(&text));
+        for s in string_literals(&code) {
+            for (token, with_value) in flag_tokens(&s) {
+                let fio_style = rel == "peer/fio.rs" && with_value;
+                let allowed = FLAG_TEXT_ALLOWED
+                    .iter()
+                    .any(|(file, t)| rel == *file && token == *t);
+                if !fio_style && !allowed {
+                    found.push(format!("{rel}: {token} in {s:?}"));
+                }
+            }
+        }
+    }
+    assert!(
+        found.is_empty(),
+        "library strings spelling a flag (name the error::Setting in a Message instead; the CLI renders it as a flag):\n{}",
+        found.join("\n")
+    );
+}
+
+#[test]
+fn the_flag_scanner_sees_flags_in_strings_only() {
+    let code = code_only("let a = \"use --size\"; // \"--loops\"\nlet c = '\"'; let b = r#\"x --dir y\"#; let d = \"a--b --x=1\";");
+    let got: Vec<(String, bool)> = string_literals(&code)
+        .iter()
+        .flat_map(|s| flag_tokens(s))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("--size".to_string(), false),
+            ("--dir".to_string(), false),
+            ("--x".to_string(), true)
+        ]
+    );
+}

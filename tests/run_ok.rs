@@ -41,8 +41,8 @@ fn write_then_read(backend: &str) {
             assert_eq!(r.params.workload.op.to_string(), op);
             assert_eq!(r.params.random, random);
             assert_eq!(r.params.seed, seed);
-            assert_eq!(r.params.workload.target_kind, "file");
-            assert_eq!(r.params.workload.target, f);
+            assert_eq!(r.params.workload.target.kind(), "file");
+            assert_eq!(r.params.workload.target.path(), f);
             assert!(r.params.verify && r.summary.verified && r.params.direct);
             assert_eq!(r.summary.requests, SIZE / BS * u64::from(LOOPS));
             assert_eq!(r.threads[0].path, f);
@@ -139,8 +139,8 @@ fn per_thread_files(backend: &str) {
         ));
         let r = read_report(&json);
         assert_sane(&r, SIZE, LOOPS, 2);
-        assert_eq!(r.params.workload.target_kind, "dir");
-        assert_eq!(r.params.workload.target, d);
+        assert_eq!(r.params.workload.target.kind(), "dir");
+        assert_eq!(r.params.workload.target.path(), d);
         assert_eq!(dir_names(&d), ["gdswap.0.dat", "gdswap.1.dat"]);
         for (tid, t) in r.threads.iter().enumerate() {
             let p = thread_file(&d, tid);

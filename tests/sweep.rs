@@ -82,7 +82,7 @@ fn sweep_config_round_trip_and_aio_block() {
         let b = &best["backends"][backend];
         assert_eq!(
             b["block_size"].as_u64(),
-            Some(top.1.workload.block_size_bytes),
+            Some(top.1.workload.block_size),
             "{backend}"
         );
         assert_eq!(
@@ -134,10 +134,7 @@ fn sweep_config_round_trip_and_aio_block() {
         ]);
         let r = read_report(&json);
         let b = &best["backends"][backend];
-        assert_eq!(
-            Some(r.params.workload.block_size_bytes),
-            b["block_size"].as_u64()
-        );
+        assert_eq!(Some(r.params.workload.block_size), b["block_size"].as_u64());
         assert_eq!(
             Some(u64::from(r.params.workload.queue_depth)),
             b["queue_depth"].as_u64()

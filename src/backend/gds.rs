@@ -202,7 +202,7 @@ impl GdsBackend {
                 None,
             ));
         }
-        let target = probe_target(&opts.target);
+        let target = probe_target(&opts.workload.target);
         let json_dir =
             std::env::temp_dir().join(format!("gdswap-gds-probe.{}", std::process::id()));
         let mut env: Vec<(&str, &OsStr)> = Vec::new();
@@ -298,11 +298,11 @@ impl Backend for GdsBackend {
     fn probe(&self) -> Availability {
         // libcuda first: cuFile must never be opened on a host without a CUDA driver.
         if let Err(why) = driver::load() {
-            return Availability::Unavailable(why);
+            return Availability::Unavailable(why.into());
         }
         match library() {
             Ok(_) => Availability::Available,
-            Err(why) => Availability::Unavailable(why),
+            Err(why) => Availability::Unavailable(why.into()),
         }
     }
 

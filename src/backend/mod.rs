@@ -15,7 +15,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Message, Result};
 use crate::io::buffer::{HugePages, PageBacking};
 use crate::io::file::DataFile;
 use crate::options::{GpuOptions, Op, RunOptions};
@@ -34,8 +34,8 @@ pub use crate::types::{BackendId, MemoryKind};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Availability {
     Available,
-    /// Cannot run; the reason says why and how to fix it.
-    Unavailable(String),
+    /// Cannot run; the reason says why and how to fix it (it may name settings).
+    Unavailable(Message),
 }
 
 /// What a worker needs to prepare itself.
@@ -220,7 +220,7 @@ pub fn open(id: BackendId) -> Result<Arc<dyn Backend>> {
         Availability::Available => Ok(backend),
         Availability::Unavailable(reason) => Err(Error::Unavailable {
             backend: id.name().to_string(),
-            reason: reason.into(),
+            reason,
         }),
     }
 }
@@ -253,7 +253,7 @@ mod tests {
             match open(id) {
                 Err(Error::Unavailable { backend, reason }) => {
                     assert_eq!(backend, id.name());
-                    assert_eq!(reason.to_string(), why);
+                    assert_eq!(reason, why);
                 }
                 other => panic!("{id}: {:?}", other.map(|b| b.id())),
             }

@@ -156,7 +156,7 @@ fn driver_row(
     libcuda: &LibcudaRow,
     no_gpu_reason: &str,
 ) -> DriverRow {
-    let not = |reason: String| DriverRow {
+    let not = |reason: crate::error::Message| DriverRow {
         examined: false,
         reason: Some(reason),
         plain: None,
@@ -169,9 +169,11 @@ fn driver_row(
         return not("libcufile not found".into());
     }
     if !libcuda.found && !probe.force {
-        return not(format!(
-            "not opened: {no_gpu_reason} (--open-driver opens it anyway)"
-        ));
+        return not(crate::error::msg![
+            format!("not opened: {no_gpu_reason} ("),
+            crate::error::Setting::OpenDriver,
+            " opens it anyway)"
+        ]);
     }
     let cufile = opts.cufile.as_deref();
     let plain = driver_probe::probe_in_child(&probe.exe, cufile, &opts.path, false, probe.timeout);
@@ -266,7 +268,7 @@ fn uring_row() -> UringRow {
         Err(e) => UringRow {
             works: false,
             mode: None,
-            error: Some(uring::unavailable_reason().unwrap_or_else(|| e.to_string())),
+            error: Some(uring::unavailable_reason().unwrap_or_else(|| e.to_string().into())),
             opcodes: Vec::new(),
         },
         Ok((ring, mode)) => {
@@ -289,7 +291,7 @@ fn uring_row() -> UringRow {
                 error: probed
                     .as_ref()
                     .err()
-                    .map(|e| format!("IORING_REGISTER_PROBE failed: {e}")),
+                    .map(|e| format!("IORING_REGISTER_PROBE failed: {e}").into()),
                 opcodes: if probed.is_ok() {
                     ops.iter()
                         .map(|(name, code)| OpcodeRow {

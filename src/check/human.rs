@@ -36,7 +36,9 @@ fn driver_lines(w: &mut String, d: &super::DriverRow) {
             w,
             "{:<15}{}",
             "cuFile driver",
-            d.reason.as_deref().unwrap_or("not examined")
+            d.reason
+                .as_ref()
+                .map_or("not examined".into(), |r| r.to_string())
         );
         return;
     }
@@ -287,7 +289,7 @@ pub fn render(r: &NodeReport) -> String {
             w,
             "{:<15}does not work: {}",
             "io_uring",
-            u.error.as_deref().unwrap_or("")
+            u.error.as_ref().map_or(String::new(), |e| e.to_string())
         );
     }
     let _ = writeln!(

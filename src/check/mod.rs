@@ -122,7 +122,7 @@ mod tests {
             assert_eq!(gds.gds_path, Some(crate::types::GdsPath::None));
             assert_eq!(gds.gds_path_reason.as_deref(), Some("no CUDA driver"));
             assert!(
-                gds.reason.contains("libcuda.so.1 not found"),
+                gds.reason.to_string().contains("libcuda.so.1 not found"),
                 "{}",
                 gds.reason
             );

@@ -72,8 +72,8 @@ pub struct GpuRow {
 #[derive(Debug, Clone, Serialize)]
 pub struct DriverRow {
     pub examined: bool,
-    /// Why it was not examined.
-    pub reason: Option<String>,
+    /// Why it was not examined (it may name settings).
+    pub reason: Option<crate::error::Message>,
     pub plain: Option<driver_probe::ChildResult>,
     pub strict: Option<driver_probe::ChildResult>,
 }
@@ -94,7 +94,8 @@ pub struct UringRow {
     pub works: bool,
     /// `defer-taskrun`, `coop-taskrun` or `default`: the cheapest mode the kernel accepted.
     pub mode: Option<&'static str>,
-    pub error: Option<String>,
+    /// Why io_uring cannot be used (it may name settings).
+    pub error: Option<crate::error::Message>,
     /// The opcodes gdswap uses or could use, and whether the kernel supports each.
     pub opcodes: Vec<OpcodeRow>,
 }

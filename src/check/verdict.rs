@@ -5,6 +5,7 @@ use serde::Serialize;
 use super::{driver_probe, NodeReport, BACKENDS};
 use crate::backend::{self, Availability, BackendId};
 use crate::cufile::path::{self as gds_verdict, Strict};
+use crate::error::{msg, Message, Setting};
 use crate::types::{GdsPath, GdsVerdict};
 
 /// Whether one backend can run here, and why (not).
@@ -12,7 +13,8 @@ use crate::types::{GdsPath, GdsVerdict};
 pub struct Verdict {
     pub backend: BackendId,
     pub available: bool,
-    pub reason: String,
+    /// Why it can or cannot run (it may name settings).
+    pub reason: crate::error::Message,
     /// For `gds`: the path a transfer on the checked file would take: `gpudirect (nvidia-fs)`,
     /// `gpudirect (p2pdma)`, `compat (posix via host bounce)`, `unknown`, or `none` (gds
     /// cannot run at all).
@@ -28,17 +30,21 @@ pub(super) fn verdicts(r: &NodeReport) -> Vec<Verdict> {
     let direct = if r.path.o_direct.works || r.path.kind == "missing" {
         None
     } else {
-        Some(format!(
-            "O_DIRECT does not work on {}: {} (runs need --buffered, which measures the page cache)",
-            r.path.path.display(),
-            r.path.o_direct.detail
-        ))
+        Some(msg![
+            format!(
+                "O_DIRECT does not work on {}: {} (runs need ",
+                r.path.path.display(),
+                r.path.o_direct.detail
+            ),
+            Setting::Buffered,
+            ", which measures the page cache)"
+        ])
     };
     BACKENDS
         .iter()
         .map(|&name| {
             let b = backend::get(name);
-            let verdict = |available: bool, reason: String| Verdict {
+            let verdict = |available: bool, reason: Message| Verdict {
                 backend: name,
                 available,
                 reason,
@@ -57,14 +63,15 @@ pub(super) fn verdicts(r: &NodeReport) -> Vec<Verdict> {
                     format!(
                         "libcufile not found: {}",
                         r.libcufile.error.as_deref().unwrap_or("")
-                    ),
+                    )
+                    .into(),
                 ),
                 BackendId::Gds => match crate::cuda::driver::load() {
-                    Ok(_) => verdict(true, b.summary().to_string()),
-                    Err(why) => verdict(false, why),
+                    Ok(_) => verdict(true, b.summary().into()),
+                    Err(why) => verdict(false, why.into()),
                 },
                 _ => match b.probe() {
-                    Availability::Available => verdict(true, b.summary().to_string()),
+                    Availability::Available => verdict(true, b.summary().into()),
                     Availability::Unavailable(why) => verdict(false, why),
                 },
             };

@@ -40,12 +40,12 @@ impl DataArgs {
     /// neither `--file` nor `--dir`, the default data directory (an error only for an unusable
     /// `GDSWAP_DATA_DIR`).
     pub fn apply(&self, o: &mut RunOptions) -> Result<(), Error> {
-        (o.target, o.create_dir) = match (&self.file, self.dir.first()) {
+        (o.workload.target, o.create_dir) = match (&self.file, self.dir.first()) {
             (Some(f), _) => (Target::File(f.clone()), false),
             (None, Some(d)) => (Target::Dir(d.clone()), self.create_dir),
             (None, None) => (Target::Dir(data_dir_from_env()?), true),
         };
-        o.size = self.size;
+        o.workload.size = self.size;
         Ok(())
     }
 
@@ -96,8 +96,8 @@ pub struct LoopArgs {
 impl LoopArgs {
     /// Sets these settings in `o`.
     pub fn apply(&self, o: &mut RunOptions) {
-        o.loops = self.loops;
-        o.warmup = self.warmup;
+        o.workload.loops = self.loops;
+        o.workload.warmup = self.warmup;
         o.random = self.random;
         o.seed = self.seed;
         o.direct = !self.buffered;

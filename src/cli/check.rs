@@ -148,7 +148,7 @@ pub fn run(args: &CheckArgs) -> Result<Outcome, Error> {
         if let Some(v) = report.verdict(name).filter(|v| !v.available) {
             return Err(Error::Unavailable {
                 backend: name.to_string(),
-                reason: v.reason.clone().into(),
+                reason: v.reason.clone(),
             });
         }
     }

@@ -141,7 +141,7 @@ pub fn run(args: &CompareArgs, coord: &dyn Coordinator) -> Result<Outcome, Error
             "note: skipping {} {}: {}",
             s.kind,
             s.name,
-            super::short_reason(&s.reason)
+            super::short_reason(&s.reason.to_string())
         );
     }
     let names: Vec<&str> = spec.contenders.iter().map(|c| c.name()).collect();
@@ -180,7 +180,7 @@ pub fn run(args: &CompareArgs, coord: &dyn Coordinator) -> Result<Outcome, Error
         Err(e) => {
             // The failure is a result too: recorded with the error, then reported.
             if let Some(sink) = json {
-                let data_path = match &spec.base.target {
+                let data_path = match &spec.base.workload.target {
                     Target::File(p) | Target::Dir(p) => p.clone(),
                 };
                 let mut record = comparison::FailedComparison::new(

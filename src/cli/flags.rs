@@ -56,6 +56,8 @@ pub fn flag(s: Setting) -> &'static str {
         Setting::Svg => "--svg",
         Setting::Duration => "--duration",
         Setting::MaxErrors => "--max-errors",
+        Setting::OpenDriver => "--open-driver",
+        Setting::Spec => "--spec",
         Setting::Numa => "--numa",
         Setting::Gpus => "--gpus",
         Setting::Env(var) => var,
@@ -102,8 +104,8 @@ pub(crate) fn skip_reasons_with_flags(spec: &mut crate::compare::CompareSpec) {
             ..spec.base.clone()
         };
         if let Err(e) = opts.validate() {
-            if e.to_string() == k.reason {
-                k.reason = render(&e);
+            if e.to_string() == k.reason.to_string() {
+                k.reason = render(&e).into();
             }
         }
     }
@@ -183,6 +185,8 @@ mod tests {
             Setting::Svg,
             Setting::Duration,
             Setting::MaxErrors,
+            Setting::OpenDriver,
+            Setting::Spec,
         ];
         let mut seen = std::collections::HashSet::new();
         for s in all {

@@ -82,6 +82,8 @@ enum Command {
 
 /// Entry point of the `gdswap` binary.
 pub fn main() -> ExitCode {
+    // Library messages name settings; what this binary prints names the flags.
+    let _names = crate::error::SettingNames::scope(flags::flag);
     let cli = Cli::parse();
     // The commands that measure meet the other processes of a parallel launch (mpirun, srun);
     // under one, a build without MPI refuses to run unsynchronised copies.
@@ -176,7 +178,9 @@ fn backends(args: &BackendsArgs) {
         let state = match b.probe() {
             Availability::Available => "available".to_string(),
             Availability::Unavailable(why) if args.verbose => format!("unavailable: {why}"),
-            Availability::Unavailable(why) => format!("unavailable: {}", short_reason(&why)),
+            Availability::Unavailable(why) => {
+                format!("unavailable: {}", short_reason(&why.to_string()))
+            }
         };
         println!("{:<8} {:<60} {state}", b.name(), b.summary());
     }

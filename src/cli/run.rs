@@ -11,7 +11,7 @@ use crate::error::{Error, Setting};
 use crate::harness;
 use crate::options::{
     BounceMode, BufferMode, GdsApi, GdsOptions, GpuOptions, Op, RingOpcode, RingOptions, RingSetup,
-    RingSubmit, RingWait, RunOptions, Target,
+    RingSubmit, RingWait, RunOptions, Target, Workload,
 };
 use crate::ranks::{self, Coordinator};
 use crate::report::{self, RunReport};
@@ -212,10 +212,13 @@ impl RunArgs {
     pub fn options(&self) -> Result<RunOptions, Error> {
         let mut o = RunOptions {
             backend: self.backend,
-            op: self.op,
-            block_size: self.block_size,
-            queue_depth: self.queue_depth,
-            threads: self.threads,
+            workload: Workload {
+                op: self.op,
+                block_size: self.block_size,
+                queue_depth: self.queue_depth,
+                threads: self.threads,
+                ..RunOptions::default().workload
+            },
             verify: self.verify,
             fixed_buffers: self.fixed_buffers,
             buffer: self.buffer,
@@ -282,7 +285,7 @@ pub(crate) fn for_rank(mut opts: RunOptions, coord: &dyn Coordinator) -> RunOpti
         return opts;
     }
     let rank = coord.rank();
-    opts.target = match opts.target {
+    opts.workload.target = match opts.workload.target {
         Target::File(f) => Target::File(ranks::rank_path(&f, false, rank)),
         Target::Dir(d) if opts.create_dir || d.is_dir() => {
             opts.create_dir = true;
@@ -358,7 +361,7 @@ pub fn run(args: &RunArgs, coord: &dyn Coordinator) -> Result<Outcome, Error> {
         .transpose()?;
     let stdout_taken = matches!(json, Some(Sink::Stdout)) || matches!(csv, Some(Sink::Stdout));
 
-    let data_path = match &opts.target {
+    let data_path = match &opts.workload.target {
         Target::File(p) | Target::Dir(p) => p.clone(),
     };
     let gpus = args.target_gpus()?;
@@ -529,7 +532,10 @@ mod tests {
     fn a_parallel_run_refuses_a_soak() {
         let dir = crate::testutil::scratch_dir();
         let soak = RunOptions {
-            target: Target::Dir(dir.path().into()),
+            workload: Workload {
+                target: Target::Dir(dir.path().into()),
+                ..RunOptions::default().workload
+            },
             verify: true,
             max_errors: Some(3),
             ..RunOptions::default()
@@ -548,30 +554,39 @@ mod tests {
     fn each_rank_gets_its_own_files_and_gpu() {
         let dir = crate::testutil::scratch_dir();
         let opts = |target, create_dir| RunOptions {
-            target,
+            workload: Workload {
+                target,
+                ..RunOptions::default().workload
+            },
             create_dir,
             ..RunOptions::default()
         };
         // A shared directory that exists: a subdirectory per rank, created as needed.
         let o = for_rank(opts(Target::Dir(dir.path().into()), false), &Rank2);
-        assert_eq!(o.target, Target::Dir(dir.path().join("rank2")));
+        assert_eq!(o.workload.target, Target::Dir(dir.path().join("rank2")));
         assert!(o.create_dir);
         // The rank's place on its node picks the GPU (host backend: no driver asked).
         assert_eq!(o.gpu.device, 1);
         // A missing directory without --create-dir stays as it is, to be refused by name.
         let missing = dir.path().join("missing");
         let o = for_rank(opts(Target::Dir(missing.clone()), false), &Rank2);
-        assert_eq!((o.target, o.create_dir), (Target::Dir(missing), false));
+        assert_eq!(
+            (o.workload.target, o.create_dir),
+            (Target::Dir(missing), false)
+        );
         // A file: a suffix per rank.
         let f = dir.path().join("data");
         let o = for_rank(opts(Target::File(f), false), &Rank2);
-        assert_eq!(o.target, Target::File(dir.path().join("data.rank2")));
+        assert_eq!(
+            o.workload.target,
+            Target::File(dir.path().join("data.rank2"))
+        );
         // One process: unchanged.
         let o = for_rank(
             opts(Target::Dir(dir.path().into()), false),
             &crate::ranks::Solo,
         );
-        assert_eq!(o.target, Target::Dir(dir.path().into()));
+        assert_eq!(o.workload.target, Target::Dir(dir.path().into()));
         assert_eq!(o.gpu.device, 0);
     }
 }

@@ -187,7 +187,7 @@ pub fn run(args: &SweepArgs) -> Result<Outcome, Error> {
                 "note: skipping {} {}: {}",
                 s.kind,
                 s.name,
-                super::short_reason(&s.reason)
+                super::short_reason(&s.reason.to_string())
             );
         }
     }
@@ -213,7 +213,7 @@ pub fn run(args: &SweepArgs) -> Result<Outcome, Error> {
         resolved.len(),
         todo,
         runs_per_point,
-        Bytes(spec.base.size)
+        Bytes(spec.base.workload.size)
     );
 
     let stop = Arc::new(AtomicBool::new(false));

@@ -27,7 +27,7 @@ pub fn run(
     let mut all = vec![first.clone()];
     for d in extra {
         let mut o = first.clone();
-        o.target = Target::Dir(d.clone());
+        o.workload.target = Target::Dir(d.clone());
         o.validate()?;
         all.push(o);
     }
@@ -36,11 +36,15 @@ pub fn run(
     }
     let label = |r: &RunReport| match &r.params.gpu {
         Some(g) if !gpus.is_empty() => {
-            format!("{} (GPU {})", r.params.workload.target.display(), g.device)
+            format!(
+                "{} (GPU {})",
+                r.params.workload.target.path().display(),
+                g.device
+            )
         }
-        _ => r.params.workload.target.display().to_string(),
+        _ => r.params.workload.target.path().display().to_string(),
     };
-    let dir_of = |o: &RunOptions| match &o.target {
+    let dir_of = |o: &RunOptions| match &o.workload.target {
         Target::Dir(p) | Target::File(p) => p.clone(),
     };
     let group = LocalGroup::new(all.len());
@@ -167,7 +171,7 @@ pub fn run(
         for w in &r.warnings {
             eprintln!(
                 "warning: {}: {}\n  hint: {}",
-                r.params.workload.target.display(),
+                r.params.workload.target.path().display(),
                 w.message,
                 w.hint
             );

@@ -158,10 +158,10 @@ fn setup_refused(setup: RingSetup, entries: u32, e: std::io::Error) -> Error {
 }
 
 /// Why io_uring cannot be used here, or None when a ring can be made.
-pub fn unavailable_reason() -> Option<String> {
+pub fn unavailable_reason() -> Option<crate::error::Message> {
     match IoUring::new(2) {
         Ok(_) => None,
-        Err(e) => Some(format!("io_uring_setup failed ({e}): the kernel has io_uring disabled (sysctl kernel.io_uring_disabled) or a seccomp filter blocks it (common in containers); use --backend posix")),
+        Err(e) => Some(crate::error::msg![format!("io_uring_setup failed ({e}): the kernel has io_uring disabled (sysctl kernel.io_uring_disabled) or a seccomp filter blocks it (common in containers); use "), crate::error::Setting::Backend, " posix"]),
     }
 }
 

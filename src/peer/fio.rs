@@ -48,9 +48,10 @@ pub fn fio_ranges(opts: &RunOptions) -> Result<Vec<FioRange>> {
 /// 2 MiB pages fio needs for its buffers (block size x queue depth per job, plus fio's
 /// alignment slack, measured with fio 3.33), for both the warm-up and the measured group.
 pub fn fio_huge_pages_needed(opts: &RunOptions) -> u64 {
-    let per_job = (opts.block_size * u64::from(opts.queue_depth)).div_ceil(HUGE_PAGE) + 2;
-    let groups = if opts.warmup > 0 { 2 } else { 1 };
-    per_job * opts.threads as u64 * groups + 4
+    let per_job =
+        (opts.workload.block_size * u64::from(opts.workload.queue_depth)).div_ceil(HUGE_PAGE) + 2;
+    let groups = if opts.workload.warmup > 0 { 2 } else { 1 };
+    per_job * opts.workload.threads as u64 * groups + 4
 }
 
 /// Whether fio should get huge-page buffers: asked for (`--huge-pages auto|hugetlb`) and enough
@@ -132,7 +133,7 @@ pub fn fio_args(
     ranges: &[FioRange],
     memory: FioMemory,
 ) -> (Vec<String>, String) {
-    let rw = match (opts.op, opts.random) {
+    let rw = match (opts.workload.op, opts.random) {
         (Op::Read, false) => "read",
         (Op::Read, true) => "randread",
         (Op::Write, false) => "write",
@@ -142,8 +143,8 @@ pub fn fio_args(
         "--output-format=json".into(),
         "--ioengine=io_uring".into(),
         format!("--direct={}", u8::from(opts.direct)),
-        format!("--bs={}", opts.block_size),
-        format!("--iodepth={}", opts.queue_depth),
+        format!("--bs={}", opts.workload.block_size),
+        format!("--iodepth={}", opts.workload.queue_depth),
         format!("--rw={rw}"),
         "--group_reporting".into(),
         "--lat_percentiles=1".into(),
@@ -184,12 +185,15 @@ pub fn fio_args(
             a.push(format!("--numjobs={}", ranges.len()));
             a.push(format!("--offset_increment={}", r.len));
         }
-        for (name, loops) in [("warmup", opts.warmup), ("measured", opts.loops)] {
+        for (name, loops) in [
+            ("warmup", opts.workload.warmup),
+            ("measured", opts.workload.loops),
+        ] {
             if loops == 0 {
                 continue;
             }
             a.push(format!("--name={name}"));
-            if name == "measured" && opts.warmup > 0 {
+            if name == "measured" && opts.workload.warmup > 0 {
                 a.push("--stonewall".into());
             }
             a.extend(repeat_args(opts, name, loops));
@@ -204,13 +208,16 @@ pub fn fio_args(
             "1 job".to_string()
         }
     } else {
-        for (name, loops) in [("warmup", opts.warmup), ("measured", opts.loops)] {
+        for (name, loops) in [
+            ("warmup", opts.workload.warmup),
+            ("measured", opts.workload.loops),
+        ] {
             if loops == 0 {
                 continue;
             }
             for (i, r) in ranges.iter().enumerate() {
                 a.push(format!("--name={name}"));
-                if i == 0 && name == "measured" && opts.warmup > 0 {
+                if i == 0 && name == "measured" && opts.workload.warmup > 0 {
                     a.push("--stonewall".into());
                 }
                 a.push(format!("--filename={}", r.path.display()));
@@ -228,8 +235,8 @@ pub fn fio_args(
     let mode = format!(
         "io_uring, {}, bs {}, iodepth {}, {jobs_desc}, buffers {}{}",
         if opts.direct { "O_DIRECT" } else { "buffered" },
-        Bytes(opts.block_size),
-        opts.queue_depth,
+        Bytes(opts.workload.block_size),
+        opts.workload.queue_depth,
         memory.describe(),
         if opts.fixed_buffers {
             ", fixedbufs + registerfiles"
@@ -367,7 +374,7 @@ pub fn run_fio(
 ) -> Result<FioFigures> {
     let peer = |message: String| Error::Peer {
         tool: "fio".into(),
-        message,
+        message: message.into(),
     };
     let out = Command::new(exe)
         .args(args)
@@ -394,7 +401,7 @@ pub fn run_fio(
 mod tests {
     use super::super::testutil::opts;
     use super::*;
-    use crate::options::Target;
+    use crate::options::{Target, Workload};
 
     const SAMPLE: &str = include_str!("../../tests/data/fio-3.33-read-2jobs.json");
 
@@ -452,7 +459,10 @@ mod tests {
         );
         assert!(mode.contains("measured time_based for 1500ms"), "{mode}");
         let o = RunOptions {
-            target: Target::Dir("/d".into()),
+            workload: Workload {
+                target: Target::Dir("/d".into()),
+                ..o.workload
+            },
             ..o
         };
         let line = fio_args(&o, &fio_ranges(&o).unwrap(), FioMemory::Default)
@@ -497,9 +507,9 @@ mod tests {
     #[test]
     fn per_thread_files_and_uneven_ranges_get_a_job_each() {
         let mut o = opts(2, Target::Dir("/d".into()));
-        o.op = Op::Write;
+        o.workload.op = Op::Write;
         o.random = true;
-        o.warmup = 0;
+        o.workload.warmup = 0;
         let (a, mode) = fio_args(&o, &fio_ranges(&o).unwrap(), FioMemory::Hugetlb);
         let line = a.join(" ");
         assert!(line.contains("--rw=randwrite --group_reporting"), "{line}");
@@ -521,7 +531,7 @@ mod tests {
         assert!(mode.contains("2 jobs, one per thread range") && mode.contains("shmhuge"));
         // 9 MiB over 2 threads of one file: 5 MiB and 4 MiB, so no numjobs.
         let mut o = opts(2, Target::File("/d/f".into()));
-        o.size = 9 << 20;
+        o.workload.size = 9 << 20;
         let (a, _) = fio_args(&o, &fio_ranges(&o).unwrap(), FioMemory::Default);
         let line = a.join(" ");
         assert!(!line.contains("numjobs"), "{line}");

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use super::fio::fio_ranges;
 use super::tool::{find_in_path, is_executable, run_in_group, RunFailure};
-use crate::error::{Error, Result};
+use crate::error::{msg, Error, Message, Result, Setting};
 use crate::options::{Op, RunOptions};
 use crate::size::Bytes;
 
@@ -89,37 +89,54 @@ impl GdsioXfer {
 
 /// The one file gdsio runs on for `opts` (`-f`), or why gdsio cannot run this workload as
 /// gdswap's backends do (the reason of a skip note).
-pub fn gdsio_file(opts: &RunOptions) -> std::result::Result<PathBuf, String> {
+pub fn gdsio_file(opts: &RunOptions) -> std::result::Result<PathBuf, Message> {
     if opts.random {
-        return Err(
-            "--random: gdswap runs gdsio for sequential reads and writes only (-I 0, -I 1)".into(),
-        );
+        return Err(msg![
+            Setting::Random,
+            ": gdswap runs gdsio for sequential reads and writes only (-I 0, -I 1)"
+        ]);
     }
     if !opts.direct {
-        return Err("--buffered: gdswap runs gdsio for O_DIRECT workloads only".into());
+        return Err(msg![
+            Setting::Buffered,
+            ": gdswap runs gdsio for O_DIRECT workloads only"
+        ]);
     }
-    if opts.size % 1024 != 0 || opts.block_size % 1024 != 0 {
-        return Err(format!(
-            "gdsio takes sizes in whole KiB, and --size {} or --block-size {} is not",
-            opts.size, opts.block_size
-        ));
+    let w = &opts.workload;
+    if w.size % 1024 != 0 || w.block_size % 1024 != 0 {
+        return Err(msg![
+            "gdsio takes sizes in whole KiB, and ",
+            Setting::Size,
+            format!(" {} or ", w.size),
+            Setting::BlockSize,
+            format!(" {} is not", w.block_size)
+        ]);
     }
-    let per_thread = opts.block_size * opts.threads as u64;
-    if per_thread == 0 || opts.size % per_thread != 0 {
-        return Err(format!(
-            "--size {} is not a whole number of blocks per thread ({} thread(s) x --block-size {}), which gdsio's threads would split differently",
-            Bytes(opts.size),
-            opts.threads,
-            Bytes(opts.block_size)
-        ));
+    let per_thread = w.block_size * w.threads as u64;
+    if per_thread == 0 || w.size % per_thread != 0 {
+        return Err(msg![
+            Setting::Size,
+            format!(
+                " {} is not a whole number of blocks per thread ({} thread(s) x ",
+                Bytes(w.size),
+                w.threads
+            ),
+            Setting::BlockSize,
+            format!(
+                " {}), which gdsio's threads would split differently",
+                Bytes(w.block_size)
+            )
+        ]);
     }
-    let ranges = fio_ranges(opts).map_err(|e| e.to_string())?;
+    let ranges = fio_ranges(opts).map_err(|e| Message::from(e.to_string()))?;
     match ranges.first() {
         Some(first) if ranges.iter().all(|r| r.path == first.path) => Ok(first.path.clone()),
-        _ => Err(format!(
-            "--dir with {} threads: gdsio takes one file its threads share (-f) or a directory of files it names itself (-D), not gdswap's per-thread files; use --file, or 1 thread",
-            opts.threads
-        )),
+        _ => Err(msg![
+            Setting::Dir,
+            format!(" with {} threads: gdsio takes one file its threads share (-f) or a directory of files it names itself (-D), not gdswap's per-thread files; use ", w.threads),
+            Setting::File,
+            ", or 1 thread"
+        ]),
     }
 }
 
@@ -152,7 +169,7 @@ pub fn gdsio_file(opts: &RunOptions) -> std::result::Result<PathBuf, String> {
 /// given in KiB (`K`), the unit gdsio reports in. `-x 0` and `-x 2` are taken to keep one transfer in flight per
 /// thread, gdsio's async stream and batch modes being `-x 5` and `-x 6`.
 pub fn gdsio_args(opts: &RunOptions, file: &Path, xfer: GdsioXfer) -> (Vec<String>, String) {
-    let io = match opts.op {
+    let io = match opts.workload.op {
         Op::Read => "0",
         Op::Write => "1",
     };
@@ -162,33 +179,34 @@ pub fn gdsio_args(opts: &RunOptions, file: &Path, xfer: GdsioXfer) -> (Vec<Strin
         "-d".into(),
         opts.gpu.device.to_string(),
         "-w".into(),
-        opts.threads.to_string(),
+        opts.workload.threads.to_string(),
         "-s".into(),
-        format!("{}K", opts.size / 1024),
+        format!("{}K", opts.workload.size / 1024),
         "-i".into(),
-        format!("{}K", opts.block_size / 1024),
+        format!("{}K", opts.workload.block_size / 1024),
         "-x".into(),
         xfer.flag().into(),
         "-I".into(),
         io.into(),
     ];
     let mode = format!(
-        "gdsio -x {} ({}: {}), -I {io} ({}), GPU {}, {}, synchronous transfers (not gdsio's async or batch modes, so --queue-depth does not apply), {} warm-up + {} measured run(s) per round; latency: gdsio's average only",
+        "gdsio -x {} ({}: {}), -I {io} ({}), GPU {}, {}, synchronous transfers (not gdsio's async or batch modes, so {} does not apply), {} warm-up + {} measured run(s) per round; latency: gdsio's average only",
         xfer.flag(),
         xfer.label(),
         match xfer {
             GdsioXfer::Gpud => "cuFile between the file and GPU memory",
             GdsioXfer::CpuGpu => "through CPU memory",
         },
-        opts.op,
+        opts.workload.op,
         opts.gpu.device,
-        if opts.threads == 1 {
+        if opts.workload.threads == 1 {
             "1 thread".to_string()
         } else {
-            format!("{} threads sharing one file", opts.threads)
+            format!("{} threads sharing one file", opts.workload.threads)
         },
-        opts.warmup,
-        opts.loops,
+        crate::error::setting_name(Setting::QueueDepth),
+        opts.workload.warmup,
+        opts.workload.loops,
     );
     (args, mode)
 }
@@ -210,7 +228,7 @@ fn gdsio_timeout_from(value: Option<&str>, opts: &RunOptions) -> Result<Duration
                 format!("'{v}' is not a whole number of seconds above 0"),
             )),
         },
-        None => Ok(Duration::from_secs(60 + opts.size / (10 << 20))),
+        None => Ok(Duration::from_secs(60 + opts.workload.size / (10 << 20))),
     }
 }
 
@@ -404,7 +422,7 @@ pub fn run_gdsio(
 ) -> Result<GdsioFigures> {
     let peer = |message: String| Error::Peer {
         tool: "gdsio".into(),
-        message,
+        message: message.into(),
     };
     let ran = run_in_group(exe, args, timeout).map_err(|e| {
         peer(match e {
@@ -432,7 +450,7 @@ pub fn run_gdsio(
 mod tests {
     use super::super::testutil::opts;
     use super::*;
-    use crate::options::Target;
+    use crate::options::{Target, Workload};
 
     const GDSIO_READ: &str = include_str!("../../tests/data/gdsio-read-gpud.txt");
     const GDSIO_WRITE_V: &str = include_str!("../../tests/data/gdsio-write-cpu-gpu-verify.txt");
@@ -549,7 +567,7 @@ mod tests {
             "{mode}"
         );
         assert!(mode.contains("1 warm-up + 2 measured run(s)"), "{mode}");
-        o.op = Op::Write;
+        o.workload.op = Op::Write;
         let (a, mode) = gdsio_args(&o, &file, GdsioXfer::CpuGpu);
         assert!(a.join(" ").ends_with("-x 2 -I 1"), "{a:?}");
         assert!(mode.starts_with("gdsio -x 2 (CPU_GPU: through CPU memory), -I 1 (write)"));
@@ -562,31 +580,37 @@ mod tests {
 
     #[test]
     fn workloads_gdsio_cannot_run_alike_are_refused_with_the_reason() {
-        let why = |o: RunOptions| gdsio_file(&o).unwrap_err();
+        let why = |o: RunOptions| gdsio_file(&o).unwrap_err().to_string();
         let base = opts(2, Target::File("/d/f".into()));
         assert!(why(RunOptions {
             random: true,
             ..base.clone()
         })
-        .starts_with("--random: "));
+        .starts_with("random: "));
         assert!(why(RunOptions {
             direct: false,
             ..base.clone()
         })
-        .starts_with("--buffered: "));
+        .starts_with("buffered: "));
         assert!(why(RunOptions {
-            size: (8 << 20) + 512,
+            workload: Workload {
+                size: (8 << 20) + 512,
+                ..base.workload.clone()
+            },
             ..base.clone()
         })
         .starts_with("gdsio takes sizes in whole KiB"));
         // 9 MiB over 2 threads of 1 MiB blocks: gdsio's threads would not split it as gdswap's.
         assert!(why(RunOptions {
-            size: 9 << 20,
+            workload: Workload {
+                size: 9 << 20,
+                ..base.workload.clone()
+            },
             ..base.clone()
         })
-        .starts_with("--size 9MiB is not a whole number of blocks per thread"));
+        .starts_with("size 9MiB is not a whole number of blocks per thread"));
         let e = why(opts(2, Target::Dir("/d".into())));
-        assert!(e.starts_with("--dir with 2 threads: "), "{e}");
+        assert!(e.starts_with("dir with 2 threads: "), "{e}");
     }
 
     #[test]
@@ -597,7 +621,10 @@ mod tests {
             Duration::from_secs(60)
         );
         let big = RunOptions {
-            size: 10 << 30,
+            workload: Workload {
+                size: 10 << 30,
+                ..o.workload.clone()
+            },
             ..o.clone()
         };
         assert_eq!(

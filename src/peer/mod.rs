@@ -49,17 +49,20 @@ pub const PEERS: &[&str] = &["fio", "gdsio", "gdsio-gpud", "gdsio-cpu-gpu"];
 /// The workload the tests of fio and gdsio share.
 #[cfg(test)]
 mod testutil {
-    use crate::options::{RunOptions, Target};
+    use crate::options::{RunOptions, Target, Workload};
 
     pub(super) fn opts(threads: usize, target: Target) -> RunOptions {
         RunOptions {
-            target,
-            threads,
-            size: 8 << 20,
-            block_size: 1 << 20,
-            queue_depth: 4,
-            loops: 2,
-            warmup: 1,
+            workload: Workload {
+                target,
+                threads,
+                size: 8 << 20,
+                block_size: 1 << 20,
+                queue_depth: 4,
+                loops: 2,
+                warmup: 1,
+                ..RunOptions::default().workload
+            },
             ..RunOptions::default()
         }
     }

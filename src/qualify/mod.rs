@@ -24,7 +24,7 @@ use serde::Serialize;
 
 use crate::check::{self, CheckOptions, DriverProbeOptions, NodeReport};
 use crate::env::Environment;
-use crate::options::{GpuOptions, RunOptions, Target};
+use crate::options::{GpuOptions, RunOptions, Target, Workload};
 use crate::report::RunReport;
 use spec::{Memlock, Spec, TestSpec};
 
@@ -344,8 +344,10 @@ fn run_all(
     record: &mut Record,
     progress: &mut dyn FnMut(Event),
 ) -> Result<(), String> {
-    let text = crate::io::file::read_regular(&inv.spec_path)
-        .map_err(|e| format!("--spec {}: cannot read it: {e}", inv.spec_path.display()))?;
+    let text = crate::io::file::read_regular(&inv.spec_path).map_err(|e| {
+        let spec = crate::error::setting_name(crate::error::Setting::Spec);
+        format!("{spec} {}: cannot read it: {e}", inv.spec_path.display())
+    })?;
     record.spec_text = Some(text.clone());
     let spec = spec::parse(&inv.spec_path, &text).map_err(|e| e.0)?;
     record.spec = Some(spec.clone());
@@ -499,14 +501,16 @@ fn run_options(t: &TestSpec, duration: Option<Duration>) -> Vec<RunOptions> {
         .enumerate()
         .map(|(i, dir)| RunOptions {
             backend: t.backend,
-            op: t.op,
-            target: Target::Dir(dir.clone()),
-            size: t.size(),
-            block_size: t.block_size.0,
-            queue_depth: t.queue_depth,
-            threads: t.threads,
-            loops: t.loops,
-            warmup: t.warmup,
+            workload: Workload {
+                op: t.op,
+                target: Target::Dir(dir.clone()),
+                size: t.size(),
+                block_size: t.block_size.0,
+                queue_depth: t.queue_depth,
+                threads: t.threads,
+                loops: t.loops,
+                warmup: t.warmup,
+            },
             random: t.random,
             verify: t.verifies(),
             gpu: GpuOptions {
@@ -717,7 +721,7 @@ fn run_test(t: &TestSpec, opts: &[RunOptions]) -> (TestRecord, Vec<Line>) {
             "this node cannot run the {} backend: {why}",
             t.backend
         ));
-        test.unavailable = Some(why);
+        test.unavailable = Some(why.to_string());
         lines.push(l);
         return (test, lines);
     }
@@ -726,7 +730,7 @@ fn run_test(t: &TestSpec, opts: &[RunOptions]) -> (TestRecord, Vec<Line>) {
             .iter()
             .map(|o| {
                 s.spawn(move || {
-                    let path = match &o.target {
+                    let path = match &o.workload.target {
                         Target::Dir(p) | Target::File(p) => p.clone(),
                     };
                     crate::harness::run(o).map(|m| {

@@ -53,8 +53,8 @@ fn warnings(out: &mut String, w: &[WarningRecord], prefix: &str) {
         let _ = writeln!(
             out,
             "- **warning** {prefix}{}. *Hint:* {}.",
-            w.message.trim_end_matches('.'),
-            w.hint.trim_end_matches('.')
+            w.message.to_string().trim_end_matches('.'),
+            w.hint.to_string().trim_end_matches('.')
         );
     }
 }
@@ -82,9 +82,9 @@ pub fn runs(reports: &[RunReport]) -> String {
             if p.random { "random " } else { "" },
             cell(&p.workload.op.to_string()),
             p.workload.threads,
-            Bytes(p.workload.block_size_bytes),
+            Bytes(p.workload.block_size),
             p.workload.queue_depth,
-            Bytes(p.workload.size_bytes),
+            Bytes(p.workload.size),
             s.bandwidth_gibps,
             s.bandwidth_gbps,
             s.iops,
@@ -203,7 +203,7 @@ pub fn comparison(c: &Comparison) -> String {
             "- skipped {} `{}`: {}",
             s.kind,
             cell(&s.name),
-            cell(&s.reason)
+            cell(&s.reason.to_string())
         );
     }
     if !c.warnings.is_empty() {
@@ -280,7 +280,7 @@ pub fn sweep(points: &[Comparison], best: &BestSettings) -> String {
     let _ = writeln!(
         out,
         "## gdswap sweep: size {}, {} loop(s) + {} warm-up per run, {} round(s) per point{}\n",
-        Bytes(p.workload.size_bytes),
+        Bytes(p.workload.size),
         p.workload.loops,
         p.workload.warmup,
         p.rounds,
@@ -324,7 +324,7 @@ pub fn sweep(points: &[Comparison], best: &BestSettings) -> String {
             out,
             "| {} | {} | {} | {} |",
             cell(&q.workload.op.to_string()),
-            Bytes(q.workload.block_size_bytes),
+            Bytes(q.workload.block_size),
             q.workload.queue_depth,
             q.workload.threads
         );
@@ -423,9 +423,9 @@ mod tests {
         r.warnings = vec![WarningRecord {
             code: "short-run".into(),
             message: "the measured loops took only 0.010 s in all".into(),
-            hint: "raise --size".into(),
+            hint: crate::error::msg!["raise ", crate::error::Setting::Size],
         }];
-        let md = runs(&[r]);
+        let md = runs(std::slice::from_ref(&r));
         let lines: Vec<&str> = md.lines().collect();
         assert_eq!(lines[0], "## gdswap run results");
         assert_eq!(
@@ -438,8 +438,14 @@ mod tests {
         assert!(md.contains("| CPU | CPU, \"quoted\" (2 CPUs) |"), "{md}");
         assert!(md.contains("| Data | `/data` on virtio disk (vda) (ext4, mounted at `/`) |"));
         assert!(md.contains(
-            "- **warning** host read: the measured loops took only 0.010 s in all. *Hint:* raise --size."
+            "- **warning** host read: the measured loops took only 0.010 s in all. *Hint:* raise size."
         ));
+        // Under the CLI's names (its scope), the hint names the flag.
+        let _flags = crate::error::SettingNames::scope(|s| match s {
+            crate::error::Setting::Size => "--size",
+            s => s.name(),
+        });
+        assert!(runs(std::slice::from_ref(&r)).contains("*Hint:* raise --size."));
     }
 
     #[test]
@@ -477,7 +483,7 @@ mod tests {
     fn sweep_table_has_a_row_per_point_and_the_best_settings() {
         let mut a = crate::report::comparison::tests::sample();
         let mut b = a.clone();
-        b.params.workload.block_size_bytes = 8 << 20;
+        b.params.workload.block_size = 8 << 20;
         b.params.workload.queue_depth = 32;
         b.contenders.truncate(1);
         a.params.workload.threads = 2;

@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::env::Environment;
 use crate::harness::Measurements;
-use crate::options::{BufferMode, HugePages, Op, RunOptions, Target};
+use crate::options::{BufferMode, HugePages, RunOptions};
 use crate::stats::{median, LatencyRecorder, Percentiles};
 
 pub use warning::{Warning, WarningRecord};
@@ -194,43 +194,9 @@ impl PipelineFigures {
 }
 
 /// The workload a record describes, shared by the run record ([`Params`]) and the comparison
-/// record ([`comparison::CompareParams`]): flattened into each (`#[serde(flatten)]`), so their
-/// JSON keys and their order are what they were before it was one struct.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Workload {
-    pub op: Op,
-    /// `file` or `dir`.
-    pub target_kind: String,
-    pub target: PathBuf,
-    pub size_bytes: u64,
-    pub block_size_bytes: u64,
-    pub queue_depth: u32,
-    pub threads: usize,
-    /// Measured loops per run (in a comparison, each round is one run per contender).
-    pub loops: u32,
-    pub warmup: u32,
-}
-
-impl Workload {
-    /// The workload of `opts`.
-    pub fn of(opts: &RunOptions) -> Workload {
-        let (target_kind, target) = match &opts.target {
-            Target::File(p) => ("file", p.clone()),
-            Target::Dir(p) => ("dir", p.clone()),
-        };
-        Workload {
-            op: opts.op,
-            target_kind: target_kind.into(),
-            target,
-            size_bytes: opts.size,
-            block_size_bytes: opts.block_size,
-            queue_depth: opts.queue_depth,
-            threads: opts.threads,
-            loops: opts.loops,
-            warmup: opts.warmup,
-        }
-    }
-}
+/// record ([`comparison::CompareParams`]): the run options' own [`crate::options::Workload`],
+/// flattened into each.
+pub use crate::options::Workload;
 
 /// The parameters, as run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -265,7 +231,7 @@ impl Params {
     pub fn of(opts: &RunOptions, device: bool) -> Params {
         Params {
             backend: opts.backend,
-            workload: Workload::of(opts),
+            workload: opts.workload.clone(),
             random: opts.random,
             seed: opts.seed,
             verify: opts.verify,
@@ -770,11 +736,10 @@ pub(crate) mod tests {
             params: Params {
                 backend: crate::types::BackendId::Host,
                 workload: Workload {
-                    op: Op::Read,
-                    target_kind: "dir".into(),
-                    target: "/data".into(),
-                    size_bytes: 1 << 30,
-                    block_size_bytes: 1 << 20,
+                    op: crate::options::Op::Read,
+                    target: crate::options::Target::Dir("/data".into()),
+                    size: 1 << 30,
+                    block_size: 1 << 20,
                     queue_depth: 8,
                     threads: 2,
                     loops: 2,
@@ -927,6 +892,8 @@ pub(crate) mod tests {
         let json = serde_json::to_string(&r.params).unwrap();
         for kv in [
             r#""op":"read""#,
+            r#""target_kind":"dir","target":"/data""#,
+            r#""size_bytes":1073741824,"block_size_bytes":1048576"#,
             r#""huge_pages":"auto""#,
             r#""buffer":"full""#,
         ] {

@@ -208,7 +208,7 @@ pub fn bandwidth_vs_block_size(
             by_qd
                 .entry(p.workload.queue_depth)
                 .or_default()
-                .push((p.workload.block_size_bytes as f64, k.bandwidth_gibps.median));
+                .push((p.workload.block_size as f64, k.bandwidth_gibps.median));
         }
     }
     if by_qd.is_empty() {
@@ -289,7 +289,7 @@ pub fn latency_cdf(c: &Comparison) -> Option<String> {
         &format!(
             "latency CDF: {} bs {}, qd {}, {} thread{}",
             p.workload.op,
-            Bytes(p.workload.block_size_bytes),
+            Bytes(p.workload.block_size),
             p.workload.queue_depth,
             p.workload.threads,
             if p.workload.threads == 1 { "" } else { "s" }
@@ -311,7 +311,7 @@ pub fn runs_latency_cdf(reports: &[RunReport]) -> Option<String> {
                     "{} {} bs {} qd {} t {}",
                     p.backend,
                     p.workload.op,
-                    Bytes(p.workload.block_size_bytes),
+                    Bytes(p.workload.block_size),
                     p.workload.queue_depth,
                     p.workload.threads
                 ),
@@ -429,7 +429,7 @@ mod tests {
             (8 << 20, 8, 4.0),
         ] {
             let mut c = sample();
-            c.params.workload.block_size_bytes = bs;
+            c.params.workload.block_size = bs;
             c.params.workload.queue_depth = qd;
             c.contenders[0].bandwidth_gibps.median = host;
             out.push(c);

@@ -2,6 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::error::{msg, Message, Setting};
 use crate::io::buffer::PageBacking;
 use crate::options::Op;
 use crate::size::Bytes;
@@ -47,9 +48,12 @@ pub enum Warning {
 /// A warning as it is stored in reports.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct WarningRecord {
+    /// Stable identifier, e.g. `short-run`.
     pub code: String,
-    pub message: String,
-    pub hint: String,
+    /// What happened (settings named when it is displayed or serialised; see [`Message`]).
+    pub message: Message,
+    /// What to do about it.
+    pub hint: Message,
 }
 
 impl Warning {
@@ -70,76 +74,89 @@ impl Warning {
         }
     }
 
-    pub fn message(&self) -> String {
+    /// What happened, naming settings as [`Message`]s do (words in the library, flags under
+    /// the CLI).
+    pub fn message(&self) -> Message {
         match self {
-            Warning::BufferedIo => "--buffered: these figures measure the page cache, not the device".into(),
+            Warning::BufferedIo => msg![Setting::Buffered, ": these figures measure the page cache, not the device"],
             Warning::SmallPages { backing } => {
-                format!("I/O buffers got {backing}, not huge pages: O_DIRECT is slower and costs more CPU with 4 KiB pages")
+                format!("I/O buffers got {backing}, not huge pages: O_DIRECT is slower and costs more CPU with 4 KiB pages").into()
             }
-            Warning::ShortRun { seconds } => format!("the measured loops took only {seconds:.3} s in all"),
+            Warning::ShortRun { seconds } => format!("the measured loops took only {seconds:.3} s in all").into(),
             Warning::LoopSpread { spread_pct } => {
-                format!("loop bandwidths spread over {spread_pct:.0}% of their median")
+                format!("loop bandwidths spread over {spread_pct:.0}% of their median").into()
             }
-            Warning::UnalignedTail { bytes } => format!(
-                "--size is not a multiple of the O_DIRECT alignment: the last {} went through the page cache",
-                Bytes(*bytes)
-            ),
+            Warning::UnalignedTail { bytes } => msg![
+                Setting::Size,
+                format!(" is not a multiple of the O_DIRECT alignment: the last {} went through the page cache", Bytes(*bytes))
+            ],
             Warning::WritesUnverified => "writes were not read back and checked".into(),
-            Warning::FewBounceBuffers { chunks, queue_depth } => format!(
-                "--bounce-buffers {chunks} is below --queue-depth {queue_depth}: at most {chunks} requests are in flight, fewer while chunks are being copied"
-            ),
+            Warning::FewBounceBuffers { chunks, queue_depth } => msg![
+                Setting::BounceBuffers,
+                format!(" {chunks} is below "),
+                Setting::QueueDepth,
+                format!(" {queue_depth}: at most {chunks} requests are in flight, fewer while chunks are being copied")
+            ],
             Warning::GdsCompat { reason } => format!(
                 "GDS COMPAT MODE: these bytes did NOT take GPUDirect Storage; cuFile moved them with POSIX I/O through host memory ({reason})"
-            ),
-            Warning::GdsUnalignedBlock { block } => format!(
-                "--block-size {} is not a multiple of 4 KiB: cuFile takes its unaligned path for these requests (through its own bounce buffers), not the direct one",
-                Bytes(*block)
-            ),
-            Warning::GdsNote { note } => note.clone(),
+            ).into(),
+            Warning::GdsUnalignedBlock { block } => msg![
+                Setting::BlockSize,
+                format!(" {} is not a multiple of 4 KiB: cuFile takes its unaligned path for these requests (through its own bounce buffers), not the direct one", Bytes(*block))
+            ],
+            Warning::GdsNote { note } => note.into(),
             Warning::NotBlockDevice { fs } => format!(
                 "the data is on {fs}, not a local block device: these figures measure {fs}, not a disk"
-            ),
+            ).into(),
             Warning::Stragglers { ranks } => format!(
                 "stragglers, more than {:.0}% below the median rank's bandwidth: {ranks}",
                 super::STRAGGLER_PCT
-            ),
+            ).into(),
         }
     }
 
-    pub fn hint(&self) -> &'static str {
+    /// What to do about it, naming settings as [`Warning::message`] does.
+    pub fn hint(&self) -> Message {
         match self {
-            Warning::BufferedIo => "drop --buffered to measure the device with O_DIRECT",
+            Warning::BufferedIo => msg!["drop ", Setting::Buffered, " to measure the device with O_DIRECT"],
             Warning::SmallPages { .. } => {
-                "enable THP (echo madvise > /sys/kernel/mm/transparent_hugepage/enabled) or reserve hugetlb pages (sysctl vm.nr_hugepages=N)"
+                "enable THP (echo madvise > /sys/kernel/mm/transparent_hugepage/enabled) or reserve hugetlb pages (sysctl vm.nr_hugepages=N)".into()
             }
-            Warning::ShortRun { .. } => "raise --size or --loops so the measured part lasts at least a second",
-            Warning::LoopSpread { .. } => "raise --loops, use --drop-caches, or quiet the machine",
-            Warning::UnalignedTail { .. } => "use a --size that is a multiple of the alignment to keep every byte on O_DIRECT",
-            Warning::WritesUnverified => "add --verify to read back and check every byte written",
+            Warning::ShortRun { .. } => msg!["raise ", Setting::Size, " or ", Setting::Loops, " so the measured part lasts at least a second"],
+            Warning::LoopSpread { .. } => msg!["raise ", Setting::Loops, ", use ", Setting::DropCaches, ", or quiet the machine"],
+            Warning::UnalignedTail { .. } => msg!["use a ", Setting::Size, " that is a multiple of the alignment to keep every byte on O_DIRECT"],
+            Warning::WritesUnverified => msg!["add ", Setting::Verify, " to read back and check every byte written"],
             Warning::FewBounceBuffers { .. } => {
-                "leave --bounce-buffers at its default (twice the queue depth) unless measuring its effect"
+                msg!["leave ", Setting::BounceBuffers, " at its default (twice the queue depth) unless measuring its effect"]
             }
-            Warning::GdsCompat { .. } => {
-                "run gdswap check --path FILE --backend gds to see why (nvidia-fs loaded? filesystem and mount options supported?); --require-gpudirect makes this an error"
-            }
-            Warning::GdsUnalignedBlock { .. } => "use a --block-size that is a multiple of 4 KiB",
-            Warning::GdsNote { .. } => {
-                "fewer --threads or a smaller --size per thread keeps every buffer registered; max_device_pinned_mem_size in cufile.json and the GPU's BAR1 size (nvidia-smi -q) bound what cuFile can pin"
-            }
-            Warning::NotBlockDevice { .. } => {
-                "put --file/--dir on a filesystem on the NVMe device to be measured (gdswap check --path DIR shows the device under a path)"
-            }
-            Warning::Stragglers { .. } => {
-                "compare the slow ranks' nodes: their disks (gdswap check --path DIR), GPU and NUMA binding, and what else runs there"
-            }
+            Warning::GdsCompat { .. } => msg![
+                "run gdswap check ", Setting::Path, " FILE ", Setting::Backend,
+                " gds to see why (nvidia-fs loaded? filesystem and mount options supported?); ",
+                Setting::RequireGpudirect, " makes this an error"
+            ],
+            Warning::GdsUnalignedBlock { .. } => msg!["use a ", Setting::BlockSize, " that is a multiple of 4 KiB"],
+            Warning::GdsNote { .. } => msg![
+                "fewer ", Setting::Threads, " or a smaller ", Setting::Size,
+                " per thread keeps every buffer registered; max_device_pinned_mem_size in cufile.json and the GPU's BAR1 size (nvidia-smi -q) bound what cuFile can pin"
+            ],
+            Warning::NotBlockDevice { .. } => msg![
+                "put ", Setting::File, "/", Setting::Dir,
+                " on a filesystem on the NVMe device to be measured (gdswap check ", Setting::Path,
+                " DIR shows the device under a path)"
+            ],
+            Warning::Stragglers { .. } => msg![
+                "compare the slow ranks' nodes: their disks (gdswap check ", Setting::Path,
+                " DIR), GPU and NUMA binding, and what else runs there"
+            ],
         }
     }
 
+    /// The warning as reports store it.
     pub fn record(&self) -> WarningRecord {
         WarningRecord {
             code: self.code().into(),
             message: self.message(),
-            hint: self.hint().into(),
+            hint: self.hint(),
         }
     }
 }
@@ -171,7 +188,7 @@ pub fn assess(r: &RunReport, pages: Option<PageBacking>) -> Vec<Warning> {
             });
         }
     }
-    let tail = r.params.workload.size_bytes % r.dio_align_bytes.max(1);
+    let tail = r.params.workload.size % r.dio_align_bytes.max(1);
     if r.params.direct && tail != 0 {
         out.push(Warning::UnalignedTail { bytes: tail });
     }
@@ -194,11 +211,10 @@ pub fn assess(r: &RunReport, pages: Option<PageBacking>) -> Vec<Warning> {
             reason: p.reason.clone(),
         });
     }
-    if r.params.backend == crate::types::BackendId::Gds
-        && r.params.workload.block_size_bytes % 4096 != 0
+    if r.params.backend == crate::types::BackendId::Gds && r.params.workload.block_size % 4096 != 0
     {
         out.push(Warning::GdsUnalignedBlock {
-            block: r.params.workload.block_size_bytes,
+            block: r.params.workload.block_size,
         });
     }
     if let Some(p) = &r.gds_path {
@@ -227,6 +243,16 @@ pub fn assess(r: &RunReport, pages: Option<PageBacking>) -> Vec<Warning> {
 mod tests {
     use super::*;
 
+    /// A stand-in for the CLI's flag names (cli/flags.rs is behind the `cli` feature).
+    fn flag(s: Setting) -> &'static str {
+        match s {
+            Setting::BounceBuffers => "--bounce-buffers",
+            Setting::QueueDepth => "--queue-depth",
+            Setting::BlockSize => "--block-size",
+            _ => s.name(),
+        }
+    }
+
     #[test]
     fn sample_report_is_clean_and_each_condition_warns() {
         let mut r = crate::report::tests::sample();
@@ -234,7 +260,7 @@ mod tests {
         r.params.direct = false;
         r.params.workload.op = Op::Write;
         r.params.verify = false;
-        r.params.workload.size_bytes += 100;
+        r.params.workload.size += 100;
         r.params.direct = true;
         r.summary.task_time_s = 0.01;
         r.summary.loop_gibps_min = 2.0;
@@ -258,7 +284,7 @@ mod tests {
         });
         let last = assess(&r, Some(PageBacking::Base4K)).pop().unwrap();
         assert_eq!(last.code(), "few-bounce-buffers");
-        assert_eq!(last.message(), "--bounce-buffers 4 is below --queue-depth 8: at most 4 requests are in flight, fewer while chunks are being copied");
+        assert_eq!(last.message().render(&flag), "--bounce-buffers 4 is below --queue-depth 8: at most 4 requests are in flight, fewer while chunks are being copied");
         r.params.gpu = Some(crate::options::GpuOptions {
             bounce_buffers: 4,
             bounce_mode: crate::options::BounceMode::Serial,
@@ -280,8 +306,8 @@ mod tests {
     fn gds_blocks_off_4k_and_gds_notes_warn() {
         let mut r = crate::report::tests::sample();
         r.params.backend = crate::types::BackendId::Gds;
-        r.params.workload.block_size_bytes = 6 * 1024;
-        r.params.workload.size_bytes = 6 * 1024 * 100;
+        r.params.workload.block_size = 6 * 1024;
+        r.params.workload.size = 6 * 1024 * 100;
         r.gds_path = Some(crate::report::GdsVerdict {
             path: crate::report::GdsPath::NvidiaFs,
             reason: "x".into(),
@@ -290,12 +316,15 @@ mod tests {
         let w = assess(&r, Some(PageBacking::Hugetlb2M));
         let codes: Vec<_> = w.iter().map(|w| w.code()).collect();
         assert_eq!(codes, ["gds-unaligned-block", "gds-note"]);
-        assert_eq!(w[0].message(), "--block-size 6KiB is not a multiple of 4 KiB: cuFile takes its unaligned path for these requests (through its own bounce buffers), not the direct one");
-        assert_eq!(w[1].message(), "a 2MiB device buffer was left unregistered");
+        assert_eq!(w[0].message().render(&flag), "--block-size 6KiB is not a multiple of 4 KiB: cuFile takes its unaligned path for these requests (through its own bounce buffers), not the direct one");
+        assert_eq!(
+            w[1].message().to_string(),
+            "a 2MiB device buffer was left unregistered"
+        );
         // 4 KiB multiples, or another backend: no block warning.
-        r.params.workload.block_size_bytes = 8 * 1024;
+        r.params.workload.block_size = 8 * 1024;
         assert_eq!(assess(&r, Some(PageBacking::Hugetlb2M)).len(), 1);
-        r.params.workload.block_size_bytes = 6 * 1024;
+        r.params.workload.block_size = 6 * 1024;
         r.params.backend = crate::types::BackendId::Bounce;
         assert_eq!(assess(&r, Some(PageBacking::Hugetlb2M)).len(), 1);
     }

@@ -349,7 +349,7 @@ pub fn expected_requests(len: u64, bs: u64, align: u64) -> u64 {
 pub fn assert_sane(r: &RunReport, size: u64, loops: u32, threads: usize) {
     let s = &r.summary;
     assert_eq!(r.schema, "gdswap.run.v1");
-    assert_eq!(r.params.workload.size_bytes, size);
+    assert_eq!(r.params.workload.size, size);
     assert_eq!(r.params.workload.loops, loops);
     assert_eq!(r.params.workload.threads, threads);
     assert_eq!(s.bytes, size * u64::from(loops), "bytes = size * loops");

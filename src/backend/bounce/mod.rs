@@ -101,7 +101,7 @@ fn pinned_per_thread(opts: &RunOptions) -> Vec<u64> {
             pinned_len(
                 opts.gpu.bounce_mode,
                 opts.gpu.bounce_buffers,
-                opts.block_size,
+                opts.workload.block_size,
                 range,
                 opts.huge_pages,
             )
@@ -124,7 +124,7 @@ impl Backend for BounceBackend {
         }
         match driver::load() {
             Ok(_) => Availability::Available,
-            Err(why) => Availability::Unavailable(why),
+            Err(why) => Availability::Unavailable(why.into()),
         }
     }
 
@@ -145,12 +145,12 @@ impl Backend for BounceBackend {
         let most = per_thread.iter().copied().max().unwrap_or(0);
         let threads = format!(
             "over {} thread{}",
-            opts.threads,
-            if opts.threads == 1 { "" } else { "s" }
+            opts.workload.threads,
+            if opts.workload.threads == 1 { "" } else { "s" }
         );
         let (what, hint) = match opts.gpu.bounce_mode {
             BounceMode::Pipelined => (
-                crate::error::msg![Setting::FixedBuffers, " registration of ", Setting::BounceBuffers, format!(" {} x ", opts.gpu.bounce_buffers), Setting::BlockSize, format!(" {} pinned per thread ({} mapped), {threads}", Bytes(opts.block_size), Bytes(most))],
+                crate::error::msg![Setting::FixedBuffers, " registration of ", Setting::BounceBuffers, format!(" {} x ", opts.gpu.bounce_buffers), Setting::BlockSize, format!(" {} pinned per thread ({} mapped), {threads}", Bytes(opts.workload.block_size), Bytes(most))],
                 crate::error::msg!["run without ", Setting::FixedBuffers, ", or lower ", Setting::BounceBuffers, ", ", Setting::BlockSize, " or ", Setting::Threads],
             ),
             BounceMode::Serial => (
