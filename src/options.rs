@@ -10,8 +10,8 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::error::{Error, Result, Setting};
-pub use crate::io::ring_options::{RingOpcode, RingOptions, RingSetup, RingSubmit, RingWait};
 use crate::size::Bytes;
+pub use crate::types::ring_options::{RingOpcode, RingOptions, RingSetup, RingSubmit, RingWait};
 pub use crate::types::BackendId;
 
 /// Direction of a transfer.

@@ -271,7 +271,11 @@ fn fio_as_a_peer_brings_host_at_fios_footprint() {
         .iter()
         .find(|s| s.name == "host-ring")
         .expect("host-ring skipped");
-    assert!(s.reason.to_string().contains("fio's footprint"), "{}", s.reason);
+    assert!(
+        s.reason.to_string().contains("fio's footprint"),
+        "{}",
+        s.reason
+    );
 }
 
 #[test]

@@ -5,10 +5,10 @@
 use clap::builder::PossibleValue;
 use clap::ValueEnum;
 
-use crate::io::ring_options::{RingOpcode, RingSetup, RingSubmit};
 use crate::optim_sim::Mode;
 use crate::options::{BounceMode, BufferMode, GdsApi, HugePages, Op};
 use crate::sweep::Metric;
+use crate::types::ring_options::{RingOpcode, RingSetup, RingSubmit};
 
 /// `impl ValueEnum for $ty`: each variant, its name on the command line and, optionally, the
 /// help text `--help` shows for it.

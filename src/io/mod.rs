@@ -5,6 +5,5 @@
 pub mod buffer;
 pub mod file;
 pub mod owned;
-pub mod ring_options;
 pub mod sys;
 pub mod uring;

@@ -20,12 +20,12 @@ use io_uring::{cqueue, opcode, squeue, types, IoUring};
 use crate::error::{Error, FileOp, Result, Setting};
 use crate::io::buffer::{HostBuffer, PageBacking};
 use crate::io::file::DataFile;
-use crate::io::ring_options::{RingOpcode, RingOptions, RingSetup, RingSubmit};
 use crate::io::sys;
 use crate::options::Op;
 use crate::request::Request;
 use crate::size::Bytes;
 use crate::stats::LatencyRecorder;
+use crate::types::ring_options::{RingOpcode, RingOptions, RingSetup, RingSubmit};
 
 /// io_uring registers at most 1 GiB per buffer; bigger buffers are registered in segments.
 const MAX_REGISTERED: u64 = 1 << 30;

@@ -11,6 +11,7 @@ pub mod backend_id;
 pub mod cufile_error;
 pub mod gds_path;
 pub mod numa;
+pub mod ring_options;
 
 pub use backend_id::{BackendId, MemoryKind, UnknownBackend};
 pub use cufile_error::{CuFileError, Failure};
