@@ -10,28 +10,43 @@ use crate::io::sys;
 /// Where and with what a run happened.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Environment {
+    /// The gdswap crate version that measured.
     pub gdswap_version: String,
+    /// The git commit gdswap was built from (as the build script found it).
     pub git_commit: String,
+    /// `/proc/sys/kernel/hostname` (empty when unreadable).
     pub hostname: String,
+    /// The kernel release (`uname -r`).
     pub kernel: String,
+    /// The first `model name` of /proc/cpuinfo, or `unknown`.
     pub cpu_model: String,
+    /// CPUs this process may run on.
     pub cpus: usize,
+    /// `MemTotal` of /proc/meminfo, in bytes (0 when unreadable).
     pub memory_bytes: u64,
+    /// The filesystem holding the data path.
     pub filesystem: Filesystem,
 }
 
 /// The filesystem holding the data, from /proc/self/mountinfo and sysfs.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct Filesystem {
+    /// The data path, canonical where it (or an ancestor) exists.
     pub path: PathBuf,
+    /// Filesystem type, e.g. `ext4`, `xfs` (empty: no mount found).
     pub fs_type: String,
+    /// Where the filesystem is mounted.
     pub mount_point: String,
+    /// What is mounted, e.g. `/dev/nvme0n1p1`.
     pub mount_source: String,
+    /// The mount's per-mount and superblock options, comma-separated.
     pub mount_options: String,
     /// Block device model, or its name when sysfs has no model (virtio disks).
     pub device: String,
 }
 
+/// The environment now, with the filesystem holding `data_path`; facts that cannot be read
+/// are left empty or `unknown`, never an error.
 pub fn collect(data_path: &Path) -> Environment {
     let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
     let cpu_model = cpuinfo

@@ -47,20 +47,27 @@ use crate::stats::LatencyRecorder;
 
 /// What one worker thread measured.
 pub struct ThreadMeasurement {
+    /// The thread's index, 0-based.
     pub tid: usize,
+    /// The data file the thread moved to or from.
     pub path: PathBuf,
+    /// First byte of the thread's range in the file.
     pub file_offset: u64,
     /// Bytes moved per loop.
     pub bytes_per_loop: u64,
+    /// Requests per loop (a tail request included).
     pub requests_per_loop: usize,
     /// Time inside `transfer`, one entry per measured loop.
     pub loop_times: Vec<Duration>,
+    /// Every measured request's latency.
     pub latencies: LatencyRecorder,
     /// The thread's own CPU time inside measured transfers.
     pub cpu: CpuTime,
+    /// Writes: the time of the `fdatasync` after the last loop (zero for reads).
     pub sync_time: Duration,
     /// How this thread's worker ran, and the page backing its buffers got.
     pub mode: String,
+    /// The page backing of the worker's host buffers (`None`: no host buffer).
     pub pages: Option<PageBacking>,
     /// Where the measured transfers' time went (multi-stage backends), summed over loops.
     pub phases: Option<PhaseTimes>,
@@ -69,6 +76,7 @@ pub struct ThreadMeasurement {
     /// Wrong 4 KiB blocks a soak's per-loop verification found in this thread's range, over
     /// all loops ([`RunOptions::verify_every_loop`]), and the first [`KEPT_FAILURES`] of them.
     pub verify_errors: u64,
+    /// The first [`KEPT_FAILURES`] wrong blocks, in the order found.
     pub verify_failures: Vec<VerifyFailure>,
 }
 
@@ -93,14 +101,21 @@ pub struct LoopMeasurement {
 
 /// Everything a run measured.
 pub struct Measurements {
+    /// The backend's name.
     pub backend: String,
     /// Where the backend's destination buffers lived.
     pub memory: crate::backend::MemoryKind,
+    /// How the workers ran (thread 0's [`ThreadMeasurement::mode`]).
     pub mode: String,
+    /// The worst page backing any thread's buffers got (least huge-page coverage).
     pub pages: Option<PageBacking>,
+    /// The data files' O_DIRECT alignment in bytes (1: buffered).
     pub align: u64,
+    /// Each thread's figures, in thread order.
     pub threads: Vec<ThreadMeasurement>,
+    /// The coordinator's figures, one per measured loop.
     pub loops: Vec<LoopMeasurement>,
+    /// Whether the data was checked against the pattern (`--verify`).
     pub verified: bool,
     /// gds: the path the bytes took ([`Backend::gds_path`]).
     pub gds_path: Option<crate::types::GdsVerdict>,

@@ -22,7 +22,6 @@
 // they are.
 #![warn(missing_docs)]
 
-#[allow(missing_docs)] // not documented item by item yet
 pub mod backend;
 #[allow(missing_docs)] // not documented item by item yet
 pub mod check;
@@ -30,19 +29,14 @@ pub mod check;
 pub mod cli;
 #[allow(missing_docs)] // not documented item by item yet
 pub mod compare;
-#[allow(missing_docs)] // not documented item by item yet
 pub mod cuda;
 #[allow(missing_docs)] // not documented item by item yet
 pub mod cufile;
 pub mod datafiles;
-#[allow(missing_docs)] // not documented item by item yet
 pub mod env;
 pub mod error;
-#[allow(missing_docs)] // not documented item by item yet
 pub mod harness;
-#[allow(missing_docs)] // not documented item by item yet
 pub mod io;
-#[allow(missing_docs)] // not documented item by item yet
 pub mod numa;
 #[allow(missing_docs)] // not documented item by item yet
 pub mod optim_sim;
@@ -51,7 +45,6 @@ pub mod options;
 pub mod pattern;
 #[allow(missing_docs)] // not documented item by item yet
 pub mod peer;
-#[allow(missing_docs)] // not documented item by item yet
 pub mod plan;
 #[allow(missing_docs)] // not documented item by item yet
 pub mod qualify;
@@ -59,20 +52,16 @@ pub mod qualify;
 pub mod rank_merge;
 #[allow(missing_docs)] // not documented item by item yet
 pub mod ranks;
-#[allow(missing_docs)] // not documented item by item yet
 pub mod rebuild;
 #[allow(missing_docs)] // not documented item by item yet
 pub mod report;
 pub mod request;
 pub mod size;
-#[allow(missing_docs)] // not documented item by item yet
 pub mod stats;
 pub mod swap;
 #[allow(missing_docs)] // not documented item by item yet
 pub mod sweep;
-#[allow(missing_docs)] // not documented item by item yet
 pub mod topology;
-#[allow(missing_docs)] // not documented item by item yet
 pub mod tuning;
 pub mod types;
 

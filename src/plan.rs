@@ -18,7 +18,10 @@ pub use crate::request::Request;
 /// What one thread moves.
 #[derive(Debug, Clone)]
 pub struct ThreadPlan {
+    /// The thread's index, 0-based.
     pub tid: usize,
+    /// The data file this thread moves to or from (its own file when the target is a
+    /// directory, the shared file otherwise).
     pub path: PathBuf,
     /// First byte of the thread's range in the file.
     pub file_offset: u64,
@@ -26,6 +29,7 @@ pub struct ThreadPlan {
     pub len: u64,
     /// Seed of the data pattern in this thread's file (see [`file_seed`]).
     pub seed: u64,
+    /// The range cut into requests, in file order (a tail request last, if any).
     pub requests: Vec<Request>,
 }
 

@@ -20,8 +20,11 @@ use crate::tuning::Config;
 /// One input file, recognised.
 #[derive(Debug, Clone)]
 pub enum Input {
+    /// Run reports (`gdswap run --json`: one report or an array).
     Runs(Vec<RunReport>),
+    /// A comparison (`gdswap compare --json`).
     Comparison(Box<Comparison>),
+    /// A sweep's points (`points.jsonl`), one comparison per point.
     Points(Vec<Comparison>),
 }
 

@@ -22,6 +22,7 @@ impl Default for LatencyRecorder {
 }
 
 impl LatencyRecorder {
+    /// An empty recorder: 1 ns to 60 s at 3 significant digits, growing past that as needed.
     pub fn new() -> Self {
         let mut hist =
             Histogram::new_with_bounds(1, 60_000_000_000, 3).expect("static bounds are valid");
@@ -35,12 +36,14 @@ impl LatencyRecorder {
         self.hist.saturating_record(ns);
     }
 
+    /// Adds `other`'s latencies to these (exact: same bucket layout).
     pub fn merge(&mut self, other: &LatencyRecorder) {
         self.hist
             .add(&other.hist)
             .expect("auto-resizing histograms always merge");
     }
 
+    /// Latencies recorded.
     pub fn count(&self) -> u64 {
         self.hist.len()
     }
@@ -64,6 +67,7 @@ impl LatencyRecorder {
         r
     }
 
+    /// The summary in microseconds; all zeros when nothing was recorded.
     pub fn percentiles(&self) -> Percentiles {
         let us = |ns: u64| ns as f64 / 1000.0;
         if self.hist.is_empty() {
@@ -110,12 +114,19 @@ impl LatencyRecorder {
 /// Latency summary in microseconds.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, serde::Deserialize)]
 pub struct Percentiles {
+    /// Requests recorded.
     pub count: u64,
+    /// Mean latency.
     pub mean_us: f64,
+    /// Median latency.
     pub p50_us: f64,
+    /// 90th percentile.
     pub p90_us: f64,
+    /// 99th percentile.
     pub p99_us: f64,
+    /// 99.9th percentile.
     pub p999_us: f64,
+    /// Slowest request.
     pub max_us: f64,
 }
 

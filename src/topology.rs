@@ -72,9 +72,13 @@ pub fn parse_cpulist(text: &str) -> Option<Vec<usize>> {
 /// A PCIe link as sysfs reports it: current and maximum speed (`16.0 GT/s PCIe`) and width.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PciLink {
+    /// `current_link_speed`, e.g. `16.0 GT/s PCIe`.
     pub current_speed: String,
+    /// `max_link_speed`.
     pub max_speed: String,
+    /// `current_link_width`: lanes in use.
     pub current_width: u32,
+    /// `max_link_width`: lanes the device supports.
     pub max_width: u32,
 }
 
@@ -225,9 +229,11 @@ pub fn drive_by_number(root: &Path, major: u32, minor: u32) -> Result<Drive, Str
 pub struct Placement {
     /// The machine's NUMA nodes (empty: sysfs does not say; one node in effect).
     pub numa_nodes: Vec<u32>,
+    /// Each GPU asked about, in the order given.
     pub gpus: Vec<GpuPlacement>,
     /// The drive holding the data path, or why it is not known.
     pub drive: Option<Drive>,
+    /// Why `drive` is not known (`None` when it is).
     pub drive_unknown: Option<String>,
     /// One sentence per GPU on another NUMA node than the drive.
     pub cross_socket: Vec<String>,
@@ -236,8 +242,11 @@ pub struct Placement {
 /// One GPU's PCI function.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct GpuPlacement {
+    /// The GPU's CUDA ordinal.
     pub ordinal: usize,
+    /// Its PCI bus id as CUDA gives it, e.g. `0000:3B:00.0`.
     pub bus_id: String,
+    /// Its PCI function in sysfs (NUMA node, link), when found.
     pub device: Option<PciDevice>,
     /// Why `device` is not known.
     pub unknown: Option<String>,

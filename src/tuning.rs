@@ -38,16 +38,22 @@ use crate::error::{Error, FileRole, Result, Setting};
 use crate::options::{GdsApi, GdsOptions, RunOptions};
 use crate::types::BackendId;
 
+/// The `schema` a config file must carry (files with another are refused).
 pub const CONFIG_SCHEMA: &str = "gdswap.config.v1";
 
 /// The settings a sweep tunes, with the figures that chose them.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Tuning {
+    /// `--block-size`, in bytes.
     pub block_size: u64,
+    /// `--queue-depth`: requests in flight per thread.
     pub queue_depth: u32,
+    /// `--threads`.
     pub threads: usize,
+    /// Read bandwidth the sweep measured with these settings, GiB/s (absent: reads not run).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub read_gibps: Option<f64>,
+    /// Write bandwidth the sweep measured with these settings, GiB/s (absent: writes not run).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub write_gibps: Option<f64>,
     /// The figure the metric ranked by.
@@ -94,13 +100,16 @@ impl Tuning {
 /// A config file: tuned settings per backend.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Config {
+    /// The file format, [`CONFIG_SCHEMA`].
     pub schema: String,
     /// `read`, `write` or `both`: what the settings were chosen for.
     pub metric: String,
+    /// The tuned settings, keyed by backend name (`host`, `posix`, `bounce`, `gds`).
     pub backends: BTreeMap<String, Tuning>,
 }
 
 impl Config {
+    /// The config as pretty JSON with a final newline: the file's contents.
     pub fn to_json(&self) -> String {
         let mut s = serde_json::to_string_pretty(self).expect("configs are serializable");
         s.push('\n');

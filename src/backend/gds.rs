@@ -164,6 +164,8 @@ fn lock(s: &SharedState) -> std::sync::MutexGuard<'_, PathState> {
     s.lock().unwrap_or_else(|p| p.into_inner())
 }
 
+/// The `gds` backend: cuFile from the file straight into GPU memory. Its state (cuFile opened
+/// once, file registrations shared by the workers) lives as long as the backend.
 #[derive(Default)]
 pub struct GdsBackend {
     state: SharedState,

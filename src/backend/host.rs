@@ -17,6 +17,8 @@ use crate::stats::LatencyRecorder;
 
 use super::{host_memory, Availability, Backend, BackendId, Worker, WorkerSetup};
 
+/// The `host` backend: io_uring with O_DIRECT into host memory, queue depth in flight per
+/// thread.
 pub struct HostBackend;
 
 impl Backend for HostBackend {

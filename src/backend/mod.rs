@@ -33,6 +33,7 @@ pub use crate::types::{BackendId, MemoryKind};
 /// Whether a backend can run on this machine.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Availability {
+    /// Can run here: its libraries loaded and its checks passed.
     Available,
     /// Cannot run; the reason says why and how to fix it (it may name settings).
     Unavailable(Message),
@@ -41,14 +42,21 @@ pub enum Availability {
 /// What a worker needs to prepare itself.
 #[derive(Debug, Clone)]
 pub struct WorkerSetup {
+    /// The worker thread's index, 0-based (it names the thread in errors and picks its range).
     pub tid: usize,
+    /// Whether the worker reads or writes.
     pub op: Op,
+    /// The open data file the worker transfers to or from (shared by the threads).
     pub file: Arc<DataFile>,
     /// Bytes in the thread's range: the destination buffer's length.
     pub range_len: u64,
+    /// Bytes per request.
     pub block_size: u64,
+    /// Requests in flight per thread (1 for backends that do one at a time).
     pub queue_depth: u32,
+    /// Register the buffers and file with the io_uring ring (`--fixed-buffers`).
     pub fixed_buffers: bool,
+    /// Whether host buffers are backed by huge pages (`--huge-pages`).
     pub huge_pages: HugePages,
     /// Device, pinned chunks and staging mode (GPU backends).
     pub gpu: GpuOptions,
@@ -157,6 +165,7 @@ pub trait Worker: Send {
     fn host_buffer(&self) -> Option<&[u8]> {
         None
     }
+    /// [`Worker::host_buffer`], mutably: the buffer the next write sends (`None` for others).
     fn host_buffer_mut(&mut self) -> Option<&mut [u8]> {
         None
     }

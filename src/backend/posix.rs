@@ -16,6 +16,7 @@ use crate::stats::LatencyRecorder;
 
 use super::{host_memory, Availability, Backend, BackendId, Worker, WorkerSetup};
 
+/// The `posix` backend: pread/pwrite into host memory, one request at a time per thread.
 pub struct PosixBackend;
 
 impl Backend for PosixBackend {

@@ -16,15 +16,24 @@ use cudarc::driver::sys::{CUcontext, CUdevice, CUdeviceptr, CUevent, CUstream};
 
 /// A driver result code, as the C API returns it.
 pub type Code = u32;
+/// `CUDA_SUCCESS` (cuda.h): the call succeeded.
 pub const CUDA_SUCCESS: Code = 0;
+/// `CUDA_ERROR_NOT_READY` (cuda.h): an event or stream query found work still pending (not a
+/// failure).
 pub const CUDA_ERROR_NOT_READY: Code = 600;
+/// `CUDA_ERROR_INVALID_VALUE` (cuda.h): an argument was out of range.
 pub const CUDA_ERROR_INVALID_VALUE: Code = 1;
 
 /// `CUpointer_attribute` values (cuda.h) gdswap asks `cuPointerGetAttribute` for.
+/// `CU_POINTER_ATTRIBUTE_MEMORY_TYPE`: host, device, array or unified (`CUmemorytype`).
 pub const CU_POINTER_ATTRIBUTE_MEMORY_TYPE: u32 = 2;
+/// `CU_POINTER_ATTRIBUTE_IS_MANAGED`: whether the pointer is managed (unified) memory.
 pub const CU_POINTER_ATTRIBUTE_IS_MANAGED: u32 = 8;
+/// `CU_POINTER_ATTRIBUTE_DEVICE_ORDINAL`: the ordinal of the device the memory belongs to.
 pub const CU_POINTER_ATTRIBUTE_DEVICE_ORDINAL: u32 = 9;
+/// `CU_POINTER_ATTRIBUTE_RANGE_START_ADDR`: the start of the allocation holding the pointer.
 pub const CU_POINTER_ATTRIBUTE_RANGE_START_ADDR: u32 = 11;
+/// `CU_POINTER_ATTRIBUTE_RANGE_SIZE`: the size in bytes of the allocation holding the pointer.
 pub const CU_POINTER_ATTRIBUTE_RANGE_SIZE: u32 = 12;
 /// `CUmemorytype` (cuda.h): what `CU_POINTER_ATTRIBUTE_MEMORY_TYPE` returns for device memory.
 pub const CU_MEMORYTYPE_DEVICE: u32 = 2;
@@ -42,8 +51,10 @@ macro_rules! driver_api {
         /// Every driver function gdswap calls, resolved from the loaded libcuda.
         #[allow(non_snake_case)]
         pub struct Api {
-            $(pub $name: unsafe extern "C" fn($($arg),*) -> Code,)*
-            $(pub $oname: Option<unsafe extern "C" fn($($oarg),*) -> Code>,)*
+            $(#[doc = concat!("`", stringify!($name), "`, resolved from libcuda.")]
+            pub $name: unsafe extern "C" fn($($arg),*) -> Code,)*
+            $(#[doc = concat!("`", stringify!($oname), "`, or `None` where this libcuda lacks it.")]
+            pub $oname: Option<unsafe extern "C" fn($($oarg),*) -> Code>,)*
         }
 
         /// The functions every run needs: a libcuda without one of them is unusable.

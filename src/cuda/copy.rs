@@ -152,11 +152,14 @@ impl CopyClock {
 /// stream reached the copy until the copy finished, waiting for a busy copy engine included.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct CopySpan {
+    /// Seconds from the clock's origin to the copy's start event.
     pub start_s: f64,
+    /// Seconds from the clock's origin to the copy's end event.
     pub end_s: f64,
 }
 
 impl CopySpan {
+    /// The span's length in seconds.
     pub fn len_s(&self) -> f64 {
         self.end_s - self.start_s
     }

@@ -87,6 +87,7 @@ impl Device {
         })
     }
 
+    /// The device's CUDA ordinal (as `--gpu` gives it).
     pub fn ordinal(&self) -> usize {
         self.ordinal
     }
@@ -111,8 +112,11 @@ impl Device {
 /// there is none (a call failed, or the libcuda lacks the optional function).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DeviceInfo {
+    /// The device's CUDA ordinal.
     pub ordinal: usize,
+    /// `cuDeviceGetName`'s answer, e.g. `NVIDIA H100 80GB HBM3`.
     pub name: std::result::Result<String, String>,
+    /// `cuDeviceTotalMem`'s answer, in bytes.
     pub total_memory: std::result::Result<u64, String>,
     /// As the driver writes it, e.g. `0000:3B:00.0`.
     pub pci_bus_id: std::result::Result<String, String>,

@@ -88,6 +88,7 @@ impl DeviceBuffer {
         })
     }
 
+    /// Usable bytes from [`DeviceBuffer::device_ptr`] (the alignment padding not counted).
     pub fn len(&self) -> usize {
         self.len
     }
@@ -98,6 +99,7 @@ impl DeviceBuffer {
         self.ptr
     }
 
+    /// Whether the buffer holds no bytes.
     pub fn is_empty(&self) -> bool {
         self.len == 0
     }
@@ -356,12 +358,14 @@ impl ContextBuffer {
         })
     }
 
+    /// The device allocation (held until the last share is dropped).
     pub fn buffer(&self) -> &DeviceBuffer {
         self.buffer
             .as_ref()
             .expect("a context buffer holds its allocation until dropped")
     }
 
+    /// The device whose context the allocation was made in.
     pub fn device(&self) -> &super::device::Device {
         &self.device
     }

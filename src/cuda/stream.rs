@@ -49,6 +49,7 @@ impl Stream {
         Ok(Stream { raw, end })
     }
 
+    /// The driver's stream handle, for calls that take one (copies, events, cuFile's async API).
     pub fn raw(&self) -> sys::CUstream {
         self.raw
     }

@@ -35,7 +35,12 @@ pub enum PageBacking {
     /// Explicit hugetlb pages.
     Hugetlb2M,
     /// Transparent huge pages covering `huge_bytes` of the buffer; the rest 4 KiB pages.
-    Thp { huge_bytes: u64, total_bytes: u64 },
+    Thp {
+        /// Bytes backed by huge pages (`AnonHugePages` of the mapping in /proc/self/smaps).
+        huge_bytes: u64,
+        /// Bytes in the mapping.
+        total_bytes: u64,
+    },
     /// Ordinary pages.
     Base4K,
 }
@@ -232,10 +237,12 @@ impl HostBuffer {
         unsafe { std::slice::from_raw_parts_mut(self.ptr.as_ptr(), self.map_len) }
     }
 
+    /// Bytes asked for (at most [`HostBuffer::capacity`]).
     pub fn len(&self) -> usize {
         self.len
     }
 
+    /// Whether the buffer holds no bytes.
     pub fn is_empty(&self) -> bool {
         self.len == 0
     }
@@ -245,23 +252,28 @@ impl HostBuffer {
         self.map_len
     }
 
+    /// Which pages the buffer really got.
     pub fn backing(&self) -> PageBacking {
         self.backing
     }
 
+    /// The first byte (page aligned).
     pub fn as_ptr(&self) -> *const u8 {
         self.ptr.as_ptr()
     }
 
+    /// The first byte (page aligned), for writing.
     pub fn as_mut_ptr(&mut self) -> *mut u8 {
         self.ptr.as_ptr()
     }
 
+    /// The buffer's `len` bytes.
     pub fn as_slice(&self) -> &[u8] {
         // SAFETY: len <= map_len bytes of initialised (zero-filled) memory owned by self.
         unsafe { std::slice::from_raw_parts(self.ptr.as_ptr(), self.len) }
     }
 
+    /// The buffer's `len` bytes, mutably.
     pub fn as_mut_slice(&mut self) -> &mut [u8] {
         // SAFETY: as above, and &mut self guarantees exclusive access.
         unsafe { std::slice::from_raw_parts_mut(self.ptr.as_ptr(), self.len) }

@@ -16,7 +16,9 @@ use crate::io::owned::{self, kind_of, Create, Role, Spec};
 /// Whether a file is opened to be read or written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Access {
+    /// Opened read-only; the file must exist.
     Read,
+    /// Opened read-write, created if missing.
     Write,
 }
 
@@ -108,6 +110,7 @@ impl DataFile {
         crate::io::sys::fs_magic(self.buffered.as_raw_fd())
     }
 
+    /// The path the file was opened under (errors name it).
     pub fn path(&self) -> &Path {
         &self.path
     }
@@ -117,6 +120,7 @@ impl DataFile {
         self.dio_align
     }
 
+    /// Whether an O_DIRECT descriptor is open (timed I/O bypasses the page cache).
     pub fn is_direct(&self) -> bool {
         self.direct.is_some()
     }
@@ -139,6 +143,7 @@ impl DataFile {
             .map_err(|e| Error::file(FileOp::Stat, &self.path, e))
     }
 
+    /// Whether the file's current length is 0; errors as [`DataFile::len`].
     pub fn is_empty(&self) -> Result<bool> {
         Ok(self.len()? == 0)
     }
@@ -373,6 +378,7 @@ pub struct ScratchFile {
 }
 
 impl ScratchFile {
+    /// Creates a scratch file in `dir` opened with O_DIRECT; errors when `dir` refuses it.
     pub fn create_direct(dir: &Path) -> std::io::Result<ScratchFile> {
         let tmp = OpenOptions::new()
             .read(true)
@@ -427,10 +433,12 @@ impl ScratchFile {
         self.dio_align
     }
 
+    /// One `pread` at `offset`: bytes read, possibly fewer than `buf.len()`.
     pub fn read_at(&self, buf: &mut [u8], offset: u64) -> std::io::Result<usize> {
         self.file.read_at(buf, offset)
     }
 
+    /// One `pwrite` at `offset`: bytes written, possibly fewer than `buf.len()`.
     pub fn write_at(&self, buf: &[u8], offset: u64) -> std::io::Result<usize> {
         self.file.write_at(buf, offset)
     }

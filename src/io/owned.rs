@@ -41,9 +41,13 @@ pub enum Role {
 /// `extra` open flags (O_DIRECT).
 #[derive(Debug, Clone, Copy)]
 pub struct Spec {
+    /// Open read-write (else read-only).
     pub write: bool,
+    /// How a missing file is treated.
     pub create: Create,
+    /// Further `open` flags, or-ed in (e.g. `O_DIRECT`).
     pub extra: i32,
+    /// Whose file it is (decides the ownership checks).
     pub role: Role,
 }
 

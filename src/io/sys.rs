@@ -7,7 +7,9 @@ use std::time::Duration;
 /// User and system CPU time consumed so far.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct CpuTime {
+    /// CPU time in user mode.
     pub user: Duration,
+    /// CPU time in the kernel on the process's behalf.
     pub system: Duration,
 }
 
@@ -23,6 +25,7 @@ impl CpuTime {
         rusage(libc::RUSAGE_THREAD)
     }
 
+    /// CPU time consumed from `earlier` to `self` (each part saturating at zero).
     pub fn since(self, earlier: CpuTime) -> CpuTime {
         CpuTime {
             user: self.user.saturating_sub(earlier.user),

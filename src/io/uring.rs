@@ -49,8 +49,11 @@ pub fn new_ring(entries: u32) -> std::io::Result<(IoUring, &'static str)> {
 /// A ring made for a [`RingSetup`], and what was used: `flags` as reports print them, and
 /// `fallback` when `auto` had to give up a flag the kernel refused.
 pub struct MadeRing {
+    /// The ring.
     pub ring: IoUring,
+    /// The setup flags the ring was made with, e.g. `defer-taskrun` or `default`.
     pub flags: &'static str,
+    /// Why `auto` gave up a flag the kernel refused; `None` when nothing was given up.
     pub fallback: Option<String>,
 }
 
@@ -184,8 +187,11 @@ pub trait IoBuffer: Send {
     fn as_mut_ptr(&mut self) -> *mut u8;
     /// Bytes usable for I/O (the length rounded up to whole pages).
     fn capacity(&self) -> usize;
+    /// Which pages back the buffer (reports print it).
     fn backing(&self) -> PageBacking;
+    /// The buffer's bytes (its length, not its capacity).
     fn as_slice(&self) -> &[u8];
+    /// The buffer's bytes, mutably.
     fn as_mut_slice(&mut self) -> &mut [u8];
 }
 
@@ -256,6 +262,7 @@ pub struct ReusedBuffers {
 }
 
 impl ReusedBuffers {
+    /// `slots` free regions at byte offsets `0, block, 2*block, ...` of the buffer.
     pub fn new(slots: usize, block: usize) -> ReusedBuffers {
         ReusedBuffers {
             free: (0..slots).rev().map(|i| i * block).collect(),
@@ -490,14 +497,17 @@ impl<B: IoBuffer> UringEngine<B> {
         s
     }
 
+    /// Which pages back the engine's buffer.
     pub fn buffer_pages(&self) -> PageBacking {
         self.buf.backing()
     }
 
+    /// The engine's buffer: what the last reads landed in.
     pub fn buffer(&self) -> &[u8] {
         self.buf.as_slice()
     }
 
+    /// The engine's buffer, mutably: what the next writes send.
     pub fn buffer_mut(&mut self) -> &mut [u8] {
         self.buf.as_mut_slice()
     }
@@ -507,6 +517,7 @@ impl<B: IoBuffer> UringEngine<B> {
         &self.buf
     }
 
+    /// The buffer itself, mutably.
     pub fn io_buffer_mut(&mut self) -> &mut B {
         &mut self.buf
     }

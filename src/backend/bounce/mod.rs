@@ -47,6 +47,8 @@ pub mod staging;
 
 use staging::{ReadStager, WriteStager};
 
+/// The `bounce` backend: io_uring into pinned host memory, then asynchronous copies to the GPU
+/// (the reverse for writes).
 pub struct BounceBackend;
 
 /// The live copy clock of each device, shared by the workers of a run (all prepared before
