@@ -23,14 +23,12 @@
 #![warn(missing_docs)]
 
 pub mod backend;
-#[allow(missing_docs)] // not documented item by item yet
 pub mod check;
 #[cfg(feature = "cli")]
 pub mod cli;
 #[allow(missing_docs)] // not documented item by item yet
 pub mod compare;
 pub mod cuda;
-#[allow(missing_docs)] // not documented item by item yet
 pub mod cufile;
 pub mod datafiles;
 pub mod env;
@@ -43,7 +41,6 @@ pub mod optim_sim;
 #[allow(missing_docs)] // not documented item by item yet
 pub mod options;
 pub mod pattern;
-#[allow(missing_docs)] // not documented item by item yet
 pub mod peer;
 pub mod plan;
 #[allow(missing_docs)] // not documented item by item yet

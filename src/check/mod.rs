@@ -63,21 +63,36 @@ pub struct DriverProbeOptions {
     pub timeout: Duration,
 }
 
+/// Everything `gdswap check` found about this node, row by row, and the verdicts drawn.
 #[derive(Debug, Clone, Serialize)]
 pub struct NodeReport {
+    /// [`SCHEMA`].
     pub schema: &'static str,
+    /// The gdswap crate version that checked.
     pub gdswap_version: String,
+    /// The git commit gdswap was built from.
     pub git_commit: String,
+    /// The node's hostname.
     pub hostname: String,
+    /// The kernel release.
     pub kernel: String,
+    /// The CUDA driver library.
     pub libcuda: LibcudaRow,
+    /// The cuFile library.
     pub libcufile: CuFileRow,
+    /// The CUDA devices.
     pub gpus: GpusRow,
+    /// The cuFile driver, opened in child processes.
     pub cufile_driver: DriverRow,
+    /// The cufile.json cuFile would read.
     pub cufile_json: CuFileJson,
+    /// The data path: filesystem, O_DIRECT, block device.
     pub path: path::PathReport,
+    /// io_uring support.
     pub io_uring: UringRow,
+    /// The memlock limit.
     pub memlock: MemlockRow,
+    /// One verdict per backend of [`BACKENDS`], in that order.
     pub verdicts: Vec<Verdict>,
     /// NUMA nodes and PCIe links of the GPUs and the data path's drive, from sysfs.
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -18,13 +18,16 @@ pub struct PathReport {
     pub path: PathBuf,
     /// `file`, `directory`, `missing` or `other`.
     pub kind: &'static str,
+    /// The filesystem holding the path, and its mount.
     pub filesystem: Filesystem,
     /// Whether GDS can do direct I/O on this filesystem as mounted (`None`: depends on the
     /// vendor's GDS support, e.g. NFS over RDMA, Lustre, GPFS).
     pub gds_filesystem_ok: Option<bool>,
     /// Why, in a few words.
     pub gds_filesystem_note: String,
+    /// Whether O_DIRECT works on the path.
     pub o_direct: ODirect,
+    /// The block device under the filesystem, when there is one.
     pub block_device: Option<BlockDevice>,
     /// Why there is no block device row, when there is none.
     pub block_device_note: Option<String>,
@@ -33,9 +36,11 @@ pub struct PathReport {
 /// Whether O_DIRECT works on the path, and how it was tested.
 #[derive(Debug, Clone, Serialize)]
 pub struct ODirect {
+    /// Whether O_DIRECT worked: the open, and the aligned test transfer where one was made.
     pub works: bool,
     /// The offset/length alignment O_DIRECT needs (statx STATX_DIOALIGN, else 4096).
     pub alignment: Option<u64>,
+    /// How it was tested, or the error.
     pub detail: String,
 }
 
@@ -48,7 +53,9 @@ pub struct BlockDevice {
     pub name: String,
     /// The partition's name when the filesystem is on one.
     pub partition: Option<String>,
+    /// The device's `model` in sysfs.
     pub model: Option<String>,
+    /// `queue/logical_block_size` in sysfs, bytes.
     pub logical_block_size: Option<u64>,
     /// The NUMA node of the device's PCI function; `None` when sysfs has none, -1 when the
     /// platform reports no affinity.
@@ -57,6 +64,7 @@ pub struct BlockDevice {
     pub transport: Option<String>,
 }
 
+/// Examines `path` (never fails: what cannot be found is `None` or a note saying why).
 pub fn examine(path: &Path) -> PathReport {
     let meta = std::fs::metadata(path);
     let kind = match &meta {

@@ -11,7 +11,9 @@ use crate::types::{GdsPath, GdsVerdict};
 /// Whether one backend can run here, and why (not).
 #[derive(Debug, Clone, Serialize)]
 pub struct Verdict {
+    /// The backend.
     pub backend: BackendId,
+    /// Whether it can run here.
     pub available: bool,
     /// Why it can or cannot run (it may name settings).
     pub reason: crate::error::Message,

@@ -125,6 +125,7 @@ impl FileHandle {
         })
     }
 
+    /// cuFile's handle of the registered descriptor, for the I/O calls.
     pub fn raw(&self) -> CUfileHandle_t {
         self.inner.handle
     }
@@ -134,6 +135,7 @@ impl FileHandle {
         &self.inner.driver
     }
 
+    /// The data file whose O_DIRECT descriptor is registered.
     pub fn file(&self) -> &Arc<DataFile> {
         &self.inner.file
     }

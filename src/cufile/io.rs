@@ -44,8 +44,11 @@ use crate::options::Op;
 /// One piece of a transfer: where in the file, where in the device buffer, how long.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Piece {
+    /// Byte offset in the file.
     pub file_offset: u64,
+    /// Byte offset in the registered device buffer.
     pub buf_offset: usize,
+    /// Bytes to move.
     pub len: usize,
 }
 
@@ -123,6 +126,8 @@ pub fn gpu_pages(len: u64) -> u64 {
 }
 
 impl BufRegistration {
+    /// Registers `buf` with `cuFileBufRegister` (deregistered on drop); errors carry cuFile's
+    /// status.
     pub fn register(driver: &Driver, buf: &DeviceBuffer) -> Result<BufRegistration> {
         let ptr = buf.device_ptr();
         // SAFETY: the driver is open (`driver` is a user); `ptr..ptr+len` is one live device
@@ -256,6 +261,7 @@ impl CuFileStream {
         })
     }
 
+    /// The CUDA stream registered with cuFile.
     pub fn stream(&self) -> &Stream {
         &self.stream
     }
@@ -315,6 +321,7 @@ impl StreamQueue {
         })
     }
 
+    /// Slots (streams), each with at most one operation in flight: the queue depth.
     pub fn depth(&self) -> usize {
         self.slots.len()
     }
@@ -479,6 +486,8 @@ struct Submission {
 }
 
 impl Batch {
+    /// Sets up a batch of `capacity` entries (`cuFileBatchIOSetUp`); errors when this
+    /// libcufile has no batch API or the call fails.
     pub fn new(driver: &Driver, capacity: u32) -> Result<Batch> {
         let lib = driver.lib();
         let api = lib
@@ -495,6 +504,7 @@ impl Batch {
         })
     }
 
+    /// Entries the batch was set up for: at most this many in flight.
     pub fn capacity(&self) -> usize {
         self.capacity
     }

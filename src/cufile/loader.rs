@@ -62,7 +62,9 @@ impl fmt::Display for Origin {
 /// One library name or path to try.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Candidate {
+    /// A library name for the dynamic linker's search, or a path.
     pub name: OsString,
+    /// Where the name came from.
     pub origin: Origin,
 }
 
@@ -93,7 +95,9 @@ pub fn candidates(explicit: Option<&Path>, env: Option<&OsStr>) -> Vec<Candidate
 /// One failed candidate and why.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Attempt {
+    /// The candidate tried.
     pub candidate: Candidate,
+    /// Why it was refused: `dlopen`'s error, or the required symbols it lacks.
     pub why: String,
 }
 
@@ -138,62 +142,97 @@ impl std::error::Error for LoadError {}
 /// The functions every libcufile has (1.0 on): without them the library is refused.
 #[derive(Debug, Clone, Copy)]
 pub struct RequiredApi {
+    /// `cuFileDriverOpen`: opens the driver (one user more).
     pub driver_open: ffi::PFN_cuFileDriverOpen,
     /// `cuFileDriverClose_v2`, or `cuFileDriverClose` on libraries that lack `_v2`.
     pub driver_close: ffi::PFN_cuFileDriverClose,
+    /// `cuFileDriverGetProperties`: reads the driver properties.
     pub driver_get_properties: ffi::PFN_cuFileDriverGetProperties,
+    /// `cuFileDriverSetPollMode`: turns poll mode on or off, with its size threshold.
     pub driver_set_poll_mode: ffi::PFN_cuFileDriverSetPollMode,
+    /// `cuFileDriverSetMaxDirectIOSize`: sets the largest piece one request is split into.
     pub driver_set_max_direct_io_size: ffi::PFN_cuFileDriverSetMaxDirectIOSize,
+    /// `cuFileDriverSetMaxCacheSize`: sets the per-GPU bounce-buffer cache size.
     pub driver_set_max_cache_size: ffi::PFN_cuFileDriverSetMaxCacheSize,
+    /// `cuFileDriverSetMaxPinnedMemSize`: sets the most device memory registrations may pin.
     pub driver_set_max_pinned_mem_size: ffi::PFN_cuFileDriverSetMaxPinnedMemSize,
+    /// `cuFileHandleRegister`: registers a file descriptor, giving the handle I/O takes.
     pub handle_register: ffi::PFN_cuFileHandleRegister,
+    /// `cuFileHandleDeregister`: releases a file registration.
     pub handle_deregister: ffi::PFN_cuFileHandleDeregister,
+    /// `cuFileBufRegister`: registers (pins) a device buffer for direct I/O.
     pub buf_register: ffi::PFN_cuFileBufRegister,
+    /// `cuFileBufDeregister`: releases a buffer registration.
     pub buf_deregister: ffi::PFN_cuFileBufDeregister,
+    /// `cuFileRead`: synchronous read into device memory.
     pub read: ffi::PFN_cuFileRead,
+    /// `cuFileWrite`: synchronous write from device memory.
     pub write: ffi::PFN_cuFileWrite,
 }
 
 /// The stream API: `cuFileReadAsync`/`WriteAsync` on CUDA streams (1.7+, CUDA 12.2).
 #[derive(Debug, Clone, Copy)]
 pub struct StreamApi {
+    /// `cuFileReadAsync`: read queued on a CUDA stream.
     pub read_async: ffi::PFN_cuFileReadAsync,
+    /// `cuFileWriteAsync`: write queued on a CUDA stream.
     pub write_async: ffi::PFN_cuFileWriteAsync,
+    /// `cuFileStreamRegister`: registers a CUDA stream with cuFile.
     pub stream_register: ffi::PFN_cuFileStreamRegister,
+    /// `cuFileStreamDeregister`: releases a stream registration.
     pub stream_deregister: ffi::PFN_cuFileStreamDeregister,
 }
 
 /// The batch API (1.2+).
 #[derive(Debug, Clone, Copy)]
 pub struct BatchApi {
+    /// `cuFileBatchIOSetUp`: creates a batch of a given number of entries.
     pub set_up: ffi::PFN_cuFileBatchIOSetUp,
+    /// `cuFileBatchIOSubmit`: submits entries to a batch.
     pub submit: ffi::PFN_cuFileBatchIOSubmit,
+    /// `cuFileBatchIOGetStatus`: waits for and collects completed entries.
     pub get_status: ffi::PFN_cuFileBatchIOGetStatus,
+    /// `cuFileBatchIOCancel`: cancels a batch's entries in flight.
     pub cancel: ffi::PFN_cuFileBatchIOCancel,
+    /// `cuFileBatchIODestroy`: frees a batch.
     pub destroy: ffi::PFN_cuFileBatchIODestroy,
 }
 
 /// The parameter API (1.14+, CUDA 12.9): settings that must be made before the driver opens.
 #[derive(Debug, Clone, Copy)]
 pub struct ParameterApi {
+    /// `cuFileGetParameterSizeT`: reads a size parameter.
     pub get_size_t: ffi::PFN_cuFileGetParameterSizeT,
+    /// `cuFileGetParameterBool`: reads a boolean parameter.
     pub get_bool: ffi::PFN_cuFileGetParameterBool,
+    /// `cuFileGetParameterString`: reads a string parameter.
     pub get_string: ffi::PFN_cuFileGetParameterString,
+    /// `cuFileSetParameterSizeT`: sets a size parameter (before the driver opens).
     pub set_size_t: ffi::PFN_cuFileSetParameterSizeT,
+    /// `cuFileSetParameterBool`: sets a boolean parameter (before the driver opens).
     pub set_bool: ffi::PFN_cuFileSetParameterBool,
+    /// `cuFileSetParameterString`: sets a string parameter (before the driver opens).
     pub set_string: ffi::PFN_cuFileSetParameterString,
 }
 
 /// The statistics API (1.15+, CUDA 13): per-GPU counters of POSIX vs direct I/O.
 #[derive(Debug, Clone, Copy)]
 pub struct StatsApi {
+    /// `cuFileSetStatsLevel`: sets the statistics level (0 to 3).
     pub set_level: ffi::PFN_cuFileSetStatsLevel,
+    /// `cuFileGetStatsLevel`: reads the statistics level.
     pub get_level: ffi::PFN_cuFileGetStatsLevel,
+    /// `cuFileStatsStart`: starts collecting statistics.
     pub start: ffi::PFN_cuFileStatsStart,
+    /// `cuFileStatsStop`: stops collecting statistics.
     pub stop: ffi::PFN_cuFileStatsStop,
+    /// `cuFileStatsReset`: zeroes the counters.
     pub reset: ffi::PFN_cuFileStatsReset,
+    /// `cuFileGetStatsL1`: reads the level-1 counters.
     pub get_l1: ffi::PFN_cuFileGetStatsL1,
+    /// `cuFileGetStatsL2`: reads the level-2 counters (level 1 plus size histograms).
     pub get_l2: ffi::PFN_cuFileGetStatsL2,
+    /// `cuFileGetStatsL3`: reads the level-3 counters (level 2 plus per-GPU counts).
     pub get_l3: ffi::PFN_cuFileGetStatsL3,
 }
 
@@ -218,12 +257,19 @@ pub struct CuFileLib {
     pub name: OsString,
     /// The file the dynamic linker actually mapped, when it could be told (`dladdr`).
     pub file: Option<PathBuf>,
+    /// The functions every libcufile has.
     pub required: RequiredApi,
+    /// `cuFileUseCount` (users of the open driver), where the library has it.
     pub use_count: Option<ffi::PFN_cuFileUseCount>,
+    /// `cuFileGetVersion`, where the library has it (1.7+).
     pub get_version: Option<ffi::PFN_cuFileGetVersion>,
+    /// The stream API, where every one of its symbols resolved.
     pub stream: Option<StreamApi>,
+    /// The batch API, where every one of its symbols resolved.
     pub batch: Option<BatchApi>,
+    /// The parameter API, where every one of its symbols resolved.
     pub parameters: Option<ParameterApi>,
+    /// The statistics API, where every one of its symbols resolved.
     pub stats: Option<StatsApi>,
     groups: Vec<SymbolGroup>,
     _library: Library,
@@ -242,7 +288,9 @@ impl fmt::Debug for CuFileLib {
 /// A cuFile version as `cuFileGetVersion` reports it (1000 * major + 10 * minor).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub struct CuFileVersion {
+    /// Major version (1 for every release so far).
     pub major: u32,
+    /// Minor version, e.g. 14 for 1.14.
     pub minor: u32,
 }
 

@@ -33,17 +33,22 @@ pub struct ProbeOutcome {
     pub opened: bool,
     /// The first error, decoded (names the call and the code).
     pub error: Option<String>,
+    /// The driver properties, when the driver opened and the call succeeded.
     pub properties: Option<DriverProperties>,
     /// Strict probe: whether the file registered with compat mode disallowed, and as what.
     pub file_registration: Option<Registration>,
 }
 
+/// The strict probe's registration of one file with compat mode disallowed.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Registration {
+    /// The file registered.
     pub file: PathBuf,
+    /// Whether `cuFileHandleRegister` succeeded: the file is on a GPUDirect path.
     pub ok: bool,
     /// `CU_FILE_IO_NOT_SUPPORTED` (5008): the file is not on a GPUDirect path.
     pub not_supported: bool,
+    /// The outcome in words: the path, or the error decoded.
     pub detail: String,
 }
 

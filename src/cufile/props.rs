@@ -22,6 +22,8 @@ pub struct DriverProperties {
     pub supported: Vec<String>,
     /// Bits of `dstatusflags` this build has no name for.
     pub unknown_status_bits: Vec<u32>,
+    /// `allow_compat_mode`: where the direct path is refused, cuFile falls back to POSIX I/O
+    /// through its own bounce buffers instead of failing.
     pub allow_compat_mode: bool,
     /// 1.17+ `posix_io_mode`: every I/O is plain POSIX I/O, never nvidia-fs or P2PDMA.
     #[serde(default)]
@@ -29,15 +31,23 @@ pub struct DriverProperties {
     /// 1.17+ `gds_fallback_io`: a GDS I/O that fails is retried through POSIX.
     #[serde(default)]
     pub fallback_io_mode: bool,
+    /// `use_poll_mode`: I/O up to `poll_threshold_kb` is completed by polling, not interrupts.
     pub use_poll_mode: bool,
+    /// `poll_thresh_size`, KiB: the largest I/O completed by polling in poll mode.
     pub poll_threshold_kb: u64,
+    /// `max_direct_io_size`, KiB: larger requests are split into pieces of this size.
     pub max_direct_io_kb: u64,
     /// Features of the library (`batch_io`, `streams`, `p2pdma`, ...), from `fflags`.
     pub features: Vec<String>,
+    /// `max_device_cache_size`, KiB: the GPU bounce-buffer cache cuFile keeps per device.
     pub max_device_cache_kb: u32,
+    /// `per_buffer_cache_size`, KiB: the size of each of those bounce buffers.
     pub per_buffer_cache_kb: u32,
+    /// `max_device_pinned_mem_size`, KiB: the most device memory `cuFileBufRegister` pins per GPU.
     pub max_device_pinned_mem_kb: u32,
+    /// `max_batch_io_size`: the most entries one `cuFileBatchIOSetUp` may ask for.
     pub max_batch_io_size: u32,
+    /// `max_batch_io_timeout_msecs`: the longest a batch status wait may be given, ms.
     pub max_batch_io_timeout_ms: u32,
 }
 
@@ -68,6 +78,7 @@ const FEATURE_NAMES: [(Feature, &str); 5] = [
 ];
 
 impl DriverProperties {
+    /// Decodes the raw struct: flags to names, sizes copied in cuFile's units.
     pub fn decode(p: &CUfileDrvProps_t) -> DriverProperties {
         let status = p.nvfs.dstatusflags;
         let known = |bit: u32| STATUS_NAMES.iter().any(|(s, _)| s.0 == bit);

@@ -29,9 +29,17 @@ pub enum Returned {
     Status(CUfileError_t),
     /// The `ssize_t` of `cuFileRead`/`cuFileWrite`, with `errno` as read right after the call
     /// (used only when the value is -1).
-    Bytes { ret: isize, errno: i32 },
+    Bytes {
+        /// Bytes done, or -1 (see `errno`), or a negative `CUfileOpError`.
+        ret: isize,
+        /// `errno` right after the call.
+        errno: i32,
+    },
     /// The `ret` of a batch `CUfileIOEvents_t`.
-    Event { ret: usize },
+    Event {
+        /// Bytes done by the entry.
+        ret: usize,
+    },
 }
 
 pub use crate::types::cufile_error::{CuFileError, Failure};
@@ -39,9 +47,13 @@ pub use crate::types::cufile_error::{CuFileError, Failure};
 /// The context of one call, for the error it may become.
 #[derive(Debug, Clone, Copy)]
 pub struct Call<'a> {
+    /// The cuFile function's name, e.g. `cuFileRead`.
     pub call: &'static str,
+    /// The file the call was about, if any.
     pub path: Option<&'a Path>,
+    /// The file offset the call started at, if any.
     pub offset: Option<u64>,
+    /// Bytes the call was asked to move, if any.
     pub len: Option<u64>,
 }
 

@@ -37,12 +37,16 @@ const _: () = assert!(
 /// I/Os per path, reads and writes together, over all GPUs.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct PathCounts {
+    /// I/Os done through POSIX (compat mode).
     pub posix: u64,
+    /// I/Os done through nvidia-fs (GPUDirect).
     pub nvfs: u64,
+    /// I/Os done through kernel PCI P2PDMA.
     pub p2p: u64,
 }
 
 impl PathCounts {
+    /// All I/Os counted, whatever their path.
     pub fn total(&self) -> u64 {
         self.posix + self.nvfs + self.p2p
     }

@@ -26,8 +26,11 @@ pub fn locate_fio() -> std::result::Result<PathBuf, String> {
 /// One fio job: a file, where the range starts, how long it is.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FioRange {
+    /// The job's file (`filename=`).
     pub path: PathBuf,
+    /// First byte of the range (`offset=`).
     pub offset: u64,
+    /// Bytes in the range (`size=`).
     pub len: u64,
 }
 
@@ -270,13 +273,19 @@ fn duration_arg(d: std::time::Duration) -> String {
 /// What one fio run measured (its measured group).
 #[derive(Debug, Clone, PartialEq)]
 pub struct FioFigures {
+    /// `fio version` from its JSON, e.g. `fio-3.33`.
     pub version: String,
+    /// Bytes the measured group moved (`io_bytes`).
     pub io_bytes: u64,
+    /// The group's bandwidth (`bw_bytes`), GiB/s.
     pub bandwidth_gibps: f64,
     /// Mean of `lat_ns` (absent from fio's output: `None`).
     pub latency_avg_us: Option<f64>,
+    /// Median latency (`lat_ns`, else `clat_ns`), µs; 0 when fio gave none.
     pub latency_p50_us: f64,
+    /// 99th percentile latency, as the median; µs.
     pub latency_p99_us: f64,
+    /// CPU seconds (user + system, from fio's percentages of the run time) per GiB moved.
     pub cpu_s_per_gib: f64,
     /// The measured group's run time (`job_runtime`), seconds.
     pub runtime_s: f64,

@@ -235,13 +235,19 @@ fn gdsio_timeout_from(value: Option<&str>, opts: &RunOptions) -> Result<Duration
 /// What one gdsio run printed on its result line.
 #[derive(Debug, Clone, PartialEq)]
 pub struct GdsioFigures {
+    /// `Threads:`.
     pub threads: usize,
     /// Bytes moved: the first figure of `DataSetSize: moved/configured(KiB)`.
     pub bytes: u64,
+    /// `IOSize:` (printed in KiB), bytes per request.
     pub io_size_bytes: u64,
+    /// `Throughput:`, GiB/s.
     pub throughput_gibps: f64,
+    /// `Avg_Latency:`, µs.
     pub avg_latency_us: f64,
+    /// `ops:`: requests done.
     pub ops: u64,
+    /// `total_time`, seconds.
     pub total_time_s: f64,
 }
 
