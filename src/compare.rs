@@ -46,21 +46,29 @@ pub const HOST_RING: &str = "host-ring";
 /// one contender per transfer type, each run killed after `timeout`).
 #[derive(Debug, Clone, PartialEq)]
 pub enum Contender {
+    /// A gdswap backend, run on the base workload (with its `--config` settings, if any).
     Backend(BackendId),
     /// The host backend with `--buffer ring`: queue depth x block size buffers reused, the
     /// footprint fio reads into. Added beside `host` when fio is a peer and the workload reads
     /// into tensor-sized buffers, so that a gap between `host` and `fio` that is only buffer
     /// placement (a large destination fills slower than a small, cache-warm ring) shows as such.
     HostRing,
+    /// fio (the executable found), run on the same files and ranges.
     Fio(PathBuf),
+    /// NVIDIA's gdsio, one transfer type.
     Gdsio {
+        /// The gdsio executable.
         exe: PathBuf,
+        /// Its transfer type (`-x`).
         xfer: peer::GdsioXfer,
+        /// A run still going after this long is killed.
         timeout: Duration,
     },
 }
 
 impl Contender {
+    /// The contender's row name: the backend's name, `host-ring`, `fio`, or gdsio's transfer
+    /// type name.
     pub fn name(&self) -> &str {
         match self {
             Contender::Backend(b) => b.name(),
@@ -70,6 +78,7 @@ impl Contender {
         }
     }
 
+    /// A gdswap backend or a peer tool.
     pub fn kind(&self) -> ContenderKind {
         match self {
             Contender::Backend(_) | Contender::HostRing => ContenderKind::Backend,
@@ -126,8 +135,11 @@ fn skip_unfit_gdsio(spec: &mut CompareSpec) -> Result<()> {
 pub struct CompareSpec {
     /// The workload; its `backend` is replaced by each backend contender's.
     pub base: RunOptions,
+    /// The contenders, in the order each round runs them; the first is the ratios' reference.
     pub contenders: Vec<Contender>,
+    /// Rounds: each contender runs once per round (at most [`MAX_ROUNDS`]).
     pub rounds: u32,
+    /// Contenders left out (not available here, or unfit for the workload), with why.
     pub skipped: Vec<Skipped>,
     /// Per-backend settings from a config file (`--config`); empty when every backend runs
     /// the base workload.
@@ -405,15 +417,22 @@ pub fn resolve(
 pub enum Progress {
     /// A run is about to start.
     Starting {
+        /// The round, 1-based.
         round: u32,
+        /// Rounds in all.
         rounds: u32,
+        /// The contender's name.
         name: String,
     },
     /// A run finished.
     Measured {
+        /// The round, 1-based.
         round: u32,
+        /// Rounds in all.
         rounds: u32,
+        /// The contender's name.
         name: String,
+        /// The run's bandwidth, GiB/s.
         gibps: f64,
     },
 }

@@ -26,7 +26,6 @@ pub mod backend;
 pub mod check;
 #[cfg(feature = "cli")]
 pub mod cli;
-#[allow(missing_docs)] // not documented item by item yet
 pub mod compare;
 pub mod cuda;
 pub mod cufile;
@@ -36,9 +35,7 @@ pub mod error;
 pub mod harness;
 pub mod io;
 pub mod numa;
-#[allow(missing_docs)] // not documented item by item yet
 pub mod optim_sim;
-#[allow(missing_docs)] // not documented item by item yet
 pub mod options;
 pub mod pattern;
 pub mod peer;

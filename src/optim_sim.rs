@@ -54,13 +54,18 @@ pub fn parse_count(s: &str) -> std::result::Result<u64, String> {
     Ok(n as u64)
 }
 
+/// How the optimizer step waits for its swaps.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
+    /// Each swap-in and write-back is waited for before the step goes on.
     Serial,
+    /// The next `buffers - 1` sub-groups are read ahead and up to `buffers` write-backs kept
+    /// in flight while a sub-group is updated.
     Pipelined,
 }
 
 impl Mode {
+    /// `serial` or `pipelined`, as the flag and the report spell it.
     pub fn name(self) -> &'static str {
         match self {
             Mode::Serial => "serial",
@@ -69,19 +74,27 @@ impl Mode {
     }
 }
 
+/// What `gdswap optim-sim` simulates and how.
 #[derive(Debug, Clone)]
 pub struct SimOptions {
+    /// Directory the swap stores are created in (`--dir`).
     pub dir: PathBuf,
+    /// Parameters of the model (each has 12 bytes of fp32 state: weight and two moments).
     pub params: u64,
+    /// Parameters per sub-group: the unit swapped in, updated and written back.
     pub sub_group_size: u64,
+    /// Measured optimizer steps.
     pub steps: u32,
     /// Steps run before the measured ones (the same Adam steps, untimed): the store's
     /// staging buffers are allocated and faulted in then, as in a training run's first step.
     pub warmup_steps: u32,
+    /// Sub-groups in flight each way when pipelined (2..=4096).
     pub buffers: usize,
+    /// The backend every swap goes through.
     pub backend: BackendId,
     /// The GPU a device backend (`bounce`, `gds`) stages on.
     pub gpu: usize,
+    /// The swap store's I/O threads (1..=64).
     pub io_threads: usize,
     /// Check the swapped state against the in-memory steps.
     pub check: bool,
@@ -175,6 +188,7 @@ pub fn adam(t: u32, w: &mut [f32], m: &mut [f32], v: &mut [f32], grad: impl Fn(u
 /// What one mode measured.
 #[derive(Debug, Clone)]
 pub struct ModeReport {
+    /// The mode measured.
     pub mode: Mode,
     /// Mean wall time of one optimizer step (all sub-groups).
     pub step_time: Duration,
@@ -182,8 +196,9 @@ pub struct ModeReport {
     pub compute_time: Duration,
     /// Mean time per step the update waited for swap-ins and write-backs.
     pub io_wait: Duration,
-    /// Bytes read and written per step (padded, as moved).
+    /// Bytes swapped in per step (padded, as moved).
     pub read_bytes: u64,
+    /// Bytes written back per step (padded, as moved).
     pub write_bytes: u64,
     /// Most staging memory (host; pinned for a device backend) the store held at once.
     pub peak_staging: u64,
@@ -192,6 +207,7 @@ pub struct ModeReport {
     /// Bytes the store read and wrote over the whole run (initial state, warm-up and
     /// measured steps, and the check), from its own counters.
     pub store_bytes_read: u64,
+    /// Bytes the store wrote over the whole run, from its own counters.
     pub store_bytes_written: u64,
     /// Host tensors the simulator itself held (one sub-group's state).
     pub host_tensors: u64,
@@ -204,9 +220,11 @@ pub struct ModeReport {
 }
 
 impl ModeReport {
+    /// Bytes read per second of step time.
     pub fn read_bw(&self) -> f64 {
         self.read_bytes as f64 / self.step_time.as_secs_f64()
     }
+    /// Bytes written per second of step time.
     pub fn write_bw(&self) -> f64 {
         self.write_bytes as f64 / self.step_time.as_secs_f64()
     }

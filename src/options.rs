@@ -18,7 +18,9 @@ pub use crate::types::BackendId;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Op {
+    /// File to memory.
     Read,
+    /// Memory to file.
     Write,
 }
 
@@ -50,9 +52,13 @@ pub enum BufferMode {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum HugePages {
+    /// hugetlb pages when enough 2 MiB pages are reserved, else transparent huge pages.
     Auto,
+    /// 2 MiB hugetlb pages only: an error when they cannot be mapped.
     Hugetlb,
+    /// Transparent huge pages asked for (`MADV_HUGEPAGE`); the kernel may give fewer.
     Thp,
+    /// Ordinary 4 KiB pages.
     Off,
 }
 
@@ -187,6 +193,7 @@ impl std::fmt::Display for GdsApi {
 /// Options of the `gds` backend.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct GdsOptions {
+    /// How cuFile is called (`--gds-api`).
     pub api: GdsApi,
     /// Register device buffers with cuFileBufRegister (`--no-register` turns it off).
     pub register: bool,
@@ -213,6 +220,7 @@ pub struct GpuOptions {
     /// twice the queue depth: a whole queue of reads may complete at once (completions come
     /// in batches), and the next queue must be readable while those chunks are copied.
     pub bounce_buffers: usize,
+    /// Pipelined or serial staging (`--bounce-mode`).
     pub bounce_mode: BounceMode,
     /// The `gds` backend's options; absent for other backends.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -230,11 +238,15 @@ impl Default for GpuOptions {
     }
 }
 
-/// Limits beyond which a value is a typo rather than a workload.
+/// Limits beyond which a value is a typo rather than a workload. The largest `--threads`.
 pub const MAX_THREADS: usize = 1024;
+/// The largest `--queue-depth`.
 pub const MAX_QUEUE_DEPTH: u32 = 4096;
+/// The largest `--block-size`: 1 GiB.
 pub const MAX_BLOCK_SIZE: u64 = 1 << 30;
+/// The largest `--loops`.
 pub const MAX_LOOPS: u32 = 100_000;
+/// The largest `--bounce-buffers`.
 pub const MAX_BOUNCE_BUFFERS: usize = 4096;
 /// The largest file Linux can hold (MAX_LFS_FILESIZE, 2^63 - 1 bytes: offsets are `off_t`).
 /// Every size product of a run (ranges rounded up to pages or huge pages, their sums) fits
@@ -244,17 +256,24 @@ pub const MAX_SIZE: u64 = i64::MAX as u64;
 /// Everything one run needs.
 #[derive(Debug, Clone, Serialize)]
 pub struct RunOptions {
+    /// The backend that moves the data.
     pub backend: BackendId,
     /// What moves where: operation, target, sizes, queue depth, threads, loops.
     #[serde(flatten)]
     pub workload: Workload,
+    /// Shuffle each thread's request order (`--random`, seeded by `seed`).
     pub random: bool,
+    /// Seed of the data pattern and of the shuffled order (`--seed`).
     pub seed: u64,
+    /// Check the data against the pattern after the run (`--verify`).
     pub verify: bool,
     /// O_DIRECT (the default); false measures the page cache on purpose.
     pub direct: bool,
+    /// Drop the page cache before each measured loop (`--drop-caches`; needs root).
     pub drop_caches: bool,
+    /// Register buffers and files with the io_uring ring (`--fixed-buffers`).
     pub fixed_buffers: bool,
+    /// Page backing of host buffers (`--huge-pages`).
     pub huge_pages: HugePages,
     /// Where transfers land: the whole range, or a ring of reused buffers.
     #[serde(default)]
@@ -262,6 +281,7 @@ pub struct RunOptions {
     /// How the io_uring engine (host, bounce) drives its ring.
     #[serde(default)]
     pub ring: RingOptions,
+    /// Device and staging options of the GPU backends.
     pub gpu: GpuOptions,
     /// A `Target::Dir` that does not exist may be created (`--create-dir`, and the default
     /// data directory: true in `Default`, whose target that is); otherwise a missing directory
