@@ -47,13 +47,11 @@ pub mod rank_merge;
 #[allow(missing_docs)] // not documented item by item yet
 pub mod ranks;
 pub mod rebuild;
-#[allow(missing_docs)] // not documented item by item yet
 pub mod report;
 pub mod request;
 pub mod size;
 pub mod stats;
 pub mod swap;
-#[allow(missing_docs)] // not documented item by item yet
 pub mod sweep;
 pub mod topology;
 pub mod tuning;

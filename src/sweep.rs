@@ -45,20 +45,28 @@ use crate::types::BackendId;
 
 /// The points file in the output directory.
 pub const POINTS_JSONL: &str = "points.jsonl";
+/// The points' rows as CSV, in the output directory.
 pub const POINTS_CSV: &str = "points.csv";
+/// The best settings per backend, a config file (`gdswap run --config`), in the output directory.
 pub const BEST_CONFIG: &str = "best.json";
+/// DeepSpeed's `"aio"` block made from the best settings, in the output directory.
 pub const AIO_JSON: &str = "aio.json";
+/// The sweep's Markdown report, in the output directory.
 pub const REPORT_MD: &str = "sweep.md";
 
 /// What the best configuration is chosen for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Metric {
+    /// The highest median read GiB/s.
     Read,
+    /// The highest median write GiB/s.
     Write,
+    /// The highest harmonic mean of median read and write GiB/s at the same settings.
     Both,
 }
 
 impl Metric {
+    /// The directions the grid measures for this metric.
     pub fn ops(self) -> Vec<Op> {
         match self {
             Metric::Read => vec![Op::Read],
@@ -67,6 +75,7 @@ impl Metric {
         }
     }
 
+    /// `read`, `write` or `both`, as the flag and the config spell it.
     pub fn name(self) -> &'static str {
         match self {
             Metric::Read => "read",
@@ -79,9 +88,13 @@ impl Metric {
 /// One point of the grid.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct PointKey {
+    /// Bytes per request.
     pub block_size: u64,
+    /// Requests in flight per thread.
     pub queue_depth: u32,
+    /// Worker threads.
     pub threads: usize,
+    /// `read` or `write`.
     pub op: String,
     /// `--bounce-buffers` at this point, when swept and `bounce` ran.
     pub bounce_buffers: Option<usize>,
@@ -145,16 +158,23 @@ pub fn point_of<'a>(
 pub struct SweepSpec {
     /// The fixed part of the workload (target, size, loops, ...); the grid sets the rest.
     pub base: RunOptions,
+    /// Block sizes to measure, bytes (`--block-size LIST`).
     pub block_sizes: Vec<u64>,
+    /// Queue depths to measure (`--queue-depth LIST`).
     pub queue_depths: Vec<u32>,
+    /// Thread counts to measure (`--threads LIST`).
     pub threads: Vec<usize>,
     /// `--bounce-buffers` values for the `bounce` backend (empty: not swept).
     pub bounce_buffers: Vec<usize>,
     /// `--gds-api` values for the `gds` backend (empty: not swept).
     pub gds_apis: Vec<GdsApi>,
+    /// Backend names in order; `None`: every backend available here.
     pub backends: Option<Vec<String>>,
+    /// Peer tool names (`none` alone for no peer), measured for reference.
     pub peers: Vec<String>,
+    /// Rounds per point, as `compare --rounds`.
     pub rounds: u32,
+    /// What the best settings are chosen for.
     pub metric: Metric,
 }
 
@@ -274,7 +294,9 @@ impl SweepSpec {
 /// Points read back from a points file: the complete ones, and how many unreadable lines were
 /// dropped (a line cut short by a crash mid-write; it is measured again).
 pub struct Loaded {
+    /// The complete points, in file order.
     pub points: Vec<Comparison>,
+    /// Lines that could not be read (and are measured again).
     pub dropped_lines: usize,
 }
 
@@ -379,6 +401,7 @@ pub struct PointLog {
 }
 
 impl PointLog {
+    /// A log of the points files in output directory `dir` (nothing is opened yet).
     pub fn new(dir: &Path) -> PointLog {
         PointLog {
             jsonl: dir.join(POINTS_JSONL),
@@ -386,10 +409,12 @@ impl PointLog {
         }
     }
 
+    /// The path of `points.jsonl`.
     pub fn jsonl_path(&self) -> &Path {
         &self.jsonl
     }
 
+    /// The path of `points.csv`.
     pub fn csv_path(&self) -> &Path {
         &self.csv
     }
@@ -458,14 +483,20 @@ impl PointLog {
 pub enum SweepEvent<'a> {
     /// A run inside point `index` (0-based, in grid order) finished.
     Run {
+        /// The point's index in grid order, 0-based.
         index: usize,
+        /// The point's settings.
         key: &'a PointKey,
+        /// The run's progress event.
         progress: &'a Progress,
     },
     /// Point `index` is measured and appended.
     Point {
+        /// The point's index in grid order, 0-based.
         index: usize,
+        /// The point's settings.
         key: &'a PointKey,
+        /// The point's comparison, as appended.
         result: &'a Comparison,
     },
 }
@@ -477,6 +508,7 @@ pub struct SweepEnd {
     pub measured: usize,
     /// Points of the grid found already measured in the points file.
     pub already: usize,
+    /// Points in the grid.
     pub total: usize,
     /// Stopped on request before the grid was complete.
     pub interrupted: bool,

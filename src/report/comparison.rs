@@ -31,7 +31,9 @@ pub const SPREAD_LIMIT: f64 = 0.10;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ContenderKind {
+    /// A gdswap backend (or `host-ring`).
     Backend,
+    /// A peer tool: fio or gdsio.
     Peer,
 }
 
@@ -51,14 +53,18 @@ impl std::fmt::Display for ContenderKind {
 pub struct RoundFigures {
     /// 1-based round number.
     pub round: u32,
+    /// The round's bandwidth, GiB/s.
     pub bandwidth_gibps: f64,
     /// Mean latency of a request (results saved before it was recorded have none).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub latency_avg_us: Option<f64>,
+    /// Median request latency, µs (gdsio: none).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub latency_p50_us: Option<f64>,
+    /// 99th percentile request latency, µs (gdsio: none).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub latency_p99_us: Option<f64>,
+    /// CPU seconds (user + system) per GiB moved (gdsio: none).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cpu_s_per_gib: Option<f64>,
     /// The round's latency CDF, `[quantile, us]` (see [`crate::stats::CDF_QUANTILES`]).
@@ -73,10 +79,13 @@ pub struct RoundFigures {
 /// One contender as measured: what the orchestration hands to [`Comparison::new`].
 #[derive(Debug, Clone, PartialEq)]
 pub struct Measured {
+    /// The contender's row name.
     pub name: String,
+    /// Backend or peer.
     pub kind: ContenderKind,
     /// How it ran (ring mode, buffers; for peers the tool, version and options).
     pub mode: String,
+    /// Its figures, one per round it ran, in round order.
     pub rounds: Vec<RoundFigures>,
     /// Warnings its runs raised (e.g. `small-pages`), each code once, the message prefixed
     /// with the contender's name.
@@ -86,12 +95,16 @@ pub struct Measured {
 /// Median, minimum and maximum of a list of figures.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
 pub struct Spread {
+    /// The median (mean of the middle two for an even count).
     pub median: f64,
+    /// The smallest figure.
     pub min: f64,
+    /// The largest figure.
     pub max: f64,
 }
 
 impl Spread {
+    /// The spread of `values`; all zeros when there are none.
     pub fn of(values: &[f64]) -> Spread {
         if values.is_empty() {
             return Spread::default();
@@ -116,9 +129,13 @@ impl Spread {
 /// One contender's figures over all rounds.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ContenderResult {
+    /// The contender's row name.
     pub name: String,
+    /// Backend or peer.
     pub kind: ContenderKind,
+    /// How it ran (ring mode, buffers; for peers the tool, version and options).
     pub mode: String,
+    /// Its figures per round.
     pub rounds: Vec<RoundFigures>,
     /// Codes of the warnings its runs raised.
     pub notes: Vec<String>,
@@ -127,10 +144,13 @@ pub struct ContenderResult {
     /// Medians over the rounds that have the figure; absent when none has it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub latency_avg_us: Option<f64>,
+    /// Median over rounds of the median latency, µs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub latency_p50_us: Option<f64>,
+    /// Median over rounds of the 99th percentile latency, µs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub latency_p99_us: Option<f64>,
+    /// Median over rounds of the CPU seconds per GiB.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cpu_s_per_gib: Option<f64>,
     /// At each quantile, the median over rounds of the rounds' latencies.
@@ -141,22 +161,27 @@ pub struct ContenderResult {
 /// A contender against the first one, round by round.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RatioFigures {
+    /// The contender, the numerator.
     pub name: String,
     /// The first contender, the denominator.
     pub reference: String,
     /// Bandwidth of `name` / bandwidth of `reference`, per round.
     pub bandwidth_per_round: Vec<f64>,
+    /// The spread of the per-round bandwidth ratios.
     pub bandwidth: Spread,
     /// CPU-s/GiB of `name` / CPU-s/GiB of `reference`, per round (rounds where the reference
     /// used no measurable CPU, or either has no CPU figure, are left out).
     pub cpu_s_per_gib_per_round: Vec<f64>,
+    /// The spread of the per-round CPU ratios.
     pub cpu_s_per_gib: Spread,
 }
 
 /// A contender that was asked for (or would be by default) and did not run, and why.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Skipped {
+    /// The contender's name (`gdsio` for all its transfer types at once).
     pub name: String,
+    /// Backend or peer.
     pub kind: ContenderKind,
     /// Why (it may name settings; written as text).
     pub reason: crate::error::Message,
@@ -165,11 +190,16 @@ pub struct Skipped {
 /// The workload every contender ran.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CompareParams {
+    /// Operation, target, sizes, queue depth, threads, loops.
     #[serde(flatten)]
     pub workload: Workload,
+    /// Rounds run.
     pub rounds: u32,
+    /// `--random`: shuffled request order.
     pub random: bool,
+    /// O_DIRECT (false: `--buffered`).
     pub direct: bool,
+    /// `--huge-pages`: the page backing asked for.
     pub huge_pages: crate::options::HugePages,
     /// `gdswap sweep`'s `--bounce-buffers` value at this point, when the sweep set one and the
     /// `bounce` backend ran (absent: the backend's default; older lines have none).
@@ -184,14 +214,21 @@ pub struct CompareParams {
 /// A whole comparison.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Comparison {
+    /// [`COMPARE_SCHEMA`].
     pub schema: String,
+    /// When the comparison ended, UTC, ISO 8601.
     pub finished_at: String,
+    /// The machine, kernel and filesystem.
     pub environment: Environment,
+    /// The workload every contender ran.
     pub params: CompareParams,
+    /// Each contender that ran, in running order (the first is the reference).
     pub contenders: Vec<ContenderResult>,
     /// Every contender after the first against the first.
     pub ratios: Vec<RatioFigures>,
+    /// Contenders that did not run, and why.
     pub skipped: Vec<Skipped>,
+    /// What may make the figures misleading (wide spreads, the runs' own warnings).
     pub warnings: Vec<WarningRecord>,
 }
 
@@ -200,10 +237,15 @@ pub struct Comparison {
 /// contenders' figures.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FailedComparison {
+    /// [`COMPARE_SCHEMA`].
     pub schema: String,
+    /// When the comparison ended, UTC, ISO 8601.
     pub finished_at: String,
+    /// The machine, kernel and filesystem.
     pub environment: Environment,
+    /// The workload asked for.
     pub params: CompareParams,
+    /// Why it failed.
     pub error: crate::report::ErrorRecord,
     /// The command line that ran, as typed (empty when a library caller made the record).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -211,6 +253,7 @@ pub struct FailedComparison {
 }
 
 impl FailedComparison {
+    /// The record of a comparison of `params` that failed with `error`, ended at `finished_at`.
     pub fn new(
         params: CompareParams,
         error: &crate::error::Error,
@@ -227,6 +270,7 @@ impl FailedComparison {
         }
     }
 
+    /// The record as pretty JSON with a final newline.
     pub fn to_json(&self) -> String {
         let mut s = serde_json::to_string_pretty(self).expect("plain data serializes");
         s.push('\n');

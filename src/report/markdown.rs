@@ -252,20 +252,28 @@ pub fn comparison(c: &Comparison) -> String {
 pub struct BestSettings {
     /// `read`, `write` or `both`.
     pub metric: String,
+    /// One row per backend that got settings.
     pub rows: Vec<BestRow>,
 }
 
 /// One backend's best settings and the figures that chose them.
 #[derive(Debug, Clone, PartialEq)]
 pub struct BestRow {
+    /// The backend's name.
     pub backend: String,
     /// The backend-specific knobs, `bounce-buffers 8, gds-api batch`, or empty.
     pub knobs: String,
+    /// The best block size, bytes.
     pub block_size: u64,
+    /// The best queue depth.
     pub queue_depth: u32,
+    /// The best thread count.
     pub threads: usize,
+    /// Median read GiB/s at these settings (absent: reads not measured).
     pub read_gibps: Option<f64>,
+    /// Median write GiB/s at these settings (absent: writes not measured).
     pub write_gibps: Option<f64>,
+    /// The figure the metric ranked by, GiB/s.
     pub score_gibps: f64,
 }
 

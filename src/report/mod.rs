@@ -32,10 +32,13 @@ const GIB: f64 = (1u64 << 30) as f64;
 /// One run, fully described.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RunReport {
+    /// [`SCHEMA`].
     pub schema: String,
     /// When the run ended, UTC, ISO 8601.
     pub finished_at: String,
+    /// The machine, kernel and filesystem the run was measured on.
     pub environment: Environment,
+    /// The options the run was made with.
     pub params: Params,
     /// How the backend ran (ring mode, registration, ...).
     pub backend_mode: String,
@@ -44,11 +47,18 @@ pub struct RunReport {
     pub destination: String,
     /// Page backing of the I/O buffers, as obtained.
     pub buffer_pages: String,
+    /// Whether the worst thread's buffers are huge-page backed (hugetlb, or THP over at least
+    /// 90% of the bytes).
     pub huge_pages_obtained: bool,
+    /// The data files' O_DIRECT alignment in bytes (1: buffered).
     pub dio_align_bytes: u64,
+    /// Figures over all measured loops.
     pub summary: Summary,
+    /// Figures per measured loop, in order.
     pub loops: Vec<LoopFigures>,
+    /// Figures per thread, over all measured loops.
     pub threads: Vec<ThreadFigures>,
+    /// What may make the figures misleading (small pages, a short run, ...).
     pub warnings: Vec<WarningRecord>,
     /// Where the time went in multi-stage backends (bounce); absent for the others.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -78,7 +88,9 @@ pub const STRAGGLER_PCT: f64 = 10.0;
 /// One rank of a run of several processes.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RankFigures {
+    /// The rank (MPI or launcher), 0-based.
     pub rank: usize,
+    /// The hostname the rank ran on.
     pub host: String,
     /// Bytes this rank moved in the measured loops.
     pub bytes: u64,
@@ -88,9 +100,11 @@ pub struct RankFigures {
     pub bandwidth_gibps: f64,
     /// requests / time.
     pub iops: f64,
+    /// This rank's request latencies.
     pub latency: Percentiles,
     /// Each measured loop's start and end, ns since the Unix epoch (the ranks' wall clocks).
     pub loop_start_unix_ns: Vec<u64>,
+    /// Each measured loop's end, as the starts.
     pub loop_end_unix_ns: Vec<u64>,
     /// Percent below the median rank's bandwidth (negative: above it).
     pub below_median_pct: f64,
@@ -201,15 +215,24 @@ pub use crate::options::Workload;
 /// The parameters, as run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Params {
+    /// The backend.
     pub backend: crate::types::BackendId,
+    /// Operation, target, sizes, queue depth, threads, loops.
     #[serde(flatten)]
     pub workload: Workload,
+    /// `--random`: shuffled request order.
     pub random: bool,
+    /// `--seed`: of the data pattern and the shuffle.
     pub seed: u64,
+    /// `--verify`: the data was checked against the pattern.
     pub verify: bool,
+    /// O_DIRECT (false: `--buffered`, through the page cache).
     pub direct: bool,
+    /// `--drop-caches`: the page cache was dropped before each measured loop.
     pub drop_caches: bool,
+    /// `--fixed-buffers`: buffers and files registered with the io_uring ring.
     pub fixed_buffers: bool,
+    /// `--huge-pages`: the page backing asked for (what was obtained is `buffer_pages`).
     pub huge_pages: HugePages,
     /// `full` (the thread's whole range in memory) or `ring` (reused buffers); records from
     /// before `ring` existed have none and read as `full`.
@@ -263,6 +286,7 @@ pub struct ErrorRecord {
 }
 
 impl ErrorRecord {
+    /// The record of `e`: its [`crate::error::Error::kind`] and its message.
     pub fn of(e: &crate::error::Error) -> ErrorRecord {
         ErrorRecord {
             kind: e.kind().into(),
@@ -276,10 +300,15 @@ impl ErrorRecord {
 /// which a failed run does not have (no zeroes stand in for them).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FailedRun {
+    /// [`SCHEMA`].
     pub schema: String,
+    /// When the run ended, UTC, ISO 8601.
     pub finished_at: String,
+    /// The machine, kernel and filesystem.
     pub environment: Environment,
+    /// The options the run was made with.
     pub params: Params,
+    /// Why it failed.
     pub error: ErrorRecord,
     /// The command line that ran, as typed (empty when a library caller made the record).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -287,6 +316,7 @@ pub struct FailedRun {
 }
 
 impl FailedRun {
+    /// The record of a run of `opts` that failed with `error`, ended at `finished_at`.
     pub fn new(
         opts: &RunOptions,
         error: &crate::error::Error,
@@ -306,6 +336,7 @@ impl FailedRun {
         }
     }
 
+    /// The record as pretty JSON with a final newline.
     pub fn to_json(&self) -> String {
         let mut s = serde_json::to_string_pretty(self).expect("plain data serializes");
         s.push('\n');
@@ -318,6 +349,7 @@ impl FailedRun {
 pub struct Summary {
     /// Bytes moved in the measured loops, all threads.
     pub bytes: u64,
+    /// Requests in the measured loops, all threads.
     pub requests: u64,
     /// Sum over loops of the slowest thread's time inside transfers.
     pub task_time_s: f64,
@@ -331,30 +363,42 @@ pub struct Summary {
     pub e2e_bandwidth_gibps: f64,
     /// Median over loops of each loop's GiB/s, with the spread.
     pub loop_gibps_median: f64,
+    /// The slowest loop's GiB/s.
     pub loop_gibps_min: f64,
+    /// The fastest loop's GiB/s.
     pub loop_gibps_max: f64,
+    /// requests / task time.
     pub iops: f64,
+    /// Latencies of every measured request, all threads merged.
     pub latency: Percentiles,
     /// The latency CDF, `[quantile, us]` at [`crate::stats::CDF_QUANTILES`] (absent from
     /// reports written before it existed).
     #[serde(default)]
     pub latency_cdf_us: Vec<[f64; 2]>,
-    /// Process CPU time during the measured loops.
+    /// Process user CPU time during the measured loops, seconds.
     pub cpu_user_s: f64,
+    /// Process system CPU time during the measured loops, seconds.
     pub cpu_system_s: f64,
     /// (user + system) CPU seconds per GiB moved.
     pub cpu_s_per_gib: f64,
     /// Time of the final fdatasync (writes), not included in the bandwidth.
     pub sync_time_s: f64,
+    /// Whether the data was checked against the pattern (and matched: a mismatch fails the run).
     pub verified: bool,
 }
 
+/// One measured loop's figures.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LoopFigures {
+    /// The loop's index among the measured loops, 0-based.
     pub index: usize,
+    /// The slowest thread's time inside transfers (several ranks: their common span), s.
     pub task_time_s: f64,
+    /// Wall time from release to the last thread done, barriers included, s.
     pub e2e_time_s: f64,
+    /// The loop's bytes / task time, GiB/s.
     pub bandwidth_gibps: f64,
+    /// Process CPU time (user + system) during the loop, s.
     pub cpu_s: f64,
     /// The loop on the wall clock (Unix ns), from release to the last thread done, to lay
     /// runs side by side; absent from records written before it existed.
@@ -362,18 +406,30 @@ pub struct LoopFigures {
     pub window: Option<crate::ranks::LoopWindow>,
 }
 
+/// One worker thread's figures over all measured loops.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ThreadFigures {
+    /// The thread's index, 0-based.
     pub tid: usize,
+    /// The data file it moved to or from.
     pub path: PathBuf,
+    /// First byte of its range in the file.
     pub file_offset: u64,
+    /// Bytes it moved in the measured loops.
     pub bytes: u64,
+    /// Its time inside transfers, summed over loops, s.
     pub task_time_s: f64,
+    /// bytes / its task time, GiB/s.
     pub bandwidth_gibps: f64,
+    /// Its requests / its task time.
     pub iops: f64,
+    /// Its request latencies.
     pub latency: Percentiles,
+    /// Its own user CPU time inside measured transfers, s.
     pub cpu_user_s: f64,
+    /// Its own system CPU time inside measured transfers, s.
     pub cpu_system_s: f64,
+    /// Its final fdatasync (writes; 0 for reads), s.
     pub sync_time_s: f64,
 }
 

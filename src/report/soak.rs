@@ -11,6 +11,7 @@ use crate::options::RunOptions;
 /// A wrong 4 KiB block found by verification: where, and what was there.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct VerifyErrorRecord {
+    /// The data file holding the block.
     pub path: PathBuf,
     /// File offset of the block's first wrong byte.
     pub offset: u64,
@@ -19,6 +20,7 @@ pub struct VerifyErrorRecord {
 }
 
 impl VerifyErrorRecord {
+    /// The record of one verification failure.
     pub fn of(v: &crate::error::VerifyFailure) -> VerifyErrorRecord {
         VerifyErrorRecord {
             path: v.path.clone(),
@@ -41,6 +43,8 @@ pub struct Soak {
     pub loops: usize,
     /// Every measured loop was verified (`--verify` with `--duration` or `--max-errors`).
     pub verified_every_loop: bool,
+    /// `--max-errors`: the soak stops once more wrong blocks than this were found; absent when
+    /// not given.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_errors: Option<u64>,
     /// Wrong 4 KiB blocks found, all loops and threads.

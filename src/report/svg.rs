@@ -34,9 +34,11 @@ pub(crate) fn esc(s: &str) -> String {
 /// One line of a chart.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Series {
+    /// The legend's text for the line.
     pub label: String,
     /// (x, y) in data units, in drawing order.
     pub points: Vec<(f64, f64)>,
+    /// Drawn dashed (e.g. a peer tool, beside the solid backends).
     pub dashed: bool,
 }
 

@@ -16,8 +16,11 @@ const BAR: f64 = 28.0;
 /// One bar: its label, value, and whether it is flagged (drawn red).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Bar {
+    /// The text under the bar.
     pub label: String,
+    /// The bar's height, in the chart's unit.
     pub value: f64,
+    /// Drawn red: the bar is singled out (in a fleet report, an outlier node).
     pub flagged: bool,
 }
 

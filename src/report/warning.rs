@@ -14,35 +14,68 @@ const SHORT_RUN_S: f64 = 0.2;
 /// Loops differing by more than this fraction of the median make a single figure shaky.
 const SPREAD_LIMIT: f64 = 0.10;
 
+/// Something about a run that may make its figures misleading, with what to do about it.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Warning {
     /// `--buffered`: the figures measure the page cache, not the device.
     BufferedIo,
     /// The I/O buffers did not get huge pages.
-    SmallPages { backing: String },
+    SmallPages {
+        /// The page backing obtained, as reports print it.
+        backing: String,
+    },
     /// The measured loops took too little time to trust.
-    ShortRun { seconds: f64 },
+    ShortRun {
+        /// The measured loops' task time in all, s.
+        seconds: f64,
+    },
     /// The loops disagree with each other.
-    LoopSpread { spread_pct: f64 },
+    LoopSpread {
+        /// (fastest - slowest loop GiB/s) / median, in percent.
+        spread_pct: f64,
+    },
     /// A non-aligned size: the last bytes went through the page cache.
-    UnalignedTail { bytes: u64 },
+    UnalignedTail {
+        /// Bytes of the unaligned tail.
+        bytes: u64,
+    },
     /// Writes without `--verify`: nothing checked that the data arrived intact.
     WritesUnverified,
     /// bounce pipelined with fewer pinned chunks than the queue depth: the chunks, not the
     /// queue depth, limit the requests in flight.
-    FewBounceBuffers { chunks: usize, queue_depth: u32 },
+    FewBounceBuffers {
+        /// `--bounce-buffers`: pinned chunks per thread.
+        chunks: usize,
+        /// `--queue-depth`.
+        queue_depth: u32,
+    },
     /// A gds run whose bytes went through cuFile's compat mode, not GPUDirect.
-    GdsCompat { reason: String },
+    GdsCompat {
+        /// The evidence that the bytes went through compat mode.
+        reason: String,
+    },
     /// A gds run with a block size that is not a multiple of 4 KiB: cuFile takes its
     /// unaligned path (staging through its own bounce buffers, read-modify-write on writes).
-    GdsUnalignedBlock { block: u64 },
+    GdsUnalignedBlock {
+        /// The block size, bytes.
+        block: u64,
+    },
     /// Something about the cuFile setup the reader must know (e.g. buffers left unregistered).
-    GdsNote { note: String },
+    GdsNote {
+        /// The note, one sentence.
+        note: String,
+    },
     /// The data is on a filesystem that is not a local block device (tmpfs, overlay, a
     /// network or FUSE filesystem; from statfs): the figures do not measure a disk.
-    NotBlockDevice { fs: String },
+    NotBlockDevice {
+        /// The filesystem's kind by its statfs type, e.g. `tmpfs`.
+        fs: String,
+    },
     /// A run of several processes with ranks well below the median rank's bandwidth.
-    Stragglers { ranks: String },
+    Stragglers {
+        /// The slow ranks, e.g. `rank 1 on node1 (23% below)`, comma-separated.
+        ranks: String,
+    },
 }
 
 /// A warning as it is stored in reports.
@@ -57,6 +90,7 @@ pub struct WarningRecord {
 }
 
 impl Warning {
+    /// The warning's stable identifier in reports, e.g. `short-run`.
     pub fn code(&self) -> &'static str {
         match self {
             Warning::BufferedIo => "buffered-io",
