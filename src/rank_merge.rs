@@ -23,33 +23,53 @@ use crate::stats::LatencyRecorder;
 /// What one rank sends to rank 0.
 #[derive(Debug, Serialize, Deserialize)]
 pub struct RankRecord {
+    /// The sending rank, 0-based.
     pub rank: usize,
+    /// The hostname it ran on.
     pub host: String,
+    /// Its coordinator's figures, one per measured loop.
     pub loops: Vec<LoopRecord>,
+    /// Its threads' figures.
     pub threads: Vec<ThreadRecord>,
 }
 
+/// One measured loop of a rank ([`LoopMeasurement`], in integer nanoseconds).
 #[derive(Debug, Serialize, Deserialize)]
 pub struct LoopRecord {
+    /// The loop on the rank's wall clock.
     pub window: LoopWindow,
+    /// From release to the last thread done, barriers included, ns.
     pub e2e_ns: u64,
+    /// Process user CPU time during the loop, ns.
     pub cpu_user_ns: u64,
+    /// Process system CPU time during the loop, ns.
     pub cpu_system_ns: u64,
 }
 
+/// One worker thread of a rank ([`ThreadMeasurement`], in integer nanoseconds).
 #[derive(Debug, Serialize, Deserialize)]
 pub struct ThreadRecord {
+    /// The thread's index in its rank, 0-based.
     pub tid: usize,
+    /// The data file it moved to or from.
     pub path: PathBuf,
+    /// First byte of its range in the file.
     pub file_offset: u64,
+    /// Bytes it moves per loop.
     pub bytes_per_loop: u64,
+    /// Requests per loop.
     pub requests_per_loop: usize,
+    /// Its time inside `transfer`, one entry per measured loop, ns.
     pub loop_times_ns: Vec<u64>,
     /// The latency histogram, `(value, count)` per recorded bucket ([`LatencyRecorder::counts`]).
     pub latency: Vec<(u64, u64)>,
+    /// Its own user CPU time inside measured transfers, ns.
     pub cpu_user_ns: u64,
+    /// Its own system CPU time inside measured transfers, ns.
     pub cpu_system_ns: u64,
+    /// Its final fdatasync (writes; 0 for reads), ns.
     pub sync_ns: u64,
+    /// How its worker ran.
     pub mode: String,
     /// io, copy and total time of multi-stage backends, summed over loops.
     pub phases_ns: Option<[u64; 3]>,
@@ -60,6 +80,8 @@ fn ns(d: Duration) -> u64 {
 }
 
 impl RankRecord {
+    /// The record of rank `rank` on `host` from its measurements (durations saturate at
+    /// `u64::MAX` ns).
     pub fn of(rank: usize, host: String, m: &Measurements) -> RankRecord {
         RankRecord {
             rank,

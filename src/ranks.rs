@@ -101,6 +101,7 @@ pub struct LocalMember<'a> {
 }
 
 impl LocalGroup {
+    /// A group of `parties` runs (at least 1).
     pub fn new(parties: usize) -> LocalGroup {
         LocalGroup {
             parties: parties.max(1),
@@ -397,11 +398,15 @@ mod mpi_coord {
 /// clocks are synchronised).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LoopWindow {
+    /// When the loop's workers were released, ns since the Unix epoch.
     pub start_unix_ns: u64,
+    /// When its last thread was done, ns since the Unix epoch (never before the start).
     pub end_unix_ns: u64,
 }
 
 impl LoopWindow {
+    /// The window from `start` to `end` (a time before the epoch reads as 0; an end before the
+    /// start as the start).
     pub fn of(start: SystemTime, end: SystemTime) -> LoopWindow {
         let ns = |t: SystemTime| {
             t.duration_since(UNIX_EPOCH)
@@ -414,6 +419,7 @@ impl LoopWindow {
         }
     }
 
+    /// The window's length.
     pub fn duration(&self) -> Duration {
         Duration::from_nanos(self.end_unix_ns - self.start_unix_ns)
     }
@@ -422,10 +428,15 @@ impl LoopWindow {
 /// One rank of a merged run, as the report needs it.
 #[derive(Clone)]
 pub struct RankMeasurement {
+    /// The rank, 0-based.
     pub rank: usize,
+    /// The hostname it ran on.
     pub host: String,
+    /// Bytes the rank's threads move per loop.
     pub bytes_per_loop: u64,
+    /// Each measured loop's window on the rank's wall clock.
     pub windows: Vec<LoopWindow>,
+    /// The rank's request latencies, its threads merged.
     pub latencies: LatencyRecorder,
 }
 

@@ -251,7 +251,7 @@ const WORD_BITS: usize = libc::c_ulong::BITS as usize;
 
 /// Binds the calling thread's later memory allocations to NUMA node `node` (set_mempolicy
 /// with MPOL_BIND, as `numactl --membind`): pages its buffers first touch come from that
-/// node. A node past [`MAX_NODES`] or not online is an error (EINVAL from the kernel).
+/// node. A node past `MAX_NODES` (1024) or not online is an error (EINVAL from the kernel).
 pub fn bind_thread_memory(node: u32) -> io::Result<()> {
     let n = node as usize;
     if n >= MAX_NODES {

@@ -22,17 +22,25 @@ use crate::stats::median;
 /// What the fleet view reads of a record (the rest of it is ignored).
 #[derive(Debug, Clone, Deserialize)]
 pub struct FleetRecord {
+    /// The schema tag; must be the qualify record's.
     pub schema: String,
+    /// The node's name.
     pub node: String,
+    /// `pass`, `fail` or `error`.
     pub verdict: String,
+    /// Why the qualification could not run.
     #[serde(default)]
     pub error: Option<String>,
+    /// When it started, UTC, ISO 8601 (the newest record of a node wins).
     #[serde(default)]
     pub started_at: String,
+    /// The spec file it ran.
     #[serde(default)]
     pub spec_path: PathBuf,
+    /// Its lines (the failed ones are listed per node).
     #[serde(default)]
     pub lines: Vec<Line>,
+    /// Its tests.
     #[serde(default)]
     pub tests: Vec<FleetTest>,
     /// The file it was read from.
@@ -43,7 +51,9 @@ pub struct FleetRecord {
 /// A test of a record, as the fleet view needs it.
 #[derive(Debug, Clone, Deserialize)]
 pub struct FleetTest {
+    /// The test's name: its column.
     pub name: String,
+    /// All targets together; absent when no target ran.
     #[serde(default)]
     pub aggregate: Option<Figures>,
 }
@@ -76,6 +86,7 @@ pub fn load(path: &Path, text: &str) -> Result<FleetRecord, String> {
 /// One test's column.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Column {
+    /// The test's name.
     pub test: String,
     /// `GB/s` or `IOPS`.
     pub unit: &'static str,
@@ -86,22 +97,30 @@ pub struct Column {
 /// One node's row.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Row {
+    /// The node's name.
     pub node: String,
+    /// `pass`, `fail` or `error`.
     pub verdict: String,
     /// Per column: the value, when the node has one.
     pub values: Vec<Option<f64>>,
     /// Lines that failed (or why it could not run).
     pub failed: Vec<String>,
+    /// The record file the row was read from.
     pub file: PathBuf,
 }
 
 /// A node more than the threshold below the median on a test.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Outlier {
+    /// The node's name.
     pub node: String,
+    /// The test's name.
     pub test: String,
+    /// The node's value, in `unit`.
     pub value: f64,
+    /// The fleet's median on the test, in `unit`.
     pub median: f64,
+    /// `GB/s` or `IOPS`.
     pub unit: &'static str,
     /// How far below the median, in percent.
     pub below_pct: f64,
@@ -110,9 +129,13 @@ pub struct Outlier {
 /// The whole fleet view.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Fleet {
+    /// A node this many percent below a test's median is an outlier.
     pub outlier_pct: f64,
+    /// One column per test, in first-seen order.
     pub columns: Vec<Column>,
+    /// One row per node (its newest record).
     pub rows: Vec<Row>,
+    /// Every node below a median by more than `outlier_pct`.
     pub outliers: Vec<Outlier>,
     /// Older records of re-qualified nodes, left out.
     pub superseded: Vec<PathBuf>,

@@ -34,6 +34,7 @@ pub const SCHEMA: &str = "gdswap.qualify.v1";
 /// What to qualify, as the command line said it.
 #[derive(Debug, Clone)]
 pub struct Invocation {
+    /// The spec file (TOML).
     pub spec_path: PathBuf,
     /// The whole command line, recorded as typed.
     pub command_line: Vec<String>,
@@ -68,6 +69,7 @@ pub struct Line {
     pub shown: String,
     /// The threshold as shown (`>= 3.00 GB/s`, `required`).
     pub threshold: String,
+    /// Whether the measured value meets the threshold.
     pub pass: bool,
     /// Why it failed, when the value does not say it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -111,14 +113,21 @@ impl Line {
 /// Figures of one target or of all targets together.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, serde::Deserialize)]
 pub struct Figures {
+    /// Bytes moved in the measured loops.
     pub bytes: u64,
+    /// Requests in the measured loops.
     pub requests: u64,
     /// The slowest thread's time inside transfers, summed over loops.
     pub seconds: f64,
+    /// bytes / seconds, GB/s (1e9 bytes).
     pub gbps: f64,
+    /// requests / seconds.
     pub iops: f64,
+    /// 99th percentile request latency, µs (all targets: the worst target's).
     pub p99_us: f64,
+    /// 99.9th percentile request latency, µs (all targets: the worst target's).
     pub p999_us: f64,
+    /// CPU seconds (user + system) per GiB moved.
     pub cpu_s_per_gib: f64,
     /// Process CPU seconds (user + system) during the measured loops.
     pub cpu_s: f64,
@@ -172,14 +181,18 @@ pub use crate::report::soak::VerifyErrorRecord;
 /// One target of a test: its figures or its error, and the whole run report.
 #[derive(Debug, Clone, Serialize)]
 pub struct TargetRecord {
+    /// The target directory.
     pub target: PathBuf,
     /// Where its worker threads ran: `NUMA node 1 (the drive's), CPUs [2, 3]`, or why they
     /// were not bound.
     pub binding: String,
     /// The CPUs its worker threads were bound to.
     pub bound_cpus: Option<Vec<usize>>,
+    /// Its figures, when its run succeeded.
     pub figures: Option<Figures>,
+    /// Why its run failed, when it did.
     pub error: Option<String>,
+    /// Wrong blocks its verification found (the first ones kept).
     pub verify_errors: Vec<VerifyErrorRecord>,
     /// The run's full report (as `gdswap run --json` writes it).
     pub report: Option<RunReport>,
@@ -188,43 +201,63 @@ pub struct TargetRecord {
 /// One test: its targets and aggregate figures.
 #[derive(Debug, Clone, Serialize)]
 pub struct TestRecord {
+    /// The test's name.
     pub name: String,
+    /// The backend's name.
     pub backend: String,
+    /// `read` or `write`.
     pub op: String,
     /// Why this node cannot run the backend (the test's line failed).
     pub unavailable: Option<String>,
+    /// One record per target, in spec order.
     pub targets: Vec<TargetRecord>,
+    /// All targets together (bytes over the slowest target's time); absent when none ran.
     pub aggregate: Option<Figures>,
 }
 
 /// Everything a qualification did, written whether it passed, failed or could not run.
 #[derive(Debug, Clone, Serialize)]
 pub struct Record {
+    /// [`SCHEMA`].
     pub schema: &'static str,
+    /// The node's name (`--node`, else the hostname).
     pub node: String,
     /// `pass`, `fail` or `error` (could not run).
     pub verdict: &'static str,
+    /// 0 every line passed, 1 a line failed, 2 the qualification could not run.
     pub exit_status: u8,
     /// Why it could not run.
     pub error: Option<String>,
+    /// The command line, as typed.
     pub command_line: Vec<String>,
+    /// When it started, UTC, ISO 8601.
     pub started_at: String,
+    /// When it ended, UTC, ISO 8601.
     pub finished_at: String,
+    /// The gdswap crate version.
     pub gdswap_version: String,
+    /// The git commit gdswap was built from.
     pub git_commit: String,
+    /// The spec file.
     pub spec_path: PathBuf,
     /// The spec file as read (absent when it could not be read).
     pub spec_text: Option<String>,
     /// The spec as understood (absent when it did not parse).
     pub spec: Option<Spec>,
+    /// The machine, kernel and filesystem of the data path (`[checks] path`, else the first
+    /// test's first target).
     pub environment: Environment,
     /// `gdswap check`'s report on the node (absent when the qualification stopped before).
     pub check: Option<NodeReport>,
+    /// Every line decided, checks first, in order.
     pub lines: Vec<Line>,
+    /// Every test run, in spec order.
     pub tests: Vec<TestRecord>,
 }
 
 impl Record {
+    /// The record as pretty JSON with a final newline (a one-field error record if it cannot
+    /// be serialised).
     pub fn to_json(&self) -> String {
         let mut s = serde_json::to_string_pretty(self).unwrap_or_else(|e| {
             format!("{{\"schema\":\"{SCHEMA}\",\"error\":\"serialising the record: {e}\"}}")
@@ -287,15 +320,20 @@ pub enum Event<'a> {
     Line(&'a Line),
     /// A test's runs start; `duration`: a time-based one, this long.
     TestStarts {
+        /// The test's name.
         name: &'a str,
+        /// The time-based test's duration; `None`: a number of loops.
         duration: Option<Duration>,
     },
     /// The test's runs ended.
     TestEnds,
     /// Where a target's worker threads run (their NUMA node and CPUs).
     Binding {
+        /// The test's name.
         test: &'a str,
+        /// The target directory.
         target: &'a Path,
+        /// Its NUMA node and CPUs, or why they were not bound.
         binding: &'a str,
     },
 }

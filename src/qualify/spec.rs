@@ -21,6 +21,7 @@ pub struct Spec {
     /// A name for the spec, shown in reports (`h100-rack-v2`).
     #[serde(default)]
     pub name: Option<String>,
+    /// The `[checks]` table: the node rows that must hold.
     #[serde(default)]
     pub checks: Checks,
     /// The workloads, in order (`[[test]]` tables).
@@ -59,7 +60,9 @@ pub struct Checks {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Memlock {
+    /// `"unlimited"`: no limit at all.
     Unlimited,
+    /// At least this many bytes (a number or a size such as `"64M"`).
     AtLeast(u64),
 }
 
@@ -204,17 +207,23 @@ fn default_warmup() -> u32 {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TestSpec {
+    /// The test's name, in lines and reports.
     pub name: String,
+    /// The backend that moves the data.
     #[serde(deserialize_with = "backend")]
     pub backend: BackendId,
+    /// `read` or `write`.
     #[serde(deserialize_with = "op")]
     pub op: crate::options::Op,
+    /// Bytes per request.
     pub block_size: Size,
+    /// Requests in flight per thread.
     #[serde(default = "default_queue_depth")]
     pub queue_depth: u32,
     /// Worker threads per target.
     #[serde(default = "default_threads")]
     pub threads: usize,
+    /// Shuffled request order.
     #[serde(default)]
     pub random: bool,
     /// Directories, one per drive; each must exist. Files `gdswap.<tid>.dat` are created in
@@ -229,6 +238,7 @@ pub struct TestSpec {
     /// Measured loops (without `duration`).
     #[serde(default = "default_loops")]
     pub loops: u32,
+    /// Unmeasured loops run first.
     #[serde(default = "default_warmup")]
     pub warmup: u32,
     /// Check every byte (turned on by a `max_verify_errors` threshold too).
@@ -242,6 +252,7 @@ pub struct TestSpec {
     /// target. Without it every target uses `gpu`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub gpus: Vec<usize>,
+    /// The figures the test must reach.
     #[serde(default)]
     pub thresholds: Thresholds,
 }
