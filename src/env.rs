@@ -12,7 +12,8 @@ use crate::io::sys;
 pub struct Environment {
     /// The gdswap crate version that measured.
     pub gdswap_version: String,
-    /// The git commit gdswap was built from (as the build script found it).
+    /// The git commit gdswap was built from, `-dirty` appended when the tree had changes;
+    /// `unknown` outside a git checkout.
     pub git_commit: String,
     /// `/proc/sys/kernel/hostname` (empty when unreadable).
     pub hostname: String,

@@ -164,8 +164,9 @@ fn lock(s: &SharedState) -> std::sync::MutexGuard<'_, PathState> {
     s.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// The `gds` backend: cuFile from the file straight into GPU memory. Its state (cuFile opened
-/// once, file registrations shared by the workers) lives as long as the backend.
+/// The `gds` backend: cuFile from the file straight into GPU memory. It keeps what the run
+/// learns about the path the bytes take (the strict probe, driver properties, cuFile's
+/// statistics, notes) for [`Backend::gds_path`].
 #[derive(Default)]
 pub struct GdsBackend {
     state: SharedState,
