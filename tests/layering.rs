@@ -217,6 +217,7 @@ const FLAG_TEXT_ALLOWED: &[(&str, &str)] = &[
     // fio's options without a value
     ("peer/fio.rs", "--group_reporting"),
     ("peer/fio.rs", "--stonewall"),
+    ("peer/fio.rs", "--time_based"),
 ];
 
 /// The string literals of `code` (comments already removed): "..." and r#"..."#.

@@ -702,8 +702,13 @@ fn host_ring_knobs_each_verified() {
                 // auto's first choice on a 6.1+ kernel (the tests run on one).
                 _ => "defer_taskrun+single_issuer",
             };
-            let op_name = if fixed { "read_fixed" } else { opcode };
-            let expected = format!("ring: {flags}, submit {submit}, wait {wait}, op {op_name}");
+            let op_name = match (fixed, opcode) {
+                (true, _) => "read_fixed/write_fixed",
+                (false, "readv") => "readv/writev",
+                _ => "read/write",
+            };
+            let expected =
+                format!("ring: {flags}, submit {submit}, wait {wait}, opcodes {op_name}");
             assert!(
                 r.backend_mode.contains(&expected),
                 "{what}: {}",

@@ -5,7 +5,5 @@
 pub mod buffer;
 pub mod file;
 pub mod owned;
-/// The ring knobs are plain data in the core layer (run options name them); kept here too.
-pub use crate::types::ring_options;
 pub mod sys;
 pub mod uring;

@@ -472,16 +472,17 @@ impl<B: IoBuffer> UringEngine<B> {
     }
 
     /// The ring setup actually used: `ring: defer_taskrun+single_issuer, submit each, wait 1,
-    /// op read` (plus what `auto` fell back from).
+    /// opcodes read/write` (plus what `auto` fell back from). One engine moves both directions,
+    /// so the opcode family is named for both.
     pub fn ring_setup(&self) -> String {
         let o = &self.opts;
         let op = match (&self.fixed, o.opcode) {
-            (Some(_), _) => "read_fixed",
-            (None, RingOpcode::Read) => "read",
-            (None, RingOpcode::Readv) => "readv",
+            (Some(_), _) => "read_fixed/write_fixed",
+            (None, RingOpcode::Read) => "read/write",
+            (None, RingOpcode::Readv) => "readv/writev",
         };
         let mut s = format!(
-            "ring: {}, submit {}, wait {}, op {op}",
+            "ring: {}, submit {}, wait {}, opcodes {op}",
             self.ring_flags, o.submit, o.wait
         );
         if let Some(f) = &self.ring_fallback {

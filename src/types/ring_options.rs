@@ -129,16 +129,16 @@ pub enum RingOpcode {
 /// Everything about how one engine drives its ring.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 pub struct RingOptions {
-    /// io_uring_setup flags.
+    /// How the ring is set up (task-run flags).
     pub setup: RingSetup,
-    /// When queued requests are handed to the kernel.
+    /// How requests are submitted.
     pub submit: RingSubmit,
-    /// How many completions a wait asks for.
+    /// How completions are waited for.
     pub wait: RingWait,
     /// Register the file descriptors (without registering buffers; `fixed_buffers` registers
     /// both).
     pub register_files: bool,
-    /// READ/WRITE or READV/WRITEV.
+    /// Which read/write opcodes the engine uses.
     pub opcode: RingOpcode,
 }
 
