@@ -384,6 +384,21 @@ fn three_ranks_qualify_with_one_merged_verdict_and_a_record_per_rank() {
         records["q-rank0"]["tests"][0]["merged"]["bytes"].as_u64(),
         Some(sum)
     );
+    // Time-based: rank 0's clock decides every loop for all ranks, through the meetings.
+    let out = mpirun_ok(argv![
+        "qualify",
+        "--spec",
+        &spec,
+        "--out",
+        dir.path().join("timed"),
+        "--duration",
+        "1s"
+    ]);
+    assert!(
+        out.stdout.contains("verdict (3 ranks): PASS"),
+        "{}",
+        out.stdout
+    );
     let fleet_dir = dir.path().join("fleet");
     let report = outcome(&mut gdswap(argv!["report", &out_dir, "--out", &fleet_dir]))
         .expect_ok()
