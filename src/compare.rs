@@ -518,7 +518,7 @@ pub fn compare_with(
                             footprint(spec, c)
                         );
                     }
-                    add_warnings(&mut m.run_warnings, name.name(), &r.warnings);
+                    add_warnings(&mut m.run_warnings, c.name(), &r.warnings);
                     figures_of(round, &r)
                 }
                 Contender::Fio(exe) => {

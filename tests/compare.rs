@@ -239,6 +239,9 @@ fn fio_as_a_peer_brings_host_at_fios_footprint() {
     );
     assert_eq!(c.ratios.len(), 2, "host-ring and fio against host");
     assert!(out.stdout.contains("host-ring backend"), "{}", out.stdout);
+    // Its runs' warnings carry its own name (a tiny run always warns that it is short).
+    let all = format!("{}{}", out.stdout, out.stderr);
+    assert!(all.contains("warning: host-ring: "), "{all}");
 
     // Without a peer there is no footprint to match, and no extra row.
     ok(with(

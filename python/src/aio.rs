@@ -123,7 +123,7 @@ impl AioCore {
             ));
         }
         if let Some(why) = gdswap::io::uring::unavailable_reason() {
-            return Err(crate::GdswapError::new_err(why));
+            return Err(crate::GdswapError::new_err(why.to_string()));
         }
         let mut workers = Vec::new();
         let mut handles = Vec::new();

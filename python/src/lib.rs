@@ -26,7 +26,7 @@ pub(crate) fn to_py(e: gdswap::Error) -> PyErr {
 /// Why io_uring cannot be used here, or None.
 #[pyfunction]
 fn io_uring_unavailable() -> Option<String> {
-    gdswap::io::uring::unavailable_reason()
+    gdswap::io::uring::unavailable_reason().map(|m| m.to_string())
 }
 
 #[pymodule]

@@ -118,4 +118,20 @@ impl Worker for HostWorker {
                 .map(drop),
         }
     }
+
+    fn transfer_observed(
+        &mut self,
+        op: Op,
+        requests: &[Request],
+        latencies: &mut LatencyRecorder,
+        f: &mut dyn FnMut(usize, &[u8]) -> Result<()>,
+    ) -> Result<()> {
+        match self.ring {
+            None => self.engine.run_observed(op, requests, latencies, f),
+            // No buffer of the whole range to observe: the swap store never asks for this.
+            Some(_) => Err(crate::error::Error::Internal(
+                "internal error: an observed transfer through a ring of reused buffers (please report it)".into(),
+            )),
+        }
+    }
 }

@@ -194,6 +194,30 @@ pub trait Worker: Send {
         requests: &[Request],
         latencies: &mut LatencyRecorder,
     ) -> Result<()>;
+    /// Like [`Worker::transfer`] (requests at their own `buf_offset` of a host buffer),
+    /// handing each request's bytes to `f(buf_offset, bytes)` once they have moved. The
+    /// `host` backend calls `f` as each request completes, while the others are in flight;
+    /// the default calls it for every request, in order, after the whole transfer.
+    fn transfer_observed(
+        &mut self,
+        op: Op,
+        requests: &[Request],
+        latencies: &mut LatencyRecorder,
+        f: &mut dyn FnMut(usize, &[u8]) -> Result<()>,
+    ) -> Result<()> {
+        self.transfer(op, requests, latencies)?;
+        self.inspect(&mut |b| {
+            for r in requests {
+                let bytes = b.get(r.buf_offset..r.buf_offset + r.len).ok_or_else(|| {
+                    crate::error::Error::Internal(
+                        "internal error: a request outside its buffer (please report it)".into(),
+                    )
+                })?;
+                f(r.buf_offset, bytes)?;
+            }
+            Ok(())
+        })
+    }
 }
 
 /// The backend `id`, whether it can run here or not (a fresh instance: the `gds` backend

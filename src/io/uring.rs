@@ -297,6 +297,40 @@ impl Stager for InPlace {
     }
 }
 
+/// In-place placement that hands each request's bytes to `f(buf_offset, bytes)` as soon as
+/// the request has completed, while the others are still in flight (the swap store takes
+/// its CRC-32C there, overlapped with the I/O instead of after it).
+struct Observed<'a> {
+    f: &'a mut dyn FnMut(usize, &[u8]) -> Result<()>,
+}
+
+impl Stager for Observed<'_> {
+    unsafe fn acquire(&mut self, _: usize, request: &Request, _: *mut u8) -> Result<Option<usize>> {
+        Ok(Some(request.buf_offset))
+    }
+    unsafe fn complete(
+        &mut self,
+        _: usize,
+        request: &Request,
+        buf_offset: usize,
+        base: *mut u8,
+    ) -> Result<()> {
+        // SAFETY: `base` is the engine's buffer, valid for its capacity (the Stager contract),
+        // and `entry` checked that [buf_offset, buf_offset + len) lies inside it. The request
+        // has completed, so the kernel no longer touches that range; the requests still in
+        // flight use other, disjoint ranges (in place: each at its own buf_offset), and no
+        // `&mut` to the buffer is live while the engine pumps. The slice ends with this call.
+        let bytes = unsafe { std::slice::from_raw_parts(base.add(buf_offset), request.len) };
+        (self.f)(buf_offset, bytes)
+    }
+    fn wait(&mut self) -> Result<bool> {
+        Ok(false)
+    }
+    fn finish(&mut self) -> Result<()> {
+        Ok(())
+    }
+}
+
 /// One worker's ring, buffer and file.
 pub struct UringEngine<B: IoBuffer = HostBuffer> {
     // Dropped by hand in `Drop`: the ring first, then the buffer (unless leaked).
@@ -619,6 +653,20 @@ impl<B: IoBuffer> UringEngine<B> {
         latencies: &mut LatencyRecorder,
     ) -> Result<()> {
         self.run_staged(op, requests, latencies, &mut InPlace)
+            .map(drop)
+    }
+
+    /// Like [`UringEngine::run`] (every request at its own `buf_offset`), calling
+    /// `f(buf_offset, bytes)` for each request once it has completed, in completion order,
+    /// while the rest stay in flight. An error from `f` ends the run with it.
+    pub fn run_observed(
+        &mut self,
+        op: Op,
+        requests: &[Request],
+        latencies: &mut LatencyRecorder,
+        f: &mut dyn FnMut(usize, &[u8]) -> Result<()>,
+    ) -> Result<()> {
+        self.run_staged(op, requests, latencies, &mut Observed { f })
             .map(drop)
     }
 

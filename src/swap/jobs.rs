@@ -31,7 +31,6 @@ pub(super) fn write_job(
     let (offset, padded) = (entry.offset, entry.padded_len);
     let pending_checksum = matches!(pending, Pending::Device(..) | Pending::Checksum);
     let filled = match pending {
-        Pending::Filled => Ok(()),
         Pending::Bytes(src, _charge) => staging.fill_pieces(&mut |off, piece| {
             // The tensor's bytes, then zero padding.
             let start = off.min(src.len());
@@ -46,16 +45,16 @@ pub(super) fn write_job(
         }
         Pending::Checksum => Ok(()),
     };
-    let checksummed = match pending_checksum {
-        true => filled.and_then(|()| {
-            entry.crc32c = staging.checksum(entry.len as usize)?;
+    // The checksum, when it is not known yet, is taken during the write (block by block as
+    // requests complete, for host staging): the bytes written are the bytes checksummed.
+    let transferred = filled.and_then(|()| match pending_checksum {
+        true => {
+            entry.crc32c = staging.transfer_checksummed(Op::Write, offset, entry.len as usize)?;
             Ok(())
-        }),
-        false => filled,
-    };
-    let written = checksummed
-        .and_then(|()| staging.transfer(Op::Write, offset))
-        .and_then(|()| sh.file.sync_data().map(drop));
+        }
+        false => staging.transfer(Op::Write, offset),
+    });
+    let written = transferred.and_then(|()| sh.file.sync_data().map(drop));
     drop(staging);
     if let Err(e) = written {
         // Nothing refers to the new extent: it is free again.
@@ -132,14 +131,18 @@ pub(super) fn commit_change(sh: &Shared, name: &str, new: Option<Entry>) -> Resu
 
 /// The I/O thread's part of a swap-in or prefetch: read, verify the checksum.
 pub(super) fn read_job(sh: &Shared, entry: &Entry, mut staging: Staging) -> Result<ReadData> {
-    staging.transfer(Op::Read, entry.offset)?;
+    // Verified: the checksum is taken as each block lands (host staging), overlapped with the
+    // blocks still in flight; device staging is read back piece by piece through its pinned
+    // memory after the transfer.
+    let crc = match sh.opts.verify {
+        true => Some(staging.transfer_checksummed(Op::Read, entry.offset, entry.len as usize)?),
+        false => staging.transfer(Op::Read, entry.offset).map(|()| None)?,
+    };
     {
         let mut s = lock(&sh.state);
         s.bytes_read = s.bytes_read.saturating_add(entry.padded_len);
     }
-    if sh.opts.verify {
-        // Device staging is read back piece by piece through its pinned memory.
-        let crc = staging.checksum(entry.len as usize)?;
+    if let Some(crc) = crc {
         if crc != entry.crc32c {
             return Err(swap_err(
                 &entry.name,

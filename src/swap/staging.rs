@@ -495,6 +495,16 @@ impl Staging {
     /// requests of at most `block_size` (every one aligned: the buffer is a multiple of the
     /// O_DIRECT alignment).
     pub fn transfer(&mut self, op: Op, offset: u64) -> Result<()> {
+        let requests = self.requests(offset);
+        let slot = self.slot();
+        let r = slot.worker.transfer(op, &requests, &mut slot.latencies);
+        self.failed |= r.is_err();
+        r
+    }
+
+    /// The requests moving the whole buffer at file `offset`: `block` bytes each (the last
+    /// one shorter), at their own place in the buffer.
+    fn requests(&mut self, offset: u64) -> Vec<crate::plan::Request> {
         let len = self.len();
         let block_size = self.slot().block;
         let mut requests = Vec::with_capacity(len.div_ceil(block_size) as usize);
@@ -509,10 +519,67 @@ impl Staging {
             });
             pos += n;
         }
+        requests
+    }
+
+    /// [`Staging::transfer`], returning the CRC-32C of the buffer's first `len` bytes (after
+    /// a read: the bytes read). Host staging takes it block by block as each request
+    /// completes, while the others are still in flight (the buffer's bytes do not change
+    /// under a write, and a read's block is final once its request completed), so the
+    /// checksum costs no time of its own on the I/O thread's path; device staging transfers,
+    /// then reads the buffer back piece by piece.
+    pub fn transfer_checksummed(&mut self, op: Op, offset: u64, len: usize) -> Result<u32> {
+        if !self.host_reachable() {
+            return match op {
+                // The checksum of what is about to be written, as before the I/O.
+                Op::Write => {
+                    let crc = self.checksum(len)?;
+                    self.transfer(op, offset).map(|()| crc)
+                }
+                Op::Read => {
+                    self.transfer(op, offset)?;
+                    self.checksum(len)
+                }
+            };
+        }
+        let requests = self.requests(offset);
+        // One CRC per request (they complete in any order), combined in file order after.
+        let mut crcs: Vec<Option<u32>> = vec![None; requests.len()];
+        let starts: Vec<usize> = requests.iter().map(|r| r.buf_offset).collect();
         let slot = self.slot();
-        let r = slot.worker.transfer(op, &requests, &mut slot.latencies);
+        let r = slot.worker.transfer_observed(
+            op,
+            &requests,
+            &mut slot.latencies,
+            &mut |buf_offset, bytes| {
+                let i = starts.binary_search(&buf_offset).map_err(|_| {
+                    Error::Internal(
+                        "internal error: a completion at no request's offset (please report it)"
+                            .into(),
+                    )
+                })?;
+                let n = len.saturating_sub(buf_offset).min(bytes.len());
+                crcs[i] = Some(crc32c::crc32c(&bytes[..n]));
+                Ok(())
+            },
+        );
         self.failed |= r.is_err();
-        r
+        r?;
+        let mut crc = 0u32;
+        for (request, piece) in requests.iter().zip(crcs) {
+            let n = len.saturating_sub(request.buf_offset).min(request.len);
+            if n == 0 {
+                break;
+            }
+            let piece = piece.ok_or_else(|| {
+                Error::Internal(
+                    "internal error: a request completed without its checksum (please report it)"
+                        .into(),
+                )
+            })?;
+            crc = crc32c::crc32c_combine(crc, piece, n);
+        }
+        Ok(crc)
     }
 }
 

@@ -24,8 +24,6 @@ pub(super) enum Source<'t> {
 
 /// What a swap-out's I/O thread still has to put into its staging buffer.
 pub(super) enum Pending {
-    /// Nothing: the staging was filled by `swap_out`.
-    Filled,
     /// A copy of host bytes, for device staging (filled on its thread), booked against the
     /// budget until the job ends.
     Bytes(Vec<u8>, Charge),
@@ -34,7 +32,8 @@ pub(super) enum Pending {
     /// sender once the copy is done, and `swap_out` waits for that, so the stored version is
     /// the tensor as it was when `swap_out` returned.
     Device(DeviceSpan, Option<Fence>, std::sync::mpsc::Sender<()>),
-    /// The staging holds the bytes (a staged tensor): only the checksum is left to compute.
+    /// The staging holds the bytes (a staged tensor, or host staging that `swap_out` filled):
+    /// only the checksum is left to compute, during the write.
     Checksum,
 }
 

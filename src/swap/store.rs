@@ -415,7 +415,6 @@ impl SwapStore {
         // tensor, straight from its memory (see `DeviceTensor`).
         let (crc, pending) = match source {
             Source::Host(src) => {
-                let crc = crc32c::crc32c(src);
                 if staging.host_reachable() {
                     if let Err(e) = staging.fill(&mut |b: &mut [u8]| {
                         b[..src.len()].copy_from_slice(src);
@@ -424,8 +423,11 @@ impl SwapStore {
                         unclaim(sh);
                         return Err(within(OpKind::SwapOut, name, e));
                     }
-                    (crc, Pending::Filled)
+                    // Only the copy on the caller's thread: the checksum of the copy is taken
+                    // on the I/O thread as its blocks are written.
+                    (0, Pending::Checksum)
                 } else {
+                    let crc = crc32c::crc32c(src);
                     let charge = match sh.staging.charge(name, len, &self.threads) {
                         Ok(c) => c,
                         Err(e) => {
