@@ -16,6 +16,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use serde::{Deserialize, Serialize};
 
 use crate::error::Result;
+use crate::options::{RunOptions, Target};
 use crate::stats::LatencyRecorder;
 
 /// How the processes of one run meet. Implementations are called from the harness's
@@ -359,9 +360,18 @@ mod mpi_coord {
                     bytes.len()
                 ))
             })?;
+            // An empty slice's pointer is dangling (1), which Open MPI takes for MPI_IN_PLACE
+            // (an error on other ranks, "in place" on the root): an empty message is sent from
+            // a real buffer instead.
+            let none = [0u8; 1];
+            let send = if bytes.is_empty() {
+                &none[..0]
+            } else {
+                &bytes[..]
+            };
             if self.world.rank() != 0 {
                 root.gather_into(&len);
-                root.gather_varcount_into(&bytes[..]);
+                root.gather_varcount_into(send);
                 return Ok(None);
             }
             let mut counts: Vec<Count> = vec![0; self.size()];
@@ -374,10 +384,11 @@ mod mpi_coord {
                     Error::Ranks("the ranks' measurements exceed one MPI message".into())
                 })?;
             }
-            let mut buf = vec![0u8; total as usize];
+            // At least one byte, so the receive buffer is a real one (see above).
+            let mut buf = vec![0u8; (total as usize).max(1)];
             {
                 let mut part = PartitionMut::new(&mut buf[..], &counts[..], &displs[..]);
-                root.gather_varcount_into_root(&bytes[..], &mut part);
+                root.gather_varcount_into_root(send, &mut part);
             }
             Ok(Some(
                 counts
@@ -450,6 +461,39 @@ pub fn rank_path(path: &std::path::Path, is_dir: bool, rank: usize) -> PathBuf {
         s.push(format!(".rank{rank}"));
         PathBuf::from(s)
     }
+}
+
+/// `opts` for this process's rank of a run of several: its own files (`--dir D`: `D/rank<N>`,
+/// created as needed when D exists or --create-dir is given; `--file F`: `F.rank<N>`), and its
+/// GPU (`--gpu` plus the rank's place on its node, modulo the GPUs the driver sees).
+pub fn for_rank(mut opts: RunOptions, coord: &dyn Coordinator) -> RunOptions {
+    if coord.size() <= 1 {
+        return opts;
+    }
+    let rank = coord.rank();
+    opts.workload.target = match opts.workload.target {
+        Target::File(f) => Target::File(rank_path(&f, false, rank)),
+        Target::Dir(d) if opts.create_dir || d.is_dir() => {
+            opts.create_dir = true;
+            Target::Dir(rank_path(&d, true, rank))
+        }
+        // A missing --dir without --create-dir: refused as it is, naming the flag.
+        Target::Dir(d) => Target::Dir(d),
+    };
+    let gpu_backend =
+        crate::backend::get(opts.backend).memory() != crate::backend::MemoryKind::Host;
+    let devices = if gpu_backend {
+        crate::cuda::driver::load().map(|d| d.devices).unwrap_or(0)
+    } else {
+        0
+    };
+    let device = opts.gpu.device.saturating_add(coord.local_rank());
+    opts.gpu.device = if devices > 0 {
+        device % devices
+    } else {
+        device
+    };
+    opts
 }
 
 #[cfg(test)]

@@ -290,35 +290,239 @@ fn three_ranks_run_for_a_duration_and_stop_at_the_same_loop() {
     assert_loops_overlap(&r);
 }
 
-/// qualify does not run as several processes yet: refused on every rank, not run as
-/// unsynchronised copies each writing a record under the node's one name.
-#[test]
-fn qualify_under_a_launcher_is_refused() {
-    require_mpi_build!();
-    let dir = scratch();
-    let spec = dir.path().join("spec.toml");
+/// A qualify spec with one host test on `target`, loose thresholds (`extra`: more keys).
+fn qualify_spec(dir: &Path, target: &Path, extra: &str) -> std::path::PathBuf {
+    let spec = dir.join("spec.toml");
     std::fs::write(
         &spec,
         format!(
-            "[[test]]\nname = \"t\"\nbackend = \"host\"\nop = \"read\"\nblock_size = \"256K\"\ntargets = [\"{}\"]\nsize = \"1M\"\n",
-            dir.path().display()
+            "name = \"mpi\"\n[[test]]\nname = \"t\"\nbackend = \"host\"\nop = \"read\"\nblock_size = \"256K\"\nloops = 2\nwarmup = 0\ntargets = [\"{}\"]\nsize = \"4M\"\n[test.thresholds]\nmin_gbps = 0.0001\nmin_gbps_per_target = 0.0001\nmax_p99 = \"60s\"\n{extra}",
+            target.display()
         ),
     )
     .unwrap();
+    spec
+}
+
+/// The records in `out`, by node name.
+fn qualify_records(out: &Path) -> std::collections::BTreeMap<String, serde_json::Value> {
+    std::fs::read_dir(out)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .map(|p| {
+            let v: serde_json::Value =
+                serde_json::from_str(&std::fs::read_to_string(&p).unwrap()).unwrap();
+            (v["node"].as_str().unwrap().to_string(), v)
+        })
+        .collect()
+}
+
+/// qualify as 3 ranks: every rank runs the test on its own directory, in step; rank 0 prints
+/// one merged verdict, writes a record per rank (`<node>-rank<N>`) with the merged figures
+/// and their threshold lines in rank 0's, and `gdswap report` over them lists 3 nodes.
+#[test]
+fn three_ranks_qualify_with_one_merged_verdict_and_a_record_per_rank() {
+    require_mpi_build!();
+    require_host_backend!();
+    let dir = scratch();
+    let target = dir.path().join("data");
+    std::fs::create_dir(&target).unwrap();
+    let spec = qualify_spec(dir.path(), &target, "");
+    let out_dir = dir.path().join("out");
+    let out = mpirun_ok(argv![
+        "qualify", "--spec", &spec, "--out", &out_dir, "--node", "q"
+    ]);
+    assert_eq!(
+        out.stdout.matches("verdict").count(),
+        1,
+        "one verdict, rank 0's:\n{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout.contains("verdict (3 ranks): PASS"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout.contains("test   t gbps all 3 ranks"),
+        "{}",
+        out.stdout
+    );
+    let records = qualify_records(&out_dir);
+    let nodes: Vec<&str> = records.keys().map(String::as_str).collect();
+    assert_eq!(nodes, ["q-rank0", "q-rank1", "q-rank2"]);
+    let mut sum = 0;
+    for (rank, r) in records.values().enumerate() {
+        assert_eq!(r["verdict"], "pass", "{r}");
+        let test = &r["tests"][0];
+        let target_dir = test["targets"][0]["target"].as_str().unwrap();
+        assert_eq!(
+            Path::new(target_dir),
+            target.join(format!("rank{rank}")),
+            "each rank on its own directory"
+        );
+        let bytes = test["aggregate"]["bytes"].as_u64().unwrap();
+        assert_eq!(bytes, 2 * 4 * MIB, "rank {rank}: its own figures");
+        sum += bytes;
+        // Only rank 0 holds the merged figures and decides the aggregate thresholds on them.
+        let merged_lines = r["lines"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|l| l["target"] == "all 3 ranks")
+            .count();
+        if rank == 0 {
+            assert_eq!(test["merged"]["bytes"].as_u64(), Some(3 * 2 * 4 * MIB));
+            assert_eq!(merged_lines, 2, "gbps and p99_us of all ranks: {r}");
+        } else {
+            assert!(test.get("merged").is_none(), "{r}");
+            assert_eq!(merged_lines, 0, "{r}");
+        }
+    }
+    assert_eq!(
+        records["q-rank0"]["tests"][0]["merged"]["bytes"].as_u64(),
+        Some(sum)
+    );
+    // Time-based: rank 0's clock decides every loop for all ranks, through the meetings.
+    let out = mpirun_ok(argv![
+        "qualify",
+        "--spec",
+        &spec,
+        "--out",
+        dir.path().join("timed"),
+        "--duration",
+        "1s"
+    ]);
+    assert!(
+        out.stdout.contains("verdict (3 ranks): PASS"),
+        "{}",
+        out.stdout
+    );
+    let fleet_dir = dir.path().join("fleet");
+    let report = outcome(&mut gdswap(argv!["report", &out_dir, "--out", &fleet_dir]))
+        .expect_ok()
+        .stdout;
+    assert!(report.contains("3 nodes: 3 pass"), "{report}");
+    for n in ["q-rank0", "q-rank1", "q-rank2"] {
+        assert!(report.contains(n), "{report}");
+    }
+}
+
+/// A target that is bad on rank 2 only (its directory is a file): the whole qualification
+/// could not run (exit 2) within seconds, rank 0 prints rank 2's error and still writes its
+/// record with it. Several targets per test are refused under ranks, with one line.
+#[test]
+fn a_bad_target_on_rank_2_stops_qualify_with_its_error_within_seconds() {
+    require_mpi_build!();
+    require_host_backend!();
+    let dir = scratch();
+    let target = dir.path().join("data");
+    std::fs::create_dir(&target).unwrap();
+    std::fs::write(target.join("rank2"), b"not a directory").unwrap();
+    let spec = qualify_spec(dir.path(), &target, "");
     let out_dir = dir.path().join("out");
     let (out, took) = outcome_within(
-        &mut mpirun(argv!["qualify", "--spec", &spec, "--out", &out_dir]),
+        &mut mpirun(argv![
+            "qualify", "--spec", &spec, "--out", &out_dir, "--node", "q"
+        ]),
         Duration::from_secs(60),
     );
-    assert_ne!(out.code, Some(0), "{out:?}");
-    assert!(took < Duration::from_secs(30), "{out:?}");
+    assert_eq!(out.code, Some(2), "{out:?}");
+    assert!(took < Duration::from_secs(30), "took {took:?}: {out:?}");
+    let bad = target.join("rank2");
+    let line = out
+        .stderr
+        .lines()
+        .find(|l| l.starts_with(ERROR_PREFIX))
+        .unwrap_or_else(|| panic!("no error line:\n{}", out.stderr));
     assert!(
-        out.stderr
-            .contains("this command does not run as 3 processes yet (only `run` and `compare` do)"),
+        line.contains("rank 2 of 3")
+            && line.contains(&format!("target {} is not a directory", bad.display())),
+        "{line}"
+    );
+    assert_eq!(
+        out.stderr.matches(ERROR_PREFIX).count(),
+        1,
         "{}",
         out.stderr
     );
-    assert!(!out_dir.exists(), "a refused qualify wrote records");
+    let records = qualify_records(&out_dir);
+    assert_eq!(records.len(), 3);
+    let r0 = &records["q-rank0"];
+    assert_eq!(r0["verdict"], "error");
+    assert!(
+        r0["error"].as_str().unwrap().contains("rank 2 of 3"),
+        "{r0}"
+    );
+    assert!(!target.join("rank0").exists(), "nothing ran");
+
+    let spec2 = dir.path().join("two.toml");
+    std::fs::write(
+        &spec2,
+        std::fs::read_to_string(&spec).unwrap().replace(
+            &format!("targets = [\"{}\"]", target.display()),
+            &format!(
+                "targets = [\"{}\", \"{}\"]",
+                target.display(),
+                dir.path().display()
+            ),
+        ),
+    )
+    .unwrap();
+    let (out, _) = outcome_within(
+        &mut mpirun(argv!["qualify", "--spec", &spec2, "--out", &out_dir]),
+        Duration::from_secs(60),
+    );
+    assert_eq!(out.code, Some(2), "{out:?}");
+    assert!(
+        out.stderr
+            .contains("2 targets, but under a parallel launch each rank runs one target"),
+        "{}",
+        out.stderr
+    );
+}
+
+/// Rank 2's file goes bad between two qualifications: its verification fails mid-test while
+/// ranks 0 and 1 wait at a barrier; they are released at once, the job fails (exit 1) with
+/// rank 2's wrong block in its record, and nobody hangs.
+#[test]
+fn a_verify_failure_on_rank_2_fails_qualify_without_a_hang() {
+    require_mpi_build!();
+    require_host_backend!();
+    let dir = scratch();
+    let target = dir.path().join("data");
+    std::fs::create_dir(&target).unwrap();
+    let spec = qualify_spec(dir.path(), &target, "max_verify_errors = 0\n");
+    let out_dir = dir.path().join("out");
+    mpirun_ok(argv![
+        "qualify", "--spec", &spec, "--out", &out_dir, "--node", "a"
+    ]);
+    let bad = target.join("rank2/gdswap.0.dat");
+    flip_byte(&bad, 3 * MIB + 100);
+    let (out, took) = outcome_within(
+        &mut mpirun(argv![
+            "qualify", "--spec", &spec, "--out", &out_dir, "--node", "b"
+        ]),
+        Duration::from_secs(60),
+    );
+    assert_eq!(out.code, Some(1), "{out:?}");
+    assert!(took < Duration::from_secs(30), "took {took:?}: {out:?}");
+    assert!(
+        out.stdout.contains("rank 2: t verify_errors FAIL"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout.contains("verdict (3 ranks): FAIL"),
+        "{}",
+        out.stdout
+    );
+    let records = qualify_records(&out_dir);
+    let r2 = &records["b-rank2"];
+    assert_eq!(r2["verdict"], "fail");
+    assert!(r2.to_string().contains(&bad.display().to_string()), "{r2}");
+    assert_eq!(records["b-rank0"]["verdict"], "fail", "stopped by rank 2");
 }
 
 #[test]

@@ -105,17 +105,15 @@ pub fn main() -> ExitCode {
     let outcome = match cli.command {
         Command::Run(args) => run::run(&args, coord),
         Command::Compare(args) => compare::run(&args, coord),
-        // qualify too: its tests would run unsynchronised on every rank, each writing a record
-        // under the node's one name.
-        Command::Sweep(_) | Command::OptimSim(_) | Command::Qualify(_) if coord.size() > 1 => Err(Error::Ranks(format!(
-            "this command does not run as {} processes yet (only `run` and `compare` do): start it without mpirun/srun",
+        Command::Sweep(_) | Command::OptimSim(_) if coord.size() > 1 => Err(Error::Ranks(format!(
+            "this command does not run as {} processes yet (only `run`, `compare` and `qualify` do): start it without mpirun/srun",
             coord.size()
         ))),
         Command::Sweep(args) => sweep::run(&args),
         Command::Report(args) => report::run(&args),
         Command::Check(args) => check::run(&args),
         Command::OptimSim(args) => optim_sim::run(&args),
-        Command::Qualify(args) => return qualify::run(&args),
+        Command::Qualify(args) => return qualify::run(&args, coord),
         Command::CufileProbe(args) => check::cufile_probe(&args),
         Command::Backends(args) => {
             backends(&args);

@@ -13,7 +13,7 @@ use crate::options::{
     BounceMode, BufferMode, GdsApi, GdsOptions, GpuOptions, Op, RingOpcode, RingOptions, RingSetup,
     RingSubmit, RingWait, RunOptions, Target, Workload,
 };
-use crate::ranks::{self, Coordinator};
+use crate::ranks::Coordinator;
 use crate::report::{self, RunReport};
 use crate::size::{parse_size, SIZE_RULE};
 
@@ -277,38 +277,7 @@ fn parse_duration_arg(s: &str) -> Result<std::time::Duration, String> {
     crate::qualify::spec::parse_duration(s)
 }
 
-/// `opts` for this process's rank of a run of several: its own files (`--dir D`: `D/rank<N>`,
-/// created as needed when D exists or --create-dir is given; `--file F`: `F.rank<N>`), and its
-/// GPU (`--gpu` plus the rank's place on its node, modulo the GPUs the driver sees).
-pub(crate) fn for_rank(mut opts: RunOptions, coord: &dyn Coordinator) -> RunOptions {
-    if coord.size() <= 1 {
-        return opts;
-    }
-    let rank = coord.rank();
-    opts.workload.target = match opts.workload.target {
-        Target::File(f) => Target::File(ranks::rank_path(&f, false, rank)),
-        Target::Dir(d) if opts.create_dir || d.is_dir() => {
-            opts.create_dir = true;
-            Target::Dir(ranks::rank_path(&d, true, rank))
-        }
-        // A missing --dir without --create-dir: refused as it is, naming the flag.
-        Target::Dir(d) => Target::Dir(d),
-    };
-    let gpu_backend =
-        crate::backend::get(opts.backend).memory() != crate::backend::MemoryKind::Host;
-    let devices = if gpu_backend {
-        crate::cuda::driver::load().map(|d| d.devices).unwrap_or(0)
-    } else {
-        0
-    };
-    let device = opts.gpu.device.saturating_add(coord.local_rank());
-    opts.gpu.device = if devices > 0 {
-        device % devices
-    } else {
-        device
-    };
-    opts
-}
+pub(crate) use crate::ranks::for_rank;
 
 /// A soak's count of wrong blocks is one process's (the merge on rank 0 does not carry them):
 /// `--max-errors` is refused under several ranks.

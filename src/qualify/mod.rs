@@ -15,6 +15,7 @@
 
 pub mod fleet;
 pub mod markdown;
+pub mod ranked;
 pub mod spec;
 
 use std::path::{Path, PathBuf};
@@ -25,6 +26,7 @@ use serde::Serialize;
 use crate::check::{self, CheckOptions, DriverProbeOptions, NodeReport};
 use crate::env::Environment;
 use crate::options::{GpuOptions, RunOptions, Target, Workload};
+use crate::ranks::{Coordinator, Solo};
 use crate::report::RunReport;
 use spec::{Memlock, Spec, TestSpec};
 
@@ -213,6 +215,11 @@ pub struct TestRecord {
     pub targets: Vec<TargetRecord>,
     /// All targets together (bytes over the slowest target's time); absent when none ran.
     pub aggregate: Option<Figures>,
+    /// Under several ranks, in rank 0's record: every rank's figures merged (all bytes over
+    /// the earliest start to the latest end of each loop, latencies from the merged
+    /// histograms), on which the test's aggregate thresholds are decided.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub merged: Option<Figures>,
 }
 
 /// Everything a qualification did, written whether it passed, failed or could not run.
@@ -296,6 +303,11 @@ impl Record {
 
 /// What the record's file names start with: `qualify-<node>-<time>`, safe as a file name.
 pub fn record_stem(r: &Record) -> String {
+    record_stem_of(&r.node, &r.started_at)
+}
+
+/// [`record_stem`] of a record's `node` and `started_at`.
+pub fn record_stem_of(node: &str, started_at: &str) -> String {
     let clean = |s: &str| -> String {
         s.chars()
             .map(|c| {
@@ -309,8 +321,8 @@ pub fn record_stem(r: &Record) -> String {
     };
     format!(
         "qualify-{}-{}",
-        clean(&r.node),
-        clean(&r.started_at.replace([':', '-'], ""))
+        clean(node),
+        clean(&started_at.replace([':', '-'], ""))
     )
 }
 
@@ -340,6 +352,18 @@ pub enum Event<'a> {
 
 /// Runs the qualification; `progress` sees each line as it is decided.
 pub fn qualify(inv: &Invocation, progress: &mut dyn FnMut(Event)) -> Record {
+    qualify_with(inv, &Solo, progress)
+}
+
+/// Runs the qualification as one of the processes `coord` connects ([`ranked`]): every rank
+/// runs the check rows and the tests in step, each on its own files (`<target>/rank<N>`) and
+/// GPU, and its record is named `<node>-rank<N>`; rank 0's tests also carry the merged
+/// figures of all ranks (`merged`) and their threshold lines. One process: [`qualify`].
+pub fn qualify_with(
+    inv: &Invocation,
+    coord: &dyn Coordinator,
+    progress: &mut dyn FnMut(Event),
+) -> Record {
     let started_at = crate::report::now_utc();
     let mut record = Record {
         schema: SCHEMA,
@@ -360,11 +384,8 @@ pub fn qualify(inv: &Invocation, progress: &mut dyn FnMut(Event)) -> Record {
         lines: Vec::new(),
         tests: Vec::new(),
     };
-    record.node = inv
-        .node
-        .clone()
-        .unwrap_or_else(|| record.environment.hostname.clone());
-    if let Err(e) = run_all(inv, &mut record, progress) {
+    record.node = node_name(inv, &record.environment.hostname, coord);
+    if let Err(e) = run_all(inv, &mut record, progress, coord) {
         record.error = Some(e);
     }
     record.finished_at = crate::report::now_utc();
@@ -376,49 +397,28 @@ pub fn qualify(inv: &Invocation, progress: &mut dyn FnMut(Event)) -> Record {
     record
 }
 
+/// The record's node: `--node` or the hostname; under several ranks with `-rank<N>`.
+fn node_name(inv: &Invocation, hostname: &str, coord: &dyn Coordinator) -> String {
+    let node = inv.node.clone().unwrap_or_else(|| hostname.to_string());
+    if coord.size() > 1 {
+        format!("{node}-rank{}", coord.rank())
+    } else {
+        node
+    }
+}
+
 /// Everything up to the verdict; an `Err` is why it could not run (exit status 2).
 fn run_all(
     inv: &Invocation,
     record: &mut Record,
     progress: &mut dyn FnMut(Event),
+    coord: &dyn Coordinator,
 ) -> Result<(), String> {
-    let text = crate::io::file::read_regular(&inv.spec_path).map_err(|e| {
-        let spec = crate::error::setting_name(crate::error::Setting::Spec);
-        format!("{spec} {}: cannot read it: {e}", inv.spec_path.display())
-    })?;
-    record.spec_text = Some(text.clone());
-    let spec = spec::parse(&inv.spec_path, &text).map_err(|e| e.0)?;
-    record.spec = Some(spec.clone());
-
-    // Every target and workload checked before anything runs.
-    let mut plans = Vec::with_capacity(spec.tests.len());
-    for t in &spec.tests {
-        for dir in &t.targets {
-            match std::fs::metadata(dir) {
-                Ok(m) if m.is_dir() => {}
-                Ok(_) => {
-                    return Err(format!(
-                        "test '{}': target {} is not a directory",
-                        t.name,
-                        dir.display()
-                    ))
-                }
-                Err(e) => {
-                    return Err(format!(
-                        "test '{}': target {} cannot be reached: {e}",
-                        t.name,
-                        dir.display()
-                    ))
-                }
-            }
-        }
-        let opts = run_options(t, inv.duration);
-        for o in &opts {
-            o.validate()
-                .map_err(|e| format!("test '{}': {e}", t.name))?;
-        }
-        plans.push(opts);
-    }
+    // Every rank reads and checks its spec and targets; if one cannot run, none does.
+    let prepared = prepare(inv, record, coord);
+    let (spec, mut plans) = ranked::settle(coord, prepared)?;
+    let lockstep = ranked::Lockstep::new(coord);
+    let lockstep = (coord.size() > 1).then_some(&lockstep);
 
     let data_path = spec
         .checks
@@ -427,9 +427,7 @@ fn run_all(
         .or_else(|| spec.tests.first().and_then(|t| t.targets.first().cloned()))
         .unwrap_or_else(|| PathBuf::from("."));
     record.environment = crate::env::collect(&data_path);
-    if inv.node.is_none() {
-        record.node = record.environment.hostname.clone();
-    }
+    record.node = node_name(inv, &record.environment.hostname, coord);
     let report = check::collect(&CheckOptions {
         path: data_path.clone(),
         cufile: None,
@@ -460,7 +458,7 @@ fn run_all(
             name: &t.name,
             duration: opts.first().and_then(|o| o.duration),
         });
-        let (mut test, lines) = run_test(t, opts);
+        let (mut test, lines) = run_test(t, opts, lockstep);
         for (tr, (binding, cpus)) in test.targets.iter_mut().zip(&placement[&t.name]) {
             tr.binding.clone_from(binding);
             tr.bound_cpus.clone_from(cpus);
@@ -473,6 +471,76 @@ fn run_all(
         record.tests.push(test);
     }
     Ok(())
+}
+
+/// Reads the spec and checks every target and workload before anything runs: the spec and
+/// each test's run options (this rank's own, under several ranks).
+fn prepare(
+    inv: &Invocation,
+    record: &mut Record,
+    coord: &dyn Coordinator,
+) -> Result<(Spec, Vec<Vec<RunOptions>>), String> {
+    let text = crate::io::file::read_regular(&inv.spec_path).map_err(|e| {
+        let spec = crate::error::setting_name(crate::error::Setting::Spec);
+        format!("{spec} {}: cannot read it: {e}", inv.spec_path.display())
+    })?;
+    record.spec_text = Some(text.clone());
+    let spec = spec::parse(&inv.spec_path, &text).map_err(|e| e.0)?;
+    record.spec = Some(spec.clone());
+
+    // Every target and workload checked before anything runs.
+    let mut plans = Vec::with_capacity(spec.tests.len());
+    for t in &spec.tests {
+        if coord.size() > 1 && t.targets.len() > 1 {
+            return Err(format!(
+                "test '{}': {} targets, but under a parallel launch each rank runs one target \
+                 (MPI is called from one thread of a rank, and a test's targets run on their own \
+                 threads): give each test one target; each rank uses its own subdirectory of it \
+                 (<target>/rank<N>), so start one rank per drive or GPU",
+                t.name,
+                t.targets.len()
+            ));
+        }
+        for dir in &t.targets {
+            match std::fs::metadata(dir) {
+                Ok(m) if m.is_dir() => {}
+                Ok(_) => {
+                    return Err(format!(
+                        "test '{}': target {} is not a directory",
+                        t.name,
+                        dir.display()
+                    ))
+                }
+                Err(e) => {
+                    return Err(format!(
+                        "test '{}': target {} cannot be reached: {e}",
+                        t.name,
+                        dir.display()
+                    ))
+                }
+            }
+        }
+        let opts: Vec<RunOptions> = run_options(t, inv.duration)
+            .into_iter()
+            .map(|o| crate::ranks::for_rank(o, coord))
+            .collect();
+        for o in &opts {
+            // A rank's own directory, when it is there already, must be one.
+            if let Target::Dir(d) = &o.workload.target {
+                if coord.size() > 1 && d.symlink_metadata().is_ok_and(|m| !m.is_dir()) {
+                    return Err(format!(
+                        "test '{}': target {} is not a directory",
+                        t.name,
+                        d.display()
+                    ));
+                }
+            }
+            o.validate()
+                .map_err(|e| format!("test '{}': {e}", t.name))?;
+        }
+        plans.push(opts);
+    }
+    Ok((spec, plans))
 }
 
 /// NUMA placement of every target's worker threads: the NUMA node of its GPU (GPU backends)
@@ -739,31 +807,16 @@ fn pcie_lines(r: &NodeReport, sysfs: &Path, targets: &[PathBuf]) -> Vec<Line> {
     out
 }
 
-/// Runs one test on all its targets at once, and decides its lines.
-fn run_test(t: &TestSpec, opts: &[RunOptions]) -> (TestRecord, Vec<Line>) {
-    let mut test = TestRecord {
-        name: t.name.clone(),
-        backend: t.backend.name().to_string(),
-        op: t.op.to_string(),
-        unavailable: None,
-        targets: Vec::new(),
-        aggregate: None,
-    };
-    let mut lines = Vec::new();
-    let backend = crate::backend::get(t.backend);
-    if let crate::backend::Availability::Unavailable(why) = backend.probe() {
-        let mut l = line("test", &t.name, "run");
-        l.shown = "cannot run".into();
-        l.threshold = format!("backend {}", t.backend);
-        l.reason = Some(format!(
-            "this node cannot run the {} backend: {why}",
-            t.backend
-        ));
-        test.unavailable = Some(why.to_string());
-        lines.push(l);
-        return (test, lines);
+/// Where a run's files are (a target, or a rank's own directory of it).
+fn target_path(o: &RunOptions) -> PathBuf {
+    match &o.workload.target {
+        Target::Dir(p) | Target::File(p) => p.clone(),
     }
-    let results: Vec<crate::Result<RunReport>> = std::thread::scope(|s| {
+}
+
+/// Every target's run at the same time, each on its own thread.
+fn run_threads(opts: &[RunOptions]) -> Vec<crate::Result<RunReport>> {
+    std::thread::scope(|s| {
         let handles: Vec<_> = opts
             .iter()
             .map(|o| {
@@ -787,11 +840,100 @@ fn run_test(t: &TestSpec, opts: &[RunOptions]) -> (TestRecord, Vec<Line>) {
                 })
             })
             .collect()
-    });
+    })
+}
+
+/// This rank's run of its one target, meeting the other ranks at every phase on this thread
+/// (MPI is called from it only), then the merged figures of all ranks on rank 0 (`None`
+/// elsewhere, or when a rank's run failed).
+fn run_ranked(
+    o: &RunOptions,
+    ls: &ranked::Lockstep,
+) -> (Vec<crate::Result<RunReport>>, Option<Figures>) {
+    let path = target_path(o);
+    let run = crate::harness::run_with(o, ls);
+    let ended = ls.finish(run.is_err());
+    let m = match (run, ended) {
+        (Err(e), _) | (Ok(_), Err(e)) => return (vec![Err(e)], None),
+        (Ok(_), Ok(false)) => {
+            return (vec![Err(crate::Error::Ranks(ranked::STOPPED.into()))], None)
+        }
+        (Ok(m), Ok(true)) => m,
+    };
+    let env = crate::env::collect(&path);
+    let mine = RunReport::new(o, &m, env.clone(), crate::report::now_utc());
+    // Every rank's run ended well: every rank sends its figures (all in step again).
+    match crate::rank_merge::gather(ls.inner(), m) {
+        Ok(all) if ls.rank() == 0 => {
+            let merged = RunReport::new(o, &all, env, crate::report::now_utc());
+            (vec![Ok(mine)], Some(Figures::of(&merged)))
+        }
+        Ok(_) => (vec![Ok(mine)], None),
+        Err(e) => (vec![Err(e)], None),
+    }
+}
+
+/// Runs one test on all its targets at once, and decides its lines. Under several ranks
+/// (`lockstep`), this rank's one target meets the other ranks' at every phase, and rank 0 also
+/// decides the test's thresholds on all ranks' merged figures.
+fn run_test(
+    t: &TestSpec,
+    opts: &[RunOptions],
+    lockstep: Option<&ranked::Lockstep>,
+) -> (TestRecord, Vec<Line>) {
+    let mut test = TestRecord {
+        name: t.name.clone(),
+        backend: t.backend.name().to_string(),
+        op: t.op.to_string(),
+        unavailable: None,
+        targets: Vec::new(),
+        aggregate: None,
+        merged: None,
+    };
+    let mut lines = Vec::new();
+    let backend = crate::backend::get(t.backend);
+    let probe = backend.probe();
+    if let Some(ls) = lockstep {
+        // Every rank runs the test, or none does (a rank alone would wait for the others).
+        let here = !matches!(probe, crate::backend::Availability::Unavailable(_));
+        let everywhere = ranked::all(ls.inner(), here);
+        if here && !matches!(everywhere, Ok(true)) {
+            let mut l = line("test", &t.name, "run");
+            l.shown = "not run".into();
+            l.threshold = "completes".into();
+            l.reason = Some(match everywhere {
+                Err(e) => format!("meeting the other ranks: {e}"),
+                Ok(_) => format!(
+                    "another rank cannot run the {} backend (its record says why)",
+                    t.backend
+                ),
+            });
+            lines.push(l);
+            return (test, lines);
+        }
+    }
+    if let crate::backend::Availability::Unavailable(why) = probe {
+        let mut l = line("test", &t.name, "run");
+        l.shown = "cannot run".into();
+        l.threshold = format!("backend {}", t.backend);
+        l.reason = Some(format!(
+            "this node cannot run the {} backend: {why}",
+            t.backend
+        ));
+        test.unavailable = Some(why.to_string());
+        lines.push(l);
+        return (test, lines);
+    }
+    let (results, merged) = match lockstep {
+        Some(ls) => run_ranked(&opts[0], ls),
+        None => (run_threads(opts), None),
+    };
+    test.merged = merged;
     let mut figures = Vec::new();
     let mut verify_errors = 0u64;
     let mut failed_runs = Vec::new();
-    for (dir, result) in t.targets.iter().zip(results) {
+    for (o, result) in opts.iter().zip(results) {
+        let dir = target_path(o);
         let mut tr = TargetRecord {
             target: dir.clone(),
             binding: String::new(),
@@ -857,11 +999,21 @@ fn run_test(t: &TestSpec, opts: &[RunOptions]) -> (TestRecord, Vec<Line>) {
             }
         }
     }
-    if let Some(a) = test.aggregate {
+    // Under several ranks the aggregate thresholds hold for all ranks together: rank 0
+    // decides them on the merged figures; the other ranks' records have their own lines only.
+    let (judged, whole) = match lockstep {
+        None => (test.aggregate, None),
+        Some(ls) => (
+            test.merged,
+            Some(PathBuf::from(format!("all {} ranks", ls.size()))),
+        ),
+    };
+    if let Some(a) = judged {
         let mut at_least =
             |metric: &str, value: f64, min: Option<f64>, unit: &str, digits: usize| {
                 if let Some(min) = min {
                     let mut l = line("test", &t.name, metric);
+                    l.target.clone_from(&whole);
                     l.measured = Some(value);
                     l.shown = format!("{value:.digits$} {unit}");
                     l.threshold = format!(">= {min:.digits$} {unit}");
@@ -875,6 +1027,7 @@ fn run_test(t: &TestSpec, opts: &[RunOptions]) -> (TestRecord, Vec<Line>) {
             |metric: &str, value: f64, max: Option<f64>, unit: &str, digits: usize| {
                 if let Some(max) = max {
                     let mut l = line("test", &t.name, metric);
+                    l.target.clone_from(&whole);
                     l.measured = Some(value);
                     l.shown = format!("{value:.digits$} {unit}");
                     l.threshold = format!("<= {max:.digits$} {unit}");
