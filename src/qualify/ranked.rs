@@ -79,6 +79,7 @@ pub struct Lockstep<'a> {
 }
 
 impl<'a> Lockstep<'a> {
+    /// A lockstep coordinator over `inner`, no rank failed yet.
     pub fn new(inner: &'a dyn Coordinator) -> Lockstep<'a> {
         Lockstep {
             inner,
