@@ -144,8 +144,10 @@ fn corruption_planted_mid_soak_is_counted_with_its_offset_and_the_soak_goes_on()
     let loops = soak["loops"].as_u64().unwrap();
     let errors = soak["verify_errors"].as_u64().unwrap();
     // Found in every loop after the flip (two blocks each time), not in the loops before it,
-    // and the soak ran on to its end.
-    assert!(errors >= 2 && errors % 2 == 0, "{soak}");
+    // and the soak ran on to its end. The loop running while the bytes are flipped may have
+    // read one block before its flip and the other after (seen under load: 39), so the total
+    // is two per later loop plus 0, 1 or 2.
+    assert!(errors >= 2, "{soak}");
     assert!(errors < 2 * loops, "every loop saw the corruption: {soak}");
     let logged: Vec<u64> = soak["errors"]
         .as_array()
