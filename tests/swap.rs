@@ -50,6 +50,23 @@ fn read_back(store: &SwapStore, name: &str) -> HostTensor {
     h
 }
 
+/// Opens a store just dropped by this test. The store's flock belongs to its open file
+/// description, which a child that another test thread is spawning shares from fork to exec
+/// (the kill test spawns dozens): for that moment the lock outlives the drop, and `open`
+/// says "already open" (seen once under load). Retries for up to 5 s.
+fn reopen(dir: &std::path::Path, o: SwapOptions) -> SwapStore {
+    let t0 = std::time::Instant::now();
+    loop {
+        match SwapStore::open(dir, o.clone()) {
+            Ok(s) => return s,
+            Err(e) if e.to_string().contains("already open") && t0.elapsed().as_secs() < 5 => {
+                std::thread::sleep(std::time::Duration::from_millis(20))
+            }
+            Err(e) => panic!("{e}"),
+        }
+    }
+}
+
 /// Small blocks: a tensor moves in many requests, kept in flight at the queue depth and
 /// completing in any order; the checksum the store takes block by block as they complete
 /// (host) is the CRC-32C of the whole tensor, a swap-in verifies against it, and a byte
@@ -96,7 +113,7 @@ fn checksums_taken_per_block_match_the_whole_tensor() {
             f.write_all_at(&b, at).unwrap();
             f.sync_all().unwrap();
         }
-        let store = SwapStore::open(dir.path(), opts(backend)).unwrap();
+        let store = reopen(dir.path(), opts(backend));
         let mut back = HostTensor::bytes(e.len as usize);
         let err = store
             .swap_in(&e.name, &mut back)

@@ -156,6 +156,12 @@ fn apply(text: &str, muts: &[Mutation]) -> Vec<u8> {
             Mutation::Generation(val) => v["generation"] = val.clone(),
             Mutation::Truncate(p) | Mutation::Garble(p, _) => {
                 let mut bytes = raw.take().unwrap_or_else(|| v.to_string().into_bytes());
+                // An earlier truncation may have left nothing: nothing more to cut or garble
+                // (`% 0` panicked on [Truncate(24420), Truncate(0)]).
+                if bytes.is_empty() {
+                    raw = Some(bytes);
+                    continue;
+                }
                 let at = *p as usize % bytes.len();
                 match m {
                     Mutation::Truncate(_) => bytes.truncate(at),
