@@ -609,18 +609,13 @@ impl Worker for GdsWorker {
     }
 
     fn fill(&mut self, f: &mut dyn FnMut(&mut [u8])) -> Result<()> {
-        let mut host = vec![0u8; self.range_len];
-        f(&mut host);
-        self.fill_pieces(&mut |off, piece| piece.copy_from_slice(&host[off..off + piece.len()]))
+        let len = self.range_len;
+        crate::backend::fill_through_pieces(self, len, f)
     }
 
     fn inspect(&mut self, f: &mut dyn FnMut(&[u8]) -> Result<()>) -> Result<()> {
-        let mut host = vec![0u8; self.range_len];
-        self.inspect_pieces(&mut |off, piece| {
-            host[off..off + piece.len()].copy_from_slice(piece);
-            Ok(())
-        })?;
-        f(&host)
+        let len = self.range_len;
+        crate::backend::inspect_through_pieces(self, len, f)
     }
 
     fn fill_pieces(&mut self, f: &mut dyn FnMut(usize, &mut [u8])) -> Result<()> {

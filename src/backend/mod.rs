@@ -258,6 +258,35 @@ pub fn open(id: BackendId) -> Result<Arc<dyn Backend>> {
     }
 }
 
+/// [`Worker::fill`] for a worker whose memory is reached only piece by piece (device memory
+/// staged through pinned buffers): `f` writes a host copy of the whole `len` bytes, which
+/// [`Worker::fill_pieces`] then hands over in order.
+pub(crate) fn fill_through_pieces(
+    worker: &mut dyn Worker,
+    len: usize,
+    f: &mut dyn FnMut(&mut [u8]),
+) -> Result<()> {
+    let mut host = vec![0u8; len];
+    f(&mut host);
+    worker.fill_pieces(&mut |off, piece| piece.copy_from_slice(&host[off..off + piece.len()]))
+}
+
+/// [`Worker::inspect`] for a worker whose memory is reached only piece by piece: the pieces
+/// from [`Worker::inspect_pieces`] are gathered into a host copy of the whole `len` bytes,
+/// which `f` reads.
+pub(crate) fn inspect_through_pieces(
+    worker: &mut dyn Worker,
+    len: usize,
+    f: &mut dyn FnMut(&[u8]) -> Result<()>,
+) -> Result<()> {
+    let mut host = vec![0u8; len];
+    worker.inspect_pieces(&mut |off, piece| {
+        host[off..off + piece.len()].copy_from_slice(piece);
+        Ok(())
+    })?;
+    f(&host)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
