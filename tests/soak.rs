@@ -155,7 +155,10 @@ fn corruption_planted_mid_soak_is_counted_with_its_offset_and_the_soak_goes_on()
         .iter()
         .map(|e| e["offset"].as_u64().unwrap())
         .collect();
-    assert_eq!(logged[..2], [a, b], "{soak}");
+    // Each loop that saw both flips logs them in file order. The loop running during the
+    // flips may have logged only b first (seen under load: [b, a, b, ...]).
+    let start = usize::from(logged.first() == Some(&b));
+    assert_eq!(logged[start..start + 2], [a, b], "{soak}");
     assert_eq!(soak["errors"][0]["path"], file.display().to_string());
     assert!(
         soak["errors"][0]["found"]
