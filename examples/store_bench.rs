@@ -3,8 +3,12 @@
 //! checked), ROUNDS times, and prints one JSON line per phase with the bytes and seconds.
 //!
 //! ```text
-//! cargo run --release --example store_bench -- DIR COUNT SIZE_MIB ROUNDS [IO_THREADS]
+//! cargo run --release --example store_bench -- DIR COUNT SIZE_MIB ROUNDS [IO_THREADS] [copy|staged]
 //! ```
+//! `copy` (the default) swaps ordinary host tensors (`swap_out` copies into staging on the
+//! caller's thread, `swap_in`'s `wait` copies out of it); `staged` swaps staged tensors
+//! (`swap_out_staged` / `swap_in_staged`: the store's I/O with no copy, as ZeRO-Infinity's
+//! swapper computes in its swap buffers).
 //! DIR must not exist yet; it is created, and removed with the store's files at the end.
 
 use std::process::ExitCode;
@@ -15,7 +19,7 @@ use gdswap::swap::{DType, HostTensor, SwapOptions, SwapStore};
 
 fn run(args: &[String]) -> Result<(), Box<dyn std::error::Error>> {
     let [dir, count, mib, rounds, rest @ ..] = args else {
-        return Err("usage: store_bench DIR COUNT SIZE_MIB ROUNDS [IO_THREADS]".into());
+        return Err("usage: store_bench DIR COUNT SIZE_MIB ROUNDS [IO_THREADS] [copy|staged]".into());
     };
     let dir = std::path::Path::new(dir);
     let count: usize = count.parse()?;
@@ -34,8 +38,22 @@ fn run(args: &[String]) -> Result<(), Box<dyn std::error::Error>> {
     if let Some(t) = rest.first() {
         opts.io_threads = t.parse()?;
     }
+    let staged = match rest.get(1).map(String::as_str) {
+        None | Some("copy") => false,
+        Some("staged") => true,
+        Some(other) => return Err(format!("mode {other:?}: copy or staged").into()),
+    };
+    opts.verify = std::env::var_os("NOVERIFY").is_none();
     let store = SwapStore::open(dir, opts.clone())?;
     let n = len / 4;
+    if staged {
+        run_staged(&store, count, n, rounds)?;
+        store.destroy()?;
+        if dir.exists() {
+            std::fs::remove_dir(dir)?;
+        }
+        return Ok(());
+    }
     let tensors: Vec<HostTensor> = (0..count)
         .map(|i| {
             let v: Vec<f32> = (0..n).map(|k| (k + i) as f32).collect();
@@ -71,17 +89,61 @@ fn run(args: &[String]) -> Result<(), Box<dyn std::error::Error>> {
             return Err("a tensor came back different".into());
         }
         // Round 0 is a warm-up: staging buffers are allocated and faulted in then.
-        if round > 0 {
-            let bytes = count * len;
-            println!("{{\"phase\":\"swap_out\",\"round\":{round},\"bytes\":{bytes},\"seconds\":{out_s}}}");
-            println!(
-                "{{\"phase\":\"swap_in\",\"round\":{round},\"bytes\":{bytes},\"seconds\":{in_s}}}"
-            );
-        }
+        report(round, count * len, out_s, in_s);
     }
     store.destroy()?;
     if dir.exists() {
         std::fs::remove_dir(dir)?;
+    }
+    Ok(())
+}
+
+/// Prints one JSON line per phase and round after the warm-up (round 0).
+fn report(round: usize, bytes: usize, out_s: f64, in_s: f64) {
+    if round > 0 {
+        println!("{{\"phase\":\"swap_out\",\"round\":{round},\"bytes\":{bytes},\"seconds\":{out_s}}}");
+        println!("{{\"phase\":\"swap_in\",\"round\":{round},\"bytes\":{bytes},\"seconds\":{in_s}}}");
+    }
+}
+
+/// The `staged` mode: COUNT staged tensors of `n` f32 swapped out and back in, no copies.
+fn run_staged(
+    store: &SwapStore,
+    count: usize,
+    n: usize,
+    rounds: usize,
+) -> Result<(), Box<dyn std::error::Error>> {
+    let mut held = Vec::with_capacity(count);
+    for i in 0..count {
+        let mut t = store.staged_zeros(DType::F32, &[n])?;
+        for (k, x) in t.as_mut_slice::<f32>()?.iter_mut().enumerate() {
+            *x = (k + i) as f32;
+        }
+        held.push(t);
+    }
+    for round in 0..=rounds {
+        let t = Instant::now();
+        let mut tickets = Vec::with_capacity(count);
+        for (i, x) in held.drain(..).enumerate() {
+            tickets.push(store.swap_out_staged(&format!("t{i}"), x).map_err(gdswap::Error::from)?);
+        }
+        for k in tickets {
+            k.wait()?;
+        }
+        let out_s = t.elapsed().as_secs_f64();
+        let t = Instant::now();
+        let tickets = (0..count)
+            .map(|i| store.swap_in_staged(&format!("t{i}")))
+            .collect::<Result<Vec<_>, _>>()?;
+        for k in tickets {
+            held.push(k.wait()?);
+        }
+        let in_s = t.elapsed().as_secs_f64();
+        let last = held[count - 1].as_slice::<f32>()?;
+        if last[n - 1] != (n - 1 + count - 1) as f32 {
+            return Err("a tensor came back different".into());
+        }
+        report(round, count * n * 4, out_s, in_s);
     }
     Ok(())
 }

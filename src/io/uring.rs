@@ -252,6 +252,12 @@ pub trait Stager {
     /// Called once before `run_staged` returns, on success and after errors alike: returns
     /// only when the stager's own work on the buffer has ended.
     fn finish(&mut self) -> Result<()>;
+    /// True when `acquire` never waits on `complete` (every request has its own range): the
+    /// engine then refills the queue and submits before it calls `complete`, so that work
+    /// done there (a checksum) overlaps full-queue I/O instead of delaying the refill.
+    fn independent_ranges(&self) -> bool {
+        false
+    }
 }
 
 /// fio-style placement: `slots` regions of `block` bytes, reused as requests complete. A region
@@ -314,6 +320,9 @@ struct Observed<'a> {
 impl Stager for Observed<'_> {
     unsafe fn acquire(&mut self, _: usize, request: &Request, _: *mut u8) -> Result<Option<usize>> {
         Ok(Some(request.buf_offset))
+    }
+    fn independent_ranges(&self) -> bool {
+        true
     }
     unsafe fn complete(
         &mut self,
@@ -774,6 +783,10 @@ impl<B: IoBuffer> UringEngine<B> {
         debug_assert_eq!(self.in_flight, 0, "a previous run drained its ring");
         let mut first_error: Option<Error> = None;
         let mut completions: Vec<(usize, i32)> = Vec::with_capacity(qd);
+        // Finished requests whose `complete` waits until the queue is refilled and submitted
+        // (stagers with independent ranges only).
+        let defer = stager.independent_ranges();
+        let mut finished: Vec<(usize, usize)> = Vec::with_capacity(qd);
         let base = self.buf.as_mut_ptr();
         loop {
             let mut blocked = false;
@@ -826,6 +839,27 @@ impl<B: IoBuffer> UringEngine<B> {
                         ))
                     }
                     Err(e) => first_error = Some(e),
+                }
+            }
+            if !finished.is_empty() {
+                // The refill above goes to the kernel first; then the finished requests'
+                // work runs while the queue is full.
+                if self.in_flight > 0 {
+                    self.enter(0)?;
+                }
+                for (index, buf_offset) in finished.drain(..) {
+                    if first_error.is_none() {
+                        // SAFETY: as for `acquire` above; the range of a finished request is
+                        // used by no request in flight (independent ranges).
+                        let done =
+                            unsafe { stager.complete(index, &requests[index], buf_offset, base) };
+                        if let Err(e) = done {
+                            first_error = Some(e);
+                        }
+                    }
+                }
+                if first_error.is_none() && next < requests.len() && !free.is_empty() {
+                    continue;
                 }
             }
             if self.in_flight == 0 {
@@ -881,7 +915,9 @@ impl<B: IoBuffer> UringEngine<B> {
                     }
                     self.in_flight -= 1;
                     free.push(slot);
-                    if first_error.is_none() {
+                    if defer {
+                        finished.push((s.request, s.buf_offset));
+                    } else if first_error.is_none() {
                         // SAFETY: as for `acquire` above.
                         let done = unsafe { stager.complete(s.request, &r, s.buf_offset, base) };
                         if let Err(e) = done {
