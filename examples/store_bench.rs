@@ -3,8 +3,10 @@
 //! checked), ROUNDS times, and prints one JSON line per phase with the bytes and seconds.
 //!
 //! ```text
-//! cargo run --release --example store_bench -- DIR COUNT SIZE_MIB ROUNDS [IO_THREADS] [copy|staged]
+//! cargo run --release --example store_bench -- DIR COUNT SIZE_MIB ROUNDS [IO_THREADS] [copy|staged] [verify|noverify]
 //! ```
+//! `noverify` opens the store with `SwapOptions::verify` off (swap-ins skip the CRC-32C
+//! check; swap-outs still record it), to see what the check costs.
 //! `copy` (the default) swaps ordinary host tensors (`swap_out` copies into staging on the
 //! caller's thread, `swap_in`'s `wait` copies out of it); `staged` swaps staged tensors
 //! (`swap_out_staged` / `swap_in_staged`: the store's I/O with no copy, as ZeRO-Infinity's
@@ -19,7 +21,7 @@ use gdswap::swap::{DType, HostTensor, SwapOptions, SwapStore};
 
 fn run(args: &[String]) -> Result<(), Box<dyn std::error::Error>> {
     let [dir, count, mib, rounds, rest @ ..] = args else {
-        return Err("usage: store_bench DIR COUNT SIZE_MIB ROUNDS [IO_THREADS] [copy|staged]".into());
+        return Err("usage: store_bench DIR COUNT SIZE_MIB ROUNDS [IO_THREADS] [copy|staged] [verify|noverify]".into());
     };
     let dir = std::path::Path::new(dir);
     let count: usize = count.parse()?;
@@ -43,7 +45,11 @@ fn run(args: &[String]) -> Result<(), Box<dyn std::error::Error>> {
         Some("staged") => true,
         Some(other) => return Err(format!("mode {other:?}: copy or staged").into()),
     };
-    opts.verify = std::env::var_os("NOVERIFY").is_none();
+    opts.verify = match rest.get(2).map(String::as_str) {
+        None | Some("verify") => true,
+        Some("noverify") => false,
+        Some(other) => return Err(format!("checks {other:?}: verify or noverify").into()),
+    };
     let store = SwapStore::open(dir, opts.clone())?;
     let n = len / 4;
     if staged {
