@@ -107,8 +107,12 @@ fn run(args: &[String]) -> Result<(), Box<dyn std::error::Error>> {
 /// Prints one JSON line per phase and round after the warm-up (round 0).
 fn report(round: usize, bytes: usize, out_s: f64, in_s: f64) {
     if round > 0 {
-        println!("{{\"phase\":\"swap_out\",\"round\":{round},\"bytes\":{bytes},\"seconds\":{out_s}}}");
-        println!("{{\"phase\":\"swap_in\",\"round\":{round},\"bytes\":{bytes},\"seconds\":{in_s}}}");
+        println!(
+            "{{\"phase\":\"swap_out\",\"round\":{round},\"bytes\":{bytes},\"seconds\":{out_s}}}"
+        );
+        println!(
+            "{{\"phase\":\"swap_in\",\"round\":{round},\"bytes\":{bytes},\"seconds\":{in_s}}}"
+        );
     }
 }
 
@@ -131,7 +135,11 @@ fn run_staged(
         let t = Instant::now();
         let mut tickets = Vec::with_capacity(count);
         for (i, x) in held.drain(..).enumerate() {
-            tickets.push(store.swap_out_staged(&format!("t{i}"), x).map_err(gdswap::Error::from)?);
+            tickets.push(
+                store
+                    .swap_out_staged(&format!("t{i}"), x)
+                    .map_err(gdswap::Error::from)?,
+            );
         }
         for k in tickets {
             k.wait()?;

@@ -372,6 +372,43 @@ fn threads_swap_different_tensors_concurrently() {
     }
 }
 
+/// Swap-outs queued together finish their writes while others are being made durable: they
+/// share fdatasyncs and manifest commits (group commit), and still each is committed once,
+/// with its own generation, and reads back after a reopen.
+#[test]
+fn swap_outs_in_flight_together_are_each_committed() {
+    let dir = common::scratch();
+    let o = SwapOptions {
+        io_threads: 4,
+        ..opts(fast())
+    };
+    let store = SwapStore::open(dir.path(), o.clone()).unwrap();
+    let tensors: Vec<HostTensor> = (0..48u64)
+        .map(|t| content(t, 1, 4096 + 17 * t as usize))
+        .collect();
+    let tickets: Vec<_> = tensors
+        .iter()
+        .enumerate()
+        .map(|(t, x)| store.swap_out(&format!("t{t}"), x).unwrap())
+        .collect();
+    for k in tickets {
+        k.wait().unwrap();
+    }
+    assert_eq!(store.generation(), 48);
+    let mut generations: Vec<u64> = store.list().iter().map(|e| e.generation).collect();
+    generations.sort_unstable();
+    assert_eq!(generations, (1..=48).collect::<Vec<u64>>());
+    drop(store);
+    let store = reopen(dir.path(), o);
+    assert_eq!(store.list().len(), 48);
+    for (t, x) in tensors.iter().enumerate() {
+        assert!(
+            read_back(&store, &format!("t{t}")).as_bytes() == x.as_bytes(),
+            "t{t}"
+        );
+    }
+}
+
 #[test]
 fn a_second_operation_on_a_busy_tensor_is_refused() {
     let dir = common::scratch();

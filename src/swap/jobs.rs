@@ -5,6 +5,7 @@ use crate::error::{Error, Result};
 use crate::options::Op;
 use crate::size::Bytes;
 
+use super::committer::again;
 use super::manifest::{self, Entry, MANIFEST};
 use super::staging::Staging;
 use super::state::swap_err;
@@ -21,13 +22,15 @@ pub(super) fn unpanicked<T>(f: impl FnOnce() -> T) -> std::result::Result<T, Err
     })
 }
 
-/// The I/O thread's part of a swap-out: write, make durable, switch the manifest.
+/// The I/O thread's part of a swap-out: fill the staging (when the caller did not), write,
+/// checksum; the entry to commit (the commit thread makes it durable and switches the
+/// manifest: `committer`).
 pub(super) fn write_job(
     sh: &Shared,
     mut entry: Entry,
     mut staging: Staging,
     pending: Pending,
-) -> Result<()> {
+) -> Result<Entry> {
     let (offset, padded) = (entry.offset, entry.padded_len);
     let pending_checksum = matches!(pending, Pending::Device(..) | Pending::Checksum);
     let filled = match pending {
@@ -54,28 +57,64 @@ pub(super) fn write_job(
         }
         false => staging.transfer(Op::Write, offset),
     });
-    let written = transferred.and_then(|()| sh.file.sync_data().map(drop));
     drop(staging);
-    if let Err(e) = written {
+    if let Err(e) = transferred {
         // Nothing refers to the new extent: it is free again.
         lock(&sh.state).extents.free(offset, padded);
         return Err(e);
     }
-    let name = entry.name.clone();
-    commit_change(sh, &name, Some(entry))?;
-    let mut s = lock(&sh.state);
-    s.bytes_written = s.bytes_written.saturating_add(padded);
-    Ok(())
+    Ok(entry)
+}
+
+/// Swap-outs whose bytes are written (each of them complete before this is called): one
+/// fdatasync, which therefore covers them all, then one manifest naming them all. One
+/// outcome per entry; a failed fdatasync frees their new extents (nothing refers to them), a
+/// failed manifest commit keeps them reserved (the disk may hold either manifest).
+pub(super) fn commit_written(sh: &Shared, batch: Vec<Entry>) -> Vec<Result<()>> {
+    let n = batch.len();
+    let each = |e: Error| -> Vec<Result<()>> {
+        let mut out: Vec<Result<()>> = (1..n).map(|_| Err(again(&e))).collect();
+        out.insert(0, Err(e));
+        out
+    };
+    if let Err(e) = sh.file.sync_data() {
+        let mut s = lock(&sh.state);
+        for entry in &batch {
+            s.extents.free(entry.offset, entry.padded_len);
+        }
+        return each(e);
+    }
+    let padded: u64 = batch.iter().map(|e| e.padded_len).sum();
+    let changes = batch
+        .into_iter()
+        .map(|e| (e.name.clone(), Some(e)))
+        .collect();
+    match commit_changes(sh, changes) {
+        Ok(()) => {
+            let mut s = lock(&sh.state);
+            s.bytes_written = s.bytes_written.saturating_add(padded);
+            (0..n).map(|_| Ok(())).collect()
+        }
+        Err(e) => each(e),
+    }
 }
 
 /// Replaces (or with `None` removes) `name`'s record and commits the manifest; frees the old
 /// extent only once the manifest that no longer refers to it is durable.
 pub(super) fn commit_change(sh: &Shared, name: &str, new: Option<Entry>) -> Result<()> {
+    commit_changes(sh, vec![(name.to_string(), new)])
+}
+
+/// [`commit_change`] of several tensors (distinct names) in one manifest: each change bumps
+/// the generation by one, in order.
+fn commit_changes(sh: &Shared, changes: Vec<(String, Option<Entry>)>) -> Result<()> {
     let _commit = lock(&sh.commit);
-    let (old, snapshot) = {
+    let (olds, snapshot) = {
         let mut s = lock(&sh.state);
-        let generation = s.generation.checked_add(1).ok_or_else(|| {
-            Error::BadFile {
+        let generation = s
+            .generation
+            .checked_add(changes.len() as u64)
+            .ok_or_else(|| Error::BadFile {
                 role: crate::error::FileRole::SwapStore,
                 path: sh.dir.join(MANIFEST),
                 message: format!(
@@ -83,26 +122,29 @@ pub(super) fn commit_change(sh: &Shared, name: &str, new: Option<Entry>) -> Resu
                     s.generation
                 )
                 .into(),
-            }
-        })?;
-        let old = match new.clone() {
-            Some(mut e) => {
-                e.generation = generation;
-                s.tensors.insert(name.to_string(), e)
-            }
-            None => s.tensors.remove(name),
-        };
-        s.generation = generation;
-        (old, snapshot_of(&s, generation))
+            })?;
+        let mut olds = Vec::with_capacity(changes.len());
+        for (name, new) in &changes {
+            s.generation += 1;
+            olds.push(match new.clone() {
+                Some(mut e) => {
+                    e.generation = s.generation;
+                    s.tensors.insert(name.clone(), e)
+                }
+                None => s.tensors.remove(name),
+            });
+        }
+        debug_assert_eq!(s.generation, generation);
+        (olds, snapshot_of(&s, generation))
     };
     match manifest::commit(&sh.dir, &snapshot) {
         Ok(()) => {
-            if let Some(o) = old {
-                let mut s = lock(&sh.state);
+            let mut s = lock(&sh.state);
+            for ((name, new), old) in changes.iter().zip(olds) {
+                let Some(o) = old else { continue };
                 if new.is_some() {
                     // Kept for the tensor's next version (see `alloc`).
-                    if let Some((off, l)) =
-                        s.spares.insert(name.to_string(), (o.offset, o.padded_len))
+                    if let Some((off, l)) = s.spares.insert(name.clone(), (o.offset, o.padded_len))
                     {
                         s.extents.free(off, l);
                     }
@@ -113,15 +155,17 @@ pub(super) fn commit_change(sh: &Shared, name: &str, new: Option<Entry>) -> Resu
             Ok(())
         }
         Err(e) => {
-            // The disk may hold either manifest: keep both extents reserved (the new one is
-            // not freed), and go back to the old record in memory.
+            // The disk may hold either manifest: keep both extents reserved (the new ones are
+            // not freed), and go back to the old records in memory.
             let mut s = lock(&sh.state);
-            match old {
-                Some(o) => {
-                    s.tensors.insert(name.to_string(), o);
-                }
-                None => {
-                    s.tensors.remove(name);
+            for ((name, _), old) in changes.iter().zip(olds) {
+                match old {
+                    Some(o) => {
+                        s.tensors.insert(name.clone(), o);
+                    }
+                    None => {
+                        s.tensors.remove(name);
+                    }
                 }
             }
             Err(e)

@@ -63,6 +63,7 @@
 
 mod alloc;
 mod buffer;
+mod committer;
 mod device_tensor;
 mod foreign;
 mod jobs;

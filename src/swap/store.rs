@@ -16,6 +16,7 @@ use crate::size::Bytes;
 
 use super::alloc::Extents;
 use super::buffer::{DeviceSpan, Tensor};
+use super::committer::{Committer, Written};
 use super::device_tensor::{Fence, GpuWork};
 use super::jobs::{commit_change, read_job, unpanicked, write_job};
 use super::manifest::{
@@ -53,8 +54,10 @@ pub struct SwapStats {
 /// tensor with one in flight is refused with an error naming it.
 pub struct SwapStore {
     shared: Arc<Shared>,
-    // Dropping the store waits for every queued job.
+    // Dropping the store waits for every queued job (the I/O threads end before the commit
+    // thread, which they hand written swap-outs to).
     threads: IoThreads,
+    committer: Committer,
     /// `dir/lock`, flocked while the store is open: one store per directory at a time.
     _lock: std::fs::File,
 }
@@ -145,6 +148,7 @@ impl SwapStore {
             opts.gpu,
         ));
         let threads = IoThreads::new(opts.io_threads)?;
+        let committer = Committer::start()?;
         Ok(SwapStore {
             shared: Arc::new(Shared {
                 dir,
@@ -167,6 +171,7 @@ impl SwapStore {
                 staging,
             }),
             threads,
+            committer,
             _lock: lock_file,
         })
     }
@@ -316,6 +321,7 @@ impl SwapStore {
     /// pool, so a device backend's is freed on its own thread too, never on this one).
     fn shutdown(&self, drop_prefetches: bool) -> Result<()> {
         self.threads.barrier();
+        self.committer.flush();
         if drop_prefetches {
             let unused = std::mem::take(&mut lock(&self.shared.state).prefetched);
             drop(unused);
@@ -505,19 +511,31 @@ impl SwapStore {
         let shared = Arc::clone(sh);
         let owned = name.to_string();
         let thread = staging.thread();
+        let committer = self.committer.handle();
         let job = Box::new(move || {
             let (offset, padded) = (entry.offset, entry.padded_len);
-            let r =
-                unpanicked(|| write_job(&shared, entry, staging, pending)).unwrap_or_else(|e| {
-                    // A bug: the new extent is free again unless the manifest already took it.
-                    let mut s = lock(&shared.state);
-                    if s.tensors.get(&owned).map(|e| e.offset) != Some(offset) {
-                        s.extents.free(offset, padded);
-                    }
+            let written = unpanicked(|| write_job(&shared, entry, staging, pending))
+                .unwrap_or_else(|e| {
+                    // A bug: the new extent is free again (the manifest never took it).
+                    lock(&shared.state).extents.free(offset, padded);
                     Err(e)
                 });
-            release_claim(&shared, &owned, id);
-            let _ = tx.send(r.map_err(|e| within(OpKind::SwapOut, &owned, e)));
+            match written {
+                // Durable and committed on the commit thread, which then releases the claim
+                // and completes the ticket; this thread goes on with its next job.
+                Ok(entry) => committer.hand_over(Written {
+                    shared,
+                    entry,
+                    claim: id,
+                    done: Box::new(move |r: Result<()>| {
+                        let _ = tx.send(r.map_err(|e| within(OpKind::SwapOut, &owned, e)));
+                    }),
+                }),
+                Err(e) => {
+                    release_claim(&shared, &owned, id);
+                    let _ = tx.send(Err(within(OpKind::SwapOut, &owned, e)));
+                }
+            }
         });
         if let Err(e) = self.threads.submit(thread, job) {
             // The job (and its staging) was dropped unrun: give back the extent.
