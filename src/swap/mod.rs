@@ -42,7 +42,9 @@
 //! the manifest points at), fdatasyncs it, and only then commits a new manifest (temporary
 //! file, fsync, rename, fsync of the directory). The old extent is freed after that commit,
 //! so a process killed at any point leaves the manifest pointing at complete, durable data:
-//! every tensor reads back as its last completed swap-out.
+//! every tensor reads back as its last completed swap-out. Swap-outs whose writes end while
+//! another is being committed share the next fdatasync and manifest (group commit, on the
+//! store's commit thread), so many small swap-outs do not pay three flushes each.
 //!
 //! # What `open` may change
 //! Nothing in `data.bin`: it never shrinks it or writes it (space past the last tensor is
