@@ -4,7 +4,7 @@
 #
 # Each pair, alternating which goes first: examples/store_bench swaps COUNT tensors of
 # SIZE_MIB out (durable: fdatasync + manifest commit, as every swap-out) and back in (CRC-32C
-# checked), ROUNDS rounds after a warm-up, twice: `staged` (staged tensors: the store's own
+# checked), ROUNDS rounds after two warm-up rounds (which write each tensor's extent and its spare: from then on swap-outs overwrite, as run's measured loops do), twice: `staged` (staged tensors: the store's own
 # I/O, no copy, as ZeRO-Infinity computes in its swap buffers) and `copy` (ordinary host
 # tensors: plus a memcpy into staging on swap-out and out of it on swap-in, on the caller's
 # thread); `gdswap run --op write` then `--op read` moves the same COUNT x SIZE_MIB with
@@ -68,7 +68,7 @@ for p in range(1, pairs + 1):
 ratio = lambda a, b: statistics.median(r[a] / r[b] for r in rows)
 lines = [f"# Swap store I/O vs `gdswap run`, same bytes ({count} x {mib} MiB), 1 MiB requests, qd 8", "",
          f"gdswap `{version}`; `bench/store-vs-run.sh`, {pairs} pairs alternating which goes first; store: "
-         f"examples/store_bench, 2 I/O threads ({rounds} rounds after a warm-up; swap-out = durable, swap-in = CRC-32C checked), "
+         f"examples/store_bench, 2 I/O threads ({rounds} rounds after two warm-up rounds, which write each tensor's two extents; swap-out = durable, swap-in = CRC-32C checked), "
          "`staged` (staged tensors, no copy) and `copy` (ordinary host tensors, memcpy through staging); "
          "run: `gdswap run --buffer full` write then read, 1 warm-up loop. "
          "Run's durable write rate is its bytes over (write time + its final fdatasync). GB = 10^9 bytes.",

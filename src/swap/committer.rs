@@ -8,18 +8,60 @@
 //! queued there would wait. Here an I/O thread hands its written swap-out over and takes its
 //! next job; the commit thread takes every swap-out handed over so far as one batch: one
 //! fdatasync (started after each of their writes had completed, so it covers them all) and
-//! one manifest naming them all. A swap-out's ticket completes, and its claim on the tensor
-//! is released, only when its batch has been committed (or has failed).
+//! one manifest naming them all. Before it flushes a batch of less than `BATCH_BYTES`, it
+//! waits for the swap-outs submitted before the batch began whose writes are still under way
+//! (never for later ones, so a steady stream of swap-outs cannot hold a batch back for
+//! ever): small swap-outs queued together share one flush instead of paying one each on a
+//! disk whose every flush costs tens of milliseconds, while big ones are flushed as they
+//! come, overlapping the flush with the next writes. A swap-out's
+//! ticket completes, and its claim on the tensor is released, only when its batch has been
+//! committed (or has failed).
 
-use std::sync::mpsc::{channel, Receiver, Sender};
-use std::sync::Arc;
+use std::collections::BTreeSet;
+use std::sync::mpsc::{channel, Receiver, RecvTimeoutError, Sender};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
+use std::time::Duration;
 
 use crate::error::{Error, Result};
 
 use super::jobs::{commit_written, unpanicked};
 use super::manifest::Entry;
-use super::state::{release_claim, Shared};
+use super::state::{lock, release_claim, Shared};
+
+/// Swap-outs submitted whose writes have not ended yet (handed over or failed), by sequence
+/// number.
+#[derive(Default)]
+pub(super) struct Writing {
+    inner: Mutex<(u64, BTreeSet<u64>)>,
+}
+
+impl Writing {
+    /// A swap-out is about to be queued: its number, to `end` when its write has ended.
+    pub(super) fn begin(&self) -> u64 {
+        let mut g = lock(&self.inner);
+        let seq = g.0;
+        g.0 += 1;
+        g.1.insert(seq);
+        seq
+    }
+
+    /// The write of `seq` has ended: handed over (call it after `hand_over`), failed, or
+    /// never queued.
+    pub(super) fn end(&self, seq: u64) {
+        lock(&self.inner).1.remove(&seq);
+    }
+
+    /// The number the next swap-out will get.
+    fn horizon(&self) -> u64 {
+        lock(&self.inner).0
+    }
+
+    /// Whether a swap-out numbered below `horizon` is still writing.
+    fn writing_before(&self, horizon: u64) -> bool {
+        lock(&self.inner).1.range(..horizon).next().is_some()
+    }
+}
 
 /// A swap-out whose bytes are written: what the commit thread needs to finish it.
 pub(super) struct Written {
@@ -44,11 +86,12 @@ pub(super) struct Committer {
 }
 
 impl Committer {
-    pub(super) fn start() -> Result<Committer> {
+    /// Starts the thread; `writing` is the store's count of swap-outs still writing.
+    pub(super) fn start(writing: Arc<Writing>) -> Result<Committer> {
         let (tx, rx) = channel();
         let thread = std::thread::Builder::new()
             .name("gdswap-commit".into())
-            .spawn(move || run(rx))
+            .spawn(move || run(rx, &writing))
             .map_err(|e| Error::Thread {
                 what: "cannot start the swap store's commit thread".into(),
                 source: e,
@@ -119,24 +162,67 @@ fn finish(w: Written, outcome: Result<()>) {
     (w.done)(outcome);
 }
 
-fn run(rx: Receiver<Message>) {
+fn run(rx: Receiver<Message>, writing: &Writing) {
     while let Ok(first) = rx.recv() {
-        // Everything handed over by now is one batch; flushes are answered after it.
         let mut batch = Vec::new();
         let mut flushes = Vec::new();
-        let mut next = Some(first);
-        while let Some(m) = next {
+        let enough = |got: &[Message]| {
+            let bytes: u64 = got
+                .iter()
+                .map(|m| match m {
+                    Message::Written(w) => w.entry.padded_len,
+                    Message::Flush(_) => 0,
+                })
+                .sum();
+            bytes >= BATCH_BYTES
+        };
+        for m in gather(&rx, first, writing, writing.horizon(), &enough) {
             match m {
                 Message::Written(w) => batch.push(w),
                 Message::Flush(tx) => flushes.push(tx),
             }
-            next = rx.try_recv().ok();
         }
         commit_batch(batch);
+        // Answered after the batch: everything handed over before them is committed.
         for f in flushes {
             let _ = f.send(());
         }
     }
+}
+
+/// A batch holding this many bytes is flushed at once, without waiting for more swap-outs
+/// still writing: past it, a flush's fixed cost (tens of milliseconds on some disks) is
+/// small against the flush of the data itself, and flushing the first tensors while the
+/// next ones are written overlaps the two; below it, waiting costs less than a flush each.
+const BATCH_BYTES: u64 = 64 << 20;
+
+/// `first` and everything else handed over by now, with the messages of the swap-outs
+/// numbered below `horizon` (those submitted before the batch began) that are still
+/// writing, until `enough` says the batch is big enough: they hand over before they end, so
+/// once none is left, all their messages are in the channel. Later swap-outs are not waited
+/// for.
+fn gather<M>(
+    rx: &Receiver<M>,
+    first: M,
+    writing: &Writing,
+    horizon: u64,
+    enough: &dyn Fn(&[M]) -> bool,
+) -> Vec<M> {
+    let mut got = vec![first];
+    loop {
+        got.extend(rx.try_iter());
+        if enough(&got) || !writing.writing_before(horizon) {
+            break;
+        }
+        // A write that fails ends without a message: look again every millisecond.
+        match rx.recv_timeout(Duration::from_millis(1)) {
+            Ok(m) => got.push(m),
+            Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => break,
+        }
+    }
+    got.extend(rx.try_iter());
+    got
 }
 
 /// One fdatasync and one manifest per store in the batch (a process may have several
@@ -187,6 +273,42 @@ pub(super) fn again(e: &Error) -> Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_batch_waits_for_the_writes_submitted_before_it_and_no_later_ones() {
+        let writing = Arc::new(Writing::default());
+        let (tx, rx) = channel::<u64>();
+        let early: Vec<u64> = (0..3).map(|_| writing.begin()).collect();
+        let horizon = writing.horizon();
+        let later = writing.begin(); // after the batch began: not waited for
+        let t = {
+            let writing = Arc::clone(&writing);
+            std::thread::spawn(move || {
+                std::thread::sleep(Duration::from_millis(20));
+                tx.send(early[1]).unwrap();
+                writing.end(early[1]);
+                std::thread::sleep(Duration::from_millis(20));
+                writing.end(early[0]); // failed: ends without a message
+                std::thread::sleep(Duration::from_millis(20));
+                tx.send(early[2]).unwrap();
+                writing.end(early[2]);
+                tx
+            })
+        };
+        let got = gather(&rx, 99, &writing, horizon, &|_| false);
+        assert_eq!(got, vec![99, 1, 2]);
+        let _tx = t.join().unwrap();
+        assert!(
+            writing.writing_before(later + 1),
+            "the later write is still going"
+        );
+        assert!(!writing.writing_before(later));
+        // A batch that is big enough goes at once, whatever is still writing.
+        let (tx, rx) = channel::<u64>();
+        tx.send(7).unwrap();
+        let got = gather(&rx, 6, &writing, writing.horizon(), &|got| got.len() >= 2);
+        assert_eq!(got, vec![6, 7]);
+    }
 
     #[test]
     fn a_batch_error_is_repeated_with_its_errno_and_path() {

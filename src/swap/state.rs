@@ -85,6 +85,9 @@ pub(super) struct Shared {
     /// Held while a manifest is written: commits go one at a time, each with every earlier
     /// commit in it.
     pub(super) commit: Mutex<()>,
+    /// Swap-outs queued whose writes have not ended: the commit thread waits for those
+    /// submitted before a batch began (see `committer`).
+    pub(super) writing: Arc<super::committer::Writing>,
     pub(super) staging: Arc<StagingPool>,
 }
 

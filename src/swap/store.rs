@@ -16,7 +16,7 @@ use crate::size::Bytes;
 
 use super::alloc::Extents;
 use super::buffer::{DeviceSpan, Tensor};
-use super::committer::{Committer, Written};
+use super::committer::{Committer, Writing, Written};
 use super::device_tensor::{Fence, GpuWork};
 use super::jobs::{commit_change, read_job, unpanicked, write_job};
 use super::manifest::{
@@ -148,7 +148,8 @@ impl SwapStore {
             opts.gpu,
         ));
         let threads = IoThreads::new(opts.io_threads)?;
-        let committer = Committer::start()?;
+        let writing = Arc::new(Writing::default());
+        let committer = Committer::start(Arc::clone(&writing))?;
         Ok(SwapStore {
             shared: Arc::new(Shared {
                 dir,
@@ -168,6 +169,7 @@ impl SwapStore {
                 }),
                 opts,
                 commit: Mutex::new(()),
+                writing,
                 staging,
             }),
             threads,
@@ -512,6 +514,10 @@ impl SwapStore {
         let owned = name.to_string();
         let thread = staging.thread();
         let committer = self.committer.handle();
+        // Counted as writing until it has handed over (or failed): the commit thread waits
+        // for it before flushing a batch begun after this point.
+        let seq = sh.writing.begin();
+        let writing = Arc::clone(&sh.writing);
         let job = Box::new(move || {
             let (offset, padded) = (entry.offset, entry.padded_len);
             let written = unpanicked(|| write_job(&shared, entry, staging, pending))
@@ -536,9 +542,11 @@ impl SwapStore {
                     let _ = tx.send(Err(within(OpKind::SwapOut, &owned, e)));
                 }
             }
+            writing.end(seq);
         });
         if let Err(e) = self.threads.submit(thread, job) {
             // The job (and its staging) was dropped unrun: give back the extent.
+            sh.writing.end(seq);
             lock(&sh.state).extents.free(offset, padded);
             release_claim(sh, name, id);
             return Err(e);
