@@ -2,22 +2,32 @@
 """DeepSpeed's aio_handle against gdswap's (gdswap.aio_handle), in one process on one file,
 with DeepSpeed's `ds_io` schedule, and `gdswap run` on the same bytes (issue 13, item 4).
 
-Each measurement is one ds_io run (deepspeed/nvme/ds_aio_handle.py, deepspeed 0.19): *pre*
+Each handle measurement is one ds_io run (deepspeed/nvme/ds_aio_handle.py, AIOHandle_Engine,
+deepspeed 0.19): *pre* removes the file to be written (`_create_files`: once, before the run),
 creates the handle (block_size, queue_depth, single_submit=False, overlap_events=True, one
-thread) and a page-locked buffer of the I/O size (new_cpu_locked_tensor); *main* does LOOPS
-times `pread(buffer, file, False, True)` (or `pwrite`) then `wait()`, each loop timed; *post*
-frees the buffer. Its figure is the median loop's GiB/s. The handles run in interleaved pairs
-(who goes first alternates), on the same file, O_DIRECT (DeepSpeed always opens O_DIRECT;
-gdswap does for aligned requests, which these all are); as root the page cache is dropped
-before every run. Then `gdswap run --backend host` (same block size, queue depth, one thread,
-same file and size) gives the figure gdswap's handle should reach (goal: >= 0.97x).
+thread) and a page-locked buffer of the I/O size (new_cpu_locked_tensor); *main* does
+warm-up + LOOPS times `pread(buffer, file, False, True)` (or `pwrite`) then `wait()`, each loop
+timed, every loop on the same file (ds_io's per-loop `os.remove` in `write()` is commented out:
+the first write creates the file, the others overwrite it); *post* frees the buffer. Its
+figure is the median measured loop's GiB/s. `gdswap run --backend host` (same block size,
+queue depth, one thread, file and size; for a write the file is removed first too, its warm-up
+loop writes it and the measured loops overwrite it) gives the figure gdswap's handle should
+reach (goal: >= 0.97x).
+
+The three run in rounds: each round runs each of them once, in an order that rotates from
+round to round, on the same file, O_DIRECT (DeepSpeed always opens O_DIRECT; gdswap does for
+aligned requests, which these all are); as root the page cache is dropped before every run.
+Reported: the median over the rounds of each one's figure; gdswap/DeepSpeed and handle/run are
+ratios of those medians (results.json also has every round's figures and the median of the
+per-round handle/run ratios).
 
 Configurations: DeepSpeed's benchmark point (1 GiB, 1 MiB blocks, queue depth 8) and a small
 grid (--block-sizes x --queue-depths x --io-sizes), reads and writes.
 
 Usage: python bench/deepspeed-vs-gdswap.py OUT_DIR --data-dir DIR [options]
-  (run it with the Python that has torch, deepspeed and gdswap installed; DeepSpeed's async_io
-  op JIT-builds on first use: ninja, g++ and libaio-dev)
+  (run it with the Python that has torch, deepspeed and a release build of gdswap's wheel
+  installed; a debug wheel is refused unless --allow-debug-wheel; DeepSpeed's async_io op
+  JIT-builds on first use: ninja, g++ and libaio-dev)
 Writes OUT_DIR/README.md (the table) and OUT_DIR/results.json (every sample, the versions).
 Exit status: 0 when everything ran, 1 on a failure, 2 on bad usage.
 """
@@ -57,8 +67,19 @@ def drop_caches():
     return True
 
 
+def prepare(op, path):
+    """Before every run: a write starts from no file (ds_io's pre phase, `_create_files`,
+    removes the files it will write; `gdswap run` gets the same), then the page cache is
+    dropped (after the removal, so that its sync also flushes the freed blocks)."""
+    if op == "write" and os.path.exists(path):
+        os.remove(path)
+    drop_caches()
+
+
 def ds_io(make_handle, op, path, io_size, block, qd, loops, warmup):
-    """One ds_io run: pre (handle, locked buffer), main (loops), post (free). Loop seconds."""
+    """One ds_io run after prepare(): pre (handle, locked buffer), main (warm-up + loops, all
+    on the same file: a write's first loop creates it, the others overwrite it, as ds_io's),
+    post (free). The measured loops' seconds."""
     import torch
 
     h = make_handle(block, qd, False, True, 1)
@@ -68,8 +89,6 @@ def ds_io(make_handle, op, path, io_size, block, qd, loops, warmup):
     times = []
     try:
         for i in range(warmup + loops):
-            if op == "write" and os.path.exists(path):
-                os.remove(path)  # as ds_io: no overwrite of an existing file
             t0 = time.perf_counter()
             if op == "read":
                 r = h.pread(buf, path, False, True)
@@ -103,9 +122,7 @@ def make_file(path, nbytes):
 
 
 def gdswap_run(binary, op, path, io_size, block, qd, loops, warmup, raw):
-    if op == "write" and os.path.exists(path):
-        os.remove(path)
-    drop_caches()
+    """One `gdswap run` after prepare(): its median loop's GiB/s and the command."""
     cmd = [binary, "run", "--backend", "host", "--op", op, "--file", path,
            "--size", str(io_size), "--block-size", str(block), "--queue-depth", str(qd),
            "--threads", "1", "--loops", str(loops), "--warmup", str(warmup), "--json", raw]
@@ -121,7 +138,9 @@ def main():
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("out", help="directory for README.md and results.json (created)")
     ap.add_argument("--data-dir", required=True, help="where the data file goes (the NVMe)")
-    ap.add_argument("--pairs", type=int, default=5, help="interleaved pairs per point (5)")
+    ap.add_argument("--rounds", "--pairs", dest="rounds", type=int, default=5,
+                    help="rounds per point, each running DeepSpeed's handle, gdswap's and "
+                         "`gdswap run` once in rotating order (5; --pairs is the old name)")
     ap.add_argument("--loops", type=int, default=3, help="measured loops per run (3)")
     ap.add_argument("--warmup", type=int, default=1, help="unmeasured loops first (1)")
     ap.add_argument("--main", default="1G,1M,8", help="the benchmark point io,block,qd")
@@ -129,6 +148,9 @@ def main():
     ap.add_argument("--queue-depths", default="4,32")
     ap.add_argument("--io-sizes", default="64M,1G")
     ap.add_argument("--ops", default="read,write")
+    ap.add_argument("--allow-debug-wheel", action="store_true",
+                    help="measure a debug build of gdswap's wheel (ci.sh's): not comparable "
+                         "with the release `gdswap run`")
     ap.add_argument("--gdswap", default=None,
                     help="the gdswap binary (default: target/release/gdswap, else on PATH)")
     a = ap.parse_args()
@@ -137,7 +159,7 @@ def main():
         grid = [(io, b, q) for io in map(size, a.io_sizes.split(","))
                 for b in map(size, a.block_sizes.split(",")) for q in map(int, a.queue_depths.split(","))]
         ops = a.ops.split(",")
-        assert set(ops) <= {"read", "write"} and a.pairs > 0 and a.loops > 0 and len(main_pt) == 3
+        assert set(ops) <= {"read", "write"} and a.rounds > 0 and a.loops > 0 and len(main_pt) == 3
     except (ValueError, KeyError, AssertionError, IndexError) as e:
         ap.error(f"bad option: {e!r}")
     repo = Path(__file__).resolve().parents[1]
@@ -151,6 +173,12 @@ def main():
     from deepspeed.ops.op_builder import AsyncIOBuilder
 
     import gdswap
+
+    debug_wheel = bool(getattr(gdswap._gdswap, "_debug_build", True))
+    if debug_wheel and not a.allow_debug_wheel:
+        ap.error(f"the gdswap wheel in {gdswap.__file__} is a debug build (or predates "
+                 "_debug_build): install a release one (maturin build --release) or pass "
+                 "--allow-debug-wheel")
 
     ds_ops = AsyncIOBuilder().load(verbose=False)
     if getattr(ds_ops, "__name__", "").startswith("gdswap"):
@@ -169,27 +197,39 @@ def main():
         for op in ops:
             if op == "read":
                 make_file(path, io)
-            samples = {"deepspeed": [], "gdswap": []}
-            for pair in range(a.pairs):
-                order = ["deepspeed", "gdswap"] if pair % 2 == 0 else ["gdswap", "deepspeed"]
+            names = ["deepspeed", "gdswap", "run"]
+            samples = {n: [] for n in names}
+            run_cmd = None
+            orders = []
+            for rnd in range(a.rounds):
+                order = names[rnd % 3:] + names[:rnd % 3]
+                orders.append(order)
                 for name in order:
-                    drop_caches()
-                    t = ds_io(handles[name], op, path, io, block, qd, a.loops, a.warmup)
-                    samples[name].append(io / statistics.median(t) / (1 << 30))
-            raw = str(out / "raw" / f"gdswap-run-{op}-{human(io)}-{human(block)}-qd{qd}.json")
-            run_gibps, cmd = gdswap_run(binary, op, path, io, block, qd, a.loops, a.warmup, raw)
-            ds_m = statistics.median(samples["deepspeed"])
-            gd_m = statistics.median(samples["gdswap"])
+                    prepare(op, path)
+                    if name == "run":
+                        raw = str(out / "raw" / f"gdswap-run-{op}-{human(io)}-{human(block)}-"
+                                  f"qd{qd}-round{rnd}.json")
+                        gibps, run_cmd = gdswap_run(binary, op, path, io, block, qd, a.loops,
+                                                    a.warmup, raw)
+                    else:
+                        t = ds_io(handles[name], op, path, io, block, qd, a.loops, a.warmup)
+                        gibps = io / statistics.median(t) / (1 << 30)
+                    samples[name].append(gibps)
+            ds_m, gd_m, run_m = (statistics.median(samples[n]) for n in names)
+            per_round = [g / r for g, r in zip(samples["gdswap"], samples["run"])]
             r = {"op": op, "io_size": io, "block_size": block, "queue_depth": qd,
                  "deepspeed_gibps": samples["deepspeed"], "gdswap_gibps": samples["gdswap"],
-                 "deepspeed_median": ds_m, "gdswap_median": gd_m,
-                 "gdswap_over_deepspeed": gd_m / ds_m, "gdswap_run_gibps": run_gibps,
-                 "handle_over_run": gd_m / run_gibps, "gdswap_run_command": cmd,
-                 "main_point": (io, block, qd) == main_pt}
+                 "gdswap_run_gibps": samples["run"],
+                 "deepspeed_median": ds_m, "gdswap_median": gd_m, "gdswap_run_median": run_m,
+                 "gdswap_over_deepspeed": gd_m / ds_m, "handle_over_run": gd_m / run_m,
+                 "handle_over_run_per_round": per_round,
+                 "handle_over_run_per_round_median": statistics.median(per_round),
+                 "round_orders": orders, "gdswap_run_command": run_cmd, "main_point": (io, block, qd) == main_pt}
             results.append(r)
             print(f"{op:5} {human(io):>4} bs {human(block):>4} qd {qd:>3}: deepspeed "
                   f"{ds_m:.3f} GiB/s, gdswap {gd_m:.3f} ({r['gdswap_over_deepspeed']:.2f}x), "
-                  f"gdswap run {run_gibps:.3f} (handle/run {r['handle_over_run']:.2f})", flush=True)
+                  f"gdswap run {run_m:.3f} (handle/run {r['handle_over_run']:.2f}, per-round "
+                  f"median {r['handle_over_run_per_round_median']:.2f})", flush=True)
     if os.path.exists(path):
         os.remove(path)
 
@@ -197,8 +237,11 @@ def main():
             "deepspeed": deepspeed.__version__, "torch": torch.__version__,
             "gdswap": gdswap.__version__, "gdswap_binary": binary, "python": platform.python_version(),
             "kernel": platform.release(), "data_dir": str(data), "caches_dropped": dropped,
-            "pairs": a.pairs, "loops": a.loops, "warmup": a.warmup,
-            "schedule": "ds_io: pre (handle, new_cpu_locked_tensor), main (pread/pwrite async + wait per loop), post (free)",
+            "gdswap_wheel": "debug" if debug_wheel else "release",
+            "rounds": a.rounds, "loops": a.loops, "warmup": a.warmup,
+            "schedule": "ds_io: pre (remove the write file once, handle, new_cpu_locked_tensor), main (pread/pwrite async + wait per loop, same file: writes after the first overwrite), post (free)",
+            "rounds_order": "each round runs deepspeed, gdswap, gdswap run once, the order rotating by one per round; page cache dropped before each run",
+            "ratios": "gdswap/DeepSpeed and handle/run are ratios of the medians over the rounds",
             "handle_args": "block_size, queue_depth, single_submit=False, overlap_events=True, intra_op_parallelism=1"}
     with open(out / "results.json", "w") as f:
         json.dump({"meta": meta, "results": results}, f, indent=1)
@@ -208,15 +251,22 @@ def main():
         mark = " **(benchmark point)**" if r["main_point"] else ""
         rows.append(f"| {r['op']}{mark} | {human(r['io_size'])} | {human(r['block_size'])} | "
                     f"{r['queue_depth']} | {r['deepspeed_median']:.3f} | {r['gdswap_median']:.3f} | "
-                    f"{r['gdswap_over_deepspeed']:.2f}x | {r['gdswap_run_gibps']:.3f} | "
+                    f"{r['gdswap_over_deepspeed']:.2f}x | {r['gdswap_run_median']:.3f} | "
                     f"{r['handle_over_run']:.2f} |")
     slower = [r for r in results if r["gdswap_over_deepspeed"] < 1.0]
     below = [r for r in results if r["handle_over_run"] < 0.97]
     text = [f"# DeepSpeed {meta['deepspeed']} aio_handle vs gdswap {meta['gdswap']} aio_handle",
             "", f"{meta['finished_at']}, kernel {meta['kernel']}, torch {meta['torch']}, data in "
-            f"{meta['data_dir']}; page cache dropped before each run: {dropped}. Medians of "
-            f"{a.pairs} interleaved pairs, each run {a.warmup} warm-up + {a.loops} measured loops "
-            "(ds_io's schedule; handle args: " + meta["handle_args"] + ").", "", *rows, "",
+            f"{meta['data_dir']}; page cache dropped before each run: {dropped}; gdswap wheel: "
+            f"{meta['gdswap_wheel']} build. Medians of {a.rounds} rounds; each round runs "
+            "DeepSpeed's handle, gdswap's handle and `gdswap run` once, in an order rotating "
+            f"from round to round; each run is {a.warmup} warm-up + {a.loops} measured loops, "
+            "its figure the median loop (ds_io's schedule; handle args: "
+            + meta["handle_args"] + "). Writes as ds_io does them: the file is removed once "
+            "before each run, the warm-up loop creates it and the measured loops overwrite it "
+            "(the same for `gdswap run`). gdswap/DeepSpeed and handle/run are ratios of the "
+            "medians (results.json: every round's figures, and the median of the per-round "
+            "handle/run ratios).", "", *rows, "",
             f"Points where gdswap's handle is slower than DeepSpeed's: {len(slower)}; where it is "
             f"below 0.97x of `gdswap run`: {len(below)}.", "",
             f"Command: `{' '.join(sys.argv)}`", ""]

@@ -107,6 +107,10 @@ class aio_handle:
                 )
         try:
             self._core.submit(op, filename, a.obj, a.address, a.nbytes, file_offset)
+        except _gdswap._OpFailed:
+            # The file opened but the op cannot run (no space to extend it for a write): an
+            # I/O error, raised as wait() raises one, not a refusal.
+            raise
         except _gdswap.Error as e:
             return _refuse(str(e))
         if bounce is not None and op == "read":

@@ -60,6 +60,10 @@ pub struct AioCore {
 }
 
 fn worker(rx: Receiver<Job>, queue_depth: u32, block_size: u64) {
+    // The engine records every request's latency; nothing reads them here. One recorder for
+    // the thread's life: a new one per op would allocate and zero its ~220 KB of buckets each
+    // time (tens of microseconds per op, more than the ring's setup).
+    let mut latencies = LatencyRecorder::new();
     while let Ok(job) = rx.recv() {
         let Job {
             op,
@@ -69,10 +73,28 @@ fn worker(rx: Receiver<Job>, queue_depth: u32, block_size: u64) {
             done,
         } = job;
         let r = UringEngine::new(mem, file, queue_depth, block_size, false)
-            .and_then(|mut e| e.run(op, &requests, &mut LatencyRecorder::new()))
+            .and_then(|mut e| e.run(op, &requests, &mut latencies))
             .map_err(|e| e.to_string());
         let _ = done.send(r);
     }
+}
+
+/// Before a write of `nbytes` at `file_offset`: allocates the part of its range past the file's
+/// current end (fallocate), so the file is then exactly as long as the write will leave it
+/// (`file_offset + nbytes` when that is past the old end, as DeepSpeed's handle leaves it) and
+/// the write's O_DIRECT requests land in allocated blocks. Why: ext4 takes an extending or
+/// hole-filling O_DIRECT write under the inode lock held exclusively and allocates its blocks
+/// then, so the queued requests of a write to a new file (what DeepSpeed's swapper does every
+/// time it swaps a tensor out for the first time) go one at a time; into allocated blocks they
+/// run in parallel. Where the filesystem has no fallocate the writes extend the file as before.
+fn allocate_past_end(file: &DataFile, file_offset: u64, nbytes: u64) -> gdswap::Result<()> {
+    let end = file_offset.saturating_add(nbytes);
+    let old = file.len()?;
+    if nbytes == 0 || end <= old {
+        return Ok(());
+    }
+    let start = file_offset.max(old);
+    file.allocate(start, end - start).map(drop)
 }
 
 /// `len` bytes at file offset `file_offset` from buffer byte 0 (address `address`), in
@@ -189,14 +211,19 @@ impl AioCore {
             Op::Write => Access::Write,
         };
         let p = path.clone();
-        let file = py
-            .detach(move || {
-                DataFile::open(&p, access, true).or_else(|direct_err| {
+        let file = py.detach(move || {
+            let file = DataFile::open(&p, access, true)
+                .or_else(|direct_err| {
                     // Filesystems without O_DIRECT (tmpfs): the page cache for everything.
                     DataFile::open(&p, access, false).map_err(|_| direct_err)
                 })
-            })
-            .map_err(crate::to_py)?;
+                .map_err(crate::to_py)?;
+            if op == Op::Write {
+                allocate_past_end(&file, file_offset, nbytes as u64)
+                    .map_err(|e| crate::OpFailed::new_err(e.to_string()))?;
+            }
+            Ok::<_, PyErr>(file)
+        })?;
         let file = Arc::new(file);
         let align = if file.is_direct() {
             file.dio_align().max(1)

@@ -19,6 +19,13 @@ create_exception!(
     "An error of gdswap's Rust library (I/O, store, backend); the message names the operation, path and offset."
 );
 
+create_exception!(
+    _gdswap,
+    OpFailed,
+    GdswapError,
+    "An op failed after its file was opened (no space for a write): `aio_handle` raises it where DeepSpeed's refusals return -1."
+);
+
 pub(crate) fn to_py(e: gdswap::Error) -> PyErr {
     GdswapError::new_err(e.to_string())
 }
@@ -32,7 +39,10 @@ fn io_uring_unavailable() -> Option<String> {
 #[pymodule]
 fn _gdswap(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("Error", m.py().get_type::<GdswapError>())?;
+    m.add("_OpFailed", m.py().get_type::<OpFailed>())?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    // Whether this is a debug build (ci.sh builds one): benchmarks refuse to time it.
+    m.add("_debug_build", cfg!(debug_assertions))?;
     m.add_class::<store::Store>()?;
     m.add_class::<store::PyTicket>()?;
     m.add_class::<aio::AioCore>()?;

@@ -113,3 +113,35 @@ def test_module_functions_and_locked_tensors(tmp_path, ds_ops):
 
 
 import gdswap.deepspeed  # noqa: E402  (the module AsyncIOBuilder().load() returns after install)
+
+
+def test_writes_past_the_end_leave_the_same_files(tmp_path, ds_ops, capfd):
+    # gdswap's handle allocates the range past the old end before writing (fallocate): the
+    # files must still be byte for byte and size for size DeepSpeed's. Aligned, as DeepSpeed's
+    # O_DIRECT-only path needs.
+    version, ops = ds_ops
+    cases = [("new file at an offset", None, [(1 << 20, 2 << 20)]),
+             ("existing file extended", 8192, [(4096, 1 << 20), (3 << 20, 4096)]),
+             ("short file extended", 100, [(0, 1 << 20)])]
+    files = {}
+    for name, make in [("deepspeed", ops.aio_handle), ("gdswap", gdswap.aio_handle)]:
+        d = tmp_path / name
+        d.mkdir()
+        h = make(128 << 10, 8, False, True, 1)
+        for i, (case, start, writes) in enumerate(cases):
+            f = str(d / f"{i}.bin")
+            if start is not None:
+                with open(f, "wb") as w:
+                    w.write(data(start, 50 + i).numpy().tobytes())
+            for j, (off, n) in enumerate(writes):
+                buf = h.new_cpu_locked_tensor(n, torch.empty(0, dtype=torch.uint8))
+                buf.copy_(data(n, 60 + 10 * i + j))
+                assert h.async_pwrite(buf, f, off) == 0, (name, case)
+                assert h.wait() == 1, (name, case)
+            with open(f, "rb") as r:
+                files[name, case] = r.read()
+    capfd.readouterr()
+    for case, _, writes in cases:
+        ds, gs = files["deepspeed", case], files["gdswap", case]
+        assert len(gs) == len(ds) == max(o + n for o, n in writes), (version, case)
+        assert gs == ds, f"deepspeed {version}: {case}: files differ"
