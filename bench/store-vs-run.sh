@@ -12,9 +12,11 @@
 # warm-up loop. Ratios store/run per pair, medians.
 #
 # Like for like on writes: a swap-out is durable when its ticket completes (its fdatasync is
-# inside its time), `run --op write` reports its final fdatasync apart from its bandwidth; the
-# write ratio divides by run's bytes over (write time + that fdatasync), and the table also
-# shows the ratio against run's bandwidth without it.
+# inside its time), `run --op write` reports its final fdatasync apart from its bandwidth. So
+# after its write run, ROUNDS more `run --op write --loops 1 --warmup 0` over the same file
+# write one round's bytes and fdatasync them, as one round of swap-outs does; the write ratio
+# divides by their median rate, bytes over (write time + fdatasync). The table also shows
+# the ratio against the multi-loop run's bandwidth without any fdatasync.
 #
 # Usage: bench/store-vs-run.sh OUT_DIR [PAIRS]   (env: COUNT=8 SIZE_MIB=128 ROUNDS=2 DATA_DIR)
 # Output: OUT_DIR/README.md, OUT_DIR/raw/ (each run's output).
@@ -42,6 +44,16 @@ runs() {
         "$GDSWAP" run --backend host --op $op --file "$RUN_FILE" --size "$BYTES" --block-size 1M \
             --queue-depth 8 --loops "$ROUNDS" --warmup 1 --json "$OUT/raw/pair$1-run-$op.json" \
             >"$OUT/raw/pair$1-run-$op.log" 2>&1
+        if [[ $op == write ]]; then
+            # A round's worth made durable, as one round of swap-outs is: one loop over the
+            # file the run above wrote, then its fdatasync.
+            for ((r = 1; r <= ROUNDS; r++)); do
+                "$GDSWAP" run --backend host --op write --file "$RUN_FILE" --size "$BYTES" \
+                    --block-size 1M --queue-depth 8 --loops 1 --warmup 0 \
+                    --json "$OUT/raw/pair$1-run-write-durable$r.json" \
+                    >"$OUT/raw/pair$1-run-write-durable$r.log" 2>&1
+            done
+        fi
     done
 }
 for ((p = 1; p <= PAIRS; p++)); do
@@ -63,7 +75,10 @@ for p in range(1, pairs + 1):
     w = run["write"]
     rows.append({"pair": p, **{f"{m}_{ph}": v for (m, ph), v in rate.items()},
                  "write": w["bandwidth_gibps"] * 2**30 / GB,
-                 "write_durable": w["bytes"] / (w["task_time_s"] + w["sync_time_s"]) / GB,
+                 "write_durable": statistics.median(
+                     d["bytes"] / (d["task_time_s"] + d["sync_time_s"]) / GB
+                     for d in (json.load(open(f"{out}/raw/pair{p}-run-write-durable{r}.json"))["summary"]
+                               for r in range(1, int(rounds) + 1))),
                  "read": run["read"]["bandwidth_gibps"] * 2**30 / GB})
 ratio = lambda a, b: statistics.median(r[a] / r[b] for r in rows)
 lines = [f"# Swap store I/O vs `gdswap run`, same bytes ({count} x {mib} MiB), 1 MiB requests, qd 8", "",
@@ -71,7 +86,7 @@ lines = [f"# Swap store I/O vs `gdswap run`, same bytes ({count} x {mib} MiB), 1
          f"examples/store_bench, 2 I/O threads ({rounds} rounds after two warm-up rounds, which write each tensor's two extents; swap-out = durable, swap-in = CRC-32C checked), "
          "`staged` (staged tensors, no copy) and `copy` (ordinary host tensors, memcpy through staging); "
          "run: `gdswap run --buffer full` write then read, 1 warm-up loop. "
-         "Run's durable write rate is its bytes over (write time + its final fdatasync). GB = 10^9 bytes.",
+         "Run's durable write rate: `run --loops 1 --warmup 0` over the file it just wrote (one round's bytes, as one round of swap-outs), bytes over (write time + its fdatasync), median of ROUNDS such runs. GB = 10^9 bytes.",
          f"Load when the script ended: `{load.strip()}`.", "",
          "| pair | staged swap-out | copy swap-out | run write (durable) | run write (no sync) | staged swap-in | copy swap-in | run read |",
          "|---|---:|---:|---:|---:|---:|---:|---:|"]
