@@ -17,9 +17,8 @@
 //! ticket completes, and its claim on the tensor is released, only when its batch has been
 //! committed (or has failed).
 
-use std::collections::BTreeSet;
 use std::sync::mpsc::{channel, Receiver, RecvTimeoutError, Sender};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -27,41 +26,7 @@ use crate::error::{Error, Result};
 
 use super::jobs::{commit_written, unpanicked};
 use super::manifest::Entry;
-use super::state::{lock, release_claim, Shared};
-
-/// Swap-outs submitted whose writes have not ended yet (handed over or failed), by sequence
-/// number.
-#[derive(Default)]
-pub(super) struct Writing {
-    inner: Mutex<(u64, BTreeSet<u64>)>,
-}
-
-impl Writing {
-    /// A swap-out is about to be queued: its number, to `end` when its write has ended.
-    pub(super) fn begin(&self) -> u64 {
-        let mut g = lock(&self.inner);
-        let seq = g.0;
-        g.0 += 1;
-        g.1.insert(seq);
-        seq
-    }
-
-    /// The write of `seq` has ended: handed over (call it after `hand_over`), failed, or
-    /// never queued.
-    pub(super) fn end(&self, seq: u64) {
-        lock(&self.inner).1.remove(&seq);
-    }
-
-    /// The number the next swap-out will get.
-    fn horizon(&self) -> u64 {
-        lock(&self.inner).0
-    }
-
-    /// Whether a swap-out numbered below `horizon` is still writing.
-    fn writing_before(&self, horizon: u64) -> bool {
-        lock(&self.inner).1.range(..horizon).next().is_some()
-    }
-}
+use super::state::{release_claim, Shared, Writing};
 
 /// A swap-out whose bytes are written: what the commit thread needs to finish it.
 pub(super) struct Written {
@@ -252,24 +217,6 @@ fn commit_batch(mut batch: Vec<Written>) {
     }
 }
 
-/// The same error again, for each swap-out of a batch that failed as a whole (an fdatasync
-/// or manifest commit): errno and path kept where there are.
-pub(super) fn again(e: &Error) -> Error {
-    match e {
-        Error::File {
-            op, path, source, ..
-        } => Error::file(
-            *op,
-            path.clone(),
-            match source.raw_os_error() {
-                Some(code) => std::io::Error::from_raw_os_error(code),
-                None => std::io::Error::new(source.kind(), source.to_string()),
-            },
-        ),
-        other => Error::Internal(other.to_string()),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -308,15 +255,5 @@ mod tests {
         tx.send(7).unwrap();
         let got = gather(&rx, 6, &writing, writing.horizon(), &|got| got.len() >= 2);
         assert_eq!(got, vec![6, 7]);
-    }
-
-    #[test]
-    fn a_batch_error_is_repeated_with_its_errno_and_path() {
-        let e = Error::file(
-            crate::error::FileOp::Sync,
-            "/x/data.bin",
-            std::io::Error::from_raw_os_error(libc::EIO),
-        );
-        assert_eq!(again(&e).to_string(), e.to_string());
     }
 }

@@ -5,7 +5,6 @@ use crate::error::{Error, Result};
 use crate::options::Op;
 use crate::size::Bytes;
 
-use super::committer::again;
 use super::manifest::{self, Entry, MANIFEST};
 use super::staging::Staging;
 use super::state::swap_err;
@@ -206,4 +205,37 @@ pub(super) fn read_job(sh: &Shared, entry: &Entry, mut staging: Staging) -> Resu
     } else {
         ReadData::OnDevice { staging }
     })
+}
+
+/// The same error again, for each swap-out of a batch that failed as a whole (an fdatasync
+/// or manifest commit): errno and path kept where there are.
+pub(super) fn again(e: &Error) -> Error {
+    match e {
+        Error::File {
+            op, path, source, ..
+        } => Error::file(
+            *op,
+            path.clone(),
+            match source.raw_os_error() {
+                Some(code) => std::io::Error::from_raw_os_error(code),
+                None => std::io::Error::new(source.kind(), source.to_string()),
+            },
+        ),
+        other => Error::Internal(other.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_batch_error_is_repeated_with_its_errno_and_path() {
+        let e = Error::file(
+            crate::error::FileOp::Sync,
+            "/x/data.bin",
+            std::io::Error::from_raw_os_error(libc::EIO),
+        );
+        assert_eq!(again(&e).to_string(), e.to_string());
+    }
 }

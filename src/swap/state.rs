@@ -1,7 +1,7 @@
 //! The store's shared state: its tensors, claims, extents and prefetches behind one mutex,
 //! and what a swap-out's job still has to do.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::PathBuf;
 use std::sync::mpsc::Receiver;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -87,8 +87,42 @@ pub(super) struct Shared {
     pub(super) commit: Mutex<()>,
     /// Swap-outs queued whose writes have not ended: the commit thread waits for those
     /// submitted before a batch began (see `committer`).
-    pub(super) writing: Arc<super::committer::Writing>,
+    pub(super) writing: Arc<Writing>,
     pub(super) staging: Arc<StagingPool>,
+}
+
+/// Swap-outs submitted whose writes have not ended yet (handed over or failed), by sequence
+/// number.
+#[derive(Default)]
+pub(super) struct Writing {
+    inner: Mutex<(u64, BTreeSet<u64>)>,
+}
+
+impl Writing {
+    /// A swap-out is about to be queued: its number, to `end` when its write has ended.
+    pub(super) fn begin(&self) -> u64 {
+        let mut g = lock(&self.inner);
+        let seq = g.0;
+        g.0 += 1;
+        g.1.insert(seq);
+        seq
+    }
+
+    /// The write of `seq` has ended: handed over (call it after `hand_over`), failed, or
+    /// never queued.
+    pub(super) fn end(&self, seq: u64) {
+        lock(&self.inner).1.remove(&seq);
+    }
+
+    /// The number the next swap-out will get.
+    pub(super) fn horizon(&self) -> u64 {
+        lock(&self.inner).0
+    }
+
+    /// Whether a swap-out numbered below `horizon` is still writing.
+    pub(super) fn writing_before(&self, horizon: u64) -> bool {
+        lock(&self.inner).1.range(..horizon).next().is_some()
+    }
 }
 
 pub(super) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {

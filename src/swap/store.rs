@@ -16,7 +16,7 @@ use crate::size::Bytes;
 
 use super::alloc::Extents;
 use super::buffer::{DeviceSpan, Tensor};
-use super::committer::{Committer, Writing, Written};
+use super::committer::{Committer, Written};
 use super::device_tensor::{Fence, GpuWork};
 use super::jobs::{commit_change, read_job, unpanicked, write_job};
 use super::manifest::{
@@ -29,7 +29,7 @@ pub use super::options::{default_io_threads, SwapOptions};
 use super::staged::{Refused, StagedTensor, StagedTicket};
 use super::staging::{Charge, Staging, StagingPool};
 use super::state::{
-    lock, release_claim, snapshot_of, swap_err, OpKind, Pending, Shared, Source, State,
+    lock, release_claim, snapshot_of, swap_err, OpKind, Pending, Shared, Source, State, Writing,
 };
 use super::threads::IoThreads;
 use super::ticket::{Kind, ReadData, ReadOutcome, Ticket};
