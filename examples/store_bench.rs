@@ -55,12 +55,23 @@ fn run(args: &[String]) -> Result<(), Box<dyn std::error::Error>> {
     let n = len / 4;
     if staged {
         run_staged(&store, count, n, rounds)?;
-        store.destroy()?;
-        if dir.exists() {
-            std::fs::remove_dir(dir)?;
-        }
-        return Ok(());
+    } else {
+        run_copy(&store, count, n, rounds)?;
     }
+    store.destroy()?;
+    if dir.exists() {
+        std::fs::remove_dir(dir)?;
+    }
+    Ok(())
+}
+
+/// The `copy` mode: COUNT ordinary host tensors of `n` f32, copied through staging each way.
+fn run_copy(
+    store: &SwapStore,
+    count: usize,
+    n: usize,
+    rounds: usize,
+) -> Result<(), Box<dyn std::error::Error>> {
     let tensors: Vec<HostTensor> = (0..count)
         .map(|i| {
             let v: Vec<f32> = (0..n).map(|k| (k + i) as f32).collect();
@@ -95,11 +106,7 @@ fn run(args: &[String]) -> Result<(), Box<dyn std::error::Error>> {
         if back[count - 1].as_slice::<f32>()? != tensors[count - 1].as_slice::<f32>()? {
             return Err("a tensor came back different".into());
         }
-        report(round, count * len, out_s, in_s);
-    }
-    store.destroy()?;
-    if dir.exists() {
-        std::fs::remove_dir(dir)?;
+        report(round, count * n * 4, out_s, in_s);
     }
     Ok(())
 }

@@ -858,9 +858,6 @@ impl<B: IoBuffer> UringEngine<B> {
                         }
                     }
                 }
-                if first_error.is_none() && next < requests.len() && !free.is_empty() {
-                    continue;
-                }
             }
             if self.in_flight == 0 {
                 break;
@@ -1089,6 +1086,23 @@ mod tests {
         }
     }
 
+    /// True (and says so) where this kernel cannot run io_uring: the test is skipped.
+    fn io_uring_missing() -> bool {
+        match unavailable_reason() {
+            Some(why) => {
+                eprintln!("note: skipping: {why}");
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// An engine over `f` with a `len`-byte buffer of 4 KiB pages, unregistered.
+    fn engine(len: usize, f: &Arc<DataFile>, qd: u32, bs: usize) -> UringEngine<HostBuffer> {
+        let buf = HostBuffer::new(len, HugePages::Off).unwrap();
+        UringEngine::new(buf, Arc::clone(f), qd, bs as u64, false).unwrap()
+    }
+
     fn data_file(len: usize) -> (tempfile::TempDir, Arc<DataFile>, Vec<u8>) {
         let dir = crate::testutil::scratch_dir();
         let path = dir.path().join("f");
@@ -1132,16 +1146,14 @@ mod tests {
 
     #[test]
     fn staged_reads_through_a_small_ring_land_in_place() {
-        if let Some(why) = unavailable_reason() {
-            eprintln!("note: skipping: {why}");
+        if io_uring_missing() {
             return;
         }
         let (_d, f, data) = data_file(64 * 4096);
         let bs = 16 * 1024;
         // Fewer chunks than the queue depth, and more: both must move every byte.
         for (k, qd) in [(2, 8), (12, 4)] {
-            let buf = HostBuffer::new(k * bs, HugePages::Off).unwrap();
-            let mut engine = UringEngine::new(buf, Arc::clone(&f), qd, bs as u64, false).unwrap();
+            let mut engine = engine(k * bs, &f, qd, bs);
             let mut ring = CpuRing::new(k, bs, data.len());
             let reqs = requests(data.len(), bs);
             let mut lat = LatencyRecorder::new();
@@ -1162,14 +1174,12 @@ mod tests {
 
     #[test]
     fn a_stager_error_drains_the_ring_and_still_finishes() {
-        if let Some(why) = unavailable_reason() {
-            eprintln!("note: skipping: {why}");
+        if io_uring_missing() {
             return;
         }
         let (_d, f, data) = data_file(32 * 4096);
         let bs = 8 * 1024;
-        let buf = HostBuffer::new(4 * bs, HugePages::Off).unwrap();
-        let mut engine = UringEngine::new(buf, f, 4, bs as u64, false).unwrap();
+        let mut engine = engine(4 * bs, &f, 4, bs);
         let mut ring = CpuRing::new(4, bs, data.len());
         ring.fail_at = Some(5);
         let reqs = requests(data.len(), bs);
@@ -1189,8 +1199,7 @@ mod tests {
 
     #[test]
     fn observed_runs_see_every_request_once_with_its_bytes() {
-        if let Some(why) = unavailable_reason() {
-            eprintln!("note: skipping: {why}");
+        if io_uring_missing() {
             return;
         }
         // The observer runs after the queue is refilled (independent ranges): every request
@@ -1199,8 +1208,7 @@ mod tests {
         let (_d, f, data) = data_file(48 * 4096);
         let bs = 8 * 1024;
         for qd in [1, 4, 64] {
-            let buf = HostBuffer::new(data.len(), HugePages::Off).unwrap();
-            let mut engine = UringEngine::new(buf, Arc::clone(&f), qd, bs as u64, false).unwrap();
+            let mut engine = engine(data.len(), &f, qd, bs);
             let reqs = requests(data.len(), bs);
             let mut seen = vec![0u32; reqs.len()];
             let mut lat = LatencyRecorder::new();
@@ -1216,8 +1224,7 @@ mod tests {
         }
         // An observer's error ends the run with it, nothing left in flight; the engine works
         // again afterwards.
-        let buf = HostBuffer::new(data.len(), HugePages::Off).unwrap();
-        let mut engine = UringEngine::new(buf, f, 4, bs as u64, false).unwrap();
+        let mut engine = engine(data.len(), &f, 4, bs);
         let reqs = requests(data.len(), bs);
         let mut calls = 0;
         let e = engine

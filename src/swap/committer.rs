@@ -13,9 +13,9 @@
 //! (never for later ones, so a steady stream of swap-outs cannot hold a batch back for
 //! ever): small swap-outs queued together share one flush instead of paying one each on a
 //! disk whose every flush costs tens of milliseconds, while big ones are flushed as they
-//! come, overlapping the flush with the next writes. A swap-out's
-//! ticket completes, and its claim on the tensor is released, only when its batch has been
-//! committed (or has failed).
+//! come, overlapping the flush with the next writes. A swap-out's ticket completes, and its
+//! claim on the tensor is released, only when its batch has been committed (or has failed).
+//! Each store has its own commit thread.
 
 use std::sync::mpsc::{channel, Receiver, RecvTimeoutError, Sender};
 use std::sync::Arc;
@@ -190,30 +190,26 @@ fn gather<M>(
     got
 }
 
-/// One fdatasync and one manifest per store in the batch (a process may have several
-/// stores; each has its own commit thread, so in practice one).
-fn commit_batch(mut batch: Vec<Written>) {
-    while !batch.is_empty() {
-        let shared = Arc::clone(&batch[0].shared);
-        let (mine, rest): (Vec<Written>, Vec<Written>) = batch
-            .into_iter()
-            .partition(|w| Arc::ptr_eq(&w.shared, &shared));
-        batch = rest;
-        let entries: Vec<Entry> = mine.iter().map(|w| w.entry.clone()).collect();
-        let n = entries.len();
-        let outcomes = unpanicked(|| commit_written(&shared, entries)).unwrap_or_else(|e| {
-            let text = e.to_string();
-            (0..n).map(|_| Err(Error::Internal(text.clone()))).collect()
+/// One fdatasync and one manifest for the batch (every item is of this thread's store), then
+/// each swap-out's outcome to its ticket.
+fn commit_batch(batch: Vec<Written>) {
+    let Some(first) = batch.first() else { return };
+    let shared = Arc::clone(&first.shared);
+    debug_assert!(batch.iter().all(|w| Arc::ptr_eq(&w.shared, &shared)));
+    let entries: Vec<Entry> = batch.iter().map(|w| w.entry.clone()).collect();
+    let n = entries.len();
+    let outcomes = unpanicked(|| commit_written(&shared, entries)).unwrap_or_else(|e| {
+        let text = e.to_string();
+        (0..n).map(|_| Err(Error::Internal(text.clone()))).collect()
+    });
+    let mut outcomes = outcomes.into_iter();
+    for w in batch {
+        let o = outcomes.next().unwrap_or_else(|| {
+            Err(Error::Internal(
+                "internal error: a commit lost an outcome (please report it)".into(),
+            ))
         });
-        let mut outcomes = outcomes.into_iter();
-        for w in mine {
-            let o = outcomes.next().unwrap_or_else(|| {
-                Err(Error::Internal(
-                    "internal error: a commit lost an outcome (please report it)".into(),
-                ))
-            });
-            finish(w, o);
-        }
+        finish(w, o);
     }
 }
 

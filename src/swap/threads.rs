@@ -1,9 +1,9 @@
 //! The store's I/O threads: each runs the jobs sent to it, one at a time and each to its end
 //! (a swap-out's job ends once its bytes are written: the commit thread, `committer`, makes
-//! them durable and commits the manifest while this thread takes its next transfer). The one job that waits for another is a swap-in's
-//! delivery out of device staging, and it waits only for the read queued before it on the
-//! same thread (jobs on a thread run in order), which has ended by then: a fixed number of
-//! threads cannot deadlock.
+//! them durable and commits the manifest while this thread takes its next transfer). The one
+//! job that waits for another is a swap-in's delivery out of device staging, and it waits
+//! only for the read queued before it on the same thread (jobs on a thread run in order),
+//! which has ended by then: a fixed number of threads cannot deadlock.
 //!
 //! A job goes to a chosen thread, not to any: an io_uring made with SINGLE_ISSUER (as the
 //! `host` backend makes them) may only be driven by the thread that created it, so each
