@@ -17,10 +17,15 @@
 #   4. gdswap compare of gds, bounce and host (and fio/gdsio where installed), write and read
 #   5. gdswap optim-sim through gds and bounce (several staging buffers on one file)
 #   6. gdsio's own output, raw, where gdsio exists (to check gdswap's parser against it)
+#   7. the Python module's device paths (bench/gpu-python-checks.py: SwapStore with device
+#      memory on bounce and gds, gds_handle, torch CUDA tensors where torch is installed), run
+#      after step 3, from a wheel unpacked into .gpu/py (abi3: any CPython >= 3.9):
+#            maturin build --release -m python/Cargo.toml -o target/wheels-release
+#            rm -rf .gpu/py && python3 -m zipfile -e target/wheels-release/gdswap-*.whl .gpu/py
 #
 # Environment: GDSWAP (default .gpu/gdswap, else target/release/gdswap), OUT (default
 # $PWD/gpu-checks-out, or $OUT as the device tool sets it), DATA (default /tmp/gdswap-gpu-data),
-# SIZE (default 4G: the compare's file), GPU (default 0), PARAMS and SUB_GROUP (optim-sim,
+# SIZE (default 2G: the compare's file), BACKENDS (the compare's, default gds,bounce,host), GPU (default 0), PARAMS and SUB_GROUP (optim-sim,
 # default 250M in sub-groups of 25M), GDSWAP_CUFILE_PATH (default: the
 # libcufile.so.0 of the image's nvidia-cufile wheel, found under /usr, /opt and Python's paths).
 # Locally, against the test fakes (a dry run of the script itself):
@@ -35,8 +40,9 @@ if [ -z "$GDSWAP" ]; then
 fi
 OUT=${OUT:-$PWD/gpu-checks-out}
 DATA=${DATA:-/tmp/gdswap-gpu-data}
-SIZE=${SIZE:-4G}
+SIZE=${SIZE:-2G}
 GPU=${GPU:-0}
+BACKENDS=${BACKENDS:-gds,bounce,host}
 PARAMS=${PARAMS:-250M}
 SUB_GROUP=${SUB_GROUP:-25M}
 mkdir -p "$OUT" "$DATA"
@@ -45,10 +51,23 @@ LOG=$OUT/log.txt
 
 say() { echo "$*" | tee -a "$LOG"; }
 
+# The whole run ends by BUDGET_S (default 540 s: one device call is at most 600 s), so what ran
+# comes back: each step's limit is cut to the time left, and a step with under 15 s left is
+# skipped and says so. The steps run in order of value: what only a GPU can tell first.
+BUDGET_S=${BUDGET_S:-540}
+DEADLINE=$((SECONDS + BUDGET_S))
+
 # step NAME LIMIT_S CMD...: runs CMD with a time limit, its output into the log, its status noted.
 step() {
     local name=$1 limit=$2
     shift 2
+    local left=$((DEADLINE - SECONDS))
+    if [ "$left" -lt 15 ]; then
+        say ""
+        say "=== $name: skipped (the run's budget of ${BUDGET_S}s is spent)"
+        return 0
+    fi
+    [ "$limit" -gt "$left" ] && limit=$left
     say ""
     say "=== $name ($(date -u +%T)): $*"
     timeout --kill-after=10 "$limit" "$@" >>"$LOG" 2>&1
@@ -72,7 +91,9 @@ say "gpu-checks: $(date -u +%FT%TZ), gdswap $("$GDSWAP" --version 2>&1), git $(g
 say "kernel $(uname -r), $(nproc) CPUs; data in $DATA on $(df -T "$DATA" | awk 'NR==2 {print $2" ("$1")"}')"
 say "GDSWAP_CUFILE_PATH=${GDSWAP_CUFILE_PATH:-(not found; the loader tries its default names)}"
 step nvidia-smi 30 nvidia-smi
-step gds-mounts 10 sh -c 'lsmod 2>/dev/null | grep -i nvidia; grep -i nvidia_fs /proc/modules; cat /proc/driver/nvidia-fs/stats 2>&1 | head -20'
+step gds-mounts 10 sh -c 'lsmod 2>/dev/null | grep -i nvidia; grep -i nvidia_fs /proc/modules; cat /proc/driver/nvidia-fs/stats 2>&1 | head -20; ls -l /etc/cufile.json 2>&1; df -hT /tmp /dev/shm 2>&1; lsblk -o NAME,SIZE,ROTA,TYPE,MOUNTPOINT 2>&1 | head -20'
+GDSCHECK=$(command -v gdscheck || ls /usr/local/cuda/gds/tools/gdscheck 2>/dev/null)
+[ -n "$GDSCHECK" ] && step gdscheck 30 "$GDSCHECK" -p
 
 # 2. check
 step check 120 "$GDSWAP" check --path "$DATA" --open-driver --json "$OUT/check.json"
@@ -82,7 +103,7 @@ GDS_RUNS=$OUT/gds-runs.jsonl
 : >"$GDS_RUNS"
 for api in sync stream batch; do
     for op in write read; do
-        step "gds-$api-$op" 120 "$GDSWAP" run --backend gds --gds-api "$api" --op "$op" \
+        step "gds-$api-$op" 45 "$GDSWAP" run --backend gds --gds-api "$api" --op "$op" \
             --file "$DATA/gds.dat" --size 1G --block-size 1M --queue-depth 8 --threads 2 \
             --loops 2 --warmup 1 --gpu "$GPU" --verify --json "$OUT/tmp.json"
         [ -f "$OUT/tmp.json" ] && { tr -d '\n' <"$OUT/tmp.json"; echo; } >>"$GDS_RUNS"
@@ -93,21 +114,30 @@ done
 # queue depth 1 then 8, reads of 1 MiB; qd 8 should move more per second with per-request
 # latencies near qd 1's (a single stream would show 8x the latency and the same bandwidth).
 for qd in 1 8; do
-    step "gds-stream-qd$qd" 90 "$GDSWAP" run --backend gds --gds-api stream --op read \
+    step "gds-stream-qd$qd" 45 "$GDSWAP" run --backend gds --gds-api stream --op read \
         --file "$DATA/gds.dat" --size 1G --block-size 1M --queue-depth "$qd" --threads 1 \
         --loops 2 --warmup 1 --gpu "$GPU" --json "$OUT/tmp.json"
     [ -f "$OUT/tmp.json" ] && { tr -d '\n' <"$OUT/tmp.json"; echo; } >>"$GDS_RUNS"
     rm -f "$OUT/tmp.json"
 done
+# 7. the Python module on the device (short; before the long steps)
+if [ -d "$ROOT/.gpu/py" ] && command -v python3 >/dev/null; then
+    mkdir -p "$DATA/py"
+    step python 90 env PYTHONPATH="$ROOT/.gpu/py" python3 "$ROOT/bench/gpu-python-checks.py" "$DATA/py" "$GPU"
+else
+    say "python: skipped (no .gpu/py wheel or no python3)"
+fi
 # An unaligned size: the tail goes through the buffered fd, verified.
-step gds-unaligned 120 "$GDSWAP" run --backend gds --op write --file "$DATA/odd.dat" \
+step gds-unaligned 45 "$GDSWAP" run --backend gds --op write --file "$DATA/odd.dat" \
     --size 10000001 --gpu "$GPU" --verify
-step bounce-verify 120 "$GDSWAP" run --backend bounce --op read --file "$DATA/gds.dat" \
-    --size 1G --gpu "$GPU" --verify
+for op in write read; do
+    step "bounce-verify-$op" 60 "$GDSWAP" run --backend bounce --op "$op" --file "$DATA/bounce.dat" \
+        --size 1G --gpu "$GPU" --verify
+done
 
 # 4. the A/B the project exists for: same file, interleaved rounds (the write creates it)
 for op in write read; do
-    step "compare-$op" 200 "$GDSWAP" compare --backends gds,bounce,host --peers fio,gdsio \
+    step "compare-$op" 150 "$GDSWAP" compare --backends "$BACKENDS" --peers fio,gdsio \
         --op "$op" --file "$DATA/compare.dat" --size "$SIZE" --rounds 3 --gpu "$GPU" \
         --json "$OUT/compare-$op.json"
 done
@@ -116,7 +146,7 @@ done
 # so several staging buffers (each with its own device buffer) share each store's one data
 # file, and its one cuFile registration (real cuFile refuses a second one: 5028)
 for b in gds bounce; do
-    step "optim-sim-$b" 200 "$GDSWAP" optim-sim --dir "$DATA/osim-$b" --backend "$b" --gpu "$GPU" \
+    step "optim-sim-$b" 120 "$GDSWAP" optim-sim --dir "$DATA/osim-$b" --backend "$b" --gpu "$GPU" \
         --params "$PARAMS" --sub-group-size "$SUB_GROUP" --steps 2 --io-threads 4 --buffers 3
 done
 
@@ -124,7 +154,7 @@ done
 GDSIO=$(command -v gdsio || ls /usr/local/cuda/gds/tools/gdsio 2>/dev/null)
 if [ -n "$GDSIO" ]; then
     for x in 0 2; do
-        step "gdsio-x$x" 120 sh -c "'$GDSIO' -f '$DATA/compare.dat' -d $GPU -w 4 -s 1G -i 1024K -x $x -I 0 2>&1 | tee -a '$OUT/gdsio.txt'"
+        step "gdsio-x$x" 60 sh -c "'$GDSIO' -f '$DATA/compare.dat' -d $GPU -w 4 -s 1G -i 1024K -x $x -I 0 2>&1 | tee -a '$OUT/gdsio.txt'"
     done
 else
     say "gdsio: not found (no GDS tools on this machine)"

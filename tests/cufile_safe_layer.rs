@@ -379,6 +379,32 @@ fn check_reports_compat_when_the_strict_probe_gets_5008() {
 }
 
 #[test]
+fn check_reports_none_when_cufile_cannot_register_the_file_at_all() {
+    // libcufile 1.15.1 on a VM whose disk has no udev properties: 5027 for every file, with
+    // compat mode allowed (bench-results/2026-12-04-gpu-checks-h200). check used to call gds
+    // available there.
+    let (out, v) = check_with_fakes(&[("FAKE_CUFILE_REGISTER_FAIL", "5027")]);
+    let reg = &v["cufile_driver"]["plain"]["outcome"]["file_registration"];
+    assert_eq!(reg["ok"], false, "{reg}");
+    assert_eq!(gds(&v)["gds_path"], "none", "{}", gds(&v));
+    let why = gds(&v)["gds_path_reason"].as_str().unwrap();
+    assert!(
+        why.starts_with("cuFile cannot register files on ")
+            && why.contains("CU_FILE_HANDLE_NOT_REGISTERED (5027)"),
+        "{why}"
+    );
+    assert!(
+        out.stdout.contains("  register     ") && out.stdout.contains("(5027)"),
+        "{}",
+        out.stdout
+    );
+    // Without the fault the plain probe registers the file too.
+    let (_, v) = check_with_fakes(&[]);
+    let reg = &v["cufile_driver"]["plain"]["outcome"]["file_registration"];
+    assert_eq!(reg["ok"], true, "{reg}");
+}
+
+#[test]
 fn check_reports_p2pdma_without_nvidia_fs() {
     let (_, v) = check_with_fakes(&[
         ("FAKE_CUFILE_NVFS_MAJOR", "0"),

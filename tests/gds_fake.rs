@@ -421,6 +421,21 @@ fn injected_faults_give_one_line_errors() {
         msg,
         "cuFileDriverOpen failed: CU_FILE_CUDA_DRIVER_ERROR (5011): CUDA driver error 100 (CUDA_ERROR_NO_DEVICE)"
     );
+    // As libcufile 1.15.1 on a VM without udev data for its disk: every file refused, compat
+    // mode or not; the error says where cuFile wrote why.
+    let msg = fault(
+        "sync",
+        &f,
+        size,
+        &[("FAKE_CUFILE_REGISTER_FAIL", "5027")],
+        "read",
+    );
+    assert!(
+        msg.starts_with(&format!(
+            "cuFileHandleRegister failed: {fp}: CU_FILE_HANDLE_NOT_REGISTERED (5027): file descriptor is not registered (cuFile could not set this file up, in compat mode too; its cufile.log says why"
+        )),
+        "{msg}"
+    );
     let msg = fault(
         "sync",
         &f,

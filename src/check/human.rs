@@ -42,15 +42,18 @@ fn driver_lines(w: &mut String, d: &super::DriverRow) {
         );
         return;
     }
-    for (label, probe) in [("cuFile driver", &d.plain), ("  strict probe", &d.strict)] {
+    for (label, probe, strict) in [
+        ("cuFile driver", &d.plain, false),
+        ("  strict probe", &d.strict, true),
+    ] {
         let Some(c) = probe else { continue };
         let text = match (&c.outcome, &c.failure) {
             (Some(o), _) if !o.opened => {
                 format!("open failed: {}", o.error.as_deref().unwrap_or("?"))
             }
             (Some(o), _) => match (&o.file_registration, &o.properties) {
-                (Some(reg), _) => format!("{}: {}", reg.file.display(), reg.detail),
-                (None, Some(p)) => format!(
+                (Some(reg), _) if strict => format!("{}: {}", reg.file.display(), reg.detail),
+                (_, Some(p)) => format!(
                     "opened: nvidia-fs {}; supports {}; compat mode {}; poll mode {}; features {}; max direct I/O {} KiB; batch up to {}",
                     p.nvidia_fs_version.as_deref().unwrap_or("not loaded"),
                     if p.supported.is_empty() { "nothing".to_string() } else { p.supported.join(", ") },
@@ -60,12 +63,27 @@ fn driver_lines(w: &mut String, d: &super::DriverRow) {
                     p.max_direct_io_kb,
                     p.max_batch_io_size
                 ),
-                (None, None) => format!("opened; {}", o.error.as_deref().unwrap_or("no properties")),
+                (_, None) => format!("opened; {}", o.error.as_deref().unwrap_or("no properties")),
             },
             (None, Some(f)) => f.clone(),
             (None, None) => "no outcome".into(),
         };
         let _ = writeln!(w, "{label:<15}{text}");
+        // The plain probe's registration of the checked file (compat mode as configured).
+        if let Some(reg) = c
+            .outcome
+            .as_ref()
+            .and_then(|o| o.file_registration.as_ref())
+            .filter(|_| !strict)
+        {
+            let _ = writeln!(
+                w,
+                "{:<15}{}: {}",
+                "  register",
+                reg.file.display(),
+                reg.detail
+            );
+        }
         // cuFile's own words, without its timestamp and pid prefix.
         let mut shown: Vec<&str> = Vec::new();
         for l in &c.log_tail {

@@ -68,9 +68,10 @@ pub(super) fn verdicts(r: &NodeReport) -> Vec<Verdict> {
                     )
                     .into(),
                 ),
-                BackendId::Gds => match crate::cuda::driver::load() {
-                    Ok(_) => verdict(true, b.summary().into()),
-                    Err(why) => verdict(false, why.into()),
+                BackendId::Gds => match (crate::cuda::driver::load(), refused_file(r)) {
+                    (Err(why), _) => verdict(false, why.into()),
+                    (Ok(_), Some(why)) => verdict(false, why.into()),
+                    (Ok(_), None) => verdict(true, b.summary().into()),
                 },
                 _ => match b.probe() {
                     Availability::Available => verdict(true, b.summary().into()),
@@ -91,6 +92,20 @@ pub(super) fn verdicts(r: &NodeReport) -> Vec<Verdict> {
             v
         })
         .collect()
+}
+
+/// Why cuFile cannot use the checked file at all: the plain probe (compat mode as configured)
+/// could not register it. Seen on a VM with libcufile 1.15.1: 5027 for every file, because
+/// libcufile could not read the volume's attributes from udev (bench-results/
+/// 2026-12-04-gpu-checks-h200); a `gds` run there fails at its first registration.
+fn refused_file(r: &NodeReport) -> Option<String> {
+    let plain = r.cufile_driver.plain.as_ref()?.outcome.as_ref()?;
+    let reg = plain.file_registration.as_ref().filter(|g| !g.ok)?;
+    Some(format!(
+        "cuFile cannot register files on {} even with compat mode as configured: {}",
+        r.path.path.display(),
+        reg.detail
+    ))
 }
 
 /// The path a `gds` transfer on the checked file would take: `none` where gds cannot move data
@@ -115,6 +130,9 @@ fn gds_path(r: &NodeReport) -> GdsVerdict {
                 p.error.as_deref().unwrap_or("")
             ),
         );
+    }
+    if let Some(why) = refused_file(r) {
+        return GdsVerdict::new(GdsPath::None, why);
     }
     let strict = match &r.cufile_driver.strict {
         Some(c) => match &c.outcome {
@@ -209,5 +227,20 @@ mod tests {
         let v = gds_path(&r);
         assert_eq!(v.path, GdsPath::Compat, "{v:?}");
         assert!(v.reason.starts_with("tmpfs: no GDS"), "{v:?}");
+        // A file cuFile refuses even with compat mode allowed (5027 for every file on a VM
+        // whose disk has no udev properties): gds cannot run on this path at all.
+        assert_eq!(refused_file(&r), None);
+        let mut plain = child(false, false);
+        plain.outcome.as_mut().unwrap().file_registration = Some(Registration {
+            file: dir.path().join("probe"),
+            ok: false,
+            not_supported: false,
+            detail: "cuFileHandleRegister failed: CU_FILE_HANDLE_NOT_REGISTERED (5027)".into(),
+        });
+        r.cufile_driver.plain = Some(plain);
+        let v = gds_path(&r);
+        assert_eq!(v.path, GdsPath::None, "{v:?}");
+        assert!(v.reason.contains("cannot register files on") && v.reason.contains("(5027)"));
+        assert_eq!(refused_file(&r).as_deref(), Some(v.reason.as_str()));
     }
 }

@@ -7,9 +7,11 @@
 //! `CUFILE_LOGFILE_PATH` pointing there, reads one marked JSON line from its stdout, and kills it
 //! when it runs past the limit.
 //!
-//! Two probes: the plain one opens the driver and reads its properties; the strict one first
-//! disallows compat mode (parameter API, cuFile 1.14+), then registers the checked file:
-//! `CU_FILE_IO_NOT_SUPPORTED` (5008) there means this file's I/O would go through compat mode.
+//! Two probes: the plain one opens the driver, reads its properties and registers the checked
+//! file (a file cuFile refuses even with compat mode allowed cannot be used by gds at all); the
+//! strict one first disallows compat mode (parameter API, cuFile 1.14+), then registers the
+//! checked file: `CU_FILE_IO_NOT_SUPPORTED` (5008) there means this file's I/O would go through
+//! compat mode.
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -35,7 +37,8 @@ pub struct ProbeOutcome {
     pub error: Option<String>,
     /// The driver properties, when the driver opened and the call succeeded.
     pub properties: Option<DriverProperties>,
-    /// Strict probe: whether the file registered with compat mode disallowed, and as what.
+    /// Whether the file registered (the strict probe: with compat mode disallowed), and as
+    /// what.
     pub file_registration: Option<Registration>,
 }
 
@@ -104,7 +107,10 @@ pub fn probe_here(cufile: Option<&Path>, path: &Path, strict: bool) -> ProbeOutc
         Ok(p) => (Some(DriverProperties::decode(&p)), None),
         Err(e) => (None, Some(e.to_string())),
     };
-    let file_registration = strict.then(|| register(&driver, path));
+    // Both probes register the file: the plain one with compat mode as configured (a file
+    // cuFile cannot register even then is one gds cannot use at all: 5019 for its open flags,
+    // 5027 where libcufile cannot read the volume's attributes), the strict one without it.
+    let file_registration = Some(register(&driver, path, strict));
     if let Some(r) = file_registration
         .as_ref()
         .filter(|r| !r.ok && !r.not_supported)
@@ -119,8 +125,9 @@ pub fn probe_here(cufile: Option<&Path>, path: &Path, strict: bool) -> ProbeOutc
     }
 }
 
-/// Registers `path` (or a scratch file in it, when it is a directory) with cuFile.
-fn register(driver: &Driver, path: &Path) -> Registration {
+/// Registers `path` (or a scratch file in it, when it is a directory) with cuFile; `strict`
+/// says compat mode is disallowed (the words of the outcome).
+fn register(driver: &Driver, path: &Path, strict: bool) -> Registration {
     let scratch = path
         .is_dir()
         .then(|| path.join(format!(".gdswap-check-cufile.{}", std::process::id())));
@@ -141,7 +148,11 @@ fn register(driver: &Driver, path: &Path) -> Registration {
                 file: file.clone(),
                 ok: true,
                 not_supported: false,
-                detail: "registered with compat mode disallowed: a GPUDirect path".into(),
+                detail: if strict {
+                    "registered with compat mode disallowed: a GPUDirect path".into()
+                } else {
+                    "registered (compat mode as cufile.json says)".into()
+                },
             },
             Err(e) => Registration {
                 file: file.clone(),

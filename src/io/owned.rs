@@ -222,16 +222,35 @@ pub fn open_store(path: &Path, write: bool, create: Create) -> Result<File> {
     open(path, spec).map(|(f, _)| f)
 }
 
-/// Opens the file `first` has open a second time by its path, with `extra` flags (O_DIRECT),
-/// checked as [`open`] does and required to be the same inode as `first`.
+/// Opens the file `first` has open a second time, with `extra` flags (O_DIRECT): through
+/// `/proc/self/fd/N` of `first`, so it is the inode already opened and checked, whatever the
+/// path names now, and the new descriptor carries no O_NOFOLLOW (nor O_NONBLOCK).
+///
+/// Why not the path with O_NOFOLLOW again: real libcufile refuses to register a descriptor
+/// whose status flags include O_NOFOLLOW or O_NONBLOCK (`cuFileHandleRegister` returns
+/// `CU_FILE_INVALID_FILE_OPEN_FLAG`, 5019: seen with libcufile 1.15.1 on an H200,
+/// bench-results/2026-12-04-gpu-checks-h200), and O_NOFOLLOW stays in a descriptor's flags.
+/// Where `/proc` is not mounted, the path is opened with O_NOFOLLOW and checked to be the
+/// same inode as `first` (gds then fails with 5019 and says why).
 pub fn reopen(path: &Path, first: &File, write: bool, extra: i32, role: Role) -> Result<File> {
-    let spec = Spec {
-        write,
-        create: Create::No,
-        extra,
-        role,
+    use std::os::fd::AsRawFd;
+    let proc_path = format!("/proc/self/fd/{}", first.as_raw_fd());
+    let f = if Path::new("/proc/self/fd").is_dir() {
+        OpenOptions::new()
+            .read(true)
+            .write(write)
+            .custom_flags(libc::O_CLOEXEC | extra)
+            .open(&proc_path)
+            .map_err(|e| Error::file(FileOp::Open, path, e))?
+    } else {
+        let spec = Spec {
+            write,
+            create: Create::No,
+            extra,
+            role,
+        };
+        open(path, spec)?.0
     };
-    let (f, _) = open(path, spec)?;
     if !same_file(&f, first).map_err(|e| Error::file(FileOp::Stat, path, e))? {
         return Err(Why::Replaced.refuse(path, role));
     }
@@ -318,6 +337,46 @@ mod tests {
             extra: 0,
             role: Role::Store,
         }
+    }
+
+    /// F_GETFL of a descriptor.
+    fn status_flags(f: &File) -> i32 {
+        use std::os::fd::AsRawFd;
+        // SAFETY: fcntl F_GETFL on an open descriptor; only integer arguments.
+        let flags = unsafe { libc::fcntl(f.as_raw_fd(), libc::F_GETFL) };
+        assert!(flags >= 0, "{}", io::Error::last_os_error());
+        flags
+    }
+
+    #[test]
+    fn a_reopened_descriptor_has_no_nofollow_or_nonblock_and_is_the_checked_inode() {
+        // Real libcufile refuses to register a descriptor with O_NOFOLLOW or O_NONBLOCK in its
+        // status flags (5019); the first open has both (O_NONBLOCK is cleared after it).
+        let dir = crate::testutil::scratch_dir();
+        let path = dir.path().join("data");
+        let (first, created) = open(&path, spec(true, Create::IfMissing)).unwrap();
+        assert!(created);
+        assert_ne!(status_flags(&first) & libc::O_NOFOLLOW, 0);
+        assert_eq!(status_flags(&first) & libc::O_NONBLOCK, 0);
+        let again = reopen(&path, &first, true, 0, Role::Store).unwrap();
+        let flags = status_flags(&again);
+        assert_eq!(
+            flags & (libc::O_NOFOLLOW | libc::O_NONBLOCK),
+            0,
+            "{flags:#o}"
+        );
+        assert_eq!(flags & libc::O_ACCMODE, libc::O_RDWR);
+        assert!(same_file(&again, &first).unwrap());
+        // The name replaced by a symlink since the first open: the reopen still gets the
+        // inode that was checked, never the link's target.
+        let victim = dir.path().join("victim");
+        std::fs::write(&victim, b"precious").unwrap();
+        std::fs::rename(&path, dir.path().join("moved")).unwrap();
+        std::os::unix::fs::symlink(&victim, &path).unwrap();
+        let again = reopen(&path, &first, false, 0, Role::Store).unwrap();
+        assert!(same_file(&again, &first).unwrap());
+        assert_eq!(status_flags(&again) & libc::O_ACCMODE, libc::O_RDONLY);
+        assert_eq!(std::fs::read(&victim).unwrap(), b"precious");
     }
 
     #[test]

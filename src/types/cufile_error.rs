@@ -86,8 +86,9 @@ fn hint(e: CUfileOpError) -> Option<&'static str> {
         CUfileOpError::PLATFORM_NOT_SUPPORTED | CUfileOpError::DEVICE_NOT_SUPPORTED => {
             "this platform or GPU cannot do GPUDirect Storage"
         }
-        CUfileOpError::DIO_NOT_SET | CUfileOpError::INVALID_FILE_OPEN_FLAG => {
-            "the file must be opened with O_DIRECT"
+        CUfileOpError::DIO_NOT_SET => "the file must be opened with O_DIRECT",
+        CUfileOpError::INVALID_FILE_OPEN_FLAG => {
+            "cuFile takes O_DIRECT descriptors without O_NOFOLLOW or O_NONBLOCK in their flags"
         }
         CUfileOpError::CUDA_POINTER_INVALID | CUfileOpError::CUDA_MEMORY_TYPE_INVALID => {
             "the buffer is not CUDA device memory of the current context"
@@ -143,9 +144,23 @@ impl fmt::Display for CuFileError {
         if let Some(l) = self.len {
             write!(f, " (length {l})")?;
         }
-        write!(f, ": {}", self.failure)
+        write!(f, ": {}", self.failure)?;
+        if self.call == "cuFileHandleRegister"
+            && self.failure.op_error() == Some(CUfileOpError::HANDLE_NOT_REGISTERED)
+        {
+            // Seen with libcufile 1.15.1 on a VM, compat mode allowed or forced, on ext4 and
+            // tmpfs alike (bench-results/2026-12-04-gpu-checks-h200).
+            f.write_str(REGISTER_5027)?;
+        }
+        Ok(())
     }
 }
+
+/// Why `cuFileHandleRegister` says 5027 (a code the header documents only for I/O on a handle
+/// never registered).
+const REGISTER_5027: &str = " (cuFile could not set this file up, in compat mode too; \
+its cufile.log says why: \"unable to get volume attributes\" means udev has no properties for \
+the block device, as in many VMs and containers; the bounce backend works there)";
 
 impl std::error::Error for CuFileError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {

@@ -32,7 +32,11 @@
  *   registered twice gets CU_FILE_HANDLE_ALREADY_REGISTERED (5028) until deregistered
  *   (cufile.h: "file handle/descriptor is already registered"; binary: "file is already
  *   registered under same fd"; API reference, Dynamic Interactions); I/O through a handle not
- *   registered is -CU_FILE_HANDLE_NOT_REGISTERED.
+ *   registered is -CU_FILE_HANDLE_NOT_REGISTERED. An O_DIRECT fd whose status flags
+ *   (F_GETFL) include O_NOFOLLOW or O_NONBLOCK gets CU_FILE_INVALID_FILE_OPEN_FLAG (5019),
+ *   with or without compat mode (seen with libcufile 1.15.1 on an H200, cufile.log "fd opened
+ *   with unsupported flags: 180225"; O_CLOEXEC is accepted: bench-results/
+ *   2026-12-04-gpu-checks-h200).
  * - cuFileBufRegister: flags only CU_FILE_RDMA_REGISTER | CU_FILE_RDMA_RELAXED_ORDERING, else
  *   CU_FILE_INVALID_VALUE (cufile.h); a base registered twice gets
  *   CU_FILE_MEMORY_ALREADY_REGISTERED (cufile.h); the pointer must be device memory of the
@@ -75,6 +79,10 @@
  *   FAKE_CUFILE_FFLAGS         fflags (default 0b1110)
  *   FAKE_CUFILE_REGISTER_ERR   what cuFileHandleRegister returns when compat mode is disallowed
  *                              (e.g. 5008: the file is not on a GPUDirect path)
+ *   FAKE_CUFILE_REGISTER_FAIL  what cuFileHandleRegister returns whatever compat mode allows
+ *                              (e.g. 5027: libcufile 1.15.1 on a VM whose block device has no
+ *                              udev properties, cufile.log "unable to get volume attributes",
+ *                              "failed to allocate file object", compat mode or not)
  *   FAKE_CUFILE_QUIET          1: no line on stdout from cuFileDriverOpen
  *   FAKE_CUFILE_BUF_REGISTER_ERR  what cuFileBufRegister returns (e.g. 5036)
  *   FAKE_CUFILE_IO_MAX         at most this many bytes per read/write/batch entry (short
@@ -123,10 +131,11 @@ static const char *names[32] = {"FAKE_CUFILE_OPEN_ERR", "FAKE_CUFILE_OPEN_CU_ERR
                                 "FAKE_CUFILE_BATCH_FAIL_STATUS", "FAKE_CUFILE_OPEN_HANG",
                                 "FAKE_CUFILE_STATS_POSIX", "FAKE_CUFILE_VERSION",
                                 "FAKE_CUFILE_BAR1_BYTES", "FAKE_CUFILE_MAX_PINNED_KB",
-                                "FAKE_CUFILE_IO_DELAY_US", "FAKE_CUFILE_BUF_REGISTER_DELAY_US", NULL};
+                                "FAKE_CUFILE_IO_DELAY_US", "FAKE_CUFILE_BUF_REGISTER_DELAY_US",
+                                "FAKE_CUFILE_REGISTER_FAIL", NULL};
 enum { K_BUF_REGISTER_ERR = 8, K_IO_MAX, K_IO_FAIL_AT, K_IO_FAIL_RET, K_BATCH_FAIL_STATUS, K_OPEN_HANG,
        K_STATS_POSIX, K_VERSION, K_BAR1, K_MAX_PINNED_KB, K_IO_DELAY_US,
-       K_BUF_REGISTER_DELAY_US };
+       K_BUF_REGISTER_DELAY_US, K_REGISTER_FAIL };
 
 static long knob(int i, long dflt) {
     if (overrides_set[i]) return overrides[i];
@@ -264,6 +273,9 @@ CUfileError_t cuFileHandleRegister(CUfileHandle_t *fh, CUfileDescr_t *d) {
     int flags = fcntl(fd, F_GETFL);
     if (flags < 0 || fd >= MAX_FDS) return status(CU_FILE_INVALID_VALUE, 0);
     if (!(flags & O_DIRECT)) return status(CU_FILE_DIO_NOT_SET, 0);
+    if (flags & (O_NOFOLLOW | O_NONBLOCK)) return status(CU_FILE_INVALID_FILE_OPEN_FLAG, 0);
+    long any = knob(K_REGISTER_FAIL, 0);
+    if (any) return status(any, 0);
     long err = knob(6, 0);
     if (!compat_allowed && err) return status(err, 0);
     pthread_mutex_lock(&fds_lock);

@@ -849,6 +849,35 @@ EXPORT CUresult cuMemcpyDtoHAsync_v2(void *h, CUdeviceptr d, size_t len, void *s
     return copy_async(h, d, len, stream, 0);
 }
 
+/* The synchronous copies (cuMemcpyHtoD_v2, cuMemcpyDtoH_v2: "synchronous" in the driver API's
+ * memcpy behaviour notes) take pageable memory and return once the bytes have moved; as the
+ * driver's, they are ordered on the legacy default stream. gdswap itself never calls them (its
+ * copies are async on its own streams); bench/gpu-python-checks.py fills device memory with them. */
+static CUresult copy_sync(unsigned char *host, CUdeviceptr d, size_t len, int to_device) {
+    NEED_CTX();
+    if (!host || len == 0) return CUDA_ERROR_INVALID_VALUE;
+    if ((uintptr_t)host >= DEV_BASE) { complain("copy with a device address as its host side"); return CUDA_ERROR_INVALID_VALUE; }
+    CUresult r = cuStreamSynchronize(NULL);
+    if (r != CUDA_SUCCESS) return r;
+    pthread_mutex_lock(&mem_lock);
+    struct alloc *a = find_alloc(d, len);
+    if (a) {
+        unsigned char *dev = a->host + (d - a->base);
+        if (to_device) memcpy(dev, host, len); else memcpy(host, dev, len);
+    }
+    pthread_mutex_unlock(&mem_lock);
+    if (!a) { complain("copy outside any device allocation"); return CUDA_ERROR_INVALID_VALUE; }
+    return CUDA_SUCCESS;
+}
+
+EXPORT CUresult cuMemcpyHtoD_v2(CUdeviceptr d, const void *h, size_t len) {
+    return copy_sync((unsigned char *)h, d, len, 1);
+}
+
+EXPORT CUresult cuMemcpyDtoH_v2(void *h, CUdeviceptr d, size_t len) {
+    return copy_sync(h, d, len, 0);
+}
+
 /* Device-to-device copies and memsets run on the stream like the other copies (and count
  * against FAKE_CUDA_FAIL_COPY_AFTER_BYTES). */
 EXPORT CUresult cuMemcpyDtoDAsync_v2(CUdeviceptr dst, CUdeviceptr src, size_t len, void *stream) {
