@@ -155,35 +155,6 @@ impl DataFile {
             .map_err(|e| Error::file(FileOp::Resize, &self.path, e))
     }
 
-    /// Allocates `[offset, offset + len)` (fallocate mode 0): blocks not yet allocated become
-    /// unwritten extents that read as zeroes, data already there is kept, and the file grows
-    /// to `offset + len` if it was shorter (never shrinks). Returns false, changing nothing,
-    /// where the filesystem cannot (EOPNOTSUPP); other failures (ENOSPC) name the path.
-    ///
-    /// Why: O_DIRECT writes past the end of a file, or into a hole, make ext4 allocate blocks
-    /// and take the inode lock exclusively for each one, so queued writes of a new file go one
-    /// at a time; into allocated (even unwritten) blocks they run in parallel under the shared
-    /// lock.
-    pub fn allocate(&self, offset: u64, len: u64) -> Result<bool> {
-        let fail = |e| Error::io(FileOp::Resize, &self.path, offset, len, e);
-        let (Ok(off), Ok(n)) = (i64::try_from(offset), i64::try_from(len)) else {
-            return Err(fail(std::io::Error::from_raw_os_error(libc::EFBIG)));
-        };
-        if len == 0 {
-            return Ok(true);
-        }
-        // SAFETY: fallocate only reads its integer arguments and acts on our own descriptor.
-        let rc = unsafe { libc::fallocate(self.buffered.as_raw_fd(), 0, off, n) };
-        if rc == 0 {
-            return Ok(true);
-        }
-        let e = std::io::Error::last_os_error();
-        if e.raw_os_error() == Some(libc::EOPNOTSUPP) {
-            return Ok(false);
-        }
-        Err(fail(e))
-    }
-
     /// Turns `[offset, offset + len)` into zeroes without writing them: punches a hole (the
     /// file keeps its length), or, where the filesystem cannot, writes zeroes.
     pub fn zero_range(&self, offset: u64, len: u64) -> Result<()> {
@@ -558,43 +529,6 @@ mod tests {
         assert!(b[4096..8192].iter().all(|&x| x == 0));
         assert!(b[8192..].iter().all(|&x| x == 7));
         assert_eq!(f.len().unwrap(), 3 * 4096);
-    }
-
-    #[test]
-    fn allocate_grows_to_the_exact_end_and_keeps_data() {
-        let dir = crate::testutil::scratch_dir();
-        let p = dir.path().join("a");
-        let f = DataFile::open(&p, Access::Write, true).unwrap();
-        // A new file: a range at an offset leaves it exactly offset + len long, reading zeroes.
-        if !f.allocate(8192, 3 * 4096 + 100).unwrap() {
-            eprintln!("skipped: this filesystem has no fallocate (EOPNOTSUPP)");
-            return;
-        }
-        assert_eq!(f.len().unwrap(), 8192 + 3 * 4096 + 100);
-        assert!(f.allocated_bytes().unwrap() >= 3 * 4096 + 100);
-        let mut b = vec![1u8; 8192 + 3 * 4096 + 100];
-        f.read_exact_at(&mut b, 0).unwrap();
-        assert!(b.iter().all(|&x| x == 0));
-        // Data already there stays; a range ending inside the file changes no length.
-        f.write_all_at(&[7u8; 4096], 4096).unwrap();
-        assert!(f.allocate(0, 4096 * 2).unwrap());
-        assert_eq!(f.len().unwrap(), 8192 + 3 * 4096 + 100);
-        let mut b = [0u8; 4096];
-        f.read_exact_at(&mut b, 4096).unwrap();
-        assert!(b.iter().all(|&x| x == 7));
-        // A range past the end of the largest file there can be: refused, naming the path.
-        let e = f
-            .allocate(i64::MAX as u64 - 10, 4096)
-            .unwrap_err()
-            .to_string();
-        assert!(
-            e.starts_with("resize failed: ") && e.contains(&*p.to_string_lossy()),
-            "{e}"
-        );
-        let e = f.allocate(u64::MAX - 10, 1).unwrap_err().to_string();
-        assert!(e.contains("File too large") && e.contains("/a "), "{e}");
-        assert!(f.allocate(1 << 20, 0).unwrap());
-        assert_eq!(f.len().unwrap(), 8192 + 3 * 4096 + 100);
     }
 
     #[test]
