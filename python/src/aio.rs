@@ -64,6 +64,13 @@ fn worker(rx: Receiver<Job>, queue_depth: u32, block_size: u64) {
     // the thread's life: a new one per op would allocate and zero its ~220 KB of buckets each
     // time (tens of microseconds per op, more than the ring's setup).
     let mut latencies = LatencyRecorder::new();
+    // One ring for the thread's life too: each op lends the engine its tensor's memory and
+    // its file (`UringEngine::retarget`) instead of making a ring (2-3% of a 64 MiB write,
+    // examples/ring_per_op.rs). Between ops the engine holds an empty view, never the last
+    // op's memory (which Python may free after `wait()`), and the last op's file (open until
+    // the next op or the handle's end). After a failed op the engine is dropped (its ring
+    // drained) and the next op makes a new one.
+    let mut engine: Option<UringEngine<UserMemory>> = None;
     while let Ok(job) = rx.recv() {
         let Job {
             op,
@@ -72,10 +79,20 @@ fn worker(rx: Receiver<Job>, queue_depth: u32, block_size: u64) {
             requests,
             done,
         } = job;
-        let r = UringEngine::new(mem, file, queue_depth, block_size, false)
-            .and_then(|mut e| e.run(op, &requests, &mut latencies))
-            .map_err(|e| e.to_string());
-        let _ = done.send(r);
+        let idle_file = Arc::clone(&file);
+        let ready = match engine.take() {
+            Some(mut e) => e.retarget(mem, file).map(|_empty| e),
+            None => UringEngine::new(mem, file, queue_depth, block_size, false),
+        };
+        let r = ready.and_then(|mut e| {
+            e.run(op, &requests, &mut latencies)?;
+            // The op's memory goes back now: only a drained engine is kept.
+            if e.retarget(UserMemory::empty(), idle_file).is_ok() {
+                engine = Some(e);
+            }
+            Ok(())
+        });
+        let _ = done.send(r.map_err(|e| e.to_string()));
     }
 }
 

@@ -188,9 +188,19 @@ pub struct UserMemory {
 unsafe impl Send for UserMemory {}
 
 impl UserMemory {
+    /// A view of nothing: what an idle engine holds between ops.
+    pub fn empty() -> UserMemory {
+        UserMemory {
+            ptr: std::ptr::NonNull::<u8>::dangling().as_ptr(),
+            len: 0,
+        }
+    }
+
     /// # Safety
-    /// The `len` bytes at `ptr` stay allocated until the engine using this value is dropped
-    /// (`aio_handle` holds the tensor until `wait()` returns), and `ptr` is non-null.
+    /// The `len` bytes at `ptr` stay allocated until the engine using this value has given it
+    /// back (dropped, or `retarget` returned it: `aio_handle` holds the tensor until `wait()`
+    /// returns, and its workers give the view back before they report the op done), and `ptr`
+    /// is non-null.
     pub unsafe fn new(ptr: usize, len: usize) -> UserMemory {
         UserMemory {
             ptr: ptr as *mut u8,
