@@ -343,6 +343,8 @@ pub fn render(r: &NodeReport) -> String {
             },
             v.reason,
             match (v.gds_path, &v.gds_path_reason) {
+                // (Said once when the path's reason is the verdict's own.)
+                (Some(p), Some(why)) if *why == v.reason.to_string() => format!("; path: {p}"),
                 (Some(p), Some(why)) => format!("; path: {p} ({why})"),
                 (Some(p), None) => format!("; path: {p}"),
                 _ => String::new(),
