@@ -476,6 +476,39 @@ fn unknown_backend_and_bad_names_are_errors() {
     SwapStore::open(dir.path(), opts("posix")).unwrap();
 }
 
+/// A child forked while a store is open (a PyTorch DataLoader worker, say) does not keep the
+/// store's lock: the parent closes the store and opens it again while the child still lives.
+#[test]
+fn a_forked_child_does_not_keep_the_store_locked() {
+    let dir = common::scratch();
+    let store = SwapStore::open(dir.path(), opts("posix")).unwrap();
+    // SAFETY: the child only waits in pause (async-signal-safe) until it is killed.
+    let pid = unsafe { libc::fork() };
+    assert!(pid >= 0, "{}", std::io::Error::last_os_error());
+    if pid == 0 {
+        loop {
+            // SAFETY: pause takes no arguments.
+            unsafe { libc::pause() };
+        }
+    }
+    // The child goes when the test ends, also when it fails (it holds the harness's output
+    // pipe: left alive, cargo would wait for it forever).
+    struct Child(libc::pid_t);
+    impl Drop for Child {
+        fn drop(&mut self) {
+            // SAFETY: kills and reaps the child forked above.
+            unsafe {
+                libc::kill(self.0, libc::SIGKILL);
+                libc::waitpid(self.0, std::ptr::null_mut(), 0);
+            }
+        }
+    }
+    let _child = Child(pid);
+    store.close().unwrap();
+    // (reopen retries "already open" for 5 s: a child that kept the lock fails here.)
+    reopen(dir.path(), opts("posix")).close().unwrap();
+}
+
 // ---- crash safety ----
 
 const CRASH_ENV: &str = "GDSWAP_SWAP_CRASH_DIR";

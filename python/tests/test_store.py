@@ -195,3 +195,28 @@ def test_import_needs_no_cuda():
     # The package imports on this machine, which has no CUDA; the GPU backends say why.
     assert gdswap.__version__
     assert gdswap.io_uring_unavailable() is None or "io_uring" in gdswap.io_uring_unavailable()
+
+
+def test_a_forked_child_does_not_keep_the_store_locked(tmp_path):
+    # A DataLoader worker forked while a store is open must not keep its lock: the parent
+    # closes the store and opens it again while the child lives.
+    import os
+    import signal
+    import time
+
+    d = tmp_path / "forked"
+    s = gdswap.SwapStore(d)
+    s.swap_out("a", np.arange(10, dtype=np.float32)).wait()
+    pid = os.fork()
+    if pid == 0:
+        time.sleep(60)
+        os._exit(0)
+    try:
+        s.close()
+        with gdswap.SwapStore(d) as again:
+            b = np.zeros(10, dtype=np.float32)
+            again.swap_in("a", b).wait()
+            assert b.tolist() == list(range(10))
+    finally:
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)

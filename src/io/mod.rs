@@ -4,6 +4,7 @@
 
 pub mod buffer;
 pub mod file;
+pub mod fork_guard;
 pub mod owned;
 pub mod sys;
 pub mod uring;

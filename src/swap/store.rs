@@ -58,6 +58,8 @@ pub struct SwapStore {
     // thread, which they hand written swap-outs to).
     threads: IoThreads,
     committer: Committer,
+    /// Keeps forked children from holding `_lock` (declared first: dropped before it closes).
+    _lock_guard: crate::io::fork_guard::ForkGuard,
     /// `dir/lock`, flocked while the store is open: one store per directory at a time.
     _lock: std::fs::File,
 }
@@ -174,6 +176,7 @@ impl SwapStore {
             }),
             threads,
             committer,
+            _lock_guard: crate::io::fork_guard::ForkGuard::new(&lock_file),
             _lock: lock_file,
         })
     }
