@@ -1,9 +1,9 @@
 //! Does a new io_uring per operation cost the aio handle its speed? (issue 13 investigation,
 //! not a product example.) Writes or reads a 64 MiB file OPS times with 1 MiB requests at
 //! queue depth 32 from one hugetlb/THP buffer, three ways, alternating: `reuse` (one engine,
-//! as `gdswap run`), `per-op` (a new engine per op, the file opened once), `per-op+open` (the
-//! file opened and a new engine made per op, as `gdswap.aio_handle` does). Prints the median
-//! op time of each.
+//! lent the buffer for each op by `retarget`), `per-op` (a new engine per op, the file opened
+//! once), `per-op+open` (the file opened and a new engine made per op, as `gdswap.aio_handle`
+//! does). Prints the median op time of each.
 //!
 //! ```text
 //! cargo run --release --example ring_per_op -- FILE [write|read] [OPS]
@@ -12,37 +12,13 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use gdswap::io::buffer::{HostBuffer, HugePages, PageBacking};
+use gdswap::io::buffer::{HostBuffer, HugePages};
 use gdswap::io::file::{Access, DataFile};
-use gdswap::io::uring::{IoBuffer, UringEngine};
+use gdswap::io::lent::LentMemory;
+use gdswap::io::uring::UringEngine;
 use gdswap::options::Op;
 use gdswap::request::Request;
 use gdswap::stats::LatencyRecorder;
-
-/// A view of the one buffer, lent to an engine per op.
-struct Lent(*mut u8, usize);
-// SAFETY: the buffer outlives every engine it is lent to (each engine is dropped, its ring
-// drained, before the next op and before the buffer).
-unsafe impl Send for Lent {}
-impl IoBuffer for Lent {
-    fn as_mut_ptr(&mut self) -> *mut u8 {
-        self.0
-    }
-    fn capacity(&self) -> usize {
-        self.1
-    }
-    fn backing(&self) -> PageBacking {
-        PageBacking::Base4K
-    }
-    fn as_slice(&self) -> &[u8] {
-        // SAFETY: valid for `self.1` bytes (see `Send` above); no op is in flight here.
-        unsafe { std::slice::from_raw_parts(self.0, self.1) }
-    }
-    fn as_mut_slice(&mut self) -> &mut [u8] {
-        // SAFETY: as in `as_slice`.
-        unsafe { std::slice::from_raw_parts_mut(self.0, self.1) }
-    }
-}
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -82,20 +58,29 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .into());
     }
     let mut lat = LatencyRecorder::new();
-    let mut reused = UringEngine::new(Lent(ptr, cap), Arc::clone(&file), qd, bs as u64, false)?;
+    // `buf` is lent to one engine at a time and main does not touch it while lent: each
+    // per-op engine is dropped at the end of its op, and the reused engine holds an empty
+    // view between its ops (as the aio handle's workers do); all are dropped before `buf`.
+    // SAFETY: `ptr` is `buf`'s first byte, valid for `cap` bytes, lent as just said.
+    let lend = || unsafe { LentMemory::new(ptr, cap) };
+    let mut reused = UringEngine::new(lend(), Arc::clone(&file), qd, bs as u64, false)?;
     reused.run(op, &reqs, &mut lat)?; // warm-up: allocates the blocks
+    reused.retarget(LentMemory::empty(), Arc::clone(&file))?;
     let mut times: [Vec<f64>; 3] = Default::default();
     for _ in 0..ops {
         for (k, t) in times.iter_mut().enumerate() {
             let t0 = Instant::now();
             match k {
-                0 => reused.run(op, &reqs, &mut lat)?,
-                1 => UringEngine::new(Lent(ptr, cap), Arc::clone(&file), qd, bs as u64, false)?
+                0 => {
+                    reused.retarget(lend(), Arc::clone(&file))?;
+                    reused.run(op, &reqs, &mut lat)?;
+                    reused.retarget(LentMemory::empty(), Arc::clone(&file))?;
+                }
+                1 => UringEngine::new(lend(), Arc::clone(&file), qd, bs as u64, false)?
                     .run(op, &reqs, &mut lat)?,
                 _ => {
                     let f = Arc::new(DataFile::open(&path, access, true)?);
-                    UringEngine::new(Lent(ptr, cap), f, qd, bs as u64, false)?
-                        .run(op, &reqs, &mut lat)?
+                    UringEngine::new(lend(), f, qd, bs as u64, false)?.run(op, &reqs, &mut lat)?
                 }
             }
             t.push(t0.elapsed().as_secs_f64() * 1e3);

@@ -66,4 +66,20 @@ pub(crate) mod testutil {
         std::fs::create_dir_all(&base).expect("create target/unit-tmp");
         tempfile::tempdir_in(base).expect("create a scratch directory")
     }
+
+    /// Requests moving `len` bytes between file offset 0 and buffer offset 0, `bs` at a time
+    /// (the last one shorter where `bs` does not divide `len`), last first: an engine must take
+    /// them in any order.
+    pub fn requests(len: usize, bs: usize) -> Vec<crate::request::Request> {
+        let mut v: Vec<crate::request::Request> = (0..len.div_ceil(bs))
+            .map(|i| crate::request::Request {
+                file_offset: (i * bs) as u64,
+                buf_offset: i * bs,
+                len: bs.min(len - i * bs),
+                tail: false,
+            })
+            .collect();
+        v.reverse();
+        v
+    }
 }

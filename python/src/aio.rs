@@ -10,6 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
 use gdswap::io::file::{Access, DataFile};
+use gdswap::io::lent::LentMemory;
 use gdswap::io::uring::UringEngine;
 use gdswap::options::Op;
 use gdswap::request::Request;
@@ -17,12 +18,12 @@ use gdswap::stats::LatencyRecorder;
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 
-use crate::ffi::{LockedMemory, UserMemory};
+use crate::ffi::LockedMemory;
 
 struct Job {
     op: Op,
     file: Arc<DataFile>,
-    mem: UserMemory,
+    mem: LentMemory,
     requests: Vec<Request>,
     done: Sender<Result<(), String>>,
 }
@@ -70,7 +71,7 @@ fn worker(rx: Receiver<Job>, queue_depth: u32, block_size: u64) {
     // op's memory (which Python may free after `wait()`), and the last op's file (open until
     // the next op or the handle's end). After a failed op the engine is dropped (its ring
     // drained) and the next op makes a new one.
-    let mut engine: Option<UringEngine<UserMemory>> = None;
+    let mut engine: Option<UringEngine<LentMemory>> = None;
     while let Ok(job) = rx.recv() {
         let Job {
             op,
@@ -87,7 +88,7 @@ fn worker(rx: Receiver<Job>, queue_depth: u32, block_size: u64) {
         let r = ready.and_then(|mut e| {
             e.run(op, &requests, &mut latencies)?;
             // The op's memory goes back now: only a drained engine is kept.
-            if e.retarget(UserMemory::empty(), idle_file).is_ok() {
+            if e.retarget(LentMemory::empty(), idle_file).is_ok() {
                 engine = Some(e);
             }
             Ok(())
@@ -266,10 +267,14 @@ impl AioCore {
                 let start = i * per;
                 let addr = address + start;
                 let reqs = requests(addr, per, file_offset + start as u64, block, align);
-                // SAFETY: the Python layer passes the address of a live CPU tensor of `nbytes`
-                // bytes, held as `keep` in the pending op until `wait()` (or drop) has
-                // received every part's result; this part is its bytes [start, start+per).
-                let mem = unsafe { UserMemory::new(addr, per) };
+                // SAFETY: the Python layer passes the address (non-null) of a live CPU tensor
+                // of `nbytes` bytes, held as `keep` in the pending op until `wait()` (or drop)
+                // has received every part's result, which each worker sends only after its
+                // engine has given the view back (retargeted to an empty one, or dropped);
+                // this part is the tensor's bytes [start, start+per), lent to no other part.
+                // (Python code that touches the tensor before `wait()` races with the op, as
+                // it does with DeepSpeed's handle.)
+                let mem = unsafe { LentMemory::new(addr as *mut u8, per) };
                 let job = Job {
                     op,
                     file: Arc::clone(&file),

@@ -1,8 +1,9 @@
 //! The unsafe code of the Python package, all of it: memory addresses that come from Python
 //! (a numpy array's or a torch tensor's data pointer, checked by the Python layer in
 //! `gdswap/_arrays.py`: CPU, contiguous, `nbytes` long, and kept alive by the caller) turned
-//! into tensors the swap store can read and write, and into io_uring buffers; and page-locked
-//! buffers for `aio_handle.new_cpu_locked_tensor`.
+//! into tensors the swap store can read and write; and page-locked buffers for
+//! `aio_handle.new_cpu_locked_tensor`. (`aio.rs` lends such memory to io_uring engines as the
+//! library's `gdswap::io::lent::LentMemory`, whose contract is its own.)
 //!
 //! The contract of every constructor here is the same: the `len` bytes at `ptr` stay
 //! allocated, and are not resized, for as long as the value (and, for reads, the ticket that
@@ -12,8 +13,7 @@
 
 use gdswap::cuda::device_buffer::ContextBuffer;
 use gdswap::cuda::stream::ForeignStream;
-use gdswap::io::buffer::{HostBuffer, HugePages, PageBacking};
-use gdswap::io::uring::IoBuffer;
+use gdswap::io::buffer::{HostBuffer, HugePages};
 use gdswap::swap::{DType, ForeignDeviceTensor, GpuWork, SwapStore, Tensor, Ticket};
 
 /// Host memory owned by a Python object, seen as a swap-store tensor.
@@ -175,57 +175,6 @@ impl Drop for PendingRead {
         // SAFETY: made by `Box::into_raw` in `start`, and the only borrow of it (the ticket)
         // is gone.
         drop(unsafe { Box::from_raw(self.dest) });
-    }
-}
-
-/// A Python buffer as the memory of one io_uring engine run (`aio_handle`'s ops).
-pub struct UserMemory {
-    ptr: *mut u8,
-    len: usize,
-}
-
-// SAFETY: plain host memory kept alive by the Python layer until the op's `wait()` (module doc).
-unsafe impl Send for UserMemory {}
-
-impl UserMemory {
-    /// A view of nothing: what an idle engine holds between ops.
-    pub fn empty() -> UserMemory {
-        UserMemory {
-            ptr: std::ptr::NonNull::<u8>::dangling().as_ptr(),
-            len: 0,
-        }
-    }
-
-    /// # Safety
-    /// The `len` bytes at `ptr` stay allocated until the engine using this value has given it
-    /// back (dropped, or `retarget` returned it: `aio_handle` holds the tensor until `wait()`
-    /// returns, and its workers give the view back before they report the op done), and `ptr`
-    /// is non-null.
-    pub unsafe fn new(ptr: usize, len: usize) -> UserMemory {
-        UserMemory {
-            ptr: ptr as *mut u8,
-            len,
-        }
-    }
-}
-
-impl IoBuffer for UserMemory {
-    fn as_mut_ptr(&mut self) -> *mut u8 {
-        self.ptr
-    }
-    fn capacity(&self) -> usize {
-        self.len
-    }
-    fn backing(&self) -> PageBacking {
-        PageBacking::Base4K
-    }
-    fn as_slice(&self) -> &[u8] {
-        // SAFETY: `new`'s contract; `len` bytes at a non-null `ptr`.
-        unsafe { std::slice::from_raw_parts(self.ptr, self.len) }
-    }
-    fn as_mut_slice(&mut self) -> &mut [u8] {
-        // SAFETY: as in `as_slice`, through `&mut self`.
-        unsafe { std::slice::from_raw_parts_mut(self.ptr, self.len) }
     }
 }
 

@@ -179,9 +179,10 @@ struct Fixed {
 const FIXED_IO_FD: u32 = 0;
 const FIXED_TAIL_FD: u32 = 1;
 
-/// Memory an engine does its I/O in: a [`HostBuffer`], or a wrapper that owns one (pinned
-/// memory registered with CUDA, for instance). The engine owns it and frees it only when no
-/// request can still use it.
+/// Memory an engine does its I/O in: a [`HostBuffer`], a wrapper that owns one (pinned
+/// memory registered with CUDA, for instance), or a view of memory someone else owns
+/// ([`LentMemory`](crate::io::lent::LentMemory)). The engine owns it and frees (or gives it
+/// back) only when no request can still use it.
 pub trait IoBuffer: Send {
     /// The first byte; valid for `capacity()` bytes for as long as the value lives.
     fn as_mut_ptr(&mut self) -> *mut u8;
@@ -1022,6 +1023,7 @@ mod tests {
     use super::*;
     use crate::io::buffer::HugePages;
     use crate::io::file::Access;
+    use crate::testutil::requests;
     use std::collections::VecDeque;
 
     /// A stager over a ring of `k` chunks whose "copies" to `dest` are deferred: a chunk is
@@ -1133,19 +1135,6 @@ mod tests {
         std::fs::write(&path, &data).unwrap();
         let f = Arc::new(DataFile::open(&path, Access::Read, true).unwrap());
         (dir, f, data)
-    }
-
-    fn requests(len: usize, bs: usize) -> Vec<Request> {
-        let mut v: Vec<Request> = (0..len.div_ceil(bs))
-            .map(|i| Request {
-                file_offset: (i * bs) as u64,
-                buf_offset: i * bs,
-                len: bs.min(len - i * bs),
-                tail: false,
-            })
-            .collect();
-        v.reverse(); // any order works
-        v
     }
 
     #[test]
