@@ -14,6 +14,9 @@
 //! ([`crate::peer`]). Contenders are resolved before anything runs: unknown names and
 //! options a contender cannot take are errors naming the flag; backends that cannot run here
 //! (by default) and peers that are not installed are skipped with the reason, never a failure.
+//! "Cannot run here" is the backend's probe, then its preflight on the workload saying
+//! unavailable (gds: cuFile refuses the data file even in compat mode), so a node where one
+//! backend cannot move bytes still compares the others.
 //!
 //! Nothing here prints: progress goes to a callback, results come back as a
 //! [`Comparison`]. A stop flag (set by the CLI on Ctrl-C) is checked between runs.
@@ -258,7 +261,11 @@ pub fn resolve(
                     ..base.clone()
                 }
                 .validate();
-                match (b.probe(), fit) {
+                let available = match (b.probe(), &fit) {
+                    (Availability::Available, Ok(())) => usable(b.as_ref(), &base),
+                    (a, _) => a,
+                };
+                match (available, fit) {
                     (Availability::Available, Ok(())) => {
                         contenders.push(Contender::Backend(b.id()))
                     }
@@ -332,6 +339,16 @@ pub fn resolve(
             context: c.name().into(),
             source: Box::new(e),
         })?;
+        // A named backend that cannot run this workload here is an error before any round.
+        if backends.is_some() {
+            if let Availability::Unavailable(reason) = usable(backend::get(backend).as_ref(), &base)
+            {
+                return Err(Error::invalid(
+                    Setting::Backends,
+                    format!("backend '{backend}' cannot run here: {reason}"),
+                ));
+            }
+        }
     }
     let none = peers.len() == 1 && peers[0] == "none";
     let mut listed: Vec<&str> = Vec::new();
@@ -410,6 +427,22 @@ pub fn resolve(
         skipped,
         tuning: BTreeMap::new(),
     })
+}
+
+/// Whether backend `b`, which its probe says can run here, can run `base`'s workload: its
+/// preflight saying [`Error::Unavailable`] says not (gds: cuFile cannot register the data file
+/// even with compat mode as configured, or its driver hangs). Only that verdict is taken here;
+/// any other preflight error depends on the backend's own settings (`--config`), and each
+/// round's run reports it with them.
+fn usable(b: &dyn backend::Backend, base: &RunOptions) -> Availability {
+    let opts = RunOptions {
+        backend: b.id(),
+        ..base.clone()
+    };
+    match b.preflight(&opts) {
+        Err(Error::Unavailable { reason, .. }) => Availability::Unavailable(reason),
+        _ => Availability::Available,
+    }
 }
 
 /// What the comparison is doing, for a progress display.

@@ -2,7 +2,8 @@
 //! and the fake libcufile (`tests/cufile_fake/fake_cufile.c`, compiled against NVIDIA's
 //! `cufile.h`), which really reads and writes the file into the fake device memory. Reads and
 //! writes with `--verify` through all three APIs (random order, threads, unaligned sizes, short
-//! transfers), the path report, and every injected fault as one clear line.
+//! transfers), the path report, every injected fault as one clear line, and `compare` skipping
+//! gds where cuFile refuses the file.
 
 #[macro_use]
 mod common;
@@ -422,7 +423,8 @@ fn injected_faults_give_one_line_errors() {
         "cuFileDriverOpen failed: CU_FILE_CUDA_DRIVER_ERROR (5011): CUDA driver error 100 (CUDA_ERROR_NO_DEVICE)"
     );
     // As libcufile 1.15.1 on a VM without udev data for its disk: every file refused, compat
-    // mode or not; the error says where cuFile wrote why.
+    // mode or not; refused at preflight (the plain probe), naming the file and the code, and
+    // the error says where cuFile wrote why.
     let msg = fault(
         "sync",
         &f,
@@ -432,7 +434,7 @@ fn injected_faults_give_one_line_errors() {
     );
     assert!(
         msg.starts_with(&format!(
-            "cuFileHandleRegister failed: {fp}: CU_FILE_HANDLE_NOT_REGISTERED (5027): file descriptor is not registered (cuFile could not set this file up, in compat mode too; its cufile.log says why"
+            "backend 'gds' unavailable: cuFile cannot register {fp} even with compat mode as configured: cuFileHandleRegister failed: {fp}: CU_FILE_HANDLE_NOT_REGISTERED (5027): file descriptor is not registered (cuFile could not set this file up, in compat mode too; its cufile.log says why"
         )),
         "{msg}"
     );
@@ -819,4 +821,96 @@ fn buffers_over_the_pinning_limits_run_unregistered_with_a_note() {
     // Within the limits: every buffer registered, no note.
     let (r, _) = report(args(), &[]);
     assert!(r.gds_path.unwrap().notes.is_empty());
+}
+
+/// `gdswap compare` on a node where cuFile refuses every file (5027, compat mode or not, as
+/// libcufile 1.15.1 on a VM): by default gds is skipped with that reason before any round and
+/// the others are compared; named with `--backends` it is an error before anything runs.
+#[test]
+fn compare_skips_gds_when_cufile_refuses_the_file() {
+    require_host_backend!();
+    let d = scratch();
+    let json = d.path().join("c.json");
+    let base = |f: &Path| {
+        argv![
+            "compare",
+            "--size",
+            "1M",
+            "--block-size",
+            "256K",
+            "--rounds",
+            "1",
+            "--loops",
+            "1",
+            "--warmup",
+            "0",
+            "--peers",
+            "none",
+            "--file",
+            f
+        ]
+    };
+    let refuse = [("FAKE_CUFILE_REGISTER_FAIL", "5027")];
+    let f = d.path().join("c.dat");
+    make_data_file(&f, MIB, 3);
+    let out = fake(with(base(&f), argv!["--json", &json]), &refuse).expect_ok();
+    let text = std::fs::read_to_string(&json).unwrap();
+    let c = gdswap::report::comparison::from_json(&text).unwrap();
+    let names: Vec<&str> = c.contenders.iter().map(|k| k.name.as_str()).collect();
+    assert!(
+        names.contains(&"host") && names.contains(&"bounce") && !names.contains(&"gds"),
+        "{names:?}\n{}",
+        out.stderr
+    );
+    let gds = c
+        .skipped
+        .iter()
+        .find(|s| s.name == "gds")
+        .unwrap_or_else(|| panic!("gds not skipped: {:?}", c.skipped));
+    let reason = gds.reason.to_string();
+    assert!(
+        reason.starts_with(&format!(
+            "cuFile cannot register {} even with compat mode as configured: ",
+            f.display()
+        )) && reason.contains("CU_FILE_HANDLE_NOT_REGISTERED (5027)"),
+        "{reason}"
+    );
+    assert!(
+        out.stderr
+            .lines()
+            .any(|l| l.starts_with("note: skipping backend gds: ") && l.contains("(5027)")),
+        "{}",
+        out.stderr
+    );
+    // Without the fault, the same comparison has gds as a contender: the skip is the refusal.
+    let out = fake(with(base(&f), argv!["--json", &json]), &[]).expect_ok();
+    let text = std::fs::read_to_string(&json).unwrap();
+    let c = gdswap::report::comparison::from_json(&text).unwrap();
+    assert!(
+        c.contenders.iter().any(|k| k.name == "gds"),
+        "{:?}\n{}",
+        c.contenders,
+        out.stderr
+    );
+
+    // Named: an error naming the flag and the reason, before any round (a write comparison
+    // would have made the file: its directory is what the probe registers a file in).
+    let f3 = d.path().join("c3.dat");
+    let msg = fake(
+        with(base(&f3), argv!["--op", "write", "--backends", "gds,host"]),
+        &refuse,
+    )
+    .expect_error();
+    assert!(
+        msg.starts_with(&format!(
+            "--backends: backend 'gds' cannot run here: cuFile cannot register a file in {} even with compat mode as configured: ",
+            d.path().display()
+        )) && msg.contains("CU_FILE_HANDLE_NOT_REGISTERED (5027)"),
+        "{msg}"
+    );
+    assert!(
+        !f3.exists(),
+        "a comparison refused up front made {}",
+        f3.display()
+    );
 }

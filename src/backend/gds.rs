@@ -48,9 +48,13 @@
 //! Before the run, a strict probe in a child process (the hidden
 //! `gdswap cufile-probe --strict`, with a time limit: cuFile can hang on hosts without a GPU,
 //! and a probe that hangs makes the run refuse to open the driver in-process at all)
-//! disallows compat mode and registers the file; 5008 there means compat. The workers add the
-//! driver properties they read in-process. `--require-gpudirect` turns a compat verdict into
-//! an error before anything is moved.
+//! disallows compat mode and registers the file; 5008 there means compat. When the strict
+//! probe could not register the file, the plain probe (also a child) tries it with compat mode
+//! as configured: a file cuFile refuses even then (libcufile 1.15.1 on a VM whose disk has no
+//! udev properties: 5027 for every file) makes the backend unavailable at preflight, before
+//! any I/O, so `compare` skips it by default. The workers add the driver properties they read
+//! in-process. `--require-gpudirect` turns a compat verdict into an error before anything is
+//! moved.
 
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
@@ -243,21 +247,65 @@ impl GdsBackend {
         let child = driver_probe::probe_in_child_env(&exe, None, &target, true, timeout, &env);
         let _ = std::fs::remove_dir_all(&json_dir);
         if child.timed_out {
-            let log = match child.log_tail.last() {
-                Some(l) => format!("; cufile.log ends: {l}"),
-                None => String::new(),
-            };
-            return Err(unavailable(format!(
-                "cuFileDriverOpen did not return within {} s in a probe process (killed), so it is not opened in this one; {PROBE_TIMEOUT_ENV} sets the limit{log}",
-                timeout.as_secs_f64()
-            )));
+            return Err(hung(timeout, &child));
         }
         let Some(outcome) = child.outcome else {
             let why = child.failure.unwrap_or_else(|| "no outcome".into());
             return Ok((Strict::NotRun(format!("strict probe: {why}")), None));
         };
+        // A file the strict probe could not register may still register with compat mode as
+        // configured; one that does not register even then is one gds cannot use at all.
+        if outcome.file_registration.as_ref().is_some_and(|r| !r.ok) {
+            refuse_unregistrable(&exe, &target, timeout)?;
+        }
         let props = outcome.properties.clone();
         Ok((Strict::of(&outcome), props))
+    }
+}
+
+/// [`Error::Unavailable`] when cuFile cannot register `target` (the run's file, or a scratch
+/// file in its directory) even with compat mode as configured: the plain probe, in a child
+/// process like the strict one. Seen with libcufile 1.15.1 on a VM (5027 for every file: it
+/// could not read the disk's volume attributes from udev); the run would fail at its first
+/// registration, and `compare` skips such a backend by default instead of failing in round 1.
+/// A probe that reports nothing leaves the verdict to the run.
+fn refuse_unregistrable(exe: &Path, target: &Path, timeout: Duration) -> Result<()> {
+    let child = driver_probe::probe_in_child(exe, None, target, false, timeout);
+    if child.timed_out {
+        return Err(hung(timeout, &child));
+    }
+    let refused = child
+        .outcome
+        .as_ref()
+        .filter(|o| o.opened)
+        .and_then(|o| o.file_registration.as_ref())
+        .filter(|r| !r.ok);
+    match refused {
+        Some(r) => Err(unavailable(format!(
+            "cuFile cannot register {}{} even with compat mode as configured: {}{}",
+            if target.is_dir() { "a file in " } else { "" },
+            target.display(),
+            r.detail,
+            log_end(&child)
+        ))),
+        None => Ok(()),
+    }
+}
+
+/// A probe child that ran past `timeout`: the driver is not opened in this process.
+fn hung(timeout: Duration, child: &driver_probe::ChildResult) -> Error {
+    unavailable(format!(
+        "cuFileDriverOpen did not return within {} s in a probe process (killed), so it is not opened in this one; {PROBE_TIMEOUT_ENV} sets the limit{}",
+        timeout.as_secs_f64(),
+        log_end(child)
+    ))
+}
+
+/// `; cufile.log ends: <its last line>` from a probe child, or nothing.
+fn log_end(child: &driver_probe::ChildResult) -> String {
+    match child.log_tail.last() {
+        Some(l) => format!("; cufile.log ends: {l}"),
+        None => String::new(),
     }
 }
 

@@ -97,7 +97,8 @@ pub(super) fn verdicts(r: &NodeReport) -> Vec<Verdict> {
 /// Why cuFile cannot use the checked file at all: the plain probe (compat mode as configured)
 /// could not register it. Seen on a VM with libcufile 1.15.1: 5027 for every file, because
 /// libcufile could not read the volume's attributes from udev (bench-results/
-/// 2026-12-04-gpu-checks-h200); a `gds` run there fails at its first registration.
+/// 2026-12-04-gpu-checks-h200); a `gds` run there is refused at preflight, where the backend
+/// runs the same plain probe.
 fn refused_file(r: &NodeReport) -> Option<String> {
     let plain = r.cufile_driver.plain.as_ref()?.outcome.as_ref()?;
     let reg = plain.file_registration.as_ref().filter(|g| !g.ok)?;
