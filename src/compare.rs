@@ -435,6 +435,13 @@ pub fn resolve(
 /// any other preflight error depends on the backend's own settings (`--config`), and each
 /// round's run reports it with them.
 fn usable(b: &dyn backend::Backend, base: &RunOptions) -> Availability {
+    // A data directory not made yet is reported as such later (`check_data_dir`); no probe
+    // child runs on a mistyped path meanwhile.
+    if let Target::Dir(dir) = &base.workload.target {
+        if !dir.is_dir() {
+            return Availability::Available;
+        }
+    }
     let opts = RunOptions {
         backend: b.id(),
         ..base.clone()

@@ -5,6 +5,7 @@
 //! O_DIRECT where the file, address and length are aligned, the page cache for the rest).
 
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{channel, Receiver, Sender};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -26,13 +27,26 @@ struct Job {
     mem: LentMemory,
     requests: Vec<Request>,
     done: Sender<Result<(), String>>,
+    leaked: Arc<AtomicBool>,
 }
 
 struct Pending {
     rx: Receiver<Result<(), String>>,
     parts: usize,
-    /// The tensor whose memory the op reads or writes: held until every part has ended.
-    _keep: Py<PyAny>,
+    /// The tensor whose memory the op reads or writes: held until every part has ended, and
+    /// for the process's life if a part's requests may still be in the kernel (`leaked`).
+    keep: Option<Py<PyAny>>,
+    /// Set by a worker whose failed run could not drain its requests.
+    leaked: Arc<AtomicBool>,
+}
+
+impl Drop for Pending {
+    fn drop(&mut self) {
+        if self.leaked.load(Ordering::SeqCst) {
+            // The kernel may still write into the tensor's memory: never let Python free it.
+            std::mem::forget(self.keep.take());
+        }
+    }
 }
 
 impl Pending {
@@ -79,6 +93,7 @@ fn worker(rx: Receiver<Job>, queue_depth: u32, block_size: u64) {
             mem,
             requests,
             done,
+            leaked,
         } = job;
         let idle_file = Arc::clone(&file);
         let ready = match engine.take() {
@@ -86,7 +101,15 @@ fn worker(rx: Receiver<Job>, queue_depth: u32, block_size: u64) {
             None => UringEngine::new(mem, file, queue_depth, block_size, false),
         };
         let r = ready.and_then(|mut e| {
-            e.run(op, &requests, &mut latencies)?;
+            if let Err(err) = e.run(op, &requests, &mut latencies) {
+                if e.leaks_buffer() {
+                    // Requests may still be in the kernel: the op's tensor must outlive them
+                    // (the pending op keeps it for good), and so must this engine's ring.
+                    leaked.store(true, Ordering::SeqCst);
+                    std::mem::forget(e);
+                }
+                return Err(err);
+            }
             // The op's memory goes back now: only a drained engine is kept.
             if e.retarget(LentMemory::empty(), idle_file).is_ok() {
                 engine = Some(e);
@@ -119,6 +142,11 @@ fn extend_to_end(file: &DataFile, file_offset: u64, nbytes: u64) -> gdswap::Resu
             std::io::Error::from_raw_os_error(libc::EFBIG),
         )
     })?;
+    // The length check and the extension under one process-wide lock: two ops on one file,
+    // submitted from two threads, must not let the shorter extension land last and cut the
+    // other's range off (ftruncate shrinks; fallocate did not).
+    static EXTENDING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _one_at_a_time = EXTENDING.lock().unwrap_or_else(|p| p.into_inner());
     if nbytes == 0 || end <= file.len()? {
         return Ok(());
     }
@@ -259,6 +287,7 @@ impl AioCore {
             1
         };
         let (tx, rx) = channel();
+        let leaked = Arc::new(AtomicBool::new(false));
         let per = nbytes / n;
         let block = usize::try_from(self.block_size).unwrap_or(usize::MAX);
         let mut parts = 0;
@@ -281,6 +310,7 @@ impl AioCore {
                     mem,
                     requests: reqs,
                     done: tx.clone(),
+                    leaked: Arc::clone(&leaked),
                 };
                 if w.send(job).is_err() {
                     let _ = tx.send(Err(format!("aio worker thread {i} has ended")));
@@ -294,7 +324,8 @@ impl AioCore {
             .push(Pending {
                 rx,
                 parts,
-                _keep: keep,
+                keep: Some(keep),
+                leaked,
             });
         Ok(())
     }

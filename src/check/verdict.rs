@@ -101,7 +101,12 @@ pub(super) fn verdicts(r: &NodeReport) -> Vec<Verdict> {
 /// runs the same plain probe.
 fn refused_file(r: &NodeReport) -> Option<String> {
     let plain = r.cufile_driver.plain.as_ref()?.outcome.as_ref()?;
-    let reg = plain.file_registration.as_ref().filter(|g| !g.ok)?;
+    // Only cuFile's own refusal: a directory the probe could not write its scratch file in
+    // (read-only, no permission) says nothing about cuFile.
+    let reg = plain
+        .file_registration
+        .as_ref()
+        .filter(|g| !g.ok && g.cufile_refused)?;
     Some(format!(
         "cuFile cannot register files on {} even with compat mode as configured: {}",
         r.path.path.display(),
@@ -203,6 +208,7 @@ mod tests {
                     file: dir.path().join("probe"),
                     ok: true,
                     not_supported: false,
+                    cufile_refused: false,
                     detail: "registered".into(),
                 }),
             }),
@@ -232,12 +238,22 @@ mod tests {
         // whose disk has no udev properties): gds cannot run on this path at all.
         assert_eq!(refused_file(&r), None);
         let mut plain = child(false, false);
-        plain.outcome.as_mut().unwrap().file_registration = Some(Registration {
+        let refusal = |cufile_refused: bool, detail: &str| Registration {
             file: dir.path().join("probe"),
             ok: false,
             not_supported: false,
-            detail: "cuFileHandleRegister failed: CU_FILE_HANDLE_NOT_REGISTERED (5027)".into(),
-        });
+            cufile_refused,
+            detail: detail.into(),
+        };
+        // A scratch file the probe could not create is not cuFile's refusal.
+        plain.outcome.as_mut().unwrap().file_registration =
+            Some(refusal(false, "create failed: Read-only file system"));
+        r.cufile_driver.plain = Some(plain.clone());
+        assert_eq!(refused_file(&r), None);
+        plain.outcome.as_mut().unwrap().file_registration = Some(refusal(
+            true,
+            "cuFileHandleRegister failed: CU_FILE_HANDLE_NOT_REGISTERED (5027)",
+        ));
         r.cufile_driver.plain = Some(plain);
         let v = gds_path(&r);
         assert_eq!(v.path, GdsPath::None, "{v:?}");

@@ -313,6 +313,7 @@ mod tests {
                 file: "/f".into(),
                 ok,
                 not_supported,
+                cufile_refused: !ok,
                 detail: "d".into(),
             }),
         };

@@ -51,6 +51,10 @@ pub struct Registration {
     pub ok: bool,
     /// `CU_FILE_IO_NOT_SUPPORTED` (5008): the file is not on a GPUDirect path.
     pub not_supported: bool,
+    /// `cuFileHandleRegister` itself refused the file (false when the file could not even be
+    /// opened or created for the probe: that says nothing about cuFile).
+    #[serde(default)]
+    pub cufile_refused: bool,
     /// The outcome in words: the path, or the error decoded.
     pub detail: String,
 }
@@ -141,6 +145,7 @@ fn register(driver: &Driver, path: &Path, strict: bool) -> Registration {
             file: file.clone(),
             ok: false,
             not_supported: false,
+            cufile_refused: false,
             detail: e.to_string(),
         },
         Ok(f) => match FileHandle::register(driver, Arc::new(f)) {
@@ -148,6 +153,7 @@ fn register(driver: &Driver, path: &Path, strict: bool) -> Registration {
                 file: file.clone(),
                 ok: true,
                 not_supported: false,
+                cufile_refused: false,
                 detail: if strict {
                     "registered with compat mode disallowed: a GPUDirect path".into()
                 } else {
@@ -159,6 +165,7 @@ fn register(driver: &Driver, path: &Path, strict: bool) -> Registration {
                 ok: false,
                 not_supported: matches!(&e, crate::Error::CuFile(c)
                     if c.failure.op_error() == Some(gdswap_ffi::CUfileOpError::IO_NOT_SUPPORTED)),
+                cufile_refused: matches!(&e, crate::Error::CuFile(_)),
                 detail: e.to_string(),
             },
         },

@@ -6,7 +6,7 @@
 //! could not open that store again until every such child had exited.
 //!
 //! How: a `pthread_atfork` child handler points each guarded descriptor at `/dev/null`
-//! (`dup2`, which is async-signal-safe, as a handler running in the child of a threaded process
+//! (`dup3` with close-on-exec, a plain system call and so async-signal-safe, as a handler running in the child of a threaded process
 //! must be). The child's lock reference is gone, the parent's stays; and if the child ever
 //! drops its copy of the store, it closes a `/dev/null` descriptor with that number, never one
 //! it reused for something else. Up to [`SLOTS`] descriptors are guarded at once; past that a
@@ -68,7 +68,7 @@ fn install() {
     if fd < 0 {
         return;
     }
-    // SAFETY: registers a handler taking no arguments; it only loads atomics and calls dup2.
+    // SAFETY: registers a handler taking no arguments; it only loads atomics and calls dup3.
     if unsafe { libc::pthread_atfork(None, None, Some(in_child)) } != 0 {
         // SAFETY: closes the descriptor opened just above, used by nothing else.
         unsafe { libc::close(fd) };
@@ -77,7 +77,7 @@ fn install() {
     DEV_NULL.store(fd, Ordering::SeqCst);
 }
 
-/// Runs in the child right after `fork`: only atomic loads and `dup2`.
+/// Runs in the child right after `fork`: only atomic loads and `dup3`.
 extern "C" fn in_child() {
     let null: RawFd = DEV_NULL.load(Ordering::SeqCst);
     if null < 0 {
@@ -86,9 +86,10 @@ extern "C" fn in_child() {
     for s in &GUARDED {
         let fd = s.load(Ordering::SeqCst);
         if fd >= 0 {
-            // SAFETY: dup2 is async-signal-safe and only replaces descriptor `fd` of this
-            // (child) process with a copy of /dev/null; the parent's descriptor is untouched.
-            unsafe { libc::dup2(null, fd) };
+            // SAFETY: dup3 is a plain system call (async-signal-safe) and only replaces
+            // descriptor `fd` of this (child) process with a copy of /dev/null, close-on-exec
+            // as the lock's was; the parent's descriptor is untouched.
+            unsafe { libc::dup3(null, fd, libc::O_CLOEXEC) };
         }
     }
 }

@@ -40,8 +40,10 @@ impl LentMemory {
     /// `ptr` is non-null and the `len` bytes at it are readable and writable host memory. They
     /// stay allocated (not freed, not resized) and are not otherwise accessed (read or written
     /// other than through this view) until the engine using the view has given it back:
-    /// dropped, or returned the view from
-    /// [`UringEngine::retarget`](crate::io::uring::UringEngine::retarget).
+    /// dropped after its runs drained, or returned the view from
+    /// [`UringEngine::retarget`](crate::io::uring::UringEngine::retarget). After a failed run
+    /// whose engine [`leaks_buffer`](crate::io::uring::UringEngine::leaks_buffer), requests
+    /// may still write the bytes: they must then stay allocated for the process's life.
     pub unsafe fn new(ptr: *mut u8, len: usize) -> LentMemory {
         LentMemory {
             ptr: NonNull::new(ptr).expect("LentMemory::new: a null pointer (see its contract)"),

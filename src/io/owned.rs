@@ -223,8 +223,9 @@ pub fn open_store(path: &Path, write: bool, create: Create) -> Result<File> {
 }
 
 /// Opens the file `first` has open a second time, with `extra` flags (O_DIRECT): through
-/// `/proc/self/fd/N` of `first`, so it is the inode already opened and checked, whatever the
-/// path names now, and the new descriptor carries no O_NOFOLLOW (nor O_NONBLOCK).
+/// `/proc/thread-self/fd/N` of `first`, so it is the inode already opened and checked,
+/// whatever the path names now, and the new descriptor carries no O_NOFOLLOW (nor
+/// O_NONBLOCK).
 ///
 /// Why not the path with O_NOFOLLOW again: real libcufile refuses to register a descriptor
 /// whose status flags include O_NOFOLLOW or O_NONBLOCK (`cuFileHandleRegister` returns
@@ -234,22 +235,26 @@ pub fn open_store(path: &Path, write: bool, create: Create) -> Result<File> {
 /// same inode as `first` (gds then fails with 5019 and says why).
 pub fn reopen(path: &Path, first: &File, write: bool, extra: i32, role: Role) -> Result<File> {
     use std::os::fd::AsRawFd;
-    let proc_path = format!("/proc/self/fd/{}", first.as_raw_fd());
-    let f = if Path::new("/proc/self/fd").is_dir() {
-        OpenOptions::new()
-            .read(true)
-            .write(write)
-            .custom_flags(libc::O_CLOEXEC | extra)
-            .open(&proc_path)
-            .map_err(|e| Error::file(FileOp::Open, path, e))?
-    } else {
-        let spec = Spec {
-            write,
-            create: Create::No,
-            extra,
-            role,
-        };
-        open(path, spec)?.0
+    // thread-self: this thread's descriptor table (/proc/self names the main thread's, gone
+    // if it has exited).
+    let by_proc = OpenOptions::new()
+        .read(true)
+        .write(write)
+        .custom_flags(libc::O_CLOEXEC | extra)
+        .open(format!("/proc/thread-self/fd/{}", first.as_raw_fd()));
+    let f = match by_proc {
+        Ok(f) => f,
+        // No /proc (or not this thread's): the path, as checked as the first open.
+        Err(e) if matches!(e.raw_os_error(), Some(libc::ENOENT | libc::ENOTDIR)) => {
+            let spec = Spec {
+                write,
+                create: Create::No,
+                extra,
+                role,
+            };
+            open(path, spec)?.0
+        }
+        Err(e) => return Err(Error::file(FileOp::Open, path, e)),
     };
     if !same_file(&f, first).map_err(|e| Error::file(FileOp::Stat, path, e))? {
         return Err(Why::Replaced.refuse(path, role));

@@ -447,6 +447,14 @@ impl<B: IoBuffer> UringEngine<B> {
         Ok(engine)
     }
 
+    /// Whether a failed run left requests that may still be in the kernel (it could not drain
+    /// them): the buffer's memory must then outlive the engine, which leaks it on drop rather
+    /// than free it. For a [`crate::io::lent::LentMemory`] view, the lender must keep the
+    /// memory for good.
+    pub fn leaks_buffer(&self) -> bool {
+        self.leak_buffer
+    }
+
     /// Gives the engine another buffer and file for its next runs, keeping its ring, and
     /// returns the old buffer: for callers that move a different buffer or file with each
     /// operation (the Python aio handle's workers), which would otherwise make a ring for each

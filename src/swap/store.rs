@@ -11,6 +11,7 @@ use std::sync::{Arc, Mutex};
 use crate::backend::{self, Backend};
 use crate::error::{Error, FileOp, Result, Setting};
 use crate::io::file::{Access, DataFile};
+use crate::io::fork_guard::ForkGuard;
 use crate::io::owned::{self, Create, Role};
 use crate::size::Bytes;
 
@@ -59,7 +60,7 @@ pub struct SwapStore {
     threads: IoThreads,
     committer: Committer,
     /// Keeps forked children from holding `_lock` (declared first: dropped before it closes).
-    _lock_guard: crate::io::fork_guard::ForkGuard,
+    _lock_guard: ForkGuard,
     /// `dir/lock`, flocked while the store is open: one store per directory at a time.
     _lock: std::fs::File,
 }
@@ -86,7 +87,7 @@ impl SwapStore {
         }
         std::fs::create_dir_all(&dir).map_err(|e| Error::file(FileOp::Create, &dir, e))?;
         // Nothing in the directory is touched before the lock is held.
-        let lock_file = take_lock(&dir)?;
+        let (lock_file, lock_guard) = take_lock(&dir)?;
         if opts.discard_existing {
             discard(&dir)?;
         }
@@ -176,7 +177,7 @@ impl SwapStore {
             }),
             threads,
             committer,
-            _lock_guard: crate::io::fork_guard::ForkGuard::new(&lock_file),
+            _lock_guard: lock_guard,
             _lock: lock_file,
         })
     }
@@ -940,9 +941,12 @@ fn missing(s: &State, name: &str) -> Error {
 
 /// Opens and flocks `dir/lock` (never through a symlink). The lock file must still be the
 /// one at `dir/lock` once locked: a store being destroyed unlinks it while holding it.
-fn take_lock(dir: &Path) -> Result<std::fs::File> {
+fn take_lock(dir: &Path) -> Result<(std::fs::File, ForkGuard)> {
     let lock_path = dir.join(LOCK_FILE);
     let lock_file = owned::open_store(&lock_path, true, Create::IfMissing)?;
+    // Guarded before it is locked: a fork from another thread from here on leaves the child
+    // without the lock.
+    let guard = ForkGuard::new(&lock_file);
     let busy = || Error::BadFile {
         role: crate::error::FileRole::SwapStore,
         path: dir.to_path_buf(),
@@ -956,7 +960,7 @@ fn take_lock(dir: &Path) -> Result<std::fs::File> {
     }
     let at_path = owned::open_store(&lock_path, false, Create::No);
     match at_path.map(|f| owned::same_file(&f, &lock_file)) {
-        Ok(Ok(true)) => Ok(lock_file),
+        Ok(Ok(true)) => Ok((lock_file, guard)),
         _ => Err(busy()),
     }
 }
