@@ -105,6 +105,27 @@ mod tests {
         (meta.dev(), meta.ino())
     }
 
+    /// Whether descriptor `fd` is `null` (device, inode) in a child forked now: the child
+    /// answers through its exit status, calling only fstat (async-signal-safe) and _exit.
+    fn null_in_child(fd: RawFd, null: (u64, u64)) -> bool {
+        // SAFETY: the child calls only fstat and _exit before it ends.
+        let pid = unsafe { libc::fork() };
+        assert!(pid >= 0, "{}", std::io::Error::last_os_error());
+        if pid == 0 {
+            // SAFETY: fstat writes one stat into the zeroed value; _exit ends the child.
+            unsafe {
+                let mut st: libc::stat = std::mem::zeroed();
+                let is_null = libc::fstat(fd, &mut st) == 0 && (st.st_dev, st.st_ino) == null;
+                libc::_exit(if is_null { 0 } else { 1 });
+            }
+        }
+        let mut status = 0;
+        // SAFETY: waits for the child forked above; writes its status into `status`.
+        assert_eq!(unsafe { libc::waitpid(pid, &mut status, 0) }, pid);
+        assert!(libc::WIFEXITED(status), "child status {status}");
+        libc::WEXITSTATUS(status) == 0
+    }
+
     #[test]
     fn a_guarded_descriptor_is_dev_null_in_a_forked_child_and_untouched_here() {
         let dir = crate::testutil::scratch_dir();
@@ -115,45 +136,14 @@ mod tests {
         let null = std::fs::metadata("/dev/null").unwrap();
         use std::os::unix::fs::MetadataExt;
         let null_id = (null.dev(), null.ino());
-        // The child reports through its exit status whether fd is /dev/null there: fstat only
-        // (async-signal-safe), then _exit.
-        // SAFETY: the child calls only fstat and _exit before it ends.
-        let pid = unsafe { libc::fork() };
-        assert!(pid >= 0, "{}", std::io::Error::last_os_error());
-        if pid == 0 {
-            // SAFETY: fstat writes one stat into the zeroed value; _exit ends the child.
-            unsafe {
-                let mut st: libc::stat = std::mem::zeroed();
-                let is_null = libc::fstat(fd, &mut st) == 0
-                    && (st.st_dev, st.st_ino) == (null_id.0, null_id.1);
-                libc::_exit(if is_null { 0 } else { 1 });
-            }
-        }
-        let mut status = 0;
-        // SAFETY: waits for the child forked above; writes its status into `status`.
-        assert_eq!(unsafe { libc::waitpid(pid, &mut status, 0) }, pid);
         assert!(
-            libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
-            "the child still had the guarded file at fd {fd} (status {status})"
+            null_in_child(fd, null_id),
+            "the child still had the guarded file at fd {fd}"
         );
         // Here the descriptor is still the file.
         assert_ne!(id(fd), null_id);
         drop(g);
         // Unguarded, a child keeps the file.
-        // SAFETY: as above.
-        let pid = unsafe { libc::fork() };
-        assert!(pid >= 0);
-        if pid == 0 {
-            // SAFETY: as above.
-            unsafe {
-                let mut st: libc::stat = std::mem::zeroed();
-                let is_null = libc::fstat(fd, &mut st) == 0
-                    && (st.st_dev, st.st_ino) == (null_id.0, null_id.1);
-                libc::_exit(if is_null { 1 } else { 0 });
-            }
-        }
-        // SAFETY: as above.
-        assert_eq!(unsafe { libc::waitpid(pid, &mut status, 0) }, pid);
-        assert!(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0);
+        assert!(!null_in_child(fd, null_id));
     }
 }
