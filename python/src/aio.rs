@@ -120,12 +120,12 @@ fn worker(rx: Receiver<Job>, queue_depth: u32, block_size: u64) {
     }
 }
 
-/// Before a write of `nbytes` at `file_offset`: extends the file to `file_offset + nbytes`
-/// (ftruncate) when that is past its current end, so the file is then exactly as long as the
-/// write will leave it (as DeepSpeed's handle leaves it) and the write's O_DIRECT requests all
-/// land inside the file: requests past the end would each extend it, one at a time under the
-/// inode lock; inside, the filesystem allocates blocks as they are written, as for `gdswap
-/// run`'s files (which it sizes the same way).
+/// Before a write ending at `end` (`file_offset + nbytes`, checked by the caller): extends
+/// the file to `end` (ftruncate) when that is past its current end, so the file is then
+/// exactly as long as the write will leave it (as DeepSpeed's handle leaves it) and the
+/// write's O_DIRECT requests all land inside the file: requests past the end would each
+/// extend it, one at a time under the inode lock; inside, the filesystem allocates blocks as
+/// they are written, as for `gdswap run`'s files (which it sizes the same way).
 ///
 /// Why not fallocate, which this did first: ext4 places an fallocated range of up to 128 MiB
 /// without normalising the allocation (`EXT4_GET_BLOCKS_NO_NORMALIZE`), so its blocks need not
@@ -134,20 +134,13 @@ fn worker(rx: Receiver<Job>, queue_depth: u32, block_size: u64) {
 /// started at a physical block 2 blocks past a 32 KiB boundary and took 1 MiB overwrites at
 /// 4.0-4.3 GiB/s for as long as it lived, one written by `gdswap run` (2 MiB aligned) at
 /// 4.6-5.1 GiB/s (docs/python.md). The first write of a new file was no faster with fallocate.
-fn extend_to_end(file: &DataFile, file_offset: u64, nbytes: u64) -> gdswap::Result<()> {
-    let end = file_offset.checked_add(nbytes).ok_or_else(|| {
-        gdswap::Error::file(
-            gdswap::error::FileOp::Resize,
-            file.path(),
-            std::io::Error::from_raw_os_error(libc::EFBIG),
-        )
-    })?;
+fn extend_to_end(file: &DataFile, end: u64) -> gdswap::Result<()> {
     // The length check and the extension under one process-wide lock: two ops on one file,
     // submitted from two threads, must not let the shorter extension land last and cut the
     // other's range off (ftruncate shrinks; fallocate did not).
     static EXTENDING: std::sync::Mutex<()> = std::sync::Mutex::new(());
     let _one_at_a_time = EXTENDING.lock().unwrap_or_else(|p| p.into_inner());
-    if nbytes == 0 || end <= file.len()? {
+    if end <= file.len()? {
         return Ok(());
     }
     file.set_len(end)
@@ -257,7 +250,7 @@ impl AioCore {
         if nbytes > 0 && address == 0 {
             return Err(PyValueError::new_err("null buffer address"));
         }
-        file_offset.checked_add(nbytes as u64).ok_or_else(|| {
+        let end = file_offset.checked_add(nbytes as u64).ok_or_else(|| {
             PyValueError::new_err(format!(
                 "file_offset {file_offset} + {nbytes} bytes overflows"
             ))
@@ -274,9 +267,8 @@ impl AioCore {
                     DataFile::open(&p, access, false).map_err(|_| direct_err)
                 })
                 .map_err(crate::to_py)?;
-            if op == Op::Write {
-                extend_to_end(&file, file_offset, nbytes as u64)
-                    .map_err(|e| crate::OpFailed::new_err(e.to_string()))?;
+            if op == Op::Write && nbytes > 0 {
+                extend_to_end(&file, end).map_err(|e| crate::OpFailed::new_err(e.to_string()))?;
             }
             Ok::<_, PyErr>(file)
         })?;

@@ -256,11 +256,7 @@ impl GdsBackend {
         // A file the strict probe could not register may still register with compat mode as
         // configured; one that does not register even then is one gds cannot use at all.
         // (5008 under the strict probe is the compat verdict, not a refusal: no second probe.)
-        if outcome
-            .file_registration
-            .as_ref()
-            .is_some_and(|r| !r.ok && r.cufile_refused && !r.not_supported)
-        {
+        if outcome.cufile_refusal().is_some_and(|r| !r.not_supported) {
             refuse_unregistrable(&exe, &target, timeout)?;
         }
         let props = outcome.properties.clone();
@@ -279,12 +275,7 @@ fn refuse_unregistrable(exe: &Path, target: &Path, timeout: Duration) -> Result<
     if child.timed_out {
         return Err(hung(timeout, &child));
     }
-    let refused = child
-        .outcome
-        .as_ref()
-        .filter(|o| o.opened)
-        .and_then(|o| o.file_registration.as_ref())
-        .filter(|r| !r.ok && r.cufile_refused);
+    let refused = child.outcome.as_ref().and_then(|o| o.cufile_refusal());
     match refused {
         Some(r) => Err(unavailable(format!(
             "cuFile cannot register {}{} even with compat mode as configured: {}{}",

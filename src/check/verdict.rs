@@ -100,13 +100,15 @@ pub(super) fn verdicts(r: &NodeReport) -> Vec<Verdict> {
 /// 2026-12-04-gpu-checks-h200); a `gds` run there is refused at preflight, where the backend
 /// runs the same plain probe.
 fn refused_file(r: &NodeReport) -> Option<String> {
-    let plain = r.cufile_driver.plain.as_ref()?.outcome.as_ref()?;
     // Only cuFile's own refusal: a directory the probe could not write its scratch file in
     // (read-only, no permission) says nothing about cuFile.
-    let reg = plain
-        .file_registration
-        .as_ref()
-        .filter(|g| !g.ok && g.cufile_refused)?;
+    let reg = r
+        .cufile_driver
+        .plain
+        .as_ref()?
+        .outcome
+        .as_ref()?
+        .cufile_refusal()?;
     Some(format!(
         "cuFile cannot register files on {} even with compat mode as configured: {}",
         r.path.path.display(),

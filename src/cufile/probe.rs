@@ -59,6 +59,17 @@ pub struct Registration {
     pub detail: String,
 }
 
+impl ProbeOutcome {
+    /// The file's registration when the driver opened and `cuFileHandleRegister` itself refused
+    /// the file (not a probe file that could not be created). From the plain probe (compat
+    /// mode as configured): a file gds cannot use at all.
+    pub fn cufile_refusal(&self) -> Option<&Registration> {
+        self.file_registration
+            .as_ref()
+            .filter(|r| self.opened && !r.ok && r.cufile_refused)
+    }
+}
+
 fn failed(error: String) -> ProbeOutcome {
     ProbeOutcome {
         opened: false,
