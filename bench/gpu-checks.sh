@@ -96,6 +96,29 @@ step gds-mounts 10 sh -c 'lsmod 2>/dev/null | grep -i nvidia; grep -i nvidia_fs 
 GDSCHECK=$(command -v gdscheck || ls /usr/local/cuda/gds/tools/gdscheck 2>/dev/null)
 [ -n "$GDSCHECK" ] && step gdscheck 30 "$GDSCHECK" -p
 
+# libcufile dlopens "libudev.so" (the unversioned name, which only libudev-dev installs) to read
+# a file's volume attributes; on the H200 VM of 2026-12-04 every cuFileHandleRegister failed
+# with 5027 ("error creating udev_device for block device"). UDEV_SHIM=auto (default): where
+# only libudev.so.1 is installed (or carried in .gpu/libudev.so.1), check runs once without
+# and then with a directory holding a libudev.so symlink on LD_LIBRARY_PATH for every later
+# step, so the log shows which one cuFile needed. UDEV_SHIM=no leaves the environment as is.
+UDEV_SHIM=${UDEV_SHIM:-auto}
+step udev 15 sh -c 'ldconfig -p | grep -i libudev; ls -l /sys/dev/block | head -5; ls /run/udev/data 2>&1 | head -3'
+if [ "$UDEV_SHIM" = auto ] && ! ldconfig -p | grep -q 'libudev\.so '; then
+    udev1=$(ldconfig -p | awk '/libudev\.so\.1 /{print $NF; exit}')
+    [ -z "$udev1" ] && [ -f "$ROOT/.gpu/libudev.so.1" ] && udev1=$ROOT/.gpu/libudev.so.1
+    if [ -n "$udev1" ]; then
+        step check-without-udev-shim 60 "$GDSWAP" check --path "$DATA" --open-driver \
+            --json "$OUT/check-without-udev-shim.json"
+        shim=$(mktemp -d /tmp/gdswap-udev-shim.XXXXXX)
+        ln -s "$udev1" "$shim/libudev.so"
+        export LD_LIBRARY_PATH=$shim${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
+        say "udev: no libudev.so on this machine; every later step runs with $shim/libudev.so -> $udev1 on LD_LIBRARY_PATH"
+    else
+        say "udev: neither libudev.so nor libudev.so.1 here (carry .gpu/libudev.so.1 to try one)"
+    fi
+fi
+
 # 2. check
 step check 120 "$GDSWAP" check --path "$DATA" --open-driver --json "$OUT/check.json"
 # Where check says gds cannot run on this path (e.g. cuFile registers no file here), the
