@@ -96,27 +96,26 @@ step gds-mounts 10 sh -c 'lsmod 2>/dev/null | grep -i nvidia; grep -i nvidia_fs 
 GDSCHECK=$(command -v gdscheck || ls /usr/local/cuda/gds/tools/gdscheck 2>/dev/null)
 [ -n "$GDSCHECK" ] && step gdscheck 30 "$GDSCHECK" -p
 
-# libcufile dlopens "libudev.so" (the unversioned name, which only libudev-dev installs) to read
-# a file's volume attributes; on the H200 VM of 2026-12-04 every cuFileHandleRegister failed
-# with 5027 ("error creating udev_device for block device"). UDEV_SHIM=auto (default): where
-# only libudev.so.1 is installed (or carried in .gpu/libudev.so.1), check runs once without
-# and then with a directory holding a libudev.so symlink on LD_LIBRARY_PATH for every later
-# step, so the log shows which one cuFile needed. UDEV_SHIM=no leaves the environment as is.
-UDEV_SHIM=${UDEV_SHIM:-auto}
+# cuFile reads the volume attributes of a file's block device (ID_FS_USAGE, ID_FS_TYPE) from
+# the udev database, /run/udev/data/b<major>:<minor>. A VM without a udev daemon has no such
+# database, and there every cuFileHandleRegister fails with 5027, compat mode too (H200 VM,
+# 2026-12-04: "cufio-udev:67 udev property not found: ID_FS_USAGE vda"; libudev itself loads:
+# a libudev.so symlink changed nothing). UDEV_DB=1 (as root, and only where /run/udev does
+# not exist: a real udev database is never touched) runs check once as the machine is, then
+# writes the one entry udev's blkid builtin would have written for the data directory's device
+# and removes /run/udev again at the end, so the gds steps can run; the log shows both checks.
+UDEV_DB=${UDEV_DB:-0}
+UDEV_CREATED=
 step udev 15 sh -c 'ldconfig -p | grep -i libudev; ls -l /sys/dev/block | head -5; ls /run/udev/data 2>&1 | head -3'
-if [ "$UDEV_SHIM" = auto ] && ! ldconfig -p | grep -q 'libudev\.so '; then
-    udev1=$(ldconfig -p | awk '/libudev\.so\.1 /{print $NF; exit}')
-    [ -z "$udev1" ] && [ -f "$ROOT/.gpu/libudev.so.1" ] && udev1=$ROOT/.gpu/libudev.so.1
-    if [ -n "$udev1" ]; then
-        step check-without-udev-shim 60 "$GDSWAP" check --path "$DATA" --open-driver \
-            --json "$OUT/check-without-udev-shim.json"
-        shim=$(mktemp -d /tmp/gdswap-udev-shim.XXXXXX)
-        ln -s "$udev1" "$shim/libudev.so"
-        export LD_LIBRARY_PATH=$shim${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
-        say "udev: no libudev.so on this machine; every later step runs with $shim/libudev.so -> $udev1 on LD_LIBRARY_PATH"
-    else
-        say "udev: neither libudev.so nor libudev.so.1 here (carry .gpu/libudev.so.1 to try one)"
-    fi
+if [ "$UDEV_DB" = 1 ] && [ "$(id -u)" = 0 ] && [ ! -e /run/udev ]; then
+    step check-without-udev-db 60 "$GDSWAP" check --path "$DATA" --open-driver \
+        --json "$OUT/check-without-udev-db.json"
+    devno=$(stat -c '%Hd:%Ld' "$DATA")
+    fstype=$(findmnt -no FSTYPE -T "$DATA")
+    mkdir -p /run/udev/data && UDEV_CREATED=1
+    trap '[ -n "$UDEV_CREATED" ] && rm -rf /run/udev' EXIT
+    printf 'E:ID_FS_USAGE=filesystem\nE:ID_FS_TYPE=%s\n' "$fstype" >"/run/udev/data/b$devno"
+    say "udev: no udev database here; wrote /run/udev/data/b$devno (ID_FS_USAGE=filesystem, ID_FS_TYPE=$fstype) for the later steps"
 fi
 
 # 2. check
