@@ -32,23 +32,7 @@ pub fn resolve(
     allowed: &[usize],
 ) -> Result<NumaPlacement> {
     let nodes = topology::numa_nodes(root);
-    let cpus_of = |n: u32| -> std::result::Result<Vec<usize>, String> {
-        let listed = topology::node_cpus(root, n)
-            .ok_or_else(|| format!("sysfs lists no CPUs of NUMA node {n}"))?;
-        let cpus: Vec<usize> = listed
-            .iter()
-            .copied()
-            .filter(|c| allowed.contains(c))
-            .collect();
-        if cpus.is_empty() {
-            return Err(format!(
-                "none of NUMA node {n}'s CPUs ({}) is one this process may run on ({}; a launcher's or taskset's binding)",
-                cpu_ranges(&listed),
-                cpu_ranges(allowed)
-            ));
-        }
-        Ok(cpus)
-    };
+    let cpus_of = |n: u32| node_cpus_allowed(root, n, allowed).map(|c| c.cpus);
     match choice {
         NumaChoice::Off => Ok(NumaPlacement::unbound("NUMA placement off")),
         NumaChoice::Node(n) => {
@@ -118,6 +102,48 @@ pub fn resolve(
             })
         }
     }
+}
+
+/// The CPUs of one NUMA node a process may bind its workers to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeCpus {
+    /// The node's CPUs this process may run on: those to bind to.
+    pub cpus: Vec<usize>,
+    /// All the node's CPUs, as sysfs lists them.
+    pub listed: Vec<usize>,
+}
+
+impl NodeCpus {
+    /// The process's affinity left some of the node's CPUs out.
+    pub fn narrowed(&self) -> bool {
+        self.cpus.len() < self.listed.len()
+    }
+}
+
+/// NUMA node `n`'s CPUs (sysfs at `root`) within `allowed`, the CPUs this process may run on
+/// (its affinity: what a launcher's `--bind-to`, taskset or a cgroup left it). Binding to a
+/// node's CPU outside them would undo that binding (or fail, for a CPU the cgroup forbids), so
+/// `run` and `qualify` both bind only to these. An error says why there are none.
+pub fn node_cpus_allowed(
+    root: &Path,
+    n: u32,
+    allowed: &[usize],
+) -> std::result::Result<NodeCpus, String> {
+    let listed = topology::node_cpus(root, n)
+        .ok_or_else(|| format!("sysfs lists no CPUs of NUMA node {n}"))?;
+    let cpus: Vec<usize> = listed
+        .iter()
+        .copied()
+        .filter(|c| allowed.contains(c))
+        .collect();
+    if cpus.is_empty() {
+        return Err(format!(
+            "none of NUMA node {n}'s CPUs ({}) is one this process may run on ({}; a launcher's or taskset's binding)",
+            cpu_ranges(&listed),
+            cpu_ranges(allowed)
+        ));
+    }
+    Ok(NodeCpus { cpus, listed })
 }
 
 /// The placement of a run of `opts` on this machine: its GPU's node (GPU backends, the bus id

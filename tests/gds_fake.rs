@@ -397,6 +397,8 @@ fn injected_faults_give_one_line_errors() {
     make_data_file(&f, size, 5);
     let fp = f.display().to_string();
 
+    // A driver that does not open (in the probes, with compat mode disallowed and as
+    // configured): unavailable at preflight, before any I/O.
     let msg = fault(
         "sync",
         &f,
@@ -405,7 +407,7 @@ fn injected_faults_give_one_line_errors() {
         "read",
     );
     assert!(
-        msg.starts_with("cuFileDriverOpen failed: CU_FILE_DRIVER_NOT_INITIALIZED (5001)"),
+        msg.starts_with("backend 'gds' unavailable: the cuFile driver does not open with compat mode as configured: cuFileDriverOpen failed: CU_FILE_DRIVER_NOT_INITIALIZED (5001)"),
         "{msg}"
     );
     let msg = fault(
@@ -420,7 +422,7 @@ fn injected_faults_give_one_line_errors() {
     );
     assert_eq!(
         msg,
-        "cuFileDriverOpen failed: CU_FILE_CUDA_DRIVER_ERROR (5011): CUDA driver error 100 (CUDA_ERROR_NO_DEVICE)"
+        "backend 'gds' unavailable: the cuFile driver does not open with compat mode as configured: cuFileDriverOpen failed: CU_FILE_CUDA_DRIVER_ERROR (5011): CUDA driver error 100 (CUDA_ERROR_NO_DEVICE)"
     );
     // As libcufile 1.15.1 on a VM without udev data for its disk: every file refused, compat
     // mode or not; refused at preflight (the plain probe), naming the file and the code, and
@@ -851,37 +853,47 @@ fn compare_skips_gds_when_cufile_refuses_the_file() {
         ]
     };
     let refuse = [("FAKE_CUFILE_REGISTER_FAIL", "5027")];
+    // As on that H200: no nvidia-fs either, so the strict probe (compat mode disallowed)
+    // cannot even open the driver (5001) and says nothing about the file.
+    let refuse_without_nvfs = [
+        ("FAKE_CUFILE_REGISTER_FAIL", "5027"),
+        ("FAKE_CUFILE_NVFS_MAJOR", "0"),
+        ("FAKE_CUFILE_NVFS_MINOR", "0"),
+        ("FAKE_CUFILE_FFLAGS", "6"),
+    ];
     let f = d.path().join("c.dat");
     make_data_file(&f, MIB, 3);
-    let out = fake(with(base(&f), argv!["--json", &json]), &refuse).expect_ok();
-    let text = std::fs::read_to_string(&json).unwrap();
-    let c = gdswap::report::comparison::from_json(&text).unwrap();
-    let names: Vec<&str> = c.contenders.iter().map(|k| k.name.as_str()).collect();
-    assert!(
-        names.contains(&"host") && names.contains(&"bounce") && !names.contains(&"gds"),
-        "{names:?}\n{}",
-        out.stderr
-    );
-    let gds = c
-        .skipped
-        .iter()
-        .find(|s| s.name == "gds")
-        .unwrap_or_else(|| panic!("gds not skipped: {:?}", c.skipped));
-    let reason = gds.reason.to_string();
-    assert!(
-        reason.starts_with(&format!(
-            "cuFile cannot register {} even with compat mode as configured: ",
-            f.display()
-        )) && reason.contains("CU_FILE_HANDLE_NOT_REGISTERED (5027)"),
-        "{reason}"
-    );
-    assert!(
-        out.stderr
-            .lines()
-            .any(|l| l.starts_with("note: skipping backend gds: ") && l.contains("(5027)")),
-        "{}",
-        out.stderr
-    );
+    for refuse in [&refuse[..], &refuse_without_nvfs[..]] {
+        let out = fake(with(base(&f), argv!["--json", &json]), refuse).expect_ok();
+        let text = std::fs::read_to_string(&json).unwrap();
+        let c = gdswap::report::comparison::from_json(&text).unwrap();
+        let names: Vec<&str> = c.contenders.iter().map(|k| k.name.as_str()).collect();
+        assert!(
+            names.contains(&"host") && names.contains(&"bounce") && !names.contains(&"gds"),
+            "{names:?}\n{}",
+            out.stderr
+        );
+        let gds = c
+            .skipped
+            .iter()
+            .find(|s| s.name == "gds")
+            .unwrap_or_else(|| panic!("gds not skipped: {:?}", c.skipped));
+        let reason = gds.reason.to_string();
+        assert!(
+            reason.starts_with(&format!(
+                "cuFile cannot register {} even with compat mode as configured: ",
+                f.display()
+            )) && reason.contains("CU_FILE_HANDLE_NOT_REGISTERED (5027)"),
+            "{reason}"
+        );
+        assert!(
+            out.stderr
+                .lines()
+                .any(|l| l.starts_with("note: skipping backend gds: ") && l.contains("(5027)")),
+            "{}",
+            out.stderr
+        );
+    }
     // Without the fault, the same comparison has gds as a contender: the skip is the refusal.
     let out = fake(with(base(&f), argv!["--json", &json]), &[]).expect_ok();
     let text = std::fs::read_to_string(&json).unwrap();
@@ -913,4 +925,188 @@ fn compare_skips_gds_when_cufile_refuses_the_file() {
         "a comparison refused up front made {}",
         f3.display()
     );
+}
+
+/// A cufile.json that disallows compat mode (NVIDIA's file has `//` comments).
+fn no_compat_json(dir: &Path) -> std::path::PathBuf {
+    let p = dir.join("cufile.json");
+    std::fs::write(
+        &p,
+        "{\n  // no silent fallback through host memory\n  \"properties\": {\n    \"allow_compat_mode\": false\n  }\n}\n",
+    )
+    .unwrap();
+    p
+}
+
+/// cufile.json disallows compat mode on a node without a GPUDirect path for the data: with
+/// nvidia-fs loaded but the file off the GPUDirect path (5008 from cuFileHandleRegister), and
+/// without nvidia-fs (5001 from cuFileDriverOpen, as libcufile 1.15.1 on an H200). Neither the
+/// direct path nor compat mode can move a byte, so `gds` is unavailable at preflight with a
+/// reason naming the file and the setting: `compare` skips it (it used to fail in round 1),
+/// `--backends gds` is an error before any round, `run` refuses, and `check` says the same.
+#[test]
+fn compat_disallowed_by_cufile_json_without_a_gpudirect_path_makes_gds_unavailable() {
+    require_host_backend!();
+    let d = scratch();
+    let cfg = no_compat_json(d.path());
+    let cfgs = cfg.display().to_string();
+    let f = d.path().join("c.dat");
+    make_data_file(&f, MIB, 3);
+    let json = d.path().join("c.json");
+    let compare = |extra: Vec<OsString>, vars: &[(&str, &str)]| {
+        fake(
+            with(
+                argv![
+                    "compare",
+                    "--size",
+                    "1M",
+                    "--block-size",
+                    "256K",
+                    "--rounds",
+                    "1",
+                    "--loops",
+                    "1",
+                    "--warmup",
+                    "0",
+                    "--peers",
+                    "none",
+                    "--file",
+                    &f
+                ],
+                extra,
+            ),
+            vars,
+        )
+    };
+    let setting = format!("{cfgs} sets properties.allow_compat_mode to false");
+    let off_path = [("FAKE_CUFILE_REGISTER_ERR", "5008")];
+    let no_nvfs = [
+        ("FAKE_CUFILE_NVFS_MAJOR", "0"),
+        ("FAKE_CUFILE_NVFS_MINOR", "0"),
+        ("FAKE_CUFILE_FFLAGS", "6"),
+    ];
+    for (fault, code) in [
+        (&off_path[..], "CU_FILE_IO_NOT_SUPPORTED (5008)"),
+        (&no_nvfs[..], "CU_FILE_DRIVER_NOT_INITIALIZED (5001)"),
+    ] {
+        let mut vars = vec![("CUFILE_ENV_PATH_JSON", cfgs.as_str())];
+        vars.extend_from_slice(fault);
+        let says = |why: &str| {
+            why.contains(code)
+                && why.contains(&setting)
+                && why.contains("set it to true to let cuFile move the bytes through host memory (compat mode, not GPUDirect), or ")
+                && why.contains("nvidia_fs")
+        };
+        // compare: gds skipped with the reason, the others compared.
+        let out = compare(argv!["--json", &json], &vars).expect_ok();
+        let c = gdswap::report::comparison::from_json(&std::fs::read_to_string(&json).unwrap())
+            .unwrap();
+        let names: Vec<&str> = c.contenders.iter().map(|k| k.name.as_str()).collect();
+        assert!(
+            names.contains(&"host") && !names.contains(&"gds"),
+            "{code}: {names:?}\n{}",
+            out.stderr
+        );
+        let reason = c
+            .skipped
+            .iter()
+            .find(|s| s.name == "gds")
+            .unwrap_or_else(|| panic!("{code}: gds not skipped: {:?}", c.skipped))
+            .reason
+            .to_string();
+        assert!(says(&reason), "{code}: {reason}");
+        let fp = f.display().to_string();
+        if code.contains("5008") {
+            assert!(
+                reason.starts_with(&format!(
+                    "cuFile's compat mode is disallowed ({setting}) and {fp} is not on a GPUDirect path: cuFileHandleRegister failed: {fp}: {code}"
+                )),
+                "{reason}"
+            );
+        } else {
+            assert!(
+                reason.starts_with(&format!(
+                    "the cuFile driver does not open with compat mode as configured: cuFileDriverOpen failed: {code}"
+                )),
+                "{reason}"
+            );
+        }
+        assert!(
+            out.stderr
+                .lines()
+                .any(|l| l.starts_with("note: skipping backend gds: ") && says(l)),
+            "{}",
+            out.stderr
+        );
+        // Named: an error before any round.
+        let msg = compare(argv!["--backends", "gds,host"], &vars).expect_error();
+        assert!(
+            msg.starts_with("--backends: backend 'gds' cannot run here: ") && says(&msg),
+            "{msg}"
+        );
+        // run: refused at preflight, not at its first cuFile call.
+        let msg = fake(
+            with(gds("sync", "read", MIB, 256 * KIB), argv!["--file", &f]),
+            &vars,
+        )
+        .expect_error();
+        assert!(
+            msg.starts_with("backend 'gds' unavailable: ") && says(&msg),
+            "{msg}"
+        );
+        // check: the same verdict, on the same plain probe.
+        let cj = d.path().join("check.json");
+        let out = fake(
+            argv![
+                "check",
+                "--path",
+                d.path(),
+                "--backend",
+                "gds",
+                "--json",
+                &cj
+            ],
+            &vars,
+        );
+        assert_eq!(out.code, Some(1), "{code}: {out:?}");
+        let v: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&cj).unwrap()).unwrap();
+        let g = v["verdicts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|x| x["backend"] == "gds")
+            .unwrap();
+        assert_eq!(g["available"], false, "{g}");
+        assert_eq!(g["gds_path"], "none", "{g}");
+        let why = g["reason"].as_str().unwrap();
+        assert!(says(why), "{code}: {why}");
+        assert_eq!(g["gds_path_reason"].as_str(), Some(why), "{g}");
+        assert!(
+            out.stdout.contains("\ngds      unavailable: ") && says(&out.stdout),
+            "{}",
+            out.stdout
+        );
+
+        // With compat mode allowed (no cufile.json), the same node runs gds through compat.
+        let out = compare(argv!["--json", &json], fault).expect_ok();
+        let c = gdswap::report::comparison::from_json(&std::fs::read_to_string(&json).unwrap())
+            .unwrap();
+        assert!(
+            c.contenders.iter().any(|k| k.name == "gds"),
+            "{code}: {:?}\n{}",
+            c.contenders,
+            out.stderr
+        );
+    }
+    // With nvidia-fs and the file on its path, compat mode disallowed does not matter.
+    let vars = [("CUFILE_ENV_PATH_JSON", cfgs.as_str())];
+    let (r, _) = report(
+        with(
+            gds("sync", "read", MIB, 256 * KIB),
+            argv!["--file", &f, "--verify", "--seed", "3"],
+        ),
+        &vars,
+    );
+    assert_eq!(r.gds_path.unwrap().path, gdswap::report::GdsPath::NvidiaFs);
 }

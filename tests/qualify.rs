@@ -627,15 +627,88 @@ fn worker_threads_are_bound_to_their_drives_numa_node() {
     );
     assert!(md.contains("NUMA node 0 (the drive's)"), "{md}");
 
-    // The binding is real: a node whose CPU does not exist fails the run, saying so.
+    // A node none of whose CPUs this process may run on is not bound, saying why.
     std::fs::remove_dir_all(b.path("out")).unwrap();
     common::sysfs::pci(&sysfs, "0000:5e:00.0", 1, ("16.0 GT/s", 4, "16.0 GT/s", 4));
+    let out = outcome(&mut cmd).expect_ok();
+    let line = format!(
+        "bind   to-gpu {}: not bound: none of NUMA node 1's CPUs (1000) is one this process may run on ({}; a launcher's or taskset's binding) (the drive's)",
+        b.path("a").display(),
+        allowed_cpus()
+    );
+    assert!(out.stdout.contains(&line), "{}", out.stdout);
+
+    // The binding is real: a node this machine does not have fails the run, saying so (its
+    // memory cannot be bound there).
+    std::fs::remove_dir_all(b.path("out")).unwrap();
+    common::sysfs::node(&sysfs, 1000, &first);
+    common::sysfs::pci(
+        &sysfs,
+        "0000:5e:00.0",
+        1000,
+        ("16.0 GT/s", 4, "16.0 GT/s", 4),
+    );
     let out = outcome(&mut cmd);
     assert_eq!(out.code, Some(1), "{out:?}");
     assert!(
         out.stdout
-            .contains("binding worker thread 0 to CPUs [1000]: Invalid argument"),
+            .contains("binding worker thread 0's memory to NUMA node 1000: Invalid argument"),
         "{}",
         out.stdout
+    );
+}
+
+/// qualify started with a narrower CPU set than the node's (taskset, `mpirun --bind-to`)
+/// binds its workers to the node's CPUs within that set, as `run` does, and says which.
+#[test]
+fn bindings_stay_within_the_cpus_the_process_inherited() {
+    if let Some(why) = host_unavailable() {
+        eprintln!("skipped: {why}");
+        return;
+    }
+    use std::os::unix::fs::MetadataExt;
+    let all = gdswap::topology::parse_cpulist(&allowed_cpus()).unwrap();
+    if all.len() < 2 {
+        eprintln!("skipped: this process may run on one CPU only ({all:?})");
+        return;
+    }
+    let last = *all.last().unwrap();
+    let b = Bench::new();
+    let sysfs = b.path("sysfs");
+    // The drive's node 0 (a node this machine has) lists every CPU this process may use.
+    common::sysfs::node(&sysfs, 0, &allowed_cpus());
+    common::sysfs::pci(&sysfs, "0000:5e:00.0", 0, ("16.0 GT/s", 4, "16.0 GT/s", 4));
+    let dev = std::fs::metadata(b.path("a")).unwrap().dev();
+    common::sysfs::drive(
+        &sysfs,
+        "0000:5e:00.0",
+        "nvme0n1",
+        libc::major(dev),
+        libc::minor(dev),
+    );
+    let spec = b.spec(&BOUNCE.replace("\"bounce\"", "\"host\""));
+    let mut cmd = b.command(&spec);
+    cmd.env("GDSWAP_SYSFS_ROOT", &sysfs);
+    // Started on the last CPU only, as `taskset -c <last>` would.
+    with_cpu_affinity(&mut cmd, &[last]);
+    let out = outcome(&mut cmd).expect_ok();
+    let line = format!(
+        "bind   to-gpu {}: NUMA node 0 (the drive's), CPUs [{last}] (node 0's CPUs {} within this process's affinity {last})\n",
+        b.path("a").display(),
+        allowed_cpus()
+    );
+    assert!(out.stdout.contains(&line), "{}", out.stdout);
+    let (v, md) = b.record();
+    let tr = &v["tests"][0]["targets"][0];
+    assert_eq!(tr["bound_cpus"], serde_json::json!([last]), "{tr}");
+    // The run itself was placed there.
+    assert_eq!(
+        tr["report"]["numa"],
+        serde_json::json!({"node": 0, "cpus": [last], "reason": "the drive's"}),
+        "{tr}"
+    );
+    assert!(
+        md.contains(&format!("CPUs [{last}] (node 0's CPUs")),
+        "{md}"
     );
 }

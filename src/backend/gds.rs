@@ -49,10 +49,14 @@
 //! `gdswap cufile-probe --strict`, with a time limit: cuFile can hang on hosts without a GPU,
 //! and a probe that hangs makes the run refuse to open the driver in-process at all)
 //! disallows compat mode and registers the file; 5008 there means compat. When the strict
-//! probe could not register the file, the plain probe (also a child) tries it with compat mode
-//! as configured: a file cuFile refuses even then (libcufile 1.15.1 on a VM whose disk has no
-//! udev properties: 5027 for every file) makes the backend unavailable at preflight, before
-//! any I/O, so `compare` skips it by default. The workers add the driver properties they read
+//! probe showed no direct path (its driver did not open, as libcufile 1.15.1 without nvidia-fs
+//! does with compat mode disallowed; cuFile refused the file; or 5008 where cufile.json
+//! disallows compat mode too), the plain probe (also a child) tries it with compat mode as
+//! configured: a driver that does not open, a file cuFile refuses even then (libcufile 1.15.1
+//! on a VM whose disk has no udev properties: 5027 for every file), or 5008 because cufile.json
+//! disallows compat mode makes the backend unavailable at preflight, before any I/O, with a
+//! reason naming the setting and the fix ([`driver_probe::unusable`], which `gdswap check`
+//! uses too), so `compare` skips it by default. The workers add the driver properties they read
 //! in-process. `--require-gpudirect` turns a compat verdict into an error before anything is
 //! moved.
 
@@ -253,38 +257,69 @@ impl GdsBackend {
             let why = child.failure.unwrap_or_else(|| "no outcome".into());
             return Ok((Strict::NotRun(format!("strict probe: {why}")), None));
         };
-        // A file the strict probe could not register may still register with compat mode as
-        // configured; one that does not register even then is one gds cannot use at all.
-        // (5008 under the strict probe is the compat verdict, not a refusal: no second probe.)
-        if outcome.cufile_refusal().is_some_and(|r| !r.not_supported) {
-            refuse_unregistrable(&exe, &target, timeout)?;
+        // Where the strict probe showed no direct path, the plain probe (compat mode as
+        // configured) says whether gds can use the file at all ([`refuse_unusable`]).
+        let config = driver_probe::CompatConfig::system();
+        let mut props = outcome.properties.clone();
+        if needs_plain_probe(&outcome, &config) {
+            if let Some(plain) = refuse_unusable(&exe, &target, timeout, &config)? {
+                // The strict probe's driver did not open (5001 without nvidia-fs): the
+                // plain one's properties say which path there is.
+                props = props.or(plain.properties);
+            }
         }
-        let props = outcome.properties.clone();
         Ok((Strict::of(&outcome), props))
     }
 }
 
-/// [`Error::Unavailable`] when cuFile cannot register `target` (the run's file, or a scratch
-/// file in its directory) even with compat mode as configured: the plain probe, in a child
-/// process like the strict one. Seen with libcufile 1.15.1 on a VM (5027 for every file: it
-/// could not read the disk's volume attributes from udev); the run would fail at its first
-/// registration, and `compare` skips such a backend by default instead of failing in round 1.
-/// A probe that reports nothing leaves the verdict to the run.
-fn refuse_unregistrable(exe: &Path, target: &Path, timeout: Duration) -> Result<()> {
+/// Whether the strict probe's `outcome` leaves open whether gds can use the file at all, so
+/// that the plain probe must run:
+/// - the driver did not open with compat mode disallowed (libcufile 1.15.1 without nvidia-fs:
+///   5001): whether it opens as configured, and takes the file, is unknown;
+/// - cuFile refused the file with another code than 5008 (5027 on a VM, whatever compat);
+/// - 5008 (not on a GPUDirect path: the compat verdict) where the configuration disallows
+///   compat mode too: the run would get 5008 at its first registration. With compat mode
+///   allowed (the default) 5008 starts no second probe: the run goes through compat mode.
+fn needs_plain_probe(
+    outcome: &driver_probe::ProbeOutcome,
+    config: &driver_probe::CompatConfig,
+) -> bool {
+    !outcome.opened
+        || outcome
+            .cufile_refusal()
+            .is_some_and(|r| !r.not_supported || config.disallows_compat())
+}
+
+/// The plain probe (compat mode as configured), in a child process like the strict one:
+/// [`Error::Unavailable`] when cuFile cannot be used on `target` (the run's file, or a scratch
+/// file in its directory) at all ([`driver_probe::unusable`]: the driver does not open, or
+/// refuses the file even with compat mode as configured, or compat mode is disallowed by
+/// cufile.json and the file is not on a GPUDirect path). Seen with libcufile 1.15.1 on a VM
+/// (5027 for every file: it could not read the disk's volume attributes from udev); the run
+/// would fail at its first cuFile call, and `compare` skips such a backend by default instead
+/// of failing in round 1. A probe that reports nothing leaves the verdict to the run; one
+/// that opened the driver returns its outcome.
+fn refuse_unusable(
+    exe: &Path,
+    target: &Path,
+    timeout: Duration,
+    config: &driver_probe::CompatConfig,
+) -> Result<Option<driver_probe::ProbeOutcome>> {
     let child = driver_probe::probe_in_child(exe, None, target, false, timeout);
     if child.timed_out {
         return Err(hung(timeout, &child));
     }
-    let refused = child.outcome.as_ref().and_then(|o| o.cufile_refusal());
-    match refused {
-        Some(r) => Err(unavailable(format!(
-            "cuFile cannot register {}{} even with compat mode as configured: {}{}",
-            if target.is_dir() { "a file in " } else { "" },
-            target.display(),
-            r.detail,
-            log_end(&child)
-        ))),
-        None => Ok(()),
+    let Some(outcome) = child.outcome.clone() else {
+        return Ok(None);
+    };
+    let what = format!(
+        "{}{}",
+        if target.is_dir() { "a file in " } else { "" },
+        target.display()
+    );
+    match driver_probe::unusable(&outcome, &what, config) {
+        Some(why) => Err(unavailable(format!("{why}{}", log_end(&child)))),
+        None => Ok(Some(outcome)),
     }
 }
 

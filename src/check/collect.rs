@@ -235,30 +235,11 @@ fn cufile_json() -> CuFileJson {
     let text = std::fs::read_to_string(&path).ok();
     CuFileJson {
         exists: text.is_some(),
-        allow_compat_mode: text.as_deref().and_then(json_bool("allow_compat_mode")),
+        allow_compat_mode: text
+            .as_deref()
+            .and_then(|t| driver_probe::json_bool(t, "allow_compat_mode")),
         path,
         from_env,
-    }
-}
-
-/// The value of `"key": true|false` in a cufile.json, which has `//` comments and so is not
-/// JSON: the first uncommented occurrence wins.
-fn json_bool(key: &'static str) -> impl Fn(&str) -> Option<bool> {
-    move |text: &str| {
-        let quoted = format!("\"{key}\"");
-        text.lines()
-            .map(|l| l.split("//").next().unwrap_or(""))
-            .find_map(|l| {
-                let rest = l.split_once(quoted.as_str())?.1.trim_start();
-                let value = rest.strip_prefix(':')?.trim_start();
-                if value.starts_with("true") {
-                    Some(true)
-                } else if value.starts_with("false") {
-                    Some(false)
-                } else {
-                    None
-                }
-            })
     }
 }
 
@@ -329,8 +310,12 @@ mod tests {
                 "allow_compat_mode" : true, // on by default
             }
         }"#;
-        assert_eq!(json_bool("allow_compat_mode")(text), Some(true));
-        assert_eq!(json_bool("use_poll_mode")(text), Some(false));
-        assert_eq!(json_bool("max_direct_io_size_kb")(text), None);
+        let b = driver_probe::json_bool;
+        assert_eq!(b(text, "allow_compat_mode"), Some(true));
+        assert_eq!(b(text, "use_poll_mode"), Some(false));
+        assert_eq!(b(text, "max_direct_io_size_kb"), None);
+        // Block comments too.
+        let text = "{ /* \"allow_compat_mode\": true, */ \"allow_compat_mode\": false }";
+        assert_eq!(b(text, "allow_compat_mode"), Some(false));
     }
 }

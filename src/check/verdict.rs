@@ -94,26 +94,26 @@ pub(super) fn verdicts(r: &NodeReport) -> Vec<Verdict> {
         .collect()
 }
 
-/// Why cuFile cannot use the checked file at all: the plain probe (compat mode as configured)
-/// could not register it. Seen on a VM with libcufile 1.15.1: 5027 for every file, because
-/// libcufile could not read the volume's attributes from udev (bench-results/
-/// 2026-12-04-gpu-checks-h200); a `gds` run there is refused at preflight, where the backend
-/// runs the same plain probe.
+/// Why cuFile cannot be used on the checked path at all, from the plain probe (compat mode as
+/// configured), in the words of [`driver_probe::unusable`] (which the `gds` backend's
+/// preflight uses too): the driver does not open (5001 where nvidia-fs is not loaded and
+/// cufile.json disallows compat mode), cuFile refuses the file whatever compat mode (5027 for
+/// every file on a VM with libcufile 1.15.1, bench-results/2026-12-04-gpu-checks-h200), or
+/// cufile.json disallows compat mode and the file is not on a GPUDirect path (5008). A `gds`
+/// run there is refused at preflight, where the backend runs the same probe.
 fn refused_file(r: &NodeReport) -> Option<String> {
-    // Only cuFile's own refusal: a directory the probe could not write its scratch file in
+    // Only cuFile's own verdict: a directory the probe could not write its scratch file in
     // (read-only, no permission) says nothing about cuFile.
-    let reg = r
-        .cufile_driver
-        .plain
-        .as_ref()?
-        .outcome
-        .as_ref()?
-        .cufile_refusal()?;
-    Some(format!(
-        "cuFile cannot register files on {} even with compat mode as configured: {}",
-        r.path.path.display(),
-        reg.detail
-    ))
+    let plain = r.cufile_driver.plain.as_ref()?.outcome.as_ref()?;
+    let config = driver_probe::CompatConfig {
+        path: r.cufile_json.path.clone(),
+        allow_compat_mode: r.cufile_json.allow_compat_mode,
+    };
+    driver_probe::unusable(
+        plain,
+        &format!("files on {}", r.path.path.display()),
+        &config,
+    )
 }
 
 /// The path a `gds` transfer on the checked file would take: `none` where gds cannot move data
@@ -130,15 +130,6 @@ fn gds_path(r: &NodeReport) -> GdsVerdict {
     let outcome =
         |c: &Option<driver_probe::ChildResult>| c.as_ref().and_then(|c| c.outcome.clone());
     let plain = outcome(&r.cufile_driver.plain);
-    if let Some(p) = plain.as_ref().filter(|p| !p.opened) {
-        return GdsVerdict::new(
-            GdsPath::None,
-            format!(
-                "the cuFile driver does not open: {}",
-                p.error.as_deref().unwrap_or("")
-            ),
-        );
-    }
     if let Some(why) = refused_file(r) {
         return GdsVerdict::new(GdsPath::None, why);
     }

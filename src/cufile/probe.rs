@@ -8,10 +8,11 @@
 //! when it runs past the limit.
 //!
 //! Two probes: the plain one opens the driver, reads its properties and registers the checked
-//! file (a file cuFile refuses even with compat mode allowed cannot be used by gds at all); the
-//! strict one first disallows compat mode (parameter API, cuFile 1.14+), then registers the
-//! checked file: `CU_FILE_IO_NOT_SUPPORTED` (5008) there means this file's I/O would go through
-//! compat mode.
+//! file with compat mode as configured (where that fails, gds cannot be used at all:
+//! [`unusable`] says why, for `check` and the gds backend's preflight alike); the strict one
+//! first disallows compat mode (parameter API, cuFile 1.14+), then registers the checked file:
+//! `CU_FILE_IO_NOT_SUPPORTED` (5008) there means this file's I/O would go through compat mode,
+//! when the configuration allows compat mode ([`CompatConfig`]).
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -330,6 +331,119 @@ pub fn system_cufile_json() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from("/etc/cufile.json"))
 }
 
+/// The value of `"key": true|false` in a cufile.json (comments aside; the file need not be
+/// strict JSON, as cuFile's own parser does not ask it to be): the first occurrence wins.
+pub fn json_bool(text: &str, key: &str) -> Option<bool> {
+    let quoted = format!("\"{key}\"");
+    strip_json_comments(text).lines().find_map(|l| {
+        let rest = l.split_once(quoted.as_str())?.1.trim_start();
+        let value = rest.strip_prefix(':')?.trim_start();
+        if value.starts_with("true") {
+            Some(true)
+        } else if value.starts_with("false") {
+            Some(false)
+        } else {
+            None
+        }
+    })
+}
+
+/// What the node's cuFile configuration says about compat mode: the cufile.json cuFile reads
+/// ([`system_cufile_json`]) and its `properties.allow_compat_mode`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CompatConfig {
+    /// The file cuFile reads.
+    pub path: PathBuf,
+    /// `allow_compat_mode` as the file sets it; `None` when the file is absent or unreadable
+    /// or does not set it (cuFile's default then: allowed).
+    pub allow_compat_mode: Option<bool>,
+}
+
+impl CompatConfig {
+    /// The system's: [`system_cufile_json`], read now.
+    pub fn system() -> CompatConfig {
+        let path = system_cufile_json();
+        let allow_compat_mode = std::fs::read_to_string(&path)
+            .ok()
+            .and_then(|t| json_bool(&t, "allow_compat_mode"));
+        CompatConfig {
+            path,
+            allow_compat_mode,
+        }
+    }
+
+    /// The configuration disallows compat mode: cuFile then has no fallback for a file or a
+    /// node without a GPUDirect path.
+    pub fn disallows_compat(&self) -> bool {
+        self.allow_compat_mode == Some(false)
+    }
+
+    /// `<path> sets properties.allow_compat_mode to false`: the words every refusal it
+    /// causes uses.
+    fn setting(&self) -> String {
+        format!(
+            "{} sets properties.allow_compat_mode to false",
+            self.path.display()
+        )
+    }
+}
+
+/// Why the `gds` backend cannot use `what` (the checked file, or "a file in DIR") at all, from
+/// the plain probe's outcome (compat mode as configured): the driver does not open, or
+/// cuFile's `cuFileHandleRegister` refuses the file. `None` when the file registered, or when
+/// the probe could not tell (a scratch file it could not create says nothing about cuFile).
+///
+/// Where the configuration (`config`) disallows compat mode the reason says so and names the
+/// fix: a node without nvidia-fs then fails
+/// `cuFileDriverOpen` with 5001 (libcufile 1.15.1 on an H200 with compat mode disallowed:
+/// bench-results/2026-12-04-gpu-checks-h200), and a file off the GPUDirect path gets 5008
+/// from `cuFileHandleRegister`: in both cases a run would fail at its first cuFile call.
+/// `gdswap check` and the backend's preflight both decide with this, so they say the same.
+pub fn unusable(plain: &ProbeOutcome, what: &str, config: &CompatConfig) -> Option<String> {
+    const THROUGH_HOST: &str =
+        "to let cuFile move the bytes through host memory (compat mode, not GPUDirect)";
+    if !plain.opened {
+        let hint = if config.disallows_compat() {
+            format!(
+                "; {}: set it to true {THROUGH_HOST}, or load nvidia_fs",
+                config.setting()
+            )
+        } else {
+            String::new()
+        };
+        return Some(format!(
+            "the cuFile driver does not open with compat mode as configured: {}{hint}",
+            plain.error.as_deref().unwrap_or("no reason given")
+        ));
+    }
+    let r = plain.cufile_refusal()?;
+    if !r.not_supported {
+        return Some(format!(
+            "cuFile cannot register {what} even with compat mode as configured: {}",
+            r.detail
+        ));
+    }
+    // 5008 with compat mode as configured: the configuration disallows it.
+    let (by, fix) = if config.disallows_compat() {
+        (
+            format!(" ({})", config.setting()),
+            "set it to true".to_string(),
+        )
+    } else {
+        (
+            String::new(),
+            format!(
+                "allow it (properties.allow_compat_mode true in {})",
+                config.path.display()
+            ),
+        )
+    };
+    Some(format!(
+        "cuFile's compat mode is disallowed{by} and {what} is not on a GPUDirect path: {}; {fix} {THROUGH_HOST}, or put the data on a GPUDirect path (nvidia_fs loaded, a filesystem and mount GDS supports)",
+        r.detail
+    ))
+}
+
 /// `text` without its `//` and `/* */` comments (outside strings), as NVIDIA's cufile.json
 /// has them and cuFile's own parser accepts them, so that it parses as JSON.
 pub fn strip_json_comments(text: &str) -> String {
@@ -409,6 +523,53 @@ pub fn strict_cufile_json(system: Option<&str>) -> std::result::Result<String, S
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The plain probe's outcomes gds cannot run with, in words naming the setting and fix.
+    #[test]
+    fn unusable_names_the_configuration_that_disallows_compat_mode() {
+        let off = CompatConfig {
+            path: "/etc/cufile.json".into(),
+            allow_compat_mode: Some(false),
+        };
+        let default = CompatConfig {
+            allow_compat_mode: None,
+            ..off.clone()
+        };
+        let outcome = |opened: bool, reg: Option<(bool, bool, bool)>| ProbeOutcome {
+            opened,
+            error: (!opened).then(|| "cuFileDriverOpen failed: (5001)".into()),
+            properties: None,
+            file_registration: reg.map(|(ok, not_supported, cufile_refused)| Registration {
+                file: "/d/f".into(),
+                ok,
+                not_supported,
+                cufile_refused,
+                detail: "cuFileHandleRegister failed: (500x)".into(),
+            }),
+        };
+        // Registered, or a probe file that could not be made: nothing to say.
+        assert_eq!(
+            unusable(&outcome(true, Some((true, false, false))), "f", &off),
+            None
+        );
+        assert_eq!(
+            unusable(&outcome(true, Some((false, false, false))), "f", &off),
+            None
+        );
+        assert_eq!(unusable(&outcome(true, None), "f", &off), None);
+        let why = unusable(&outcome(false, None), "f", &off).unwrap();
+        assert_eq!(why, "the cuFile driver does not open with compat mode as configured: cuFileDriverOpen failed: (5001); /etc/cufile.json sets properties.allow_compat_mode to false: set it to true to let cuFile move the bytes through host memory (compat mode, not GPUDirect), or load nvidia_fs");
+        let why = unusable(&outcome(false, None), "f", &default).unwrap();
+        assert_eq!(why, "the cuFile driver does not open with compat mode as configured: cuFileDriverOpen failed: (5001)");
+        let not_supported = outcome(true, Some((false, true, true)));
+        let why = unusable(&not_supported, "/d/f", &off).unwrap();
+        assert!(why.starts_with("cuFile's compat mode is disallowed (/etc/cufile.json sets properties.allow_compat_mode to false) and /d/f is not on a GPUDirect path: cuFileHandleRegister failed: (500x); set it to true to let cuFile"), "{why}");
+        // 5008 with compat mode as configured, the file not saying so (another source).
+        let why = unusable(&not_supported, "/d/f", &default).unwrap();
+        assert!(why.starts_with("cuFile's compat mode is disallowed and /d/f is not on a GPUDirect path: cuFileHandleRegister failed: (500x); allow it (properties.allow_compat_mode true in /etc/cufile.json) to let"), "{why}");
+        let why = unusable(&outcome(true, Some((false, false, true))), "/d/f", &off).unwrap();
+        assert_eq!(why, "cuFile cannot register /d/f even with compat mode as configured: cuFileHandleRegister failed: (500x)");
+    }
 
     /// NVIDIA's cufile.json is JSON with `//` comments; only allow_compat_mode changes.
     #[test]

@@ -445,7 +445,17 @@ fn run_all(
     }
     record.check = Some(report);
 
-    let placement = numa_placement(&spec, &mut plans, record.check.as_ref(), &inv.sysfs);
+    // The CPUs this process may run on (a launcher's or taskset's binding): every binding
+    // stays within them, as `run`'s does.
+    let allowed = crate::io::sys::thread_cpus()
+        .map_err(|e| format!("cannot read this process's CPU affinity: {e}"));
+    let placement = numa_placement(
+        &spec,
+        &mut plans,
+        record.check.as_ref(),
+        &inv.sysfs,
+        allowed.as_deref().map_err(String::as_str),
+    );
     for (t, opts) in spec.tests.iter().zip(&plans) {
         for (dir, (binding, _)) in t.targets.iter().zip(&placement[&t.name]) {
             progress(Event::Binding {
@@ -544,14 +554,18 @@ fn prepare(
 }
 
 /// NUMA placement of every target's worker threads: the NUMA node of its GPU (GPU backends)
-/// or of its drive, and that node's CPUs, from sysfs; `plans` get their `numa_placement`. Per
-/// test, per target: (what the binding is, the CPUs).
+/// or of its drive, and that node's CPUs, from sysfs, within `allowed` (the CPUs this process
+/// may run on, [`crate::numa::node_cpus_allowed`]: a launcher's or taskset's binding is kept,
+/// as `run` keeps it); `plans` get their `numa_placement`. Per test, per target: (what the
+/// binding is, the CPUs). A binding the affinity narrowed says so; a node none of whose CPUs
+/// is allowed is not bound, and says why.
 #[allow(clippy::type_complexity)]
 fn numa_placement(
     spec: &Spec,
     plans: &mut [Vec<RunOptions>],
     check: Option<&NodeReport>,
     sysfs: &Path,
+    allowed: std::result::Result<&[usize], &str>,
 ) -> std::collections::BTreeMap<String, Vec<(String, Option<Vec<usize>>)>> {
     let mut out = std::collections::BTreeMap::new();
     for (t, opts) in spec.tests.iter().zip(plans.iter_mut()) {
@@ -573,25 +587,34 @@ fn numa_placement(
                     .map(|n| (n, "the drive's".to_string()))
                     .ok_or_else(|| "sysfs gives no NUMA node for the drive".to_string())
             };
-            let entry = match node {
-                Err(why) => (format!("not bound: {why}"), None),
-                Ok((n, whose)) => match crate::topology::node_cpus(sysfs, n) {
-                    Some(cpus) if !cpus.is_empty() => {
-                        o.numa_placement = Some(crate::numa::NumaPlacement {
-                            node: Some(n),
-                            cpus: cpus.clone(),
-                            reason: whose.clone(),
-                        });
-                        (
-                            format!("NUMA node {n} ({whose}), CPUs {cpus:?}"),
-                            Some(cpus),
-                        )
+            let entry = match (node, allowed) {
+                (Err(why), _) => (format!("not bound: {why}"), None),
+                (Ok(_), Err(why)) => (format!("not bound: {why}"), None),
+                (Ok((n, whose)), Ok(allowed)) => {
+                    match crate::numa::node_cpus_allowed(sysfs, n, allowed) {
+                        Ok(c) => {
+                            o.numa_placement = Some(crate::numa::NumaPlacement {
+                                node: Some(n),
+                                cpus: c.cpus.clone(),
+                                reason: whose.clone(),
+                            });
+                            let within = if c.narrowed() {
+                                format!(
+                                    " (node {n}'s CPUs {} within this process's affinity {})",
+                                    crate::numa::cpu_ranges(&c.listed),
+                                    crate::numa::cpu_ranges(allowed)
+                                )
+                            } else {
+                                String::new()
+                            };
+                            (
+                                format!("NUMA node {n} ({whose}), CPUs {:?}{within}", c.cpus),
+                                Some(c.cpus),
+                            )
+                        }
+                        Err(why) => (format!("not bound: {why} ({whose})"), None),
                     }
-                    _ => (
-                        format!("not bound: sysfs lists no CPUs of NUMA node {n} ({whose})"),
-                        None,
-                    ),
-                },
+                }
             };
             per_target.push(entry);
         }

@@ -137,6 +137,28 @@ pub fn with_rlimit(cmd: &mut Command, resource: libc::__rlimit_resource_t, value
     }
 }
 
+/// Restricts the child to the CPUs `cpus` (sched_setaffinity just before it executes gdswap),
+/// as `taskset -c` or a launcher's `--bind-to` would: the affinity the process inherits.
+pub fn with_cpu_affinity(cmd: &mut Command, cpus: &[usize]) {
+    // SAFETY: cpu_set_t is plain bits; all-zero is the empty set.
+    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    for &c in cpus {
+        assert!(c < libc::CPU_SETSIZE as usize, "CPU {c} past CPU_SETSIZE");
+        // SAFETY: c < CPU_SETSIZE (asserted), so CPU_SET stays inside the set.
+        unsafe { libc::CPU_SET(c, &mut set) };
+    }
+    // SAFETY: the hook runs in the forked child before exec and only calls sched_setaffinity,
+    // a plain system call, on a set built before the fork; it allocates nothing.
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+}
+
 /// Makes SIGXFSZ ignored in the child, so exceeding RLIMIT_FSIZE fails the write with EFBIG
 /// instead of killing the process (an ignored disposition survives exec).
 pub fn ignore_sigxfsz(cmd: &mut Command) {

@@ -27,6 +27,14 @@
  *   Checked when the libcuda.so.1 found is the fake one (tests/fakes/fake_cuda.c).
  * - Parameters are set only before the driver opens: CU_FILE_DRIVER_ALREADY_OPEN (cufile.h,
  *   cuFileSetParameter*).
+ * - Compat mode disallowed (ALLOW_COMPAT_MODE parameter false, or "allow_compat_mode": false in
+ *   the cufile.json named by CUFILE_ENV_PATH_JSON: the library reads that variable,
+ *   ../shared/cufile-abi.md) with nvidia-fs not loaded (FAKE_CUFILE_NVFS_MAJOR/MINOR 0.0) and
+ *   no P2P feature bit: cuFileDriverOpen fails with CU_FILE_DRIVER_NOT_INITIALIZED (5001)
+ *   (libcufile 1.15.1 on an H200 without nvidia-fs, strict probe: bench-results/
+ *   2026-12-04-gpu-checks-h200/run1-log.txt). With compat mode disallowed, a file off the
+ *   GPUDirect path gets CU_FILE_IO_NOT_SUPPORTED (5008) from cuFileHandleRegister
+ *   (cufile.h; ../shared/cufile-abi.md): FAKE_CUFILE_REGISTER_ERR.
  * - cuFileHandleRegister: type CU_FILE_HANDLE_TYPE_OPAQUE_FD with no fs_ops, else
  *   CU_FILE_INVALID_VALUE; the fd must be O_DIRECT, else CU_FILE_DIO_NOT_SET (cufile.h); an fd
  *   registered twice gets CU_FILE_HANDLE_ALREADY_REGISTERED (5028) until deregistered
@@ -212,6 +220,15 @@ CUfileError_t cuFileDriverOpen(void) {
     int (*ctx_current)(void) = cuda ? (int (*)(void))dlsym(cuda, "fake_cuda_context_current") : NULL;
     if (opens == 0 && ctx_current && !ctx_current()) return status(CU_FILE_CUDA_DRIVER_ERROR, 201);
     if (opens == 0) json_compat();
+    /* Compat mode disallowed (parameter or cufile.json) and no nvidia-fs: the open fails with
+     * CU_FILE_DRIVER_NOT_INITIALIZED (5001), "nvidia-fs driver is not loaded (set
+     * allow_compat_mode to true in cufile.json to enable compat mode)" (libcufile 1.15.1 on an
+     * H200 without nvidia-fs: bench-results/2026-12-04-gpu-checks-h200/run1-log.txt). With
+     * 1.20's P2P feature bit the fake opens: whether kernel P2PDMA lets the real library open
+     * without nvidia-fs is not observed. */
+    if (opens == 0 && !compat_allowed && knob(2, 2) == 0 && knob(3, 17) == 0 &&
+        !(knob(5, 0xe) & (1 << 4)))
+        return status(CU_FILE_DRIVER_NOT_INITIALIZED, 0);
     opens++;
     return status(0, 0);
 }
