@@ -19,7 +19,7 @@ use super::alloc::Extents;
 use super::buffer::{DeviceSpan, Tensor};
 use super::committer::{Committer, Written};
 use super::device_tensor::{Fence, GpuWork};
-use super::jobs::{commit_change, read_job, unpanicked, write_job};
+use super::jobs::{check_read, commit_change, read_job, unpanicked, write_job, ReadStep};
 use super::manifest::{
     self, Entry, Manifest, Quarantined, DATA_FILE, FORMAT, MANIFEST, MANIFEST_TMP,
 };
@@ -32,7 +32,7 @@ use super::staging::{Charge, Staging, StagingPool};
 use super::state::{
     lock, release_claim, snapshot_of, swap_err, OpKind, Pending, Shared, Source, State, Writing,
 };
-use super::threads::IoThreads;
+use super::threads::{IoThreads, Job};
 use super::ticket::{Kind, ReadData, ReadOutcome, Ticket};
 
 /// Counters of a store since it was opened.
@@ -58,6 +58,10 @@ pub struct SwapStore {
     // Dropping the store waits for every queued job (the I/O threads end before the commit
     // thread, which they hand written swap-outs to).
     threads: IoThreads,
+    /// One thread that checks swap-ins' checksums (host staging), so the I/O threads go on
+    /// to their next transfer meanwhile. Declared after `threads`: dropped once no I/O job
+    /// can hand it more work.
+    checker: IoThreads,
     committer: Committer,
     /// Keeps forked children from holding `_lock` (declared first: dropped before it closes).
     _lock_guard: ForkGuard,
@@ -151,6 +155,7 @@ impl SwapStore {
             opts.gpu,
         ));
         let threads = IoThreads::new(opts.io_threads)?;
+        let checker = IoThreads::named(1, "gdswap-swap-check")?;
         let writing = Arc::new(Writing::default());
         let committer = Committer::start(Arc::clone(&writing))?;
         Ok(SwapStore {
@@ -176,6 +181,7 @@ impl SwapStore {
                 staging,
             }),
             threads,
+            checker,
             committer,
             _lock_guard: lock_guard,
             _lock: lock_file,
@@ -327,6 +333,8 @@ impl SwapStore {
     /// pool, so a device backend's is freed on its own thread too, never on this one).
     fn shutdown(&self, drop_prefetches: bool) -> Result<()> {
         self.threads.barrier();
+        // Checks handed over by the jobs that just ended.
+        self.checker.barrier();
         self.committer.flush();
         if drop_prefetches {
             let unused = std::mem::take(&mut lock(&self.shared.state).prefetched);
@@ -846,10 +854,27 @@ impl SwapStore {
         let shared = Arc::clone(sh);
         let entry = entry.clone();
         let thread = staging.thread();
+        let checker = self.checker.sender(0);
         let job = Box::new(move || {
-            let r = unpanicked(|| read_job(&shared, &entry, staging)).unwrap_or_else(Err);
-            release_claim(&shared, &entry.name, id);
-            let _ = tx.send(r.map_err(|e| within(kind, &entry.name, e)));
+            let finish = move |shared: &Shared, entry: &Entry, r: Result<ReadData>| {
+                release_claim(shared, &entry.name, id);
+                let _ = tx.send(r.map_err(|e| within(kind, &entry.name, e)));
+            };
+            match unpanicked(|| read_job(&shared, &entry, staging)).unwrap_or_else(Err) {
+                Ok(ReadStep::Check(staging)) => {
+                    let check: Job = Box::new(move || {
+                        let r =
+                            unpanicked(|| check_read(&shared, &entry, staging)).unwrap_or_else(Err);
+                        finish(&shared, &entry, r);
+                    });
+                    // A checker that has stopped (the store is going away): check here.
+                    if let Err(std::sync::mpsc::SendError(check)) = checker.send(check) {
+                        check();
+                    }
+                }
+                Ok(ReadStep::Done(data)) => finish(&shared, &entry, Ok(data)),
+                Err(e) => finish(&shared, &entry, Err(e)),
+            }
         });
         if let Err(e) = self.threads.submit(thread, job) {
             release_claim(sh, name, id);

@@ -25,6 +25,11 @@ pub struct IoThreads {
 
 impl IoThreads {
     pub fn new(n: usize) -> Result<IoThreads> {
+        IoThreads::named(n, "gdswap-swap")
+    }
+
+    /// `n` threads named `{prefix}-{i}`.
+    pub fn named(n: usize, prefix: &str) -> Result<IoThreads> {
         let mut tx = Vec::new();
         let mut threads = Vec::new();
         for i in 0..n.max(1) {
@@ -32,7 +37,7 @@ impl IoThreads {
             tx.push(t);
             threads.push(
                 std::thread::Builder::new()
-                    .name(format!("gdswap-swap-{i}"))
+                    .name(format!("{prefix}-{i}"))
                     .spawn(move || {
                         while let Ok(job) = rx.recv() {
                             // A job that panics (a bug) loses its result, which its ticket
@@ -76,6 +81,12 @@ impl IoThreads {
     /// A thread for a new staging buffer, round robin.
     pub fn pick(&self) -> usize {
         self.next.fetch_add(1, Ordering::Relaxed) % self.tx.len()
+    }
+
+    /// A sender of jobs to thread `thread`, for a job that queues the next step of its work
+    /// there (the thread ends once the `IoThreads` and every such sender are gone).
+    pub fn sender(&self, thread: usize) -> Sender<Job> {
+        self.tx[thread].clone()
     }
 
     /// Queues `job` on thread `thread`.
