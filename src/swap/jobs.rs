@@ -210,10 +210,59 @@ pub(super) fn read_job(sh: &Shared, entry: &Entry, mut staging: Staging) -> Resu
 
 /// The checker thread's part of a swap-in into host staging: the CRC-32C of the bytes read,
 /// against the manifest's.
+/// The bytes are checked in pieces on several threads at once when there are many: the
+/// swap-ins that end last (one per I/O thread) are each checked after their transfer, and
+/// their checks are what the caller waits for once the disk is done.
 pub(super) fn check_read(sh: &Shared, entry: &Entry, mut staging: Staging) -> Result<ReadData> {
-    let crc = staging.checksum(entry.len as usize)?;
+    let len = entry.len as usize;
+    let crc = match staging.host_bytes().and_then(|b| b.get(..len)) {
+        Some(bytes) => crc32c_parallel(bytes),
+        None => staging.checksum(len)?,
+    };
     check_crc(sh, entry, crc)?;
     Ok(ReadData::Staged(staging))
+}
+
+/// CRC-32C of `bytes`: in one piece per CPU (pieces of at least `MIN_PIECE`), combined in
+/// order; a piece whose thread cannot be started is done on this thread.
+fn crc32c_parallel(bytes: &[u8]) -> u32 {
+    crc32c_in_pieces(
+        bytes,
+        std::thread::available_parallelism().map_or(1, |n| n.get()),
+    )
+}
+
+fn crc32c_in_pieces(bytes: &[u8], cpus: usize) -> u32 {
+    const MIN_PIECE: usize = 16 << 20;
+    let pieces = cpus.min(bytes.len() / MIN_PIECE).max(1);
+    if pieces == 1 {
+        return crc32c::crc32c(bytes);
+    }
+    let piece = bytes.len().div_ceil(pieces);
+    let crcs: Vec<(u32, usize)> = std::thread::scope(|s| {
+        let mut chunks = bytes.chunks(piece);
+        let first = chunks.next().unwrap_or_default();
+        let others: Vec<_> = chunks
+            .map(|c| {
+                let started = std::thread::Builder::new()
+                    .name("gdswap-swap-crc".into())
+                    .spawn_scoped(s, move || crc32c::crc32c(c));
+                (c, started)
+            })
+            .collect();
+        let mut crcs = vec![(crc32c::crc32c(first), first.len())];
+        for (c, started) in others {
+            let crc = match started.map(|h| h.join()) {
+                Ok(Ok(crc)) => crc,
+                // Not started (or, impossibly, panicked): this thread does it.
+                _ => crc32c::crc32c(c),
+            };
+            crcs.push((crc, c.len()));
+        }
+        crcs
+    });
+    crcs.into_iter()
+        .fold(0, |acc, (crc, n)| crc32c::crc32c_combine(acc, crc, n))
 }
 
 fn check_crc(sh: &Shared, entry: &Entry, crc: u32) -> Result<()> {
@@ -254,6 +303,19 @@ pub(super) fn again(e: &Error) -> Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_parallel_checksum_is_the_checksum_of_the_whole() {
+        // Sizes around the piece size, an odd length, and one below it (one piece).
+        for len in [(40 << 20) + 12345, 32 << 20, 16 << 20, 1000] {
+            let v: Vec<u8> = (0..len).map(|i| (i * 31 % 251) as u8).collect();
+            for cpus in [1, 2, 3] {
+                let want = crc32c::crc32c(&v);
+                assert_eq!(crc32c_in_pieces(&v, cpus), want, "{len} bytes, {cpus} CPUs");
+            }
+            assert_eq!(crc32c_parallel(&v), crc32c::crc32c(&v), "{len} bytes");
+        }
+    }
 
     #[test]
     fn a_batch_error_is_repeated_with_its_errno_and_path() {
