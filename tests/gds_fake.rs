@@ -707,10 +707,12 @@ fn stream_queue_depth_means_requests_in_flight() {
     assert!((15.0..60.0).contains(&p50_ms), "p50 {p50_ms} ms");
 }
 
-/// `--gds-api batch` refills the batch as events come back instead of draining each window:
-/// entries are submitted while others are still pending.
+/// `--gds-api batch` keeps one submission in flight per batch: a window of up to the queue
+/// depth's entries, then every one of its events, then the next window (as NVIDIA's samples
+/// and kvikio's `BatchHandle` use the API; submitting while entries are pending was never
+/// seen working on a real libcufile). On a GPUDirect path the window is the queue depth.
 #[test]
-fn batch_refills_as_events_complete() {
+fn batch_keeps_one_submission_in_flight() {
     let d = scratch();
     let size = 2 * MIB;
     let f = d.path().join("b.dat");
@@ -728,11 +730,124 @@ fn batch_refills_as_events_complete() {
         ],
     );
     assert_gds(&r, "batch", size, 1);
-    assert!(
-        trace(&t, "batch_submits_while_pending") > 0,
-        "{}",
-        std::fs::read_to_string(&t).unwrap()
+    let text = std::fs::read_to_string(&t).unwrap();
+    assert_eq!(trace(&t, "batch_submits_while_pending"), 0, "{text}");
+    assert_eq!(trace(&t, "max_batch_pending"), 4, "queue depth 4: {text}");
+    assert!(r.gds_path.unwrap().queue_clamp.is_none());
+    assert!(!r
+        .warnings
+        .iter()
+        .any(|w| w.code == "gds-compat-one-in-flight"));
+}
+
+/// In cuFile's compat mode the stream and batch APIs keep one operation in flight in the whole
+/// process, and say so. The fake libcufile behaves there as libcufile 1.15.1 did on an H200
+/// with nvidia-fs not loaded (bench-results/2026-12-04-gpu-checks-h200-session8): concurrent
+/// stream operations stage through one shared host buffer (a queue depth of 8 misplaced
+/// data), and a batch with more than one entry pending makes no progress.
+#[test]
+fn compat_mode_runs_stream_and_batch_one_operation_at_a_time() {
+    let d = scratch();
+    let size = 2 * MIB;
+    let bs = 128 * KIB;
+    // Compat known at preflight two ways: the properties (no nvidia-fs, no P2PDMA), and the
+    // strict probe's 5008 with nvidia-fs loaded.
+    let no_direct_path: &[(&str, &str)] = &[
+        ("FAKE_CUFILE_NVFS_MAJOR", "0"),
+        ("FAKE_CUFILE_NVFS_MINOR", "0"),
+        ("FAKE_CUFILE_FFLAGS", "6"),
+    ];
+    let not_on_gds_path: &[(&str, &str)] = &[("FAKE_CUFILE_REGISTER_ERR", "5008")];
+    for (api, node) in [
+        ("stream", no_direct_path),
+        ("batch", no_direct_path),
+        ("stream", not_on_gds_path),
+        ("batch", not_on_gds_path),
+    ] {
+        let f = d.path().join(format!("{api}-{}.dat", node.len()));
+        let t = d.path().join(format!("{api}-{}.trace", node.len()));
+        let t_s = t.to_str().unwrap();
+        let mut vars = node.to_vec();
+        vars.push(("FAKE_CUFILE_TRACE", t_s));
+        for op in ["write", "read"] {
+            let (r, out) = report(
+                with(
+                    run_argv("gds", op, size, bs, 1),
+                    argv![
+                        "--gds-api",
+                        api,
+                        "--queue-depth",
+                        "8",
+                        "--threads",
+                        "2",
+                        "--file",
+                        &f,
+                        "--verify",
+                        "--seed",
+                        "21"
+                    ],
+                ),
+                &vars,
+            );
+            assert_sane(&r, size, 1, 2);
+            assert!(r.summary.verified, "{api} {op}");
+            assert!(
+                r.backend_mode.starts_with(&format!(
+                    "cuFile {api} api (compat mode: 1 operation in flight in the process, not the queue depth), registered buffers"
+                )),
+                "{}",
+                r.backend_mode
+            );
+            let p = r.gds_path.as_ref().unwrap();
+            assert!(p.is_compat(), "{p:?}");
+            let c = p.queue_clamp.as_ref().expect("the clamp is in the report");
+            assert_eq!((c.api.to_string().as_str(), c.asked), (api, 8), "{c:?}");
+            let w = r
+                .warnings
+                .iter()
+                .find(|w| w.code == "gds-compat-one-in-flight")
+                .unwrap_or_else(|| panic!("{api} {op}: {:?}", r.warnings));
+            let text = w.message.to_string();
+            assert!(
+                text.contains("bench-results/2026-12-04-gpu-checks-h200-session8"),
+                "{text}"
+            );
+            assert!(
+                out.stderr.contains(&format!(
+                    "warning: --gds-api {api} ran one operation at a time in the whole process, not --queue-depth 8 per thread"
+                )),
+                "{}",
+                out.stderr
+            );
+        }
+        assert_pattern(&f, 0, size, 21);
+        let text = std::fs::read_to_string(&t).unwrap();
+        assert_eq!(trace(&t, "max_in_flight_all"), 1, "{api}: {text}");
+        if api == "batch" {
+            assert_eq!(trace(&t, "max_batch_pending"), 1, "{text}");
+        }
+    }
+    // The sync API is not held: two threads' calls overlap.
+    let f = d.path().join("sync.dat");
+    let t = d.path().join("sync.trace");
+    let t_s = t.to_str().unwrap();
+    let mut vars = no_direct_path.to_vec();
+    vars.push(("FAKE_CUFILE_TRACE", t_s));
+    vars.push(("FAKE_CUFILE_IO_DELAY_US", "5000"));
+    let (r, _) = report(
+        with(
+            run_argv("gds", "write", size, bs, 1),
+            argv!["--threads", "2", "--file", &f, "--verify", "--seed", "22"],
+        ),
+        &vars,
     );
+    assert!(r.summary.verified && r.gds_path.as_ref().unwrap().is_compat());
+    assert!(r.gds_path.unwrap().queue_clamp.is_none());
+    assert!(!r
+        .warnings
+        .iter()
+        .any(|w| w.code == "gds-compat-one-in-flight"));
+    assert_eq!(trace(&t, "max_in_flight_all"), 2);
 }
 
 /// cuFile 1.19 already has 1.20's statistics layout: read at the 1.15 place, its counters
