@@ -1029,3 +1029,55 @@ fn compare_skips_gds_when_cufile_refuses_the_file() {
         f3.display()
     );
 }
+
+/// `compare` runs gds round after round in one process on one open cuFile driver. Each run's
+/// workers release their CUDA primary context when the run ends, and CUDA destroys it, with
+/// everything cuFile allocated in it, when the last retainer lets go; the driver stays open.
+/// The driver keeps the context it runs in, so the next round's gds run finds it alive (the
+/// fake libcufile aborts on a driver used after its context was destroyed). A candidate for
+/// the segfault of `compare --op read` in round 3 on an H200
+/// (bench-results/2026-12-04-gpu-checks-h200-session8/run2/log.txt), not proven to be it.
+#[test]
+fn compare_runs_gds_round_after_round_on_one_driver() {
+    let d = scratch();
+    let f = d.path().join("r.dat");
+    make_data_file(&f, MIB, 5);
+    let json = d.path().join("c.json");
+    for op in ["read", "write"] {
+        let out = fake(
+            argv![
+                "compare",
+                "--backends",
+                "gds,bounce",
+                "--op",
+                op,
+                "--size",
+                "1M",
+                "--block-size",
+                "256K",
+                "--rounds",
+                "3",
+                "--loops",
+                "1",
+                "--warmup",
+                "1",
+                "--peers",
+                "none",
+                "--file",
+                &f,
+                "--json",
+                &json
+            ],
+            &[],
+        )
+        .expect_ok();
+        let text = std::fs::read_to_string(&json).unwrap();
+        let c = gdswap::report::comparison::from_json(&text).unwrap();
+        let gds = c
+            .contenders
+            .iter()
+            .find(|k| k.name == "gds")
+            .unwrap_or_else(|| panic!("{op}: no gds row\n{}", out.stderr));
+        assert_eq!(gds.rounds.len(), 3, "{op}: {}", out.stderr);
+    }
+}

@@ -431,6 +431,9 @@ impl Backend for GdsBackend {
         let device = Device::open(setup.gpu.device)?;
         let device_name = device.name()?;
         let driver = Driver::open(&lib)?;
+        // The context cuFile allocated in must outlive this run's workers (they release theirs
+        // when the run ends; the driver stays open for the next run in this process).
+        driver.keep_context(setup.gpu.device)?;
         let props = DriverProperties::decode(&driver.properties()?);
         let buffer = DeviceBuffer::new(range_len, setup.gpu.device)?;
         let staging = PinnedBuffer::new(STAGING.min(range_len.max(4096)), HugePages::Off)?;

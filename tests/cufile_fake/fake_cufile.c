@@ -65,11 +65,24 @@
  * - Statistics: level 0-3 (cufile.h), Start needs a level, GetStatsL1/2/3 need at least that
  *   level; the structs are written in the layout of the version cuFileGetVersion reports:
  *   1.15's below 1190, the larger 1.19/1.20 one from 1190 (the wheels' headers).
+ * - cuFileDriverOpen allocates cuFile's own resources in the CUDA context current then, and
+ *   CUDA frees them when that primary context is destroyed by its last release: I/O or
+ *   cuFileBufRegister after that aborts (CUDA driver API, cuDevicePrimaryCtxRelease and
+ *   cuCtxDestroy; see need_open_context).
+ * Seen on a real GPU (libcufile 1.15.1, H200 VM, nvidia-fs not loaded, so compat mode:
+ * bench-results/2026-12-04-gpu-checks-h200-session8, run2/log.txt and run3-diagnostics.txt),
+ * enforced where the fake's I/O is in compat mode (compat_io()):
+ * - stream operations on different streams that overlap misplace data (the block at file
+ *   offset 0 held the last queued request's): modelled as one staging buffer shared by the
+ *   process (staged_io); one at a time is exact;
+ * - a batch with more than one entry pending makes no progress: no events (cuFileBatchIOSubmit);
+ * - synchronous reads and writes from two threads at once are exact (not limited).
  * Not enforced (unknown or not modelled): what cuFileStreamDeregister of a stream never
- * registered returns (the fake says CU_FILE_INVALID_VALUE); whether a batch accepts a submit
- * while entries are pending (the fake does, up to its size: CU_FILE_BATCH_FULL suggests so,
- * kvikio's BatchHandle documents one submit at a time); compat mode's bouncing of unaligned
- * I/O (the fake always takes the direct path's O_DIRECT rules).
+ * registered returns (the fake says CU_FILE_INVALID_VALUE); whether a batch on a GPUDirect
+ * path accepts a submit while entries are pending (the fake does, up to its size, and counts
+ * it: CU_FILE_BATCH_FULL suggests so, kvikio's BatchHandle documents one submit at a time, and
+ * gdswap never does it); compat mode's bouncing of unaligned I/O (the fake always takes the
+ * direct path's O_DIRECT rules).
  *
  * Behaviour is set per process by environment variables (read at each call), or in-process by
  * fake_cufile_set(name, value), which wins over the environment:
@@ -160,6 +173,8 @@ int fake_cufile_set(const char *name, long value) {
 
 static void *cuda_sym(const char *name);
 static long opens;
+/* The CUDA context current at the first cuFileDriverOpen (fake_cuda_context_id), -1 unknown. */
+static long open_ctx = -1;
 static int compat_allowed = 1;
 static long handles;
 
@@ -215,14 +230,38 @@ CUfileError_t cuFileDriverOpen(void) {
     void *cuda = dlopen("libcuda.so.1", RTLD_NOW | RTLD_GLOBAL);
     int (*ctx_current)(void) = cuda ? (int (*)(void))dlsym(cuda, "fake_cuda_context_current") : NULL;
     if (opens == 0 && ctx_current && !ctx_current()) return status(CU_FILE_CUDA_DRIVER_ERROR, 201);
-    if (opens == 0) json_compat();
+    if (opens == 0) {
+        json_compat();
+        long (*ctx_id)(void) = cuda ? (long (*)(void))dlsym(cuda, "fake_cuda_context_id") : NULL;
+        open_ctx = ctx_id ? ctx_id() : -1;
+    }
     opens++;
     return status(0, 0);
+}
+
+/* cuFile allocates its own resources (compat mode's host bounce buffers, its streams) in the
+ * CUDA context current at cuFileDriverOpen, and the driver stays open; CUDA frees all of them
+ * when that primary context is destroyed by its last cuDevicePrimaryCtxRelease (CUDA driver
+ * API: cuDevicePrimaryCtxRelease, cuCtxDestroy). Using the driver after that is a use after
+ * free inside the real library: the fake aborts, naming it. Checked with the fake libcuda. */
+static void need_open_context(const char *call) {
+    static int (*alive)(long);
+    if (open_ctx < 0) return;
+    if (!alive) {
+        void *cuda = dlopen("libcuda.so.1", RTLD_NOW | RTLD_NOLOAD);
+        alive = cuda ? (int (*)(long))dlsym(cuda, "fake_cuda_context_alive") : NULL;
+        if (!alive) return;
+    }
+    if (!alive(open_ctx)) {
+        fprintf(stderr, "fake cufile: %s after the CUDA context current at cuFileDriverOpen was destroyed (its last cuDevicePrimaryCtxRelease): cuFile's resources there are freed\n", call);
+        abort();
+    }
 }
 
 CUfileError_t cuFileDriverClose_v2(void) {
     if (opens == 0) return status(CU_FILE_DRIVER_NOT_INITIALIZED, 0);
     opens--;
+    if (opens == 0) open_ctx = -1;
     return status(0, 0);
 }
 
@@ -334,6 +373,7 @@ CUfileError_t cuFileBufRegister(const void *p, size_t len, int flags) {
     if (flags & ~(CU_FILE_RDMA_REGISTER | CU_FILE_RDMA_RELAXED_ORDERING))
         return status(CU_FILE_INVALID_VALUE, 0);
     if (!p || len == 0) return status(CU_FILE_INVALID_VALUE, 0);
+    need_open_context("cuFileBufRegister");
     long err = knob(K_BUF_REGISTER_ERR, 0);
     if (err) return status(err, 0);
     /* The fake libcuda is loaded (the gds backend allocates there) unless a test calls this
@@ -489,6 +529,7 @@ static ssize_t staged_io(int fd, unsigned char *host, size_t n, off_t fo, int wr
  * compat-mode stream operation, through the shared staging buffer above. */
 static ssize_t do_io_delay(CUfileHandle_t fh, const void *base, size_t n, off_t fo, off_t bo, int write, int delay, int staged) {
     if (opens == 0) return -(ssize_t)CU_FILE_DRIVER_NOT_INITIALIZED;
+    need_open_context(write ? "cuFileWrite" : "cuFileRead");
     long at = __atomic_add_fetch(&io_calls, 1, __ATOMIC_SEQ_CST);
     long fail_at = knob(K_IO_FAIL_AT, 0);
     if (fail_at && at == fail_at) {
