@@ -438,6 +438,12 @@ fn injected_faults_give_one_line_errors() {
         )),
         "{msg}"
     );
+    // The hint names where cuFile looks (run2 of bench-results/2026-12-04-gpu-checks-h200-session8:
+    // an entry written there made registration work).
+    assert!(
+        msg.contains("in the udev database, /run/udev/data/b<major>:<minor>, which a VM or container without a udev daemon does not have"),
+        "{msg}"
+    );
     let msg = fault(
         "sync",
         &f,
