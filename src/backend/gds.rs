@@ -580,9 +580,10 @@ impl GdsWorker {
         }
     }
 
-    /// Stream or batch: up to the queue depth in flight, each slot refilled as its request
-    /// completes; short pieces continued; one latency per request, from its submission to
-    /// its completion.
+    /// Stream or batch: up to the queue depth in flight (one in the process in compat mode;
+    /// stream refills each slot as its request completes, batch goes window by window); short
+    /// pieces continued; one latency per request, from its submission to the call that saw it
+    /// complete.
     fn queued(
         &mut self,
         op: Op,
