@@ -184,7 +184,10 @@ impl GdsCore {
                 })?;
                 let device = Device::retain(gpu)?;
                 let _entered = device.enter()?;
-                Driver::open(&lib)
+                let driver = Driver::open(&lib)?;
+                // cuFile's resources in this context must outlive the handle's own retains.
+                driver.keep_context(gpu)?;
+                Ok(driver)
             })
             .map_err(py_err)?;
         let (tx, rx) = channel();

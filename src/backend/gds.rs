@@ -13,9 +13,20 @@
 //!   another, so the queue depth is the requests in flight only with a stream per slot. A slot
 //!   is refilled as soon as its operation completed (the oldest is waited for first); a
 //!   request's latency runs from its submission to the synchronisation that saw it done;
-//! - `batch`: one `cuFileBatchIOSetUp` of `--queue-depth` entries per thread; entries are
-//!   submitted into every free slot, `cuFileBatchIOGetStatus` waits for at least one event,
-//!   and the slots freed are refilled at once (latency from submission to the event).
+//! - `batch`: one `cuFileBatchIOSetUp` of `--queue-depth` entries per thread; one window of
+//!   up to that many entries is submitted, `cuFileBatchIOGetStatus` collects every one of its
+//!   events, then the next window goes (one submission in flight per batch, as NVIDIA's
+//!   samples do it; latency from the window's submission to the call that returned the event).
+//!
+//! In cuFile's compat mode, as known when the worker prepares (the verdict of the strict
+//! probe and the driver properties: nvidia-fs not loaded and no P2PDMA, 5008 from the strict
+//! probe, POSIX I/O mode, or `CUFILE_FORCE_COMPAT_MODE`), `stream` and `batch` keep one
+//! operation in flight in the whole process, whatever `--queue-depth` and `--threads` say:
+//! with libcufile 1.15.1 on an H200 (nvidia-fs not loaded) concurrent stream operations
+//! misplaced data and a batch of more than one entry made no progress, while one at a time
+//! was byte-exact (bench-results/2026-12-04-gpu-checks-h200-session8). The mode line and the
+//! `gds-compat-one-in-flight` warning say so; `sync` is not limited (byte-exact from several
+//! threads there).
 //!
 //! Every thread's worker shares its file's one cuFile registration with the others on the
 //! same open file (the swap store's staging workers all use its one data file): cuFile
@@ -71,7 +82,7 @@ use crate::cuda::driver;
 use crate::cuda::pinned::PinnedBuffer;
 use crate::cuda::stream::Stream;
 use crate::cufile::handle::FileHandle;
-use crate::cufile::io::{self as cfio, Batch, BufRegistration, Piece, StreamQueue};
+use crate::cufile::io::{self as cfio, Batch, BufRegistration, Overlap, Piece, StreamQueue};
 use crate::cufile::path::{self as gds_path, Strict};
 use crate::cufile::probe as driver_probe;
 use crate::cufile::stats::{self, PathCounts};
@@ -84,6 +95,7 @@ use crate::options::{GdsApi, GdsOptions, Op, RunOptions, Target};
 use crate::request::Request;
 use crate::size::Bytes;
 use crate::stats::LatencyRecorder;
+use crate::types::QueueClamp;
 use gdswap_ffi::CUfileOpError;
 
 use super::{Availability, Backend, BackendId, Worker, WorkerSetup};
@@ -143,6 +155,8 @@ struct PathState {
     stats_frozen: bool,
     /// Notes for the report (buffers left unregistered, and why).
     notes: Vec<String>,
+    /// Stream or batch held to one operation in flight in the process (compat mode).
+    clamp: Option<QueueClamp>,
 }
 
 impl PathState {
@@ -162,6 +176,7 @@ impl PathState {
             });
         }
         v.notes = self.notes.clone();
+        v.queue_clamp = self.clamp.clone();
         v
     }
 }
@@ -451,6 +466,9 @@ impl Backend for GdsBackend {
         let device = Device::open(setup.gpu.device)?;
         let device_name = device.name()?;
         let driver = Driver::open(&lib)?;
+        // The context cuFile allocated in must outlive this run's workers (they release theirs
+        // when the run ends; the driver stays open for the next run in this process).
+        driver.keep_context(setup.gpu.device)?;
         let props = DriverProperties::decode(&driver.properties()?);
         let buffer = DeviceBuffer::new(range_len, setup.gpu.device)?;
         let staging = PinnedBuffer::new(STAGING.min(range_len.max(4096)), HugePages::Off)?;
@@ -463,10 +481,29 @@ impl Backend for GdsBackend {
         } else {
             None
         };
+        // Compat mode as known now (strict probe, the properties read in-process, forced):
+        // stream and batch then keep one operation in flight in the process.
+        let overlap = {
+            let mut s = self.state();
+            // In-process properties are those the run used: they win over the probe's.
+            s.props = Some(props.clone());
+            let v = s.verdict();
+            if v.is_compat() && gds.api != GdsApi::Sync {
+                s.clamp = Some(QueueClamp {
+                    api: gds.api,
+                    asked: setup.queue_depth,
+                    reason: v.reason,
+                });
+                Overlap::OneInProcess
+            } else {
+                Overlap::Free
+            }
+        };
         let queue = match gds.api {
             GdsApi::Stream => Some(StreamQueue::new(
                 &driver,
                 setup.queue_depth.max(1) as usize,
+                overlap,
             )?),
             _ => None,
         };
@@ -486,14 +523,12 @@ impl Backend for GdsBackend {
                         ],
                     ));
                 }
-                Some(Batch::new(&driver, setup.queue_depth)?)
+                Some(Batch::new(&driver, setup.queue_depth, overlap)?)
             }
             _ => None,
         };
         {
             let mut s = self.state();
-            // In-process properties are those the run used: they win over the probe's.
-            s.props = Some(props);
             // Statistics (1.15+), process-wide: turned on once, by the first worker. A library
             // without them just gives no per-I/O evidence.
             if !s.stats_started && lib.stats.is_some() {
@@ -524,6 +559,7 @@ impl Backend for GdsBackend {
             device,
             device_name,
             opts: gds,
+            one_in_process: overlap == Overlap::OneInProcess,
             range_len,
             state: Arc::clone(&self.state),
         }))
@@ -551,6 +587,8 @@ struct GdsWorker {
     device: Device,
     device_name: String,
     opts: GdsOptions,
+    /// Stream or batch held to one operation in flight in the process (compat mode).
+    one_in_process: bool,
     range_len: usize,
     state: SharedState,
 }
@@ -577,9 +615,10 @@ impl GdsWorker {
         }
     }
 
-    /// Stream or batch: up to the queue depth in flight, each slot refilled as its request
-    /// completes; short pieces continued; one latency per request, from its submission to
-    /// its completion.
+    /// Stream or batch: up to the queue depth in flight (one in the process in compat mode;
+    /// stream refills each slot as its request completes, batch goes window by window); short
+    /// pieces continued; one latency per request, from its submission to the call that saw it
+    /// complete.
     fn queued(
         &mut self,
         op: Op,
@@ -666,8 +705,13 @@ fn register_or_note(
 impl Worker for GdsWorker {
     fn mode(&self) -> String {
         format!(
-            "cuFile {} api, {}, device {} ({}); {}",
+            "cuFile {} api{}, {}, device {} ({}); {}",
             self.opts.api,
+            if self.one_in_process {
+                " (compat mode: 1 operation in flight in the process, not the queue depth)"
+            } else {
+                ""
+            },
             if self.registration.is_some() {
                 "registered buffers"
             } else {

@@ -12,6 +12,15 @@
 //! when nobody uses it (a caller that must change parameters, which cuFile accepts only before
 //! the driver opens). The count and both calls are under one mutex, so an open racing with a
 //! close can never be undone by it.
+//!
+//! The CUDA contexts the driver runs in are kept as long as the driver ([`Driver::keep_context`]):
+//! cuFile allocates its own resources (compat mode's host bounce buffers, its streams) in the
+//! context current when it opens, and CUDA destroys a primary context, with every allocation
+//! in it, when its last retainer releases it (cuDevicePrimaryCtxRelease: "If there are no more
+//! references to the primary context it will be destroyed"). A `gds` run's workers release
+//! theirs when the run ends; without this, the next run of a `compare` or `sweep` in the same
+//! process would use a driver whose resources were freed (a process with the CUDA runtime, as
+//! kvikio's users, keeps the primary context for its life: this does the same).
 
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -19,16 +28,21 @@ use gdswap_ffi::CUfileDrvProps_t;
 
 use super::loader::CuFileLib;
 use super::result::Call;
+use crate::cuda::device::Device;
 use crate::error::{Error, Result};
 
 struct Shared {
     users: usize,
     lib: Option<Arc<CuFileLib>>,
+    /// Primary contexts retained while the driver is open (one per device), released only
+    /// after `cuFileDriverClose`.
+    contexts: Vec<Device>,
 }
 
 static SHARED: Mutex<Shared> = Mutex::new(Shared {
     users: 0,
     lib: None,
+    contexts: Vec::new(),
 });
 
 fn shared() -> MutexGuard<'static, Shared> {
@@ -93,6 +107,20 @@ impl Driver {
         shared().lib.is_some()
     }
 
+    /// Keeps device `ordinal`'s primary context alive (retained) for as long as the driver
+    /// stays open, so the resources cuFile allocated in it are never freed under it (see the
+    /// module's documentation). Call it with that context current, before registering
+    /// anything on the device; once per device is enough (later calls do nothing).
+    pub fn keep_context(&self, ordinal: usize) -> Result<()> {
+        let mut s = shared();
+        if s.contexts.iter().any(|d| d.ordinal() == ordinal) {
+            return Ok(());
+        }
+        let device = Device::retain(ordinal)?;
+        s.contexts.push(device);
+        Ok(())
+    }
+
     /// The library this driver runs on.
     pub fn lib(&self) -> &Arc<CuFileLib> {
         &self.lib
@@ -138,5 +166,8 @@ fn close(s: &mut Shared) -> Result<()> {
     // SAFETY: no user is left, so no registration made through this driver is in use; the
     // function takes no arguments, and `lib` keeps the library mapped for the call.
     let status = unsafe { (lib.required.driver_close)() };
-    Call::new("cuFileDriverClose").check(status)
+    Call::new("cuFileDriverClose").check(status)?;
+    // Closed: cuFile holds nothing in the contexts any more (after a failed close they stay).
+    s.contexts.clear();
+    Ok(())
 }

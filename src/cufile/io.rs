@@ -11,10 +11,21 @@
 //!   first). The size/offset/bytes-done arguments are pointers the library reads and writes
 //!   when the stream runs the operation, so each slot's live in a box that is rewritten or
 //!   dropped only after the slot's stream was synchronised (also on every error path);
-//! - [`Batch`]: `cuFileBatchIOSetUp` once, then `cuFileBatchIOSubmit` into every free slot
-//!   and `cuFileBatchIOGetStatus` for at least one event, refilling the slots the events
-//!   freed; each event's status and `ret` is checked. Each submission's entries live until
-//!   all of their events came back (or until a cancel).
+//! - [`Batch`]: `cuFileBatchIOSetUp` once, then per window one `cuFileBatchIOSubmit` of up
+//!   to the batch's size and `cuFileBatchIOGetStatus` until every event of the window came
+//!   back; each event's status and `ret` is checked. One submission is in flight per batch at
+//!   a time, as NVIDIA's samples and kvikio's `BatchHandle` ("can only handle one submit at a
+//!   time") use the API: submitting into slots freed while other entries were pending was
+//!   never seen working on a real libcufile. The window's entries live until all of their
+//!   events came back (or until a cancel).
+//!
+//! In cuFile's compat mode (POSIX I/O through host memory) [`Overlap::OneInProcess`] keeps
+//! one stream or batch operation in flight in the whole process: with libcufile 1.15.1 on an
+//! H200 with nvidia-fs not loaded, concurrent `cuFileWriteAsync` on different streams wrote
+//! other requests' data (the block at file offset 0 held the last queued request's), and a
+//! batch with more than one entry pending made no progress, while one operation at a time was
+//! byte-exact (bench-results/2026-12-04-gpu-checks-h200-session8). The synchronous calls were
+//! byte-exact from two threads at once and are not limited.
 //!
 //! Every result goes through [`super::result`]; a piece of which fewer bytes were done is
 //! reported back (stream, batch) or continued here (sync), never taken as complete.
@@ -26,6 +37,7 @@ use std::ffi::c_void;
 use std::io;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use gdswap_ffi::{
@@ -40,6 +52,24 @@ use crate::cuda::device_buffer::DeviceBuffer;
 use crate::cuda::stream::Stream;
 use crate::error::{Error, FileOp, Result};
 use crate::options::Op;
+
+/// Whether a [`StreamQueue`]'s or [`Batch`]'s operations may overlap others.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Overlap {
+    /// Up to the queue depth in flight, beside any other queue's or batch's (a GPUDirect path).
+    Free,
+    /// One operation in flight in the whole process, across every queue and batch that says
+    /// so (cuFile's compat mode: see the module's documentation for the evidence).
+    OneInProcess,
+}
+
+/// Held while an [`Overlap::OneInProcess`] queue or batch has an operation in flight.
+static ONE_IN_PROCESS: Mutex<()> = Mutex::new(());
+
+fn one_in_process() -> MutexGuard<'static, ()> {
+    // The guarded value is `()`: a panic while it was held leaves nothing inconsistent.
+    ONE_IN_PROCESS.lock().unwrap_or_else(|p| p.into_inner())
+}
 
 /// One piece of a transfer: where in the file, where in the device buffer, how long.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -296,12 +326,18 @@ pub struct StreamQueue {
     slots: Vec<Slot>,
     /// Busy slots, in the order their operations were queued.
     order: VecDeque<usize>,
+    overlap: Overlap,
 }
 
 impl StreamQueue {
-    /// `depth` registered streams of the current context.
-    pub fn new(driver: &Driver, depth: usize) -> Result<StreamQueue> {
-        let slots = (0..depth.max(1))
+    /// `depth` registered streams of the current context; one with
+    /// [`Overlap::OneInProcess`], whatever `depth` says.
+    pub fn new(driver: &Driver, depth: usize, overlap: Overlap) -> Result<StreamQueue> {
+        let depth = match overlap {
+            Overlap::Free => depth.max(1),
+            Overlap::OneInProcess => 1,
+        };
+        let slots = (0..depth)
             .map(|_| {
                 Ok(Slot {
                     stream: CuFileStream::new(driver)?,
@@ -318,6 +354,7 @@ impl StreamQueue {
         Ok(StreamQueue {
             slots,
             order: VecDeque::new(),
+            overlap,
         })
     }
 
@@ -344,10 +381,15 @@ impl StreamQueue {
         pieces: &[Piece],
         done: &mut dyn FnMut(Piece, Instant),
     ) -> Result<()> {
-        let r = self.run_inner(fh, buf, op, pieces, done);
+        // Held while an operation is in flight, with `Overlap::OneInProcess` (the depth is 1
+        // then: taken before each operation is queued, released after it was waited for, and
+        // kept over the drain after an error).
+        let mut one = None;
+        let r = self.run_inner(fh, buf, op, pieces, done, &mut one);
         if r.is_err() {
             self.drain();
         }
+        drop(one);
         r
     }
 
@@ -368,6 +410,7 @@ impl StreamQueue {
         op: Op,
         pieces: &[Piece],
         done: &mut dyn FnMut(Piece, Instant),
+        one: &mut Option<MutexGuard<'static, ()>>,
     ) -> Result<()> {
         let lib = fh.driver().lib();
         let api = lib
@@ -392,6 +435,9 @@ impl StreamQueue {
                         None => break,
                     },
                 };
+                if self.overlap == Overlap::OneInProcess && one.is_none() {
+                    *one = Some(one_in_process());
+                }
                 let slot = &mut self.slots[free];
                 *slot.args = AsyncArgs {
                     size: p.len,
@@ -445,6 +491,9 @@ impl StreamQueue {
             slot.stream
                 .stream()
                 .synchronize(&format!("{name} on {}", path.display()))?;
+            if self.order.is_empty() {
+                *one = None;
+            }
             let call = Call::new(name).at(path, p.file_offset, p.len as u64);
             if slot.args.bytes_done == isize::MIN {
                 return Err(call.failed(Failure::Os(io::Error::other(
@@ -472,6 +521,7 @@ const BATCH_STALL_LIMIT: Duration = Duration::from_secs(120);
 pub struct Batch {
     handle: CUfileBatchHandle_t,
     capacity: usize,
+    overlap: Overlap,
     driver: Driver,
 }
 
@@ -479,16 +529,15 @@ pub struct Batch {
 // owns and uses it.
 unsafe impl Send for Batch {}
 
-/// One submission's entries, alive until each of its events came back (or a cancel).
-struct Submission {
-    params: Vec<CUfileIOParams_t>,
-    left: usize,
-}
-
 impl Batch {
-    /// Sets up a batch of `capacity` entries (`cuFileBatchIOSetUp`); errors when this
-    /// libcufile has no batch API or the call fails.
-    pub fn new(driver: &Driver, capacity: u32) -> Result<Batch> {
+    /// Sets up a batch of `capacity` entries (`cuFileBatchIOSetUp`; one with
+    /// [`Overlap::OneInProcess`], whatever `capacity` says); errors when this libcufile has no
+    /// batch API or the call fails.
+    pub fn new(driver: &Driver, capacity: u32, overlap: Overlap) -> Result<Batch> {
+        let capacity = match overlap {
+            Overlap::Free => capacity.max(1),
+            Overlap::OneInProcess => 1,
+        };
         let lib = driver.lib();
         let api = lib
             .batch
@@ -500,6 +549,7 @@ impl Batch {
         Ok(Batch {
             handle,
             capacity: capacity as usize,
+            overlap,
             driver: driver.clone(),
         })
     }
@@ -509,13 +559,13 @@ impl Batch {
         self.capacity
     }
 
-    /// Moves every piece through the batch, keeping up to its capacity in flight: entries are
-    /// submitted while slots are free, `cuFileBatchIOGetStatus` waits for at least one event,
-    /// and every completed entry frees its slot for the next piece at once (the window is
-    /// refilled, not drained). `done(piece, started)` is called when a piece is complete
-    /// (short ones are continued first). Each event's status and `ret` is checked; on any
-    /// failure the batch is cancelled (cuFile then no longer touches the entries) before the
-    /// error is returned, so nothing is in flight afterwards.
+    /// Moves every piece through the batch, one window at a time: one `cuFileBatchIOSubmit`
+    /// of up to the capacity's entries, then `cuFileBatchIOGetStatus` until every one of its
+    /// events came back, and only then the next window (no submit while entries are pending).
+    /// `done(piece, started)` is called when a piece is complete (the rest of a short one goes
+    /// into the next window). Each event's status and `ret` is checked; on any failure the
+    /// batch is cancelled (cuFile then no longer touches the entries) before the error is
+    /// returned, so nothing is in flight afterwards.
     pub fn run(
         &mut self,
         fh: &FileHandle,
@@ -534,10 +584,6 @@ impl Batch {
             check_piece(buf, *p)?;
         }
         let base = buf.device_ptr() as *mut c_void;
-        // Entries in flight, by cookie (a slot number below the capacity): the piece, when it
-        // was first submitted, and the submission holding its parameters.
-        let mut inflight: Vec<Option<(Piece, Instant, usize)>> = vec![None; self.capacity];
-        let mut submissions: Vec<Option<Submission>> = Vec::new();
         let mut again: VecDeque<(Piece, Instant)> = VecDeque::new();
         let mut next = pieces.iter();
         let mut events = vec![
@@ -548,118 +594,118 @@ impl Batch {
             };
             self.capacity
         ];
-        let mut last_progress = Instant::now();
         loop {
-            // Submit into every free slot at once.
-            let sub = submissions.len();
-            let mut params = Vec::new();
-            while let Some(slot) = inflight.iter().position(Option::is_none) {
-                let (p, started) = match again.pop_front() {
-                    Some(x) => x,
+            // The window: entries by cookie (their index), with when their piece was first
+            // submitted; `None` once its event came back.
+            let mut window: Vec<Option<(Piece, Instant)>> = Vec::new();
+            while window.len() < self.capacity {
+                match again.pop_front() {
+                    Some(x) => window.push(Some(x)),
                     None => match next.next() {
-                        Some(p) => (*p, Instant::now()),
+                        Some(p) => window.push(Some((*p, Instant::now()))),
                         None => break,
                     },
-                };
-                params.push(CUfileIOParams_t {
-                    mode: CUfileBatchMode::BATCH,
-                    u: CUfileIOParamsUnion {
-                        batch: CUfileIOParamsBatch {
-                            devPtr_base: base,
-                            file_offset: p.file_offset as i64,
-                            devPtr_offset: p.buf_offset as i64,
-                            size: p.len,
-                        },
-                    },
-                    fh: fh.raw(),
-                    opcode: match op {
-                        Op::Read => CUfileOpcode::READ,
-                        Op::Write => CUfileOpcode::WRITE,
-                    },
-                    cookie: slot as *mut c_void,
-                });
-                inflight[slot] = Some((p, started, sub));
-            }
-            if !params.is_empty() {
-                let n = params.len() as u32;
-                let mut s = Submission {
-                    left: params.len(),
-                    params,
-                };
-                // SAFETY: the handle is a live batch context; `s.params` holds `n`
-                // well-formed entries whose device ranges lie in `buf` (checked), and at most
-                // the capacity is in flight (one entry per free slot); the Vec's buffer is
-                // never moved or freed until every one of its events came back or the batch
-                // was cancelled (`submissions` keeps it); flags 0.
-                let status = unsafe { (api.submit)(self.handle, n, s.params.as_mut_ptr(), 0) };
-                submissions.push(Some(s));
-                if let Err(e) = Call::new("cuFileBatchIOSubmit").on(path).check(status) {
-                    self.cancel();
-                    return Err(e);
                 }
             }
-            let pending = inflight.iter().filter(|e| e.is_some()).count();
-            if pending == 0 {
+            if window.is_empty() {
                 return Ok(());
             }
-            let mut nr = pending as u32;
-            let mut timeout = timespec {
-                tv_sec: 1,
-                tv_nsec: 0,
-            };
-            // SAFETY: `events` has room for `nr` (= pending <= capacity) events; the handle is
-            // live; the timeout is a valid timespec for the call.
-            let status = unsafe {
-                (api.get_status)(self.handle, 1, &mut nr, events.as_mut_ptr(), &mut timeout)
-            };
-            let got = Call::new("cuFileBatchIOGetStatus").on(path).check(status);
-            if nr > 0 {
-                last_progress = Instant::now();
-            }
-            let stalled = last_progress.elapsed() > BATCH_STALL_LIMIT;
-            if got.is_err() || stalled || nr as usize > pending {
+            let mut params: Vec<CUfileIOParams_t> = window
+                .iter()
+                .enumerate()
+                .map(|(i, w)| {
+                    let (p, _) = w.expect("a new window's entries are all pending");
+                    CUfileIOParams_t {
+                        mode: CUfileBatchMode::BATCH,
+                        u: CUfileIOParamsUnion {
+                            batch: CUfileIOParamsBatch {
+                                devPtr_base: base,
+                                file_offset: p.file_offset as i64,
+                                devPtr_offset: p.buf_offset as i64,
+                                size: p.len,
+                            },
+                        },
+                        fh: fh.raw(),
+                        opcode: match op {
+                            Op::Read => CUfileOpcode::READ,
+                            Op::Write => CUfileOpcode::WRITE,
+                        },
+                        cookie: i as *mut c_void,
+                    }
+                })
+                .collect();
+            // One window in flight in the whole process with `Overlap::OneInProcess` (a window
+            // of one entry then): held until its event came back or the batch was cancelled.
+            let _one = (self.overlap == Overlap::OneInProcess).then(one_in_process);
+            let n = params.len() as u32;
+            // SAFETY: the handle is a live batch context with nothing pending (every earlier
+            // window's events came back, or it was cancelled); `params` holds `n` <= capacity
+            // well-formed entries whose device ranges lie in `buf` (checked); the Vec is
+            // neither moved nor freed until every one of its events came back or the batch
+            // was cancelled (it lives to the end of this iteration, and every path out of the
+            // loop below collects or cancels first); flags 0.
+            let status = unsafe { (api.submit)(self.handle, n, params.as_mut_ptr(), 0) };
+            if let Err(e) = Call::new("cuFileBatchIOSubmit").on(path).check(status) {
                 self.cancel();
-                got?;
-                return Err(Error::DriverContract(format!(
-                    "cuFileBatchIOGetStatus on {}: {}; the batch was cancelled",
-                    path.display(),
-                    if stalled {
-                        format!(
-                            "{pending} entries still pending after {} s without an event",
-                            BATCH_STALL_LIMIT.as_secs()
-                        )
-                    } else {
-                        format!("returned {nr} events for {pending} pending entries")
-                    }
-                )));
+                return Err(e);
             }
-            for e in &events[..nr as usize] {
-                let i = e.cookie as usize;
-                let Some((p, started, sub)) = inflight.get_mut(i).and_then(Option::take) else {
-                    self.cancel();
-                    return Err(Error::DriverContract(format!(
-                        "cuFileBatchIOGetStatus on {}: an event with an unknown or repeated cookie {i}; the batch was cancelled",
-                        path.display()
-                    )));
+            let mut last_progress = Instant::now();
+            let mut pending = window.len();
+            while pending > 0 {
+                let mut nr = pending as u32;
+                let mut timeout = timespec {
+                    tv_sec: 1,
+                    tv_nsec: 0,
                 };
-                if let Some(s) = submissions[sub].as_mut() {
-                    s.left -= 1;
-                    if s.left == 0 {
-                        submissions[sub] = None;
-                    }
+                // SAFETY: `events` has room for `nr` (= pending <= capacity) events; the
+                // handle is live; min_nr = nr; the timeout is a valid timespec for the call.
+                let status = unsafe {
+                    (api.get_status)(self.handle, nr, &mut nr, events.as_mut_ptr(), &mut timeout)
+                };
+                let got = Call::new("cuFileBatchIOGetStatus").on(path).check(status);
+                if nr > 0 {
+                    last_progress = Instant::now();
                 }
-                let call = Call::new(name).at(path, p.file_offset, p.len as u64);
-                let n = match event_result(call, e, op, path, p, name) {
-                    Ok(n) => n,
-                    Err(err) => {
+                let stalled = last_progress.elapsed() > BATCH_STALL_LIMIT;
+                if got.is_err() || stalled || nr as usize > pending {
+                    self.cancel();
+                    got?;
+                    return Err(Error::DriverContract(format!(
+                        "cuFileBatchIOGetStatus on {}: {}; the batch was cancelled",
+                        path.display(),
+                        if stalled {
+                            format!(
+                                "{pending} entries still pending after {} s without an event",
+                                BATCH_STALL_LIMIT.as_secs()
+                            )
+                        } else {
+                            format!("returned {nr} events for {pending} pending entries")
+                        }
+                    )));
+                }
+                for e in &events[..nr as usize] {
+                    let i = e.cookie as usize;
+                    let Some((p, started)) = window.get_mut(i).and_then(Option::take) else {
                         self.cancel();
-                        return Err(err);
+                        return Err(Error::DriverContract(format!(
+                            "cuFileBatchIOGetStatus on {}: an event with an unknown or repeated cookie {i}; the batch was cancelled",
+                            path.display()
+                        )));
+                    };
+                    pending -= 1;
+                    let call = Call::new(name).at(path, p.file_offset, p.len as u64);
+                    let n = match event_result(call, e, op, path, p, name) {
+                        Ok(n) => n,
+                        Err(err) => {
+                            self.cancel();
+                            return Err(err);
+                        }
+                    };
+                    if n < p.len {
+                        again.push_back((p.rest(n), started));
+                    } else {
+                        done(p, started);
                     }
-                };
-                if n < p.len {
-                    again.push_back((p.rest(n), started));
-                } else {
-                    done(p, started);
                 }
             }
         }

@@ -4,7 +4,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{msg, Message, Setting};
 use crate::io::buffer::PageBacking;
-use crate::options::Op;
+use crate::options::{GdsApi, Op};
 use crate::size::Bytes;
 
 use super::RunReport;
@@ -60,6 +60,16 @@ pub enum Warning {
         /// The block size, bytes.
         block: u64,
     },
+    /// A gds run's stream or batch API held to one operation in flight in the whole process
+    /// because cuFile ran in compat mode: its figures are queue depth 1, not the one asked.
+    GdsCompatOneInFlight {
+        /// The API held (`stream` or `batch`).
+        api: GdsApi,
+        /// The queue depth per thread asked for.
+        asked: u32,
+        /// Why compat mode was known when the run started.
+        reason: String,
+    },
     /// Something about the cuFile setup the reader must know (e.g. buffers left unregistered).
     GdsNote {
         /// The note, one sentence.
@@ -102,6 +112,7 @@ impl Warning {
             Warning::FewBounceBuffers { .. } => "few-bounce-buffers",
             Warning::GdsCompat { .. } => "gds-compat",
             Warning::GdsUnalignedBlock { .. } => "gds-unaligned-block",
+            Warning::GdsCompatOneInFlight { .. } => "gds-compat-one-in-flight",
             Warning::GdsNote { .. } => "gds-note",
             Warning::NotBlockDevice { .. } => "not-block-device",
             Warning::Stragglers { .. } => "stragglers",
@@ -138,6 +149,14 @@ impl Warning {
                 Setting::BlockSize,
                 format!(" {} is not a multiple of 4 KiB: cuFile takes its unaligned path for these requests (through its own bounce buffers), not the direct one", Bytes(*block))
             ],
+            Warning::GdsCompatOneInFlight { api, asked, reason } => msg![
+                Setting::GdsApi,
+                format!(" {api} ran one operation at a time in the whole process, not "),
+                Setting::QueueDepth,
+                format!(
+                    " {asked} per thread: cuFile is in compat mode here ({reason}), where libcufile 1.15.1 on an H200 misplaced data with concurrent stream operations and made no progress with more than one batch entry pending (bench-results/2026-12-04-gpu-checks-h200-session8); these figures are for one request in flight"
+                )
+            ],
             Warning::GdsNote { note } => note.into(),
             Warning::NotBlockDevice { fs } => format!(
                 "the data is on {fs}, not a local block device: these figures measure {fs}, not a disk"
@@ -169,6 +188,11 @@ impl Warning {
                 Setting::RequireGpudirect, " makes this an error"
             ],
             Warning::GdsUnalignedBlock { .. } => msg!["use a ", Setting::BlockSize, " that is a multiple of 4 KiB"],
+            Warning::GdsCompatOneInFlight { .. } => msg![
+                "in compat mode use ", Setting::GdsApi, " sync with more ", Setting::Threads,
+                " for requests in parallel (byte-exact there from several threads); queued stream or batch I/O needs GPUDirect (gdswap check ",
+                Setting::Path, " FILE ", Setting::Backend, " gds says what is missing)"
+            ],
             Warning::GdsNote { .. } => msg![
                 "fewer ", Setting::Threads, " or a smaller ", Setting::Size,
                 " per thread keeps every buffer registered; max_device_pinned_mem_size in cufile.json and the GPU's BAR1 size (nvidia-smi -q) bound what cuFile can pin"
@@ -252,6 +276,18 @@ pub fn assess(r: &RunReport, pages: Option<PageBacking>) -> Vec<Warning> {
         });
     }
     if let Some(p) = &r.gds_path {
+        // One request at a time on one thread changes nothing a reader would misread.
+        if let Some(c) = p
+            .queue_clamp
+            .as_ref()
+            .filter(|c| c.asked > 1 || r.params.workload.threads > 1)
+        {
+            out.push(Warning::GdsCompatOneInFlight {
+                api: c.api,
+                asked: c.asked,
+                reason: c.reason.clone(),
+            });
+        }
         out.extend(p.notes.iter().map(|n| Warning::GdsNote { note: n.clone() }));
     }
     let slow: Vec<String> = r
@@ -346,6 +382,7 @@ mod tests {
             path: crate::report::GdsPath::NvidiaFs,
             reason: "x".into(),
             notes: vec!["a 2MiB device buffer was left unregistered".into()],
+            queue_clamp: None,
         });
         let w = assess(&r, Some(PageBacking::Hugetlb2M));
         let codes: Vec<_> = w.iter().map(|w| w.code()).collect();
@@ -361,5 +398,54 @@ mod tests {
         r.params.workload.block_size = 6 * 1024;
         r.params.backend = crate::types::BackendId::Bounce;
         assert_eq!(assess(&r, Some(PageBacking::Hugetlb2M)).len(), 1);
+    }
+
+    #[test]
+    fn a_queue_held_to_one_in_flight_warns_unless_nothing_changed() {
+        let mut r = crate::report::tests::sample();
+        r.params.backend = crate::types::BackendId::Gds;
+        let mut v = crate::report::GdsVerdict::new(crate::report::GdsPath::Compat, "props");
+        v.queue_clamp = Some(crate::types::QueueClamp {
+            api: GdsApi::Batch,
+            asked: 8,
+            reason: "driver properties: nvidia-fs not loaded and no PCI P2PDMA".into(),
+        });
+        r.gds_path = Some(v);
+        r.params.workload.threads = 1;
+        let w = assess(&r, Some(PageBacking::Hugetlb2M));
+        let codes: Vec<_> = w.iter().map(|w| w.code()).collect();
+        assert_eq!(codes, ["gds-compat", "gds-compat-one-in-flight"]);
+        let text = w[1].message().render(&|s| match s {
+            Setting::GdsApi => "--gds-api",
+            s => flag(s),
+        });
+        assert!(
+            text.starts_with("--gds-api batch ran one operation at a time in the whole process, not --queue-depth 8 per thread: cuFile is in compat mode here (driver properties: nvidia-fs not loaded and no PCI P2PDMA)"),
+            "{text}"
+        );
+        assert!(text.contains("bench-results/2026-12-04-gpu-checks-h200-session8"));
+        assert!(!w[1].hint().is_empty());
+        // Queue depth 1 on one thread: the run was what was asked, no warning.
+        r.gds_path
+            .as_mut()
+            .unwrap()
+            .queue_clamp
+            .as_mut()
+            .unwrap()
+            .asked = 1;
+        let codes: Vec<_> = assess(&r, Some(PageBacking::Hugetlb2M))
+            .iter()
+            .map(|w| w.code())
+            .collect();
+        assert_eq!(codes, ["gds-compat"]);
+        // Queue depth 1 on two threads: they were held to one in flight together.
+        r.params.workload.threads = 2;
+        assert_eq!(
+            assess(&r, Some(PageBacking::Hugetlb2M))
+                .last()
+                .unwrap()
+                .code(),
+            "gds-compat-one-in-flight"
+        );
     }
 }

@@ -149,7 +149,8 @@ impl fmt::Display for CuFileError {
             && self.failure.op_error() == Some(CUfileOpError::HANDLE_NOT_REGISTERED)
         {
             // Seen with libcufile 1.15.1 on a VM, compat mode allowed or forced, on ext4 and
-            // tmpfs alike (bench-results/2026-12-04-gpu-checks-h200).
+            // tmpfs alike (bench-results/2026-12-04-gpu-checks-h200); gone once the disk had an
+            // entry in the udev database (bench-results/2026-12-04-gpu-checks-h200-session8).
             f.write_str(REGISTER_5027)?;
         }
         Ok(())
@@ -159,8 +160,10 @@ impl fmt::Display for CuFileError {
 /// Why `cuFileHandleRegister` says 5027 (a code the header documents only for I/O on a handle
 /// never registered).
 const REGISTER_5027: &str = " (cuFile could not set this file up, in compat mode too; \
-its cufile.log says why: \"unable to get volume attributes\" means udev has no properties for \
-the block device, as in many VMs and containers; the bounce backend works there)";
+its cufile.log says why: \"udev property not found: ID_FS_USAGE\" or \"unable to get volume \
+attributes\" means cuFile found no ID_FS_USAGE/ID_FS_TYPE for the file's block device in the \
+udev database, /run/udev/data/b<major>:<minor>, which a VM or container without a udev daemon \
+does not have (no /run/udev); the bounce backend works there)";
 
 impl std::error::Error for CuFileError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {

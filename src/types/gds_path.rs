@@ -6,6 +6,8 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+use crate::options::GdsApi;
+
 /// Which way a `gds` transfer's bytes go between the file and GPU memory. Serialised (and
 /// displayed) as the strings reports have always carried: `gpudirect (nvidia-fs)`,
 /// `gpudirect (p2pdma)`, `compat (posix via host bounce)`, `unknown`, `none`.
@@ -65,6 +67,25 @@ pub struct GdsVerdict {
     /// because they were over cuFile's pinning limit); each becomes a `gds-note` warning.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub notes: Vec<String>,
+    /// Set when the run's stream or batch API kept one operation in flight in the process
+    /// instead of the queue depth, because cuFile ran in compat mode; it becomes a
+    /// `gds-compat-one-in-flight` warning.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub queue_clamp: Option<QueueClamp>,
+}
+
+/// A `gds` run's `stream` or `batch` API held to one operation in flight in the whole
+/// process, because cuFile ran in compat mode (where libcufile 1.15.1 on an H200 misplaced
+/// data with concurrent stream operations and stalled batches of more than one entry:
+/// bench-results/2026-12-04-gpu-checks-h200-session8).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QueueClamp {
+    /// The API that was held to one operation in flight.
+    pub api: GdsApi,
+    /// The queue depth per thread that was asked for.
+    pub asked: u32,
+    /// Why compat mode was known when the workers prepared (the verdict's evidence then).
+    pub reason: String,
 }
 
 impl GdsVerdict {
@@ -74,6 +95,7 @@ impl GdsVerdict {
             path,
             reason: reason.into(),
             notes: Vec::new(),
+            queue_clamp: None,
         }
     }
 

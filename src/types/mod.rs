@@ -15,4 +15,4 @@ pub mod ring_options;
 
 pub use backend_id::{BackendId, MemoryKind, UnknownBackend};
 pub use cufile_error::{CuFileError, Failure};
-pub use gds_path::{GdsPath, GdsVerdict};
+pub use gds_path::{GdsPath, GdsVerdict, QueueClamp};

@@ -10,7 +10,8 @@
  *   only cuFileReadAsync (which fails): the loader must call those groups absent;
  * - -DFAKE_CUFILE_FULL: also the stream API (its I/O runs on the fake CUDA stream through
  *   fake_cuda_stream_host_fn, reading its pointer arguments when the stream gets there) and
- *   the batch API (entries run at submit; their events are handed out by GetStatus);
+ *   the batch API (entries run at submit; their events are handed out by GetStatus), with
+ *   compat mode's limits as seen on a real GPU (below);
  * - -DFAKE_CUFILE_FULL -DFAKE_CUFILE_NO_PARAMS: as full, but like cuFile 1.13 without the
  *   parameter API (compat mode can then only be disallowed through CUFILE_ENV_PATH_JSON).
  * Compat mode can also be disallowed with CUFILE_ENV_PATH_JSON naming a file that holds
@@ -72,11 +73,24 @@
  * - Statistics: level 0-3 (cufile.h), Start needs a level, GetStatsL1/2/3 need at least that
  *   level; the structs are written in the layout of the version cuFileGetVersion reports:
  *   1.15's below 1190, the larger 1.19/1.20 one from 1190 (the wheels' headers).
+ * - cuFileDriverOpen allocates cuFile's own resources in the CUDA context current then, and
+ *   CUDA frees them when that primary context is destroyed by its last release: I/O or
+ *   cuFileBufRegister after that aborts (CUDA driver API, cuDevicePrimaryCtxRelease and
+ *   cuCtxDestroy; see need_open_context).
+ * Seen on a real GPU (libcufile 1.15.1, H200 VM, nvidia-fs not loaded, so compat mode:
+ * bench-results/2026-12-04-gpu-checks-h200-session8, run2/log.txt and run3-diagnostics.txt),
+ * enforced where the fake's I/O is in compat mode (compat_io()):
+ * - stream operations on different streams that overlap misplace data (the block at file
+ *   offset 0 held the last queued request's): modelled as one staging buffer shared by the
+ *   process (staged_io); one at a time is exact;
+ * - a batch with more than one entry pending makes no progress: no events (cuFileBatchIOSubmit);
+ * - synchronous reads and writes from two threads at once are exact (not limited).
  * Not enforced (unknown or not modelled): what cuFileStreamDeregister of a stream never
- * registered returns (the fake says CU_FILE_INVALID_VALUE); whether a batch accepts a submit
- * while entries are pending (the fake does, up to its size: CU_FILE_BATCH_FULL suggests so,
- * kvikio's BatchHandle documents one submit at a time); compat mode's bouncing of unaligned
- * I/O (the fake always takes the direct path's O_DIRECT rules).
+ * registered returns (the fake says CU_FILE_INVALID_VALUE); whether a batch on a GPUDirect
+ * path accepts a submit while entries are pending (the fake does, up to its size, and counts
+ * it: CU_FILE_BATCH_FULL suggests so, kvikio's BatchHandle documents one submit at a time, and
+ * gdswap never does it); compat mode's bouncing of unaligned I/O (the fake always takes the
+ * direct path's O_DIRECT rules).
  *
  * Behaviour is set per process by environment variables (read at each call), or in-process by
  * fake_cufile_set(name, value), which wins over the environment:
@@ -112,8 +126,10 @@
  *   FAKE_CUFILE_BUF_REGISTER_DELAY_US  each cuFileBufRegister takes this long before it
  *                              pins (pinning is not instant in nvidia-fs)
  *   FAKE_CUFILE_TRACE          a file to which the process appends at exit the most I/Os seen
- *                              in flight on one file at once (max_in_flight) and how many
- *                              batch submits came while entries were pending
+ *                              in flight on one file at once (max_in_flight) and in the whole
+ *                              process (max_in_flight_all), how many batch submits came while
+ *                              entries were pending, and the most entries a batch had pending
+ *                              (max_batch_pending)
  */
 #define _GNU_SOURCE
 #include <dlfcn.h>
@@ -125,6 +141,7 @@
 #include <stdlib.h>
 #include <pthread.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 #include "cufile.h"
 
@@ -164,6 +181,8 @@ int fake_cufile_set(const char *name, long value) {
 
 static void *cuda_sym(const char *name);
 static long opens;
+/* The CUDA context current at the first cuFileDriverOpen (fake_cuda_context_id), -1 unknown. */
+static long open_ctx = -1;
 static int compat_allowed = 1;
 static long handles;
 
@@ -219,7 +238,11 @@ CUfileError_t cuFileDriverOpen(void) {
     void *cuda = dlopen("libcuda.so.1", RTLD_NOW | RTLD_GLOBAL);
     int (*ctx_current)(void) = cuda ? (int (*)(void))dlsym(cuda, "fake_cuda_context_current") : NULL;
     if (opens == 0 && ctx_current && !ctx_current()) return status(CU_FILE_CUDA_DRIVER_ERROR, 201);
-    if (opens == 0) json_compat();
+    if (opens == 0) {
+        json_compat();
+        long (*ctx_id)(void) = cuda ? (long (*)(void))dlsym(cuda, "fake_cuda_context_id") : NULL;
+        open_ctx = ctx_id ? ctx_id() : -1;
+    }
     /* Compat mode disallowed (parameter or cufile.json) and no nvidia-fs: the open fails with
      * CU_FILE_DRIVER_NOT_INITIALIZED (5001), "nvidia-fs driver is not loaded (set
      * allow_compat_mode to true in cufile.json to enable compat mode)" (libcufile 1.15.1 on an
@@ -233,9 +256,29 @@ CUfileError_t cuFileDriverOpen(void) {
     return status(0, 0);
 }
 
+/* cuFile allocates its own resources (compat mode's host bounce buffers, its streams) in the
+ * CUDA context current at cuFileDriverOpen, and the driver stays open; CUDA frees all of them
+ * when that primary context is destroyed by its last cuDevicePrimaryCtxRelease (CUDA driver
+ * API: cuDevicePrimaryCtxRelease, cuCtxDestroy). Using the driver after that is a use after
+ * free inside the real library: the fake aborts, naming it. Checked with the fake libcuda. */
+static void need_open_context(const char *call) {
+    static int (*alive)(long);
+    if (open_ctx < 0) return;
+    if (!alive) {
+        void *cuda = dlopen("libcuda.so.1", RTLD_NOW | RTLD_NOLOAD);
+        alive = cuda ? (int (*)(long))dlsym(cuda, "fake_cuda_context_alive") : NULL;
+        if (!alive) return;
+    }
+    if (!alive(open_ctx)) {
+        fprintf(stderr, "fake cufile: %s after the CUDA context current at cuFileDriverOpen was destroyed (its last cuDevicePrimaryCtxRelease): cuFile's resources there are freed\n", call);
+        abort();
+    }
+}
+
 CUfileError_t cuFileDriverClose_v2(void) {
     if (opens == 0) return status(CU_FILE_DRIVER_NOT_INITIALIZED, 0);
     opens--;
+    if (opens == 0) open_ctx = -1;
     return status(0, 0);
 }
 
@@ -347,6 +390,7 @@ CUfileError_t cuFileBufRegister(const void *p, size_t len, int flags) {
     if (flags & ~(CU_FILE_RDMA_REGISTER | CU_FILE_RDMA_RELAXED_ORDERING))
         return status(CU_FILE_INVALID_VALUE, 0);
     if (!p || len == 0) return status(CU_FILE_INVALID_VALUE, 0);
+    need_open_context("cuFileBufRegister");
     long err = knob(K_BUF_REGISTER_ERR, 0);
     if (err) return status(err, 0);
     /* The fake libcuda is loaded (the gds backend allocates there) unless a test calls this
@@ -418,12 +462,22 @@ static long io_calls;
 static int stats_on;
 static unsigned long long st_reads[3], st_writes[3]; /* posix, nvfs, p2p */
 
+/* Whether the fake's I/O goes through compat mode (POSIX through host memory), as the knobs
+ * describe the node: CUFILE_FORCE_COMPAT_MODE set, the file not on a GDS path with compat
+ * allowed (FAKE_CUFILE_REGISTER_ERR), or neither nvidia-fs nor P2PDMA (fflags bit 4). */
+static int compat_io(void) {
+    const char *forced = getenv("CUFILE_FORCE_COMPAT_MODE");
+    if (forced && (strcmp(forced, "1") == 0 || strcasecmp(forced, "true") == 0)) return 1;
+    if (compat_allowed && knob(6, 0)) return 1;
+    return !(knob(2, 2) || knob(3, 17)) && !(knob(5, 0xe) & (1 << 4));
+}
+
 static void count_io(int write) {
     if (!stats_on) return;
     int path = 0;
-    if (!knob(K_STATS_POSIX, 0) && !(compat_allowed && knob(6, 0))) {
+    if (!knob(K_STATS_POSIX, 0) && !compat_io()) {
         if (knob(2, 2) || knob(3, 17)) path = 1;
-        else if (knob(5, 0xe) & (1 << 4)) path = 2;
+        else path = 2;
     }
     __atomic_add_fetch(write ? &st_writes[path] : &st_reads[path], 1, __ATOMIC_SEQ_CST);
 }
@@ -432,7 +486,10 @@ static void count_io(int write) {
  * the proof that queue depth means requests in flight. */
 static int in_flight[MAX_FDS];
 static int max_in_flight;
+/* The same over every file of the process. */
+static int in_flight_all, max_in_flight_all;
 static long batch_submits_while_pending;
+static unsigned max_batch_pending;
 
 static void io_delay(void) {
     long us = knob(K_IO_DELAY_US, 0);
@@ -442,10 +499,54 @@ static void io_delay(void) {
     }
 }
 
+/* Compat mode's asynchronous (stream) operations, as observed with libcufile 1.15.1 on an H200
+ * with nvidia-fs not loaded (bench-results/2026-12-04-gpu-checks-h200-session8: run2/log.txt
+ * and run3-diagnostics.txt): with 2 or 8 cuFileWriteAsync queued on different streams, the
+ * block written at file offset 0 held the data of the last request of the first wave; one at
+ * a time was byte-exact. The model (the cause is a hypothesis): every such operation is staged
+ * through one host buffer shared by the whole process, between a first phase (a write copies
+ * its device range in, a read reads its file range in) and a second phase a while later (the
+ * write writes the buffer to its file range, the read copies the buffer to its device range),
+ * so an operation that overlaps others moves the data of whichever staged last. Operations
+ * larger than the buffer are cut short (a short transfer). */
+#define STAGE_BYTES (16u << 20)
+#define STAGE_MIN_US 2000L
+static pthread_mutex_t stage_lock = PTHREAD_MUTEX_INITIALIZER;
+static unsigned char *stage;
+
+static ssize_t staged_io(int fd, unsigned char *host, size_t n, off_t fo, int write) {
+    pthread_mutex_lock(&stage_lock);
+    if (!stage && posix_memalign((void **)&stage, 4096, STAGE_BYTES) != 0) stage = NULL;
+    pthread_mutex_unlock(&stage_lock);
+    if (!stage) { errno = ENOMEM; return -1; }
+    if (n > STAGE_BYTES) n = STAGE_BYTES;
+    ssize_t r = (ssize_t)n;
+    pthread_mutex_lock(&stage_lock);
+    if (write) memcpy(stage, host, n);
+    else r = pread(fd, stage, n, fo);
+    int saved = errno;
+    pthread_mutex_unlock(&stage_lock);
+    if (r < 0) { errno = saved; return r; }
+    /* The host I/O's time, during which other streams' operations stage over the buffer. */
+    long us = knob(K_IO_DELAY_US, 0);
+    if (us < STAGE_MIN_US) us = STAGE_MIN_US;
+    struct timespec ts = {us / 1000000, (us % 1000000) * 1000};
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {}
+    pthread_mutex_lock(&stage_lock);
+    if (write) r = pwrite(fd, stage, n, fo);
+    else memcpy(host, stage, (size_t)r);
+    saved = errno;
+    pthread_mutex_unlock(&stage_lock);
+    errno = saved;
+    return r;
+}
+
 /* One read or write: bytes done, -1 with errno, or -(CUfileOpError). Takes FAKE_CUFILE_IO_DELAY_US
- * (a device's latency; operations on different streams or threads overlap). */
-static ssize_t do_io_delay(CUfileHandle_t fh, const void *base, size_t n, off_t fo, off_t bo, int write, int delay) {
+ * (a device's latency; operations on different streams or threads overlap). `staged`: a
+ * compat-mode stream operation, through the shared staging buffer above. */
+static ssize_t do_io_delay(CUfileHandle_t fh, const void *base, size_t n, off_t fo, off_t bo, int write, int delay, int staged) {
     if (opens == 0) return -(ssize_t)CU_FILE_DRIVER_NOT_INITIALIZED;
+    need_open_context(write ? "cuFileWrite" : "cuFileRead");
     long at = __atomic_add_fetch(&io_calls, 1, __ATOMIC_SEQ_CST);
     long fail_at = knob(K_IO_FAIL_AT, 0);
     if (fail_at && at == fail_at) {
@@ -463,19 +564,28 @@ static ssize_t do_io_delay(CUfileHandle_t fh, const void *base, size_t n, off_t 
     int now = __atomic_add_fetch(&in_flight[fd], 1, __ATOMIC_SEQ_CST);
     int seen = __atomic_load_n(&max_in_flight, __ATOMIC_SEQ_CST);
     while (now > seen && !__atomic_compare_exchange_n(&max_in_flight, &seen, now, 0, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST)) {}
-    if (delay) io_delay();
-    /* O_DIRECT rules apply: unaligned offsets or lengths fail with EINVAL, as the real
-     * library's direct path does (compat mode would bounce them; gdswap never relies on it). */
-    ssize_t r = write ? pwrite(fd, host, n, fo) : pread(fd, host, n, fo);
+    now = __atomic_add_fetch(&in_flight_all, 1, __ATOMIC_SEQ_CST);
+    seen = __atomic_load_n(&max_in_flight_all, __ATOMIC_SEQ_CST);
+    while (now > seen && !__atomic_compare_exchange_n(&max_in_flight_all, &seen, now, 0, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST)) {}
+    ssize_t r;
+    if (staged) {
+        r = staged_io(fd, host, n, fo, write);
+    } else {
+        if (delay) io_delay();
+        /* O_DIRECT rules apply: unaligned offsets or lengths fail with EINVAL, as the real
+         * library's direct path does (compat mode would bounce them; gdswap never relies on it). */
+        r = write ? pwrite(fd, host, n, fo) : pread(fd, host, n, fo);
+    }
     int saved = errno;
     __atomic_sub_fetch(&in_flight[fd], 1, __ATOMIC_SEQ_CST);
+    __atomic_sub_fetch(&in_flight_all, 1, __ATOMIC_SEQ_CST);
     if (r > 0) count_io(write);
     errno = saved;
     return r;
 }
 
 static ssize_t do_io(CUfileHandle_t fh, const void *base, size_t n, off_t fo, off_t bo, int write) {
-    return do_io_delay(fh, base, n, fo, bo, write, 1);
+    return do_io_delay(fh, base, n, fo, bo, write, 1, 0);
 }
 
 /* FAKE_CUFILE_TRACE=path: at exit, what the process did, one "name value" per line. */
@@ -484,7 +594,8 @@ __attribute__((destructor)) static void write_trace(void) {
     if (!path || !*path) return;
     FILE *f = fopen(path, "a");
     if (!f) return;
-    fprintf(f, "max_in_flight %d\nbatch_submits_while_pending %ld\n", max_in_flight, batch_submits_while_pending);
+    fprintf(f, "max_in_flight %d\nmax_in_flight_all %d\nbatch_submits_while_pending %ld\nmax_batch_pending %u\n",
+            max_in_flight, max_in_flight_all, batch_submits_while_pending, max_batch_pending);
     fclose(f);
 }
 
@@ -532,7 +643,7 @@ struct async_op {
 static void run_async(void *arg) {
     struct async_op *a = arg;
     /* The arguments are read now, when the stream gets here: they must still be valid. */
-    ssize_t r = do_io(a->fh, a->buf, *a->size_p, *a->fo_p, *a->bo_p, a->write);
+    ssize_t r = do_io_delay(a->fh, a->buf, *a->size_p, *a->fo_p, *a->bo_p, a->write, 1, compat_io());
     *a->done_p = r == -1 ? -(ssize_t)errno : r;
     free(a);
 }
@@ -614,9 +725,16 @@ CUfileError_t cuFileStreamDeregister(CUstream s) {
  * and are handed out by GetStatus, which waits up to its timeout for min_nr ready
  * ones. A batch holds at most the entries of its SetUp in flight: a submit past that is
  * CU_FILE_BATCH_FULL; a submit while entries are still pending is allowed (counted for
- * FAKE_CUFILE_TRACE). ---- */
+ * FAKE_CUFILE_TRACE, as is the most entries a batch had pending).
+ * In compat mode (compat_io()) a batch that would have more than one entry pending stalls: its
+ * entries never run and GetStatus hands out no event for them, until a cancel. Observed with
+ * libcufile 1.15.1 on an H200 with nvidia-fs not loaded (bench-results/
+ * 2026-12-04-gpu-checks-h200-session8: run2/log.txt and run3-diagnostics.txt): one entry at a
+ * time moved data (2.21 GiB/s), 2 or 8 entries made no progress in 8 and 45 s, the submitting
+ * thread running and libcufile's pool threads idle. Why is not known. ---- */
 struct batch {
     unsigned max, n;
+    int stalled;
     double ready_at[128];
     CUfileIOEvents_t ev[];
 };
@@ -646,10 +764,20 @@ CUfileError_t cuFileBatchIOSubmit(CUfileBatchHandle_t h, unsigned nr, CUfileIOPa
             return status(CU_FILE_INVALID_VALUE, 0);
     }
     if (b->n > 0) batch_submits_while_pending++;
+    if (b->n + nr > max_batch_pending) max_batch_pending = b->n + nr;
+    if (compat_io() && b->n + nr > 1) b->stalled = 1;
     double t0 = now_s(), delay = knob(K_IO_DELAY_US, 0) / 1e6;
     for (unsigned i = 0; i < nr; i++) {
+        if (b->stalled) {
+            b->ready_at[b->n] = 1e300;
+            CUfileIOEvents_t *e = &b->ev[b->n++];
+            e->cookie = p[i].cookie;
+            e->status = CUFILE_PENDING;
+            e->ret = 0;
+            continue;
+        }
         ssize_t r = do_io_delay(p[i].fh, p[i].u.batch.devPtr_base, p[i].u.batch.size, p[i].u.batch.file_offset,
-                                p[i].u.batch.devPtr_offset, p[i].opcode == CUFILE_WRITE, 0);
+                                p[i].u.batch.devPtr_offset, p[i].opcode == CUFILE_WRITE, 0, 0);
         b->ready_at[b->n] = t0 + delay * (i % 4 + 1) / 4;
         CUfileIOEvents_t *e = &b->ev[b->n++];
         e->cookie = p[i].cookie;
@@ -697,6 +825,7 @@ CUfileError_t cuFileBatchIOCancel(CUfileBatchHandle_t h) {
     struct batch *b = h;
     if (!b) return status(CU_FILE_INVALID_VALUE, 0);
     b->n = 0;
+    b->stalled = 0;
     return status(0, 0);
 }
 

@@ -23,7 +23,9 @@
  *   streams, events, copies, memsets, synchronisation) fails with CUDA_ERROR_INVALID_CONTEXT
  *   (201) on a thread with no current context, or whose current primary context has been
  *   released by every retainer (cuDevicePrimaryCtxRelease: "the context is automatically reset
- *   once the last reference to it is released").
+ *   once the last reference to it is released"). Retained again after that, it is a new
+ *   context: fake_cuda_context_id/fake_cuda_context_alive let the fake libcufile tell, which
+ *   aborts when it is used after the context it opened in was destroyed.
  * - A stream or event belongs to the context it was created in; using it while another context
  *   is current is CUDA_ERROR_INVALID_HANDLE (400) (the driver's "invalid resource handle" for a
  *   stream of another device), except the event argument of cuStreamWaitEvent, which docs
@@ -192,6 +194,9 @@ struct stream;
 struct ctx {
     int device;
     int refs;
+    /* How many times the context was destroyed (released by its last retainer): a context
+     * retained again after that is a new one, whose allocations are not the old one's. */
+    long generation;
     struct stream *legacy; /* created on first use */
     struct stream *streams; /* every live stream created in it (not the legacy one) */
 };
@@ -605,12 +610,14 @@ EXPORT CUresult cuDevicePrimaryCtxRetain(void **pctx, CUdevice d) {
 }
 
 /* Does not change any thread's current context (docs); a context released by its last
- * retainer is inactive: calls made with it current fail. */
+ * retainer is inactive (destroyed: a later retain makes a new one, generation + 1): calls made
+ * with it current fail. */
 EXPORT CUresult cuDevicePrimaryCtxRelease_v2(CUdevice d) {
     NEED_INIT();
     if (d < 0 || d >= cfg_devices) return CUDA_ERROR_INVALID_DEVICE;
     pthread_mutex_lock(&ctx_lock);
     CUresult r = contexts[d].refs > 0 ? (contexts[d].refs--, CUDA_SUCCESS) : CUDA_ERROR_INVALID_CONTEXT;
+    if (r == CUDA_SUCCESS && contexts[d].refs == 0) contexts[d].generation++;
     pthread_mutex_unlock(&ctx_lock);
     return r;
 }
@@ -777,6 +784,30 @@ EXPORT CUresult cuStreamSynchronize(void *p) {
 EXPORT int fake_cuda_context_current(void) {
     struct ctx *c = current_ctx();
     return c && c->refs > 0;
+}
+
+/* For the fake libcufile: the context current on the calling thread as an id (device and
+ * generation; -1 for none), and whether the context of such an id still lives (retained, not
+ * destroyed since): cuFile allocates its own resources in the context current when it opens
+ * the driver, and CUDA frees every allocation of a primary context when its last retainer
+ * releases it ("If there are no more references to the primary context it will be destroyed,
+ * regardless of how many threads it is current to", cuDevicePrimaryCtxRelease; cuCtxDestroy:
+ * "Destroys and cleans up all resources associated with the context"). */
+EXPORT long fake_cuda_context_id(void) {
+    struct ctx *c = current_ctx();
+    if (!c || c->refs <= 0) return -1;
+    pthread_mutex_lock(&ctx_lock);
+    long id = c->generation * MAX_DEVICES + c->device;
+    pthread_mutex_unlock(&ctx_lock);
+    return id;
+}
+EXPORT int fake_cuda_context_alive(long id) {
+    if (id < 0) return 0;
+    int d = (int)(id % MAX_DEVICES);
+    pthread_mutex_lock(&ctx_lock);
+    int alive = contexts[d].refs > 0 && contexts[d].generation == id / MAX_DEVICES;
+    pthread_mutex_unlock(&ctx_lock);
+    return alive;
 }
 
 /* Set by the fake libcufile: whether it still has a stream registered (cuFileStreamRegister).
