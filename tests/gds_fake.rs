@@ -946,6 +946,27 @@ fn buffers_over_the_pinning_limits_run_unregistered_with_a_note() {
     assert!(r.gds_path.unwrap().notes.is_empty());
 }
 
+/// `compare` of 1 MiB in 256 KiB blocks, one round of one loop, no warm-up, no peers, on `f`.
+fn one_round_compare(f: &Path) -> Vec<OsString> {
+    argv![
+        "compare",
+        "--size",
+        "1M",
+        "--block-size",
+        "256K",
+        "--rounds",
+        "1",
+        "--loops",
+        "1",
+        "--warmup",
+        "0",
+        "--peers",
+        "none",
+        "--file",
+        f
+    ]
+}
+
 /// `gdswap compare` on a node where cuFile refuses every file (5027, compat mode or not, as
 /// libcufile 1.15.1 on a VM): by default gds is skipped with that reason before any round and
 /// the others are compared; named with `--backends` it is an error before anything runs.
@@ -954,25 +975,7 @@ fn compare_skips_gds_when_cufile_refuses_the_file() {
     require_host_backend!();
     let d = scratch();
     let json = d.path().join("c.json");
-    let base = |f: &Path| {
-        argv![
-            "compare",
-            "--size",
-            "1M",
-            "--block-size",
-            "256K",
-            "--rounds",
-            "1",
-            "--loops",
-            "1",
-            "--warmup",
-            "0",
-            "--peers",
-            "none",
-            "--file",
-            f
-        ]
-    };
+    let base = one_round_compare;
     let refuse = [("FAKE_CUFILE_REGISTER_FAIL", "5027")];
     // As on that H200: no nvidia-fs either, so the strict probe (compat mode disallowed)
     // cannot even open the driver (5001) and says nothing about the file.
@@ -1075,29 +1078,7 @@ fn compat_disallowed_by_cufile_json_without_a_gpudirect_path_makes_gds_unavailab
     make_data_file(&f, MIB, 3);
     let json = d.path().join("c.json");
     let compare = |extra: Vec<OsString>, vars: &[(&str, &str)]| {
-        fake(
-            with(
-                argv![
-                    "compare",
-                    "--size",
-                    "1M",
-                    "--block-size",
-                    "256K",
-                    "--rounds",
-                    "1",
-                    "--loops",
-                    "1",
-                    "--warmup",
-                    "0",
-                    "--peers",
-                    "none",
-                    "--file",
-                    &f
-                ],
-                extra,
-            ),
-            vars,
-        )
+        fake(with(one_round_compare(&f), extra), vars)
     };
     let setting = format!("{cfgs} sets properties.allow_compat_mode to false");
     let off_path = [("FAKE_CUFILE_REGISTER_ERR", "5008")];

@@ -586,24 +586,15 @@ fn allowed_cpus() -> String {
         .to_string()
 }
 
-#[test]
-fn worker_threads_are_bound_to_their_drives_numa_node() {
-    if let Some(why) = host_unavailable() {
-        eprintln!("skipped: {why}");
-        return;
-    }
+/// The qualify command of `BOUNCE`'s spec on the host backend, with a fake sysfs at `sysfs`
+/// in which the data file's drive is an NVMe drive on PCIe 0000:5e:00.0, NUMA node 0 (the
+/// caller writes the nodes).
+fn host_qualify_on_node0_drive(b: &Bench, sysfs: &Path) -> Command {
     use std::os::unix::fs::MetadataExt;
-    let b = Bench::new();
-    let sysfs = b.path("sysfs");
-    let first: String = allowed_cpus().split([',', '-']).next().unwrap().to_string();
-    // Two nodes: the drive's node 0 (a node this machine has, so memory binds to it) has
-    // only this process's first CPU; node 1 one that cannot be used.
-    common::sysfs::node(&sysfs, 0, &first);
-    common::sysfs::node(&sysfs, 1, "1000");
-    common::sysfs::pci(&sysfs, "0000:5e:00.0", 0, ("16.0 GT/s", 4, "16.0 GT/s", 4));
+    common::sysfs::pci(sysfs, "0000:5e:00.0", 0, ("16.0 GT/s", 4, "16.0 GT/s", 4));
     let dev = std::fs::metadata(b.path("a")).unwrap().dev();
     common::sysfs::drive(
-        &sysfs,
+        sysfs,
         "0000:5e:00.0",
         "nvme0n1",
         libc::major(dev),
@@ -611,7 +602,24 @@ fn worker_threads_are_bound_to_their_drives_numa_node() {
     );
     let spec = b.spec(&BOUNCE.replace("\"bounce\"", "\"host\""));
     let mut cmd = b.command(&spec);
-    cmd.env("GDSWAP_SYSFS_ROOT", &sysfs);
+    cmd.env("GDSWAP_SYSFS_ROOT", sysfs);
+    cmd
+}
+
+#[test]
+fn worker_threads_are_bound_to_their_drives_numa_node() {
+    if let Some(why) = host_unavailable() {
+        eprintln!("skipped: {why}");
+        return;
+    }
+    let b = Bench::new();
+    let sysfs = b.path("sysfs");
+    let first: String = allowed_cpus().split([',', '-']).next().unwrap().to_string();
+    // Two nodes: the drive's node 0 (a node this machine has, so memory binds to it) has
+    // only this process's first CPU; node 1 one that cannot be used.
+    common::sysfs::node(&sysfs, 0, &first);
+    common::sysfs::node(&sysfs, 1, "1000");
+    let mut cmd = host_qualify_on_node0_drive(&b, &sysfs);
     let out = outcome(&mut cmd).expect_ok();
     let line = format!(
         "bind   to-gpu {}: NUMA node 0 (the drive's), CPUs [{first}]",
@@ -666,7 +674,6 @@ fn bindings_stay_within_the_cpus_the_process_inherited() {
         eprintln!("skipped: {why}");
         return;
     }
-    use std::os::unix::fs::MetadataExt;
     let all = gdswap::topology::parse_cpulist(&allowed_cpus()).unwrap();
     if all.len() < 2 {
         eprintln!("skipped: this process may run on one CPU only ({all:?})");
@@ -677,18 +684,7 @@ fn bindings_stay_within_the_cpus_the_process_inherited() {
     let sysfs = b.path("sysfs");
     // The drive's node 0 (a node this machine has) lists every CPU this process may use.
     common::sysfs::node(&sysfs, 0, &allowed_cpus());
-    common::sysfs::pci(&sysfs, "0000:5e:00.0", 0, ("16.0 GT/s", 4, "16.0 GT/s", 4));
-    let dev = std::fs::metadata(b.path("a")).unwrap().dev();
-    common::sysfs::drive(
-        &sysfs,
-        "0000:5e:00.0",
-        "nvme0n1",
-        libc::major(dev),
-        libc::minor(dev),
-    );
-    let spec = b.spec(&BOUNCE.replace("\"bounce\"", "\"host\""));
-    let mut cmd = b.command(&spec);
-    cmd.env("GDSWAP_SYSFS_ROOT", &sysfs);
+    let mut cmd = host_qualify_on_node0_drive(&b, &sysfs);
     // Started on the last CPU only, as `taskset -c <last>` would.
     with_cpu_affinity(&mut cmd, &[last]);
     let out = outcome(&mut cmd).expect_ok();
