@@ -5,7 +5,7 @@
 # This project's own machines and CI have no GPU; a session that is lent one runs this once:
 #   here:    cargo build --release && mkdir -p .gpu && strip -o .gpu/gdswap target/release/gdswap
 #            grep -qx '/.gpu/' .git/info/exclude || echo /.gpu/ >> .git/info/exclude
-#   device:  run(command="bash bench/gpu-checks.sh", carry=[".gpu"], timeout_s=590)
+#   device:  run(command="UDEV_DB=1 bash bench/gpu-checks.sh", carry=[".gpu"], timeout_s=590)
 # then reads what came back and commits it to bench-results/<date>-gpu-checks/ (the device has
 # no Rust toolchain, so the binary travels; both machines are x86-64).
 #
@@ -26,7 +26,7 @@
 # Environment: GDSWAP (default .gpu/gdswap, else target/release/gdswap), OUT (default
 # $PWD/gpu-checks-out, or $OUT as the device tool sets it), DATA (default /tmp/gdswap-gpu-data),
 # SIZE (default 2G: the compare's file), BACKENDS (the compare's, default gds,bounce,host, or bounce,host where `gdswap check` says gds cannot run), GPU (default 0), PARAMS and SUB_GROUP (optim-sim,
-# default 250M in sub-groups of 25M), GDSWAP_CUFILE_PATH (default: the
+# default 100M in sub-groups of 10M), GDSWAP_CUFILE_PATH (default: the
 # libcufile.so.0 of the image's nvidia-cufile wheel, found under /usr, /opt and Python's paths).
 # Locally, against the test fakes (a dry run of the script itself):
 #   LD_LIBRARY_PATH=target/tmp/fake-cuda GDSWAP_CUFILE_PATH=target/tmp/cufile-fakes/libcufile-fake-full.so \
@@ -44,8 +44,8 @@ SIZE=${SIZE:-2G}
 GPU=${GPU:-0}
 BACKENDS_SET=${BACKENDS:+1}
 BACKENDS=${BACKENDS:-gds,bounce,host}
-PARAMS=${PARAMS:-250M}
-SUB_GROUP=${SUB_GROUP:-25M}
+PARAMS=${PARAMS:-100M}
+SUB_GROUP=${SUB_GROUP:-10M}
 mkdir -p "$OUT" "$DATA"
 LOG=$OUT/log.txt
 : >"$LOG"
