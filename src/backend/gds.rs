@@ -256,7 +256,11 @@ impl GdsBackend {
         // A file the strict probe could not register may still register with compat mode as
         // configured; one that does not register even then is one gds cannot use at all.
         // (5008 under the strict probe is the compat verdict, not a refusal: no second probe.)
-        if outcome.cufile_refusal().is_some_and(|r| !r.not_supported) {
+        // A strict probe that could not open the driver at all (5001 where nvidia-fs is not
+        // loaded: compat mode is what it disallowed) said nothing about the file, so the plain
+        // probe asks too: with real libcufile 1.15.1 and no udev properties for the disk, that
+        // is where the 5027 of every registration shows (tests/cufile_real_io.rs).
+        if !outcome.opened || outcome.cufile_refusal().is_some_and(|r| !r.not_supported) {
             refuse_unregistrable(&exe, &target, timeout)?;
         }
         let props = outcome.properties.clone();

@@ -157,10 +157,21 @@ impl fmt::Display for CuFileError {
 }
 
 /// Why `cuFileHandleRegister` says 5027 (a code the header documents only for I/O on a handle
-/// never registered).
+/// never registered). Established with real libcufile 1.15.1 (tests/cufile_real_io.rs, and
+/// the same cufile.log lines on the H200 VM of bench-results/2026-12-04-gpu-checks-h200):
+/// libcufile reads the file's block device from udev (through libudev.so.1, which it does
+/// load there) and needs its ID_FS_USAGE and ID_FS_TYPE, which udevd's blkid rule records in
+/// /run/udev/data; where udevd never ran they are missing ("udev property not found:
+/// ID_FS_USAGE"), and a file on no block device of its own (tmpfs, overlayfs) has no udev
+/// device at all ("error creating udev_device for block device"). With the properties there,
+/// the same file registers and compat-mode I/O works. An unversioned libudev.so changes
+/// nothing.
 const REGISTER_5027: &str = " (cuFile could not set this file up, in compat mode too; \
-its cufile.log says why: \"unable to get volume attributes\" means udev has no properties for \
-the block device, as in many VMs and containers; the bounce backend works there)";
+its cufile.log says why: \"udev property not found: ID_FS_USAGE\" (or ID_FS_TYPE) means udev's \
+database (/run/udev/data) has no filesystem properties for the file's block device, as where \
+udevd does not run (many VMs and containers): on a host running udevd, `udevadm trigger \
+--subsystem-match=block` as root records them; \"error creating udev_device for block device\" \
+means the file is not on a block device (tmpfs, overlayfs); the bounce backend works there)";
 
 impl std::error::Error for CuFileError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
