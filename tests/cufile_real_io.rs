@@ -297,6 +297,8 @@ fn check_reports_compat_mode_with_real_cufile_1_15() {
         s.contains(": registered (compat mode as cufile.json says)"),
         "{s}"
     );
+    // gdswap reads the same (fake host) udev entry as libcufile.
+    assert!(s.contains(": ID_FS_USAGE=filesystem, ID_FS_TYPE="), "{s}");
     let gds = s
         .lines()
         .find(|l| l.starts_with("gds "))
@@ -354,6 +356,11 @@ fn registration_needs_the_block_devices_udev_properties() {
             "{s}"
         );
         assert!(s.contains("unable to get volume attributes"), "{s}");
+        // gdswap's own udev row says the same before cuFile is asked.
+        assert!(
+            s.contains(" is absent: no ID_FS_USAGE or ID_FS_TYPE; libcufile refuses every file"),
+            "{s}"
+        );
         let gds = s
             .lines()
             .find(|l| l.starts_with("gds "))
@@ -390,5 +397,36 @@ fn registration_needs_the_block_devices_udev_properties() {
         udev_refusal("check-symlink", &[("LD_LIBRARY_PATH", &path)]);
     } else {
         eprintln!("libudev.so.1 not found in the usual directories: the symlink case is not run");
+    }
+
+    // The other versions fail the same way, 1.14.1 with another code (5030), which gets the
+    // same hint.
+    for (test, spec, code) in [
+        (
+            "udev, cufile 1.14",
+            cufile_wheel::CU12,
+            "CU_FILE_INTERNAL_ERROR (5030)",
+        ),
+        (
+            "udev, cufile 1.20",
+            cufile_wheel::CU13,
+            "CU_FILE_HANDLE_NOT_REGISTERED (5027)",
+        ),
+    ] {
+        let Some(real) = Real::new(test, spec, false) else {
+            continue;
+        };
+        let json = real.dir.path().join("noudev.json");
+        let args = gds_run("sync", "write", &real.data(), &json);
+        let e = error_line(real.gdswap("noudev", args, &[]));
+        assert!(
+            e.starts_with("backend 'gds' unavailable: cuFile cannot register"),
+            "{test}: {e}"
+        );
+        assert!(e.contains(code), "{test}: {e}");
+        assert!(
+            e.contains("udev property not found: ID_FS_USAGE"),
+            "{test}: {e}"
+        );
     }
 }

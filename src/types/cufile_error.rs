@@ -146,10 +146,14 @@ impl fmt::Display for CuFileError {
         }
         write!(f, ": {}", self.failure)?;
         if self.call == "cuFileHandleRegister"
-            && self.failure.op_error() == Some(CUfileOpError::HANDLE_NOT_REGISTERED)
+            && matches!(
+                self.failure.op_error(),
+                Some(CUfileOpError::HANDLE_NOT_REGISTERED | CUfileOpError::INTERNAL_ERROR)
+            )
         {
-            // Seen with libcufile 1.15.1 on a VM, compat mode allowed or forced, on ext4 and
-            // tmpfs alike (bench-results/2026-12-04-gpu-checks-h200).
+            // 5027 seen with libcufile 1.15.1 on a VM, compat mode allowed or forced, on ext4
+            // and tmpfs alike (bench-results/2026-12-04-gpu-checks-h200); 1.20 says 5027 and
+            // 1.14.1 says 5030 for the same missing udev properties (tests/cufile_real_io.rs).
             f.write_str(REGISTER_5027)?;
         }
         Ok(())
@@ -157,7 +161,8 @@ impl fmt::Display for CuFileError {
 }
 
 /// Why `cuFileHandleRegister` says 5027 (a code the header documents only for I/O on a handle
-/// never registered). Established with real libcufile 1.15.1 (tests/cufile_real_io.rs, and
+/// never registered; libcufile 1.14.1 says 5030, CU_FILE_INTERNAL_ERROR, for the same cause).
+/// Established with real libcufile 1.15.1 (tests/cufile_real_io.rs, and
 /// the same cufile.log lines on the H200 VM of bench-results/2026-12-04-gpu-checks-h200):
 /// libcufile reads the file's block device from udev (through libudev.so.1, which it does
 /// load there) and needs its ID_FS_USAGE and ID_FS_TYPE, which udevd's blkid rule records in
