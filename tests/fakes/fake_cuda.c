@@ -1137,8 +1137,8 @@ EXPORT CUresult cuDeviceGetAttribute(int *pi, int attrib, CUdevice d) {
     case 50: *pi = 0; return CUDA_SUCCESS; /* PCI_DOMAIN_ID */
     case 75: *pi = 9; return CUDA_SUCCESS; /* COMPUTE_CAPABILITY_MAJOR */
     case 76: *pi = 0; return CUDA_SUCCESS; /* COMPUTE_CAPABILITY_MINOR */
-    /* CAN_USE_STREAM_MEM_OPS_V1: no, so libcufile does not use cuStreamWaitValue32 and
-     * cuStreamWriteValue32, which this fake does not model (they fail, see below). */
+    /* CAN_USE_STREAM_MEM_OPS_V1 (the deprecated v1 API): no; the v1 functions fail here (see
+     * NOT_MODELLED below). The _v2 ones, which libcufile 1.15.1 calls, are modelled. */
     case 92: *pi = 0; return CUDA_SUCCESS;
     case 116: *pi = 1; return CUDA_SUCCESS; /* GPU_DIRECT_RDMA_SUPPORTED, as on an H200 */
     /* DMA_BUF_SUPPORTED: no (dma-buf export, cuMemGetHandleForAddressRange, is not modelled) */
@@ -1396,9 +1396,9 @@ EXPORT CUresult cuMemsetD8_v2(CUdeviceptr dst, unsigned char value, size_t len) 
  *   links statically; the runtime cannot start, so libcufile cannot launch its own kernel
  *   (cuFileGpuCopy, CUDA error 719) and the stream API (cuFileReadAsync/WriteAsync) fails in
  *   compat mode. The sync and batch APIs do not need it.
- * - cuStreamWaitValue32, cuStreamWriteValue32: the v1 stream memory operations, which need
- *   the driver's NVreg_EnableStreamMemOPs=1 (CU_DEVICE_ATTRIBUTE_CAN_USE_STREAM_MEM_OPS_V1 is
- *   0 here); libcufile uses the _v2 functions above.
+ * - cuStreamWaitValue32, cuStreamWriteValue32: the deprecated v1 stream memory operations
+ *   (CU_DEVICE_ATTRIBUTE_CAN_USE_STREAM_MEM_OPS_V1 is 0 here, so they are not offered);
+ *   libcufile 1.15.1 calls the _v2 functions above.
  * - the rest (IPC, peer access, managed memory, dma-buf handles, cuMemHostAlloc,
  *   cuPointerGetAttributes) were not called in those runs. */
 #define NOT_MODELLED(name, params) \
