@@ -365,3 +365,67 @@ fn driver_probe_without_a_gpu_fails_clearly_in_a_child() {
         ),
     }
 }
+
+#[test]
+fn udev_row_says_whether_libcufile_can_register_files_on_the_device() {
+    // udev's database as gdswap reads it (GDSWAP_UDEV_ROOT stands for /run/udev): without the
+    // block device's ID_FS_USAGE and ID_FS_TYPE, real libcufile 1.15.1 refuses every file
+    // there with 5027 (tests/cufile_real_io.rs); the row says so before any CUDA is involved.
+    let dir = scratch();
+    let dev = std::fs::metadata(dir.path()).unwrap().dev();
+    let mm = format!("{}:{}", libc::major(dev), libc::minor(dev));
+    if !Path::new(&format!("/sys/dev/block/{mm}")).exists() {
+        eprintln!("SKIPPED: the scratch directory is not on a block device ({mm}): no udev row");
+        return;
+    }
+    let udev = dir.path().join("run-udev");
+    std::fs::create_dir_all(udev.join("data")).unwrap();
+    let run = |name: &str| {
+        let json = dir.path().join(format!("{name}.json"));
+        let args = argv![
+            "check",
+            "--path",
+            dir.path(),
+            "--backend",
+            "posix",
+            "--json",
+            &json
+        ];
+        let out = outcome(gdswap(args).env("GDSWAP_UDEV_ROOT", &udev));
+        assert_eq!(out.code, Some(0), "{out:?}");
+        let v: Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+        let row = out
+            .stdout
+            .lines()
+            .find(|l| l.starts_with("  udev "))
+            .unwrap_or_else(|| panic!("no udev row:\n{}", out.stdout))
+            .to_string();
+        (row, v["path"]["udev"].clone())
+    };
+    let entry = udev.join("data").join(format!("b{mm}"));
+    let (row, json) = run("absent");
+    assert!(
+        row.contains(&format!(
+            "{} is absent: no ID_FS_USAGE or ID_FS_TYPE;",
+            entry.display()
+        )),
+        "{row}"
+    );
+    assert!(
+        row.contains("refuses every file on this device with 5027"),
+        "{row}"
+    );
+    assert_eq!(json["present"], false, "{json}");
+    assert!(json["id_fs_usage"].is_null(), "{json}");
+
+    std::fs::write(&entry, "E:ID_FS_USAGE=filesystem\nE:ID_FS_TYPE=ext4\n").unwrap();
+    let (row, json) = run("present");
+    assert!(
+        row.ends_with(
+            "ID_FS_USAGE=filesystem, ID_FS_TYPE=ext4 (what libcufile needs to register files)"
+        ),
+        "{row}"
+    );
+    assert_eq!(json["present"], true, "{json}");
+    assert_eq!(json["id_fs_type"], "ext4", "{json}");
+}

@@ -8,7 +8,8 @@
 //! `CU_FILE_NVFS_SETUP_ERROR` (5033) with `cu_err` 0; it does not crash, and a second open fails
 //! the same way. cuFile 1.20 (CUDA 13) goes further on the same machine: it logs that libcuda
 //! is missing, switches to compat mode, and then spins forever in `cuFileDriverOpen` when
-//! `/proc/modules` cannot be read (as in this sandbox): it is never opened here. Because of the
+//! `/proc/modules` cannot be read (as in this sandbox): it is never opened here. (With a
+//! libcuda, 1.14 and 1.15 spin there too; `cufile_real_io.rs` gives them a `/proc/modules`.) Because of the
 //! output, the log file and such hangs, the driver is opened in a child process (this test
 //! binary run again for one ignored test) with its own directory and log path, under a time
 //! limit; the parent checks how the child ended and what it said.

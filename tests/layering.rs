@@ -211,6 +211,9 @@ const FLAG_TEXT_ALLOWED: &[(&str, &str)] = &[
     ("cufile/probe.rs", "--path"),
     ("cufile/probe.rs", "--cufile"),
     ("cufile/probe.rs", "--strict"),
+    // udevadm's option in the hints for cuFile's 5027 (udev properties missing)
+    ("types/cufile_error.rs", "--subsystem-match"),
+    ("check/udev.rs", "--subsystem-match"),
     // cargo's options in the how-to-build hint
     ("ranks.rs", "--release"),
     ("ranks.rs", "--features"),

@@ -273,7 +273,9 @@ impl GdsBackend {
             return Ok((Strict::NotRun(format!("strict probe: {why}")), None));
         };
         // Where the strict probe showed no direct path, the plain probe (compat mode as
-        // configured) says whether gds can use the file at all ([`refuse_unusable`]).
+        // configured) says whether gds can use the file at all ([`refuse_unusable`]). With real
+        // libcufile 1.15.1 and no udev properties for the disk, that is where the 5027 of every
+        // registration shows (tests/cufile_real_io.rs).
         let config = driver_probe::CompatConfig::system();
         let mut props = outcome.properties.clone();
         if needs_plain_probe(&outcome, &config) {

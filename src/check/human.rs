@@ -278,6 +278,9 @@ pub fn render(r: &NodeReport) -> String {
             );
         }
     }
+    if let Some(u) = &p.udev {
+        let _ = writeln!(w, "  {:<13}{}", "udev", u.describe());
+    }
 
     // Host facilities.
     let u = &r.io_uring;

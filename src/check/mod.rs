@@ -11,7 +11,8 @@
 //! without it the open fails (cuFile 1.14) or can hang (1.20), and it prints to stdout.
 //!
 //! `rows.rs`: the rows, as values; `collect.rs`: examining the node into them; `verdict.rs`: the
-//! verdict per backend drawn from them; `path.rs`: the data path's rows; `human.rs`: the text.
+//! verdict per backend drawn from them; `path.rs`: the data path's rows; `udev.rs`: udev's
+//! entry for its block device (why cuFile refuses files with 5027); `human.rs`: the text.
 
 /// The cuFile driver probe lives with cuFile (`cufile::probe`); `check` runs it.
 pub use crate::cufile::probe as driver_probe;
@@ -19,6 +20,7 @@ mod collect;
 pub mod human;
 pub mod path;
 mod rows;
+pub mod udev;
 mod verdict;
 
 pub use collect::collect;

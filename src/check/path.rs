@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
+use super::udev::{self, UdevEntry};
 use crate::env::{self, Filesystem};
 use crate::io::file::{Access, DataFile, ScratchFile};
 
@@ -31,6 +32,9 @@ pub struct PathReport {
     pub block_device: Option<BlockDevice>,
     /// Why there is no block device row, when there is none.
     pub block_device_note: Option<String>,
+    /// udev's database entry of the filesystem's block device (`None` without one): what
+    /// libcufile needs to register files there ([`super::udev`]).
+    pub udev: Option<UdevEntry>,
 }
 
 /// Whether O_DIRECT works on the path, and how it was tested.
@@ -105,6 +109,9 @@ pub fn examine(path: &Path) -> PathReport {
             Some("the path and its ancestors cannot be examined".into()),
         ),
     };
+    let udev = block_device
+        .as_ref()
+        .map(|b| udev::entry_of(&udev::udev_root(), &b.major_minor));
     PathReport {
         path: path.to_path_buf(),
         kind,
@@ -114,6 +121,7 @@ pub fn examine(path: &Path) -> PathReport {
         o_direct,
         block_device,
         block_device_note,
+        udev,
     }
 }
 

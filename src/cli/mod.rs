@@ -120,6 +120,11 @@ pub fn main() -> ExitCode {
             Ok(Outcome::Done)
         }
     };
+    // The cuFile driver stays open while a command runs (see cufile::driver); close it before
+    // the process exits rather than leave it to cuFile's exit handlers, which race its own
+    // worker threads (libcufile 1.15.1 with its thread pool on, execution.max_io_threads in
+    // cufile.json: a segfault at exit in about half the runs; tests/cufile_real_io.rs).
+    let _ = crate::cufile::Driver::close_if_unused();
     // The binary's edge: library errors become anyhow errors (context can be added on the
     // way up), printed with the flags the user typed.
     match outcome.map_err(anyhow::Error::from) {

@@ -1,7 +1,7 @@
 //! Opening the cuFile driver for `gdswap check`, in a child process with a time limit.
 //!
 //! Why a child: `cuFileDriverOpen` prints to stdout, writes `cufile.log` into the current
-//! directory, and has been seen to spin forever (cuFile 1.20 without `/proc/modules`); a
+//! directory, and has been seen to spin forever (cuFile 1.14-1.20 without `/proc/modules`); a
 //! library fault would also take the whole check down. So the check runs its own binary again
 //! (the hidden `gdswap cufile-probe` subcommand) in a scratch directory with
 //! `CUFILE_LOGFILE_PATH` pointing there, reads one marked JSON line from its stdout, and kills it

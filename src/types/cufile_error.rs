@@ -146,11 +146,16 @@ impl fmt::Display for CuFileError {
         }
         write!(f, ": {}", self.failure)?;
         if self.call == "cuFileHandleRegister"
-            && self.failure.op_error() == Some(CUfileOpError::HANDLE_NOT_REGISTERED)
+            && matches!(
+                self.failure.op_error(),
+                Some(CUfileOpError::HANDLE_NOT_REGISTERED | CUfileOpError::INTERNAL_ERROR)
+            )
         {
-            // Seen with libcufile 1.15.1 on a VM, compat mode allowed or forced, on ext4 and
-            // tmpfs alike (bench-results/2026-12-04-gpu-checks-h200); gone once the disk had an
-            // entry in the udev database (bench-results/2026-12-04-gpu-checks-h200-session8).
+            // 5027 seen with libcufile 1.15.1 on a VM, compat mode allowed or forced, on ext4
+            // and tmpfs alike (bench-results/2026-12-04-gpu-checks-h200); 1.20 says 5027 and
+            // 1.14.1 says 5030 for the same missing udev properties (tests/cufile_real_io.rs).
+            // Gone once the disk had an entry in the udev database
+            // (bench-results/2026-12-04-gpu-checks-h200-session8).
             f.write_str(REGISTER_5027)?;
         }
         Ok(())
@@ -158,12 +163,23 @@ impl fmt::Display for CuFileError {
 }
 
 /// Why `cuFileHandleRegister` says 5027 (a code the header documents only for I/O on a handle
-/// never registered).
+/// never registered; libcufile 1.14.1 says 5030, CU_FILE_INTERNAL_ERROR, for the same cause).
+/// Established with real libcufile 1.15.1 (tests/cufile_real_io.rs, and
+/// the same cufile.log lines on the H200 VM of bench-results/2026-12-04-gpu-checks-h200):
+/// libcufile reads the file's block device from udev (through libudev.so.1, which it does
+/// load there) and needs its ID_FS_USAGE and ID_FS_TYPE, which udevd's blkid rule records in
+/// /run/udev/data; where udevd never ran they are missing ("udev property not found:
+/// ID_FS_USAGE"), and a file on no block device of its own (tmpfs, overlayfs) has no udev
+/// device at all ("error creating udev_device for block device"). With the properties there,
+/// the same file registers and compat-mode I/O works. An unversioned libudev.so changes
+/// nothing.
 const REGISTER_5027: &str = " (cuFile could not set this file up, in compat mode too; \
-its cufile.log says why: \"udev property not found: ID_FS_USAGE\" or \"unable to get volume \
-attributes\" means cuFile found no ID_FS_USAGE/ID_FS_TYPE for the file's block device in the \
-udev database, /run/udev/data/b<major>:<minor>, which a VM or container without a udev daemon \
-does not have (no /run/udev); the bounce backend works there)";
+its cufile.log says why: \"udev property not found: ID_FS_USAGE\" (or ID_FS_TYPE) or \"unable \
+to get volume attributes\" means cuFile found no ID_FS_USAGE/ID_FS_TYPE for the file's block \
+device in the udev database, /run/udev/data/b<major>:<minor>, which a VM or container without a \
+udev daemon does not have (no /run/udev): on a host running udevd, `udevadm trigger \
+--subsystem-match=block` as root records them; \"error creating udev_device for block device\" \
+means the file is not on a block device (tmpfs, overlayfs); the bounce backend works there)";
 
 impl std::error::Error for CuFileError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {

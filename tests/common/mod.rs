@@ -6,6 +6,7 @@
 #![allow(dead_code, unused_macros)]
 
 pub mod cuda;
+pub mod fake_host;
 pub mod sysfs;
 
 use std::ffi::OsString;

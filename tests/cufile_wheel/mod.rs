@@ -6,7 +6,9 @@
 //! NVIDIA's files are never committed.
 //!
 //! If the wheel cannot be had (no pip, no network), the calling test fails with a message that
-//! says so: these tests must never pass without having checked anything.
+//! says so: these tests must never pass without having checked anything. The one exception,
+//! `try_get`, is for the real-library I/O test (`cufile_real_io.rs`), which prints why it
+//! skips; the ABI and loader tests, which need the same wheels, still fail there.
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
@@ -64,14 +66,20 @@ pub fn wheel() -> &'static Wheel {
 
 /// The wheel of pip requirement `spec`, as [`wheel`] does.
 pub fn get(spec: &'static str) -> &'static Wheel {
+    try_get(spec).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// The wheel of pip requirement `spec`, or why it cannot be had (for a test that skips, saying
+/// so, rather than fails where PyPI cannot be reached).
+pub fn try_get(spec: &'static str) -> Result<&'static Wheel, String> {
     static WHEELS: Mutex<Vec<(&'static str, &'static Wheel)>> = Mutex::new(Vec::new());
     let mut wheels = WHEELS.lock().unwrap_or_else(|p| p.into_inner());
     if let Some((_, w)) = wheels.iter().find(|(s, _)| *s == spec) {
-        return w;
+        return Ok(w);
     }
-    let w: &'static Wheel = Box::leak(Box::new(fetch(spec).unwrap_or_else(|e| panic!("{e}"))));
+    let w: &'static Wheel = Box::leak(Box::new(fetch(spec)?));
     wheels.push((spec, w));
-    w
+    Ok(w)
 }
 
 fn cache_dir() -> PathBuf {

@@ -1,7 +1,9 @@
 /*
- * A fake libcuda for gdswap's tests: exactly the CUDA driver API subset gdswap calls (plus
- * cuGetErrorString), implemented over host memory, so the bounce backend runs end to end on
- * machines without a GPU. Built by the tests themselves (tests/common/cuda.rs) with
+ * A fake libcuda for gdswap's tests: the CUDA driver API subset gdswap calls (plus
+ * cuGetErrorString), and the one NVIDIA's real libcufile needs to run its compat mode,
+ * implemented over host memory, so the bounce backend, and the gds backend through the real
+ * libcufile (tests/cufile_real_io.rs), run end to end on machines without a GPU. Built by the
+ * tests themselves (tests/common/cuda.rs) with
  * `cc -shared -fPIC -O2 -pthread -Wl,-soname,libcuda.so.1`, never shipped.
  *
  * It is as strict as the real driver wherever we know the real driver's rule. Each rule, and
@@ -93,6 +95,32 @@
  *   2): a copy queued behind another stream's waits for the engine, and its stream's events
  *   around it span the wait, as on a real GPU.
  *
+ * For NVIDIA's real libcufile (1.14.1, 1.15.1, 1.20; found by running it, cufile.log naming
+ * each missing symbol or failing call): it resolves 65 driver functions when it loads
+ * libcuda and refuses to initialise if any is missing ("unable to load, symbol cuMemcpyAsync",
+ * "missing cuda symbols while dynamic loading"), so all of them exist here. Those its compat
+ * mode calls keep the rules above (a current context, live handles of that context, pinned
+ * host memory for async copies, pointers inside live allocations):
+ * - cuDeviceGetAttribute: the attributes it reads (compute capability 9.0 and the rest of an
+ *   H200's, PCI location as cuDeviceGetPCIBusId); any other is CUDA_ERROR_INVALID_VALUE.
+ *   cuDeviceGetUuid_v2: a fixed UUID per device.
+ * - cuCtxGetDevice, cuCtxGetStreamPriorityRange ([0, -5]), cuStreamCreateWithPriority.
+ * - cuMemGetAddressRange_v2 (CUDA_ERROR_NOT_FOUND outside every allocation);
+ *   cuPointerGetAttribute also answers CONTEXT (the allocation's primary context) and
+ *   BUFFER_ID (unique for the process's life); cuPointerSetAttribute accepts SYNC_MEMOPS only.
+ * - cuMemAllocHost_v2 / cuMemFreeHost: pinned host memory whose device pointer
+ *   (cuMemHostGetDevicePointer_v2, flags 0) is its host pointer, as under unified addressing.
+ * - cuLaunchHostFunc; cuStreamWaitValue32_v2 / cuStreamWriteValue32_v2 (stream memory
+ *   operations on device or cuMemAllocHost memory; the worker polls for a wait).
+ * - cuMemcpy, cuMemcpyAsync (direction from the pointers), cuMemsetD8_v2.
+ * - The rest fail with CUDA_ERROR_NOT_SUPPORTED and say so on stderr (NOT_MODELLED below,
+ *   with what libcufile does about each): cuCtxCreate (so libcufile skips its P2PDMA probe
+ *   allocation), cuGetExportTable (so its CUDA runtime cannot start: the stream API's compat
+ *   I/O, which launches a kernel, fails), the v1 stream memory operations, IPC, peer access,
+ *   managed memory, dma-buf handles, cuMemHostAlloc, cuPointerGetAttributes.
+ * libcufile also needs /proc/modules and udev properties of the block device, which the
+ * tests give it through tests/fakes/fake_host.c.
+ *
  * Fault injection (read at cuInit):
  *   FAKE_CUDA_NO_DEVICE=1            cuInit fails with CUDA_ERROR_NO_DEVICE
  *   FAKE_CUDA_DEVICES=N              number of devices (default 1)
@@ -139,10 +167,12 @@ enum {
     CUDA_ERROR_INVALID_DEVICE = 101,
     CUDA_ERROR_INVALID_CONTEXT = 201,
     CUDA_ERROR_INVALID_HANDLE = 400,
+    CUDA_ERROR_NOT_FOUND = 500,
     CUDA_ERROR_NOT_READY = 600,
     CUDA_ERROR_ILLEGAL_ADDRESS = 700,
     CUDA_ERROR_HOST_MEMORY_ALREADY_REGISTERED = 712,
     CUDA_ERROR_HOST_MEMORY_NOT_REGISTERED = 713,
+    CUDA_ERROR_NOT_SUPPORTED = 801,
 };
 
 /* Flags, as cuda.h defines them. */
@@ -222,9 +252,14 @@ static int is_context(const void *c) {
     } while (0)
 
 /* ---- device memory and registered host memory ---- */
-struct alloc { CUdeviceptr base; size_t size; unsigned char *host; int device; };
+/* id: CU_POINTER_ATTRIBUTE_BUFFER_ID, unique over the process's life (never reused). */
+struct alloc { CUdeviceptr base; size_t size; unsigned char *host; int device; unsigned long long id; };
+static unsigned long long next_buffer_id = 1; /* under mem_lock */
 static struct alloc allocs[MAX_ALLOCS];
-struct reg { unsigned char *p; size_t len; };
+/* Pinned host memory: cuMemHostRegister'ed (allocated == 0) or allocated by cuMemAllocHost
+ * (allocated == 1: freed by cuMemFreeHost, not cuMemHostUnregister, and mapped for the
+ * device at its own address, as under unified addressing). */
+struct reg { unsigned char *p; size_t len; int allocated; };
 static struct reg regs[MAX_REGS];
 static CUdeviceptr next_dev = DEV_BASE;
 static pthread_mutex_t mem_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -264,7 +299,7 @@ struct event {
     struct event *next_live;
 };
 
-enum op_kind { OP_COPY, OP_EVENT, OP_WAIT, OP_HOSTFN, OP_STOP };
+enum op_kind { OP_COPY, OP_EVENT, OP_WAIT, OP_HOSTFN, OP_WAIT_VALUE, OP_WRITE_VALUE, OP_STOP };
 struct op {
     enum op_kind kind;
     void (*fn)(void *); /* OP_HOSTFN */
@@ -277,6 +312,8 @@ struct op {
     int memset_value; /* with src NULL: the byte the destination is set to */
     struct event *ev; /* OP_EVENT: the event recorded; OP_WAIT: the event waited for */
     unsigned long ev_seq;
+    unsigned *word; /* OP_WAIT_VALUE, OP_WRITE_VALUE: the 32-bit word (host memory behind it) */
+    unsigned value, cond; /* its operand, and OP_WAIT_VALUE's condition (CU_STREAM_WAIT_VALUE_*) */
     struct op *next;
 };
 
@@ -346,6 +383,24 @@ static void run_copy(struct stream *s, struct op *o) {
     if (o->flip) *o->flip ^= 0xff;
 }
 
+/* cuStreamWaitValue32_v2's conditions (cuda.h CUstreamWaitValue_flags): the stream does not
+ * go on until the word satisfies it; a GPU polls in hardware, this worker polls every 10 us. */
+static int value_ready(unsigned v, unsigned value, unsigned cond) {
+    switch (cond) {
+    case 0: return (int)(v - value) >= 0; /* GEQ, with wrap-around */
+    case 1: return v == value; /* EQ */
+    case 2: return (v & value) != 0; /* AND */
+    default: return ~(v | value) != 0; /* NOR */
+    }
+}
+
+static void wait_value(struct op *o) {
+    while (!value_ready(__atomic_load_n(o->word, __ATOMIC_SEQ_CST), o->value, o->cond)) {
+        struct timespec ts = {0, 10000};
+        nanosleep(&ts, NULL);
+    }
+}
+
 static void *stream_worker(void *arg) {
     struct stream *s = arg;
     for (;;) {
@@ -360,6 +415,8 @@ static void *stream_worker(void *arg) {
         if (o->kind == OP_STOP) { free(o); return NULL; }
         if (o->kind == OP_COPY && err == CUDA_SUCCESS) run_copy(s, o);
         if (o->kind == OP_HOSTFN && err == CUDA_SUCCESS) o->fn(o->arg);
+        if (o->kind == OP_WAIT_VALUE) wait_value(o);
+        if (o->kind == OP_WRITE_VALUE && err == CUDA_SUCCESS) __atomic_store_n(o->word, o->value, __ATOMIC_SEQ_CST);
         if (o->kind == OP_WAIT) {
             pthread_mutex_lock(&ev_lock);
             while (o->ev->reached < o->ev_seq) pthread_cond_wait(&ev_cond, &ev_lock);
@@ -510,10 +567,12 @@ static const struct { CUresult code; const char *name, *text; } codes[] = {
     {CUDA_ERROR_INVALID_DEVICE, "CUDA_ERROR_INVALID_DEVICE", "invalid device ordinal"},
     {CUDA_ERROR_INVALID_CONTEXT, "CUDA_ERROR_INVALID_CONTEXT", "invalid device context"},
     {CUDA_ERROR_INVALID_HANDLE, "CUDA_ERROR_INVALID_HANDLE", "invalid resource handle"},
+    {CUDA_ERROR_NOT_FOUND, "CUDA_ERROR_NOT_FOUND", "named symbol not found"},
     {CUDA_ERROR_NOT_READY, "CUDA_ERROR_NOT_READY", "device not ready"},
     {CUDA_ERROR_ILLEGAL_ADDRESS, "CUDA_ERROR_ILLEGAL_ADDRESS", "an illegal memory access was encountered"},
     {CUDA_ERROR_HOST_MEMORY_ALREADY_REGISTERED, "CUDA_ERROR_HOST_MEMORY_ALREADY_REGISTERED", "part or all of the requested memory range is already mapped"},
     {CUDA_ERROR_HOST_MEMORY_NOT_REGISTERED, "CUDA_ERROR_HOST_MEMORY_NOT_REGISTERED", "pointer does not correspond to a registered memory region"},
+    {CUDA_ERROR_NOT_SUPPORTED, "CUDA_ERROR_NOT_SUPPORTED", "operation not supported"},
 };
 
 static CUresult describe(CUresult e, const char **s, int name) {
@@ -678,6 +737,7 @@ EXPORT CUresult cuMemAlloc_v2(CUdeviceptr *dptr, size_t size) {
             allocs[i].size = size;
             allocs[i].host = host;
             allocs[i].device = current_ctx()->device;
+            allocs[i].id = next_buffer_id++;
             next_dev += ((size + ALLOC_SKEW + (2u << 20) - 1) & ~((2ull << 20) - 1)) + (2u << 20);
             *dptr = allocs[i].base;
             pthread_mutex_unlock(&mem_lock);
@@ -722,6 +782,7 @@ EXPORT CUresult cuMemHostRegister_v2(void *p, size_t size, unsigned flags) {
         if (!regs[i].p) {
             regs[i].p = c;
             regs[i].len = size;
+            regs[i].allocated = 0;
             pthread_mutex_unlock(&mem_lock);
             return CUDA_SUCCESS;
         }
@@ -734,7 +795,7 @@ EXPORT CUresult cuMemHostUnregister(void *p) {
     NEED_CTX();
     pthread_mutex_lock(&mem_lock);
     for (int i = 0; i < MAX_REGS; i++) {
-        if (regs[i].p && regs[i].p == p) {
+        if (regs[i].p && regs[i].p == p && !regs[i].allocated) {
             regs[i].p = NULL;
             pthread_mutex_unlock(&mem_lock);
             return CUDA_SUCCESS;
@@ -1091,12 +1152,333 @@ EXPORT CUresult cuEventDestroy_v2(void *pe) {
     return CUDA_SUCCESS;
 }
 
+/* ---- for NVIDIA's real libcufile (tests/cufile_real_library.rs) ---- */
+
+/* cuDeviceGetAttribute: the attributes libcufile reads, with an H200's values (compute
+ * capability 9.0) and the PCI location cuDeviceGetPCIBusId gives. Any other attribute is
+ * refused with CUDA_ERROR_INVALID_VALUE and said on stderr, so a new one is seen. */
+EXPORT CUresult cuDeviceGetAttribute(int *pi, int attrib, CUdevice d) {
+    NEED_INIT();
+    if (!pi) return CUDA_ERROR_INVALID_VALUE;
+    if (d < 0 || d >= cfg_devices) return CUDA_ERROR_INVALID_DEVICE;
+    switch (attrib) {
+    case 20: *pi = 0; return CUDA_SUCCESS; /* COMPUTE_MODE: CU_COMPUTEMODE_DEFAULT */
+    case 33: *pi = 0x18 + 0x11 * d; return CUDA_SUCCESS; /* PCI_BUS_ID, as cuDeviceGetPCIBusId */
+    case 34: *pi = 0; return CUDA_SUCCESS; /* PCI_DEVICE_ID */
+    case 50: *pi = 0; return CUDA_SUCCESS; /* PCI_DOMAIN_ID */
+    case 75: *pi = 9; return CUDA_SUCCESS; /* COMPUTE_CAPABILITY_MAJOR */
+    case 76: *pi = 0; return CUDA_SUCCESS; /* COMPUTE_CAPABILITY_MINOR */
+    /* CAN_USE_STREAM_MEM_OPS_V1 (the deprecated v1 API): no; the v1 functions fail here (see
+     * NOT_MODELLED below). The _v2 ones, which libcufile 1.15.1 calls, are modelled. */
+    case 92: *pi = 0; return CUDA_SUCCESS;
+    case 116: *pi = 1; return CUDA_SUCCESS; /* GPU_DIRECT_RDMA_SUPPORTED, as on an H200 */
+    /* DMA_BUF_SUPPORTED: no (dma-buf export, cuMemGetHandleForAddressRange, is not modelled) */
+    case 124: *pi = 0; return CUDA_SUCCESS;
+    }
+    fprintf(stderr, "fake libcuda: cuDeviceGetAttribute of attribute %d, not modelled\n", attrib);
+    return CUDA_ERROR_INVALID_VALUE;
+}
+
+/* cuCtxGetDevice: the device of the calling thread's current context (docs); none current is
+ * CUDA_ERROR_INVALID_CONTEXT. libcufile's cuFileBufRegister asks it. */
+EXPORT CUresult cuCtxGetDevice(CUdevice *d) {
+    NEED_CTX();
+    if (!d) return CUDA_ERROR_INVALID_VALUE;
+    *d = current_ctx()->device;
+    return CUDA_SUCCESS;
+}
+
+/* cuMemGetAddressRange_v2: the base and size of the live allocation holding dptr (either
+ * output may be NULL); a pointer in none is CUDA_ERROR_NOT_FOUND (docs). Needs a current
+ * context. libcufile's cuFileBufRegister checks the buffer with it. */
+EXPORT CUresult cuMemGetAddressRange_v2(CUdeviceptr *pbase, size_t *psize, CUdeviceptr dptr) {
+    NEED_CTX();
+    pthread_mutex_lock(&mem_lock);
+    struct alloc found = {0};
+    for (int i = 0; i < MAX_ALLOCS; i++) {
+        struct alloc *a = &allocs[i];
+        if (a->host && dptr >= a->base && dptr - a->base < a->size) { found = *a; break; }
+    }
+    pthread_mutex_unlock(&mem_lock);
+    if (!found.host) return CUDA_ERROR_NOT_FOUND;
+    if (pbase) *pbase = found.base;
+    if (psize) *psize = found.size;
+    return CUDA_SUCCESS;
+}
+
+/* Stream priorities (docs, cuCtxGetStreamPriorityRange and cuStreamCreateWithPriority): an
+ * H100/H200 reports the range [0 (least), -5 (greatest)]; either output may be NULL. A
+ * priority outside the range is clamped to it; this fake does not schedule by priority (its
+ * streams run independently anyway), it only accepts the call as the driver does. */
+#define STREAM_PRIORITY_LEAST 0
+#define STREAM_PRIORITY_GREATEST (-5)
+EXPORT CUresult cuCtxGetStreamPriorityRange(int *least, int *greatest) {
+    NEED_CTX();
+    if (least) *least = STREAM_PRIORITY_LEAST;
+    if (greatest) *greatest = STREAM_PRIORITY_GREATEST;
+    return CUDA_SUCCESS;
+}
+
+EXPORT CUresult cuStreamCreateWithPriority(void **ps, unsigned flags, int priority) {
+    (void)priority; /* clamped to the range by the driver; not modelled beyond that */
+    return cuStreamCreate(ps, flags);
+}
+
+/* cuMemAllocHost_v2 (docs): page-locked host memory, accessible to the device at the same
+ * address under unified addressing ("The device pointer that may be used to access this host
+ * memory from those contexts is always equal to the returned host pointer"). Here it is
+ * pinned memory as cuMemHostRegister's is (async copies may use it). Needs a current
+ * context. libcufile allocates its stream API's per-stream "door bell" words with it. */
+EXPORT CUresult cuMemAllocHost_v2(void **pp, size_t size) {
+    NEED_CTX();
+    if (!pp || size == 0) return CUDA_ERROR_INVALID_VALUE;
+    unsigned char *m = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (m == MAP_FAILED) return CUDA_ERROR_OUT_OF_MEMORY;
+    pthread_mutex_lock(&mem_lock);
+    for (int i = 0; i < MAX_REGS; i++) {
+        if (!regs[i].p) {
+            regs[i].p = m;
+            regs[i].len = size;
+            regs[i].allocated = 1;
+            pthread_mutex_unlock(&mem_lock);
+            *pp = m;
+            return CUDA_SUCCESS;
+        }
+    }
+    pthread_mutex_unlock(&mem_lock);
+    munmap(m, size);
+    return CUDA_ERROR_OUT_OF_MEMORY;
+}
+
+/* cuMemFreeHost: only the base of a cuMemAllocHost allocation (anything else, registered
+ * memory included, is CUDA_ERROR_INVALID_VALUE). */
+EXPORT CUresult cuMemFreeHost(void *p) {
+    NEED_CTX();
+    pthread_mutex_lock(&mem_lock);
+    for (int i = 0; i < MAX_REGS; i++) {
+        if (regs[i].p && regs[i].p == p && regs[i].allocated) {
+            size_t len = regs[i].len;
+            regs[i].p = NULL;
+            pthread_mutex_unlock(&mem_lock);
+            munmap(p, len);
+            return CUDA_SUCCESS;
+        }
+    }
+    pthread_mutex_unlock(&mem_lock);
+    complain("cuMemFreeHost of memory cuMemAllocHost did not return");
+    return CUDA_ERROR_INVALID_VALUE;
+}
+
+/* cuMemHostGetDevicePointer_v2 (docs): Flags must be 0; for memory of cuMemAllocHost the
+ * device pointer is the host pointer (unified addressing). Registered memory is refused: this
+ * fake does not model CU_MEMHOSTREGISTER_DEVICEMAP mappings. */
+EXPORT CUresult cuMemHostGetDevicePointer_v2(CUdeviceptr *pdptr, void *p, unsigned flags) {
+    NEED_CTX();
+    if (!pdptr || !p || flags != 0) return CUDA_ERROR_INVALID_VALUE;
+    const unsigned char *c = p;
+    int mapped = 0;
+    pthread_mutex_lock(&mem_lock);
+    for (int i = 0; i < MAX_REGS; i++)
+        if (regs[i].p && regs[i].allocated && c >= regs[i].p && c < regs[i].p + regs[i].len) mapped = 1;
+    pthread_mutex_unlock(&mem_lock);
+    if (!mapped) { complain("cuMemHostGetDevicePointer of memory not allocated by cuMemAllocHost"); return CUDA_ERROR_INVALID_VALUE; }
+    *pdptr = (CUdeviceptr)(uintptr_t)p;
+    return CUDA_SUCCESS;
+}
+
+/* cuLaunchHostFunc (docs): fn(userData) runs on a host thread once the work queued before it
+ * on the stream has completed, and later work waits for it; the stream rules are those of
+ * every stream call (current context, the stream's own context). */
+EXPORT CUresult cuLaunchHostFunc(void *stream, void (*fn)(void *), void *user_data) {
+    NEED_CTX();
+    if (!fn) return CUDA_ERROR_INVALID_VALUE;
+    CUresult err;
+    struct stream *s = resolve_stream(stream, &err);
+    if (!s) return err;
+    struct op *o = calloc(1, sizeof *o);
+    if (!o) return CUDA_ERROR_OUT_OF_MEMORY;
+    o->kind = OP_HOSTFN;
+    o->fn = fn;
+    o->arg = user_data;
+    return enqueue(s, o);
+}
+
+/* cuPointerSetAttribute (docs): CU_POINTER_ATTRIBUTE_SYNC_MEMOPS (6) is the one attribute
+ * that can be set, on device memory; every copy of this fake is already ordered as the
+ * attribute asks, so it is only recorded as accepted. Anything else is
+ * CUDA_ERROR_INVALID_VALUE. libcufile sets it on the buffers of batch I/O. */
+EXPORT CUresult cuPointerSetAttribute(const void *value, int attribute, CUdeviceptr ptr) {
+    NEED_CTX();
+    if (!value || attribute != 6) return CUDA_ERROR_INVALID_VALUE;
+    pthread_mutex_lock(&mem_lock);
+    int is_dev = 0;
+    for (int i = 0; i < MAX_ALLOCS; i++)
+        if (allocs[i].host && ptr >= allocs[i].base && ptr - allocs[i].base < allocs[i].size) is_dev = 1;
+    pthread_mutex_unlock(&mem_lock);
+    return is_dev ? CUDA_SUCCESS : CUDA_ERROR_INVALID_VALUE;
+}
+
+/* Stream memory operations (docs, "Stream Memory Operations"): the address is a device
+ * pointer, in a device allocation or in cuMemAllocHost memory (whose device pointer is its
+ * host pointer); a word outside both is CUDA_ERROR_INVALID_VALUE. libcufile's stream API
+ * (cuFileReadAsync/WriteAsync in compat mode) makes the stream wait on a "door bell" word in
+ * cuMemAllocHost memory that its POSIX threads write when the I/O is done. */
+static unsigned *memop_word(CUdeviceptr addr) {
+    if (addr & 3) return NULL;
+    unsigned *w = NULL;
+    pthread_mutex_lock(&mem_lock);
+    struct alloc *a = find_alloc(addr, 4);
+    if (a) w = (unsigned *)(a->host + (addr - a->base));
+    for (int i = 0; i < MAX_REGS && !w; i++) {
+        unsigned char *c = (unsigned char *)(uintptr_t)addr;
+        if (regs[i].p && regs[i].allocated && c >= regs[i].p && c + 4 <= regs[i].p + regs[i].len) w = (unsigned *)c;
+    }
+    pthread_mutex_unlock(&mem_lock);
+    if (!w) complain("a stream memory operation on an address that is not device memory");
+    return w;
+}
+
+#define CU_STREAM_WAIT_VALUE_FLUSH (1u << 30)
+EXPORT CUresult cuStreamWaitValue32_v2(void *stream, CUdeviceptr addr, unsigned value, unsigned flags) {
+    NEED_CTX();
+    /* FLUSH needs CU_DEVICE_ATTRIBUTE_CAN_FLUSH_REMOTE_WRITES, which this fake does not report. */
+    if (flags & CU_STREAM_WAIT_VALUE_FLUSH) return CUDA_ERROR_NOT_SUPPORTED;
+    if (flags > 3) { complain("cuStreamWaitValue32 with unknown flags"); return CUDA_ERROR_INVALID_VALUE; }
+    CUresult err;
+    struct stream *s = resolve_stream(stream, &err);
+    if (!s) return err;
+    unsigned *w = memop_word(addr);
+    if (!w) return CUDA_ERROR_INVALID_VALUE;
+    struct op *o = calloc(1, sizeof *o);
+    if (!o) return CUDA_ERROR_OUT_OF_MEMORY;
+    o->kind = OP_WAIT_VALUE;
+    o->word = w;
+    o->value = value;
+    o->cond = flags;
+    return enqueue(s, o);
+}
+
+/* Flags: CU_STREAM_WRITE_VALUE_DEFAULT (0) or NO_MEMORY_BARRIER (1); the write is ordered
+ * after the stream's earlier work either way here. */
+EXPORT CUresult cuStreamWriteValue32_v2(void *stream, CUdeviceptr addr, unsigned value, unsigned flags) {
+    NEED_CTX();
+    if (flags > 1) { complain("cuStreamWriteValue32 with unknown flags"); return CUDA_ERROR_INVALID_VALUE; }
+    CUresult err;
+    struct stream *s = resolve_stream(stream, &err);
+    if (!s) return err;
+    unsigned *w = memop_word(addr);
+    if (!w) return CUDA_ERROR_INVALID_VALUE;
+    struct op *o = calloc(1, sizeof *o);
+    if (!o) return CUDA_ERROR_OUT_OF_MEMORY;
+    o->kind = OP_WRITE_VALUE;
+    o->word = w;
+    o->value = value;
+    return enqueue(s, o);
+}
+
+/* cuMemcpy / cuMemcpyAsync (unified addressing: the direction comes from the pointers): each
+ * side is a device allocation or host memory, with the rules of the explicit copies above
+ * (async: host memory must be pinned); host-to-host is refused (not modelled). */
+static CUresult copy_unified(CUdeviceptr dst, CUdeviceptr src, size_t len, void *stream, int async) {
+    NEED_CTX();
+    pthread_mutex_lock(&mem_lock);
+    int dst_dev = find_alloc(dst, len) != NULL, src_dev = find_alloc(src, len) != NULL;
+    pthread_mutex_unlock(&mem_lock);
+    if (dst_dev && src_dev) {
+        if (async) return cuMemcpyDtoDAsync_v2(dst, src, len, stream);
+        CUresult r = cuMemcpyDtoDAsync_v2(dst, src, len, NULL);
+        return r == CUDA_SUCCESS ? cuStreamSynchronize(NULL) : r;
+    }
+    if (dst_dev) {
+        const void *h = (const void *)(uintptr_t)src;
+        return async ? cuMemcpyHtoDAsync_v2(dst, h, len, stream) : cuMemcpyHtoD_v2(dst, h, len);
+    }
+    if (src_dev) {
+        void *h = (void *)(uintptr_t)dst;
+        return async ? cuMemcpyDtoHAsync_v2(h, src, len, stream) : cuMemcpyDtoH_v2(h, src, len);
+    }
+    complain("cuMemcpy between two host ranges (or outside any device allocation)");
+    return CUDA_ERROR_INVALID_VALUE;
+}
+
+EXPORT CUresult cuMemcpy(CUdeviceptr dst, CUdeviceptr src, size_t len) {
+    return copy_unified(dst, src, len, NULL, 0);
+}
+
+EXPORT CUresult cuMemcpyAsync(CUdeviceptr dst, CUdeviceptr src, size_t len, void *stream) {
+    return copy_unified(dst, src, len, stream, 1);
+}
+
+/* cuMemsetD8_v2: synchronous, ordered on the legacy default stream as the synchronous copies. */
+EXPORT CUresult cuMemsetD8_v2(CUdeviceptr dst, unsigned char value, size_t len) {
+    CUresult r = cuMemsetD8Async(dst, value, len, NULL);
+    return r == CUDA_SUCCESS ? cuStreamSynchronize(NULL) : r;
+}
+
+/* Driver functions libcufile resolves when it loads libcuda (all of them, or it refuses to
+ * initialise: "missing cuda symbols while dynamic loading") but that this fake does not
+ * model. Each fails with CUDA_ERROR_NOT_SUPPORTED, the driver's code for an operation the
+ * platform does not support, and says so on stderr. What libcufile 1.14-1.20 does with that,
+ * seen in cufile.log with the tests' real-library runs:
+ * - cuCtxCreate_v2: libcufile creates a context per GPU to allocate a buffer for its PCI
+ *   P2PDMA probe; it logs "cuCtxCreate failed for GPU: 0" and goes on without P2PDMA (a real
+ *   driver would create the context: this fake has primary contexts only).
+ * - cuGetExportTable: the driver's private interface for the CUDA runtime that libcufile
+ *   links statically; the runtime cannot start, so libcufile cannot launch its own kernel
+ *   (cuFileGpuCopy, CUDA error 719) and the stream API (cuFileReadAsync/WriteAsync) fails in
+ *   compat mode. The sync and batch APIs do not need it.
+ * - cuStreamWaitValue32, cuStreamWriteValue32: the deprecated v1 stream memory operations
+ *   (CU_DEVICE_ATTRIBUTE_CAN_USE_STREAM_MEM_OPS_V1 is 0 here, so they are not offered);
+ *   libcufile 1.15.1 calls the _v2 functions above.
+ * - the rest (IPC, peer access, managed memory, dma-buf handles, cuMemHostAlloc,
+ *   cuPointerGetAttributes) were not called in those runs. */
+#define NOT_MODELLED(name, params) \
+    EXPORT CUresult name params { \
+        NEED_INIT(); \
+        complain(#name " is not modelled by this fake: CUDA_ERROR_NOT_SUPPORTED"); \
+        return CUDA_ERROR_NOT_SUPPORTED; \
+    }
+/* Their parameters are there for the signature (what the driver's callers pass), unused. */
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wunused-parameter"
+NOT_MODELLED(cuCtxCreate_v2, (void **pctx, unsigned flags, CUdevice d))
+NOT_MODELLED(cuCtxDestroy_v2, (void *c))
+NOT_MODELLED(cuCtxEnablePeerAccess, (void *peer, unsigned flags))
+NOT_MODELLED(cuDeviceCanAccessPeer, (int *can, CUdevice d, CUdevice peer))
+NOT_MODELLED(cuGetExportTable, (const void **table, const void *id))
+NOT_MODELLED(cuIpcCloseMemHandle, (CUdeviceptr d))
+NOT_MODELLED(cuIpcGetEventHandle, (void *handle, void *event))
+NOT_MODELLED(cuIpcGetMemHandle, (void *handle, CUdeviceptr d))
+NOT_MODELLED(cuIpcOpenEventHandle, (void **event, const void *handle))
+NOT_MODELLED(cuIpcOpenMemHandle_v2, (CUdeviceptr *d, const void *handle, unsigned flags))
+NOT_MODELLED(cuMemAllocManaged, (CUdeviceptr *d, size_t size, unsigned flags))
+NOT_MODELLED(cuMemGetHandleForAddressRange, (void *handle, CUdeviceptr d, size_t size, int type, unsigned long long flags))
+NOT_MODELLED(cuMemHostAlloc, (void **pp, size_t size, unsigned flags))
+NOT_MODELLED(cuMemcpyPeer, (CUdeviceptr dst, void *dst_ctx, CUdeviceptr src, void *src_ctx, size_t len))
+NOT_MODELLED(cuMemcpyPeerAsync, (CUdeviceptr dst, void *dst_ctx, CUdeviceptr src, void *src_ctx, size_t len, void *stream))
+NOT_MODELLED(cuPointerGetAttributes, (unsigned n, int *attributes, void **data, CUdeviceptr ptr))
+NOT_MODELLED(cuStreamWaitValue32, (void *stream, CUdeviceptr addr, unsigned value, unsigned flags))
+NOT_MODELLED(cuStreamWriteValue32, (void *stream, CUdeviceptr addr, unsigned value, unsigned flags))
+#pragma GCC diagnostic pop
+
+/* cuDeviceGetUuid_v2: a fixed UUID per device ("GPU-" + these bytes in nvidia-smi). */
+EXPORT CUresult cuDeviceGetUuid_v2(unsigned char *uuid, CUdevice d) {
+    NEED_INIT();
+    if (!uuid) return CUDA_ERROR_INVALID_VALUE;
+    if (d < 0 || d >= cfg_devices) return CUDA_ERROR_INVALID_DEVICE;
+    static const unsigned char base[16] = {0x9d, 0xa1, 0x5e, 0x00, 0x67, 0xd5, 0x4a, 0x11,
+                                           0x8f, 0x3b, 0x6a, 0x70, 0x5c, 0x2e, 0x10, 0x00};
+    memcpy(uuid, base, 16);
+    uuid[15] = (unsigned char)d;
+    return CUDA_SUCCESS;
+}
+
 /* ---- test hooks: no real driver has them ---- */
 
 EXPORT CUresult cuPointerGetAttribute(void *data, int attribute, CUdeviceptr ptr) {
     NEED_CTX();
     if (!data) return CUDA_ERROR_INVALID_VALUE;
-    enum { MEMORY_TYPE = 2, IS_MANAGED = 8, DEVICE_ORDINAL = 9, RANGE_START_ADDR = 11, RANGE_SIZE = 12 };
+    enum { CONTEXT = 1, MEMORY_TYPE = 2, BUFFER_ID = 7, IS_MANAGED = 8, DEVICE_ORDINAL = 9, RANGE_START_ADDR = 11, RANGE_SIZE = 12 };
     pthread_mutex_lock(&mem_lock);
     struct alloc found = {0};
     int is_dev = 0;
@@ -1110,11 +1492,18 @@ EXPORT CUresult cuPointerGetAttribute(void *data, int attribute, CUdeviceptr ptr
     switch (attribute) {
     case MEMORY_TYPE: *(unsigned *)data = is_dev ? 2 : 1; return CUDA_SUCCESS;
     case IS_MANAGED: *(unsigned *)data = 0; return CUDA_SUCCESS;
+    /* The context the allocation was made in: a device's primary context, the only kind of
+     * context this fake creates. */
+    case CONTEXT: if (!is_dev) break; *(void **)data = &contexts[found.device]; return CUDA_SUCCESS;
+    /* "A process-wide unique ID for an allocated memory region" (docs): libcufile keys its
+     * buffer registrations by it. */
+    case BUFFER_ID: if (!is_dev) break; *(unsigned long long *)data = found.id; return CUDA_SUCCESS;
     case DEVICE_ORDINAL: if (!is_dev) break; *(int *)data = found.device; return CUDA_SUCCESS;
     case RANGE_START_ADDR: if (!is_dev) break; *(CUdeviceptr *)data = found.base; return CUDA_SUCCESS;
     case RANGE_SIZE: if (!is_dev) break; *(size_t *)data = found.size; return CUDA_SUCCESS;
     }
-    complain("cuPointerGetAttribute of an attribute this fake does not model");
+    fprintf(stderr, "fake libcuda: cuPointerGetAttribute of attribute %d (for %s memory), not modelled\n",
+            attribute, is_dev ? "device" : "registered host");
     return CUDA_ERROR_INVALID_VALUE;
 }
 
