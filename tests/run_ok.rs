@@ -729,3 +729,42 @@ fn host_ring_knobs_each_verified() {
         }
     }
 }
+
+/// `gdswap run ... | head -1` where the reader is gone before gdswap prints: no panic message
+/// (println! fails with EPIPE, as Rust ignores SIGPIPE), the status a shell gives a process
+/// SIGPIPE ended (141), and nothing of the run left behind but the data file it wrote.
+#[test]
+fn output_into_a_closed_pipe_ends_quietly_with_141() {
+    let d = scratch();
+    let f = d.path().join("p.dat");
+    let mut cmd = gdswap(argv![
+        "run",
+        "--backend",
+        "posix",
+        "--op",
+        "write",
+        "--file",
+        &f,
+        "--size",
+        "4M",
+        "--loops",
+        "3"
+    ]);
+    let mut child = cmd
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The read end goes before the run has printed anything (it prints when the loops end).
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(141), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(!stderr.contains("Broken pipe"), "{stderr}");
+    let left: Vec<_> = std::fs::read_dir(d.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(left, vec![std::ffi::OsString::from("p.dat")]);
+}

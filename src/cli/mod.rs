@@ -82,6 +82,36 @@ enum Command {
 
 /// Entry point of the `gdswap` binary.
 pub fn main() -> ExitCode {
+    // Output piped into a reader that stopped reading (`gdswap ... | head -1`): Rust ignores
+    // SIGPIPE, so the next print fails with EPIPE and println! panics. That panic is caught
+    // here, once the stack has unwound (every value dropped, scratch files removed), and ends
+    // the process quietly with the status a shell gives a process SIGPIPE ended, 141, rather
+    // than a panic message and 101.
+    let default_hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        if !broken_pipe(info.payload()) {
+            default_hook(info);
+        }
+    }));
+    match std::panic::catch_unwind(run_command) {
+        Ok(code) => code,
+        Err(p) if broken_pipe(p.as_ref()) => ExitCode::from(141),
+        Err(p) => std::panic::resume_unwind(p),
+    }
+}
+
+/// Whether a panic is print!/println! failing on a closed pipe (the message of std's
+/// `print_to`: "failed printing to stdout: Broken pipe (os error 32)").
+fn broken_pipe(payload: &(dyn std::any::Any + Send)) -> bool {
+    let msg = payload
+        .downcast_ref::<String>()
+        .map(String::as_str)
+        .or_else(|| payload.downcast_ref::<&str>().copied())
+        .unwrap_or("");
+    msg.starts_with("failed printing to std") && msg.contains("Broken pipe")
+}
+
+fn run_command() -> ExitCode {
     // Library messages name settings; what this binary prints names the flags.
     let _names = crate::error::SettingNames::scope(flags::flag);
     let cli = Cli::parse();
