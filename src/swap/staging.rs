@@ -526,8 +526,10 @@ impl Staging {
     /// a read: the bytes read). Host staging takes it block by block as each request
     /// completes, while the others are still in flight (the buffer's bytes do not change
     /// under a write, and a read's block is final once its request completed), so the
-    /// checksum costs no time of its own on the I/O thread's path; device staging transfers,
-    /// then reads the buffer back piece by piece.
+    /// checksum overlaps the transfer; it still delays each refill of the queue a little,
+    /// which is why host swap-ins check on the checker thread instead (`jobs::read_job`) and
+    /// this serves swap-outs and device staging. Device staging transfers, then reads the
+    /// buffer back piece by piece.
     pub fn transfer_checksummed(&mut self, op: Op, offset: u64, len: usize) -> Result<u32> {
         if !self.host_reachable() {
             return match op {

@@ -261,6 +261,32 @@ static struct alloc allocs[MAX_ALLOCS];
  * device at its own address, as under unified addressing). */
 struct reg { unsigned char *p; size_t len; int allocated; };
 static struct reg regs[MAX_REGS];
+
+/* With mem_lock held: records pinned host memory (`allocated`: by cuMemAllocHost, else
+ * registered); 0, or -1 when the table is full. */
+static int reg_add_locked(unsigned char *p, size_t len, int allocated) {
+    for (int i = 0; i < MAX_REGS; i++) {
+        if (!regs[i].p) {
+            regs[i].p = p;
+            regs[i].len = len;
+            regs[i].allocated = allocated;
+            return 0;
+        }
+    }
+    return -1;
+}
+
+/* With mem_lock held: forgets the record starting at `p` of that kind; its length, or 0 when
+ * there is none. */
+static size_t reg_remove_locked(const void *p, int allocated) {
+    for (int i = 0; i < MAX_REGS; i++) {
+        if (regs[i].p && regs[i].p == p && regs[i].allocated == allocated) {
+            regs[i].p = NULL;
+            return regs[i].len;
+        }
+    }
+    return 0;
+}
 static CUdeviceptr next_dev = DEV_BASE;
 static pthread_mutex_t mem_lock = PTHREAD_MUTEX_INITIALIZER;
 
@@ -778,31 +804,17 @@ EXPORT CUresult cuMemHostRegister_v2(void *p, size_t size, unsigned flags) {
             return CUDA_ERROR_HOST_MEMORY_ALREADY_REGISTERED;
         }
     }
-    for (int i = 0; i < MAX_REGS; i++) {
-        if (!regs[i].p) {
-            regs[i].p = c;
-            regs[i].len = size;
-            regs[i].allocated = 0;
-            pthread_mutex_unlock(&mem_lock);
-            return CUDA_SUCCESS;
-        }
-    }
+    int full = reg_add_locked(c, size, 0);
     pthread_mutex_unlock(&mem_lock);
-    return CUDA_ERROR_OUT_OF_MEMORY;
+    return full ? CUDA_ERROR_OUT_OF_MEMORY : CUDA_SUCCESS;
 }
 
 EXPORT CUresult cuMemHostUnregister(void *p) {
     NEED_CTX();
     pthread_mutex_lock(&mem_lock);
-    for (int i = 0; i < MAX_REGS; i++) {
-        if (regs[i].p && regs[i].p == p && !regs[i].allocated) {
-            regs[i].p = NULL;
-            pthread_mutex_unlock(&mem_lock);
-            return CUDA_SUCCESS;
-        }
-    }
+    size_t len = reg_remove_locked(p, 0);
     pthread_mutex_unlock(&mem_lock);
-    return CUDA_ERROR_HOST_MEMORY_NOT_REGISTERED;
+    return len ? CUDA_SUCCESS : CUDA_ERROR_HOST_MEMORY_NOT_REGISTERED;
 }
 
 EXPORT CUresult cuStreamCreate(void **ps, unsigned flags) {
@@ -1235,19 +1247,14 @@ EXPORT CUresult cuMemAllocHost_v2(void **pp, size_t size) {
     unsigned char *m = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (m == MAP_FAILED) return CUDA_ERROR_OUT_OF_MEMORY;
     pthread_mutex_lock(&mem_lock);
-    for (int i = 0; i < MAX_REGS; i++) {
-        if (!regs[i].p) {
-            regs[i].p = m;
-            regs[i].len = size;
-            regs[i].allocated = 1;
-            pthread_mutex_unlock(&mem_lock);
-            *pp = m;
-            return CUDA_SUCCESS;
-        }
-    }
+    int full = reg_add_locked(m, size, 1);
     pthread_mutex_unlock(&mem_lock);
-    munmap(m, size);
-    return CUDA_ERROR_OUT_OF_MEMORY;
+    if (full) {
+        munmap(m, size);
+        return CUDA_ERROR_OUT_OF_MEMORY;
+    }
+    *pp = m;
+    return CUDA_SUCCESS;
 }
 
 /* cuMemFreeHost: only the base of a cuMemAllocHost allocation (anything else, registered
@@ -1255,16 +1262,12 @@ EXPORT CUresult cuMemAllocHost_v2(void **pp, size_t size) {
 EXPORT CUresult cuMemFreeHost(void *p) {
     NEED_CTX();
     pthread_mutex_lock(&mem_lock);
-    for (int i = 0; i < MAX_REGS; i++) {
-        if (regs[i].p && regs[i].p == p && regs[i].allocated) {
-            size_t len = regs[i].len;
-            regs[i].p = NULL;
-            pthread_mutex_unlock(&mem_lock);
-            munmap(p, len);
-            return CUDA_SUCCESS;
-        }
-    }
+    size_t len = reg_remove_locked(p, 1);
     pthread_mutex_unlock(&mem_lock);
+    if (len) {
+        munmap(p, len);
+        return CUDA_SUCCESS;
+    }
     complain("cuMemFreeHost of memory cuMemAllocHost did not return");
     return CUDA_ERROR_INVALID_VALUE;
 }
