@@ -13,6 +13,9 @@
 # /proc/sys/vm/nr_hugepages on exit, also after an error or Ctrl-C; it drops the page cache
 # before each run. Without root it runs anyway, with THP/4 KiB buffers, and says so.
 #
+# Each tool runs with its defaults: gdswap's registers its buffers with io_uring (`--fixed-buffers
+# auto`, since session 9), fio's does not (FIO_EXTRA="--fixedbufs --registerfiles" makes it).
+#
 # Usage: bench/fio-vs-host.sh [options]        (see --help; every option has an env variable)
 # Output: OUT/README.md, OUT/results.json, OUT/raw/ (raw fio and gdswap JSON, logs).
 # Exit status: 0 when the comparison ran (whatever the verdict), 1 on any failure, 2 bad usage.

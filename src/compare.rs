@@ -589,7 +589,8 @@ pub fn compare_with(
                         page,
                         crate::io::sys::thp_enabled(),
                     );
-                    let (args, mut mode) = peer::fio_args(&spec.base, &ranges, memory);
+                    let fio_opts = peer::settle_fixed_buffers(&spec.base, ranges.len());
+                    let (args, mut mode) = peer::fio_args(&fio_opts, &ranges, memory);
                     let env = memory.env(std::env::var("GLIBC_TUNABLES").ok().as_deref());
                     if spec.base.drop_caches {
                         // gdswap drops the page cache before each measured loop; fio gets the
@@ -851,7 +852,7 @@ mod tests {
         );
         // A workload one contender cannot take is refused before anything runs, naming both.
         let fixed = RunOptions {
-            fixed_buffers: true,
+            fixed_buffers: crate::options::FixedBuffers::On,
             ..base
         };
         let e = resolve(fixed.clone(), Some(&s(&["posix"])), &[], 1).unwrap_err();

@@ -375,8 +375,9 @@ fn check_memory(opts: &RunOptions, ranges: &[(u64, u64)]) -> Result<()> {
             return Err(Error::OutOfMemory(crate::error::msg![Setting::Size, format!(" {}: each thread holds its whole range in memory, {} in all, but only {} is available; lower ", Bytes(opts.workload.size), Bytes(total), Bytes(avail)), Setting::Size]));
         }
     }
-    // (The bounce backend registers only its pinned chunks; its preflight checks those.)
-    if opts.fixed_buffers
+    // (The bounce backend registers only its pinned chunks; its preflight checks those. The
+    // default, auto, registers where the limit allows and otherwise runs unregistered.)
+    if opts.fixed_buffers.required()
         && opts.backend != crate::types::BackendId::Bounce
         && !sys::has_cap_ipc_lock()
     {

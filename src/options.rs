@@ -11,7 +11,9 @@ use serde::Serialize;
 
 use crate::error::{Error, Result, Setting};
 use crate::size::Bytes;
-pub use crate::types::ring_options::{RingOpcode, RingOptions, RingSetup, RingSubmit, RingWait};
+pub use crate::types::ring_options::{
+    FixedBuffers, RingOpcode, RingOptions, RingSetup, RingSubmit, RingWait,
+};
 pub use crate::types::BackendId;
 
 /// Direction of a transfer.
@@ -271,8 +273,10 @@ pub struct RunOptions {
     pub direct: bool,
     /// Drop the page cache before each measured loop (`--drop-caches`; needs root).
     pub drop_caches: bool,
-    /// Register buffers and files with the io_uring ring (`--fixed-buffers`).
-    pub fixed_buffers: bool,
+    /// Register buffers and files with the io_uring ring (`--fixed-buffers`; reports before
+    /// `auto` existed hold a boolean, read as on/off).
+    #[serde(default)]
+    pub fixed_buffers: FixedBuffers,
     /// Page backing of host buffers (`--huge-pages`).
     pub huge_pages: HugePages,
     /// Where transfers land: the whole range, or a ring of reused buffers.
@@ -327,7 +331,7 @@ impl Default for RunOptions {
             verify: false,
             direct: true,
             drop_caches: false,
-            fixed_buffers: false,
+            fixed_buffers: FixedBuffers::Auto,
             huge_pages: HugePages::Auto,
             buffer: BufferMode::Full,
             ring: RingOptions::default(),
@@ -422,7 +426,7 @@ impl RunOptions {
                 ],
             ));
         }
-        if self.fixed_buffers && !self.backend.takes_fixed_buffers() {
+        if self.fixed_buffers.required() && !self.backend.takes_fixed_buffers() {
             let takers: Vec<&str> = BackendId::ALL
                 .into_iter()
                 .filter(|b| b.takes_fixed_buffers())
@@ -480,7 +484,7 @@ impl RunOptions {
             ));
         }
         self.validate_ring()?;
-        if self.fixed_buffers && !self.direct {
+        if self.fixed_buffers.required() && !self.direct {
             return Err(Error::invalid(
                 Setting::FixedBuffers,
                 crate::error::msg!["needs O_DIRECT; drop ", Setting::Buffered],
@@ -512,7 +516,7 @@ impl RunOptions {
                 ));
             }
         }
-        if r.opcode == RingOpcode::Readv && self.fixed_buffers {
+        if r.opcode == RingOpcode::Readv && self.fixed_buffers.required() {
             return Err(Error::invalid(
                 Setting::RingOpcode,
                 crate::error::msg![
@@ -661,7 +665,7 @@ mod tests {
         );
         assert_eq!(
             flag_of(&RunOptions {
-                fixed_buffers: true,
+                fixed_buffers: FixedBuffers::On,
                 direct: false,
                 ..d()
             }),
@@ -697,10 +701,31 @@ mod tests {
         );
         let posix_fixed = RunOptions {
             backend: BackendId::Posix,
-            fixed_buffers: true,
+            fixed_buffers: FixedBuffers::On,
             ..d()
         };
         assert_eq!(flag_of(&posix_fixed), Setting::FixedBuffers);
+        // The default (auto) registers where it can and is never the reason for a refusal.
+        for auto in [
+            RunOptions {
+                backend: BackendId::Posix,
+                ..d()
+            },
+            RunOptions {
+                direct: false,
+                ..d()
+            },
+            RunOptions {
+                ring: RingOptions {
+                    opcode: RingOpcode::Readv,
+                    ..RingOptions::default()
+                },
+                ..d()
+            },
+        ] {
+            assert_eq!(auto.fixed_buffers, FixedBuffers::Auto);
+            auto.validate().unwrap();
+        }
         let no_chunks = RunOptions {
             gpu: GpuOptions {
                 bounce_buffers: 0,

@@ -280,7 +280,7 @@ fn host_fixed_buffers_write_and_read() {
         ));
         let r = read_report(&json);
         assert_sane(&r, SIZE, LOOPS, 2);
-        assert!(r.params.fixed_buffers);
+        assert_eq!(r.params.fixed_buffers, gdswap::options::FixedBuffers::On);
         assert!(
             r.backend_mode.contains("fixed buffers+files"),
             "{}",
@@ -289,6 +289,60 @@ fn host_fixed_buffers_write_and_read() {
         for t in 0..2 {
             assert_eq!(file_len(&thread_file(&d, t)), SIZE / 2);
             assert_pattern(&thread_file(&d, t), 0, SIZE / 2, 21 + t as u64);
+        }
+    }
+}
+
+/// The host backend registers its buffers by default (`--fixed-buffers auto`) where the kernel
+/// lets it (root, or an RLIMIT_MEMLOCK that holds them; a refusal is tested unprivileged in
+/// sandbox_errors), `off` never does, and `on` is also spelled `--fixed-buffers=on`.
+#[test]
+fn host_registers_its_buffers_by_default_and_off_does_not() {
+    require_host_backend!();
+    let dir = scratch();
+    let f = dir.path().join("data");
+    let json = dir.path().join("r.json");
+    let lockable = {
+        let mut lim = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        // SAFETY: getrlimit writes one rlimit into `lim`, which lives across the call.
+        let rc = unsafe { libc::getrlimit(libc::RLIMIT_MEMLOCK, &mut lim) };
+        assert_eq!(rc, 0);
+        // SAFETY: geteuid has no preconditions.
+        (unsafe { libc::geteuid() }) == 0 || lim.rlim_cur >= SIZE
+    };
+    for (extra, registered) in [
+        (argv![], lockable),
+        (argv!["--fixed-buffers", "off"], false),
+        (argv!["--fixed-buffers=on"], true),
+    ] {
+        for op in ["write", "read"] {
+            if extra.is_empty() && !lockable {
+                // Nothing to register here; the fallback is sandbox_errors' test.
+                continue;
+            }
+            ok(with(
+                run_argv("host", op, SIZE, BS, LOOPS),
+                with(
+                    argv!["--file", &f, "--json", &json, "--verify"],
+                    extra.clone(),
+                ),
+            ));
+            let r = read_report(&json);
+            assert_sane(&r, SIZE, LOOPS, 1);
+            assert_eq!(
+                r.backend_mode.contains("fixed buffers+files"),
+                registered,
+                "{extra:?} {op}: {}",
+                r.backend_mode
+            );
+            assert!(
+                !r.backend_mode.contains("not registered"),
+                "{}",
+                r.backend_mode
+            );
         }
     }
 }
@@ -670,9 +724,8 @@ fn host_ring_knobs_each_verified() {
             if files {
                 extra.push("--register-files".into());
             }
-            if fixed {
-                extra.push("--fixed-buffers".into());
-            }
+            // Without --fixed-buffers the default (auto) would register them too.
+            extra.extend(argv!["--fixed-buffers", if fixed { "on" } else { "off" }]);
             let what = format!("{setup} {submit} {wait} {opcode} files {files} fixed {fixed} {op}");
             let out = gdswap(with(run_argv("host", op, SIZE, BS, 1), extra))
                 .output()

@@ -371,6 +371,47 @@ fn memlock_too_low_for_fixed_buffers() {
     }
 }
 
+/// The default, `--fixed-buffers auto`, as the same unprivileged user: the kernel refuses the
+/// registration, so the run goes on with unregistered buffers, verified, and says why.
+#[test]
+fn memlock_too_low_for_the_default_runs_unregistered() {
+    require_root!("memlock_too_low_for_the_default_runs_unregistered");
+    require_host_backend!();
+    let (_dir, d) = nobody_dir();
+    let f = d.join("data");
+    nobody_file(&f, 4 * MIB, 5);
+    for op in ["write", "read"] {
+        let mut cmd = gdswap(argv![
+            "run",
+            "--backend",
+            "host",
+            "--op",
+            op,
+            "--file",
+            &f,
+            "--size",
+            "2M",
+            "--block-size",
+            "64K",
+            "--seed",
+            "5",
+            "--verify"
+        ]);
+        as_nobody(&mut cmd);
+        with_rlimit(&mut cmd, libc::RLIMIT_MEMLOCK, 64 * KIB);
+        let out = outcome(&mut cmd).expect_ok();
+        assert!(
+            out.stdout.contains(
+                "unregistered buffers (not registered: RLIMIT_MEMLOCK 64KiB < 2MiB (run as root or raise it to register them))"
+            ),
+            "{op}: {}",
+            out.stdout
+        );
+        // A write of --size 2M leaves a file of exactly that length (run's rule), verified.
+        assert_eq!(file_len(&f), 2 * MIB, "{op}");
+    }
+}
+
 /// `--drop-caches` as a user who may not drop caches: refused before the run starts, so a
 /// write leaves the existing file alone and a read of a fresh --dir creates nothing.
 #[test]

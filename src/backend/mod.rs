@@ -55,7 +55,7 @@ pub struct WorkerSetup {
     /// Requests in flight per thread (1 for backends that do one at a time).
     pub queue_depth: u32,
     /// Register the buffers and file with the io_uring ring (`--fixed-buffers`).
-    pub fixed_buffers: bool,
+    pub fixed_buffers: crate::options::FixedBuffers,
     /// Whether host buffers are backed by huge pages (`--huge-pages`).
     pub huge_pages: HugePages,
     /// Device, pinned chunks and staging mode (GPU backends).

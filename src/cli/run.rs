@@ -10,8 +10,8 @@ use crate::backend::BackendId;
 use crate::error::{Error, Setting};
 use crate::harness;
 use crate::options::{
-    BounceMode, BufferMode, GdsApi, GdsOptions, GpuOptions, Op, RingOpcode, RingOptions, RingSetup,
-    RingSubmit, RingWait, RunOptions, Target, Workload,
+    BounceMode, BufferMode, FixedBuffers, GdsApi, GdsOptions, GpuOptions, Op, RingOpcode,
+    RingOptions, RingSetup, RingSubmit, RingWait, RunOptions, Target, Workload,
 };
 use crate::ranks::Coordinator;
 use crate::report::{self, RunReport};
@@ -76,9 +76,14 @@ pub struct RunArgs {
     /// Check every byte: reads check what landed in memory, writes read the file back.
     #[arg(long)]
     verify: bool,
-    /// Register buffers and files with io_uring (counts against RLIMIT_MEMLOCK unless root).
-    #[arg(long)]
-    fixed_buffers: bool,
+    /// Register buffers and files with io_uring (host, bounce): READ_FIXED/WRITE_FIXED skip the
+    /// kernel's per-request page pinning (less CPU). auto (the default) registers the host
+    /// backend's buffers when RLIMIT_MEMLOCK (or root) allows and says in the mode line when it
+    /// could not; on (also plain --fixed-buffers) always, refusing what memlock cannot hold;
+    /// off never.
+    #[arg(long, value_enum, value_name = "WHEN", num_args = 0..=1, require_equals = false,
+          default_value_t = FixedBuffers::Auto, default_missing_value = "on")]
+    fixed_buffers: FixedBuffers,
     /// Advanced (host/bounce io_uring engine): io_uring_setup flags. auto = DEFER_TASKRUN +
     /// SINGLE_ISSUER where the kernel has them (6.1+), else COOP_TASKRUN (5.19+), else none;
     /// the others are refused when the kernel lacks them.

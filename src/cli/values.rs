@@ -8,7 +8,7 @@ use clap::ValueEnum;
 use crate::optim_sim::Mode;
 use crate::options::{BounceMode, BufferMode, GdsApi, HugePages, Op};
 use crate::sweep::Metric;
-use crate::types::ring_options::{RingOpcode, RingSetup, RingSubmit};
+use crate::types::ring_options::{FixedBuffers, RingOpcode, RingSetup, RingSubmit};
 
 /// `impl ValueEnum for $ty`: each variant, its name on the command line and, optionally, the
 /// help text `--help` shows for it.
@@ -69,6 +69,12 @@ value_enum!(RingSubmit {
     Batch => "batch": "Queue every request the free slots allow, then one io_uring_enter for all",
 });
 
+value_enum!(FixedBuffers {
+    Auto => "auto": "Registered where the kernel allows (host backend, O_DIRECT, RLIMIT_MEMLOCK or root), otherwise not, and the mode line says why",
+    On => "on": "Always registered; refused up front when RLIMIT_MEMLOCK cannot hold the buffers",
+    Off => "off": "Never registered",
+});
+
 value_enum!(RingOpcode {
     Read => "read": "IORING_OP_READ/WRITE (READ_FIXED/WRITE_FIXED with --fixed-buffers)",
     Readv => "readv": "IORING_OP_READV/WRITEV with a one-element iovec",
@@ -110,6 +116,10 @@ mod tests {
         }
         for v in RingSubmit::value_variants() {
             assert_eq!(v.to_possible_value().unwrap().get_name(), v.to_string());
+        }
+        for v in FixedBuffers::value_variants() {
+            assert_eq!(v.to_possible_value().unwrap().get_name(), v.to_string());
+            assert_eq!(serialized(v), v.to_string());
         }
         for v in RingOpcode::value_variants() {
             assert_eq!(v.to_possible_value().unwrap().get_name(), v.to_string());

@@ -25,7 +25,7 @@ use crate::options::Op;
 use crate::request::Request;
 use crate::size::Bytes;
 use crate::stats::LatencyRecorder;
-use crate::types::ring_options::{RingOpcode, RingOptions, RingSetup, RingSubmit};
+use crate::types::ring_options::{FixedBuffers, RingOpcode, RingOptions, RingSetup, RingSubmit};
 
 /// io_uring registers at most 1 GiB per buffer; bigger buffers are registered in segments.
 const MAX_REGISTERED: u64 = 1 << 30;
@@ -366,6 +366,8 @@ pub struct UringEngine<B: IoBuffer = HostBuffer> {
     opts: RingOptions,
     ring_flags: &'static str,
     ring_fallback: Option<String>,
+    /// `--fixed-buffers auto` that could not register: why (the mode line says it).
+    fixed_fallback: Option<String>,
     /// One iovec per slot for READV/WRITEV: the kernel reads it at submission, and it stays
     /// put (never reallocated) while the engine lives.
     iovecs: Vec<SlotIovec>,
@@ -399,6 +401,10 @@ impl<B: IoBuffer> UringEngine<B> {
         block_size: u64,
         fixed: bool,
     ) -> Result<UringEngine<B>> {
+        let fixed = match fixed {
+            true => FixedBuffers::On,
+            false => FixedBuffers::Off,
+        };
         Self::with_ring(
             buf,
             file,
@@ -409,13 +415,16 @@ impl<B: IoBuffer> UringEngine<B> {
         )
     }
 
-    /// Like [`UringEngine::new`], driving the ring as `opts` says.
+    /// Like [`UringEngine::new`], driving the ring as `opts` says, with buffers registered as
+    /// `fixed` says: [`FixedBuffers::Auto`] registers them when the file is O_DIRECT, the
+    /// opcodes are READ/WRITE and the kernel accepts the registration, and otherwise goes on
+    /// unregistered, noting why in [`UringEngine::mode`].
     pub fn with_ring(
         buf: B,
         file: Arc<DataFile>,
         queue_depth: u32,
         block_size: u64,
-        fixed: bool,
+        fixed: FixedBuffers,
         opts: RingOptions,
     ) -> Result<UringEngine<B>> {
         let made = make_ring(queue_depth.next_power_of_two(), opts.setup)?;
@@ -431,6 +440,7 @@ impl<B: IoBuffer> UringEngine<B> {
             opts,
             ring_flags: made.flags,
             ring_fallback: made.fallback,
+            fixed_fallback: None,
             iovecs: vec![
                 SlotIovec(libc::iovec {
                     iov_base: std::ptr::null_mut(),
@@ -439,9 +449,28 @@ impl<B: IoBuffer> UringEngine<B> {
                 queue_depth as usize
             ],
         };
-        if fixed {
-            engine.register(block_size)?;
-        } else if opts.register_files {
+        match fixed {
+            FixedBuffers::On => engine.register(block_size)?,
+            FixedBuffers::Auto => {
+                // Buffered I/O and READV take no registered buffers: nothing to say there.
+                let why_not = if !engine.file.is_direct() || opts.opcode == RingOpcode::Readv {
+                    None
+                } else {
+                    engine.register(block_size).err().map(|e| match e {
+                        Error::Memlock { needed, limit, .. } => format!(
+                            "RLIMIT_MEMLOCK {} < {} (run as root or raise it to register them)",
+                            Bytes(limit),
+                            Bytes(needed)
+                        ),
+                        Error::IoUring { source, .. } => source.to_string(),
+                        other => other.to_string(),
+                    })
+                };
+                engine.fixed_fallback = why_not.map(|w| format!("not registered: {w}"));
+            }
+            FixedBuffers::Off => {}
+        }
+        if engine.fixed.is_none() && opts.register_files && !engine.files_registered {
             engine.register_files(Setting::RegisterFiles)?;
         }
         Ok(engine)
@@ -527,7 +556,12 @@ impl<B: IoBuffer> UringEngine<B> {
                 source: e,
             });
         }
-        self.register_files(Setting::FixedBuffers)?;
+        if let Err(e) = self.register_files(Setting::FixedBuffers) {
+            // Not left half registered: the memory is unpinned again (an `auto` engine goes
+            // on unregistered).
+            let _ = self.ring.submitter().unregister_buffers();
+            return Err(e);
+        }
         self.fixed = Some(Fixed { segment });
         Ok(())
     }
@@ -539,13 +573,16 @@ impl<B: IoBuffer> UringEngine<B> {
         } else {
             "buffered"
         };
-        let reg = if self.fixed.is_some() {
+        let mut reg = String::from(if self.fixed.is_some() {
             "fixed buffers+files"
         } else if self.files_registered {
             "unregistered buffers, registered files"
         } else {
             "unregistered buffers"
-        };
+        });
+        if let Some(why) = &self.fixed_fallback {
+            reg = format!("{reg} ({why})");
+        }
         format!(
             "io_uring {}, {io}, {reg}, qd {}",
             self.ring_setup(),
@@ -1216,7 +1253,7 @@ mod tests {
             Arc::clone(&f1),
             2,
             4096,
-            false,
+            FixedBuffers::Off,
             RingOptions {
                 register_files: true,
                 ..RingOptions::default()

@@ -6,7 +6,7 @@ use std::process::Command;
 use super::tool::find_in_path;
 use crate::error::{Error, Result};
 use crate::io::buffer::HugePages;
-use crate::options::{Op, RunOptions};
+use crate::options::{FixedBuffers, Op, RingOpcode, RunOptions};
 use crate::plan;
 use crate::size::Bytes;
 use crate::stats::CDF_QUANTILES;
@@ -130,7 +130,32 @@ impl FioMemory {
     }
 }
 
-/// fio's command line (without the program) for `opts` over `ranges`, and a one-line mode.
+/// `opts` with `--fixed-buffers auto` settled for fio as gdswap's host engine settles it for
+/// itself: on (fio's `--fixedbufs --registerfiles`) for O_DIRECT READ/WRITE opcodes when the
+/// process may lock fio's buffers (`iodepth x bs` per job, `jobs` jobs in one process:
+/// CAP_IPC_LOCK, or an RLIMIT_MEMLOCK that holds them), otherwise off; so a peer row registers
+/// what gdswap's row registered.
+pub fn settle_fixed_buffers(opts: &RunOptions, jobs: usize) -> RunOptions {
+    let mut o = opts.clone();
+    if o.fixed_buffers == FixedBuffers::Auto {
+        let eligible = o.direct && o.ring.opcode == RingOpcode::Read;
+        let bytes = o
+            .workload
+            .block_size
+            .saturating_mul(u64::from(o.workload.queue_depth))
+            .saturating_mul(jobs as u64);
+        let lockable =
+            crate::io::sys::has_cap_ipc_lock() || crate::io::sys::memlock_limit() >= bytes;
+        o.fixed_buffers = match eligible && lockable {
+            true => FixedBuffers::On,
+            false => FixedBuffers::Off,
+        };
+    }
+    o
+}
+
+/// fio's command line (without the program) for `opts` over `ranges`, and a one-line mode
+/// (`--fixed-buffers` on only: settle `auto` first with [`settle_fixed_buffers`]).
 pub fn fio_args(
     opts: &RunOptions,
     ranges: &[FioRange],
@@ -161,7 +186,7 @@ pub fn fio_args(
         // --drop-caches); fio would otherwise drop the file's cached pages first.
         a.push("--invalidate=0".into());
     }
-    if opts.fixed_buffers {
+    if opts.fixed_buffers == FixedBuffers::On {
         a.push("--fixedbufs=1".into());
         a.push("--registerfiles=1".into());
     }
@@ -241,7 +266,7 @@ pub fn fio_args(
         Bytes(opts.workload.block_size),
         opts.workload.queue_depth,
         memory.describe(),
-        if opts.fixed_buffers {
+        if opts.fixed_buffers == FixedBuffers::On {
             ", fixedbufs + registerfiles"
         } else {
             ""
@@ -511,6 +536,45 @@ mod tests {
         );
         assert!(a.contains(&"--direct=0".to_string()) && a.contains(&"--invalidate=0".to_string()));
         assert!(mode.starts_with("io_uring, buffered,"), "{mode}");
+    }
+
+    #[test]
+    fn auto_fixed_buffers_settle_as_gdswap_registers() {
+        let o = opts(2, Target::File("/d/f".into()));
+        assert_eq!(o.fixed_buffers, FixedBuffers::Auto);
+        let bytes = o.workload.block_size * u64::from(o.workload.queue_depth) * 2;
+        let lockable =
+            crate::io::sys::has_cap_ipc_lock() || crate::io::sys::memlock_limit() >= bytes;
+        let settled = settle_fixed_buffers(&o, 2);
+        assert_eq!(settled.fixed_buffers == FixedBuffers::On, lockable);
+        let (a, mode) = fio_args(&settled, &fio_ranges(&o).unwrap(), FioMemory::Default);
+        assert_eq!(a.contains(&"--fixedbufs=1".to_string()), lockable);
+        assert_eq!(mode.contains("fixedbufs + registerfiles"), lockable);
+        // What takes no registered buffers settles off; an explicit choice stands.
+        let buffered = RunOptions {
+            direct: false,
+            ..o.clone()
+        };
+        assert_eq!(
+            settle_fixed_buffers(&buffered, 2).fixed_buffers,
+            FixedBuffers::Off
+        );
+        let mut readv = o.clone();
+        readv.ring.opcode = RingOpcode::Readv;
+        assert_eq!(
+            settle_fixed_buffers(&readv, 2).fixed_buffers,
+            FixedBuffers::Off
+        );
+        for explicit in [FixedBuffers::On, FixedBuffers::Off] {
+            let o = RunOptions {
+                fixed_buffers: explicit,
+                ..o.clone()
+            };
+            assert_eq!(settle_fixed_buffers(&o, 2).fixed_buffers, explicit);
+        }
+        // Unsettled, fio_args registers only on request.
+        let (a, _) = fio_args(&o, &fio_ranges(&o).unwrap(), FioMemory::Default);
+        assert!(!a.contains(&"--fixedbufs=1".to_string()));
     }
 
     #[test]

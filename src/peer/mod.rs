@@ -34,7 +34,7 @@ mod tool;
 
 pub use fio::{
     fio_args, fio_huge_pages_needed, fio_ranges, fio_use_huge_pages, locate_fio, parse_fio,
-    run_fio, FioFigures, FioMemory, FioRange,
+    run_fio, settle_fixed_buffers, FioFigures, FioMemory, FioRange,
 };
 pub use gdsio::{
     gdsio_args, gdsio_file, gdsio_round, gdsio_timeout, locate_gdsio, parse_gdsio, run_gdsio,

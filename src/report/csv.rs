@@ -21,7 +21,7 @@ struct Row<'a> {
     warmup: u32,
     random: bool,
     direct: bool,
-    fixed_buffers: bool,
+    fixed_buffers: crate::options::FixedBuffers,
     verify: bool,
     backend_mode: &'a str,
     buffer_pages: &'a str,

@@ -230,8 +230,11 @@ pub struct Params {
     pub direct: bool,
     /// `--drop-caches`: the page cache was dropped before each measured loop.
     pub drop_caches: bool,
-    /// `--fixed-buffers`: buffers and files registered with the io_uring ring.
-    pub fixed_buffers: bool,
+    /// `--fixed-buffers`: `auto`, `on` or `off` (reports from before `auto` hold a boolean:
+    /// on/off). Whether the buffers were registered in the end is in the backend's mode line
+    /// ("fixed buffers+files" or "unregistered buffers").
+    #[serde(default)]
+    pub fixed_buffers: crate::options::FixedBuffers,
     /// `--huge-pages`: the page backing asked for (what was obtained is `buffer_pages`).
     pub huge_pages: HugePages,
     /// `full` (the thread's whole range in memory) or `ring` (reused buffers); records from
@@ -806,7 +809,7 @@ pub(crate) mod tests {
                 verify: true,
                 direct: true,
                 drop_caches: false,
-                fixed_buffers: false,
+                fixed_buffers: crate::options::FixedBuffers::Auto,
                 huge_pages: HugePages::Auto,
                 buffer: BufferMode::Full,
                 ring: None,

@@ -261,7 +261,11 @@ impl StagingPool {
             range_len: len,
             block_size: block,
             queue_depth: self.queue_depth,
-            fixed_buffers: false,
+            // Never registered: a store lives in processes that fork (a PyTorch DataLoader's
+            // workers), and fork copies every page pinned by an io_uring registration into
+            // the child at once (the kernel's copy of maybe-DMA-pinned pages), which for
+            // gigabytes of staging would make each fork copy them all.
+            fixed_buffers: crate::options::FixedBuffers::Off,
             huge_pages: huge_pages(len),
             gpu: GpuOptions {
                 device: self.gpu,

@@ -126,6 +126,68 @@ pub enum RingOpcode {
     Readv,
 }
 
+/// Whether the io_uring engine registers its buffers (and file) with the ring
+/// (`--fixed-buffers`): READ_FIXED/WRITE_FIXED on registered memory skip the per-request page
+/// pinning the kernel does for unregistered O_DIRECT buffers, which cut gdswap's CPU-s/GiB by
+/// a fifth to a third in every ablation run (bench-results/2026-12-04-ring-ablation-quiet-*,
+/// 2026-12-04-fixed-buffers-ab-session9), bandwidth unchanged within the noise.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum FixedBuffers {
+    /// Registered when the host backend's engine can (O_DIRECT, READ opcodes, and the kernel
+    /// accepts the registration: RLIMIT_MEMLOCK or CAP_IPC_LOCK); otherwise unregistered, and
+    /// the engine's mode line says why. The `bounce` backend keeps its pinned chunks
+    /// unregistered (registering CUDA-pinned memory with io_uring has not run on a GPU yet).
+    #[default]
+    Auto,
+    /// Always registered; a registration the kernel refuses is an error (memlock named).
+    On,
+    /// Never registered.
+    Off,
+}
+
+impl FixedBuffers {
+    /// Whether buffers must be registered (an error when they cannot be).
+    pub fn required(self) -> bool {
+        self == FixedBuffers::On
+    }
+}
+
+impl std::fmt::Display for FixedBuffers {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            FixedBuffers::Auto => "auto",
+            FixedBuffers::On => "on",
+            FixedBuffers::Off => "off",
+        })
+    }
+}
+
+/// Reads `"auto"`, `"on"`, `"off"`, and the booleans of reports written before `auto` existed
+/// (`true`: on, `false`: off).
+impl<'de> Deserialize<'de> for FixedBuffers {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Bool(bool),
+            Name(String),
+        }
+        match Raw::deserialize(d)? {
+            Raw::Bool(true) => Ok(FixedBuffers::On),
+            Raw::Bool(false) => Ok(FixedBuffers::Off),
+            Raw::Name(n) => match n.as_str() {
+                "auto" => Ok(FixedBuffers::Auto),
+                "on" => Ok(FixedBuffers::On),
+                "off" => Ok(FixedBuffers::Off),
+                other => Err(serde::de::Error::custom(format!(
+                    "fixed_buffers: '{other}' is not auto, on or off"
+                ))),
+            },
+        }
+    }
+}
+
 /// Everything about how one engine drives its ring.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 pub struct RingOptions {
@@ -145,6 +207,24 @@ pub struct RingOptions {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn fixed_buffers_reads_names_and_old_booleans() {
+        for (json, want) in [
+            ("\"auto\"", FixedBuffers::Auto),
+            ("\"on\"", FixedBuffers::On),
+            ("\"off\"", FixedBuffers::Off),
+            ("true", FixedBuffers::On),
+            ("false", FixedBuffers::Off),
+        ] {
+            assert_eq!(serde_json::from_str::<FixedBuffers>(json).unwrap(), want);
+        }
+        assert!(serde_json::from_str::<FixedBuffers>("\"yes\"").is_err());
+        assert_eq!(
+            serde_json::to_string(&FixedBuffers::Auto).unwrap(),
+            "\"auto\""
+        );
+    }
 
     #[test]
     fn wait_parses_counts_and_all_and_refuses_the_rest() {

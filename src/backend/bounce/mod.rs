@@ -36,7 +36,7 @@ use crate::cuda::stream::Stream;
 use crate::error::{Error, Result, Setting};
 use crate::io::buffer::{HugePages, PageBacking};
 use crate::io::uring::{self, IoBuffer, UringEngine};
-use crate::options::{BounceMode, Op, RunOptions};
+use crate::options::{BounceMode, FixedBuffers, Op, RunOptions};
 use crate::request::Request;
 use crate::size::Bytes;
 use crate::stats::LatencyRecorder;
@@ -139,7 +139,7 @@ impl Backend for BounceBackend {
         // Pinning (cuMemHostRegister) is not charged to RLIMIT_MEMLOCK: the NVIDIA driver pins
         // without locked-memory accounting. io_uring's registration of the pinned memory as
         // fixed buffers is, so the limit applies with --fixed-buffers only.
-        if !opts.fixed_buffers {
+        if !opts.fixed_buffers.required() {
             return Ok(());
         }
         let per_thread = pinned_per_thread(opts);
@@ -206,7 +206,12 @@ impl Backend for BounceBackend {
             Arc::clone(&setup.file),
             setup.queue_depth,
             setup.block_size,
-            setup.fixed_buffers,
+            // Registered only on request: `auto` keeps CUDA-pinned chunks unregistered (their
+            // registration with io_uring has not run on a GPU yet).
+            match setup.fixed_buffers {
+                FixedBuffers::On => FixedBuffers::On,
+                FixedBuffers::Auto | FixedBuffers::Off => FixedBuffers::Off,
+            },
             setup.ring,
         )?;
         let buffer = DeviceBuffer::new(range_len, setup.gpu.device)?;
@@ -436,7 +441,7 @@ mod tests {
             range_len,
             block_size,
             queue_depth: 8,
-            fixed_buffers: false,
+            fixed_buffers: FixedBuffers::Off,
             huge_pages: pages,
             gpu: GpuOptions {
                 bounce_buffers: 16,
