@@ -206,7 +206,7 @@ def test_gds_left_open_at_exit_with_the_thread_pool_on_exits_cleanly(real_cufile
 # the tickets still work, the driver is closed, and the store's swap-out left unwaited is in
 # the store.
 AFTER_SHUTDOWN = r"""
-import atexit, ctypes, os, sys, numpy as np, gdswap
+import atexit, ctypes, os, sys, time, numpy as np, gdswap
 from fakegpu import FakeCuda, CudaArray
 d = sys.argv[1]
 cuda = FakeCuda()
@@ -216,7 +216,8 @@ n = 1 << 20
 want = np.random.default_rng(5).integers(0, 256, n, dtype=np.uint8)
 
 def after():
-    print("driver opens", fake.cuFileUseCount(), "file handles", fake.fake_cufile_handles())
+    print("driver opens", fake.cuFileUseCount(), "file handles", fake.fake_cufile_handles(),
+          "I/O threads", io_threads(0))
     print("queued read completed:", h.wait())
     tries = [
         ("async_pwrite", lambda: h.async_pwrite(u8(p, n), f, 0)),
@@ -243,7 +244,28 @@ def after():
         back.swap_in("later", got).wait()
         print("later committed", np.array_equal(got, want))
 
+# gds_handle I/O threads in /proc/self/task; with `want`, polled for up to 5 s until there
+# are that many (a joined thread's entry goes a moment after the join returns).
+def io_threads(want=None):
+    for _ in range(500):
+        n = 0
+        for t in os.listdir("/proc/self/task"):
+            try:
+                n += open(f"/proc/self/task/{t}/comm").read().strip() == "gdswap-gds"
+            except OSError:
+                pass  # ended meanwhile
+        if want is None or n == want:
+            return n
+        time.sleep(0.01)
+    return n
+
 atexit.register(after)
+# The exit registry holds its objects weakly: a handle dropped before exit is gone (its I/O
+# thread with it), not kept for the shutdown.
+dropped = gdswap.gds_handle()
+assert io_threads(1) == 1
+del dropped
+assert io_threads(0) == 0, "a dropped gds_handle's I/O thread still runs"
 h = gdswap.gds_handle(block_size=1 << 18)
 p = cuda.alloc(n)
 f = os.path.join(d, "h.bin")
@@ -267,7 +289,7 @@ def test_gds_ops_after_the_exit_shutdown_raise_the_clear_error(tmp_path, fake_gp
     assert "gdswap: at interpreter exit" not in r.stderr, r.stderr
     lines = out.splitlines()
     assert lines[0] == "exiting", out
-    assert "driver opens 0 file handles 0" in lines, out
+    assert "driver opens 0 file handles 0 I/O threads 0" in lines, out
     assert "queued read completed: 1" in lines, out
     refused = "raised GdsShutDown: gdswap: gds was shut down at interpreter exit"
     for what in ("async_pwrite", "sync_pread", "pin", "unpin", "new handle", "swap_out",
