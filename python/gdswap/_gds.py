@@ -2,7 +2,9 @@
 cuFile layer (the `gds` backend's). Same constructor, methods, arguments and return values as
 DeepSpeed's: CUDA tensors go through cuFile (pinned with cuFileBufRegister by
 pin_device_tensor), CPU tensors through the aio engine, as DeepSpeed's handle sends them to
-its aio base. See docs/python.md for what differs."""
+its aio base. At interpreter exit, queued ops are completed and cuFile is closed; gds ops after
+that raise gdswap.Error (docs/python.md, "At interpreter exit"). See docs/python.md for what
+differs."""
 
 import os
 import sys
@@ -118,6 +120,8 @@ class gds_handle(aio_handle):
                 )
         try:
             self._gds.submit(op, filename, a.obj, a.address, a.nbytes, gpu, file_offset)
+        except _gdswap._GdsShutDown:
+            raise  # not a refused op: cuFile is closed for good (at interpreter exit)
         except _gdswap.Error as e:
             return _refuse(str(e))
         if target is not buffer and op == "read":

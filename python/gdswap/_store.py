@@ -28,6 +28,10 @@ class SwapStore:
 
     Every call that may block releases the GIL. Tensors are numpy arrays and torch CPU
     tensors, contiguous; their dtype and shape are recorded and checked on the way back.
+
+    A "gds" store still open at interpreter exit is closed by an atexit handler (swaps in
+    flight end, swap-outs are committed), and cuFile with it; its calls after that raise
+    gdswap.Error (docs/python.md, "At interpreter exit").
     """
 
     def __init__(

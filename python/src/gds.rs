@@ -19,6 +19,7 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{channel, Receiver, Sender};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -35,6 +36,8 @@ use gdswap::io::file::{Access, DataFile};
 use gdswap::options::Op;
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
+
+use crate::exit::{self, AtExit};
 
 /// Bytes of the pinned bounce buffer for pieces off the O_DIRECT alignment.
 const BOUNCE: usize = 1 << 20;
@@ -81,12 +84,91 @@ struct Pending {
 
 #[pyclass(frozen, name = "_GdsCore", module = "gdswap._gdswap")]
 pub struct GdsCore {
-    driver: Driver,
+    /// Shared with the exit registry, which holds it weakly (`crate::exit`).
+    core: Arc<Core>,
+}
+
+struct Core {
+    /// None once shut down at exit.
+    driver: Mutex<Option<Driver>>,
     pinned: Mutex<Vec<Pinned>>,
     worker: Mutex<Option<Sender<Job>>>,
     thread: Mutex<Option<JoinHandle<()>>>,
     pending: Mutex<Vec<Pending>>,
+    /// Set (with the GIL held) when the exit shutdown starts.
+    shut: AtomicBool,
+    /// The ops the exit shutdown waited for: how many, and their errors (for `wait`).
+    done_at_exit: Mutex<(usize, Vec<String>)>,
     block_size: u64,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Core {
+    /// Refuses an op once the exit shutdown has started.
+    fn check_open(&self) -> PyResult<()> {
+        if self.shut.load(Ordering::SeqCst) {
+            return Err(exit::shut_down());
+        }
+        Ok(())
+    }
+}
+
+impl AtExit for Core {
+    fn shut_down(&self, py: Python<'_>) -> Result<(), String> {
+        // All taken with the GIL held: a `submit` sends its job and records it under the
+        // GIL, so none is between the two now, and none can send after this.
+        self.shut.store(true, Ordering::SeqCst);
+        let worker = lock(&self.worker).take();
+        let thread = lock(&self.thread).take();
+        let pending = std::mem::take(&mut *lock(&self.pending));
+        let pinned = std::mem::take(&mut *lock(&self.pinned));
+        let driver = lock(&self.driver).take();
+        let (pending, errors, problems) = py.detach(move || {
+            let errors: Vec<String> = pending
+                .iter()
+                .filter_map(|p| {
+                    p.rx.recv()
+                        .unwrap_or_else(|_| Err("internal error: the gds thread ended".into()))
+                        .err()
+                })
+                .collect();
+            let mut problems = Vec::new();
+            // No job left: the thread ends once its channel is closed.
+            drop(worker);
+            if let Some(h) = thread {
+                if h.join().is_err() {
+                    problems.push("the gds I/O thread panicked".to_string());
+                }
+            }
+            for mut p in pinned {
+                let r = match (p.memory.device().enter(), p.reg.take()) {
+                    (Ok(_entered), Some(reg)) => reg.deregister(),
+                    (Err(e), _) => Err(e),
+                    (Ok(_), None) => Ok(()),
+                };
+                if let Err(e) = r {
+                    problems.push(format!("unpinning {:#x}: {e}", p.base));
+                }
+            }
+            drop(driver);
+            (pending, errors, problems)
+        });
+        {
+            let mut done = lock(&self.done_at_exit);
+            done.0 += pending.len();
+            done.1.extend(errors);
+        }
+        // The tensors the ops used are released here, with the GIL held.
+        drop(pending);
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(format!("gds_handle: {}", problems.join("; ")))
+        }
+    }
 }
 
 fn op_name(op: Op) -> &'static str {
@@ -168,6 +250,7 @@ impl GdsCore {
     /// the gds backend is unavailable, or the driver does not open.
     #[new]
     fn new(py: Python<'_>, block_size: u64, gpu: usize) -> PyResult<GdsCore> {
+        exit::prepare(py)?;
         if block_size == 0 || block_size > 1 << 30 {
             return Err(PyValueError::new_err(format!(
                 "block_size {block_size}: must be 1 byte to 1 GiB"
@@ -197,20 +280,35 @@ impl GdsCore {
             .name("gdswap-gds".into())
             .spawn(move || worker(rx, d, block))
             .map_err(|e| crate::GdswapError::new_err(format!("starting the gds thread: {e}")))?;
-        Ok(GdsCore {
-            driver,
+        let core = Arc::new(Core {
+            driver: Mutex::new(Some(driver)),
             pinned: Mutex::new(Vec::new()),
             worker: Mutex::new(Some(tx)),
             thread: Mutex::new(Some(h)),
             pending: Mutex::new(Vec::new()),
+            shut: AtomicBool::new(false),
+            done_at_exit: Mutex::new((0, Vec::new())),
             block_size,
-        })
+        });
+        let shared: Arc<dyn AtExit> = core.clone();
+        if let Err(e) = exit::register(&shared) {
+            // Made while the exit shutdown ran: undone, and the driver closed again.
+            drop(shared);
+            py.detach(move || drop(core));
+            exit::close_after_refusal();
+            return Err(e);
+        }
+        Ok(GdsCore { core })
     }
 
     /// cuFileBufRegister of the `nbytes` of CUDA memory at `address` on GPU `gpu` (checked
     /// by the driver first). The Python layer holds the tensor until `unpin`.
     fn pin(&self, py: Python<'_>, address: usize, nbytes: usize, gpu: usize) -> PyResult<bool> {
-        let driver = self.driver.clone();
+        self.core.check_open()?;
+        let driver = lock(&self.core.driver)
+            .as_ref()
+            .map(Driver::clone)
+            .ok_or_else(exit::shut_down)?;
         let p = py.detach(move || -> Result<Pinned, PyErr> {
             // SAFETY: the Python layer holds the tensor while it is pinned (until unpin or
             // the handle's end, which drops this registration first).
@@ -228,17 +326,20 @@ impl GdsCore {
                 memory: Arc::new(memory),
             })
         })?;
-        self.pinned
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(p);
+        if self.core.shut.load(Ordering::SeqCst) {
+            // The exit shutdown started while this registered: undone here.
+            py.detach(move || drop(p));
+            return Err(exit::shut_down());
+        }
+        lock(&self.core.pinned).push(p);
         Ok(true)
     }
 
     /// cuFileBufDeregister of the range pinned at `address`: whether there was one.
     fn unpin(&self, py: Python<'_>, address: usize) -> PyResult<bool> {
+        self.core.check_open()?;
         let found = {
-            let mut v = self.pinned.lock().unwrap_or_else(|e| e.into_inner());
+            let mut v = lock(&self.core.pinned);
             v.iter()
                 .position(|p| p.base == address as u64)
                 .map(|i| v.remove(i))
@@ -259,7 +360,7 @@ impl GdsCore {
 
     /// Pinned ranges now.
     fn pinned(&self) -> usize {
-        self.pinned.lock().unwrap_or_else(|e| e.into_inner()).len()
+        lock(&self.core.pinned).len()
     }
 
     /// Queues one op on a CUDA tensor: `op` is "read" or "write"; the `nbytes` at `address`
@@ -277,6 +378,7 @@ impl GdsCore {
         gpu: usize,
         file_offset: u64,
     ) -> PyResult<()> {
+        self.core.check_open()?;
         let op = match op {
             "read" => Op::Read,
             "write" => Op::Write,
@@ -292,10 +394,7 @@ impl GdsCore {
             PyValueError::new_err(format!("address {address:#x} + {nbytes} bytes overflows"))
         })?;
         // Inside a pinned range: cuFile gets the registered base and the offset in it.
-        let region = self
-            .pinned
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
+        let region = lock(&self.core.pinned)
             .iter()
             .find(|p| p.gpu == gpu && p.base <= ptr && end <= p.base + p.len as u64)
             .map(|p| (Arc::clone(&p.memory), (ptr - p.base) as usize));
@@ -329,31 +428,30 @@ impl GdsCore {
             file_offset,
             done: tx,
         };
-        let sent = self
-            .worker
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
+        // The send and the record below happen under the GIL, as the exit shutdown's taking
+        // of both: a job is either sent and recorded before it, or refused.
+        let sent = lock(&self.core.worker)
             .as_ref()
             .map(|w| w.send(job).is_ok())
             .unwrap_or(false);
         if !sent {
+            self.core.check_open()?;
             return Err(crate::GdswapError::new_err("the gds I/O thread has ended"));
         }
-        self.pending
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(Pending { rx, _keep: keep });
+        lock(&self.core.pending).push(Pending { rx, _keep: keep });
         Ok(())
     }
 
     /// Ops queued and not yet waited for.
     fn pending(&self) -> usize {
-        self.pending.lock().unwrap_or_else(|e| e.into_inner()).len()
+        lock(&self.core.pending).len()
     }
 
-    /// Waits (without the GIL) for every queued op; how many completed and the errors.
+    /// Waits (without the GIL) for every queued op; how many completed and the errors (with
+    /// those of the ops the exit shutdown waited for).
     fn wait(&self, py: Python<'_>) -> (usize, Vec<String>) {
-        let ops = std::mem::take(&mut *self.pending.lock().unwrap_or_else(|e| e.into_inner()));
+        let (at_exit, mut exit_errors) = std::mem::take(&mut *lock(&self.core.done_at_exit));
+        let ops = std::mem::take(&mut *lock(&self.core.pending));
         let (ops, errors) = py.detach(move || {
             let errors: Vec<String> = ops
                 .iter()
@@ -367,16 +465,17 @@ impl GdsCore {
         });
         let n = ops.len();
         drop(ops);
-        (n, errors)
+        exit_errors.extend(errors);
+        (at_exit + n, exit_errors)
     }
 
     #[getter]
     fn block_size(&self) -> u64 {
-        self.block_size
+        self.core.block_size
     }
 }
 
-impl Drop for GdsCore {
+impl Drop for Core {
     fn drop(&mut self) {
         // Ops still queued use their tensors' memory: wait for them before the tensors go.
         for p in std::mem::take(self.pending.get_mut().unwrap_or_else(|e| e.into_inner())) {

@@ -4,6 +4,7 @@
 //! carrying its message.
 
 mod aio;
+mod exit;
 mod ffi;
 mod gds;
 mod store;
@@ -17,6 +18,13 @@ create_exception!(
     GdswapError,
     PyRuntimeError,
     "An error of gdswap's Rust library (I/O, store, backend); the message names the operation, path and offset."
+);
+
+create_exception!(
+    _gdswap,
+    GdsShutDown,
+    GdswapError,
+    "gds (the cuFile driver, gds_handle's and gds stores' use of it) was shut down at interpreter exit: the op was refused."
 );
 
 create_exception!(
@@ -40,6 +48,7 @@ fn io_uring_unavailable() -> Option<String> {
 fn _gdswap(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("Error", m.py().get_type::<GdswapError>())?;
     m.add("_OpFailed", m.py().get_type::<OpFailed>())?;
+    m.add("_GdsShutDown", m.py().get_type::<GdsShutDown>())?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     // Whether this is a debug build (ci.sh builds one): benchmarks refuse to time it.
     m.add("_debug_build", cfg!(debug_assertions))?;
@@ -49,5 +58,6 @@ fn _gdswap(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<aio::Locked>()?;
     m.add_class::<gds::GdsCore>()?;
     m.add_function(wrap_pyfunction!(io_uring_unavailable, m)?)?;
+    m.add_function(wrap_pyfunction!(exit::shutdown_at_exit, m)?)?;
     Ok(())
 }

@@ -1,16 +1,31 @@
 //! `gdswap._gdswap._Store` and `_Ticket`: the swap store for the Python layer
 //! (`gdswap/_store.py`), which checks arrays and passes their addresses.
+//!
+//! A store on the `gds` backend is closed at interpreter exit (`crate::exit`): its I/O
+//! threads hold cuFile registrations and driver users, and the driver must be closed before
+//! libcufile's own exit handlers run (with cuFile's thread pool on they race its worker
+//! threads: SIGSEGV). The store's own close does it: every swap in flight ends, and every
+//! swap-out written is committed to the manifest first, so nothing written is lost; the
+//! tickets keep their outcomes. After that the store's operations raise `gdswap.Error`
+//! ("gdswap: gds was shut down at interpreter exit"), as does opening a new gds store.
 
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use gdswap::swap::{DType, Entry, GpuWork, SwapOptions, SwapStore};
 use pyo3::exceptions::{PyKeyError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
+use crate::exit::{self, AtExit};
 use crate::ffi::{foreign_device, gpu_work, PendingRead, RawHost, WriteTicket};
 use crate::to_py;
+
+/// How long the exit shutdown waits for calls of other threads (daemon threads, still
+/// running at exit) that hold the store, before leaving it to close when they end.
+const EXIT_WAIT: Duration = Duration::from_secs(60);
 
 const DTYPES: [DType; 7] = [
     DType::U8,
@@ -38,10 +53,55 @@ pub fn parse_dtype(name: &str) -> PyResult<DType> {
 /// A store, until closed.
 #[pyclass(frozen, name = "_Store", module = "gdswap._gdswap")]
 pub struct Store {
-    inner: Mutex<Option<Arc<SwapStore>>>,
+    /// Shared with the exit registry (gds stores), which holds it weakly.
+    cell: Arc<Cell>,
     dir: PathBuf,
     backend: String,
     gpu: usize,
+}
+
+/// The open store, and whether the exit shutdown closed it.
+struct Cell {
+    inner: Mutex<Option<Arc<SwapStore>>>,
+    shut: AtomicBool,
+    dir: PathBuf,
+}
+
+impl AtExit for Cell {
+    fn shut_down(&self, py: Python<'_>) -> Result<(), String> {
+        // With the GIL held, as every call's taking of the store: none can start after this.
+        let taken = self.inner.lock().unwrap_or_else(|p| p.into_inner()).take();
+        let Some(mut store) = taken else {
+            // Closed by its user: it says so as before.
+            return Ok(());
+        };
+        self.shut.store(true, Ordering::SeqCst);
+        let dir = self.dir.display().to_string();
+        py.detach(move || {
+            // A call of another thread holds the store until it returns (calls start swaps,
+            // they do not wait for them): waited for, so that the close below runs here.
+            let deadline = Instant::now() + EXIT_WAIT;
+            loop {
+                match Arc::try_unwrap(store) {
+                    Ok(s) => {
+                        return s
+                            .close()
+                            .map_err(|e| format!("closing the swap store at {dir}: {e}"))
+                    }
+                    Err(shared) if Instant::now() < deadline => {
+                        store = shared;
+                        std::thread::sleep(Duration::from_millis(5));
+                    }
+                    Err(_shared) => {
+                        return Err(format!(
+                            "the swap store at {dir} was still used by another thread after {} s: it closes when that call ends",
+                            EXIT_WAIT.as_secs()
+                        ))
+                    }
+                }
+            }
+        })
+    }
 }
 
 type EntryTuple = (String, String, Vec<usize>, u64, u64);
@@ -58,13 +118,17 @@ fn entry_tuple(e: &Entry) -> EntryTuple {
 
 impl Store {
     fn get(&self) -> PyResult<Arc<SwapStore>> {
-        let g = self.inner.lock().unwrap_or_else(|p| p.into_inner());
-        g.clone().ok_or_else(|| {
-            PyValueError::new_err(format!(
-                "the swap store at {} is closed",
-                self.dir.display()
-            ))
-        })
+        let g = self.cell.inner.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(s) = g.as_ref() {
+            return Ok(Arc::clone(s));
+        }
+        if self.cell.shut.load(Ordering::SeqCst) {
+            return Err(exit::shut_down());
+        }
+        Err(PyValueError::new_err(format!(
+            "the swap store at {} is closed",
+            self.dir.display()
+        )))
     }
 }
 
@@ -124,6 +188,10 @@ impl Store {
         let id: gdswap::backend::BackendId = backend
             .parse()
             .map_err(|e| crate::GdswapError::new_err(format!("backend: {e}")))?;
+        let gds = id == gdswap::backend::BackendId::Gds;
+        if gds {
+            exit::prepare(py)?;
+        }
         let mut opts = SwapOptions {
             backend: id,
             gpu,
@@ -142,8 +210,23 @@ impl Store {
         let store = py
             .detach(move || SwapStore::open(&path, opts))
             .map_err(to_py)?;
-        Ok(Store {
+        let cell = Arc::new(Cell {
             inner: Mutex::new(Some(Arc::new(store))),
+            shut: AtomicBool::new(false),
+            dir: dir.clone(),
+        });
+        if gds {
+            let shared: Arc<dyn AtExit> = cell.clone();
+            if let Err(e) = exit::register(&shared) {
+                // Opened while the exit shutdown ran: closed again, and the driver with it.
+                drop(shared);
+                py.detach(move || drop(cell));
+                exit::close_after_refusal();
+                return Err(e);
+            }
+        }
+        Ok(Store {
+            cell,
             dir,
             backend,
             gpu,
@@ -162,7 +245,8 @@ impl Store {
 
     #[getter]
     fn closed(&self) -> bool {
-        self.inner
+        self.cell
+            .inner
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .is_none()
@@ -328,7 +412,12 @@ impl Store {
     /// Waits for every operation in flight, frees the staging buffers and closes the store.
     /// Closing a closed store does nothing.
     fn close(&self, py: Python<'_>) -> PyResult<()> {
-        let taken = self.inner.lock().unwrap_or_else(|p| p.into_inner()).take();
+        let taken = self
+            .cell
+            .inner
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
         let Some(store) = taken else { return Ok(()) };
         py.detach(move || match Arc::try_unwrap(store) {
             Ok(s) => s.close(),

@@ -7,11 +7,13 @@
 //! The last one dropped does not close it: a `compare` or `sweep` runs many gds runs in one
 //! process, and closing and reopening the driver between them costs a driver open each time
 //! (seconds on some nodes), tears down cuFile's internal bounce buffers and statistics, and
-//! is exactly the close/reopen cycle kvikio avoids by opening once per process. The process's
-//! exit releases it (cuFile's own teardown). [`Driver::close_if_unused`] closes it on request
-//! when nobody uses it (a caller that must change parameters, which cuFile accepts only before
-//! the driver opens). The count and both calls are under one mutex, so an open racing with a
-//! close can never be undone by it.
+//! is exactly the close/reopen cycle kvikio avoids by opening once per process.
+//! [`Driver::close_if_unused`] closes it on request when nobody uses it: a caller that must
+//! change parameters (cuFile accepts them only before the driver opens), and the CLI before it
+//! exits and the Python module at interpreter exit (left to cuFile's own exit handlers,
+//! libcufile 1.15.1 with its thread pool on crashes the process: its worker threads race them).
+//! The count and both calls are under one mutex, so an open racing with a close can never be
+//! undone by it.
 //!
 //! The CUDA contexts the driver runs in are kept as long as the driver ([`Driver::keep_context`]):
 //! cuFile allocates its own resources (compat mode's host bounce buffers, its streams) in the
