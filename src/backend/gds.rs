@@ -753,15 +753,17 @@ impl Worker for GdsWorker {
     }
 
     fn begin_measured(&mut self) -> Result<()> {
-        // The statistics of the warm-up loops are the evidence; the measured loops run
-        // without them (the first worker here reads and stops them for the process).
+        // The statistics of the warm-up loops are the evidence (the first worker here reads
+        // them for the process). Collection stays on: cuFileStatsStop while the driver is
+        // open detached the statistics' shared memory under libcufile 1.15.1's own pool
+        // threads (cufile.json max_io_threads), which faulted writing it: `compare`'s crash
+        // in a later round, a core dump in session 9 (docs/gpu-backends.md).
         let mut s = lock(&self.state);
         if s.stats_started && !s.stats_frozen {
             s.stats_frozen = true;
             if let Ok(c) = stats::read(&self.driver) {
                 s.stats = Some(c);
             }
-            let _ = stats::stop(&self.driver);
         }
         Ok(())
     }

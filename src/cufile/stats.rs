@@ -99,18 +99,10 @@ pub fn start(driver: &Driver) -> Result<()> {
     Call::new("cuFileStatsStart").check(status)
 }
 
-/// Turns collection off (`cuFileStatsStop`, then level 0), so later I/O pays nothing for it.
-/// The counters must be read before: level 0 makes `cuFileGetStatsL3` refuse.
-pub fn stop(driver: &Driver) -> Result<()> {
-    layout(driver).map_err(Error::CuFileSetup)?;
-    let api = driver.lib().stats.expect("checked by layout");
-    // SAFETY: no arguments; the driver is open (`driver` is a user).
-    let status = unsafe { (api.stop)() };
-    Call::new("cuFileStatsStop").check(status)?;
-    // SAFETY: plain integer argument; the driver is open.
-    let status = unsafe { (api.set_level)(0) };
-    Call::new("cuFileSetStatsLevel").check(status)
-}
+// No `stop`: collection stays on while the driver is open. cuFileStatsStop detaches the
+// statistics' shared memory, and libcufile 1.15.1's pool threads (cufile.json
+// max_io_threads) faulted writing it afterwards (a core dump, session 9); closing the driver
+// ends collection with everything else.
 
 /// The counters so far (the driver must still be open, level 3 on).
 pub fn read(driver: &Driver) -> Result<PathCounts> {

@@ -855,7 +855,19 @@ CUfileError_t cuFileStatsStart(void) {
     stats_on = 1;
     return status(0, 0);
 }
-CUfileError_t cuFileStatsStop(void) { stats_on = 0; return status(0, 0); }
+/* Real libcufile 1.15.1 with its thread pool on (cufile.json execution.max_io_threads) faulted
+ * in one of its pool threads writing the statistics' shared memory that cuFileStatsStop was
+ * detaching under it (a core dump of `gdswap compare --op read`, 2 of 8 processes, session 9;
+ * docs/gpu-backends.md "Open questions"). The fake cannot tell whether a pool runs, so it
+ * refuses the call while the driver is open: gdswap leaves the statistics on instead. */
+CUfileError_t cuFileStatsStop(void) {
+    if (opens > 0) {
+        fprintf(stderr, "fake cufile: cuFileStatsStop while the driver is open: libcufile's pool threads may still write the statistics it detaches (a real crash)\n");
+        abort();
+    }
+    stats_on = 0;
+    return status(0, 0);
+}
 CUfileError_t cuFileStatsReset(void) {
     memset(st_reads, 0, sizeof st_reads);
     memset(st_writes, 0, sizeof st_writes);
