@@ -466,7 +466,6 @@ fn check_store_dir(dir: &Path) -> Result<()> {
         LOCK_FILE,
         crate::swap::MANIFEST,
         "manifest.json.tmp",
-        crate::swap::SLOTS,
         DATA_FILE,
     ];
     let foreign: Vec<&String> = names

@@ -233,7 +233,7 @@ fn stores_are_removed_at_the_end_unless_kept() {
     for m in ["serial", "pipelined", "io-only"] {
         assert_eq!(
             common::dir_names(&dir.join(m)),
-            ["data.bin", "lock", "manifest.json", "manifest.slots"]
+            ["data.bin", "lock", "manifest.json"]
         );
     }
     // A kept store is replaced by the next run, and removed at its end.
@@ -272,7 +272,7 @@ fn a_store_in_use_is_refused_not_deleted() {
     drop(store);
     assert_eq!(
         common::dir_names(&serial),
-        ["data.bin", "lock", "manifest.json", "manifest.slots"]
+        ["data.bin", "lock", "manifest.json"]
     );
 }
 

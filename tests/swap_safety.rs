@@ -14,7 +14,7 @@ mod common;
 
 use std::path::Path;
 
-use gdswap::swap::{HostTensor, SwapOptions, SwapStore, DATA_FILE, LOCK_FILE, MANIFEST, SLOTS};
+use gdswap::swap::{HostTensor, SwapOptions, SwapStore, DATA_FILE, LOCK_FILE, MANIFEST};
 use serde_json::Value;
 
 fn opts() -> SwapOptions {
@@ -53,9 +53,7 @@ fn three_tensors(dir: &Path) {
     }
 }
 
-/// Rewrites the manifest through `f` on its JSON (after a store closed, `manifest.json` holds
-/// the newest generation, as the newest slot of `manifest.slots` does: a tie, which a reader
-/// resolves to `manifest.json`).
+/// Rewrites the manifest through `f` on its JSON.
 fn edit_manifest(dir: &Path, f: impl FnOnce(&mut Value)) {
     let path = dir.join(MANIFEST);
     let mut v: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
@@ -92,7 +90,7 @@ fn reason_of(store: &SwapStore, name: &str) -> String {
 /// one: `open` refuses, naming the path, and the link's target keeps its bytes.
 #[test]
 fn planted_symlinks_are_refused_and_their_targets_unchanged() {
-    for name in [DATA_FILE, MANIFEST, LOCK_FILE, "manifest.json.tmp", SLOTS] {
+    for name in [DATA_FILE, MANIFEST, LOCK_FILE, "manifest.json.tmp"] {
         for existing in [false, true] {
             let dir = common::scratch();
             let store_dir = dir.path().join("store");
@@ -306,21 +304,12 @@ fn generation_overflow_is_refused_with_a_message() {
 }
 
 /// A data file whose manifest is gone is refused (it used to open as an empty store and be
-/// truncated), the error saying how to start over; `discard_existing` does. The manifest
-/// is gone only with both its files: without `manifest.json` the slots still hold it.
+/// truncated), the error saying how to start over; `discard_existing` does.
 #[test]
 fn missing_manifest_next_to_data_is_refused_until_discarded() {
     let dir = common::scratch();
     three_tensors(dir.path());
     std::fs::remove_file(dir.path().join(MANIFEST)).unwrap();
-    {
-        let store = SwapStore::open(dir.path(), opts()).unwrap();
-        let names: Vec<String> = store.list().into_iter().map(|e| e.name).collect();
-        assert_eq!(names, ["a", "b", "c"]);
-        assert_eq!(read_back(&store, "b"), bytes(1, 5000).as_bytes());
-    }
-    std::fs::remove_file(dir.path().join(MANIFEST)).unwrap();
-    std::fs::remove_file(dir.path().join(SLOTS)).unwrap();
     let before = data(dir.path());
     let err = SwapStore::open(dir.path(), opts())
         .err()

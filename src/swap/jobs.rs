@@ -5,7 +5,7 @@ use crate::error::{Error, Result};
 use crate::options::Op;
 use crate::size::Bytes;
 
-use super::manifest::{Entry, MANIFEST};
+use super::manifest::{self, Entry, MANIFEST};
 use super::staging::Staging;
 use super::state::swap_err;
 use super::state::{lock, snapshot_of, Pending, Shared};
@@ -107,7 +107,7 @@ pub(super) fn commit_change(sh: &Shared, name: &str, new: Option<Entry>) -> Resu
 /// [`commit_change`] of several tensors (distinct names) in one manifest: each change bumps
 /// the generation by one, in order.
 fn commit_changes(sh: &Shared, changes: Vec<(String, Option<Entry>)>) -> Result<()> {
-    let mut writer = lock(&sh.commit);
+    let _commit = lock(&sh.commit);
     let (olds, snapshot) = {
         let mut s = lock(&sh.state);
         let generation = s
@@ -136,7 +136,7 @@ fn commit_changes(sh: &Shared, changes: Vec<(String, Option<Entry>)>) -> Result<
         debug_assert_eq!(s.generation, generation);
         (olds, snapshot_of(&s, generation))
     };
-    match writer.commit(&snapshot) {
+    match manifest::commit(&sh.dir, &snapshot) {
         Ok(()) => {
             let mut s = lock(&sh.state);
             for ((name, new), old) in changes.iter().zip(olds) {

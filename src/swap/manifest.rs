@@ -1,18 +1,11 @@
 //! The manifest: which tensors the store holds and where their bytes are, switched
 //! atomically.
 //!
-//! Format: `{"format": "gdswap.swap.v2", "generation": N, "tensors": [...]}` with one entry
-//! per tensor (name, dtype, shape, file, offset, byte length, padded length, crc32c,
-//! generation), in `manifest.json` or in a slot of `manifest.slots` (`slots`): the store's
-//! manifest is the one of the highest generation among them. A commit ([`Writer::commit`])
-//! rewrites the slot that does not hold the newest manifest and fdatasyncs it (one flush);
-//! a manifest too large for a slot, the first one of a store, and the one a store leaves when
-//! it closes go to `manifest.json`: written to `manifest.json.tmp`, fsynced, renamed over
-//! `manifest.json`, and the directory fsynced. Either way a reader (or a process restarting
-//! after a crash) sees the old manifest or the new one, whole, never a mix. `v2` says that a
-//! store may have its newest manifest in the slots (a gdswap that reads only `v1` knows
-//! nothing of them, and refuses the store rather than read an older manifest); `v1`
-//! manifests are read as before.
+//! Format: `manifest.json`, `{"format": "gdswap.swap.v1", "generation": N, "tensors": [...]}`
+//! with one entry per tensor (name, dtype, shape, file, offset, byte length, padded length,
+//! crc32c, generation). A commit writes `manifest.json.tmp`, fsyncs it, renames it over
+//! `manifest.json` and fsyncs the directory: a reader (or a process restarting after a crash)
+//! sees the old manifest or the new one, whole, never a mix.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
@@ -25,12 +18,9 @@ use crate::error::{Error, FileOp, Result};
 use crate::io::owned::{self, Create};
 
 use super::buffer::DType;
-use super::slots::{newest, SlotFile, SLOTS};
 
-/// The manifest's format tag (`"format"`), written by every commit.
-pub const FORMAT: &str = "gdswap.swap.v2";
-/// The format tags this gdswap reads (`v1`: before the slots existed).
-const READS: [&str; 2] = ["gdswap.swap.v1", FORMAT];
+/// The manifest's format tag (`"format"`), checked when a store opens.
+pub const FORMAT: &str = "gdswap.swap.v1";
 /// The manifest in a store's directory.
 pub const MANIFEST: &str = "manifest.json";
 /// The manifest's next version before its atomic rename.
@@ -115,99 +105,9 @@ fn bad(path: &Path, message: String) -> Error {
 /// The largest manifest read (a store of a million tensors takes about 300 MB).
 const MAX_MANIFEST: u64 = 1 << 30;
 
-/// Reads the store's manifest: `manifest.json` or the slot of `manifest.slots` of the highest
-/// generation (never through a symlink); `None` when there is neither. The header must
-/// parse; a tensor entry that is not a record is quarantined, not fatal. Also returns the
-/// store's [`Writer`].
-pub fn load(dir: &Path) -> Result<(Option<Loaded>, Writer)> {
-    let json = load_json(dir)?;
-    let json_generation = json.as_ref().map(|l| l.generation);
-    let Some((slots, valid)) = SlotFile::open(dir)? else {
-        return Ok((json, Writer::new(dir, None, json_generation)));
-    };
-    let loaded = match newest(json.as_ref().map(|l| l.generation), &valid) {
-        None => json,
-        Some(slot) => {
-            let path = dir.join(SLOTS);
-            let text = std::str::from_utf8(&slot.text)
-                .map_err(|e| bad(&path, format!("slot {}: not UTF-8: {e}", slot.index)))?;
-            let loaded = parse(&path, text)?;
-            if loaded.generation != slot.generation {
-                return Err(bad(
-                    &path,
-                    format!(
-                        "slot {} says generation {} and holds a manifest of generation {}",
-                        slot.index, slot.generation, loaded.generation
-                    ),
-                ));
-            }
-            Some(loaded)
-        }
-    };
-    Ok((loaded, Writer::new(dir, Some(slots), json_generation)))
-}
-
-/// Commits the manifests of one open store (held under the store's commit lock): into a
-/// slot when one is there and the manifest fits it, else through `manifest.json`, after
-/// which the slots file is made again for the new size.
-#[derive(Debug)]
-pub struct Writer {
-    dir: PathBuf,
-    slots: Option<SlotFile>,
-    /// The generation `manifest.json` holds (as last read or written).
-    json_generation: Option<u64>,
-    /// Why the slots file could not be made, the last time that failed (commits then go
-    /// through `manifest.json`: slower, as safe).
-    pub slots_problem: Option<String>,
-}
-
-impl Writer {
-    /// The writer of the store in `dir`, with its slots file and the generation of
-    /// `manifest.json` (`None`: none).
-    fn new(dir: &Path, slots: Option<SlotFile>, json_generation: Option<u64>) -> Writer {
-        Writer {
-            dir: dir.to_path_buf(),
-            slots,
-            json_generation,
-            slots_problem: None,
-        }
-    }
-
-    /// Makes `m` the store's manifest, durably and atomically.
-    pub fn commit(&mut self, m: &Manifest) -> Result<()> {
-        let text = serde_json::to_vec(m).expect("a manifest always serialises");
-        if let Some(slots) = self.slots.as_mut().filter(|s| s.fits(text.len())) {
-            return slots.write(m.generation, &text);
-        }
-        self.checkpoint(m)?;
-        // Slots for this size, made after the commit (which holds the newest manifest while
-        // the old file is replaced); without them commits keep going through manifest.json.
-        self.slots = None;
-        match SlotFile::create(&self.dir, text.len()) {
-            Ok(s) => {
-                self.slots = Some(s);
-                self.slots_problem = None;
-            }
-            Err(e) => self.slots_problem = Some(e.to_string()),
-        }
-        Ok(())
-    }
-
-    /// Writes `m` to `manifest.json` (temporary file, fsync, rename, fsync of the directory)
-    /// unless it holds that generation already: what a store leaves when it closes, readable
-    /// by anyone who opens `manifest.json`.
-    pub fn checkpoint(&mut self, m: &Manifest) -> Result<()> {
-        if self.json_generation == Some(m.generation) {
-            return Ok(());
-        }
-        commit(&self.dir, m)?;
-        self.json_generation = Some(m.generation);
-        Ok(())
-    }
-}
-
-/// Reads `dir/manifest.json` (never through a symlink); `None` when there is none.
-fn load_json(dir: &Path) -> Result<Option<Loaded>> {
+/// Reads `dir/manifest.json` (never through a symlink); `None` when there is none. The
+/// header must parse; a tensor entry that is not a record is quarantined, not fatal.
+pub fn load(dir: &Path) -> Result<Option<Loaded>> {
     let path = dir.join(MANIFEST);
     let f = match owned::open_store(&path, false, Create::No) {
         Ok(f) => f,
@@ -230,14 +130,10 @@ fn load_json(dir: &Path) -> Result<Option<Loaded>> {
 pub fn parse(path: &Path, text: &str) -> Result<Loaded> {
     let raw: Raw =
         serde_json::from_str(text).map_err(|e| bad(path, format!("not a manifest: {e}")))?;
-    if !READS.contains(&raw.format.as_str()) {
+    if raw.format != FORMAT {
         return Err(bad(
             path,
-            format!(
-                "format '{}', this gdswap reads '{}'",
-                raw.format,
-                READS.join("' and '")
-            ),
+            format!("format '{}', this gdswap reads '{FORMAT}'", raw.format),
         ));
     }
     let mut loaded = Loaded {
@@ -400,11 +296,10 @@ pub fn check_entries(
     (tensors, quarantined)
 }
 
-/// Makes `m` the manifest of `dir` through `manifest.json`, durably and atomically (temp,
-/// fsync, rename, fsync dir); [`Writer`] decides when.
+/// Makes `m` the manifest of `dir`, durably and atomically (temp, fsync, rename, fsync dir).
 /// The temporary file is created exclusively (O_EXCL, O_NOFOLLOW): a leftover of a failed
 /// commit of this store is removed first; anything else under its name is refused.
-fn commit(dir: &Path, m: &Manifest) -> Result<()> {
+pub fn commit(dir: &Path, m: &Manifest) -> Result<()> {
     let tmp: PathBuf = dir.join(MANIFEST_TMP);
     let path = dir.join(MANIFEST);
     let text = serde_json::to_vec_pretty(m).expect("a manifest always serialises");
@@ -456,7 +351,7 @@ mod tests {
     #[test]
     fn commit_then_load_and_refuse_garbage() {
         let dir = crate::testutil::scratch_dir();
-        assert!(load(dir.path()).unwrap().0.is_none());
+        assert!(load(dir.path()).unwrap().is_none());
         let m = Manifest {
             format: FORMAT.into(),
             generation: 3,
@@ -465,7 +360,7 @@ mod tests {
         };
         commit(dir.path(), &m).unwrap();
         assert!(!dir.path().join(MANIFEST_TMP).exists());
-        assert_eq!(load(dir.path()).unwrap().0.unwrap().tensors, m.tensors);
+        assert_eq!(load(dir.path()).unwrap().unwrap().tensors, m.tensors);
         // A leftover temporary file of a failed commit is replaced.
         std::fs::write(dir.path().join(MANIFEST_TMP), "partial").unwrap();
         commit(dir.path(), &m).unwrap();
@@ -502,87 +397,6 @@ mod tests {
             "{err}"
         );
         assert_eq!(std::fs::read(&victim).unwrap(), b"precious");
-    }
-
-    fn manifest(generation: u64, names: &[&str]) -> Manifest {
-        Manifest {
-            format: FORMAT.into(),
-            generation,
-            tensors: names
-                .iter()
-                .enumerate()
-                .map(|(i, n)| entry(n, i as u64 * 4096, 4096))
-                .collect(),
-            quarantined: vec![],
-        }
-    }
-
-    fn names(dir: &Path) -> (u64, Vec<String>) {
-        let l = load(dir).unwrap().0.unwrap();
-        (
-            l.generation,
-            l.tensors.into_iter().map(|e| e.name).collect(),
-        )
-    }
-
-    /// The first commit goes through manifest.json and makes the slots; later ones go to the
-    /// slots alone (manifest.json keeps its generation) until a checkpoint; a reader takes
-    /// the newest, and a torn newest slot leaves the one before.
-    #[test]
-    fn commits_go_to_the_slots_and_the_newest_generation_is_read() {
-        let dir = crate::testutil::scratch_dir();
-        let d = dir.path();
-        let (none, mut w) = load(d).unwrap();
-        assert!(none.is_none());
-        w.commit(&manifest(1, &[])).unwrap();
-        assert!(d.join(SLOTS).exists());
-        w.commit(&manifest(2, &["a"])).unwrap();
-        w.commit(&manifest(3, &["a", "b"])).unwrap();
-        let json = |d: &Path| load_json(d).unwrap().unwrap().generation;
-        assert_eq!(json(d), 1, "slot commits leave manifest.json alone");
-        assert_eq!(names(d), (3, vec!["a".into(), "b".into()]));
-        // A reopened store's writer goes on where the slots are.
-        let (_, mut w) = load(d).unwrap();
-        w.commit(&manifest(4, &["c"])).unwrap();
-        assert_eq!(names(d), (4, vec!["c".into()]));
-        // A crash tearing the next commit: the slot it wrote (the older one) fails its CRC,
-        // and generation 4 stands.
-        let bytes = std::fs::read(d.join(SLOTS)).unwrap();
-        w.commit(&manifest(5, &["d"])).unwrap();
-        let mut torn = std::fs::read(d.join(SLOTS)).unwrap();
-        let changed = (0..torn.len()).find(|&i| torn[i] != bytes[i]).unwrap();
-        torn[changed + 40] ^= 1;
-        std::fs::write(d.join(SLOTS), &torn).unwrap();
-        assert_eq!(names(d), (4, vec!["c".into()]));
-        // A checkpoint writes manifest.json; a manifest too large for a slot goes there and
-        // the slots are made again, larger.
-        w.checkpoint(&manifest(6, &["e"])).unwrap();
-        assert_eq!((json(d), names(d).0), (6, 6));
-        let many: Vec<String> = (0..2000).map(|i| format!("tensor-{i:05}")).collect();
-        let many: Vec<&str> = many.iter().map(String::as_str).collect();
-        let before = std::fs::metadata(d.join(SLOTS)).unwrap().len();
-        w.commit(&manifest(7, &many)).unwrap();
-        assert_eq!(json(d), 7);
-        assert!(std::fs::metadata(d.join(SLOTS)).unwrap().len() > before);
-        w.commit(&manifest(8, &many[..10])).unwrap();
-        assert_eq!((json(d), names(d).0), (7, 8));
-        assert!(w.slots_problem.is_none());
-    }
-
-    /// A symlink planted as the slots file: the load refuses it, naming it, and its target
-    /// is unchanged.
-    #[test]
-    fn a_symlinked_slots_file_is_refused() {
-        let dir = crate::testutil::scratch_dir();
-        let victim = dir.path().join("victim");
-        std::fs::write(&victim, vec![7u8; 256 << 10]).unwrap();
-        std::os::unix::fs::symlink(&victim, dir.path().join(SLOTS)).unwrap();
-        let err = load(dir.path()).unwrap_err().to_string();
-        assert!(
-            err.contains(SLOTS) && err.contains("symbolic link"),
-            "{err}"
-        );
-        assert_eq!(std::fs::read(&victim).unwrap(), vec![7u8; 256 << 10]);
     }
 
     #[test]

@@ -82,9 +82,9 @@ pub(super) struct Shared {
     pub(super) align: u64,
     pub(super) opts: SwapOptions,
     pub(super) state: Mutex<State>,
-    /// Writes the manifests, and is held while one is written: commits go one at a time,
-    /// each with every earlier commit in it.
-    pub(super) commit: Mutex<super::manifest::Writer>,
+    /// Held while a manifest is written: commits go one at a time, each with every earlier
+    /// commit in it.
+    pub(super) commit: Mutex<()>,
     /// Swap-outs queued whose writes have not ended: the commit thread waits for those
     /// submitted before a batch began (see `committer`).
     pub(super) writing: Arc<Writing>,

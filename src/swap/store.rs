@@ -23,7 +23,6 @@ use super::jobs::{check_read, commit_change, read_job, unpanicked, write_job, Re
 use super::manifest::{
     self, Entry, Manifest, Quarantined, DATA_FILE, FORMAT, MANIFEST, MANIFEST_TMP,
 };
-use super::slots::SLOTS;
 
 /// The file a store flocks while open.
 pub const LOCK_FILE: &str = "lock";
@@ -98,7 +97,7 @@ impl SwapStore {
         }
         // A temporary manifest is a commit that did not finish: the old manifest stands.
         owned::remove_own(&dir, MANIFEST_TMP)?;
-        let (loaded, mut writer) = manifest::load(&dir)?;
+        let loaded = manifest::load(&dir)?;
         let file = Arc::new(open_data_file(&dir, opts.direct)?);
         manifest::sync_dir(&dir)?;
         let align = file.dio_align().max(4096);
@@ -120,10 +119,13 @@ impl SwapStore {
             None => {
                 // A new store: its (empty) manifest is made durable before any swap-out, so a
                 // data file without a manifest only ever means one that was lost.
-                writer.commit(&Manifest {
-                    format: FORMAT.into(),
-                    ..Manifest::default()
-                })?;
+                manifest::commit(
+                    &dir,
+                    &Manifest {
+                        format: FORMAT.into(),
+                        ..Manifest::default()
+                    },
+                )?;
                 manifest::Loaded::default()
             }
         };
@@ -174,7 +176,7 @@ impl SwapStore {
                     bytes_read: 0,
                 }),
                 opts,
-                commit: Mutex::new(writer),
+                commit: Mutex::new(()),
                 writing,
                 staging,
             }),
@@ -213,11 +215,10 @@ impl SwapStore {
     /// space is reused only by a later open of the store.
     pub fn forget_quarantined(&self) -> Result<usize> {
         let sh = &self.shared;
-        let mut writer = lock(&sh.commit);
+        let _commit = lock(&sh.commit);
         let (gone, snapshot) = {
             let mut s = lock(&sh.state);
-            // A commit bumps the generation, as every commit does: the store's manifest is
-            // the one of the highest generation (manifest.json or a slot, `manifest`).
+            // A commit bumps the generation, as every commit does ("Bumped by every commit").
             s.generation = s.generation.checked_add(1).ok_or_else(|| Error::BadFile {
                 role: crate::error::FileRole::SwapStore,
                 path: sh.dir.join(MANIFEST),
@@ -227,7 +228,7 @@ impl SwapStore {
             let gone = std::mem::take(&mut s.quarantined);
             (gone, snapshot_of(&s, s.generation))
         };
-        match writer.commit(&snapshot) {
+        match manifest::commit(&sh.dir, &snapshot) {
             Ok(()) => Ok(gone.len()),
             Err(e) => {
                 lock(&sh.state).quarantined = gone;
@@ -242,9 +243,7 @@ impl SwapStore {
     pub fn destroy(self) -> Result<()> {
         self.shutdown(true)?;
         let dir = self.shared.dir.clone();
-        // manifest.json, then the slots: a crash between leaves the slots, a whole manifest.
         owned::remove_own(&dir, MANIFEST)?;
-        owned::remove_own(&dir, SLOTS)?;
         manifest::sync_dir(&dir)?;
         owned::remove_own(&dir, MANIFEST_TMP)?;
         owned::remove_own(&dir, DATA_FILE)?;
@@ -348,21 +347,7 @@ impl SwapStore {
             let unused = std::mem::take(&mut lock(&self.shared.state).prefetched);
             drop(unused);
         }
-        let checkpoint = self.checkpoint();
-        let released = self.shared.staging.release_idle(&self.threads);
-        checkpoint.and(released)
-    }
-
-    /// Leaves the store's manifest in `manifest.json` too (commits write it to the slots of
-    /// `manifest.slots`), so that what a closed store holds can be read from one JSON file.
-    fn checkpoint(&self) -> Result<()> {
-        let sh = &self.shared;
-        let mut writer = lock(&sh.commit);
-        let snapshot = {
-            let s = lock(&sh.state);
-            snapshot_of(&s, s.generation)
-        };
-        writer.checkpoint(&snapshot)
+        self.shared.staging.release_idle(&self.threads)
     }
 
     /// Bytes of the data file.
@@ -1015,12 +1000,10 @@ fn take_lock(dir: &Path) -> Result<(std::fs::File, ForkGuard)> {
 /// `SwapOptions::discard_existing`: with the lock held, removes the manifest (the store is
 /// empty from then on), then the data file. Checks both are the store's own files first.
 fn discard(dir: &Path) -> Result<()> {
-    for name in [MANIFEST, SLOTS, MANIFEST_TMP, DATA_FILE] {
+    for name in [MANIFEST, MANIFEST_TMP, DATA_FILE] {
         owned::check_own(dir, name)?;
     }
-    // manifest.json, then the slots: a crash between leaves the slots, a whole manifest.
     owned::remove_own(dir, MANIFEST)?;
-    owned::remove_own(dir, SLOTS)?;
     manifest::sync_dir(dir)?;
     owned::remove_own(dir, MANIFEST_TMP)?;
     owned::remove_own(dir, DATA_FILE)?;
