@@ -82,6 +82,17 @@ struct Pending {
     _keep: Py<PyAny>,
 }
 
+/// Waits for each op's outcome (blocking: call it without the GIL); the errors, in order.
+fn errors_of(ops: &[Pending]) -> Vec<String> {
+    ops.iter()
+        .filter_map(|p| {
+            p.rx.recv()
+                .unwrap_or_else(|_| Err("internal error: the gds thread ended".into()))
+                .err()
+        })
+        .collect()
+}
+
 #[pyclass(frozen, name = "_GdsCore", module = "gdswap._gdswap")]
 pub struct GdsCore {
     /// Shared with the exit registry, which holds it weakly (`crate::exit`).
@@ -127,14 +138,7 @@ impl AtExit for Core {
         let pinned = std::mem::take(&mut *lock(&self.pinned));
         let driver = lock(&self.driver).take();
         let (pending, errors, problems) = py.detach(move || {
-            let errors: Vec<String> = pending
-                .iter()
-                .filter_map(|p| {
-                    p.rx.recv()
-                        .unwrap_or_else(|_| Err("internal error: the gds thread ended".into()))
-                        .err()
-                })
-                .collect();
+            let errors = errors_of(&pending);
             let mut problems = Vec::new();
             // No job left: the thread ends once its channel is closed.
             drop(worker);
@@ -453,14 +457,7 @@ impl GdsCore {
         let (at_exit, mut exit_errors) = std::mem::take(&mut *lock(&self.core.done_at_exit));
         let ops = std::mem::take(&mut *lock(&self.core.pending));
         let (ops, errors) = py.detach(move || {
-            let errors: Vec<String> = ops
-                .iter()
-                .filter_map(|p| {
-                    p.rx.recv()
-                        .unwrap_or_else(|_| Err("internal error: the gds thread ended".into()))
-                        .err()
-                })
-                .collect();
+            let errors = errors_of(&ops);
             (ops, errors)
         });
         let n = ops.len();
