@@ -11,8 +11,9 @@
 //! library that cannot say its version, or is older than 1.15, gets no statistics read.
 //!
 //! [`start`] resets the counters (the driver stays open across runs, and so do they) and turns
-//! level 3 on; [`stop`] turns collection off again. The `gds` backend counts the warm-up loops
-//! and stops before the measured ones (see `backend/gds.rs`).
+//! level 3 on. Nothing turns collection off while the driver is open (see below): the `gds`
+//! backend reads the warm-up loops' counts before the measured ones and leaves collection on
+//! (see `backend/gds.rs`); closing the driver ends it.
 
 use gdswap_ffi::{CUfilePerGpuStats_t, CUfileStatsLevel3_v1_15, CUfileStatsLevel3_v1_20};
 
