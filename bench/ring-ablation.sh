@@ -8,7 +8,9 @@
 # loops over a 1 GiB file, 1 MiB blocks, queue depth 8, O_DIRECT (DROP=1: caches dropped
 # before each run), both tools with the same footprint (queue depth x block size reused buffers: gdswap's
 # --buffer ring, fio's own) in 2 MiB hugetlb pages. The row's figure is the median of its
-# per-pair ratios gdswap/fio (bandwidth, CPU-s/GiB, p50 latency). Then one read of each tool
+# per-pair ratios gdswap/fio (bandwidth, CPU-s/GiB, p50 latency). Since session 9 gdswap's
+# default registers its buffers (`--fixed-buffers auto`), so every knob row runs registered
+# against fio's default (unregistered) except `unregistered` and `register-files`. Then one read of each tool
 # (the default variant) under `strace -c -f` and, where it works, `perf stat`.
 #
 # Usage: sudo bench/ring-ablation.sh OUT_DIR [--pairs N] [--ops read,write] [--rows a,b,...]

@@ -20,6 +20,10 @@
 # divides by their median rate, bytes over (write time + fdatasync). The table also shows
 # the ratio against the multi-loop run's bandwidth without any fdatasync.
 #
+# Like for like on buffers: the store's staging is never registered with io_uring, so `run`
+# runs with `--fixed-buffers off` (its default, auto, registers them as root; the two
+# registered runs of session 9 are marked so in the bench-results index).
+#
 # Usage: bench/store-vs-run.sh OUT_DIR [PAIRS]   (env: COUNT=8 SIZE_MIB=128 ROUNDS=2 DATA_DIR)
 # Output: OUT_DIR/README.md, OUT_DIR/raw/ (each run's output).
 set -Eeuo pipefail
@@ -45,14 +49,14 @@ store() { # PAIR MODE: staged, copy, or staged-noverify (swap-ins without the CR
 }
 runs() {
     for op in write read; do
-        "$GDSWAP" run --backend host --op $op --file "$RUN_FILE" --size "$BYTES" --block-size 1M \
+        "$GDSWAP" run --backend host --fixed-buffers off --op $op --file "$RUN_FILE" --size "$BYTES" --block-size 1M \
             --queue-depth 8 --loops "$ROUNDS" --warmup 1 --json "$OUT/raw/pair$1-run-$op.json" \
             >"$OUT/raw/pair$1-run-$op.log" 2>&1
         if [[ $op == write ]]; then
             # A round's worth made durable, as one round of swap-outs is: one loop over the
             # file the run above wrote, then its fdatasync.
             for ((r = 1; r <= ROUNDS; r++)); do
-                "$GDSWAP" run --backend host --op write --file "$RUN_FILE" --size "$BYTES" \
+                "$GDSWAP" run --backend host --fixed-buffers off --op write --file "$RUN_FILE" --size "$BYTES" \
                     --block-size 1M --queue-depth 8 --loops 1 --warmup 0 \
                     --json "$OUT/raw/pair$1-run-write-durable$r.json" \
                     >"$OUT/raw/pair$1-run-write-durable$r.log" 2>&1

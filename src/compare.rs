@@ -486,6 +486,7 @@ pub fn params_of(spec: &CompareSpec) -> CompareParams {
         random: o.random,
         direct: o.direct,
         huge_pages: o.huge_pages,
+        fixed_buffers: o.fixed_buffers,
         bounce_buffers: None,
         gds_api: None,
     }

@@ -254,9 +254,16 @@ fn execute(
         }
     }
     let loops = coordinator_result?;
-    // The run's mode is thread 0's; its page backing is the worst any thread got, so a thread
-    // that fell back to small pages is never hidden behind one that did not.
-    let mode = threads.first().map(|t| t.mode.clone()).unwrap_or_default();
+    // The run's mode is thread 0's, or the first thread's whose buffers were not registered
+    // after all (`--fixed-buffers auto`: the memlock budget is the user's, shared by every
+    // thread and process, so threads may differ); its page backing is the worst any thread
+    // got, so a thread that fell back is never hidden behind one that did not.
+    let mode = threads
+        .iter()
+        .find(|t| t.mode.contains("(not registered:"))
+        .or(threads.first())
+        .map(|t| t.mode.clone())
+        .unwrap_or_default();
     let pages = threads
         .iter()
         .filter_map(|t| t.pages)

@@ -374,6 +374,14 @@ pub fn check_resumable(spec: &SweepSpec, points: &[Comparison], path: &Path) -> 
                 (!p.direct).to_string(),
                 (!probe.direct).to_string(),
             ))
+        } else if p.fixed_buffers != probe.fixed_buffers {
+            // Points measured with unregistered buffers (a points file from before `auto`, read
+            // as off) are not mixed with registered ones in the best-settings pick.
+            Some((
+                Setting::FixedBuffers.into(),
+                p.fixed_buffers.to_string(),
+                probe.fixed_buffers.to_string(),
+            ))
         } else {
             None
         };
@@ -872,10 +880,20 @@ mod tests {
             e,
             "resume /x/points.jsonl: was measured with size 4MiB, this sweep asks 1GiB; resume with the same options, or start a new sweep with another out"
         );
-        let mut other = same;
+        let mut other = same.clone();
         other.params.rounds = 5;
         let e = check_resumable(&spec, &[other], p).unwrap_err().to_string();
         assert!(e.contains("rounds 5, this sweep asks 3"), "{e}");
+        // A points file written before --fixed-buffers was recorded (unregistered buffers, the
+        // default then) is not resumed by a sweep that registers them.
+        let mut old = serde_json::to_value(&same).unwrap();
+        old["params"]
+            .as_object_mut()
+            .unwrap()
+            .remove("fixed_buffers");
+        let old: Comparison = serde_json::from_value(old).unwrap();
+        let e = check_resumable(&spec, &[old], p).unwrap_err().to_string();
+        assert!(e.contains("fixed_buffers off, this sweep asks auto"), "{e}");
         // Grid order: block size, queue depth, threads, direction.
         let spec = SweepSpec {
             block_sizes: vec![1, 2],

@@ -402,7 +402,7 @@ fn memlock_too_low_for_the_default_runs_unregistered() {
         let out = outcome(&mut cmd).expect_ok();
         assert!(
             out.stdout.contains(
-                "unregistered buffers (not registered: RLIMIT_MEMLOCK 64KiB < 2MiB (run as root or raise it to register them))"
+                "unregistered buffers (not registered: RLIMIT_MEMLOCK 64KiB < 2MiB (CAP_IPC_LOCK, as root has, or a higher limit registers them))"
             ),
             "{op}: {}",
             out.stdout

@@ -222,7 +222,13 @@ fn an_offset_near_2_pow_64_is_quarantined_and_nothing_else_is_lost() {
     // The quarantine survived the commits.
     let store = SwapStore::open(dir.path(), opts()).unwrap();
     assert_eq!(store.quarantined().len(), 1);
+    let generation = store.generation();
     assert_eq!(store.forget_quarantined().unwrap(), 1);
+    assert_eq!(
+        store.generation(),
+        generation + 1,
+        "a commit bumps the generation"
+    );
     drop(store);
     let store = SwapStore::open(dir.path(), opts()).unwrap();
     assert!(store.quarantined().is_empty());

@@ -331,8 +331,10 @@ impl GdsCore {
             })
         })?;
         if self.core.shut.load(Ordering::SeqCst) {
-            // The exit shutdown started while this registered: undone here.
+            // The exit shutdown started while this registered: undone here, and the driver
+            // (which the shutdown saw in use by this pin) closed once it is unused.
             py.detach(move || drop(p));
+            exit::close_after_refusal();
             return Err(exit::shut_down());
         }
         lock(&self.core.pinned).push(p);

@@ -51,10 +51,11 @@
 //!
 //! Which path: see [`crate::cufile::path::decide`]. cuFile 1.15+'s statistics (level 3, reset and turned on by the
 //! first worker) count per I/O whether it went through nvidia-fs, P2PDMA or POSIX, and overrule
-//! the rest. Only level 3 has those per-path counters, and its cost on a real GPU is not
-//! measured yet, so the measured loops run without it: the first worker to reach the measured
-//! loops reads the counters of the warm-up loops and stops collection (with `--warmup 0` they
-//! stay on and are read at release; the verdict's reason says which). The warm-up loops move
+//! the rest. Only level 3 has those per-path counters: the first worker to reach the measured
+//! loops reads the counters of the warm-up loops (with `--warmup 0` they are read at release;
+//! the verdict's reason says which). Collection stays on through the measured loops (its cost
+//! on a real GPU is not measured yet): cuFileStatsStop while the driver is open crashed
+//! libcufile 1.15.1's pool threads, and each run after the first only resets the counters. The warm-up loops move
 //! the same requests through the same handle and buffers, so they take the same path.
 //! Before the run, a strict probe in a child process (the hidden
 //! `gdswap cufile-probe --strict`, with a time limit: cuFile can hang on hosts without a GPU,
@@ -150,8 +151,11 @@ struct PathState {
     props: Option<DriverProperties>,
     /// Whether statistics collection was turned on (1.15+), and the counts read at release.
     stats_started: bool,
+    /// The counts when this run turned collection on (or found it on): its own are the
+    /// difference.
+    stats_base: PathCounts,
     stats: Option<PathCounts>,
-    /// The counts were read after the warm-up loops and collection stopped then.
+    /// The counts were read after the warm-up loops (collection stays on).
     stats_frozen: bool,
     /// Notes for the report (buffers left unregistered, and why).
     notes: Vec<String>,
@@ -170,7 +174,7 @@ impl PathState {
         );
         if v.reason.starts_with("statistics: ") {
             v.reason.push_str(if self.stats_frozen {
-                "; statistics counted over the warm-up loops and were off during the measured ones"
+                "; statistics counted over the warm-up loops (collection stayed on through the measured ones)"
             } else {
                 "; statistics (level 3) counted every loop, the measured ones included"
             });
@@ -534,7 +538,10 @@ impl Backend for GdsBackend {
             // Statistics (1.15+), process-wide: turned on once, by the first worker. A library
             // without them just gives no per-I/O evidence.
             if !s.stats_started && lib.stats.is_some() {
-                s.stats_started = stats::start(&driver).is_ok();
+                if let Ok(base) = stats::start(&driver) {
+                    s.stats_started = true;
+                    s.stats_base = base;
+                }
             }
             if gds.require_gpudirect {
                 let v = s.verdict();
@@ -762,7 +769,7 @@ impl Worker for GdsWorker {
         if s.stats_started && !s.stats_frozen {
             s.stats_frozen = true;
             if let Ok(c) = stats::read(&self.driver) {
-                s.stats = Some(c);
+                s.stats = Some(c.since(&s.stats_base));
             }
         }
         Ok(())
@@ -776,6 +783,7 @@ impl Worker for GdsWorker {
             let mut s = lock(&me.state);
             if s.stats_started && !s.stats_frozen {
                 if let Ok(c) = stats::read(&me.driver) {
+                    let c = c.since(&s.stats_base);
                     if s.stats.map_or(true, |old| c.total() >= old.total()) {
                         s.stats = Some(c);
                     }

@@ -181,8 +181,8 @@ pub trait Worker: Send {
         None
     }
     /// Called once on every worker after the warm-up loops and before the first measured
-    /// one (untimed; only when there was a warm-up loop). The `gds` backend stops cuFile's
-    /// statistics here, so the measured loops run without them.
+    /// one (untimed; only when there was a warm-up loop). The `gds` backend reads cuFile's
+    /// statistics of the warm-up loops here.
     fn begin_measured(&mut self) -> Result<()> {
         Ok(())
     }

@@ -78,8 +78,8 @@ pub struct RunArgs {
     verify: bool,
     /// Register buffers and files with io_uring (host, bounce): READ_FIXED/WRITE_FIXED skip the
     /// kernel's per-request page pinning (less CPU). auto (the default) registers the host
-    /// backend's buffers when RLIMIT_MEMLOCK (or root) allows and says in the mode line when it
-    /// could not; on (also plain --fixed-buffers) always, refusing what memlock cannot hold;
+    /// backend's buffers when the kernel accepts (CAP_IPC_LOCK, or RLIMIT_MEMLOCK, which is
+    /// charged per user) and says in the mode line when it could not; on (also plain --fixed-buffers) always, refusing what memlock cannot hold;
     /// off never.
     #[arg(long, value_enum, value_name = "WHEN", num_args = 0..=1, require_equals = false,
           default_value_t = FixedBuffers::Auto, default_missing_value = "on")]

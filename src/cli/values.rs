@@ -70,7 +70,7 @@ value_enum!(RingSubmit {
 });
 
 value_enum!(FixedBuffers {
-    Auto => "auto": "Registered where the kernel allows (host backend, O_DIRECT, RLIMIT_MEMLOCK or root), otherwise not, and the mode line says why",
+    Auto => "auto": "Registered where the kernel allows (host backend, O_DIRECT, CAP_IPC_LOCK or enough RLIMIT_MEMLOCK, charged per user), otherwise not, and the mode line says why",
     On => "on": "Always registered; refused up front when RLIMIT_MEMLOCK cannot hold the buffers",
     Off => "off": "Never registered",
 });

@@ -39,12 +39,16 @@ struct Shared {
     /// Primary contexts retained while the driver is open (one per device), released only
     /// after `cuFileDriverClose`.
     contexts: Vec<Device>,
+    /// cuFile's statistics were turned on (level 3, started) while the driver is open: later
+    /// runs only read them (never reset, restarted or stopped while it is open: `cufile::stats`).
+    stats_on: bool,
 }
 
 static SHARED: Mutex<Shared> = Mutex::new(Shared {
     users: 0,
     lib: None,
     contexts: Vec::new(),
+    stats_on: false,
 });
 
 fn shared() -> MutexGuard<'static, Shared> {
@@ -138,6 +142,18 @@ impl Driver {
         Ok(props)
     }
 
+    /// Runs `turn_on` unless cuFile's statistics are on already in this open driver, and
+    /// marks them on when it succeeds (under the driver's lock, so two runs' workers cannot
+    /// both turn them on).
+    pub fn stats_on_once(&self, turn_on: impl FnOnce() -> Result<()>) -> Result<()> {
+        let mut s = shared();
+        if !s.stats_on {
+            turn_on()?;
+            s.stats_on = true;
+        }
+        Ok(())
+    }
+
     /// How many users the process-wide driver has now.
     pub fn users() -> usize {
         shared().users
@@ -169,7 +185,9 @@ fn close(s: &mut Shared) -> Result<()> {
     // function takes no arguments, and `lib` keeps the library mapped for the call.
     let status = unsafe { (lib.required.driver_close)() };
     Call::new("cuFileDriverClose").check(status)?;
-    // Closed: cuFile holds nothing in the contexts any more (after a failed close they stay).
+    // Closed: cuFile holds nothing in the contexts any more (after a failed close they stay),
+    // and its statistics ended with it.
     s.contexts.clear();
+    s.stats_on = false;
     Ok(())
 }

@@ -52,6 +52,15 @@ impl PathCounts {
         self.posix + self.nvfs + self.p2p
     }
 
+    /// The I/Os counted since `base` was read (the counters only grow while collection is on).
+    pub fn since(&self, base: &PathCounts) -> PathCounts {
+        PathCounts {
+            posix: self.posix.saturating_sub(base.posix),
+            nvfs: self.nvfs.saturating_sub(base.nvfs),
+            p2p: self.p2p.saturating_sub(base.p2p),
+        }
+    }
+
     fn add(&mut self, g: &CUfilePerGpuStats_t) {
         self.posix += g.n_posix_reads + g.n_posix_writes;
         self.nvfs += g.n_nvfs_reads + g.n_nvfs_writes;
@@ -85,19 +94,26 @@ fn layout(driver: &Driver) -> std::result::Result<bool, String> {
     Ok(large_layout(v))
 }
 
-/// Resets the counters and turns level-3 collection on (the driver must be open).
-pub fn start(driver: &Driver) -> Result<()> {
+/// Turns level-3 collection on the first time in this open driver (`cuFileSetStatsLevel(3)`,
+/// `cuFileStatsReset`, `cuFileStatsStart`), and returns the counts so far: the baseline a run
+/// takes its own counts from ([`PathCounts::since`]). Later runs (a `compare` or `sweep`
+/// round after round, collection still on) call nothing but the read: nothing is reset or
+/// restarted while collection runs, what the real libraries were never seen to accept.
+pub fn start(driver: &Driver) -> Result<PathCounts> {
     layout(driver).map_err(Error::CuFileSetup)?;
     let api = driver.lib().stats.expect("checked by layout");
-    // SAFETY: plain integer argument; the driver is open (`driver` is a user).
-    let status = unsafe { (api.set_level)(3) };
-    Call::new("cuFileSetStatsLevel").check(status)?;
-    // SAFETY: no arguments; the driver is open.
-    let status = unsafe { (api.reset)() };
-    Call::new("cuFileStatsReset").check(status)?;
-    // SAFETY: no arguments; the driver is open.
-    let status = unsafe { (api.start)() };
-    Call::new("cuFileStatsStart").check(status)
+    driver.stats_on_once(|| {
+        // SAFETY: plain integer argument; the driver is open (`driver` is a user).
+        let status = unsafe { (api.set_level)(3) };
+        Call::new("cuFileSetStatsLevel").check(status)?;
+        // SAFETY: no arguments; the driver is open.
+        let status = unsafe { (api.reset)() };
+        Call::new("cuFileStatsReset").check(status)?;
+        // SAFETY: no arguments; the driver is open.
+        let status = unsafe { (api.start)() };
+        Call::new("cuFileStatsStart").check(status)
+    })?;
+    read(driver)
 }
 
 // No `stop`: collection stays on while the driver is open. cuFileStatsStop detaches the

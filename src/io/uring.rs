@@ -457,8 +457,14 @@ impl<B: IoBuffer> UringEngine<B> {
                     None
                 } else {
                     engine.register(block_size).err().map(|e| match e {
+                        Error::Memlock { needed, limit, .. } if needed > limit => format!(
+                            "RLIMIT_MEMLOCK {} < {} (CAP_IPC_LOCK, as root has, or a higher limit registers them)",
+                            Bytes(limit),
+                            Bytes(needed)
+                        ),
                         Error::Memlock { needed, limit, .. } => format!(
-                            "RLIMIT_MEMLOCK {} < {} (run as root or raise it to register them)",
+                            "RLIMIT_MEMLOCK {} cannot hold another {} (it is charged per user: \
+                             this run's other threads and the user's other processes share it)",
                             Bytes(limit),
                             Bytes(needed)
                         ),
@@ -558,9 +564,18 @@ impl<B: IoBuffer> UringEngine<B> {
         }
         if let Err(e) = self.register_files(Setting::FixedBuffers) {
             // Not left half registered: the memory is unpinned again (an `auto` engine goes
-            // on unregistered).
-            let _ = self.ring.submitter().unregister_buffers();
-            return Err(e);
+            // on unregistered); if even that fails, the error says so (the memory then stays
+            // pinned and charged until the ring closes).
+            return Err(match self.ring.submitter().unregister_buffers() {
+                Ok(()) => e,
+                Err(u) => Error::IoUring {
+                    what: crate::error::msg![
+                        Setting::FixedBuffers,
+                        format!(": {e}; and unregistering the buffers again failed")
+                    ],
+                    source: u,
+                },
+            });
         }
         self.fixed = Some(Fixed { segment });
         Ok(())

@@ -133,8 +133,10 @@ impl FioMemory {
 /// `opts` with `--fixed-buffers auto` settled for fio as gdswap's host engine settles it for
 /// itself: on (fio's `--fixedbufs --registerfiles`) for O_DIRECT READ/WRITE opcodes when the
 /// process may lock fio's buffers (`iodepth x bs` per job, `jobs` jobs in one process:
-/// CAP_IPC_LOCK, or an RLIMIT_MEMLOCK that holds them), otherwise off; so a peer row registers
-/// what gdswap's row registered.
+/// CAP_IPC_LOCK, or an RLIMIT_MEMLOCK that holds them, in whole 2 MiB pages), otherwise off;
+/// so the peer row registers as `host-ring` (fio's footprint) does. (The `host` row registers
+/// each thread's whole range: under a limit between the two footprints it runs unregistered
+/// while fio registers, and its mode line says so.)
 pub fn settle_fixed_buffers(opts: &RunOptions, jobs: usize) -> RunOptions {
     let mut o = opts.clone();
     if o.fixed_buffers == FixedBuffers::Auto {
@@ -143,7 +145,10 @@ pub fn settle_fixed_buffers(opts: &RunOptions, jobs: usize) -> RunOptions {
             .workload
             .block_size
             .saturating_mul(u64::from(o.workload.queue_depth))
-            .saturating_mul(jobs as u64);
+            .saturating_mul(jobs as u64)
+            // Huge pages are charged whole.
+            .div_ceil(2 << 20)
+            .saturating_mul(2 << 20);
         let lockable =
             crate::io::sys::has_cap_ipc_lock() || crate::io::sys::memlock_limit() >= bytes;
         o.fixed_buffers = match eligible && lockable {

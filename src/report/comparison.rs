@@ -201,6 +201,11 @@ pub struct CompareParams {
     pub direct: bool,
     /// `--huge-pages`: the page backing asked for.
     pub huge_pages: crate::options::HugePages,
+    /// `--fixed-buffers`. Records from before it was written were made with unregistered
+    /// buffers, the default then, and read as `off` (so `sweep --resume` never mixes them with
+    /// registered points).
+    #[serde(default = "unregistered_before_auto")]
+    pub fixed_buffers: crate::options::FixedBuffers,
     /// `gdswap sweep`'s `--bounce-buffers` value at this point, when the sweep set one and the
     /// `bounce` backend ran (absent: the backend's default; older lines have none).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -209,6 +214,11 @@ pub struct CompareParams {
     /// backend ran (absent: the default, `sync`; older lines have none).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gds_api: Option<crate::options::GdsApi>,
+}
+
+/// What records written before `--fixed-buffers auto` ran with.
+fn unregistered_before_auto() -> crate::options::FixedBuffers {
+    crate::options::FixedBuffers::Off
 }
 
 /// A whole comparison.
@@ -498,6 +508,7 @@ pub(crate) mod tests {
                 rounds: 3,
                 random: false,
                 direct: true,
+                fixed_buffers: crate::options::FixedBuffers::Auto,
                 huge_pages: crate::options::HugePages::Auto,
                 bounce_buffers: None,
                 gds_api: None,

@@ -945,6 +945,7 @@ pub(crate) mod tests {
                 "random",
                 "direct",
                 "huge_pages",
+                "fixed_buffers",
             ]
         );
         // The typed fields are written as the strings they were.

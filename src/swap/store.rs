@@ -266,7 +266,7 @@ impl SwapStore {
         lock(&self.shared.state).tensors.get(name).cloned()
     }
 
-    /// The store's generation: bumped by every committed swap-out and remove.
+    /// The store's generation: bumped by every commit (swap-out, remove, forget_quarantined).
     pub fn generation(&self) -> u64 {
         lock(&self.shared.state).generation
     }
