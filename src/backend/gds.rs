@@ -55,7 +55,8 @@
 //! loops reads the counters of the warm-up loops (with `--warmup 0` they are read at release;
 //! the verdict's reason says which). Collection stays on through the measured loops (its cost
 //! on a real GPU is not measured yet): cuFileStatsStop while the driver is open crashed
-//! libcufile 1.15.1's pool threads, and each run after the first only resets the counters. The warm-up loops move
+//! libcufile 1.15.1's pool threads; it is turned on once per open driver, and each run takes
+//! its counts against a baseline read when it starts (`stats::start`). The warm-up loops move
 //! the same requests through the same handle and buffers, so they take the same path.
 //! Before the run, a strict probe in a child process (the hidden
 //! `gdswap cufile-probe --strict`, with a time limit: cuFile can hang on hosts without a GPU,
