@@ -260,7 +260,7 @@ fn execute(
     // got, so a thread that fell back is never hidden behind one that did not.
     let mode = threads
         .iter()
-        .find(|t| t.mode.contains("(not registered:"))
+        .find(|t| t.mode.contains(crate::io::uring::NOT_REGISTERED))
         .or(threads.first())
         .map(|t| t.mode.clone())
         .unwrap_or_default();

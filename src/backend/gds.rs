@@ -49,7 +49,7 @@
 //! `fill` and `inspect` copy through the same staging buffer, so `--verify` checks what reached
 //! the device; `--buffered` is refused (cuFile registers O_DIRECT descriptors only).
 //!
-//! Which path: see [`crate::cufile::path::decide`]. cuFile 1.15+'s statistics (level 3, reset and turned on by the
+//! Which path: see [`crate::cufile::path::decide`]. cuFile 1.15+'s statistics (level 3, turned on once per open driver by the
 //! first worker) count per I/O whether it went through nvidia-fs, P2PDMA or POSIX, and overrule
 //! the rest. Only level 3 has those per-path counters: the first worker to reach the measured
 //! loops reads the counters of the warm-up loops (with `--warmup 0` they are read at release;

@@ -33,19 +33,15 @@ pub fn check_memlock(
     what: impl Into<crate::error::Message>,
     hint: impl Into<crate::error::Message>,
 ) -> Result<()> {
-    if iosys::has_cap_ipc_lock() {
+    if iosys::can_lock(needed) {
         return Ok(());
     }
-    let limit = iosys::memlock_limit();
-    if needed > limit {
-        return Err(Error::Memlock {
-            what: what.into(),
-            needed,
-            limit,
-            hint: hint.into(),
-        });
-    }
-    Ok(())
+    Err(Error::Memlock {
+        what: what.into(),
+        needed,
+        limit: iosys::memlock_limit(),
+        hint: hint.into(),
+    })
 }
 
 /// A page-locked host buffer, unregistered and unmapped on drop.

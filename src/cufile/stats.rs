@@ -10,10 +10,11 @@
 //! known layout, so a library newer (or older) than its version says cannot write past it. A
 //! library that cannot say its version, or is older than 1.15, gets no statistics read.
 //!
-//! [`start`] resets the counters (the driver stays open across runs, and so do they) and turns
-//! level 3 on. Nothing turns collection off while the driver is open (see below): the `gds`
-//! backend reads the warm-up loops' counts before the measured ones and leaves collection on
-//! (see `backend/gds.rs`); closing the driver ends it.
+//! [`start`] turns level 3 on once per open driver (the driver stays open across runs, and so
+//! do the counters) and returns the counts so far, which a run's own counts are taken from.
+//! Nothing turns collection off while the driver is open (see below): the `gds` backend reads
+//! the warm-up loops' counts before the measured ones and leaves collection on (see
+//! `backend/gds.rs`); closing the driver ends it.
 
 use gdswap_ffi::{CUfilePerGpuStats_t, CUfileStatsLevel3_v1_15, CUfileStatsLevel3_v1_20};
 

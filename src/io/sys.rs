@@ -89,6 +89,13 @@ pub fn has_cap_ipc_lock() -> bool {
         .is_some_and(|caps| caps & (1 << CAP_IPC_LOCK) != 0)
 }
 
+/// Whether the kernel lets this process lock `bytes` more (io_uring fixed buffers): with
+/// CAP_IPC_LOCK always, else when RLIMIT_MEMLOCK holds them. (The limit is charged per user,
+/// so what other threads and processes lock can still make a registration fail.)
+pub fn can_lock(bytes: u64) -> bool {
+    has_cap_ipc_lock() || memlock_limit() >= bytes
+}
+
 /// The bytes of memory the kernel thinks it can give without swapping (MemAvailable).
 pub fn mem_available() -> Option<u64> {
     let s = std::fs::read_to_string("/proc/meminfo").ok()?;

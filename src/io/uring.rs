@@ -27,6 +27,10 @@ use crate::size::Bytes;
 use crate::stats::LatencyRecorder;
 use crate::types::ring_options::{FixedBuffers, RingOpcode, RingOptions, RingSetup, RingSubmit};
 
+/// What [`UringEngine::mode`] puts before the reason `--fixed-buffers auto` could not register
+/// the buffers (the harness looks for it among its threads' modes).
+pub const NOT_REGISTERED: &str = "(not registered: ";
+
 /// io_uring registers at most 1 GiB per buffer; bigger buffers are registered in segments.
 const MAX_REGISTERED: u64 = 1 << 30;
 
@@ -472,7 +476,7 @@ impl<B: IoBuffer> UringEngine<B> {
                         other => other.to_string(),
                     })
                 };
-                engine.fixed_fallback = why_not.map(|w| format!("not registered: {w}"));
+                engine.fixed_fallback = why_not;
             }
             FixedBuffers::Off => {}
         }
@@ -596,7 +600,7 @@ impl<B: IoBuffer> UringEngine<B> {
             "unregistered buffers"
         });
         if let Some(why) = &self.fixed_fallback {
-            reg = format!("{reg} ({why})");
+            reg = format!("{reg} {NOT_REGISTERED}{why})");
         }
         format!(
             "io_uring {}, {io}, {reg}, qd {}",

@@ -149,8 +149,7 @@ pub fn settle_fixed_buffers(opts: &RunOptions, jobs: usize) -> RunOptions {
             // Huge pages are charged whole.
             .div_ceil(2 << 20)
             .saturating_mul(2 << 20);
-        let lockable =
-            crate::io::sys::has_cap_ipc_lock() || crate::io::sys::memlock_limit() >= bytes;
+        let lockable = crate::io::sys::can_lock(bytes);
         o.fixed_buffers = match eligible && lockable {
             true => FixedBuffers::On,
             false => FixedBuffers::Off,

@@ -1341,12 +1341,9 @@ static unsigned *memop_word(CUdeviceptr addr) {
     return w;
 }
 
-#define CU_STREAM_WAIT_VALUE_FLUSH (1u << 30)
-EXPORT CUresult cuStreamWaitValue32_v2(void *stream, CUdeviceptr addr, unsigned value, unsigned flags) {
-    NEED_CTX();
-    /* FLUSH needs CU_DEVICE_ATTRIBUTE_CAN_FLUSH_REMOTE_WRITES, which this fake does not report. */
-    if (flags & CU_STREAM_WAIT_VALUE_FLUSH) return CUDA_ERROR_NOT_SUPPORTED;
-    if (flags > 3) { complain("cuStreamWaitValue32 with unknown flags"); return CUDA_ERROR_INVALID_VALUE; }
+/* A stream memory operation (wait on or write a 32-bit word of device memory) queued on
+ * `stream` behind its earlier work. */
+static CUresult enqueue_value_op(void *stream, CUdeviceptr addr, enum op_kind kind, unsigned value, unsigned cond) {
     CUresult err;
     struct stream *s = resolve_stream(stream, &err);
     if (!s) return err;
@@ -1354,11 +1351,20 @@ EXPORT CUresult cuStreamWaitValue32_v2(void *stream, CUdeviceptr addr, unsigned 
     if (!w) return CUDA_ERROR_INVALID_VALUE;
     struct op *o = calloc(1, sizeof *o);
     if (!o) return CUDA_ERROR_OUT_OF_MEMORY;
-    o->kind = OP_WAIT_VALUE;
+    o->kind = kind;
     o->word = w;
     o->value = value;
-    o->cond = flags;
+    o->cond = cond;
     return enqueue(s, o);
+}
+
+#define CU_STREAM_WAIT_VALUE_FLUSH (1u << 30)
+EXPORT CUresult cuStreamWaitValue32_v2(void *stream, CUdeviceptr addr, unsigned value, unsigned flags) {
+    NEED_CTX();
+    /* FLUSH needs CU_DEVICE_ATTRIBUTE_CAN_FLUSH_REMOTE_WRITES, which this fake does not report. */
+    if (flags & CU_STREAM_WAIT_VALUE_FLUSH) return CUDA_ERROR_NOT_SUPPORTED;
+    if (flags > 3) { complain("cuStreamWaitValue32 with unknown flags"); return CUDA_ERROR_INVALID_VALUE; }
+    return enqueue_value_op(stream, addr, OP_WAIT_VALUE, value, flags);
 }
 
 /* Flags: CU_STREAM_WRITE_VALUE_DEFAULT (0) or NO_MEMORY_BARRIER (1); the write is ordered
@@ -1366,17 +1372,7 @@ EXPORT CUresult cuStreamWaitValue32_v2(void *stream, CUdeviceptr addr, unsigned 
 EXPORT CUresult cuStreamWriteValue32_v2(void *stream, CUdeviceptr addr, unsigned value, unsigned flags) {
     NEED_CTX();
     if (flags > 1) { complain("cuStreamWriteValue32 with unknown flags"); return CUDA_ERROR_INVALID_VALUE; }
-    CUresult err;
-    struct stream *s = resolve_stream(stream, &err);
-    if (!s) return err;
-    unsigned *w = memop_word(addr);
-    if (!w) return CUDA_ERROR_INVALID_VALUE;
-    struct op *o = calloc(1, sizeof *o);
-    if (!o) return CUDA_ERROR_OUT_OF_MEMORY;
-    o->kind = OP_WRITE_VALUE;
-    o->word = w;
-    o->value = value;
-    return enqueue(s, o);
+    return enqueue_value_op(stream, addr, OP_WRITE_VALUE, value, 0);
 }
 
 /* cuMemcpy / cuMemcpyAsync (unified addressing: the direction comes from the pointers): each
