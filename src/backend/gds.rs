@@ -158,6 +158,9 @@ struct PathState {
     stats: Option<PathCounts>,
     /// The counts were read after the warm-up loops (collection stays on).
     stats_frozen: bool,
+    /// Why the statistics of a library that has them gave no evidence (turning them on or
+    /// reading them failed), for the verdict: never silently dropped.
+    stats_error: Option<String>,
     /// Notes for the report (buffers left unregistered, and why).
     notes: Vec<String>,
     /// Stream or batch held to one operation in flight in the process (compat mode).
@@ -179,10 +182,25 @@ impl PathState {
             } else {
                 "; statistics (level 3) counted every loop, the measured ones included"
             });
+        } else if let Some(e) = &self.stats_error {
+            v.reason
+                .push_str(&format!("; cuFile statistics gave no evidence: {e}"));
+        } else if self.stats.is_some_and(|c| c.total() == 0) {
+            v.reason
+                .push_str("; cuFile statistics counted no I/O (collection was on)");
         }
         v.notes = self.notes.clone();
         v.queue_clamp = self.clamp.clone();
         v
+    }
+}
+
+/// Why the statistics gave no evidence: the failed step, cuFile's error, and a stale segment
+/// in libcufile's way where that is the cause.
+fn stats_failure(step: &str, e: &Error) -> String {
+    match stats::segment_in_the_way() {
+        Some(why) => format!("{step} failed ({e}): {why}"),
+        None => format!("{step} failed: {e}"),
     }
 }
 
@@ -538,10 +556,13 @@ impl Backend for GdsBackend {
             let mut s = self.state();
             // Statistics (1.15+), process-wide: turned on once, by the first worker. A library
             // without them just gives no per-I/O evidence.
-            if !s.stats_started && lib.stats.is_some() {
-                if let Ok(base) = stats::start(&driver) {
-                    s.stats_started = true;
-                    s.stats_base = base;
+            if !s.stats_started && lib.stats.is_some() && s.stats_error.is_none() {
+                match stats::start(&driver) {
+                    Ok(base) => {
+                        s.stats_started = true;
+                        s.stats_base = base;
+                    }
+                    Err(e) => s.stats_error = Some(stats_failure("turning them on", &e)),
                 }
             }
             if gds.require_gpudirect {
@@ -769,8 +790,9 @@ impl Worker for GdsWorker {
         let mut s = lock(&self.state);
         if s.stats_started && !s.stats_frozen {
             s.stats_frozen = true;
-            if let Ok(c) = stats::read(&self.driver) {
-                s.stats = Some(c.since(&s.stats_base));
+            match stats::read(&self.driver) {
+                Ok(c) => s.stats = Some(c.since(&s.stats_base)),
+                Err(e) => s.stats_error = Some(stats_failure("reading them", &e)),
             }
         }
         Ok(())
@@ -783,11 +805,14 @@ impl Worker for GdsWorker {
         {
             let mut s = lock(&me.state);
             if s.stats_started && !s.stats_frozen {
-                if let Ok(c) = stats::read(&me.driver) {
-                    let c = c.since(&s.stats_base);
-                    if s.stats.map_or(true, |old| c.total() >= old.total()) {
-                        s.stats = Some(c);
+                match stats::read(&me.driver) {
+                    Ok(c) => {
+                        let c = c.since(&s.stats_base);
+                        if s.stats.map_or(true, |old| c.total() >= old.total()) {
+                            s.stats = Some(c);
+                        }
                     }
+                    Err(e) => s.stats_error = Some(stats_failure("reading them", &e)),
                 }
             }
         }

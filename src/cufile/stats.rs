@@ -15,6 +15,15 @@
 //! Nothing turns collection off while the driver is open (see below): the `gds` backend reads
 //! the warm-up loops' counts before the measured ones and leaves collection on (see
 //! `backend/gds.rs`); closing the driver ends it.
+//!
+//! Where the counters live: libcufile (1.15 and 1.20 seen with strace) keeps them in a System
+//! V shared-memory segment keyed by the process id, created exclusively (`shmget(getpid(),
+//! .., IPC_CREAT|IPC_EXCL)`) and removed at `cuFileDriverClose`. A process that died with
+//! the driver open leaves its segment behind, and a later process given the same pid gets no
+//! statistics: cufile.log says "failed to open shared memory segment for stats <pid> error :
+//! 17" and every `cuFileGetStatsL3` fails (5022). [`segment_in_the_way`] names that segment,
+//! so the verdict says why it has no statistics and how to clear the way; gdswap removes
+//! nothing it did not create.
 
 use gdswap_ffi::{CUfilePerGpuStats_t, CUfileStatsLevel3_v1_15, CUfileStatsLevel3_v1_20};
 
@@ -22,6 +31,7 @@ use super::driver::Driver;
 use super::loader::CuFileVersion;
 use super::result::Call;
 use crate::error::{Error, Result};
+use crate::io::sys;
 
 /// The first version with the larger statistics layout (1.19.0).
 pub const LARGE_LAYOUT_FROM: CuFileVersion = CuFileVersion {
@@ -115,6 +125,24 @@ pub fn start(driver: &Driver) -> Result<PathCounts> {
         Call::new("cuFileStatsStart").check(status)
     })?;
     read(driver)
+}
+
+/// A stale segment holding this process's statistics key (see the module doc), described
+/// with the command that removes it; None when there is none. A live libcufile keeps its own
+/// segment attached, so only a segment nobody has attached counts as stale.
+pub fn segment_in_the_way() -> Option<String> {
+    let pid = std::process::id();
+    let seg = sys::sysv_segment(i32::try_from(pid).ok()?)?;
+    if seg.attached != 0 {
+        return None;
+    }
+    Some(format!(
+        "a System V shared-memory segment keyed {pid} (this process's id; libcufile keys its \
+         statistics segment by process id) was left by an earlier process {pid} that ended \
+         with cuFile open, so libcufile could not make its own; `ipcrm -m {}` removes it \
+         (`ipcs -m` lists others left behind)",
+        seg.id
+    ))
 }
 
 // No `stop`: collection stays on while the driver is open. cuFileStatsStop detaches the

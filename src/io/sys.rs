@@ -362,6 +362,40 @@ pub fn non_block_fs_name(magic: i64) -> Option<&'static str> {
     })
 }
 
+/// A System V shared-memory segment, as `shmctl(IPC_STAT)` describes it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SysvSegment {
+    /// The segment's id (what `ipcrm -m` takes).
+    pub id: i32,
+    /// The process that created it.
+    pub creator: u32,
+    /// How many processes have it attached now.
+    pub attached: u64,
+}
+
+/// The System V shared-memory segment of `key` in this IPC namespace, if one exists and this
+/// process may look at it. Read-only: it neither creates nor removes anything.
+pub fn sysv_segment(key: i32) -> Option<SysvSegment> {
+    // SAFETY: shmget with size 0 and no IPC_CREAT only looks a key up; integer arguments.
+    let id = unsafe { libc::shmget(key, 0, 0) };
+    if id < 0 {
+        return None;
+    }
+    let mut ds = std::mem::MaybeUninit::<libc::shmid_ds>::zeroed();
+    // SAFETY: IPC_STAT writes one shmid_ds into `ds`, a valid, writable, zeroed struct of
+    // that type alive for the call.
+    if unsafe { libc::shmctl(id, libc::IPC_STAT, ds.as_mut_ptr()) } != 0 {
+        return None;
+    }
+    // SAFETY: shmctl returned 0, so it filled the struct (and it was zeroed before).
+    let ds = unsafe { ds.assume_init() };
+    Some(SysvSegment {
+        id,
+        creator: u32::try_from(ds.shm_cpid).unwrap_or(0),
+        attached: ds.shm_nattch as u64,
+    })
+}
+
 /// The dynamic loader's own words (dlerror) for a failed dlopen: libloading 0.9 displays only
 /// "dlopen failed" and keeps dlerror's text in the error's source. Used by the cuFile and CUDA
 /// loaders alike.
