@@ -20,8 +20,8 @@
 //! V shared-memory segment keyed by the process id, created exclusively (`shmget(getpid(),
 //! .., IPC_CREAT|IPC_EXCL)`) and removed at `cuFileDriverClose`. A process that died with
 //! the driver open leaves its segment behind, and a later process given the same pid gets no
-//! statistics: cufile.log says "failed to open shared memory segment for stats <pid> error :
-//! 17" and every `cuFileGetStatsL3` fails (5022). [`segment_in_the_way`] names that segment,
+//! statistics: cufile.log says `failed to open shared memory segment for stats <pid> error :
+//! 17` and every `cuFileGetStatsL3` fails (5022). [`segment_in_the_way`] names that segment,
 //! so the verdict says why it has no statistics and how to clear the way; gdswap removes
 //! nothing it did not create.
 

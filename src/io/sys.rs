@@ -392,7 +392,7 @@ pub fn sysv_segment(key: i32) -> Option<SysvSegment> {
     Some(SysvSegment {
         id,
         creator: u32::try_from(ds.shm_cpid).unwrap_or(0),
-        attached: ds.shm_nattch as u64,
+        attached: ds.shm_nattch,
     })
 }
 
