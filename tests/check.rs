@@ -429,3 +429,66 @@ fn udev_row_says_whether_libcufile_can_register_files_on_the_device() {
     assert_eq!(json["present"], true, "{json}");
     assert_eq!(json["id_fs_type"], "ext4", "{json}");
 }
+
+#[test]
+fn stale_cufile_statistics_segments_are_listed_with_their_removal() {
+    // libcufile keys its statistics segment by process id (cufile::stats); one left by a
+    // process that ended with cuFile open is keyed by its creator's pid and attached by
+    // nobody. Made here in an IPC namespace of the test's own (`unshare --ipc`, root): a
+    // child of python makes one under its own pid and exits; then `check` lists it. An
+    // attached segment, and one keyed other than by its creator, are not listed.
+    let unshare_ok = std::process::Command::new("unshare")
+        .args(["--ipc", "--", "true"])
+        .status()
+        .is_ok_and(|s| s.success());
+    let python_ok = std::process::Command::new("python3")
+        .args(["-c", "import ctypes"])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !unshare_ok || !python_ok {
+        eprintln!("SKIPPED stale segments: needs `unshare --ipc` (root) and python3");
+        return;
+    }
+    let dir = scratch();
+    let json = dir.path().join("check.json");
+    // The stale one (key = its creator's pid, creator gone), one keyed 7 by another process
+    // (not libcufile's pattern); then check prints its row.
+    let make = "import ctypes,os; l=ctypes.CDLL(None)\n\
+                pid=os.fork()\n\
+                if pid==0:\n    l.shmget(os.getpid(),31888,0o3644); os._exit(0)\n\
+                os.waitpid(pid,0); l.shmget(7,4096,0o3644); print(pid)";
+    let script = format!("python3 -c '{make}' && exec \"$0\" \"$@\"");
+    let out = outcome(
+        std::process::Command::new("unshare")
+            .args(["--ipc", "--", "sh", "-c", &script, BIN, "check", "--path"])
+            .arg(dir.path())
+            .arg("--json")
+            .arg(&json),
+    );
+    let stale_pid: i64 = out
+        .stdout
+        .lines()
+        .next()
+        .and_then(|l| l.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no pid printed: {out:?}"));
+    let line = out
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("cufile stats"))
+        .unwrap_or_else(|| panic!("no cufile stats row: {out:?}"));
+    assert!(
+        line.contains(&format!("1 left behind (pids {stale_pid}; ")) && line.contains("`ipcrm -m "),
+        "{line}"
+    );
+    let v: Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let stale = v["cufile_stats_segments"]["stale"].as_array().unwrap();
+    assert_eq!(stale.len(), 1, "{v}");
+    assert_eq!(stale[0]["key"], stale_pid);
+    assert_eq!(stale[0]["creator"], stale_pid);
+    assert_eq!(stale[0]["size"], 31888);
+    assert_eq!(stale[0]["attached"], 0);
+    // Outside such a namespace, the row is there too (whatever this machine holds).
+    let (_d, _out, v) = check_json(vec![]);
+    assert!(v["cufile_stats_segments"]["stale"].is_array(), "{v}");
+    assert!(v["cufile_stats_segments"]["error"].is_null(), "{v}");
+}

@@ -29,6 +29,7 @@ pub fn collect(opts: &CheckOptions) -> NodeReport {
         libcuda,
         libcufile,
         cufile_json: cufile_json(),
+        cufile_stats_segments: StatsSegmentsRow::collect(),
         path,
         io_uring,
         memlock: MemlockRow {

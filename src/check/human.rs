@@ -143,6 +143,27 @@ fn gpu_lines(w: &mut String, g: &super::GpusRow) {
     }
 }
 
+/// The stale cuFile statistics segments, with the command that removes them.
+fn stats_segments_line(w: &mut String, row: &super::StatsSegmentsRow) {
+    let text = if let Some(e) = &row.error {
+        format!("not examined: {e}")
+    } else if row.stale.is_empty() {
+        "none left behind".into()
+    } else {
+        let pids: Vec<String> = row.stale.iter().map(|s| s.key.to_string()).collect();
+        let rm: Vec<String> = row.stale.iter().map(|s| format!("-m {}", s.id)).collect();
+        format!(
+            "{} left behind (pids {}; processes that ended with cuFile open): a process given \
+             one of these pids runs without cuFile statistics; if no cuFile process of those \
+             pids runs, `ipcrm {}` removes them",
+            row.stale.len(),
+            pids.join(", "),
+            rm.join(" ")
+        )
+    };
+    let _ = writeln!(w, "{:<15}{text}", "cufile stats");
+}
+
 /// The whole report.
 pub fn render(r: &NodeReport) -> String {
     let mut s = String::new();
@@ -209,6 +230,7 @@ pub fn render(r: &NodeReport) -> String {
             }
         }
     );
+    stats_segments_line(w, &r.cufile_stats_segments);
 
     // The data path.
     let p = &r.path;

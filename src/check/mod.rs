@@ -26,7 +26,7 @@ mod verdict;
 pub use collect::collect;
 pub use rows::{
     CuFileJson, CuFileRow, DriverRow, GpuRow, GpusRow, GroupRow, LibcudaRow, MemlockRow, OpcodeRow,
-    Tried, UringRow,
+    StatsSegmentsRow, Tried, UringRow,
 };
 pub use verdict::Verdict;
 
@@ -88,6 +88,8 @@ pub struct NodeReport {
     pub cufile_driver: DriverRow,
     /// The cufile.json cuFile would read.
     pub cufile_json: CuFileJson,
+    /// cuFile statistics segments left behind by processes that ended with cuFile open.
+    pub cufile_stats_segments: StatsSegmentsRow,
     /// The data path: filesystem, O_DIRECT, block device.
     pub path: path::PathReport,
     /// io_uring support.

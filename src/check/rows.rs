@@ -145,3 +145,28 @@ pub struct MemlockRow {
     /// CAP_IPC_LOCK in the effective set: the limit does not apply.
     pub cap_ipc_lock: bool,
 }
+
+/// System V segments that look like cuFile statistics left behind by processes that ended
+/// with cuFile open (`cufile::stats::stale_segments`): libcufile keys its statistics segment
+/// by process id and cannot make its own where one is left under its pid, so a later process
+/// given that pid runs without statistics (the gds verdict then says so).
+#[derive(Debug, Clone, Serialize)]
+pub struct StatsSegmentsRow {
+    /// The segments: keyed by the pid of the process that made them, attached by nobody.
+    pub stale: Vec<crate::io::sys::SysvSegment>,
+    /// Why the segments could not be listed (`/proc/sysvipc/shm` unreadable).
+    pub error: Option<String>,
+}
+
+impl StatsSegmentsRow {
+    /// The row for this node's IPC namespace.
+    pub fn collect() -> StatsSegmentsRow {
+        match crate::cufile::stats::stale_segments() {
+            Ok(stale) => StatsSegmentsRow { stale, error: None },
+            Err(e) => StatsSegmentsRow {
+                stale: Vec::new(),
+                error: Some(e.to_string()),
+            },
+        }
+    }
+}

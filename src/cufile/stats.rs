@@ -131,18 +131,27 @@ pub fn start(driver: &Driver) -> Result<PathCounts> {
 /// with the command that removes it; None when there is none. A live libcufile keeps its own
 /// segment attached, so only a segment nobody has attached counts as stale.
 pub fn segment_in_the_way() -> Option<String> {
-    let pid = std::process::id();
-    let seg = sys::sysv_segment(i32::try_from(pid).ok()?)?;
-    if seg.attached != 0 {
-        return None;
-    }
+    let pid = i64::from(std::process::id());
+    let seg = sys::sysv_segments()
+        .ok()?
+        .into_iter()
+        .find(|s| s.key == pid && s.attached == 0)?;
     Some(format!(
         "a System V shared-memory segment keyed {pid} (this process's id; libcufile keys its \
-         statistics segment by process id) was left by an earlier process {pid} that ended \
-         with cuFile open, so libcufile could not make its own; `ipcrm -m {}` removes it \
-         (`ipcs -m` lists others left behind)",
+         statistics segment by process id) was left by an earlier process, so libcufile could \
+         not make its own; `ipcrm -m {}` removes it (`gdswap check` lists others left behind)",
         seg.id
     ))
+}
+
+/// The segments that look like statistics libcufile left behind (see the module doc): keyed
+/// by the process that created them, attached by nobody. Each takes cuFile's statistics
+/// from a later process that is given that pid.
+pub fn stale_segments() -> std::io::Result<Vec<sys::SysvSegment>> {
+    Ok(sys::sysv_segments()?
+        .into_iter()
+        .filter(|s| s.key == i64::from(s.creator) && s.attached == 0)
+        .collect())
 }
 
 // No `stop`: collection stays on while the driver is open. cuFileStatsStop detaches the

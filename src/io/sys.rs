@@ -362,38 +362,83 @@ pub fn non_block_fs_name(magic: i64) -> Option<&'static str> {
     })
 }
 
-/// A System V shared-memory segment, as `shmctl(IPC_STAT)` describes it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// A System V shared-memory segment, as `/proc/sysvipc/shm` lists it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 pub struct SysvSegment {
-    /// The segment's id (what `ipcrm -m` takes).
-    pub id: i32,
+    /// The key it was created under.
+    pub key: i64,
+    /// Its id (what `ipcrm -m` takes).
+    pub id: i64,
+    /// Its size in bytes.
+    pub size: u64,
     /// The process that created it.
     pub creator: u32,
     /// How many processes have it attached now.
     pub attached: u64,
 }
 
-/// The System V shared-memory segment of `key` in this IPC namespace, if one exists and this
-/// process may look at it. Read-only: it neither creates nor removes anything.
-pub fn sysv_segment(key: i32) -> Option<SysvSegment> {
-    // SAFETY: shmget with size 0 and no IPC_CREAT only looks a key up; integer arguments.
-    let id = unsafe { libc::shmget(key, 0, 0) };
-    if id < 0 {
-        return None;
-    }
-    let mut ds = std::mem::MaybeUninit::<libc::shmid_ds>::zeroed();
-    // SAFETY: IPC_STAT writes one shmid_ds into `ds`, a valid, writable, zeroed struct of
-    // that type alive for the call.
-    if unsafe { libc::shmctl(id, libc::IPC_STAT, ds.as_mut_ptr()) } != 0 {
-        return None;
-    }
-    // SAFETY: shmctl returned 0, so it filled the struct (and it was zeroed before).
-    let ds = unsafe { ds.assume_init() };
-    Some(SysvSegment {
-        id,
-        creator: u32::try_from(ds.shm_cpid).unwrap_or(0),
-        attached: ds.shm_nattch,
-    })
+/// Every System V shared-memory segment of this IPC namespace (`/proc/sysvipc/shm`, which
+/// lists them all whatever their permissions). Read-only: nothing is created or removed.
+pub fn sysv_segments() -> io::Result<Vec<SysvSegment>> {
+    parse_sysvipc_shm(&std::fs::read_to_string("/proc/sysvipc/shm")?)
+}
+
+/// Parses `/proc/sysvipc/shm`: a header line naming the columns, then one line per segment.
+fn parse_sysvipc_shm(text: &str) -> io::Result<Vec<SysvSegment>> {
+    let bad = |why: String| {
+        io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("/proc/sysvipc/shm: {why}"),
+        )
+    };
+    let mut lines = text.lines();
+    let header: Vec<&str> = lines
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .collect();
+    let column = |name: &str| {
+        header
+            .iter()
+            .position(|h| *h == name)
+            .ok_or_else(|| bad(format!("no '{name}' column")))
+    };
+    let (key, id, size, cpid, nattch) = (
+        column("key")?,
+        column("shmid")?,
+        column("size")?,
+        column("cpid")?,
+        column("nattch")?,
+    );
+    lines
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            let field = |i: usize| -> io::Result<&str> {
+                f.get(i)
+                    .copied()
+                    .ok_or_else(|| bad(format!("short line '{l}'")))
+            };
+            let num = |i: usize| -> io::Result<i64> {
+                field(i)?
+                    .parse()
+                    .map_err(|_| bad(format!("not a number in '{l}'")))
+            };
+            let unsigned = |i: usize| -> io::Result<u64> {
+                field(i)?
+                    .parse()
+                    .map_err(|_| bad(format!("not a number in '{l}'")))
+            };
+            Ok(SysvSegment {
+                key: num(key)?,
+                id: num(id)?,
+                size: unsigned(size)?,
+                creator: u32::try_from(unsigned(cpid)?)
+                    .map_err(|_| bad(format!("pid out of range in '{l}'")))?,
+                attached: unsigned(nattch)?,
+            })
+        })
+        .collect()
 }
 
 /// The dynamic loader's own words (dlerror) for a failed dlopen: libloading 0.9 displays only
@@ -408,6 +453,48 @@ pub fn dl_message(e: &libloading::Error) -> String {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn sysvipc_shm_is_read_by_its_header() {
+        // Kernel 6.18's layout (two segments made with shmget: key, size 4096).
+        let text = "       key      shmid perms                  size  cpid  lpid nattch   uid   gid  cuid  cgid      atime      dtime      ctime                   rss                  swap
+     13699    1146898   644                  4096 13658     0      0     0     0     0     0          0          0 1796413799                     0                     0
+     17438     294975   644                 31888 17438 17438      1     0     0     0     0 1796413799          0 1796413799                 32768                     0
+";
+        let s = parse_sysvipc_shm(text).unwrap();
+        assert_eq!(
+            s,
+            [
+                SysvSegment {
+                    key: 13699,
+                    id: 1146898,
+                    size: 4096,
+                    creator: 13658,
+                    attached: 0
+                },
+                SysvSegment {
+                    key: 17438,
+                    id: 294975,
+                    size: 31888,
+                    creator: 17438,
+                    attached: 1
+                },
+            ]
+        );
+        assert!(
+            parse_sysvipc_shm("key shmid size cpid\n").is_err(),
+            "no nattch column"
+        );
+        assert!(parse_sysvipc_shm("key shmid size cpid nattch\n1 2 x 4 0\n").is_err());
+        assert_eq!(
+            parse_sysvipc_shm("")
+                .map_err(|e| e.to_string())
+                .unwrap_err(),
+            "/proc/sysvipc/shm: no 'key' column"
+        );
+        // Whatever this machine has, it parses.
+        sysv_segments().unwrap();
+    }
 
     #[test]
     fn a_thread_bound_to_one_cpu_runs_only_there() {
