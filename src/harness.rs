@@ -188,6 +188,7 @@ fn execute(
 ) -> Result<Measurements> {
     let barrier = PhaseBarrier::new(prepared.plans.len() + 1);
     let control = LoopControl::default();
+    let declined = &fixed_buffers_declined(opts, backend, &prepared.plans);
 
     let (worker_results, coordinator_result) = std::thread::scope(|scope| {
         let mut handles = Vec::with_capacity(prepared.plans.len());
@@ -204,7 +205,8 @@ fn execute(
                 .name(format!("gdswap-worker-{}", plan.tid))
                 .spawn_scoped(scope, move || {
                     let _guard = AbortOnPanic(barrier);
-                    let result = worker_thread(opts, backend, plan, file, needs, barrier, control);
+                    let result =
+                        worker_thread(opts, backend, plan, file, needs, declined, barrier, control);
                     if result.is_err() {
                         barrier.abort();
                     }
@@ -387,12 +389,53 @@ pub fn bind_worker(p: &crate::types::numa::NumaPlacement, tid: usize) -> Result<
 /// than what a warm-up loop left behind.
 const POISON: u8 = 0xa5;
 
+/// `--fixed-buffers auto` for the host backend, settled once for the run: where the memlock
+/// limit cannot hold every thread's buffers together (it is charged per user: threads share
+/// it), no thread registers, and each says why; otherwise each thread registers and falls back
+/// alone only if the kernel still refuses (other processes of the user may hold part of the
+/// budget). Without this, one thread of a run might register and the next not: one run, two
+/// I/O paths.
+fn fixed_buffers_declined(
+    opts: &RunOptions,
+    backend: &dyn Backend,
+    plans: &[ThreadPlan],
+) -> Option<String> {
+    let registers = opts.fixed_buffers == crate::options::FixedBuffers::Auto
+        && backend.id() == crate::types::BackendId::Host
+        && opts.direct
+        && opts.ring.opcode != crate::options::RingOpcode::Readv;
+    if !registers {
+        return None;
+    }
+    let ring = u64::from(opts.workload.queue_depth).saturating_mul(opts.workload.block_size);
+    let total = plans
+        .iter()
+        .map(|p| match opts.buffer {
+            crate::options::BufferMode::Full => p.len,
+            crate::options::BufferMode::Ring => ring,
+        })
+        .fold(0u64, u64::saturating_add);
+    if sys::can_lock(total) {
+        return None;
+    }
+    let threads = match plans.len() {
+        1 => String::new(),
+        n => format!(", {n} threads' buffers together"),
+    };
+    Some(format!(
+        "RLIMIT_MEMLOCK {} < {}{threads} (CAP_IPC_LOCK, as root has, or a higher limit registers them)",
+        crate::size::Bytes(sys::memlock_limit()),
+        crate::size::Bytes(total)
+    ))
+}
+
 fn worker_thread(
     opts: &RunOptions,
     backend: &dyn Backend,
     plan: &ThreadPlan,
     file: &Arc<DataFile>,
     needs_pattern: bool,
+    declined: &Option<String>,
     barrier: &PhaseBarrier,
     control: &LoopControl,
 ) -> Result<ThreadMeasurement> {
@@ -416,6 +459,7 @@ fn worker_thread(
         block_size: opts.workload.block_size,
         queue_depth: opts.workload.queue_depth,
         fixed_buffers: opts.fixed_buffers,
+        fixed_buffers_declined: declined.clone(),
         huge_pages: opts.huge_pages,
         gpu: opts.gpu,
         buffer: opts.buffer,

@@ -412,6 +412,51 @@ fn memlock_too_low_for_the_default_runs_unregistered() {
     }
 }
 
+#[test]
+fn memlock_for_one_thread_but_not_two_registers_no_thread() {
+    // Two threads of 256 KiB buffers (--size 512K, 4 KiB pages) under a 384 KiB memlock
+    // limit: one thread's buffers would fit, both together do not. `auto` is settled once for
+    // the run: no thread registers (before, thread 0 registered and thread 1 fell back: one
+    // run, two I/O paths), and the mode says why for the whole run.
+    require_root!("memlock_for_one_thread_but_not_two_registers_no_thread");
+    require_host_backend!();
+    let (_dir, d) = nobody_dir();
+    let f = d.join("data");
+    nobody_file(&f, 2 * MIB, 9);
+    let json = d.join("r.json");
+    let mut cmd = gdswap(argv![
+        "run",
+        "--backend",
+        "host",
+        "--op",
+        "read",
+        "--file",
+        &f,
+        "--size",
+        "512K",
+        "--threads",
+        "2",
+        "--block-size",
+        "64K",
+        "--queue-depth",
+        "4",
+        "--huge-pages",
+        "off",
+        "--seed",
+        "9",
+        "--verify",
+        "--json",
+        &json
+    ]);
+    as_nobody(&mut cmd);
+    with_rlimit(&mut cmd, libc::RLIMIT_MEMLOCK, 384 * KIB);
+    let out = outcome(&mut cmd).expect_ok();
+    let why = "unregistered buffers (not registered: RLIMIT_MEMLOCK 384KiB < 512KiB, 2 threads' \
+               buffers together (CAP_IPC_LOCK, as root has, or a higher limit registers them))";
+    assert!(out.stdout.contains(why), "{}", out.stdout);
+    assert_eq!(read_report(&json).threads.len(), 2);
+}
+
 /// `--drop-caches` as a user who may not drop caches: refused before the run starts, so a
 /// write leaves the existing file alone and a read of a fresh --dir creates nothing.
 #[test]

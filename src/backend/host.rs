@@ -47,14 +47,21 @@ impl Backend for HostBackend {
             // The block size is capped at 1 GiB and the queue depth at 4096 by validation.
             Some((slots, block)) => HostBuffer::new(slots * block, setup.huge_pages)?,
         };
-        let engine = UringEngine::with_ring(
+        let fixed = match setup.fixed_buffers_declined {
+            Some(_) => crate::options::FixedBuffers::Off,
+            None => setup.fixed_buffers,
+        };
+        let mut engine = UringEngine::with_ring(
             buf,
             Arc::clone(&setup.file),
             setup.queue_depth,
             setup.block_size,
-            setup.fixed_buffers,
+            fixed,
             setup.ring,
         )?;
+        if let Some(why) = &setup.fixed_buffers_declined {
+            engine.note_unregistered(why.clone());
+        }
         Ok(Box::new(HostWorker { engine, ring }))
     }
 }

@@ -56,6 +56,11 @@ pub struct WorkerSetup {
     pub queue_depth: u32,
     /// Register the buffers and file with the io_uring ring (`--fixed-buffers`).
     pub fixed_buffers: crate::options::FixedBuffers,
+    /// Why `--fixed-buffers auto` registers nothing in this whole run, settled once before
+    /// any thread prepares (the memlock budget cannot hold every thread's buffers): each
+    /// worker then runs unregistered and says why, rather than some threads registering and
+    /// others not. `None`: each worker decides as `fixed_buffers` says.
+    pub fixed_buffers_declined: Option<String>,
     /// Whether host buffers are backed by huge pages (`--huge-pages`).
     pub huge_pages: HugePages,
     /// Device, pinned chunks and staging mode (GPU backends).

@@ -486,6 +486,15 @@ impl<B: IoBuffer> UringEngine<B> {
         Ok(engine)
     }
 
+    /// Records why this engine's buffers are not registered where the caller settled that
+    /// for it (`--fixed-buffers auto` declined for a whole run): its mode says so as if it had
+    /// tried itself.
+    pub fn note_unregistered(&mut self, why: String) {
+        if self.fixed.is_none() {
+            self.fixed_fallback = Some(why);
+        }
+    }
+
     /// Whether a failed run left requests that may still be in the kernel (it could not drain
     /// them): the buffer's memory must then outlive the engine, which leaks it on drop rather
     /// than free it. For a [`crate::io::lent::LentMemory`] view, the lender must keep the

@@ -266,6 +266,7 @@ impl StagingPool {
             // the child at once (the kernel's copy of maybe-DMA-pinned pages), which for
             // gigabytes of staging would make each fork copy them all.
             fixed_buffers: crate::options::FixedBuffers::Off,
+            fixed_buffers_declined: None,
             huge_pages: huge_pages(len),
             gpu: GpuOptions {
                 device: self.gpu,

@@ -442,6 +442,7 @@ mod tests {
             block_size,
             queue_depth: 8,
             fixed_buffers: FixedBuffers::Off,
+            fixed_buffers_declined: None,
             huge_pages: pages,
             gpu: GpuOptions {
                 bounce_buffers: 16,
