@@ -205,8 +205,18 @@ fn execute(
                 .name(format!("gdswap-worker-{}", plan.tid))
                 .spawn_scoped(scope, move || {
                     let _guard = AbortOnPanic(barrier);
-                    let result =
-                        worker_thread(opts, backend, plan, file, needs, declined, barrier, control);
+                    let result = worker_thread(
+                        opts,
+                        backend,
+                        ThreadJob {
+                            plan,
+                            file,
+                            needs_pattern: needs,
+                        },
+                        declined,
+                        barrier,
+                        control,
+                    );
                     if result.is_err() {
                         barrier.abort();
                     }
@@ -429,16 +439,27 @@ fn fixed_buffers_declined(
     ))
 }
 
+/// One worker thread's share of the run: its range, its file, and whether that file still
+/// needs the pattern written.
+struct ThreadJob<'a> {
+    plan: &'a ThreadPlan,
+    file: &'a Arc<DataFile>,
+    needs_pattern: bool,
+}
+
 fn worker_thread(
     opts: &RunOptions,
     backend: &dyn Backend,
-    plan: &ThreadPlan,
-    file: &Arc<DataFile>,
-    needs_pattern: bool,
+    job: ThreadJob<'_>,
     declined: &Option<String>,
     barrier: &PhaseBarrier,
     control: &LoopControl,
 ) -> Result<ThreadMeasurement> {
+    let ThreadJob {
+        plan,
+        file,
+        needs_pattern,
+    } = job;
     // NUMA placement first: the buffers prepared below are allocated and first touched on
     // the node.
     if let Some(p) = &opts.numa_placement {
