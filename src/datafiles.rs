@@ -337,39 +337,44 @@ fn check_space(dir: &Path, needed: u64) -> Result<()> {
     Ok(())
 }
 
-/// Host memory and (with `--fixed-buffers`) locked memory the buffers of `ranges` need, as
-/// they will be mapped: each rounded up to 2 MiB when huge pages may back it.
-fn check_memory(opts: &RunOptions, ranges: &[(u64, u64)]) -> Result<()> {
+/// Bytes the host buffers of threads with ranges of `lens` take as they will be mapped (what
+/// io_uring's registration charges to RLIMIT_MEMLOCK): each at least a page, rounded up to
+/// 2 MiB when huge pages may back it (as `HostBuffer` maps them); `--buffer ring` holds queue
+/// depth x block size per thread, whatever the range. None on overflow.
+pub(crate) fn buffers_bytes(opts: &RunOptions, lens: impl Iterator<Item = u64>) -> Option<u64> {
     let granule = if opts.huge_pages == HugePages::Off {
         4096
     } else {
         2 << 20
     };
-    // A ring of reused buffers holds queue depth x block size per thread, whatever the range.
     // (queue depth <= 4096 and block size <= 1 GiB: no overflow.)
     let ring = u64::from(opts.workload.queue_depth) * opts.workload.block_size;
-    let total = ranges
-        .iter()
-        .map(|&(_, len)| match opts.buffer {
-            crate::options::BufferMode::Full => len,
-            crate::options::BufferMode::Ring => ring,
-        })
-        .try_fold(0u64, |sum, len| {
-            len.checked_next_multiple_of(granule)
-                .and_then(|l| sum.checked_add(l))
-        })
-        .ok_or_else(|| {
-            Error::invalid(
-                Setting::Size,
-                crate::error::msg![
-                    format!(
-                        "{}: the buffers' size overflows 64 bits; lower ",
-                        Bytes(opts.workload.size)
-                    ),
-                    Setting::Size
-                ],
-            )
-        })?;
+    lens.map(|len| match opts.buffer {
+        crate::options::BufferMode::Full => len,
+        crate::options::BufferMode::Ring => ring,
+    })
+    .try_fold(0u64, |sum, len| {
+        len.max(1)
+            .checked_next_multiple_of(granule)
+            .and_then(|l| sum.checked_add(l))
+    })
+}
+
+/// Host memory and (with `--fixed-buffers`) locked memory the buffers of `ranges` need, as
+/// they will be mapped: each rounded up to 2 MiB when huge pages may back it.
+fn check_memory(opts: &RunOptions, ranges: &[(u64, u64)]) -> Result<()> {
+    let total = buffers_bytes(opts, ranges.iter().map(|&(_, len)| len)).ok_or_else(|| {
+        Error::invalid(
+            Setting::Size,
+            crate::error::msg![
+                format!(
+                    "{}: the buffers' size overflows 64 bits; lower ",
+                    Bytes(opts.workload.size)
+                ),
+                Setting::Size
+            ],
+        )
+    })?;
     if let Some(avail) = sys::mem_available() {
         if total > avail / 10 * 9 {
             return Err(Error::OutOfMemory(crate::error::msg![Setting::Size, format!(" {}: each thread holds its whole range in memory, {} in all, but only {} is available; lower ", Bytes(opts.workload.size), Bytes(total), Bytes(avail)), Setting::Size]));

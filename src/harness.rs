@@ -405,6 +405,9 @@ const POISON: u8 = 0xa5;
 /// alone only if the kernel still refuses (other processes of the user may hold part of the
 /// budget). Without this, one thread of a run might register and the next not: one run, two
 /// I/O paths.
+///
+/// Per process: the ranks of an MPI run on one node share the user's limit too, and each
+/// settles for its own threads.
 fn fixed_buffers_declined(
     opts: &RunOptions,
     backend: &dyn Backend,
@@ -417,14 +420,8 @@ fn fixed_buffers_declined(
     if !registers {
         return None;
     }
-    let ring = u64::from(opts.workload.queue_depth).saturating_mul(opts.workload.block_size);
-    let total = plans
-        .iter()
-        .map(|p| match opts.buffer {
-            crate::options::BufferMode::Full => p.len,
-            crate::options::BufferMode::Ring => ring,
-        })
-        .fold(0u64, u64::saturating_add);
+    // As the buffers will be mapped (whole huge pages), as the `on` preflight counts them.
+    let total = datafiles::buffers_bytes(opts, plans.iter().map(|p| p.len)).unwrap_or(u64::MAX);
     if sys::can_lock(total) {
         return None;
     }

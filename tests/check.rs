@@ -435,8 +435,9 @@ fn stale_cufile_statistics_segments_are_listed_with_their_removal() {
     // libcufile keys its statistics segment by process id (cufile::stats); one left by a
     // process that ended with cuFile open is keyed by its creator's pid and attached by
     // nobody. Made here in an IPC namespace of the test's own (`unshare --ipc`, root): a
-    // child of python makes one under its own pid and exits; then `check` lists it. An
-    // attached segment, and one keyed other than by its creator, are not listed.
+    // child of python makes one under its own pid and exits; a live process makes another
+    // under its own pid (not listed: its creator runs); python makes one keyed 7 (not its
+    // pid: not listed); then `check` lists the stale one.
     let unshare_ok = std::process::Command::new("unshare")
         .args(["--ipc", "--", "true"])
         .status()
@@ -445,25 +446,34 @@ fn stale_cufile_statistics_segments_are_listed_with_their_removal() {
         .args(["-c", "import ctypes"])
         .status()
         .is_ok_and(|s| s.success());
-    if !unshare_ok || !python_ok {
-        eprintln!("SKIPPED stale segments: needs `unshare --ipc` (root) and python3");
+    if !unshare_ok || !python_ok || !Path::new("/proc/sysvipc/shm").exists() {
+        eprintln!("SKIPPED stale segments: needs `unshare --ipc` (root), python3 and System V IPC");
         return;
     }
     let dir = scratch();
     let json = dir.path().join("check.json");
-    // The stale one (key = its creator's pid, creator gone), one keyed 7 by another process
-    // (not libcufile's pattern); then check prints its row.
-    let make = "import ctypes,os; l=ctypes.CDLL(None)\n\
+    let live = "import ctypes,os,time; l=ctypes.CDLL(None)\n\
+                if l.shmget(os.getpid(),4096,0o3644)<0: os._exit(1)\n\
+                print(os.getpid()); open('ready','w').close(); time.sleep(20)";
+    let make = "import ctypes,os,sys; l=ctypes.CDLL(None)\n\
                 pid=os.fork()\n\
-                if pid==0:\n    l.shmget(os.getpid(),31888,0o3644); os._exit(0)\n\
-                os.waitpid(pid,0); l.shmget(7,4096,0o3644); print(pid)";
-    let script = format!("python3 -c '{make}' && exec \"$0\" \"$@\"");
+                if pid==0:\n    os._exit(0 if l.shmget(os.getpid(),31888,0o3644)>=0 else 1)\n\
+                _,st=os.waitpid(pid,0)\n\
+                if st!=0 or l.shmget(7,4096,0o3644)<0: sys.exit(1)\n\
+                print(pid)";
+    let script = format!(
+        "python3 -c \"$LIVE\" >live.pid 2>/dev/null </dev/null & \
+         while [ ! -e ready ]; do sleep 0.05; done; \
+         python3 -c '{make}' && exec \"$0\" \"$@\""
+    );
     let out = outcome(
         std::process::Command::new("unshare")
             .args(["--ipc", "--", "sh", "-c", &script, BIN, "check", "--path"])
             .arg(dir.path())
             .arg("--json")
-            .arg(&json),
+            .arg(&json)
+            .env("LIVE", live)
+            .current_dir(dir.path()),
     );
     let stale_pid: i64 = out
         .stdout
@@ -471,6 +481,8 @@ fn stale_cufile_statistics_segments_are_listed_with_their_removal() {
         .next()
         .and_then(|l| l.trim().parse().ok())
         .unwrap_or_else(|| panic!("no pid printed: {out:?}"));
+    let live_pid = std::fs::read_to_string(dir.path().join("live.pid")).unwrap();
+    assert!(!live_pid.trim().is_empty(), "the live segment was not made");
     let line = out
         .stdout
         .lines()

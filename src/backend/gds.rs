@@ -792,7 +792,10 @@ impl Worker for GdsWorker {
             s.stats_frozen = true;
             match stats::read(&self.driver) {
                 Ok(c) => s.stats = Some(c.since(&s.stats_base)),
-                Err(e) => s.stats_error = Some(stats_failure("reading them", &e)),
+                Err(e) if s.stats.is_none() => {
+                    s.stats_error = Some(stats_failure("reading them", &e))
+                }
+                Err(_) => {}
             }
         }
         Ok(())
@@ -812,7 +815,11 @@ impl Worker for GdsWorker {
                             s.stats = Some(c);
                         }
                     }
-                    Err(e) => s.stats_error = Some(stats_failure("reading them", &e)),
+                    // Counts read earlier stay the evidence.
+                    Err(e) if s.stats.is_none() => {
+                        s.stats_error = Some(stats_failure("reading them", &e))
+                    }
+                    Err(_) => {}
                 }
             }
         }

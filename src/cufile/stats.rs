@@ -145,12 +145,21 @@ pub fn segment_in_the_way() -> Option<String> {
 }
 
 /// The segments that look like statistics libcufile left behind (see the module doc): keyed
-/// by the process that created them, attached by nobody. Each takes cuFile's statistics
-/// from a later process that is given that pid.
+/// by the process that created them, attached by nobody, that process no longer running.
+/// Each takes cuFile's statistics from a later process that is given that pid. A creator
+/// shown as 0 (outside this reader's PID namespace) proves nothing, and key 0 is
+/// IPC_PRIVATE: neither is listed; nor is a segment whose creator's pid is in use (its
+/// owner, or already a new process: not told apart here).
 pub fn stale_segments() -> std::io::Result<Vec<sys::SysvSegment>> {
     Ok(sys::sysv_segments()?
         .into_iter()
-        .filter(|s| s.key == i64::from(s.creator) && s.attached == 0)
+        .filter(|s| {
+            s.key > 0
+                && s.creator != 0
+                && s.key == i64::from(s.creator)
+                && s.attached == 0
+                && !std::path::Path::new(&format!("/proc/{}", s.creator)).exists()
+        })
         .collect())
 }
 

@@ -456,7 +456,8 @@ mod tests {
 
     #[test]
     fn sysvipc_shm_is_read_by_its_header() {
-        // Kernel 6.18's layout (two segments made with shmget: key, size 4096).
+        // Kernel 6.18's layout: a segment made by another process than its key says, and one
+        // of libcufile 1.15's (keyed by its creator's pid, attached).
         let text = "       key      shmid perms                  size  cpid  lpid nattch   uid   gid  cuid  cgid      atime      dtime      ctime                   rss                  swap
      13699    1146898   644                  4096 13658     0      0     0     0     0     0          0          0 1796413799                     0                     0
      17438     294975   644                 31888 17438 17438      1     0     0     0     0 1796413799          0 1796413799                 32768                     0
@@ -492,8 +493,12 @@ mod tests {
                 .unwrap_err(),
             "/proc/sysvipc/shm: no 'key' column"
         );
-        // Whatever this machine has, it parses.
-        sysv_segments().unwrap();
+        // Whatever this machine has, it parses (a kernel without System V IPC has no file).
+        match sysv_segments() {
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => panic!("{e}"),
+        }
     }
 
     #[test]
