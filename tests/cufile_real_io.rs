@@ -102,18 +102,25 @@ impl Real {
         } else {
             Command::new(BIN)
         };
-        cmd.args(&args).current_dir(self.dir.path());
-        with_fake_cuda(&mut cmd);
-        fake_host::with_host_files(&mut cmd, &self.files)
+        cmd.args(&args);
+        self.setting(&mut cmd, name);
+        for (k, v) in extra {
+            cmd.env(k, v);
+        }
+        limited(cmd, self.dir.path(), name)
+    }
+
+    /// `cmd` in this directory, with the fake libcuda and host files, this library, and
+    /// cuFile logging to `cufile-<name>.log`.
+    fn setting(&self, cmd: &mut Command, name: &str) {
+        cmd.current_dir(self.dir.path());
+        with_fake_cuda(cmd);
+        fake_host::with_host_files(cmd, &self.files)
             .env("GDSWAP_CUFILE_PATH", &self.lib)
             .env("CUFILE_LOGFILE_PATH", self.log(name))
             .env_remove("GDSWAP_DATA_DIR")
             .env_remove("CUFILE_ENV_PATH_JSON")
             .env_remove("CUFILE_FORCE_COMPAT_MODE");
-        for (k, v) in extra {
-            cmd.env(k, v);
-        }
-        limited(cmd, self.dir.path(), name)
     }
 
     fn cufile_log(&self, name: &str) -> String {
@@ -341,16 +348,8 @@ fn a_stale_statistics_segment_is_named_in_the_verdict() {
     let mut args = argv!["-c", script, BIN];
     args.extend(gds_run("sync", "read", &file, &json));
     let mut cmd = Command::new("unshare");
-    cmd.args(["--ipc", "--", "sh"])
-        .args(&args)
-        .current_dir(real.dir.path());
-    with_fake_cuda(&mut cmd);
-    fake_host::with_host_files(&mut cmd, &real.files)
-        .env("GDSWAP_CUFILE_PATH", &real.lib)
-        .env("CUFILE_LOGFILE_PATH", real.log("stale"))
-        .env_remove("GDSWAP_DATA_DIR")
-        .env_remove("CUFILE_ENV_PATH_JSON")
-        .env_remove("CUFILE_FORCE_COMPAT_MODE");
+    cmd.args(["--ipc", "--", "sh"]).args(&args);
+    real.setting(&mut cmd, "stale");
     let out = limited(cmd, real.dir.path(), "stale");
     let log = real.cufile_log("stale");
     assert_eq!(out.code, Some(0), "{out:?}\ncufile.log:\n{log}");
