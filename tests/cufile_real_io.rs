@@ -359,8 +359,17 @@ fn a_stale_statistics_segment_is_named_in_the_verdict() {
     );
     let report = read_report(&json);
     assert!(report.summary.verified, "{report:?}");
+    assert!(
+        report
+            .warnings
+            .iter()
+            .any(|w| w.code == "gds-no-statistics"),
+        "{:?}",
+        report.warnings
+    );
     let verdict = report.gds_path.expect("a gds run reports its path");
     assert_eq!(verdict.path, GdsPath::Compat, "{verdict:?}");
+    assert!(verdict.statistics_failed.is_some(), "{verdict:?}");
     let r = &verdict.reason;
     assert!(
         r.starts_with("driver properties: nvidia-fs not loaded"),

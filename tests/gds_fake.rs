@@ -295,6 +295,30 @@ fn compat_mode_is_reported_and_can_be_refused() {
     let p = r.gds_path.unwrap();
     assert_eq!(p.path, gdswap::report::GdsPath::NvidiaFs, "{p:?}");
     assert!(p.reason.starts_with("strict probe registered"), "{p:?}");
+    // Statistics the library has but cannot give (cuFileGetStatsL3 fails, as libcufile 1.15
+    // does when a segment left under its pid kept it from making its own): the probe decides,
+    // and the verdict and a `gds-no-statistics` warning say why there is no per-I/O evidence.
+    let (r, out) = report(args(), &[("FAKE_CUFILE_STATS_FAIL", "1")]);
+    let p = r.gds_path.unwrap();
+    assert_eq!(p.path, gdswap::report::GdsPath::NvidiaFs, "{p:?}");
+    assert!(
+        p.reason.starts_with("strict probe registered")
+            && p.reason.contains(
+                "; cuFile statistics gave no evidence: turning them on failed: cuFileGetStatsL3 failed: CU_FILE_INVALID_VALUE (5022)"
+            ),
+        "{p:?}"
+    );
+    assert!(p.statistics_failed.is_some(), "{p:?}");
+    assert!(
+        r.warnings.iter().any(|w| w.code == "gds-no-statistics"),
+        "{:?}",
+        r.warnings
+    );
+    assert!(
+        out.stderr.contains("warning: cuFile's statistics gave no per-I/O evidence of the path (turning them on failed: cuFileGetStatsL3 failed"),
+        "{}",
+        out.stderr
+    );
     let msg = fake(with(args(), argv!["--require-gpudirect"]), &posix).expect_error();
     assert!(
         msg.starts_with("--require-gpudirect: the run went through cuFile's compat mode, not GPUDirect: statistics: all "),

@@ -185,6 +185,7 @@ impl PathState {
         } else if let Some(e) = &self.stats_error {
             v.reason
                 .push_str(&format!("; cuFile statistics gave no evidence: {e}"));
+            v.statistics_failed = Some(e.clone());
         } else if self.stats.is_some_and(|c| c.total() == 0) {
             v.reason
                 .push_str("; cuFile statistics counted no I/O (collection was on)");

@@ -49,6 +49,12 @@ pub enum Warning {
         /// `--queue-depth`.
         queue_depth: u32,
     },
+    /// A gds run whose cuFile statistics (the library has them) gave no per-I/O evidence of
+    /// the path: the verdict rests on the probe and driver properties alone.
+    GdsNoStatistics {
+        /// Why: the step that failed and cuFile's error (and a stale segment, when named).
+        why: String,
+    },
     /// A gds run whose bytes went through cuFile's compat mode, not GPUDirect.
     GdsCompat {
         /// The evidence that the bytes went through compat mode.
@@ -111,6 +117,7 @@ impl Warning {
             Warning::WritesUnverified => "writes-unverified",
             Warning::FewBounceBuffers { .. } => "few-bounce-buffers",
             Warning::GdsCompat { .. } => "gds-compat",
+            Warning::GdsNoStatistics { .. } => "gds-no-statistics",
             Warning::GdsUnalignedBlock { .. } => "gds-unaligned-block",
             Warning::GdsCompatOneInFlight { .. } => "gds-compat-one-in-flight",
             Warning::GdsNote { .. } => "gds-note",
@@ -142,6 +149,9 @@ impl Warning {
                 Setting::QueueDepth,
                 format!(" {queue_depth}: at most {chunks} requests are in flight, fewer while chunks are being copied")
             ],
+            Warning::GdsNoStatistics { why } => format!(
+                "cuFile's statistics gave no per-I/O evidence of the path ({why}): the path shown rests on the probe and driver properties alone"
+            ).into(),
             Warning::GdsCompat { reason } => format!(
                 "GDS COMPAT MODE: these bytes did NOT take GPUDirect Storage; cuFile moved them with POSIX I/O through host memory ({reason})"
             ).into(),
@@ -186,6 +196,10 @@ impl Warning {
                 "run gdswap check ", Setting::Path, " FILE ", Setting::Backend,
                 " gds to see why (nvidia-fs loaded? filesystem and mount options supported?); ",
                 Setting::RequireGpudirect, " makes this an error"
+            ],
+            Warning::GdsNoStatistics { .. } => msg![
+                "gdswap check ", Setting::Path,
+                " DIR lists cuFile statistics segments left behind by processes that ended with cuFile open (the reason names one in this process's way, with the ipcrm that removes it); cufile.log says what else failed"
             ],
             Warning::GdsUnalignedBlock { .. } => msg!["use a ", Setting::BlockSize, " that is a multiple of 4 KiB"],
             Warning::GdsCompatOneInFlight { .. } => msg![
@@ -289,6 +303,9 @@ pub fn assess(r: &RunReport, pages: Option<PageBacking>) -> Vec<Warning> {
             });
         }
         out.extend(p.notes.iter().map(|n| Warning::GdsNote { note: n.clone() }));
+        if let Some(why) = &p.statistics_failed {
+            out.push(Warning::GdsNoStatistics { why: why.clone() });
+        }
     }
     let slow: Vec<String> = r
         .ranks
@@ -383,6 +400,7 @@ mod tests {
             reason: "x".into(),
             notes: vec!["a 2MiB device buffer was left unregistered".into()],
             queue_clamp: None,
+            statistics_failed: None,
         });
         let w = assess(&r, Some(PageBacking::Hugetlb2M));
         let codes: Vec<_> = w.iter().map(|w| w.code()).collect();

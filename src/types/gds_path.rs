@@ -72,6 +72,11 @@ pub struct GdsVerdict {
     /// `gds-compat-one-in-flight` warning.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub queue_clamp: Option<QueueClamp>,
+    /// Why cuFile's statistics (1.15+), which the library has, gave no per-I/O evidence:
+    /// turning them on or reading them failed (the path then rests on the probe and driver
+    /// properties alone); it becomes a `gds-no-statistics` warning.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub statistics_failed: Option<String>,
 }
 
 /// A `gds` run's `stream` or `batch` API held to one operation in flight in the whole
@@ -96,6 +101,7 @@ impl GdsVerdict {
             reason: reason.into(),
             notes: Vec::new(),
             queue_clamp: None,
+            statistics_failed: None,
         }
     }
 

@@ -117,6 +117,9 @@
  *   FAKE_CUFILE_OPEN_HANG      1: cuFileDriverOpen never returns (as 1.20 was seen to spin)
  *   FAKE_CUFILE_STATS_POSIX    1: the statistics count every I/O as POSIX (compat), whatever
  *                              the probe and properties say
+ *   FAKE_CUFILE_STATS_FAIL     1: cuFileGetStatsL3 fails with 5022 (CU_FILE_INVALID_VALUE), as
+ *                              libcufile 1.15 does when it could not make its statistics
+ *                              segment (one left under its pid: cufile::stats)
  *   FAKE_CUFILE_VERSION        what the full build's cuFileGetVersion says (default 1200); the
  *                              statistics are written in 1.15's layout below 1190
  *   FAKE_CUFILE_BAR1_BYTES     the GPU's BAR1 aperture: registrations past it fail (0: none)
@@ -157,10 +160,10 @@ static const char *names[32] = {"FAKE_CUFILE_OPEN_ERR", "FAKE_CUFILE_OPEN_CU_ERR
                                 "FAKE_CUFILE_STATS_POSIX", "FAKE_CUFILE_VERSION",
                                 "FAKE_CUFILE_BAR1_BYTES", "FAKE_CUFILE_MAX_PINNED_KB",
                                 "FAKE_CUFILE_IO_DELAY_US", "FAKE_CUFILE_BUF_REGISTER_DELAY_US",
-                                "FAKE_CUFILE_REGISTER_FAIL", NULL};
+                                "FAKE_CUFILE_REGISTER_FAIL", "FAKE_CUFILE_STATS_FAIL", NULL};
 enum { K_BUF_REGISTER_ERR = 8, K_IO_MAX, K_IO_FAIL_AT, K_IO_FAIL_RET, K_BATCH_FAIL_STATUS, K_OPEN_HANG,
        K_STATS_POSIX, K_VERSION, K_BAR1, K_MAX_PINNED_KB, K_IO_DELAY_US,
-       K_BUF_REGISTER_DELAY_US, K_REGISTER_FAIL };
+       K_BUF_REGISTER_DELAY_US, K_REGISTER_FAIL, K_STATS_FAIL };
 
 static long knob(int i, long dflt) {
     if (overrides_set[i]) return overrides[i];
@@ -884,7 +887,7 @@ CUfileError_t cuFileGetStatsL2(void *s) {
     return status(0, 0);
 }
 CUfileError_t cuFileGetStatsL3(void *s) {
-    if (!s || stats_level < 3) return status(CU_FILE_INVALID_VALUE, 0);
+    if (!s || stats_level < 3 || knob(K_STATS_FAIL, 0)) return status(CU_FILE_INVALID_VALUE, 0);
     /* 1.15-1.18's level 1 is 112 bytes shorter: level 3 is 5000 bytes, num_gpus at 1024; 1.19
      * already has 1.20's layout (the wheels' headers: 1.19.0.109 and 1.19.1.55). */
     size_t shift = knob(K_VERSION, 1200) < 1190 ? 112 : 0;
