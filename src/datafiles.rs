@@ -384,24 +384,21 @@ fn check_memory(opts: &RunOptions, ranges: &[(u64, u64)]) -> Result<()> {
     // default, auto, registers where the limit allows and otherwise runs unregistered.)
     if opts.fixed_buffers.required()
         && opts.backend != crate::types::BackendId::Bounce
-        && !sys::has_cap_ipc_lock()
+        && !sys::can_lock(total)
     {
-        let limit = sys::memlock_limit();
-        if total > limit {
-            return Err(Error::Memlock {
-                what: crate::error::msg![
-                    Setting::FixedBuffers,
-                    format!(
-                        " registration of {} over {} threads",
-                        Bytes(total),
-                        opts.workload.threads
-                    )
-                ],
-                needed: total,
-                limit,
-                hint: crate::error::msg!["run without ", Setting::FixedBuffers],
-            });
-        }
+        return Err(Error::Memlock {
+            what: crate::error::msg![
+                Setting::FixedBuffers,
+                format!(
+                    " registration of {} over {} threads",
+                    Bytes(total),
+                    opts.workload.threads
+                )
+            ],
+            needed: total,
+            limit: sys::memlock_limit(),
+            hint: crate::error::msg!["run without ", Setting::FixedBuffers],
+        });
     }
     Ok(())
 }

@@ -415,8 +415,7 @@ fn fixed_buffers_declined(
 ) -> Option<String> {
     let registers = opts.fixed_buffers == crate::options::FixedBuffers::Auto
         && backend.id() == crate::types::BackendId::Host
-        && opts.direct
-        && opts.ring.opcode != crate::options::RingOpcode::Readv;
+        && crate::io::uring::takes_fixed_buffers(opts.direct, opts.ring.opcode);
     if !registers {
         return None;
     }
@@ -425,14 +424,14 @@ fn fixed_buffers_declined(
     if sys::can_lock(total) {
         return None;
     }
-    let threads = match plans.len() {
+    let whose = match plans.len() {
         1 => String::new(),
         n => format!(", {n} threads' buffers together"),
     };
-    Some(format!(
-        "RLIMIT_MEMLOCK {} < {}{threads} (CAP_IPC_LOCK, as root has, or a higher limit registers them)",
-        crate::size::Bytes(sys::memlock_limit()),
-        crate::size::Bytes(total)
+    Some(crate::io::uring::memlock_short(
+        sys::memlock_limit(),
+        total,
+        &whose,
     ))
 }
 

@@ -438,16 +438,8 @@ fn stale_cufile_statistics_segments_are_listed_with_their_removal() {
     // child of python makes one under its own pid and exits; a live process makes another
     // under its own pid (not listed: its creator runs); python makes one keyed 7 (not its
     // pid: not listed); then `check` lists the stale one.
-    let unshare_ok = std::process::Command::new("unshare")
-        .args(["--ipc", "--", "true"])
-        .status()
-        .is_ok_and(|s| s.success());
-    let python_ok = std::process::Command::new("python3")
-        .args(["-c", "import ctypes"])
-        .status()
-        .is_ok_and(|s| s.success());
-    if !unshare_ok || !python_ok || !Path::new("/proc/sysvipc/shm").exists() {
-        eprintln!("SKIPPED stale segments: needs `unshare --ipc` (root), python3 and System V IPC");
+    if let Some(why) = own_sysv_segments_missing() {
+        eprintln!("SKIPPED stale segments: {why}");
         return;
     }
     let dir = scratch();

@@ -133,19 +133,6 @@ fn skip<T>(test: &str, why: &str) -> Option<T> {
     None
 }
 
-/// Whether `unshare --ipc` runs a command here (util-linux, and CAP_SYS_ADMIN).
-fn own_ipc_namespace_works() -> bool {
-    static WORKS: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *WORKS.get_or_init(|| {
-        Command::new("unshare")
-            .args(["--ipc", "--", "true"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success())
-    })
-}
-
 fn libudev_loads() -> bool {
     // SAFETY: test-only probe of a system library (systemd's libudev), whose initialisers
     // only set up its own state; dropped (dlclose) at once.
@@ -322,16 +309,8 @@ fn a_stale_statistics_segment_is_named_in_the_verdict() {
     let Some(real) = Real::new("stale segment, cufile 1.15", cufile_wheel::CU13_115, true) else {
         return;
     };
-    if !own_ipc_namespace_works() {
-        eprintln!("SKIPPED stale segment: `unshare --ipc` does not run here (needs root)");
-        return;
-    }
-    let python_ok = Command::new("python3")
-        .args(["-c", "import ctypes"])
-        .status()
-        .is_ok_and(|s| s.success());
-    if !python_ok {
-        eprintln!("SKIPPED stale segment: no python3 with ctypes to make the segment");
+    if let Some(why) = own_sysv_segments_missing() {
+        eprintln!("SKIPPED stale segment: {why}");
         return;
     }
     let file = real.data();

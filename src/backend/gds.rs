@@ -168,6 +168,20 @@ struct PathState {
 }
 
 impl PathState {
+    /// This run's counts so far (against its baseline); None when the read fails, whose
+    /// reason is kept unless counts read earlier are the evidence.
+    fn read_stats(&mut self, driver: &Driver) -> Option<PathCounts> {
+        match stats::read(driver) {
+            Ok(c) => Some(c.since(&self.stats_base)),
+            Err(e) => {
+                if self.stats.is_none() {
+                    self.stats_error = Some(stats_failure("reading them", &e));
+                }
+                None
+            }
+        }
+    }
+
     fn verdict(&self) -> GdsVerdict {
         let not_probed = Strict::NotRun("not probed".into());
         let mut v = gds_path::decide(
@@ -791,12 +805,8 @@ impl Worker for GdsWorker {
         let mut s = lock(&self.state);
         if s.stats_started && !s.stats_frozen {
             s.stats_frozen = true;
-            match stats::read(&self.driver) {
-                Ok(c) => s.stats = Some(c.since(&s.stats_base)),
-                Err(e) if s.stats.is_none() => {
-                    s.stats_error = Some(stats_failure("reading them", &e))
-                }
-                Err(_) => {}
+            if let Some(c) = s.read_stats(&self.driver) {
+                s.stats = Some(c);
             }
         }
         Ok(())
@@ -809,18 +819,10 @@ impl Worker for GdsWorker {
         {
             let mut s = lock(&me.state);
             if s.stats_started && !s.stats_frozen {
-                match stats::read(&me.driver) {
-                    Ok(c) => {
-                        let c = c.since(&s.stats_base);
-                        if s.stats.map_or(true, |old| c.total() >= old.total()) {
-                            s.stats = Some(c);
-                        }
+                if let Some(c) = s.read_stats(&me.driver) {
+                    if s.stats.map_or(true, |old| c.total() >= old.total()) {
+                        s.stats = Some(c);
                     }
-                    // Counts read earlier stay the evidence.
-                    Err(e) if s.stats.is_none() => {
-                        s.stats_error = Some(stats_failure("reading them", &e))
-                    }
-                    Err(_) => {}
                 }
             }
         }

@@ -414,28 +414,16 @@ fn parse_sysvipc_shm(text: &str) -> io::Result<Vec<SysvSegment>> {
         .filter(|l| !l.trim().is_empty())
         .map(|l| {
             let f: Vec<&str> = l.split_whitespace().collect();
-            let field = |i: usize| -> io::Result<&str> {
-                f.get(i)
-                    .copied()
-                    .ok_or_else(|| bad(format!("short line '{l}'")))
-            };
-            let num = |i: usize| -> io::Result<i64> {
-                field(i)?
-                    .parse()
-                    .map_err(|_| bad(format!("not a number in '{l}'")))
-            };
-            let unsigned = |i: usize| -> io::Result<u64> {
-                field(i)?
-                    .parse()
-                    .map_err(|_| bad(format!("not a number in '{l}'")))
-            };
+            fn number<T: std::str::FromStr>(f: &[&str], i: usize) -> Option<T> {
+                f.get(i)?.parse().ok()
+            }
+            let not_read = || bad(format!("a field missing or not a number in '{l}'"));
             Ok(SysvSegment {
-                key: num(key)?,
-                id: num(id)?,
-                size: unsigned(size)?,
-                creator: u32::try_from(unsigned(cpid)?)
-                    .map_err(|_| bad(format!("pid out of range in '{l}'")))?,
-                attached: unsigned(nattch)?,
+                key: number(&f, key).ok_or_else(not_read)?,
+                id: number(&f, id).ok_or_else(not_read)?,
+                size: number(&f, size).ok_or_else(not_read)?,
+                creator: number(&f, cpid).ok_or_else(not_read)?,
+                attached: number(&f, nattch).ok_or_else(not_read)?,
             })
         })
         .collect()

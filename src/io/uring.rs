@@ -31,6 +31,23 @@ use crate::types::ring_options::{FixedBuffers, RingOpcode, RingOptions, RingSetu
 /// the buffers (the harness looks for it among its threads' modes).
 pub const NOT_REGISTERED: &str = "(not registered: ";
 
+/// Whether an engine over a file opened this way takes registered buffers at all: O_DIRECT
+/// and READ/WRITE opcodes (buffered I/O and READV take none). `--fixed-buffers auto` tries
+/// only these.
+pub fn takes_fixed_buffers(direct: bool, opcode: RingOpcode) -> bool {
+    direct && opcode != RingOpcode::Readv
+}
+
+/// Why `--fixed-buffers auto` did not register `needed` bytes of buffers under a memlock
+/// `limit` below them (`whose`: what the bytes are, when not one thread's buffers).
+pub fn memlock_short(limit: u64, needed: u64, whose: &str) -> String {
+    format!(
+        "RLIMIT_MEMLOCK {} < {}{whose} (CAP_IPC_LOCK, as root has, or a higher limit registers them)",
+        Bytes(limit),
+        Bytes(needed)
+    )
+}
+
 /// io_uring registers at most 1 GiB per buffer; bigger buffers are registered in segments.
 const MAX_REGISTERED: u64 = 1 << 30;
 
@@ -457,15 +474,13 @@ impl<B: IoBuffer> UringEngine<B> {
             FixedBuffers::On => engine.register(block_size)?,
             FixedBuffers::Auto => {
                 // Buffered I/O and READV take no registered buffers: nothing to say there.
-                let why_not = if !engine.file.is_direct() || opts.opcode == RingOpcode::Readv {
+                let why_not = if !takes_fixed_buffers(engine.file.is_direct(), opts.opcode) {
                     None
                 } else {
                     engine.register(block_size).err().map(|e| match e {
-                        Error::Memlock { needed, limit, .. } if needed > limit => format!(
-                            "RLIMIT_MEMLOCK {} < {} (CAP_IPC_LOCK, as root has, or a higher limit registers them)",
-                            Bytes(limit),
-                            Bytes(needed)
-                        ),
+                        Error::Memlock { needed, limit, .. } if needed > limit => {
+                            memlock_short(limit, needed, "")
+                        }
                         Error::Memlock { needed, limit, .. } => format!(
                             "RLIMIT_MEMLOCK {} cannot hold another {} (it is charged per user: \
                              this run's other threads and the user's other processes share it)",

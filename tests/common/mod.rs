@@ -545,3 +545,37 @@ pub fn with(mut args: Vec<OsString>, more: Vec<OsString>) -> Vec<OsString> {
     args.extend(more);
     args
 }
+
+/// Whether `unshare --ipc` runs a command here (util-linux, and CAP_SYS_ADMIN): a test can then
+/// give gdswap System V IPC of its own (libcufile's statistics segments, `cufile::stats`).
+pub fn own_ipc_namespace_works() -> bool {
+    static WORKS: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *WORKS.get_or_init(|| {
+        Command::new("unshare")
+            .args(["--ipc", "--", "true"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    })
+}
+
+/// Why a test cannot make System V segments of its own here, or None when it can: it needs
+/// `unshare --ipc` (root), python3 with ctypes (which makes them) and System V IPC.
+pub fn own_sysv_segments_missing() -> Option<&'static str> {
+    let python = || {
+        Command::new("python3")
+            .args(["-c", "import ctypes"])
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    if !own_ipc_namespace_works() {
+        Some("`unshare --ipc` does not run here (needs root)")
+    } else if !Path::new("/proc/sysvipc/shm").exists() {
+        Some("no System V IPC in this kernel")
+    } else if !python() {
+        Some("no python3 with ctypes to make the segments")
+    } else {
+        None
+    }
+}
