@@ -65,16 +65,20 @@
 
 mod alloc;
 mod buffer;
+mod checks;
 mod committer;
 mod device_tensor;
 mod foreign;
 mod jobs;
 mod manifest;
 mod options;
+mod remove;
 mod staged;
 mod staging;
 mod state;
 mod store;
+mod swap_in;
+mod swap_out;
 mod threads;
 mod ticket;
 
