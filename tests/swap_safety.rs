@@ -462,3 +462,41 @@ fn a_quarantined_entrys_bytes_survive_swaps_of_the_tensor_it_overlaps() {
     }
     assert_eq!(read_back(&store, "a"), bytes(9, 5000).as_bytes());
 }
+
+/// A data file whose length is not a multiple of the alignment (cut short by a copy or a
+/// repair, so the entries past its end are quarantined): the quarantine floor is that
+/// length, and new swap-outs go past it. They must still land on aligned offsets (O_DIRECT
+/// refuses others with EINVAL): every later swap-out used to fail.
+#[test]
+fn a_quarantine_floor_at_an_unaligned_file_length_still_takes_swap_outs() {
+    let dir = common::scratch();
+    three_tensors(dir.path());
+    let c_offset = {
+        let s = SwapStore::open(dir.path(), opts()).unwrap();
+        s.info("c").unwrap().offset
+    };
+    // Cut the file inside c's extent, at no multiple of 512.
+    let cut = c_offset + 1000;
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(dir.path().join(DATA_FILE))
+        .unwrap()
+        .set_len(cut)
+        .unwrap();
+    let store = SwapStore::open(dir.path(), opts()).unwrap();
+    assert!(
+        reason_of(&store, "c").contains("ends past the data file"),
+        "{:?}",
+        store.quarantined()
+    );
+    store
+        .swap_out("d", &bytes(3, 5000))
+        .unwrap()
+        .wait()
+        .unwrap_or_else(|e| panic!("swap-out past an unaligned floor: {e}"));
+    let d = store.info("d").unwrap();
+    assert_eq!(d.offset % store.alignment(), 0, "{d:?}");
+    assert!(d.offset >= cut, "{d:?} below the floor {cut}");
+    assert_eq!(read_back(&store, "d"), bytes(3, 5000).as_bytes());
+    assert_eq!(read_back(&store, "a"), bytes(0, 5000).as_bytes());
+}

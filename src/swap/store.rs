@@ -130,9 +130,17 @@ impl SwapStore {
                 .collect(),
         )?;
         // Space past the last tensor (written by swap-outs that never committed) is reused;
-        // with a quarantine, nothing below the file's end is written again.
+        // with a quarantine, nothing below the file's end is written again. The floor is
+        // rounded up to the alignment: a file cut at an odd length would otherwise put every
+        // new extent at an offset O_DIRECT refuses.
         if !quarantined.is_empty() {
-            extents.reserve_below(file_len);
+            let floor = file_len.checked_next_multiple_of(align).ok_or_else(|| {
+                Error::CorruptStore(format!(
+                    "swap store: the length of {} ({file_len} bytes) overflows 64 bits when aligned",
+                    dir.join(DATA_FILE).display()
+                ))
+            })?;
+            extents.reserve_below(floor);
         }
         let staging = Arc::new(StagingPool::new(
             backend,
