@@ -763,3 +763,23 @@ fn staged_tensors_count_against_the_budget_and_stay_with_their_store() {
     }
     ticket.wait().unwrap();
 }
+
+/// A staged tensor whose padded length is near 2^64 while other staging is held: the
+/// budget check (held + needed > budget) must not wrap around; the request is refused with
+/// the budget error, naming it (it used to panic in debug builds, "attempt to add with
+/// overflow", and in release builds to pass the check and try to allocate).
+#[test]
+fn a_huge_staging_request_is_refused_by_the_budget_not_wrapped() {
+    let dir = common::scratch();
+    let store = SwapStore::open(dir.path(), opts(fast())).unwrap();
+    let _held = store.staged_zeros(DType::U8, &[64 << 10]).unwrap();
+    let err = store
+        .staged_zeros(DType::U8, &[usize::MAX - 4095])
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("staging memory") && err.contains("budget"),
+        "{err}"
+    );
+    assert_eq!(store.stats().staging_now, 64 << 10);
+}

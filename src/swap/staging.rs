@@ -206,13 +206,19 @@ impl StagingPool {
         threads: &IoThreads,
     ) -> Result<Vec<Slot>> {
         let mut evicted = Vec::new();
-        while g.allocated + cost > self.budget && !g.idle.is_empty() {
+        // Checked: a request near 2^64 bytes must not wrap past the budget.
+        let fits = |g: &Inner| {
+            g.allocated
+                .checked_add(cost)
+                .is_some_and(|t| t <= self.budget)
+        };
+        while !fits(&g) && !g.idle.is_empty() {
             let s = g.idle.remove(0);
             g.allocated -= s.cost;
             g.device -= s.device;
             evicted.push(s);
         }
-        if g.allocated + cost > self.budget {
+        if !fits(&g) {
             let in_use = g.allocated;
             drop(g);
             release_on_threads(evicted, threads)?;
