@@ -285,17 +285,32 @@ fn check_crc(sh: &Shared, entry: &Entry, crc: u32) -> Result<()> {
 /// The same error again, for each swap-out of a batch that failed as a whole (an fdatasync
 /// or manifest commit): errno and path kept where there are.
 pub(super) fn again(e: &Error) -> Error {
+    let errno = |source: &std::io::Error| match source.raw_os_error() {
+        Some(code) => std::io::Error::from_raw_os_error(code),
+        None => std::io::Error::new(source.kind(), source.to_string()),
+    };
     match e {
         Error::File {
             op, path, source, ..
-        } => Error::file(
-            *op,
-            path.clone(),
-            match source.raw_os_error() {
-                Some(code) => std::io::Error::from_raw_os_error(code),
-                None => std::io::Error::new(source.kind(), source.to_string()),
-            },
-        ),
+        } => Error::file(*op, path.clone(), errno(source)),
+        // The temporary manifest's write (ENOSPC, EIO): its path and offset kept.
+        Error::Io {
+            op,
+            path,
+            offset,
+            len,
+            source,
+        } => Error::io(*op, path.clone(), *offset, *len, errno(source)),
+        // A generation at its limit: the manifest named.
+        Error::BadFile {
+            role,
+            path,
+            message,
+        } => Error::BadFile {
+            role: *role,
+            path: path.clone(),
+            message: message.clone(),
+        },
         other => Error::Internal(other.to_string()),
     }
 }
@@ -314,6 +329,32 @@ mod tests {
                 assert_eq!(crc32c_in_pieces(&v, cpus), want, "{len} bytes, {cpus} CPUs");
             }
             assert_eq!(crc32c_parallel(&v), crc32c::crc32c(&v), "{len} bytes");
+        }
+    }
+
+    /// The errors a batch's manifest commit fails with (the temporary manifest's write, a
+    /// generation at its limit) are repeated for every swap-out of the batch as what they
+    /// are: an I/O error with its path and offset, a refusal naming the manifest, not an
+    /// internal error (the kind a failure record and a caller go by).
+    #[test]
+    fn a_batch_error_keeps_its_kind_for_every_swap_out() {
+        let errors = [
+            Error::io(
+                crate::error::FileOp::Write,
+                "/x/manifest.json.tmp",
+                0,
+                812,
+                std::io::Error::from_raw_os_error(libc::ENOSPC),
+            ),
+            Error::BadFile {
+                role: crate::error::FileRole::SwapStore,
+                path: "/x/manifest.json".into(),
+                message: "its generation is the largest there is".into(),
+            },
+        ];
+        for e in errors {
+            let a = again(&e);
+            assert_eq!((a.kind(), a.to_string()), (e.kind(), e.to_string()));
         }
     }
 
