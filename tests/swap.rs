@@ -783,3 +783,57 @@ fn a_huge_staging_request_is_refused_by_the_budget_not_wrapped() {
     );
     assert_eq!(store.stats().staging_now, 64 << 10);
 }
+
+/// "A swap-out or remove of `name` drops the prefetch" (`SwapStore::prefetch`): also while
+/// the prefetch's read is still in flight. There is no ticket of a prefetch to wait for, so
+/// refusing them ("a prefetch is in flight on this tensor; wait for its ticket") left the
+/// caller nothing to do but retry; they used to be refused that way.
+#[test]
+fn a_swap_out_or_remove_right_after_a_prefetch_drops_it() {
+    let dir = common::scratch();
+    let store = SwapStore::open(
+        dir.path(),
+        SwapOptions {
+            io_threads: 1,
+            ..opts(fast())
+        },
+    )
+    .unwrap();
+    for name in ["x", "y"] {
+        store
+            .swap_out(name, &content(0, 1, 4097))
+            .unwrap()
+            .wait()
+            .unwrap();
+    }
+    // Three staging buffers of x's size wait in the pool: the calls below need no round trip
+    // to the I/O thread, which is busy with a big write while they run.
+    let held: Vec<_> = (0..3)
+        .map(|_| store.staged_zeros(DType::U8, &[4097]).unwrap())
+        .collect();
+    drop(held);
+    let big = store.swap_out("big", &HostTensor::bytes(32 << 20)).unwrap();
+    store.prefetch("x").unwrap();
+    store.prefetch("y").unwrap();
+    let x2 = store
+        .swap_out("x", &content(0, 2, 4097))
+        .unwrap_or_else(|e| panic!("swap-out after a prefetch: {e}"));
+    store
+        .remove("y")
+        .unwrap_or_else(|e| panic!("remove after a prefetch: {e}"));
+    big.wait().unwrap();
+    x2.wait().unwrap();
+    // The prefetch of the old version is gone: x reads back as its new version.
+    assert!(read_back(&store, "x").as_bytes() == content(0, 2, 4097).as_bytes());
+    assert!(store.info("y").is_none());
+    // Nothing stays claimed by the dropped prefetches' reads once they have ended.
+    store.release_idle_staging().unwrap();
+    store
+        .swap_out("y", &content(0, 3, 4097))
+        .unwrap()
+        .wait()
+        .unwrap();
+    store.remove("x").unwrap();
+    store.release_idle_staging().unwrap();
+    assert_eq!(store.stats().staging_now, 0);
+}

@@ -42,9 +42,19 @@ impl SwapStore {
         Ok(())
     }
 
-    /// Marks `name` busy with `kind`, or says what is in flight on it.
+    /// Marks `name` busy with `kind`, or says what is in flight on it. A prefetch the store
+    /// holds (no ticket to wait for) gives way to a swap-out or remove, which drop it: its
+    /// read goes on, unused, and its end releases nothing (claims are released by id).
     pub(super) fn claim(&self, s: &mut State, name: &str, kind: OpKind) -> Result<u64> {
-        if let Some((k, _)) = s.busy.get(name) {
+        if let Some(&(k, _)) = s.busy.get(name) {
+            let gives_way = k == OpKind::Prefetch
+                && matches!(kind, OpKind::SwapOut | OpKind::Remove)
+                && s.prefetched.contains_key(name);
+            if gives_way {
+                s.prefetched.remove(name);
+                s.busy.remove(name);
+                return self.claim(s, name, kind);
+            }
             return Err(swap_err(
                 name,
                 format!(
