@@ -1,14 +1,14 @@
 //! The store's I/O jobs, run on its I/O threads: a swap-out's write and manifest commit, a
 //! swap-in's read and checksum check.
 
-use crate::error::{Error, Result};
+use crate::error::{Error, FileOp, Result};
 use crate::options::Op;
 use crate::size::Bytes;
 
 use super::manifest::{self, Entry, MANIFEST};
 use super::staging::Staging;
 use super::state::swap_err;
-use super::state::{lock, snapshot_of, Pending, Shared};
+use super::state::{lock, snapshot_of, Pending, Shared, SyncFailure};
 use super::ticket::ReadData;
 
 /// Runs `f`, turning a panic (a bug) into an error, so that a job still releases its claim
@@ -76,7 +76,14 @@ pub(super) fn commit_written(sh: &Shared, batch: Vec<Entry>) -> Vec<Result<()>> 
         out.insert(0, Err(e));
         out
     };
-    if let Err(e) = sh.file.sync_data() {
+    // After a failed fdatasync no later one proves anything (`SyncFailure`): refused.
+    let synced = match sh.sync_failed.get() {
+        Some(first) => Err(after_failed_sync(sh, first)),
+        None => sh.file.sync_data().map(|_| ()).inspect_err(|e| {
+            let _ = sh.sync_failed.set(SyncFailure::of(e));
+        }),
+    };
+    if let Err(e) = synced {
         let mut s = lock(&sh.state);
         for entry in &batch {
             s.extents.free(entry.offset, entry.padded_len);
@@ -95,6 +102,19 @@ pub(super) fn commit_written(sh: &Shared, batch: Vec<Entry>) -> Vec<Result<()>> 
             (0..n).map(|_| Ok(())).collect()
         }
         Err(e) => each(e),
+    }
+}
+
+/// The error of a swap-out whose commit comes after a failed fdatasync of the data file.
+fn after_failed_sync(sh: &Shared, first: &SyncFailure) -> Error {
+    Error::File {
+        op: FileOp::Sync,
+        path: sh.file.path().to_path_buf(),
+        hint: " (not committed: an earlier fdatasync of this file failed so; the kernel reports a failed flush only once, so data written before it may be lost although a later fdatasync succeeds: open the store again to go on from its last durable manifest)".into(),
+        source: match first.errno {
+            Some(code) => std::io::Error::from_raw_os_error(code),
+            None => std::io::Error::other(first.what.clone()),
+        },
     }
 }
 
@@ -356,6 +376,58 @@ mod tests {
             let a = again(&e);
             assert_eq!((a.kind(), a.to_string()), (e.kind(), e.to_string()));
         }
+    }
+
+    /// After one fdatasync of the data file failed, no swap-out is committed any more, even
+    /// where a later fdatasync would succeed (the kernel reports a failed flush once): each
+    /// is refused with the first failure's errno and the way out, its extent is free again,
+    /// and the last committed versions stand and read back.
+    #[test]
+    fn nothing_is_committed_after_a_failed_fdatasync() {
+        use crate::swap::{DType, HostTensor, SwapOptions, SwapStore};
+        let dir = crate::testutil::scratch_dir();
+        let store = SwapStore::open(dir.path(), SwapOptions::default()).unwrap();
+        let v: Vec<f32> = (0..3000).map(|i| i as f32).collect();
+        let a = HostTensor::from_slice(DType::F32, &v).unwrap();
+        store.swap_out("a", &a).unwrap().wait().unwrap();
+        let generation = store.generation();
+        let failed = Error::file(
+            FileOp::Sync,
+            dir.path().join("data.bin"),
+            std::io::Error::from_raw_os_error(libc::EIO),
+        );
+        let first = SyncFailure::of(&failed);
+        assert_eq!(first.errno, Some(libc::EIO));
+        store.shared.sync_failed.set(first).unwrap();
+        let free_before = format!("{:?}", lock(&store.shared.state).extents);
+        let w: Vec<f32> = v.iter().map(|x| x + 1.0).collect();
+        let b = HostTensor::from_slice(DType::F32, &w).unwrap();
+        for name in ["b", "a"] {
+            let err = store
+                .swap_out(name, &b)
+                .unwrap()
+                .wait()
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.contains("data.bin")
+                    && err.contains("os error 5")
+                    && err.contains("earlier fdatasync")
+                    && err.contains("open the store again"),
+                "{name}: {err}"
+            );
+        }
+        assert_eq!(store.generation(), generation);
+        let names: Vec<String> = store.list().into_iter().map(|e| e.name).collect();
+        assert_eq!(names, ["a"]);
+        assert_eq!(
+            format!("{:?}", lock(&store.shared.state).extents),
+            free_before,
+            "the refused swap-outs' extents are free again"
+        );
+        let mut back = HostTensor::zeros(DType::F32, &[3000]).unwrap();
+        store.swap_in("a", &mut back).unwrap().wait().unwrap();
+        assert_eq!(back.as_slice::<f32>().unwrap(), &v[..]);
     }
 
     #[test]

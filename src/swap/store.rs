@@ -175,6 +175,7 @@ impl SwapStore {
                 commit: Mutex::new(()),
                 writing,
                 staging,
+                sync_failed: std::sync::OnceLock::new(),
             }),
             threads,
             checker,
