@@ -217,6 +217,31 @@ fn commit_batch(batch: Vec<Written>) {
 mod tests {
     use super::*;
 
+    /// A swap-out's write stops counting as under way when its job drops it: run to its end,
+    /// dropped unrun, or unwound by a panic past its guard, so no batch waits for it forever.
+    #[test]
+    fn a_write_under_way_ends_when_its_job_ends_however_it_ends() {
+        let writing = Arc::new(Writing::default());
+        let ran = writing.begin_until_dropped();
+        let unrun = writing.begin_until_dropped();
+        let unwound = writing.begin_until_dropped();
+        let horizon = writing.horizon();
+        let job = move || {
+            let _under_way = ran;
+        };
+        job();
+        assert!(writing.writing_before(horizon));
+        let never_run: Box<dyn FnOnce() + Send> = Box::new(move || drop(unrun));
+        drop(never_run);
+        assert!(writing.writing_before(horizon));
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || {
+            let _under_way = unwound;
+            panic!("a bug after the write");
+        }));
+        assert!(r.is_err());
+        assert!(!writing.writing_before(horizon));
+    }
+
     #[test]
     fn a_batch_waits_for_the_writes_submitted_before_it_and_no_later_ones() {
         let writing = Arc::new(Writing::default());

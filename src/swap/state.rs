@@ -146,6 +146,17 @@ impl Writing {
         lock(&self.inner).1.remove(&seq);
     }
 
+    /// [`Writing::begin`], ended when the returned value is dropped: a swap-out's job holds
+    /// it, so the write ends after the job has handed it over or failed, when the job is
+    /// dropped unrun, and as a panic unwinds through it. The commit thread so never waits
+    /// for a write that will not end.
+    pub(super) fn begin_until_dropped(self: &Arc<Self>) -> WriteUnderWay {
+        WriteUnderWay {
+            seq: self.begin(),
+            writing: Arc::clone(self),
+        }
+    }
+
     /// The number the next swap-out will get.
     pub(super) fn horizon(&self) -> u64 {
         lock(&self.inner).0
@@ -154,6 +165,18 @@ impl Writing {
     /// Whether a swap-out numbered below `horizon` is still writing.
     pub(super) fn writing_before(&self, horizon: u64) -> bool {
         lock(&self.inner).1.range(..horizon).next().is_some()
+    }
+}
+
+/// A swap-out counted as writing until this is dropped (see [`Writing::begin_until_dropped`]).
+pub(super) struct WriteUnderWay {
+    writing: Arc<Writing>,
+    seq: u64,
+}
+
+impl Drop for WriteUnderWay {
+    fn drop(&mut self) {
+        self.writing.end(self.seq);
     }
 }
 

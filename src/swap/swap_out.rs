@@ -186,9 +186,10 @@ impl SwapStore {
         let committer = self.committer.handle();
         // Counted as writing until it has handed over (or failed): the commit thread waits
         // for it before flushing a batch begun after this point.
-        let seq = sh.writing.begin();
-        let writing = Arc::clone(&sh.writing);
+        let under_way = sh.writing.begin_until_dropped();
         let job = Box::new(move || {
+            // Ends the write when this job ends, however it ends (after the hand-over below).
+            let _under_way = under_way;
             let (offset, padded) = (entry.offset, entry.padded_len);
             let written = unpanicked(|| write_job(&shared, entry, staging, pending))
                 .unwrap_or_else(|e| {
@@ -212,11 +213,10 @@ impl SwapStore {
                     let _ = tx.send(Err(within(OpKind::SwapOut, &owned, e)));
                 }
             }
-            writing.end(seq);
         });
         if let Err(e) = self.threads.submit(thread, job) {
-            // The job (and its staging) was dropped unrun: give back the extent.
-            sh.writing.end(seq);
+            // The job (and its staging and write under way) was dropped unrun: give back the
+            // extent.
             lock(&sh.state).extents.free(offset, padded);
             release_claim(sh, name, id);
             return Err(e);
