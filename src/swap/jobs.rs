@@ -8,7 +8,7 @@ use crate::size::Bytes;
 use super::manifest::{self, Entry, MANIFEST};
 use super::staging::Staging;
 use super::state::swap_err;
-use super::state::{lock, snapshot_of, Pending, Shared, SyncFailure};
+use super::state::{lock, snapshot_of, Pending, Shared};
 use super::ticket::ReadData;
 
 /// Runs `f`, turning a panic (a bug) into an error, so that a job still releases its claim
@@ -76,11 +76,11 @@ pub(super) fn commit_written(sh: &Shared, batch: Vec<Entry>) -> Vec<Result<()>> 
         out.insert(0, Err(e));
         out
     };
-    // After a failed fdatasync no later one proves anything (`SyncFailure`): refused.
+    // After a failed fdatasync no later one proves anything (`Shared::sync_failed`): refused.
     let synced = match sh.sync_failed.get() {
         Some(first) => Err(after_failed_sync(sh, first)),
         None => sh.file.sync_data().map(|_| ()).inspect_err(|e| {
-            let _ = sh.sync_failed.set(SyncFailure::of(e));
+            let _ = sh.sync_failed.set(os_error_of(e));
         }),
     };
     if let Err(e) = synced {
@@ -106,15 +106,12 @@ pub(super) fn commit_written(sh: &Shared, batch: Vec<Entry>) -> Vec<Result<()>> 
 }
 
 /// The error of a swap-out whose commit comes after a failed fdatasync of the data file.
-fn after_failed_sync(sh: &Shared, first: &SyncFailure) -> Error {
+fn after_failed_sync(sh: &Shared, first: &std::io::Error) -> Error {
     Error::File {
         op: FileOp::Sync,
         path: sh.file.path().to_path_buf(),
         hint: " (not committed: an earlier fdatasync of this file failed so; the kernel reports a failed flush only once, so data written before it may be lost although a later fdatasync succeeds: open the store again to go on from its last durable manifest)".into(),
-        source: match first.errno {
-            Some(code) => std::io::Error::from_raw_os_error(code),
-            None => std::io::Error::other(first.what.clone()),
-        },
+        source: copy_io_error(first),
     }
 }
 
@@ -305,14 +302,10 @@ fn check_crc(sh: &Shared, entry: &Entry, crc: u32) -> Result<()> {
 /// The same error again, for each swap-out of a batch that failed as a whole (an fdatasync
 /// or manifest commit): errno and path kept where there are.
 pub(super) fn again(e: &Error) -> Error {
-    let errno = |source: &std::io::Error| match source.raw_os_error() {
-        Some(code) => std::io::Error::from_raw_os_error(code),
-        None => std::io::Error::new(source.kind(), source.to_string()),
-    };
     match e {
         Error::File {
             op, path, source, ..
-        } => Error::file(*op, path.clone(), errno(source)),
+        } => Error::file(*op, path.clone(), copy_io_error(source)),
         // The temporary manifest's write (ENOSPC, EIO): its path and offset kept.
         Error::Io {
             op,
@@ -320,7 +313,7 @@ pub(super) fn again(e: &Error) -> Error {
             offset,
             len,
             source,
-        } => Error::io(*op, path.clone(), *offset, *len, errno(source)),
+        } => Error::io(*op, path.clone(), *offset, *len, copy_io_error(source)),
         // A generation at its limit: the manifest named.
         Error::BadFile {
             role,
@@ -332,6 +325,24 @@ pub(super) fn again(e: &Error) -> Error {
             message: message.clone(),
         },
         other => Error::Internal(other.to_string()),
+    }
+}
+
+/// A copy of `source` (io::Error is not Clone): its errno where it has one, else its kind
+/// and text.
+fn copy_io_error(source: &std::io::Error) -> std::io::Error {
+    match source.raw_os_error() {
+        Some(code) => std::io::Error::from_raw_os_error(code),
+        None => std::io::Error::new(source.kind(), source.to_string()),
+    }
+}
+
+/// What the kernel said in `e` (its errno), or, for an error that did not come from it, its
+/// text.
+fn os_error_of(e: &Error) -> std::io::Error {
+    match e {
+        Error::File { source, .. } | Error::Io { source, .. } => copy_io_error(source),
+        other => std::io::Error::other(other.to_string()),
     }
 }
 
@@ -396,8 +407,8 @@ mod tests {
             dir.path().join("data.bin"),
             std::io::Error::from_raw_os_error(libc::EIO),
         );
-        let first = SyncFailure::of(&failed);
-        assert_eq!(first.errno, Some(libc::EIO));
+        let first = os_error_of(&failed);
+        assert_eq!(first.raw_os_error(), Some(libc::EIO));
         store.shared.sync_failed.set(first).unwrap();
         let free_before = format!("{:?}", lock(&store.shared.state).extents);
         let w: Vec<f32> = v.iter().map(|x| x + 1.0).collect();

@@ -89,38 +89,13 @@ pub(super) struct Shared {
     /// submitted before a batch began (see `committer`).
     pub(super) writing: Arc<Writing>,
     pub(super) staging: Arc<StagingPool>,
-    /// The first fdatasync of the data file that failed, if one has: no swap-out is committed
-    /// after it (`jobs::commit_written`).
-    pub(super) sync_failed: OnceLock<SyncFailure>,
-}
-
-/// What the first failed fdatasync of the data file said. The kernel reports a failed
-/// flush once: a later fdatasync can succeed although data written before the failure (to
-/// the device's cache, or in pages that failed write-back) was lost. So after one fails, no
-/// later fdatasync proves a swap-out durable, and the store commits nothing more until it
-/// is opened again from its last durable manifest (as PostgreSQL stops after a failed
-/// fsync).
-#[derive(Debug, Clone)]
-pub(super) struct SyncFailure {
-    /// Its errno, where it had one.
-    pub(super) errno: Option<i32>,
-    /// The whole error, as it was reported to the swap-outs of its batch.
-    pub(super) what: String,
-}
-
-impl SyncFailure {
-    pub(super) fn of(e: &crate::error::Error) -> SyncFailure {
-        let errno = match e {
-            crate::error::Error::File { source, .. } | crate::error::Error::Io { source, .. } => {
-                source.raw_os_error()
-            }
-            _ => None,
-        };
-        SyncFailure {
-            errno,
-            what: e.to_string(),
-        }
-    }
+    /// What the first failed fdatasync of the data file said (its errno), if one has failed.
+    /// The kernel reports a failed flush once: a later fdatasync can succeed although data
+    /// written before the failure (to the device's cache, or in pages that failed write-back)
+    /// was lost. So after one fails, no later fdatasync proves a swap-out durable, and the
+    /// store commits nothing more until it is opened again from its last durable manifest
+    /// (as PostgreSQL stops after a failed fsync): `jobs::commit_written`.
+    pub(super) sync_failed: OnceLock<std::io::Error>,
 }
 
 /// Swap-outs submitted whose writes have not ended yet (handed over or failed), by sequence
