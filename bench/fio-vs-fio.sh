@@ -48,15 +48,18 @@ FIO_MEM=(--iomem=shmhuge --hugepage-size=2M)
 fio --name=setup --filename="$DATA_FILE" --size="$SIZE" --rw=write --bs=1M --direct=1 \
     --ioengine=io_uring --iodepth=8 --output=/dev/null || die "writing $DATA_FILE failed"
 
+# fio_cmd: fio-vs-host.sh's own fio command (bench/fio-peer.sh), with no extra options.
+# shellcheck source=bench/fio-peer.sh
+source "$SCRIPT_DIR/fio-peer.sh"
+SIZE_BYTES=$SIZE
+FIO_EXTRA_ARGS=()
+
 measure() { # RUN PAIR OP SIDE
     local json="$OUT/raw/run$1-pair$2-$3-$4.json"
     sync
     echo 3 >/proc/sys/vm/drop_caches
-    fio --output-format=json "--output=$json" --ioengine=io_uring --direct=1 --bs=1M \
-        --iodepth=8 --lat_percentiles=1 "--rw=$3" --numjobs=1 "--filename=$DATA_FILE" \
-        "--size=$SIZE" "${FIO_MEM[@]}" \
-        --name=warmup --loops=1 --name=measured --stonewall --loops=3 \
-        || die "fio failed; its output is in $json"
+    fio_cmd "$3" "$json"
+    "${FIO_CMD[@]}" || die "fio failed; its output is in $json"
 }
 
 for run in $(seq "$RUNS"); do

@@ -278,13 +278,9 @@ run() {
     fi
 }
 
-fio_cmd() { # OP JSON
-    local rw=$1 json=$2
-    FIO_CMD=(fio --output-format=json "--output=$json" --ioengine=io_uring --direct=1 --bs=1M
-        --iodepth=8 --lat_percentiles=1 "--rw=$rw" --numjobs=1 "--filename=$DATA_FILE" "--size=$SIZE_BYTES"
-        "${FIO_MEM[@]}" "${FIO_EXTRA_ARGS[@]}"
-        --name=warmup --loops=1 --name=measured --stonewall --loops=3)
-}
+# fio_cmd OP JSON: the fio command, shared with bench/fio-vs-fio.sh.
+# shellcheck source=bench/fio-peer.sh
+source "$SCRIPT_DIR/fio-peer.sh"
 
 gdswap_cmd() { # OP JSON
     GD_CMD=("$GDSWAP" run --backend host --op "$1" --file "$DATA_FILE" --size "$SIZE_BYTES"

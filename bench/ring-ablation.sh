@@ -24,6 +24,9 @@ set -Eeuo pipefail
 PROG=ring-ablation
 SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO_ROOT=$(cd "$SCRIPT_DIR/.." && pwd)
+# fio_cmd: the fio command of fio-vs-host.sh.
+# shellcheck source=bench/fio-peer.sh
+source "$SCRIPT_DIR/fio-peer.sh"
 
 die() { echo "$PROG: error: $*" >&2; exit 1; }
 
@@ -111,10 +114,10 @@ measure() { # ROW PAIR OP TOOL GDARGS FIOARGS PREFIX
     if [[ $tool == fio ]]; then
         local mem=(--iomem=shmhuge --hugepage-size=2M)
         [[ " $fi " == *" --iomem="* ]] && mem=()
-        cmd=(fio --output-format=json "--output=$json" --ioengine=io_uring --direct=1 --bs=1M
-            --iodepth=8 --lat_percentiles=1 "--rw=$op" --numjobs=1 "--filename=$DATA_FILE"
-            "--size=$SIZE" "${mem[@]}" "${fix[@]}" --name=warmup --loops=1
-            --name=measured --stonewall --loops=3)
+        # fio-vs-host.sh's fio command (bench/fio-peer.sh), with this row's options.
+        FIO_MEM=("${mem[@]}") FIO_EXTRA_ARGS=("${fix[@]}") SIZE_BYTES=$SIZE
+        fio_cmd "$op" "$json"
+        cmd=("${FIO_CMD[@]}")
     else
         local pages=(--huge-pages hugetlb)
         [[ " $gd " == *" --huge-pages "* ]] && pages=()
